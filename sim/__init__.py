@@ -1,0 +1,1 @@
+"""Deterministic simulation runtime: virtual-time loop, sandbox, simulated cluster."""
