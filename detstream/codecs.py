@@ -1,0 +1,341 @@
+"""Codecs: turn Python objects into bytes and back, by name (Faust's ``faust.serializers.codecs``).
+
+A codec is a pair of functions ``dumps(obj) -> bytes`` / ``loads(bytes) -> obj``. Codecs are
+looked up by name (``'json'``, ``'raw'``, ``'pickle'``, ``'binary'``) or composed with ``|``
+(``'json|binary'``: JSON, then base64). This module must not import ``detstream.models``:
+Records are encoded through the ``__json__()`` protocol instead.
+
+Example::
+
+    >>> from detstream import codecs
+    >>> codecs.dumps('json|binary', {'x': 1})
+    b'eyJ4IjoxfQ=='
+    >>> codecs.loads('json|binary', b'eyJ4IjoxfQ==')
+    {'x': 1}
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import json as _json
+import pickle as _pickle
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from detstream.errors import CodecError, InvalidArgument
+
+__all__ = [
+    "Codec",
+    "Pipeline",
+    "RawCodec",
+    "JSONCodec",
+    "PickleCodec",
+    "BinaryCodec",
+    "raw",
+    "json",
+    "pickle",
+    "binary",
+    "codecs",
+    "register",
+    "get_codec",
+    "dumps",
+    "loads",
+    "to_json_ready",
+]
+
+
+class Codec:
+    """Base class: subclasses implement ``_dumps``/``_loads``; users call ``dumps``/``loads``.
+
+    The public methods wrap whatever the hooks raise in :class:`CodecError`, so callers
+    (the Schema, ``Record.loads``) catch one exception type whatever the codec.
+    """
+
+    #: Name used in error messages and by :func:`register`.
+    name: str = "codec"
+
+    def _dumps(self, obj: Any) -> bytes:
+        raise NotImplementedError(f"{type(self).__name__} must implement _dumps")
+
+    def _loads(self, data: bytes) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must implement _loads")
+
+    def dumps(self, obj: Any) -> bytes:
+        """Encode ``obj`` to bytes; raises CodecError naming the codec and the object's type."""
+        try:
+            return self._dumps(obj)
+        except CodecError:
+            raise
+        except Exception as exc:
+            raise CodecError(
+                f"codec {self.name!r} cannot encode {type(obj).__qualname__}: {exc}"
+            ) from exc
+
+    def loads(self, data: bytes) -> Any:
+        """Decode bytes produced by :meth:`dumps`; raises CodecError if they are malformed."""
+        try:
+            return self._loads(data)
+        except CodecError:
+            raise
+        except Exception as exc:
+            raise CodecError(
+                f"codec {self.name!r} cannot decode {_describe(data)}: {exc}"
+            ) from exc
+
+    @property
+    def stages(self) -> tuple[Codec, ...]:
+        """The leaf codecs applied, in ``dumps`` order (one for a plain codec)."""
+        return (self,)
+
+    def __or__(self, other: Codec) -> Codec:
+        """``a | b`` encodes with ``a`` then ``b``, and decodes in reverse."""
+        if not isinstance(other, Codec):
+            return NotImplemented
+        return Pipeline(*self.stages, *other.stages)
+
+    def __repr__(self) -> str:
+        return f"<codec {self.name}>"
+
+
+class Pipeline(Codec):
+    """Codecs chained with ``|``; built by ``a | b`` or ``get_codec('a|b')``."""
+
+    def __init__(self, *stages: Codec) -> None:
+        self._stages = stages
+        self.name = "|".join(stage.name for stage in stages)
+
+    @property
+    def stages(self) -> tuple[Codec, ...]:
+        return self._stages
+
+    def dumps(self, obj: Any) -> bytes:
+        for stage in self._stages:
+            obj = stage.dumps(obj)
+        return obj
+
+    def loads(self, data: bytes) -> Any:
+        for stage in reversed(self._stages):
+            data = stage.loads(data)
+        return data
+
+
+class RawCodec(Codec):
+    """Bytes pass through unchanged; ``str`` is encoded as UTF-8. Decodes to ``bytes``."""
+
+    name = "raw"
+
+    def _dumps(self, obj: Any) -> bytes:
+        return _want_bytes(obj, self.name)
+
+    def _loads(self, data: bytes) -> bytes:
+        return bytes(data)
+
+
+class JSONCodec(Codec):
+    """UTF-8 JSON with stable bytes: dict order as given, sets sorted, compact separators.
+
+    Beyond plain JSON types it encodes datetime/date/time (ISO 8601), Decimal (as a string,
+    to keep precision), UUID (str), set/frozenset/tuple (list), bytes (UTF-8 text) and any
+    object with a ``__json__()`` method (Records).
+    """
+
+    name = "json"
+
+    def _dumps(self, obj: Any) -> bytes:
+        text = _json.dumps(obj, default=_json_default, ensure_ascii=False, separators=(",", ":"))
+        return text.encode("utf-8")
+
+    def _loads(self, data: bytes) -> Any:
+        return _json.loads(bytes(data).decode("utf-8"))
+
+
+class BinaryCodec(Codec):
+    """Base64 (standard alphabet). Accepts bytes or str; decodes to bytes."""
+
+    name = "binary"
+
+    def _dumps(self, obj: Any) -> bytes:
+        return base64.b64encode(_want_bytes(obj, self.name))
+
+    def _loads(self, data: bytes) -> bytes:
+        return base64.b64decode(bytes(data), validate=True)
+
+
+class PickleCodec(Codec):
+    """Pickle, then base64 (as Faust's ``pickle`` codec).
+
+    Warning: unpickling runs arbitrary code chosen by whoever wrote the bytes. Only use this
+    codec on topics that nobody untrusted can produce to; prefer ``json``.
+    """
+
+    name = "pickle"
+    #: Fixed protocol so the bytes do not change with the Python version's default.
+    protocol = 4
+
+    def _dumps(self, obj: Any) -> bytes:
+        return base64.b64encode(_pickle.dumps(obj, protocol=self.protocol))
+
+    def _loads(self, data: bytes) -> Any:
+        return _pickle.loads(base64.b64decode(bytes(data), validate=True))  # noqa: S301
+
+
+#: Faust spells the codec classes in lower case (``json() | binary()``).
+raw = RawCodec
+json = JSONCodec
+pickle = PickleCodec
+binary = BinaryCodec
+
+#: Registry of named codecs; extend it with :func:`register`.
+codecs: dict[str, Codec] = {
+    "raw": RawCodec(),
+    "json": JSONCodec(),
+    "pickle": PickleCodec(),
+    "binary": BinaryCodec(),
+}
+
+
+def register(name: str, codec: Codec | type[Codec]) -> None:
+    """Make ``codec`` available as ``name`` to :func:`get_codec`, topics and Records.
+
+    Raises:
+        InvalidArgument: the name is empty or contains ``|``, or codec is not a Codec.
+    """
+    if not name or "|" in name:
+        raise InvalidArgument(f"codec name must be non-empty and contain no '|', got {name!r}")
+    if isinstance(codec, type) and issubclass(codec, Codec):
+        codec = codec()
+    if not isinstance(codec, Codec):
+        raise InvalidArgument(f"register({name!r}, ...) needs a Codec, got {type(codec).__name__}")
+    if codec.name == Codec.name:
+        codec.name = name
+    codecs[name] = codec
+
+
+def get_codec(name_or_codec: Codec | str) -> Codec:
+    """Resolve a codec name, a ``'a|b'`` pipeline or a Codec instance to a Codec.
+
+    Raises:
+        CodecError: a name is not registered (the message lists the known names).
+        InvalidArgument: the argument is neither a str nor a Codec.
+    """
+    if isinstance(name_or_codec, Codec):
+        return name_or_codec
+    if not isinstance(name_or_codec, str):
+        raise InvalidArgument(
+            f"codec must be a name like 'json' or a Codec, got {type(name_or_codec).__name__}"
+        )
+    parts = [part.strip() for part in name_or_codec.split("|")]
+    resolved = [_lookup(part) for part in parts]
+    if len(resolved) == 1:
+        return resolved[0]
+    return Pipeline(*(stage for codec in resolved for stage in codec.stages))
+
+
+def dumps(codec: Codec | str | None, obj: Any) -> Any:
+    """Encode ``obj`` with ``codec``; with ``codec=None`` return ``obj`` unchanged (as Faust)."""
+    return get_codec(codec).dumps(obj) if codec else obj
+
+
+def loads(codec: Codec | str | None, data: Any) -> Any:
+    """Decode ``data`` with ``codec``; with ``codec=None`` return ``data`` unchanged (as Faust)."""
+    return get_codec(codec).loads(data) if codec else data
+
+
+def to_json_ready(obj: Any) -> Any:
+    """Convert ``obj`` recursively into plain JSON types (dict, list, str, int, float, bool, None).
+
+    Used by ``Record.to_representation``. Objects it does not know (and non-UTF-8 bytes) are
+    left as they are, so a non-JSON codec such as pickle can still encode them and the json
+    codec reports them with a hint.
+    """
+    if obj is None or isinstance(obj, (str, int, float)):
+        return obj
+    if isinstance(obj, Mapping):
+        return {_json_key(k): to_json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_json_ready(v) for v in obj]
+    converted = _convert_known(obj)
+    return obj if converted is _UNKNOWN else to_json_ready(converted)
+
+
+def _lookup(name: str) -> Codec:
+    try:
+        return codecs[name]
+    except KeyError:
+        known = ", ".join(sorted(codecs))
+        raise CodecError(f"unknown codec {name!r}; known codecs: {known}") from None
+
+
+_UNKNOWN = object()
+
+
+def _json_default(obj: Any) -> Any:
+    """``json.dumps`` hook for non-JSON types; raises CodecError with a hint for unknown ones."""
+    converted = _convert_known(obj)
+    if converted is not _UNKNOWN:
+        return converted
+    if isinstance(obj, (bytes, bytearray, memoryview)):
+        raise CodecError(
+            "codec 'json' cannot encode bytes that are not UTF-8; "
+            "hint: base64 them first, or use the 'raw' or 'binary' codec"
+        )
+    raise CodecError(
+        f"codec 'json' cannot encode {type(obj).__qualname__}; hint: use a Record, "
+        "give the class a __json__() method returning JSON data, or choose another codec "
+        "(e.g. serializer='pickle')"
+    )
+
+
+def _convert_known(obj: Any) -> Any:
+    """One step towards JSON for the extra types we support; sets sorted so bytes never vary."""
+    if hasattr(obj, "__json__"):
+        return obj.__json__()
+    if isinstance(obj, (_dt.datetime, _dt.date, _dt.time)):
+        return obj.isoformat()
+    if isinstance(obj, (Decimal, UUID)):
+        return str(obj)
+    if isinstance(obj, (set, frozenset)):
+        return _sorted_stably(obj)
+    if isinstance(obj, (bytes, bytearray, memoryview)):
+        try:
+            return bytes(obj).decode("utf-8")
+        except UnicodeDecodeError:
+            return _UNKNOWN
+    return _UNKNOWN
+
+
+def _json_key(key: Any) -> Any:
+    if isinstance(key, (str, int, float, bool)) or key is None:
+        return key
+    converted = _convert_known(key)
+    return converted if isinstance(converted, str) else key
+
+
+def _sorted_stably(items: Any) -> list[Any]:
+    try:
+        return sorted(items)
+    except TypeError:
+        # Mixed or unorderable elements: order by their canonical JSON text instead.
+        return sorted(items, key=lambda v: _json.dumps(to_json_ready(v), sort_keys=True))
+
+
+def _want_bytes(obj: Any, codec_name: str) -> bytes:
+    if isinstance(obj, (bytes, bytearray, memoryview)):
+        return bytes(obj)
+    if isinstance(obj, str):
+        return obj.encode("utf-8")
+    raise CodecError(
+        f"codec {codec_name!r} cannot encode {type(obj).__qualname__}: it takes bytes or str; "
+        "hint: use the 'json' codec, or convert the value to bytes first"
+    )
+
+
+def _describe(data: Any) -> str:
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        head = bytes(data[:32])
+        more = "..." if len(data) > 32 else ""
+        return f"{len(data)} bytes {head!r}{more}"
+    return f"a {type(data).__qualname__}"

@@ -1,0 +1,104 @@
+"""Every exception detstream raises on purpose, in one hierarchy.
+
+Names follow Faust (`faust.exceptions`) so ported code that catches them keeps
+working::
+
+    DetstreamError
+     ├── ImproperlyConfigured          bad setting, bad URL, unknown driver
+     ├── InvalidArgument               a public function got a wrong value or type
+     ├── TargetError                   a CLI target does not import / has no App
+     ├── ValidationError               a Record failed validation
+     ├── DecodeError                   bytes off the wire did not decode
+     │    ├── KeyDecodeError
+     │    └── ValueDecodeError
+     ├── CodecError                    unknown codec name, codec failed to encode
+     ├── TableWriteError               table written outside a stream / concurrently
+     ├── PartitionsMismatch            co-partitioned topics differ in partitions
+     ├── ProducerSendError             the broker refused a produced record
+     ├── CommitFailedError             a commit was fenced (stale generation)
+     └── Skip                          raised by a processor to drop an event
+"""
+
+from __future__ import annotations
+
+
+class DetstreamError(Exception):
+    """Base of every error detstream raises on purpose."""
+
+
+#: Faust's name for the base class.
+FaustError = DetstreamError
+
+
+class ImproperlyConfigured(DetstreamError):
+    """A setting, URL or driver name is wrong; the message says which and how to fix it."""
+
+
+class InvalidArgument(DetstreamError, TypeError):
+    """A public function got an argument of the wrong type or value."""
+
+
+class TargetError(DetstreamError):
+    """A CLI target (file, module or ``module:attr``) does not import or holds no App."""
+
+
+class ValidationError(DetstreamError, ValueError):
+    """A Record failed validation (``validation=True`` or ``validate_or_raise()``)."""
+
+    def __init__(self, reason: str, *, field: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.field = field
+
+
+class DecodeError(DetstreamError):
+    """A message key or value did not decode; names where it came from."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        topic: str | None = None,
+        partition: int | None = None,
+        offset: int | None = None,
+    ) -> None:
+        where = ""
+        if topic is not None:
+            where = f" (topic={topic!r} partition={partition} offset={offset})"
+        super().__init__(f"{reason}{where}")
+        self.reason = reason
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+
+
+class KeyDecodeError(DecodeError):
+    """The message key did not decode."""
+
+
+class ValueDecodeError(DecodeError):
+    """The message value did not decode."""
+
+
+class CodecError(DetstreamError):
+    """A codec is unknown or could not encode a value."""
+
+
+class TableWriteError(DetstreamError, RuntimeError):
+    """A table was written where that would lose the changelog's meaning."""
+
+
+class PartitionsMismatch(DetstreamError):
+    """Topics that must be co-partitioned have different partition counts."""
+
+
+class ProducerSendError(DetstreamError):
+    """The broker refused a produced record."""
+
+
+class CommitFailedError(DetstreamError):
+    """An offset commit was rejected, e.g. by a newer group generation."""
+
+
+class Skip(DetstreamError):
+    """Raised inside a stream processor to drop the current event."""

@@ -1,0 +1,195 @@
+"""Codecs: named lookup, composition, the builtin codecs' wire format and their errors."""
+
+import datetime as dt
+import os
+import subprocess
+import sys
+from decimal import Decimal
+from uuid import UUID
+
+import pytest
+
+from detstream import codecs
+from detstream.errors import CodecError, InvalidArgument
+
+
+def test_raw_passes_bytes_and_encodes_str() -> None:
+    assert codecs.dumps("raw", b"\x00\xff") == b"\x00\xff"
+    assert codecs.dumps("raw", "héllo") == "héllo".encode()
+    assert codecs.loads("raw", b"abc") == b"abc"
+
+
+def test_raw_refuses_other_types_naming_type_and_codec() -> None:
+    with pytest.raises(CodecError, match=r"codec 'raw' cannot encode int.*hint"):
+        codecs.dumps("raw", 42)
+
+
+def test_json_round_trips_plain_data() -> None:
+    data = {"a": [1, 2.5, "x", None, True], "b": {"c": "é"}}
+    encoded = codecs.dumps("json", data)
+    assert encoded == '{"a":[1,2.5,"x",null,true],"b":{"c":"é"}}'.encode()
+    assert codecs.loads("json", encoded) == data
+
+
+def test_json_encodes_extra_types() -> None:
+    data = {
+        "when": dt.datetime(2024, 5, 1, 12, 30, tzinfo=dt.timezone.utc),
+        "day": dt.date(2024, 5, 1),
+        "price": Decimal("10.10"),
+        "id": UUID("12345678-1234-5678-1234-567812345678"),
+        "tags": {"b", "a", "c"},
+        "frozen": frozenset({3, 1, 2}),
+        "blob": b"text",
+    }
+    assert codecs.loads("json", codecs.dumps("json", data)) == {
+        "when": "2024-05-01T12:30:00+00:00",
+        "day": "2024-05-01",
+        "price": "10.10",
+        "id": "12345678-1234-5678-1234-567812345678",
+        "tags": ["a", "b", "c"],
+        "frozen": [1, 2, 3],
+        "blob": "text",
+    }
+
+
+def test_json_uses_dunder_json_protocol() -> None:
+    class Money:
+        def __json__(self) -> dict:
+            return {"amount": "1.00", "currency": "EUR"}
+
+    assert codecs.dumps("json", [Money()]) == b'[{"amount":"1.00","currency":"EUR"}]'
+
+
+def test_json_unknown_type_error_names_type_and_hints() -> None:
+    class Opaque:
+        pass
+
+    with pytest.raises(CodecError, match=r"codec 'json' cannot encode .*Opaque.*__json__"):
+        codecs.dumps("json", {"x": Opaque()})
+
+
+def test_json_non_utf8_bytes_error_hints_binary() -> None:
+    with pytest.raises(CodecError, match="not UTF-8.*binary"):
+        codecs.dumps("json", b"\xff\xfe")
+
+
+def test_json_decode_error_is_codec_error() -> None:
+    with pytest.raises(CodecError, match=r"codec 'json' cannot decode 4 bytes b'\{bad'"):
+        codecs.loads("json", b"{bad")
+
+
+def test_json_mixed_type_set_is_ordered_stably() -> None:
+    assert codecs.dumps("json", {1, "a"}) == codecs.dumps("json", {"a", 1}) == b'["a",1]'  # ordered by JSON text
+
+
+def test_json_bytes_are_stable_across_hash_seeds() -> None:
+    """Set ordering depends on PYTHONHASHSEED; the encoded bytes must not."""
+    script = (
+        "import sys; from detstream import codecs; "
+        "sys.stdout.write(codecs.dumps('json', "
+        "{'s': {'kiwi', 'apple', 'fig', 'banana', 'cherry'}, 'n': 1}).decode())"
+    )
+    outputs = set()
+    for seed in ("1", "2", "3"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                             text=True, check=True)
+        outputs.add(run.stdout)
+    assert outputs == {'{"s":["apple","banana","cherry","fig","kiwi"],"n":1}'}
+
+
+def test_binary_is_base64() -> None:
+    assert codecs.dumps("binary", b"hello") == b"aGVsbG8="
+    assert codecs.loads("binary", b"aGVsbG8=") == b"hello"
+
+
+def test_binary_rejects_invalid_base64() -> None:
+    with pytest.raises(CodecError, match="codec 'binary' cannot decode"):
+        codecs.loads("binary", b"not base64!!")
+
+
+def test_pickle_round_trips_arbitrary_objects() -> None:
+    value = {"t": (1, 2), "s": {3}, "d": Decimal("1.5")}
+    encoded = codecs.dumps("pickle", value)
+    assert encoded.isascii()  # base64 on the wire
+    assert codecs.loads("pickle", encoded) == value
+
+
+def test_pickle_documents_rce_warning() -> None:
+    assert "arbitrary code" in (codecs.PickleCodec.__doc__ or "")
+
+
+def test_pipeline_by_name_is_json_then_base64() -> None:
+    encoded = codecs.dumps("json|binary", {"x": 1})
+    assert encoded == b"eyJ4IjoxfQ=="  # base64 of b'{"x":1}'
+    assert codecs.loads("json|binary", encoded) == {"x": 1}
+
+
+def test_pipeline_by_operator_matches_name() -> None:
+    composed = codecs.json() | codecs.binary()
+    assert composed.name == "json|binary"
+    assert composed.dumps([1]) == codecs.get_codec("json | binary").dumps([1])
+    assert composed.loads(composed.dumps([1])) == [1]
+
+
+def test_pipelines_flatten() -> None:
+    nested = (codecs.json() | codecs.binary()) | codecs.binary()
+    assert [stage.name for stage in nested.stages] == ["json", "binary", "binary"]
+    assert nested.loads(nested.dumps({"k": "v"})) == {"k": "v"}
+
+
+def test_get_codec_returns_instances_unchanged() -> None:
+    codec = codecs.JSONCodec()
+    assert codecs.get_codec(codec) is codec
+
+
+def test_unknown_codec_error_names_it_and_lists_known() -> None:
+    with pytest.raises(CodecError) as info:
+        codecs.get_codec("jsn")
+    message = str(info.value)
+    assert "'jsn'" in message
+    for name in ("binary", "json", "pickle", "raw"):
+        assert name in message
+
+
+def test_unknown_codec_inside_pipeline() -> None:
+    with pytest.raises(CodecError, match="unknown codec 'nope'"):
+        codecs.get_codec("json|nope")
+
+
+def test_get_codec_rejects_non_codec() -> None:
+    with pytest.raises(InvalidArgument):
+        codecs.get_codec(42)  # type: ignore[arg-type]
+
+
+def test_register_custom_codec_by_subclassing() -> None:
+    class Reverse(codecs.Codec):
+        def _dumps(self, obj: bytes) -> bytes:
+            return bytes(obj)[::-1]
+
+        def _loads(self, data: bytes) -> bytes:
+            return bytes(data)[::-1]
+
+    codecs.register("test-reverse", Reverse)
+    try:
+        assert codecs.dumps("raw|test-reverse", "abc") == b"cba"
+        assert codecs.loads("raw|test-reverse", b"cba") == b"abc"
+        assert codecs.get_codec("test-reverse").name == "test-reverse"
+    finally:
+        del codecs.codecs["test-reverse"]
+
+
+def test_register_rejects_bad_names() -> None:
+    with pytest.raises(InvalidArgument):
+        codecs.register("a|b", codecs.RawCodec())
+
+
+def test_none_codec_passes_through() -> None:
+    assert codecs.dumps(None, {"x": 1}) == {"x": 1}
+    assert codecs.loads(None, b"x") == b"x"
+
+
+def test_to_json_ready_converts_nested_and_leaves_unknown() -> None:
+    marker = object()
+    ready = codecs.to_json_ready({"d": Decimal("2"), "l": ({1}, marker)})
+    assert ready == {"d": "2", "l": [[1], marker]}
