@@ -1,0 +1,181 @@
+"""Agents: stream processors started with the app, supervised like Faust's.
+
+``@app.agent(topic)`` wraps ``async def f(stream)``. The agent runs
+``concurrency`` actors sharing one buffer; each actor is a mode Service under
+the agent's supervisor strategy, so a crashed actor is restarted (or, with
+``mode.CrashingSupervisor``, the app crashes). A failing event is acked and
+reported, never retried forever — Faust's at-least-once contract covers
+crashes and rebalances, not exceptions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import inspect
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+import mode
+from mode import Service
+
+from .channel import Channel
+from .errors import InvalidArgument
+from .stream import Stream
+from .topic import Topic
+
+if TYPE_CHECKING:
+    from .app import App
+
+AgentFun = Callable[[Stream], Any]
+
+_current_agent: contextvars.ContextVar[Agent | None] = contextvars.ContextVar(
+    "detstream_current_agent", default=None
+)
+
+
+def current_agent() -> Agent | None:
+    """The agent whose actor is running (used to refuse concurrent table writes)."""
+    return _current_agent.get()
+
+
+class Actor(Service):
+    """One running instance of an agent's function over the shared stream."""
+
+    def __init__(self, agent: Agent, stream: Stream, index: int) -> None:
+        self.agent = agent
+        self.stream = stream
+        self.index = index
+        super().__init__()
+
+    @property
+    def label(self) -> str:
+        return f"Actor({self.agent.name}#{self.index})"
+
+    async def on_start(self) -> None:
+        self.add_future(self._run())
+
+    async def _run(self) -> None:
+        _current_agent.set(self.agent)
+        try:
+            result = self.agent.fun(self.stream)
+            if inspect.isasyncgen(result):
+                async for value in result:
+                    await self.agent._forward(value)
+            else:
+                await result
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            await self.agent._on_actor_error(self, exc)
+
+
+class Agent:
+    """``@app.agent()``: see the Faust guide for each argument."""
+
+    def __init__(
+        self,
+        fun: AgentFun,
+        *,
+        app: App,
+        channel: Channel | str | None = None,
+        name: str | None = None,
+        concurrency: int = 1,
+        sink: Iterable[Any] | None = None,
+        on_error: Callable[[Agent, BaseException], Any] | None = None,
+        supervisor_strategy: type[mode.SupervisorStrategy] | None = None,
+        help: str | None = None,
+        **topic_options: Any,
+    ) -> None:
+        if not inspect.iscoroutinefunction(fun) and not inspect.isasyncgenfunction(fun):
+            raise InvalidArgument(f"@app.agent() needs an async def function, got {fun!r}")
+        if not isinstance(concurrency, int) or concurrency < 1:
+            raise InvalidArgument(f"agent concurrency must be an int >= 1, got {concurrency!r}")
+        self.fun = fun
+        self.app = app
+        self.name = name or f"{fun.__module__}.{fun.__qualname__}"
+        self.concurrency = concurrency
+        self.sinks = list(sink or [])
+        self.on_error = on_error
+        self.supervisor_strategy = supervisor_strategy or mode.OneForOneSupervisor
+        self.help = help or (fun.__doc__ or "").strip()
+        self.channel = self._make_channel(channel, topic_options)
+        self._supervisor: mode.SupervisorStrategy | None = None
+        self._actors: list[Actor] = []
+
+    def __repr__(self) -> str:
+        return f"<Agent: {self.name}>"
+
+    def _make_channel(self, channel: Channel | str | None, options: dict[str, Any]) -> Channel:
+        if channel is None:
+            return self.app.topic(f"{self.app.conf.id}-{self.name}", internal=True, **options)
+        if isinstance(channel, str):
+            return self.app.topic(channel, internal=True, **options)
+        if options:
+            raise InvalidArgument(
+                f"agent {self.name}: topic options {sorted(options)} apply only when the "
+                "agent makes its own topic; pass them to app.topic() instead"
+            )
+        if not isinstance(channel, Channel):
+            raise InvalidArgument(f"agent {self.name}: channel must be a topic/channel, got {channel!r}")
+        return channel
+
+    def __call__(self, stream: Stream) -> Any:
+        """Call the function directly (agents can be chained by hand)."""
+        return self.fun(stream)
+
+    # -- lifecycle ----------------------------------------------------------
+    async def start(self) -> None:
+        queue = self.channel.subscribe()
+        self._supervisor = self.supervisor_strategy(max_restarts=100.0, over=1.0)
+        for index in range(self.concurrency):
+            stream = Stream(self.channel, queue=queue, prefix=self.name)
+            stream.concurrency_index = index
+            actor = Actor(self, stream, index)
+            self._actors.append(actor)
+            self._supervisor.add(actor)
+        await self._supervisor.start()
+
+    async def stop(self) -> None:
+        if self._supervisor is not None:
+            await self._supervisor.stop()
+
+    # -- producing to the agent -----------------------------------------------
+    async def send(self, *, key: Any = None, value: Any = None, **kwargs: Any) -> Any:
+        return await self.channel.send(key=key, value=value, **kwargs)
+
+    async def cast(self, value: Any = None, *, key: Any = None, **kwargs: Any) -> None:
+        await self.channel.send(key=key, value=value, **kwargs)
+
+    # -- internals ------------------------------------------------------------
+    async def _forward(self, value: Any) -> None:
+        for sink in self.sinks:
+            if isinstance(sink, Agent):
+                await sink.send(value=value)
+            elif isinstance(sink, Channel):
+                await sink.send(value=value)
+            else:
+                result = sink(value)
+                if inspect.isawaitable(result):
+                    await result
+
+    async def _on_actor_error(self, actor: Actor, exc: Exception) -> None:
+        event = actor.stream.current_event
+        message = event.message if event is not None else None
+        self.app._record(
+            "agent-error",
+            agent=self.name,
+            tp=message.tp if message else None,
+            offset=message.offset if message else None,
+            error=type(exc).__name__,
+        )
+        self.app.log.error("agent %s raised %r; restarting it", self.name, exc)
+        if self.on_error is not None:
+            result = self.on_error(self, exc)
+            if inspect.isawaitable(result):
+                await result
+        await actor.crash(exc)
+
+
+def is_topic(channel: Any) -> bool:
+    return isinstance(channel, Topic)

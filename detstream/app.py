@@ -1,0 +1,263 @@
+"""The App: registry of topics, agents, tables and timers, and their lifecycle.
+
+An App is a mode Service. Starting it connects to the broker named by the
+``broker`` setting (the URL scheme picks the transport driver), starts the
+agents, declares internal topics, joins the consumer group and then starts
+tasks and timers. Stopping it is graceful: events in hand finish, offsets are
+committed and produced records flushed before the group is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from mode import Service
+
+from ._types import TP, RecordMetadata
+from .agent import Agent
+from .channel import Channel
+from .conductor import Conductor
+from .errors import ImproperlyConfigured, InvalidArgument
+from .producer import ProducerBuffer
+from .recovery import TableManager
+from .settings import Settings, build_settings
+from .signals import Signal, SyncSignal
+from .table import Table
+from .topic import Topic
+from .transport import driver_class
+
+
+class App(Service):
+    """A detstream application (Faust's ``faust.App``).
+
+    Example::
+
+        app = detstream.App('word-counts', broker='kafka://localhost:9092')
+
+        @app.agent(app.topic('words', value_type=str))
+        async def count(words):
+            async for word in words:
+                print(word)
+    """
+
+    on_before_configured = SyncSignal()
+    on_configured = SyncSignal()
+    on_after_configured = SyncSignal()
+    on_worker_init = SyncSignal()
+    on_partitions_assigned = Signal()
+    on_partitions_revoked = Signal()
+
+    def __init__(self, id: str, **settings: Any) -> None:
+        self._settings = build_settings(id, settings)
+        self._conf: Settings | None = None
+        self._topics: list[Topic] = []
+        self.agents: dict[str, Agent] = {}
+        self.tables = TableManager(self)
+        self._task_funs: list[Callable[..., Any]] = []
+        self._timer_specs: list[tuple[Callable[..., Any], float, bool, str]] = []
+        self._background: list[asyncio.Task[None]] = []
+        broker = settings.get("broker")
+        #: a transport object given as ``broker=`` is used as is (tests, the sim).
+        self._transport: Any = None if isinstance(broker, (str, list, tuple, type(None))) else broker
+        self._producer: ProducerBuffer | None = None
+        self.admin: Any = None
+        self.conductor = Conductor(self)
+        #: name of this app instance in traces (the sim sets it per worker).
+        self.client_name = id
+        #: called with every traced step; set by the simulator.
+        self.trace_hook: Callable[..., None] | None = None
+        super().__init__()
+
+    def __repr__(self) -> str:
+        return f"<App: {self._settings.name}>"
+
+    # -- configuration ----------------------------------------------------------
+    @property
+    def conf(self) -> Settings:
+        """The settings; the configuration signals fire on first access."""
+        if self._conf is None:
+            self.on_before_configured.send()
+            self.on_configured.send(conf=self._settings)
+            self._conf = self._settings
+            self.on_after_configured.send()
+        return self._conf
+
+    @property
+    def transport(self) -> Any:
+        if self._transport is None:
+            url = self.conf.broker_url
+            self._transport = driver_class(url)(url)
+        return self._transport
+
+    @transport.setter
+    def transport(self, transport: Any) -> None:
+        if self._producer is not None:
+            raise ImproperlyConfigured("the transport of a started app cannot be replaced")
+        self._transport = transport
+
+    @property
+    def producer(self) -> ProducerBuffer:
+        if self._producer is None:
+            raise ImproperlyConfigured(
+                f"app {self.conf.id!r} is not started: start it (await app.start(), "
+                "`detstream worker` or `detstream sim`) before sending to topics"
+            )
+        return self._producer
+
+    @property
+    def leader_topic_name(self) -> str:
+        return f"{self.conf.id}-__assignor-__leader"
+
+    # -- definitions --------------------------------------------------------------
+    def topic(self, *topics: str, **options: Any) -> Topic:
+        """Describe a Kafka topic (no I/O); see the Faust guide for arguments."""
+        return Topic(self, *topics, **options)
+
+    def channel(self, **options: Any) -> Channel:
+        """An in-memory channel."""
+        return Channel(self, **options)
+
+    def agent(
+        self, channel: Channel | str | None = None, *, name: str | None = None, **options: Any
+    ) -> Callable[[Callable[..., Any]], Agent]:
+        """Decorate ``async def f(stream)`` as a stream processor."""
+
+        def decorate(fun: Callable[..., Any]) -> Agent:
+            agent = Agent(fun, app=self, channel=channel, name=name, **options)
+            if agent.name in self.agents:
+                raise InvalidArgument(f"agent {agent.name!r} is defined twice; give one a name=")
+            self.agents[agent.name] = agent
+            return agent
+
+        return decorate
+
+    actor = agent
+
+    def task(self, fun: Callable[..., Any] | None = None) -> Any:
+        """Run ``fun`` once the app is operational (``fun()`` or ``fun(app)``)."""
+
+        def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
+            _require_async(f, "@app.task")
+            self._task_funs.append(f)
+            return f
+
+        return decorate(fun) if fun is not None else decorate
+
+    def timer(
+        self, interval: float, *, on_leader: bool = False, name: str | None = None
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Run the decorated function every ``interval`` seconds (first run after one interval)."""
+        if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval <= 0:
+            raise InvalidArgument(f"@app.timer() interval must be a number > 0, got {interval!r}")
+
+        def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
+            _require_async(f, "@app.timer")
+            label = name or f"{f.__module__}.{f.__qualname__}"
+            self._timer_specs.append((f, float(interval), on_leader, label))
+            return f
+
+        return decorate
+
+    def Table(self, name: str, **options: Any) -> Table:  # noqa: N802 - Faust's API
+        """A distributed dict backed by a changelog topic."""
+        table = Table(self, name, **options)
+        self.tables.add(table)
+        return table
+
+    async def send(
+        self, channel: Channel | str, key: Any = None, value: Any = None, **kwargs: Any
+    ) -> RecordMetadata | None:
+        """Send to a topic (by object or name) or channel."""
+        target = self.topic(channel) if isinstance(channel, str) else channel
+        return await target.send(key=key, value=value, **kwargs)
+
+    def is_leader(self) -> bool:
+        """True on the one worker holding the leader topic's partition."""
+        return TP(self.leader_topic_name, 0) in self.conductor.assignment()
+
+    # -- registry used by the engine ------------------------------------------
+    def _register_topic(self, topic: Topic) -> None:
+        self._topics.append(topic)
+        if self._producer is not None and topic.internal:
+            task = asyncio.ensure_future(self._declare_late(topic))
+            self._background.append(task)
+
+    async def _declare_late(self, topic: Topic) -> None:
+        await topic.declare()
+        self.conductor.resubscribe()
+
+    def subscriber_queues(self, topic_name: str) -> list[asyncio.Queue[Any]]:
+        return [q for t in self._topics if topic_name in t.topics for q in t.subscribers]
+
+    def acking_topics(self) -> list[Topic]:
+        return [t for t in self._topics if t.subscribers and t.topics]
+
+    def _record(self, kind: str, **fields: Any) -> None:
+        if self.trace_hook is not None:
+            self.trace_hook(self.client_name, kind, **fields)
+
+    # -- lifecycle -------------------------------------------------------------------
+    async def on_start(self) -> None:
+        conf = self.conf
+        transport = self.transport
+        self.admin = transport.create_admin(client_id=conf.broker_client_id)
+        self._producer = ProducerBuffer(transport.create_producer(client_id=conf.broker_client_id))
+        await self._producer.start()
+        for agent in self.agents.values():
+            await agent.start()
+        for _ in range(3):
+            await asyncio.sleep(0)  # actors run to their first await: group_by declares topics
+        await self.admin.create_topic(self.leader_topic_name, partitions=1)
+        for topic in list(self._topics):
+            await topic.declare()
+        await self.conductor.start()
+        for fun in self._task_funs:
+            self._spawn(_call_with_app(fun, self), f"task:{fun.__qualname__}")
+        for fun, interval, on_leader, label in self._timer_specs:
+            self._spawn(self._run_timer(fun, interval, on_leader, label), f"timer:{label}")
+
+    async def on_stop(self) -> None:
+        for task in reversed(self._background):
+            task.cancel()
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+        self._background = []
+        await self.conductor.stop()
+        for agent in reversed(list(self.agents.values())):
+            await agent.stop()
+        if self._producer is not None:
+            await self._producer.stop()
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        self._background.append(asyncio.ensure_future(coro))
+
+    async def _run_timer(self, fun: Callable[..., Any], interval: float, on_leader: bool, label: str) -> None:
+        loop = asyncio.get_running_loop()
+        due = loop.time() + interval
+        while True:
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            due += interval
+            if on_leader and not self.is_leader():
+                continue
+            self._record("timer", name=label)
+            try:
+                await _call_with_app(fun, self)
+            except Exception as exc:
+                self._record("timer-error", name=label, error=type(exc).__name__)
+                self.log.exception("timer %s raised %r", label, exc)
+
+
+def _require_async(fun: Callable[..., Any], what: str) -> None:
+    if not inspect.iscoroutinefunction(fun):
+        raise InvalidArgument(f"{what} needs an async def function, got {fun!r}")
+
+
+async def _call_with_app(fun: Callable[..., Any], app: App) -> Any:
+    params = inspect.signature(fun).parameters
+    return await (fun(app) if params else fun())
+

@@ -1,0 +1,21 @@
+"""The one place engine code reads wall time and fresh UUIDs.
+
+Loop time (``loop.time()``) is the clock for intervals. Wall time is needed
+only for record timestamps; reading it here, through the ``time`` module at
+call time, lets the simulator's sandbox virtualise it.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+
+def wall_time() -> float:
+    """Seconds since the epoch (virtual under ``detstream sim``)."""
+    return time.time()  # noqa: TID251 - the single sanctioned wall-clock read
+
+
+def new_uuid() -> uuid.UUID:
+    """A random UUID (seeded under ``detstream sim``)."""
+    return uuid.uuid4()  # noqa: TID251 - the single sanctioned uuid source

@@ -1,0 +1,179 @@
+"""The conductor: fetches from the broker, routes to streams, commits offsets.
+
+It is the app's rebalance listener. On revoke it stops handing out messages
+of the revoked partitions, waits for the events already being processed,
+commits what was acked and flushes the producer, so the next owner starts
+exactly after the last processed event (Faust dropped this bookkeeping and
+reprocessed; we commit while the generation still allows it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from ._types import TP, ConsumerRecord
+from .acks import OffsetTracker
+from .errors import CommitFailedError
+from .events import Message
+
+if TYPE_CHECKING:
+    from .app import App
+    from .transport.base import Consumer
+
+
+class Conductor:
+    """Owns the app's group consumer and the path from fetch to ack to commit."""
+
+    fetch_timeout = 1.0
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.tracker = OffsetTracker()
+        self.consumer: Consumer | None = None
+        self._active: set[TP] = set()
+        self._generation = -1
+        self._processing: dict[TP, int] = {}
+        self._idle = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # -- lifecycle ------------------------------------------------------------
+    def subscribed_topics(self) -> set[str]:
+        topics = {name for topic in self.app.acking_topics() for name in topic.topics}
+        return topics | self.app.tables.changelog_topics | {self.app.leader_topic_name}
+
+    async def start(self) -> None:
+        conf = self.app.conf
+        self.consumer = self.app.transport.create_consumer(
+            client_id=self.app.client_name, group_id=conf.id
+        )
+        self.consumer.subscribe(sorted(self.subscribed_topics()), self)
+        await self.consumer.start()
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._fetch_loop(), name=f"{self.app.client_name}-fetch"),
+            loop.create_task(self._commit_loop(), name=f"{self.app.client_name}-commit"),
+        ]
+
+    def resubscribe(self) -> None:
+        """Topics were added at runtime (e.g. by ``group_by``): rejoin the group."""
+        if self.consumer is not None:
+            self.consumer.subscribe(sorted(self.subscribed_topics()), self)
+
+    async def stop(self) -> None:
+        """Graceful stop: finish events in hand, commit, then leave the group."""
+        for task in self._tasks[:1]:
+            await _cancel(task)
+        self._active = set()
+        await self._wait_idle(set(self._processing))
+        await self.commit()
+        for task in self._tasks[1:]:
+            await _cancel(task)
+        self._tasks = []
+        if self.consumer is not None:
+            await self.consumer.stop()
+
+    # -- fetching -------------------------------------------------------------
+    async def _fetch_loop(self) -> None:
+        assert self.consumer is not None
+        tables = self.app.tables
+        while True:
+            batch = await self.consumer.getmany(self.fetch_timeout)
+            generation = self.consumer.generation
+            for tp in sorted(batch):
+                records = batch[tp]
+                if tp.topic in tables.changelog_topics:
+                    tables.apply(self.consumer, tp, records)
+                    continue
+                for record in records:
+                    await self._deliver(record, generation)
+
+    async def _deliver(self, record: ConsumerRecord, generation: int) -> None:
+        queues = self.app.subscriber_queues(record.topic)
+        tp = record.tp
+        if not queues or tp not in self._active or generation != self._generation:
+            return
+        message = Message(
+            record.topic, record.partition, record.offset, record.timestamp,
+            record.key, record.value, record.headers,
+            generation=generation, refcount=len(queues), on_acked=self._on_acked,
+        )
+        self.tracker.delivered(tp, record.offset)
+        for queue in queues:
+            await queue.put(message)
+
+    def is_current(self, message: Message) -> bool:
+        """Whether ``message`` still belongs to this worker's current assignment."""
+        return message.tp in self._active and message.generation == self._generation
+
+    def processing_started(self, message: Message) -> None:
+        self._processing[message.tp] = self._processing.get(message.tp, 0) + 1
+        self.app._record("deliver", tp=message.tp, offset=message.offset, key=message.key)
+
+    def processing_finished(self, message: Message) -> None:
+        count = self._processing.get(message.tp, 0) - 1
+        self._processing[message.tp] = max(count, 0)
+        if count <= 0:
+            self._idle.set()
+
+    def _on_acked(self, message: Message) -> None:
+        if message.generation == self._generation:
+            self.tracker.acked(message.tp, message.offset)
+
+    # -- committing -------------------------------------------------------------
+    async def _commit_loop(self) -> None:
+        interval = float(self.app.conf.broker_commit_interval)
+        while True:
+            await asyncio.sleep(interval)
+            await self.commit()
+
+    async def commit(self) -> bool:
+        """Flush produced records, then commit every acked offset; False if fenced."""
+        offsets = {tp: o for tp, o in self.tracker.to_commit().items()}
+        if not offsets or self.consumer is None:
+            return True
+        await self.app.producer.flush()
+        try:
+            await self.consumer.commit(offsets)
+        except CommitFailedError as exc:
+            self.app.log.warning("commit rejected: %s", exc)
+            return False
+        self.tracker.committed(offsets)
+        return True
+
+    async def _wait_idle(self, tps: set[TP]) -> None:
+        while any(self._processing.get(tp, 0) for tp in tps):
+            self._idle.clear()
+            await self._idle.wait()
+
+    # -- rebalance listener -------------------------------------------------------
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        self._active -= revoked
+        await self._wait_idle(revoked)
+        await self.commit()
+        self.tracker.forget(revoked)
+        self.app.tables.on_revoked(revoked)
+        if revoked:
+            self.app._record("revoked", tps=sorted(str(tp) for tp in revoked))
+        await self.app.on_partitions_revoked.send(revoked=set(revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TP]) -> None:
+        assert self.consumer is not None
+        self._generation = self.consumer.generation
+        self._active = set(assigned)
+        self.app._record(
+            "assigned", generation=self._generation, tps=sorted(str(tp) for tp in assigned)
+        )
+        await self.app.tables.on_assigned(self.consumer, assigned)
+        await self.app.on_partitions_assigned.send(assigned=set(assigned))
+
+    def assignment(self) -> set[TP]:
+        return set(self._active)
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass

@@ -1,0 +1,116 @@
+"""Find the App of a project from a CLI target: a file, a module, or ``module:attr``.
+
+``load_isolated`` imports the project afresh each call, so the simulator can
+build several workers from one project, each with its own module globals
+(tables, caches, counters) that a crash of that worker really throws away.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from .errors import TargetError
+
+
+def resolve_target(target: str) -> tuple[str, str | None, str | None]:
+    """Split ``target`` into (module name, attribute or None, sys.path entry or None)."""
+    if not isinstance(target, str) or not target.strip():
+        raise TargetError("no target given: name a file (proj.py), a module (proj) or module:attr")
+    spec, attr = target, None
+    if ":" in target and not Path(target).exists():
+        spec, _, attr = target.rpartition(":")
+        if not attr.isidentifier():
+            raise TargetError(f"target {target!r}: {attr!r} after ':' is not a Python name")
+    if spec.endswith(".py") or Path(spec).is_file() or "/" in spec:
+        name, path_entry = _module_for_file(spec)
+        return name, attr, path_entry
+    return spec, attr, None
+
+
+def _module_for_file(spec: str) -> tuple[str, str]:
+    path = Path(spec)
+    if not path.is_file():
+        raise TargetError(f"target {spec!r}: no such file")
+    path = path.resolve()
+    cwd = Path.cwd().resolve()
+    try:
+        parts = path.relative_to(cwd).with_suffix("").parts
+    except ValueError:
+        parts = ()
+    if parts and all(p.isidentifier() for p in parts):
+        return ".".join(parts), str(cwd)
+    return path.stem, str(path.parent)
+
+
+def _project_modules(top: str) -> dict[str, ModuleType]:
+    return {k: m for k, m in sys.modules.items() if k == top or k.startswith(top + ".")}
+
+
+def load_isolated(target: str) -> tuple[ModuleType, Any]:
+    """Import the target's module afresh and return it with its App."""
+    name, attr, path_entry = resolve_target(target)
+    top = name.split(".")[0]
+    saved = _project_modules(top)
+    saved_path = list(sys.path)
+    for key in saved:
+        del sys.modules[key]
+    if path_entry is not None and path_entry not in sys.path:
+        sys.path.insert(0, path_entry)
+    try:
+        module = _import(name, target)
+        return module, find_app(module, attr, target)
+    finally:
+        for key in _project_modules(top):
+            del sys.modules[key]
+        sys.modules.update(saved)
+        sys.path[:] = saved_path
+
+
+def load(target: str) -> tuple[ModuleType, Any]:
+    """Import the target normally (once per process) and return it with its App."""
+    name, attr, path_entry = resolve_target(target)
+    if path_entry is not None and path_entry not in sys.path:
+        sys.path.insert(0, path_entry)
+    module = _import(name, target)
+    return module, find_app(module, attr, target)
+
+
+def _import(name: str, target: str) -> ModuleType:
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name and (name == exc.name or name.startswith(exc.name + ".")):
+            raise TargetError(f"target {target!r}: no module named {exc.name!r}") from exc
+        raise TargetError(f"target {target!r} failed to import: {exc}") from exc
+    except Exception as exc:
+        raise TargetError(
+            f"target {target!r} failed to import: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def find_app(module: ModuleType, attr: str | None, target: str) -> Any:
+    """The App named by ``attr``, else the module's ``app``, else its only App."""
+    from .app import App
+
+    if attr is not None:
+        if not hasattr(module, attr):
+            raise TargetError(f"target {target!r}: module {module.__name__!r} has no {attr!r}")
+        value = getattr(module, attr)
+    elif isinstance(getattr(module, "app", None), App):
+        value = module.app
+    else:
+        apps = [v for v in vars(module).values() if isinstance(v, App)]
+        if len(apps) != 1:
+            found = "no" if not apps else f"{len(apps)}"
+            raise TargetError(
+                f"target {target!r} defines {found} detstream.App at module level: "
+                "define `app = detstream.App(...)` or name one with module:attr"
+            )
+        value = apps[0]
+    if not isinstance(value, App):
+        raise TargetError(f"target {target!r}: {attr or 'app'} is {type(value).__name__}, not an App")
+    return value

@@ -1,0 +1,126 @@
+"""App settings: Faust's names and defaults, validated when the App is built.
+
+Only settings listed here are accepted, so a typo fails loudly with a
+suggestion instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ImproperlyConfigured
+
+_NUMBER = (int, float)
+_OPTIONAL_STR = (str, type(None))
+
+#: name -> (default, accepted types)
+SETTINGS: dict[str, tuple[Any, tuple[type, ...] | type]] = {
+    "version": (1, int),
+    "broker": ("kafka://localhost:9092", (str, list, object)),
+    "store": ("memory://", str),
+    "origin": (None, _OPTIONAL_STR),
+    "autodiscover": (False, (bool, list, tuple)),
+    "datadir": (None, _OPTIONAL_STR),
+    "processing_guarantee": ("at_least_once", str),
+    "topic_partitions": (8, int),
+    "topic_replication_factor": (1, int),
+    "topic_allow_declare": (True, bool),
+    "key_serializer": ("raw", (str, object)),
+    "value_serializer": ("json", (str, object)),
+    "stream_buffer_maxsize": (4096, int),
+    "stream_wait_empty": (True, bool),
+    "broker_client_id": ("detstream", str),
+    "broker_commit_interval": (2.8, _NUMBER),
+    "broker_commit_every": (10_000, int),
+    "broker_session_timeout": (60.0, _NUMBER),
+    "broker_heartbeat_interval": (3.0, _NUMBER),
+    "broker_rebalance_timeout": (60.0, _NUMBER),
+    "broker_request_timeout": (90.0, _NUMBER),
+    "consumer_auto_offset_reset": ("earliest", str),
+    "consumer_max_fetch_size": (1024**2, int),
+    "producer_acks": (-1, (int, str)),
+    "producer_linger": (0.0, _NUMBER),
+    "producer_compression_type": (None, _OPTIONAL_STR),
+    "table_standby_replicas": (1, int),
+    "table_cleanup_interval": (30.0, _NUMBER),
+    "timezone": ("UTC", (str, object)),
+    "web_enabled": (True, bool),
+    "web_port": (6066, int),
+    "web_bind": ("0.0.0.0", str),
+    "web_host": ("localhost", str),
+    "debug": (False, bool),
+}
+
+_CHOICES = {
+    "processing_guarantee": ("at_least_once", "exactly_once"),
+    "consumer_auto_offset_reset": ("earliest", "latest"),
+}
+
+
+@dataclass
+class Settings:
+    """The resolved settings of one App; attribute access like ``app.conf.broker``."""
+
+    name: str
+    values: dict[str, Any]
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self.__dict__["values"][key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        if key in ("name", "values"):
+            object.__setattr__(self, key, value)
+        else:
+            self.values[key] = _validate(key, value)
+
+    @property
+    def id(self) -> str:
+        """The group id and prefix of internal topics (``{id}-v{version}`` past v1)."""
+        version = self.values["version"]
+        return self.name if version <= 1 else f"{self.name}-v{version}"
+
+    @property
+    def broker_url(self) -> str:
+        broker = self.values["broker"]
+        if isinstance(broker, (list, tuple)):
+            return str(broker[0])
+        return broker if isinstance(broker, str) else "object://"
+
+
+def build_settings(app_id: str, given: Mapping[str, Any]) -> Settings:
+    """Validate ``given`` against the known settings and fill in defaults."""
+    if not isinstance(app_id, str) or not app_id:
+        raise ImproperlyConfigured(f"App id must be a non-empty str, got {app_id!r}")
+    values = {name: default for name, (default, _) in SETTINGS.items()}
+    for key, value in given.items():
+        values[key] = _validate(key, value)
+    if values["datadir"] is None:
+        values["datadir"] = f"{app_id}-data"
+    return Settings(app_id, values)
+
+
+def _validate(key: str, value: Any) -> Any:
+    if key not in SETTINGS:
+        close = difflib.get_close_matches(key, SETTINGS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ImproperlyConfigured(f"unknown setting {key!r}{hint}")
+    default, types = SETTINGS[key]
+    if types is object or (isinstance(types, tuple) and object in types):
+        return value
+    if isinstance(value, bool) and types in (int, _NUMBER):
+        raise ImproperlyConfigured(f"setting {key!r} must be a number, got {value!r}")
+    if not isinstance(value, types):
+        expected = types.__name__ if isinstance(types, type) else "/".join(t.__name__ for t in types)
+        raise ImproperlyConfigured(
+            f"setting {key!r} must be {expected}, got {type(value).__name__} {value!r}"
+        )
+    choices = _CHOICES.get(key)
+    if choices and value not in choices:
+        raise ImproperlyConfigured(f"setting {key!r} must be one of {choices}, got {value!r}")
+    return value

@@ -1,0 +1,47 @@
+"""The ``memory://`` store: a dict, rebuilt from the changelog on every assignment."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+
+class MemoryStore:
+    """Dict-backed store; keeps no offsets, so recovery always replays fully."""
+
+    def __init__(self) -> None:
+        self._data: dict[Any, Any] = {}
+        self._partition_of: dict[Any, int] = {}
+
+    def get(self, key: Any) -> Any:
+        return self._data[key]
+
+    def set(self, key: Any, value: Any, partition: int) -> None:
+        self._data[key] = value
+        self._partition_of[key] = partition
+
+    def delete(self, key: Any) -> None:
+        self._data.pop(key, None)
+        self._partition_of.pop(key, None)
+
+    def __contains__(self, key: Any) -> bool:
+        return key in self._data
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def keys(self) -> Iterator[Any]:
+        return iter(list(self._data))
+
+    def items_in(self, partition: int) -> dict[Any, Any]:
+        return {k: v for k, v in self._data.items() if self._partition_of[k] == partition}
+
+    def drop_partitions(self, partitions: set[int]) -> None:
+        for key in [k for k, p in self._partition_of.items() if p in partitions]:
+            self.delete(key)
+
+    def persisted_offset(self, partition: int) -> int | None:
+        return None
+
+    def set_persisted_offset(self, partition: int, offset: int) -> None:
+        pass

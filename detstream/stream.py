@@ -1,0 +1,226 @@
+"""Streams: the async iterator an agent consumes, and its operators.
+
+Iterating yields decoded values. The previous event is acked when the agent
+asks for the next one, i.e. as soon as the agent is done with it, so commits
+never wait for the *next* message to arrive. Messages from partitions this
+worker no longer owns (a rebalance happened while they sat in the buffer) are
+dropped unprocessed and unacked: the new owner processes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from .errors import DecodeError, InvalidArgument
+from .events import Event, Message, current_event, set_current_event
+
+if TYPE_CHECKING:
+    from .channel import Channel, Item
+    from .topic import Topic
+
+
+class Stream:
+    """A stream over a channel or topic (``channel.stream()``)."""
+
+    def __init__(
+        self,
+        channel: Channel,
+        *,
+        queue: asyncio.Queue[Item] | None = None,
+        prefix: str = "",
+        enable_acks: bool = True,
+        processors: list[Callable[[Any], Any]] | None = None,
+    ) -> None:
+        self.channel = channel
+        self.app = channel.app
+        self.prefix = prefix
+        self.enable_acks = enable_acks
+        self._queue = queue if queue is not None else channel.subscribe()
+        self._processors = list(processors or [])
+        self._upstream: list[Callable[[], Awaitable[None]]] = []
+        self.current_event: Event | None = None
+        self.concurrency_index = 0
+        self.events_total = 0
+        self._grouped: dict[str, Stream] = {}
+
+    def __repr__(self) -> str:
+        return f"<Stream: {self.channel.label}>"
+
+    # -- iteration ----------------------------------------------------------
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self._values()
+
+    async def _values(self) -> AsyncIterator[Any]:
+        async for event in self.events():
+            yield event.value
+
+    async def events(self) -> AsyncIterator[Event]:
+        """Yield Event objects (key, value, headers, message)."""
+        tasks = [asyncio.ensure_future(run()) for run in self._upstream]
+        try:
+            while True:
+                event = await self._next_event()
+                if event is None:
+                    continue
+                self.current_event = event
+                set_current_event(event)
+                try:
+                    yield event
+                finally:
+                    set_current_event(None)
+                    self._done(event)
+        finally:
+            for task in tasks:
+                task.cancel()
+
+    async def items(self) -> AsyncIterator[tuple[Any, Any]]:
+        """Yield ``(key, value)`` pairs."""
+        async for event in self.events():
+            yield event.key, event.value
+
+    async def enumerate(self, start: int = 0) -> AsyncIterator[tuple[int, Any]]:
+        index = start
+        async for value in self:
+            yield index, value
+            index += 1
+
+    async def _next_event(self) -> Event | None:
+        item = await self._queue.get()
+        if isinstance(item, Event):
+            return await self._process(item)
+        message = item
+        conductor = self.app.conductor
+        if not conductor.is_current(message):
+            return None  # fetched before a rebalance; the partition's owner has it now
+        try:
+            event = self._decode(message)
+        except DecodeError as exc:
+            self.app._record("decode-error", tp=message.tp, offset=message.offset, reason=exc.reason)
+            self._ack_message(message)
+            raise
+        conductor.processing_started(message)
+        self.events_total += 1
+        event = await self._process(event)
+        if event.value is _SKIP:
+            self._done(event)
+            return None
+        return event
+
+    async def _process(self, event: Event) -> Event | None:
+        for processor in self._processors:
+            result = processor(event.value)
+            if asyncio.iscoroutine(result):
+                result = await result
+            event.value = result
+        return event
+
+    def _decode(self, message: Message) -> Event:
+        schema = self.channel.schema
+        conf = self.app.conf
+        where = dict(topic=message.topic, partition=message.partition, offset=message.offset)
+        key = schema.loads_key(message.key, default_serializer=conf.key_serializer, **where)
+        value = schema.loads_value(message.value, default_serializer=conf.value_serializer, **where)
+        headers = dict(message.headers)
+        return Event(self.app, key, value, headers, message)
+
+    def _done(self, event: Event) -> None:
+        self.current_event = None
+        message = event.message
+        if message is None:
+            return
+        self.app.conductor.processing_finished(message)
+        if self.enable_acks:
+            self._ack_message(message)
+
+    def _ack_message(self, message: Message) -> None:
+        message.ack()
+
+    def ack(self, event: Event) -> bool:
+        """Ack ``event`` by hand (streams made with ``noack()``)."""
+        return event.ack()
+
+    # -- operators ------------------------------------------------------------
+    def noack(self) -> Stream:
+        """A stream on the same buffer whose events you ack yourself."""
+        return Stream(self.channel, queue=self._queue, prefix=self.prefix, enable_acks=False)
+
+    def filter(self, predicate: Callable[[Any], Any]) -> Stream:
+        """Only values for which ``predicate`` (sync or async) is true; others are acked."""
+
+        async def keep(value: Any) -> Any:
+            result = predicate(value)
+            if asyncio.iscoroutine(result):
+                result = await result
+            return value if result else _SKIP
+
+        clone = Stream(self.channel, queue=self._queue, prefix=self.prefix, processors=[*self._processors, keep])
+        clone._upstream = list(self._upstream)
+        return clone
+
+    def group_by(
+        self, key: Any, *, name: str | None = None, partitions: int | None = None
+    ) -> Stream:
+        """Repartition by ``key`` (a Record field or a callable) through an internal topic.
+
+        Each event is re-sent to ``{agent}-{topic}-{name}-repartition`` keyed by
+        the new key and acked once the broker has it; the returned stream reads
+        that topic, so equal keys meet on one worker.
+        """
+        from .topic import Topic
+
+        getter, name = _key_getter(key, name)
+        if name in self._grouped:  # an actor restarted: reuse the topic and its buffer
+            return self._grouped[name]
+        source = self.channel
+        if not isinstance(source, Topic):
+            raise InvalidArgument("group_by() needs a stream over a topic, not a local channel")
+        prefix = f"{self.prefix}-" if self.prefix else ""
+        target = source.derive(
+            prefix=prefix,
+            suffix=f"-{name}-repartition",
+            internal=True,
+            partitions=partitions or self.app.conf.topic_partitions,
+        )
+        grouped = Stream(target, prefix=self.prefix)
+        upstream = self
+
+        async def forward() -> None:
+            async for event in upstream.events():
+                new_key = getter(event.value)
+                if asyncio.iscoroutine(new_key):
+                    new_key = await new_key
+                await target.send(key=new_key, value=event.value, headers=event.headers)
+
+        grouped._upstream = [forward]
+        self._grouped[name] = grouped
+        return grouped
+
+    async def echo(self, *channels: Topic | Channel) -> AsyncIterator[Any]:
+        """Yield values, sending each one to ``channels`` as well."""
+        async for value in self:
+            for channel in channels:
+                await channel.send(value=value)
+            yield value
+
+
+class _Skip:
+    """Marker a filter returns to drop the value."""
+
+
+_SKIP = _Skip()
+
+
+def _key_getter(key: Any, name: str | None) -> tuple[Callable[[Any], Any], str]:
+    field = getattr(key, "field", None)
+    if field is not None and hasattr(key, "getattr"):
+        return key.getattr, name or field
+    if callable(key):
+        if not name:
+            raise InvalidArgument("group_by(callable) needs name= to name the repartition topic")
+        return key, name
+    raise InvalidArgument(f"group_by() takes a Record field or a callable, not {key!r}")
+
+
+__all__ = ["Stream", "current_event"]

@@ -1,0 +1,174 @@
+"""Topics: a description of a Kafka topic (names, types, codecs, config).
+
+A Topic does no I/O when created; the App declares internal topics when it
+starts and the consumer fills the topic's subscriber buffers with fetched
+messages. ``send`` serialises and produces through the App's producer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from ._types import RecordMetadata
+from .channel import Channel
+from .errors import InvalidArgument
+from .serializers import Schema
+
+if TYPE_CHECKING:
+    from .app import App
+
+
+def _seconds(value: float | timedelta | None) -> float | None:
+    if value is None:
+        return None
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+class Topic(Channel):
+    """``app.topic(*names, ...)``: see the Faust guide for each argument."""
+
+    def __init__(
+        self,
+        app: App,
+        *topics: str,
+        pattern: str | None = None,
+        schema: Schema | None = None,
+        key_type: Any = None,
+        value_type: Any = None,
+        key_serializer: Any = None,
+        value_serializer: Any = None,
+        partitions: int | None = None,
+        retention: float | timedelta | None = None,
+        compacting: bool | None = None,
+        deleting: bool | None = None,
+        replicas: int | None = None,
+        acks: bool = True,
+        internal: bool = False,
+        config: Mapping[str, Any] | None = None,
+        maxsize: int | None = None,
+        allow_empty: bool = False,
+    ) -> None:
+        if not topics and pattern is None:
+            raise InvalidArgument("app.topic() needs at least one topic name or pattern=")
+        for name in topics:
+            if not isinstance(name, str) or not name:
+                raise InvalidArgument(f"topic names must be non-empty str, got {name!r}")
+        if partitions is not None and (not isinstance(partitions, int) or partitions < 1):
+            raise InvalidArgument(f"topic partitions must be an int >= 1 or None, got {partitions!r}")
+        super().__init__(
+            app,
+            key_type=key_type,
+            value_type=value_type,
+            key_serializer=key_serializer,
+            value_serializer=value_serializer,
+            schema=schema,
+            maxsize=maxsize,
+        )
+        self.topics: Sequence[str] = tuple(topics)
+        self.pattern = pattern
+        self.partitions = partitions
+        self.retention = _seconds(retention)
+        self.compacting = compacting
+        self.deleting = deleting
+        self.replicas = replicas
+        self.acks = acks
+        self.internal = internal
+        self.config = dict(config or {})
+        self.allow_empty = allow_empty
+        app._register_topic(self)
+
+    @property
+    def label(self) -> str:
+        return "|".join(self.topics) or f"pattern:{self.pattern}"
+
+    def get_topic_name(self) -> str:
+        if len(self.topics) != 1:
+            raise InvalidArgument(f"topic {self.label!r} has {len(self.topics)} names: name one to send to")
+        return self.topics[0]
+
+    def kafka_config(self) -> dict[str, str]:
+        """Topic config as Kafka names it (``cleanup.policy``, ``retention.ms``)."""
+        config = {k: str(v) for k, v in self.config.items()}
+        policies = [p for p, on in (("compact", self.compacting), ("delete", self.deleting)) if on]
+        if policies:
+            config["cleanup.policy"] = ",".join(policies)
+        if self.retention is not None:
+            config["retention.ms"] = str(int(self.retention * 1000))
+        return config
+
+    def derive(self, *, prefix: str = "", suffix: str = "", **kwargs: Any) -> Topic:
+        """A new topic description inheriting this one's types and config."""
+        options: dict[str, Any] = dict(
+            schema=self.schema, partitions=self.partitions, retention=self.retention,
+            compacting=self.compacting, deleting=self.deleting, replicas=self.replicas,
+            acks=self.acks, internal=self.internal, config=self.config, maxsize=self.maxsize,
+        )
+        options.update(kwargs)
+        names = [f"{prefix}{name}{suffix}" for name in self.topics]
+        return Topic(self.app, *names, **options)
+
+    # -- producing --------------------------------------------------------------
+    async def send(
+        self,
+        *,
+        key: Any = None,
+        value: Any = None,
+        partition: int | None = None,
+        timestamp: float | None = None,
+        headers: Mapping[str, bytes] | None = None,
+        key_serializer: Any = None,
+        value_serializer: Any = None,
+        callback: Any = None,
+        force: bool = False,
+    ) -> RecordMetadata:
+        """Serialise and produce; returns once the broker stored the record."""
+        future = self.send_soon(
+            key=key, value=value, partition=partition, timestamp=timestamp, headers=headers,
+            key_serializer=key_serializer, value_serializer=value_serializer, callback=callback,
+        )
+        return await future
+
+    def send_soon(
+        self,
+        *,
+        key: Any = None,
+        value: Any = None,
+        partition: int | None = None,
+        timestamp: float | None = None,
+        headers: Mapping[str, bytes] | None = None,
+        key_serializer: Any = None,
+        value_serializer: Any = None,
+        callback: Any = None,
+    ) -> asyncio.Future[RecordMetadata]:
+        """Serialise now, produce in the background; the App flushes before commits."""
+        name = self.get_topic_name()
+        conf = self.app.conf
+        key_bytes = self.schema.dumps_key(
+            key, default_serializer=key_serializer or conf.key_serializer
+        )
+        value_bytes = self.schema.dumps_value(
+            value, default_serializer=value_serializer or conf.value_serializer
+        )
+        header_items = tuple((str(k), bytes(v)) for k, v in (headers or {}).items())
+        future = self.app.producer.send_soon(
+            name, key=key_bytes, value=value_bytes, partition=partition,
+            timestamp=timestamp, headers=header_items,
+        )
+        if callback is not None:
+            future.add_done_callback(lambda f: callback(f.result()) if not f.exception() else None)
+        return future
+
+    async def declare(self) -> None:
+        """Create the topic on the broker (internal topics only, as Faust does)."""
+        if not self.internal:
+            return
+        partitions = self.partitions or self.app.conf.topic_partitions
+        replicas = self.replicas or self.app.conf.topic_replication_factor
+        for name in self.topics:
+            await self.app.admin.create_topic(
+                name, partitions=partitions, replication_factor=replicas,
+                config=self.kafka_config(),
+            )

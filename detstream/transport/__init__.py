@@ -1,0 +1,44 @@
+"""Transport drivers, chosen by the scheme of the broker URL.
+
+The mapping names modules lazily so that importing detstream never imports
+the simulator or aiokafka; a dotted ``package.module:Class`` path may be given
+instead of a scheme for a custom driver.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from detstream.errors import ImproperlyConfigured
+
+DRIVERS: dict[str, str] = {
+    "sim": "sim.driver:SimTransport",
+    "kafka": "detstream.transport.aiokafka:AIOKafkaTransport",
+    "aiokafka": "detstream.transport.aiokafka:AIOKafkaTransport",
+}
+
+
+def driver_class(url: str) -> Any:
+    """The transport class for ``url`` (``kafka://host``, ``sim://``, or a class path)."""
+    scheme, sep, _ = url.partition("://")
+    path = DRIVERS.get(scheme.lower()) if sep else None
+    if path is None and ":" in url and not sep:
+        path = url
+    if path is None:
+        known = ", ".join(f"{s}://" for s in sorted(DRIVERS))
+        raise ImproperlyConfigured(
+            f"broker URL {url!r} has no known driver: use one of {known} "
+            "or a class path like 'package.module:Transport'"
+        )
+    module_name, _, attr = path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ImproperlyConfigured(
+            f"broker driver {path!r} for {url!r} could not be imported: {exc}"
+        ) from exc
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise ImproperlyConfigured(f"broker driver module {module_name!r} has no {attr!r}") from None

@@ -1,0 +1,119 @@
+"""Invariants checked after every simulated run.
+
+Each check returns None when it holds, or a ``Violation`` naming what broke
+and the trace lines that show it, so a failing seed explains itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from detstream._types import TP
+
+from .cluster import SimCluster
+from .trace import Trace, TraceEvent
+
+
+@dataclass
+class Violation:
+    check: str
+    message: str
+    evidence: list[str] = field(default_factory=list)
+
+
+def partition_order(trace: Trace) -> Violation | None:
+    """Within one assignment, a worker processes each partition in offset order, once."""
+    last: dict[tuple[str, TP], int] = {}
+    for event in trace.events:
+        if event.kind == "assigned":
+            for key in [k for k in last if k[0] == event.actor]:
+                del last[key]
+        elif event.kind == "deliver":
+            key = (event.actor, event.fields["tp"])
+            offset = event.fields["offset"]
+            previous = last.get(key)
+            if previous is not None and offset <= previous:
+                return Violation(
+                    "partition-order",
+                    f"{event.actor} processed {key[1]} offset {offset} after {previous}",
+                    [_line(event)],
+                )
+            last[key] = offset
+    return None
+
+
+def no_lost_input(trace: Trace, cluster: SimCluster, topics: Iterable[str]) -> Violation | None:
+    """Every record of every consumed topic was processed at least once."""
+    delivered = {(e.fields["tp"], e.fields["offset"]) for e in trace.of_kind("deliver")}
+    for topic in sorted(topics):
+        for record in cluster.records(topic):
+            if (record.tp, record.offset) not in delivered:
+                return Violation(
+                    "no-lost-input",
+                    f"{record.tp} offset {record.offset} was never processed",
+                )
+    return None
+
+
+def converged(cluster: SimCluster, group_id: str, topics: Iterable[str]) -> Violation | None:
+    """Liveness: the group's committed offsets reached the end of every consumed partition."""
+    group = cluster.groups.get(group_id)
+    committed = group.committed if group else {}
+    for topic in sorted(topics):
+        state = cluster.topics.get(topic)
+        if state is None:
+            continue
+        for partition, log in enumerate(state.logs):
+            tp = TP(topic, partition)
+            done = committed.get(tp, 0)
+            if done < log.end_offset:
+                return Violation(
+                    "converged",
+                    f"consumer lag on {tp}: committed {done}, end {log.end_offset}",
+                )
+    return None
+
+
+def tables_match_changelog(apps: Iterable[Any], cluster: SimCluster) -> Violation | None:
+    """Each worker's table partitions equal the fold of their changelog."""
+    for app in apps:
+        active = app.conductor.assignment()
+        for table in app.tables.tables.values():
+            partitions = {tp.partition for tp in active if tp.topic == table.changelog_name}
+            expected = fold_changelog(table, cluster, partitions)
+            actual = {k: table.data.get(k) for k in table.data.keys()}
+            if actual != expected:
+                missing = sorted(set(expected) - set(actual), key=repr)[:5]
+                wrong = sorted(
+                    (k for k in actual if k in expected and actual[k] != expected[k]), key=repr
+                )[:5]
+                extra = sorted(set(actual) - set(expected), key=repr)[:5]
+                return Violation(
+                    "table-equals-changelog",
+                    f"{app.client_name} table {table.name!r}: missing {missing}, "
+                    f"wrong {wrong}, extra {extra}",
+                )
+    return None
+
+
+def fold_changelog(table: Any, cluster: SimCluster, partitions: set[int] | None = None) -> dict[Any, Any]:
+    """The table a changelog describes: latest value per key, tombstones delete."""
+    schema = table.changelog_topic.schema
+    result: dict[Any, Any] = {}
+    for record in cluster.records(table.changelog_name):
+        if partitions is not None and record.partition not in partitions:
+            continue
+        where = dict(topic=record.topic, partition=record.partition, offset=record.offset)
+        key = schema.loads_key(record.key, default_serializer="json", **where)
+        if record.value is None:
+            result.pop(key, None)
+        else:
+            result[key] = schema.loads_value(record.value, default_serializer="json", **where)
+    return result
+
+
+def _line(event: TraceEvent) -> str:
+    fields = " ".join(f"{k}={v}" for k, v in event.fields.items())
+    return f"{event.time:012.6f} {event.actor} {event.kind} {fields}"

@@ -1,0 +1,261 @@
+"""The consumer-group coordinator, with the shape of Kafka's classic protocol.
+
+Members *join* (the coordinator waits for every known member, or the rebalance
+timeout), the first to join is the *leader* and computes the assignment, every
+member *syncs* to receive its share, and members *heartbeat*. A new generation
+starts at each rebalance; commits from an older generation are fenced. A member
+that stops heartbeating for ``session_timeout`` is expelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from detstream._types import TP
+from detstream.errors import CommitFailedError
+
+from .trace import Trace
+
+
+class GroupProtocolError(Exception):
+    """Base of the errors a member must react to by rejoining."""
+
+
+class RebalanceInProgressError(GroupProtocolError):
+    """REBALANCE_IN_PROGRESS: the member must rejoin."""
+
+
+class IllegalGenerationError(GroupProtocolError):
+    """ILLEGAL_GENERATION: the member's generation is stale."""
+
+
+class UnknownMemberIdError(GroupProtocolError):
+    """UNKNOWN_MEMBER_ID: the member was expelled; rejoin without an id."""
+
+
+@dataclass(frozen=True)
+class JoinResult:
+    generation: int
+    member_id: str
+    leader_id: str
+    #: subscriptions of every member, given to the leader only.
+    members: dict[str, frozenset[str]]
+
+
+@dataclass
+class Member:
+    member_id: str
+    subscription: frozenset[str]
+    session_timeout: float
+    rebalance_timeout: float
+    expiry: asyncio.TimerHandle | None = None
+
+
+@dataclass
+class _Round:
+    """One rebalance round: who joined, and the futures waiting for its outcome."""
+
+    initial: bool
+    joined: dict[str, asyncio.Future[JoinResult]] = field(default_factory=dict)
+    timer: asyncio.TimerHandle | None = None
+
+
+class GroupCoordinator:
+    """Coordinates one consumer group."""
+
+    def __init__(self, group_id: str, trace: Trace, *, initial_rebalance_delay: float) -> None:
+        self.group_id = group_id
+        self.trace = trace
+        self.initial_rebalance_delay = initial_rebalance_delay
+        self.members: dict[str, Member] = {}
+        self.generation = 0
+        self.leader_id: str | None = None
+        self.state = "empty"
+        self.assignments: dict[str, set[TP]] = {}
+        self.committed: dict[TP, int] = {}
+        self._round: _Round | None = None
+        self._sync_waiters: dict[str, asyncio.Future[set[TP]]] = {}
+        self._member_seq = 0
+
+    # -- join / sync ------------------------------------------------------
+    async def join(
+        self,
+        member_id: str | None,
+        *,
+        client_id: str,
+        subscription: frozenset[str],
+        session_timeout: float,
+        rebalance_timeout: float,
+    ) -> JoinResult:
+        if member_id is None or member_id not in self.members:
+            self._member_seq += 1
+            member_id = f"{client_id}-{self._member_seq}"
+            self.members[member_id] = Member(member_id, subscription, session_timeout, rebalance_timeout)
+            self.trace.record(self.group_id, "member-join", member=member_id)
+        member = self.members[member_id]
+        member.subscription = subscription
+        self._touch(member)
+        if self._round is None:
+            self._begin_round()
+        assert self._round is not None
+        future: asyncio.Future[JoinResult] = asyncio.get_running_loop().create_future()
+        self._round.joined[member_id] = future
+        if self._round.initial:
+            self._extend_initial_delay()
+        else:
+            self._maybe_complete_round()
+        return await future
+
+    async def sync(
+        self, member_id: str, generation: int, assignments: Mapping[str, set[TP]] | None
+    ) -> set[TP]:
+        self._check_member(member_id, generation)
+        member = self.members[member_id]
+        self._touch(member)
+        if member_id == self.leader_id and self.state == "awaiting-sync":
+            self.assignments = {m: set(assignments.get(m, ())) for m in self.members} if assignments else {}
+            self.state = "stable"
+            for mid in sorted(self.assignments):
+                self.trace.record(
+                    self.group_id, "assign", generation=generation, member=mid,
+                    tps=sorted(str(tp) for tp in self.assignments[mid]),
+                )
+            waiters, self._sync_waiters = self._sync_waiters, {}
+            for mid, waiter in waiters.items():
+                if not waiter.done():
+                    waiter.set_result(set(self.assignments.get(mid, ())))
+        if self.state == "stable":
+            return set(self.assignments.get(member_id, ()))
+        waiter: asyncio.Future[set[TP]] = asyncio.get_running_loop().create_future()
+        self._sync_waiters[member_id] = waiter
+        return await waiter
+
+    def heartbeat(self, member_id: str, generation: int) -> None:
+        self._check_member(member_id, generation)
+        self._touch(self.members[member_id])
+
+    def leave(self, member_id: str) -> None:
+        if self.members.pop(member_id, None) is None:
+            return
+        self.trace.record(self.group_id, "member-leave", member=member_id)
+        self._on_membership_change()
+
+    # -- offsets ------------------------------------------------------------
+    def commit(self, member_id: str | None, generation: int, offsets: Mapping[TP, int]) -> None:
+        """Store offsets; fenced unless sent by a current member of this generation."""
+        if member_id is not None:
+            if member_id not in self.members or generation != self.generation:
+                self.trace.record(
+                    self.group_id, "commit-rejected", member=member_id, generation=generation
+                )
+                raise CommitFailedError(
+                    f"commit from {member_id} (generation {generation}) rejected: "
+                    f"group {self.group_id} is at generation {self.generation}"
+                )
+        for tp in sorted(offsets):
+            self.committed[tp] = offsets[tp]
+            self.trace.record(self.group_id, "commit", member=member_id, tp=tp, offset=offsets[tp])
+
+    # -- membership ---------------------------------------------------------
+    def on_topic_created(self, topic: str) -> None:
+        """Metadata changed: rebalance if a member subscribes to the new topic."""
+        if self.state == "stable" and any(topic in m.subscription for m in self.members.values()):
+            self._begin_round()
+
+    def _begin_round(self) -> None:
+        initial = self.generation == 0 or self.state == "empty"
+        self.state = "preparing"
+        self._round = _Round(initial=initial)
+        self._fail_sync_waiters()
+        if not initial:
+            timeout = max((m.rebalance_timeout for m in self.members.values()), default=0.0)
+            self._round.timer = asyncio.get_running_loop().call_later(timeout, self._complete_round)
+
+    def _extend_initial_delay(self) -> None:
+        assert self._round is not None
+        if self._round.timer is not None:
+            self._round.timer.cancel()
+        loop = asyncio.get_running_loop()
+        self._round.timer = loop.call_later(self.initial_rebalance_delay, self._complete_round)
+
+    def _maybe_complete_round(self) -> None:
+        assert self._round is not None
+        if set(self.members) <= set(self._round.joined):
+            self._complete_round()
+
+    def _complete_round(self) -> None:
+        current, self._round = self._round, None
+        if current is None:
+            return
+        if current.timer is not None:
+            current.timer.cancel()
+        for member_id in [m for m in self.members if m not in current.joined]:
+            self._expel(member_id, reason="rebalance-timeout")
+        joined = {m: f for m, f in current.joined.items() if m in self.members and not f.done()}
+        if not joined:
+            self.state = "empty"
+            return
+        self.generation += 1
+        self.leader_id = next(iter(joined))
+        self.state = "awaiting-sync"
+        self.trace.record(
+            self.group_id, "rebalance", generation=self.generation,
+            leader=self.leader_id, members=sorted(joined),
+        )
+        subscriptions = {m: self.members[m].subscription for m in joined}
+        for member_id, future in joined.items():
+            given = subscriptions if member_id == self.leader_id else {}
+            future.set_result(JoinResult(self.generation, member_id, self.leader_id, given))
+
+    def _on_membership_change(self) -> None:
+        if not self.members:
+            self.state = "empty"
+            self._round = None
+            self._fail_sync_waiters()
+            return
+        if self._round is None:
+            self._begin_round()
+        else:
+            self._maybe_complete_round()
+
+    def _fail_sync_waiters(self) -> None:
+        waiters, self._sync_waiters = self._sync_waiters, {}
+        for waiter in waiters.values():
+            if not waiter.done():
+                waiter.set_exception(RebalanceInProgressError(self.group_id))
+
+    def _check_member(self, member_id: str, generation: int) -> None:
+        if member_id not in self.members:
+            raise UnknownMemberIdError(member_id)
+        if self.state == "preparing":
+            raise RebalanceInProgressError(self.group_id)
+        if generation != self.generation:
+            raise IllegalGenerationError(f"{member_id} has {generation}, group {self.generation}")
+
+    def _awaiting_response(self, member_id: str) -> bool:
+        in_round = self._round is not None and member_id in self._round.joined
+        return in_round or member_id in self._sync_waiters
+
+    def _touch(self, member: Member) -> None:
+        if member.expiry is not None:
+            member.expiry.cancel()
+        loop = asyncio.get_running_loop()
+        member.expiry = loop.call_later(
+            member.session_timeout, self._expel, member.member_id, "session-timeout"
+        )
+
+    def _expel(self, member_id: str, reason: str) -> None:
+        member = self.members.get(member_id)
+        if member is None:
+            return
+        if reason == "session-timeout" and self._awaiting_response(member_id):
+            self._touch(member)  # a pending join/sync request keeps the session alive
+            return
+        del self.members[member_id]
+        if member.expiry is not None:
+            member.expiry.cancel()
+        self.trace.record(self.group_id, "member-expired", member=member_id, reason=reason)
+        if reason == "session-timeout":
+            self._on_membership_change()

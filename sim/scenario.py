@@ -1,0 +1,92 @@
+"""What a project declares next to its app for ``detstream sim``.
+
+Input comes from outside the workers, as in production: *clients* produce to
+topics on a schedule in virtual time and are not restarted when a worker is,
+so checks can count what went in. A module defines::
+
+    def sim_scenario(sim):
+        sim.topic('sentences', partitions=4)
+        sim.producer('sentences', SENTENCES, every=0.05)
+
+        @sim.check
+        def counts_are_right(result):
+            assert result.table('word_counts') == expected
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from detstream.errors import InvalidArgument
+
+Check = Callable[["Any"], None]
+
+
+@dataclass
+class TopicSpec:
+    name: str
+    partitions: int
+    config: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ProducerSpec:
+    """A client feeding ``topic`` with ``records``, one every ``every`` virtual seconds."""
+
+    name: str
+    topic: str
+    records: Iterable[Any]
+    every: float
+    start: float
+    keyed: bool
+
+
+class Scenario:
+    """Collects topics, producer clients and checks declared by ``sim_scenario``."""
+
+    def __init__(self) -> None:
+        self.topics: list[TopicSpec] = []
+        self.producers: list[ProducerSpec] = []
+        self.checks: list[tuple[str, Check]] = []
+
+    def topic(self, name: str, *, partitions: int = 1, config: dict[str, str] | None = None) -> None:
+        """Create ``name`` before the workers start (as an operator would)."""
+        if not isinstance(partitions, int) or partitions < 1:
+            raise InvalidArgument(f"sim.topic({name!r}): partitions must be an int >= 1")
+        self.topics.append(TopicSpec(name, partitions, dict(config or {})))
+
+    def producer(
+        self,
+        topic: str,
+        records: Iterable[Any],
+        *,
+        every: float = 0.1,
+        start: float = 0.0,
+        keyed: bool = False,
+        name: str | None = None,
+    ) -> None:
+        """Feed ``records`` to ``topic``: values, or ``(key, value)`` pairs when ``keyed``."""
+        if every < 0 or start < 0:
+            raise InvalidArgument("sim.producer(): every= and start= must be >= 0")
+        label = name or f"client-{len(self.producers) + 1}"
+        self.producers.append(ProducerSpec(label, topic, records, float(every), float(start), keyed))
+
+    def check(self, fun: Check) -> Check:
+        """Register ``fun(result)``; it fails the run by raising (e.g. ``assert``)."""
+        self.checks.append((fun.__name__, fun))
+        return fun
+
+
+def encode(value: Any) -> bytes | None:
+    """Encode a client's key or value: bytes as is, str as UTF-8, Records and the rest as JSON."""
+    if value is None or isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode()
+    dumps = getattr(value, "dumps", None)
+    if callable(dumps):
+        return dumps()
+    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()

@@ -1,0 +1,75 @@
+"""The trace: one canonical line per externally visible step of a run.
+
+A line is ``<virtual time> <actor> <kind> key=value ...``. Everything in it is
+derived from the seed and the code (virtual time, names, offsets, crc32 of
+payloads), never from addresses or the wall clock, so equal runs produce equal
+bytes and the sha256 of the trace identifies a run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, NamedTuple
+
+
+class TraceEvent(NamedTuple):
+    """The structured form of a trace line, read by the checks."""
+
+    time: float
+    actor: str
+    kind: str
+    fields: dict[str, Any]
+
+
+def format_value(value: Any) -> str:
+    """Render a field value canonically and compactly."""
+    if isinstance(value, bytes):
+        if len(value) <= 24 and value.isascii() and value.isalnum():
+            return f"b'{value.decode()}'"
+        return f"crc:{zlib.crc32(value):08x}/{len(value)}"
+    if isinstance(value, float):
+        return f"{value:.6f}"
+    if isinstance(value, (set, frozenset)):
+        return "[" + ",".join(sorted(format_value(v) for v in value)) + "]"
+    if isinstance(value, (list, tuple)) and not hasattr(value, "_fields"):
+        return "[" + ",".join(format_value(v) for v in value) + "]"
+    if value is None:
+        return "-"
+    text = str(value)
+    return text if " " not in text else repr(text)
+
+
+class Trace:
+    """Collects trace events in order and hashes them."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self.events: list[TraceEvent] = []
+        self._lines: list[str] = []
+
+    def record(self, actor: str, kind: str, **fields: Any) -> None:
+        """Append one step; field order is the call's keyword order."""
+        now = self._clock()
+        self.events.append(TraceEvent(now, actor, kind, fields))
+        rendered = " ".join(f"{k}={format_value(v)}" for k, v in fields.items())
+        self._lines.append(f"{now:012.6f} {actor} {kind} {rendered}".rstrip())
+
+    @property
+    def lines(self) -> list[str]:
+        return self._lines
+
+    def of_kind(self, kind: str) -> Iterator[TraceEvent]:
+        return (e for e in self.events if e.kind == kind)
+
+    def sha256(self) -> str:
+        digest = hashlib.sha256()
+        for line in self._lines:
+            digest.update(line.encode())
+            digest.update(b"\n")
+        return digest.hexdigest()
+
+    def write(self, path: str | Path) -> None:
+        Path(path).write_text("".join(line + "\n" for line in self._lines))
