@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 
@@ -27,10 +28,29 @@ class Duration(click.ParamType):
         return float(match.group(1)) * _UNIT[match.group(2)]
 
 
+def entry() -> None:
+    """Console-script entry: ``detstream sim`` runs with a fixed string-hash seed.
+
+    Python randomises ``hash(str)`` per process, which reorders sets of strings
+    in user code; a sim run must not depend on that, so it re-executes itself
+    with ``PYTHONHASHSEED=0`` when the variable is unset.
+    """
+    if sys.argv[1:2] == ["sim"] and "PYTHONHASHSEED" not in os.environ:
+        env = {**os.environ, "PYTHONHASHSEED": "0"}
+        os.execve(sys.executable, [sys.executable, "-m", "detstream", *sys.argv[1:]], env)
+    main()
+
+
 @click.group()
+@click.option("-A", "--app", "app_target", metavar="TARGET",
+              help="The app (file, module or module:attr) for commands that take one.")
 @click.version_option(package_name="detstream")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context, app_target: str | None) -> None:
     """detstream: the Faust App API on a deterministic simulator and on Kafka."""
+    ctx.ensure_object(dict)
+    if app_target:
+        ctx.obj["app_target"] = app_target
 
 
 @main.command()
@@ -71,3 +91,46 @@ def sim(target: str, seed: int, workers: int, duration: float, trace_path: str |
     click.echo(f"trace sha256={report.sha256}")
     if not report.ok:
         sys.exit(1)
+
+
+def run_for_app(app: object) -> None:
+    """``App.main()``: the CLI with ``app`` preselected and ``sys.argv`` as arguments."""
+    main(args=sys.argv[1:], obj={"app": app}, prog_name=os.path.basename(sys.argv[0]))
+
+
+def _app_for(ctx: click.Context, target: str | None) -> object:
+    """The app named by TARGET, else by ``-A``, else the one ``App.main()`` preselected."""
+    from .loader import load
+
+    obj = ctx.obj or {}
+    if target is None and obj.get("app") is not None:
+        return obj["app"]
+    target = target or obj.get("app_target")
+    if not target:
+        click.echo("error: name the app: `detstream -A proj worker` or `detstream worker proj`",
+                   err=True)
+        sys.exit(2)
+    try:
+        return load(target)[1]
+    except TargetError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+@main.command()
+@click.argument("target", required=False)
+@click.option("-l", "--loglevel", default="warning", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "warn", "error", "critical"],
+                                case_sensitive=False))
+@click.option("-f", "--logfile", type=click.Path(dir_okay=False), help="Log here, not to stderr.")
+@click.option("-p", "--web-port", type=click.IntRange(1, 65535), help="Port of the web server.")
+@click.option("-q", "--quiet", is_flag=True, help="No banner or status lines on stdout.")
+@click.pass_context
+def worker(ctx: click.Context, target: str | None, loglevel: str, logfile: str | None,
+           web_port: int | None, quiet: bool) -> None:
+    """Run TARGET's app as a worker on its broker, until TERM/INT."""
+    from .worker import Worker
+
+    app = _app_for(ctx, target)
+    Worker(app, loglevel=loglevel, logfile=logfile, web_port=web_port,
+           quiet=quiet).execute_from_commandline()

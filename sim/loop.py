@@ -258,6 +258,10 @@ class VirtualEventLoop(asyncio.BaseEventLoop):
         while scheduled and scheduled[0]._when < end:
             handle = heapq.heappop(scheduled)
             handle._scheduled = False
+            # A timer fired a hair early (within the resolution) moves the clock
+            # to its deadline: otherwise "deadline - now" stays a tiny positive
+            # number and a caller waiting "until the deadline" spins forever.
+            self._now = max(self._now, handle._when)
             ready.append(handle)
         if self._shuffle is not None and len(ready) > 1:
             handles = list(ready)

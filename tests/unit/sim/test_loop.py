@@ -352,3 +352,38 @@ def test_mode_service_timer_ticks_on_virtual_time() -> None:
     # on virtual time it sees no drift and ticks exactly every second.  The
     # tick due at 10.0 loses the tie to main's sleep(10), scheduled earlier.
     assert first == [float(s) for s in range(1, 10)]
+
+
+def test_waiting_until_a_deadline_never_spins_on_float_residue():
+    """A timer fired within the clock resolution moves the clock to its deadline.
+
+    Regression: with other timers interleaved (here 2.8 s and 3 s periods, as a
+    commit loop and heartbeats have), ``deadline - loop.time()`` was left at
+    ~1e-14 after a wait; the timer for that remainder fired without moving the
+    clock and a "fetch until deadline" loop spun forever at one instant.
+    """
+    from sim.loop import run
+
+    async def ticker(period):
+        while True:
+            await asyncio.sleep(period)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        tickers = [asyncio.ensure_future(ticker(p)) for p in (2.8, 3.0)]
+        never = asyncio.Event()
+        spins = 0
+        while loop.time() < 120:
+            deadline = loop.time() + 1.0
+            while (remaining := deadline - loop.time()) > 0:
+                spins += 1
+                assert spins < 1000, f"spinning at {loop.time()!r}, remaining={remaining!r}"
+                try:
+                    await asyncio.wait_for(never.wait(), min(remaining, 3.0))
+                except asyncio.TimeoutError:
+                    pass
+        for t in tickers:
+            t.cancel()
+        return spins
+
+    assert run(main()) <= 130

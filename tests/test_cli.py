@@ -1,0 +1,109 @@
+"""`detstream sim` from the command line: exit codes and messages."""
+
+import hashlib
+import re
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from click.testing import CliRunner
+
+from detstream.cli import main
+
+HASH_LINE = re.compile(r"^trace sha256=[0-9a-f]{64}$")
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def write(tmp_path, name, source):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(source))
+    return str(path)
+
+
+def test_clean_run_exits_0_and_ends_with_the_hash(tmp_path):
+    trace = tmp_path / "run.trace"
+    result = invoke("sim", "examples/word_count.py", "--seed", "3", "--duration", "10s", "--trace", str(trace))
+    assert result.exit_code == 0, result.output
+    last = result.output.strip().splitlines()[-1]
+    assert HASH_LINE.match(last)
+    assert last.endswith(hashlib.sha256(trace.read_bytes()).hexdigest())
+
+
+def test_missing_file_is_exit_2_with_its_name():
+    result = invoke("sim", "nowhere/app.py")
+    assert result.exit_code == 2
+    assert "nowhere/app.py" in result.output and "no such file" in result.output
+
+
+def test_unknown_module_is_exit_2():
+    result = invoke("sim", "no_such_project_module")
+    assert result.exit_code == 2
+    assert "no module named 'no_such_project_module'" in result.output
+
+
+def test_module_without_app_is_exit_2(tmp_path):
+    target = write(tmp_path, "plain.py", "x = 1\n")
+    result = invoke("sim", target)
+    assert result.exit_code == 2
+    assert "defines no detstream.App" in result.output
+
+
+def test_module_failing_to_import_is_exit_2_with_the_reason(tmp_path):
+    target = write(tmp_path, "broken.py", "import detstream\napp = detstream.App('x')\n1 / 0\n")
+    result = invoke("sim", target)
+    assert result.exit_code == 2
+    assert "failed to import: ZeroDivisionError" in result.output
+
+
+def test_attribute_target(tmp_path):
+    target = write(tmp_path, "named.py", "import detstream\nmy_app = detstream.App('named')\n")
+    assert invoke("sim", f"{target}:my_app", "--duration", "1s").exit_code == 0
+    result = invoke("sim", f"{target}:other")
+    assert result.exit_code == 2 and "has no 'other'" in result.output
+
+
+def test_bad_duration_is_a_usage_error():
+    result = invoke("sim", "examples/word_count.py", "--duration", "soon")
+    assert result.exit_code == 2
+    assert "'soon' is not a duration" in result.output
+
+
+@pytest.mark.parametrize("text, seconds", [("30", "30s"), ("30s", "30s"), ("5m", "300s"), ("250ms", "0.25s")])
+def test_duration_units(tmp_path, text, seconds):
+    target = write(tmp_path, "idle.py", "import detstream\napp = detstream.App('idle')\n")
+    result = invoke("sim", target, "--duration", text)
+    assert f"duration={seconds}" in result.output
+
+
+def test_failed_check_is_exit_1_with_replay_command(tmp_path):
+    target = write(
+        tmp_path,
+        "failing.py",
+        """
+        import detstream
+        app = detstream.App('failing')
+
+        def sim_scenario(sim):
+            @sim.check
+            def always_fails(result):
+                assert False, "planted failure"
+        """,
+    )
+    result = invoke("sim", target, "--seed", "9", "--duration", "1s")
+    assert result.exit_code == 1
+    assert "FAILED always_fails: planted failure" in result.output
+    assert f"replay: detstream sim {target} --seed 9" in result.output
+    assert HASH_LINE.match(result.output.strip().splitlines()[-1])
+
+
+def test_python_dash_m_runs_the_same_as_the_script():
+    out = subprocess.run(
+        [sys.executable, "-m", "detstream", "sim", "examples/word_count.py", "--seed", "5", "--duration", "5s"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    again = invoke("sim", "examples/word_count.py", "--seed", "5", "--duration", "5s").output
+    assert out.strip().splitlines()[-1] == again.strip().splitlines()[-1]
