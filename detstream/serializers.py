@@ -14,8 +14,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from detstream import codecs
+from detstream._annotations import is_model_type, type_name
 from detstream.errors import DecodeError, InvalidArgument, KeyDecodeError, ValueDecodeError
-from detstream.models import Record, is_model_type, registry, type_name
+from detstream.models import Record, registry
 
 __all__ = ["Schema"]
 
