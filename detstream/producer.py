@@ -8,6 +8,7 @@ before the records its processing produced are on the broker.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from typing import TYPE_CHECKING
 
 from ._types import RecordMetadata
@@ -21,7 +22,7 @@ class ProducerBuffer:
 
     def __init__(self, producer: Producer) -> None:
         self._producer = producer
-        self._pending: list[asyncio.Future[RecordMetadata]] = []
+        self._pending: deque[asyncio.Future[RecordMetadata]] = deque()
 
     async def start(self) -> None:
         await self._producer.start()
@@ -44,12 +45,14 @@ class ProducerBuffer:
             topic, key=key, value=value, partition=partition, timestamp=timestamp, headers=headers
         )
         future = asyncio.ensure_future(coro)
-        self._pending = [f for f in self._pending if not f.done()]
-        self._pending.append(future)
+        pending = self._pending
+        while pending and pending[0].done():  # sends complete roughly in order: O(1) amortised
+            pending.popleft()
+        pending.append(future)
         return future
 
     async def flush(self) -> None:
         """Wait until every record sent so far is acknowledged by the broker."""
         while self._pending:
-            pending, self._pending = self._pending, []
+            pending, self._pending = self._pending, deque()
             await asyncio.gather(*pending)

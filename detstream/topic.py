@@ -123,13 +123,18 @@ class Topic(Channel):
         value_serializer: Any = None,
         callback: Any = None,
         force: bool = False,
-    ) -> RecordMetadata:
-        """Serialise and produce; returns once the broker stored the record."""
-        future = self.send_soon(
+    ) -> asyncio.Future[RecordMetadata]:
+        """Serialise and hand to the producer; returns a future of the broker's ack.
+
+        As in Faust, ``await topic.send(...)`` does not wait for the broker
+        (``await`` the returned future for the RecordMetadata): the app flushes
+        the producer before it commits offsets, so nothing is committed before
+        the records its processing produced are stored.
+        """
+        return self.send_soon(
             key=key, value=value, partition=partition, timestamp=timestamp, headers=headers,
             key_serializer=key_serializer, value_serializer=value_serializer, callback=callback,
         )
-        return await future
 
     def send_soon(
         self,

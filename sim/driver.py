@@ -14,6 +14,7 @@ import itertools
 import random
 import weakref
 from collections.abc import Iterable, Mapping
+from typing import Any, NamedTuple
 
 from detstream._types import TP, ConsumerRecord, RecordMetadata
 from detstream.assignor import copartitioned_assignment
@@ -47,7 +48,14 @@ def standalone_cluster() -> SimCluster:
 class SimTransport:
     """Transport over a SimCluster; ``name`` labels this client in the trace."""
 
-    def __init__(self, url: str = "sim://", *, cluster: SimCluster | None = None, name: str = "app"):
+    def __init__(
+        self,
+        url: str = "sim://",
+        *,
+        cluster: SimCluster | None = None,
+        name: str = "app",
+        app: Any = None,
+    ):
         self.url = url
         self._cluster = cluster
         self.name = name
@@ -89,19 +97,27 @@ class SimAdmin:
 
 
 class SimProducer:
-    """Sends with per-partition ordering; keyed records use Kafka's murmur2."""
+    """Sends in per-partition batches; keyed records use Kafka's murmur2.
+
+    Like a Kafka producer, records bound for one partition queue up while a
+    request for that partition is in flight and go out together in the next
+    one: order per partition is kept, and a burst costs one round trip.
+    """
 
     def __init__(self, cluster: SimCluster, name: str) -> None:
         self._cluster = cluster
         self._name = name
-        self._locks: dict[TP, asyncio.Lock] = {}
+        self._queued: dict[TP, list[_Pending]] = {}
+        self._senders: dict[TP, asyncio.Task[None]] = {}
         self._round_robin = itertools.count()
 
     async def start(self) -> None:
         pass
 
     async def stop(self) -> None:
-        pass
+        senders = [t for _, t in sorted(self._senders.items()) if not t.done()]
+        if senders:
+            await asyncio.gather(*senders)
 
     async def partitions_for(self, topic: str) -> int:
         count = self._cluster.partitions_for(topic, by=self._name, create=True)
@@ -125,13 +141,35 @@ class SimProducer:
                 partition_for_key(key, count) if key is not None else next(self._round_robin) % count
             )
         tp = TP(topic, partition)
-        lock = self._locks.setdefault(tp, asyncio.Lock())
+        loop = asyncio.get_running_loop()
         stamp = wall_time() if timestamp is None else timestamp
-        async with lock:  # in flight one at a time per partition: order kept
+        future: asyncio.Future[RecordMetadata] = loop.create_future()
+        self._queued.setdefault(tp, []).append(_Pending(key, value, stamp, headers, future))
+        sender = self._senders.get(tp)
+        if sender is None or sender.done():
+            self._senders[tp] = loop.create_task(self._drain(tp), name=f"{self._name}-send-{tp}")
+        return await future
+
+    async def _drain(self, tp: TP) -> None:
+        """Send what is queued for ``tp``, one request per batch, until nothing is left."""
+        while self._queued.get(tp):
+            batch, self._queued[tp] = self._queued[tp], []
             await asyncio.sleep(self._cluster.latency())
-            return self._cluster.append(
-                self._name, tp, key=key, value=value, timestamp=stamp, headers=headers
-            )
+            for item in batch:
+                meta = self._cluster.append(
+                    self._name, tp, key=item.key, value=item.value,
+                    timestamp=item.timestamp, headers=item.headers,
+                )
+                if not item.future.done():
+                    item.future.set_result(meta)
+
+
+class _Pending(NamedTuple):
+    key: bytes | None
+    value: bytes | None
+    timestamp: float
+    headers: Headers
+    future: asyncio.Future[RecordMetadata]
 
 
 class SimConsumer:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,11 +75,17 @@ class RunResult:
         return checks.fold_changelog(table, self._cluster)
 
 
-def run(target: str, options: SimOptions) -> SimReport:
-    """Run ``target`` once under simulation with ``options``."""
+def run(
+    target: str, options: SimOptions, *, scenario: Callable[[Scenario], None] | None = None
+) -> SimReport:
+    """Run ``target`` once under simulation with ``options``.
+
+    ``scenario`` replaces the module's ``sim_scenario`` hook (benchmarks and
+    tests use it to feed other input to the same app).
+    """
 
     async def main() -> SimReport:
-        return await Simulation(target, options).run()
+        return await Simulation(target, options, scenario=scenario).run()
 
     return run_sandboxed(main, seed=options.seed)
 
@@ -86,8 +93,15 @@ def run(target: str, options: SimOptions) -> SimReport:
 class Simulation:
     """The main coroutine of a run."""
 
-    def __init__(self, target: str, options: SimOptions):
+    def __init__(
+        self,
+        target: str,
+        options: SimOptions,
+        *,
+        scenario: Callable[[Scenario], None] | None = None,
+    ):
         self.target = target
+        self._scenario_hook = scenario
         self.options = options
         self.trace = Trace(asyncio.get_running_loop().time)
         seed = options.seed
@@ -121,7 +135,7 @@ class Simulation:
     def _load_scenario(self) -> Scenario:
         module, _ = load_isolated(self.target)
         scenario = Scenario()
-        hook = getattr(module, "sim_scenario", None)
+        hook = self._scenario_hook or getattr(module, "sim_scenario", None)
         if callable(hook):
             hook(scenario)
         return scenario
