@@ -9,10 +9,11 @@ new events.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator, MutableMapping
 from typing import TYPE_CHECKING, Any
 
-from ._types import TP, ConsumerRecord
+from ._types import TP, ConsumerRecord, RecordMetadata
 from .agent import current_agent
 from .errors import InvalidArgument, TableWriteError
 from .events import current_event
@@ -61,7 +62,6 @@ class Table(MutableMapping[Any, Any]):
         self.recovery_buffer_size = recovery_buffer_size
         self.standby_buffer_size = standby_buffer_size
         self.store_url = store or app.conf.store
-        self.data = store_for_url(self.store_url)()
         self.changelog_topic = changelog_topic or app.topic(
             f"{app.conf.id}-{name}-changelog",
             key_type=key_type,
@@ -73,6 +73,8 @@ class Table(MutableMapping[Any, Any]):
             acks=False,
             internal=True,
         )
+        #: built after the changelog topic: a persistent store encodes with its schema.
+        self.data = store_for_url(self.store_url)(url=self.store_url, table=self)
 
     def __repr__(self) -> str:
         return f"<Table: {self.name}>"
@@ -93,15 +95,15 @@ class Table(MutableMapping[Any, Any]):
 
     def __setitem__(self, key: Any, value: Any) -> None:
         partition = self._partition_for_write("set", key)
-        self.data.set(key, value, partition)
-        self._send_changelog(key, value, partition)
+        sent = self._send_changelog(key, value, partition)
+        self.data.set(key, value, partition, sent=sent)
 
     def __delitem__(self, key: Any) -> None:
         if key not in self.data:
             raise KeyError(key)
         partition = self._partition_for_write("delete", key)
-        self.data.delete(key)
-        self._send_changelog(key, None, partition)
+        sent = self._send_changelog(key, None, partition)
+        self.data.delete(key, partition, sent=sent)
 
     def __contains__(self, key: object) -> bool:
         return key in self.data
@@ -133,9 +135,20 @@ class Table(MutableMapping[Any, Any]):
             )
         return event.message.partition
 
-    def _send_changelog(self, key: Any, value: Any, partition: int) -> None:
+    def _send_changelog(self, key: Any, value: Any, partition: int) -> asyncio.Future[RecordMetadata]:
+        """Send first: a value the changelog cannot encode never reaches the store.
+
+        The codecs are the changelog schema's, else json: what recovery and the
+        rocksdb store decode with, also for a ``changelog_topic=`` given without
+        serializers (the app's default key serializer is raw).
+        """
         self.app._record("table-write", table=self.name, partition=partition, key=key, value=value)
-        self.changelog_topic.send_soon(key=key, value=value, partition=partition)
+        schema = self.changelog_topic.schema
+        return self.changelog_topic.send_soon(
+            key=key, value=value, partition=partition,
+            key_serializer=schema.key_serializer or "json",
+            value_serializer=schema.value_serializer or "json",
+        )
 
     # -- recovery ---------------------------------------------------------------
     @property
@@ -145,14 +158,29 @@ class Table(MutableMapping[Any, Any]):
     def apply_changelog(self, records: list[ConsumerRecord]) -> None:
         """Apply changelog records (recovery): latest value wins, None deletes."""
         schema = self.changelog_topic.schema
-        for record in records:
-            where = dict(topic=record.topic, partition=record.partition, offset=record.offset)
-            key = schema.loads_key(record.key, default_serializer="json", **where)
-            if record.value is None:
-                self.data.delete(key)
-                continue
-            value = schema.loads_value(record.value, default_serializer="json", **where)
-            self.data.set(key, value, record.partition)
+
+        def to_key(record: ConsumerRecord) -> Any:
+            return schema.loads_key(record.key, default_serializer="json", **_where(record))
+
+        def to_value(record: ConsumerRecord) -> Any:
+            return schema.loads_value(record.value, default_serializer="json", **_where(record))
+
+        self.data.apply_changelog_batch(records, to_key, to_value)
+
+    def persisted_offset(self, tp: TP) -> int | None:
+        """The last changelog offset the store holds for ``tp`` (None: replay it all)."""
+        return self.data.persisted_offset(tp.partition)
+
+    def reset_state(self) -> None:
+        """Delete this worker's local data of the table (rebuilt from the changelog)."""
+        self.data.reset_state()
+
+    def on_partitions_assigned(self, tps: set[TP]) -> None:
+        self.data.assign_partitions({tp.partition for tp in tps if tp.topic == self.changelog_name})
 
     def on_partitions_revoked(self, tps: set[TP]) -> None:
         self.data.drop_partitions({tp.partition for tp in tps if tp.topic == self.changelog_name})
+
+
+def _where(record: ConsumerRecord) -> dict[str, Any]:
+    return dict(topic=record.topic, partition=record.partition, offset=record.offset)

@@ -1,21 +1,33 @@
-"""Table stores, chosen by the scheme of the ``store`` URL."""
+"""Table stores, chosen by the scheme of the ``store`` URL.
+
+``rocksdb://`` is imported only when asked for, so that ``import detstream``
+never loads rocksdict.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from detstream.errors import ImproperlyConfigured
 
 from .base import Store
 from .memory import MemoryStore
 
+SUPPORTED = ("memory://", "rocksdb://")
 
-def store_for_url(url: str) -> type[Store]:
-    """The store class for ``url`` (``memory://``; ``rocksdb://`` lands with the production runtime)."""
-    scheme = url.partition("://")[0].lower()
+
+def store_for_url(url: str) -> type[Any]:
+    """The store class for ``url``; build it as ``cls(url=url, table=table)``."""
+    scheme = url.partition("://")[0].lower() if isinstance(url, str) and "://" in url else ""
     if scheme == "memory":
         return MemoryStore
+    if scheme == "rocksdb":
+        from .rocksdb import RocksDBStore
+
+        return RocksDBStore
     raise ImproperlyConfigured(
-        f"store URL {url!r} is not supported yet: use 'memory://'"
+        f"store URL {url!r} is not supported: use one of {', '.join(SUPPORTED)}"
     )
 
 
-__all__ = ["MemoryStore", "Store", "store_for_url"]
+__all__ = ["SUPPORTED", "MemoryStore", "Store", "store_for_url"]

@@ -1,9 +1,27 @@
-"""The store seam: what a table needs to keep its data, per partition."""
+"""The store seam: what a table needs to keep its data, per partition.
+
+A store is built by the table as ``store_cls(url=..., table=table)`` so that a
+persistent store can find its directory (``table.app.conf``) and encode keys
+and values exactly as the changelog does (``table.changelog_topic.schema``).
+
+Writes made while processing an event carry ``sent``, the future of the
+changelog record that mirrors them. A persistent store writes them to disk
+only once that future resolves, together with its changelog offset, so what
+is on disk is always a prefix of the changelog: after a crash, replaying the
+changelog from the persisted offset rebuilds exactly the table the changelog
+describes (never a value the changelog does not have).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
+
+from detstream._types import ConsumerRecord, RecordMetadata
+
+#: Decodes a changelog record's key or value (the table's schema).
+RecordDecoder = Callable[[ConsumerRecord], Any]
 
 
 class Store(Protocol):
@@ -13,18 +31,36 @@ class Store(Protocol):
         """The value, or raise KeyError."""
         ...
 
-    def set(self, key: Any, value: Any, partition: int) -> None: ...
+    def set(
+        self, key: Any, value: Any, partition: int,
+        sent: asyncio.Future[RecordMetadata] | None = None,
+    ) -> None: ...
 
-    def delete(self, key: Any) -> None: ...
+    def delete(
+        self, key: Any, partition: int | None = None,
+        sent: asyncio.Future[RecordMetadata] | None = None,
+    ) -> None: ...
 
     def __contains__(self, key: Any) -> bool: ...
 
-    def __len__(self) -> int: ...
+    def __len__(self) -> int:
+        """Keys of the partitions this worker holds (not every key on disk)."""
+        ...
 
     def keys(self) -> Iterator[Any]: ...
 
+    def apply_changelog_batch(
+        self, records: Sequence[ConsumerRecord], to_key: RecordDecoder, to_value: RecordDecoder
+    ) -> None:
+        """Apply changelog records in order (None value deletes) and remember their offsets."""
+        ...
+
+    def assign_partitions(self, partitions: set[int]) -> None:
+        """These partitions are now this worker's: make them readable."""
+        ...
+
     def drop_partitions(self, partitions: set[int]) -> None:
-        """Forget every key of ``partitions`` (they moved to another worker)."""
+        """``partitions`` moved to another worker: stop serving them (disk data may stay)."""
         ...
 
     def persisted_offset(self, partition: int) -> int | None:
@@ -32,3 +68,15 @@ class Store(Protocol):
         ...
 
     def set_persisted_offset(self, partition: int, offset: int) -> None: ...
+
+    def reset_partition(self, partition: int) -> None:
+        """Forget one partition's data and offset (it will be rebuilt from the changelog)."""
+        ...
+
+    def reset_state(self) -> None:
+        """Delete every piece of local data of this table (``detstream reset``)."""
+        ...
+
+    def close(self) -> None:
+        """Release files; persisted data stays. Safe to call twice."""
+        ...
