@@ -89,7 +89,7 @@ class App(Service):
     def transport(self) -> Any:
         if self._transport is None:
             url = self.conf.broker_url
-            self._transport = driver_class(url)(url)
+            self._transport = driver_class(url)(url, app=self)
         return self._transport
 
     @transport.setter
@@ -232,6 +232,15 @@ class App(Service):
             await agent.stop()
         if self._producer is not None:
             await self._producer.stop()
+        stop_admin = getattr(self.admin, "stop", None)  # drivers holding a connection
+        if stop_admin is not None:
+            await stop_admin()
+
+    def main(self) -> None:
+        """Run the ``detstream`` CLI for this app (``python proj.py worker -l info``)."""
+        from .cli import run_for_app
+
+        run_for_app(self)
 
     def _spawn(self, coro: Any, name: str) -> None:
         self._background.append(asyncio.ensure_future(coro))

@@ -1,0 +1,289 @@
+"""The Kafka driver's group consumer, its rebalance adapter and its assignor.
+
+Split from ``detstream.transport.aiokafka`` (which alone imports this module)
+to keep files small. Semantics mirror ``sim.driver.SimConsumer``: no
+auto-commit, detstream's co-partitioning assignment computed by the group
+leader, the engine's rebalance listener called with detstream TPs, and a
+``generation`` that names the assignment in force.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.coordinator.assignors.abstract import AbstractPartitionAssignor
+from aiokafka.coordinator.protocol import (
+    ConsumerProtocolMemberAssignment,
+    ConsumerProtocolMemberMetadata,
+)
+from aiokafka.errors import CommitFailedError as KafkaCommitFailedError
+from aiokafka.errors import KafkaError
+from aiokafka.util import commit_structure_validate
+
+from detstream._types import TP, ConsumerRecord
+from detstream.assignor import copartitioned_assignment
+from detstream.errors import CommitFailedError, ImproperlyConfigured
+from detstream.transport.base import RebalanceListener
+
+if TYPE_CHECKING:
+    from detstream.transport.aiokafka import AIOKafkaTransport
+
+log = logging.getLogger("detstream.transport.aiokafka")
+
+
+class CopartitionedAssignor(AbstractPartitionAssignor):
+    """detstream's co-partitioning assignment, run by the group leader (client side)."""
+
+    name = "detstream-copartitioned"
+    version = 0
+
+    @classmethod
+    def assign(
+        cls, cluster: Any, members: Mapping[str, ConsumerProtocolMemberMetadata]
+    ) -> dict[str, ConsumerProtocolMemberAssignment]:
+        subscriptions = {m: frozenset(meta.subscription) for m, meta in members.items()}
+        counts: dict[str, int] = {}
+        for topic in sorted(set().union(*subscriptions.values())):
+            partitions = cluster.partitions_for_topic(topic)
+            if partitions:
+                counts[topic] = len(partitions)
+            else:
+                log.info("assignor: topic %r has no metadata yet; assigned once it exists", topic)
+        plan = copartitioned_assignment(sorted(members), subscriptions, counts)
+        result = {}
+        for member, tps in plan.items():
+            by_topic: dict[str, list[int]] = {}
+            for tp in sorted(tps):
+                by_topic.setdefault(tp.topic, []).append(tp.partition)
+            result[member] = ConsumerProtocolMemberAssignment(
+                cls.version, sorted(by_topic.items()), b""
+            )
+        return result
+
+    @classmethod
+    def metadata(cls, topics: Iterable[str]) -> ConsumerProtocolMemberMetadata:
+        return ConsumerProtocolMemberMetadata(cls.version, sorted(topics), b"")
+
+    @classmethod
+    def on_assignment(cls, assignment: ConsumerProtocolMemberAssignment) -> None:
+        pass
+
+
+class _ListenerAdapter(ConsumerRebalanceListener):
+    """Translates aiokafka's rebalance callbacks into the engine's, with detstream TPs."""
+
+    def __init__(self, owner: KafkaConsumer) -> None:
+        self.owner = owner
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        owner = self.owner
+        owner._generation = -1
+        if owner._listener is not None:
+            await owner._listener.on_partitions_revoked(_tps(revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        owner = self.owner
+        client = owner._client()
+        owner._generation = client._coordinator.generation
+        owner._last_assignment = client._subscription.subscription.assignment
+        if owner._listener is not None:
+            await owner._listener.on_partitions_assigned(_tps(assigned))
+
+
+class KafkaConsumer:
+    """A consumer: group-managed after ``subscribe``, manually assigned after ``assign``."""
+
+    max_records = 500
+
+    def __init__(
+        self, transport: AIOKafkaTransport, options: dict[str, Any], *, group_id: str | None
+    ) -> None:
+        self._transport = transport
+        self._options = options
+        self._group_id = group_id
+        self._consumer: AIOKafkaConsumer | None = None
+        self._listener: RebalanceListener | None = None
+        self._adapter = _ListenerAdapter(self)
+        self._topics: frozenset[str] = frozenset()
+        self._manual: set[TP] | None = None
+        self._seeks: dict[TP, int] = {}
+        self._generation = -1
+        self._last_assignment: Any = None
+        self._fetch_errors = 0
+
+    # -- lifecycle ----------------------------------------------------------------
+    async def start(self) -> None:
+        """Connect; with a subscription this returns once the group assigned partitions."""
+        if self._consumer is not None:
+            return
+
+        def make() -> AIOKafkaConsumer:
+            consumer = AIOKafkaConsumer(**self._options)
+            if self._topics:
+                consumer.subscribe(sorted(self._topics), listener=self._adapter)
+            elif self._manual is not None:
+                consumer.assign([_ak(tp) for tp in sorted(self._manual)])
+            self._consumer = consumer
+            return consumer
+
+        try:
+            await self._transport.start_client(make, f"consumer (group {self._group_id})")
+        except BaseException:
+            self._consumer = None
+            raise
+        for tp, offset in self._seeks.items():
+            self.seek(tp, offset)
+        self._seeks.clear()
+
+    async def stop(self) -> None:
+        """Leave the group (the engine committed before) and close the connections."""
+        consumer, self._consumer = self._consumer, None
+        self._generation = -1
+        if consumer is not None:
+            await consumer.stop()
+
+    def _client(self) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            raise ImproperlyConfigured("the Kafka consumer is not started (call start() first)")
+        return self._consumer
+
+    # -- subscription ---------------------------------------------------------------
+    def subscribe(self, topics: Iterable[str], listener: RebalanceListener) -> None:
+        """Subscribe (again): a changed topic set makes this member rejoin the group."""
+        if self._group_id is None:
+            raise ImproperlyConfigured("subscribe() needs a consumer with a group_id; use assign()")
+        topics = frozenset(topics)
+        self._listener = listener
+        if topics == self._topics:
+            return
+        self._topics = topics
+        if self._consumer is not None:
+            self._consumer.subscribe(sorted(topics), listener=self._adapter)
+
+    def assign(self, tps: Iterable[TP]) -> None:
+        self._manual = set(tps)
+        if self._consumer is not None:
+            self._consumer.assign([_ak(tp) for tp in sorted(self._manual)])
+
+    def assignment(self) -> set[TP]:
+        if self._consumer is None:
+            return set(self._manual or ())
+        return _tps(self._consumer.assignment())
+
+    @property
+    def generation(self) -> int:
+        """Generation of the assignment in force; -1 before the first and during rebalances."""
+        return self._generation
+
+    # -- fetching -----------------------------------------------------------------
+    async def getmany(self, timeout: float) -> dict[TP, list[ConsumerRecord]]:
+        consumer = self._client()
+        try:
+            batch = await consumer.getmany(timeout_ms=_ms(timeout), max_records=self.max_records)
+        except KafkaError as exc:
+            if not exc.retriable:
+                raise
+            self._fetch_errors += 1
+            if self._fetch_errors & (self._fetch_errors - 1) == 0:  # 1st, 2nd, 4th, 8th...
+                log.warning("fetch from Kafka failed (%s); retrying (%d so far)", exc, self._fetch_errors)
+            await asyncio.sleep(min(timeout, 1.0))
+            return {}
+        self._fetch_errors = 0
+        return {
+            TP(tp.topic, tp.partition): [
+                ConsumerRecord(
+                    r.topic, r.partition, r.offset, r.timestamp / 1000.0, r.key, r.value,
+                    tuple((str(k), bytes(v)) for k, v in (r.headers or ())),
+                )
+                for r in records
+            ]
+            for tp, records in batch.items()
+            if records
+        }
+
+    def _assigned(self, tps: Iterable[TP]) -> list[TopicPartition]:
+        current = self._client().assignment()
+        return [_ak(tp) for tp in tps if _ak(tp) in current]
+
+    def pause(self, *tps: TP) -> None:
+        """Pause fetching; partitions not assigned any more are ignored (as in the sim)."""
+        if self._consumer is not None:
+            self._consumer.pause(*self._assigned(tps))
+
+    def resume(self, *tps: TP) -> None:
+        if self._consumer is not None:
+            self._consumer.resume(*self._assigned(tps))
+
+    def seek(self, tp: TP, offset: int) -> None:
+        if self._consumer is None:
+            self._seeks[tp] = offset
+        elif self._assigned([tp]):
+            self._consumer.seek(_ak(tp), offset)
+        else:
+            log.warning("seek(%s, %d) ignored: the partition is not assigned to this consumer", tp, offset)
+
+    # -- offsets ------------------------------------------------------------------
+    async def commit(self, offsets: Mapping[TP, int]) -> None:
+        """Commit ``offsets`` (next offset to read) for the current generation.
+
+        Goes to the group coordinator directly rather than through
+        ``AIOKafkaConsumer.commit``: after a runtime ``subscribe`` aiokafka has
+        already dropped the old assignment while the engine, in its revoke
+        callback, still commits it under the old (still valid) generation.
+        """
+        if self._group_id is None:
+            raise ValueError("commit needs a consumer with a group_id")
+        if not offsets:
+            return
+        consumer = self._client()
+        assignment = consumer._subscription.subscription
+        current = assignment.assignment if assignment is not None else None
+        try:
+            await consumer._coordinator.commit_offsets(
+                current or self._last_assignment,
+                commit_structure_validate({_ak(tp): o for tp, o in offsets.items()}),
+            )
+        except KafkaCommitFailedError as exc:
+            cause = type(exc.__cause__).__name__ if exc.__cause__ is not None else "rebalance"
+            raise CommitFailedError(
+                f"commit of {len(offsets)} offsets for group {self._group_id!r} was rejected "
+                f"({cause}): the group rebalanced and another member may own these partitions now"
+            ) from exc
+        except KafkaError as exc:
+            raise CommitFailedError(
+                f"commit of {len(offsets)} offsets for group {self._group_id!r} failed: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+
+    async def committed(self, tp: TP) -> int | None:
+        if self._group_id is None:
+            return None
+        return await self._client().committed(_ak(tp))
+
+    async def beginning_offsets(self, tps: Iterable[TP]) -> dict[TP, int]:
+        found = await self._client().beginning_offsets([_ak(tp) for tp in tps])
+        return {TP(tp.topic, tp.partition): offset for tp, offset in found.items()}
+
+    async def end_offsets(self, tps: Iterable[TP]) -> dict[TP, int]:
+        found = await self._client().end_offsets([_ak(tp) for tp in tps])
+        return {TP(tp.topic, tp.partition): offset for tp, offset in found.items()}
+
+
+# -- helpers ---------------------------------------------------------------------
+def _ms(seconds: float) -> int:
+    return int(round(float(seconds) * 1000))
+
+
+def _ak(tp: TP) -> TopicPartition:
+    return TopicPartition(tp.topic, tp.partition)
+
+
+def _tps(tps: Iterable[Any]) -> set[TP]:
+    return {TP(tp.topic, tp.partition) for tp in tps}
+
+

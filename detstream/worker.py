@@ -1,0 +1,246 @@
+"""The production worker: one App per process on a real broker (``detstream worker``).
+
+A worker is the process around an App: it configures logging, prints a
+banner saying what is about to run and where, starts the App, and turns
+signals into a graceful stop. The graceful stop is the App's own ``stop()``,
+which finishes the events in hand, commits their offsets and flushes the
+producer before leaving the consumer group, so a deploy (TERM) neither loses
+nor needlessly reprocesses work. A second INT (Ctrl-C twice) exits at once;
+repeated TERMs (process managers often send two) do not.
+
+It also refuses to hang silently: while the broker is unreachable the driver
+logs and retries, and once running the worker watches the App's engine tasks,
+exiting with code 1 (instead of idling forever) when one of them dies.
+
+Exit codes: 0 after a clean stop, 1 when the App failed to start, crashed,
+or its graceful stop did not finish in time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from typing import Any, NoReturn, TextIO
+
+log = logging.getLogger(__name__)
+
+LOG_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s"
+LOGLEVELS = ("debug", "info", "warning", "warn", "error", "critical")
+
+
+class Worker:
+    """Runs ``app`` in this process until TERM/INT (Faust's ``faust.Worker``).
+
+    Example::
+
+        Worker(app, loglevel="info").execute_from_commandline()
+    """
+
+    #: how often the running App's engine tasks are checked for a crash (seconds).
+    watch_interval = 0.5
+
+    def __init__(
+        self,
+        app: Any,
+        *,
+        loglevel: str = "warning",
+        logfile: str | None = None,
+        web_port: int | None = None,
+        quiet: bool = False,
+        shutdown_timeout: float = 60.0,
+        stdout: TextIO | None = None,
+    ) -> None:
+        if str(loglevel).lower() not in LOGLEVELS:
+            raise ValueError(f"loglevel must be one of {', '.join(LOGLEVELS)}, got {loglevel!r}")
+        self.app = app
+        self.loglevel = "warning" if loglevel.lower() == "warn" else loglevel.lower()
+        self.logfile = logfile
+        self.web_port = web_port
+        self.quiet = quiet
+        self.shutdown_timeout = shutdown_timeout
+        self.stdout = stdout or sys.stdout
+        self._stop_requested: asyncio.Event | None = None
+        self._interrupts = 0
+        self._start_task: asyncio.Future[None] | None = None
+        self._stopped = False
+
+    # -- process entry -------------------------------------------------------------
+    def execute_from_commandline(self) -> NoReturn:
+        """Run until stopped and exit the process with the worker's exit code."""
+        sys.exit(self.run())
+
+    def run(self) -> int:
+        """Configure logging, run the worker on a fresh event loop; return the exit code."""
+        self.setup_logging()
+        return asyncio.run(self._main())
+
+    def setup_logging(self) -> None:
+        handler: logging.Handler = (
+            logging.FileHandler(self.logfile) if self.logfile else logging.StreamHandler(sys.stderr)
+        )
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        logging.basicConfig(level=self.loglevel.upper(), handlers=[handler], force=True)
+
+    async def _main(self) -> int:
+        loop = asyncio.get_running_loop()
+        self._stop_requested = asyncio.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self._on_signal, signum)
+        code = 0
+        try:
+            await self.start()
+            code = await self._watch()
+        except Exception as exc:
+            log.error("worker for app %r failed: %s: %s", self._app_id(), type(exc).__name__, exc,
+                      exc_info=not _is_config_error(exc))
+            self._say(f"error: {exc}")
+            code = 1
+        try:
+            await asyncio.wait_for(self.stop(), self.shutdown_timeout)
+        except asyncio.TimeoutError:
+            log.error("graceful stop did not finish within %.0fs: exiting anyway",
+                      self.shutdown_timeout)
+            code = 1
+        except Exception as exc:
+            log.error("error while stopping: %r", exc, exc_info=True)
+            code = 1
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+        if code == 0:
+            self._say("stopped cleanly")
+        return code
+
+    def _on_signal(self, signum: int) -> None:
+        name = signal.Signals(signum).name
+        if signum == signal.SIGINT:
+            self._interrupts += 1
+        if self._interrupts > 1:
+            log.warning("%s again: exiting now without a graceful stop", name)
+            for stream in (sys.stderr, self.stdout):
+                stream.flush()
+            os._exit(1)
+        if self._stop_requested is not None and self._stop_requested.is_set():
+            log.warning("%s received: already stopping gracefully (INT again exits at once)", name)
+            return
+        log.warning("%s received: stopping gracefully (INT again exits at once)", name)
+        self.request_stop()
+
+    def request_stop(self) -> None:
+        """Ask the running worker to stop gracefully (what TERM/INT do)."""
+        if self._stop_requested is not None:
+            self._stop_requested.set()
+
+    # -- lifecycle -----------------------------------------------------------------
+    async def start(self) -> None:
+        """Send ``on_worker_init``, print the banner, start the App.
+
+        Returns once the App is started (consumer group joined), or early when
+        a stop was requested meanwhile (e.g. TERM while the broker is down).
+        """
+        if self._stop_requested is None:
+            self._stop_requested = asyncio.Event()
+        self.app.on_worker_init.send()
+        if self.web_port is not None:
+            self.app.conf.web_port = self.web_port
+        self.app.transport  # noqa: B018 - a bad broker URL fails here, before the banner
+        self._say(*self.banner())
+        self._start_task = asyncio.ensure_future(self.app.start())
+        stop_wait = asyncio.ensure_future(self._stop_requested.wait())
+        try:
+            await asyncio.wait({self._start_task, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop_wait.cancel()
+        if self._start_task.done():
+            self._start_task.result()
+            assigned = len(self.app.conductor.assignment())
+            self._say(f"ready: app {self._app_id()!r} running, {assigned} partitions assigned")
+
+    async def stop(self) -> None:
+        """Stop the App gracefully (idempotent); a start still in progress is abandoned."""
+        if self._stopped:
+            return
+        self._stopped = True
+        task = self._start_task
+        if task is not None and not task.done():
+            task.cancel()
+            try:
+                await task
+            except BaseException:  # noqa: B036 - the start is abandoned, whatever it raised
+                pass
+        await self.app.stop()
+
+    async def _watch(self) -> int:
+        """Wait for a stop request; 1 if the App or one of its engine tasks dies first."""
+        assert self._stop_requested is not None
+        while not self._stop_requested.is_set():
+            try:
+                await asyncio.wait_for(self._stop_requested.wait(), self.watch_interval)
+            except asyncio.TimeoutError:
+                pass
+            failure = self.failure()
+            if failure is not None:
+                log.error("app %r crashed: %r; stopping the worker", self._app_id(), failure,
+                          exc_info=failure)
+                self._say(f"crashed: {type(failure).__name__}: {failure}")
+                return 1
+        return 0
+
+    def failure(self) -> BaseException | None:
+        """Why the running App cannot go on, or None if it is healthy."""
+        app = self.app
+        if app.crashed:
+            return app.crash_reason or RuntimeError(f"app {self._app_id()!r} crashed")
+        # The engine's fetch/commit loops and the app's tasks are plain asyncio
+        # tasks: one that died would otherwise leave a worker idling forever.
+        tasks = [*getattr(app.conductor, "_tasks", ()), *getattr(app, "_background", ())]
+        for task in tasks:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                return task.exception()
+        return None
+
+    # -- banner ----------------------------------------------------------------------
+    def banner(self) -> list[str]:
+        """What is about to run and where: app, broker, store, agents, tables."""
+        app, conf = self.app, self.app.conf
+        transport = type(app.transport).__name__
+        web = "not served (detstream has no web server yet)"
+        lines = [
+            f"detstream worker: app {conf.id!r}, pid {os.getpid()}",
+            f"  broker     {conf.broker}  ({transport})",
+            f"  store      {conf.store}",
+            f"  guarantee  {conf.processing_guarantee}",
+            f"  web        port {conf.web_port}: {web}",
+            f"  loglevel   {self.loglevel}" + (f" -> {self.logfile}" if self.logfile else ""),
+            f"  agents     {len(app.agents)}",
+        ]
+        for name, agent in app.agents.items():
+            source = getattr(agent.channel, "label", "(channel)")
+            sinks = [getattr(s, "label", getattr(s, "name", repr(s))) for s in agent.sinks]
+            arrow = f" -> {', '.join(sinks)}" if sinks else ""
+            lines.append(f"    {name}: {source}{arrow}")
+        lines.append(f"  tables     {len(app.tables.tables)}")
+        for name, table in app.tables.tables.items():
+            lines.append(f"    {name}: changelog {table.changelog_name}, store {table.store_url}")
+        return lines
+
+    def _say(self, *lines: str) -> None:
+        if self.quiet:
+            return
+        for line in lines:
+            print(line, file=self.stdout)
+        self.stdout.flush()
+
+    def _app_id(self) -> str:
+        try:
+            return str(self.app.conf.id)
+        except Exception:
+            return repr(self.app)
+
+
+def _is_config_error(exc: BaseException) -> bool:
+    from .errors import ImproperlyConfigured
+
+    return isinstance(exc, ImproperlyConfigured)
