@@ -27,14 +27,19 @@ import math
 import random
 import weakref
 from collections.abc import Callable, Coroutine
-from contextvars import Context
+from contextvars import Context, ContextVar
 from itertools import count
 from types import FrameType
 from typing import Any, TypeVar
 
 from sim.errors import Deadlock, RealIOForbidden
 
-__all__ = ["VirtualEventLoop", "run"]
+__all__ = ["VirtualEventLoop", "run", "task_owner"]
+
+#: Who a task belongs to (e.g. a simulated worker). Tasks inherit it from the
+#: context they are created in, so a worker's whole task tree can be found,
+#: and killed, when the simulator crashes that worker.
+task_owner: ContextVar[str | None] = ContextVar("sim_task_owner", default=None)
 
 T = TypeVar("T")
 
@@ -194,6 +199,9 @@ class VirtualEventLoop(asyncio.BaseEventLoop):
         self._task_order: weakref.WeakKeyDictionary[asyncio.Task[Any], int] = (
             weakref.WeakKeyDictionary()
         )
+        self._task_owner: weakref.WeakKeyDictionary[asyncio.Task[Any], str] = (
+            weakref.WeakKeyDictionary()
+        )
 
     # -- clock ---------------------------------------------------------------
 
@@ -235,7 +243,15 @@ class VirtualEventLoop(asyncio.BaseEventLoop):
         seq = next(self._task_seq)
         task = super().create_task(coro, name=f"Task-{seq}" if name is None else name, **kwargs)
         self._task_order[task] = seq
+        context = kwargs.get("context")
+        owner = context.get(task_owner) if context is not None else task_owner.get()
+        if owner is not None:
+            self._task_owner[task] = owner
         return task
+
+    def tasks_owned_by(self, owner: str) -> list[asyncio.Task[Any]]:
+        """Unfinished tasks created (directly or not) under ``task_owner == owner``."""
+        return [t for t in self.pending_tasks() if self._task_owner.get(t) == owner]
 
     def pending_tasks(self) -> list[asyncio.Task[Any]]:
         """This loop's unfinished tasks, in creation order."""

@@ -387,3 +387,30 @@ def test_waiting_until_a_deadline_never_spins_on_float_residue():
         return spins
 
     assert run(main()) <= 130
+
+
+def test_tasks_inherit_their_owner_and_can_be_found():
+    from sim.loop import run, task_owner
+
+    async def child():
+        await asyncio.sleep(100)
+
+    async def worker():
+        asyncio.ensure_future(child())
+        await asyncio.sleep(100)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        token = task_owner.set("w1")
+        w1 = asyncio.ensure_future(worker())
+        task_owner.reset(token)
+        other = asyncio.ensure_future(worker())
+        await asyncio.sleep(1)
+        owned = loop.tasks_owned_by("w1")
+        result = (len(owned), w1 in owned, other in owned)
+        for task in owned:
+            task.cancel()
+        other.cancel()
+        return result
+
+    assert run(main()) == (2, True, False)
