@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import inspect
+import sys
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +23,6 @@ from mode import Service
 from .channel import Channel
 from .errors import InvalidArgument
 from .stream import Stream
-from .topic import Topic
 
 if TYPE_CHECKING:
     from .app import App
@@ -93,7 +93,7 @@ class Agent:
             raise InvalidArgument(f"agent concurrency must be an int >= 1, got {concurrency!r}")
         self.fun = fun
         self.app = app
-        self.name = name or f"{fun.__module__}.{fun.__qualname__}"
+        self.name = name or f"{canonical_module(fun.__module__)}.{fun.__qualname__}"
         self.concurrency = concurrency
         self.sinks = list(sink or [])
         self.on_error = on_error
@@ -177,5 +177,22 @@ class Agent:
         await actor.crash(exc)
 
 
-def is_topic(channel: Any) -> bool:
-    return isinstance(channel, Topic)
+def canonical_module(module: str) -> str:
+    """The importable name of ``module``, also when it runs as ``__main__``.
+
+    ``python proj.py worker`` runs the project as ``__main__``; agent names
+    (and so internal topic names) must be the same as under
+    ``detstream worker proj``, or the two launch forms split the app's state.
+    """
+    if module != "__main__":
+        return module
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name not in (None, "__main__"):
+        return spec.name.removesuffix(".__main__")
+    path = getattr(main, "__file__", None)
+    if path:
+        from .loader import module_name_for_file
+
+        return module_name_for_file(path)
+    return module

@@ -59,6 +59,7 @@ class App(Service):
         self._task_funs: list[Callable[..., Any]] = []
         self._timer_specs: list[tuple[Callable[..., Any], float, bool, str]] = []
         self._background: list[asyncio.Task[None]] = []
+        self._declaring: dict[str, asyncio.Future[None]] = {}
         broker = settings.get("broker")
         #: a transport object given as ``broker=`` is used as is (tests, the sim).
         self._transport: Any = None if isinstance(broker, (str, list, tuple, type(None))) else broker
@@ -182,8 +183,23 @@ class App(Service):
     def _register_topic(self, topic: Topic) -> None:
         self._topics.append(topic)
         if self._producer is not None and topic.internal:
-            task = asyncio.ensure_future(self._declare_late(topic))
-            self._background.append(task)
+            self.declared(topic)
+
+    def declared(self, topic: Topic) -> asyncio.Future[None]:
+        """A future done once ``topic`` exists on the broker (declared once per app).
+
+        A topic made after start (``group_by`` in a running agent) must exist
+        before the first record is sent to it: on Kafka that send would
+        auto-create it with the broker's default partition count and silently
+        break co-partitioning.
+        """
+        key = topic.label
+        future = self._declaring.get(key)
+        if future is None:
+            future = asyncio.ensure_future(self._declare_late(topic))
+            self._declaring[key] = future
+            self._background.append(future)
+        return future
 
     async def _declare_late(self, topic: Topic) -> None:
         await topic.declare()

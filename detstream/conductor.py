@@ -10,7 +10,7 @@ reprocessed; we commit while the generation still allows it).
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._types import TP, ConsumerRecord
 from .acks import OffsetTracker
@@ -51,8 +51,8 @@ class Conductor:
         await self.consumer.start()
         loop = asyncio.get_running_loop()
         self._tasks = [
-            loop.create_task(self._fetch_loop(), name=f"{self.app.client_name}-fetch"),
-            loop.create_task(self._commit_loop(), name=f"{self.app.client_name}-commit"),
+            loop.create_task(self._guard(self._fetch_loop()), name=f"{self.app.client_name}-fetch"),
+            loop.create_task(self._guard(self._commit_loop()), name=f"{self.app.client_name}-commit"),
         ]
 
     def resubscribe(self) -> None:
@@ -66,12 +66,26 @@ class Conductor:
             await _cancel(task)
         self._active = set()
         await self._wait_idle(set(self._processing))
-        await self.commit()
+        try:
+            await self.commit()
+        except Exception as exc:  # stopping must finish even when the broker is failing
+            self.app.log.error("final commit failed while stopping: %r", exc)
         for task in self._tasks[1:]:
             await _cancel(task)
         self._tasks = []
         if self.consumer is not None:
             await self.consumer.stop()
+
+    async def _guard(self, loop_coro: Any) -> None:
+        """Run an engine loop; if it fails, crash the app loudly instead of dying unseen."""
+        try:
+            await loop_coro
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.app._record("engine-error", error=type(exc).__name__)
+            self.app.log.exception("consumer loop failed: %r; the app is crashing", exc)
+            await self.app.crash(exc)
 
     # -- fetching -------------------------------------------------------------
     async def _fetch_loop(self) -> None:

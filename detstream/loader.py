@@ -46,6 +46,11 @@ def _module_for_file(spec: str) -> tuple[str, str]:
     return path.stem, str(path.parent)
 
 
+def module_name_for_file(path: str) -> str:
+    """The dotted module name a project file is imported under (see ``resolve_target``)."""
+    return _module_for_file(path)[0]
+
+
 def _project_modules(top: str) -> dict[str, ModuleType]:
     return {k: m for k, m in sys.modules.items() if k == top or k.startswith(top + ".")}
 

@@ -187,6 +187,7 @@ class Stream:
         upstream = self
 
         async def forward() -> None:
+            await self.app.declared(target)
             async for event in upstream.events():
                 new_key = getter(event.value)
                 if asyncio.iscoroutine(new_key):

@@ -94,6 +94,11 @@ class Table(MutableMapping[Any, Any]):
         return self.default()
 
     def __setitem__(self, key: Any, value: Any) -> None:
+        """Set ``key``; ``table[key] = None`` deletes it (a None value is a changelog tombstone)."""
+        if value is None:
+            if key in self.data:
+                del self[key]
+            return
         partition = self._partition_for_write("set", key)
         sent = self._send_changelog(key, value, partition)
         self.data.set(key, value, partition, sent=sent)

@@ -120,8 +120,7 @@ class SimCluster:
             ConsumerRecord(tp.topic, tp.partition, offset, timestamp, key, value, headers)
         )
         self.trace.record(by, "produce", tp=tp, offset=offset, key=key, value=value)
-        self._appended.set()
-        self._appended = asyncio.Event()
+        self.wake_fetchers()
         return RecordMetadata(tp.topic, tp.partition, offset, timestamp)
 
     def read(self, tp: TP, offset: int, max_records: int) -> list[ConsumerRecord]:
@@ -133,6 +132,11 @@ class SimCluster:
     def beginning_offset(self, tp: TP) -> int:
         self._log(tp)
         return 0
+
+    def wake_fetchers(self) -> None:
+        """Wake waiting fetches (a consumer resumed or seeked: it may have data now)."""
+        self._appended.set()
+        self._appended = asyncio.Event()
 
     async def wait_for_append(self, timeout: float) -> None:
         """Return when any partition grows, or after ``timeout`` virtual seconds."""

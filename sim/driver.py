@@ -265,9 +265,11 @@ class SimConsumer:
 
     def resume(self, *tps: TP) -> None:
         self._paused.difference_update(tps)
+        self._cluster.wake_fetchers()
 
     def seek(self, tp: TP, offset: int) -> None:
         self._positions[tp] = offset
+        self._cluster.wake_fetchers()
 
     def position(self, tp: TP) -> int:
         return self._positions[tp]

@@ -267,3 +267,73 @@ def test_bad_arguments_have_clear_errors():
 async def _noop_agent(stream):
     async for _ in stream:
         pass
+
+
+def test_setting_none_deletes_the_key_with_a_tombstone():
+    app = detstream.App("nones", broker="sim://")
+    topic = app.topic("in", partitions=1, internal=True, value_type=str)
+    table = app.Table("t", default=int)
+
+    @app.agent(topic)
+    async def write(stream):
+        async for value in stream:
+            table[value] = None if value.startswith("-") else 1
+            if value.startswith("-"):
+                table[value[1:]] = None
+
+    async def body(cluster):
+        await asyncio.sleep(1)
+        for value in ["a", "b", "-a"]:
+            await topic.send(value=value)
+        await asyncio.sleep(5)
+        return table.as_dict(), [r.value for r in cluster.records("nones-t-changelog")]
+
+    state, changelog = run_app(app, body)
+    assert state == {"b": 1}
+    assert changelog[-1] is None
+
+
+def test_engine_loop_failure_crashes_the_app_loudly():
+    app = detstream.App("loud", broker="sim://")
+    topic = app.topic("in", partitions=1, internal=True, value_type=str)
+
+    @app.agent(topic)
+    async def consume(stream):
+        async for _ in stream:
+            pass
+
+    async def body(cluster):
+        await asyncio.sleep(1)
+
+        async def broken_commit(offsets):
+            raise RuntimeError("broker said no")
+
+        app.conductor.consumer.commit = broken_commit
+        await topic.send(value="x")
+        await asyncio.sleep(5)
+        return app.crashed, [e.kind for e in cluster.trace.events]
+
+    app.trace_hook = lambda actor, kind, **fields: kinds.append(kind)
+    kinds = []
+    crashed, _ = run_app(app, body)
+    assert crashed
+    assert "engine-error" in kinds
+
+
+def test_agent_names_do_not_depend_on_running_as_main(tmp_path):
+    import subprocess
+    import sys
+
+    project = tmp_path / "proj_main.py"
+    project.write_text(
+        "import detstream\n"
+        "app = detstream.App('m', broker='sim://')\n"
+        "@app.agent()\n"
+        "async def hello(stream):\n"
+        "    async for _ in stream:\n"
+        "        pass\n"
+        "print(hello.name)\n"
+    )
+    as_script = subprocess.run([sys.executable, str(project)], capture_output=True, text=True, cwd=tmp_path)
+    as_module = subprocess.run([sys.executable, "-c", "import proj_main"], capture_output=True, text=True, cwd=tmp_path)
+    assert as_script.stdout.strip() == as_module.stdout.strip() == "proj_main.hello"
