@@ -181,6 +181,10 @@ class Conductor:
         await self.app.tables.on_assigned(self.consumer, assigned)
         await self.app.on_partitions_assigned.send(assigned=set(assigned))
 
+    def uncommitted(self) -> int:
+        """Messages delivered or acked since the last commit (lost from memory by a crash)."""
+        return sum(self.tracker.in_flight(tp) for tp in self._active) + len(self.tracker.to_commit())
+
     def assignment(self) -> set[TP]:
         return set(self._active)
 

@@ -117,3 +117,18 @@ def fold_changelog(table: Any, cluster: SimCluster, partitions: set[int] | None 
 def _line(event: TraceEvent) -> str:
     fields = " ".join(f"{k}={v}" for k, v in event.fields.items())
     return f"{event.time:012.6f} {event.actor} {event.kind} {fields}"
+
+
+def no_fenced_commit_accepted(trace: Trace) -> Violation | None:
+    """No commit was stored for a member after the coordinator fenced or expelled it."""
+    fenced: set[str] = set()
+    for event in trace.events:
+        if event.kind == "member-expired":
+            fenced.add(event.fields["member"])
+        elif event.kind == "commit" and event.fields.get("member") in fenced:
+            return Violation(
+                "no-fenced-commit",
+                f"commit from expelled member {event.fields['member']} was accepted",
+                [_line(event)],
+            )
+    return None

@@ -59,6 +59,11 @@ class SimTransport:
         self.url = url
         self._cluster = cluster
         self.name = name
+        self.link = Link(name)
+
+    def sever(self) -> None:
+        """The process died: nothing this transport's clients do reaches the cluster again."""
+        self.link.up = False
 
     @property
     def cluster(self) -> SimCluster:
@@ -67,13 +72,25 @@ class SimTransport:
         return self._cluster
 
     def create_producer(self, *, client_id: str) -> SimProducer:
-        return SimProducer(self.cluster, self.name)
+        return SimProducer(self.cluster, self.name, self.link)
 
     def create_consumer(self, *, client_id: str, group_id: str | None) -> SimConsumer:
-        return SimConsumer(self.cluster, self.name, group_id=group_id)
+        return SimConsumer(self.cluster, self.name, group_id=group_id, link=self.link)
 
     def create_admin(self, *, client_id: str) -> SimAdmin:
         return SimAdmin(self.cluster, self.name)
+
+
+class Link:
+    """A client process's connection to the cluster; down once the process crashed."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.up = True
+
+    def check(self) -> None:
+        if not self.up:
+            raise ConnectionError(f"{self.name} has crashed: its requests never reach the cluster")
 
 
 class SimAdmin:
@@ -104,9 +121,10 @@ class SimProducer:
     one: order per partition is kept, and a burst costs one round trip.
     """
 
-    def __init__(self, cluster: SimCluster, name: str) -> None:
+    def __init__(self, cluster: SimCluster, name: str, link: Link | None = None) -> None:
         self._cluster = cluster
         self._name = name
+        self._link = link or Link(name)
         self._queued: dict[TP, list[_Pending]] = {}
         self._senders: dict[TP, asyncio.Task[None]] = {}
         self._round_robin = itertools.count()
@@ -155,6 +173,8 @@ class SimProducer:
         while self._queued.get(tp):
             batch, self._queued[tp] = self._queued[tp], []
             await asyncio.sleep(self._cluster.latency())
+            if not self._link.up:
+                return  # the process died with these records in its buffer
             for item in batch:
                 meta = self._cluster.append(
                     self._name, tp, key=item.key, value=item.value,
@@ -180,7 +200,10 @@ class SimConsumer:
     session_timeout = 60.0
     rebalance_timeout = 60.0
 
-    def __init__(self, cluster: SimCluster, name: str, *, group_id: str | None) -> None:
+    def __init__(
+        self, cluster: SimCluster, name: str, *, group_id: str | None, link: Link | None = None
+    ) -> None:
+        self._link = link or Link(name)
         self._cluster = cluster
         self._name = name
         self._group_id = group_id
@@ -210,7 +233,7 @@ class SimConsumer:
             except asyncio.CancelledError:
                 pass
             self._task = None
-        if self._group_id is not None and self._member_id is not None:
+        if self._group_id is not None and self._member_id is not None and self._link.up:
             self._cluster.group(self._group_id).leave(self._member_id)
             self._member_id = None
         self._assignment = set()
@@ -277,6 +300,7 @@ class SimConsumer:
     # -- offsets ------------------------------------------------------------
     async def commit(self, offsets: Mapping[TP, int]) -> None:
         await asyncio.sleep(self._cluster.latency())
+        self._link.check()
         if self._group_id is None:
             raise ValueError("commit needs a consumer with a group_id")
         member = self._member_id if self._topics else None
@@ -306,6 +330,7 @@ class SimConsumer:
                 pass
             if self._member_id is None or self._needs_join:
                 continue
+            self._link.check()
             try:
                 coordinator.heartbeat(self._member_id, self._generation)
             except UnknownMemberIdError:

@@ -1,16 +1,25 @@
-"""Run a project under simulation: workers, clients, checks, trace.
+"""Run a project under simulation: workers, clients, faults, checks, trace.
 
-One run = one seed. Every random choice of the run is drawn from streams
-derived from the seed per subsystem (network, clients, app), so the run is a
-pure function of (code, seed, options) and its trace hash proves it.
+One run = one seed. Every random choice is drawn from a stream derived from
+the seed per subsystem (network, faults, clients), so a run is a pure
+function of (code, seed, options): its trace hash proves it, and a changed
+fault plan does not reshuffle the network.
+
+Phases: the *main* phase runs clients and the fault plan for ``duration``
+virtual seconds; then faults stop, crashed workers are back, and the *settle*
+phase must converge (every consumed partition committed to its end) within
+``SETTLE_BOUND``; checks then read the trace and the final topics.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import tempfile
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from detstream._types import ConsumerRecord
@@ -19,9 +28,11 @@ from detstream.loader import load_isolated
 from . import checks
 from .cluster import SimCluster
 from .driver import SimTransport, current_cluster
+from .faults import Fault, FaultPlan, plan_faults
 from .scenario import ProducerSpec, Scenario, encode
 from .testing import run_sandboxed
 from .trace import Trace
+from .workers import SimWorker
 
 #: virtual seconds allowed after the main phase for the run to settle.
 SETTLE_BOUND = 300.0
@@ -32,17 +43,23 @@ class SimOptions:
     seed: int
     workers: int = 3
     duration: float = 30.0
+    faults: str = "none"
+    #: a fixed plan (``--plan FILE``, shrinking); overrides ``faults``.
+    plan: FaultPlan | None = None
 
 
 @dataclass
 class SimReport:
-    """Outcome of one run: summary lines, violations and the trace."""
+    """Outcome of one run: set-up and summary lines, violations and the trace."""
 
     options: SimOptions
     target: str
     trace: Trace
+    plan: FaultPlan
+    setup: list[str] = field(default_factory=list)
     summary: list[str] = field(default_factory=list)
     violations: list[checks.Violation] = field(default_factory=list)
+    coverage: Counter[str] = field(default_factory=Counter)
 
     @property
     def ok(self) -> bool:
@@ -54,12 +71,22 @@ class SimReport:
 
 
 class RunResult:
-    """What scenario checks see after the run: client input and final topic contents."""
+    """What scenario checks see after the run: client input, faults and final topics."""
 
-    def __init__(self, cluster: SimCluster, apps: list[Any], produced: dict[str, list[Any]]):
+    def __init__(self, cluster: SimCluster, apps: list[Any], produced: dict[str, list[Any]], faults: list[Fault]):
         self._cluster = cluster
         self.apps = apps
         self._produced = produced
+        #: faults that happened, in order.
+        self.faults = faults
+
+    @property
+    def crashes(self) -> int:
+        return sum(1 for f in self.faults if f.kind == "crash")
+
+    @property
+    def exactly_once(self) -> bool:
+        return self.apps[0].conf.processing_guarantee == "exactly_once"
 
     def produced(self, topic: str) -> list[Any]:
         """Values the simulated clients produced to ``topic``, in order."""
@@ -85,7 +112,8 @@ def run(
     """
 
     async def main() -> SimReport:
-        return await Simulation(target, options, scenario=scenario).run()
+        with tempfile.TemporaryDirectory(prefix="detstream-sim-") as datadir:
+            return await Simulation(target, options, Path(datadir), scenario=scenario).run()
 
     return run_sandboxed(main, seed=options.seed)
 
@@ -97,34 +125,43 @@ class Simulation:
         self,
         target: str,
         options: SimOptions,
+        datadir: Path,
         *,
         scenario: Callable[[Scenario], None] | None = None,
     ):
         self.target = target
-        self._scenario_hook = scenario
         self.options = options
+        self.datadir = datadir
+        self._scenario_hook = scenario
         self.trace = Trace(asyncio.get_running_loop().time)
         seed = options.seed
         self.cluster = SimCluster(self.trace, rng=random.Random(f"{seed}/network"))
-        self.client_rng = random.Random(f"{seed}/clients")
-        self.apps: list[Any] = []
+        self.plan = options.plan or plan_faults(seed, options.faults, options.workers, options.duration)
+        self.workers: dict[str, SimWorker] = {}
+        self.retired: list[SimWorker] = []
         self.produced: dict[str, list[Any]] = {}
-        self.report = SimReport(options, target, self.trace)
+        self.applied: list[Fault] = []
+        self._restarts: list[asyncio.Task[None]] = []
+        self.report = SimReport(options, target, self.trace, self.plan)
 
     async def run(self) -> SimReport:
         token = current_cluster.set(self.cluster)
         try:
             scenario = self._load_scenario()
+            self._describe_setup()
             for spec in scenario.topics:
                 self.cluster.create_topic(spec.name, spec.partitions, spec.config, by="operator")
-            await self._start_workers()
+            for index in range(self.options.workers):
+                await self._add_worker(f"w{index + 1}")
             clients = [asyncio.ensure_future(self._feed(spec)) for spec in scenario.producers]
+            faults = asyncio.ensure_future(self._apply_faults())
             await asyncio.sleep(self.options.duration)
             await asyncio.gather(*clients)
+            await faults
             await self._settle()
-            self._check(checks.tables_match_changelog(self.apps, self.cluster))
-            for app in self.apps:
-                await app.stop()
+            self._check(checks.tables_match_changelog(self._live_apps(), self.cluster))
+            for worker in self._live_workers():
+                await worker.stop()
             self._final_checks(scenario)
             self._summarise(scenario)
             return self.report
@@ -140,21 +177,22 @@ class Simulation:
             hook(scenario)
         return scenario
 
-    async def _start_workers(self) -> None:
-        for index in range(self.options.workers):
-            _, app = load_isolated(self.target)
-            name = f"w{index + 1}"
-            app.transport = SimTransport(cluster=self.cluster, name=name)
-            app.client_name = name
-            app.trace_hook = self.trace.record
-            self.apps.append(app)
-        for app in self.apps:
-            await app.start()
+    def _describe_setup(self) -> None:
+        plan = self.plan
+        kinds = ",".join(plan.kinds) or "-"
+        self.report.setup.append(
+            f"workers={self.options.workers} faults={plan.profile} kinds={kinds} planned={len(plan.faults)}"
+        )
+        self.report.setup.extend(f"plan: {fault.describe()}" for fault in plan.faults)
+
+    async def _add_worker(self, name: str) -> SimWorker:
+        worker = SimWorker(name, self.target, self.cluster, self.trace, self.datadir / name)
+        self.workers[name] = worker
+        await worker.start()
+        return worker
 
     async def _feed(self, spec: ProducerSpec) -> None:
-        producer = SimTransport(cluster=self.cluster, name=spec.name).create_producer(
-            client_id=spec.name
-        )
+        producer = SimTransport(cluster=self.cluster, name=spec.name).create_producer(client_id=spec.name)
         await asyncio.sleep(spec.start)
         sent = self.produced.setdefault(spec.topic, [])
         for item in spec.records:
@@ -164,23 +202,76 @@ class Simulation:
             if spec.every:
                 await asyncio.sleep(spec.every)
 
+    # -- faults ------------------------------------------------------------------
+    async def _apply_faults(self) -> None:
+        loop = asyncio.get_running_loop()
+        for fault in self.plan.faults:
+            await asyncio.sleep(max(0.0, fault.at - loop.time()))
+            if await self._apply(fault):
+                self.applied.append(fault)
+            else:
+                self.trace.record("faults", "fault-skipped", fault=fault.kind, worker=fault.worker)
+        if self._restarts:
+            await asyncio.gather(*self._restarts)
+
+    async def _apply(self, fault: Fault) -> bool:
+        worker = self.workers.get(fault.worker)
+        if fault.kind == "join":
+            if worker is not None:
+                return False
+            self.trace.record("faults", "fault", fault="join", worker=fault.worker)
+            await self._add_worker(fault.worker)
+            return True
+        if worker is None or not worker.up:
+            return False
+        if fault.kind == "leave" and len(self._live_workers()) <= 1:
+            return False
+        self.trace.record("faults", "fault", fault=fault.kind, worker=fault.worker)
+        if fault.kind == "crash":
+            if await worker.crash():
+                self.report.coverage["crash-with-uncommitted-work"] += 1
+            self._restarts.append(asyncio.ensure_future(self._restart_later(worker, fault.downtime)))
+        elif fault.kind == "restart":
+            await worker.stop()
+            await worker.start()
+        elif fault.kind == "leave":
+            await worker.stop()
+            self.retired.append(self.workers.pop(worker.name))
+        return True
+
+    async def _restart_later(self, worker: SimWorker, downtime: float) -> None:
+        await asyncio.sleep(downtime)
+        await worker.start()
+
+    # -- settling and checks -----------------------------------------------------
+    def _live_workers(self) -> list[SimWorker]:
+        return [w for _, w in sorted(self.workers.items()) if w.up]
+
+    def _live_apps(self) -> list[Any]:
+        return [w.app for w in self._live_workers()]
+
     async def _settle(self) -> None:
         """Wait (bounded) until every consumed partition is committed to its end."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SETTLE_BOUND
         while loop.time() < deadline:
-            if checks.converged(self.cluster, self._group_id, self._consumed_topics) is None:
+            group = self.cluster.groups.get(self._group_id)
+            stable = group is None or group.state in ("stable", "empty")
+            if stable and checks.converged(self.cluster, self._group_id, self._consumed_topics) is None:
                 return
             await asyncio.sleep(0.5)
 
-    # -- checks ----------------------------------------------------------------
+    @property
+    def _any_app(self) -> Any:
+        return next(iter(self.workers.values())).app
+
     @property
     def _group_id(self) -> str:
-        return self.apps[0].conf.id
+        return self._any_app.conf.id
 
     @property
     def _consumed_topics(self) -> set[str]:
-        return {name for topic in self.apps[0].acking_topics() for name in topic.topics}
+        return {name for topic in self._any_app.acking_topics() for name in topic.topics}
 
     def _check(self, violation: checks.Violation | None) -> None:
         if violation is not None:
@@ -191,7 +282,9 @@ class Simulation:
         self._check(checks.converged(self.cluster, self._group_id, topics))
         self._check(checks.partition_order(self.trace))
         self._check(checks.no_lost_input(self.trace, self.cluster, topics))
-        result = RunResult(self.cluster, self.apps, self.produced)
+        self._check(checks.no_fenced_commit_accepted(self.trace))
+        apps = [w.app for _, w in sorted(self.workers.items())]
+        result = RunResult(self.cluster, apps, self.produced, self.applied)
         for name, fun in scenario.checks:
             try:
                 fun(result)
@@ -201,10 +294,18 @@ class Simulation:
     def _summarise(self, scenario: Scenario) -> None:
         lines = self.report.summary
         for spec in scenario.producers:
-            lines.append(f"client {spec.name}: produced {len(self.produced.get(spec.topic, []))} records to {spec.topic!r}")
-        for app in self.apps:
-            count = sum(1 for e in self.trace.events if e.actor == app.client_name and e.kind == "deliver")
-            lines.append(f"worker {app.client_name}: processed {count} events")
-        rebalances = sum(1 for _ in self.trace.of_kind("rebalance"))
-        lines.append(f"group {self._group_id}: {rebalances} rebalance(s), {len(self.trace.lines)} trace lines")
-
+            count = len(self.produced.get(spec.topic, []))
+            lines.append(f"client {spec.name}: produced {count} records to {spec.topic!r}")
+        delivered = Counter(e.actor for e in self.trace.of_kind("deliver"))
+        for name in sorted({*self.workers, *(w.name for w in self.retired)}):
+            lines.append(f"worker {name}: processed {delivered[name]} events")
+        for fault in self.applied:
+            lines.append(f"fault: {fault.describe()}")
+        coverage = self.report.coverage
+        coverage["rebalance"] += sum(1 for _ in self.trace.of_kind("rebalance"))
+        coverage["recovery"] += sum(1 for _ in self.trace.of_kind("recovery-start"))
+        coverage["commit-rejected"] += sum(1 for _ in self.trace.of_kind("commit-rejected"))
+        coverage["crash"] += sum(1 for f in self.applied if f.kind == "crash")
+        shown = " ".join(f"{k}={coverage[k]}" for k in sorted(coverage))
+        lines.append(f"coverage: {shown}")
+        lines.append(f"trace: {len(self.trace.lines)} lines")

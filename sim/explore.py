@@ -1,0 +1,131 @@
+"""Many runs of one target: seed sweeps, determinism self-check, replay, shrinking.
+
+Each function calls ``runner.run`` and compares outcomes; printing is left to
+the CLI.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from .faults import FaultPlan
+from .runner import SimOptions, SimReport, run
+
+#: coverage counters a sweep expects to see at least once under faults.
+INTERESTING = ("crash", "crash-with-uncommitted-work", "rebalance", "recovery")
+
+
+@dataclass
+class Sweep:
+    runs: int = 0
+    failures: list[tuple[int, SimReport]] = field(default_factory=list)
+    coverage: Counter[str] = field(default_factory=Counter)
+
+    def never_reached(self) -> list[str]:
+        return [name for name in INTERESTING if not self.coverage[name]]
+
+
+def sweep(target: str, options: SimOptions, seeds: range) -> Sweep:
+    """Run every seed in ``seeds`` with otherwise equal options."""
+    result = Sweep()
+    for seed in seeds:
+        report = run(target, replace(options, seed=seed))
+        result.runs += 1
+        result.coverage.update(report.coverage)
+        if not report.ok:
+            result.failures.append((seed, report))
+    return result
+
+
+def first_divergence(a: list[str], b: list[str]) -> tuple[int, str, str] | None:
+    """The first line index where two traces differ (with both lines), or None."""
+    for index, (left, right) in enumerate(zip(a, b, strict=False)):
+        if left != right:
+            return index, left, right
+    if len(a) != len(b):
+        index = min(len(a), len(b))
+        return index, (a[index] if index < len(a) else "<end>"), (b[index] if index < len(b) else "<end>")
+    return None
+
+
+def check_determinism(target: str, options: SimOptions) -> tuple[SimReport, tuple[int, str, str] | None]:
+    """Run the same seed twice; the first divergence, if any."""
+    first = run(target, options)
+    second = run(target, options)
+    return first, first_divergence(first.trace.lines, second.trace.lines)
+
+
+# -- trace files with a header that says how to rerun them ----------------------------
+def write_trace(report: SimReport, path: str | Path) -> None:
+    """Write the trace with a header (not hashed) naming target, options and plan."""
+    options = report.options
+    header = {
+        "target": report.target, "seed": options.seed, "workers": options.workers,
+        "duration": options.duration, "faults": options.faults,
+        "plan": json.loads(report.plan.to_json()),
+    }
+    body = "".join(line + "\n" for line in report.trace.lines)
+    Path(path).write_text(f"# detstream-trace {json.dumps(header, sort_keys=True)}\n{body}")
+
+
+def read_trace(path: str | Path) -> tuple[str, SimOptions, list[str]]:
+    """Target, options and lines of a trace file written by ``write_trace``."""
+    text = Path(path).read_text().splitlines()
+    if not text or not text[0].startswith("# detstream-trace "):
+        raise ValueError(f"{path}: not a detstream trace file (no '# detstream-trace' header)")
+    header = json.loads(text[0].removeprefix("# detstream-trace "))
+    plan = FaultPlan.from_dict(header["plan"])
+    options = SimOptions(
+        seed=header["seed"], workers=header["workers"], duration=header["duration"],
+        faults=header["faults"], plan=plan,
+    )
+    return header["target"], options, text[1:]
+
+
+def replay(path: str | Path) -> tuple[SimReport, tuple[int, str, str] | None]:
+    """Rerun a recorded trace; the first line where the new run differs, if any."""
+    target, options, lines = read_trace(path)
+    report = run(target, options)
+    return report, first_divergence(lines, report.trace.lines)
+
+
+# -- shrinking -------------------------------------------------------------------------
+def shrink(target: str, options: SimOptions, *, budget: int = 40) -> tuple[SimOptions, SimReport]:
+    """A smaller failing run: drop faults one at a time, then shorten the run.
+
+    Greedy delta debugging over the fault plan (the seed's other random
+    streams are independent of the plan, so removing a fault keeps the rest
+    of the run as it was). Returns the smallest failing options found within
+    ``budget`` runs, and its report.
+    """
+    from .faults import plan_faults
+
+    plan = options.plan or plan_faults(options.seed, options.faults, options.workers, options.duration)
+    best = replace(options, plan=plan)
+    best_report = run(target, best)
+    if best_report.ok:
+        raise ValueError("the run passes: there is nothing to shrink")
+    runs = 1
+    index = 0
+    while index < len(best.plan.faults) and runs < budget:  # type: ignore[union-attr]
+        candidate = replace(best, plan=best.plan.without(index))  # type: ignore[union-attr]
+        report = run(target, candidate)
+        runs += 1
+        if not report.ok:
+            best, best_report = candidate, report
+        else:
+            index += 1
+    while runs < budget and best.duration > 1.0:
+        candidate = replace(best, duration=round(best.duration / 2, 3))
+        last_fault = max((f.at for f in best.plan.faults), default=0.0)  # type: ignore[union-attr]
+        if candidate.duration <= last_fault:
+            break
+        report = run(target, candidate)
+        runs += 1
+        if report.ok:
+            break
+        best, best_report = candidate, report
+    return best, best_report

@@ -1,0 +1,100 @@
+"""Fault injection under `detstream sim`: plans, app-visible effects, replay, shrinking."""
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from sim import explore
+from sim.faults import Fault, FaultPlan, plan_faults
+from sim.runner import SimOptions, run
+
+WORD_COUNT = "examples/word_count.py"
+PLANTED = "tests/apps/commit_before_processing.py"
+
+
+def crash_plan(at=6.0, worker="w2", downtime=5.0):
+    return FaultPlan("file", ("crash",), (Fault(at, "crash", worker, downtime),))
+
+
+def test_same_seed_same_plan_and_plans_vary_by_seed():
+    assert plan_faults(7, "default", 3, 30) == plan_faults(7, "default", 3, 30)
+    assert len({plan_faults(s, "chaos", 3, 30) for s in range(20)}) > 15
+    assert plan_faults(7, "none", 3, 30).faults == ()
+
+
+def test_swarm_switches_kinds_per_seed():
+    kinds = {plan_faults(s, "chaos", 3, 30).kinds for s in range(40)}
+    assert len(kinds) > 3  # different seeds enable different subsets of fault kinds
+
+
+def test_crash_moves_partitions_and_table_rebuilds_from_changelog():
+    report = run(WORD_COUNT, SimOptions(seed=3, duration=20.0, plan=crash_plan()))
+    assert report.ok, report.violations
+    kinds = [(e.actor, e.kind) for e in report.trace.events]
+    assert ("w2", "crash") in kinds
+    crash_at = next(e.time for e in report.trace.events if e.kind == "crash")
+    after = [e for e in report.trace.events if e.time > crash_at]
+    # survivors get w2's partitions at the next generation and recover its table partitions
+    assert any(e.kind == "rebalance" for e in after)
+    assert any(e.kind == "recovery-start" and e.actor in ("w1", "w3") for e in after)
+    # the restarted incarnation rejoins
+    assert any(e.kind == "start" and e.actor == "w2" for e in after)
+
+
+def test_graceful_restart_loses_nothing_and_duplicates_nothing():
+    plan = FaultPlan("file", ("restart",), (Fault(5.0, "restart", "w1"),))
+    report = run(WORD_COUNT, SimOptions(seed=4, duration=20.0, plan=plan))
+    assert report.ok, report.violations  # exact counts: a graceful stop commits first
+
+
+def test_join_and_leave_rebalance_the_group():
+    plan = FaultPlan("file", ("join", "leave"), (Fault(4.0, "join", "w4"), Fault(8.0, "leave", "w1")))
+    report = run(WORD_COUNT, SimOptions(seed=5, duration=20.0, plan=plan))
+    assert report.ok, report.violations
+    generations = [e.fields["generation"] for e in report.trace.of_kind("rebalance")]
+    assert len(generations) >= 3
+    assert any(e.actor == "w4" and e.kind == "deliver" for e in report.trace.events)
+
+
+def test_planted_commit_before_processing_bug_is_caught_within_50_seeds():
+    options = SimOptions(seed=0, duration=20.0, faults="default")
+    for seed in range(1, 51):
+        report = run(PLANTED, replace(options, seed=seed))
+        if not report.ok:
+            assert report.violations[0].check == "no_update_lost"
+            return
+    pytest.fail("the planted lost-update bug survived 50 seeds")
+
+
+def test_replay_detects_a_changed_trace(tmp_path):
+    options = SimOptions(seed=2, duration=10.0, faults="default")
+    path = tmp_path / "run.trace"
+    explore.write_trace(run(WORD_COUNT, options), path)
+    assert explore.replay(path)[1] is None
+    lines = path.read_text().splitlines()
+    lines[40] = lines[40] + " tampered=1"
+    path.write_text("\n".join(lines) + "\n")
+    report, divergence = explore.replay(path)
+    assert divergence is not None and divergence[0] == 39
+
+
+def test_check_determinism_finds_no_divergence():
+    report, divergence = explore.check_determinism(WORD_COUNT, SimOptions(seed=11, duration=10.0, faults="chaos"))
+    assert divergence is None and report.trace.lines
+
+
+def test_shrinking_reduces_a_failing_plan():
+    failing = None
+    for seed in range(1, 51):
+        options = SimOptions(seed=seed, duration=20.0, faults="chaos")
+        if not run(PLANTED, options).ok:
+            failing = options
+            break
+    assert failing is not None
+    original = plan_faults(failing.seed, "chaos", 3, 20.0)
+    smaller, report = explore.shrink(PLANTED, failing)
+    assert not report.ok
+    assert len(smaller.plan.faults) <= len(original.faults)
+    assert len(smaller.plan.faults) >= 1
+    json.loads(smaller.plan.to_json())  # a plan file the CLI can take back with --plan
