@@ -155,10 +155,33 @@ class Conductor:
         self.tracker.committed(offsets)
         return True
 
-    async def _wait_idle(self, tps: set[TP]) -> None:
-        while any(self._processing.get(tp, 0) for tp in tps):
+    async def _wait_idle(self, tps: set[TP]) -> bool:
+        """Wait for events in hand on ``tps`` to finish, time-boxed.
+
+        An agent stuck on one event must not hang a rebalance or a shutdown
+        (Faust time-boxes these at 95% of the session timeout too): after the
+        bound the stuck partitions are named and left uncommitted, so their
+        next owner processes the event again.
+        """
+        bound = 0.95 * float(self.app.conf.broker_session_timeout)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + bound
+        while busy := sorted(str(tp) for tp in tps if self._processing.get(tp, 0)):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                self.app._record("wait-idle-timeout", tps=busy)
+                self.app.log.error(
+                    "events on %s still processing after %.1fs; giving up on them "
+                    "(an agent is stuck: its partitions will be processed again by their next owner)",
+                    ", ".join(busy), bound,
+                )
+                return False
             self._idle.clear()
-            await self._idle.wait()
+            try:
+                await asyncio.wait_for(self._idle.wait(), remaining)
+            except asyncio.TimeoutError:
+                pass
+        return True
 
     # -- rebalance listener -------------------------------------------------------
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:

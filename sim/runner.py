@@ -36,6 +36,8 @@ from .workers import SimWorker
 
 #: virtual seconds allowed after the main phase for the run to settle.
 SETTLE_BOUND = 300.0
+#: virtual seconds a graceful stop may take before it counts as hung.
+STOP_BOUND = 120.0
 
 
 @dataclass(frozen=True)
@@ -161,7 +163,7 @@ class Simulation:
             await self._settle()
             self._check(checks.tables_match_changelog(self._live_apps(), self.cluster))
             for worker in self._live_workers():
-                await worker.stop()
+                await self._stop_or_kill(worker)
             self._final_checks(scenario)
             self._summarise(scenario)
             return self.report
@@ -238,6 +240,16 @@ class Simulation:
             await worker.stop()
             self.retired.append(self.workers.pop(worker.name))
         return True
+
+    async def _stop_or_kill(self, worker: SimWorker) -> None:
+        """Stop gracefully; a stop that does not finish is a violation, and the worker is killed."""
+        try:
+            await asyncio.wait_for(worker.stop(), STOP_BOUND)
+        except asyncio.TimeoutError:
+            self._check(checks.Violation(
+                "graceful-stop", f"{worker.name} did not stop within {STOP_BOUND:g} virtual seconds",
+            ))
+            await worker.crash()
 
     async def _restart_later(self, worker: SimWorker, downtime: float) -> None:
         await asyncio.sleep(downtime)
