@@ -64,9 +64,11 @@ class SeedRange(click.ParamType):
 @click.option("--replay", "replay_path", type=click.Path(exists=True, dir_okay=False),
               help="Rerun a trace file and fail at the first line that differs.")
 @click.option("--shrink", is_flag=True, help="If the run fails, search for a smaller failing plan.")
+@click.option("--shuffle", is_flag=True,
+              help="Explore interleavings: permute ready tasks each loop step (seeded).")
 def sim(target: str | None, seed: int, workers: int, duration: float, faults: str,
         plan_path: str | None, trace_path: str | None, seeds: range | None,
-        check_determinism: bool, replay_path: str | None, shrink: bool) -> None:
+        check_determinism: bool, replay_path: str | None, shrink: bool, shuffle: bool) -> None:
     """Run TARGET (file, module or module:attr) on a simulated cluster."""
     from sim import explore
     from sim.faults import FaultPlan
@@ -79,7 +81,8 @@ def sim(target: str | None, seed: int, workers: int, duration: float, faults: st
         if not target:
             raise click.UsageError("missing TARGET (a file, module or module:attr)")
         plan = FaultPlan.load(plan_path) if plan_path else None
-        options = SimOptions(seed=seed, workers=workers, duration=duration, faults=faults, plan=plan)
+        options = SimOptions(seed=seed, workers=workers, duration=duration, faults=faults,
+                             plan=plan, shuffle=shuffle)
         if seeds is not None:
             _sweep(target, options, seeds)
         elif check_determinism:
@@ -94,6 +97,7 @@ def sim(target: str | None, seed: int, workers: int, duration: float, faults: st
 def _command(target: str, options: Any) -> str:
     text = (f"detstream sim {target} --seed {options.seed} --workers {options.workers} "
             f"--duration {options.duration:g}s --faults {options.faults}")
+    text += " --shuffle" if options.shuffle else ""
     return text + (" --plan plan.json" if options.plan is not None else "")
 
 

@@ -64,7 +64,7 @@ def write_trace(report: SimReport, path: str | Path) -> None:
     options = report.options
     header = {
         "target": report.target, "seed": options.seed, "workers": options.workers,
-        "duration": options.duration, "faults": options.faults,
+        "duration": options.duration, "faults": options.faults, "shuffle": options.shuffle,
         "plan": json.loads(report.plan.to_json()),
     }
     body = "".join(line + "\n" for line in report.trace.lines)
@@ -80,7 +80,7 @@ def read_trace(path: str | Path) -> tuple[str, SimOptions, list[str]]:
     plan = FaultPlan.from_dict(header["plan"])
     options = SimOptions(
         seed=header["seed"], workers=header["workers"], duration=header["duration"],
-        faults=header["faults"], plan=plan,
+        faults=header["faults"], plan=plan, shuffle=header.get("shuffle", False),
     )
     return header["target"], options, text[1:]
 

@@ -48,6 +48,8 @@ class SimOptions:
     faults: str = "none"
     #: a fixed plan (``--plan FILE``, shrinking); overrides ``faults``.
     plan: FaultPlan | None = None
+    #: permute ready callbacks each loop iteration (seeded): explores interleavings.
+    shuffle: bool = False
 
 
 @dataclass
@@ -117,7 +119,7 @@ def run(
         with tempfile.TemporaryDirectory(prefix="detstream-sim-") as datadir:
             return await Simulation(target, options, Path(datadir), scenario=scenario).run()
 
-    return run_sandboxed(main, seed=options.seed)
+    return run_sandboxed(main, seed=options.seed, shuffle=options.shuffle)
 
 
 class Simulation:

@@ -31,14 +31,16 @@ from .trace import Trace
 T = TypeVar("T")
 
 
-def run_sandboxed(main: Callable[[], Awaitable[T]], *, seed: int) -> T:
+def run_sandboxed(main: Callable[[], Awaitable[T]], *, seed: int, shuffle: bool = False) -> T:
     """Create a virtual loop, enter a Sandbox for ``seed``, run ``main()`` to completion.
 
     ``main`` is a factory so that everything the run builds (including the
     coroutine itself) is made inside the sandbox. Leftover tasks are cancelled
-    in creation order so cleanup is deterministic too.
+    in creation order so cleanup is deterministic too. ``shuffle`` permutes
+    each batch of ready callbacks with a Random of its own stream
+    (``{seed}/schedule``), exploring interleavings asyncio allows.
     """
-    loop = VirtualEventLoop()
+    loop = VirtualEventLoop(shuffle=random.Random(f"{seed}/schedule") if shuffle else None)
     with Sandbox(loop, seed):
         asyncio.set_event_loop(loop)
         try:
