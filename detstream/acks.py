@@ -41,6 +41,18 @@ class OffsetTracker:
         """Delivered but not yet acked messages of ``tp``."""
         return len(self._pending.get(tp, ()))
 
+    def advance(self, tp: TP, position: int) -> None:
+        """Nothing of ``tp`` is in flight and the consumer is at ``position``: commit up to it.
+
+        The position may be past the last acked record when transaction
+        markers (or aborted records) follow it; committing ``last + 1``
+        would leave a lag of one forever on a transactional input.
+        """
+        if self._pending.get(tp):
+            raise ValueError(f"{tp} has records in flight: its position is not done")
+        if position > self._committable.get(tp, -1):
+            self._committable[tp] = position
+
     def to_commit(self) -> dict[TP, int]:
         """Offsets that moved since the last ``committed`` call."""
         return {

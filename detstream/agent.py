@@ -20,8 +20,11 @@ from typing import TYPE_CHECKING, Any
 import mode
 from mode import Service
 
+from ._types import TP
 from .channel import Channel
-from .errors import InvalidArgument
+from .clock import new_uuid
+from .errors import DecodeError, InvalidArgument
+from .rpc import AgentRPC, request_headers, topic_name
 from .stream import Stream
 
 if TYPE_CHECKING:
@@ -61,6 +64,7 @@ class Actor(Service):
             result = self.agent.fun(self.stream)
             if inspect.isasyncgen(result):
                 async for value in result:
+                    self.agent._maybe_reply(value)  # the event had a reply-to: answer it
                     await self.agent._forward(value)
             else:
                 await result
@@ -70,7 +74,7 @@ class Actor(Service):
             await self.agent._on_actor_error(self, exc)
 
 
-class Agent:
+class Agent(AgentRPC):
     """``@app.agent()``: see the Faust guide for each argument."""
 
     def __init__(
@@ -141,7 +145,15 @@ class Agent:
             await self._supervisor.stop()
 
     # -- producing to the agent -----------------------------------------------
-    async def send(self, *, key: Any = None, value: Any = None, **kwargs: Any) -> Any:
+    async def send(
+        self, *, key: Any = None, value: Any = None, reply_to: Any = None,
+        correlation_id: str | None = None, **kwargs: Any,
+    ) -> Any:
+        """Send to the agent's channel; with ``reply_to`` as a request (see ``ask``)."""
+        if reply_to is not None:
+            kwargs["headers"] = request_headers(
+                topic_name(reply_to), correlation_id or str(new_uuid()), kwargs.get("headers")
+            )
         return await self.channel.send(key=key, value=value, **kwargs)
 
     async def cast(self, value: Any = None, *, key: Any = None, **kwargs: Any) -> None:
@@ -162,13 +174,11 @@ class Agent:
     async def _on_actor_error(self, actor: Actor, exc: Exception) -> None:
         event = actor.stream.current_event
         message = event.message if event is not None else None
-        self.app._record(
-            "agent-error",
-            agent=self.name,
-            tp=message.tp if message else None,
-            offset=message.offset if message else None,
-            error=type(exc).__name__,
-        )
+        tp = message.tp if message else None
+        offset = message.offset if message else None
+        if isinstance(exc, DecodeError):  # the undecodable record never became the current event
+            tp, offset = (TP(exc.topic, exc.partition) if exc.topic else None), exc.offset
+        self.app._record("agent-error", agent=self.name, tp=tp, offset=offset, error=type(exc).__name__)
         self.app.log.error("agent %s raised %r; restarting it", self.name, exc)
         if self.on_error is not None:
             result = self.on_error(self, exc)

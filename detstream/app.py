@@ -23,11 +23,13 @@ from .conductor import Conductor
 from .errors import ImproperlyConfigured, InvalidArgument
 from .producer import ProducerBuffer
 from .recovery import TableManager
+from .rpc import maybe_start_replies
 from .settings import Settings, build_settings
 from .signals import Signal, SyncSignal
 from .table import Table
 from .topic import Topic
 from .transport import driver_class
+from .web import Web
 
 
 class App(Service):
@@ -66,10 +68,14 @@ class App(Service):
         self._producer: ProducerBuffer | None = None
         self.admin: Any = None
         self.conductor = Conductor(self)
-        #: name of this app instance in traces (the sim sets it per worker).
+        #: name of this app instance: in traces (the sim sets it per worker), as the
+        #: consumer's client id, and in the transactional id under exactly-once,
+        #: so it must differ between the workers of one app (see ``transactional_id``).
         self.client_name = id
         #: called with every traced step; set by the simulator.
         self.trace_hook: Callable[..., None] | None = None
+        #: started with ``start_client()``: producer and RPC replies only (see rpc.py).
+        self.client_only = False
         super().__init__()
 
     def __repr__(self) -> str:
@@ -111,6 +117,25 @@ class App(Service):
     @property
     def leader_topic_name(self) -> str:
         return f"{self.conf.id}-__assignor-__leader"
+
+    @property
+    def exactly_once(self) -> bool:
+        return self.conf.processing_guarantee == "exactly_once"
+
+    @property
+    def transactional_id(self) -> str:
+        """Exactly-once: ``{app id}-{client_name}``, one transactional producer per worker.
+
+        Two workers with the same id fence each other, so ``client_name``
+        must be unique per worker: the simulator names its workers,
+        ``detstream worker`` on Kafka uses ``{host}-{pid}`` unless the app set
+        ``client_name`` itself. A name that survives restarts (a pod name,
+        say) is better: a restarted worker then aborts its crashed
+        predecessor's open transaction at once, instead of everyone reading
+        behind it until ``producer_transaction_timeout`` expires it.
+        Zombies are fenced by the group generation either way (KIP-447).
+        """
+        return f"{self.conf.id}-{self.client_name}"
 
     # -- definitions --------------------------------------------------------------
     def topic(self, *topics: str, **options: Any) -> Topic:
@@ -168,12 +193,36 @@ class App(Service):
         self.tables.add(table)
         return table
 
+    def page(
+        self, path: str, *, name: str | None = None, base: Any = None
+    ) -> Callable[[Any], Any]:
+        """Serve ``async def view(web, request)`` or a ``web.View`` subclass at ``path``.
+
+        See :mod:`detstream.web`; ``app.web.client()`` calls views in-process.
+        """
+        return self.web.page(path, name=name, base=base)
+
+    @property
+    def web(self) -> Web:
+        """The app's web views (``detstream.web.Web``): pages, routing, in-process client."""
+        web = self.__dict__.get("_web")
+        if web is None:
+            web = self.__dict__["_web"] = Web(self)
+        return web
+
     async def send(
         self, channel: Channel | str, key: Any = None, value: Any = None, **kwargs: Any
     ) -> RecordMetadata | None:
         """Send to a topic (by object or name) or channel."""
-        target = self.topic(channel) if isinstance(channel, str) else channel
+        target = self._topic_named(channel) if isinstance(channel, str) else channel
         return await target.send(key=key, value=value, **kwargs)
+
+    def _topic_named(self, name: str) -> Topic:
+        """The app's topic description for ``name`` (made once, not per send)."""
+        for topic in self._topics:
+            if tuple(topic.topics) == (name,):
+                return topic
+        return self.topic(name)
 
     def is_leader(self) -> bool:
         """True on the one worker holding the leader topic's partition."""
@@ -220,8 +269,19 @@ class App(Service):
         conf = self.conf
         transport = self.transport
         self.admin = transport.create_admin(client_id=conf.broker_client_id)
-        self._producer = ProducerBuffer(transport.create_producer(client_id=conf.broker_client_id))
+        if self.exactly_once and not self.client_only:  # a client commits no offsets
+            producer = transport.create_producer(
+                client_id=conf.broker_client_id,
+                transactional_id=self.transactional_id,
+                transaction_timeout=float(conf.producer_transaction_timeout),
+            )
+            self._producer = ProducerBuffer(producer, transactional=True)
+        else:
+            self._producer = ProducerBuffer(transport.create_producer(client_id=conf.broker_client_id))
         await self._producer.start()
+        if self.client_only:  # start_client(): no group, no agents, tasks or timers
+            await maybe_start_replies(self)
+            return
         for agent in self.agents.values():
             await agent.start()
         for _ in range(3):
@@ -230,6 +290,7 @@ class App(Service):
         for topic in list(self._topics):
             await topic.declare()
         await self.conductor.start()
+        await maybe_start_replies(self)
         for fun in self._task_funs:
             self._spawn(_call_with_app(fun, self), f"task:{fun.__qualname__}")
         for fun, interval, on_leader, label in self._timer_specs:
@@ -251,6 +312,16 @@ class App(Service):
         stop_admin = getattr(self.admin, "stop", None)  # drivers holding a connection
         if stop_admin is not None:
             await stop_admin()
+
+    async def start_client(self) -> None:
+        """Start as a client only (scripts, ``detstream send``, RPC callers).
+
+        The producer, and the reply consumer for ``agent.ask()``: no consumer
+        group, no agents, tasks or timers. ``ask`` starts it by itself on an
+        app that is not started. A client cannot later become a worker.
+        """
+        self.client_only = True
+        await self.maybe_start()
 
     def main(self) -> None:
         """Run the ``detstream`` CLI for this app (``python proj.py worker -l info``)."""

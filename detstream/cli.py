@@ -38,6 +38,9 @@ def main(ctx: click.Context, app_target: str | None) -> None:
 from .cli_sim import sim  # noqa: E402 - registered after the group exists
 
 main.add_command(sim)
+from .cli_send import send  # noqa: E402
+
+main.add_command(send)
 
 
 def run_for_app(app: object) -> None:
@@ -70,14 +73,23 @@ def _app_for(ctx: click.Context, target: str | None) -> object:
               type=click.Choice(["debug", "info", "warning", "warn", "error", "critical"],
                                 case_sensitive=False))
 @click.option("-f", "--logfile", type=click.Path(dir_okay=False), help="Log here, not to stderr.")
-@click.option("-p", "--web-port", type=click.IntRange(1, 65535), help="Port of the web server.")
+@click.option("-p", "--web-port", type=click.IntRange(1, 65535),
+              help="Port of the web server (default: the web_port setting, 6066).")
+@click.option("--with-web/--without-web", "web_enabled", default=None,
+              help="Serve the app's pages (default: the web_enabled setting, on).")
+@click.option("-b", "--web-bind", metavar="ADDRESS",
+              help="Address the web server listens on (default: web_bind, 0.0.0.0).")
+@click.option("-h", "--web-host", metavar="HOST",
+              help="Host name of this worker's web URL (default: web_host, localhost).")
 @click.option("-q", "--quiet", is_flag=True, help="No banner or status lines on stdout.")
 @click.pass_context
 def worker(ctx: click.Context, target: str | None, loglevel: str, logfile: str | None,
-           web_port: int | None, quiet: bool) -> None:
+           web_port: int | None, web_enabled: bool | None, web_bind: str | None,
+           web_host: str | None, quiet: bool) -> None:
     """Run TARGET's app as a worker on its broker, until TERM/INT."""
     from .worker import Worker
 
     app = _app_for(ctx, target)
-    Worker(app, loglevel=loglevel, logfile=logfile, web_port=web_port,
+    Worker(app, loglevel=loglevel, logfile=logfile, web_port=web_port, web_enabled=web_enabled,
+           web_bind=web_bind, web_host=web_host,
            quiet=quiet).execute_from_commandline()

@@ -89,7 +89,7 @@ def sim(target: str | None, seed: int, workers: int, duration: float, faults: st
             _determinism(target, options)
         else:
             _single(target, options, trace_path, shrink, explore)
-    except (TargetError, InvalidArgument, ValueError) as exc:
+    except (TargetError, InvalidArgument) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
 
@@ -98,7 +98,7 @@ def _command(target: str, options: Any) -> str:
     text = (f"detstream sim {target} --seed {options.seed} --workers {options.workers} "
             f"--duration {options.duration:g}s --faults {options.faults}")
     text += " --shuffle" if options.shuffle else ""
-    return text + (" --plan plan.json" if options.plan is not None else "")
+    return text + (" --plan PLAN.json" if options.plan is not None else "")
 
 
 def _single(target: str, options: Any, trace_path: str | None, shrink: bool, explore: Any) -> None:
@@ -171,9 +171,13 @@ def _replay(path: str) -> None:
     report, divergence = replay(path)
     if divergence is None:
         click.echo(f"replay of {path}: identical ({len(report.trace.lines)} lines)")
+        if not report.ok:
+            _print_violations(report)
         click.echo(f"trace sha256={report.sha256}")
+        if not report.ok:
+            sys.exit(1)
         return
     index, recorded, now = divergence
-    click.echo(f"REPLAY DIFFERS from {path} at line {index + 1}:")
+    click.echo(f"REPLAY DIFFERS from {path} at line {index + 2}:")  # +1 for 1-based, +1 header
     click.echo(f"  recorded: {recorded}\n  now:      {now}")
     sys.exit(1)

@@ -5,6 +5,9 @@ of the revoked partitions, waits for the events already being processed,
 commits what was acked and flushes the producer, so the next owner starts
 exactly after the last processed event (Faust dropped this bookkeeping and
 reprocessed; we commit while the generation still allows it).
+
+Exactly-once (``processing_guarantee='exactly_once'``) changes only what a
+commit is; see ``transactions.TransactionalCommitter``.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from ._types import TP, ConsumerRecord
 from .acks import OffsetTracker
 from .errors import CommitFailedError
 from .events import Message
+from .transactions import TransactionalCommitter
 
 if TYPE_CHECKING:
     from .app import App
@@ -36,6 +40,17 @@ class Conductor:
         self._processing: dict[TP, int] = {}
         self._idle = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        #: clear while an exactly-once commit quiesces: no new event may start.
+        self.starting = asyncio.Event()
+        self.starting.set()
+        #: per partition, messages a stream started that are not fully acked yet.
+        self.unfinished: dict[TP, int] = {}
+        #: set at every ack and assignment change (what a quiescing commit waits for).
+        self.progress = asyncio.Event()
+        #: partitions of the batch in hand whose records are not all delivered yet.
+        self.undelivered: set[TP] = set()
+        #: exactly-once commits; made at start (the guarantee may be configured late).
+        self.transactions: TransactionalCommitter | None = None
 
     # -- lifecycle ------------------------------------------------------------
     def subscribed_topics(self) -> set[str]:
@@ -44,8 +59,10 @@ class Conductor:
 
     async def start(self) -> None:
         conf = self.app.conf
+        self.transactions = TransactionalCommitter(self) if self.app.exactly_once else None
+        isolation = {"isolation_level": "read_committed"} if self.transactions else {}
         self.consumer = self.app.transport.create_consumer(
-            client_id=self.app.client_name, group_id=conf.id
+            client_id=self.app.client_name, group_id=conf.id, **isolation
         )
         self.consumer.subscribe(sorted(self.subscribed_topics()), self)
         await self.consumer.start()
@@ -65,9 +82,12 @@ class Conductor:
         for task in self._tasks[:1]:
             await _cancel(task)
         self._active = set()
-        await self._wait_idle(set(self._processing))
+        idle = await self._wait_idle(set(self._processing))
         try:
-            await self.commit()
+            if self.transactions is not None:
+                await self.transactions.commit_or_crash(idle=idle)
+            else:
+                await self.commit()
         except Exception as exc:  # stopping must finish even when the broker is failing
             self.app.log.error("final commit failed while stopping: %r", exc)
         for task in self._tasks[1:]:
@@ -94,13 +114,17 @@ class Conductor:
         while True:
             batch = await self.consumer.getmany(self.fetch_timeout)
             generation = self.consumer.generation
+            self.undelivered = set(batch)
             for tp in sorted(batch):
                 records = batch[tp]
                 if tp.topic in tables.changelog_topics:
                     tables.apply(self.consumer, tp, records)
-                    continue
-                for record in records:
-                    await self._deliver(record, generation)
+                else:
+                    for record in records:
+                        await self._deliver(record, generation)
+                self.undelivered.discard(tp)
+            if self.transactions is not None and tables.recovering:
+                await tables.finish_at_positions(self.consumer)  # markers end changelogs
 
     async def _deliver(self, record: ConsumerRecord, generation: int) -> None:
         queues = self.app.subscriber_queues(record.topic)
@@ -120,7 +144,20 @@ class Conductor:
         """Whether ``message`` still belongs to this worker's current assignment."""
         return message.tp in self._active and message.generation == self._generation
 
+    async def may_start(self, message: Message) -> None:
+        """Return when a stream may start ``message``: not while an exactly-once commit quiesces.
+
+        A message another stream started already may go on (the commit waits
+        for it); only fresh ones wait, so the commit never waits for a queue.
+        """
+        if not message.started and not self.starting.is_set():
+            await self.starting.wait()
+
     def processing_started(self, message: Message) -> None:
+        if not message.started:
+            message.started = True
+            if message.generation == self._generation:
+                self.unfinished[message.tp] = self.unfinished.get(message.tp, 0) + 1
         self._processing[message.tp] = self._processing.get(message.tp, 0) + 1
         self.app._record("deliver", tp=message.tp, offset=message.offset, key=message.key)
 
@@ -133,6 +170,9 @@ class Conductor:
     def _on_acked(self, message: Message) -> None:
         if message.generation == self._generation:
             self.tracker.acked(message.tp, message.offset)
+            if message.started:
+                self.unfinished[message.tp] = self.unfinished.get(message.tp, 0) - 1
+            self.progress.set()
 
     # -- committing -------------------------------------------------------------
     async def _commit_loop(self) -> None:
@@ -143,6 +183,8 @@ class Conductor:
 
     async def commit(self) -> bool:
         """Flush produced records, then commit every acked offset; False if fenced."""
+        if self.transactions is not None:
+            return await self.transactions.commit()
         offsets = {tp: o for tp, o in self.tracker.to_commit().items()}
         if not offsets or self.consumer is None:
             return True
@@ -186,9 +228,15 @@ class Conductor:
     # -- rebalance listener -------------------------------------------------------
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         self._active -= revoked
-        await self._wait_idle(revoked)
-        await self.commit()
+        self.progress.set()
+        idle = await self._wait_idle(revoked)
+        if self.transactions is not None:
+            await self.transactions.commit_or_crash(idle=idle)
+        else:
+            await self.commit()
         self.tracker.forget(revoked)
+        for tp in revoked:
+            self.unfinished.pop(tp, None)
         self.app.tables.on_revoked(revoked)
         if revoked:
             self.app._record("revoked", tps=sorted(str(tp) for tp in revoked))
@@ -211,10 +259,36 @@ class Conductor:
     def assignment(self) -> set[TP]:
         return set(self._active)
 
+    def active_sources(self) -> set[TP]:
+        """Assigned partitions whose records go to streams (not changelogs, not the leader topic)."""
+        return {tp for tp in self._active if self.app.subscriber_queues(tp.topic)}
+
+    def lose_partitions(self) -> None:
+        """Stop processing every partition without committing: their next owner redoes the work.
+
+        Exactly-once, after an aborted transaction: its records and offsets
+        are gone, so neither this worker's in-memory table state nor its
+        positions may be used again. The partitions stay lost until the
+        rebalance the failed commit announced assigns them again (and
+        recovery rebuilds their tables).
+        """
+        lost = set(self._active)
+        self._active = set()
+        self.progress.set()
+        self.tracker.forget(lost)
+        for tp in lost:
+            self.unfinished.pop(tp, None)
+        self.app.tables.on_revoked(lost)
+        if lost:
+            self.app._record("lost", tps=sorted(str(tp) for tp in lost))
+
 
 async def _cancel(task: asyncio.Task[None]) -> None:
+    """Cancel ``task`` and wait for it; a cancellation of the *caller* still propagates."""
     task.cancel()
     try:
         await task
     except asyncio.CancelledError:
-        pass
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise

@@ -100,5 +100,14 @@ class CommitFailedError(DetstreamError):
     """An offset commit was rejected, e.g. by a newer group generation."""
 
 
+class ProducerFencedError(DetstreamError):
+    """A newer producer with the same transactional id exists (or the coordinator
+    aborted this one's transaction on timeout): this producer may never write again.
+
+    Under exactly-once this means another instance of this worker took over,
+    so the app crashes instead of writing as a zombie.
+    """
+
+
 class Skip(DetstreamError):
     """Raised inside a stream processor to drop the current event."""

@@ -31,6 +31,8 @@ class Message:
     generation: int = -1
     refcount: int = 0
     acked: bool = False
+    #: a stream began processing it (an exactly-once commit waits for it to be acked).
+    started: bool = False
     on_acked: Callable[[Message], None] | None = field(default=None, repr=False)
 
     @property

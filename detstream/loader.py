@@ -28,7 +28,7 @@ def resolve_target(target: str) -> tuple[str, str | None, str | None]:
     if spec.endswith(".py") or Path(spec).is_file() or "/" in spec:
         name, path_entry = _module_for_file(spec)
         return name, attr, path_entry
-    return spec, attr, None
+    return spec, attr, str(Path.cwd())
 
 
 def _module_for_file(spec: str) -> tuple[str, str]:

@@ -3,33 +3,74 @@
 ``send_soon`` starts a send without waiting (table changelogs use it); the
 conductor calls ``flush`` before every commit, so an offset is never committed
 before the records its processing produced are on the broker.
+
+Under exactly-once the producer is transactional and a transaction is always
+open: every send joins it, and ``commit_transaction`` ends it with the
+consumer offsets of the work that produced its records, then begins the next
+one. Sends made while a commit is in progress (timers, tasks) wait and join
+the next transaction in call order, never the one being committed: its
+offsets do not cover them. ``durable(sent)`` is what a persistent table store
+waits for before writing to disk: the ack of the record, and under
+exactly-once the commit of its transaction, so that an aborted write (the
+work will be redone) never reaches the disk.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-from ._types import RecordMetadata
+from ._types import TP, RecordMetadata
 
 if TYPE_CHECKING:
-    from .transport.base import Headers, Producer
+    from .transport.base import GroupMetadata, Headers, Producer, TransactionalProducer
+
+#: a send of a table write and the future its store waits on.
+_Durable = tuple["asyncio.Future[RecordMetadata]", "asyncio.Future[RecordMetadata]"]
 
 
 class ProducerBuffer:
     """Wraps a transport producer and tracks sends still in flight."""
 
-    def __init__(self, producer: Producer) -> None:
+    def __init__(self, producer: Producer, *, transactional: bool = False) -> None:
         self._producer = producer
+        self.transactional = transactional
         self._pending: deque[asyncio.Future[RecordMetadata]] = deque()
+        #: done once the latest send was handed to the producer (sends keep call order).
+        self._last_started: asyncio.Future[None] | None = None
+        #: exactly-once: writes of the open transaction waiting for its commit.
+        self._durable: list[_Durable] = []
+        #: exactly-once, while a commit is in progress: sends for the next transaction.
+        self._deferred: list[tuple[str, dict[str, Any], asyncio.Future[RecordMetadata]]] | None = None
+        self._next_durable: list[_Durable] = []
+        #: whether the open transaction has records.
+        self._sent_in_transaction = False
 
     async def start(self) -> None:
         await self._producer.start()
+        if self.transactional:
+            await self._txn_producer.begin_transaction()
 
     async def stop(self) -> None:
-        await self.flush()
+        if self.transactional:
+            # The last commit (the conductor's, while stopping) is done: what was
+            # sent since belongs to no committed work, so nobody may see it.
+            if self._sent_in_transaction:
+                await self._abort_quietly(RuntimeError("the app stopped"))
+        else:
+            await self.flush()
         await self._producer.stop()
+
+    @property
+    def _txn_producer(self) -> TransactionalProducer:
+        return self._producer  # type: ignore[return-value]
+
+    @property
+    def in_transaction(self) -> bool:
+        """Exactly-once: the open transaction has records (committing it is worth a request)."""
+        return self._sent_in_transaction
 
     def send_soon(
         self,
@@ -41,18 +82,160 @@ class ProducerBuffer:
         timestamp: float | None = None,
         headers: Headers = (),
     ) -> asyncio.Future[RecordMetadata]:
-        coro = self._producer.send(
-            topic, key=key, value=value, partition=partition, timestamp=timestamp, headers=headers
-        )
-        future = asyncio.ensure_future(coro)
+        args = dict(key=key, value=value, partition=partition, timestamp=timestamp, headers=headers)
+        if self._deferred is not None:
+            later: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
+            self._deferred.append((topic, args, later))
+            return later
+        return self._start_send(topic, args)
+
+    def _start_send(self, topic: str, args: dict[str, Any]) -> asyncio.Future[RecordMetadata]:
+        self._sent_in_transaction = True
+        previous, started = self._last_started, asyncio.get_running_loop().create_future()
+        self._last_started = started
+        future = asyncio.ensure_future(self._send_in_order(previous, started, topic, args))
+        # A send cancelled before it ever ran must not hold up the ones after it.
+        future.add_done_callback(lambda _: started.done() or started.set_result(None))
         pending = self._pending
         while pending and pending[0].done():  # sends complete roughly in order: O(1) amortised
             pending.popleft()
         pending.append(future)
         return future
 
+    async def _send_in_order(
+        self,
+        previous: asyncio.Future[None] | None,
+        started: asyncio.Future[None],
+        topic: str,
+        args: dict[str, Any],
+    ) -> RecordMetadata:
+        """Hand the record to the producer after the previous ``send_soon``'s record.
+
+        Each send runs in a task of its own; asyncio starts tasks in creation
+        order, but nothing promises it (the simulator's ``--shuffle`` does
+        not), and two writes of one table key reaching the changelog in the
+        wrong order would leave the older value last. The producer's ``send``
+        queues the record before its first real suspension, so "started"
+        means "queued".
+        """
+        try:
+            if previous is not None and not previous.done():
+                await previous
+        finally:
+            if not started.done():
+                started.set_result(None)
+        return await self._producer.send(topic, **args)
+
     async def flush(self) -> None:
         """Wait until every record sent so far is acknowledged by the broker."""
         while self._pending:
             pending, self._pending = self._pending, deque()
             await asyncio.gather(*pending)
+
+    # -- exactly-once ---------------------------------------------------------------
+    def durable(self, sent: asyncio.Future[RecordMetadata]) -> asyncio.Future[RecordMetadata]:
+        """A future of ``sent``'s record that is done once the record can never be undone.
+
+        At-least-once that is the ack (``sent`` itself); exactly-once, the
+        commit of its transaction (it fails if the transaction aborts). Call
+        it right after ``send_soon``: the transaction is the one that send joined.
+        """
+        if not self.transactional:
+            return sent
+        future: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
+        waiting = self._next_durable if self._deferred is not None else self._durable
+        waiting.append((sent, future))
+        return future
+
+    async def commit_transaction(self, offsets: Mapping[TP, int], group: GroupMetadata) -> None:
+        """Flush, add ``offsets``, commit; then begin the next transaction.
+
+        If any step fails the transaction is aborted (its writes never become
+        durable) and the error is raised: ``CommitFailedError`` when the
+        group no longer accepts this member's offsets, ``ProducerFencedError``
+        when a newer producer took the transactional id.
+        """
+        self._deferred, self._next_durable = [], []
+        durable, self._durable = self._durable, []
+        try:
+            await self.flush()
+            if offsets:
+                await self._txn_producer.send_offsets_to_transaction(offsets, group)
+            await self._txn_producer.commit_transaction()
+        except asyncio.CancelledError:
+            # Torn down (a crash, or a stop cancelling the commit loop): no more
+            # requests; the broker aborts the transaction, or a successor fences it.
+            for future in [f for _, f in durable + self._next_durable] + [
+                later for *_, later in self._deferred or ()
+            ]:
+                future.cancel()
+            self._deferred, self._next_durable = None, []
+            raise
+        except Exception as exc:
+            await self._abort_quietly(exc)
+            _fail(durable, exc)
+            await self._begin_next()
+            raise
+        for sent, future in durable:
+            _copy_when_done(sent, future)
+        await self._begin_next()
+
+    async def abort_transaction(self, reason: BaseException) -> None:
+        """Abort the open transaction (its writes fail with ``reason``) and begin the next."""
+        self._deferred, self._next_durable = [], []
+        await self._abort_quietly(reason)
+        await self._begin_next()
+
+    async def _abort_quietly(self, reason: BaseException) -> None:
+        """Abort the open transaction; a fenced producer cannot, and need not (it is aborted)."""
+        self._sent_in_transaction = False
+        _fail(self._durable, reason)
+        self._durable = []
+        try:
+            await self._txn_producer.abort_transaction()
+        except Exception:
+            pass
+
+    async def _begin_next(self) -> None:
+        """Begin the next transaction and start the sends that waited for it, in call order."""
+        self._sent_in_transaction = False
+        failure: BaseException | None = None
+        try:
+            await self._txn_producer.begin_transaction()
+        except Exception as exc:  # fenced: the app is about to crash; the waiting sends fail
+            failure = exc
+        deferred, self._deferred = self._deferred or [], None
+        self._durable, self._next_durable = self._next_durable, []
+        if failure is not None:
+            _fail(self._durable, failure)
+            self._durable = []
+        for topic, args, later in deferred:
+            if failure is not None:
+                later.set_exception(failure)
+                later.exception()  # reported by the commit that failed; no "never retrieved"
+            else:
+                _copy_when_done(self._start_send(topic, args), later)
+
+
+def _copy_when_done(source: asyncio.Future[RecordMetadata], target: asyncio.Future[RecordMetadata]) -> None:
+    def copy(done: asyncio.Future[RecordMetadata]) -> None:
+        if target.done():
+            return
+        if done.cancelled():
+            target.cancel()
+        elif done.exception() is not None:
+            target.set_exception(done.exception())  # type: ignore[arg-type]
+        else:
+            target.set_result(done.result())
+
+    if source.done():
+        copy(source)
+    else:
+        source.add_done_callback(copy)
+
+
+def _fail(waiting: list[_Durable], reason: BaseException) -> None:
+    for _, future in waiting:
+        if not future.done():
+            future.set_exception(reason)
+            future.exception()  # a store that ignores it must not log "never retrieved"

@@ -7,6 +7,16 @@ So an agent never sees a new event before its table partition is complete.
 
 Stores are closed when the app stops (registered on the app's exit stack at
 the first assignment, so a restarted app registers again).
+
+Under exactly-once the changelogs are read ``read_committed``: the end offset
+is the last stable offset, aborted records are skipped and transaction
+markers leave gaps, so the last offset before the end may be a marker that is
+never delivered. A partition is then recovered when the consumer's position
+reaches the end, as Kafka Streams decides it (``finish_at_positions``). Like
+Kafka Streams, recovery stops at the last stable offset: records committed
+behind a still open transaction (a crashed writer's, until it is fenced or
+times out) are not read, which matters only if ownership moved twice within
+that transaction's lifetime.
 """
 
 from __future__ import annotations
@@ -137,11 +147,23 @@ class TableManager:
         table.apply_changelog(records)
         self._positions[tp] = records[-1].offset + 1
         if records[-1].offset + 1 >= target:
-            del self._targets[tp], self._positions[tp]
-            consumer.pause(tp)
-            if not self._targets:
-                self.app._record("recovery-done")
-                consumer.resume(*self._sources)
+            self._finish(consumer, tp)
+
+    async def finish_at_positions(self, consumer: Consumer) -> None:
+        """Finish partitions whose consumer position reached the end past markers or aborted records."""
+        for tp in sorted(self._targets):
+            target = self._targets.get(tp)
+            if target is not None and await consumer.position(tp) >= target:
+                self._finish(consumer, tp)
+
+    def _finish(self, consumer: Consumer, tp: TP) -> None:
+        if tp not in self._targets:
+            return
+        del self._targets[tp], self._positions[tp]
+        consumer.pause(tp)
+        if not self._targets:
+            self.app._record("recovery-done")
+            consumer.resume(*self._sources)
 
     def on_revoked(self, revoked: set[TP]) -> None:
         self._targets = {tp: o for tp, o in self._targets.items() if tp not in revoked}

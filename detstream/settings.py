@@ -9,8 +9,10 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
+from .clock import new_uuid
 from .errors import ImproperlyConfigured
 
 _NUMBER = (int, float)
@@ -44,9 +46,20 @@ SETTINGS: dict[str, tuple[Any, tuple[type, ...] | type]] = {
     "producer_acks": (-1, (int, str)),
     "producer_linger": (0.0, _NUMBER),
     "producer_compression_type": (None, _OPTIONAL_STR),
+    #: exactly-once: an open transaction idle this long (s) is aborted by the broker
+    #: (Kafka's ``transaction.timeout.ms``; not a Faust setting).
+    "producer_transaction_timeout": (60.0, _NUMBER),
     "table_standby_replicas": (1, int),
     "table_cleanup_interval": (30.0, _NUMBER),
     "timezone": ("UTC", (str, object)),
+    #: RPC (``agent.ask``): this instance's reply topic; None = ``{reply_to_prefix}{uuid}``,
+    #: made on first read of ``conf.reply_to`` (seeded under the simulator).
+    "reply_to": (None, _OPTIONAL_STR),
+    "reply_to_prefix": ("f-reply-", str),
+    #: start the reply consumer (and create the reply topic) with the app, not at the first ask.
+    "reply_create_topic": (False, bool),
+    #: retention of the reply topic (seconds or timedelta; Faust's default: one day).
+    "reply_expires": (86400.0, (int, float, timedelta)),
     "web_enabled": (True, bool),
     "web_port": (6066, int),
     "web_bind": ("0.0.0.0", str),
@@ -84,6 +97,14 @@ class Settings:
         """The group id and prefix of internal topics (``{id}-v{version}`` past v1)."""
         version = self.values["version"]
         return self.name if version <= 1 else f"{self.name}-v{version}"
+
+    @property
+    def reply_to(self) -> str:
+        """This instance's RPC reply topic (Faust's ``f-reply-{uuid}``), fixed on first read."""
+        value = self.values.get("reply_to")
+        if value is None:
+            value = self.values["reply_to"] = f"{self.values['reply_to_prefix']}{new_uuid()}"
+        return value
 
     @property
     def broker_url(self) -> str:

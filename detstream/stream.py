@@ -92,6 +92,8 @@ class Stream:
             return await self._process(item)
         message = item
         conductor = self.app.conductor
+        if not message.started and not conductor.starting.is_set():
+            await conductor.may_start(message)  # an exactly-once commit is quiescing
         if not conductor.is_current(message):
             return None  # fetched before a rebalance; the partition's owner has it now
         try:
@@ -165,8 +167,9 @@ class Stream:
         """Repartition by ``key`` (a Record field or a callable) through an internal topic.
 
         Each event is re-sent to ``{agent}-{topic}-{name}-repartition`` keyed by
-        the new key and acked once the broker has it; the returned stream reads
-        that topic, so equal keys meet on one worker.
+        the new key, then acked (the producer is flushed before the source
+        offset is committed); the returned stream reads that topic, so equal
+        keys meet on one worker.
         """
         from .topic import Topic
 

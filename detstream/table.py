@@ -101,14 +101,14 @@ class Table(MutableMapping[Any, Any]):
             return
         partition = self._partition_for_write("set", key)
         sent = self._send_changelog(key, value, partition)
-        self.data.set(key, value, partition, sent=sent)
+        self.data.set(key, value, partition, sent=self.app.producer.durable(sent))
 
     def __delitem__(self, key: Any) -> None:
         if key not in self.data:
             raise KeyError(key)
         partition = self._partition_for_write("delete", key)
         sent = self._send_changelog(key, None, partition)
-        self.data.delete(key, partition, sent=sent)
+        self.data.delete(key, partition, sent=self.app.producer.durable(sent))
 
     def __contains__(self, key: object) -> bool:
         return key in self.data

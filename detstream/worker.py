@@ -22,6 +22,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import sys
 from typing import Any, NoReturn, TextIO
 
@@ -49,6 +50,9 @@ class Worker:
         loglevel: str = "warning",
         logfile: str | None = None,
         web_port: int | None = None,
+        web_enabled: bool | None = None,
+        web_bind: str | None = None,
+        web_host: str | None = None,
         quiet: bool = False,
         shutdown_timeout: float = 60.0,
         stdout: TextIO | None = None,
@@ -59,6 +63,9 @@ class Worker:
         self.loglevel = "warning" if loglevel.lower() == "warn" else loglevel.lower()
         self.logfile = logfile
         self.web_port = web_port
+        #: None: the app's ``web_enabled``/``web_bind``/``web_host`` settings decide.
+        self.web_enabled, self.web_bind, self.web_host = web_enabled, web_bind, web_host
+        self.web_server: Any = None
         self.quiet = quiet
         self.shutdown_timeout = shutdown_timeout
         self.stdout = stdout or sys.stdout
@@ -143,10 +150,13 @@ class Worker:
         if self._stop_requested is None:
             self._stop_requested = asyncio.Event()
         self.app.on_worker_init.send()
-        if self.web_port is not None:
-            self.app.conf.web_port = self.web_port
+        for setting in ("web_port", "web_enabled", "web_bind", "web_host"):
+            if getattr(self, setting) is not None:
+                setattr(self.app.conf, setting, getattr(self, setting))
         self.app.transport  # noqa: B018 - a bad broker URL fails here, before the banner
+        name_worker(self.app)
         self._say(*self.banner())
+        await self._start_web()
         self._start_task = asyncio.ensure_future(self.app.start())
         stop_wait = asyncio.ensure_future(self._stop_requested.wait())
         try:
@@ -170,7 +180,21 @@ class Worker:
                 await task
             except BaseException:  # noqa: B036 - the start is abandoned, whatever it raised
                 pass
-        await self.app.stop()
+        try:
+            await self.app.stop()
+        finally:
+            if self.web_server is not None:
+                await self.web_server.stop()
+
+    async def _start_web(self) -> None:
+        """Serve ``app.web`` on ``web_bind:web_port`` unless ``web_enabled`` is off."""
+        conf = self.app.conf
+        if conf.web_enabled:
+            from .web.server import WebServer
+
+            server = WebServer(self.app, bind=conf.web_bind, port=conf.web_port, host=conf.web_host)
+            await server.start()  # port in use: WebServerError naming --web-port
+            self.web_server = server
 
     async def _watch(self) -> int:
         """Wait for a stop request; 1 if the App or one of its engine tasks dies first."""
@@ -206,13 +230,15 @@ class Worker:
         """What is about to run and where: app, broker, store, agents, tables."""
         app, conf = self.app, self.app.conf
         transport = type(app.transport).__name__
-        web = "not served (detstream has no web server yet)"
+        web = (f"http://{conf.web_host}:{conf.web_port}/ (listening on {conf.web_bind})"
+               if conf.web_enabled else "disabled (--without-web or web_enabled=False)")
         lines = [
             f"detstream worker: app {conf.id!r}, pid {os.getpid()}",
             f"  broker     {conf.broker}  ({transport})",
             f"  store      {conf.store}",
-            f"  guarantee  {conf.processing_guarantee}",
-            f"  web        port {conf.web_port}: {web}",
+            f"  guarantee  {conf.processing_guarantee}"
+            + (f" (transactional id {app.transactional_id})" if app.exactly_once else ""),
+            f"  web        {web}",
             f"  loglevel   {self.loglevel}" + (f" -> {self.logfile}" if self.logfile else ""),
             f"  agents     {len(app.agents)}",
         ]
@@ -238,6 +264,20 @@ class Worker:
             return str(self.app.conf.id)
         except Exception:
             return repr(self.app)
+
+
+def name_worker(app: Any) -> None:
+    """Give the App of this worker process a name of its own on Kafka: ``{host}-{pid}``.
+
+    ``client_name`` defaults to the app id, the same in every process; under
+    exactly-once it is part of the transactional id (``App.transactional_id``),
+    so two workers with one name would fence each other. An app that set
+    ``client_name`` itself (say, to a pod name that survives restarts) keeps it.
+    The simulator names its workers itself, deterministically.
+    """
+    scheme = app.conf.broker_url.partition("://")[0].lower()
+    if app.client_name == app.conf.id and scheme in ("kafka", "aiokafka"):
+        app.client_name = f"{socket.gethostname()}-{os.getpid()}"
 
 
 def _is_config_error(exc: BaseException) -> bool:

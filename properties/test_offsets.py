@@ -42,7 +42,7 @@ def test_assignment_is_a_partition_of_all_partitions(members, counts):
     assert len(assigned) == len(set(assigned)) == sum(counts.values())
     sizes = [len(tps) for tps in result.values()]
     # balanced: per topic every member gets floor or ceil of its share
-    for topic, count in counts.items():
+    for topic in counts:
         per = [sum(1 for tp in result[m] if tp.topic == topic) for m in members]
         assert max(per) - min(per) <= 1
     assert sum(sizes) == len(assigned)

@@ -45,8 +45,12 @@ def partition_order(trace: Trace) -> Violation | None:
 
 
 def no_lost_input(trace: Trace, cluster: SimCluster, topics: Iterable[str]) -> Violation | None:
-    """Every record of every consumed topic was processed at least once."""
-    delivered = {(e.fields["tp"], e.fields["offset"]) for e in trace.of_kind("deliver")}
+    """Every record of every consumed topic was processed (or reported undecodable) at least once."""
+    delivered = {
+        (e.fields["tp"], e.fields["offset"])
+        for e in trace.events
+        if e.kind in ("deliver", "decode-error")
+    }
     for topic in sorted(topics):
         for record in cluster.records(topic):
             if (record.tp, record.offset) not in delivered:

@@ -3,6 +3,14 @@
 This first version keeps one copy of each log (no brokers or replicas yet);
 the protocol-facing parts (group coordination, produce/fetch latency) already
 have Kafka's shape so faults can be added without changing the clients.
+
+Transactions (``sim.transactions``) leave what Kafka leaves in a log: the
+records of a transaction sit in the log as soon as they are produced, a
+control marker takes one offset when the transaction ends, and an abort
+marks its records aborted. ``read_committed`` readers skip markers and
+aborted records and stop at the last stable offset (the first offset of the
+oldest open transaction); ``read_uncommitted`` readers skip only markers. So,
+as on Kafka, consecutive records can have offset gaps.
 """
 
 from __future__ import annotations
@@ -11,27 +19,62 @@ import asyncio
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from detstream._types import TP, ConsumerRecord, RecordMetadata
 
 from .group import GroupCoordinator
 from .trace import Trace
+from .transactions import TransactionCoordinator
 
 Headers = tuple[tuple[str, bytes], ...]
 
 
+class ControlMarker(NamedTuple):
+    """A transaction's commit or abort marker: it takes an offset, no consumer receives it."""
+
+    offset: int
+    producer_id: int
+    commit: bool
+
+
 @dataclass
 class PartitionLog:
-    """An append-only log; offsets are list indices."""
+    """An append-only log; offsets are list indices (markers included)."""
 
-    records: list[ConsumerRecord] = field(default_factory=list)
+    records: list[ConsumerRecord | ControlMarker] = field(default_factory=list)
+    #: offsets of records whose transaction aborted.
+    aborted: set[int] = field(default_factory=set)
+    #: producer id -> first offset of its open transaction in this partition.
+    open_first: dict[int, int] = field(default_factory=dict)
+    #: whether a transaction ever wrote here (else reads take the fast path).
+    transactional: bool = False
 
     @property
     def end_offset(self) -> int:
         return len(self.records)
 
-    def read(self, offset: int, max_records: int) -> list[ConsumerRecord]:
-        return self.records[offset : offset + max_records]
+    @property
+    def last_stable_offset(self) -> int:
+        return min(self.open_first.values(), default=self.end_offset)
+
+    def read(
+        self, offset: int, max_records: int, *, read_committed: bool = False
+    ) -> tuple[list[ConsumerRecord], int]:
+        """Up to ``max_records`` records from ``offset``, and the position after what was read."""
+        if not self.transactional:
+            records = self.records[offset : offset + max_records]
+            return records, offset + len(records)  # type: ignore[return-value]
+        limit = self.last_stable_offset if read_committed else self.end_offset
+        found: list[ConsumerRecord] = []
+        position = offset
+        while position < limit and len(found) < max_records:
+            entry = self.records[position]
+            position += 1
+            if isinstance(entry, ControlMarker) or (read_committed and entry.offset in self.aborted):
+                continue
+            found.append(entry)
+        return found, max(position, offset)
 
 
 @dataclass
@@ -72,7 +115,8 @@ class SimCluster:
         self._rng = rng
         self.topics: dict[str, TopicState] = {}
         self.groups: dict[str, GroupCoordinator] = {}
-        self._appended = asyncio.Event()
+        self.transactions = TransactionCoordinator(self)
+        self._fetch_waiters: list[asyncio.Future[None]] = []
 
     # -- topics ---------------------------------------------------------
     def create_topic(
@@ -113,44 +157,89 @@ class SimCluster:
         value: bytes | None,
         timestamp: float,
         headers: Headers = (),
+        transaction: tuple[str, int] | None = None,
     ) -> RecordMetadata:
+        """Append one record; ``transaction`` = (transactional id, epoch) of its producer."""
         log = self._log(tp)
+        state = None
+        if transaction is not None:
+            state = self.transactions.check(*transaction, "produce")
         offset = log.end_offset
         log.records.append(
             ConsumerRecord(tp.topic, tp.partition, offset, timestamp, key, value, headers)
         )
-        self.trace.record(by, "produce", tp=tp, offset=offset, key=key, value=value)
+        if state is None:
+            self.trace.record(by, "produce", tp=tp, offset=offset, key=key, value=value)
+        else:
+            log.transactional = True
+            log.open_first.setdefault(state.producer_id, offset)
+            self.transactions.appended(state, tp, offset)
+            self.trace.record(
+                by, "produce", tp=tp, offset=offset, key=key, value=value, txn=state.name
+            )
         self.wake_fetchers()
         return RecordMetadata(tp.topic, tp.partition, offset, timestamp)
 
-    def read(self, tp: TP, offset: int, max_records: int) -> list[ConsumerRecord]:
-        return self._log(tp).read(offset, max_records)
+    def write_marker(self, tp: TP, producer_id: int, *, commit: bool, offsets: list[int]) -> None:
+        """End ``producer_id``'s transaction in ``tp`` (its records are at ``offsets``)."""
+        log = self._log(tp)
+        if not commit:
+            log.aborted.update(offsets)
+        log.open_first.pop(producer_id, None)
+        log.records.append(ControlMarker(log.end_offset, producer_id, commit))
+
+    def read(
+        self, tp: TP, offset: int, max_records: int, *, read_committed: bool = False
+    ) -> tuple[list[ConsumerRecord], int]:
+        return self._log(tp).read(offset, max_records, read_committed=read_committed)
 
     def end_offset(self, tp: TP) -> int:
         return self._log(tp).end_offset
+
+    def last_stable_offset(self, tp: TP) -> int:
+        return self._log(tp).last_stable_offset
 
     def beginning_offset(self, tp: TP) -> int:
         self._log(tp)
         return 0
 
     def wake_fetchers(self) -> None:
-        """Wake waiting fetches (a consumer resumed or seeked: it may have data now)."""
-        self._appended.set()
-        self._appended = asyncio.Event()
+        """Wake waiting fetches (data arrived, or a consumer resumed or seeked)."""
+        waiters, self._fetch_waiters = self._fetch_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     async def wait_for_append(self, timeout: float) -> None:
-        """Return when any partition grows, or after ``timeout`` virtual seconds."""
-        try:
-            await asyncio.wait_for(self._appended.wait(), timeout)
-        except asyncio.TimeoutError:
-            pass
+        """Return when any partition grows, or after ``timeout`` virtual seconds.
 
-    def records(self, topic: str) -> list[ConsumerRecord]:
-        """Every record of ``topic``, partition by partition (for final reads)."""
+        A plain future and a timer rather than ``asyncio.wait_for``: on Python
+        3.11 ``wait_for`` can swallow a cancellation that races its timeout,
+        and a crashed or stopping worker's fetch must always be cancellable.
+        """
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._fetch_waiters.append(waiter)
+        timer = loop.call_later(timeout, _resolve, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+
+    def records(self, topic: str, *, read_committed: bool = True) -> list[ConsumerRecord]:
+        """Every record of ``topic`` a consumer can read, partition by partition (final reads).
+
+        By default what a read_committed consumer sees (no aborted records,
+        nothing past an open transaction); without transactions that is
+        every record.
+        """
         state = self.topics.get(topic)
         if state is None:
             return []
-        return [r for log in state.logs for r in log.records]
+        found: list[ConsumerRecord] = []
+        for log in state.logs:
+            found.extend(log.read(0, log.end_offset, read_committed=read_committed)[0])
+        return found
 
     # -- network and groups ---------------------------------------------
     def latency(self) -> float:
@@ -167,3 +256,8 @@ class SimCluster:
             )
             self.groups[group_id] = coordinator
         return coordinator
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)

@@ -3,28 +3,33 @@
 Each request pays a latency drawn from the cluster's seeded network stream;
 per-partition order is kept as Kafka's idempotent producer keeps it. The
 consumer runs the group protocol in a background task, as aiokafka does, and
-calls the engine's rebalance listener around every generation.
+calls the engine's rebalance listener around every generation. The producers
+(plain and transactional) live in ``sim.producer``; a ``read_committed``
+consumer sees what Kafka's does (``sim.transactions``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
-import itertools
 import random
 import weakref
 from collections.abc import Iterable, Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
-from detstream._types import TP, ConsumerRecord, RecordMetadata
+from detstream._types import TP, ConsumerRecord
 from detstream.assignor import copartitioned_assignment
-from detstream.clock import wall_time
-from detstream.partitioner import partition_for_key
-from detstream.transport.base import Headers, RebalanceListener
+from detstream.transport.base import GroupMetadata, IsolationLevel, RebalanceListener
 
 from .cluster import SimCluster
 from .group import GroupProtocolError, UnknownMemberIdError
+from .producer import Link, SimProducer, SimTransactionalProducer
 from .trace import Trace
+
+__all__ = [
+    "Link", "SimAdmin", "SimConsumer", "SimProducer", "SimTransactionalProducer", "SimTransport",
+    "current_cluster", "standalone_cluster",
+]
 
 #: The cluster of the run in progress; set by the runner for its workers.
 current_cluster: contextvars.ContextVar[SimCluster | None] = contextvars.ContextVar(
@@ -71,26 +76,28 @@ class SimTransport:
             self._cluster = current_cluster.get() or standalone_cluster()
         return self._cluster
 
-    def create_producer(self, *, client_id: str) -> SimProducer:
+    def create_producer(
+        self, *, client_id: str, transactional_id: str | None = None,
+        transaction_timeout: float = 60.0,
+    ) -> SimProducer:
+        if transactional_id is not None:
+            return SimTransactionalProducer(
+                self.cluster, self.name, self.link,
+                transactional_id=transactional_id, transaction_timeout=transaction_timeout,
+            )
         return SimProducer(self.cluster, self.name, self.link)
 
-    def create_consumer(self, *, client_id: str, group_id: str | None) -> SimConsumer:
-        return SimConsumer(self.cluster, self.name, group_id=group_id, link=self.link)
+    def create_consumer(
+        self, *, client_id: str, group_id: str | None,
+        isolation_level: IsolationLevel = "read_uncommitted",
+    ) -> SimConsumer:
+        return SimConsumer(
+            self.cluster, self.name, group_id=group_id, link=self.link,
+            isolation_level=isolation_level,
+        )
 
     def create_admin(self, *, client_id: str) -> SimAdmin:
         return SimAdmin(self.cluster, self.name)
-
-
-class Link:
-    """A client process's connection to the cluster; down once the process crashed."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.up = True
-
-    def check(self) -> None:
-        if not self.up:
-            raise ConnectionError(f"{self.name} has crashed: its requests never reach the cluster")
 
 
 class SimAdmin:
@@ -113,85 +120,6 @@ class SimAdmin:
         return self._cluster.partitions_for(name, by=self._name)
 
 
-class SimProducer:
-    """Sends in per-partition batches; keyed records use Kafka's murmur2.
-
-    Like a Kafka producer, records bound for one partition queue up while a
-    request for that partition is in flight and go out together in the next
-    one: order per partition is kept, and a burst costs one round trip.
-    """
-
-    def __init__(self, cluster: SimCluster, name: str, link: Link | None = None) -> None:
-        self._cluster = cluster
-        self._name = name
-        self._link = link or Link(name)
-        self._queued: dict[TP, list[_Pending]] = {}
-        self._senders: dict[TP, asyncio.Task[None]] = {}
-        self._round_robin = itertools.count()
-
-    async def start(self) -> None:
-        pass
-
-    async def stop(self) -> None:
-        senders = [t for _, t in sorted(self._senders.items()) if not t.done()]
-        if senders:
-            await asyncio.gather(*senders)
-
-    async def partitions_for(self, topic: str) -> int:
-        count = self._cluster.partitions_for(topic, by=self._name, create=True)
-        if count is None:
-            raise KeyError(f"topic {topic!r} does not exist and auto-creation is disabled")
-        return count
-
-    async def send(
-        self,
-        topic: str,
-        *,
-        key: bytes | None,
-        value: bytes | None,
-        partition: int | None = None,
-        timestamp: float | None = None,
-        headers: Headers = (),
-    ) -> RecordMetadata:
-        count = await self.partitions_for(topic)
-        if partition is None:
-            partition = (
-                partition_for_key(key, count) if key is not None else next(self._round_robin) % count
-            )
-        tp = TP(topic, partition)
-        loop = asyncio.get_running_loop()
-        stamp = wall_time() if timestamp is None else timestamp
-        future: asyncio.Future[RecordMetadata] = loop.create_future()
-        self._queued.setdefault(tp, []).append(_Pending(key, value, stamp, headers, future))
-        sender = self._senders.get(tp)
-        if sender is None or sender.done():
-            self._senders[tp] = loop.create_task(self._drain(tp), name=f"{self._name}-send-{tp}")
-        return await future
-
-    async def _drain(self, tp: TP) -> None:
-        """Send what is queued for ``tp``, one request per batch, until nothing is left."""
-        while self._queued.get(tp):
-            batch, self._queued[tp] = self._queued[tp], []
-            await asyncio.sleep(self._cluster.latency())
-            if not self._link.up:
-                return  # the process died with these records in its buffer
-            for item in batch:
-                meta = self._cluster.append(
-                    self._name, tp, key=item.key, value=item.value,
-                    timestamp=item.timestamp, headers=item.headers,
-                )
-                if not item.future.done():
-                    item.future.set_result(meta)
-
-
-class _Pending(NamedTuple):
-    key: bytes | None
-    value: bytes | None
-    timestamp: float
-    headers: Headers
-    future: asyncio.Future[RecordMetadata]
-
-
 class SimConsumer:
     """A consumer; group-managed after ``subscribe``, manual after ``assign``."""
 
@@ -201,9 +129,13 @@ class SimConsumer:
     rebalance_timeout = 60.0
 
     def __init__(
-        self, cluster: SimCluster, name: str, *, group_id: str | None, link: Link | None = None
+        self, cluster: SimCluster, name: str, *, group_id: str | None, link: Link | None = None,
+        isolation_level: IsolationLevel = "read_uncommitted",
     ) -> None:
         self._link = link or Link(name)
+        self._read_committed = isolation_level == "read_committed"
+        #: bumped by every seek: a fetch in flight must not move a position set meanwhile.
+        self._seeks: dict[TP, int] = {}
         self._cluster = cluster
         self._name = name
         self._group_id = group_id
@@ -249,8 +181,9 @@ class SimConsumer:
 
     def assign(self, tps: Iterable[TP]) -> None:
         self._assignment = set(tps)
-        for tp in self._assignment:
-            self._positions.setdefault(tp, self._cluster.beginning_offset(tp))
+        for tp in sorted(self._assignment):
+            if tp not in self._positions:
+                self._set_position(tp, self._cluster.beginning_offset(tp))
         self._wakeup.set()
 
     def assignment(self) -> set[TP]:
@@ -262,26 +195,58 @@ class SimConsumer:
 
     # -- fetching -----------------------------------------------------------
     async def getmany(self, timeout: float) -> dict[TP, list[ConsumerRecord]]:
+        """Records fetched; positions move when they are returned, as aiokafka's do.
+
+        So a caller that has handled every returned record may take
+        ``position`` as done, also past markers and aborted records. Records
+        of a partition seeked or reassigned while the fetch was in flight are
+        dropped (aiokafka drops them too): they were read from a position
+        that no longer holds.
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
-            batch = self._read_available()
+            batch, moved = self._read_available()
             if batch:
                 await asyncio.sleep(self._cluster.latency())
+                # Records of a partition seeked or reassigned meanwhile are stale: drop them.
+                batch = {
+                    tp: records for tp, records in batch.items()
+                    if tp in self._assignment and self._seeks.get(tp, 0) == moved[tp][0]
+                }
+            self._advance(moved)
+            if batch:
                 return batch
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return {}
             await self._cluster.wait_for_append(min(remaining, self.heartbeat_interval))
 
-    def _read_available(self) -> dict[TP, list[ConsumerRecord]]:
+    def _read_available(
+        self,
+    ) -> tuple[dict[TP, list[ConsumerRecord]], dict[TP, tuple[int, int]]]:
+        """Records readable now, and per partition (seek count, position after them)."""
         batch: dict[TP, list[ConsumerRecord]] = {}
+        moved: dict[TP, tuple[int, int]] = {}
         for tp in sorted(self._assignment - self._paused):
-            records = self._cluster.read(tp, self._positions[tp], self.max_records)
+            start = self._positions[tp]
+            records, position = self._cluster.read(
+                tp, start, self.max_records, read_committed=self._read_committed
+            )
             if records:
                 batch[tp] = records
-                self._positions[tp] = records[-1].offset + 1
-        return batch
+            if position != start:
+                moved[tp] = (self._seeks.get(tp, 0), position)
+        return batch, moved
+
+    def _advance(self, moved: Mapping[TP, tuple[int, int]]) -> None:
+        for tp, (seeks, position) in moved.items():
+            if self._seeks.get(tp, 0) == seeks:  # not seeked while the fetch was in flight
+                self._positions[tp] = position
+
+    def _set_position(self, tp: TP, offset: int) -> None:
+        self._positions[tp] = offset
+        self._seeks[tp] = self._seeks.get(tp, 0) + 1
 
     def pause(self, *tps: TP) -> None:
         self._paused.update(tps)
@@ -291,11 +256,14 @@ class SimConsumer:
         self._cluster.wake_fetchers()
 
     def seek(self, tp: TP, offset: int) -> None:
-        self._positions[tp] = offset
+        self._set_position(tp, offset)
         self._cluster.wake_fetchers()
 
-    def position(self, tp: TP) -> int:
+    async def position(self, tp: TP) -> int:
         return self._positions[tp]
+
+    def group_metadata(self) -> GroupMetadata:
+        return GroupMetadata(self._group_id or "", self._generation, self._member_id)
 
     # -- offsets ------------------------------------------------------------
     async def commit(self, offsets: Mapping[TP, int]) -> None:
@@ -315,6 +283,9 @@ class SimConsumer:
         return {tp: self._cluster.beginning_offset(tp) for tp in tps}
 
     async def end_offsets(self, tps: Iterable[TP]) -> dict[TP, int]:
+        """The end a consumer can reach: the last stable offset under read_committed."""
+        if self._read_committed:
+            return {tp: self._cluster.last_stable_offset(tp) for tp in tps}
         return {tp: self._cluster.end_offset(tp) for tp in tps}
 
     # -- group membership ---------------------------------------------------
@@ -379,11 +350,36 @@ class SimConsumer:
     async def _take_assignment(self, assigned: set[TP]) -> None:
         assert self._listener is not None
         coordinator = self._cluster.group(self._group_id or "")
+        if self._read_committed and not await self._offsets_stable(assigned):
+            self._needs_join = True  # the group moved on while we waited: rejoin
+            return
         for tp in sorted(assigned):
             committed = coordinator.committed.get(tp)
-            self._positions[tp] = (
-                committed if committed is not None else self._cluster.beginning_offset(tp)
+            self._set_position(
+                tp, committed if committed is not None else self._cluster.beginning_offset(tp)
             )
         self._paused &= assigned
         self._assignment = set(assigned)
         await self._listener.on_partitions_assigned(set(assigned))
+
+    async def _offsets_stable(self, tps: set[TP]) -> bool:
+        """KIP-447's stable offset fetch: wait while open transactions hold offsets of ``tps``.
+
+        Else the new owner would start from a committed offset that the
+        previous owner's transaction is about to move. Heartbeats go on
+        meanwhile; False if the group rebalanced in the meantime.
+        """
+        group_id = self._group_id or ""
+        transactions = self._cluster.transactions
+        while transactions.pending_offsets(group_id, tps):
+            try:
+                await asyncio.wait_for(
+                    transactions.wait_stable(group_id, tps), self.heartbeat_interval
+                )
+            except asyncio.TimeoutError:
+                self._link.check()
+                try:
+                    self._cluster.group(group_id).heartbeat(self._member_id or "", self._generation)
+                except GroupProtocolError:
+                    return False
+        return True

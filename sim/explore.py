@@ -11,6 +11,8 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from detstream.errors import InvalidArgument
+
 from .faults import FaultPlan
 from .runner import SimOptions, SimReport, run
 
@@ -75,9 +77,12 @@ def read_trace(path: str | Path) -> tuple[str, SimOptions, list[str]]:
     """Target, options and lines of a trace file written by ``write_trace``."""
     text = Path(path).read_text().splitlines()
     if not text or not text[0].startswith("# detstream-trace "):
-        raise ValueError(f"{path}: not a detstream trace file (no '# detstream-trace' header)")
-    header = json.loads(text[0].removeprefix("# detstream-trace "))
-    plan = FaultPlan.from_dict(header["plan"])
+        raise InvalidArgument(f"{path}: not a detstream trace file (no '# detstream-trace' header)")
+    try:
+        header = json.loads(text[0].removeprefix("# detstream-trace "))
+        plan = FaultPlan.from_dict(header["plan"])
+    except (ValueError, KeyError) as exc:
+        raise InvalidArgument(f"{path}: the trace header is damaged: {exc}") from exc
     options = SimOptions(
         seed=header["seed"], workers=header["workers"], duration=header["duration"],
         faults=header["faults"], plan=plan, shuffle=header.get("shuffle", False),

@@ -146,14 +146,26 @@ class GroupCoordinator:
     def commit(self, member_id: str | None, generation: int, offsets: Mapping[TP, int]) -> None:
         """Store offsets; fenced unless sent by a current member of this generation."""
         if member_id is not None:
-            if member_id not in self.members or generation != self.generation:
-                self.trace.record(
-                    self.group_id, "commit-rejected", member=member_id, generation=generation
-                )
-                raise CommitFailedError(
-                    f"commit from {member_id} (generation {generation}) rejected: "
-                    f"group {self.group_id} is at generation {self.generation}"
-                )
+            self.check_generation(member_id, generation)
+        self.store(member_id, offsets)
+
+    def check_generation(self, member_id: str | None, generation: int) -> None:
+        """``CommitFailedError`` unless ``member_id`` is a member of the current generation.
+
+        Also what transactional offsets must pass (KIP-447): a member that a
+        rebalance replaced may not commit offsets, in a transaction or not.
+        """
+        if member_id not in self.members or generation != self.generation:
+            self.trace.record(
+                self.group_id, "commit-rejected", member=member_id, generation=generation
+            )
+            raise CommitFailedError(
+                f"commit from {member_id} (generation {generation}) rejected: "
+                f"group {self.group_id} is at generation {self.generation}"
+            )
+
+    def store(self, member_id: str | None, offsets: Mapping[TP, int]) -> None:
+        """Make ``offsets`` the committed offsets (checked already, or a transaction's)."""
         for tp in sorted(offsets):
             self.committed[tp] = offsets[tp]
             self.trace.record(self.group_id, "commit", member=member_id, tp=tp, offset=offsets[tp])

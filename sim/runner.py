@@ -115,11 +115,14 @@ def run(
     tests use it to feed other input to the same app).
     """
 
-    async def main() -> SimReport:
-        with tempfile.TemporaryDirectory(prefix="detstream-sim-") as datadir:
+    # Made before the sandbox: inside it, tempfile would seed its name generator
+    # from the run's seeded randomness and shift every later draw of the process.
+    with tempfile.TemporaryDirectory(prefix="detstream-sim-") as datadir:
+
+        async def main() -> SimReport:
             return await Simulation(target, options, Path(datadir), scenario=scenario).run()
 
-    return run_sandboxed(main, seed=options.seed, shuffle=options.shuffle)
+        return run_sandboxed(main, seed=options.seed, shuffle=options.shuffle)
 
 
 class Simulation:
@@ -144,6 +147,7 @@ class Simulation:
         self.workers: dict[str, SimWorker] = {}
         self.retired: list[SimWorker] = []
         self.produced: dict[str, list[Any]] = {}
+        self.client_counts: Counter[str] = Counter()
         self.applied: list[Fault] = []
         self._restarts: list[asyncio.Task[None]] = []
         self.report = SimReport(options, target, self.trace, self.plan)
@@ -203,6 +207,7 @@ class Simulation:
             key, value = item if spec.keyed else (None, item)
             await producer.send(spec.topic, key=encode(key), value=encode(value))
             sent.append(value)
+            self.client_counts[spec.name] += 1
             if spec.every:
                 await asyncio.sleep(spec.every)
 
@@ -271,7 +276,10 @@ class Simulation:
         while loop.time() < deadline:
             group = self.cluster.groups.get(self._group_id)
             stable = group is None or group.state in ("stable", "empty")
-            if stable and checks.converged(self.cluster, self._group_id, self._consumed_topics) is None:
+            recovering = any(app.tables.recovering for app in self._live_apps())
+            if stable and not recovering and checks.converged(
+                self.cluster, self._group_id, self._consumed_topics
+            ) is None:
                 return
             await asyncio.sleep(0.5)
 
@@ -304,11 +312,13 @@ class Simulation:
                 fun(result)
             except AssertionError as exc:
                 self._check(checks.Violation(name, str(exc) or "assertion failed"))
+            except Exception as exc:  # a broken check is a failed run, reported as such
+                self._check(checks.Violation(name, f"the check raised {type(exc).__name__}: {exc}"))
 
     def _summarise(self, scenario: Scenario) -> None:
         lines = self.report.summary
         for spec in scenario.producers:
-            count = len(self.produced.get(spec.topic, []))
+            count = self.client_counts[spec.name]
             lines.append(f"client {spec.name}: produced {count} records to {spec.topic!r}")
         delivered = Counter(e.actor for e in self.trace.of_kind("deliver"))
         for name in sorted({*self.workers, *(w.name for w in self.retired)}):

@@ -9,7 +9,10 @@ changelog record that mirrors them. A persistent store writes them to disk
 only once that future resolves, together with its changelog offset, so what
 is on disk is always a prefix of the changelog: after a crash, replaying the
 changelog from the persisted offset rebuilds exactly the table the changelog
-describes (never a value the changelog does not have).
+describes (never a value the changelog does not have). Under exactly-once the
+future resolves when the record's transaction commits, and fails when it
+aborts (``ProducerBuffer.durable``): the changelog a read_committed recovery
+reads never has an aborted record, so the disk must not have one either.
 """
 
 from __future__ import annotations

@@ -11,7 +11,10 @@ changelog record is acknowledged, then go to disk in send order together with
 that record's offset. So a DB is always a prefix of its changelog. Faust wrote
 the DB before the changelog send, so after ``kill -9`` a value could be on
 disk that the changelog never got while its source event was processed again
-(counted twice: Faust pain point #4).
+(counted twice: Faust pain point #4). Under exactly-once "acknowledged" means
+"its transaction committed" (the table hands the store
+``ProducerBuffer.durable`` futures): a write of an aborted transaction fails
+and never reaches the disk, and recovery reads the changelog read_committed.
 
 rocksdict is imported when the first rocksdb table is built, never by
 ``import detstream``.
@@ -215,10 +218,6 @@ class RocksDBStore:
     def _on_sent(self, part: _Partition, write: _Write, future: asyncio.Future[Any]) -> None:
         if future.cancelled() or future.exception() is not None:
             write.failed = True
-            logger.warning(
-                "table %r partition %d: changelog send failed, the write stays in memory only",
-                self.table.name, part.number,
-            )
         else:
             write.offset = future.result().offset
         write.done = True
@@ -229,9 +228,11 @@ class RocksDBStore:
         """Write the acknowledged head of the queue, in send order, with its last offset."""
         batch = None
         offset = part.offset
+        failed = 0
         while part.queue and part.queue[0].done:
             write = part.queue.popleft()
-            if write.failed:  # not in the changelog: never on disk
+            if write.failed:  # not in the changelog (or its transaction aborted): never on disk
+                failed += 1
                 continue
             if part.overlay.get(write.key) is write:
                 del part.overlay[write.key]
@@ -242,6 +243,11 @@ class RocksDBStore:
                 batch.put(write.key, write.value)
             if write.offset is not None and (offset is None or write.offset > offset):
                 offset = write.offset
+        if failed:
+            logger.warning(
+                "table %r partition %d: %d writes failed to reach the changelog (send failed or "
+                "transaction aborted); they stay in memory only", self.table.name, part.number, failed,
+            )
         if batch is None:
             return
         if offset != part.offset:

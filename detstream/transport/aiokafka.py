@@ -13,7 +13,9 @@ simulator proves holds here:
   rebalance is in progress), so records fetched under an older assignment are
   recognised as stale by the engine;
 - connecting never hangs silently: an unreachable broker is reported and
-  retried with a growing delay.
+  retried with a growing delay;
+- exactly-once: a transactional producer (``kafka_transactions``) and
+  read_committed consumers; see that module for what aiokafka does not send.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from detstream._types import RecordMetadata
 from detstream.clock import wall_time
 from detstream.errors import ImproperlyConfigured, ProducerSendError
 from detstream.settings import SETTINGS
-from detstream.transport.base import Headers
+from detstream.transport.base import Headers, IsolationLevel
 from detstream.transport.kafka_consumer import CopartitionedAssignor, KafkaConsumer, _ms
 from detstream.transport.kafka_urls import bootstrap_servers
 
@@ -64,6 +66,8 @@ class AIOKafkaTransport:
             raise ImproperlyConfigured(
                 f"setting producer_acks={acks!r} is not supported by Kafka: use 0, 1 or -1 ('all')"
             )
+        #: subscribed consumers by group id: a transactional producer checks its offsets' group.
+        self.group_consumers: dict[str, KafkaConsumer] = {}
 
     def __repr__(self) -> str:
         return f"<AIOKafkaTransport: {';'.join(self.servers)}>"
@@ -75,7 +79,10 @@ class AIOKafkaTransport:
             request_timeout_ms=_ms(self._conf["broker_request_timeout"]),
         )
 
-    def create_producer(self, *, client_id: str) -> KafkaProducer:
+    def create_producer(
+        self, *, client_id: str, transactional_id: str | None = None,
+        transaction_timeout: float = 60.0,
+    ) -> KafkaProducer:
         conf = self._conf
         options = dict(
             self._common(client_id),
@@ -83,13 +90,26 @@ class AIOKafkaTransport:
             linger_ms=_ms(conf["producer_linger"]),
             compression_type=conf["producer_compression_type"],
         )
-        return KafkaProducer(self, options)
+        if transactional_id is None:
+            return KafkaProducer(self, options)
+        from detstream.transport.kafka_transactions import KafkaTransactionalProducer
 
-    def create_consumer(self, *, client_id: str, group_id: str | None) -> KafkaConsumer:
+        options.update(
+            acks="all",  # what transactions require, whatever producer_acks says
+            transactional_id=transactional_id,
+            transaction_timeout_ms=_ms(transaction_timeout),
+        )
+        return KafkaTransactionalProducer(self, options, transactional_id=transactional_id)
+
+    def create_consumer(
+        self, *, client_id: str, group_id: str | None,
+        isolation_level: IsolationLevel = "read_uncommitted",
+    ) -> KafkaConsumer:
         conf = self._conf
         options = dict(
             self._common(client_id),
             group_id=group_id,
+            isolation_level=isolation_level,
             enable_auto_commit=False,
             auto_offset_reset=conf["consumer_auto_offset_reset"],
             max_partition_fetch_bytes=conf["consumer_max_fetch_size"],

@@ -3,16 +3,44 @@
 Two drivers implement it: ``sim.driver`` (the simulated cluster) and the
 aiokafka driver. Method names and shapes follow aiokafka's clients so that the
 real driver stays thin and the sim stays honest about what Kafka offers.
+
+Exactly-once (``processing_guarantee='exactly_once'``) adds two things, and
+changes nothing for at-least-once clients:
+
+- a *transactional* producer (``create_producer(transactional_id=...)``):
+  records and consumer offsets become visible together at
+  ``commit_transaction``, or never. Offsets go in with the consumer's
+  ``GroupMetadata`` (group, generation, member), so the broker can refuse
+  them from a member a rebalance has replaced (KIP-447 zombie fencing).
+- consumers with ``isolation_level='read_committed'``: they never see records
+  of aborted or still open transactions, and fetch only up to the last stable
+  offset. Transaction markers take offsets of their own, so offsets of
+  consecutive records may have gaps; ``position`` steps over them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Protocol, runtime_checkable
+from typing import Literal, NamedTuple, Protocol, runtime_checkable
 
 from detstream._types import TP, ConsumerRecord, RecordMetadata
 
 Headers = tuple[tuple[str, bytes], ...]
+
+IsolationLevel = Literal["read_uncommitted", "read_committed"]
+
+
+class GroupMetadata(NamedTuple):
+    """Who commits offsets inside a transaction (Java's ``ConsumerGroupMetadata``).
+
+    The generation and member id let the group coordinator refuse the offsets
+    of a member that was replaced by a rebalance, which is what fences a
+    zombie when every worker has its own transactional id.
+    """
+
+    group_id: str
+    generation: int
+    member_id: str | None
 
 
 @runtime_checkable
@@ -45,6 +73,33 @@ class Producer(Protocol):
     async def partitions_for(self, topic: str) -> int: ...
 
 
+class TransactionalProducer(Producer, Protocol):
+    """A producer made with a ``transactional_id``.
+
+    ``start`` registers the id with the transaction coordinator, which bumps
+    its epoch: an older producer with the same id is fenced (its later
+    requests fail with ``ProducerFencedError``) and its open transaction is
+    aborted. ``send`` is only allowed between ``begin_transaction`` and the
+    end of that transaction.
+    """
+
+    transactional_id: str
+
+    async def begin_transaction(self) -> None: ...
+
+    async def send_offsets_to_transaction(
+        self, offsets: Mapping[TP, int], group: GroupMetadata
+    ) -> None:
+        """Add consumer offsets; ``CommitFailedError`` if ``group`` names a stale member."""
+        ...
+
+    async def commit_transaction(self) -> None:
+        """Wait for the transaction's sends, then make records and offsets visible."""
+        ...
+
+    async def abort_transaction(self) -> None: ...
+
+
 class Consumer(Protocol):
     """A consumer: group-managed (``subscribe``) or manually assigned (``assign``)."""
 
@@ -68,6 +123,14 @@ class Consumer(Protocol):
     def resume(self, *tps: TP) -> None: ...
 
     def seek(self, tp: TP, offset: int) -> None: ...
+
+    async def position(self, tp: TP) -> int:
+        """Next offset to fetch: past the records returned and any markers after them."""
+        ...
+
+    def group_metadata(self) -> GroupMetadata:
+        """This member's group, generation and member id, for transactional offsets."""
+        ...
 
     async def commit(self, offsets: Mapping[TP, int]) -> None: ...
 
@@ -98,8 +161,22 @@ class Admin(Protocol):
 class Transport(Protocol):
     """Factory for the three clients of one broker connection."""
 
-    def create_producer(self, *, client_id: str) -> Producer: ...
+    def create_producer(
+        self,
+        *,
+        client_id: str,
+        transactional_id: str | None = None,
+        transaction_timeout: float = 60.0,
+    ) -> Producer:
+        """A plain producer, or a ``TransactionalProducer`` when ``transactional_id`` is given."""
+        ...
 
-    def create_consumer(self, *, client_id: str, group_id: str | None) -> Consumer: ...
+    def create_consumer(
+        self,
+        *,
+        client_id: str,
+        group_id: str | None,
+        isolation_level: IsolationLevel = "read_uncommitted",
+    ) -> Consumer: ...
 
     def create_admin(self, *, client_id: str) -> Admin: ...

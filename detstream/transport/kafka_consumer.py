@@ -28,7 +28,7 @@ from aiokafka.util import commit_structure_validate
 from detstream._types import TP, ConsumerRecord
 from detstream.assignor import copartitioned_assignment
 from detstream.errors import CommitFailedError, ImproperlyConfigured
-from detstream.transport.base import RebalanceListener
+from detstream.transport.base import GroupMetadata, RebalanceListener
 
 if TYPE_CHECKING:
     from detstream.transport.aiokafka import AIOKafkaTransport
@@ -90,6 +90,7 @@ class _ListenerAdapter(ConsumerRebalanceListener):
         owner = self.owner
         client = owner._client()
         owner._generation = client._coordinator.generation
+        owner._member = (client._coordinator.generation, client._coordinator.member_id)
         owner._last_assignment = client._subscription.subscription.assignment
         if owner._listener is not None:
             await owner._listener.on_partitions_assigned(_tps(assigned))
@@ -113,6 +114,8 @@ class KafkaConsumer:
         self._manual: set[TP] | None = None
         self._seeks: dict[TP, int] = {}
         self._generation = -1
+        #: (generation, member id) of the assignment in force (kept while revoking).
+        self._member: tuple[int, str | None] = (-1, None)
         self._last_assignment: Any = None
         self._fetch_errors = 0
 
@@ -159,6 +162,7 @@ class KafkaConsumer:
             raise ImproperlyConfigured("subscribe() needs a consumer with a group_id; use assign()")
         topics = frozenset(topics)
         self._listener = listener
+        self._transport.group_consumers[self._group_id] = self
         if topics == self._topics:
             return
         self._topics = topics
@@ -259,6 +263,36 @@ class KafkaConsumer:
                 f"commit of {len(offsets)} offsets for group {self._group_id!r} failed: "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
+
+    async def position(self, tp: TP) -> int:
+        return await self._client().position(_ak(tp))
+
+    def group_metadata(self) -> GroupMetadata:
+        """The group, generation and member id of the assignment whose offsets we commit.
+
+        Still the old ones in the revoke callback, where the last commit of
+        a generation is made while the coordinator accepts it.
+        """
+        generation, member_id = self._member
+        return GroupMetadata(self._group_id or "", generation, member_id)
+
+    def check_member(self, group: GroupMetadata) -> None:
+        """``CommitFailedError`` if this consumer knows ``group`` is no longer its membership.
+
+        A client-side stand-in for KIP-447 fencing, which aiokafka's
+        TxnOffsetCommit (v0) does not carry: a member whose heartbeat learned
+        of an expulsion or a new generation resets or rejoins, and refuses
+        here. A zombie that has not heard yet passes (see kafka_transactions).
+        """
+        coordinator = self._client()._coordinator
+        if coordinator is None or (coordinator.generation, coordinator.member_id) != (
+            group.generation, group.member_id
+        ):
+            current = None if coordinator is None else (coordinator.generation, coordinator.member_id)
+            raise CommitFailedError(
+                f"offsets of generation {group.generation} (member {group.member_id}) refused: "
+                f"the consumer of group {group.group_id!r} is at {current}"
+            )
 
     async def committed(self, tp: TP) -> int | None:
         if self._group_id is None:

@@ -140,6 +140,8 @@ def project(tmp_path: Path, request: pytest.FixtureRequest):
         env.pop("PYTHONHASHSEED", None)
 
         def spawn(args: list[str], name: str) -> WorkerProcess:
+            # several workers share this machine: none of them may hold the default web port
+            args = [*args, "--without-web"]
             worker = WorkerProcess(tmp_path, env, args, name)
             spawned.append(worker)
             return worker

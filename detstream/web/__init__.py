@@ -1,0 +1,88 @@
+"""Web views (``@app.page``) and the worker's web server (Faust's ``faust.web``).
+
+Define a view with a function, as in the Faust guide; ``web`` is the view,
+with the response helpers ``web.json``, ``web.text``, ``web.html``,
+``web.bytes``, ``web.notfound`` and ``web.error``::
+
+    @app.page("/path/to/view/")
+    async def myview(web, request):
+        return web.json({"foo": request.query.get("foo")})
+
+    @app.page("/count/{word}/")            # {param}s come as keyword arguments
+    async def count(web, request, word):
+        return web.json({word: word_counts[word]})
+
+or with a View subclass, one method per HTTP method::
+
+    from detstream import web
+
+    @app.page("/orders/{id}/", name="order")
+    class Order(web.View):
+        async def get(self, request, id):
+            return self.json({"id": id})
+
+        async def post(self, request, id):
+            body = await request.json()      # malformed JSON: 400
+            return self.json({"id": id, "got": body}, status=201)
+
+``request`` has ``method``, ``path``, ``query`` (a multidict:
+``request.query["foo"]``, ``request.query.getall("tag")``), ``match_info``,
+``headers`` and ``await request.json()``/``text()``/``read()``. Raise
+``web.NotFound(...)`` (404), ``web.ValidationError(...)`` (400) or any
+``web.WebError(detail, code=...)`` to answer ``{"error": detail}``. Any other
+exception gives a 500 JSON answer naming its type (its message too when the
+``debug`` setting is on), is logged, and the worker keeps running. A view
+that returns nothing answers 204.
+
+**Serving.** ``detstream worker`` serves the pages with aiohttp on
+``web_bind:web_port`` (default ``0.0.0.0:6066``; ``--web-port/-p``,
+``--web-bind/-b``, ``--web-host/-h`` for the advertised name;
+``--without-web`` or ``web_enabled=False`` to turn it off). Every worker also
+serves read-only endpoints: ``/`` (app id, status), ``/assignment/``,
+``/table/``, ``/table/{name}/`` and ``/table/{name}/{key}/`` (this worker's
+local table data; see ``detstream.web.builtins``). Pages defined by the app
+take precedence over these.
+
+**Testing, and under simulation.** ``detstream sim`` refuses real sockets, so
+nothing is served there. Instead, call the views in-process, through the same
+routing and error handling as the server, in a unit test or inside
+``sim.testing.simulate``::
+
+    client = app.web.client()
+    response = await client.get("/path/to/view/?foo=1")
+    assert response.status == 200 and response.json() == {"foo": "1"}
+    response = await client.post("/orders/7/", json={"qty": 2})
+    response.text, response.headers, response.body
+
+This package imports no aiohttp; ``server.py`` does, when a server starts.
+"""
+
+from __future__ import annotations
+
+from .routes import Client, Route, Web
+from .views import (
+    MethodNotAllowed,
+    NotFound,
+    ParseError,
+    Request,
+    Response,
+    ServerError,
+    ValidationError,
+    View,
+    WebError,
+)
+
+__all__ = [
+    "Client",
+    "MethodNotAllowed",
+    "NotFound",
+    "ParseError",
+    "Request",
+    "Response",
+    "Route",
+    "ServerError",
+    "ValidationError",
+    "View",
+    "Web",
+    "WebError",
+]

@@ -1,0 +1,97 @@
+"""The worker's HTTP server: aiohttp in front of ``app.web.handle``.
+
+The only module that imports aiohttp, and only when a server starts, so
+``import detstream`` and the simulator never load it. Every request goes to
+one handler that reads the body and calls ``app.web.handle``: routing, views
+and error answers are the same code the in-process client runs.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+from typing import Any
+
+from detstream.errors import ImproperlyConfigured
+
+from .views import Response
+
+log = logging.getLogger(__name__)
+
+#: seconds a stopping server waits for requests in progress.
+SHUTDOWN_TIMEOUT = 5.0
+
+
+class WebServerError(ImproperlyConfigured):
+    """The web server could not listen (port in use, address not available)."""
+
+
+class WebServer:
+    """Serves ``app.web`` on ``bind:port`` (``port=0``: any free port, see ``.port``)."""
+
+    def __init__(self, app: Any, *, bind: str, port: int, host: str | None = None) -> None:
+        self.app = app
+        self.bind = bind
+        self.port = port
+        self.host = host or bind
+        self._runner: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/"
+
+    async def start(self) -> None:
+        from aiohttp import web as aioweb
+
+        runner = aioweb.ServerRunner(aioweb.Server(self._handle), shutdown_timeout=SHUTDOWN_TIMEOUT)
+        await runner.setup()
+        try:
+            await aioweb.TCPSite(runner, self.bind, self.port).start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise self._listen_error(exc) from None
+        self._runner = runner
+        addresses = runner.addresses
+        if addresses and isinstance(addresses[0], tuple):
+            self.port = int(addresses[0][1])
+        log.info("web server listening on %s:%d (%s)", self.bind, self.port, self.url)
+
+    async def stop(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+            log.info("web server on port %d stopped", self.port)
+
+    def _listen_error(self, exc: OSError) -> WebServerError:
+        if exc.errno == errno.EADDRINUSE:
+            return WebServerError(
+                f"web server: port {self.port} is already in use on {self.bind}; start the "
+                f"worker with another port (`detstream worker --web-port PORT`, or the "
+                f"web_port setting) or without the web server (--without-web)"
+            )
+        return WebServerError(
+            f"web server cannot listen on {self.bind}:{self.port}: {exc.strerror or exc}; "
+            f"check the web_bind setting (--web-bind) and --web-port"
+        )
+
+    async def _handle(self, request: Any) -> Any:
+        from aiohttp import web as aioweb
+
+        body = await request.read()
+        url = request.rel_url
+        response = await self.app.web.handle(
+            request.method, url.raw_path, query_string=url.raw_query_string,
+            headers=request.headers, body=body,
+        )
+        return _to_aiohttp(aioweb, response)
+
+
+def _to_aiohttp(aioweb: Any, response: Response) -> Any:
+    headers = dict(response.headers)
+    kwargs: dict[str, Any] = {}
+    if not any(k.lower() == "content-type" for k in headers) and response.status != 204:
+        kwargs["content_type"] = response.content_type
+        if response.content_type.startswith("text/") or response.content_type.endswith("json"):
+            kwargs["charset"] = "utf-8"
+    return aioweb.Response(body=response.body or None, status=response.status,
+                           reason=response.reason, headers=headers, **kwargs)

@@ -1,0 +1,297 @@
+"""``detstream send`` and agent RPC (ask/map/join) against a real broker.
+
+A project (``rpc_app.py``, configured from the environment) is written into
+tmp_path; workers run as ``python -m detstream worker`` subprocesses, sends
+as ``detstream send`` subprocesses, and RPC callers as a client-only script
+(``app.start_client()``). What the agents received is read back from their
+output topic with aiokafka. Every wait polls with a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+REPO = Path(__file__).resolve().parents[2]
+PYTHON = str(REPO / ".venv" / "bin" / "python") if (REPO / ".venv").is_dir() else sys.executable
+PARTITIONS = 4
+DEADLINE_S = 60.0
+
+APP_SOURCE = '''
+"""Agents to send to and to ask, configured from the environment."""
+import os
+
+import detstream
+
+
+class Order(detstream.Record):
+    id: int
+    item: str
+
+
+app = detstream.App(
+    os.environ["IT_APP_ID"],
+    broker=os.environ["DETSTREAM_IT_BROKER"],
+    topic_partitions={partitions},
+    broker_session_timeout=6.0,
+    broker_heartbeat_interval=1.0,
+    broker_commit_interval=1.0,
+    web_enabled=False,  # several workers on one machine
+)
+feed = app.topic(os.environ["IT_FEED"], value_type=str)
+results = app.topic(os.environ["IT_APP_ID"] + "-results", value_type=str, internal=True)
+
+
+@app.agent(key_type=str, value_type=str, sink=[results])
+async def greet(stream):
+    async for event in stream.events():
+        yield f"greet:{{event.key}}:{{event.value}}"
+
+
+@app.agent(value_type=Order, sink=[results])
+async def orders(stream):
+    async for order in stream:
+        yield f"order:{{order.id}}:{{order.item}}"
+
+
+@app.agent(feed, sink=[results])
+async def relay(stream):
+    async for value in stream:
+        yield f"feed:{{value}}"
+
+
+@app.agent()
+async def double(stream):
+    async for value in stream:
+        yield value * 2
+
+
+@app.agent()
+async def whoami(stream):
+    async for value in stream:
+        yield [value, os.getpid()]
+
+
+@app.agent()
+async def quadruple(stream):
+    async for value in stream:
+        yield await double.ask(await double.ask(value, timeout=30), timeout=30)
+
+
+if __name__ == "__main__":
+    app.main()
+'''
+
+CLIENT_SOURCE = '''
+"""An RPC caller: a client-only app (no group, no agents) asking the workers."""
+import asyncio
+import json
+import os
+
+from rpc_app import app, double, quadruple, whoami
+
+
+async def main():
+    await app.start_client()
+    loop = asyncio.get_running_loop()
+    try:
+        started = loop.time()
+        asked = await double.ask(21, timeout=60)
+        first_ask = loop.time() - started
+        keyed = [(f"key-{{i}}", i) for i in range(16)]
+        started = loop.time()
+        joined = await double.kvjoin(keyed, timeout=60)
+        join_s = loop.time() - started
+        mapped = sorted([v async for v in double.map(range(8), timeout=60)])
+        owners = await whoami.kvjoin(keyed, timeout=60)
+        nested = await quadruple.kvjoin([(f"q-{{i}}", i) for i in range(6)], timeout=60)
+        promise = await double.ask_nowait(50)
+        later = await asyncio.wait_for(promise, 60)
+        try:
+            await double.ask(1, timeout=0.001)
+            timeout_message = None
+        except asyncio.TimeoutError as exc:
+            timeout_message = str(exc)
+        print(json.dumps(dict(
+            asked=asked, joined=joined, mapped=mapped, owners=owners, nested=nested,
+            later=later, timeout=timeout_message, reply_to=app.conf.reply_to,
+            assignment=len(app.conductor.assignment()), first_ask_s=first_ask, join_s=join_s,
+        )), flush=True)
+    finally:
+        await app.stop()
+
+
+asyncio.run(main())
+'''
+
+
+def _now() -> float:
+    return time.monotonic()  # noqa: TID251 - the harness waits on real processes
+
+
+class Proc:
+    """A subprocess with its output in files."""
+
+    def __init__(self, cwd: Path, env: dict[str, str], args: list[str], name: str) -> None:
+        self.name = name
+        self.out_path, self.err_path = cwd / f"{name}.out", cwd / f"{name}.err"
+        with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
+            self.proc = subprocess.Popen([PYTHON, *args], cwd=cwd, env=env, stdout=out,
+                                         stderr=err, stdin=subprocess.DEVNULL)
+
+    def output(self) -> str:
+        return self.out_path.read_text(errors="replace")
+
+    def log(self) -> str:
+        return self.err_path.read_text(errors="replace")
+
+    def wait_for(self, text: str, timeout: float = DEADLINE_S) -> None:
+        deadline = _now() + timeout
+        while text not in self.output():
+            assert self.proc.poll() is None, f"{self.name} exited {self.proc.returncode}\n{self.tail()}"
+            assert _now() < deadline, f"{self.name}: no {text!r} in {timeout}s\n{self.tail()}"
+            time.sleep(0.05)
+
+    def wait(self, timeout: float = DEADLINE_S) -> int:
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"{self.name} did not exit within {timeout}s\n{self.tail()}")
+
+    def tail(self, lines: int = 40) -> str:
+        log = "\n".join(self.log().splitlines()[-lines:])
+        return f"--- {self.name} stdout ---\n{self.output()}--- {self.name} stderr ---\n{log}"
+
+
+@pytest.fixture
+def project(tmp_path: Path, kafka_bootstrap: str, new_topic):
+    """(app_id, feed topic, spawn(args, name), run(args) -> CompletedProcess); kills leftovers."""
+    feed = new_topic(partitions=2)
+    (tmp_path / "rpc_app.py").write_text(APP_SOURCE.format(partitions=PARTITIONS))
+    (tmp_path / "rpc_client.py").write_text(textwrap.dedent(CLIENT_SOURCE.format()))
+    app_id = f"it-rpc-{secrets.token_hex(4)}"
+    env = {**os.environ, "DETSTREAM_IT_BROKER": f"kafka://{kafka_bootstrap}", "IT_APP_ID": app_id,
+           "IT_FEED": feed, "PYTHONUNBUFFERED": "1"}
+    env.pop("PYTHONHASHSEED", None)
+    spawned: list[Proc] = []
+
+    def spawn(args: list[str], name: str) -> Proc:
+        proc = Proc(tmp_path, env, args, name)
+        spawned.append(proc)
+        return proc
+
+    def run(args: list[str], timeout: float = DEADLINE_S) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([PYTHON, *args], cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+    yield app_id, feed, spawn, run
+    for proc in spawned:
+        if proc.proc.poll() is None:
+            proc.proc.kill()
+            proc.proc.wait(10)
+
+
+async def read_values(bootstrap: str, topic: str, done, what: str) -> list[str]:
+    """Values (str: the results topic is raw) of ``topic`` from the beginning, until ``done(values)``."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + DEADLINE_S
+        values: list[str] = []
+        while not done(values):
+            assert loop.time() < deadline, f"timed out waiting for {what}; got {values}"
+            for records in (await consumer.getmany(timeout_ms=300)).values():
+                values.extend(r.value.decode() for r in records)
+        return values
+    finally:
+        await consumer.stop()
+
+
+def _stop(*workers: Proc) -> None:
+    for worker in workers:
+        worker.proc.send_signal(signal.SIGTERM)
+    for worker in workers:
+        assert worker.wait() == 0, worker.tail()
+        assert "stopped cleanly" in worker.output()
+
+
+# -- detstream send ------------------------------------------------------------------------------
+def test_send_to_agents_and_topics_reaches_the_worker(kafka_bootstrap: str, project) -> None:
+    app_id, feed, spawn, run = project
+    worker = spawn(["-m", "detstream", "worker", "rpc_app", "-l", "info"], "worker")
+    worker.wait_for("ready:")
+
+    started = _now()
+    sent = run(["-m", "detstream", "-A", "rpc_app", "send", "@greet", "hello", "-k", "k1"])
+    send_s = _now() - started
+    assert sent.returncode == 0, sent.stderr
+    (meta,) = [json.loads(line) for line in sent.stdout.splitlines()]
+    assert meta["topic"] == f"{app_id}-rpc_app.greet" and meta["offset"] >= 0
+
+    sent = run(["rpc_app.py", "send", feed, "hi", "-r", "2"])  # App.main(), a plain topic
+    assert sent.returncode == 0, sent.stderr
+    assert [json.loads(line)["topic"] for line in sent.stdout.splitlines()] == [feed, feed]
+
+    sent = run(["-m", "detstream", "-A", "rpc_app", "send", "@rpc_app.orders",
+                '{"id": 7, "item": "book"}', "--partition", "3"])
+    assert sent.returncode == 0, sent.stderr
+    assert json.loads(sent.stdout)["partition"] == 3
+
+    expected = ["greet:k1:hello", "feed:hi", "feed:hi", "order:7:book"]
+    values = asyncio.run(read_values(
+        kafka_bootstrap, f"{app_id}-results",
+        lambda got: sorted(got) == sorted(expected), "the agents' outputs",
+    ))
+    assert sorted(values) == sorted(expected)
+
+    missing = run(["-m", "detstream", "-A", "rpc_app", "send", f"{app_id}-no-such-topic", "x"])
+    assert missing.returncode == 2
+    assert f"topic '{app_id}-no-such-topic' does not exist" in missing.stderr
+    assert "@rpc_app.greet" in missing.stderr
+    unknown = run(["-m", "detstream", "-A", "rpc_app", "send", "@nope", "x"])
+    assert unknown.returncode == 2 and "no agent named 'nope'" in unknown.stderr
+    _stop(worker)
+    print(f"\n[timing] one `detstream send` process (import, connect, send): {send_s:.2f}s")
+
+
+# -- RPC ------------------------------------------------------------------------------------------
+def test_ask_map_join_from_a_client_across_two_workers(project) -> None:
+    app_id, _, spawn, run = project
+    first = spawn(["-m", "detstream", "worker", "rpc_app", "-l", "info"], "w1")
+    first.wait_for("ready:")
+    second = spawn(["-m", "detstream", "worker", "rpc_app", "-l", "info"], "w2")
+    second.wait_for("ready:")
+
+    started = _now()
+    client = run(["rpc_client.py"], timeout=120)
+    client_s = _now() - started
+    assert client.returncode == 0, f"{client.stderr}\n{first.tail()}\n{second.tail()}"
+    result = json.loads(client.stdout.strip().splitlines()[-1])
+    assert result["asked"] == 42
+    assert result["joined"] == [2 * i for i in range(16)]
+    assert result["mapped"] == [2 * i for i in range(8)]
+    assert result["nested"] == [4 * i for i in range(6)]  # agents asking agents, across workers
+    assert result["later"] == 100
+    assert "rpc_app.double" in result["timeout"] and "correlation id" in result["timeout"]
+    assert result["reply_to"].startswith("f-reply-")
+    assert result["assignment"] == 0  # client-only: never a group member
+    answered_by = {pid for _, pid in result["owners"]}
+    assert answered_by == {first.proc.pid, second.proc.pid}, "both workers answer asks"
+    _stop(first, second)
+    print(f"\n[timing] client process {client_s:.2f}s: first ask {result['first_ask_s']:.2f}s "
+          f"(reply topic + consumer), 16-ask join {result['join_s']:.3f}s")
