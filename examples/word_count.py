@@ -18,7 +18,15 @@ class Word(detstream.Record):
     text: str
 
 
-app = detstream.App("word-count", broker="kafka://localhost:9092", topic_partitions=8)
+# exactly_once: the counts stay exact when a worker is killed mid-stream (the sim's
+# default fault plans do that); with Faust's default, at_least_once, a crash can
+# make a word count twice.
+app = detstream.App(
+    "word-count",
+    broker="kafka://localhost:9092",
+    topic_partitions=8,
+    processing_guarantee="exactly_once",
+)
 
 sentences = app.topic("sentences", value_type=str)
 words = app.topic("words", value_type=Word, partitions=8, internal=True)
