@@ -60,6 +60,12 @@ class App(Service):
         self.tables = TableManager(self)
         self._task_funs: list[Callable[..., Any]] = []
         self._timer_specs: list[tuple[Callable[..., Any], float, bool, str]] = []
+        #: (cron, timezone or None = conf.timezone, fun, on_leader, label); see crontab().
+        self._crontab_specs: list[tuple[Any, Any, Callable[..., Any], bool, str]] = []
+        #: ``config_from_object`` source and its ``silent`` flag, read when configured.
+        self._config_source: tuple[Any, bool] | None = None
+        #: ``@app.command`` click commands by name (see detstream.commands).
+        self.commands: dict[str, Any] = {}
         self._background: list[asyncio.Task[None]] = []
         self._declaring: dict[str, asyncio.Future[None]] = {}
         broker = settings.get("broker")
@@ -84,13 +90,44 @@ class App(Service):
     # -- configuration ----------------------------------------------------------
     @property
     def conf(self) -> Settings:
-        """The settings; the configuration signals fire on first access."""
+        """The settings; read and the configuration signals fired on first access.
+
+        Precedence (last wins): defaults, ``App(**kwargs)``, ``config_from_object``,
+        environment variables (see :mod:`detstream.config`).
+        """
         if self._conf is None:
+            from .config import resolve
+
             self.on_before_configured.send()
-            self.on_configured.send(conf=self._settings)
-            self._conf = self._settings
+            source, silent = self._config_source or (None, False)
+            conf = resolve(self._settings, source, silent=silent)
+            self.on_configured.send(conf=conf)
+            self._conf = conf
             self.on_after_configured.send()
         return self._conf
+
+    @property
+    def configured(self) -> bool:
+        return self._conf is not None
+
+    def config_from_object(self, obj: Any, *, silent: bool = False, force: bool = False) -> None:
+        """Read settings from a dict, object, module or dotted module name when configured.
+
+        Its settings override the App's keyword arguments; environment
+        variables override both. Unknown names raise ImproperlyConfigured;
+        ``silent=True`` ignores a dotted name that cannot be imported. On an
+        app already configured the settings are read again at once (with a
+        warning, as Faust; ``force=True`` skips the warning).
+        """
+        self._config_source = (obj, silent)
+        if self._conf is not None:
+            if not force:
+                import warnings
+
+                warnings.warn(f"{self!r} is already configured: settings are read again",
+                              stacklevel=2)
+            self._conf = None
+            _ = self.conf
 
     @property
     def transport(self) -> Any:
@@ -186,6 +223,72 @@ class App(Service):
             return f
 
         return decorate
+
+    def crontab(
+        self, cron_format: str, *, timezone: Any = None, on_leader: bool = False,
+        name: str | None = None,
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Run the decorated function at the times of ``cron_format`` (5 fields).
+
+        Times are wall-clock times in ``timezone`` (a zone name or tzinfo;
+        default: the ``timezone`` setting, UTC), virtual under the simulator.
+        """
+        from .crontab import parse, zone
+
+        cron = parse(cron_format)
+        tz = zone(timezone) if timezone is not None else None
+
+        def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
+            _require_async(f, "@app.crontab")
+            label = name or f"{f.__module__}.{f.__qualname__}"
+            self._crontab_specs.append((cron, tz, f, on_leader, label))
+            return f
+
+        return decorate
+
+    def command(
+        self, *options: Any, name: str | None = None, **kwargs: Any
+    ) -> Callable[[Callable[..., Any]], Any]:
+        """Make ``async def`` a ``detstream`` subcommand (``python proj.py NAME``).
+
+        ``options`` are ``detstream.cli.option(...)`` / ``argument(...)``;
+        the docstring is the help. See :mod:`detstream.commands`.
+        """
+        from .commands import make_command
+
+        def decorate(f: Callable[..., Any]) -> Any:
+            cmd = make_command(self, f, options, name=name, **kwargs)
+            if cmd.name in self.commands:
+                raise InvalidArgument(f"command {cmd.name!r} is defined twice; give one a name=")
+            self.commands[str(cmd.name)] = cmd
+            return cmd
+
+        return decorate
+
+    def service(self, service: Any) -> Any:
+        """Start a ``mode.Service`` with the app (and stop it with the app).
+
+        Decorating a Service class registers an instance of it and returns
+        the class; given an instance, registers it and returns it. An
+        instance added to a running app is started at once.
+        """
+        if isinstance(service, type):
+            if not issubclass(service, Service):
+                raise InvalidArgument(f"@app.service needs a mode.Service subclass, got {service!r}")
+            self._add_service(service())
+            return service
+        if not isinstance(service, Service):
+            raise InvalidArgument(
+                f"app.service() needs a mode.Service class or instance, got {service!r}"
+            )
+        return self._add_service(service)
+
+    def _add_service(self, service: Any) -> Any:
+        if self._started.is_set() and not self.should_stop:
+            self._background.append(asyncio.ensure_future(self.add_runtime_dependency(service)))
+        else:
+            self.add_dependency(service)
+        return service
 
     def Table(self, name: str, **options: Any) -> Table:  # noqa: N802 - Faust's API
         """A distributed dict backed by a changelog topic."""
@@ -295,6 +398,11 @@ class App(Service):
             self._spawn(_call_with_app(fun, self), f"task:{fun.__qualname__}")
         for fun, interval, on_leader, label in self._timer_specs:
             self._spawn(self._run_timer(fun, interval, on_leader, label), f"timer:{label}")
+        if self._crontab_specs:
+            from .crontab import run as run_crontab
+
+            for cron, tz, fun, on_leader, label in self._crontab_specs:
+                self._spawn(run_crontab(self, cron, tz, fun, on_leader, label), f"crontab:{label}")
 
     async def on_stop(self) -> None:
         for task in reversed(self._background):

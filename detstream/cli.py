@@ -7,7 +7,10 @@ import sys
 
 import click
 
+from .commands import AppGroup, argument, option
 from .errors import TargetError
+
+__all__ = ["main", "entry", "option", "argument"]
 
 
 def entry() -> None:
@@ -23,8 +26,8 @@ def entry() -> None:
     main()
 
 
-@click.group()
-@click.option("-A", "--app", "app_target", metavar="TARGET",
+@click.group(cls=AppGroup)
+@click.option("-A", "--app", "app_target", metavar="TARGET", is_eager=True,  # before --help
               help="The app (file, module or module:attr) for commands that take one.")
 @click.version_option(package_name="detstream")
 @click.pass_context

@@ -21,6 +21,12 @@ _OPTIONAL_STR = (str, type(None))
 #: name -> (default, accepted types)
 SETTINGS: dict[str, tuple[Any, tuple[type, ...] | type]] = {
     "version": (1, int),
+    #: ``conf.id`` when ``version > 1`` (``{id}`` = the App's id, ``{self}`` = the settings).
+    "id_format": ("{id}-v{self.version}", str),
+    #: prefix of the environment variables read for settings (``MYAPP_BROKER_URL``).
+    "env_prefix": (None, _OPTIONAL_STR),
+    "tabledir": ("tables", str),
+    "blocking_timeout": (None, (int, float, type(None))),
     "broker": ("kafka://localhost:9092", (str, list, object)),
     "store": ("memory://", str),
     "origin": (None, _OPTIONAL_STR),
@@ -96,7 +102,14 @@ class Settings:
     def id(self) -> str:
         """The group id and prefix of internal topics (``{id}-v{version}`` past v1)."""
         version = self.values["version"]
-        return self.name if version <= 1 else f"{self.name}-v{version}"
+        if version <= 1:
+            return self.name
+        try:
+            return str(self.values["id_format"].format(id=self.name, self=self))
+        except (KeyError, AttributeError, IndexError, ValueError) as exc:
+            raise ImproperlyConfigured(
+                f"setting 'id_format' {self.values['id_format']!r} cannot be formatted: {exc!r}"
+            ) from None
 
     @property
     def reply_to(self) -> str:

@@ -1,0 +1,139 @@
+"""@app.command: async functions as CLI subcommands (``python proj.py cmd``, ``-A proj cmd``)."""
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import detstream
+from detstream.cli import argument, main, option, run_for_app
+from detstream.errors import InvalidArgument
+
+ROOT = Path(__file__).resolve().parents[2]
+
+PROJECT = textwrap.dedent('''
+    import detstream as faust
+    from detstream.cli import argument, option
+
+    app = faust.App('cmd-proj', broker='sim://')
+
+    @app.command(
+        argument('name'),
+        option('--greeting', default='Hello', help='What to say.'),
+        option('--loud', is_flag=True),
+    )
+    async def hello(self, name, greeting, loud):
+        """Say hello to NAME."""
+        text = f'{greeting}, {name}!'
+        self.say(text.upper() if loud else text)
+
+    @app.command()
+    async def example():
+        """This docstring is used as the command help in --help."""
+        print('RUNNING EXAMPLE COMMAND')
+
+    if __name__ == '__main__':
+        app.main()
+''')
+
+
+@pytest.fixture
+def project(tmp_path):
+    path = tmp_path / "cmdproj.py"
+    path.write_text(PROJECT)
+    return path
+
+
+def test_command_is_registered_with_help():
+    app = detstream.App("cmds")
+
+    @app.command(option("--count", type=int, default=1))
+    async def do_things(count):
+        """Do COUNT things."""
+
+    assert set(app.commands) == {"do-things"}
+    assert app.commands["do-things"].help == "Do COUNT things."
+
+
+def test_app_main_runs_command_with_options(monkeypatch):
+    app = detstream.App("cmds")
+    seen = []
+
+    @app.command(argument("name"), option("--flag", default="d"))
+    async def mycmd(name, flag):
+        """My command."""
+        seen.append((name, flag))
+
+    monkeypatch.setattr(sys, "argv", ["proj.py", "mycmd", "--flag", "x", "bob"])
+    with pytest.raises(SystemExit) as exit_info:
+        run_for_app(app)
+    assert exit_info.value.code == 0
+    assert seen == [("bob", "x")]
+
+
+def test_self_parameter_gets_the_command():
+    app = detstream.App("cmds")
+
+    @app.command(option("--n", type=int, default=2))
+    async def twice(self, n):
+        self.say(f"{self.app.conf.id} {n * 2}")
+
+    result = CliRunner().invoke(main, ["twice", "--n", "21"], obj={"app": app})
+    assert result.exit_code == 0, result.output
+    assert result.output == "cmds 42\n"
+
+
+def test_dash_a_finds_app_commands_and_help(project, monkeypatch):
+    monkeypatch.chdir(project.parent)
+    runner = CliRunner()
+    result = runner.invoke(main, ["-A", str(project), "hello", "--loud", "--greeting", "hi", "ann"])
+    assert result.exit_code == 0, result.output
+    assert result.output == "HI, ANN!\n"
+    result = runner.invoke(main, ["-A", str(project), "--help"])
+    assert "hello" in result.output and "Say hello to NAME." in result.output
+    assert "worker" in result.output
+    result = runner.invoke(main, ["-A", str(project), "hello", "--help"])
+    assert "--greeting" in result.output and "What to say." in result.output
+
+
+def test_unknown_command_without_app_is_a_usage_error():
+    result = CliRunner().invoke(main, ["nosuch"])
+    assert result.exit_code == 2 and "No such command 'nosuch'" in result.output
+
+
+def test_python_proj_py_runs_the_command(project):
+    out = subprocess.run(
+        [sys.executable, str(project), "example"], capture_output=True, text=True,
+        cwd=project.parent, check=False, timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "RUNNING EXAMPLE COMMAND\n"
+    out = subprocess.run(
+        [sys.executable, "-m", "detstream", "-A", "cmdproj", "hello", "world"],
+        capture_output=True, text=True, cwd=project.parent, check=False, timeout=60,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "Hello, world!\n"
+
+
+def test_bad_commands():
+    app = detstream.App("cmds")
+    with pytest.raises(InvalidArgument, match="@app.command needs an async def function"):
+        app.command()(lambda: None)
+    with pytest.raises(InvalidArgument, match="options must be detstream.cli.option"):
+        app.command("--flag")(_noop)
+
+    @app.command(name="dup")
+    async def one():
+        pass
+
+    with pytest.raises(InvalidArgument, match="command 'dup' is defined twice"):
+        app.command(name="dup")(_noop)
+
+
+async def _noop():
+    pass
