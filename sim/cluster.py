@@ -11,6 +11,10 @@ marks its records aborted. ``read_committed`` readers skip markers and
 aborted records and stop at the last stable offset (the first offset of the
 oldest open transaction); ``read_uncommitted`` readers skip only markers. So,
 as on Kafka, consecutive records can have offset gaps.
+
+The log cleaner (``sim.cleaner``) leaves gaps too: a record it compacts away
+becomes a hole (``None``) at its offset, and retention moves the log start
+offset forward; offsets never change, readers skip holes.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import NamedTuple
 
 from detstream._types import TP, ConsumerRecord, RecordMetadata
 
+from .cleaner import LogCleaner
 from .group import GroupCoordinator
 from .trace import Trace
 from .transactions import TransactionCoordinator
@@ -40,15 +45,20 @@ class ControlMarker(NamedTuple):
 
 @dataclass
 class PartitionLog:
-    """An append-only log; offsets are list indices (markers included)."""
+    """An append-only log; offsets are list indices (markers and holes included)."""
 
-    records: list[ConsumerRecord | ControlMarker] = field(default_factory=list)
+    #: ``None`` marks a hole: a record the log cleaner removed.
+    records: list[ConsumerRecord | ControlMarker | None] = field(default_factory=list)
     #: offsets of records whose transaction aborted.
     aborted: set[int] = field(default_factory=set)
     #: producer id -> first offset of its open transaction in this partition.
     open_first: dict[int, int] = field(default_factory=dict)
     #: whether a transaction ever wrote here (else reads take the fast path).
     transactional: bool = False
+    #: the log start offset: retention deleted every offset before it.
+    start_offset: int = 0
+    #: whether the cleaner removed records (else reads take the fast path).
+    cleaned: bool = False
 
     @property
     def end_offset(self) -> int:
@@ -62,7 +72,9 @@ class PartitionLog:
         self, offset: int, max_records: int, *, read_committed: bool = False
     ) -> tuple[list[ConsumerRecord], int]:
         """Up to ``max_records`` records from ``offset``, and the position after what was read."""
-        if not self.transactional:
+        # Before the log start, a read starts at the log start (auto.offset.reset=earliest).
+        offset = max(offset, self.start_offset)
+        if not self.transactional and not self.cleaned:
             records = self.records[offset : offset + max_records]
             return records, offset + len(records)  # type: ignore[return-value]
         limit = self.last_stable_offset if read_committed else self.end_offset
@@ -71,7 +83,9 @@ class PartitionLog:
         while position < limit and len(found) < max_records:
             entry = self.records[position]
             position += 1
-            if isinstance(entry, ControlMarker) or (read_committed and entry.offset in self.aborted):
+            if entry is None or isinstance(entry, ControlMarker):
+                continue
+            if read_committed and entry.offset in self.aborted:
                 continue
             found.append(entry)
         return found, max(position, offset)
@@ -100,6 +114,12 @@ class ClusterConfig:
     initial_rebalance_delay: float = 3.0
     #: one-way request latency is drawn uniformly from this range (seconds).
     latency: tuple[float, float] = (0.0005, 0.002)
+    #: ``log.cleaner.backoff``: virtual seconds between log cleaner passes (None: no cleaner).
+    log_cleaner_interval: float | None = 30.0
+    #: the active tail: the last this many offsets of a partition are never cleaned.
+    log_cleaner_active_records: int = 10
+    #: ``log.cleaner.delete.retention.ms`` (seconds): how long tombstones outlive compaction.
+    delete_retention: float = 86400.0
 
 
 class UnknownTopicError(Exception):
@@ -116,6 +136,7 @@ class SimCluster:
         self.topics: dict[str, TopicState] = {}
         self.groups: dict[str, GroupCoordinator] = {}
         self.transactions = TransactionCoordinator(self)
+        self.cleaner = LogCleaner(self)
         self._fetch_waiters: list[asyncio.Future[None]] = []
 
     # -- topics ---------------------------------------------------------
@@ -200,8 +221,7 @@ class SimCluster:
         return self._log(tp).last_stable_offset
 
     def beginning_offset(self, tp: TP) -> int:
-        self._log(tp)
-        return 0
+        return self._log(tp).start_offset
 
     def wake_fetchers(self) -> None:
         """Wake waiting fetches (data arrived, or a consumer resumed or seeked)."""

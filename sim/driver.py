@@ -65,6 +65,8 @@ class SimTransport:
         self._cluster = cluster
         self.name = name
         self.link = Link(name)
+        #: group-managed consumers made by this transport (a stall fault pauses them).
+        self.consumers: list[SimConsumer] = []
 
     def sever(self) -> None:
         """The process died: nothing this transport's clients do reaches the cluster again."""
@@ -91,10 +93,13 @@ class SimTransport:
         self, *, client_id: str, group_id: str | None,
         isolation_level: IsolationLevel = "read_uncommitted",
     ) -> SimConsumer:
-        return SimConsumer(
+        consumer = SimConsumer(
             self.cluster, self.name, group_id=group_id, link=self.link,
             isolation_level=isolation_level,
         )
+        if group_id is not None:
+            self.consumers.append(consumer)
+        return consumer
 
     def create_admin(self, *, client_id: str) -> SimAdmin:
         return SimAdmin(self.cluster, self.name)
@@ -149,6 +154,8 @@ class SimConsumer:
         self._needs_join = False
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        #: loop time until which the coordination loop sends nothing (a ``stall`` fault).
+        self._stalled_until = 0.0
 
     # -- lifecycle ----------------------------------------------------------
     async def start(self) -> None:
@@ -169,6 +176,15 @@ class SimConsumer:
             self._cluster.group(self._group_id).leave(self._member_id)
             self._member_id = None
         self._assignment = set()
+
+    def stall(self, duration: float) -> None:
+        """Zombie fault: no heartbeat (or rejoin) for ``duration``; fetches and commits go on.
+
+        As a process whose heartbeat thread is starved while its processing
+        goes on: past the session timeout the group expels the member, and its
+        later commits are rejected until it notices and rejoins.
+        """
+        self._stalled_until = asyncio.get_running_loop().time() + duration
 
     # -- subscription -------------------------------------------------------
     def subscribe(self, topics: Iterable[str], listener: RebalanceListener) -> None:
@@ -291,7 +307,11 @@ class SimConsumer:
     # -- group membership ---------------------------------------------------
     async def _coordinate(self) -> None:
         coordinator = self._cluster.group(self._group_id or "")
+        loop = asyncio.get_running_loop()
         while True:
+            if self._stalled_until > loop.time():
+                await asyncio.sleep(self._stalled_until - loop.time())
+                continue
             if self._needs_join and self._topics:
                 await self._rejoin()
             self._wakeup.clear()
@@ -299,7 +319,7 @@ class SimConsumer:
                 await asyncio.wait_for(self._wakeup.wait(), self.heartbeat_interval)
             except asyncio.TimeoutError:
                 pass
-            if self._member_id is None or self._needs_join:
+            if self._member_id is None or self._needs_join or self._stalled_until > loop.time():
                 continue
             self._link.check()
             try:

@@ -17,8 +17,14 @@ from detstream.errors import InvalidArgument
 
 #: crash: kill -9 (no graceful shutdown, memory lost), restarted after ``downtime``;
 #: restart: graceful stop, then start again; join: a new worker joins the group;
-#: leave: a worker stops gracefully for good.
-KINDS = ("crash", "restart", "join", "leave")
+#: leave: a worker stops gracefully for good; stall: a zombie — the worker's group
+#: consumer stops heartbeating for ``downtime`` (longer than the session timeout)
+#: while its agents keep running, so the group expels it and rejects its commits
+#: until it resumes and rejoins.
+KINDS = ("crash", "restart", "join", "leave", "stall")
+
+#: how long a drawn stall lasts (virtual s): past the 60 s session timeout of the sim consumer.
+STALL_RANGE = (65.0, 90.0)
 
 PROFILES = {
     #: profile -> (min faults, max faults, kinds it may use)
@@ -37,7 +43,11 @@ class Fault:
 
     def describe(self) -> str:
         text = f"t={self.at:.3f}s {self.kind} {self.worker}"
-        return text + (f" (down {self.downtime:.3f}s)" if self.kind == "crash" else "")
+        if self.kind == "crash":
+            return text + f" (down {self.downtime:.3f}s)"
+        if self.kind == "stall":
+            return text + f" (for {self.downtime:.3f}s)"
+        return text
 
 
 @dataclass(frozen=True)
@@ -99,6 +109,10 @@ def plan_faults(seed: int, profile: str, workers: int, duration: float) -> Fault
             worker = rng.choice(alive)
             if kind == "leave":
                 alive.remove(worker)
-        downtime = round(rng.uniform(1.0, 20.0), 3) if kind == "crash" else 0.0
+        downtime = 0.0
+        if kind == "crash":
+            downtime = round(rng.uniform(1.0, 20.0), 3)
+        elif kind == "stall":
+            downtime = round(rng.uniform(*STALL_RANGE), 3)
         faults.append(Fault(at, kind, worker, downtime))
     return FaultPlan(profile, kinds, tuple(faults))

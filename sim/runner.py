@@ -86,7 +86,8 @@ class RunResult:
 
     @property
     def crashes(self) -> int:
-        return sum(1 for f in self.faults if f.kind == "crash")
+        """Faults after which at-least-once may process input twice: kill -9s and zombie stalls."""
+        return sum(1 for f in self.faults if f.kind in ("crash", "stall"))
 
     @property
     def exactly_once(self) -> bool:
@@ -154,6 +155,7 @@ class Simulation:
 
     async def run(self) -> SimReport:
         token = current_cluster.set(self.cluster)
+        self.cluster.cleaner.start()
         try:
             scenario = self._load_scenario()
             self._describe_setup()
@@ -174,6 +176,7 @@ class Simulation:
             self._summarise(scenario)
             return self.report
         finally:
+            self.cluster.cleaner.stop()
             current_cluster.reset(token)
 
     # -- set-up ---------------------------------------------------------------
@@ -246,6 +249,8 @@ class Simulation:
         elif fault.kind == "leave":
             await worker.stop()
             self.retired.append(self.workers.pop(worker.name))
+        elif fault.kind == "stall":
+            self._restarts.append(asyncio.ensure_future(worker.stall(fault.downtime)))
         return True
 
     async def _stop_or_kill(self, worker: SimWorker) -> None:
@@ -330,6 +335,9 @@ class Simulation:
         coverage["recovery"] += sum(1 for _ in self.trace.of_kind("recovery-start"))
         coverage["commit-rejected"] += sum(1 for _ in self.trace.of_kind("commit-rejected"))
         coverage["crash"] += sum(1 for f in self.applied if f.kind == "crash")
+        coverage["stall"] += sum(1 for f in self.applied if f.kind == "stall")
+        coverage["compact"] += sum(1 for _ in self.trace.of_kind("compact"))
+        coverage["retention"] += sum(1 for _ in self.trace.of_kind("retention"))
         shown = " ".join(f"{k}={coverage[k]}" for k in sorted(coverage))
         lines.append(f"coverage: {shown}")
         lines.append(f"trace: {len(self.trace.lines)} lines")

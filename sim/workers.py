@@ -62,6 +62,21 @@ class SimWorker:
         self.up = False
         await self.app.stop()
 
+    async def stall(self, duration: float) -> None:
+        """Zombie: the group consumer stops heartbeating for ``duration``; agents keep running.
+
+        Returns when the stall is over (the consumer then finds it was
+        expelled, if the stall outlasted the session timeout, and rejoins).
+        """
+        assert self.transport is not None
+        incarnation = self.incarnation
+        self.trace.record(self.name, "stall", incarnation=incarnation, duration=duration)
+        for consumer in self.transport.consumers:
+            consumer.stall(duration)
+        await asyncio.sleep(duration)
+        if self.up and self.incarnation == incarnation:
+            self.trace.record(self.name, "stall-end", incarnation=incarnation)
+
     async def crash(self) -> int:
         """kill -9: no graceful code reaches the cluster.
 

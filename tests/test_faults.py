@@ -98,3 +98,47 @@ def test_shrinking_reduces_a_failing_plan():
     assert len(smaller.plan.faults) <= len(original.faults)
     assert len(smaller.plan.faults) >= 1
     json.loads(smaller.plan.to_json())  # a plan file the CLI can take back with --plan
+
+
+def _long_feed(sim):
+    """word_count's app with input for 90 virtual seconds: a zombie still has work to commit."""
+    sim.topic("sentences", partitions=4)
+    sim.producer("sentences", [f"the quick fox {i % 7}" for i in range(900)], every=0.1, name="feed")
+
+
+def test_stall_is_a_chaos_fault_longer_than_the_session_timeout():
+    plans = [plan_faults(s, "chaos", 3, 30) for s in range(60)]
+    stalls = [f for p in plans for f in p.faults if f.kind == "stall"]
+    assert stalls and all(f.downtime > 60.0 for f in stalls)
+    assert "for" in stalls[0].describe()
+    assert FaultPlan.from_dict({"faults": [{"at": 1.0, "kind": "stall", "worker": "w1", "downtime": 70.0}]})
+
+
+def test_stalled_worker_is_expelled_and_its_zombie_commits_rejected():
+    plan = FaultPlan("file", ("stall",), (Fault(5.0, "stall", "w2", 70.0),))
+    report = run(WORD_COUNT, SimOptions(seed=1, duration=100.0, plan=plan), scenario=_long_feed)
+    assert report.ok, report.violations
+    events = report.trace.events
+    stall = next(e for e in events if e.kind == "stall")
+    expired = next(e for e in events if e.kind == "member-expired")
+    assert stall.actor == "w2" and expired.fields["member"].startswith("w2-")
+    end = next(e for e in events if e.kind == "stall-end")
+    # expelled a session timeout after its last heartbeat, while still stalled
+    assert expired.fields["reason"] == "session-timeout" and stall.time < expired.time < end.time
+    rejected = [e for e in events if e.kind == "commit-rejected"]
+    assert rejected and all(e.fields["member"] == expired.fields["member"] for e in rejected)
+    assert rejected[0].time > expired.time  # the zombie kept working and tried to commit
+    assert any(
+        e.kind == "member-join" and e.fields["member"].startswith("w2-") and e.time >= end.time
+        for e in events
+    )  # it rejoined under a new member id
+    assert "commit-rejected=" in report.summary[-2] and "stall=1" in report.summary[-2]
+
+
+def test_chaos_runs_with_stalls_still_pass():
+    options = SimOptions(seed=0, duration=20.0, faults="chaos")
+    seeds = [s for s in range(1, 40) if any(f.kind == "stall" for f in plan_faults(s, "chaos", 3, 20.0).faults)][:2]
+    assert seeds
+    for seed in seeds:
+        report = run(WORD_COUNT, replace(options, seed=seed))
+        assert report.ok, (seed, report.violations)
