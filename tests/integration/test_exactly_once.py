@@ -13,22 +13,16 @@ Every wait polls the broker with a deadline; none sleeps for a fixed time.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import secrets
 import signal
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-
+from tests.integration.helpers import PARTITIONS, WorkerProcess, fold_topic, produce
 from tests.integration.test_worker import (
     APP_SOURCE,
-    DEADLINE_S,
-    PARTITIONS,
     SENTENCES,
-    WorkerProcess,
     committed_vs_end,
     expected_counts,
-    produce,
 )
 
 EXACTLY_ONCE = """
@@ -37,34 +31,11 @@ app.conf.producer_transaction_timeout = 5.0  # a killed worker's transaction blo
 """
 
 
-async def fold_committed(bootstrap: str, topic: str, done, what: str) -> dict[str, int]:
-    """Read ``topic`` from the beginning read_committed, folding it, until ``done(table)``."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed"
-    )
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        table: dict[str, int] = {}
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + DEADLINE_S
-        while True:
-            for records in (await consumer.getmany(timeout_ms=300)).values():
-                for r in records:
-                    key = json.loads(r.key)
-                    if r.value is None:
-                        table.pop(key, None)
-                    else:
-                        table[key] = json.loads(r.value)
-            end = await consumer.end_offsets(tps)  # the last stable offsets
-            at_end = all([await consumer.position(tp) >= end[tp] for tp in tps])
-            if at_end and done(table):
-                return table
-            assert loop.time() < deadline, f"timed out waiting for {what}; table: {table}"
-    finally:
-        await consumer.stop()
+def fold_committed(bootstrap: str, topic: str, done, what: str) -> dict[str, int]:
+    """Read ``topic`` from the beginning read_committed, folding it, until ``done(table)``
+    and every partition is read to its last stable offset."""
+    return asyncio.run(fold_topic(bootstrap, topic, done, what, partitions=PARTITIONS,
+                                  at_end=True, isolation_level="read_committed"))
 
 
 def test_sigkill_mid_stream_counts_every_word_once(
@@ -88,22 +59,22 @@ def test_sigkill_mid_stream_counts_every_word_once(
         before, after = SENTENCES[:30], SENTENCES[30:]
         asyncio.run(produce(kafka_bootstrap, sentences, before))
         some = len([w for s in before for w in s.split()]) // 4
-        asyncio.run(fold_committed(
+        fold_committed(
             kafka_bootstrap, changelog, lambda t: sum(t.values()) >= some, "processing under way"
-        ))
+        )
         victim.signal(signal.SIGKILL)  # mid-stream: no graceful stop, its transaction left open
         assert victim.wait() == -signal.SIGKILL
         asyncio.run(produce(kafka_bootstrap, sentences, after))
 
         expected = expected_counts(SENTENCES)
-        asyncio.run(fold_committed(
+        fold_committed(
             kafka_bootstrap, changelog, lambda t: t.keys() == expected.keys()
             and all(t[w] >= n for w, n in expected.items()),
             "the survivor to count every word (session timeout, then transaction timeout)",
-        ))
+        )
         survivor.signal(signal.SIGTERM)
         assert survivor.wait() == 0, survivor.tail()
-        table = asyncio.run(fold_committed(kafka_bootstrap, changelog, lambda t: True, "final read"))
+        table = fold_committed(kafka_bootstrap, changelog, lambda t: True, "final read")
         extra = {w: (table[w], n) for w, n in expected.items() if table.get(w) != n}
         assert not extra, f"(table, input) counts differ after SIGKILL under exactly-once: {extra}"
 
@@ -113,6 +84,4 @@ def test_sigkill_mid_stream_counts_every_word_once(
         assert not behind, f"committed offsets short of the end (markers not passed?): {behind}"
     finally:
         for worker in workers:
-            if worker.proc.poll() is None:
-                worker.proc.kill()
-                worker.proc.wait(10)
+            worker.kill()

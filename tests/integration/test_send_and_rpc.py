@@ -15,18 +15,14 @@ import os
 import secrets
 import signal
 import subprocess
-import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
-REPO = Path(__file__).resolve().parents[2]
-PYTHON = str(REPO / ".venv" / "bin" / "python") if (REPO / ".venv").is_dir() else sys.executable
+from tests.integration.helpers import DEADLINE_S, PYTHON, WorkerProcess, fold_topic, now
+
 PARTITIONS = 4
-DEADLINE_S = 60.0
 
 APP_SOURCE = '''
 """Agents to send to and to ask, configured from the environment."""
@@ -136,44 +132,6 @@ asyncio.run(main())
 '''
 
 
-def _now() -> float:
-    return time.monotonic()  # noqa: TID251 - the harness waits on real processes
-
-
-class Proc:
-    """A subprocess with its output in files."""
-
-    def __init__(self, cwd: Path, env: dict[str, str], args: list[str], name: str) -> None:
-        self.name = name
-        self.out_path, self.err_path = cwd / f"{name}.out", cwd / f"{name}.err"
-        with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
-            self.proc = subprocess.Popen([PYTHON, *args], cwd=cwd, env=env, stdout=out,
-                                         stderr=err, stdin=subprocess.DEVNULL)
-
-    def output(self) -> str:
-        return self.out_path.read_text(errors="replace")
-
-    def log(self) -> str:
-        return self.err_path.read_text(errors="replace")
-
-    def wait_for(self, text: str, timeout: float = DEADLINE_S) -> None:
-        deadline = _now() + timeout
-        while text not in self.output():
-            assert self.proc.poll() is None, f"{self.name} exited {self.proc.returncode}\n{self.tail()}"
-            assert _now() < deadline, f"{self.name}: no {text!r} in {timeout}s\n{self.tail()}"
-            time.sleep(0.05)
-
-    def wait(self, timeout: float = DEADLINE_S) -> int:
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"{self.name} did not exit within {timeout}s\n{self.tail()}")
-
-    def tail(self, lines: int = 40) -> str:
-        log = "\n".join(self.log().splitlines()[-lines:])
-        return f"--- {self.name} stdout ---\n{self.output()}--- {self.name} stderr ---\n{log}"
-
-
 @pytest.fixture
 def project(tmp_path: Path, kafka_bootstrap: str, new_topic):
     """(app_id, feed topic, spawn(args, name), run(args) -> CompletedProcess); kills leftovers."""
@@ -184,10 +142,10 @@ def project(tmp_path: Path, kafka_bootstrap: str, new_topic):
     env = {**os.environ, "DETSTREAM_IT_BROKER": f"kafka://{kafka_bootstrap}", "IT_APP_ID": app_id,
            "IT_FEED": feed, "PYTHONUNBUFFERED": "1"}
     env.pop("PYTHONHASHSEED", None)
-    spawned: list[Proc] = []
+    spawned: list[WorkerProcess] = []
 
-    def spawn(args: list[str], name: str) -> Proc:
-        proc = Proc(tmp_path, env, args, name)
+    def spawn(args: list[str], name: str) -> WorkerProcess:
+        proc = WorkerProcess(tmp_path, env, args, name)
         spawned.append(proc)
         return proc
 
@@ -197,32 +155,18 @@ def project(tmp_path: Path, kafka_bootstrap: str, new_topic):
 
     yield app_id, feed, spawn, run
     for proc in spawned:
-        if proc.proc.poll() is None:
-            proc.proc.kill()
-            proc.proc.wait(10)
+        proc.kill()
 
 
-async def read_values(bootstrap: str, topic: str, done, what: str) -> list[str]:
+def read_values(bootstrap: str, topic: str, done, what: str) -> list[str]:
     """Values (str: the results topic is raw) of ``topic`` from the beginning, until ``done(values)``."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + DEADLINE_S
-        values: list[str] = []
-        while not done(values):
-            assert loop.time() < deadline, f"timed out waiting for {what}; got {values}"
-            for records in (await consumer.getmany(timeout_ms=300)).values():
-                values.extend(r.value.decode() for r in records)
-        return values
-    finally:
-        await consumer.stop()
+    return asyncio.run(fold_topic(
+        bootstrap, topic, done, what, state=[], partitions=PARTITIONS,
+        apply=lambda values, r: values.append(r.value.decode()),
+    ))
 
 
-def _stop(*workers: Proc) -> None:
+def _stop(*workers: WorkerProcess) -> None:
     for worker in workers:
         worker.proc.send_signal(signal.SIGTERM)
     for worker in workers:
@@ -236,9 +180,9 @@ def test_send_to_agents_and_topics_reaches_the_worker(kafka_bootstrap: str, proj
     worker = spawn(["-m", "detstream", "worker", "rpc_app", "-l", "info"], "worker")
     worker.wait_for("ready:")
 
-    started = _now()
+    started = now()
     sent = run(["-m", "detstream", "-A", "rpc_app", "send", "@greet", "hello", "-k", "k1"])
-    send_s = _now() - started
+    send_s = now() - started
     assert sent.returncode == 0, sent.stderr
     (meta,) = [json.loads(line) for line in sent.stdout.splitlines()]
     assert meta["topic"] == f"{app_id}-rpc_app.greet" and meta["offset"] >= 0
@@ -253,10 +197,10 @@ def test_send_to_agents_and_topics_reaches_the_worker(kafka_bootstrap: str, proj
     assert json.loads(sent.stdout)["partition"] == 3
 
     expected = ["greet:k1:hello", "feed:hi", "feed:hi", "order:7:book"]
-    values = asyncio.run(read_values(
+    values = read_values(
         kafka_bootstrap, f"{app_id}-results",
         lambda got: sorted(got) == sorted(expected), "the agents' outputs",
-    ))
+    )
     assert sorted(values) == sorted(expected)
 
     missing = run(["-m", "detstream", "-A", "rpc_app", "send", f"{app_id}-no-such-topic", "x"])
@@ -277,9 +221,9 @@ def test_ask_map_join_from_a_client_across_two_workers(project) -> None:
     second = spawn(["-m", "detstream", "worker", "rpc_app", "-l", "info"], "w2")
     second.wait_for("ready:")
 
-    started = _now()
+    started = now()
     client = run(["rpc_client.py"], timeout=120)
-    client_s = _now() - started
+    client_s = now() - started
     assert client.returncode == 0, f"{client.stderr}\n{first.tail()}\n{second.tail()}"
     result = json.loads(client.stdout.strip().splitlines()[-1])
     assert result["asked"] == 42

@@ -11,23 +11,15 @@ equal to the word counts of the input.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import secrets
 import signal
-import subprocess
-import sys
-import time
 from collections import Counter
 from pathlib import Path
 
-import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-
 from sim.runner import SimOptions, run
+from tests.integration.helpers import WorkerProcess, fold_topic, now, produce
 
-REPO = Path(__file__).resolve().parents[2]
-PYTHON = str(REPO / ".venv" / "bin" / "python") if (REPO / ".venv").is_dir() else sys.executable
 PARTITIONS = 4
 DEADLINE_S = 25.0
 
@@ -82,10 +74,6 @@ SENTENCES = [
 ] * 10
 
 
-def _now() -> float:
-    return time.monotonic()  # noqa: TID251 - the test harness waits on real processes
-
-
 def _expected() -> dict[str, int]:
     return dict(Counter(w for s in SENTENCES for w in s.lower().split()))
 
@@ -108,71 +96,10 @@ def _simulate(target: Path, sentences_topic: str) -> dict[str, int]:
     return tables[0]
 
 
-async def _produce(bootstrap: str, topic: str) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    try:
-        await asyncio.gather(*[await producer.send(topic, s.encode()) for s in SENTENCES])
-    finally:
-        await producer.stop()
-
-
-async def _fold_changelog(bootstrap: str, topic: str, done, timeout: float) -> dict[str, int]:
-    """Fold ``topic`` from the beginning until ``done(table)`` and every partition is at its end."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                auto_offset_reset="earliest")
-    await consumer.start()
-    table: dict[str, int] = {}
-    try:
-        tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            for records in (await consumer.getmany(timeout_ms=200)).values():
-                for r in records:
-                    key = json.loads(r.key)
-                    if r.value is None:
-                        table.pop(key, None)
-                    else:
-                        table[key] = json.loads(r.value)
-            if done(table):
-                end = await consumer.end_offsets(tps)
-                positions = [await consumer.position(tp) for tp in tps]
-                if all(pos >= end[tp] for pos, tp in zip(positions, tps, strict=True)):
-                    return table
-            assert loop.time() < deadline, f"changelog fold not complete after {timeout}s: {table}"
-    finally:
-        await consumer.stop()
-
-
-class _Worker:
-    def __init__(self, cwd: Path, env: dict[str, str], name: str) -> None:
-        self.name = name
-        self.out, self.err = cwd / f"{name}.out", cwd / f"{name}.err"
-        with open(self.out, "wb") as out, open(self.err, "wb") as err:
-            self.proc = subprocess.Popen(
-                [PYTHON, "-m", "detstream", "worker", "simreal_wc.py", "-l", "info", "--without-web"],
-                cwd=cwd, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-            )
-
-    def tail(self) -> str:
-        err = "\n".join(self.err.read_text(errors="replace").splitlines()[-30:])
-        return f"--- {self.name} stdout ---\n{self.out.read_text(errors='replace')}--- stderr ---\n{err}"
-
-    def wait_ready(self, timeout: float = DEADLINE_S) -> None:
-        deadline = _now() + timeout
-        while "ready:" not in self.out.read_text(errors="replace"):
-            assert self.proc.poll() is None, f"{self.name} exited {self.proc.returncode}\n{self.tail()}"
-            assert _now() < deadline, f"{self.name} not ready in {timeout}s\n{self.tail()}"
-            time.sleep(0.05)
-
-
 def test_sim_and_real_broker_give_the_same_table(
     kafka_bootstrap: str, new_topic, tmp_path: Path
 ) -> None:
-    started = _now()
+    started = now()
     sentences = new_topic(partitions=PARTITIONS)
     app_id = f"it-simreal-{secrets.token_hex(4)}"
     target = tmp_path / "simreal_wc.py"
@@ -184,33 +111,33 @@ def test_sim_and_real_broker_give_the_same_table(
 
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("PYTHONHASHSEED", None)
-    workers = [_Worker(tmp_path, env, f"w{i}") for i in (1, 2)]
+    args = ["-m", "detstream", "worker", "simreal_wc.py", "-l", "info", "--without-web"]
+    workers = [WorkerProcess(tmp_path, env, args, f"w{i}", timeout=DEADLINE_S) for i in (1, 2)]
     try:
         for worker in workers:
-            worker.wait_ready()
-        asyncio.run(_produce(kafka_bootstrap, sentences))
+            worker.wait_for("ready:")
+        asyncio.run(produce(kafka_bootstrap, sentences, SENTENCES))
         changelog = f"{app_id}-word_counts-changelog"
         total = sum(expected.values())
-        asyncio.run(_fold_changelog(kafka_bootstrap, changelog,
-                                    lambda t: sum(t.values()) >= total, DEADLINE_S))
+
+        def fold(done, what: str) -> dict[str, int]:
+            """Fold the changelog until ``done(table)`` and every partition is at its end."""
+            return asyncio.run(fold_topic(kafka_bootstrap, changelog, done, what, at_end=True,
+                                          partitions=PARTITIONS, timeout=DEADLINE_S, poll_ms=200))
+
+        fold(lambda t: sum(t.values()) >= total, "every word counted")
         for worker in workers:
-            worker.proc.send_signal(signal.SIGTERM)
+            worker.signal(signal.SIGTERM)
         for worker in workers:
-            try:
-                code = worker.proc.wait(DEADLINE_S)
-            except subprocess.TimeoutExpired:
-                pytest.fail(f"{worker.name} did not stop on TERM\n{worker.tail()}")
-            assert code == 0, worker.tail()
-        real = asyncio.run(_fold_changelog(kafka_bootstrap, changelog, lambda t: True, DEADLINE_S))
+            assert worker.wait() == 0, worker.tail()
+        real = fold(lambda t: True, "the whole changelog")
     finally:
         for worker in workers:
-            if worker.proc.poll() is None:
-                worker.proc.kill()
-                worker.proc.wait(10)
+            worker.kill()
 
     assert simulated == real, {
         w: (simulated.get(w), real.get(w))
         for w in simulated.keys() | real.keys() if simulated.get(w) != real.get(w)
     }
     assert real == expected
-    assert _now() - started < 40.0, f"took {_now() - started:.1f}s (budget 40s)"
+    assert now() - started < 40.0, f"took {now() - started:.1f}s (budget 40s)"

@@ -9,17 +9,11 @@ Every wait polls with a deadline.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import secrets
 import signal
 import socket
-import subprocess
-import sys
 import textwrap
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -27,10 +21,7 @@ import pytest
 import detstream
 from detstream import web
 from detstream.web.server import WebServer, WebServerError
-
-REPO = Path(__file__).resolve().parents[2]
-PYTHON = str(REPO / ".venv" / "bin" / "python") if (REPO / ".venv").is_dir() else sys.executable
-DEADLINE_S = 60.0
+from tests.integration.helpers import WorkerProcess, produce
 
 APP_SOURCE = '''
 import os
@@ -76,103 +67,29 @@ if __name__ == "__main__":
 '''
 
 
-def _now() -> float:
-    return time.monotonic()  # noqa: TID251 - the test harness waits on real processes
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
-
-
-def http(method: str, url: str, body: bytes | None = None) -> tuple[int, dict[str, str], bytes]:
-    request = urllib.request.Request(url, data=body, method=method)
-    try:
-        with _opener.open(request, timeout=10) as response:
-            return response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, dict(exc.headers), exc.read()
-
-
-class Worker:
-    """A ``detstream worker`` subprocess with its output in files."""
-
-    def __init__(self, cwd: Path, env: dict[str, str], args: list[str]) -> None:
-        self.out, self.err = cwd / "w.out", cwd / "w.err"
-        with open(self.out, "wb") as out, open(self.err, "wb") as err:
-            self.proc = subprocess.Popen([PYTHON, "-m", "detstream", "worker", *args], cwd=cwd,
-                                         env=env, stdout=out, stderr=err,
-                                         stdin=subprocess.DEVNULL)
-
-    def tail(self) -> str:
-        log = "\n".join(self.err.read_text(errors="replace").splitlines()[-30:])
-        return f"--- stdout ---\n{self.out.read_text(errors='replace')}--- stderr ---\n{log}"
-
-    def wait_for(self, text: str, timeout: float = DEADLINE_S) -> None:
-        deadline = _now() + timeout
-        while text not in self.out.read_text(errors="replace"):
-            assert self.proc.poll() is None, f"worker exited {self.proc.returncode}\n{self.tail()}"
-            assert _now() < deadline, f"no {text!r} in {timeout}s\n{self.tail()}"
-            time.sleep(0.05)
-
-    def get(self, url: str, until=lambda status, body: True, timeout: float = DEADLINE_S):
-        """GET ``url`` until it answers and ``until(status, json)`` holds (bounded)."""
-        deadline = _now() + timeout
-        last: object = None
-        while True:
-            assert self.proc.poll() is None, f"worker exited {self.proc.returncode}\n{self.tail()}"
-            try:
-                status, headers, body = http("GET", url)
-                last = (status, body)
-                if until(status, json.loads(body)):
-                    return status, headers, json.loads(body)
-            except (urllib.error.URLError, ConnectionError):
-                pass  # not listening yet
-            assert _now() < deadline, f"GET {url}: last answer {last!r}\n{self.tail()}"
-            time.sleep(0.05)
-
-    def wait(self, timeout: float = DEADLINE_S) -> int:
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"worker did not exit within {timeout}s\n{self.tail()}")
-
-
 @pytest.fixture
 def spawn(tmp_path: Path):
-    """spawn(broker, words, *args) -> Worker running APP_SOURCE; kills leftovers."""
-    spawned: list[Worker] = []
+    """spawn(broker, words, *args) -> WorkerProcess running APP_SOURCE; kills leftovers."""
+    spawned: list[WorkerProcess] = []
     (tmp_path / "web_app.py").write_text(textwrap.dedent(APP_SOURCE))
 
-    def make(broker: str, words: str, *args: str) -> Worker:
+    def make(broker: str, words: str, *args: str) -> WorkerProcess:
         env = {**os.environ, "DETSTREAM_IT_BROKER": broker, "IT_WORDS": words,
                "IT_APP_ID": f"it-web-{secrets.token_hex(4)}", "PYTHONUNBUFFERED": "1"}
         env.pop("PYTHONHASHSEED", None)
-        worker = Worker(tmp_path, env, ["web_app.py", *args])
+        worker = WorkerProcess(tmp_path, env, ["-m", "detstream", "worker", "web_app.py", *args], "w")
         spawned.append(worker)
         return worker
 
     yield make
     for worker in spawned:
-        if worker.proc.poll() is None:
-            worker.proc.kill()
-            worker.proc.wait(10)
-
-
-async def produce(bootstrap: str, topic: str, words: list[str]) -> None:
-    from aiokafka import AIOKafkaProducer
-
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    try:
-        await asyncio.gather(*[await producer.send(topic, w.encode(), key=w.encode())
-                               for w in words])
-    finally:
-        await producer.stop()
+        worker.kill()
 
 
 def refused(port: int) -> bool:
@@ -201,7 +118,7 @@ def test_worker_serves_pages_on_the_real_broker(kafka_bootstrap: str, new_topic,
     _, _, assignment = worker.get(f"{base}/assignment/")
     assert assignment["actives"][words] == [0, 1]
 
-    asyncio.run(produce(kafka_bootstrap, words, ["a", "b", "a", "c", "a"]))
+    asyncio.run(produce(kafka_bootstrap, words, ["a", "b", "a", "c", "a"], keyed=True))
     _, _, table = worker.get(f"{base}/table/counts/",
                              until=lambda s, b: b == {"a": 3, "b": 1, "c": 1})
     assert worker.get(f"{base}/count/a/")[2] == {"a": 3}
@@ -211,11 +128,11 @@ def test_worker_serves_pages_on_the_real_broker(kafka_bootstrap: str, new_topic,
     crashed = worker.get(f"{base}/boom/")
     assert crashed[0] == 500 and crashed[2]["type"] == "RuntimeError"
     assert worker.get(f"{base}/hello/")[2]["hello"] == "world"  # still serving after a 500
-    assert "view 'boom' raised on GET /boom/" in worker.err.read_text()
+    assert "view 'boom' raised on GET /boom/" in worker.log()
 
     worker.proc.send_signal(signal.SIGTERM)
     assert worker.wait() == 0, worker.tail()
-    assert "stopped cleanly" in worker.out.read_text()
+    assert "stopped cleanly" in worker.output()
     assert refused(port)
 
 
@@ -228,7 +145,7 @@ def test_port_in_use_exits_1_naming_the_port_and_the_option(spawn) -> None:
         worker = spawn(f"kafka://127.0.0.1:{free_port()}", "words", "-b", "127.0.0.1",
                        "-p", str(port))
         assert worker.wait(30) == 1, worker.tail()
-    output = worker.out.read_text() + worker.err.read_text()
+    output = worker.output() + worker.log()
     assert f"port {port} is already in use" in output
     assert "--web-port" in output and "--without-web" in output
     assert "Traceback" not in output

@@ -9,27 +9,20 @@ aiokafka and reading the table's changelog. Every wait polls with a deadline.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import secrets
 import signal
 import socket
-import subprocess
-import sys
 import textwrap
-import time
 import warnings
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
-REPO = Path(__file__).resolve().parents[2]
-PYTHON = str(REPO / ".venv" / "bin" / "python") if (REPO / ".venv").is_dir() else sys.executable
-PARTITIONS = 4
-DEADLINE_S = 60.0
+from tests.integration.helpers import PARTITIONS, WorkerProcess, fold_topic, produce
 
 APP_SOURCE = '''
 """Word count (examples/word_count.py) configured from the environment."""
@@ -82,49 +75,6 @@ SENTENCES = [
 ] * 12
 
 
-def _now() -> float:
-    return time.monotonic()  # noqa: TID251 - the test harness waits on real processes
-
-
-class WorkerProcess:
-    """One ``detstream worker`` subprocess with its output in files."""
-
-    def __init__(self, cwd: Path, env: dict[str, str], args: list[str], name: str) -> None:
-        self.name = name
-        self.out_path, self.err_path = cwd / f"{name}.out", cwd / f"{name}.err"
-        with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
-            self.proc = subprocess.Popen(
-                [PYTHON, *args], cwd=cwd, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL
-            )
-
-    def output(self) -> str:
-        return self.out_path.read_text(errors="replace")
-
-    def log(self) -> str:
-        return self.err_path.read_text(errors="replace")
-
-    def wait_for(self, text: str, *, in_log: bool = False, timeout: float = DEADLINE_S) -> None:
-        deadline = _now() + timeout
-        while text not in (self.log() if in_log else self.output()):
-            assert self.proc.poll() is None, f"{self.name} exited {self.proc.returncode}:\n{self.tail()}"
-            assert _now() < deadline, f"{self.name}: no {text!r} in {timeout}s\n{self.tail()}"
-            time.sleep(0.05)
-
-    def signal(self, signum: int) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signum)
-
-    def wait(self, timeout: float = DEADLINE_S) -> int:
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"{self.name} did not exit within {timeout}s\n{self.tail()}")
-
-    def tail(self, lines: int = 40) -> str:
-        log = "\n".join(self.log().splitlines()[-lines:])
-        return f"--- {self.name} stdout ---\n{self.output()}--- {self.name} stderr (tail) ---\n{log}"
-
-
 @pytest.fixture
 def project(tmp_path: Path, request: pytest.FixtureRequest):
     """Factory: write the app, return (env, spawn(args, name)); kills leftovers at teardown."""
@@ -150,54 +100,10 @@ def project(tmp_path: Path, request: pytest.FixtureRequest):
 
     yield make
     for worker in spawned:
-        if worker.proc.poll() is None:
-            worker.proc.kill()
-            worker.proc.wait(10)
+        worker.kill()
 
 
 # -- broker-side helpers ---------------------------------------------------------------
-async def produce(bootstrap: str, topic: str, sentences: list[str]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    try:
-        await asyncio.gather(*[await producer.send(topic, s.encode()) for s in sentences])
-    finally:
-        await producer.stop()
-
-
-class ChangelogFold:
-    """Reads a table changelog from the beginning and folds it: the table it describes."""
-
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        self.bootstrap, self.topic = bootstrap, topic
-        self.table: dict[str, int] = {}
-
-    async def until(self, done, what: str, timeout: float = DEADLINE_S) -> dict[str, int]:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
-                                    auto_offset_reset="earliest")
-        await consumer.start()
-        try:
-            tps = [TopicPartition(self.topic, p) for p in range(PARTITIONS)]
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + timeout
-            while not done(self.table):
-                assert loop.time() < deadline, (
-                    f"timed out after {timeout}s waiting for {what}; table: {self.table}"
-                )
-                for records in (await consumer.getmany(timeout_ms=300)).values():
-                    for r in records:
-                        key = json.loads(r.key)
-                        if r.value is None:
-                            self.table.pop(key, None)
-                        else:
-                            self.table[key] = json.loads(r.value)
-            return dict(self.table)
-        finally:
-            await consumer.stop()
-
-
 async def committed_vs_end(bootstrap: str, group: str) -> tuple[dict, dict]:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
@@ -232,8 +138,8 @@ def test_word_count_on_two_workers_then_clean_stop(kafka_bootstrap: str, new_top
 
     asyncio.run(produce(kafka_bootstrap, sentences, SENTENCES))
     expected = expected_counts(SENTENCES)
-    fold = ChangelogFold(kafka_bootstrap, f"{app_id}-word_counts-changelog")
-    asyncio.run(fold.until(lambda table: table == expected, "table == input word counts"))
+    asyncio.run(fold_topic(kafka_bootstrap, f"{app_id}-word_counts-changelog",
+                           lambda table: table == expected, "table == input word counts"))
 
     first.signal(signal.SIGTERM)
     second.signal(signal.SIGTERM)
@@ -260,21 +166,25 @@ def test_survivor_takes_over_after_sigkill(kafka_bootstrap: str, new_topic, proj
 
     before, after = SENTENCES[:30], SENTENCES[30:]
     asyncio.run(produce(kafka_bootstrap, sentences, before))
-    fold = ChangelogFold(kafka_bootstrap, f"{app_id}-word_counts-changelog")
+    changelog, folded = f"{app_id}-word_counts-changelog", {}  # one fold, read on from here
+
+    def fold(done, what: str) -> dict[str, int]:
+        return dict(asyncio.run(fold_topic(kafka_bootstrap, changelog, done, what, state=folded)))
+
     some = len([w for s in before for w in s.split()]) // 4
-    asyncio.run(fold.until(lambda t: sum(t.values()) >= some, "processing under way"))
+    fold(lambda t: sum(t.values()) >= some, "processing under way")
     victim.signal(signal.SIGKILL)  # mid-stream: no graceful stop, no final commit
     assert victim.wait() == -signal.SIGKILL
     asyncio.run(produce(kafka_bootstrap, sentences, after))
 
     expected = expected_counts(SENTENCES)
-    asyncio.run(fold.until(
+    fold(
         lambda t: t.keys() == expected.keys() and all(t[w] >= n for w, n in expected.items()),
         "the survivor to count every word (session timeout 6s, then rebalance)",
-    ))
+    )
     survivor.signal(signal.SIGTERM)
     assert survivor.wait() == 0, survivor.tail()
-    table = asyncio.run(fold.until(lambda t: True, "final changelog"))
+    table = fold(lambda t: True, "final changelog")
     assert table.keys() == expected.keys()
     assert all(table[w] >= n for w, n in expected.items())
     extra = {w: table[w] - n for w, n in expected.items() if table[w] != n}
