@@ -44,6 +44,10 @@ class Stream:
         self.concurrency_index = 0
         self.events_total = 0
         self._grouped: dict[str, Stream] = {}
+        #: fetched but not yet processed (a batch's fetch outlived its ``take``).
+        self._stash: list[Item] = []
+        #: started but not yet handed to the agent (its ``take`` closed mid-batch).
+        self._held: list[Event] = []
 
     def __repr__(self) -> str:
         return f"<Stream: {self.channel.label}>"
@@ -86,8 +90,11 @@ class Stream:
             yield index, value
             index += 1
 
-    async def _next_event(self) -> Event | None:
-        item = await self._queue.get()
+    async def _next_event(self, item: Item | None = None) -> Event | None:
+        if item is None:
+            if self._held:
+                return self._reuse_held(self._held.pop(0))
+            item = self._stash.pop(0) if self._stash else await self._queue.get()
         if isinstance(item, Event):
             return await self._process(item)
         message = item
@@ -118,6 +125,13 @@ class Stream:
             event.value = result
         return event
 
+    def _reuse_held(self, event: Event) -> Event | None:
+        message = event.message
+        if message is not None and not self.app.conductor.is_current(message):
+            self.app.conductor.processing_finished(message)  # revoked meanwhile: its owner has it
+            return None
+        return event
+
     def _decode(self, message: Message) -> Event:
         schema = self.channel.schema
         conf = self.app.conf
@@ -142,6 +156,83 @@ class Stream:
     def ack(self, event: Event) -> bool:
         """Ack ``event`` by hand (streams made with ``noack()``)."""
         return event.ack()
+
+    # -- batching ---------------------------------------------------------------
+    async def take(self, max_: int, within: float) -> AsyncIterator[list[Any]]:
+        """Yield lists of up to ``max_`` values, or fewer once ``within`` seconds
+        passed since the batch's first value.
+
+        The batch's events are acked only once the agent is done with the batch
+        (it asks for the next one, or the stream closes), so a crash while a
+        batch is collected or processed redelivers all of it. ``current_event()``
+        is the batch's last event.
+        """
+        async for events in self.take_events(max_, within):
+            yield [event.value for event in events]
+
+    async def take_events(self, max_: int, within: float) -> AsyncIterator[list[Event]]:
+        """Like :meth:`take`, yielding the Event objects."""
+        if max_ < 1:
+            raise InvalidArgument(f"take() needs max_ >= 1, not {max_!r}")
+        if within <= 0:
+            raise InvalidArgument(f"take() needs within > 0, not {within!r}")
+        loop = asyncio.get_running_loop()
+        tasks = [asyncio.ensure_future(run()) for run in self._upstream]
+        getter: asyncio.Future[Item] | None = None
+        batch: list[Event] = []
+        try:
+            while True:
+                deadline: float | None = None
+                while len(batch) < max_:
+                    item: Item | None = None
+                    if not self._held:
+                        if self._stash:
+                            item = self._stash.pop(0)
+                        else:
+                            if getter is None:
+                                getter = asyncio.ensure_future(self._queue.get())
+                            if deadline is not None:
+                                remaining = deadline - loop.time()
+                                if remaining > 0:
+                                    await asyncio.wait((getter,), timeout=remaining)
+                                if not getter.done():
+                                    break  # the batch is due; the fetch carries on for the next one
+                            item = await getter
+                            getter = None
+                        if batch and self._holds_commit(item):
+                            self._stash.append(item)  # an exactly-once commit waits for this batch
+                            break
+                    event = await self._next_event(item)
+                    if event is None:
+                        continue
+                    batch.append(event)
+                    if deadline is None:
+                        deadline = loop.time() + within
+                self.current_event = batch[-1]
+                set_current_event(batch[-1])
+                try:
+                    yield batch
+                finally:
+                    set_current_event(None)
+                    done, batch = batch, []
+                    for event in done:
+                        self._done(event)
+        finally:
+            if getter is not None:
+                if getter.done() and not getter.cancelled():
+                    self._stash.append(getter.result())
+                else:
+                    getter.cancel()
+            self._held[:0] = batch  # collected, never handed out: the next iteration gets them
+            for task in tasks:
+                task.cancel()
+
+    def _holds_commit(self, item: Item) -> bool:
+        return (
+            isinstance(item, Message)
+            and not item.started
+            and not self.app.conductor.starting.is_set()
+        )
 
     # -- operators ------------------------------------------------------------
     def noack(self) -> Stream:
@@ -200,6 +291,29 @@ class Stream:
         grouped._upstream = [forward]
         self._grouped[name] = grouped
         return grouped
+
+    def through(self, channel: str | Channel) -> Stream:
+        """Forward every event to ``channel`` (a topic name makes an internal
+        topic) and return a stream consuming it, as ``group_by`` does without
+        re-keying."""
+        from .topic import Topic
+
+        target = self.app.topic(channel, internal=True) if isinstance(channel, str) else channel
+        name = f"through:{target.label}"
+        if name in self._grouped:  # an actor restarted: reuse the topic and its buffer
+            return self._grouped[name]
+        through = Stream(target, prefix=self.prefix)
+        upstream = self
+
+        async def forward() -> None:
+            if isinstance(target, Topic):
+                await self.app.declared(target)
+            async for event in upstream.events():
+                await target.send(key=event.key, value=event.value, headers=event.headers)
+
+        through._upstream = [forward]
+        self._grouped[name] = through
+        return through
 
     async def echo(self, *channels: Topic | Channel) -> AsyncIterator[Any]:
         """Yield values, sending each one to ``channels`` as well."""
