@@ -74,3 +74,26 @@ def simulate(
             current_cluster.reset(token)
 
     return run_sandboxed(with_cluster, seed=seed)
+
+
+def run_app(
+    app: Any,
+    body: Callable[[SimCluster], Awaitable[T]],
+    *,
+    seed: int = 0,
+    config: ClusterConfig | None = None,
+) -> T:
+    """Start ``app`` (``broker='sim://'``) on a fresh simulated cluster, run ``body(cluster)``, stop it.
+
+    The app is stopped gracefully even when ``body`` fails, so a test sees its
+    final commits and changelog writes in ``cluster``.
+    """
+
+    async def main(cluster: SimCluster) -> T:
+        await app.start()
+        try:
+            return await body(cluster)
+        finally:
+            await app.stop()
+
+    return simulate(main, seed=seed, config=config)

@@ -6,8 +6,8 @@ import pytest
 
 import detstream
 from detstream.errors import InvalidArgument, TableWriteError
+from sim import testing as sim_testing
 from sim.cluster import ClusterConfig
-from sim.testing import simulate
 
 FAST = ClusterConfig(initial_rebalance_delay=0.1)
 
@@ -18,14 +18,7 @@ class Point(detstream.Record):
 
 
 def run_app(app, body, *, seed=0):
-    async def main(cluster):
-        await app.start()
-        try:
-            return await body(cluster)
-        finally:
-            await app.stop()
-
-    return simulate(main, seed=seed, config=FAST)
+    return sim_testing.run_app(app, body, seed=seed, config=FAST)
 
 
 def test_anonymous_agent_topic_is_named_from_app_and_agent():

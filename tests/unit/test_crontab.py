@@ -10,8 +10,8 @@ import detstream
 from detstream.clock import wall_time
 from detstream.crontab import parse
 from detstream.errors import InvalidArgument
+from sim import testing as sim_testing
 from sim.cluster import ClusterConfig
-from sim.testing import simulate
 
 FAST = ClusterConfig(initial_rebalance_delay=0.1)
 UTC = timezone.utc
@@ -87,15 +87,8 @@ def test_bad_arguments():
         app.crontab("* * * * *")(lambda: None)
 
 
-def run_app(app, body):
-    async def main(cluster):
-        await app.start()
-        try:
-            return await body(cluster)
-        finally:
-            await app.stop()
-
-    return simulate(main, seed=0, config=FAST)
+def run_app(app, body, *, seed=0):
+    return sim_testing.run_app(app, body, seed=seed, config=FAST)
 
 
 def test_every_five_minutes_fires_at_virtual_wall_times():

@@ -7,21 +7,14 @@ from mode import Service
 
 import detstream
 from detstream.errors import InvalidArgument
+from sim import testing as sim_testing
 from sim.cluster import ClusterConfig
-from sim.testing import simulate
 
 FAST = ClusterConfig(initial_rebalance_delay=0.1)
 
 
-def run_app(app, body):
-    async def main(cluster):
-        await app.start()
-        try:
-            return await body(cluster)
-        finally:
-            await app.stop()
-
-    return simulate(main, seed=0, config=FAST)
+def run_app(app, body, *, seed=0):
+    return sim_testing.run_app(app, body, seed=seed, config=FAST)
 
 
 def test_service_class_from_the_guide_runs_its_background_task():

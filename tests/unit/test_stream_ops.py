@@ -4,6 +4,7 @@ import asyncio
 
 import detstream
 from detstream.events import current_event
+from sim import testing as sim_testing
 from sim.cluster import ClusterConfig
 from sim.testing import simulate
 
@@ -11,14 +12,7 @@ FAST = ClusterConfig(initial_rebalance_delay=0.1)
 
 
 def run_app(app, body, *, seed=0):
-    async def main(cluster):
-        await app.start()
-        try:
-            return await body(cluster)
-        finally:
-            await app.stop()
-
-    return simulate(main, seed=seed, config=FAST)
+    return sim_testing.run_app(app, body, seed=seed, config=FAST)
 
 
 def _getters():
