@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 
 AgentFun = Callable[[Stream], Any]
 
+#: restarts per second an agent's supervisor allows before the app crashes (Faust's figure).
+MAX_RESTARTS = 100.0
+
 _current_agent: contextvars.ContextVar[Agent | None] = contextvars.ContextVar(
     "detstream_current_agent", default=None
 )
@@ -49,7 +52,9 @@ class Actor(Service):
         self.agent = agent
         self.stream = stream
         self.index = index
-        super().__init__()
+        # A child of the app in mode's service tree: a crash no supervisor takes
+        # (CrashingSupervisor) walks up the tree and crashes the app.
+        super().__init__(beacon=agent.app.beacon)
 
     @property
     def label(self) -> str:
@@ -131,7 +136,7 @@ class Agent(AgentRPC):
     # -- lifecycle ----------------------------------------------------------
     async def start(self) -> None:
         queue = self.channel.subscribe()
-        self._supervisor = self.supervisor_strategy(max_restarts=100.0, over=1.0)
+        self._supervisor = self._make_supervisor()
         for index in range(self.concurrency):
             stream = Stream(self.channel, queue=queue, prefix=self.name)
             stream.concurrency_index = index
@@ -139,6 +144,22 @@ class Agent(AgentRPC):
             self._actors.append(actor)
             self._supervisor.add(actor)
         await self._supervisor.start()
+
+    def _make_supervisor(self) -> mode.SupervisorStrategy:
+        """The actors' supervisor: up to ``MAX_RESTARTS`` restarts a second, then the app crashes.
+
+        mode's rate limiter holds only ``over`` tokens (one), so a OneForAllSupervisor
+        restarting three actors at once would already give up; the bucket gets room
+        for ``MAX_RESTARTS``. The supervisor's place in the service tree is under the
+        app: when it gives up, its crash reaches the app and the worker exits with
+        an error instead of the agent going quiet.
+        """
+        supervisor = self.supervisor_strategy(
+            max_restarts=MAX_RESTARTS, over=1.0, beacon=self.app.beacon
+        )
+        bucket = supervisor._bucket
+        bucket.capacity = bucket._tokens = MAX_RESTARTS
+        return supervisor
 
     async def stop(self) -> None:
         if self._supervisor is not None:
@@ -184,6 +205,11 @@ class Agent(AgentRPC):
             result = self.on_error(self, exc)
             if inspect.isawaitable(result):
                 await result
+        if actor.supervisor is None:  # CrashingSupervisor: the failure is the app's
+            self._supervisor.wakeup()  # for this strategy: stop, restart nothing
+            if not self.app.crashed:
+                await self.app.crash(exc)
+            return
         await actor.crash(exc)
 
 

@@ -182,7 +182,7 @@ class Simulation:
     # -- set-up ---------------------------------------------------------------
     def _load_scenario(self) -> Scenario:
         module, _ = load_isolated(self.target)
-        scenario = Scenario()
+        scenario = Scenario(seed=self.options.seed)
         hook = self._scenario_hook or getattr(module, "sim_scenario", None)
         if callable(hook):
             hook(scenario)

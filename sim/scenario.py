@@ -16,7 +16,8 @@ so checks can count what went in. A module defines::
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+import zlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,7 +48,9 @@ class ProducerSpec:
 class Scenario:
     """Collects topics, producer clients and checks declared by ``sim_scenario``."""
 
-    def __init__(self) -> None:
+    def __init__(self, seed: int = 0) -> None:
+        #: the run's seed: records drawn from a hypothesis strategy depend on it.
+        self.seed = seed
         self.topics: list[TopicSpec] = []
         self.producers: list[ProducerSpec] = []
         self.checks: list[tuple[str, Check]] = []
@@ -68,16 +71,46 @@ class Scenario:
         keyed: bool = False,
         name: str | None = None,
     ) -> None:
-        """Feed ``records`` to ``topic``: values, or ``(key, value)`` pairs when ``keyed``."""
+        """Feed ``records`` to ``topic``: values, or ``(key, value)`` pairs when ``keyed``.
+
+        ``records`` is a list, any iterable (a generator), or a hypothesis
+        strategy of lists, drawn from the run's seed (so a seed names its input).
+        """
         if every < 0 or start < 0:
             raise InvalidArgument("sim.producer(): every= and start= must be >= 0")
         label = name or f"client-{len(self.producers) + 1}"
+        if _is_strategy(records):
+            records = StrategyRecords(records, zlib.crc32(f"{self.seed}/clients/{label}".encode()))
         self.producers.append(ProducerSpec(label, topic, records, float(every), float(start), keyed))
 
     def check(self, fun: Check) -> Check:
         """Register ``fun(result)``; it fails the run by raising (e.g. ``assert``)."""
         self.checks.append((fun.__name__, fun))
         return fun
+
+
+def _is_strategy(records: Any) -> bool:
+    """True for a hypothesis strategy, without importing hypothesis for list-fed scenarios."""
+    return any(cls.__name__ == "SearchStrategy" for cls in type(records).__mro__)
+
+
+class StrategyRecords:
+    """Records drawn from a hypothesis strategy when the client starts feeding."""
+
+    def __init__(self, strategy: Any, seed: int) -> None:
+        self.strategy = strategy
+        self.seed = seed
+
+    def __iter__(self) -> Iterator[Any]:
+        from .strategies import draw
+
+        drawn = draw(self.strategy, self.seed)
+        if not isinstance(drawn, (list, tuple)):
+            raise InvalidArgument(
+                f"sim.producer(): the strategy must draw a list of records, it drew {drawn!r}; "
+                "wrap a strategy of single records in st.lists(...)"
+            )
+        return iter(drawn)
 
 
 def encode(value: Any) -> bytes | None:
