@@ -227,6 +227,9 @@ def get_codec(name_or_codec: Codec | str) -> Codec:
         raise InvalidArgument(
             f"codec must be a name like 'json' or a Codec, got {type(name_or_codec).__name__}"
         )
+    codec = codecs.get(name_or_codec)
+    if codec is not None:  # a plain registered name (every record, on the hot path): no parsing
+        return codec
     parts = [part.strip() for part in name_or_codec.split("|")]
     resolved = [_lookup(part) for part in parts]
     if len(resolved) == 1:

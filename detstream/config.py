@@ -24,7 +24,7 @@ from types import ModuleType
 from typing import Any
 
 from .errors import ImproperlyConfigured
-from .settings import SETTINGS, Settings, _validate
+from .settings import SETTINGS, Settings, _validate, apply_aliases
 
 #: setting -> environment variable (Faust's ``env_name``s).
 ENV_NAMES: dict[str, str] = {
@@ -40,6 +40,21 @@ ENV_NAMES: dict[str, str] = {
     "broker_client_id": "BROKER_CLIENT_ID",
     "broker_commit_every": "BROKER_COMMIT_EVERY",
     "broker_commit_interval": "BROKER_COMMIT_INTERVAL",
+    "broker_heartbeat_interval": "BROKER_HEARTBEAT_INTERVAL",
+    "broker_max_poll_interval": "BROKER_MAX_POLL_INTERVAL",
+    "broker_max_poll_records": "BROKER_MAX_POLL_RECORDS",
+    "broker_rebalance_timeout": "BROKER_REBALANCE_TIMEOUT",
+    "broker_request_timeout": "BROKER_REQUEST_TIMEOUT",
+    "broker_session_timeout": "BROKER_SESSION_TIMEOUT",
+    "consumer_auto_offset_reset": "CONSUMER_AUTO_OFFSET_RESET",
+    "consumer_max_fetch_size": "CONSUMER_MAX_FETCH_SIZE",
+    "producer_acks": "PRODUCER_ACKS",
+    "producer_compression_type": "PRODUCER_COMPRESSION_TYPE",
+    "producer_linger": "PRODUCER_LINGER",
+    "producer_linger_ms": "PRODUCER_LINGER_MS",
+    "producer_max_batch_size": "PRODUCER_MAX_BATCH_SIZE",
+    "producer_max_request_size": "PRODUCER_MAX_REQUEST_SIZE",
+    "producer_request_timeout": "PRODUCER_REQUEST_TIMEOUT",
     "processing_guarantee": "PROCESSING_GUARANTEE",
     "store": "APP_STORE",
     "key_serializer": "APP_KEY_SERIALIZER",
@@ -163,13 +178,15 @@ def resolve(base: Settings, source: Any, *, silent: bool = False,
             environ: Mapping[str, str] | None = None) -> Settings:
     """The final settings: ``base`` (defaults + kwargs), then ``source``, then the environment."""
     values = dict(base.values)
+    given: dict[str, Any] = {}
     if source is not None:
         for key, value in load_source(source, silent=silent).items():
-            values[key] = _validate(key, value)
+            values[key] = given[key] = _validate(key, value)
     prefix = values.get("env_prefix")
     env = os.environ if environ is None else environ
     if prefix is None and "APP_ENV_PREFIX" in env:
         prefix = env["APP_ENV_PREFIX"] or None
     for key, value in env_settings(prefix, env).items():
-        values[key] = value
+        values[key] = given[key] = value
+    apply_aliases(values, given)
     return Settings(base.name, values)

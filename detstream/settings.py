@@ -7,11 +7,13 @@ suggestion instead of being silently ignored.
 from __future__ import annotations
 
 import difflib
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from .auth import to_credentials
 from .clock import new_uuid
 from .errors import ImproperlyConfigured
 
@@ -47,11 +49,27 @@ SETTINGS: dict[str, tuple[Any, tuple[type, ...] | type]] = {
     "broker_heartbeat_interval": (3.0, _NUMBER),
     "broker_rebalance_timeout": (60.0, _NUMBER),
     "broker_request_timeout": (90.0, _NUMBER),
+    #: most time (s) between two fetches before the group expels the member (KIP-62).
+    "broker_max_poll_interval": (1000.0, _NUMBER),
+    #: most records one fetch returns (None: the driver's default, 500).
+    "broker_max_poll_records": (None, (int, type(None))),
+    #: how the worker proves who it is to Kafka: an ssl.SSLContext or a detstream.auth object.
+    "broker_credentials": (None, object),
+    #: TLS to the broker without SASL (Faust's older form of ``broker_credentials=context``).
+    "ssl_context": (None, object),
     "consumer_auto_offset_reset": ("earliest", str),
     "consumer_max_fetch_size": (1024**2, int),
     "producer_acks": (-1, (int, str)),
     "producer_linger": (0.0, _NUMBER),
+    #: deprecated by Faust for ``producer_linger`` (seconds); when given, it sets that.
+    "producer_linger_ms": (0, _NUMBER),
     "producer_compression_type": (None, _OPTIONAL_STR),
+    "producer_max_batch_size": (16384, int),
+    "producer_max_request_size": (1_000_000, int),
+    #: also how long a record may wait in the producer before it expires (Faust: 20 minutes).
+    "producer_request_timeout": (1200.0, _NUMBER),
+    #: Kafka's idempotent producer (no duplicates from retries); needs producer_acks=-1.
+    "producer_enable_idempotence": (False, bool),
     #: exactly-once: an open transaction idle this long (s) is aborted by the broker
     #: (Kafka's ``transaction.timeout.ms``; not a Faust setting).
     "producer_transaction_timeout": (60.0, _NUMBER),
@@ -75,8 +93,21 @@ SETTINGS: dict[str, tuple[Any, tuple[type, ...] | type]] = {
 
 _CHOICES = {
     "processing_guarantee": ("at_least_once", "exactly_once"),
-    "consumer_auto_offset_reset": ("earliest", "latest"),
+    "consumer_auto_offset_reset": ("earliest", "latest", "none"),
+    "producer_acks": (0, 1, -1),
+    "producer_compression_type": (None, "gzip", "snappy", "lz4", "zstd"),
 }
+
+#: numbers that must be > 0 (a zero timeout or size makes a client that never works).
+_POSITIVE = frozenset({
+    "broker_commit_interval", "broker_session_timeout", "broker_heartbeat_interval",
+    "broker_rebalance_timeout", "broker_request_timeout", "broker_max_poll_interval",
+    "broker_max_poll_records", "consumer_max_fetch_size", "producer_max_batch_size",
+    "producer_max_request_size", "producer_request_timeout", "producer_transaction_timeout",
+    "blocking_timeout",
+})
+#: numbers that must be >= 0.
+_NOT_NEGATIVE = frozenset({"producer_linger", "producer_linger_ms"})
 
 
 @dataclass
@@ -97,6 +128,7 @@ class Settings:
             object.__setattr__(self, key, value)
         else:
             self.values[key] = _validate(key, value)
+            apply_aliases(self.values, {key: value})
 
     @property
     def id(self) -> str:
@@ -134,9 +166,43 @@ def build_settings(app_id: str, given: Mapping[str, Any]) -> Settings:
     values = {name: default for name, (default, _) in SETTINGS.items()}
     for key, value in given.items():
         values[key] = _validate(key, value)
+    apply_aliases(values, given)
     if values["datadir"] is None:
         values["datadir"] = f"{app_id}-data"
     return Settings(app_id, values)
+
+
+def apply_aliases(values: dict[str, Any], given: Mapping[str, Any]) -> None:
+    """Faust's deprecated ``producer_linger_ms`` sets ``producer_linger``, unless that is given too."""
+    if "producer_linger_ms" in given and "producer_linger" not in given:
+        values["producer_linger"] = values["producer_linger_ms"] / 1000.0
+
+
+def _normalize(key: str, value: Any) -> Any:
+    """The canonical form of a value Faust accepts in several spellings."""
+    if key == "producer_acks" and isinstance(value, str):
+        text = value.strip().lower()
+        if text == "all":
+            return -1
+        if text.lstrip("-").isdigit():
+            return int(text)
+    if key == "broker_credentials":
+        return to_credentials(value)
+    if key == "ssl_context" and value is not None and not isinstance(value, ssl.SSLContext):
+        raise ImproperlyConfigured(
+            f"setting 'ssl_context' must be an ssl.SSLContext or None, got {type(value).__name__} "
+            f"{value!r} (for SASL or client certificates use broker_credentials)"
+        )
+    return value
+
+
+def _check_range(key: str, value: Any) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return
+    if key in _POSITIVE and not value > 0:
+        raise ImproperlyConfigured(f"setting {key!r} must be greater than 0, got {value!r}")
+    if key in _NOT_NEGATIVE and value < 0:
+        raise ImproperlyConfigured(f"setting {key!r} must not be negative, got {value!r}")
 
 
 def _validate(key: str, value: Any) -> Any:
@@ -145,9 +211,11 @@ def _validate(key: str, value: Any) -> Any:
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ImproperlyConfigured(f"unknown setting {key!r}{hint}")
     default, types = SETTINGS[key]
+    value = _normalize(key, value)
     if types is object or (isinstance(types, tuple) and object in types):
         return value
-    if isinstance(value, bool) and types in (int, _NUMBER):
+    accepted = types if isinstance(types, tuple) else (types,)
+    if isinstance(value, bool) and bool not in accepted and int in accepted:
         raise ImproperlyConfigured(f"setting {key!r} must be a number, got {value!r}")
     if not isinstance(value, types):
         expected = types.__name__ if isinstance(types, type) else "/".join(t.__name__ for t in types)
@@ -157,4 +225,5 @@ def _validate(key: str, value: Any) -> Any:
     choices = _CHOICES.get(key)
     if choices and value not in choices:
         raise ImproperlyConfigured(f"setting {key!r} must be one of {choices}, got {value!r}")
+    _check_range(key, value)
     return value

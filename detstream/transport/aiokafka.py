@@ -15,7 +15,10 @@ simulator proves holds here:
 - connecting never hangs silently: an unreachable broker is reported and
   retried with a growing delay;
 - exactly-once: a transactional producer (``kafka_transactions``) and
-  read_committed consumers; see that module for what aiokafka does not send.
+  read_committed consumers; see that module for what aiokafka does not send;
+- which setting becomes which client option (compression, batching, timeouts,
+  TLS/SASL credentials) is in ``kafka_options`` and ``kafka_auth``, checked
+  when the transport is made.
 """
 
 from __future__ import annotations
@@ -37,6 +40,12 @@ from detstream.errors import ImproperlyConfigured, ProducerSendError
 from detstream.settings import SETTINGS
 from detstream.transport.base import Headers, IsolationLevel
 from detstream.transport.kafka_consumer import CopartitionedAssignor, KafkaConsumer, _ms
+from detstream.transport.kafka_options import (
+    admin_options,
+    check_settings,
+    consumer_options,
+    producer_options,
+)
 from detstream.transport.kafka_urls import bootstrap_servers
 
 __all__ = [
@@ -61,35 +70,18 @@ class AIOKafkaTransport:
         self._conf = {name: default for name, (default, _) in SETTINGS.items()}
         if app is not None:
             self._conf.update(app.conf.values)
-        acks = self._conf["producer_acks"]
-        if acks not in (0, 1, -1, "all"):
-            raise ImproperlyConfigured(
-                f"setting producer_acks={acks!r} is not supported by Kafka: use 0, 1 or -1 ('all')"
-            )
+        check_settings(self._conf)  # a codec without its library, etc.: fail now, naming it
         #: subscribed consumers by group id: a transactional producer checks its offsets' group.
         self.group_consumers: dict[str, KafkaConsumer] = {}
 
     def __repr__(self) -> str:
         return f"<AIOKafkaTransport: {';'.join(self.servers)}>"
 
-    def _common(self, client_id: str) -> dict[str, Any]:
-        return dict(
-            bootstrap_servers=list(self.servers),
-            client_id=client_id,
-            request_timeout_ms=_ms(self._conf["broker_request_timeout"]),
-        )
-
     def create_producer(
         self, *, client_id: str, transactional_id: str | None = None,
         transaction_timeout: float = 60.0,
     ) -> KafkaProducer:
-        conf = self._conf
-        options = dict(
-            self._common(client_id),
-            acks=conf["producer_acks"],
-            linger_ms=_ms(conf["producer_linger"]),
-            compression_type=conf["producer_compression_type"],
-        )
+        options = producer_options(self._conf, client_id, self.servers)
         if transactional_id is None:
             return KafkaProducer(self, options)
         from detstream.transport.kafka_transactions import KafkaTransactionalProducer
@@ -105,23 +97,18 @@ class AIOKafkaTransport:
         self, *, client_id: str, group_id: str | None,
         isolation_level: IsolationLevel = "read_uncommitted",
     ) -> KafkaConsumer:
-        conf = self._conf
         options = dict(
-            self._common(client_id),
+            consumer_options(self._conf, client_id, self.servers),
             group_id=group_id,
             isolation_level=isolation_level,
-            enable_auto_commit=False,
-            auto_offset_reset=conf["consumer_auto_offset_reset"],
-            max_partition_fetch_bytes=conf["consumer_max_fetch_size"],
-            session_timeout_ms=_ms(conf["broker_session_timeout"]),
-            heartbeat_interval_ms=_ms(conf["broker_heartbeat_interval"]),
-            rebalance_timeout_ms=_ms(conf["broker_rebalance_timeout"]),
             partition_assignment_strategy=(CopartitionedAssignor,),
         )
-        return KafkaConsumer(self, options, group_id=group_id)
+        consumer = KafkaConsumer(self, options, group_id=group_id)
+        consumer.max_records = options["max_poll_records"]  # getmany passes it on every fetch
+        return consumer
 
     def create_admin(self, *, client_id: str) -> KafkaAdmin:
-        return KafkaAdmin(self, self._common(client_id))
+        return KafkaAdmin(self, admin_options(self._conf, client_id, self.servers))
 
     async def start_client(self, make: Callable[[], Any], what: str) -> Any:
         """Build and start an aiokafka client, retrying while the broker is unreachable.
@@ -296,6 +283,11 @@ class KafkaAdmin:
         if topic["error_code"] != 0:
             raise for_code(topic["error_code"])(f"describing topic {name!r}")
         return len(topic["partitions"])
+
+
+    async def list_topics(self) -> set[str]:
+        admin = await self._client()
+        return {name for name in await admin.list_topics() if not name.startswith("__")}
 
 
 # -- helpers ---------------------------------------------------------------------

@@ -1,0 +1,134 @@
+"""``detstream worker`` options: bad values exit 2 naming the option; good ones reach the Worker.
+
+No broker: the Worker is built by the command but not run (its
+``execute_from_commandline`` is replaced by one that records it).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from click.testing import CliRunner
+
+import detstream
+import detstream.worker
+from detstream.cli import main
+
+APP_SOURCE = """
+import detstream
+app = detstream.App("cliapp", broker="kafka://localhost:1", datadir="from-settings")
+"""
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    (tmp_path / "cliproj.py").write_text(APP_SOURCE)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return tmp_path
+
+
+@pytest.fixture
+def built(monkeypatch):
+    """The Worker each invocation built, instead of running it."""
+    workers: list[detstream.worker.Worker] = []
+
+    def record(self):
+        workers.append(self)
+
+    monkeypatch.setattr(detstream.worker.Worker, "execute_from_commandline", record)
+    return workers
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["--blocking-timeout", "0"], "'--blocking-timeout': 0.0 is not in the range x>0"),
+        (["--blocking-timeout", "-1"], "'--blocking-timeout'"),
+        (["--blocking-timeout", "soon"], "'soon' is not a valid float"),
+        (["-p", "0"], "'-p' / '--web-port': 0 is not in the range 1<=x<=65535"),
+        (["--web-port", "70000"], "'--web-port'"),
+        (["--web-port", "http"], "'http' is not a valid integer"),
+        (["-b", "http://0.0.0.0"], "'-b' / '--web-bind': 'http://0.0.0.0' is not a host name"),
+        (["--web-bind", "0.0.0.0:6066"], "is not a host name or IP address"),
+        (["-h", "my host"], "'-h' / '--web-host': 'my host' is not a host name"),
+        (["--web-host", "-bad-.example.com"], "is not a host name"),
+        (["-l", "verbose"], "'-l' / '--loglevel': 'verbose' is not one of"),
+        (["-f", "no/such/dir/worker.log"], "directory"),
+        (["--logfile", "."], "'.' is a directory"),
+        (["--datadir", "cliproj.py"], "'--datadir': Directory 'cliproj.py' is a file"),
+        (["-D", "cliproj.py/sub"], "cannot be created"),
+        (["--with-web", "--nope"], "No such option '--nope'"),
+    ],
+)
+def test_bad_values_exit_2_naming_the_option(project, built, args, says):
+    result = run("worker", "cliproj.py", *args)
+    assert result.exit_code == 2, result.output
+    assert says in result.output
+    assert built == []  # nothing was started
+
+
+def test_a_datadir_under_a_read_only_directory_is_refused(project, built):
+    if os.geteuid() == 0:
+        pytest.skip("root may write anywhere")
+    locked = project / "locked"
+    locked.mkdir(mode=0o500)
+    try:
+        result = run("worker", "cliproj.py", "-D", str(locked / "data"))
+    finally:
+        locked.chmod(0o700)
+    assert result.exit_code == 2 and "is not a writable directory" in result.output
+
+
+def test_options_reach_the_worker(project, built):
+    result = run("worker", "cliproj.py", "-l", "INFO", "-f", "w.log", "-p", "6099", "-b", "::",
+                 "-h", "worker-1.example.com", "--without-web", "-D", "state/w1", "--debug",
+                 "--blocking-timeout", "2.5", "-q")
+    assert result.exit_code == 0, result.output
+    (w,) = built
+    assert (w.loglevel, w.logfile, w.web_port, w.web_bind, w.web_host, w.web_enabled) == (
+        "info", "w.log", 6099, "::", "worker-1.example.com", False)
+    assert (w.datadir, w.debug, w.blocking_timeout, w.quiet) == ("state/w1", True, 2.5, True)
+
+
+def test_unset_options_leave_the_settings_in_charge(project, built):
+    assert run("worker", "cliproj.py").exit_code == 0
+    (w,) = built
+    assert (w.datadir, w.debug, w.blocking_timeout, w.web_port, w.web_enabled) == (
+        None, None, None, None, None)
+
+
+def test_fausts_global_form_and_the_worker_option_wins(project, built):
+    result = run("--debug", "-D", "global-dir", "--blocking-timeout", "3", "-A", "cliproj",
+                 "worker", "--blocking-timeout", "1")
+    assert result.exit_code == 0, result.output
+    (w,) = built
+    assert (w.debug, w.datadir, w.blocking_timeout) == (True, "global-dir", 1.0)
+    assert run("--no-debug", "worker", "cliproj.py").exit_code == 0
+    assert built[1].debug is False
+
+
+def test_worker_options_become_the_apps_settings_and_show_in_the_banner():
+    """What ``Worker.start`` does with them before the App starts (no broker needed for this)."""
+    app = detstream.App("banner1", broker="kafka://localhost:1")
+    w = detstream.worker.Worker(app, datadir="elsewhere", debug=True, blocking_timeout=0.75,
+                                web_port=7001)
+    w.apply_options(app)
+    assert (app.conf.datadir, app.conf.debug, app.conf.blocking_timeout) == ("elsewhere", True, 0.75)
+    assert app.conf.web_port == 7001 and app.conf.web_bind == "0.0.0.0"  # not given: unchanged
+    banner = "\n".join(w.banner())
+    assert "datadir    elsewhere" in banner
+    assert "debug      on, blocking detector timeout 0.75s" in banner
+
+
+def test_debug_without_a_timeout_uses_fausts_ten_seconds():
+    app = detstream.App("banner2", broker="kafka://localhost:1")
+    assert "debug      off" in "\n".join(detstream.worker.Worker(app).banner())
+    detstream.worker.Worker(app, debug=True).apply_options(app)
+    assert "debug      on, blocking detector timeout 10s" in "\n".join(
+        detstream.worker.Worker(app).banner())
