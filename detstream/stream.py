@@ -10,6 +10,7 @@ dropped unprocessed and unacked: the new owner processes them.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -95,8 +96,12 @@ class Stream:
             if self._held:
                 return self._reuse_held(self._held.pop(0))
             item = self._stash.pop(0) if self._stash else await self._queue.get()
-        if isinstance(item, Event):
-            return await self._process(item)
+        if isinstance(item, Event):  # from an in-memory channel: each subscriber gets the same one
+            event = await self._process(dataclasses.replace(item))
+            if event is not None and event.value is _SKIP:
+                self._done(event)
+                return None
+            return event
         message = item
         conductor = self.app.conductor
         if not message.started and not conductor.starting.is_set():
@@ -286,7 +291,12 @@ class Stream:
                 new_key = getter(event.value)
                 if asyncio.iscoroutine(new_key):
                     new_key = await new_key
-                await target.send(key=new_key, value=event.value, headers=event.headers)
+                # keep the event time: windowed tables downstream of a group_by
+                # must window by when the event happened, not when it was forwarded
+                timestamp = event.message.timestamp if event.message is not None else None
+                await target.send(
+                    key=new_key, value=event.value, headers=event.headers, timestamp=timestamp
+                )
 
         grouped._upstream = [forward]
         self._grouped[name] = grouped

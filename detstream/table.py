@@ -4,28 +4,50 @@ A write goes to the changelog partition of the event being processed, so the
 table partition lives where its source partition is consumed (use
 ``group_by`` so that equal table keys arrive on one partition). A worker that
 is assigned a partition rebuilds it from the changelog before its agents see
-new events.
+new events. ``use_partitioner=True`` picks the partition from the key instead
+(Kafka's partitioner over the changelog key bytes), which also allows writes
+outside of stream iteration.
+
+Other table kinds build on this class: windowed tables (``.tumbling()``,
+``.hopping()``, see :mod:`detstream.table_windowed`), ``GlobalTable``
+(:mod:`detstream.table_global`) and ``SetTable`` (:mod:`detstream.table_set`).
+They change what a read, a write and a changelog record are through the
+small hooks ``_get``, ``_write`` and ``_remove``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator, MutableMapping
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from ._types import TP, ConsumerRecord, RecordMetadata
 from .agent import current_agent
 from .errors import InvalidArgument, TableWriteError
-from .events import current_event
+from .events import Event, current_event
+from .partitioner import partition_for_key
 from .stores import store_for_url
 
 if TYPE_CHECKING:
     from .app import App
+    from .table_windowed import WindowWrapper
     from .topic import Topic
+    from .windows import Window
+
+logger = logging.getLogger(__name__)
+
+#: ``on_window_close(key, value)``: key is ``(key, (start, end))``; may be async.
+WindowCloseCallback = Callable[[Any, Any], Any]
 
 
 class Table(MutableMapping[Any, Any]):
     """``app.Table(name, ...)``: see the Faust guide for each argument."""
+
+    #: True for tables every worker holds whole (GlobalTable).
+    is_global = False
 
     def __init__(
         self,
@@ -39,11 +61,15 @@ class Table(MutableMapping[Any, Any]):
         partitions: int | None = None,
         changelog_topic: Topic | None = None,
         help: str | None = None,
-        on_changelog_event: Callable[[Any], Any] | None = None,
+        on_changelog_event: Callable[[Event], Any] | None = None,
         recovery_buffer_size: int = 1000,
         standby_buffer_size: int | None = None,
         key_serializer: Any = None,
         value_serializer: Any = None,
+        extra_topic_configs: Mapping[str, Any] | None = None,
+        use_partitioner: bool = False,
+        window: Window | None = None,
+        on_window_close: WindowCloseCallback | None = None,
     ) -> None:
         if not isinstance(name, str) or not name:
             raise InvalidArgument(f"app.Table() needs a non-empty str name, got {name!r}")
@@ -51,6 +77,10 @@ class Table(MutableMapping[Any, Any]):
             raise InvalidArgument(
                 f"Table {name!r}: default must be a callable like int or list, got {default!r}"
             )
+        for label, fun in (("on_changelog_event", on_changelog_event),
+                           ("on_window_close", on_window_close)):
+            if fun is not None and not callable(fun):
+                raise InvalidArgument(f"Table {name!r}: {label} must be callable, got {fun!r}")
         self.app = app
         self.name = name
         self.default = default
@@ -61,6 +91,13 @@ class Table(MutableMapping[Any, Any]):
         self.on_changelog_event = on_changelog_event
         self.recovery_buffer_size = recovery_buffer_size
         self.standby_buffer_size = standby_buffer_size
+        self.extra_topic_configs = dict(extra_topic_configs or {})
+        self.use_partitioner = bool(use_partitioner)
+        self.on_window_close = on_window_close
+        #: the table's window once ``tumbling``/``hopping``/``using_window`` made it windowed.
+        self.window: Window | None = None
+        #: windowed: the newest window end written per partition (what ``.now()`` reads).
+        self.window_latest: dict[int, float] = {}
         self.store_url = store or app.conf.store
         self.changelog_topic = changelog_topic or app.topic(
             f"{app.conf.id}-{name}-changelog",
@@ -72,21 +109,35 @@ class Table(MutableMapping[Any, Any]):
             compacting=True,
             acks=False,
             internal=True,
+            config=self.extra_topic_configs,
         )
+        self._changelog_tasks: set[asyncio.Future[Any]] = set()
+        self._setup_changelog_schema()
         #: built after the changelog topic: a persistent store encodes with its schema.
         self.data = store_for_url(self.store_url)(url=self.store_url, table=self)
+        if window is not None:
+            self.using_window(window)
 
     def __repr__(self) -> str:
-        return f"<Table: {self.name}>"
+        return f"<{type(self).__name__}: {self.name}>"
+
+    def _setup_changelog_schema(self) -> None:
+        """Hook for table kinds that need their own changelog codecs (SetTable)."""
 
     # -- mapping --------------------------------------------------------------
+    def _get(self, key: Any) -> Any:
+        """The stored value, or KeyError (no default): what every read goes through."""
+        return self.data.get(key)
+
     def __getitem__(self, key: Any) -> Any:
         try:
-            return self.data.get(key)
+            value = self._get(key)
         except KeyError:
             if self.default is None:
                 raise
-            return self.default()
+            value = self.default()
+        self.on_key_get(key)
+        return value
 
     def __missing__(self, key: Any) -> Any:
         if self.default is None:
@@ -96,19 +147,19 @@ class Table(MutableMapping[Any, Any]):
     def __setitem__(self, key: Any, value: Any) -> None:
         """Set ``key``; ``table[key] = None`` deletes it (a None value is a changelog tombstone)."""
         if value is None:
-            if key in self.data:
+            if key in self:
                 del self[key]
             return
         partition = self._partition_for_write("set", key)
-        sent = self._send_changelog(key, value, partition)
-        self.data.set(key, value, partition, sent=self.app.producer.durable(sent))
+        self._write(key, value, partition)
+        self.on_key_set(key, value)
 
     def __delitem__(self, key: Any) -> None:
-        if key not in self.data:
+        if key not in self:
             raise KeyError(key)
         partition = self._partition_for_write("delete", key)
-        sent = self._send_changelog(key, None, partition)
-        self.data.delete(key, partition, sent=self.app.producer.durable(sent))
+        self._remove(key, partition)
+        self.on_key_del(key)
 
     def __contains__(self, key: object) -> bool:
         return key in self.data
@@ -120,25 +171,68 @@ class Table(MutableMapping[Any, Any]):
         return len(self.data)
 
     def as_dict(self) -> dict[Any, Any]:
-        return {key: self.data.get(key) for key in self.data.keys()}
+        return {key: self._get(key) for key in self}
+
+    # -- hooks (Faust's Collection has the same names) ----------------------------
+    def on_key_get(self, key: Any) -> None:
+        """Called after every read of ``key`` (override to count or trace reads)."""
+
+    def on_key_set(self, key: Any, value: Any) -> None:
+        """Called after ``key`` was set and its changelog record sent."""
+
+    def on_key_del(self, key: Any) -> None:
+        """Called after ``key`` was deleted and its tombstone sent."""
 
     # -- writes -----------------------------------------------------------------
-    def _partition_for_write(self, op: str, key: Any) -> int:
+    def _write(self, key: Any, value: Any, partition: int) -> None:
+        sent = self._send_changelog(key, value, partition)
+        self.data.set(key, value, partition, sent=self.app.producer.durable(sent))
+
+    def _remove(self, key: Any, partition: int) -> None:
+        sent = self._send_changelog(key, None, partition)
+        self.data.delete(key, partition, sent=self.app.producer.durable(sent))
+
+    def partition_for_key(self, key: Any) -> int:
+        """The changelog partition a write of ``key`` goes to now.
+
+        The partition of the event being processed (Faust's rule: the table
+        partition lives with its source partition), or with
+        ``use_partitioner=True`` Kafka's partitioner over the key's changelog
+        bytes. Raises TableWriteError outside of stream iteration unless
+        ``use_partitioner`` is set.
+        """
+        return self._partition_for_write("write", key, check_agent=False)
+
+    def _partition_for_write(self, op: str, key: Any, *, check_agent: bool = True) -> int:
         agent = current_agent()
-        if agent is not None and agent.concurrency > 1:
+        if check_agent and agent is not None and agent.concurrency > 1:
             raise TableWriteError(
                 f"agent {agent.name} has concurrency={agent.concurrency} and may only read "
                 f"table {self.name!r}: concurrent actors process events out of order, so "
                 "their writes would corrupt the changelog. Use concurrency=1 to write tables."
             )
+        if self.use_partitioner:
+            return self._hashed_partition(key)
         event = current_event()
         if event is None or event.message is None:
             raise TableWriteError(
                 f"cannot {op} key {key!r} of table {self.name!r} outside of stream iteration: "
                 "a table write must belong to the event being processed (write it inside "
-                "`async for ... in stream`)"
+                "`async for ... in stream`, or make the table with use_partitioner=True)"
             )
         return event.message.partition
+
+    def _hashed_partition(self, key: Any) -> int:
+        schema = self.changelog_topic.schema
+        data = schema.dumps_key(key, default_serializer="json")
+        if data is None:
+            raise InvalidArgument(f"table {self.name!r}: use_partitioner cannot place key None")
+        return partition_for_key(data, self.changelog_partitions)
+
+    @property
+    def changelog_partitions(self) -> int:
+        """Partitions of the changelog topic as declared (``partitions=`` or ``topic_partitions``)."""
+        return self.changelog_topic.partitions or self.app.conf.topic_partitions
 
     def _send_changelog(self, key: Any, value: Any, partition: int) -> asyncio.Future[RecordMetadata]:
         """Send first: a value the changelog cannot encode never reaches the store.
@@ -154,6 +248,31 @@ class Table(MutableMapping[Any, Any]):
             key_serializer=schema.key_serializer or "json",
             value_serializer=schema.value_serializer or "json",
         )
+
+    # -- windowing --------------------------------------------------------------
+    def tumbling(
+        self, size: float | timedelta, expires: float | timedelta | None = None,
+        key_index: bool = False,
+    ) -> WindowWrapper:
+        """Count per back-to-back windows of ``size`` seconds: ``table[k]`` is a WindowSet."""
+        from .windows import TumblingWindow
+
+        return self.using_window(TumblingWindow(size, expires), key_index=key_index)
+
+    def hopping(
+        self, size: float | timedelta, step: float | timedelta,
+        expires: float | timedelta | None = None, key_index: bool = False,
+    ) -> WindowWrapper:
+        """Windows of ``size`` seconds starting every ``step``: a write updates each one it falls in."""
+        from .windows import HoppingWindow
+
+        return self.using_window(HoppingWindow(size, step, expires), key_index=key_index)
+
+    def using_window(self, window: Window, *, key_index: bool = False) -> WindowWrapper:
+        """Make this table windowed by ``window`` and return its WindowWrapper."""
+        from .table_windowed import make_windowed
+
+        return make_windowed(self, window, key_index=key_index)
 
     # -- recovery ---------------------------------------------------------------
     @property
@@ -171,6 +290,49 @@ class Table(MutableMapping[Any, Any]):
             return schema.loads_value(record.value, default_serializer="json", **_where(record))
 
         self.data.apply_changelog_batch(records, to_key, to_value)
+        if self.on_changelog_event is not None:
+            self._notify_changelog(records, to_key, to_value)
+
+    def changelog_events(
+        self, records: list[ConsumerRecord],
+        to_key: Callable[[ConsumerRecord], Any], to_value: Callable[[ConsumerRecord], Any],
+    ) -> list[Event]:
+        """Changelog records as Events (what ``on_changelog_event`` receives)."""
+        from .events import Message
+
+        events = []
+        for record in records:
+            message = Message(
+                record.topic, record.partition, record.offset, record.timestamp,
+                record.key, record.value, record.headers, acked=True,
+            )
+            value = None if record.value is None else to_value(record)
+            events.append(Event(self.app, to_key(record), value, dict(record.headers), message))
+        return events
+
+    def _notify_changelog(
+        self, records: list[ConsumerRecord],
+        to_key: Callable[[ConsumerRecord], Any], to_value: Callable[[ConsumerRecord], Any],
+    ) -> None:
+        """Call ``on_changelog_event`` per record; async callbacks run in order, in one task.
+
+        A failing callback is logged, not raised: it runs inside the fetch
+        loop (recovery) or the global table reader, which must go on.
+        """
+        assert self.on_changelog_event is not None
+        pending: list[Awaitable[Any]] = []
+        for event in self.changelog_events(records, to_key, to_value):
+            try:
+                result = self.on_changelog_event(event)
+            except Exception:
+                logger.exception("on_changelog_event of table %r failed", self.name)
+                continue
+            if inspect.isawaitable(result):
+                pending.append(result)
+        if pending:
+            task = asyncio.ensure_future(_await_in_order(pending))
+            self._changelog_tasks.add(task)
+            task.add_done_callback(self._changelog_tasks.discard)
 
     def persisted_offset(self, tp: TP) -> int | None:
         """The last changelog offset the store holds for ``tp`` (None: replay it all)."""
@@ -185,6 +347,14 @@ class Table(MutableMapping[Any, Any]):
 
     def on_partitions_revoked(self, tps: set[TP]) -> None:
         self.data.drop_partitions({tp.partition for tp in tps if tp.topic == self.changelog_name})
+
+
+async def _await_in_order(pending: list[Awaitable[Any]]) -> None:
+    for awaitable in pending:
+        try:
+            await awaitable
+        except Exception:
+            logger.exception("an async on_changelog_event callback failed")
 
 
 def _where(record: ConsumerRecord) -> dict[str, Any]:

@@ -216,3 +216,28 @@ def test_take_keeps_a_collected_batch_across_a_decode_error_restart():
     assert starts == [0, 0]
     assert batches == [[1, 2, 3]]
     assert committed[detstream.TP("in", 0)] == 4
+
+
+def test_group_by_keeps_the_event_time_of_each_record():
+    """Windowed tables after a repartition window by event time, as before it."""
+    app = detstream.App("group-by-time", broker="sim://")
+
+    class Click(detstream.Record):
+        user: str
+
+    clicks = app.topic("clicks", partitions=2, internal=True, value_type=Click)
+    seen = []
+
+    @app.agent(clicks)
+    async def by_user(stream):
+        async for event in stream.group_by(Click.user).events():
+            seen.append((event.value.user, event.message.timestamp))
+
+    async def body(cluster):
+        await asyncio.sleep(1)
+        await clicks.send(value=Click(user="ann"), timestamp=1000.0)
+        await clicks.send(value=Click(user="bob"), timestamp=2000.5)
+        await asyncio.sleep(10)
+
+    run_app(app, body)
+    assert sorted(seen) == [("ann", 1000.0), ("bob", 2000.5)]
