@@ -5,6 +5,13 @@ changelog partition from the store's persisted offset (memory store: the
 beginning) up to the end offset seen at assignment, then resumes the sources.
 So an agent never sees a new event before its table partition is complete.
 
+A changelog partition this worker kept as a standby (``standby``) is handed
+to the table when it becomes active, and recovery continues after the
+standby's offset: only the tail is replayed (trace ``standby-promoted``).
+Standby reads pause while active partitions recover. Progress is logged per
+table while recovery runs (``recovery_progress``); finished recoveries stay
+in ``TableManager.recoveries``.
+
 Stores are closed when the app stops (registered on the app's exit stack at
 the first assignment, so a restarted app registers again).
 
@@ -26,6 +33,9 @@ import logging
 from typing import TYPE_CHECKING
 
 from ._types import TP, ConsumerRecord
+from .changelog_resume import recovery_start
+from .recovery_progress import RecoveryProgress, TableRecovery
+from .standby import StandbyReader
 
 if TYPE_CHECKING:
     from .app import App
@@ -34,23 +44,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-
-def recovery_start(stored: int | None, begin: int, end: int) -> tuple[int, bool]:
-    """Where to start reading a changelog partition, and whether to wipe local data first.
-
-    ``stored`` is the offset of the last record the store holds, so reading
-    resumes at ``stored + 1``. A stored offset the changelog cannot have had
-    (``stored + 1`` past ``end``, or before ``begin``) means the local data is
-    not from this changelog: the topic was deleted and recreated, or records
-    were removed under it. Waiting for that offset would hang (Faust pain
-    point #6); keeping the data would mix two histories. So, as Kafka Streams
-    does on an out-of-range changelog, wipe and rebuild from ``begin``.
-    """
-    if stored is None:
-        return begin, False
-    if not begin <= stored + 1 <= end:
-        return begin, True
-    return stored + 1, False
+__all__ = ["TableManager", "recovery_start"]
 
 
 class TableManager:
@@ -64,6 +58,9 @@ class TableManager:
         self._positions: dict[TP, int] = {}
         self._sources: set[TP] = set()
         self._close_registered = False
+        #: this worker's standby partitions, read in the background.
+        self.standbys = StandbyReader(self)
+        self.progress = RecoveryProgress()
 
     def add(self, table: Table) -> None:
         if table.name in self.tables:
@@ -84,26 +81,55 @@ class TableManager:
     def recovering(self) -> bool:
         return bool(self._targets)
 
-    async def on_assigned(self, consumer: Consumer, assigned: set[TP]) -> None:
-        """Start recovering the changelog partitions in ``assigned``."""
+    @property
+    def recoveries(self) -> list[TableRecovery]:
+        """Every table recovery finished by this app, oldest first (what each replayed)."""
+        return self.progress.finished
+
+    async def on_assigned(
+        self, consumer: Consumer, assigned: set[TP], standbys: set[TP] | None = None
+    ) -> None:
+        """Start recovering the changelog partitions in ``assigned``; follow the new ``standbys``.
+
+        Standbys that became active are handed to their tables first, so that
+        recovery continues from where the standby got to.
+        """
         changelogs = {tp for tp in assigned if tp.topic in self.changelog_topics}
+        standbys = {tp for tp in standbys or () if tp.topic in self.changelog_topics}
         self._sources = assigned - changelogs
         self._targets, self._positions = {}, {}
-        if not changelogs:
-            return
-        self._close_on_stop()
+        self.progress.abandon()
+        if changelogs or standbys:
+            self._close_on_stop()
+        handed = self.standbys.promote(changelogs)
         for table in self.tables.values():
             table.on_partitions_assigned(changelogs)
-        ends = await consumer.end_offsets(changelogs)
+        self.standbys.update(standbys - changelogs)
+        if changelogs:
+            await self._start_recovery(consumer, changelogs, handed)
+        if not self._targets:
+            self.standbys.resume()
+
+    async def _start_recovery(
+        self, consumer: Consumer, changelogs: set[TP], handed: dict[TP, int | None]
+    ) -> None:
+        # The log end, not the last stable offset: committed records can sit behind an
+        # open transaction (a zombie's), and stopping short of them would lose updates.
+        # Under read_committed the position gets there once that transaction ends.
+        ends = await consumer.log_end_offsets(changelogs)
         begins = await consumer.beginning_offsets(changelogs)
         targets, positions = {}, {}
         for tp in sorted(changelogs):
             table = self.table_for(tp.topic)
             assert table is not None
             stored = table.persisted_offset(tp)
+            if stored is None:
+                stored = handed.get(tp)
             start, wipe = recovery_start(stored, begins[tp], ends[tp])
             if wipe:
                 self._wipe(table, tp, stored, begins[tp], ends[tp])
+            elif handed.get(tp) is not None:
+                self._promoted(table, tp, start, ends[tp])
             consumer.seek(tp, start)
             if ends[tp] > start:
                 targets[tp], positions[tp] = ends[tp], start
@@ -111,12 +137,30 @@ class TableManager:
         if targets:
             consumer.pause(*self._sources)
             consumer.resume(*targets)
+            self.standbys.pause()
+            self._begin_progress({tp for tp, offset in handed.items() if offset is not None})
             order = sorted(targets, key=str)
             self.app._record(
                 "recovery-start", tps=[str(tp) for tp in order],
                 start=[positions[tp] for tp in order], end=[targets[tp] for tp in order],
             )
         consumer.pause(*(changelogs - set(targets)))
+
+    def _promoted(self, table: Table, tp: TP, start: int, end: int) -> None:
+        logger.info(
+            "table %r partition %d: continuing its standby copy at changelog offset %d "
+            "(%d records to replay)", table.name, tp.partition, start, end - start,
+        )
+        self.app._record("standby-promoted", table=table.name, tp=str(tp), start=start, end=end)
+
+    def _begin_progress(self, promoted: set[TP]) -> None:
+        by_table: dict[str, dict[TP, tuple[int, int]]] = {}
+        for tp in sorted(self._targets):
+            table = self.table_for(tp.topic)
+            assert table is not None
+            by_table.setdefault(table.name, {})[tp] = (self._positions[tp], self._targets[tp])
+        for name, spans in sorted(by_table.items()):
+            self.progress.begin(name, spans, promoted)
 
     def _wipe(self, table: Table, tp: TP, stored: int | None, begin: int, end: int) -> None:
         logger.warning(
@@ -146,6 +190,7 @@ class TableManager:
             return
         table.apply_changelog(records)
         self._positions[tp] = records[-1].offset + 1
+        self.progress.applied(tp, len(records), self._positions[tp])
         if records[-1].offset + 1 >= target:
             self._finish(consumer, tp)
 
@@ -159,15 +204,20 @@ class TableManager:
     def _finish(self, consumer: Consumer, tp: TP) -> None:
         if tp not in self._targets:
             return
+        self.progress.partition_done(tp, self._targets[tp])
         del self._targets[tp], self._positions[tp]
         consumer.pause(tp)
         if not self._targets:
             self.app._record("recovery-done")
             consumer.resume(*self._sources)
+            self.standbys.resume()
 
     def on_revoked(self, revoked: set[TP]) -> None:
         self._targets = {tp: o for tp, o in self._targets.items() if tp not in revoked}
         self._positions = {tp: o for tp, o in self._positions.items() if tp not in revoked}
+        self.progress.abandon(revoked)
+        if not self._targets:
+            self.standbys.resume()
         for table in self.tables.values():
             table.on_partitions_revoked(revoked)
 
@@ -179,5 +229,7 @@ class TableManager:
     def close(self) -> None:
         """Close every table's store (files released, data kept): the app stopped."""
         self._close_registered = False
+        self.standbys.close()
         for table in self.tables.values():
             table.data.close()
+        self.app.global_tables.close()  # a crash closes GlobalTable stores too

@@ -52,6 +52,10 @@ class Store(Protocol):
 
     def keys(self) -> Iterator[Any]: ...
 
+    def partition_of(self, key: Any) -> int | None:
+        """The partition holding ``key``, None if absent (expiry writes its tombstone there)."""
+        ...
+
     def apply_changelog_batch(
         self, records: Sequence[ConsumerRecord], to_key: RecordDecoder, to_value: RecordDecoder
     ) -> None:

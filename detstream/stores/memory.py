@@ -1,9 +1,20 @@
-"""The ``memory://`` store: a dict, rebuilt from the changelog on every assignment."""
+"""The ``memory://`` store: a dict, plus the changelog offset each partition's data reaches.
+
+Nothing survives a restart, but within one worker process the store knows, per
+partition, the last changelog offset its data reflects (the offset of its own
+last durable write, or of the last changelog record it applied). When a
+rebalance takes a partition away, its data is *parked* rather than deleted,
+if it is exactly the changelog up to that offset (every write durable, none
+failed); when the partition comes back (the assignor is sticky, so it
+usually does), recovery replays only what other workers wrote meanwhile
+instead of the whole changelog.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from detstream._types import ConsumerRecord, RecordMetadata
@@ -13,12 +24,25 @@ if TYPE_CHECKING:
 
 
 class MemoryStore:
-    """Dict-backed store; keeps no offsets, so recovery always replays fully."""
+    """Dict-backed store; offsets are kept in memory, so they last as long as the process."""
+
+    #: the data is gone when the process is: standby copies must be copied into the table.
+    durable = False
 
     def __init__(self, *, url: str = "memory://", table: Any = None) -> None:
         self.url = url
         self._data: dict[Any, Any] = {}
         self._partition_of: dict[Any, int] = {}
+        #: partition -> last changelog offset its data reflects.
+        self._offsets: dict[int, int] = {}
+        #: partition -> writes whose changelog send is not settled yet.
+        self._unsettled: dict[int, int] = {}
+        #: partitions where a write failed to reach the changelog: data != changelog.
+        self._diverged: set[int] = set()
+        #: revoked partitions kept for when they come back: partition -> {key: value}.
+        self._parked: dict[int, dict[Any, Any]] = {}
+        #: bumped when a partition is dropped or reset, so late send callbacks are ignored.
+        self._epoch: dict[int, int] = {}
 
     def get(self, key: Any) -> Any:
         return self._data[key]
@@ -29,13 +53,34 @@ class MemoryStore:
     ) -> None:
         self._data[key] = value
         self._partition_of[key] = partition
+        self._track(partition, sent)
 
     def delete(
         self, key: Any, partition: int | None = None,
         sent: asyncio.Future[RecordMetadata] | None = None,
     ) -> None:
         self._data.pop(key, None)
-        self._partition_of.pop(key, None)
+        held_in = self._partition_of.pop(key, None)
+        where = partition if partition is not None else held_in
+        if where is not None:
+            self._track(where, sent)
+
+    def _track(self, partition: int, sent: asyncio.Future[RecordMetadata] | None) -> None:
+        if sent is None:
+            return
+        self._unsettled[partition] = self._unsettled.get(partition, 0) + 1
+        sent.add_done_callback(partial(self._settled, partition, self._epoch.get(partition, 0)))
+
+    def _settled(self, partition: int, epoch: int, future: asyncio.Future[Any]) -> None:
+        if self._epoch.get(partition, 0) != epoch:
+            return  # the partition was dropped or reset since: its state is decided
+        self._unsettled[partition] -= 1
+        if future.cancelled() or future.exception() is not None:
+            self._diverged.add(partition)
+            return
+        offset = future.result().offset
+        if offset > self._offsets.get(partition, -1):
+            self._offsets[partition] = offset
 
     def __contains__(self, key: Any) -> bool:
         return key in self._data
@@ -46,6 +91,9 @@ class MemoryStore:
     def keys(self) -> Iterator[Any]:
         return iter(list(self._data))
 
+    def partition_of(self, key: Any) -> int | None:
+        return self._partition_of.get(key)
+
     def items_in(self, partition: int) -> dict[Any, Any]:
         return {k: v for k, v in self._data.items() if self._partition_of[k] == partition}
 
@@ -55,29 +103,64 @@ class MemoryStore:
         for record in records:
             key = to_key(record)
             if record.value is None:
-                self.delete(key)
+                self.delete(key, record.partition)
             else:
                 self.set(key, to_value(record), record.partition)
+            if record.offset > self._offsets.get(record.partition, -1):
+                self._offsets[record.partition] = record.offset
 
+    # -- partitions ---------------------------------------------------------------------
     def assign_partitions(self, partitions: set[int]) -> None:
-        pass
+        """Partitions back on this worker: serve their parked data again."""
+        for partition in sorted(partitions):
+            for key, value in self._parked.pop(partition, {}).items():
+                self._data[key] = value
+                self._partition_of[key] = partition
 
     def drop_partitions(self, partitions: set[int]) -> None:
-        for key in [k for k, p in self._partition_of.items() if p in partitions]:
-            self.delete(key)
+        """Park what matches the changelog exactly; forget the rest."""
+        for partition in sorted(partitions):
+            keys = [k for k, p in self._partition_of.items() if p == partition]
+            exact = (
+                partition in self._offsets
+                and not self._unsettled.get(partition)
+                and partition not in self._diverged
+            )
+            parked = {key: self._data.pop(key) for key in keys}
+            for key in keys:
+                del self._partition_of[key]
+            if exact:
+                self._parked[partition] = parked
+            else:
+                self._forget(partition)
+
+    def _forget(self, partition: int) -> None:
+        self._parked.pop(partition, None)
+        self._offsets.pop(partition, None)
+        self._unsettled.pop(partition, None)
+        self._diverged.discard(partition)
+        self._epoch[partition] = self._epoch.get(partition, 0) + 1
 
     def persisted_offset(self, partition: int) -> int | None:
-        return None
+        """Last changelog offset the data of ``partition`` reflects (None: replay it all)."""
+        if partition in self._diverged:
+            return None
+        return self._offsets.get(partition)
 
     def set_persisted_offset(self, partition: int, offset: int) -> None:
-        pass
+        self._offsets[partition] = offset
 
     def reset_partition(self, partition: int) -> None:
-        self.drop_partitions({partition})
+        for key in [k for k, p in self._partition_of.items() if p == partition]:
+            self._data.pop(key, None)
+            del self._partition_of[key]
+        self._forget(partition)
 
     def reset_state(self) -> None:
         self._data.clear()
         self._partition_of.clear()
+        for partition in {*self._offsets, *self._parked, *self._unsettled, *self._diverged}:
+            self._forget(partition)
 
     def close(self) -> None:
         pass

@@ -72,6 +72,9 @@ class _Partition:
 class RocksDBStore:
     """A table's data on disk, one DB per partition held by this worker."""
 
+    #: the data outlives the process (a standby's files are the table's files).
+    durable = True
+
     def __init__(self, *, url: str, table: Table) -> None:
         self.url = url
         self.table = table
@@ -183,12 +186,17 @@ class RocksDBStore:
     ) -> None:
         data = self._key_for_write(key)
         if partition is None:
-            partition = next(
-                (p.number for p in self._partitions.values() if self._holds(p, data)), None
-            )
+            partition = self._partition_holding(data)
             if partition is None:
                 return
         self._enqueue(partition, data, None, sent)
+
+    def partition_of(self, key: Any) -> int | None:
+        data = self._dump_key(key)
+        return None if data is None else self._partition_holding(data)
+
+    def _partition_holding(self, data: bytes) -> int | None:
+        return next((p.number for p in self._partitions.values() if self._holds(p, data)), None)
 
     def _key_for_write(self, key: Any) -> bytes:
         data = self._dump_key(key)

@@ -113,6 +113,22 @@ class Consumer(Protocol):
 
     def assignment(self) -> set[TP]: ...
 
+    def request_standbys(self, topics: Iterable[str], replicas: int) -> None:
+        """Ask the group leader for ``replicas`` standby copies of these (changelog) topics.
+
+        Travels in the member's subscription ``user_data`` at the next join;
+        the member's share shows in ``standby_assignment``.
+        """
+        ...
+
+    def standby_assignment(self) -> set[TP]:
+        """Changelog partitions the leader gave this member to keep warm, not to fetch.
+
+        Set before the listener's ``on_partitions_assigned`` is called. This
+        consumer does not fetch them: the engine's standby reader does.
+        """
+        ...
+
     @property
     def generation(self) -> int: ...
 
@@ -140,6 +156,15 @@ class Consumer(Protocol):
 
     async def end_offsets(self, tps: Iterable[TP]) -> dict[TP, int]: ...
 
+    async def log_end_offsets(self, tps: Iterable[TP]) -> dict[TP, int]:
+        """Where each log ends (the high watermark), whatever this consumer's isolation.
+
+        Under read_committed ``end_offsets`` is the last stable offset: records
+        of open transactions lie beyond it, and so may committed records
+        written after such a transaction began. Recovery must reach this end.
+        """
+        ...
+
 
 class Admin(Protocol):
     """Topic administration."""
@@ -156,6 +181,10 @@ class Admin(Protocol):
         ...
 
     async def partitions_for(self, name: str) -> int | None: ...
+
+    async def list_topics(self) -> set[str]:
+        """Names of the topics on the broker, internal ones (``__consumer_offsets``) excluded."""
+        ...
 
 
 class Transport(Protocol):

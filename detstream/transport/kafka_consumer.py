@@ -5,6 +5,11 @@ to keep files small. Semantics mirror ``sim.driver.SimConsumer``: no
 auto-commit, detstream's co-partitioning assignment computed by the group
 leader, the engine's rebalance listener called with detstream TPs, and a
 ``generation`` that names the assignment in force.
+
+Standby replicas travel in the consumer protocol's ``user_data`` (see
+``detstream.assignor_wire``): each consumer has its own assignor instance, so
+that ``metadata`` can say what this member holds and ``on_assignment`` can
+hand this member's standbys to it before the rebalance listener runs.
 """
 
 from __future__ import annotations
@@ -26,7 +31,13 @@ from aiokafka.errors import KafkaError
 from aiokafka.util import commit_structure_validate
 
 from detstream._types import TP, ConsumerRecord
-from detstream.assignor import copartitioned_assignment
+from detstream.assignor_wire import (
+    SubscriptionInfo,
+    decode_standbys,
+    encode_standbys,
+    encode_subscription,
+    plan_from_subscriptions,
+)
 from detstream.errors import CommitFailedError, ImproperlyConfigured
 from detstream.transport.base import GroupMetadata, RebalanceListener
 
@@ -37,14 +48,22 @@ log = logging.getLogger("detstream.transport.aiokafka")
 
 
 class CopartitionedAssignor(AbstractPartitionAssignor):
-    """detstream's co-partitioning assignment, run by the group leader (client side)."""
+    """detstream's co-partitioning assignment with standbys, run by the group leader.
+
+    One instance per consumer (``owner``): its subscription ``user_data``
+    says which changelogs the member has and held, and the standbys the
+    leader gives it land on the owner. Without an owner it assigns actives
+    only and asks for nothing, like a plain member.
+    """
 
     name = "detstream-copartitioned"
     version = 0
 
-    @classmethod
-    def assign(
-        cls, cluster: Any, members: Mapping[str, ConsumerProtocolMemberMetadata]
+    def __init__(self, owner: KafkaConsumer | None = None) -> None:
+        self.owner = owner
+
+    def assign(  # type: ignore[override]  # an instance method: aiokafka calls it on what it is given
+        self, cluster: Any, members: Mapping[str, ConsumerProtocolMemberMetadata]
     ) -> dict[str, ConsumerProtocolMemberAssignment]:
         subscriptions = {m: frozenset(meta.subscription) for m, meta in members.items()}
         counts: dict[str, int] = {}
@@ -54,24 +73,32 @@ class CopartitionedAssignor(AbstractPartitionAssignor):
                 counts[topic] = len(partitions)
             else:
                 log.info("assignor: topic %r has no metadata yet; assigned once it exists", topic)
-        plan = copartitioned_assignment(sorted(members), subscriptions, counts)
+        user_data = {m: bytes(meta.user_data or b"") for m, meta in members.items()}
+        plan = plan_from_subscriptions(subscriptions, user_data, counts)
         result = {}
-        for member, tps in plan.items():
+        for member, share in plan.items():
             by_topic: dict[str, list[int]] = {}
-            for tp in sorted(tps):
+            for tp in sorted(share.active):
                 by_topic.setdefault(tp.topic, []).append(tp.partition)
             result[member] = ConsumerProtocolMemberAssignment(
-                cls.version, sorted(by_topic.items()), b""
+                self.version, sorted(by_topic.items()), encode_standbys(share.standby)
             )
         return result
 
-    @classmethod
-    def metadata(cls, topics: Iterable[str]) -> ConsumerProtocolMemberMetadata:
-        return ConsumerProtocolMemberMetadata(cls.version, sorted(topics), b"")
+    def metadata(  # type: ignore[override]
+        self, topics: Iterable[str]
+    ) -> ConsumerProtocolMemberMetadata:
+        user_data = self.owner._subscription_user_data() if self.owner is not None else b""
+        return ConsumerProtocolMemberMetadata(self.version, sorted(topics), user_data)
 
-    @classmethod
-    def on_assignment(cls, assignment: ConsumerProtocolMemberAssignment) -> None:
-        pass
+    def on_assignment(  # type: ignore[override]
+        self, assignment: ConsumerProtocolMemberAssignment
+    ) -> None:
+        """Called by aiokafka before the rebalance listener: the standbys are known by then."""
+        if self.owner is not None:
+            self.owner._on_assignment(
+                _tps(assignment.partitions()), decode_standbys(assignment.user_data)
+            )
 
 
 class _ListenerAdapter(ConsumerRebalanceListener):
@@ -118,6 +145,14 @@ class KafkaConsumer:
         self._member: tuple[int, str | None] = (-1, None)
         self._last_assignment: Any = None
         self._fetch_errors = 0
+        #: standby copies asked for (``request_standbys``), and this member's share of them.
+        self._standby_request = SubscriptionInfo()
+        self._standbys: set[TP] = set()
+        #: changelog partitions of the last assignment (active or standby), told to the leader.
+        self._held: frozenset[TP] = frozenset()
+        self._owned: frozenset[TP] = frozenset()
+        #: a read_uncommitted consumer (no group) asked for high watermarks, made on first use.
+        self._log_end_reader: AIOKafkaConsumer | None = None
 
     # -- lifecycle ----------------------------------------------------------------
     async def start(self) -> None:
@@ -126,7 +161,10 @@ class KafkaConsumer:
             return
 
         def make() -> AIOKafkaConsumer:
-            consumer = AIOKafkaConsumer(**self._options)
+            options = dict(self._options)
+            if self._group_id is not None:
+                options["partition_assignment_strategy"] = (CopartitionedAssignor(self),)
+            consumer = AIOKafkaConsumer(**options)
             if self._topics:
                 consumer.subscribe(sorted(self._topics), listener=self._adapter)
             elif self._manual is not None:
@@ -146,9 +184,12 @@ class KafkaConsumer:
     async def stop(self) -> None:
         """Leave the group (the engine committed before) and close the connections."""
         consumer, self._consumer = self._consumer, None
+        reader, self._log_end_reader = self._log_end_reader, None
         self._generation = -1
         if consumer is not None:
             await consumer.stop()
+        if reader is not None:
+            await reader.stop()
 
     def _client(self) -> AIOKafkaConsumer:
         if self._consumer is None:
@@ -178,6 +219,24 @@ class KafkaConsumer:
         if self._consumer is None:
             return set(self._manual or ())
         return _tps(self._consumer.assignment())
+
+    def request_standbys(self, topics: Iterable[str], replicas: int) -> None:
+        self._standby_request = SubscriptionInfo(frozenset(topics), replicas)
+
+    def standby_assignment(self) -> set[TP]:
+        return set(self._standbys)
+
+    def _subscription_user_data(self) -> bytes:
+        request = self._standby_request
+        return encode_subscription(
+            SubscriptionInfo(request.changelogs, request.replicas, self._held, self._owned)
+        )
+
+    def _on_assignment(self, active: set[TP], standbys: frozenset[TP]) -> None:
+        self._standbys = set(standbys)
+        changelogs = self._standby_request.changelogs
+        self._held = frozenset(tp for tp in active | standbys if tp.topic in changelogs)
+        self._owned = frozenset(active)
 
     @property
     def generation(self) -> int:
@@ -305,6 +364,24 @@ class KafkaConsumer:
 
     async def end_offsets(self, tps: Iterable[TP]) -> dict[TP, int]:
         found = await self._client().end_offsets([_ak(tp) for tp in tps])
+        return {TP(tp.topic, tp.partition): offset for tp, offset in found.items()}
+
+    async def log_end_offsets(self, tps: Iterable[TP]) -> dict[TP, int]:
+        """The high watermark: under read_committed, asked of a read_uncommitted reader.
+
+        aiokafka's ``end_offsets`` lists offsets with the consumer's own isolation
+        level (the last stable offset under read_committed); switching that level
+        on the live consumer would let a concurrent fetch read uncommitted data.
+        """
+        if self._options.get("isolation_level") != "read_committed":
+            return await self.end_offsets(tps)
+        if self._log_end_reader is None:
+            options = {k: v for k, v in self._options.items() if k != "partition_assignment_strategy"}
+            options.update(group_id=None, isolation_level="read_uncommitted", enable_auto_commit=False)
+            self._log_end_reader = await self._transport.start_client(
+                lambda: AIOKafkaConsumer(**options), "log-end reader"
+            )
+        found = await self._log_end_reader.end_offsets([_ak(tp) for tp in tps])
         return {TP(tp.topic, tp.partition): offset for tp, offset in found.items()}
 
 

@@ -55,7 +55,10 @@ class Assignment(View):
         actives: dict[str, list[int]] = {}
         for tp in sorted(self.app.conductor.assignment()):
             actives.setdefault(tp.topic, []).append(tp.partition)
-        return self.json({"worker": self.app.client_name, "actives": actives, "standbys": {}})
+        standbys: dict[str, list[int]] = {}
+        for tp in sorted(self.app.tables.standbys.partitions):
+            standbys.setdefault(tp.topic, []).append(tp.partition)
+        return self.json({"worker": self.app.client_name, "actives": actives, "standbys": standbys})
 
 
 class TableList(View):

@@ -22,7 +22,11 @@ the partition and rebuild from the log start (``recovery-reset`` in the trace).
 
 import detstream
 
-app = detstream.App("compaction-recovery", broker="kafka://localhost:9092", topic_partitions=4)
+#: no standbys: a standby keeps its copy current, so a stored offset never falls behind the log start.
+app = detstream.App(
+    "compaction-recovery", broker="kafka://localhost:9092", topic_partitions=4,
+    table_standby_replicas=0,
+)
 updates = app.topic("updates", value_type=str, partitions=4, internal=True)
 
 #: tombstones must outlive any worker's absence (see above).

@@ -112,15 +112,10 @@ def test_reset_partition_and_reset_state_forget_data(table):
 def test_persisted_offsets(table):
     store = table.data
     apply(table, [record(0, 0, "a", 1), record(0, 1, "a", 2), record(1, 0, "b", 1)])
-    if isinstance(store, MemoryStore):
-        assert store.persisted_offset(0) is None  # recovery always replays fully
-        store.set_persisted_offset(0, 5)
-        assert store.persisted_offset(0) is None
-    else:
-        assert (store.persisted_offset(0), store.persisted_offset(1)) == (1, 0)
-        assert store.persisted_offset(2) is None
-        store.set_persisted_offset(2, 9)
-        assert store.persisted_offset(2) == 9
+    assert (store.persisted_offset(0), store.persisted_offset(1)) == (1, 0)
+    assert store.persisted_offset(2) is None
+    store.set_persisted_offset(2, 9)
+    assert store.persisted_offset(2) == 9
 
 
 def test_table_iteration_and_len_delegate_to_the_store(table):
@@ -322,3 +317,45 @@ def test_offset_key_is_not_a_table_key(tmp_path):
     assert list(table.data.keys()) == ["a"] and len(table.data) == 1
     assert table.data._partitions[0].db.get(OFFSET_KEY) == b"3"  # stored beside the data
     table.data.close()
+
+
+def _key(record):
+    return record.key.decode().strip('"')
+
+
+def _value(record):
+    return int(record.value)
+
+
+def test_memory_store_parks_a_revoked_partition_and_serves_it_again():
+    """Sticky assignment gives partitions back: only what others wrote since is replayed."""
+    store = MemoryStore()
+    store.apply_changelog_batch(
+        [record(0, 0, "a", 1), record(0, 1, "b", 2), record(1, 0, "c", 3)], _key, _value,
+    )
+    store.drop_partitions({0})
+    assert sorted(store.keys()) == ["c"]  # not served while another worker owns it
+    assert store.persisted_offset(0) == 1
+    store.assign_partitions({0})
+    assert sorted(store.keys()) == ["a", "b", "c"]
+
+
+def test_memory_store_forgets_a_partition_whose_writes_did_not_all_reach_the_changelog():
+    loop = asyncio.new_event_loop()
+    try:
+        store = MemoryStore()
+        store.apply_changelog_batch([record(0, 0, "a", 1)], _key, _value)
+        failed, pending = loop.create_future(), loop.create_future()
+        store.set("b", 2, 0, sent=failed)
+        store.set("c", 3, 1, sent=pending)
+        failed.set_exception(RuntimeError("transaction aborted"))
+        loop.run_until_complete(asyncio.sleep(0))
+        assert store.persisted_offset(0) is None  # diverged: replay it all
+        store.drop_partitions({0, 1})  # 1 still has a write in flight
+        store.assign_partitions({0, 1})
+        assert len(store) == 0 and store.persisted_offset(1) is None
+        pending.set_result(RecordMetadata(CHANGELOG, 1, 7, 0.0))  # too late: ignored
+        loop.run_until_complete(asyncio.sleep(0))
+        assert store.persisted_offset(1) is None
+    finally:
+        loop.close()

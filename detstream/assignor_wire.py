@@ -1,0 +1,130 @@
+"""What members tell the group leader, and what it tells them back, as ``user_data`` bytes.
+
+Kafka's consumer protocol carries an opaque ``user_data`` in each member's
+subscription (JoinGroup) and in each member's assignment (SyncGroup); custom
+assignors put their extra inputs and outputs there. detstream uses it for
+standby replicas:
+
+- subscription: which subscribed topics are table changelogs, how many
+  standby copies the member's app wants, which changelog partitions the
+  member held in the previous generation (active or standby), so that the
+  leader can keep standbys where the data already is, and which partitions it
+  owned (processed), so that a rebalance moves only what it must;
+- assignment: the member's standby changelog partitions. They are *not* in
+  the assignment's partition list (the group consumer does not fetch them; a
+  separate reader does), so the broker and other clients see a normal
+  assignment.
+
+JSON, versioned, with empty bytes meaning "nothing to say" (a plain member,
+or one from before standbys): such members get no standbys.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._types import TP
+from .assignor import MemberPlan, plan_group
+
+VERSION = 1
+
+
+@dataclass(frozen=True)
+class SubscriptionInfo:
+    """A member's assignor inputs beyond its topic list."""
+
+    changelogs: frozenset[str] = field(default_factory=frozenset)
+    replicas: int = 0
+    held: frozenset[TP] = field(default_factory=frozenset)
+    #: what the member processed in the previous generation (kept where possible).
+    owned: frozenset[TP] = field(default_factory=frozenset)
+
+
+def plan_from_subscriptions(
+    subscriptions: Mapping[str, frozenset[str]],
+    user_data: Mapping[str, bytes],
+    partitions: Mapping[str, int],
+) -> dict[str, MemberPlan]:
+    """The leader's plan from what each member sent: topics, and its ``user_data``.
+
+    The changelog topics are the union of what members declared; the number
+    of standby copies is the largest any member asks for (members of one app
+    share their settings, so they normally agree).
+    """
+    infos = {m: decode_subscription(user_data.get(m)) for m in subscriptions}
+    return plan_group(
+        sorted(subscriptions), subscriptions, partitions,
+        changelogs=set().union(*(i.changelogs for i in infos.values())),
+        replicas=max((i.replicas for i in infos.values()), default=0),
+        held={m: set(i.held) for m, i in infos.items()},
+        owned={m: set(i.owned) for m, i in infos.items()},
+    )
+
+
+def encode_subscription(info: SubscriptionInfo) -> bytes:
+    if not info.changelogs and not info.owned:
+        return b""
+    return _dump({
+        "v": VERSION,
+        "changelogs": sorted(info.changelogs),
+        "replicas": info.replicas,
+        "held": _by_topic(info.held),
+        "owned": _by_topic(info.owned),
+    })
+
+
+def decode_subscription(data: bytes | None) -> SubscriptionInfo:
+    body = _load(data)
+    if body is None:
+        return SubscriptionInfo()
+    return SubscriptionInfo(
+        frozenset(body.get("changelogs", ())),
+        int(body.get("replicas", 0)),
+        frozenset(_from_topics(body.get("held", {}))),
+        frozenset(_from_topics(body.get("owned", {}))),
+    )
+
+
+def encode_standbys(standbys: Iterable[TP]) -> bytes:
+    standbys = set(standbys)
+    if not standbys:
+        return b""
+    return _dump({"v": VERSION, "standbys": _by_topic(standbys)})
+
+
+def decode_standbys(data: bytes | None) -> frozenset[TP]:
+    body = _load(data)
+    if body is None:
+        return frozenset()
+    return frozenset(_from_topics(body.get("standbys", {})))
+
+
+def _by_topic(tps: Iterable[TP]) -> dict[str, list[int]]:
+    result: dict[str, list[int]] = {}
+    for tp in sorted(tps):
+        result.setdefault(tp.topic, []).append(tp.partition)
+    return result
+
+
+def _from_topics(topics: dict[str, list[int]]) -> Iterable[TP]:
+    return (TP(topic, int(p)) for topic, partitions in topics.items() for p in partitions)
+
+
+def _dump(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _load(data: bytes | None) -> dict[str, Any] | None:
+    """The decoded body; None for empty or foreign bytes (another assignor's, a newer version)."""
+    if not data:
+        return None
+    try:
+        body = json.loads(bytes(data))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(body, dict) or body.get("v") != VERSION:
+        return None
+    return body
