@@ -51,6 +51,8 @@ class SeedRange(click.ParamType):
 @click.argument("target", required=False)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the run.")
 @click.option("--workers", type=click.IntRange(1, 64), default=3, show_default=True)
+@click.option("--brokers", type=click.IntRange(1, 16), default=3, show_default=True,
+              help="Brokers of the simulated cluster (partition leaders, coordinators).")
 @click.option("--duration", type=Duration(), default="30s", show_default=True,
               help="Virtual time of the main phase (clients and faults), before settling.")
 @click.option("--faults", type=click.Choice(["none", "default", "chaos"]), default="default",
@@ -66,9 +68,12 @@ class SeedRange(click.ParamType):
 @click.option("--shrink", is_flag=True, help="If the run fails, search for a smaller failing plan.")
 @click.option("--shuffle", is_flag=True,
               help="Explore interleavings: permute ready tasks each loop step (seeded).")
-def sim(target: str | None, seed: int, workers: int, duration: float, faults: str,
+@click.option("--scenario", "scenario_path", type=click.Path(exists=True, dir_okay=False),
+              help="A Python file whose sim_scenario(sim) replaces the target's own.")
+def sim(target: str | None, seed: int, workers: int, brokers: int, duration: float, faults: str,
         plan_path: str | None, trace_path: str | None, seeds: range | None,
-        check_determinism: bool, replay_path: str | None, shrink: bool, shuffle: bool) -> None:
+        check_determinism: bool, replay_path: str | None, shrink: bool, shuffle: bool,
+        scenario_path: str | None) -> None:
     """Run TARGET (file, module or module:attr) on a simulated cluster."""
     from sim import explore
     from sim.faults import FaultPlan
@@ -82,7 +87,7 @@ def sim(target: str | None, seed: int, workers: int, duration: float, faults: st
             raise click.UsageError("missing TARGET (a file, module or module:attr)")
         plan = FaultPlan.load(plan_path) if plan_path else None
         options = SimOptions(seed=seed, workers=workers, duration=duration, faults=faults,
-                             plan=plan, shuffle=shuffle)
+                             plan=plan, shuffle=shuffle, brokers=brokers, scenario=scenario_path)
         if seeds is not None:
             _sweep(target, options, seeds)
         elif check_determinism:
@@ -96,8 +101,9 @@ def sim(target: str | None, seed: int, workers: int, duration: float, faults: st
 
 def _command(target: str, options: Any) -> str:
     text = (f"detstream sim {target} --seed {options.seed} --workers {options.workers} "
-            f"--duration {options.duration:g}s --faults {options.faults}")
+            f"--brokers {options.brokers} --duration {options.duration:g}s --faults {options.faults}")
     text += " --shuffle" if options.shuffle else ""
+    text += f" --scenario {options.scenario}" if options.scenario else ""
     return text + (" --plan PLAN.json" if options.plan is not None else "")
 
 
@@ -105,7 +111,7 @@ def _single(target: str, options: Any, trace_path: str | None, shrink: bool, exp
     from sim.runner import run
 
     click.echo(f"detstream sim {target} seed={options.seed} workers={options.workers} "
-               f"duration={options.duration:g}s")
+               f"brokers={options.brokers} duration={options.duration:g}s")
     report = run(target, options)
     for line in report.setup + report.summary:
         click.echo(f"  {line}")

@@ -38,6 +38,8 @@ class ProducerBuffer:
         self._producer = producer
         self.transactional = transactional
         self._pending: deque[asyncio.Future[RecordMetadata]] = deque()
+        #: sends a flush took and still waits for (a concurrent flush must wait for them too).
+        self._flushing: list[deque[asyncio.Future[RecordMetadata]]] = []
         #: done once the latest send was handed to the producer (sends keep call order).
         self._last_started: asyncio.Future[None] | None = None
         #: exactly-once: writes of the open transaction waiting for its commit.
@@ -54,14 +56,17 @@ class ProducerBuffer:
             await self._txn_producer.begin_transaction()
 
     async def stop(self) -> None:
-        if self.transactional:
-            # The last commit (the conductor's, while stopping) is done: what was
-            # sent since belongs to no committed work, so nobody may see it.
-            if self._sent_in_transaction:
-                await self._abort_quietly(RuntimeError("the app stopped"))
-        else:
-            await self.flush()
-        await self._producer.stop()
+        """Flush (or abort the open transaction), then close the client even if that failed."""
+        try:
+            if self.transactional:
+                # The last commit (the conductor's, while stopping) is done: what was
+                # sent since belongs to no committed work, so nobody may see it.
+                if self._sent_in_transaction:
+                    await self._abort_quietly(RuntimeError("the app stopped"))
+            else:
+                await self.flush()
+        finally:
+            await self._producer.stop()
 
     @property
     def _txn_producer(self) -> TransactionalProducer:
@@ -127,10 +132,23 @@ class ProducerBuffer:
         return await self._producer.send(topic, **args)
 
     async def flush(self) -> None:
-        """Wait until every record sent so far is acknowledged by the broker."""
+        """Wait until every record sent so far is acknowledged by the broker.
+
+        Also the sends an earlier flush took and still waits for: else a
+        commit racing a slow flush (a revoke during the periodic commit, while
+        a partition leader fails over) commits offsets whose output is not on
+        the broker yet.
+        """
         while self._pending:
             pending, self._pending = self._pending, deque()
-            await asyncio.gather(*pending)
+            self._flushing.append(pending)
+            try:
+                await asyncio.gather(*pending)
+            finally:
+                self._flushing = [taken for taken in self._flushing if taken is not pending]
+        others = [f for taken in self._flushing for f in taken if not f.done()]
+        if others:
+            await asyncio.gather(*others)
 
     # -- exactly-once ---------------------------------------------------------------
     def durable(self, sent: asyncio.Future[RecordMetadata]) -> asyncio.Future[RecordMetadata]:

@@ -1,8 +1,13 @@
-"""An in-memory Kafka cluster: topics, partition logs, offsets and groups.
+"""An in-memory Kafka cluster: brokers, topics, partition logs, offsets and groups.
 
-This first version keeps one copy of each log (no brokers or replicas yet);
-the protocol-facing parts (group coordination, produce/fetch latency) already
-have Kafka's shape so faults can be added without changing the clients.
+Each log is kept once: every replica is in sync (``acks=all``), so what
+brokers change is who answers (``sim.brokers``: leaders, failover, the
+coordinators' brokers), never what a log holds. A produce is checked like a
+broker checks it: the partition's leader, the transactional producer's
+epoch, then the idempotent producer's sequence numbers (``sim.idempotence``:
+a retried batch is answered with its original offsets). Every write is
+recorded in a history (``sim.history``) that the final read compares with
+the topics.
 
 Transactions (``sim.transactions``) leave what Kafka leaves in a log: the
 records of a transaction sit in the log as soon as they are produced, a
@@ -21,16 +26,24 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from detstream._types import TP, ConsumerRecord, RecordMetadata
 
+from .brokers import GROUP_COORDINATOR_TOPIC, Brokers, coordinator_partition
 from .cleaner import LogCleaner
 from .group import GroupCoordinator
+from .history import WriteHistory
+from .idempotence import BatchId, ProducerEntry, duplicate_of, remember
+from .network import Network
 from .trace import Trace
-from .transactions import TransactionCoordinator
+from .transactions import TransactionalId, TransactionCoordinator
+
+if TYPE_CHECKING:
+    from .history import Write
 
 Headers = tuple[tuple[str, bytes], ...]
 
@@ -59,6 +72,8 @@ class PartitionLog:
     start_offset: int = 0
     #: whether the cleaner removed records (else reads take the fast path).
     cleaned: bool = False
+    #: idempotent producers' state: producer id -> epoch, last sequence, recent batches.
+    producers: dict[int, ProducerEntry] = field(default_factory=dict)
 
     @property
     def end_offset(self) -> int:
@@ -120,10 +135,34 @@ class ClusterConfig:
     log_cleaner_active_records: int = 10
     #: ``log.cleaner.delete.retention.ms`` (seconds): how long tombstones outlive compaction.
     delete_retention: float = 86400.0
+    #: brokers ``b1`` ... ``bN``; partitions and coordinators are led by one of them.
+    brokers: int = 3
+    #: replicas per partition (at most ``brokers``); leadership moves among them.
+    replication_factor: int = 3
+    #: ``broker.session.timeout.ms`` (s): how long a crashed broker still leads its partitions.
+    broker_session_timeout: float = 9.0
+    #: clients' ``request_timeout_ms`` (s): when a request lost by a drop fault times out.
+    request_timeout: float = 30.0
+    #: clients' ``retry_backoff_ms`` (s): the wait before a retry and its metadata refresh.
+    retry_backoff: float = 0.1
+    #: ``delivery.timeout.ms`` (s): a record not acknowledged by then fails, retries included.
+    delivery_timeout: float = 120.0
+    #: of the requests a drop fault loses, the share lost on the way back (after being applied).
+    lost_response_share: float = 0.5
 
 
 class UnknownTopicError(Exception):
     """A client named a topic the cluster does not have (and may not create)."""
+
+
+class OutgoingRecord(Protocol):
+    """A record a producer sends, with the history entry of its send."""
+
+    key: bytes | None
+    value: bytes | None
+    timestamp: float
+    headers: Headers
+    write: Write | None
 
 
 class SimCluster:
@@ -133,6 +172,18 @@ class SimCluster:
         self.trace = trace
         self.config = config or ClusterConfig()
         self._rng = rng
+        #: counters of rare events for the run's coverage report.
+        self.stats: Counter[str] = Counter()
+        self.network = Network(
+            trace, rng, latency=self.config.latency, request_timeout=self.config.request_timeout,
+            stats=self.stats, lost_response_share=self.config.lost_response_share,
+        )
+        self.brokers = Brokers(
+            trace, count=self.config.brokers, replication_factor=self.config.replication_factor,
+            session_timeout=self.config.broker_session_timeout, stats=self.stats,
+            on_leader_change=self._leader_changed,
+        )
+        self.history = WriteHistory()
         self.topics: dict[str, TopicState] = {}
         self.groups: dict[str, GroupCoordinator] = {}
         self.transactions = TransactionCoordinator(self)
@@ -150,6 +201,8 @@ class SimCluster:
             raise ValueError(f"topic {name!r}: partitions must be >= 1, got {partitions}")
         logs = [PartitionLog() for _ in range(partitions)]
         self.topics[name] = TopicState(name, logs, dict(config or {}))
+        for partition in range(partitions):
+            self.brokers.add_partition(TP(name, partition))
         self.trace.record(by, "create-topic", topic=name, partitions=partitions)
         for group in self.groups.values():
             group.on_topic_created(name)
@@ -169,6 +222,36 @@ class SimCluster:
         return topic.logs[tp.partition]
 
     # -- produce / fetch -------------------------------------------------
+    def produce(
+        self,
+        by: str,
+        tp: TP,
+        leader: int | None,
+        records: Sequence[OutgoingRecord],
+        *,
+        batch: BatchId | None = None,
+        transaction: tuple[str, int] | None = None,
+    ) -> list[RecordMetadata]:
+        """A produce request for one partition, sent to broker ``leader``, checked as Kafka does.
+
+        Raises a retriable error if ``leader`` does not lead ``tp`` now,
+        ``ProducerFencedError`` for a fenced transactional producer, and the
+        idempotence errors for a bad sequence. A batch appended before
+        (``batch`` seen already) is not appended again: its offsets are returned.
+        """
+        self.brokers.serve(tp, leader)
+        log = self._log(tp)
+        state = self.transactions.check(*transaction, "produce") if transaction else None
+        if batch is not None:
+            offsets = duplicate_of(log.producers, batch, len(records))
+            if offsets is not None:
+                return self._deduplicated(by, tp, log, batch, offsets, records)
+        metas = [self._append(by, tp, log, record, state) for record in records]
+        if batch is not None:
+            remember(log.producers, batch, tuple(meta.offset for meta in metas))
+        self.wake_fetchers()
+        return metas
+
     def append(
         self,
         by: str,
@@ -180,15 +263,22 @@ class SimCluster:
         headers: Headers = (),
         transaction: tuple[str, int] | None = None,
     ) -> RecordMetadata:
-        """Append one record; ``transaction`` = (transactional id, epoch) of its producer."""
-        log = self._log(tp)
-        state = None
-        if transaction is not None:
-            state = self.transactions.check(*transaction, "produce")
+        """Append one record directly (no leader or sequence checks: tools and tests)."""
+        state = self.transactions.check(*transaction, "produce") if transaction else None
+        meta = self._append(by, tp, self._log(tp), _Direct(key, value, timestamp, headers), state)
+        self.wake_fetchers()
+        return meta
+
+    def _append(
+        self, by: str, tp: TP, log: PartitionLog, record: OutgoingRecord, state: TransactionalId | None
+    ) -> RecordMetadata:
         offset = log.end_offset
+        key, value = record.key, record.value
         log.records.append(
-            ConsumerRecord(tp.topic, tp.partition, offset, timestamp, key, value, headers)
+            ConsumerRecord(tp.topic, tp.partition, offset, record.timestamp, key, value, record.headers)
         )
+        if record.write is not None:
+            self.history.appended(record.write, offset)
         if state is None:
             self.trace.record(by, "produce", tp=tp, offset=offset, key=key, value=value)
         else:
@@ -198,8 +288,24 @@ class SimCluster:
             self.trace.record(
                 by, "produce", tp=tp, offset=offset, key=key, value=value, txn=state.name
             )
-        self.wake_fetchers()
-        return RecordMetadata(tp.topic, tp.partition, offset, timestamp)
+        return RecordMetadata(tp.topic, tp.partition, offset, record.timestamp)
+
+    def _deduplicated(
+        self, by: str, tp: TP, log: PartitionLog, batch: BatchId, offsets: tuple[int, ...],
+        records: Sequence[OutgoingRecord],
+    ) -> list[RecordMetadata]:
+        """A retried batch that is in the log already: answer with the original offsets."""
+        self.stats["batch-deduped"] += 1
+        self.trace.record(
+            by, "produce-deduped", tp=tp, producer=batch.producer_id, sequence=batch.sequence,
+            offsets=list(offsets),
+        )
+        metas = []
+        for offset, record in zip(offsets, records, strict=True):
+            if record.write is not None and offset not in record.write.offsets:
+                self.history.appended(record.write, offset)
+            metas.append(RecordMetadata(tp.topic, tp.partition, offset, record.timestamp))
+        return metas
 
     def write_marker(self, tp: TP, producer_id: int, *, commit: bool, offsets: list[int]) -> None:
         """End ``producer_id``'s transaction in ``tp`` (its records are at ``offsets``)."""
@@ -261,10 +367,9 @@ class SimCluster:
             found.extend(log.read(0, log.end_offset, read_committed=read_committed)[0])
         return found
 
-    # -- network and groups ---------------------------------------------
+    # -- network, brokers and groups -------------------------------------
     def latency(self) -> float:
-        low, high = self.config.latency
-        return self._rng.uniform(low, high)
+        return self.network.latency()
 
     def group(self, group_id: str) -> GroupCoordinator:
         coordinator = self.groups.get(group_id)
@@ -273,9 +378,26 @@ class SimCluster:
                 group_id,
                 self.trace,
                 initial_rebalance_delay=self.config.initial_rebalance_delay,
+                stats=self.stats,
             )
             self.groups[group_id] = coordinator
         return coordinator
+
+    def _leader_changed(self, tp: TP) -> None:
+        """A partition's leader moved: fetches may go on, a moved coordinator reloads its group."""
+        self.wake_fetchers()
+        if tp.topic == GROUP_COORDINATOR_TOPIC:
+            for group_id in sorted(self.groups):
+                if coordinator_partition(GROUP_COORDINATOR_TOPIC, group_id) == tp:
+                    self.groups[group_id].coordinator_moved()
+
+
+class _Direct(NamedTuple):
+    key: bytes | None
+    value: bytes | None
+    timestamp: float
+    headers: Headers
+    write: Write | None = None
 
 
 def _resolve(waiter: asyncio.Future[None]) -> None:

@@ -1,28 +1,48 @@
 """The ``sim://`` transport: detstream's clients talking to a SimCluster.
 
-Each request pays a latency drawn from the cluster's seeded network stream;
+Each request pays a latency drawn from the cluster's seeded network stream
+(``sim.network``: plus delay and drop faults on the process's link);
 per-partition order is kept as Kafka's idempotent producer keeps it. The
 consumer runs the group protocol in a background task, as aiokafka does, and
 calls the engine's rebalance listener around every generation. The producers
-(plain and transactional) live in ``sim.producer``; a ``read_committed``
-consumer sees what Kafka's does (``sim.transactions``).
+(plain, idempotent and transactional) live in ``sim.producer``; a
+``read_committed`` consumer sees what Kafka's does (``sim.transactions``).
+
+Clients handle broker failures as aiokafka does (``sim.kafka_errors``): a
+fetch skips partitions whose leader (as the consumer's metadata has it) does
+not answer and refreshes its metadata after ``retry_backoff``; group
+requests (join, sync, heartbeat, commit, offset fetch) go to the group's
+coordinator broker and are retried while it is down or has moved. A fetch
+lost by a drop fault returns nothing until the request timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import random
 import weakref
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
 
 from detstream._types import TP, ConsumerRecord
-from detstream.assignor import copartitioned_assignment
+from detstream.assignor import MemberPlan
+from detstream.assignor_wire import (
+    SubscriptionInfo,
+    decode_standbys,
+    encode_standbys,
+    encode_subscription,
+    plan_from_subscriptions,
+)
 from detstream.transport.base import GroupMetadata, IsolationLevel, RebalanceListener
 
+from .brokers import GROUP_COORDINATOR_TOPIC, coordinator_partition
 from .cluster import SimCluster
 from .group import GroupProtocolError, UnknownMemberIdError
+from .kafka_errors import RetriableError
+from .metadata import ClientMetadata
+from .network import LinkConditions
 from .producer import Link, SimProducer, SimTransactionalProducer
 from .trace import Trace
 
@@ -30,6 +50,8 @@ __all__ = [
     "Link", "SimAdmin", "SimConsumer", "SimProducer", "SimTransactionalProducer", "SimTransport",
     "current_cluster", "standalone_cluster",
 ]
+
+T = TypeVar("T")
 
 #: The cluster of the run in progress; set by the runner for its workers.
 current_cluster: contextvars.ContextVar[SimCluster | None] = contextvars.ContextVar(
@@ -60,11 +82,14 @@ class SimTransport:
         cluster: SimCluster | None = None,
         name: str = "app",
         app: Any = None,
+        conditions: LinkConditions | None = None,
     ):
         self.url = url
         self._cluster = cluster
+        self._app = app
         self.name = name
-        self.link = Link(name)
+        self.link = Link(name, conditions)
+        self.producers: list[SimProducer] = []
         #: group-managed consumers made by this transport (a stall fault pauses them).
         self.consumers: list[SimConsumer] = []
 
@@ -82,12 +107,26 @@ class SimTransport:
         self, *, client_id: str, transactional_id: str | None = None,
         transaction_timeout: float = 60.0,
     ) -> SimProducer:
+        producer: SimProducer
         if transactional_id is not None:
-            return SimTransactionalProducer(
+            producer = SimTransactionalProducer(
                 self.cluster, self.name, self.link,
                 transactional_id=transactional_id, transaction_timeout=transaction_timeout,
             )
-        return SimProducer(self.cluster, self.name, self.link)
+        else:
+            producer = SimProducer(self.cluster, self.name, self.link, idempotent=self.idempotence)
+        self.producers.append(producer)
+        return producer
+
+    @property
+    def idempotence(self) -> bool:
+        """The app's ``producer_enable_idempotence`` (aiokafka's ``enable_idempotence``)."""
+        conf = getattr(self._app, "conf", None)
+        return bool(getattr(conf, "producer_enable_idempotence", False))
+
+    def busy(self) -> bool:
+        """Whether a producer of this process has records queued or in flight."""
+        return any(producer.busy() for producer in self.producers)
 
     def create_consumer(
         self, *, client_id: str, group_id: str | None,
@@ -102,13 +141,14 @@ class SimTransport:
         return consumer
 
     def create_admin(self, *, client_id: str) -> SimAdmin:
-        return SimAdmin(self.cluster, self.name)
+        return SimAdmin(self.cluster, self.name, self.link)
 
 
 class SimAdmin:
-    def __init__(self, cluster: SimCluster, name: str) -> None:
+    def __init__(self, cluster: SimCluster, name: str, link: Link | None = None) -> None:
         self._cluster = cluster
         self._name = name
+        self._link = link or Link(name)
 
     async def create_topic(
         self,
@@ -118,11 +158,21 @@ class SimAdmin:
         replication_factor: int = 1,
         config: Mapping[str, str] | None = None,
     ) -> bool:
-        await asyncio.sleep(self._cluster.latency())
-        return self._cluster.create_topic(name, partitions, config, by=self._name)
+        while True:  # a retry after a lost response finds the topic there: False, as Kafka says
+            try:
+                return await self._cluster.network.request(
+                    self._link, "create-topics",
+                    lambda: self._cluster.create_topic(name, partitions, config, by=self._name),
+                )
+            except RetriableError:
+                await asyncio.sleep(self._cluster.config.retry_backoff)
 
     async def partitions_for(self, name: str) -> int | None:
         return self._cluster.partitions_for(name, by=self._name)
+
+    async def list_topics(self) -> set[str]:
+        """Every topic in the cluster (a metadata request; the sim has no internal topics)."""
+        return set(self._cluster.topics)
 
 
 class SimConsumer:
@@ -138,6 +188,11 @@ class SimConsumer:
         isolation_level: IsolationLevel = "read_uncommitted",
     ) -> None:
         self._link = link or Link(name)
+        self._metadata = ClientMetadata(cluster, self._link)
+        #: a fetch found a partition's leader gone: refresh metadata before the next one.
+        self._metadata_stale = False
+        #: a drop fault lost the fetch in flight: no answer before this loop time.
+        self._fetch_blocked_until = 0.0
         self._read_committed = isolation_level == "read_committed"
         #: bumped by every seek: a fetch in flight must not move a position set meanwhile.
         self._seeks: dict[TP, int] = {}
@@ -156,6 +211,12 @@ class SimConsumer:
         self._task: asyncio.Task[None] | None = None
         #: loop time until which the coordination loop sends nothing (a ``stall`` fault).
         self._stalled_until = 0.0
+        #: standby copies asked for (``request_standbys``), and this member's share of them.
+        self._standby_request = SubscriptionInfo()
+        self._standbys: set[TP] = set()
+        #: changelog partitions of the last assignment (active or standby), told to the leader.
+        self._held: frozenset[TP] = frozenset()
+        self._owned: frozenset[TP] = frozenset()
 
     # -- lifecycle ----------------------------------------------------------
     async def start(self) -> None:
@@ -173,8 +234,12 @@ class SimConsumer:
                 pass
             self._task = None
         if self._group_id is not None and self._member_id is not None and self._link.up:
-            self._cluster.group(self._group_id).leave(self._member_id)
-            self._member_id = None
+            member, self._member_id = self._member_id, None
+            group = self._cluster.group(self._group_id)
+            try:
+                await self._group_request("leave-group", lambda: group.leave(member))
+            except (RetriableError, ConnectionError):
+                pass  # as aiokafka: the coordinator expires the member after its session timeout
         self._assignment = set()
 
     def stall(self, duration: float) -> None:
@@ -205,6 +270,12 @@ class SimConsumer:
     def assignment(self) -> set[TP]:
         return set(self._assignment)
 
+    def request_standbys(self, topics: Iterable[str], replicas: int) -> None:
+        self._standby_request = SubscriptionInfo(frozenset(topics), replicas)
+
+    def standby_assignment(self) -> set[TP]:
+        return set(self._standbys)
+
     @property
     def generation(self) -> int:
         return self._generation
@@ -222,9 +293,21 @@ class SimConsumer:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
+            if self._fetch_blocked_until > loop.time():  # the lost fetch has not timed out yet
+                if deadline <= loop.time():
+                    return {}
+                await asyncio.sleep(min(self._fetch_blocked_until, deadline) - loop.time())
+                continue
+            if self._metadata_stale:
+                await self._refresh_metadata()
             batch, moved = self._read_available()
             if batch:
-                await asyncio.sleep(self._cluster.latency())
+                if self._cluster.network.loses(self._link, loop.time()):
+                    self._fetch_lost()
+                    continue
+                await asyncio.sleep(
+                    self._cluster.latency() + self._link.conditions.extra(loop.time())
+                )
                 # Records of a partition seeked or reassigned meanwhile are stale: drop them.
                 batch = {
                     tp: records for tp, records in batch.items()
@@ -238,13 +321,30 @@ class SimConsumer:
                 return {}
             await self._cluster.wait_for_append(min(remaining, self.heartbeat_interval))
 
+    def _fetch_lost(self) -> None:
+        """A drop fault lost the fetch: nothing comes back until the request timeout."""
+        self._cluster.network.lost(self._link, "fetch")
+        now = asyncio.get_running_loop().time()
+        self._fetch_blocked_until = now + self._cluster.config.request_timeout
+
+    async def _refresh_metadata(self) -> None:
+        self._metadata_stale = False
+        try:
+            await self._metadata.refresh()
+        except RetriableError:
+            self._metadata_stale = True
+
     def _read_available(
         self,
     ) -> tuple[dict[TP, list[ConsumerRecord]], dict[TP, tuple[int, int]]]:
         """Records readable now, and per partition (seek count, position after them)."""
         batch: dict[TP, list[ConsumerRecord]] = {}
         moved: dict[TP, tuple[int, int]] = {}
+        brokers = self._cluster.brokers
         for tp in sorted(self._assignment - self._paused):
+            if not brokers.serving(tp, self._metadata.leader(tp)):
+                self._metadata_stale = True  # not the leader, or down: skip it, refresh, retry
+                continue
             start = self._positions[tp]
             records, position = self._cluster.read(
                 tp, start, self.max_records, read_committed=self._read_committed
@@ -283,17 +383,25 @@ class SimConsumer:
 
     # -- offsets ------------------------------------------------------------
     async def commit(self, offsets: Mapping[TP, int]) -> None:
-        await asyncio.sleep(self._cluster.latency())
-        self._link.check()
+        """Commit at the coordinator, retrying while it is unavailable (as aiokafka does).
+
+        The member and generation are the ones of the call: a retry that
+        crosses a rebalance is refused with ``CommitFailedError``.
+        """
         if self._group_id is None:
             raise ValueError("commit needs a consumer with a group_id")
         member = self._member_id if self._topics else None
-        self._cluster.group(self._group_id).commit(member, self._generation, offsets)
+        generation = self._generation
+        group = self._cluster.group(self._group_id)
+        await self._group_request_retrying(
+            "offset-commit", lambda: group.commit(member, generation, offsets)
+        )
 
     async def committed(self, tp: TP) -> int | None:
         if self._group_id is None:
             return None
-        return self._cluster.group(self._group_id).committed.get(tp)
+        group = self._cluster.group(self._group_id)
+        return await self._group_request_retrying("offset-fetch", lambda: group.committed.get(tp))
 
     async def beginning_offsets(self, tps: Iterable[TP]) -> dict[TP, int]:
         return {tp: self._cluster.beginning_offset(tp) for tp in tps}
@@ -303,6 +411,52 @@ class SimConsumer:
         if self._read_committed:
             return {tp: self._cluster.last_stable_offset(tp) for tp in tps}
         return {tp: self._cluster.end_offset(tp) for tp in tps}
+
+    async def log_end_offsets(self, tps: Iterable[TP]) -> dict[TP, int]:
+        """The high watermark, open transactions included (a read_uncommitted ListOffsets)."""
+        return {tp: self._cluster.end_offset(tp) for tp in tps}
+
+    # -- the group coordinator ------------------------------------------------
+    async def _group_request(self, what: str, call: Callable[[], T]) -> T:
+        """One request to the group's coordinator broker (as this consumer's metadata has it)."""
+        where = coordinator_partition(GROUP_COORDINATOR_TOPIC, self._group_id or "")
+        broker = self._metadata.leader(where)
+
+        def at_coordinator() -> T:
+            self._cluster.brokers.serve_coordinator(where, broker)
+            return call()
+
+        return await self._cluster.network.request(self._link, what, at_coordinator)
+
+    async def _group_request_retrying(self, what: str, call: Callable[[], T]) -> T:
+        """A group request retried until it gets through; traced ``retried`` if it needed to."""
+        failures: list[str] = []
+        while True:
+            try:
+                result = await self._group_request(what, call)
+            except RetriableError as exc:
+                failures.append(type(exc).__name__)
+                await self._find_coordinator()
+                continue
+            if failures:
+                self._cluster.trace.record(
+                    self._name, "retried", request=what, attempts=len(failures) + 1,
+                    error=failures[-1],
+                )
+            return result
+
+    async def _reach_coordinator(self, what: str) -> None:
+        """The way in of a long poll (join, sync) to the coordinator; raises if it is unavailable."""
+        await self._cluster.network.arrive(self._link, what)
+        where = coordinator_partition(GROUP_COORDINATOR_TOPIC, self._group_id or "")
+        self._cluster.brokers.serve_coordinator(where, self._metadata.leader(where))
+
+    async def _find_coordinator(self) -> None:
+        """After a coordinator error: back off and look the coordinator up again."""
+        try:
+            await self._metadata.refresh()
+        except RetriableError:
+            pass
 
     # -- group membership ---------------------------------------------------
     async def _coordinate(self) -> None:
@@ -321,14 +475,18 @@ class SimConsumer:
                 pass
             if self._member_id is None or self._needs_join or self._stalled_until > loop.time():
                 continue
-            self._link.check()
+            member, generation = self._member_id, self._generation
             try:
-                coordinator.heartbeat(self._member_id, self._generation)
+                await self._group_request(
+                    "heartbeat", functools.partial(coordinator.heartbeat, member, generation)
+                )
             except UnknownMemberIdError:
                 self._member_id = None
                 self._needs_join = True
             except GroupProtocolError:
                 self._needs_join = True
+            except RetriableError:
+                await self._find_coordinator()  # the next heartbeat goes to the one found
 
     async def _rejoin(self) -> None:
         assert self._listener is not None
@@ -338,36 +496,56 @@ class SimConsumer:
         while True:
             self._needs_join = False
             try:
+                await self._reach_coordinator("join-group")
                 joined = await coordinator.join(
                     self._member_id,
                     client_id=self._name,
                     subscription=self._topics,
                     session_timeout=self.session_timeout,
                     rebalance_timeout=self.rebalance_timeout,
+                    user_data=self._subscription_user_data(),
                 )
                 self._member_id = joined.member_id
-                plan = None
+                plan: dict[str, MemberPlan] = {}
                 if joined.leader_id == joined.member_id:
-                    plan = self._plan_assignment(joined.members)
-                assigned = await coordinator.sync(joined.member_id, joined.generation, plan)
+                    plan = self._plan_assignment(joined.members, joined.user_data)
+                await self._reach_coordinator("sync-group")
+                assigned = await coordinator.sync(
+                    joined.member_id, joined.generation,
+                    {m: set(p.active) for m, p in plan.items()} or None,
+                    {m: encode_standbys(p.standby) for m, p in plan.items()},
+                )
+                standbys = decode_standbys(coordinator.user_data.get(joined.member_id))
             except UnknownMemberIdError:
                 self._member_id = None
                 continue
             except GroupProtocolError:
                 continue
+            except RetriableError:
+                await self._find_coordinator()
+                continue
             break
         self._generation = joined.generation
-        await self._take_assignment(assigned)
+        await self._take_assignment(assigned, set(standbys))
 
-    def _plan_assignment(self, members: Mapping[str, frozenset[str]]) -> dict[str, set[TP]]:
+    def _subscription_user_data(self) -> bytes:
+        """What the leader needs for standbys: our changelogs, copies wanted, what we held."""
+        request = self._standby_request
+        return encode_subscription(
+            SubscriptionInfo(request.changelogs, request.replicas, self._held, self._owned)
+        )
+
+    def _plan_assignment(
+        self, members: Mapping[str, frozenset[str]], user_data: Mapping[str, bytes]
+    ) -> dict[str, MemberPlan]:
         counts = {}
         for topic in sorted({t for subs in members.values() for t in subs}):
             count = self._cluster.partitions_for(topic, by=self._name)
             if count:
                 counts[topic] = count
-        return copartitioned_assignment(sorted(members), members, counts)
+        return plan_from_subscriptions(members, user_data, counts)
 
-    async def _take_assignment(self, assigned: set[TP]) -> None:
+    async def _take_assignment(self, assigned: set[TP], standbys: set[TP]) -> None:
         assert self._listener is not None
         coordinator = self._cluster.group(self._group_id or "")
         if self._read_committed and not await self._offsets_stable(assigned):
@@ -380,6 +558,10 @@ class SimConsumer:
             )
         self._paused &= assigned
         self._assignment = set(assigned)
+        self._standbys = set(standbys)
+        changelogs = self._standby_request.changelogs
+        self._held = frozenset(tp for tp in assigned | standbys if tp.topic in changelogs)
+        self._owned = frozenset(assigned)
         await self._listener.on_partitions_assigned(set(assigned))
 
     async def _offsets_stable(self, tps: set[TP]) -> bool:
@@ -397,9 +579,14 @@ class SimConsumer:
                     transactions.wait_stable(group_id, tps), self.heartbeat_interval
                 )
             except asyncio.TimeoutError:
-                self._link.check()
+                group = self._cluster.group(group_id)
+                member, generation = self._member_id or "", self._generation
                 try:
-                    self._cluster.group(group_id).heartbeat(self._member_id or "", self._generation)
+                    await self._group_request(
+                        "heartbeat", functools.partial(group.heartbeat, member, generation)
+                    )
                 except GroupProtocolError:
                     return False
+                except RetriableError:
+                    await self._find_coordinator()
         return True

@@ -17,7 +17,11 @@ from .faults import FaultPlan
 from .runner import SimOptions, SimReport, run
 
 #: coverage counters a sweep expects to see at least once under faults.
-INTERESTING = ("crash", "crash-with-uncommitted-work", "rebalance", "recovery")
+INTERESTING = (
+    "crash", "crash-with-uncommitted-work", "rebalance", "recovery",
+    "rebalance-during-commit", "crash-mid-batch", "txn-aborted", "broker-failover",
+    "request-dropped", "batch-deduped", "standby-promoted",
+)
 
 
 @dataclass
@@ -67,7 +71,7 @@ def write_trace(report: SimReport, path: str | Path) -> None:
     header = {
         "target": report.target, "seed": options.seed, "workers": options.workers,
         "duration": options.duration, "faults": options.faults, "shuffle": options.shuffle,
-        "plan": json.loads(report.plan.to_json()),
+        "brokers": options.brokers, "plan": report.plan.to_dict(), "scenario": options.scenario,
     }
     body = "".join(line + "\n" for line in report.trace.lines)
     Path(path).write_text(f"# detstream-trace {json.dumps(header, sort_keys=True)}\n{body}")
@@ -86,6 +90,7 @@ def read_trace(path: str | Path) -> tuple[str, SimOptions, list[str]]:
     options = SimOptions(
         seed=header["seed"], workers=header["workers"], duration=header["duration"],
         faults=header["faults"], plan=plan, shuffle=header.get("shuffle", False),
+        brokers=header.get("brokers", 3), scenario=header.get("scenario"),
     )
     return header["target"], options, text[1:]
 
@@ -108,7 +113,9 @@ def shrink(target: str, options: SimOptions, *, budget: int = 40) -> tuple[SimOp
     """
     from .faults import plan_faults
 
-    plan = options.plan or plan_faults(options.seed, options.faults, options.workers, options.duration)
+    plan = options.plan or plan_faults(
+        options.seed, options.faults, options.workers, options.duration, options.brokers
+    )
     best = replace(options, plan=plan)
     best_report = run(target, best)
     if best_report.ok:

@@ -1,9 +1,11 @@
-"""Fault plans: which worker faults happen when, drawn from the seed.
+"""Fault plans: which worker, broker and network faults happen when, drawn from the seed.
 
 A plan is data (a list of timed faults), drawn from its own random stream
 (``{seed}/faults``) so that the rest of the run does not shift when a plan
 changes. Each seed also switches whole fault kinds on or off (swarm testing):
 a run with only crashes reaches states a uniform mix of everything rarely does.
+What a fault does at run time that needs randomness (which dropped requests
+were applied) draws from the network stream, not from this one.
 """
 
 from __future__ import annotations
@@ -12,42 +14,90 @@ import json
 import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from detstream.errors import InvalidArgument
 
+#: Faults of a worker process (target ``wN``):
 #: crash: kill -9 (no graceful shutdown, memory lost), restarted after ``downtime``;
 #: restart: graceful stop, then start again; join: a new worker joins the group;
 #: leave: a worker stops gracefully for good; stall: a zombie — the worker's group
 #: consumer stops heartbeating for ``downtime`` (longer than the session timeout)
 #: while its agents keep running, so the group expels it and rejects its commits
 #: until it resumes and rejoins.
-KINDS = ("crash", "restart", "join", "leave", "stall")
+WORKER_KINDS = ("crash", "restart", "join", "leave", "stall")
+#: Faults of a broker (target ``bN``): broker_crash: the broker dies, its partitions
+#: fail over once the controller notices, it comes back after ``downtime``;
+#: broker_restart: a controlled shutdown (leaders move first), back after ``downtime``;
+#: leader_move: leadership of the broker's partitions moves to other replicas.
+BROKER_KINDS = ("broker_crash", "broker_restart", "leader_move")
+#: Faults of a worker's network link (target ``wN``), for ``downtime`` seconds:
+#: delay: every request takes ``latency`` seconds more; drop: each request is lost
+#: with probability ``loss`` (the client times out and retries; a lost response
+#: means the broker applied it).
+LINK_KINDS = ("delay", "drop")
+KINDS = WORKER_KINDS + BROKER_KINDS + LINK_KINDS
 
 #: how long a drawn stall lasts (virtual s): past the 60 s session timeout of the sim consumer.
 STALL_RANGE = (65.0, 90.0)
+#: downtimes (virtual s) drawn for each kind that has one.
+DOWNTIME_RANGES = {
+    "crash": (1.0, 20.0),
+    "stall": STALL_RANGE,
+    "broker_crash": (1.0, 20.0),
+    "broker_restart": (0.5, 5.0),
+    "delay": (1.0, 10.0),
+    "drop": (0.5, 8.0),
+}
+#: extra latency (virtual s) a delay fault adds to each request.
+DELAY_RANGE = (0.05, 2.0)
+#: share of requests a drop fault loses (1.0: a partition of the worker's host).
+LOSS_RANGE = (0.1, 1.0)
 
-PROFILES = {
-    #: profile -> (min faults, max faults, kinds it may use)
-    "none": (0, 0, ()),
-    "default": (1, 3, ("crash", "restart")),
-    "chaos": (3, 8, KINDS),
+#: broker and network faults: drawn on top of the worker faults, not instead of them.
+INFRA_KINDS = BROKER_KINDS + LINK_KINDS
+
+#: profile -> ((min, max, kinds) of worker faults, (min, max, kinds) of broker and network faults)
+PROFILES: dict[str, tuple[tuple[int, int, tuple[str, ...]], ...]] = {
+    "none": (),
+    "default": ((1, 3, ("crash", "restart")), (1, 2, INFRA_KINDS)),
+    "chaos": ((3, 8, WORKER_KINDS), (2, 5, INFRA_KINDS)),
 }
 
 
 @dataclass(frozen=True)
 class Fault:
+    """One timed fault. ``worker`` names its target: a worker ``wN``, or a broker ``bN``."""
+
     at: float
     kind: str
     worker: str
     downtime: float = 0.0
+    #: extra request latency of a ``delay`` fault (virtual s).
+    latency: float = 0.0
+    #: share of requests a ``drop`` fault loses.
+    loss: float = 1.0
 
     def describe(self) -> str:
         text = f"t={self.at:.3f}s {self.kind} {self.worker}"
-        if self.kind == "crash":
+        if self.kind in ("crash", "broker_crash", "broker_restart"):
             return text + f" (down {self.downtime:.3f}s)"
+        if self.kind == "delay":
+            return text + f" (+{self.latency:.3f}s for {self.downtime:.3f}s)"
+        if self.kind == "drop":
+            return text + f" ({self.loss:.0%} for {self.downtime:.3f}s)"
         if self.kind == "stall":
             return text + f" (for {self.downtime:.3f}s)"
         return text
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plan file form: ``latency`` and ``loss`` only for the kinds that use them."""
+        data = asdict(self)
+        if self.kind != "delay":
+            del data["latency"]
+        if self.kind != "drop":
+            del data["loss"]
+        return data
 
 
 @dataclass(frozen=True)
@@ -56,8 +106,14 @@ class FaultPlan:
     kinds: tuple[str, ...]
     faults: tuple[Fault, ...] = field(default_factory=tuple)
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "profile": self.profile, "kinds": list(self.kinds),
+            "faults": [fault.to_dict() for fault in self.faults],
+        }
+
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2)
+        return json.dumps(self.to_dict(), indent=2)
 
     @classmethod
     def load(cls, path: str | Path) -> FaultPlan:
@@ -76,6 +132,11 @@ class FaultPlan:
         for fault in faults:
             if fault.kind not in KINDS:
                 raise ValueError(f"unknown fault kind {fault.kind!r}; use one of {KINDS}")
+            expected = "b" if fault.kind in BROKER_KINDS else "w"
+            if not (fault.worker[:1] == expected and fault.worker[1:].isdigit()):
+                raise ValueError(
+                    f"fault {fault.kind!r} targets {fault.worker!r}: expected {expected}1, {expected}2, ..."
+                )
         kinds = tuple(data.get("kinds") or sorted({f.kind for f in faults}))
         return cls(data.get("profile", "file"), kinds, faults)
 
@@ -83,36 +144,83 @@ class FaultPlan:
         return FaultPlan(self.profile, self.kinds, self.faults[:index] + self.faults[index + 1 :])
 
 
-def plan_faults(seed: int, profile: str, workers: int, duration: float) -> FaultPlan:
-    """Draw the plan for ``seed``: fault count, enabled kinds (swarm), times and targets."""
+def plan_faults(
+    seed: int, profile: str, workers: int, duration: float, brokers: int = 3
+) -> FaultPlan:
+    """Draw the plan for ``seed``: per group of kinds, which are on (swarm), counts, times, targets.
+
+    Worker faults are drawn first, then broker and network faults on top of
+    them, so adding the latter did not make crashes rarer (a seed's worker
+    faults are the ones it drew before broker and network faults existed).
+    """
     if profile not in PROFILES:
         raise InvalidArgument(f"unknown fault profile {profile!r}: use one of {sorted(PROFILES)}")
-    low, high, allowed = PROFILES[profile]
     rng = random.Random(f"{seed}/faults")
-    if not allowed:
-        return FaultPlan(profile, ())
-    kinds = tuple(k for k in allowed if rng.random() < 0.6) or (rng.choice(allowed),)
-    count = rng.randint(low, high)
-    times = sorted(round(rng.uniform(0.1, 0.8) * duration, 3) for _ in range(count))
-    alive = [f"w{i + 1}" for i in range(workers)]
-    next_index = workers + 1
-    faults = []
-    for at in times:
-        kind = rng.choice(kinds)
-        if kind == "leave" and len(alive) <= 1:
+    drawer = _Drawer(rng, workers, brokers)
+    kinds: list[str] = []
+    faults: list[Fault] = []
+    for low, high, allowed in PROFILES[profile]:
+        enabled = tuple(k for k in allowed if rng.random() < 0.6) or (rng.choice(allowed),)
+        count = rng.randint(low, high)
+        times = sorted(round(rng.uniform(0.1, 0.8) * duration, 3) for _ in range(count))
+        kinds.extend(enabled)
+        faults.extend(drawer.draw(at, enabled) for at in times)
+    faults.sort(key=lambda fault: fault.at)  # stable: equal times keep their drawing order
+    return FaultPlan(profile, tuple(kinds), tuple(faults))
+
+
+class _Drawer:
+    """Draws one fault at a time, tracking which workers exist and which brokers are down."""
+
+    def __init__(self, rng: random.Random, workers: int, brokers: int):
+        self.rng = rng
+        self.workers = workers
+        self.alive = [f"w{i + 1}" for i in range(workers)]
+        self.next_index = workers + 1
+        self.brokers = brokers
+        #: broker -> when the last drawn broker fault on it ends.
+        self.broker_back: dict[int, float] = {}
+
+    def draw(self, at: float, kinds: tuple[str, ...]) -> Fault:
+        """One fault at ``at`` of one of ``kinds`` (faults of one group come in time order)."""
+        kind = self.rng.choice(kinds)
+        if kind == "leave" and len(self.alive) <= 1:
             kind = "join" if "join" in kinds else "restart"
-        if kind == "join":
-            worker = f"w{next_index}"
-            next_index += 1
-            alive.append(worker)
+        if kind in BROKER_KINDS:
+            broker = self._broker(at)
+            if broker is None:  # keep one broker up: a dead cluster tests nothing
+                kind, target = "leader_move", f"b{1 + self.rng.randrange(self.brokers)}"
+            else:
+                target = f"b{broker}"
         else:
-            worker = rng.choice(alive)
-            if kind == "leave":
-                alive.remove(worker)
-        downtime = 0.0
-        if kind == "crash":
-            downtime = round(rng.uniform(1.0, 20.0), 3)
-        elif kind == "stall":
-            downtime = round(rng.uniform(*STALL_RANGE), 3)
-        faults.append(Fault(at, kind, worker, downtime))
-    return FaultPlan(profile, kinds, tuple(faults))
+            target = self._worker(kind)
+        downtime = self._downtime(kind)
+        latency = round(self.rng.uniform(*DELAY_RANGE), 3) if kind == "delay" else 0.0
+        loss = round(self.rng.uniform(*LOSS_RANGE), 2) if kind == "drop" else 1.0
+        if kind in ("broker_crash", "broker_restart"):
+            self.broker_back[int(target[1:])] = at + downtime
+        return Fault(at, kind, target, downtime, latency, loss)
+
+    def _worker(self, kind: str) -> str:
+        if kind in LINK_KINDS:  # a host of the starting workers: it exists at any time
+            return f"w{1 + self.rng.randrange(self.workers)}"
+        if kind == "join":
+            worker = f"w{self.next_index}"
+            self.next_index += 1
+            self.alive.append(worker)
+            return worker
+        worker = self.rng.choice(self.alive)
+        if kind == "leave":
+            self.alive.remove(worker)
+        return worker
+
+    def _broker(self, at: float) -> int | None:
+        """A broker that is up at ``at``, if stopping it leaves another one up."""
+        up = [b for b in range(1, self.brokers + 1) if self.broker_back.get(b, 0.0) <= at]
+        if len(up) <= 1:
+            return None
+        return self.rng.choice(up)
+
+    def _downtime(self, kind: str) -> float:
+        bounds = DOWNTIME_RANGES.get(kind)
+        return round(self.rng.uniform(*bounds), 3) if bounds else 0.0

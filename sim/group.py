@@ -5,11 +5,17 @@ timeout), the first to join is the *leader* and computes the assignment, every
 member *syncs* to receive its share, and members *heartbeat*. A new generation
 starts at each rebalance; commits from an older generation are fenced. A member
 that stops heartbeating for ``session_timeout`` is expelled.
+
+The coordinator lives on a broker (``sim.brokers``); clients find it and
+retry while it is down. Its state is kept in ``__consumer_offsets`` in Kafka,
+so a failover keeps members, generation and committed offsets; the new
+coordinator gives every member a fresh session (``coordinator_moved``).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -42,6 +48,8 @@ class JoinResult:
     leader_id: str
     #: subscriptions of every member, given to the leader only.
     members: dict[str, frozenset[str]]
+    #: the assignor ``user_data`` of every member's subscription, given to the leader only.
+    user_data: dict[str, bytes] = field(default_factory=dict)
 
 
 @dataclass
@@ -51,6 +59,8 @@ class Member:
     session_timeout: float
     rebalance_timeout: float
     expiry: asyncio.TimerHandle | None = None
+    #: opaque assignor data of the subscription (Kafka's metadata ``user_data``).
+    user_data: bytes = b""
 
 
 @dataclass
@@ -65,15 +75,21 @@ class _Round:
 class GroupCoordinator:
     """Coordinates one consumer group."""
 
-    def __init__(self, group_id: str, trace: Trace, *, initial_rebalance_delay: float) -> None:
+    def __init__(
+        self, group_id: str, trace: Trace, *, initial_rebalance_delay: float,
+        stats: Counter[str] | None = None,
+    ) -> None:
         self.group_id = group_id
         self.trace = trace
+        self._stats = stats if stats is not None else Counter()
         self.initial_rebalance_delay = initial_rebalance_delay
         self.members: dict[str, Member] = {}
         self.generation = 0
         self.leader_id: str | None = None
         self.state = "empty"
         self.assignments: dict[str, set[TP]] = {}
+        #: opaque per-member assignment data from the leader (Kafka's assignment ``user_data``).
+        self.user_data: dict[str, bytes] = {}
         self.committed: dict[TP, int] = {}
         self._round: _Round | None = None
         self._sync_waiters: dict[str, asyncio.Future[set[TP]]] = {}
@@ -88,6 +104,7 @@ class GroupCoordinator:
         subscription: frozenset[str],
         session_timeout: float,
         rebalance_timeout: float,
+        user_data: bytes = b"",
     ) -> JoinResult:
         if member_id is None or member_id not in self.members:
             self._member_seq += 1
@@ -96,6 +113,7 @@ class GroupCoordinator:
             self.trace.record(self.group_id, "member-join", member=member_id)
         member = self.members[member_id]
         member.subscription = subscription
+        member.user_data = user_data
         self._touch(member)
         if self._round is None:
             self._begin_round()
@@ -109,13 +127,16 @@ class GroupCoordinator:
         return await future
 
     async def sync(
-        self, member_id: str, generation: int, assignments: Mapping[str, set[TP]] | None
+        self, member_id: str, generation: int, assignments: Mapping[str, set[TP]] | None,
+        user_data: Mapping[str, bytes] | None = None,
     ) -> set[TP]:
+        """The member's partitions; its assignment ``user_data`` is then in ``self.user_data``."""
         self._check_member(member_id, generation)
         member = self.members[member_id]
         self._touch(member)
         if member_id == self.leader_id and self.state == "awaiting-sync":
             self.assignments = {m: set(assignments.get(m, ())) for m in self.members} if assignments else {}
+            self.user_data = {m: (user_data or {}).get(m, b"") for m in self.members}
             self.state = "stable"
             for mid in sorted(self.assignments):
                 self.trace.record(
@@ -155,6 +176,8 @@ class GroupCoordinator:
         Also what transactional offsets must pass (KIP-447): a member that a
         rebalance replaced may not commit offsets, in a transaction or not.
         """
+        if self.state != "stable":
+            self._stats["rebalance-during-commit"] += 1
         if member_id not in self.members or generation != self.generation:
             self.trace.record(
                 self.group_id, "commit-rejected", member=member_id, generation=generation
@@ -171,6 +194,11 @@ class GroupCoordinator:
             self.trace.record(self.group_id, "commit", member=member_id, tp=tp, offset=offsets[tp])
 
     # -- membership ---------------------------------------------------------
+    def coordinator_moved(self) -> None:
+        """A new broker coordinates the group: it loads the group and restarts every session."""
+        for member_id in sorted(self.members):
+            self._touch(self.members[member_id])
+
     def on_topic_created(self, topic: str) -> None:
         """Metadata changed: rebalance if a member subscribes to the new topic."""
         if self.state == "stable" and any(topic in m.subscription for m in self.members.values()):
@@ -217,9 +245,13 @@ class GroupCoordinator:
             leader=self.leader_id, members=sorted(joined),
         )
         subscriptions = {m: self.members[m].subscription for m in joined}
+        user_data = {m: self.members[m].user_data for m in joined}
         for member_id, future in joined.items():
-            given = subscriptions if member_id == self.leader_id else {}
-            future.set_result(JoinResult(self.generation, member_id, self.leader_id, given))
+            leader = member_id == self.leader_id
+            future.set_result(JoinResult(
+                self.generation, member_id, self.leader_id,
+                subscriptions if leader else {}, user_data if leader else {},
+            ))
 
     def _on_membership_change(self) -> None:
         if not self.members:

@@ -1,22 +1,33 @@
-"""The ``sim://`` producers: plain (idempotent) and transactional, and the process link.
+"""The ``sim://`` producers: plain, idempotent and transactional, with aiokafka's retries.
 
 Split from ``sim.driver`` (which re-exports them) to keep files small.
 
-``SimProducer`` sends in per-partition batches, as a Kafka producer does.
+``SimProducer`` sends in per-partition batches, as a Kafka producer does, to
+the broker its metadata names as the partition's leader. A retriable error
+(not the leader, leader not available, the broker down, a request lost by a
+drop fault) makes it back off ``retry_backoff``, refresh its metadata and
+send the batch again, until ``delivery_timeout``. With ``idempotent=True``
+(aiokafka's ``enable_idempotence``, the app's ``producer_enable_idempotence``)
+it first gets a producer id, and each batch carries the id, the epoch and
+per-partition sequence numbers, so the leader appends a retried batch only
+once (``sim.idempotence``).
+
 ``SimTransactionalProducer`` behaves as aiokafka's
 ``AIOKafkaProducer(transactional_id=...)``: ``start`` registers the id with
 the cluster's transaction coordinator (fencing any older producer of the id),
 ``begin_transaction`` is local, sends are refused outside a transaction,
 ``commit_transaction`` first waits for the transaction's sends, and every
-request of a fenced producer fails with ``ProducerFencedError``.
+request of a fenced producer fails with ``ProducerFencedError``. It is always
+idempotent, with the producer id and epoch of its transactional id.
+Coordinator requests retry while the coordinator's broker is down or moved.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, NamedTuple
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 from detstream._types import TP, RecordMetadata
 from detstream.clock import wall_time
@@ -24,45 +35,60 @@ from detstream.errors import ProducerSendError
 from detstream.partitioner import partition_for_key
 from detstream.transport.base import GroupMetadata, Headers
 
+from .brokers import GROUP_COORDINATOR_TOPIC, TXN_COORDINATOR_TOPIC, coordinator_partition
+from .idempotence import BatchId
+from .kafka_errors import DeliveryTimeoutError, RetriableError
+from .metadata import ClientMetadata
+from .network import Link
+
 if TYPE_CHECKING:
     from .cluster import SimCluster
+    from .history import Write
 
+__all__ = ["Link", "SimProducer", "SimTransactionalProducer"]
 
-class Link:
-    """A client process's connection to the cluster; down once the process crashed."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.up = True
-
-    def check(self) -> None:
-        if not self.up:
-            raise ConnectionError(f"{self.name} has crashed: its requests never reach the cluster")
+T = TypeVar("T")
 
 
 class SimProducer:
-    """Sends in per-partition batches; keyed records use Kafka's murmur2.
+    """Sends in per-partition batches to partition leaders; keyed records use Kafka's murmur2.
 
     Like a Kafka producer, records bound for one partition queue up while a
     request for that partition is in flight and go out together in the next
-    one: order per partition is kept, and a burst costs one round trip.
+    one: order per partition is kept, and a burst costs one round trip. A
+    batch keeps its sequence numbers across retries.
     """
 
-    def __init__(self, cluster: SimCluster, name: str, link: Link | None = None) -> None:
+    transactional = False
+
+    def __init__(
+        self, cluster: SimCluster, name: str, link: Link | None = None, *, idempotent: bool = False
+    ) -> None:
         self._cluster = cluster
         self._name = name
         self._link = link or Link(name)
+        self._metadata = ClientMetadata(cluster, self._link)
+        self.idempotent = idempotent
+        self._label = cluster.history.new_producer(name)
+        self._producer_id: int | None = None
+        self._epoch = 0
+        self._sequences: dict[TP, int] = {}
         self._queued: dict[TP, list[_Pending]] = {}
         self._senders: dict[TP, asyncio.Task[None]] = {}
         self._round_robin = itertools.count()
 
     async def start(self) -> None:
-        pass
+        if self.idempotent:
+            await self._ensure_producer_id()
 
     async def stop(self) -> None:
         senders = [t for _, t in sorted(self._senders.items()) if not t.done()]
         if senders:
             await asyncio.gather(*senders)
+
+    def busy(self) -> bool:
+        """Whether records are queued or a batch is in flight (a crash now is mid-batch)."""
+        return any(self._queued.values()) or any(not t.done() for t in self._senders.values())
 
     async def partitions_for(self, topic: str) -> int:
         count = self._cluster.partitions_for(topic, by=self._name, create=True)
@@ -89,7 +115,10 @@ class SimProducer:
         loop = asyncio.get_running_loop()
         stamp = wall_time() if timestamp is None else timestamp
         future: asyncio.Future[RecordMetadata] = loop.create_future()
-        self._queued.setdefault(tp, []).append(_Pending(key, value, stamp, headers, future))
+        write = self._cluster.history.sent(
+            self._label, tp, key, value, idempotent=self.idempotent, transactional=self.transactional
+        )
+        self._queued.setdefault(tp, []).append(_Pending(key, value, stamp, headers, future, write))
         sender = self._senders.get(tp)
         if sender is None or sender.done():
             self._senders[tp] = loop.create_task(self._drain(tp), name=f"{self._name}-send-{tp}")
@@ -99,24 +128,100 @@ class SimProducer:
         """Send what is queued for ``tp``, one request per batch, until nothing is left."""
         while self._queued.get(tp):
             batch, self._queued[tp] = self._queued[tp], []
-            await asyncio.sleep(self._cluster.latency())
-            if not self._link.up:
+            try:
+                metas = await self._send_batch(tp, batch)
+            except ConnectionError:
                 return  # the process died with these records in its buffer
-            for item in batch:
-                try:
-                    meta = self._append(tp, item)
-                except Exception as exc:  # refused by the cluster, e.g. a fenced producer
+            except Exception as exc:  # refused for good: fenced, out of order, timed out
+                self._on_batch_failed()
+                for item in batch:
                     if not item.future.done():
                         item.future.set_exception(exc)
-                    continue
+                continue
+            for item, meta in zip(batch, metas, strict=True):
+                item.write.acked = True
                 if not item.future.done():
                     item.future.set_result(meta)
 
-    def _append(self, tp: TP, item: _Pending) -> RecordMetadata:
-        return self._cluster.append(
-            self._name, tp, key=item.key, value=item.value,
-            timestamp=item.timestamp, headers=item.headers,
-        )
+    async def _send_batch(self, tp: TP, batch: Sequence[_Pending]) -> list[RecordMetadata]:
+        """Produce ``batch`` to ``tp``'s leader, retrying retriable errors until the delivery timeout."""
+        batch_id = await self._batch_id(tp, len(batch))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._cluster.config.delivery_timeout
+
+        async def attempt() -> list[RecordMetadata]:
+            leader = self._metadata.leader(tp)
+            return await self._cluster.network.request(
+                self._link, "produce",
+                lambda: self._cluster.produce(
+                    self._name, tp, leader, batch, batch=batch_id, transaction=self._transaction()
+                ),
+            )
+
+        return await self._retry(attempt, "produce", deadline=deadline, tp=tp)
+
+    async def _batch_id(self, tp: TP, count: int) -> BatchId | None:
+        """Claim ``count`` sequence numbers of ``tp`` for a batch (idempotent producers)."""
+        if not self.idempotent:
+            return None
+        producer_id = await self._ensure_producer_id()
+        sequence = self._sequences.get(tp, 0)
+        self._sequences[tp] = sequence + count
+        return BatchId(producer_id, self._epoch, sequence)
+
+    async def _ensure_producer_id(self) -> int:
+        """An idempotent producer's id (``InitProducerId``), fetched once, retried as any request."""
+        while self._producer_id is None:
+            self._producer_id = await self._retry(
+                lambda: self._cluster.network.request(
+                    self._link, "init-producer-id", self._cluster.transactions.new_producer_id
+                ),
+                "init-producer-id",
+            )
+            self._epoch = 0
+            self._sequences.clear()
+        return self._producer_id
+
+    def _on_batch_failed(self) -> None:
+        """A batch failed for good: its sequence numbers leave a gap, so take a new producer id."""
+        if self.idempotent:
+            self._producer_id = None
+
+    def _transaction(self) -> tuple[str, int] | None:
+        return None
+
+    async def _retry(
+        self, attempt: Callable[[], Awaitable[T]], what: str, *,
+        deadline: float | None = None, tp: TP | None = None,
+    ) -> T:
+        """Run ``attempt`` until it does not fail retriably: back off and refresh metadata between.
+
+        A request that succeeded only after retries is traced once (``retried``,
+        with the number of attempts and the last error), not every attempt.
+        """
+        loop = asyncio.get_running_loop()
+        failures: list[str] = []
+        while True:
+            try:
+                result = await attempt()
+            except RetriableError as exc:
+                failures.append(type(exc).__name__)
+                if deadline is not None and loop.time() >= deadline:
+                    raise DeliveryTimeoutError(
+                        f"{self._name}: not delivered within the delivery timeout: {exc}"
+                    ) from exc
+            else:
+                if failures:
+                    where = {"tp": tp} if tp is not None else {}
+                    self._cluster.trace.record(
+                        self._name, "retried", request=what, **where, attempts=len(failures) + 1,
+                        error=failures[-1],
+                    )
+                return result
+            try:
+                await self._metadata.refresh()
+            except RetriableError:
+                pass  # the metadata request was lost too: the next attempt tells
 
 
 class _Pending(NamedTuple):
@@ -125,11 +230,14 @@ class _Pending(NamedTuple):
     timestamp: float
     headers: Headers
     future: asyncio.Future[RecordMetadata]
+    write: Write
 
 
 
 class SimTransactionalProducer(SimProducer):
     """One transactional id's producer (``create_producer(transactional_id=...)``)."""
+
+    transactional = True
 
     def __init__(
         self,
@@ -140,22 +248,26 @@ class SimTransactionalProducer(SimProducer):
         transactional_id: str,
         transaction_timeout: float,
     ) -> None:
-        super().__init__(cluster, name, link)
+        super().__init__(cluster, name, link, idempotent=True)
         self.transactional_id = transactional_id
         self._timeout = transaction_timeout
-        self._epoch: int | None = None
+        self._coordinator_tp = coordinator_partition(TXN_COORDINATOR_TOPIC, transactional_id)
         self._in_transaction = False
 
     async def start(self) -> None:
         """``init_transactions``: a new epoch for the id; older producers are fenced."""
-        if self._epoch is None:
-            await self._request()
-            _, self._epoch = self._cluster.transactions.init_producer(
-                self.transactional_id, timeout=self._timeout
+        if self._producer_id is None:
+            producer_id, epoch = await self._coordinator(
+                "init-transactions",
+                lambda: self._cluster.transactions.init_producer(
+                    self.transactional_id, timeout=self._timeout
+                ),
             )
+            self._producer_id, self._epoch = producer_id, epoch
+            self._sequences.clear()
 
     async def begin_transaction(self) -> None:
-        if self._epoch is None:
+        if self._producer_id is None:
             raise ProducerSendError("begin_transaction() before start()")
         if self._in_transaction:
             raise ProducerSendError(f"{self.transactional_id}: a transaction is already open")
@@ -176,21 +288,33 @@ class SimTransactionalProducer(SimProducer):
             topic, key=key, value=value, partition=partition, timestamp=timestamp, headers=headers
         )
 
-    def _append(self, tp: TP, item: _Pending) -> RecordMetadata:
+    async def _ensure_producer_id(self) -> int:
+        if self._producer_id is None:
+            raise ProducerSendError(f"{self.transactional_id}: send before start()")
+        return self._producer_id
+
+    def _on_batch_failed(self) -> None:
+        pass  # fenced (or refused): this producer sends nothing more that could follow
+
+    def _transaction(self) -> tuple[str, int] | None:
         self._require_transaction("send")
-        assert self._epoch is not None
-        return self._cluster.append(
-            self._name, tp, key=item.key, value=item.value, timestamp=item.timestamp,
-            headers=item.headers, transaction=(self.transactional_id, self._epoch),
-        )
+        return (self.transactional_id, self._epoch)
 
     async def send_offsets_to_transaction(
         self, offsets: Mapping[TP, int], group: GroupMetadata
     ) -> None:
+        """``AddOffsetsToTxn`` to the transaction coordinator, then ``TxnOffsetCommit`` to the group's."""
         self._require_transaction("send_offsets_to_transaction")
-        await self._request()
-        assert self._epoch is not None
-        self._cluster.transactions.add_offsets(self.transactional_id, self._epoch, offsets, group)
+        transactions = self._cluster.transactions
+        await self._coordinator(
+            "add-offsets-to-txn",
+            lambda: transactions.check(self.transactional_id, self._epoch, "add-offsets"),
+        )
+        await self._coordinator(
+            "txn-offset-commit",
+            lambda: transactions.add_offsets(self.transactional_id, self._epoch, offsets, group),
+            where=coordinator_partition(GROUP_COORDINATOR_TOPIC, group.group_id),
+        )
 
     async def commit_transaction(self) -> None:
         await self._end(commit=True)
@@ -203,17 +327,36 @@ class SimTransactionalProducer(SimProducer):
         senders = [t for _, t in sorted(self._senders.items()) if not t.done()]
         if senders:  # the transaction's records go out before its marker
             await asyncio.gather(*senders, return_exceptions=True)
-        await self._request()
-        assert self._epoch is not None
         try:
-            self._cluster.transactions.end(self.transactional_id, self._epoch, commit=commit)
+            await self._coordinator(
+                "end-transaction",
+                lambda: self._cluster.transactions.end(self.transactional_id, self._epoch, commit=commit),
+            )
         finally:
             self._in_transaction = False
 
-    async def _request(self) -> None:
-        """One round trip to the coordinator; a crashed process's requests never arrive."""
-        await asyncio.sleep(self._cluster.latency())
-        self._link.check()
+    async def _coordinator(self, what: str, call: Callable[[], T], *, where: TP | None = None) -> T:
+        """A request to the id's transaction coordinator (or the coordinator of ``where``).
+
+        The coordinator is found again after each retriable error.
+
+        A crashed process's requests never arrive (``ConnectionError``). A
+        retry after a lost response is harmless: ``end`` of a transaction
+        already ended does nothing, offsets added twice are the same offsets.
+        """
+        partition = where or self._coordinator_tp
+
+        def at_coordinator(broker: int | None) -> T:
+            self._cluster.brokers.serve_coordinator(partition, broker)
+            return call()
+
+        async def attempt() -> T:
+            broker = self._metadata.leader(partition)
+            return await self._cluster.network.request(
+                self._link, what, lambda: at_coordinator(broker)
+            )
+
+        return await self._retry(attempt, what)
 
     def _require_transaction(self, what: str) -> None:
         if not self._in_transaction:

@@ -8,7 +8,9 @@ fault plan does not reshuffle the network.
 Phases: the *main* phase runs clients and the fault plan for ``duration``
 virtual seconds; then faults stop, crashed workers are back, and the *settle*
 phase must converge (every consumed partition committed to its end) within
-``SETTLE_BOUND``; checks then read the trace and the final topics.
+``SETTLE_BOUND``; checks then read the trace and the final topics, and the
+final read (``sim.final_read``) compares every written topic with the
+history of writes, Jepsen style.
 """
 
 from __future__ import annotations
@@ -26,10 +28,13 @@ from detstream._types import ConsumerRecord
 from detstream.loader import load_isolated
 
 from . import checks
-from .cluster import SimCluster
-from .driver import SimTransport, current_cluster
-from .faults import Fault, FaultPlan, plan_faults
-from .scenario import ProducerSpec, Scenario, encode
+from .brokers import parse_broker
+from .cluster import ClusterConfig, SimCluster
+from .driver import current_cluster
+from .faults import BROKER_KINDS, LINK_KINDS, Fault, FaultPlan, plan_faults
+from .final_read import final_read
+from .producer import SimProducer
+from .scenario import ProducerSpec, Scenario, encode, load_scenario_file
 from .testing import run_sandboxed
 from .trace import Trace
 from .workers import SimWorker
@@ -50,6 +55,10 @@ class SimOptions:
     plan: FaultPlan | None = None
     #: permute ready callbacks each loop iteration (seeded): explores interleavings.
     shuffle: bool = False
+    #: brokers of the simulated cluster (partition leaders, coordinators).
+    brokers: int = 3
+    #: a Python file defining ``sim_scenario(sim)``, used instead of the target's own hook.
+    scenario: str | None = None
 
 
 @dataclass
@@ -64,6 +73,8 @@ class SimReport:
     summary: list[str] = field(default_factory=list)
     violations: list[checks.Violation] = field(default_factory=list)
     coverage: Counter[str] = field(default_factory=Counter)
+    #: the simulated cluster at the end of the run (topics, groups, write history).
+    cluster: SimCluster | None = None
 
     @property
     def ok(self) -> bool:
@@ -86,8 +97,13 @@ class RunResult:
 
     @property
     def crashes(self) -> int:
-        """Faults after which at-least-once may process input twice: kill -9s and zombie stalls."""
-        return sum(1 for f in self.faults if f.kind in ("crash", "stall"))
+        """Faults after which at-least-once may process input twice.
+
+        Kill -9s and zombie stalls; and the faults that can make a commit
+        fail or a plain producer's retry append twice: dropped and delayed
+        requests, broker crashes and restarts, leader moves.
+        """
+        return sum(1 for f in self.faults if f.kind in _REPROCESSING_KINDS)
 
     @property
     def exactly_once(self) -> bool:
@@ -105,6 +121,10 @@ class RunResult:
         """The table as its changelog describes it (what a recovering worker rebuilds)."""
         table = self.apps[0].tables.tables[name]
         return checks.fold_changelog(table, self._cluster)
+
+
+#: fault kinds after which an at-least-once app may process some input twice.
+_REPROCESSING_KINDS = frozenset({"crash", "stall", "drop", "delay", *BROKER_KINDS})
 
 
 def run(
@@ -143,15 +163,20 @@ class Simulation:
         self._scenario_hook = scenario
         self.trace = Trace(asyncio.get_running_loop().time)
         seed = options.seed
-        self.cluster = SimCluster(self.trace, rng=random.Random(f"{seed}/network"))
-        self.plan = options.plan or plan_faults(seed, options.faults, options.workers, options.duration)
+        self.cluster = SimCluster(
+            self.trace, rng=random.Random(f"{seed}/network"),
+            config=ClusterConfig(brokers=options.brokers),
+        )
+        self.plan = options.plan or plan_faults(
+            seed, options.faults, options.workers, options.duration, options.brokers
+        )
         self.workers: dict[str, SimWorker] = {}
         self.retired: list[SimWorker] = []
         self.produced: dict[str, list[Any]] = {}
         self.client_counts: Counter[str] = Counter()
         self.applied: list[Fault] = []
         self._restarts: list[asyncio.Task[None]] = []
-        self.report = SimReport(options, target, self.trace, self.plan)
+        self.report = SimReport(options, target, self.trace, self.plan, cluster=self.cluster)
 
     async def run(self) -> SimReport:
         token = current_cluster.set(self.cluster)
@@ -183,7 +208,11 @@ class Simulation:
     def _load_scenario(self) -> Scenario:
         module, _ = load_isolated(self.target)
         scenario = Scenario(seed=self.options.seed)
-        hook = self._scenario_hook or getattr(module, "sim_scenario", None)
+        hook = self._scenario_hook
+        if hook is None and self.options.scenario is not None:
+            hook = load_scenario_file(self.options.scenario)
+        if hook is None:
+            hook = getattr(module, "sim_scenario", None)
         if callable(hook):
             hook(scenario)
         return scenario
@@ -192,7 +221,8 @@ class Simulation:
         plan = self.plan
         kinds = ",".join(plan.kinds) or "-"
         self.report.setup.append(
-            f"workers={self.options.workers} faults={plan.profile} kinds={kinds} planned={len(plan.faults)}"
+            f"workers={self.options.workers} brokers={self.options.brokers} faults={plan.profile} "
+            f"kinds={kinds} planned={len(plan.faults)}"
         )
         self.report.setup.extend(f"plan: {fault.describe()}" for fault in plan.faults)
 
@@ -203,7 +233,9 @@ class Simulation:
         return worker
 
     async def _feed(self, spec: ProducerSpec) -> None:
-        producer = SimTransport(cluster=self.cluster, name=spec.name).create_producer(client_id=spec.name)
+        # An upstream system's producer: idempotent, Kafka's default since 3.0.
+        producer = SimProducer(self.cluster, spec.name, idempotent=True)
+        await producer.start()
         await asyncio.sleep(spec.start)
         sent = self.produced.setdefault(spec.topic, [])
         for item in spec.records:
@@ -225,8 +257,16 @@ class Simulation:
                 self.trace.record("faults", "fault-skipped", fault=fault.kind, worker=fault.worker)
         if self._restarts:
             await asyncio.gather(*self._restarts)
+        # Faults end with the main phase: the network heals before the run must converge.
+        heals_at = max((w.network.heals_at for w in self.workers.values()), default=0.0)
+        if heals_at > loop.time():
+            await asyncio.sleep(heals_at - loop.time())
 
     async def _apply(self, fault: Fault) -> bool:
+        if fault.kind in BROKER_KINDS:
+            return self._apply_to_broker(fault)
+        if fault.kind in LINK_KINDS:
+            return self._apply_to_link(fault)
         worker = self.workers.get(fault.worker)
         if fault.kind == "join":
             if worker is not None:
@@ -240,8 +280,9 @@ class Simulation:
             return False
         self.trace.record("faults", "fault", fault=fault.kind, worker=fault.worker)
         if fault.kind == "crash":
-            if await worker.crash():
-                self.report.coverage["crash-with-uncommitted-work"] += 1
+            crash = await worker.crash()
+            self.report.coverage["crash-with-uncommitted-work"] += crash.uncommitted > 0
+            self.report.coverage["crash-mid-batch"] += crash.mid_batch
             self._restarts.append(asyncio.ensure_future(self._restart_later(worker, fault.downtime)))
         elif fault.kind == "restart":
             await worker.stop()
@@ -251,6 +292,40 @@ class Simulation:
             self.retired.append(self.workers.pop(worker.name))
         elif fault.kind == "stall":
             self._restarts.append(asyncio.ensure_future(worker.stall(fault.downtime)))
+        return True
+
+    def _apply_to_broker(self, fault: Fault) -> bool:
+        """Crash, restart (controlled) or move the leaders of a broker; False if it is down."""
+        brokers = self.cluster.brokers
+        broker = parse_broker(fault.worker)
+        if broker is None or broker not in brokers.up or not brokers.up[broker]:
+            return False
+        self.trace.record("faults", "fault", fault=fault.kind, worker=fault.worker)
+        if fault.kind == "leader_move":
+            brokers.move_leaders(broker)
+            return True
+        if fault.kind == "broker_crash":
+            brokers.crash(broker)
+        else:
+            brokers.shutdown(broker)
+        self._restarts.append(asyncio.ensure_future(self._restart_broker_later(broker, fault.downtime)))
+        return True
+
+    async def _restart_broker_later(self, broker: int, downtime: float) -> None:
+        await asyncio.sleep(downtime)
+        self.cluster.brokers.restart(broker)
+
+    def _apply_to_link(self, fault: Fault) -> bool:
+        """Delay or drop the requests of a worker's host for ``downtime`` seconds."""
+        worker = self.workers.get(fault.worker)
+        if worker is None:
+            return False
+        self.trace.record("faults", "fault", fault=fault.kind, worker=fault.worker)
+        until = asyncio.get_running_loop().time() + fault.downtime
+        if fault.kind == "delay":
+            worker.network.delay(fault.latency, until)
+        else:
+            worker.network.drop(until, fault.loss)
         return True
 
     async def _stop_or_kill(self, worker: SimWorker) -> None:
@@ -312,6 +387,10 @@ class Simulation:
         self._check(checks.no_fenced_commit_accepted(self.trace))
         apps = [w.app for _, w in sorted(self.workers.items())]
         result = RunResult(self.cluster, apps, self.produced, self.applied)
+        read = final_read(self.cluster, exactly_once=result.exactly_once)
+        self.report.violations.extend(read.violations)
+        self.report.coverage["duplicate-result"] += read.duplicate_results
+        self.report.coverage["duplicate-write"] += read.duplicate_writes
         for name, fun in scenario.checks:
             try:
                 fun(result)
@@ -326,8 +405,10 @@ class Simulation:
             count = self.client_counts[spec.name]
             lines.append(f"client {spec.name}: produced {count} records to {spec.topic!r}")
         delivered = Counter(e.actor for e in self.trace.of_kind("deliver"))
+        app_crashes = Counter(e.actor for e in self.trace.of_kind("app-crashed"))
         for name in sorted({*self.workers, *(w.name for w in self.retired)}):
-            lines.append(f"worker {name}: processed {delivered[name]} events")
+            crashed = f"; its App crashed {app_crashes[name]} times" if app_crashes[name] else ""
+            lines.append(f"worker {name}: processed {delivered[name]} events{crashed}")
         for fault in self.applied:
             lines.append(f"fault: {fault.describe()}")
         coverage = self.report.coverage
@@ -338,6 +419,11 @@ class Simulation:
         coverage["stall"] += sum(1 for f in self.applied if f.kind == "stall")
         coverage["compact"] += sum(1 for _ in self.trace.of_kind("compact"))
         coverage["retention"] += sum(1 for _ in self.trace.of_kind("retention"))
+        coverage["txn-aborted"] += sum(1 for _ in self.trace.of_kind("txn-abort"))
+        coverage["standby-promoted"] += sum(1 for _ in self.trace.of_kind("standby-promoted"))
+        coverage["app-crashed"] += sum(1 for _ in self.trace.of_kind("app-crashed"))
+        for name in ("rebalance-during-commit", "broker-failover", "request-dropped", "batch-deduped"):
+            coverage[name] += self.cluster.stats[name]
         shown = " ".join(f"{k}={coverage[k]}" for k in sorted(coverage))
         lines.append(f"coverage: {shown}")
         lines.append(f"trace: {len(self.trace.lines)} lines")

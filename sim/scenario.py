@@ -123,3 +123,21 @@ def encode(value: Any) -> bytes | None:
     if callable(dumps):
         return dumps()
     return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+
+
+def load_scenario_file(path: str) -> Callable[[Scenario], None]:
+    """The ``sim_scenario`` function of the Python file at ``path`` (``--scenario FILE``).
+
+    A scenario kept apart from the app lets one project be run against
+    several workloads without editing its modules.
+    """
+    import runpy
+
+    try:
+        namespace = runpy.run_path(path)
+    except OSError as exc:
+        raise InvalidArgument(f"--scenario {path!r}: cannot read it: {exc}") from None
+    hook = namespace.get("sim_scenario")
+    if not callable(hook):
+        raise InvalidArgument(f"--scenario {path!r} defines no sim_scenario(sim) function")
+    return hook

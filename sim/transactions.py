@@ -29,6 +29,12 @@ that keeps one transaction open while it keeps sending is aborted as well. Trace
 lines (actor: the transactional id): txn-init, txn-begin, txn-commit,
 txn-abort (with reason=fenced|timeout when the coordinator did it) and
 txn-fenced (a request of a fenced producer, refused).
+
+The coordinator lives on the broker leading the id's partition of
+``__transaction_state`` (``sim.brokers``); producers find it and retry while
+it is down. It also hands out producer ids to idempotent producers without a
+transactional id (Kafka's ``InitProducerId``). A transactional producer is
+idempotent too: its batches carry its producer id, epoch and sequence numbers.
 """
 
 from __future__ import annotations
@@ -81,6 +87,10 @@ class TransactionCoordinator:
         self._ended = asyncio.Event()
 
     # -- producers -----------------------------------------------------------------
+    def new_producer_id(self) -> int:
+        """``InitProducerId`` without a transactional id: a fresh id for an idempotent producer."""
+        return next(self._producer_ids)
+
     def init_producer(self, name: str, *, timeout: float) -> tuple[int, int]:
         """Register a producer for ``name``: returns (producer id, epoch), fencing older ones."""
         state = self.ids.get(name)

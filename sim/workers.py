@@ -4,20 +4,35 @@ Each incarnation imports the project afresh, so a crash really throws its
 memory away; its tasks are found by owner (``sim.loop.task_owner``) and
 cancelled, and its transport is severed first so no cleanup code of the dead
 process reaches the cluster. Its data directory survives, as a disk would.
+So do its host's network conditions (``LinkConditions``: delay and drop
+faults), which every incarnation's link shares.
 """
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from detstream.loader import load_isolated
 
 from .cluster import SimCluster
 from .driver import SimTransport
 from .loop import task_owner
+from .network import LinkConditions
 from .trace import Trace
+
+#: how long the process supervisor waits before restarting a worker whose App crashed.
+SUPERVISOR_RESTART_DELAY = 5.0
+
+
+class CrashReport(NamedTuple):
+    """What a kill -9 interrupted."""
+
+    #: processed-or-in-flight messages not yet committed (work at-least-once redoes).
+    uncommitted: int
+    #: a produce batch was queued or in flight, or a fetched batch was not fully processed.
+    mid_batch: bool
 
 
 class SimWorker:
@@ -33,6 +48,9 @@ class SimWorker:
         self.app: Any = None
         self.transport: SimTransport | None = None
         self.up = False
+        #: the host's network: delay and drop faults outlive a crash of the process.
+        self.network = LinkConditions()
+        self._watcher: asyncio.Future[None] | None = None
 
     @property
     def owner(self) -> str:
@@ -42,7 +60,9 @@ class SimWorker:
         """Start a fresh incarnation: new import, new App, same name and datadir."""
         self.incarnation += 1
         _, app = load_isolated(self.target)
-        self.transport = SimTransport(cluster=self.cluster, name=self.name)
+        self.transport = SimTransport(
+            cluster=self.cluster, name=self.name, app=app, conditions=self.network
+        )
         app.transport = self.transport
         app.client_name = self.name
         app.trace_hook = self.trace.record
@@ -56,11 +76,39 @@ class SimWorker:
         finally:
             task_owner.reset(token)
         self.up = True
+        # Owned by the runner, not the incarnation: it outlives the crash it handles.
+        self._watcher = asyncio.ensure_future(self._exit_when_crashed(app, self.incarnation))
+
+    async def _exit_when_crashed(self, app: Any, incarnation: int) -> None:
+        """The process ends when its App crashes; a process supervisor restarts it.
+
+        ``detstream worker`` exits with status 1 when the App crashes (an agent
+        under ``CrashingSupervisor``, a supervisor past its restart limit, an
+        engine loop that failed); systemd or Kubernetes then start it again.
+        The simulated worker does the same: no graceful stop, restart after
+        ``SUPERVISOR_RESTART_DELAY`` virtual seconds.
+        """
+        await app._crashed.wait()  # mode.Service's crash event (app.crashed reads it)
+        if not self.up or self.incarnation != incarnation:
+            return
+        reason = app.crash_reason
+        self.trace.record(self.name, "app-crashed", incarnation=incarnation,
+                          error=type(reason).__name__ if reason is not None else "-")
+        await self.crash()
+        await asyncio.sleep(SUPERVISOR_RESTART_DELAY)
+        if not self.up and self.incarnation == incarnation:
+            await self.start()
 
     async def stop(self) -> None:
         """Graceful stop: in-flight events finish, offsets are committed, the group is left."""
         self.up = False
+        self._stop_watching()
         await self.app.stop()
+
+    def _stop_watching(self) -> None:
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None and watcher is not asyncio.current_task():
+            watcher.cancel()
 
     async def stall(self, duration: float) -> None:
         """Zombie: the group consumer stops heartbeating for ``duration``; agents keep running.
@@ -77,16 +125,19 @@ class SimWorker:
         if self.up and self.incarnation == incarnation:
             self.trace.record(self.name, "stall-end", incarnation=incarnation)
 
-    async def crash(self) -> int:
+    async def crash(self) -> CrashReport:
         """kill -9: no graceful code reaches the cluster.
 
-        Returns how many processed-or-in-flight messages were not yet committed:
-        the work at-least-once will redo (and a lost-update bug would lose).
+        Reports how many processed-or-in-flight messages were not yet committed
+        (the work at-least-once will redo, and a lost-update bug would lose),
+        and whether a batch was in the middle of being produced or processed.
         """
         assert self.transport is not None
         uncommitted = self.app.conductor.uncommitted()
+        mid_batch = self.transport.busy() or _processing_a_batch(self.app.conductor)
         self.trace.record(self.name, "crash", incarnation=self.incarnation, uncommitted=uncommitted)
         self.up = False
+        self._stop_watching()
         self.transport.sever()
         loop = asyncio.get_running_loop()
         tasks = loop.tasks_owned_by(self.owner)  # type: ignore[attr-defined]
@@ -95,4 +146,11 @@ class SimWorker:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         self.app.tables.close()  # writes not yet on disk are lost, as in a real crash
-        return uncommitted
+        return CrashReport(uncommitted, mid_batch)
+
+
+def _processing_a_batch(conductor: Any) -> bool:
+    """Whether the conductor holds fetched messages not yet delivered, or delivered and not acked."""
+    if getattr(conductor, "undelivered", ()):
+        return True
+    return any(conductor.tracker.in_flight(tp) for tp in sorted(conductor.assignment()))

@@ -109,3 +109,31 @@ def test_python_dash_m_runs_the_same_as_the_script():
     ).stdout
     again = invoke("sim", "examples/word_count.py", "--seed", "5", "--duration", "5s").output
     assert out.strip().splitlines()[-1] == again.strip().splitlines()[-1]
+
+
+SCENARIO = """
+def sim_scenario(sim):
+    sim.topic("sentences", partitions=2)
+    sim.producer("sentences", ["one two", "two"], name="side-feed")
+
+    @sim.check
+    def two_twos(result):
+        assert result.table("word_counts") == {"one": 1, "two": 3}, "expected three twos"
+"""
+
+
+def test_a_scenario_file_replaces_the_targets_own_and_appears_in_the_replay_line(tmp_path):
+    scenario = write(tmp_path, "other_load.py", SCENARIO)
+    result = invoke("sim", "examples/word_count.py", "--seed", "2", "--duration", "5s",
+                    "--faults", "none", "--scenario", scenario)
+    assert result.exit_code == 1, result.output  # the file's check, on the file's input
+    assert "client side-feed: produced 2 records" in result.output
+    assert "expected three twos" in result.output
+    assert f"--scenario {scenario}" in result.output
+
+
+def test_a_scenario_file_without_the_hook_is_exit_2(tmp_path):
+    scenario = write(tmp_path, "empty_load.py", "X = 1\n")
+    result = invoke("sim", "examples/word_count.py", "--scenario", scenario)
+    assert result.exit_code == 2
+    assert "defines no sim_scenario(sim) function" in result.output

@@ -1,0 +1,206 @@
+"""The Jepsen-style final read: every topic written in the run, read in full, against the history.
+
+After the liveness phase (faults over, the run converged, workers stopped)
+every topic any producer wrote (the input topics the clients fed, output and
+repartition topics, table changelogs) is read from the beginning with
+``read_committed`` and compared with the history of writes
+(``sim.history``):
+
+- **lost write**: an acknowledged write the read does not show (or an
+  offset that holds something else), though nothing was allowed to remove
+  it. Allowed to be missing: a write whose transaction aborted or is still
+  open, a record retention deleted (before the log start), and in a
+  compacted topic a record a later record of its key supersedes (or a
+  tombstone).
+- **duplicate write**: one send visible at two offsets, which a retry after
+  a lost response produces. An idempotent or transactional producer must
+  never do that; a plain one may (at-least-once), and is only counted.
+- **duplicate result** (exactly-once apps): the output of one input event
+  committed by two attempts (deliveries) of it. Exactly-once means an
+  event's committed output is the output of one attempt; at-least-once apps
+  may repeat it, and it is only counted.
+
+Records nobody's send explains (appended without a history entry) are not
+judged: the check is about what producers were told.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from detstream._types import TP
+
+from .checks import Violation
+from .cleaner import cleanup_policies
+from .cluster import PartitionLog, SimCluster
+from .history import Write, WriteHistory
+
+#: examples listed in a violation's evidence.
+EXAMPLES = 5
+
+
+@dataclass
+class FinalRead:
+    """The outcome: violations, and counts of tolerated anomalies for the coverage report."""
+
+    violations: list[Violation] = field(default_factory=list)
+    #: sends of plain (non-idempotent) producers visible more than once.
+    duplicate_writes: int = 0
+    #: input events whose output more than one attempt committed.
+    duplicate_results: int = 0
+    #: records read, over every topic.
+    records: int = 0
+
+
+def final_read(cluster: SimCluster, *, exactly_once: bool) -> FinalRead:
+    """Read every written topic in full (read_committed) and compare it with the write history."""
+    history = cluster.history
+    outcome = FinalRead()
+    visible = _read_everything(cluster, history, outcome)
+    lost = _lost_writes(cluster, history, visible)
+    if lost:
+        outcome.violations.append(Violation(
+            "final-read-lost",
+            f"{len(lost)} acknowledged write(s) missing from the final read",
+            [_describe(write, why) for write, why in lost[:EXAMPLES]],
+        ))
+    fenced, tolerated = _duplicate_writes(history, visible)
+    outcome.duplicate_writes = len(tolerated)
+    if fenced:
+        outcome.violations.append(Violation(
+            "final-read-duplicate",
+            f"{len(fenced)} send(s) of an idempotent producer appear more than once",
+            [_describe(write, f"at offsets {_visible_offsets(write, visible)}") for write in fenced[:EXAMPLES]],
+        ))
+    repeated = _duplicate_results(history, visible)
+    outcome.duplicate_results = len(repeated)
+    if exactly_once and repeated:
+        outcome.violations.append(Violation(
+            "final-read-duplicate",
+            f"exactly-once: the output of {len(repeated)} input event(s) was committed by "
+            "more than one attempt",
+            [
+                f"{tp} offset {offset} agent {agent}: attempts {sorted(attempts)}"
+                for (tp, offset, agent), attempts in repeated[:EXAMPLES]
+            ],
+        ))
+    return outcome
+
+
+def _read_everything(
+    cluster: SimCluster, history: WriteHistory, outcome: FinalRead
+) -> dict[tuple[TP, int], tuple[bytes | None, bytes | None]]:
+    """(partition, offset) -> (key, value) of every record a read_committed reader gets."""
+    visible: dict[tuple[TP, int], tuple[bytes | None, bytes | None]] = {}
+    for topic in sorted({write.tp.topic for write in history.writes}):
+        for record in cluster.records(topic, read_committed=True):
+            visible[(TP(record.topic, record.partition), record.offset)] = (record.key, record.value)
+    outcome.records = len(visible)
+    return visible
+
+
+def _lost_writes(
+    cluster: SimCluster, history: WriteHistory,
+    visible: dict[tuple[TP, int], tuple[bytes | None, bytes | None]],
+) -> list[tuple[Write, str]]:
+    latest = _latest_offset_of_keys(history)
+    lost: list[tuple[Write, str]] = []
+    for write in history.writes:
+        if not write.acked:
+            continue
+        if not write.offsets:
+            lost.append((write, "acknowledged, but never appended"))
+            continue
+        reasons = [_why_missing(cluster, write, offset, visible, latest) for offset in write.offsets]
+        if any(reason == "" for reason in reasons):  # readable at one of its offsets
+            continue
+        missing = [reason for reason in reasons if reason is not None]
+        if missing:
+            lost.append((write, missing[0]))
+    return lost
+
+
+def _why_missing(
+    cluster: SimCluster, write: Write, offset: int,
+    visible: dict[tuple[TP, int], tuple[bytes | None, bytes | None]],
+    latest: dict[tuple[TP, bytes | None], int],
+) -> str | None:
+    """"" if the write is readable at ``offset``; None if it may be missing; else why it is lost."""
+    seen = visible.get((write.tp, offset))
+    if seen is not None:
+        if seen == (write.key, write.value):
+            return ""
+        return f"offset {offset} holds another record"
+    log = _log(cluster, write.tp)
+    if log is None:
+        return f"topic {write.tp.topic!r} is gone"
+    if offset >= log.end_offset:
+        return f"offset {offset} is past the log end {log.end_offset} (truncated)"
+    if offset < log.start_offset or offset in log.aborted or offset >= log.last_stable_offset:
+        return None  # deleted by retention; its transaction aborted, or is still open
+    if log.records[offset] is None and _compacted(cluster, write.tp.topic):
+        if write.value is None or latest.get((write.tp, write.key), -1) > offset:
+            return None  # compaction keeps only the latest record of a key
+    return f"offset {offset} was removed"
+
+
+def _duplicate_writes(
+    history: WriteHistory, visible: dict[tuple[TP, int], tuple[bytes | None, bytes | None]]
+) -> tuple[list[Write], list[Write]]:
+    """Sends visible more than once: (of idempotent producers: violations, of plain ones)."""
+    fenced: list[Write] = []
+    tolerated: list[Write] = []
+    for write in history.writes:
+        if len(write.offsets) > 1 and len(_visible_offsets(write, visible)) > 1:
+            (fenced if write.idempotent else tolerated).append(write)
+    return fenced, tolerated
+
+
+def _duplicate_results(
+    history: WriteHistory, visible: dict[tuple[TP, int], tuple[bytes | None, bytes | None]]
+) -> list[tuple[tuple[TP, int, str], set[int]]]:
+    """Input events (partition, offset, agent) whose visible output comes from several attempts."""
+    attempts: dict[tuple[TP, int, str], set[int]] = defaultdict(set)
+    for write in history.writes:
+        origin = write.origin
+        if origin is not None and _visible_offsets(write, visible):
+            attempts[(origin.tp, origin.offset, origin.agent)].add(origin.attempt)
+    return sorted(
+        ((event, seen) for event, seen in attempts.items() if len(seen) > 1),
+        key=lambda item: (str(item[0][0]), item[0][1], item[0][2]),
+    )
+
+
+def _visible_offsets(
+    write: Write, visible: dict[tuple[TP, int], tuple[bytes | None, bytes | None]]
+) -> list[int]:
+    return [o for o in write.offsets if visible.get((write.tp, o)) == (write.key, write.value)]
+
+
+def _latest_offset_of_keys(history: WriteHistory) -> dict[tuple[TP, bytes | None], int]:
+    """The highest offset any write of each (partition, key) was appended at."""
+    latest: dict[tuple[TP, bytes | None], int] = {}
+    for write in history.writes:
+        if write.offsets:
+            where = (write.tp, write.key)
+            latest[where] = max(latest.get(where, -1), *write.offsets)
+    return latest
+
+
+def _log(cluster: SimCluster, tp: TP) -> PartitionLog | None:
+    topic = cluster.topics.get(tp.topic)
+    if topic is None or tp.partition >= topic.partitions:
+        return None
+    return topic.logs[tp.partition]
+
+
+def _compacted(cluster: SimCluster, topic: str) -> bool:
+    return "compact" in cleanup_policies(cluster.topics[topic].config)
+
+
+def _describe(write: Write, why: str) -> str:
+    origin = ""
+    if write.origin is not None:
+        origin = f" (output of {write.origin.tp} offset {write.origin.offset})"
+    return f"{write.producer} -> {write.tp} key={write.key!r}{origin}: {why}"

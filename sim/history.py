@@ -1,0 +1,103 @@
+"""The history of every write of a run, Jepsen style: what was sent, where it landed, what was acked.
+
+The final read (``sim.final_read``) compares it with what the topics hold at
+the end. A write is one ``send`` by one producer instance; the cluster
+records each offset the write was appended at (twice when a retry after a
+lost response appended it again), the producer records the acknowledgement.
+
+A write made while a stream processes an event also records its *origin*:
+the input event (topic partition and offset), the agent, and which attempt
+(delivery) of that event it was. An exactly-once app may process an event
+several times (a crash, a fenced zombie), but the output of only one attempt
+may ever be committed: two attempts in the final read are a duplicate.
+"""
+
+from __future__ import annotations
+
+import itertools
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from detstream._types import TP
+
+
+class Origin(NamedTuple):
+    """The input event whose processing made a write, and which attempt of it."""
+
+    tp: TP
+    offset: int
+    agent: str
+    attempt: int
+
+
+@dataclass(eq=False)
+class Write:
+    """One send: its destination, payload, producer and fate."""
+
+    producer: str
+    tp: TP
+    key: bytes | None
+    value: bytes | None
+    #: the producer deduplicates retries (idempotent or transactional).
+    idempotent: bool
+    transactional: bool
+    origin: Origin | None
+    #: offsets of ``tp`` this write was appended at (more than one: a duplicate).
+    offsets: list[int] = field(default_factory=list)
+    acked: bool = False
+
+
+class WriteHistory:
+    """Every write of one cluster, and which write each (partition, offset) holds."""
+
+    def __init__(self) -> None:
+        self.writes: list[Write] = []
+        self.at: dict[tuple[TP, int], Write] = {}
+        self._producers = itertools.count(1)
+        self._attempt_numbers = itertools.count(1)
+        self._attempts: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+
+    def new_producer(self, client: str) -> str:
+        """A label for one producer instance of ``client`` (a worker has one per incarnation)."""
+        return f"{client}/p{next(self._producers)}"
+
+    def sent(
+        self, producer: str, tp: TP, key: bytes | None, value: bytes | None, *,
+        idempotent: bool, transactional: bool,
+    ) -> Write:
+        """A send starts (in the sender's context, so its origin is the event being processed)."""
+        write = Write(producer, tp, key, value, idempotent, transactional, self._origin())
+        self.writes.append(write)
+        return write
+
+    def appended(self, write: Write, offset: int) -> None:
+        write.offsets.append(offset)
+        self.at[(write.tp, offset)] = write
+
+    def _origin(self) -> Origin | None:
+        current_event, current_agent = _engine_context()
+        event = current_event()
+        if event is None or event.message is None:
+            return None
+        attempt = self._attempts.get(event)
+        if attempt is None:
+            attempt = self._attempts[event] = next(self._attempt_numbers)
+        agent = current_agent()
+        message = event.message
+        return Origin(message.tp, message.offset, agent.name if agent else "-", attempt)
+
+
+def _engine_context() -> tuple[Callable[[], Any], Callable[[], Any]]:
+    """The engine's ``current_event`` and ``current_agent`` (imported on first use, then kept)."""
+    global _CONTEXT
+    if _CONTEXT is None:
+        from detstream.agent import current_agent
+        from detstream.events import current_event
+
+        _CONTEXT = (current_event, current_agent)
+    return _CONTEXT
+
+
+_CONTEXT: tuple[Callable[[], Any], Callable[[], Any]] | None = None

@@ -1,0 +1,69 @@
+"""The broker errors a Kafka client sees, as the simulated cluster raises them.
+
+Names follow aiokafka (``aiokafka.errors``). *Retriable* errors are the ones
+a Kafka client handles itself: it backs off ``retry_backoff_ms``, refreshes
+its metadata (who leads a partition, which broker coordinates a group) and
+sends the request again. The engine never sees them; the sim clients
+(``sim.producer``, ``sim.driver``) retry them as aiokafka does. The fatal
+ones reach the caller.
+"""
+
+from __future__ import annotations
+
+from detstream.errors import ProducerSendError
+
+
+class BrokerError(Exception):
+    """Base of the errors a simulated broker answers with."""
+
+    retriable = False
+
+
+class RetriableError(BrokerError):
+    """The request may succeed if sent again after a backoff and a metadata refresh."""
+
+    retriable = True
+
+
+class NotLeaderForPartitionError(RetriableError):
+    """NOT_LEADER_FOR_PARTITION: the broker asked does not lead the partition (stale metadata)."""
+
+
+class LeaderNotAvailableError(RetriableError):
+    """LEADER_NOT_AVAILABLE: no live broker leads the partition right now."""
+
+
+class BrokerNotAvailableError(RetriableError):
+    """The broker the client's metadata names is down (aiokafka's ``KafkaConnectionError``)."""
+
+
+class RequestTimedOutError(RetriableError):
+    """REQUEST_TIMED_OUT: no response within the request timeout (lost request or response).
+
+    A lost *response* means the broker did apply the request: a produce sent
+    again then appends the records twice, unless the producer is idempotent.
+    """
+
+
+class CoordinatorNotAvailableError(RetriableError):
+    """COORDINATOR_NOT_AVAILABLE: the group or transaction coordinator's broker is down."""
+
+
+class NotCoordinatorError(RetriableError):
+    """NOT_COORDINATOR: the broker asked no longer coordinates this group or transactional id."""
+
+
+class OutOfOrderSequenceError(BrokerError, ProducerSendError):
+    """OUT_OF_ORDER_SEQUENCE_NUMBER: an idempotent producer's batch skips sequence numbers.
+
+    The broker refuses it rather than leave a gap (a lost batch) in the
+    partition; the producer must reset its producer id.
+    """
+
+
+class InvalidProducerEpochError(BrokerError, ProducerSendError):
+    """INVALID_PRODUCER_EPOCH: a batch from an older epoch of this producer id."""
+
+
+class DeliveryTimeoutError(ProducerSendError):
+    """A record was not acknowledged within the delivery timeout, retries included."""

@@ -1,0 +1,145 @@
+"""The simulated network between client processes and the cluster.
+
+Every request a client sends pays a one-way latency drawn from the cluster's
+seeded network stream (``{seed}/network``). A client process reaches the
+cluster over its ``Link``: down once the process crashed, and subject to the
+faults of its host's network (``LinkConditions``, shared by every
+incarnation of a worker):
+
+- ``delay``: for a period, every request takes extra latency;
+- ``drop``: for a period, each request is lost with probability ``loss``
+  (1: all of them, a network partition). The client hears nothing and
+  gives up after the request timeout (``RequestTimedOutError``, retriable).
+  A coin from the network stream decides whether the request was lost on
+  its way in (never applied) or its response on the way back (applied: a
+  produce retried after that appends again, unless idempotent);
+  ``ClusterConfig.lost_response_share`` is the chance of the latter. Long
+  polls (join, sync) and fetches are only ever lost on the way in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
+
+from .kafka_errors import RequestTimedOutError
+
+if TYPE_CHECKING:
+    from .trace import Trace
+
+T = TypeVar("T")
+
+
+class LinkConditions:
+    """The faults of one host's network: delay and drop windows in virtual time."""
+
+    def __init__(self) -> None:
+        self.delay_until = 0.0
+        self.extra_latency = 0.0
+        self.drop_until = 0.0
+        self.loss = 1.0
+
+    def delay(self, extra: float, until: float) -> None:
+        self.extra_latency, self.delay_until = extra, until
+
+    def drop(self, until: float, loss: float = 1.0) -> None:
+        self.drop_until, self.loss = until, loss
+
+    def extra(self, now: float) -> float:
+        return self.extra_latency if now < self.delay_until else 0.0
+
+    def dropping(self, now: float) -> bool:
+        """Whether a drop window is open (each request is then lost with probability ``loss``)."""
+        return now < self.drop_until
+
+    @property
+    def heals_at(self) -> float:
+        """When the last fault window ends."""
+        return max(self.delay_until, self.drop_until)
+
+
+class Link:
+    """A client process's connection to the cluster; down once the process crashed."""
+
+    def __init__(self, name: str, conditions: LinkConditions | None = None) -> None:
+        self.name = name
+        self.up = True
+        self.conditions = conditions or LinkConditions()
+
+    def check(self) -> None:
+        if not self.up:
+            raise ConnectionError(f"{self.name} has crashed: its requests never reach the cluster")
+
+
+class Network:
+    """Latency and request fates for one cluster, from its seeded network stream."""
+
+    def __init__(
+        self, trace: Trace, rng: random.Random, *, latency: tuple[float, float],
+        request_timeout: float, stats: Counter[str], lost_response_share: float = 0.5,
+    ) -> None:
+        self.trace = trace
+        self._rng = rng
+        self._latency = latency
+        self.request_timeout = request_timeout
+        self._stats = stats
+        self._lost_response_share = lost_response_share
+
+    def latency(self) -> float:
+        low, high = self._latency
+        return self._rng.uniform(low, high)
+
+    def loses(self, link: Link, sent: float) -> bool:
+        """Whether a drop fault loses a request ``link`` sends at ``sent`` (drawn from the stream)."""
+        conditions = link.conditions
+        if not conditions.dropping(sent):
+            return False
+        return conditions.loss >= 1.0 or self._rng.random() < conditions.loss
+
+    async def request(self, link: Link, what: str, apply: Callable[[], T]) -> T:
+        """One request over ``link``: ``apply()`` runs at the broker, its result comes back.
+
+        Raises ``ConnectionError`` once the process crashed, and
+        ``RequestTimedOutError`` when a drop fault lost the request or its
+        response (then ``apply`` may have run).
+        """
+        loop = asyncio.get_running_loop()
+        sent = loop.time()
+        await asyncio.sleep(self.latency() + link.conditions.extra(sent))
+        link.check()
+        if not self.loses(link, sent):
+            return apply()
+        applied = self._rng.random() < self._lost_response_share
+        if applied:
+            try:
+                apply()
+            except Exception:  # the answer is lost with the response anyway
+                pass
+        raise await self._timed_out(link, what, sent, applied=applied)
+
+    async def arrive(self, link: Link, what: str) -> None:
+        """The way in of a long poll or fetch: latency, or a timeout if a drop fault lost it."""
+        loop = asyncio.get_running_loop()
+        sent = loop.time()
+        await asyncio.sleep(self.latency() + link.conditions.extra(sent))
+        link.check()
+        if self.loses(link, sent):
+            raise await self._timed_out(link, what, sent, applied=False)
+
+    def lost(self, link: Link, what: str, *, applied: bool = False) -> None:
+        """Record a request a drop fault lost (callers that wait for the timeout themselves)."""
+        self._stats["request-dropped"] += 1
+        self.trace.record(link.name, "request-dropped", request=what, applied=applied)
+
+    async def _timed_out(
+        self, link: Link, what: str, sent: float, *, applied: bool
+    ) -> RequestTimedOutError:
+        """Record the loss, wait out the request timeout; the error the client then sees."""
+        self.lost(link, what, applied=applied)
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(max(0.0, sent + self.request_timeout - loop.time()))
+        link.check()
+        return RequestTimedOutError(f"{what} from {link.name}: no response in {self.request_timeout:g}s")
