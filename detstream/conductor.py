@@ -21,6 +21,10 @@ from .errors import CommitFailedError
 from .events import Message
 from .transactions import TransactionalCommitter
 
+#: seconds between looks for new topics an ``app.topic(pattern=...)`` matches. Kafka's
+#: clients refresh metadata every 5 minutes; a new topic should be picked up sooner.
+PATTERN_REFRESH = 30.0
+
 if TYPE_CHECKING:
     from .app import App
     from .transport.base import Consumer
@@ -51,11 +55,36 @@ class Conductor:
         self.undelivered: set[TP] = set()
         #: exactly-once commits; made at start (the guarantee may be configured late).
         self.transactions: TransactionalCommitter | None = None
+        #: existing topics that an ``app.topic(pattern=...)`` matches (refreshed periodically).
+        self.pattern_matches: set[str] = set()
 
     # -- lifecycle ------------------------------------------------------------
     def subscribed_topics(self) -> set[str]:
         topics = {name for topic in self.app.acking_topics() for name in topic.topics}
+        topics |= self.pattern_matches
         return topics | self.app.tables.changelog_topics | {self.app.leader_topic_name}
+
+    def _pattern_topics(self) -> list[Any]:
+        return [t for t in self.app.acking_topics() if t.pattern is not None]
+
+    async def _match_patterns(self) -> bool:
+        """Look up the broker's topics for ``app.topic(pattern=...)``; True if the set changed."""
+        patterned = self._pattern_topics()
+        if not patterned:
+            return False
+        names = await self.app.admin.list_topics()
+        matched = {n for n in names if any(t.matches(n) for t in patterned)}
+        changed = matched != self.pattern_matches
+        self.pattern_matches = matched
+        return changed
+
+    async def _pattern_loop(self) -> None:
+        """Subscribe to topics created later that a pattern matches (a metadata refresh)."""
+        while True:
+            await asyncio.sleep(PATTERN_REFRESH)
+            if await self._match_patterns():
+                self.app.log.info("pattern subscription now covers %s", sorted(self.pattern_matches))
+                self.resubscribe()
 
     async def start(self) -> None:
         conf = self.app.conf
@@ -64,6 +93,8 @@ class Conductor:
         self.consumer = self.app.transport.create_consumer(
             client_id=self.app.client_name, group_id=conf.id, **isolation
         )
+        self._request_standbys()
+        await self._match_patterns()
         self.consumer.subscribe(sorted(self.subscribed_topics()), self)
         await self.consumer.start()
         loop = asyncio.get_running_loop()
@@ -71,16 +102,28 @@ class Conductor:
             loop.create_task(self._guard(self._fetch_loop()), name=f"{self.app.client_name}-fetch"),
             loop.create_task(self._guard(self._commit_loop()), name=f"{self.app.client_name}-commit"),
         ]
+        if self._pattern_topics():
+            self._tasks.append(loop.create_task(
+                self._guard(self._pattern_loop()), name=f"{self.app.client_name}-patterns"
+            ))
 
     def resubscribe(self) -> None:
         """Topics were added at runtime (e.g. by ``group_by``): rejoin the group."""
         if self.consumer is not None:
+            self._request_standbys()
             self.consumer.subscribe(sorted(self.subscribed_topics()), self)
+
+    def _request_standbys(self) -> None:
+        """Ask the group leader for ``table_standby_replicas`` copies of our changelogs."""
+        assert self.consumer is not None
+        replicas = int(self.app.conf.table_standby_replicas)
+        self.consumer.request_standbys(sorted(self.app.tables.changelog_topics), replicas)
 
     async def stop(self) -> None:
         """Graceful stop: finish events in hand, commit, then leave the group."""
         for task in self._tasks[:1]:
             await _cancel(task)
+        await self.app.tables.standbys.stop()
         self._active = set()
         idle = await self._wait_idle(set(self._processing))
         try:
@@ -246,10 +289,12 @@ class Conductor:
         assert self.consumer is not None
         self._generation = self.consumer.generation
         self._active = set(assigned)
+        standbys = self.consumer.standby_assignment()
+        extra = {"standbys": sorted(str(tp) for tp in standbys)} if standbys else {}
         self.app._record(
-            "assigned", generation=self._generation, tps=sorted(str(tp) for tp in assigned)
+            "assigned", generation=self._generation, tps=sorted(str(tp) for tp in assigned), **extra
         )
-        await self.app.tables.on_assigned(self.consumer, assigned)
+        await self.app.tables.on_assigned(self.consumer, assigned, standbys)
         await self.app.on_partitions_assigned.send(assigned=set(assigned))
 
     def uncommitted(self) -> int:

@@ -8,6 +8,7 @@ messages. ``send`` serialises and produces through the App's producer.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -69,6 +70,10 @@ class Topic(Channel):
         )
         self.topics: Sequence[str] = tuple(topics)
         self.pattern = pattern
+        try:
+            self._pattern = re.compile(pattern) if pattern is not None else None
+        except (re.error, TypeError) as exc:
+            raise InvalidArgument(f"app.topic(pattern={pattern!r}) is not a regular expression: {exc}") from None
         self.partitions = partitions
         self.retention = _seconds(retention)
         self.compacting = compacting
@@ -79,6 +84,16 @@ class Topic(Channel):
         self.config = dict(config or {})
         self.allow_empty = allow_empty
         app._register_topic(self)
+
+    def matches(self, name: str) -> bool:
+        """Does this description cover topic ``name`` (one of its names, or its pattern)?
+
+        A pattern matches from the start of the name, as aiokafka's and Kafka's
+        pattern subscriptions do (``'events-.*'`` matches ``events-eu``).
+        """
+        if name in self.topics:
+            return True
+        return self._pattern is not None and self._pattern.match(name) is not None
 
     @property
     def label(self) -> str:
