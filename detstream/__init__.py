@@ -11,13 +11,19 @@ from mode import Service
 from ._types import TP, ConsumerRecord, RecordMetadata
 from .agent import Agent, current_agent
 from .app import App
+from .auth import GSSAPICredentials, OAuthCredentials, SASLCredentials, SSLCredentials
 from .channel import Channel
 from .events import Event, current_event
 from .models import FieldDescriptor, Model, Record
 from .serializers import Schema
 from .stream import Stream
 from .table import Table
+from .table_global import GlobalTable
+from .table_set import ChangeloggedSet, SetGlobalTable, SetTable
+from .table_windowed import WindowSet, WindowWrapper
 from .topic import Topic
+from .windows import HoppingWindow, SlidingWindow, TumblingWindow, Window
+from .worker import Worker
 
 __version__ = "0.1.0"
 
@@ -25,18 +31,33 @@ __all__ = [
     "TP",
     "Agent",
     "App",
+    "ChangeloggedSet",
     "Channel",
     "ConsumerRecord",
     "Event",
     "FieldDescriptor",
+    "GSSAPICredentials",
+    "GlobalTable",
+    "HoppingWindow",
     "Model",
+    "OAuthCredentials",
     "Record",
     "RecordMetadata",
+    "SASLCredentials",
+    "SSLCredentials",
     "Schema",
     "Service",
+    "SetGlobalTable",
+    "SetTable",
+    "SlidingWindow",
     "Stream",
     "Table",
     "Topic",
+    "TumblingWindow",
+    "Window",
+    "WindowSet",
+    "WindowWrapper",
+    "Worker",
     "current_agent",
     "current_event",
 ]

@@ -28,6 +28,7 @@ from .rpc import AgentRPC, request_headers, topic_name
 from .stream import Stream
 
 if TYPE_CHECKING:
+    from .agent_testing import AgentTestContext
     from .app import App
 
 AgentFun = Callable[[Stream], Any]
@@ -133,12 +134,34 @@ class Agent(AgentRPC):
         """Call the function directly (agents can be chained by hand)."""
         return self.fun(stream)
 
+    def test_context(
+        self,
+        channel: Channel | None = None,
+        supervisor_strategy: type[mode.SupervisorStrategy] | None = None,
+        on_error: Callable[[Agent, BaseException], Any] | None = None,
+        **kwargs: Any,
+    ) -> AgentTestContext:
+        """Run a copy of this agent on an in-memory channel, for unit tests (no broker)::
+
+            async with agent.test_context() as ctx:
+                event = await ctx.put(value, key=b"k")
+                assert ctx.results[0] == expected
+
+        See :mod:`detstream.agent_testing`.
+        """
+        from .agent_testing import AgentTestContext
+
+        return AgentTestContext(self, channel=channel, supervisor_strategy=supervisor_strategy,
+                                on_error=on_error, **kwargs)
+
     # -- lifecycle ----------------------------------------------------------
     async def start(self) -> None:
         queue = self.channel.subscribe()
         self._supervisor = self._make_supervisor()
         for index in range(self.concurrency):
-            stream = Stream(self.channel, queue=queue, prefix=self.name)
+            # acks=False on the topic: the agent acks each event itself (event.ack()).
+            stream = Stream(self.channel, queue=queue, prefix=self.name,
+                            enable_acks=getattr(self.channel, "acks", True))
             stream.concurrency_index = index
             actor = Actor(self, stream, index)
             self._actors.append(actor)

@@ -10,7 +10,8 @@ committed and produced records flushed before the group is left.
 from __future__ import annotations
 
 import asyncio
-import inspect
+import concurrent.futures
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +19,8 @@ from mode import Service
 
 from ._types import TP, RecordMetadata
 from .agent import Agent
+from .app_tasks import TasksMixin
+from .autodiscover import defining_module
 from .channel import Channel
 from .conductor import Conductor
 from .errors import ImproperlyConfigured, InvalidArgument
@@ -27,12 +30,14 @@ from .rpc import maybe_start_replies
 from .settings import Settings, build_settings
 from .signals import Signal, SyncSignal
 from .table import Table
+from .table_global import GlobalTable, GlobalTableManager
+from .table_set import SetGlobalTable, SetTable
 from .topic import Topic
 from .transport import driver_class
 from .web import Web
 
 
-class App(Service):
+class App(TasksMixin, Service):
     """A detstream application (Faust's ``faust.App``).
 
     Example::
@@ -58,6 +63,8 @@ class App(Service):
         self._topics: list[Topic] = []
         self.agents: dict[str, Agent] = {}
         self.tables = TableManager(self)
+        #: GlobalTables: read whole by every worker, outside the group (table_global.py).
+        self.global_tables = GlobalTableManager(self)
         self._task_funs: list[Callable[..., Any]] = []
         self._timer_specs: list[tuple[Callable[..., Any], float, bool, str]] = []
         #: (cron, timezone or None = conf.timezone, fun, on_leader, label); see crontab().
@@ -82,6 +89,8 @@ class App(Service):
         self.trace_hook: Callable[..., None] | None = None
         #: started with ``start_client()``: producer and RPC replies only (see rpc.py).
         self.client_only = False
+        #: the module that made this App: autodiscover's default origin (see autodiscover.py).
+        self.defined_in = defining_module(self)
         super().__init__()
 
     def __repr__(self) -> str:
@@ -199,53 +208,6 @@ class App(Service):
 
     actor = agent
 
-    def task(self, fun: Callable[..., Any] | None = None) -> Any:
-        """Run ``fun`` once the app is operational (``fun()`` or ``fun(app)``)."""
-
-        def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
-            _require_async(f, "@app.task")
-            self._task_funs.append(f)
-            return f
-
-        return decorate(fun) if fun is not None else decorate
-
-    def timer(
-        self, interval: float, *, on_leader: bool = False, name: str | None = None
-    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-        """Run the decorated function every ``interval`` seconds (first run after one interval)."""
-        if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval <= 0:
-            raise InvalidArgument(f"@app.timer() interval must be a number > 0, got {interval!r}")
-
-        def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
-            _require_async(f, "@app.timer")
-            label = name or f"{f.__module__}.{f.__qualname__}"
-            self._timer_specs.append((f, float(interval), on_leader, label))
-            return f
-
-        return decorate
-
-    def crontab(
-        self, cron_format: str, *, timezone: Any = None, on_leader: bool = False,
-        name: str | None = None,
-    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-        """Run the decorated function at the times of ``cron_format`` (5 fields).
-
-        Times are wall-clock times in ``timezone`` (a zone name or tzinfo;
-        default: the ``timezone`` setting, UTC), virtual under the simulator.
-        """
-        from .crontab import parse, zone
-
-        cron = parse(cron_format)
-        tz = zone(timezone) if timezone is not None else None
-
-        def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
-            _require_async(f, "@app.crontab")
-            label = name or f"{f.__module__}.{f.__qualname__}"
-            self._crontab_specs.append((cron, tz, f, on_leader, label))
-            return f
-
-        return decorate
-
     def command(
         self, *options: Any, name: str | None = None, **kwargs: Any
     ) -> Callable[[Callable[..., Any]], Any]:
@@ -296,6 +258,24 @@ class App(Service):
         self.tables.add(table)
         return table
 
+    def GlobalTable(self, name: str, **options: Any) -> GlobalTable:  # noqa: N802 - Faust's API
+        """A table every worker holds whole (reads see every key); see detstream.table_global."""
+        table = GlobalTable(self, name, **options)
+        self.global_tables.add(table)
+        return table
+
+    def SetTable(self, name: str, **options: Any) -> SetTable:  # noqa: N802 - Faust's API
+        """A table whose values are sets: ``table[k].add(x)``; see detstream.table_set."""
+        table = SetTable(self, name, **options)
+        self.tables.add(table)
+        return table
+
+    def SetGlobalTable(self, name: str, **options: Any) -> SetGlobalTable:  # noqa: N802 - Faust's API
+        """A SetTable every worker holds whole."""
+        table = SetGlobalTable(self, name, **options)
+        self.global_tables.add(table)
+        return table
+
     def page(
         self, path: str, *, name: str | None = None, base: Any = None
     ) -> Callable[[Any], Any]:
@@ -326,6 +306,28 @@ class App(Service):
             if tuple(topic.topics) == (name,):
                 return topic
         return self.topic(name)
+
+    def send_threadsafe(
+        self, channel: Channel | str, key: Any = None, value: Any = None, **kwargs: Any
+    ) -> concurrent.futures.Future[RecordMetadata | None]:
+        """``app.send`` from another thread: returns a future of the broker's ack.
+
+        The send runs on the app's event loop (``asyncio.run_coroutine_threadsafe``);
+        the running app must not be in this thread. See :mod:`detstream.threadsafe`.
+        """
+        from .threadsafe import send_threadsafe
+
+        return send_threadsafe(self, channel, key=key, value=value, **kwargs)
+
+    def discover(self, *extra_modules: str) -> list[str]:
+        """Import the ``autodiscover`` modules (and ``extra_modules``) so their decorators register.
+
+        Runs once per module list; returns the modules imported now. See
+        :mod:`detstream.autodiscover`.
+        """
+        from .autodiscover import discover
+
+        return discover(self, *extra_modules)
 
     def is_leader(self) -> bool:
         """True on the one worker holding the leader topic's partition."""
@@ -358,10 +360,10 @@ class App(Service):
         self.conductor.resubscribe()
 
     def subscriber_queues(self, topic_name: str) -> list[asyncio.Queue[Any]]:
-        return [q for t in self._topics if topic_name in t.topics for q in t.subscribers]
+        return [q for t in self._topics if t.matches(topic_name) for q in t.subscribers]
 
     def acking_topics(self) -> list[Topic]:
-        return [t for t in self._topics if t.subscribers and t.topics]
+        return [t for t in self._topics if t.subscribers and (t.topics or t.pattern)]
 
     def _record(self, kind: str, **fields: Any) -> None:
         if self.trace_hook is not None:
@@ -370,6 +372,8 @@ class App(Service):
     # -- lifecycle -------------------------------------------------------------------
     async def on_start(self) -> None:
         conf = self.conf
+        self.loop = asyncio.get_running_loop()  # app.loop: where other threads send to
+        self.discover()  # a no-op when autodiscover is off or the worker already did it
         transport = self.transport
         self.admin = transport.create_admin(client_id=conf.broker_client_id)
         if self.exactly_once and not self.client_only:  # a client commits no offsets
@@ -385,6 +389,7 @@ class App(Service):
         if self.client_only:  # start_client(): no group, no agents, tasks or timers
             await maybe_start_replies(self)
             return
+        await self.global_tables.start()  # every global table read to its end before any event
         for agent in self.agents.values():
             await agent.start()
         for _ in range(3):
@@ -394,15 +399,7 @@ class App(Service):
             await topic.declare()
         await self.conductor.start()
         await maybe_start_replies(self)
-        for fun in self._task_funs:
-            self._spawn(_call_with_app(fun, self), f"task:{fun.__qualname__}")
-        for fun, interval, on_leader, label in self._timer_specs:
-            self._spawn(self._run_timer(fun, interval, on_leader, label), f"timer:{label}")
-        if self._crontab_specs:
-            from .crontab import run as run_crontab
-
-            for cron, tz, fun, on_leader, label in self._crontab_specs:
-                self._spawn(run_crontab(self, cron, tz, fun, on_leader, label), f"crontab:{label}")
+        self._start_tasks()
 
     async def on_stop(self) -> None:
         for task in reversed(self._background):
@@ -417,6 +414,7 @@ class App(Service):
             await agent.stop()
         if self._producer is not None:
             await self._producer.stop()
+        await self.global_tables.stop()
         stop_admin = getattr(self.admin, "stop", None)  # drivers holding a connection
         if stop_admin is not None:
             await stop_admin()
@@ -433,35 +431,13 @@ class App(Service):
 
     def main(self) -> None:
         """Run the ``detstream`` CLI for this app (``python proj.py worker -l info``)."""
+        from .autodiscover import init_worker
         from .cli import run_for_app
+        from .errors import AutodiscoverError
 
+        try:
+            init_worker(self)  # as Faust's main(): autodiscover, then on_worker_init
+        except AutodiscoverError as exc:  # a usage error, as a bad `-A` target is
+            print(f"error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
         run_for_app(self)
-
-    def _spawn(self, coro: Any, name: str) -> None:
-        self._background.append(asyncio.ensure_future(coro))
-
-    async def _run_timer(self, fun: Callable[..., Any], interval: float, on_leader: bool, label: str) -> None:
-        loop = asyncio.get_running_loop()
-        due = loop.time() + interval
-        while True:
-            await asyncio.sleep(max(0.0, due - loop.time()))
-            due += interval
-            if on_leader and not self.is_leader():
-                continue
-            self._record("timer", name=label)
-            try:
-                await _call_with_app(fun, self)
-            except Exception as exc:
-                self._record("timer-error", name=label, error=type(exc).__name__)
-                self.log.exception("timer %s raised %r", label, exc)
-
-
-def _require_async(fun: Callable[..., Any], what: str) -> None:
-    if not inspect.iscoroutinefunction(fun):
-        raise InvalidArgument(f"{what} needs an async def function, got {fun!r}")
-
-
-async def _call_with_app(fun: Callable[..., Any], app: App) -> Any:
-    params = inspect.signature(fun).parameters
-    return await (fun(app) if params else fun())
-

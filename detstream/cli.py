@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from .cli_params import BLOCKING_TIMEOUT, DATADIR, HOST, LOGFILE
 from .commands import AppGroup, argument, option
 from .errors import TargetError
 
@@ -29,13 +30,22 @@ def entry() -> None:
 @click.group(cls=AppGroup)
 @click.option("-A", "--app", "app_target", metavar="TARGET", is_eager=True,  # before --help
               help="The app (file, module or module:attr) for commands that take one.")
+@click.option("--debug/--no-debug", default=None,
+              help="Debug mode (debug setting): the blocking detector, error details in web views.")
+@click.option("-D", "--datadir", type=DATADIR, help="Directory of the app's state (tables).")
+@click.option("--blocking-timeout", type=BLOCKING_TIMEOUT, metavar="SECONDS",
+              help="When --debug: log the stack when the loop blocks longer (default 10).")
 @click.version_option(package_name="detstream")
 @click.pass_context
-def main(ctx: click.Context, app_target: str | None) -> None:
+def main(ctx: click.Context, app_target: str | None, debug: bool | None, datadir: str | None,
+         blocking_timeout: float | None) -> None:
     """detstream: the Faust App API on a deterministic simulator and on Kafka."""
     ctx.ensure_object(dict)
     if app_target:
         ctx.obj["app_target"] = app_target
+    # Faust's global form (``faust --datadir=x -A proj worker``): the worker's own options win.
+    ctx.obj["worker_defaults"] = {"debug": debug, "datadir": datadir,
+                                  "blocking_timeout": blocking_timeout}
 
 
 from .cli_sim import sim  # noqa: E402 - registered after the group exists
@@ -44,11 +54,24 @@ main.add_command(sim)
 from .cli_send import send  # noqa: E402
 
 main.add_command(send)
+from .cli_list import agents, tables  # noqa: E402
+
+main.add_command(agents)
+main.add_command(tables)
 
 
 def run_for_app(app: object) -> None:
     """``App.main()``: the CLI with ``app`` preselected and ``sys.argv`` as arguments."""
-    main(args=sys.argv[1:], obj={"app": app}, prog_name=os.path.basename(sys.argv[0]))
+    main(args=sys.argv[1:], obj={"app": app}, prog_name=_prog_name())
+
+
+def _prog_name() -> str:
+    """``proj.py`` for a script; ``python -m proj`` for a package's ``__main__``."""
+    name = os.path.basename(sys.argv[0])
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    if name == "__main__.py" and spec is not None and spec.parent:
+        return f"python -m {spec.parent}"
+    return name
 
 
 def _app_for(ctx: click.Context, target: str | None) -> object:
@@ -75,24 +98,36 @@ def _app_for(ctx: click.Context, target: str | None) -> object:
 @click.option("-l", "--loglevel", default="warning", show_default=True,
               type=click.Choice(["debug", "info", "warning", "warn", "error", "critical"],
                                 case_sensitive=False))
-@click.option("-f", "--logfile", type=click.Path(dir_okay=False), help="Log here, not to stderr.")
+@click.option("-f", "--logfile", type=LOGFILE, help="Log here, not to stderr.")
 @click.option("-p", "--web-port", type=click.IntRange(1, 65535),
               help="Port of the web server (default: the web_port setting, 6066).")
 @click.option("--with-web/--without-web", "web_enabled", default=None,
               help="Serve the app's pages (default: the web_enabled setting, on).")
-@click.option("-b", "--web-bind", metavar="ADDRESS",
+@click.option("-b", "--web-bind", metavar="ADDRESS", type=HOST,
               help="Address the web server listens on (default: web_bind, 0.0.0.0).")
-@click.option("-h", "--web-host", metavar="HOST",
+@click.option("-h", "--web-host", metavar="HOST", type=HOST,
               help="Host name of this worker's web URL (default: web_host, localhost).")
+@click.option("-D", "--datadir", type=DATADIR,
+              help="Directory of the app's state; RocksDB tables go under it "
+                   "(default: the datadir setting, {app id}-data).")
+@click.option("--debug/--no-debug", default=None,
+              help="Debug mode: the blocking detector (default: the debug setting, off).")
+@click.option("--blocking-timeout", type=BLOCKING_TIMEOUT, metavar="SECONDS",
+              help="When --debug: log the loop's stack when it blocks longer than this "
+                   "(default: blocking_timeout, 10).")
 @click.option("-q", "--quiet", is_flag=True, help="No banner or status lines on stdout.")
 @click.pass_context
 def worker(ctx: click.Context, target: str | None, loglevel: str, logfile: str | None,
            web_port: int | None, web_enabled: bool | None, web_bind: str | None,
-           web_host: str | None, quiet: bool) -> None:
+           web_host: str | None, datadir: str | None, debug: bool | None,
+           blocking_timeout: float | None, quiet: bool) -> None:
     """Run TARGET's app as a worker on its broker, until TERM/INT."""
     from .worker import Worker
 
     app = _app_for(ctx, target)
+    given = {"datadir": datadir, "debug": debug, "blocking_timeout": blocking_timeout}
+    defaults = (ctx.obj or {}).get("worker_defaults", {})
+    extra = {k: v if v is not None else defaults.get(k) for k, v in given.items()}
     Worker(app, loglevel=loglevel, logfile=logfile, web_port=web_port, web_enabled=web_enabled,
-           web_bind=web_bind, web_host=web_host,
-           quiet=quiet).execute_from_commandline()
+           web_bind=web_bind, web_host=web_host, quiet=quiet,
+           **extra).execute_from_commandline()

@@ -1,11 +1,13 @@
 """``detstream send``: produce records to a topic or an agent (Faust's ``faust send``).
 
 ``detstream -A proj send greetings hello``, ``python proj.py send @myagent hello -k k``.
-What goes on the wire is what you typed: a key or value is parsed as JSON
-into a Record when it has a model type (``--key-type``/``--value-type``, or
-the Record type of the agent's or app's topic), and otherwise sent as its
-UTF-8 bytes, or encoded with ``--key-serializer``/``--value-serializer``
-(``--value-serializer json hello`` sends the JSON string ``"hello"``).
+A key or value is parsed as JSON into a Record when it has a model type
+(``--key-type``/``--value-type``, or the Record type of the agent's or app's
+topic); otherwise the text is encoded as the target topic's ``send()`` would
+encode a str (so ``send @myagent hello`` reaches an agent without a
+``value_type`` as ``"hello"``, as in Faust), with
+``--key-serializer``/``--value-serializer`` when given, and as its UTF-8
+bytes for a topic the app does not declare.
 
 Resolving the target, the model and the codecs needs no broker
 (:func:`plan_send`); :func:`send_records` does the I/O on a client-only app.
@@ -109,6 +111,13 @@ def _model_type(typ: Any) -> type[Record] | None:
     return typ if isinstance(typ, type) and issubclass(typ, Record) else None
 
 
+def _text_codec(typ: Any, explicit: Any, default: Any) -> Any:
+    """The codec a topic applies to a str value: its own, ``raw`` for str/bytes types, else the app's."""
+    if explicit:
+        return explicit
+    return "raw" if typ in (str, bytes) else default
+
+
 def encode(text: str | None, model: type[Record] | None, serializer: str | None, what: str) -> bytes | None:
     """The bytes for a key or value given on the command line (None stays None)."""
     from . import codecs
@@ -175,6 +184,12 @@ def plan_send(
     schema = described.schema if described is not None else None
     key_model = find_model(key_type) if key_type else _model_type(schema and schema.key_type)
     value_model = find_model(value_type) if value_type else _model_type(schema and schema.value_type)
+    if described is not None and key_model is None and not key_serializer:
+        key_serializer = described.schema.key_serializer or app.conf.key_serializer
+    if described is not None and value_model is None and not value_serializer:
+        # as topic.send() would: the text goes through the codec the agent decodes with
+        value_serializer = _text_codec(described.schema.value_type, described.schema.value_serializer,
+                                       app.conf.value_serializer)
     return SendPlan(
         topic=name,
         key=encode(key, key_model, key_serializer, "key"),

@@ -187,7 +187,7 @@ async def run(app: Any, cron: Cron, tz: tzinfo | None, fun: Any, on_leader: bool
     """
     import asyncio
 
-    from .app import _call_with_app
+    from .app_tasks import _call_with_app
     from .clock import wall_time
 
     tz = tz or zone(app.conf.timezone)

@@ -5,6 +5,7 @@ working::
 
     DetstreamError
      ├── ImproperlyConfigured          bad setting, bad URL, unknown driver
+     │    └── AutodiscoverError        an autodiscovered module is unknown or fails to import
      ├── InvalidArgument               a public function got a wrong value or type
      ├── TargetError                   a CLI target does not import / has no App
      ├── ValidationError               a Record failed validation
@@ -32,6 +33,17 @@ FaustError = DetstreamError
 
 class ImproperlyConfigured(DetstreamError):
     """A setting, URL or driver name is wrong; the message says which and how to fix it."""
+
+
+class AutodiscoverError(ImproperlyConfigured):
+    """``App(autodiscover=...)`` names a module that is unknown or fails to import.
+
+    ``module`` is the dotted name of that module (None for a malformed setting).
+    """
+
+    def __init__(self, message: str, *, module: str | None = None) -> None:
+        super().__init__(message)
+        self.module = module
 
 
 class InvalidArgument(DetstreamError, TypeError):

@@ -1,8 +1,16 @@
-"""Find the App of a project from a CLI target: a file, a module, or ``module:attr``.
+"""Find the App of a project from a CLI target: a file, a package directory, a
+module, or ``module:attr``.
 
 ``load_isolated`` imports the project afresh each call, so the simulator can
 build several workers from one project, each with its own module globals
 (tables, caches, counters) that a crash of that worker really throws away.
+
+Both loaders run the App's autodiscovery (``App(autodiscover=...)``) right
+after the import, while the fresh modules are the ones in ``sys.modules``: the
+discovered modules then register on this App, not on another copy of it.
+A target naming a package directory (``examples/proj``) is imported by its
+package name (``proj``) with the directory above it on ``sys.path``, so the
+project's own absolute imports (``from proj.app import app``) work.
 """
 
 from __future__ import annotations
@@ -25,6 +33,9 @@ def resolve_target(target: str) -> tuple[str, str | None, str | None]:
         spec, _, attr = target.rpartition(":")
         if not attr.isidentifier():
             raise TargetError(f"target {target!r}: {attr!r} after ':' is not a Python name")
+    if Path(spec).is_dir() and ("/" in spec or (Path(spec) / "__init__.py").is_file()):
+        name, path_entry = _module_for_package(spec)
+        return name, attr, path_entry
     if spec.endswith(".py") or Path(spec).is_file() or "/" in spec:
         name, path_entry = _module_for_file(spec)
         return name, attr, path_entry
@@ -44,6 +55,24 @@ def _module_for_file(spec: str) -> tuple[str, str]:
     if parts and all(p.isidentifier() for p in parts):
         return ".".join(parts), str(cwd)
     return path.stem, str(path.parent)
+
+
+def _module_for_package(spec: str) -> tuple[str, str]:
+    """A package directory: its dotted name from the outermost enclosing package."""
+    path = Path(spec).resolve()
+    if not (path / "__init__.py").is_file():
+        raise TargetError(
+            f"target {spec!r} is a directory without __init__.py: name a package directory, "
+            "a file (proj.py), a module (proj) or module:attr"
+        )
+    parts = [path.name]
+    root = path.parent
+    while (root / "__init__.py").is_file():
+        parts.insert(0, root.name)
+        root = root.parent
+    if not all(p.isidentifier() for p in parts):
+        raise TargetError(f"target {spec!r}: {'.'.join(parts)!r} is not an importable package name")
+    return ".".join(parts), str(root)
 
 
 def module_name_for_file(path: str) -> str:
@@ -67,7 +96,9 @@ def load_isolated(target: str) -> tuple[ModuleType, Any]:
         sys.path.insert(0, path_entry)
     try:
         module = _import(name, target)
-        return module, find_app(module, attr, target)
+        app = find_app(module, attr, target)
+        _discover(app, name, target)
+        return module, app
     finally:
         for key in _project_modules(top):
             del sys.modules[key]
@@ -81,7 +112,27 @@ def load(target: str) -> tuple[ModuleType, Any]:
     if path_entry is not None and path_entry not in sys.path:
         sys.path.insert(0, path_entry)
     module = _import(name, target)
-    return module, find_app(module, attr, target)
+    app = find_app(module, attr, target)
+    _discover(app, name, target)
+    return module, app
+
+
+def _discover(app: Any, name: str, target: str) -> None:
+    """Autodiscover for the loaded App; as Faust's ``-A``, the target names the origin.
+
+    An App without ``origin`` loaded from the package ``proj`` (or its module
+    ``proj.app``) gets ``proj``: the package the command line named.
+    """
+    from .errors import AutodiscoverError
+
+    if not app.conf.origin and app.conf.autodiscover is True:
+        made_in = app.defined_in or ""
+        if made_in == name or made_in.startswith(name + "."):
+            app.conf.origin = name
+    try:
+        app.discover()
+    except AutodiscoverError as exc:
+        raise TargetError(f"target {target!r}: {exc}") from exc
 
 
 def _import(name: str, target: str) -> ModuleType:
@@ -107,6 +158,8 @@ def find_app(module: ModuleType, attr: str | None, target: str) -> Any:
         value = getattr(module, attr)
     elif isinstance(getattr(module, "app", None), App):
         value = module.app
+    elif _app_submodule(module) is not None:  # `-A proj` for proj/app.py, as Faust's find_app
+        value = _app_submodule(module).app  # type: ignore[union-attr]
     else:
         apps = [v for v in vars(module).values() if isinstance(v, App)]
         if len(apps) != 1:
@@ -119,3 +172,25 @@ def find_app(module: ModuleType, attr: str | None, target: str) -> Any:
     if not isinstance(value, App):
         raise TargetError(f"target {target!r}: {attr or 'app'} is {type(value).__name__}, not an App")
     return value
+
+
+def _app_submodule(module: ModuleType) -> ModuleType | None:
+    """The ``app`` module of a package whose own namespace holds no App (``proj/app.py``)."""
+    from .app import App
+
+    if not hasattr(module, "__path__"):
+        return None
+    candidate = getattr(module, "app", None)
+    if not isinstance(candidate, ModuleType):
+        name = f"{module.__name__}.app"
+        try:
+            candidate = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                return None
+            raise TargetError(f"module {name!r} failed to import: {exc}") from exc
+        except Exception as exc:
+            raise TargetError(
+                f"module {name!r} failed to import: {type(exc).__name__}: {exc}"
+            ) from exc
+    return candidate if isinstance(getattr(candidate, "app", None), App) else None

@@ -26,6 +26,9 @@ import socket
 import sys
 from typing import Any, NoReturn, TextIO
 
+from .autodiscover import init_worker
+from .blocking import blocking_timeout, start_detector
+
 log = logging.getLogger(__name__)
 
 LOG_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s"
@@ -38,6 +41,12 @@ class Worker:
     Example::
 
         Worker(app, loglevel="info").execute_from_commandline()
+
+    ``Worker(app1, app2, ...)`` runs more apps (or any mode ``Service``) in the
+    same process, as Faust's ``*services``: ``app1`` is the main app
+    (``worker.app``, the one the web server and banner are about); the others
+    start after it, in order, and stop before it, in reverse order. Each App
+    gets its own autodiscovery, ``on_worker_init`` and worker name.
     """
 
     #: how often the running App's engine tasks are checked for a crash (seconds).
@@ -46,26 +55,43 @@ class Worker:
     def __init__(
         self,
         app: Any,
-        *,
+        *services: Any,
         loglevel: str = "warning",
         logfile: str | None = None,
         web_port: int | None = None,
         web_enabled: bool | None = None,
         web_bind: str | None = None,
         web_host: str | None = None,
+        datadir: str | None = None,
+        debug: bool | None = None,
+        blocking_timeout: float | None = None,
         quiet: bool = False,
         shutdown_timeout: float = 60.0,
         stdout: TextIO | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+        daemon: bool = True,
     ) -> None:
         if str(loglevel).lower() not in LOGLEVELS:
             raise ValueError(f"loglevel must be one of {', '.join(LOGLEVELS)}, got {loglevel!r}")
         self.app = app
+        #: the other apps and services of this process, started after ``app`` (see above).
+        self.services = _checked_services(app, services)
+        #: the loop ``run()``/``stop_and_shutdown_loop()`` use (None: a new one / the current one).
+        self.loop = loop
+        #: ``await worker.start()`` returns only once the worker stopped (mode's default).
+        self.daemon = daemon
+        #: what ``run()`` returns, once the worker stopped: 0 clean, 1 failed or crashed.
+        self.exit_code: int | None = None
+        self._error: BaseException | None = None
         self.loglevel = "warning" if loglevel.lower() == "warn" else loglevel.lower()
         self.logfile = logfile
         self.web_port = web_port
         #: None: the app's ``web_enabled``/``web_bind``/``web_host`` settings decide.
         self.web_enabled, self.web_bind, self.web_host = web_enabled, web_bind, web_host
         self.web_server: Any = None
+        #: None: the app's ``datadir``/``debug``/``blocking_timeout`` settings decide.
+        self.datadir, self.debug, self.blocking_timeout = datadir, debug, blocking_timeout
+        self.blocking_detector: Any = None
         self.quiet = quiet
         self.shutdown_timeout = shutdown_timeout
         self.stdout = stdout or sys.stdout
@@ -82,7 +108,32 @@ class Worker:
     def run(self) -> int:
         """Configure logging, run the worker on a fresh event loop; return the exit code."""
         self.setup_logging()
-        return asyncio.run(self._main())
+        if self.loop is None:
+            return asyncio.run(self._main())
+        try:
+            return self.loop.run_until_complete(self._main())
+        finally:
+            _close_loop(self.loop)
+
+    def stop_and_shutdown_loop(self) -> None:
+        """Stop gracefully if still running, cancel what is left, close the loop.
+
+        For the embedding pattern of the Faust guide (``Worker(app, loop=loop)``)::
+
+            try:
+                loop.run_until_complete(worker.start())
+            finally:
+                worker.stop_and_shutdown_loop()
+        """
+        loop = self.loop or asyncio.get_event_loop()
+        if loop.is_running():
+            raise RuntimeError(
+                "stop_and_shutdown_loop() closes the loop, so it cannot run inside it: "
+                "`await worker.stop()` there"
+            )
+        if not loop.is_closed():
+            loop.run_until_complete(self.stop())
+            _close_loop(loop)
 
     def setup_logging(self) -> None:
         handler: logging.Handler = (
@@ -93,14 +144,15 @@ class Worker:
 
     async def _main(self) -> int:
         loop = asyncio.get_running_loop()
-        self._stop_requested = asyncio.Event()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, self._on_signal, signum)
+        if self._stop_requested is None:
+            self._stop_requested = asyncio.Event()
+        handled = self._install_signal_handlers(loop)
         code = 0
         try:
-            await self.start()
+            await self._boot()
             code = await self._watch()
         except Exception as exc:
+            self._error = exc
             log.error("worker for app %r failed: %s: %s", self._app_id(), type(exc).__name__, exc,
                       exc_info=not _is_config_error(exc))
             self._say(f"error: {exc}")
@@ -114,11 +166,28 @@ class Worker:
         except Exception as exc:
             log.error("error while stopping: %r", exc, exc_info=True)
             code = 1
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in handled:
             loop.remove_signal_handler(signum)
         if code == 0:
             self._say("stopped cleanly")
+        self.exit_code = code
         return code
+
+    def _install_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> list[int]:
+        """TERM/INT stop gracefully, where this loop can have signal handlers.
+
+        Only the main thread's loop can, and not the simulator's (no real
+        signals there): an embedded worker then stops by ``request_stop()``.
+        """
+        handled: list[int] = []
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(signum, self._on_signal, signum)
+            except Exception as exc:  # not the main thread, or a loop without signals
+                log.debug("no handler for %s on this loop: %r", signal.Signals(signum).name, exc)
+                break
+            handled.append(signum)
+        return handled
 
     def _on_signal(self, signum: int) -> None:
         name = signal.Signals(signum).name
@@ -137,27 +206,46 @@ class Worker:
 
     def request_stop(self) -> None:
         """Ask the running worker to stop gracefully (what TERM/INT do)."""
-        if self._stop_requested is not None:
-            self._stop_requested.set()
+        if self._stop_requested is None:
+            self._stop_requested = asyncio.Event()
+        self._stop_requested.set()
 
     # -- lifecycle -----------------------------------------------------------------
     async def start(self) -> None:
-        """Send ``on_worker_init``, print the banner, start the App.
+        """Start the apps and services; as Faust's (mode's) Worker, run until stopped.
 
-        Returns once the App is started (consumer group joined), or early when
-        a stop was requested meanwhile (e.g. TERM while the broker is down).
+        With ``daemon=True`` (the default) this returns once the worker has
+        stopped: after TERM/INT (handlers are installed when the loop allows),
+        ``request_stop()``, or a crash; the stop is graceful, and
+        ``exit_code`` says how it went. An error while starting is raised
+        (after the graceful stop). With ``daemon=False`` it returns once the
+        apps are started; stop them with ``await worker.stop()``.
+        """
+        if not self.daemon:
+            await self._boot()
+            return
+        await self._main()
+        if self._error is not None:
+            raise self._error
+
+    async def _boot(self) -> None:
+        """Autodiscover and send ``on_worker_init``, print the banner, start the apps.
+
+        Returns once the apps are started (consumer groups joined), or early
+        when a stop was requested meanwhile (e.g. TERM while the broker is down).
         """
         if self._stop_requested is None:
             self._stop_requested = asyncio.Event()
-        self.app.on_worker_init.send()
-        for setting in ("web_port", "web_enabled", "web_bind", "web_host"):
-            if getattr(self, setting) is not None:
-                setattr(self.app.conf, setting, getattr(self, setting))
-        self.app.transport  # noqa: B018 - a bad broker URL fails here, before the banner
-        name_worker(self.app)
+        for app in self.apps:
+            init_worker(app)  # autodiscover, then on_worker_init (once per app)
+        self.apply_options(self.app)
+        self.blocking_detector = await start_detector(self.app.conf)
+        for app in self.apps:
+            app.transport  # noqa: B018 - a bad broker URL fails here, before the banner
+            name_worker(app)
         self._say(*self.banner())
         await self._start_web()
-        self._start_task = asyncio.ensure_future(self.app.start())
+        self._start_task = asyncio.ensure_future(self._start_all())
         stop_wait = asyncio.ensure_future(self._stop_requested.wait())
         try:
             await asyncio.wait({self._start_task, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
@@ -168,8 +256,31 @@ class Worker:
             assigned = len(self.app.conductor.assignment())
             self._say(f"ready: app {self._app_id()!r} running, {assigned} partitions assigned")
 
+    @property
+    def apps(self) -> list[Any]:
+        """The main app, then the other Apps among ``services``."""
+        from .app import App
+
+        return [self.app, *(s for s in self.services if isinstance(s, App))]
+
+    async def _start_all(self) -> None:
+        """The main app first, then each service in order (Faust: ``*services`` after the app)."""
+        await self.app.start()
+        for service in self.services:
+            await service.start()
+
+    #: Worker options that, when given (not None), override the app's setting of that name.
+    SETTING_OPTIONS = ("web_port", "web_enabled", "web_bind", "web_host", "datadir", "debug",
+                       "blocking_timeout")
+
+    def apply_options(self, app: Any) -> None:
+        """Command-line options beat the app's settings, as in Faust (``--datadir``, ``--debug``...)."""
+        for setting in self.SETTING_OPTIONS:
+            if getattr(self, setting) is not None:
+                setattr(app.conf, setting, getattr(self, setting))
+
     async def stop(self) -> None:
-        """Stop the App gracefully (idempotent); a start still in progress is abandoned."""
+        """Stop the apps gracefully, the main one last (idempotent); a start in progress is abandoned."""
         if self._stopped:
             return
         self._stopped = True
@@ -180,11 +291,30 @@ class Worker:
                 await task
             except BaseException:  # noqa: B036 - the start is abandoned, whatever it raised
                 pass
+        if self._stop_requested is not None:
+            self._stop_requested.set()  # a daemon start() waiting in _watch() returns
         try:
-            await self.app.stop()
+            try:
+                await self._stop_services()
+            finally:
+                await self.app.stop()
         finally:
             if self.web_server is not None:
                 await self.web_server.stop()
+            if self.blocking_detector is not None:
+                await self.blocking_detector.stop()
+
+    async def _stop_services(self) -> None:
+        """Stop the other apps and services, last started first; every one, whatever fails."""
+        failure: BaseException | None = None
+        for service in reversed(self.services):
+            try:
+                await service.stop()
+            except Exception as exc:
+                log.error("error while stopping %r: %r", service, exc, exc_info=True)
+                failure = failure or exc
+        if failure is not None:
+            raise failure
 
     async def _start_web(self) -> None:
         """Serve ``app.web`` on ``web_bind:web_port`` unless ``web_enabled`` is off."""
@@ -213,16 +343,18 @@ class Worker:
         return 0
 
     def failure(self) -> BaseException | None:
-        """Why the running App cannot go on, or None if it is healthy."""
-        app = self.app
-        if app.crashed:
-            return app.crash_reason or RuntimeError(f"app {self._app_id()!r} crashed")
-        # The engine's fetch/commit loops and the app's tasks are plain asyncio
-        # tasks: one that died would otherwise leave a worker idling forever.
-        tasks = [*getattr(app.conductor, "_tasks", ()), *getattr(app, "_background", ())]
-        for task in tasks:
-            if task.done() and not task.cancelled() and task.exception() is not None:
-                return task.exception()
+        """Why a running App (or service) cannot go on, or None if all are healthy."""
+        for service in [self.app, *self.services]:
+            if service.crashed:
+                name = getattr(getattr(service, "conf", None), "id", None) or repr(service)
+                return service.crash_reason or RuntimeError(f"{name!r} crashed")
+        for app in self.apps:
+            # The engine's fetch/commit loops and the app's tasks are plain asyncio
+            # tasks: one that died would otherwise leave a worker idling forever.
+            tasks = [*getattr(app.conductor, "_tasks", ()), *getattr(app, "_background", ())]
+            for task in tasks:
+                if task.done() and not task.cancelled() and task.exception() is not None:
+                    return task.exception()
         return None
 
     # -- banner ----------------------------------------------------------------------
@@ -240,6 +372,8 @@ class Worker:
             + (f" (transactional id {app.transactional_id})" if app.exactly_once else ""),
             f"  web        {web}",
             f"  loglevel   {self.loglevel}" + (f" -> {self.logfile}" if self.logfile else ""),
+            f"  datadir    {conf.datadir}",
+            f"  debug      {_debug_line(conf)}",
             f"  agents     {len(app.agents)}",
         ]
         for name, agent in app.agents.items():
@@ -250,6 +384,11 @@ class Worker:
         lines.append(f"  tables     {len(app.tables.tables)}")
         for name, table in app.tables.tables.items():
             lines.append(f"    {name}: changelog {table.changelog_name}, store {table.store_url}")
+        for service in self.services:
+            conf = getattr(service, "conf", None)
+            what = (f"app {conf.id!r} on {conf.broker_url}, {len(service.agents)} agents"
+                    if conf is not None else repr(service))
+            lines.append(f"  also       {what}")
         return lines
 
     def _say(self, *lines: str) -> None:
@@ -278,6 +417,43 @@ def name_worker(app: Any) -> None:
     scheme = app.conf.broker_url.partition("://")[0].lower()
     if app.client_name == app.conf.id and scheme in ("kafka", "aiokafka"):
         app.client_name = f"{socket.gethostname()}-{os.getpid()}"
+
+
+def _debug_line(conf: Any) -> str:
+    timeout = blocking_timeout(conf)
+    if timeout is None:
+        return "off"
+    return f"on, blocking detector timeout {timeout:g}s"
+
+
+def _checked_services(app: Any, services: tuple[Any, ...]) -> list[Any]:
+    """Faust's ``*services``: Apps or other mode Services, each once, none the main app."""
+    from mode import Service
+
+    from .errors import InvalidArgument
+
+    checked: list[Any] = []
+    for service in services:
+        if not isinstance(service, Service):
+            raise InvalidArgument(
+                f"Worker(app, *services): services must be detstream Apps or mode Services, "
+                f"got {type(service).__name__} {service!r}"
+            )
+        if service is app or service in checked:
+            raise InvalidArgument(f"Worker(app, *services): {service!r} is given twice")
+        checked.append(service)
+    return checked
+
+
+def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel the tasks left on ``loop``, finish async generators, close it (as asyncio.run)."""
+    leftovers = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    for task in leftovers:
+        task.cancel()
+    if leftovers:
+        loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
+    loop.run_until_complete(loop.shutdown_asyncgens())
+    loop.close()
 
 
 def _is_config_error(exc: BaseException) -> bool:

@@ -1,0 +1,1 @@
+"""Users: who they are (registrations) and what they spent (sent by orders)."""
