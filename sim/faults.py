@@ -54,6 +54,11 @@ DELAY_RANGE = (0.05, 2.0)
 #: share of requests a drop fault loses (1.0: a partition of the worker's host).
 LOSS_RANGE = (0.1, 1.0)
 
+#: share of drawn crashes armed to fire just after a commit of their worker (buggify-style).
+COMMIT_TRIGGERED_SHARE = 0.5
+#: how long after that commit (virtual s).
+AFTER_COMMIT_RANGE = (0.0, 0.25)
+
 #: broker and network faults: drawn on top of the worker faults, not instead of them.
 INFRA_KINDS = BROKER_KINDS + LINK_KINDS
 
@@ -77,9 +82,15 @@ class Fault:
     latency: float = 0.0
     #: share of requests a ``drop`` fault loses.
     loss: float = 1.0
+    #: a ``crash`` armed at ``at`` fires this many seconds after the worker's next commit
+    #: (None: at ``at``). Commits are where ordering bugs live: a crash just after one finds
+    #: work that was committed but not done, which a crash at a uniform time rarely hits.
+    after_commit: float | None = None
 
     def describe(self) -> str:
         text = f"t={self.at:.3f}s {self.kind} {self.worker}"
+        if self.kind == "crash" and self.after_commit is not None:
+            return text + f" (down {self.downtime:.3f}s) {self.after_commit:.3f}s after its next commit"
         if self.kind in ("crash", "broker_crash", "broker_restart"):
             return text + f" (down {self.downtime:.3f}s)"
         if self.kind == "delay":
@@ -97,6 +108,8 @@ class Fault:
             del data["latency"]
         if self.kind != "drop":
             del data["loss"]
+        if self.after_commit is None:
+            del data["after_commit"]
         return data
 
 
@@ -199,7 +212,10 @@ class _Drawer:
         loss = round(self.rng.uniform(*LOSS_RANGE), 2) if kind == "drop" else 1.0
         if kind in ("broker_crash", "broker_restart"):
             self.broker_back[int(target[1:])] = at + downtime
-        return Fault(at, kind, target, downtime, latency, loss)
+        after_commit = None
+        if kind == "crash" and self.rng.random() < COMMIT_TRIGGERED_SHARE:
+            after_commit = round(self.rng.uniform(*AFTER_COMMIT_RANGE), 3)
+        return Fault(at, kind, target, downtime, latency, loss, after_commit)
 
     def _worker(self, kind: str) -> str:
         if kind in LINK_KINDS:  # a host of the starting workers: it exists at any time

@@ -43,6 +43,8 @@ from .workers import SimWorker
 SETTLE_BOUND = 300.0
 #: virtual seconds a graceful stop may take before it counts as hung.
 STOP_BOUND = 120.0
+#: how long a commit-triggered crash waits for its worker's next commit before firing anyway.
+COMMIT_WAIT = 10.0
 
 
 @dataclass(frozen=True)
@@ -249,18 +251,43 @@ class Simulation:
     # -- faults ------------------------------------------------------------------
     async def _apply_faults(self) -> None:
         loop = asyncio.get_running_loop()
+        armed = []
         for fault in self.plan.faults:
             await asyncio.sleep(max(0.0, fault.at - loop.time()))
-            if await self._apply(fault):
-                self.applied.append(fault)
+            if fault.after_commit is not None:
+                armed.append(asyncio.ensure_future(self._fire_after_commit(fault)))
             else:
-                self.trace.record("faults", "fault-skipped", fault=fault.kind, worker=fault.worker)
+                await self._apply_or_skip(fault)
+        if armed:
+            await asyncio.gather(*armed)
         if self._restarts:
             await asyncio.gather(*self._restarts)
         # Faults end with the main phase: the network heals before the run must converge.
         heals_at = max((w.network.heals_at for w in self.workers.values()), default=0.0)
         if heals_at > loop.time():
             await asyncio.sleep(heals_at - loop.time())
+
+    async def _apply_or_skip(self, fault: Fault) -> None:
+        if await self._apply(fault):
+            self.applied.append(fault)
+        else:
+            self.trace.record("faults", "fault-skipped", fault=fault.kind, worker=fault.worker)
+
+    async def _fire_after_commit(self, fault: Fault) -> None:
+        """Apply ``fault`` ``after_commit`` seconds after its worker's next accepted commit.
+
+        A worker that commits nothing within ``COMMIT_WAIT`` is crashed anyway.
+        """
+        prefix = f"{fault.worker}-"  # members are named {worker}-{n}
+        commit = self.trace.next_event(
+            lambda e: e.kind == "commit" and str(e.fields.get("member", "")).startswith(prefix)
+        )
+        try:
+            await asyncio.wait_for(commit, COMMIT_WAIT)
+        except asyncio.TimeoutError:
+            pass
+        await asyncio.sleep(fault.after_commit or 0.0)
+        await self._apply_or_skip(fault)
 
     async def _apply(self, fault: Fault) -> bool:
         if fault.kind in BROKER_KINDS:

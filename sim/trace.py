@@ -8,6 +8,7 @@ bytes and the sha256 of the trace identifies a run.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import zlib
 from collections.abc import Callable, Iterator
@@ -49,13 +50,34 @@ class Trace:
         self._clock = clock
         self.events: list[TraceEvent] = []
         self._lines: list[str] = []
+        self._waiters: list[tuple[Callable[[TraceEvent], bool], asyncio.Future[TraceEvent]]] = []
 
     def record(self, actor: str, kind: str, **fields: Any) -> None:
         """Append one step; field order is the call's keyword order."""
         now = self._clock()
-        self.events.append(TraceEvent(now, actor, kind, fields))
+        event = TraceEvent(now, actor, kind, fields)
+        self.events.append(event)
         rendered = " ".join(f"{k}={format_value(v)}" for k, v in fields.items())
         self._lines.append(f"{now:012.6f} {actor} {kind} {rendered}".rstrip())
+        if self._waiters:
+            self._wake(event)
+
+    def next_event(self, matches: Callable[[TraceEvent], bool]) -> asyncio.Future[TraceEvent]:
+        """A future of the next recorded event that ``matches`` (faults triggered by a step)."""
+        future: asyncio.Future[TraceEvent] = asyncio.get_running_loop().create_future()
+        self._waiters.append((matches, future))
+        return future
+
+    def _wake(self, event: TraceEvent) -> None:
+        waiting = []
+        for matches, future in self._waiters:
+            if future.done():
+                continue
+            if matches(event):
+                future.set_result(event)
+            else:
+                waiting.append((matches, future))
+        self._waiters = waiting
 
     @property
     def lines(self) -> list[str]:

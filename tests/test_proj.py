@@ -143,3 +143,13 @@ def test_dash_a_proj_finds_the_app_and_its_commands(monkeypatch):
     finally:
         for name in [n for n in sys.modules if n == "proj" or n.startswith("proj.")]:
             del sys.modules[name]
+
+
+def test_partitions_lost_by_a_zombie_and_then_revoked_keep_their_parked_data():
+    """Found by the simulator (chaos seed 14): a memory table dropped a partition twice
+    (lost while a zombie, then revoked) and the second drop emptied the parked copy while
+    its offset stayed, so the partition came back without its keys."""
+    from sim.runner import SimOptions, run
+
+    report = run("examples/proj", SimOptions(seed=14, duration=30.0, faults="chaos"))
+    assert report.ok, report.violations

@@ -120,6 +120,8 @@ class MemoryStore:
     def drop_partitions(self, partitions: set[int]) -> None:
         """Park what matches the changelog exactly; forget the rest."""
         for partition in sorted(partitions):
+            if partition in self._parked:
+                continue  # not served since it was parked (lost, then revoked): keep it
             keys = [k for k, p in self._partition_of.items() if p == partition]
             exact = (
                 partition in self._offsets

@@ -336,6 +336,7 @@ def test_memory_store_parks_a_revoked_partition_and_serves_it_again():
     store.drop_partitions({0})
     assert sorted(store.keys()) == ["c"]  # not served while another worker owns it
     assert store.persisted_offset(0) == 1
+    store.drop_partitions({0})  # lost, then revoked: dropping twice keeps what was parked
     store.assign_partitions({0})
     assert sorted(store.keys()) == ["a", "b", "c"]
 
