@@ -13,6 +13,7 @@ commit is; see ``transactions.TransactionalCommitter``.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from ._types import TP, ConsumerRecord
@@ -99,12 +100,12 @@ class Conductor:
         await self.consumer.start()
         loop = asyncio.get_running_loop()
         self._tasks = [
-            loop.create_task(self._guard(self._fetch_loop()), name=f"{self.app.client_name}-fetch"),
-            loop.create_task(self._guard(self._commit_loop()), name=f"{self.app.client_name}-commit"),
+            loop.create_task(self._guard(self._fetch_loop), name=f"{self.app.client_name}-fetch"),
+            loop.create_task(self._guard(self._commit_loop), name=f"{self.app.client_name}-commit"),
         ]
         if self._pattern_topics():
             self._tasks.append(loop.create_task(
-                self._guard(self._pattern_loop()), name=f"{self.app.client_name}-patterns"
+                self._guard(self._pattern_loop), name=f"{self.app.client_name}-patterns"
             ))
 
     def resubscribe(self) -> None:
@@ -139,10 +140,15 @@ class Conductor:
         if self.consumer is not None:
             await self.consumer.stop()
 
-    async def _guard(self, loop_coro: Any) -> None:
-        """Run an engine loop; if it fails, crash the app loudly instead of dying unseen."""
+    async def _guard(self, engine_loop: Callable[[], Awaitable[None]]) -> None:
+        """Run an engine loop; if it fails, crash the app loudly instead of dying unseen.
+
+        Takes the loop's function, not a coroutine: a task cancelled before it
+        first runs (an app stopped right after start) then leaves no coroutine
+        that was never awaited.
+        """
         try:
-            await loop_coro
+            await engine_loop()
         except asyncio.CancelledError:
             raise
         except Exception as exc:

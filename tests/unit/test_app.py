@@ -330,3 +330,27 @@ def test_agent_names_do_not_depend_on_running_as_main(tmp_path):
     as_script = subprocess.run([sys.executable, str(project)], capture_output=True, text=True, cwd=tmp_path)
     as_module = subprocess.run([sys.executable, "-c", "import proj_main"], capture_output=True, text=True, cwd=tmp_path)
     assert as_script.stdout.strip() == as_module.stdout.strip() == "proj_main.hello"
+
+
+def test_an_app_stopped_right_after_start_leaves_no_unawaited_engine_coroutine():
+    import gc
+    import warnings
+
+    from sim.testing import run_app
+
+    app = detstream.App("quick-stop", broker="sim://")
+    topic = app.topic("t", internal=True)
+
+    @app.agent(topic)
+    async def consume(stream):
+        async for _ in stream:
+            pass
+
+    async def body(cluster):
+        return None  # stop at once: the engine's loop tasks never got to run
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run_app(app, body)
+        gc.collect()
+    assert not [w for w in caught if "never awaited" in str(w.message)]
