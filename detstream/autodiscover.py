@@ -8,7 +8,8 @@ is imported. ``App(autodiscover=...)`` names what to import:
 - ``autodiscover=True``: every module of the ``origin`` package;
 - ``autodiscover=['proj.users', 'proj.orders']``: every module of the listed
   packages (and a listed plain module itself), *instead of* the whole origin,
-  as the Faust guide describes it ("a list of modules to traverse instead").
+  as the Faust guide describes it ("a list of modules to traverse instead");
+  a callable returning such a list is called when discovery runs.
 
 Faust scans the packages with venusian for its decorators' markers; venusian
 imports every module to scan it, so importing every module is what it comes
@@ -96,6 +97,8 @@ def origin_of(app: App) -> str | None:
 def discovery_modules(app: App) -> list[str]:
     """The module names ``autodiscover`` asks for (empty when it is off)."""
     setting = app.conf.autodiscover
+    if callable(setting):  # Faust's lazy form: the list is computed when discovery runs
+        setting = list(setting())
     if setting is False or setting is None:
         return []
     if setting is True:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -32,7 +32,8 @@ SETTINGS: dict[str, tuple[Any, tuple[type, ...] | type]] = {
     "broker": ("kafka://localhost:9092", (str, list, object)),
     "store": ("memory://", str),
     "origin": (None, _OPTIONAL_STR),
-    "autodiscover": (False, (bool, list, tuple)),
+    #: True (the origin package), a list of modules, or a callable returning that list.
+    "autodiscover": (False, (bool, list, tuple, Callable)),
     "datadir": (None, _OPTIONAL_STR),
     "processing_guarantee": ("at_least_once", str),
     "topic_partitions": (8, int),

@@ -83,6 +83,19 @@ def test_a_list_imports_just_the_listed_packages(tmp_path):
     assert agent_names(app) == ["users_agent"]  # orders was not listed
 
 
+def test_a_callable_returns_the_list_when_discovery_runs(tmp_path):
+    files = layout("adproj2c")
+    files["app.py"] = (
+        "import detstream\n"
+        "def modules():\n"
+        "    return ['adproj2c.orders']\n"
+        "app = detstream.App('adproj2c', broker='sim://', autodiscover=modules, origin='adproj2c')\n"
+    )
+    project = write_project(tmp_path, "adproj2c", files)
+    _, app = load_isolated(str(project))
+    assert agent_names(app) == ["orders_agent"]
+
+
 def test_off_imports_nothing(tmp_path):
     project = write_project(tmp_path, "adproj3", layout("adproj3"))
     _, app = load_isolated(str(project))
