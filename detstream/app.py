@@ -27,6 +27,7 @@ from .errors import ImproperlyConfigured, InvalidArgument
 from .producer import ProducerBuffer
 from .recovery import TableManager
 from .rpc import maybe_start_replies
+from .send_failures import failure_handler
 from .settings import Settings, build_settings
 from .signals import Signal, SyncSignal
 from .table import Table
@@ -385,6 +386,7 @@ class App(TasksMixin, Service):
             self._producer = ProducerBuffer(producer, transactional=True)
         else:
             self._producer = ProducerBuffer(transport.create_producer(client_id=conf.broker_client_id))
+        self._producer.on_failure = failure_handler(self)  # a refused send fails its event
         await self._producer.start()
         if self.client_only:  # start_client(): no group, no agents, tasks or timers
             await maybe_start_replies(self)

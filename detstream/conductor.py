@@ -231,13 +231,25 @@ class Conductor:
             await self.commit()
 
     async def commit(self) -> bool:
-        """Flush produced records, then commit every acked offset; False if fenced."""
+        """Flush produced records, then commit every acked offset; False if fenced or refused.
+
+        Not after a send an event made was refused (``ProducerBuffer.failed``):
+        that event is acked, but its output is missing, so no offset may pass
+        it; the app is crashing (``send_failures``) and the event is redone
+        from the last commit. Checked after the flush, which settles every
+        send of the events whose offsets were taken.
+        """
         if self.transactions is not None:
             return await self.transactions.commit()
         offsets = {tp: o for tp, o in self.tracker.to_commit().items()}
         if not offsets or self.consumer is None:
             return True
-        await self.app.producer.flush()
+        producer = self.app.producer
+        await producer.flush()
+        if producer.failed is not None:
+            taken = ", ".join(f"{tp.topic}[{tp.partition}]@{o}" for tp, o in sorted(offsets.items()))
+            self.app.log.error("not committing %s: %s", taken, producer.failed)
+            return False
         try:
             await self.consumer.commit(offsets)
         except CommitFailedError as exc:

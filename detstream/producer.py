@@ -19,16 +19,46 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from . import mutants
 from ._types import TP, RecordMetadata
+from .errors import ProducerSendError
+from .events import Message, current_event
 
 if TYPE_CHECKING:
     from .transport.base import GroupMetadata, Headers, Producer, TransactionalProducer
 
+#: the bug this module's failure tracking fixes, re-opened on demand (see ``mutants``).
+SEND_FAILURE_IGNORED = mutants.register(
+    "send-failure-ignored",
+    "a send refused by the producer (record too large) is dropped unseen and the offset "
+    "of the event that made it is committed",
+)
+
 #: a send of a table write and the future its store waits on.
 _Durable = tuple["asyncio.Future[RecordMetadata]", "asyncio.Future[RecordMetadata]"]
+
+
+class SendFailed(ProducerSendError):
+    """A send refused for good; names the record's topic and the event whose output it was.
+
+    ``tp`` and ``offset`` are the input event's (None for a send made outside
+    any event); the producer's own error is the ``__cause__``.
+    """
+
+    def __init__(
+        self, cause: BaseException, topic: str, partition: int | None,
+        origin: Message | None, agent: Any = None,
+    ) -> None:
+        self.topic, self.partition, self.origin, self.agent = topic, partition, origin, agent
+        self.tp = origin.tp if origin is not None else None
+        self.offset = origin.offset if origin is not None else None
+        where = f"{topic!r}" + (f" partition {partition}" if partition is not None else "")
+        source = f" (output of {self.tp} offset {self.offset})" if origin is not None else ""
+        super().__init__(f"send to {where} failed{source}: {type(cause).__name__}: {cause}")
+        self.__cause__ = cause
 
 
 class ProducerBuffer:
@@ -38,8 +68,6 @@ class ProducerBuffer:
         self._producer = producer
         self.transactional = transactional
         self._pending: deque[asyncio.Future[RecordMetadata]] = deque()
-        #: sends a flush took and still waits for (a concurrent flush must wait for them too).
-        self._flushing: list[deque[asyncio.Future[RecordMetadata]]] = []
         #: done once the latest send was handed to the producer (sends keep call order).
         self._last_started: asyncio.Future[None] | None = None
         #: exactly-once: writes of the open transaction waiting for its commit.
@@ -49,6 +77,10 @@ class ProducerBuffer:
         self._next_durable: list[_Durable] = []
         #: whether the open transaction has records.
         self._sent_in_transaction = False
+        #: the first refused send an event made: no commit may happen after it.
+        self.failed: SendFailed | None = None
+        #: told of every refused send as it happens (the app: log, ``on_error``, crash).
+        self.on_failure: Callable[[SendFailed], None] | None = None
 
     async def start(self) -> None:
         await self._producer.start()
@@ -101,6 +133,9 @@ class ProducerBuffer:
         future = asyncio.ensure_future(self._send_in_order(previous, started, topic, args))
         # A send cancelled before it ever ran must not hold up the ones after it.
         future.add_done_callback(lambda _: started.done() or started.set_result(None))
+        if not mutants.on(SEND_FAILURE_IGNORED):
+            origin = _origin()
+            future.add_done_callback(lambda done: self._settled(done, topic, args, origin))
         pending = self._pending
         while pending and pending[0].done():  # sends complete roughly in order: O(1) amortised
             pending.popleft()
@@ -131,24 +166,37 @@ class ProducerBuffer:
                 started.set_result(None)
         return await self._producer.send(topic, **args)
 
-    async def flush(self) -> None:
-        """Wait until every record sent so far is acknowledged by the broker.
+    def _settled(
+        self, future: asyncio.Future[RecordMetadata], topic: str, args: dict[str, Any],
+        origin: tuple[Message | None, Any],
+    ) -> None:
+        """A send ended: if it failed, its event failed (remembered, and reported at once).
 
-        Also the sends an earlier flush took and still waits for: else a
-        commit racing a slow flush (a revoke during the periodic commit, while
-        a partition leader fails over) commits offsets whose output is not on
-        the broker yet.
+        Added when the send starts, before any flush can wait on it, so it
+        runs before that flush resumes: the commit after the flush sees ``failed``.
         """
-        while self._pending:
-            pending, self._pending = self._pending, deque()
-            self._flushing.append(pending)
-            try:
-                await asyncio.gather(*pending)
-            finally:
-                self._flushing = [taken for taken in self._flushing if taken is not pending]
-        others = [f for taken in self._flushing for f in taken if not f.done()]
-        if others:
-            await asyncio.gather(*others)
+        if future.cancelled() or future.exception() is None:  # exception(): retrieved, never "never retrieved"
+            return
+        message, agent = origin
+        failure = SendFailed(future.exception(), topic, args.get("partition"), message, agent)  # type: ignore[arg-type]
+        if message is not None and self.failed is None:
+            self.failed = failure
+        if self.on_failure is not None:
+            self.on_failure(failure)
+
+    async def flush(self) -> None:
+        """Wait until every record sent before the flush began is settled (acked or refused).
+
+        Only those: under load, new sends arrive all the time, and a flush
+        that waited for them too might never end (nor the commit behind it).
+        A commit's offsets are taken before its flush begins, so the sends of
+        their events are all in the snapshot. The snapshot includes sends an
+        earlier, still running flush waits for. A flush does not raise for a
+        refused send (as aiokafka's): ``failed`` tells the commit.
+        """
+        snapshot = [future for future in self._pending if not future.done()]
+        if snapshot:
+            await asyncio.wait(snapshot)
 
     # -- exactly-once ---------------------------------------------------------------
     def durable(self, sent: asyncio.Future[RecordMetadata]) -> asyncio.Future[RecordMetadata]:
@@ -177,6 +225,8 @@ class ProducerBuffer:
         durable, self._durable = self._durable, []
         try:
             await self.flush()
+            if self.failed is not None:  # an event's output is missing: its transaction must not commit
+                raise self.failed
             if offsets:
                 await self._txn_producer.send_offsets_to_transaction(offsets, group)
             await self._txn_producer.commit_transaction()
@@ -233,6 +283,20 @@ class ProducerBuffer:
                 later.exception()  # reported by the commit that failed; no "never retrieved"
             else:
                 _copy_when_done(self._start_send(topic, args), later)
+
+
+def _origin() -> tuple[Message | None, Any]:
+    """The event being processed (its message) and the agent processing it, if any."""
+    global _current_agent
+    if _current_agent is None:
+        from .agent import current_agent  # the agent module imports much of the engine
+
+        _current_agent = current_agent
+    event = current_event()
+    return (event.message if event is not None else None), _current_agent()
+
+
+_current_agent: Callable[[], Any] | None = None
 
 
 def _copy_when_done(source: asyncio.Future[RecordMetadata], target: asyncio.Future[RecordMetadata]) -> None:

@@ -38,7 +38,9 @@ from .cleaner import LogCleaner
 from .group import GroupCoordinator
 from .history import WriteHistory
 from .idempotence import BatchId, ProducerEntry, duplicate_of, remember
+from .kafka_errors import MessageSizeTooLargeError
 from .network import Network
+from .producer import BATCH_HEADER, record_size
 from .trace import Trace
 from .transactions import TransactionalId, TransactionCoordinator
 
@@ -242,6 +244,7 @@ class SimCluster:
         self.brokers.serve(tp, leader)
         log = self._log(tp)
         state = self.transactions.check(*transaction, "produce") if transaction else None
+        self._check_batch_size(by, tp, records)
         if batch is not None:
             offsets = duplicate_of(log.producers, batch, len(records))
             if offsets is not None:
@@ -251,6 +254,19 @@ class SimCluster:
             remember(log.producers, batch, tuple(meta.offset for meta in metas))
         self.wake_fetchers()
         return metas
+
+    def _check_batch_size(self, by: str, tp: TP, records: Sequence[OutgoingRecord]) -> None:
+        """MESSAGE_TOO_LARGE: the batch is larger than its topic's ``max.message.bytes``."""
+        limit = self.topics[tp.topic].config.get("max.message.bytes")
+        if limit is None:
+            return
+        size = BATCH_HEADER + sum(record_size(r.key, r.value, r.headers) - BATCH_HEADER for r in records)
+        if size > int(limit):
+            self.trace.record(by, "produce-refused", tp=tp, size=size, limit=int(limit))
+            raise MessageSizeTooLargeError(
+                f"a batch of {len(records)} record(s) for {tp} is {size} bytes, more than the "
+                f"topic's max.message.bytes {limit}"
+            )
 
     def append(
         self,

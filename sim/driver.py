@@ -35,7 +35,7 @@ from .group_member import GroupMember
 from .kafka_errors import RetriableError
 from .metadata import ClientMetadata
 from .network import LinkConditions
-from .producer import Link, SimProducer, SimTransactionalProducer
+from .producer import MAX_REQUEST_SIZE, Link, SimProducer, SimTransactionalProducer
 from .trace import Trace
 
 __all__ = [
@@ -103,11 +103,21 @@ class SimTransport:
             producer = SimTransactionalProducer(
                 self.cluster, self.name, self.link,
                 transactional_id=transactional_id, transaction_timeout=transaction_timeout,
+                max_request_size=self.max_request_size,
             )
         else:
-            producer = SimProducer(self.cluster, self.name, self.link, idempotent=self.idempotence)
+            producer = SimProducer(
+                self.cluster, self.name, self.link, idempotent=self.idempotence,
+                max_request_size=self.max_request_size,
+            )
         self.producers.append(producer)
         return producer
+
+    @property
+    def max_request_size(self) -> int:
+        """The app's ``producer_max_request_size`` (aiokafka's ``max_request_size``)."""
+        conf = getattr(self._app, "conf", None)
+        return int(getattr(conf, "producer_max_request_size", MAX_REQUEST_SIZE))
 
     @property
     def idempotence(self) -> bool:

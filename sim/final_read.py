@@ -19,6 +19,14 @@ repartition topics, table changelogs) is read from the beginning with
   committed by two attempts (deliveries) of it. Exactly-once means an
   event's committed output is the output of one attempt; at-least-once apps
   may repeat it, and it is only counted.
+- **refused output**: a send made while processing an input event was
+  refused for good (record too large, fenced, delivery timeout), never
+  appended, and no attempt of that event ever wrote to the topic. If the
+  input's offset was committed, the engine lost the output (it must not
+  commit past an event whose output failed, and must redo it):
+  ``final-read-refused-committed``. If not, the program sends something the
+  producer refuses every time (a poison output that holds its partition
+  back): ``final-read-refused``, which names the record and the error.
 
 Records nobody's send explains (appended without a history entry) are not
 judged: the check is about what producers were told.
@@ -72,6 +80,22 @@ def final_read(cluster: SimCluster, *, exactly_once: bool) -> FinalRead:
             "final-read-duplicate",
             f"{len(fenced)} send(s) of an idempotent producer appear more than once",
             [_describe(write, f"at offsets {_visible_offsets(write, visible)}") for write in fenced[:EXAMPLES]],
+        ))
+    dropped, poison = _refused_outputs(cluster, history)
+    if dropped:
+        outcome.violations.append(Violation(
+            "final-read-refused-committed",
+            f"the output of {len(dropped)} event(s) was refused by the producer, yet their "
+            "offsets were committed and the events never redone: the output is lost",
+            [_describe(write, f"refused ({write.refused})") for write in dropped[:EXAMPLES]],
+        ))
+    if poison:
+        outcome.violations.append(Violation(
+            "final-read-refused",
+            f"the output of {len(poison)} event(s) was refused by the producer in every attempt "
+            "(a bug in the program: e.g. a record larger than producer_max_request_size); "
+            "each holds its input partition back",
+            [_describe(write, f"refused ({write.refused})") for write in poison[:EXAMPLES]],
         ))
     repeated = _duplicate_results(history, visible)
     outcome.duplicate_results = len(repeated)
@@ -143,6 +167,34 @@ def _why_missing(
         if write.value is None or latest.get((write.tp, write.key), -1) > offset:
             return None  # compaction keeps only the latest record of a key
     return f"offset {offset} was removed"
+
+
+def _refused_outputs(cluster: SimCluster, history: WriteHistory) -> tuple[list[Write], list[Write]]:
+    """Refused, never appended writes of events no attempt wrote that topic for.
+
+    Split into those whose input offset was committed past (the output is
+    lost) and those whose input was not (the event fails every time).
+    """
+    committed: dict[TP, int] = {}
+    for group in cluster.groups.values():
+        for tp, offset in group.committed.items():
+            committed[tp] = max(committed.get(tp, 0), offset)
+    written: set[tuple[TP, int, str, str]] = set()  # (input tp, offset, agent, topic) of acked writes
+    for write in history.writes:
+        if write.acked and write.origin is not None:
+            written.add((write.origin.tp, write.origin.offset, write.origin.agent, write.tp.topic))
+    dropped: list[Write] = []
+    poison: list[Write] = []
+    for write in history.writes:
+        origin = write.origin
+        if write.refused is None or write.offsets or origin is None:
+            continue
+        event = (origin.tp, origin.offset, origin.agent, write.tp.topic)
+        if event in written:
+            continue  # an attempt of the event wrote there (it was redone), or it is listed already
+        written.add(event)
+        (dropped if committed.get(origin.tp, 0) > origin.offset else poison).append(write)
+    return dropped, poison
 
 
 def _duplicate_writes(

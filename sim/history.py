@@ -47,6 +47,8 @@ class Write:
     #: offsets of ``tp`` this write was appended at (more than one: a duplicate).
     offsets: list[int] = field(default_factory=list)
     acked: bool = False
+    #: the error that refused the send for good (too large, fenced, timed out), if one did.
+    refused: str | None = None
 
 
 class WriteHistory:

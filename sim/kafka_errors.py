@@ -67,3 +67,16 @@ class InvalidProducerEpochError(BrokerError, ProducerSendError):
 
 class DeliveryTimeoutError(ProducerSendError):
     """A record was not acknowledged within the delivery timeout, retries included."""
+
+
+class MessageSizeTooLargeError(BrokerError, ProducerSendError):
+    """MESSAGE_TOO_LARGE (Kafka's ``RecordTooLargeException``): not retriable.
+
+    A record larger than the producer's ``max_request_size`` is refused by
+    the client before it is sent (aiokafka raises it from ``send``); a batch
+    larger than the topic's ``max.message.bytes`` by the partition's leader.
+    """
+
+
+class UnknownTopicOrPartitionError(BrokerError, ProducerSendError):
+    """UNKNOWN_TOPIC_OR_PARTITION: a send to a topic that does not exist, with auto-creation off."""

@@ -6,7 +6,13 @@ Split from ``sim.driver`` (which re-exports them) to keep files small.
 the broker its metadata names as the partition's leader. A retriable error
 (not the leader, leader not available, the broker down, a request lost by a
 drop fault) makes it back off ``retry_backoff``, refresh its metadata and
-send the batch again, until ``delivery_timeout``. With ``idempotent=True``
+send the batch again, until ``delivery_timeout``. Errors that are not
+retriable fail the send's future, as aiokafka's do (the flush waiting on it
+does not raise): a record larger than ``max_request_size`` (the app's
+``producer_max_request_size``) is refused before it is sent, a batch larger
+than its topic's ``max.message.bytes`` by the leader, and a send to an
+unknown topic when auto-creation is off; each is counted as ``send-refused``
+and traced. With ``idempotent=True``
 (aiokafka's ``enable_idempotence``, the app's ``producer_enable_idempotence``)
 it first gets a producer id, and each batch carries the id, the epoch and
 per-partition sequence numbers, so the leader appends a retried batch only
@@ -37,7 +43,12 @@ from detstream.transport.base import GroupMetadata, Headers
 
 from .brokers import GROUP_COORDINATOR_TOPIC, TXN_COORDINATOR_TOPIC, coordinator_partition
 from .idempotence import BatchId
-from .kafka_errors import DeliveryTimeoutError, RetriableError
+from .kafka_errors import (
+    DeliveryTimeoutError,
+    MessageSizeTooLargeError,
+    RetriableError,
+    UnknownTopicOrPartitionError,
+)
 from .metadata import ClientMetadata
 from .network import Link
 
@@ -48,6 +59,18 @@ if TYPE_CHECKING:
 __all__ = ["Link", "SimProducer", "SimTransactionalProducer"]
 
 T = TypeVar("T")
+
+#: aiokafka's size estimate of a record: a v2 batch header, plus the largest record overhead.
+BATCH_HEADER = 61
+RECORD_OVERHEAD = 21
+#: aiokafka's and Faust's default ``max_request_size``.
+MAX_REQUEST_SIZE = 1_000_000
+
+
+def record_size(key: bytes | None, value: bytes | None, headers: Headers = ()) -> int:
+    """The size a producer checks against ``max_request_size`` (aiokafka's upper estimate)."""
+    body = len(key or b"") + len(value or b"")
+    return BATCH_HEADER + RECORD_OVERHEAD + body + sum(len(k.encode()) + len(v or b"") for k, v in headers)
 
 
 class SimProducer:
@@ -62,13 +85,15 @@ class SimProducer:
     transactional = False
 
     def __init__(
-        self, cluster: SimCluster, name: str, link: Link | None = None, *, idempotent: bool = False
+        self, cluster: SimCluster, name: str, link: Link | None = None, *, idempotent: bool = False,
+        max_request_size: int = MAX_REQUEST_SIZE,
     ) -> None:
         self._cluster = cluster
         self._name = name
         self._link = link or Link(name)
         self._metadata = ClientMetadata(cluster, self._link)
         self.idempotent = idempotent
+        self.max_request_size = max_request_size
         self._label = cluster.history.new_producer(name)
         self._producer_id: int | None = None
         self._epoch = 0
@@ -93,7 +118,9 @@ class SimProducer:
     async def partitions_for(self, topic: str) -> int:
         count = self._cluster.partitions_for(topic, by=self._name, create=True)
         if count is None:
-            raise KeyError(f"topic {topic!r} does not exist and auto-creation is disabled")
+            raise UnknownTopicOrPartitionError(
+                f"topic {topic!r} does not exist and auto-creation is disabled"
+            )
         return count
 
     async def send(
@@ -106,7 +133,17 @@ class SimProducer:
         timestamp: float | None = None,
         headers: Headers = (),
     ) -> RecordMetadata:
-        count = await self.partitions_for(topic)
+        """Queue the record for its partition's next batch; the broker's ack, or the refusal."""
+        try:
+            count = await self.partitions_for(topic)
+        except UnknownTopicOrPartitionError as exc:
+            raise self._refuse_early(topic, partition, key, value, exc) from None
+        size = record_size(key, value, headers)
+        if size > self.max_request_size:
+            raise self._refuse_early(topic, partition, key, value, MessageSizeTooLargeError(
+                f"the record for {topic!r} is {size} bytes when serialized, more than the "
+                f"producer's max_request_size {self.max_request_size}"
+            ))
         if partition is None:
             partition = (
                 partition_for_key(key, count) if key is not None else next(self._round_robin) % count
@@ -132,9 +169,10 @@ class SimProducer:
                 metas = await self._send_batch(tp, batch)
             except ConnectionError:
                 return  # the process died with these records in its buffer
-            except Exception as exc:  # refused for good: fenced, out of order, timed out
+            except Exception as exc:  # refused for good: too large, fenced, out of order, timed out
                 self._on_batch_failed()
                 for item in batch:
+                    self._refused(item.write, exc)
                     if not item.future.done():
                         item.future.set_exception(exc)
                 continue
@@ -142,6 +180,27 @@ class SimProducer:
                 item.write.acked = True
                 if not item.future.done():
                     item.future.set_result(meta)
+
+    def _refuse_early(
+        self, topic: str, partition: int | None, key: bytes | None, value: bytes | None,
+        exc: Exception,
+    ) -> Exception:
+        """A record the client refuses before queueing it: recorded as a refused write."""
+        tp = TP(topic, partition if partition is not None else -1)
+        write = self._cluster.history.sent(
+            self._label, tp, key, value, idempotent=self.idempotent, transactional=self.transactional
+        )
+        self._refused(write, exc)
+        return exc
+
+    def _refused(self, write: Write, exc: Exception) -> None:
+        """A send failed for good: the history says so; a refusal proper is counted and traced."""
+        write.refused = type(exc).__name__
+        if isinstance(exc, (MessageSizeTooLargeError, UnknownTopicOrPartitionError)):
+            self._cluster.stats["send-refused"] += 1
+            self._cluster.trace.record(
+                self._name, "send-refused", tp=write.tp, error=write.refused, value_size=len(write.value or b"")
+            )
 
     async def _send_batch(self, tp: TP, batch: Sequence[_Pending]) -> list[RecordMetadata]:
         """Produce ``batch`` to ``tp``'s leader, retrying retriable errors until the delivery timeout."""
@@ -247,8 +306,9 @@ class SimTransactionalProducer(SimProducer):
         *,
         transactional_id: str,
         transaction_timeout: float,
+        max_request_size: int = MAX_REQUEST_SIZE,
     ) -> None:
-        super().__init__(cluster, name, link, idempotent=True)
+        super().__init__(cluster, name, link, idempotent=True, max_request_size=max_request_size)
         self.transactional_id = transactional_id
         self._timeout = transaction_timeout
         self._coordinator_tp = coordinator_partition(TXN_COORDINATOR_TOPIC, transactional_id)

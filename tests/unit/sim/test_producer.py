@@ -100,3 +100,68 @@ def test_delay_fault_adds_latency_to_every_request():
 
     plain, delayed = simulate(main)
     assert plain < 0.01 and 1.5 <= delayed < 1.51
+
+
+def refusal(coro):
+    """The error a send fails with, and the virtual time it took."""
+
+    async def attempt():
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        try:
+            await coro
+        except Exception as exc:
+            return type(exc).__name__, loop.time() - start
+        return None, loop.time() - start
+
+    return attempt()
+
+
+def test_a_record_larger_than_max_request_size_is_refused_for_good():
+    async def main(cluster):
+        cluster.create_topic("t", 1, by="test")
+        producer = SimTransport(cluster=cluster, name="p").create_producer(client_id="p")
+        assert producer.max_request_size == 1_000_000  # Faust's and aiokafka's default
+        small = await producer.send("t", key=None, value=b"x" * 999_000)
+        refused = await refusal(producer.send("t", key=b"k", value=b"x" * 1_000_000))
+        write = cluster.history.writes[-1]
+        return small.offset, refused, write.refused, write.acked, len(cluster.records("t"))
+
+    offset, (error, took), refused, acked, stored = simulate(main)
+    assert offset == 0 and error == "MessageSizeTooLargeError" and took == 0.0  # refused before sending
+    assert (refused, acked, stored) == ("MessageSizeTooLargeError", False, 1)
+
+
+def test_the_apps_producer_max_request_size_applies_and_refusals_are_counted():
+    async def main(cluster):
+        cluster.create_topic("t", 1, by="test")
+        app = type("App", (), {"conf": type("Conf", (), {"producer_max_request_size": 500})()})()
+        producer = SimTransport(cluster=cluster, name="p", app=app).create_producer(client_id="p")
+        error, _ = await refusal(producer.send("t", key=None, value=b"x" * 500))
+        return error, cluster.stats["send-refused"], [e.kind for e in cluster.trace.of_kind("send-refused")]
+
+    error, counted, traced = simulate(main)
+    assert error == "MessageSizeTooLargeError" and counted == 1 and traced == ["send-refused"]
+
+
+def test_a_batch_larger_than_the_topics_max_message_bytes_is_refused_by_the_leader():
+    async def main(cluster):
+        cluster.create_topic("t", 1, {"max.message.bytes": "1000"}, by="test")
+        producer = SimTransport(cluster=cluster, name="p").create_producer(client_id="p")
+        fits = await producer.send("t", key=None, value=b"x" * 500, partition=0)
+        error, took = await refusal(producer.send("t", key=None, value=b"x" * 1000, partition=0))
+        return fits.offset, error, took > 0, [r.offset for r in cluster.records("t")]
+
+    offset, error, sent, offsets = simulate(main)
+    assert (offset, error, sent, offsets) == (0, "MessageSizeTooLargeError", True, [0])
+
+
+def test_a_send_to_an_unknown_topic_without_auto_creation_is_refused():
+    async def main(cluster):
+        producer = SimTransport(cluster=cluster, name="p").create_producer(client_id="p")
+        error, _ = await refusal(producer.send("missing", key=None, value=b"v"))
+        return error, cluster.stats["send-refused"]
+
+    assert simulate(main, config=ClusterConfig(auto_create_topics=False)) == (
+        "UnknownTopicOrPartitionError", 1,
+    )

@@ -1,0 +1,166 @@
+"""ProducerBuffer: flush waits for a snapshot; a refused send fails its event (issue 9)."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+
+import pytest
+
+from detstream import mutants
+from detstream._types import RecordMetadata
+from detstream.errors import ProducerSendError
+from detstream.events import Event, Message, set_current_event
+from detstream.producer import SEND_FAILURE_IGNORED, ProducerBuffer, SendFailed
+
+
+class GatedProducer:
+    """Each send waits until the test releases it, then acks, or fails if told to."""
+
+    def __init__(self) -> None:
+        self.gates: dict[bytes, asyncio.Event] = {}
+        self.refuse: set[bytes] = set()
+        self.in_transaction = False
+        self.ended: list[str] = []
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def send(self, topic, *, key, value, partition=None, timestamp=None, headers=()):
+        gate = self.gates.setdefault(value, asyncio.Event())
+        await gate.wait()
+        if value in self.refuse:
+            raise ProducerSendError(f"Kafka refused a record for {topic!r}: MessageSizeTooLargeError")
+        return RecordMetadata(topic, 0, 0, 0.0)
+
+    def release(self, value: bytes) -> None:
+        self.gates.setdefault(value, asyncio.Event()).set()
+
+    async def begin_transaction(self) -> None:
+        self.in_transaction = True
+
+    async def send_offsets_to_transaction(self, offsets, group) -> None: ...
+
+    async def commit_transaction(self) -> None:
+        self.ended.append("commit")
+
+    async def abort_transaction(self) -> None:
+        self.ended.append("abort")
+
+
+def run(body):
+    """Run ``body`` on a fresh loop; return it with every error the loop logged."""
+    logged: list[dict] = []
+
+    async def main():
+        asyncio.get_running_loop().set_exception_handler(lambda loop, context: logged.append(context))
+        result = await body()
+        gc.collect()  # a failed future nobody retrieved logs "never retrieved" when collected
+        await asyncio.sleep(0)
+        return result
+
+    return asyncio.run(main()), logged
+
+
+def in_event(topic: str = "orders", partition: int = 2, offset: int = 17) -> None:
+    message = Message(topic, partition, offset, 0.0, b"k", b"v")
+    set_current_event(Event(None, b"k", b"v", {}, message))
+
+
+def test_flush_waits_only_for_the_sends_made_before_it_began():
+    async def body():
+        producer = GatedProducer()
+        buffer = ProducerBuffer(producer)
+        first = buffer.send_soon("out", key=None, value=b"before")
+        flush = asyncio.ensure_future(buffer.flush())
+        await asyncio.sleep(0)
+        later = buffer.send_soon("out", key=None, value=b"after")  # load goes on meanwhile
+        producer.release(b"before")
+        await asyncio.wait_for(flush, 1)  # done though a newer send is still in flight
+        pending = not later.done()
+        producer.release(b"after")
+        await later
+        return first.done(), pending
+
+    (first_done, later_pending), _ = run(body)
+    assert first_done and later_pending
+
+
+def test_a_refused_send_made_in_an_event_fails_it_without_never_retrieved():
+    seen: list[SendFailed] = []
+
+    async def body():
+        producer = GatedProducer()
+        producer.refuse.add(b"huge")
+        buffer = ProducerBuffer(producer)
+        buffer.on_failure = seen.append
+        in_event()
+        buffer.send_soon("receipts", key=None, value=b"huge", partition=1)  # nobody awaits it
+        set_current_event(None)
+        producer.release(b"huge")
+        await buffer.flush()  # does not raise, as aiokafka's flush
+        return buffer.failed
+
+    failed, logged = run(body)
+    assert failed is not None and seen == [failed]
+    assert (failed.topic, failed.partition, str(failed.tp), failed.offset) == ("receipts", 1, "orders[2]", 17)
+    assert "'receipts' partition 1" in str(failed) and "orders[2] offset 17" in str(failed)
+    assert isinstance(failed.__cause__, ProducerSendError)
+    assert not logged, logged  # no "Task exception was never retrieved"
+
+
+def test_a_refused_send_outside_any_event_fails_only_its_future():
+    seen: list[SendFailed] = []
+
+    async def body():
+        producer = GatedProducer()
+        producer.refuse.add(b"huge")
+        buffer = ProducerBuffer(producer)
+        buffer.on_failure = seen.append
+        sent = buffer.send_soon("out", key=None, value=b"huge")
+        producer.release(b"huge")
+        with pytest.raises(ProducerSendError):
+            await sent
+        await buffer.flush()
+        return buffer.failed
+
+    failed, logged = run(body)
+    assert failed is None and len(seen) == 1 and seen[0].tp is None
+    assert not logged
+
+
+def test_exactly_once_a_refused_send_aborts_the_transaction():
+    async def body():
+        producer = GatedProducer()
+        producer.refuse.add(b"huge")
+        buffer = ProducerBuffer(producer, transactional=True)
+        await buffer.start()
+        in_event()
+        buffer.send_soon("out", key=None, value=b"huge")
+        set_current_event(None)
+        producer.release(b"huge")
+        with pytest.raises(SendFailed):
+            await buffer.commit_transaction({}, None)
+        return producer.ended
+
+    ended, _ = run(body)
+    assert ended == ["abort"]
+
+
+def test_the_mutant_drops_refused_sends_unseen():
+    async def body():
+        producer = GatedProducer()
+        producer.refuse.add(b"huge")
+        buffer = ProducerBuffer(producer)
+        in_event()
+        buffer.send_soon("out", key=None, value=b"huge")
+        set_current_event(None)
+        producer.release(b"huge")
+        await buffer.flush()
+        return buffer.failed
+
+    with mutants.enabled(SEND_FAILURE_IGNORED):
+        failed, logged = run(body)
+    assert failed is None
+    assert any("never retrieved" in context["message"] for context in logged)
