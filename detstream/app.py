@@ -2,8 +2,9 @@
 
 An App is a mode Service. Starting it connects to the broker named by the
 ``broker`` setting (the URL scheme picks the transport driver), starts the
-agents, declares internal topics, joins the consumer group and then starts
-tasks and timers. Stopping it is graceful: events in hand finish, offsets are
+agents, declares internal topics and the topics agents consume (created if
+missing, unless ``topic_allow_declare`` is off), joins the consumer group and
+then starts tasks and timers. Stopping it is graceful: events in hand finish, offsets are
 committed and produced records flushed before the group is left.
 """
 
@@ -76,6 +77,8 @@ class App(TasksMixin, Service):
         self.commands: dict[str, Any] = {}
         self._background: list[asyncio.Task[None]] = []
         self._declaring: dict[str, asyncio.Future[None]] = {}
+        #: partition counts of consumed topics and changelogs, as found at start.
+        self._partition_counts: dict[str, int] = {}
         broker = settings.get("broker")
         #: a transport object given as ``broker=`` is used as is (tests, the sim).
         self._transport: Any = None if isinstance(broker, (str, list, tuple, type(None))) else broker
@@ -398,12 +401,72 @@ class App(TasksMixin, Service):
             await asyncio.sleep(0)  # actors run to their first await: group_by declares topics
         await self.admin.create_topic(self.leader_topic_name, partitions=1)
         for topic in list(self._topics):
-            await topic.declare()
+            if topic.internal or topic.subscribers:  # Faust: what agents consume, and changelogs
+                await topic.declare()
+        await self._check_copartitioning()
         await self.conductor.start()
         await maybe_start_replies(self)
         self._start_tasks()
 
+    async def _check_copartitioning(self) -> None:
+        """Note the partition counts of consumed topics and changelogs; warn about a table
+        whose changelog's count no consumed topic has.
+
+        A table partition lives with the partition of the event that wrote it,
+        so a table's changelog needs the partition count of the topic its
+        agent reads (the assignor co-partitions topics of equal counts). Which
+        agent writes which table shows only at the first write, which checks
+        its own source (``Table._check_source``).
+        """
+        changelogs = {t.changelog_name: t for t in self.tables.tables.values()}
+        sources = sorted(
+            {name for t in self._topics if t.subscribers for name in t.topics}
+            - set(changelogs) - {self.leader_topic_name}
+        )
+        counts: dict[str, int] = {}
+        for name in sorted({*sources, *changelogs}):
+            count = await self.admin.partitions_for(name)
+            if count is not None:
+                counts[name] = count
+        self._partition_counts = counts
+        known = [s for s in sources if s in counts]
+        for name, table in sorted(changelogs.items()):
+            count = counts.get(name)
+            if count is None or table.use_partitioner or not known:
+                continue
+            if any(counts[s] == count for s in known):
+                continue
+            inputs = ", ".join(f"{s!r} has {counts[s]}" for s in known)
+            logger.warning(
+                "table %r: its changelog %r has %d partitions, but no topic an agent consumes "
+                "has %d (%s). A table must be co-partitioned with the topic whose events write "
+                "it (the same partition count), or its partitions are recovered on other "
+                "workers than their events: give the table or the topic partitions=",
+                table.name, name, count, count, inputs,
+            )
+            self._record("copartition-mismatch", table=table.name, changelog=name,
+                         changelog_partitions=count, sources=known,
+                         source_partitions=[counts[s] for s in known])
+
+    #: loop time by which a graceful stop should be done, or None (no bound). ``detstream
+    #: worker`` sets it from its shutdown timeout: past it the final commit and the
+    #: producer's flush are given up and the clients closed at once (``stop_budget``).
+    stop_deadline: float | None = None
+
+    def stop_budget(self) -> float | None:
+        """Seconds left before ``stop_deadline`` (0 when past), None when stopping is unbounded."""
+        if self.stop_deadline is None:
+            return None
+        return max(self.stop_deadline - asyncio.get_running_loop().time(), 0.0)
+
     async def on_stop(self) -> None:
+        """Stop everything, last started first; a step that fails does not skip the others.
+
+        With the broker unreachable the final commit and the producer's flush
+        cannot finish: under a ``stop_deadline`` they are given up at it (their
+        work is redone by the partitions' next owner, as after a crash) and
+        every client is still closed. The first error is raised at the end.
+        """
         for task in reversed(self._background):
             task.cancel()
             try:

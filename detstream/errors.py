@@ -11,12 +11,17 @@ working::
      ├── ValidationError               a Record failed validation
      ├── DecodeError                   bytes off the wire did not decode
      │    ├── KeyDecodeError
-     │    └── ValueDecodeError
+     │    ├── ValueDecodeError
+     │    └── ChangelogDecodeError     a table changelog record did not decode (recovery stops)
+     │         ├── ChangelogKeyDecodeError     (also a KeyDecodeError)
+     │         └── ChangelogValueDecodeError   (also a ValueDecodeError)
      ├── CodecError                    unknown codec name, codec failed to encode
-     ├── TableWriteError               table written outside a stream / concurrently
+     ├── TableWriteError               table written outside a stream / concurrently, or a
+     │                                 key/value that would not come back from the changelog
      ├── PartitionsMismatch            co-partitioned topics differ in partitions
      ├── ProducerSendError             the broker refused a produced record
      ├── CommitFailedError             a commit was fenced (stale generation)
+     ├── RebalanceListenerError        the worker could not take (or give up) an assignment
      └── Skip                          raised by a processor to drop an event
 """
 
@@ -90,6 +95,35 @@ class KeyDecodeError(DecodeError):
 
 class ValueDecodeError(DecodeError):
     """The message value did not decode."""
+
+
+class ChangelogDecodeError(DecodeError):
+    """A table changelog record did not decode: recovery stops rather than rebuild a wrong table.
+
+    Raised as :class:`ChangelogKeyDecodeError` or :class:`ChangelogValueDecodeError`,
+    which are also KeyDecodeError and ValueDecodeError.
+    """
+
+    def __init__(
+        self, message: str, *, table: str, topic: str, partition: int, offset: int,
+        key: object, reason: str,
+    ) -> None:
+        DetstreamError.__init__(self, message)
+        self.reason = reason
+        self.table = table
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        #: the decoded key, or the raw key bytes when the key is what did not decode.
+        self.key = key
+
+
+class ChangelogKeyDecodeError(ChangelogDecodeError, KeyDecodeError):
+    """A table changelog record's key did not decode."""
+
+
+class ChangelogValueDecodeError(ChangelogDecodeError, ValueDecodeError):
+    """A table changelog record's value did not decode."""
 
 
 class CodecError(DetstreamError):

@@ -76,6 +76,9 @@ SETTINGS: dict[str, tuple[Any, tuple[type, ...] | type]] = {
     "producer_transaction_timeout": (60.0, _NUMBER),
     "table_standby_replicas": (1, int),
     "table_cleanup_interval": (30.0, _NUMBER),
+    #: a table changelog record that does not decode: "raise" stops recovery (the worker
+    #: crashes naming table, partition, offset and key), "skip" logs it and goes on.
+    "table_changelog_decode_errors": ("raise", str),
     "timezone": ("UTC", (str, object)),
     #: RPC (``agent.ask``): this instance's reply topic; None = ``{reply_to_prefix}{uuid}``,
     #: made on first read of ``conf.reply_to`` (seeded under the simulator).
@@ -97,6 +100,7 @@ _CHOICES = {
     "consumer_auto_offset_reset": ("earliest", "latest", "none"),
     "producer_acks": (0, 1, -1),
     "producer_compression_type": (None, "gzip", "snappy", "lz4", "zstd"),
+    "table_changelog_decode_errors": ("raise", "skip"),
 }
 
 #: numbers that must be > 0 (a zero timeout or size makes a client that never works).

@@ -27,10 +27,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ._types import TP, ConsumerRecord
 from .changelog_resume import recovery_start
+from .errors import ChangelogDecodeError
 from .stores import store_for_url
 
 if TYPE_CHECKING:
@@ -187,6 +188,12 @@ class StandbyReader:
                 self._apply(await consumer.getmany(self.fetch_timeout))
             except asyncio.CancelledError:
                 raise
+            except ChangelogDecodeError as exc:
+                # the policy is the table's, not the standby's: the copy would be wrong, and
+                # retrying would silently step over the record (the fetch moved past it)
+                logger.error("standby copy stopped: %s; the app is crashing", exc)
+                await self.app.crash(exc)
+                return
             except Exception as exc:  # a standby must never take the worker down
                 logger.warning("standby read failed (%r); retrying in %.1fs", exc, self.retry_delay)
                 self.app._record("standby-error", error=type(exc).__name__)
@@ -233,10 +240,9 @@ class StandbyReader:
             records = [r for r in batch[tp] if r.offset >= position]
             if not records:
                 continue
-            to_key, to_value = _decoders(entry.table)
-            entry.store.apply_changelog_batch(records, to_key, to_value)
-            if entry.table.on_changelog_event is not None:  # Faust: also while standbys sync
-                entry.table._notify_changelog(records, to_key, to_value)
+            # decoded as recovery decodes, under the same table_changelog_decode_errors
+            # policy; on_changelog_event is called as Faust does while standbys sync
+            entry.table.apply_changelog_to(entry.store, records)
             entry.offset = records[-1].offset
             entry.position = entry.offset + 1
             self.applied += len(records)
@@ -263,19 +269,3 @@ class StandbyReader:
         for entry in partitions.values():
             self._close(entry)
 
-
-def _decoders(table: Table) -> tuple[Any, Any]:
-    """Decode changelog records as ``Table.apply_changelog`` does (the changelog schema, else json)."""
-    schema = table.changelog_topic.schema
-
-    def to_key(record: ConsumerRecord) -> Any:
-        return schema.loads_key(record.key, default_serializer="json", **_where(record))
-
-    def to_value(record: ConsumerRecord) -> Any:
-        return schema.loads_value(record.value, default_serializer="json", **_where(record))
-
-    return to_key, to_value
-
-
-def _where(record: ConsumerRecord) -> dict[str, Any]:
-    return dict(topic=record.topic, partition=record.partition, offset=record.offset)

@@ -13,6 +13,16 @@ Other table kinds build on this class: windowed tables (``.tumbling()``,
 (:mod:`detstream.table_global`) and ``SetTable`` (:mod:`detstream.table_set`).
 They change what a read, a write and a changelog record are through the
 small hooks ``_get``, ``_write`` and ``_remove``.
+
+A table must be exactly its changelog, so both directions are checked. A
+write whose key or value the changelog's codecs cannot encode, whose value
+does not decode back, or whose key would come back different (another type
+or value) is refused with a TableWriteError naming table and key. A
+changelog record that does not decode stops recovery with a
+ChangelogDecodeError naming table, partition, offset and key (the worker
+crashes), unless the app setting ``table_changelog_decode_errors="skip"``
+says to log and skip such records; standby copies and global tables apply
+the same policy.
 """
 
 from __future__ import annotations
@@ -26,13 +36,23 @@ from typing import TYPE_CHECKING, Any
 
 from ._types import TP, ConsumerRecord, RecordMetadata
 from .agent import current_agent
-from .errors import InvalidArgument, TableWriteError
+from .errors import (
+    ChangelogDecodeError,
+    ChangelogKeyDecodeError,
+    ChangelogValueDecodeError,
+    CodecError,
+    DecodeError,
+    InvalidArgument,
+    TableWriteError,
+)
 from .events import Event, current_event
 from .partitioner import partition_for_key
 from .stores import store_for_url
+from .table_codecs import TableKeyCodec
 
 if TYPE_CHECKING:
     from .app import App
+    from .stores.base import Store
     from .table_windowed import WindowWrapper
     from .topic import Topic
     from .windows import Window
@@ -99,12 +119,16 @@ class Table(MutableMapping[Any, Any]):
         #: windowed: the newest window end written per partition (what ``.now()`` reads).
         self.window_latest: dict[int, float] = {}
         self.store_url = store or app.conf.store
+        if key_serializer is None:
+            # no key_type: keys of any type, bytes included, must come back as they were
+            key_serializer = TableKeyCodec() if key_type is None else "json"
         self.changelog_topic = changelog_topic or app.topic(
             f"{app.conf.id}-{name}-changelog",
             key_type=key_type,
             value_type=value_type,
-            key_serializer=key_serializer or "json",
-            value_serializer=value_serializer or "json",
+            key_serializer=key_serializer,
+            # no value_type: values of any shape, Records nested in lists included, come back as written
+            value_serializer=value_serializer or ("json" if value_type is not None else _any_value_codec()),
             partitions=partitions,
             compacting=True,
             acks=False,
@@ -112,6 +136,8 @@ class Table(MutableMapping[Any, Any]):
             config=self.extra_topic_configs,
         )
         self._changelog_tasks: set[asyncio.Future[Any]] = set()
+        #: source topics whose partition count was compared with the changelog's.
+        self._sources_checked: set[str] = set()
         self._setup_changelog_schema()
         #: built after the changelog topic: a persistent store encodes with its schema.
         self.data = store_for_url(self.store_url)(url=self.store_url, table=self)
@@ -220,7 +246,31 @@ class Table(MutableMapping[Any, Any]):
                 "a table write must belong to the event being processed (write it inside "
                 "`async for ... in stream`, or make the table with use_partitioner=True)"
             )
+        self._check_source(event.message.topic)
         return event.message.partition
+
+    def _check_source(self, source: str) -> None:
+        """Warn once per source topic whose partition count differs from the changelog's.
+
+        The table partition lives with the event's partition, so both topics
+        need the same count (Faust raises PartitionsMismatch here). Counts
+        come from what the app saw at start; nothing is asked of the broker.
+        """
+        if self.is_global or source in self._sources_checked:
+            return
+        self._sources_checked.add(source)
+        counts = self.app._partition_counts
+        source_n, changelog_n = counts.get(source), counts.get(self.changelog_name)
+        if source_n is not None and changelog_n is not None and source_n != changelog_n:
+            logger.warning(
+                "table %r is written from topic %r, which has %d partitions, but its changelog "
+                "%r has %d: they must be co-partitioned (the same count), or the table's "
+                "partitions are recovered on other workers than their events",
+                self.name, source, source_n, self.changelog_name, changelog_n,
+            )
+            self.app._record("copartition-mismatch", table=self.name, source=source,
+                             source_partitions=source_n, changelog=self.changelog_name,
+                             changelog_partitions=changelog_n)
 
     def _hashed_partition(self, key: Any) -> int:
         schema = self.changelog_topic.schema
@@ -241,13 +291,54 @@ class Table(MutableMapping[Any, Any]):
         rocksdb store decode with, also for a ``changelog_topic=`` given without
         serializers (the app's default key serializer is raw).
         """
+        key_bytes, value_bytes = self._changelog_bytes(key, value)
         self.app._record("table-write", table=self.name, partition=partition, key=key, value=value)
-        schema = self.changelog_topic.schema
-        return self.changelog_topic.send_soon(
-            key=key, value=value, partition=partition,
-            key_serializer=schema.key_serializer or "json",
-            value_serializer=schema.value_serializer or "json",
+        return self.app.producer.send_soon(
+            self.changelog_name, key=key_bytes, value=value_bytes, partition=partition,
         )
+
+    def _changelog_bytes(self, key: Any, value: Any) -> tuple[bytes | None, bytes | None]:
+        """The changelog record of a write, refused unless recovery reads back what was written.
+
+        The key must come back equal and of the same type (else the recovered
+        table holds another key than the live one); the value must at least
+        decode (else recovery stops at it).
+        """
+        schema = self.changelog_topic.schema
+        name = self.changelog_name
+        try:
+            key_bytes = schema.dumps_key(key, default_serializer="json")
+            value_bytes = schema.dumps_value(value, default_serializer="json")
+        except CodecError as exc:
+            raise TableWriteError(
+                f"table {self.name!r}: cannot write key {key!r} to its changelog {name!r}: {exc}"
+            ) from exc
+        try:
+            back = schema.loads_key(key_bytes, default_serializer="json", topic=name)
+        except DecodeError as exc:
+            raise TableWriteError(
+                f"table {self.name!r}: key {key!r} encodes to changelog bytes {key_bytes!r} that "
+                f"its key codec cannot decode ({exc}); recovery would stop there. Give the table "
+                "a key_type/key_serializer that reads back what it writes"
+            ) from exc
+        if not _same_key(back, key):
+            raise TableWriteError(
+                f"table {self.name!r}: key {key!r} ({type(key).__name__}) would come back from "
+                f"its changelog {name!r} as {back!r} ({type(back).__name__}), so the table "
+                "recovered after a restart would differ from the live one. Use keys that "
+                "round-trip: str, int, float, bool, bytes, tuples of them or Records, of the "
+                "table's key_type if it has one"
+            )
+        if value_bytes is not None:
+            try:
+                schema.loads_value(value_bytes, default_serializer="json", topic=name)
+            except DecodeError as exc:
+                raise TableWriteError(
+                    f"table {self.name!r}: the value of key {key!r} encodes to changelog bytes "
+                    f"that its value codec cannot decode ({exc}); recovery would stop there. "
+                    "Write values of the table's value_type, or fix its value_serializer"
+                ) from exc
+        return key_bytes, value_bytes
 
     # -- windowing --------------------------------------------------------------
     def tumbling(
@@ -281,17 +372,71 @@ class Table(MutableMapping[Any, Any]):
 
     def apply_changelog(self, records: list[ConsumerRecord]) -> None:
         """Apply changelog records (recovery): latest value wins, None deletes."""
-        schema = self.changelog_topic.schema
+        self.apply_changelog_to(self.data, records)
+
+    def apply_changelog_to(self, store: Store, records: list[ConsumerRecord]) -> None:
+        """Apply changelog records to ``store`` (the table's, or a standby copy's).
+
+        Every record is decoded first. One that does not decode follows the
+        app's ``table_changelog_decode_errors`` policy: ``"raise"`` (the
+        default) applies none of the batch and raises ChangelogDecodeError (a
+        KeyDecodeError or ValueDecodeError too); ``"skip"`` logs it and leaves
+        it out (the store's offset still moves past it).
+        """
+        decoded: dict[tuple[int, int], tuple[Any, Any]] = {}
+        good: list[ConsumerRecord] = []
+        for record in records:
+            try:
+                decoded[(record.partition, record.offset)] = self._decode_record(record)
+            except ChangelogDecodeError as exc:
+                if self.app.conf.table_changelog_decode_errors != "skip":
+                    self.app._record("changelog-decode-error", table=self.name, tp=_tp(record),
+                                     offset=record.offset)
+                    raise  # nothing of the batch applied: the store keeps its offset
+                logger.warning("%s; skipped (table_changelog_decode_errors='skip')", exc)
+                self.app._record("changelog-decode-skip", table=self.name, tp=_tp(record),
+                                 offset=record.offset)
+                continue
+            good.append(record)
 
         def to_key(record: ConsumerRecord) -> Any:
-            return schema.loads_key(record.key, default_serializer="json", **_where(record))
+            return decoded[(record.partition, record.offset)][0]
 
         def to_value(record: ConsumerRecord) -> Any:
-            return schema.loads_value(record.value, default_serializer="json", **_where(record))
+            return decoded[(record.partition, record.offset)][1]
 
-        self.data.apply_changelog_batch(records, to_key, to_value)
-        if self.on_changelog_event is not None:
-            self._notify_changelog(records, to_key, to_value)
+        if good:
+            store.apply_changelog_batch(good, to_key, to_value)
+        _move_offsets_past_skipped(store, records, good)
+        if good and self.on_changelog_event is not None:
+            self._notify_changelog(good, to_key, to_value)
+
+    def _decode_record(self, record: ConsumerRecord) -> tuple[Any, Any]:
+        """Key and value of a changelog record, or ChangelogDecodeError saying where and what to do."""
+        schema = self.changelog_topic.schema
+        where = _where(record)
+        key: Any = record.key
+        error: type[ChangelogDecodeError] = ChangelogKeyDecodeError
+        try:
+            key = schema.loads_key(record.key, default_serializer="json", **where)
+            error = ChangelogValueDecodeError
+            value = (None if record.value is None
+                     else schema.loads_value(record.value, default_serializer="json", **where))
+        except DecodeError as exc:
+            what = (f"key {record.key!r}" if error is ChangelogKeyDecodeError
+                    else f"value of key {key!r}")
+            raise error(
+                f"table {self.name!r}: the {what} of changelog record "
+                f"{record.topic}[{record.partition}] offset {record.offset} does not decode: "
+                f"{exc.reason}. Recovery stops here rather than rebuild a wrong table. To go "
+                "on: make the table's key_type/value_type and serializers read what was "
+                "written; or write a valid value (or a tombstone) for that key to the "
+                "changelog and let compaction remove the bad record; or set the app setting "
+                "table_changelog_decode_errors='skip' to log and skip such records",
+                table=self.name, topic=record.topic, partition=record.partition,
+                offset=record.offset, key=key, reason=exc.reason,
+            ) from exc
+        return key, value
 
     def changelog_events(
         self, records: list[ConsumerRecord],
@@ -357,5 +502,53 @@ async def _await_in_order(pending: list[Awaitable[Any]]) -> None:
             logger.exception("an async on_changelog_event callback failed")
 
 
+def _any_value_codec() -> Any:
+    """The changelog value codec of a table without value_type (see TableValueCodec)."""
+    from .table_codecs import TableValueCodec
+
+    return TableValueCodec()
+
+
 def _where(record: ConsumerRecord) -> dict[str, Any]:
     return dict(topic=record.topic, partition=record.partition, offset=record.offset)
+
+
+def _same_key(back: Any, key: Any) -> bool:
+    """Did ``key`` come back from the changelog as the same dict key?
+
+    Equality, as a dict sees it (``b"a"`` is not ``"a"``, a tuple is not a
+    list; ``1`` and ``1.0`` are one key). Records compare by namespace and
+    fields: the simulator imports a project once per worker incarnation, so
+    the class the registry decodes to may be another incarnation's copy of
+    the key's class.
+    """
+    from .models import Record
+
+    if isinstance(key, Record):
+        return (isinstance(back, Record)
+                and back._options.namespace == key._options.namespace
+                and back._values() == key._values())
+    if type(key) is tuple:
+        return (type(back) is tuple and len(back) == len(key)
+                and all(_same_key(b, k) for b, k in zip(back, key, strict=True)))
+    return bool(back == key)
+
+
+def _tp(record: ConsumerRecord) -> str:
+    return f"{record.topic}[{record.partition}]"
+
+
+def _move_offsets_past_skipped(
+    store: Store, records: list[ConsumerRecord], applied: list[ConsumerRecord]
+) -> None:
+    """Skipped records at the end of a batch: the store's offset still moves past them."""
+    last: dict[int, int] = {}
+    for record in records:
+        last[record.partition] = max(last.get(record.partition, -1), record.offset)
+    for record in applied:
+        if last.get(record.partition) == record.offset:
+            del last[record.partition]
+    for partition, offset in sorted(last.items()):
+        stored = store.persisted_offset(partition)
+        if stored is None or offset > stored:
+            store.set_persisted_offset(partition, offset)

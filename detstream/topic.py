@@ -1,13 +1,15 @@
 """Topics: a description of a Kafka topic (names, types, codecs, config).
 
-A Topic does no I/O when created; the App declares internal topics when it
-starts and the consumer fills the topic's subscriber buffers with fetched
+A Topic does no I/O when created; the App declares internal topics and the
+topics its agents consume when it starts (unless ``topic_allow_declare`` is
+off) and the consumer fills the topic's subscriber buffers with fetched
 messages. ``send`` serialises and produces through the App's producer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
@@ -20,6 +22,8 @@ from .serializers import Schema
 
 if TYPE_CHECKING:
     from .app import App
+
+logger = logging.getLogger(__name__)
 
 
 def _seconds(value: float | timedelta | None) -> float | None:
@@ -182,13 +186,36 @@ class Topic(Channel):
         return future
 
     async def declare(self) -> None:
-        """Create the topic on the broker (internal topics only, as Faust does)."""
-        if not self.internal:
+        """Create the topic on the broker if it is missing, unless ``topic_allow_declare`` is off.
+
+        ``partitions=`` or else the app's ``topic_partitions``, ``replicas=`` or
+        else ``topic_replication_factor``, and the topic's config. An existing
+        topic is left as it is (Kafka cannot shrink one): a different count
+        than ``partitions=`` asked for is logged. The app declares its internal
+        topics (changelogs, repartition and agent topics) and every topic an
+        agent consumes when it starts.
+        """
+        conf = self.app.conf
+        if not conf.topic_allow_declare:
             return
-        partitions = self.partitions or self.app.conf.topic_partitions
-        replicas = self.replicas or self.app.conf.topic_replication_factor
+        partitions = self.partitions or conf.topic_partitions
+        replicas = self.replicas or conf.topic_replication_factor
+        admin = self.app.admin
         for name in self.topics:
-            await self.app.admin.create_topic(
+            if not self.internal:
+                # Asked first: a topic made by someone else (the scenario, an operator)
+                # is theirs; on Kafka this lookup never auto-creates it.
+                existing = await admin.partitions_for(name)
+                if existing is not None:
+                    if self.partitions is not None and existing != self.partitions:
+                        logger.warning(
+                            "topic %r exists with %d partitions, but the app declares it with "
+                            "partitions=%d: it is used as it is (Kafka topics cannot shrink; "
+                            "add partitions with Kafka's tools, or fix partitions=)",
+                            name, existing, self.partitions,
+                        )
+                    continue
+            await admin.create_topic(
                 name, partitions=partitions, replication_factor=replicas,
                 config=self.kafka_config(),
             )

@@ -7,6 +7,7 @@ import pytest
 
 import detstream
 from detstream._types import TP
+from detstream.errors import ChangelogKeyDecodeError, ChangelogValueDecodeError
 from detstream.recovery import recovery_start
 from detstream.table import Table
 from sim.checks import fold_changelog, tables_match_changelog
@@ -30,9 +31,11 @@ class CountingTable(Table):
         super().apply_changelog(records)
 
 
-def word_count_app(cluster, name, *, store, datadir):
+def word_count_app(cluster, name, *, store, datadir, **settings):
     """The same app code, built fresh for every (re)start, as a new worker process would."""
-    app = detstream.App("wc", broker="sim://", store=store, datadir=str(datadir), topic_partitions=2)
+    app = detstream.App(
+        "wc", broker="sim://", store=store, datadir=str(datadir), topic_partitions=2, **settings
+    )
     app.client_name = name
     app.trace_hook = cluster.trace.record
     words = app.topic("words", partitions=2, internal=True, value_type=str)
@@ -253,3 +256,127 @@ def test_custom_changelog_topic_without_serializers_recovers(tmp_path, store):
         return tables
 
     assert simulate(main, seed=6, config=FAST) == [{"a": 2, "b": 1}, {"a": 3, "b": 1}]
+
+
+# -- changelog records the table cannot decode ------------------------------------------------
+async def corrupt(cluster, *, key, value, like):
+    """Produce a record straight into the changelog, on the partition holding key ``like``."""
+    [partition] = {r.partition for r in cluster.records(CHANGELOG) if r.key == like}
+    producer = SimTransport(cluster=cluster, name="vandal").create_producer(client_id="vandal")
+    meta = await producer.send(CHANGELOG, key=key, value=value, partition=partition)
+    return partition, meta.offset
+
+
+async def start_recovering(cluster, name, **options):
+    app, counts = word_count_app(cluster, name, **options)
+    await app.start()
+    await asyncio.sleep(5)
+    return app, counts
+
+
+@pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
+@pytest.mark.parametrize(
+    ("key", "value", "error", "named"),
+    [
+        (b'"a"', b"{not json", ChangelogValueDecodeError, "value of key 'a'"),
+        (b"\xff", b"1", ChangelogKeyDecodeError, "key b'\\xff'"),
+    ],
+)
+def test_undecodable_changelog_record_stops_recovery_by_default(
+    tmp_path, caplog, store, key, value, error, named,
+):
+    """Raise (the default): the worker crashes naming table, partition, offset and key."""
+
+    async def main(cluster):
+        await run_worker(cluster, "w1", store=store, datadir=tmp_path / "w1", words=FIRST)
+        where = await corrupt(cluster, key=key, value=value, like=b'"a"')
+        app, counts = await start_recovering(cluster, "w2", store=store, datadir=tmp_path / "w2")
+        crashed, reason = app.crashed, app.crash_reason
+        applied = counts.applied
+        counts.data.close()
+        return where, crashed, reason, applied, cluster
+
+    with caplog.at_level(logging.ERROR):
+        (partition, offset), crashed, reason, applied, cluster = simulate(main, seed=7, config=FAST)
+    assert crashed and isinstance(reason, error)
+    assert (reason.table, reason.topic, reason.partition, reason.offset) == (
+        "counts", CHANGELOG, partition, offset
+    )
+    message = str(reason)
+    assert f"table 'counts': the {named} of changelog record {CHANGELOG}[{partition}] offset {offset}" in message
+    assert "table_changelog_decode_errors='skip'" in message  # what to do
+    assert any(r.exc_info and r.exc_info[1] is reason for r in caplog.records)  # logged
+    [event] = cluster.trace.of_kind("changelog-decode-error")
+    assert event.fields == {"table": "counts", "tp": f"{CHANGELOG}[{partition}]", "offset": offset}
+
+
+@pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
+def test_undecodable_changelog_record_is_skipped_and_logged_when_asked(tmp_path, caplog, store):
+    """Skip: the record is left out, logged and traced; the rest recovers and the worker goes on."""
+
+    async def main(cluster):
+        await run_worker(cluster, "w1", store=store, datadir=tmp_path / "w1", words=FIRST)
+        partition, offset = await corrupt(cluster, key=b'"a"', value=b"{not json", like=b'"a"')
+        app, counts = await start_recovering(
+            cluster, "w2", store=store, datadir=tmp_path / "w2",
+            table_changelog_decode_errors="skip",
+        )
+        try:
+            recovered = counts.as_dict()
+            stored = counts.data.persisted_offset(partition)
+            await feed(cluster, ["a"])
+            await asyncio.sleep(5)
+            return partition, offset, app.crashed, recovered, stored, counts.as_dict(), cluster
+        finally:
+            await app.stop()
+
+    with caplog.at_level(logging.WARNING, logger="detstream.table"):
+        partition, offset, crashed, recovered, stored, later, cluster = simulate(
+            main, seed=8, config=FAST
+        )
+    assert not crashed
+    assert recovered == {"a": 3, "b": 1, "c": 1, "d": 1}  # the bad record left out
+    assert stored == offset  # and stepped over: a restart does not read it again
+    assert later["a"] == 4
+    [warning] = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert f"{CHANGELOG}[{partition}] offset {offset}" in warning and "'counts'" in warning
+    [event] = cluster.trace.of_kind("changelog-decode-skip")
+    assert event.fields == {"table": "counts", "tp": f"{CHANGELOG}[{partition}]", "offset": offset}
+
+
+@pytest.mark.parametrize("policy", ["raise", "skip"])
+def test_standby_copies_follow_the_same_decode_policy(tmp_path, policy):
+    """The worker holding the standby copy reads the bad record first."""
+
+    async def main(cluster):
+        apps = {}
+        for name in ("w1", "w2"):
+            apps[name] = word_count_app(
+                cluster, name, store="memory://", datadir=tmp_path / name,
+                table_changelog_decode_errors=policy,
+            )[0]
+            await apps[name].start()
+        await asyncio.sleep(5)
+        await feed(cluster, FIRST)
+        await asyncio.sleep(3)
+        partition, offset = await corrupt(cluster, key=b'"a"', value=b"{not json", like=b'"a"')
+        await asyncio.sleep(3)
+        tp = TP(CHANGELOG, partition)
+        [holder] = [a for a in apps.values() if tp in a.tables.standbys.partitions]
+        [owner] = [a for a in apps.values() if tp in a.conductor.assignment()]
+        result = (holder.crashed, holder.crash_reason, owner.crashed,
+                  holder.tables.standbys.offset(tp), offset)
+        for app in apps.values():
+            if not app.crashed:
+                await app.stop()
+        return result
+
+    holder_crashed, reason, owner_crashed, standby_offset, offset = simulate(
+        main, seed=9, config=FAST
+    )
+    assert not owner_crashed
+    if policy == "raise":
+        assert holder_crashed and isinstance(reason, ChangelogValueDecodeError)
+        assert reason.offset == offset and reason.table == "counts"
+    else:
+        assert not holder_crashed and standby_offset == offset
