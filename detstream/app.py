@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -37,6 +38,8 @@ from .table_set import SetGlobalTable, SetTable
 from .topic import Topic
 from .transport import driver_class
 from .web import Web
+
+logger = logging.getLogger(__name__)
 
 
 class App(TasksMixin, Service):
@@ -474,15 +477,44 @@ class App(TasksMixin, Service):
             except (asyncio.CancelledError, Exception):
                 pass
         self._background = []
-        await self.conductor.stop()
-        for agent in reversed(list(self.agents.values())):
-            await agent.stop()
+        steps: list[tuple[str, Callable[[], Any]]] = [("the consumer", self.conductor.stop)]
+        steps += [(f"agent {agent.name}", agent.stop) for agent in reversed(list(self.agents.values()))]
         if self._producer is not None:
-            await self._producer.stop()
-        await self.global_tables.stop()
+            steps.append(("the producer", self._stop_producer))
+        steps.append(("global tables", self.global_tables.stop))
         stop_admin = getattr(self.admin, "stop", None)  # drivers holding a connection
         if stop_admin is not None:
-            await stop_admin()
+            steps.append(("the admin client", stop_admin))
+        failure: Exception | None = None
+        for what, step in steps:  # each driver client bounds its own close (stop_budget)
+            try:
+                await step()
+            except Exception as exc:
+                logger.error("stopping %s failed: %r; stopping the rest", what, exc, exc_info=exc)
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+
+    async def _stop_producer(self) -> None:
+        """Flush and close the producer; past ``stop_deadline`` the flush is given up."""
+        assert self._producer is not None
+        budget = self.stop_budget()
+        if budget is None:
+            await self._producer.stop()
+            return
+        # At least a moment: a stop cancelled before it ran would not close the client at all.
+        budget = max(budget, 1.0)
+        try:  # the producer's own close then sees no time left, and closes at once
+            await asyncio.wait_for(self._producer.stop(), budget)
+        except asyncio.TimeoutError:
+            logger.warning(
+                "the producer could not deliver its pending records within %.1fs while stopping "
+                "(is the broker reachable?): closed without them; their events are not committed "
+                "and their partitions' next owner processes them again", budget,
+            )
+            client = getattr(self._producer, "_producer", None)  # closed already, normally
+            if client is not None:
+                await client.stop()
 
     async def start_client(self) -> None:
         """Start as a client only (scripts, ``detstream send``, RPC callers).

@@ -20,7 +20,16 @@ from ._types import TP, ConsumerRecord
 from .acks import OffsetTracker
 from .errors import CommitFailedError
 from .events import Message
+from .listener_guard import GuardedListener
+from .mutants import on as mutant_on
+from .mutants import register as register_mutant
 from .transactions import TransactionalCommitter
+
+#: re-opens issue 9's takeover bug: records reach agents before their tables are recovered.
+DELIVERY_BEFORE_RECOVERY = register_mutant(
+    "delivery-before-recovery",
+    "a newly assigned partition's records reach agents before its tables are recovered",
+)
 
 #: seconds between looks for new topics an ``app.topic(pattern=...)`` matches. Kafka's
 #: clients refresh metadata every 5 minutes; a new topic should be picked up sooner.
@@ -58,6 +67,8 @@ class Conductor:
         self.transactions: TransactionalCommitter | None = None
         #: existing topics that an ``app.topic(pattern=...)`` matches (refreshed periodically).
         self.pattern_matches: set[str] = set()
+        #: what the consumer calls on rebalances: this conductor, a failure crashing the app.
+        self.listener = GuardedListener(self)
 
     # -- lifecycle ------------------------------------------------------------
     def subscribed_topics(self) -> set[str]:
@@ -96,7 +107,7 @@ class Conductor:
         )
         self._request_standbys()
         await self._match_patterns()
-        self.consumer.subscribe(sorted(self.subscribed_topics()), self)
+        self.consumer.subscribe(sorted(self.subscribed_topics()), self.listener)
         await self.consumer.start()
         loop = asyncio.get_running_loop()
         self._tasks = [
@@ -112,7 +123,7 @@ class Conductor:
         """Topics were added at runtime (e.g. by ``group_by``): rejoin the group."""
         if self.consumer is not None:
             self._request_standbys()
-            self.consumer.subscribe(sorted(self.subscribed_topics()), self)
+            self.consumer.subscribe(sorted(self.subscribed_topics()), self.listener)
 
     def _request_standbys(self) -> None:
         """Ask the group leader for ``table_standby_replicas`` copies of our changelogs."""

@@ -146,6 +146,20 @@ class CommitFailedError(DetstreamError):
     """An offset commit was rejected, e.g. by a newer group generation."""
 
 
+class RebalanceListenerError(DetstreamError):
+    """The rebalance listener failed: the worker could not take (or give up) its assignment.
+
+    ``step`` is ``on_partitions_assigned`` or ``on_partitions_revoked``,
+    ``tps`` the partitions it was about; the original exception is the
+    ``__cause__``. The app crashes with it rather than run half set up.
+    """
+
+    def __init__(self, message: str, *, step: str, tps: frozenset[object] = frozenset()) -> None:
+        super().__init__(message)
+        self.step = step
+        self.tps = tps
+
+
 class ProducerFencedError(DetstreamError):
     """A newer producer with the same transactional id exists (or the coordinator
     aborted this one's transaction on timeout): this producer may never write again.

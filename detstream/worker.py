@@ -51,6 +51,9 @@ class Worker:
 
     #: how often the running App's engine tasks are checked for a crash (seconds).
     watch_interval = 0.5
+    #: share of ``shutdown_timeout`` the graceful part of a stop (final commit, flush) may
+    #: take; the rest is for closing the clients without the broker (see App.stop_budget).
+    STOP_BUDGET = 0.7
 
     def __init__(
         self,
@@ -165,6 +168,13 @@ class Worker:
             code = 1
         except Exception as exc:
             log.error("error while stopping: %r", exc, exc_info=True)
+            code = 1
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # this worker itself is being cancelled
+            # a client library raised a cancellation that is not ours: an error, not a crash
+            log.error("error while stopping: a stray CancelledError", exc_info=True)
             code = 1
         for signum in handled:
             loop.remove_signal_handler(signum)
@@ -293,6 +303,11 @@ class Worker:
                 pass
         if self._stop_requested is not None:
             self._stop_requested.set()  # a daemon start() waiting in _watch() returns
+        # Past this the final commit and the producer's flush are given up (the broker
+        # may be unreachable) so that every client is still closed in time.
+        deadline = asyncio.get_running_loop().time() + self.STOP_BUDGET * self.shutdown_timeout
+        for app in self.apps:
+            app.stop_deadline = deadline
         try:
             try:
                 await self._stop_services()

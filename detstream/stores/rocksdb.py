@@ -107,9 +107,12 @@ class RocksDBStore:
         except Exception as exc:
             if "lock" not in str(exc).lower():
                 raise
+            datadir = self.table.app.conf.datadir
             raise ImproperlyConfigured(
                 f"table {self.table.name!r} partition {partition}: RocksDB {path} is locked by "
-                f"another worker ({exc}). Give each worker its own datadir, or stop the other one."
+                f"another worker ({exc}): is another worker process using datadir "
+                f"{str(datadir)!r}? Give each worker its own datadir (--datadir DIR or the "
+                f"datadir setting), or stop the other one."
             ) from exc
         raw = db.get(OFFSET_KEY)
         part = _Partition(partition, db, None if raw is None else int(raw))

@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Iterator, Mapping
+from functools import partial
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -39,6 +40,7 @@ from detstream.clock import wall_time
 from detstream.errors import ImproperlyConfigured, ProducerSendError
 from detstream.settings import SETTINGS
 from detstream.transport.base import Headers, IsolationLevel
+from detstream.transport.kafka_closing import force_close_producer, stop_client
 from detstream.transport.kafka_consumer import CopartitionedAssignor, KafkaConsumer, _ms
 from detstream.transport.kafka_options import (
     admin_options,
@@ -76,6 +78,11 @@ class AIOKafkaTransport:
 
     def __repr__(self) -> str:
         return f"<AIOKafkaTransport: {';'.join(self.servers)}>"
+
+    def stop_budget(self) -> float | None:
+        """How long a client's graceful stop may wait for the broker (the app's ``stop_budget``)."""
+        budget = getattr(self.app, "stop_budget", None)
+        return budget() if callable(budget) else None
 
     def create_producer(
         self, *, client_id: str, transactional_id: str | None = None,
@@ -164,9 +171,11 @@ class KafkaProducer:
             )
 
     async def stop(self) -> None:
+        """Deliver what is buffered and close; within the app's stop budget (see kafka_closing)."""
         producer, self._producer = self._producer, None
         if producer is not None:
-            await producer.stop()
+            await stop_client("producer", producer.stop, partial(force_close_producer, producer),
+                              self._transport.stop_budget())
 
     def _client(self) -> AIOKafkaProducer:
         if self._producer is None:
@@ -227,7 +236,10 @@ class KafkaAdmin:
     async def stop(self) -> None:
         admin, self._admin = self._admin, None
         if admin is not None:
-            await admin.close()
+            client = getattr(admin, "_client", None)
+            await stop_client("admin client", admin.close,
+                              client.close if client is not None else admin.close,
+                              self._transport.stop_budget())
 
     async def create_topic(
         self,

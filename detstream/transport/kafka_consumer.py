@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable, Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -40,6 +41,7 @@ from detstream.assignor_wire import (
 )
 from detstream.errors import CommitFailedError, ImproperlyConfigured
 from detstream.transport.base import GroupMetadata, RebalanceListener
+from detstream.transport.kafka_closing import force_close_consumer, stop_client
 
 if TYPE_CHECKING:
     from detstream.transport.aiokafka import AIOKafkaTransport
@@ -186,10 +188,13 @@ class KafkaConsumer:
         consumer, self._consumer = self._consumer, None
         reader, self._log_end_reader = self._log_end_reader, None
         self._generation = -1
+        budget = self._transport.stop_budget()
         if consumer is not None:
-            await consumer.stop()
+            await stop_client(f"consumer (group {self._group_id})", consumer.stop,
+                              partial(force_close_consumer, consumer), budget)
         if reader is not None:
-            await reader.stop()
+            await stop_client("log-end reader", reader.stop, partial(force_close_consumer, reader),
+                              self._transport.stop_budget())
 
     def _client(self) -> AIOKafkaConsumer:
         if self._consumer is None:

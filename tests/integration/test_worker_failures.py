@@ -1,0 +1,180 @@
+"""``detstream worker`` processes that cannot go on as planned (issue 9).
+
+- two workers given one ``--datadir``: RocksDB is locked, the rebalance
+  listener fails; the worker it hits stops with a clear error and exit 1
+  instead of running on with its tables not recovered (aiokafka alone would
+  log the listener's exception and go on);
+- TERM while the broker is unreachable, from the start (a closed port) or
+  lost while running: the worker stops within its shutdown timeout, prints
+  "stopped cleanly", exits 0, with no traceback and no unclosed client.
+
+Workers are subprocesses (``WorkerProcess``); every wait polls with a deadline.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.integration.helpers import DEADLINE_S, WorkerProcess, now
+
+APP_SOURCE = '''
+import asyncio
+import gc
+import os
+
+import detstream
+from detstream.worker import Worker
+
+app = detstream.App(
+    os.environ["IT_APP_ID"],
+    broker=os.environ["DETSTREAM_IT_BROKER"],
+    store=os.environ.get("IT_STORE", "memory://"),
+    topic_partitions=4,
+    broker_session_timeout=6.0,
+    broker_heartbeat_interval=1.0,
+    broker_commit_interval=1.0,
+)
+source = app.topic(os.environ["IT_APP_ID"] + "-in", value_type=str, internal=True)
+output = app.topic(os.environ["IT_APP_ID"] + "-out", value_type=str, internal=True)
+counts = app.Table("counts", default=int, key_type=str, value_type=int)
+
+
+@app.agent(source, sink=[output])
+async def count(stream):
+    async for word in stream:
+        counts[word] += 1
+        yield word
+
+
+@app.timer(0.3)
+async def feed():
+    if os.environ.get("IT_FEED"):
+        await source.send(value="word")
+
+
+@app.timer(0.1)
+async def cut_the_network():
+    """When the test creates CUT: the broker becomes unreachable, as a closed port is.
+
+    Every connection to it is aborted and every new one refused, as when a
+    broker host goes down (the broker itself is shared by the test suite).
+    """
+    if not os.path.exists("CUT") or getattr(app, "cut", False):
+        return
+    app.cut = True
+    loop = asyncio.get_running_loop()
+
+    async def refused(*args, **kwargs):
+        raise ConnectionRefusedError(111, "Connect call failed (the test cut the network)")
+
+    loop.create_connection = refused
+    from aiokafka.conn import AIOKafkaConnection
+
+    aborted = 0
+    for conn in [o for o in gc.get_objects() if isinstance(o, AIOKafkaConnection)]:
+        if conn._writer is not None:
+            conn._writer.transport.abort()
+            aborted += 1
+    print(f"network cut: {{aborted}} connections aborted", flush=True)
+
+
+if __name__ == "__main__":
+    Worker(app, loglevel="info", web_enabled=False,
+           shutdown_timeout={shutdown_timeout}).execute_from_commandline()
+'''
+
+SHUTDOWN_TIMEOUT = 12.0
+
+
+@pytest.fixture
+def workers(tmp_path: Path):
+    """Factory: write the app, spawn workers of it; kills leftovers at teardown."""
+    spawned: list[WorkerProcess] = []
+    (tmp_path / "fail_app.py").write_text(APP_SOURCE.format(shutdown_timeout=SHUTDOWN_TIMEOUT))
+    app_id = f"it-fail-{secrets.token_hex(4)}"
+
+    def spawn(broker: str, args: list[str], name: str, **env: str) -> WorkerProcess:
+        environ = {**os.environ, "DETSTREAM_IT_BROKER": broker, "IT_APP_ID": app_id,
+                   "PYTHONUNBUFFERED": "1", **env}
+        worker = WorkerProcess(tmp_path, environ, args, name)
+        spawned.append(worker)
+        return worker
+
+    yield spawn
+    for worker in spawned:
+        worker.kill()
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:  # bound, never listening, then closed: connections refused
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def assert_stopped_cleanly(worker: WorkerProcess) -> None:
+    assert worker.wait(SHUTDOWN_TIMEOUT + 5) == 0, worker.tail()
+    assert worker.output().splitlines()[-1] == "stopped cleanly", worker.tail()
+    log = worker.log()
+    assert "Traceback" not in log, worker.tail(200)
+    assert "Unclosed" not in log and "never retrieved" not in log, worker.tail(200)
+
+
+# -- the rebalance listener fails ---------------------------------------------------------
+def test_two_workers_sharing_a_datadir_one_stops_with_a_locked_error(
+    kafka_bootstrap: str, workers, tmp_path: Path
+) -> None:
+    shared = tmp_path / "shared-data"
+    args = ["-m", "detstream", "worker", "fail_app.py", "-l", "info", "--without-web",
+            "--datadir", str(shared)]
+    broker = f"kafka://{kafka_bootstrap}"
+    first = workers(broker, args, "w1", IT_STORE="rocksdb://", IT_FEED="1")
+    first.wait_for("ready:")
+    second = workers(broker, args, "w2", IT_STORE="rocksdb://")
+    # The second one's standbys (or actives) are the first one's open RocksDB partitions.
+    deadline = now() + DEADLINE_S
+    while first.proc.poll() is None and second.proc.poll() is None:
+        assert now() < deadline, f"no worker stopped\n{first.tail()}\n{second.tail()}"
+        time.sleep(0.05)
+    for worker in (first, second):  # the other one may be failing too: both opened shared files
+        worker.signal(signal.SIGTERM)
+    codes = {worker.name: worker.wait() for worker in (first, second)}
+    assert 1 in codes.values(), codes
+    for worker in (first, second):
+        if codes[worker.name] == 0:  # it took its assignment whole, and stopped on TERM
+            assert "stopped cleanly" in worker.output(), worker.tail()
+            continue
+        assert codes[worker.name] == 1, worker.tail()
+        out = worker.output()
+        assert "crashed: RebalanceListenerError: the worker could not take its assignment" in out, out
+        assert "is locked by another worker" in out and repr(str(shared)) in out, out
+        assert "Give each worker its own datadir (--datadir DIR" in out, out
+        # detstream took the failure: aiokafka never saw (and swallowed) it
+        assert "User provided listener" not in worker.log(), worker.tail()
+
+
+# -- TERM while the broker is unreachable -------------------------------------------------
+def test_term_while_the_broker_was_never_reachable_stops_cleanly(workers) -> None:
+    worker = workers(f"kafka://127.0.0.1:{closed_port()}", ["fail_app.py"], "w")
+    worker.wait_for("cannot reach Kafka at 127.0.0.1", in_log=True, timeout=30)
+    worker.signal(signal.SIGTERM)
+    assert_stopped_cleanly(worker)
+
+
+def test_term_after_the_broker_became_unreachable_stops_cleanly(
+    kafka_bootstrap: str, workers, tmp_path: Path
+) -> None:
+    worker = workers(f"kafka://{kafka_bootstrap}", ["fail_app.py"], "w", IT_FEED="1")
+    worker.wait_for("ready:")
+    (tmp_path / "CUT").touch()
+    worker.wait_for("network cut:")
+    # the clients notice: their requests fail and are retried after a backoff
+    worker.wait_for("Connect call failed (the test cut the network)", in_log=True, timeout=30)
+    worker.signal(signal.SIGTERM)
+    assert_stopped_cleanly(worker)
