@@ -4,6 +4,11 @@ They are registered when the module is imported and started once the app is
 operational (after the consumer group is joined), each as a background task
 the app cancels when it stops. A timer or crontab that raises is logged and
 traced, and keeps its schedule: one bad run must not end a periodic job.
+
+``stop_sources()`` cancels them while the rest of the app keeps running (and
+keeps them from starting, if the app has not started yet): the simulator calls
+it when its main phase ends, so that a timer that sends forever does not keep
+feeding the topics the run must drain before it checks them.
 """
 
 from __future__ import annotations
@@ -23,6 +28,10 @@ class TasksMixin:
     _timer_specs: list[tuple[Callable[..., Any], float, bool, str]]
     _crontab_specs: list[tuple[Any, Any, Callable[..., Any], bool, str]]
     _background: list[asyncio.Future[Any]]
+    #: the running tasks, timers and crontabs (a subset of ``_background``).
+    _sources: list[asyncio.Future[Any]]
+    #: set by stop_sources(): tasks, timers and crontabs no longer run, nor start.
+    sources_stopped: bool = False
 
     def task(self, fun: Callable[..., Any] | None = None) -> Any:
         """Run ``fun`` once the app is operational (``fun()`` or ``fun(app)``)."""
@@ -73,6 +82,9 @@ class TasksMixin:
 
     def _start_tasks(self) -> None:
         """Start every task, timer and crontab (the app is operational)."""
+        self._sources = []
+        if self.sources_stopped:
+            return
         for fun in self._task_funs:
             self._spawn(_call_with_app(fun, self), f"task:{fun.__qualname__}")
         for fun, interval, on_leader, label in self._timer_specs:
@@ -84,7 +96,30 @@ class TasksMixin:
                 self._spawn(run_crontab(self, cron, tz, fun, on_leader, label), f"crontab:{label}")
 
     def _spawn(self, coro: Any, name: str) -> None:
-        self._background.append(asyncio.ensure_future(coro))
+        future = asyncio.ensure_future(coro)
+        self._background.append(future)
+        self._sources.append(future)
+
+    def source_names(self) -> list[str]:
+        """Labels of the tasks, timers and crontabs this app runs (``timer:mod.fun``, ...)."""
+        names = [f"task:{fun.__qualname__}" for fun in self._task_funs]
+        names += [f"timer:{label}" for *_, label in self._timer_specs]
+        names += [f"crontab:{label}" for *_, label in self._crontab_specs]
+        return names
+
+    async def stop_sources(self) -> None:
+        """Stop the app's own sources of work: cancel every task, timer and crontab.
+
+        Agents, the consumer group, commits and the producer keep running, so
+        what the sources sent is still processed. Once called, a later start
+        of this app starts none of them. Idempotent.
+        """
+        self.sources_stopped = True
+        running = [f for f in getattr(self, "_sources", ()) if not f.done()]
+        for future in running:
+            future.cancel()
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
 
     async def _run_timer(self, fun: Callable[..., Any], interval: float, on_leader: bool, label: str) -> None:
         loop = asyncio.get_running_loop()

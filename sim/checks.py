@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from detstream._types import TP
+from detstream.models import Record
 
 from .cluster import SimCluster
 from .trace import Trace, TraceEvent
@@ -81,25 +82,62 @@ def converged(cluster: SimCluster, group_id: str, topics: Iterable[str]) -> Viol
 
 
 def tables_match_changelog(apps: Iterable[Any], cluster: SimCluster) -> Violation | None:
-    """Each worker's table partitions equal the fold of their changelog."""
+    """Each worker's table partitions equal the fold of their changelog.
+
+    Keys and values are compared through :func:`comparable`: a Record equals
+    another of the same namespace and fields, whichever worker incarnation's
+    import of its class each one is (in production one process has one class;
+    here every worker imports the project afresh, and the changelog decodes
+    to the class registered last).
+    """
     for app in apps:
         active = app.conductor.assignment()
         for table in app.tables.tables.values():
             partitions = {tp.partition for tp in active if tp.topic == table.changelog_name}
-            expected = fold_changelog(table, cluster, partitions)
-            actual = {k: table.data.get(k) for k in table.data.keys()}
+            folded = fold_changelog(table, cluster, partitions)
+            expected = {comparable(k): (k, comparable(v)) for k, v in folded.items()}
+            actual = {comparable(k): (k, comparable(table.data.get(k))) for k in table.data.keys()}
             if actual != expected:
-                missing = sorted(set(expected) - set(actual), key=repr)[:5]
+                missing = sorted((expected[c][0] for c in set(expected) - set(actual)), key=repr)[:5]
                 wrong = sorted(
-                    (k for k in actual if k in expected and actual[k] != expected[k]), key=repr
+                    (k for c, (k, v) in actual.items() if c in expected and v != expected[c][1]),
+                    key=repr,
                 )[:5]
-                extra = sorted(set(actual) - set(expected), key=repr)[:5]
+                extra = sorted((actual[c][0] for c in set(actual) - set(expected)), key=repr)[:5]
                 return Violation(
                     "table-equals-changelog",
                     f"{app.client_name} table {table.name!r}: missing {missing}, "
                     f"wrong {wrong}, extra {extra}",
                 )
     return None
+
+
+class RecordForm(NamedTuple):
+    """A Record as :func:`comparable` sees it: its namespace and its fields' values."""
+
+    namespace: str
+    values: tuple[Any, ...]
+
+
+def comparable(obj: Any) -> Any:
+    """``obj`` with every Record (nested too) replaced by its :class:`RecordForm`.
+
+    Two Records of the same namespace and fields compare equal this way even
+    when they are instances of two imports of the class (one per simulated
+    worker incarnation); containers keep their types, so a list is still not
+    a tuple.
+    """
+    if isinstance(obj, Record):
+        return RecordForm(obj._options.namespace, tuple(comparable(v) for v in obj._values()))
+    if isinstance(obj, list):
+        return [comparable(item) for item in obj]
+    if type(obj) is tuple:
+        return tuple(comparable(item) for item in obj)
+    if isinstance(obj, dict):
+        return {comparable(k): comparable(v) for k, v in obj.items()}
+    if isinstance(obj, (set, frozenset)):
+        return type(obj)(comparable(item) for item in obj)
+    return obj
 
 
 def fold_changelog(table: Any, cluster: SimCluster, partitions: set[int] | None = None) -> dict[Any, Any]:

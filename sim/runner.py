@@ -6,11 +6,16 @@ function of (code, seed, options): its trace hash proves it, and a changed
 fault plan does not reshuffle the network.
 
 Phases: the *main* phase runs clients and the fault plan for ``duration``
-virtual seconds; then faults stop, crashed workers are back, and the *settle*
-phase must converge (every consumed partition committed to its end) within
-``SETTLE_BOUND``; checks then read the trace and the final topics, and the
-final read (``sim.final_read``) compares every written topic with the
-history of writes, Jepsen style.
+virtual seconds. When it ends the apps' own sources (tasks, timers,
+crontabs) stop on every worker, and stay stopped on any worker that starts
+later; the clients send what is left of their records, the last faults
+happen and crashed workers come back (*heal*). The *settle* phase must then
+converge within ``SETTLE_BOUND``: every worker up, every consumed partition
+committed to its end, no table recovering, no produced record in flight or
+in an open transaction. That is a consistent cut: the tables are compared
+with their changelogs there, before anything can move again. Checks then
+read the trace and the final topics, and the final read (``sim.final_read``)
+compares every written topic with the history of writes, Jepsen style.
 """
 
 from __future__ import annotations
@@ -125,6 +130,16 @@ class RunResult:
         return checks.fold_changelog(table, self._cluster)
 
 
+def _nothing_in_flight(app: Any) -> bool:
+    """No record the app sent is unacknowledged, or waits in its open transaction."""
+    producer = app._producer
+    if producer is None:
+        return True
+    if producer.transactional and producer.in_transaction:
+        return False
+    return all(sent.done() for sent in getattr(producer, "_pending", ()))
+
+
 #: fault kinds after which an at-least-once app may process some input twice.
 _REPROCESSING_KINDS = frozenset({"crash", "stall", "drop", "delay", *BROKER_KINDS})
 
@@ -178,6 +193,8 @@ class Simulation:
         self.client_counts: Counter[str] = Counter()
         self.applied: list[Fault] = []
         self._restarts: list[asyncio.Task[None]] = []
+        #: the main phase is over: workers (started later too) run no tasks, timers or crontabs.
+        self.quiesced = False
         self.report = SimReport(options, target, self.trace, self.plan, cluster=self.cluster)
 
     async def run(self) -> SimReport:
@@ -193,12 +210,12 @@ class Simulation:
             clients = [asyncio.ensure_future(self._feed(spec)) for spec in scenario.producers]
             faults = asyncio.ensure_future(self._apply_faults())
             await asyncio.sleep(self.options.duration)
+            await self._quiesce()
             await asyncio.gather(*clients)
             await faults
             await self._settle()
             self._check(checks.tables_match_changelog(self._live_apps(), self.cluster))
-            for worker in self._live_workers():
-                await self._stop_or_kill(worker)
+            await self._stop_all()
             self._final_checks(scenario)
             self._summarise(scenario)
             return self.report
@@ -230,6 +247,7 @@ class Simulation:
 
     async def _add_worker(self, name: str) -> SimWorker:
         worker = SimWorker(name, self.target, self.cluster, self.trace, self.datadir / name)
+        worker.quiesced = self.quiesced
         self.workers[name] = worker
         await worker.start()
         return worker
@@ -369,6 +387,20 @@ class Simulation:
         await asyncio.sleep(downtime)
         await worker.start()
 
+    async def _quiesce(self) -> None:
+        """End of the main phase: every worker's tasks, timers and crontabs stop, for good."""
+        self.quiesced = True
+        for _, worker in sorted(self.workers.items()):
+            await worker.quiesce()
+
+    async def _stop_all(self) -> None:
+        """Stop every live worker gracefully; from now on a crashed App is not restarted."""
+        for worker in self.workers.values():
+            worker.ending = True
+        for worker in self._live_workers():
+            if worker.up:  # an App that crashed while another worker stopped stays down
+                await self._stop_or_kill(worker)
+
     # -- settling and checks -----------------------------------------------------
     def _live_workers(self) -> list[SimWorker]:
         return [w for _, w in sorted(self.workers.items()) if w.up]
@@ -377,16 +409,25 @@ class Simulation:
         return [w.app for w in self._live_workers()]
 
     async def _settle(self) -> None:
-        """Wait (bounded) until every consumed partition is committed to its end."""
+        """Wait (bounded) for a consistent cut: everything committed, nothing in flight.
+
+        Every worker is up (a restart or a supervisor's restart of a crashed
+        App may land here), the group is stable, no table recovers, every
+        consumed partition is committed to its end, and no app has a
+        produced record unacknowledged or in an open transaction. The main
+        phase's sources stopped, so once this holds nothing moves: the
+        tables in memory can be compared with their changelogs.
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SETTLE_BOUND
         while loop.time() < deadline:
             group = self.cluster.groups.get(self._group_id)
             stable = group is None or group.state in ("stable", "empty")
+            everyone_up = all(worker.up for worker in self.workers.values())
             recovering = any(app.tables.recovering for app in self._live_apps())
-            if stable and not recovering and checks.converged(
+            if stable and everyone_up and not recovering and checks.converged(
                 self.cluster, self._group_id, self._consumed_topics
-            ) is None:
+            ) is None and all(_nothing_in_flight(app) for app in self._live_apps()):
                 return
             await asyncio.sleep(0.5)
 

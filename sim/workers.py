@@ -14,6 +14,7 @@ import asyncio
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from detstream.autodiscover import init_worker
 from detstream.loader import load_isolated
 
 from .cluster import SimCluster
@@ -51,6 +52,10 @@ class SimWorker:
         #: the host's network: delay and drop faults outlive a crash of the process.
         self.network = LinkConditions()
         self._watcher: asyncio.Future[None] | None = None
+        #: the run's main phase is over: tasks, timers and crontabs stay stopped, restarts included.
+        self.quiesced = False
+        #: the run is ending (its workers are being stopped): an App crash is not restarted.
+        self.ending = False
 
     @property
     def owner(self) -> str:
@@ -68,6 +73,9 @@ class SimWorker:
         app.trace_hook = self.trace.record
         app.conf.datadir = str(self.datadir)
         self.app = app
+        if self.quiesced:  # a start after the main phase: the app's own sources stay off
+            await app.stop_sources()
+        init_worker(app)  # on_worker_init, as `detstream worker` sends it in each process
         if self.incarnation > 1:
             self.trace.record(self.name, "start", incarnation=self.incarnation)
         token = task_owner.set(self.owner)
@@ -96,8 +104,25 @@ class SimWorker:
                           error=type(reason).__name__ if reason is not None else "-")
         await self.crash()
         await asyncio.sleep(SUPERVISOR_RESTART_DELAY)
-        if not self.up and self.incarnation == incarnation:
+        if not self.up and self.incarnation == incarnation and not self.ending:
             await self.start()
+
+    async def quiesce(self) -> None:
+        """The main phase is over: stop the app's tasks, timers and crontabs, now and after restarts.
+
+        They are the app's own sources of input (a timer that sends every
+        100 ms never lets the run drain). Agents, commits and table writes
+        go on, so what they sent is processed. Traced as ``sources-stopped``
+        when the running app has any.
+        """
+        self.quiesced = True
+        app = self.app
+        if app is None:
+            return
+        names = app.source_names()
+        if self.up and names:
+            self.trace.record(self.name, "sources-stopped", names=names)
+        await app.stop_sources()
 
     async def stop(self) -> None:
         """Graceful stop: in-flight events finish, offsets are committed, the group is left."""

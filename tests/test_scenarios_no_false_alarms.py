@@ -1,0 +1,68 @@
+"""No false alarms (issue 9, part 3): correct programs pass every built-in check.
+
+At every fault profile, duration and worker count: apps that feed themselves
+from timers, tasks and crontabs until the run ends (tests/scenarios/app_sources.py),
+Faust's windowed examples (windowed_tumbling.py, windowed_hopping.py), and
+runs whose planned crash restarts a worker after the main phase ended.
+"""
+
+from dataclasses import replace
+
+import pytest
+
+from sim.faults import Fault, FaultPlan
+from sim.runner import SimOptions, run
+
+from .test_scenarios import SCENARIOS, sweep
+
+APPS = ["app_sources", "windowed_tumbling", "windowed_hopping"]
+
+
+@pytest.mark.parametrize("faults", ["none", "default", "chaos"])
+@pytest.mark.parametrize("name", APPS)
+def test_correct_apps_pass_every_check_over_seeds(name, faults):
+    assert sweep(name, SimOptions(seed=0, duration=15.0, faults=faults), range(1, 11)) == []
+
+
+@pytest.mark.parametrize(("duration", "workers"), [(4.0, 1), (40.0, 2)])
+@pytest.mark.parametrize("name", APPS)
+def test_correct_apps_pass_at_other_durations_and_worker_counts(name, duration, workers):
+    options = SimOptions(seed=0, duration=duration, workers=workers, faults="chaos")
+    assert sweep(name, options, range(1, 3)) == []
+
+
+@pytest.mark.parametrize("after_commit", [None, 0.1])
+@pytest.mark.parametrize("name", ["app_sources", "windowed_hopping"])
+def test_a_crash_whose_restart_lands_after_the_main_phase(name, after_commit):
+    """w1 is killed near the end and comes back ~20 s after --duration: still no violation."""
+    for duration, workers in [(5.0, 1), (10.0, 3)]:
+        crash = Fault(round(0.79 * duration, 3), "crash", "w1", 19.9, after_commit=after_commit)
+        plan = FaultPlan("file", ("crash",), (crash,))
+        report = run(f"{SCENARIOS}/{name}.py", SimOptions(seed=1, duration=duration, workers=workers, plan=plan))
+        assert report.ok, (duration, workers, report.violations)
+        back = [e for e in report.trace.of_kind("start") if e.actor == "w1"]
+        assert back and back[0].time > duration  # the restart really landed after the main phase
+
+
+def test_sources_stop_when_the_main_phase_ends_and_stay_stopped_after_a_restart():
+    plan = FaultPlan("file", ("crash",), (Fault(8.0, "crash", "w2", 10.0),))
+    report = run(f"{SCENARIOS}/app_sources.py", SimOptions(seed=2, duration=10.0, plan=plan))
+    assert report.ok, report.violations
+    stopped = list(report.trace.of_kind("sources-stopped"))
+    assert {e.actor for e in stopped} == {"w1", "w3"}  # w2 was down; it starts with none running
+    end = stopped[0].time  # --duration after the workers started
+    assert all(e.time == end for e in stopped) and 10.0 <= end < 10.5
+    assert "timer:tests.scenarios.app_sources.every_tenth" in stopped[0].fields["names"]
+    timers = list(report.trace.of_kind("timer"))
+    assert timers and all(e.time <= end for e in timers)
+    restart = next(e for e in report.trace.of_kind("start") if e.actor == "w2")
+    assert restart.time > end
+    sends = [e for e in report.trace.of_kind("produce") if e.fields["tp"].topic == "ticks"]
+    assert sends and all(e.time <= end + 0.1 for e in sends)  # a send in flight may land just after
+    assert report.trace.events[-1].time < end + 60.0  # it settled at once, not at SETTLE_BOUND
+
+
+def test_same_seed_same_trace_with_sources_stopped():
+    options = SimOptions(seed=4, duration=10.0, faults="chaos")
+    first = run(f"{SCENARIOS}/app_sources.py", options)
+    assert first.sha256 == run(f"{SCENARIOS}/app_sources.py", replace(options)).sha256
