@@ -6,6 +6,16 @@ commits what was acked and flushes the producer, so the next owner starts
 exactly after the last processed event (Faust dropped this bookkeeping and
 reprocessed; we commit while the generation still allows it).
 
+On assign it *opens* partitions only once they are safe: a record of a newly
+assigned partition reaches an agent only after the listener finished and
+every table partition (and standby promotion) it needs is recovered. Kafka
+clients may deliver records of a new assignment before or while the listener
+runs (aiokafka installs the assignment and keeps fetching while it awaits the
+listener); such records are dropped, and the partition is sought back to its
+committed offset when it opens. Opening happens only where the fetch loop
+holds no fetched batch, so no record fetched before the open is delivered
+after it.
+
 Exactly-once (``processing_guarantee='exactly_once'``) changes only what a
 commit is; see ``transactions.TransactionalCommitter``.
 """
@@ -49,7 +59,18 @@ class Conductor:
         self.app = app
         self.tracker = OffsetTracker()
         self.consumer: Consumer | None = None
+        #: partitions of the assignment in force (what revocation and commits are about).
         self._active: set[TP] = set()
+        #: assigned partitions whose records may reach streams (tables recovered); rebound, not
+        #: mutated, so a snapshot stays what it was.
+        self._ready: frozenset[TP] = frozenset()
+        #: assigned source partitions to open once the listener is done and tables recovered.
+        self._opening: set[TP] = set()
+        #: partitions that had fetched records dropped while not open: their consumer
+        #: position is past records nobody processed, so opening seeks them back.
+        self._skipped: set[TP] = set()
+        #: False while the fetch loop holds a fetched batch (opening must wait for it).
+        self._between_batches = True
         self._generation = -1
         self._processing: dict[TP, int] = {}
         self._idle = asyncio.Event()
@@ -137,12 +158,20 @@ class Conductor:
             await _cancel(task)
         await self.app.tables.standbys.stop()
         self._active = set()
+        self._ready = frozenset()
         idle = await self._wait_idle(set(self._processing))
+        budget = self.app.stop_budget()  # None: unbounded (the simulator, tests)
         try:
             if self.transactions is not None:
-                await self.transactions.commit_or_crash(idle=idle)
+                final = self.transactions.commit_or_crash(idle=idle)
             else:
-                await self.commit()
+                final = self.commit()
+            await (final if budget is None else asyncio.wait_for(final, budget))
+        except asyncio.TimeoutError:
+            self.app.log.error(
+                "final commit not done within %.1fs while stopping (is the broker reachable?): "
+                "given up; the partitions' next owner redoes the uncommitted work", budget,
+            )
         except Exception as exc:  # stopping must finish even when the broker is failing
             self.app.log.error("final commit failed while stopping: %r", exc)
         for task in self._tasks[1:]:
@@ -172,7 +201,9 @@ class Conductor:
         assert self.consumer is not None
         tables = self.app.tables
         while True:
+            await self._open_ready()
             batch = await self.consumer.getmany(self.fetch_timeout)
+            self._between_batches = False
             generation = self.consumer.generation
             self.undelivered = set(batch)
             for tp in sorted(batch):
@@ -185,11 +216,15 @@ class Conductor:
                 self.undelivered.discard(tp)
             if self.transactions is not None and tables.recovering:
                 await tables.finish_at_positions(self.consumer)  # markers end changelogs
+            self._between_batches = True
 
     async def _deliver(self, record: ConsumerRecord, generation: int) -> None:
         queues = self.app.subscriber_queues(record.topic)
         tp = record.tp
-        if not queues or tp not in self._active or generation != self._generation:
+        if not queues:
+            return
+        if tp not in self._ready or generation != self._generation:
+            self._skipped.add(tp)
             return
         message = Message(
             record.topic, record.partition, record.offset, record.timestamp,
@@ -199,6 +234,32 @@ class Conductor:
         self.tracker.delivered(tp, record.offset)
         for queue in queues:
             await queue.put(message)
+
+    async def _open_ready(self) -> None:
+        """Open the partitions waiting for their tables: their records may reach streams now.
+
+        Partitions that had records dropped while closed are sought back to
+        where a new owner starts (the committed offset). The lookup awaits;
+        the open itself happens in one step, and only between fetched
+        batches, so that no record fetched before it is delivered after it.
+        """
+        consumer = self.consumer
+        recovering = self.app.tables.recovering and not mutant_on(DELIVERY_BEFORE_RECOVERY)
+        if not self._opening or recovering or consumer is None:
+            return
+        generation, tps = self._generation, set(self._opening)
+        starts = await consumer.start_offsets(sorted(tps & self._skipped))
+        if generation != self._generation or not tps <= self._opening:
+            return  # a rebalance replaced this assignment meanwhile
+        if not self._between_batches:
+            return  # the fetch loop opens them itself once its batch is done
+        for tp, offset in sorted(starts.items()):
+            consumer.seek(tp, offset)
+        self._opening -= tps
+        self._skipped -= tps
+        self._ready = self._ready | tps
+        consumer.resume(*tps)
+        self.app._record("opened", tps=sorted(str(tp) for tp in tps), sought=len(starts))
 
     def is_current(self, message: Message) -> bool:
         """Whether ``message`` still belongs to this worker's current assignment."""
@@ -300,6 +361,8 @@ class Conductor:
     # -- rebalance listener -------------------------------------------------------
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         self._active -= revoked
+        self._ready = self._ready - revoked
+        self._opening -= revoked
         self.progress.set()
         idle = await self._wait_idle(revoked)
         if self.transactions is not None:
@@ -315,16 +378,32 @@ class Conductor:
         await self.app.on_partitions_revoked.send(revoked=set(revoked))
 
     async def on_partitions_assigned(self, assigned: set[TP]) -> None:
-        assert self.consumer is not None
-        self._generation = self.consumer.generation
+        """Take a new assignment: recover its tables, then open its source partitions.
+
+        Everything before the first await is one step: whatever the consumer
+        fetched or fetches meanwhile, no record of the assignment reaches an
+        agent until ``_open_ready`` opens its partition.
+        """
+        consumer = self.consumer
+        assert consumer is not None
+        generation = self._generation = consumer.generation
         self._active = set(assigned)
-        standbys = self.consumer.standby_assignment()
+        self._ready = frozenset()
+        sources = {tp for tp in assigned if tp.topic not in self.app.tables.changelog_topics}
+        self._opening = set()
+        consumer.pause(*sources)
+        standbys = consumer.standby_assignment()
         extra = {"standbys": sorted(str(tp) for tp in standbys)} if standbys else {}
         self.app._record(
-            "assigned", generation=self._generation, tps=sorted(str(tp) for tp in assigned), **extra
+            "assigned", generation=generation, tps=sorted(str(tp) for tp in assigned), **extra
         )
-        await self.app.tables.on_assigned(self.consumer, assigned, standbys)
+        if mutant_on(DELIVERY_BEFORE_RECOVERY):
+            self._opening = sources  # opened by the fetch loop whatever recovery is doing
+        await self.app.tables.on_assigned(consumer, assigned, standbys)
         await self.app.on_partitions_assigned.send(assigned=set(assigned))
+        if generation == self._generation and self._active == assigned:
+            self._opening = sources - self._ready
+            await self._open_ready()
 
     def uncommitted(self) -> int:
         """Messages delivered or acked since the last commit (lost from memory by a crash)."""
@@ -334,8 +413,12 @@ class Conductor:
         return set(self._active)
 
     def active_sources(self) -> set[TP]:
-        """Assigned partitions whose records go to streams (not changelogs, not the leader topic)."""
-        return {tp for tp in self._active if self.app.subscriber_queues(tp.topic)}
+        """Open partitions whose records go to streams (not changelogs, not the leader topic).
+
+        Only open ones: a partition still waiting for its tables may have a
+        consumer position past records that were dropped, not processed.
+        """
+        return {tp for tp in self._ready if self.app.subscriber_queues(tp.topic)}
 
     def lose_partitions(self) -> None:
         """Stop processing every partition without committing: their next owner redoes the work.
@@ -348,6 +431,8 @@ class Conductor:
         """
         lost = set(self._active)
         self._active = set()
+        self._ready = frozenset()
+        self._opening = set()
         self.progress.set()
         self.tracker.forget(lost)
         for tp in lost:

@@ -20,7 +20,7 @@ import contextlib
 import os
 from collections.abc import Iterator
 
-#: every known mutant, with the bug it re-opens (``detstream sim --list-mutants`` prints these).
+#: every known mutant, with the bug it re-opens (registered by the module that holds the fix).
 KNOWN: dict[str, str] = {}
 
 ACTIVE: set[str] = set(filter(None, os.environ.get("DETSTREAM_MUTANTS", "").split(",")))

@@ -1,9 +1,10 @@
 """Table recovery: rebuild assigned table partitions from their changelogs.
 
-On assignment the worker pauses its source partitions, reads each assigned
-changelog partition from the store's persisted offset (memory store: the
-beginning) up to the end offset seen at assignment, then resumes the sources.
-So an agent never sees a new event before its table partition is complete.
+On assignment the worker reads each assigned changelog partition from the
+store's persisted offset (memory store: the beginning) up to the end offset
+seen at assignment. Meanwhile the conductor keeps the source partitions
+closed: it opens them once ``recovering`` is false, so an agent never sees a
+new event before its table partition is complete.
 
 A changelog partition this worker kept as a standby (``standby``) is handed
 to the table when it becomes active, and recovery continues after the
@@ -56,7 +57,6 @@ class TableManager:
         self._targets: dict[TP, int] = {}
         #: next changelog offset to apply per partition being recovered.
         self._positions: dict[TP, int] = {}
-        self._sources: set[TP] = set()
         self._close_registered = False
         #: this worker's standby partitions, read in the background.
         self.standbys = StandbyReader(self)
@@ -96,7 +96,6 @@ class TableManager:
         """
         changelogs = {tp for tp in assigned if tp.topic in self.changelog_topics}
         standbys = {tp for tp in standbys or () if tp.topic in self.changelog_topics}
-        self._sources = assigned - changelogs
         self._targets, self._positions = {}, {}
         self.progress.abandon()
         if changelogs or standbys:
@@ -135,7 +134,6 @@ class TableManager:
                 targets[tp], positions[tp] = ends[tp], start
         self._targets, self._positions = targets, positions
         if targets:
-            consumer.pause(*self._sources)
             consumer.resume(*targets)
             self.standbys.pause()
             self._begin_progress({tp for tp, offset in handed.items() if offset is not None})
@@ -209,7 +207,6 @@ class TableManager:
         consumer.pause(tp)
         if not self._targets:
             self.app._record("recovery-done")
-            consumer.resume(*self._sources)
             self.standbys.resume()
 
     def on_revoked(self, revoked: set[TP]) -> None:

@@ -45,6 +45,32 @@ def partition_order(trace: Trace) -> Violation | None:
     return None
 
 
+def no_delivery_during_recovery(trace: Trace) -> Violation | None:
+    """A worker starts no event while it recovers tables of its assignment.
+
+    Recovery of a new assignment is all or nothing: until every table
+    partition (and standby promotion) is rebuilt, an agent would read values
+    that are not there yet, and an update made then is lost when recovery
+    writes the old value over it (issue 9's takeover bug).
+    """
+    recovering: dict[str, TraceEvent] = {}
+    for event in trace.events:
+        kind, actor = event.kind, event.actor
+        if kind == "recovery-start":
+            recovering[actor] = event
+        elif kind in ("recovery-done", "assigned", "revoked", "lost", "crash", "stop"):
+            recovering.pop(actor, None)
+        elif kind == "deliver" and actor in recovering:
+            started = recovering[actor]
+            return Violation(
+                "no-delivery-during-recovery",
+                f"{actor} processed {event.fields['tp']} offset {event.fields['offset']} while "
+                f"recovering {', '.join(started.fields['tps'])}",
+                [_line(started), _line(event)],
+            )
+    return None
+
+
 def no_lost_input(trace: Trace, cluster: SimCluster, topics: Iterable[str]) -> Violation | None:
     """Every record of every consumed topic was processed (or reported undecodable) at least once."""
     delivered = {

@@ -151,6 +151,11 @@ class ClusterConfig:
     delivery_timeout: float = 120.0
     #: of the requests a drop fault loses, the share lost on the way back (after being applied).
     lost_response_share: float = 0.5
+    #: the chance that a consumer fetches for a while with a new assignment before it calls
+    #: the rebalance listener (aiokafka does: the transport contract in docs/sim.md) ...
+    listener_lag_share: float = 0.5
+    #: ... and the longest such while (seconds); the length is drawn from the network stream.
+    listener_lag: float = 0.5
 
 
 class UnknownTopicError(Exception):
@@ -179,6 +184,7 @@ class SimCluster:
         self.network = Network(
             trace, rng, latency=self.config.latency, request_timeout=self.config.request_timeout,
             stats=self.stats, lost_response_share=self.config.lost_response_share,
+            listener_lag=(self.config.listener_lag_share, self.config.listener_lag),
         )
         self.brokers = Brokers(
             trace, count=self.config.brokers, replication_factor=self.config.replication_factor,

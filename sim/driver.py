@@ -23,7 +23,7 @@ import asyncio
 import contextvars
 import random
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from detstream._types import TP, ConsumerRecord
@@ -316,6 +316,8 @@ class SimConsumer(GroupMember):
                 }
             self._advance(moved)
             if batch:
+                if self._listener_pending:
+                    self._cluster.stats["fetch-before-listener"] += 1
                 return batch
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -404,15 +406,42 @@ class SimConsumer(GroupMember):
         group = self._cluster.group(self._group_id)
         return await self._group_request_retrying("offset-fetch", lambda: group.committed.get(tp))
 
+    async def start_offsets(self, tps: Iterable[TP]) -> dict[TP, int]:
+        """Committed offsets (one offset fetch), else the log's beginning (``earliest``)."""
+        tps = sorted(tps)
+        if not tps:
+            return {}
+        committed: dict[TP, int | None] = {tp: None for tp in tps}
+        if self._group_id is not None:
+            group = self._cluster.group(self._group_id)
+            committed = await self._group_request_retrying(
+                "offset-fetch", lambda: {tp: group.committed.get(tp) for tp in tps}
+            )
+        return {
+            tp: offset if offset is not None else self._cluster.beginning_offset(tp)
+            for tp, offset in committed.items()
+        }
+
+    async def _list_offsets(self, offset_of: Callable[[TP], int], tps: Iterable[TP]) -> dict[TP, int]:
+        """A ListOffsets request: it pays the network (a listener awaiting it lets fetches run)."""
+        tps = sorted(tps)
+        while True:
+            try:
+                return await self._cluster.network.request(
+                    self._link, "list-offsets", lambda: {tp: offset_of(tp) for tp in tps}
+                )
+            except RetriableError:
+                await asyncio.sleep(self._cluster.config.retry_backoff)
+
     async def beginning_offsets(self, tps: Iterable[TP]) -> dict[TP, int]:
-        return {tp: self._cluster.beginning_offset(tp) for tp in tps}
+        return await self._list_offsets(self._cluster.beginning_offset, tps)
 
     async def end_offsets(self, tps: Iterable[TP]) -> dict[TP, int]:
         """The end a consumer can reach: the last stable offset under read_committed."""
         if self._read_committed:
-            return {tp: self._cluster.last_stable_offset(tp) for tp in tps}
-        return {tp: self._cluster.end_offset(tp) for tp in tps}
+            return await self._list_offsets(self._cluster.last_stable_offset, tps)
+        return await self._list_offsets(self._cluster.end_offset, tps)
 
     async def log_end_offsets(self, tps: Iterable[TP]) -> dict[TP, int]:
         """The high watermark, open transactions included (a read_uncommitted ListOffsets)."""
-        return {tp: self._cluster.end_offset(tp) for tp in tps}
+        return await self._list_offsets(self._cluster.end_offset, tps)

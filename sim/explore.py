@@ -20,7 +20,7 @@ from .runner import SimOptions, SimReport, run
 INTERESTING = (
     "crash", "crash-with-uncommitted-work", "rebalance", "recovery",
     "rebalance-during-commit", "crash-mid-batch", "txn-aborted", "broker-failover",
-    "request-dropped", "batch-deduped", "standby-promoted",
+    "request-dropped", "batch-deduped", "standby-promoted", "fetch-before-listener",
 )
 
 

@@ -42,6 +42,8 @@ class GroupMember:
     _name: str
     _group_id: str | None
     _listener: Any
+    #: between installing an assignment and the end of the listener's ``on_partitions_assigned``.
+    _listener_pending: bool = False
 
     # -- the group coordinator ------------------------------------------------
     async def _group_request(self, what: str, call: Callable[[], T]) -> T:
@@ -189,7 +191,16 @@ class GroupMember:
         changelogs = self._standby_request.changelogs
         self._held = frozenset(tp for tp in assigned | standbys if tp.topic in changelogs)
         self._owned = frozenset(assigned)
-        await self._listener.on_partitions_assigned(set(assigned))
+        lag = self._cluster.network.listener_lag()
+        self._listener_pending = True
+        try:
+            if lag:  # fetch with the new assignment first, as aiokafka may
+                self._cluster.trace.record(self._name, "listener-lag", seconds=round(lag, 6))
+                self._cluster.wake_fetchers()
+                await asyncio.sleep(lag)
+            await self._listener.on_partitions_assigned(set(assigned))
+        finally:
+            self._listener_pending = False
 
     async def _offsets_stable(self, tps: set[TP]) -> bool:
         """KIP-447's stable offset fetch: wait while open transactions hold offsets of ``tps``.

@@ -80,6 +80,7 @@ class Network:
     def __init__(
         self, trace: Trace, rng: random.Random, *, latency: tuple[float, float],
         request_timeout: float, stats: Counter[str], lost_response_share: float = 0.5,
+        listener_lag: tuple[float, float] = (0.0, 0.0),
     ) -> None:
         self.trace = trace
         self._rng = rng
@@ -87,10 +88,24 @@ class Network:
         self.request_timeout = request_timeout
         self._stats = stats
         self._lost_response_share = lost_response_share
+        self._listener_lag = listener_lag
 
     def latency(self) -> float:
         low, high = self._latency
         return self._rng.uniform(low, high)
+
+    def listener_lag(self) -> float:
+        """How long a consumer fetches with a new assignment before calling its listener.
+
+        Often zero; else up to ``ClusterConfig.listener_lag``. Real clients
+        install an assignment, go on fetching, and call the listener after
+        awaits of their own: the engine must not take the listener as the
+        first thing that happens to a new assignment.
+        """
+        share, longest = self._listener_lag
+        if not longest or self._rng.random() >= share:
+            return 0.0
+        return self._rng.uniform(0.0, longest)
 
     def loses(self, link: Link, sent: float) -> bool:
         """Whether a drop fault loses a request ``link`` sends at ``sent`` (drawn from the stream)."""

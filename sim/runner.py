@@ -451,6 +451,7 @@ class Simulation:
         topics = self._consumed_topics
         self._check(checks.converged(self.cluster, self._group_id, topics))
         self._check(checks.partition_order(self.trace))
+        self._check(checks.no_delivery_during_recovery(self.trace))
         self._check(checks.no_lost_input(self.trace, self.cluster, topics))
         self._check(checks.no_fenced_commit_accepted(self.trace))
         apps = [w.app for _, w in sorted(self.workers.items())]
@@ -490,7 +491,12 @@ class Simulation:
         coverage["txn-aborted"] += sum(1 for _ in self.trace.of_kind("txn-abort"))
         coverage["standby-promoted"] += sum(1 for _ in self.trace.of_kind("standby-promoted"))
         coverage["app-crashed"] += sum(1 for _ in self.trace.of_kind("app-crashed"))
-        for name in ("rebalance-during-commit", "broker-failover", "request-dropped", "batch-deduped"):
+        coverage["open-sought-back"] += sum(
+            1 for e in self.trace.of_kind("opened") if e.fields.get("sought")
+        )
+        always = ("rebalance-during-commit", "broker-failover", "request-dropped", "batch-deduped",
+                  "fetch-before-listener")
+        for name in sorted(set(always) | set(self.cluster.stats)):
             coverage[name] += self.cluster.stats[name]
         shown = " ".join(f"{k}={coverage[k]}" for k in sorted(coverage))
         lines.append(f"coverage: {shown}")

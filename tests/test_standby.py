@@ -28,15 +28,25 @@ def takeover(name, *, workers=2, seed=1):
     takeover_at = next(
         e.time for e in report.trace.of_kind("assigned") if e.actor == "w2" and e.time > crash_at
     )
+    # the takeover's recovery: after w2's assignment, before its next one (the listener's
+    # offset lookups take network time)
+    until = next(
+        (e.time for e in report.trace.of_kind("assigned") if e.actor == "w2" and e.time > takeover_at),
+        float("inf"),
+    )
+
+    def of_takeover(event):
+        return event.actor == "w2" and takeover_at <= event.time < until
+
     reads = {}
     for event in report.trace.of_kind("recovery-start"):
-        if event.actor == "w2" and event.time == takeover_at:
+        if of_takeover(event):
             spans = zip(event.fields["start"], event.fields["end"], strict=True)
             reads.update(zip(event.fields["tps"], spans, strict=True))
     promoted = {
         e.fields["tp"]: (e.fields["start"], e.fields["end"])
         for e in report.trace.of_kind("standby-promoted")
-        if e.actor == "w2" and e.time == takeover_at
+        if of_takeover(e)
     }
     return report, owned_by_w1, reads, promoted
 

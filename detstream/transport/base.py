@@ -152,6 +152,15 @@ class Consumer(Protocol):
 
     async def committed(self, tp: TP) -> int | None: ...
 
+    async def start_offsets(self, tps: Iterable[TP]) -> dict[TP, int]:
+        """Where a new owner of each partition starts: its committed offset, else the reset point.
+
+        What the client itself does when it is given a partition
+        (``auto_offset_reset`` when nothing is committed). The engine seeks
+        there when it dropped records fetched before it could take them.
+        """
+        ...
+
     async def beginning_offsets(self, tps: Iterable[TP]) -> dict[TP, int]: ...
 
     async def end_offsets(self, tps: Iterable[TP]) -> dict[TP, int]: ...

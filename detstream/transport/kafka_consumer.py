@@ -363,6 +363,28 @@ class KafkaConsumer:
             return None
         return await self._client().committed(_ak(tp))
 
+    async def start_offsets(self, tps: Iterable[TP]) -> dict[TP, int]:
+        """Committed offsets, else where ``auto_offset_reset`` points (as aiokafka would reset)."""
+        tps = sorted(tps)
+        starts: dict[TP, int] = {}
+        for tp in tps:
+            offset = await self.committed(tp)
+            if offset is not None:
+                starts[tp] = offset
+        missing = [tp for tp in tps if tp not in starts]
+        if missing:
+            reset = self._options.get("auto_offset_reset", "latest")
+            if reset == "earliest":
+                starts.update(await self.beginning_offsets(missing))
+            elif reset == "latest":
+                starts.update(await self.end_offsets(missing))
+            else:
+                raise ImproperlyConfigured(
+                    f"no committed offset for {', '.join(map(str, missing))} and "
+                    f"consumer_auto_offset_reset={reset!r}: set it to 'earliest' or 'latest'"
+                )
+        return starts
+
     async def beginning_offsets(self, tps: Iterable[TP]) -> dict[TP, int]:
         found = await self._client().beginning_offsets([_ak(tp) for tp in tps])
         return {TP(tp.topic, tp.partition): offset for tp, offset in found.items()}

@@ -1,0 +1,134 @@
+"""The transport contract as executable cases, run over every driver.
+
+Each case is an ``async def case(backend)`` using only the transport seam
+(``detstream.transport.base``): what it asserts, the engine may rely on, on
+the simulator and on Kafka alike. ``tests/unit/sim/test_transport_contract.py``
+runs them on the sim driver, ``tests/integration/test_transport_contract.py``
+on aiokafka against a real broker. docs/transport-contract.md says which
+behaviours are promised (pinned here) and which are only possible (the sim
+produces them adversarially; they cannot be pinned, only survived).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from detstream._types import TP
+
+DEADLINE = 30.0
+
+
+@dataclass
+class Backend:
+    """A driver under test: its transport, and the clients a case made (stopped after it)."""
+
+    transport: Any
+    clients: list[Any] = field(default_factory=list)
+
+    async def topic(self, partitions: int) -> str:
+        name = f"contract-{secrets.token_hex(4)}"
+        admin = self.transport.create_admin(client_id="contract-admin")
+        self.clients.append(admin)
+        await admin.create_topic(name, partitions=partitions)
+        return name
+
+    async def producer(self) -> Any:
+        producer = self.transport.create_producer(client_id="contract-producer")
+        self.clients.append(producer)
+        await producer.start()
+        return producer
+
+    async def consumer(self, group_id: str | None = None) -> Any:
+        consumer = self.transport.create_consumer(client_id="contract-consumer", group_id=group_id)
+        self.clients.append(consumer)
+        return consumer
+
+    async def close(self) -> None:
+        for client in reversed(self.clients):
+            stop = getattr(client, "stop", None)
+            if stop is not None:
+                await stop()
+
+
+async def until(check: Callable[[], Awaitable[bool]], what: str) -> None:
+    """Poll ``check`` until true; fail naming ``what`` past the deadline (virtual in sim)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DEADLINE
+    while not await check():
+        assert loop.time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
+
+
+async def fill(backend: Backend, topic: str, partitions: int, per_partition: int) -> None:
+    producer = await backend.producer()
+    for partition in range(partitions):
+        for i in range(per_partition):
+            await producer.send(topic, key=None, value=b"%d" % i, partition=partition)
+
+
+async def read(consumer: Any, want: int) -> dict[TP, list[int]]:
+    """Offsets returned per partition until ``want`` records came back."""
+    got: dict[TP, list[int]] = {}
+
+    async def more() -> bool:
+        for tp, records in (await consumer.getmany(0.5)).items():
+            got.setdefault(tp, []).extend(r.offset for r in records)
+        return sum(map(len, got.values())) >= want
+
+    await until(more, f"{want} records")
+    return got
+
+
+async def paused_partitions_return_nothing(backend: Backend) -> None:
+    """After ``pause`` returns, no record of the partition comes back until ``resume``."""
+    topic = await backend.topic(2)
+    await fill(backend, topic, 2, 5)
+    consumer = await backend.consumer()
+    p0, p1 = TP(topic, 0), TP(topic, 1)
+    consumer.assign([p0, p1])
+    await consumer.start()
+    consumer.seek(p0, 0)
+    consumer.seek(p1, 0)
+    consumer.pause(p0)
+    got = await read(consumer, 5)
+    assert set(got) == {p1}, got
+    consumer.resume(p0)
+    assert (await read(consumer, 5)) == {p0: [0, 1, 2, 3, 4]}
+
+
+async def a_seek_moves_the_next_fetch(backend: Backend) -> None:
+    """After ``seek(tp, n)`` the next records of ``tp`` start at ``n`` (nothing stale)."""
+    topic = await backend.topic(1)
+    await fill(backend, topic, 1, 8)
+    consumer = await backend.consumer()
+    tp = TP(topic, 0)
+    consumer.assign([tp])
+    await consumer.start()
+    consumer.seek(tp, 0)
+    assert (await read(consumer, 8))[tp] == list(range(8))
+    consumer.seek(tp, 3)
+    assert (await read(consumer, 5))[tp] == [3, 4, 5, 6, 7]
+    assert await consumer.position(tp) == 8
+
+
+async def start_offsets_are_committed_else_the_reset_point(backend: Backend) -> None:
+    """``start_offsets``: the group's committed offset, else ``earliest`` (detstream's default)."""
+    topic = await backend.topic(2)
+    await fill(backend, topic, 2, 6)
+    consumer = await backend.consumer(group_id=f"contract-{secrets.token_hex(4)}")
+    p0, p1 = TP(topic, 0), TP(topic, 1)
+    consumer.assign([p0, p1])
+    await consumer.start()
+    await consumer.commit({p0: 4})
+    assert await consumer.start_offsets([p0, p1]) == {p0: 4, p1: 0}
+
+
+CASES = [
+    paused_partitions_return_nothing,
+    a_seek_moves_the_next_fetch,
+    start_offsets_are_committed_else_the_reset_point,
+]

@@ -1,0 +1,312 @@
+"""Issue 9: exactly_once keeps every table update through repeated ``kill -9`` (real broker).
+
+Three ``detstream worker`` processes run ``apps/kill9_counter.py`` (exactly-once,
+``counts[key] += 1`` per input record, each record forwarded to an output topic),
+each with its own ``--datadir`` and web port. While the input is produced, in
+chunks, a seeded schedule SIGKILLs a random worker every 2-5 s and restarts it at
+once under the same name and datadir, so partitions keep moving between workers
+and every takeover recovers tables. When the input is done and every worker is
+up, the test waits (bounded polls) until the committed offsets of the input topic
+reach its end, then checks exactly:
+
+(a) the table folded from its changelog, read read_committed, equals the input
+    counts per key (a takeover that lets records reach the agent before the
+    partition's table is recovered restarts those keys near 1: issue 9);
+(b) the output topic, read read_committed, holds each input record exactly once;
+(c) the union of the workers' ``/table/counts/`` web views equals the input counts.
+
+``DETSTREAM_KILL9_SEED`` picks another kill schedule (the seed is printed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import secrets
+import signal
+import socket
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from tests.integration.helpers import WorkerProcess, apply_changelog, fold_topic, now
+
+APP = Path(__file__).resolve().parent / "apps" / "kill9_counter.py"
+SEED = int(os.environ.get("DETSTREAM_KILL9_SEED", "9"))
+PARTITIONS = 8
+KEYS = [f"key-{i:02d}" for i in range(50)]
+RECORDS = 6000
+WORKERS = 3
+RUN_S = 60.0  # the input is produced over this long, while the workers are killed
+CHUNK_EVERY_S = 0.5
+KILL_EVERY_S = (2.0, 5.0)
+DRAIN_S = 90.0  # bound on the wait for the committed offsets to reach the input's end
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Slot:
+    """One of the three workers: a stable name, datadir and web port across restarts."""
+
+    name: str
+    datadir: Path
+    port: int
+    process: WorkerProcess | None = None
+    starts: int = 0
+
+
+@dataclass
+class Cluster:
+    cwd: Path
+    env: dict[str, str]
+    slots: list[Slot]
+    spawned: list[WorkerProcess] = field(default_factory=list)
+    kills: list[tuple[float, str]] = field(default_factory=list)
+
+    def start(self, slot: Slot) -> None:
+        slot.starts += 1
+        args = ["-m", "detstream", "worker", str(APP), "-l", "info", "--datadir",
+                str(slot.datadir), "-b", "127.0.0.1", "-p", str(slot.port)]
+        env = {**self.env, "IT_WORKER_NAME": slot.name}
+        slot.process = WorkerProcess(self.cwd, env, args, f"{slot.name}-{slot.starts}")
+        self.spawned.append(slot.process)
+
+    def kill_and_restart(self, slot: Slot, at: float) -> None:
+        assert slot.process is not None
+        slot.process.proc.send_signal(signal.SIGKILL)
+        slot.process.proc.wait(10)
+        self.kills.append((round(at, 1), slot.name))
+        self.start(slot)
+
+
+@dataclass
+class Changelog:
+    """The changelog fold, and every record that does not add exactly 1 to its key."""
+
+    table: dict[str, int] = field(default_factory=dict)
+    jumps: list[str] = field(default_factory=list)
+    records: int = 0
+
+
+def fold_changelog(state: Changelog, record) -> None:
+    key = json.loads(record.key)
+    before = state.table.get(key, 0)
+    apply_changelog(state.table, record)
+    state.records += 1
+    after = state.table.get(key, 0)
+    if after != before + 1:
+        state.jumps.append(f"{key}: {before} -> {after} at partition {record.partition} "
+                           f"offset {record.offset}")
+
+
+def collect(state: Counter, record) -> None:
+    state[json.loads(record.value)] += 1
+
+
+async def produce_and_kill(bootstrap: str, topic: str, records: list[tuple[str, str]],
+                           cluster: Cluster, rng: random.Random) -> None:
+    """Produce ``records`` in chunks over RUN_S seconds; meanwhile kill -9 and restart workers."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    chunks = int(RUN_S / CHUNK_EVERY_S)
+    size = -(-len(records) // chunks)
+
+    async def feed() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+        await producer.start()
+        try:
+            for i in range(0, len(records), size):
+                sends = [await producer.send(topic, json.dumps(value).encode(), key=key.encode())
+                         for key, value in records[i:i + size]]
+                await asyncio.gather(*sends)
+                await asyncio.sleep(CHUNK_EVERY_S)  # pacing of the input, not a synchronisation
+        finally:
+            await producer.stop()
+
+    async def chaos() -> None:
+        while True:
+            await asyncio.sleep(rng.uniform(*KILL_EVERY_S))  # the kill schedule
+            if loop.time() - start > RUN_S:
+                return
+            cluster.kill_and_restart(rng.choice(cluster.slots), loop.time() - start)
+
+    await asyncio.gather(feed(), chaos())
+
+
+async def committed_input(bootstrap: str, group: str, topic: str) -> tuple[dict, dict]:
+    """(committed, end) offsets of ``topic``'s partitions for the consumer group ``group``."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        end = await consumer.end_offsets(tps)
+    finally:
+        await consumer.stop()
+    committed = {tp.partition: offsets[tp].offset if tp in offsets else None for tp in tps}
+    return committed, {tp.partition: end[tp] for tp in tps}
+
+
+def wait_for_committed_end(bootstrap: str, group: str, topic: str, cluster: Cluster) -> None:
+    deadline = now() + DRAIN_S
+    while True:
+        committed, end = asyncio.run(committed_input(bootstrap, group, topic))
+        if committed == end:
+            return
+        for slot in cluster.slots:
+            assert slot.process is not None and slot.process.proc.poll() is None, (
+                f"{slot.name} exited {slot.process.proc.returncode}\n{slot.process.tail()}")
+        assert now() < deadline, (
+            f"input offsets committed (partition: committed, end) still short after {DRAIN_S}s: "
+            f"{ {p: (committed[p], end[p]) for p in end if committed[p] != end[p]} }")
+        time.sleep(0.5)  # poll interval of the bounded wait
+
+
+def web_assignment(cluster: Cluster, topic: str) -> dict[str, list[int]]:
+    """Each worker's active partitions of ``topic``, once every worker says it is running."""
+    owned = {}
+    for slot in cluster.slots:
+        assert slot.process is not None
+        base = f"http://127.0.0.1:{slot.port}"
+        slot.process.get(f"{base}/", until=lambda s, b: s == 200 and b["status"] == "running")
+        _, _, body = slot.process.get(f"{base}/assignment/", until=lambda s, b: s == 200)
+        owned[slot.name] = sorted(body["actives"].get(topic, []))
+    return owned
+
+
+def web_tables(cluster: Cluster, topic: str) -> tuple[dict[str, int], list[str]]:
+    """The union of every worker's ``/table/counts/`` once the group is settled.
+
+    Settled: every worker running (not recovering), and their active input
+    partitions together are every partition, each once, the same before and
+    after the tables are read. Returns (union, keys served by two workers).
+    """
+    deadline = now() + 60.0
+    while True:
+        before = web_assignment(cluster, topic)
+        if sorted(p for parts in before.values() for p in parts) == list(range(PARTITIONS)):
+            tables = {slot.name: slot.process.get(f"http://127.0.0.1:{slot.port}/table/counts/",
+                                                  until=lambda s, b: s == 200)[2]
+                      for slot in cluster.slots if slot.process is not None}
+            if web_assignment(cluster, topic) == before:
+                union: dict[str, int] = {}
+                twice = []
+                for name, table in tables.items():
+                    for key, value in table.items():
+                        if key in union:
+                            twice.append(f"{key} ({union[key]} and {value} on {name})")
+                        union[key] = value
+                print(f"web views: assignment {before}, keys per worker "
+                      f"{ {n: len(t) for n, t in tables.items()} }")
+                return union, twice
+        assert now() < deadline, f"the group did not settle in 60s: {before}"
+        time.sleep(0.2)  # poll interval of the bounded wait
+
+
+def short_of(table: dict[str, int], expected: dict[str, int]) -> dict[str, tuple[int | None, int]]:
+    """Keys whose (table, input) counts differ."""
+    return {k: (table.get(k), n) for k, n in sorted(expected.items()) if table.get(k) != n} | {
+        k: (v, 0) for k, v in sorted(table.items()) if k not in expected}
+
+
+def first(items: dict | list, n: int = 8) -> str:
+    """The first ``n`` entries of ``items``, and how many more there are."""
+    shown = [f"{k}: {v}" for k, v in items.items()] if isinstance(items, dict) else list(map(str, items))
+    more = f" ... (+{len(shown) - n} more)" if len(shown) > n else ""
+    return ", ".join(shown[:n]) + more
+
+
+@pytest.mark.parametrize("store", ["rocksdb://", "memory://"])
+def test_kill9_every_few_seconds_keeps_exact_counts(
+    kafka_bootstrap: str, new_topic, tmp_path: Path, store: str
+) -> None:
+    rng = random.Random(SEED)
+    print(f"\nkill9 exactly-once: seed={SEED} store={store} partitions={PARTITIONS} "
+          f"records={RECORDS} keys={len(KEYS)} workers={WORKERS}")
+    records = []
+    for n in range(RECORDS):
+        key = rng.choice(KEYS)
+        records.append((key, f"{key}#{n:05d}"))
+    expected = dict(Counter(key for key, _ in records))
+
+    source, sink = new_topic(partitions=PARTITIONS), new_topic(partitions=PARTITIONS)
+    app_id = f"it-kill9-{secrets.token_hex(4)}"
+    env = {**os.environ, "DETSTREAM_IT_BROKER": f"kafka://{kafka_bootstrap}", "IT_APP_ID": app_id,
+           "IT_INPUT": source, "IT_OUTPUT": sink, "IT_PARTITIONS": str(PARTITIONS),
+           "IT_STORE": store, "PYTHONUNBUFFERED": "1"}
+    env.pop("PYTHONHASHSEED", None)
+    slots = [Slot(f"w{i + 1}", tmp_path / f"w{i + 1}-data", free_port()) for i in range(WORKERS)]
+    cluster = Cluster(tmp_path, env, slots)
+    started = now()
+    try:
+        for slot in slots:
+            cluster.start(slot)
+        for slot in slots:
+            slot.process.wait_for("ready:")
+        assert "exactly_once" in slots[0].process.output()
+
+        asyncio.run(produce_and_kill(kafka_bootstrap, source, records, cluster, rng))
+        chaos_s = now() - started
+        for slot in slots:
+            slot.process.wait_for("ready:")
+        wait_for_committed_end(kafka_bootstrap, app_id, source, cluster)
+        drained_s = now() - started
+
+        changelog = asyncio.run(fold_topic(
+            kafka_bootstrap, f"{app_id}-counts-changelog", lambda s: True, "the changelog",
+            state=Changelog(), apply=fold_changelog, partitions=PARTITIONS, at_end=True,
+            isolation_level="read_committed"))
+        output = asyncio.run(fold_topic(
+            kafka_bootstrap, sink, lambda s: True, "the output", state=Counter(), apply=collect,
+            partitions=PARTITIONS, at_end=True, isolation_level="read_committed"))
+        web, twice = web_tables(cluster, source)
+
+        ids = {value for _, value in records}
+        duplicates = {v: n for v, n in sorted(output.items()) if n > 1}
+        lost = sorted(ids - output.keys())
+        unknown = sorted(output.keys() - ids)
+        table_diff, web_diff = short_of(changelog.table, expected), short_of(web, expected)
+        print(f"kills: {len(cluster.kills)} (t, worker): {cluster.kills}")
+        print(f"records: {RECORDS} in, output read_committed: {sum(output.values())} "
+              f"({len(duplicates)} duplicated, {len(lost)} lost, {len(unknown)} unknown): "
+              f"duplicated {first(duplicates)}; lost {first(lost)}")
+        print(f"changelog: {changelog.records} committed records, "
+              f"{sum(changelog.table.values())} counted of {RECORDS}; "
+              f"{len(table_diff)} keys differ (table, input): {first(table_diff)}")
+        print(f"changelog records not adding exactly 1: {len(changelog.jumps)}: "
+              f"{changelog.jumps[:8]}")
+        print(f"web views: {sum(web.values())} counted; {len(web_diff)} keys differ "
+              f"(web, input): {first(web_diff)}; served twice: {twice[:8]}")
+        print(f"duration: {now() - started:.1f}s (chaos {chaos_s:.1f}s, drained at "
+              f"{drained_s:.1f}s)")
+
+        assert not table_diff, (
+            f"(a) changelog fold != input counts after {len(cluster.kills)} kills: "
+            f"{len(table_diff)} keys differ (table, input), "
+            f"{RECORDS - sum(changelog.table.values())} increments lost: {first(table_diff, 20)}; "
+            f"first changelog records not adding 1: {changelog.jumps[:10]}")
+        assert not (duplicates or lost or unknown), (
+            f"(b) output != input: duplicated {first(duplicates, 20)}, lost {lost[:20]}, "
+            f"unknown {unknown[:20]}")
+        assert not web_diff and not twice, (
+            f"(c) web views != input counts: {first(web_diff, 20)}; served twice {twice[:20]}")
+    finally:
+        for worker in cluster.spawned:
+            worker.kill()

@@ -1,0 +1,19 @@
+"""The transport contract's cases (tests/contract) on the sim driver."""
+
+import pytest
+
+from sim.driver import SimTransport
+from sim.testing import simulate
+from tests.contract.cases import CASES, Backend
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.__name__)
+def test_sim_driver_keeps_the_contract(case):
+    async def main(cluster):
+        backend = Backend(SimTransport(cluster=cluster, name="contract"))
+        try:
+            await case(backend)
+        finally:
+            await backend.close()
+
+    simulate(main, seed=1)
