@@ -21,6 +21,7 @@ INTERESTING = (
     "crash", "crash-with-uncommitted-work", "rebalance", "recovery",
     "rebalance-during-commit", "crash-mid-batch", "txn-aborted", "broker-failover",
     "request-dropped", "batch-deduped", "standby-promoted", "fetch-before-listener",
+    "send-refused",
 )
 
 

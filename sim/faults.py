@@ -36,7 +36,12 @@ BROKER_KINDS = ("broker_crash", "broker_restart", "leader_move")
 #: with probability ``loss`` (the client times out and retries; a lost response
 #: means the broker applied it).
 LINK_KINDS = ("delay", "drop")
-KINDS = WORKER_KINDS + BROKER_KINDS + LINK_KINDS
+#: Faults of the cluster's view of a worker's host (target ``wN``), for ``downtime``
+#: seconds: refuse: the brokers refuse its produce requests non-retriably (an
+#: authorization failure, as while an ACL is being changed). The sends fail on their
+#: futures only; the engine must fail their events and redo them, never commit past them.
+REFUSAL_KINDS = ("refuse",)
+KINDS = WORKER_KINDS + BROKER_KINDS + LINK_KINDS + REFUSAL_KINDS
 
 #: how long a drawn stall lasts (virtual s): past the 60 s session timeout of the sim consumer.
 STALL_RANGE = (65.0, 90.0)
@@ -48,6 +53,7 @@ DOWNTIME_RANGES = {
     "broker_restart": (0.5, 5.0),
     "delay": (1.0, 10.0),
     "drop": (0.5, 8.0),
+    "refuse": (0.5, 5.0),
 }
 #: extra latency (virtual s) a delay fault adds to each request.
 DELAY_RANGE = (0.05, 2.0)
@@ -62,11 +68,13 @@ AFTER_COMMIT_RANGE = (0.0, 0.25)
 #: broker and network faults: drawn on top of the worker faults, not instead of them.
 INFRA_KINDS = BROKER_KINDS + LINK_KINDS
 
-#: profile -> ((min, max, kinds) of worker faults, (min, max, kinds) of broker and network faults)
+#: profile -> (min, max, kinds) per group: worker faults, broker and network faults, and
+#: (chaos) refusals. Groups are drawn in this order, so a group added later leaves the
+#: faults a seed drew before it as they were.
 PROFILES: dict[str, tuple[tuple[int, int, tuple[str, ...]], ...]] = {
     "none": (),
     "default": ((1, 3, ("crash", "restart")), (1, 2, INFRA_KINDS)),
-    "chaos": ((3, 8, WORKER_KINDS), (2, 5, INFRA_KINDS)),
+    "chaos": ((3, 8, WORKER_KINDS), (2, 5, INFRA_KINDS), (0, 1, REFUSAL_KINDS)),
 }
 
 
@@ -97,7 +105,7 @@ class Fault:
             return text + f" (+{self.latency:.3f}s for {self.downtime:.3f}s)"
         if self.kind == "drop":
             return text + f" ({self.loss:.0%} for {self.downtime:.3f}s)"
-        if self.kind == "stall":
+        if self.kind in ("stall", "refuse"):
             return text + f" (for {self.downtime:.3f}s)"
         return text
 
@@ -218,7 +226,7 @@ class _Drawer:
         return Fault(at, kind, target, downtime, latency, loss, after_commit)
 
     def _worker(self, kind: str) -> str:
-        if kind in LINK_KINDS:  # a host of the starting workers: it exists at any time
+        if kind in LINK_KINDS or kind in REFUSAL_KINDS:  # a starting worker's host: always there
             return f"w{1 + self.rng.randrange(self.workers)}"
         if kind == "join":
             worker = f"w{self.next_index}"

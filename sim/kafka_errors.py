@@ -80,3 +80,11 @@ class MessageSizeTooLargeError(BrokerError, ProducerSendError):
 
 class UnknownTopicOrPartitionError(BrokerError, ProducerSendError):
     """UNKNOWN_TOPIC_OR_PARTITION: a send to a topic that does not exist, with auto-creation off."""
+
+
+class TopicAuthorizationFailedError(BrokerError, ProducerSendError):
+    """TOPIC_AUTHORIZATION_FAILED: the principal may not write the topic; not retriable.
+
+    The ``refuse`` fault: for a while the brokers refuse a worker host's
+    produce requests, as while an ACL is removed and put back.
+    """

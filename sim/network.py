@@ -41,12 +41,21 @@ class LinkConditions:
         self.extra_latency = 0.0
         self.drop_until = 0.0
         self.loss = 1.0
+        #: until then the brokers refuse this host's produce requests (a ``refuse`` fault).
+        self.refuse_until = 0.0
 
     def delay(self, extra: float, until: float) -> None:
         self.extra_latency, self.delay_until = extra, until
 
     def drop(self, until: float, loss: float = 1.0) -> None:
         self.drop_until, self.loss = until, loss
+
+    def refuse(self, until: float) -> None:
+        self.refuse_until = until
+
+    def refusing(self, now: float) -> bool:
+        """Whether the brokers refuse this host's produce requests now (not retriable)."""
+        return now < self.refuse_until
 
     def extra(self, now: float) -> float:
         return self.extra_latency if now < self.delay_until else 0.0
@@ -58,7 +67,7 @@ class LinkConditions:
     @property
     def heals_at(self) -> float:
         """When the last fault window ends."""
-        return max(self.delay_until, self.drop_until)
+        return max(self.delay_until, self.drop_until, self.refuse_until)
 
 
 class Link:

@@ -47,6 +47,7 @@ from .kafka_errors import (
     DeliveryTimeoutError,
     MessageSizeTooLargeError,
     RetriableError,
+    TopicAuthorizationFailedError,
     UnknownTopicOrPartitionError,
 )
 from .metadata import ClientMetadata
@@ -196,7 +197,8 @@ class SimProducer:
     def _refused(self, write: Write, exc: Exception) -> None:
         """A send failed for good: the history says so; a refusal proper is counted and traced."""
         write.refused = type(exc).__name__
-        if isinstance(exc, (MessageSizeTooLargeError, UnknownTopicOrPartitionError)):
+        if isinstance(exc, (MessageSizeTooLargeError, UnknownTopicOrPartitionError,
+                            TopicAuthorizationFailedError)):
             self._cluster.stats["send-refused"] += 1
             self._cluster.trace.record(
                 self._name, "send-refused", tp=write.tp, error=write.refused, value_size=len(write.value or b"")
@@ -212,12 +214,20 @@ class SimProducer:
             leader = self._metadata.leader(tp)
             return await self._cluster.network.request(
                 self._link, "produce",
-                lambda: self._cluster.produce(
+                lambda: self._authorized(tp) and self._cluster.produce(
                     self._name, tp, leader, batch, batch=batch_id, transaction=self._transaction()
                 ),
             )
 
         return await self._retry(attempt, "produce", deadline=deadline, tp=tp)
+
+    def _authorized(self, tp: TP) -> bool:
+        """At the broker: a ``refuse`` fault on this host refuses the produce request."""
+        if self._link.conditions.refusing(asyncio.get_running_loop().time()):
+            raise TopicAuthorizationFailedError(
+                f"{self._name} may not write {tp.topic} (refuse fault: authorization denied)"
+            )
+        return True
 
     async def _batch_id(self, tp: TP, count: int) -> BatchId | None:
         """Claim ``count`` sequence numbers of ``tp`` for a batch (idempotent producers)."""

@@ -36,7 +36,7 @@ from . import checks
 from .brokers import parse_broker
 from .cluster import ClusterConfig, SimCluster
 from .driver import current_cluster
-from .faults import BROKER_KINDS, LINK_KINDS, Fault, FaultPlan, plan_faults
+from .faults import BROKER_KINDS, LINK_KINDS, REFUSAL_KINDS, Fault, FaultPlan, plan_faults
 from .final_read import final_read
 from .producer import SimProducer
 from .scenario import ProducerSpec, Scenario, encode, load_scenario_file
@@ -141,7 +141,7 @@ def _nothing_in_flight(app: Any) -> bool:
 
 
 #: fault kinds after which an at-least-once app may process some input twice.
-_REPROCESSING_KINDS = frozenset({"crash", "stall", "drop", "delay", *BROKER_KINDS})
+_REPROCESSING_KINDS = frozenset({"crash", "stall", "drop", "delay", "refuse", *BROKER_KINDS})
 
 
 def run(
@@ -310,7 +310,7 @@ class Simulation:
     async def _apply(self, fault: Fault) -> bool:
         if fault.kind in BROKER_KINDS:
             return self._apply_to_broker(fault)
-        if fault.kind in LINK_KINDS:
+        if fault.kind in LINK_KINDS or fault.kind in REFUSAL_KINDS:
             return self._apply_to_link(fault)
         worker = self.workers.get(fault.worker)
         if fault.kind == "join":
@@ -361,7 +361,7 @@ class Simulation:
         self.cluster.brokers.restart(broker)
 
     def _apply_to_link(self, fault: Fault) -> bool:
-        """Delay or drop the requests of a worker's host for ``downtime`` seconds."""
+        """Delay, drop or refuse the requests of a worker's host for ``downtime`` seconds."""
         worker = self.workers.get(fault.worker)
         if worker is None:
             return False
@@ -369,6 +369,8 @@ class Simulation:
         until = asyncio.get_running_loop().time() + fault.downtime
         if fault.kind == "delay":
             worker.network.delay(fault.latency, until)
+        elif fault.kind == "refuse":
+            worker.network.refuse(until)
         else:
             worker.network.drop(until, fault.loss)
         return True

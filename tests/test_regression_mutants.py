@@ -15,6 +15,7 @@ import pytest
 from detstream import mutants
 from detstream.conductor import DELIVERY_BEFORE_RECOVERY
 from detstream.listener_guard import LISTENER_FAILURE_SWALLOWED
+from detstream.producer import SEND_FAILURE_IGNORED
 from sim.runner import SimOptions, run
 from tests.unit import test_rebalance_listener
 
@@ -51,6 +52,22 @@ def test_the_same_seeds_pass_without_the_mutant():
         seed, _ = first_failure(WORD_COUNT, options, range(1, 51))
     report = run(WORD_COUNT, replace(options, seed=seed))
     assert report.ok, report.violations
+
+
+def test_send_failure_ignored_is_caught_within_50_chaos_seeds_of_word_count():
+    # Issue 9: a send the broker refused was dropped unseen and its input committed. Under
+    # chaos the sim's brokers refuse a worker host's produce requests for a while (the
+    # `refuse` fault, an authorization failure): the engine must fail those events and
+    # redo them. With the failure ignored, the table or the final read comes up short.
+    options = SimOptions(seed=0, duration=20.0, faults="chaos")
+    with mutants.enabled(SEND_FAILURE_IGNORED):
+        found = first_failure(WORD_COUNT, options, range(1, 51))
+    if found is None:
+        pytest.fail("the send-failure-ignored mutant survived 50 chaos seeds of word count")
+    seed, report = found
+    assert report.coverage["send-refused"] > 0, seed
+    run_clean = run(WORD_COUNT, replace(options, seed=seed))
+    assert run_clean.ok, run_clean.violations
 
 
 def test_listener_failure_swallowed_is_caught_by_the_simulated_listener_test():
