@@ -18,15 +18,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from detstream._types import TP
+from detstream.errors import ProducerSendError
 
 DEADLINE = 30.0
 
 
 @dataclass
 class Backend:
-    """A driver under test: its transport, and the clients a case made (stopped after it)."""
+    """A driver under test: its transport, the app whose settings it has, and the clients a
+    case made (stopped after it)."""
 
     transport: Any
+    app: Any
     clients: list[Any] = field(default_factory=list)
 
     async def topic(self, partitions: int) -> str:
@@ -127,8 +130,24 @@ async def start_offsets_are_committed_else_the_reset_point(backend: Backend) -> 
     assert await consumer.start_offsets([p0, p1]) == {p0: 4, p1: 0}
 
 
+async def an_oversized_send_fails_on_its_own_future(backend: Backend) -> None:
+    """A record over ``producer_max_request_size`` fails its send (not retriable); later sends go."""
+    topic = await backend.topic(1)
+    producer = await backend.producer()
+    limit = int(backend.app.conf.producer_max_request_size)
+    try:
+        await producer.send(topic, key=None, value=b"x" * (limit + 1), partition=0)
+    except ProducerSendError as exc:
+        assert "MessageSizeTooLarge" in f"{type(exc).__name__} {exc}", exc
+    else:
+        raise AssertionError("a record over producer_max_request_size was accepted")
+    meta = await producer.send(topic, key=None, value=b"fits", partition=0)
+    assert meta.offset == 0  # nothing of the refused record reached the log
+
+
 CASES = [
     paused_partitions_return_nothing,
     a_seek_moves_the_next_fetch,
     start_offsets_are_committed_else_the_reset_point,
+    an_oversized_send_fails_on_its_own_future,
 ]

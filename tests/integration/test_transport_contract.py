@@ -16,7 +16,7 @@ def test_kafka_driver_keeps_the_contract(case, kafka_bootstrap):
     app = detstream.App(f"contract-{secrets.token_hex(4)}", broker=url)
 
     async def main():
-        backend = Backend(AIOKafkaTransport(url, app=app))
+        backend = Backend(AIOKafkaTransport(url, app=app), app)
         try:
             await asyncio.wait_for(case(backend), 90)
         finally:

@@ -2,6 +2,7 @@
 
 import pytest
 
+import detstream
 from sim.driver import SimTransport
 from sim.testing import simulate
 from tests.contract.cases import CASES, Backend
@@ -10,7 +11,8 @@ from tests.contract.cases import CASES, Backend
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.__name__)
 def test_sim_driver_keeps_the_contract(case):
     async def main(cluster):
-        backend = Backend(SimTransport(cluster=cluster, name="contract"))
+        app = detstream.App("contract", broker="sim://")
+        backend = Backend(SimTransport(cluster=cluster, name="contract", app=app), app)
         try:
             await case(backend)
         finally:
