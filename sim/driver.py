@@ -32,7 +32,7 @@ from detstream.transport.base import GroupMetadata, IsolationLevel, RebalanceLis
 
 from .cluster import SimCluster
 from .group_member import GroupMember
-from .kafka_errors import RetriableError
+from .kafka_errors import RetriableError, TopicAuthorizationFailedError
 from .metadata import ClientMetadata
 from .network import LinkConditions
 from .producer import MAX_REQUEST_SIZE, Link, SimProducer, SimTransactionalProducer
@@ -423,13 +423,23 @@ class SimConsumer(GroupMember):
         }
 
     async def _list_offsets(self, offset_of: Callable[[TP], int], tps: Iterable[TP]) -> dict[TP, int]:
-        """A ListOffsets request: it pays the network (a listener awaiting it lets fetches run)."""
+        """A ListOffsets request: it pays the network (a listener awaiting it lets fetches run).
+
+        Refused, not retriably, while a ``refuse`` fault denies this host the topics.
+        """
         tps = sorted(tps)
+
+        def at_broker() -> dict[TP, int]:
+            if self._link.conditions.refusing(asyncio.get_running_loop().time()):
+                raise TopicAuthorizationFailedError(
+                    f"{self._name} may not describe {sorted({tp.topic for tp in tps})} "
+                    "(refuse fault: authorization denied)"
+                )
+            return {tp: offset_of(tp) for tp in tps}
+
         while True:
             try:
-                return await self._cluster.network.request(
-                    self._link, "list-offsets", lambda: {tp: offset_of(tp) for tp in tps}
-                )
+                return await self._cluster.network.request(self._link, "list-offsets", at_broker)
             except RetriableError:
                 await asyncio.sleep(self._cluster.config.retry_backoff)
 

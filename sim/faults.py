@@ -37,7 +37,7 @@ BROKER_KINDS = ("broker_crash", "broker_restart", "leader_move")
 #: means the broker applied it).
 LINK_KINDS = ("delay", "drop")
 #: Faults of the cluster's view of a worker's host (target ``wN``), for ``downtime``
-#: seconds: refuse: the brokers refuse its produce requests non-retriably (an
+#: seconds: refuse: the brokers refuse its produce and offset-lookup requests non-retriably (an
 #: authorization failure, as while an ACL is being changed). The sends fail on their
 #: futures only; the engine must fail their events and redo them, never commit past them.
 REFUSAL_KINDS = ("refuse",)
@@ -64,6 +64,8 @@ LOSS_RANGE = (0.1, 1.0)
 COMMIT_TRIGGERED_SHARE = 0.5
 #: how long after that commit (virtual s).
 AFTER_COMMIT_RANGE = (0.0, 0.25)
+#: share of drawn refusals armed to fire when their worker next takes an assignment.
+ASSIGNMENT_TRIGGERED_SHARE = 0.5
 
 #: broker and network faults: drawn on top of the worker faults, not instead of them.
 INFRA_KINDS = BROKER_KINDS + LINK_KINDS
@@ -74,7 +76,7 @@ INFRA_KINDS = BROKER_KINDS + LINK_KINDS
 PROFILES: dict[str, tuple[tuple[int, int, tuple[str, ...]], ...]] = {
     "none": (),
     "default": ((1, 3, ("crash", "restart")), (1, 2, INFRA_KINDS)),
-    "chaos": ((3, 8, WORKER_KINDS), (2, 5, INFRA_KINDS), (0, 1, REFUSAL_KINDS)),
+    "chaos": ((3, 8, WORKER_KINDS), (2, 5, INFRA_KINDS), (1, 2, REFUSAL_KINDS)),
 }
 
 
@@ -94,9 +96,14 @@ class Fault:
     #: (None: at ``at``). Commits are where ordering bugs live: a crash just after one finds
     #: work that was committed but not done, which a crash at a uniform time rarely hits.
     after_commit: float | None = None
+    #: a ``refuse`` armed at ``at`` fires when its worker next takes an assignment (then
+    #: the rebalance listener's own requests are refused, a window uniform times miss).
+    at_assignment: bool = False
 
     def describe(self) -> str:
         text = f"t={self.at:.3f}s {self.kind} {self.worker}"
+        if self.at_assignment:
+            text += " at its next assignment"
         if self.kind == "crash" and self.after_commit is not None:
             return text + f" (down {self.downtime:.3f}s) {self.after_commit:.3f}s after its next commit"
         if self.kind in ("crash", "broker_crash", "broker_restart"):
@@ -118,6 +125,8 @@ class Fault:
             del data["loss"]
         if self.after_commit is None:
             del data["after_commit"]
+        if not self.at_assignment:
+            del data["at_assignment"]
         return data
 
 
@@ -223,7 +232,8 @@ class _Drawer:
         after_commit = None
         if kind == "crash" and self.rng.random() < COMMIT_TRIGGERED_SHARE:
             after_commit = round(self.rng.uniform(*AFTER_COMMIT_RANGE), 3)
-        return Fault(at, kind, target, downtime, latency, loss, after_commit)
+        at_assignment = kind == "refuse" and self.rng.random() < ASSIGNMENT_TRIGGERED_SHARE
+        return Fault(at, kind, target, downtime, latency, loss, after_commit, at_assignment)
 
     def _worker(self, kind: str) -> str:
         if kind in LINK_KINDS or kind in REFUSAL_KINDS:  # a starting worker's host: always there

@@ -274,6 +274,8 @@ class Simulation:
             await asyncio.sleep(max(0.0, fault.at - loop.time()))
             if fault.after_commit is not None:
                 armed.append(asyncio.ensure_future(self._fire_after_commit(fault)))
+            elif fault.at_assignment:
+                armed.append(asyncio.ensure_future(self._fire_at_assignment(fault)))
             else:
                 await self._apply_or_skip(fault)
         if armed:
@@ -305,6 +307,21 @@ class Simulation:
         except asyncio.TimeoutError:
             pass
         await asyncio.sleep(fault.after_commit or 0.0)
+        await self._apply_or_skip(fault)
+
+    async def _fire_at_assignment(self, fault: Fault) -> None:
+        """Apply ``fault`` when its worker next takes an assignment (or ``COMMIT_WAIT`` later).
+
+        A refusal then meets the rebalance listener's own requests (offset
+        lookups for recovery) as well as the sends of the first events: the
+        listener's failure path is a window a refusal at a uniform time
+        rarely hits.
+        """
+        assigned = self.trace.next_event(lambda e: e.kind == "assigned" and e.actor == fault.worker)
+        try:
+            await asyncio.wait_for(assigned, COMMIT_WAIT)
+        except asyncio.TimeoutError:
+            pass
         await self._apply_or_skip(fault)
 
     async def _apply(self, fault: Fault) -> bool:
@@ -493,6 +510,9 @@ class Simulation:
         coverage["txn-aborted"] += sum(1 for _ in self.trace.of_kind("txn-abort"))
         coverage["standby-promoted"] += sum(1 for _ in self.trace.of_kind("standby-promoted"))
         coverage["app-crashed"] += sum(1 for _ in self.trace.of_kind("app-crashed"))
+        coverage["listener-failed"] += sum(
+            1 for e in self.trace.of_kind("engine-error") if "step" in e.fields
+        )
         coverage["open-sought-back"] += sum(
             1 for e in self.trace.of_kind("opened") if e.fields.get("sought")
         )
