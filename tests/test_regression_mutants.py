@@ -22,13 +22,24 @@ from tests.unit import test_rebalance_listener
 WORD_COUNT = "examples/word_count.py"
 
 
-def first_failure(target: str, options: SimOptions, seeds: range):
-    """The first seed of ``seeds`` whose run fails, with its report; None if all pass."""
-    for seed in seeds:
-        report = run(target, replace(options, seed=seed))
-        if not report.ok:
-            return seed, report
-    return None
+CHAOS = SimOptions(seed=0, duration=20.0, faults="chaos")
+
+
+def caught_within_50_seeds(mutant: str, target: str = WORD_COUNT):
+    """The first chaos seed (of 1..50) that fails with ``mutant`` on, and its report.
+
+    The same seed must pass without the mutant: the failure is the bug's, not the run's.
+    """
+    with mutants.enabled(mutant):
+        for seed in range(1, 51):
+            report = run(target, replace(CHAOS, seed=seed))
+            if not report.ok:
+                break
+        else:
+            pytest.fail(f"the {mutant} mutant survived 50 chaos seeds of {target}")
+    clean = run(target, replace(CHAOS, seed=seed))
+    assert clean.ok, (seed, clean.violations)
+    return seed, report
 
 
 def test_delivery_before_recovery_is_caught_within_50_chaos_seeds():
@@ -36,22 +47,9 @@ def test_delivery_before_recovery_is_caught_within_50_chaos_seeds():
     # partition's table was recovered, and every key restarted at 1. The sim shows it
     # because its consumer, like aiokafka's, fetches for a while with a new assignment
     # before calling the listener, and offset lookups in the listener take time.
-    options = SimOptions(seed=0, duration=20.0, faults="chaos")
-    with mutants.enabled(DELIVERY_BEFORE_RECOVERY):
-        found = first_failure(WORD_COUNT, options, range(1, 51))
-    if found is None:
-        pytest.fail("the delivery-before-recovery mutant survived 50 chaos seeds of word count")
-    seed, report = found
+    seed, report = caught_within_50_seeds(DELIVERY_BEFORE_RECOVERY)
     checks = {v.check for v in report.violations}
     assert checks & {"no-delivery-during-recovery", "counts_equal_input"}, (seed, checks)
-
-
-def test_the_same_seeds_pass_without_the_mutant():
-    options = SimOptions(seed=0, duration=20.0, faults="chaos")
-    with mutants.enabled(DELIVERY_BEFORE_RECOVERY):
-        seed, _ = first_failure(WORD_COUNT, options, range(1, 51))
-    report = run(WORD_COUNT, replace(options, seed=seed))
-    assert report.ok, report.violations
 
 
 def test_send_failure_ignored_is_caught_within_50_chaos_seeds_of_word_count():
@@ -59,15 +57,8 @@ def test_send_failure_ignored_is_caught_within_50_chaos_seeds_of_word_count():
     # chaos the sim's brokers refuse a worker host's produce requests for a while (the
     # `refuse` fault, an authorization failure): the engine must fail those events and
     # redo them. With the failure ignored, the table or the final read comes up short.
-    options = SimOptions(seed=0, duration=20.0, faults="chaos")
-    with mutants.enabled(SEND_FAILURE_IGNORED):
-        found = first_failure(WORD_COUNT, options, range(1, 51))
-    if found is None:
-        pytest.fail("the send-failure-ignored mutant survived 50 chaos seeds of word count")
-    seed, report = found
+    seed, report = caught_within_50_seeds(SEND_FAILURE_IGNORED)
     assert report.coverage["send-refused"] > 0, seed
-    run_clean = run(WORD_COUNT, replace(options, seed=seed))
-    assert run_clean.ok, run_clean.violations
 
 
 def test_listener_failure_swallowed_is_caught_by_the_simulated_listener_test():

@@ -12,8 +12,8 @@ import detstream
 from detstream.errors import RebalanceListenerError
 from detstream.table import Table
 from sim.cluster import ClusterConfig
-from sim.driver import SimTransport
 from sim.testing import simulate
+from tests.unit.test_table_recovery import feed
 
 FAST = ClusterConfig(initial_rebalance_delay=0.1)
 
@@ -43,12 +43,6 @@ def counting_app(cluster, name, *, table_class=Table, **settings):
             counts[word] += 1
 
     return app, seen
-
-
-async def feed(cluster, words):
-    producer = SimTransport(cluster=cluster, name="client").create_producer(client_id="client")
-    for word in words:
-        await producer.send("words", key=word.encode(), value=word.encode())
 
 
 async def until(condition, *, within: float = 30.0) -> None:
