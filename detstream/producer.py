@@ -109,6 +109,11 @@ class ProducerBuffer:
         """Exactly-once: the open transaction has records (committing it is worth a request)."""
         return self._sent_in_transaction
 
+    @property
+    def settled(self) -> bool:
+        """Every send so far was acknowledged or refused (nothing in flight)."""
+        return all(sent.done() for sent in self._pending)
+
     def send_soon(
         self,
         topic: str,

@@ -137,7 +137,7 @@ def _nothing_in_flight(app: Any) -> bool:
         return True
     if producer.transactional and producer.in_transaction:
         return False
-    return all(sent.done() for sent in getattr(producer, "_pending", ()))
+    return producer.settled
 
 
 #: fault kinds after which an at-least-once app may process some input twice.
