@@ -46,6 +46,8 @@ from .errors import (
     TableWriteError,
 )
 from .events import Event, current_event
+from .mutants import on as mutant_on
+from .mutants import register as register_mutant
 from .partitioner import partition_for_key
 from .stores import store_for_url
 from .table_codecs import TableKeyCodec
@@ -58,6 +60,13 @@ if TYPE_CHECKING:
     from .windows import Window
 
 logger = logging.getLogger(__name__)
+
+#: re-opens issue 9's bug: a changelog value that does not decode is applied as it is, and
+#: every later event of its key fails.
+CHANGELOG_DECODE_UNCHECKED = register_mutant(
+    "changelog-decode-unchecked",
+    "an undecodable changelog value is applied as raw bytes at recovery",
+)
 
 #: ``on_window_close(key, value)``: key is ``(key, (start, end))``; may be async.
 WindowCloseCallback = Callable[[Any, Any], Any]
@@ -423,6 +432,8 @@ class Table(MutableMapping[Any, Any]):
             value = (None if record.value is None
                      else schema.loads_value(record.value, default_serializer="json", **where))
         except DecodeError as exc:
+            if error is ChangelogValueDecodeError and mutant_on(CHANGELOG_DECODE_UNCHECKED):
+                return key, record.value  # the old bug: applied as it is
             what = (f"key {record.key!r}" if error is ChangelogKeyDecodeError
                     else f"value of key {key!r}")
             raise error(

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from detstream._types import TP
+from detstream.errors import DecodeError
 from detstream.models import Record
 
 from .cluster import SimCluster
@@ -167,18 +168,30 @@ def comparable(obj: Any) -> Any:
 
 
 def fold_changelog(table: Any, cluster: SimCluster, partitions: set[int] | None = None) -> dict[Any, Any]:
-    """The table a changelog describes: latest value per key, tombstones delete."""
+    """The table a changelog describes: latest value per key, tombstones delete.
+
+    A record that does not decode is left out where the app's
+    ``table_changelog_decode_errors`` is ``"skip"``, as recovery leaves it out.
+    """
     schema = table.changelog_topic.schema
+    skip = table.app.conf.table_changelog_decode_errors == "skip"
     result: dict[Any, Any] = {}
     for record in cluster.records(table.changelog_name):
         if partitions is not None and record.partition not in partitions:
             continue
         where = dict(topic=record.topic, partition=record.partition, offset=record.offset)
-        key = schema.loads_key(record.key, default_serializer="json", **where)
-        if record.value is None:
+        try:
+            key = schema.loads_key(record.key, default_serializer="json", **where)
+            value = (None if record.value is None
+                     else schema.loads_value(record.value, default_serializer="json", **where))
+        except DecodeError:
+            if skip:
+                continue
+            raise
+        if value is None:
             result.pop(key, None)
         else:
-            result[key] = schema.loads_value(record.value, default_serializer="json", **where)
+            result[key] = value
     return result
 
 

@@ -16,6 +16,7 @@ from detstream import mutants
 from detstream.conductor import DELIVERY_BEFORE_RECOVERY
 from detstream.listener_guard import LISTENER_FAILURE_SWALLOWED
 from detstream.producer import SEND_FAILURE_IGNORED
+from detstream.table import CHANGELOG_DECODE_UNCHECKED
 from sim.runner import SimOptions, run
 from tests.unit import test_rebalance_listener
 
@@ -59,6 +60,16 @@ def test_send_failure_ignored_is_caught_within_50_chaos_seeds_of_word_count():
     # redo them. With the failure ignored, the table or the final read comes up short.
     seed, report = caught_within_50_seeds(SEND_FAILURE_IGNORED)
     assert report.coverage["send-refused"] > 0, seed
+
+
+def test_changelog_decode_unchecked_is_caught_within_50_chaos_seeds():
+    # Issue 9: a changelog record the table could not decode was applied as it was, and
+    # every later event of its key failed. The scenario's older app version writes one;
+    # under table_changelog_decode_errors="skip" recovery must leave it out.
+    seed, report = caught_within_50_seeds(
+        CHANGELOG_DECODE_UNCHECKED, "tests/scenarios/foreign_changelog_record.py"
+    )
+    assert {v.check for v in report.violations} & {"table-equals-changelog", "counts_are_exact"}
 
 
 def test_listener_failure_swallowed_is_caught_by_the_simulated_listener_test():

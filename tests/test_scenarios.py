@@ -104,3 +104,9 @@ def test_compaction_scenarios_are_deterministic():
     options = SimOptions(seed=2, duration=40.0, faults="chaos")
     first = run(f"{SCENARIOS}/commits_across_gaps.py", options)
     assert first.sha256 == run(f"{SCENARIOS}/commits_across_gaps.py", options).sha256
+
+
+def test_a_foreign_changelog_record_is_skipped_under_the_skip_policy():
+    """An older version wrote an undecodable value into the changelog: recovery leaves it out."""
+    options = SimOptions(seed=0, duration=20.0, faults="chaos")
+    assert sweep("foreign_changelog_record", options, range(1, 6)) == []
