@@ -74,7 +74,12 @@ class GuardedListener:
         conductor = self.conductor
         app = conductor.app
         if mutant_on(LISTENER_FAILURE_SWALLOWED):
+            # as aiokafka with the old engine: logged, and the assignment goes on half set up
             app.log.error("listener %s failed: %r (swallowed)", step, exc)
+            if step == "on_partitions_assigned":
+                changelogs = app.tables.changelog_topics
+                conductor._opening = {tp for tp in tps if tp.topic not in changelogs}
+                await conductor._open_ready()
             return
         shown = ", ".join(str(tp) for tp in sorted(tps)[:8]) + (" ..." if len(tps) > 8 else "")
         error = RebalanceListenerError(
