@@ -32,6 +32,7 @@ from .rpc import maybe_start_replies
 from .send_failures import failure_handler
 from .settings import Settings, build_settings
 from .signals import Signal, SyncSignal
+from .stopping import stop_each
 from .table import Table
 from .table_global import GlobalTable, GlobalTableManager
 from .table_set import SetGlobalTable, SetTable
@@ -485,15 +486,7 @@ class App(TasksMixin, Service):
         stop_admin = getattr(self.admin, "stop", None)  # drivers holding a connection
         if stop_admin is not None:
             steps.append(("the admin client", stop_admin))
-        failure: Exception | None = None
-        for what, step in steps:  # each driver client bounds its own close (stop_budget)
-            try:
-                await step()
-            except Exception as exc:
-                logger.error("stopping %s failed: %r; stopping the rest", what, exc, exc_info=exc)
-                failure = failure or exc
-        if failure is not None:
-            raise failure
+        await stop_each(steps, logger)  # each driver client bounds its own close (stop_budget)
 
     async def _stop_producer(self) -> None:
         """Flush and close the producer; past ``stop_deadline`` the flush is given up."""

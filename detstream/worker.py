@@ -28,6 +28,7 @@ from typing import Any, NoReturn, TextIO
 
 from .autodiscover import init_worker
 from .blocking import blocking_timeout, start_detector
+from .stopping import stop_each
 
 log = logging.getLogger(__name__)
 
@@ -321,15 +322,7 @@ class Worker:
 
     async def _stop_services(self) -> None:
         """Stop the other apps and services, last started first; every one, whatever fails."""
-        failure: BaseException | None = None
-        for service in reversed(self.services):
-            try:
-                await service.stop()
-            except Exception as exc:
-                log.error("error while stopping %r: %r", service, exc, exc_info=True)
-                failure = failure or exc
-        if failure is not None:
-            raise failure
+        await stop_each(((repr(s), s.stop) for s in reversed(self.services)), log)
 
     async def _start_web(self) -> None:
         """Serve ``app.web`` on ``web_bind:web_port`` unless ``web_enabled`` is off."""
