@@ -168,6 +168,7 @@ class Conductor:
                 final = self.commit()
             await (final if budget is None else asyncio.wait_for(final, budget))
         except asyncio.TimeoutError:
+            self.app._record("stop-gave-up", step="final-commit")
             self.app.log.error(
                 "final commit not done within %.1fs while stopping (is the broker reachable?): "
                 "given up; the partitions' next owner redoes the uncommitted work", budget,
@@ -401,6 +402,7 @@ class Conductor:
             self._opening = sources  # opened by the fetch loop whatever recovery is doing
         await self.app.tables.on_assigned(consumer, assigned, standbys)
         await self.app.on_partitions_assigned.send(assigned=set(assigned))
+        self.app._record("taken", generation=generation)
         if generation == self._generation and self._active == assigned:
             self._opening = sources - self._ready
             await self._open_ready()

@@ -73,6 +73,7 @@ class GuardedListener:
     async def _failed(self, step: str, tps: set[TP], exc: Exception) -> None:
         conductor = self.conductor
         app = conductor.app
+        app._record("engine-error", error=type(exc).__name__, step=step)
         if mutant_on(LISTENER_FAILURE_SWALLOWED):
             # as aiokafka with the old engine: logged, and the assignment goes on half set up
             app.log.error("listener %s failed: %r (swallowed)", step, exc)
@@ -89,7 +90,6 @@ class GuardedListener:
         )
         error.__cause__ = exc
         self.failure = error
-        app._record("engine-error", error=type(exc).__name__, step=step)
         app.log.error(
             "rebalance listener failed in %s: %r; dropping every partition uncommitted and "
             "crashing the app (a worker never runs half assigned)", step, exc, exc_info=exc,

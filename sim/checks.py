@@ -72,6 +72,31 @@ def no_delivery_during_recovery(trace: Trace) -> Violation | None:
     return None
 
 
+def opened_after_listener(trace: Trace) -> Violation | None:
+    """A worker opens partitions of an assignment only once its rebalance listener finished.
+
+    The listener (``assigned`` ... ``taken``) plans table recovery and standby
+    promotion. A partition opened before it finished, or after it failed,
+    belongs to a half-assigned worker: its tables may never be recovered
+    (issue 9: aiokafka logs and swallows a listener's exception).
+    """
+    taking: dict[str, TraceEvent] = {}
+    for event in trace.events:
+        kind, actor = event.kind, event.actor
+        if kind == "assigned":
+            taking[actor] = event
+        elif kind in ("taken", "revoked", "lost", "crash", "app-crashed", "start"):
+            taking.pop(actor, None)
+        elif kind == "opened" and actor in taking:
+            return Violation(
+                "opened-after-listener",
+                f"{actor} opened {', '.join(event.fields['tps'])} before its rebalance listener "
+                "finished taking the assignment (the listener failed or is still running)",
+                [_line(taking[actor]), _line(event)],
+            )
+    return None
+
+
 def no_lost_input(trace: Trace, cluster: SimCluster, topics: Iterable[str]) -> Violation | None:
     """Every record of every consumed topic was processed (or reported undecodable) at least once."""
     delivered = {

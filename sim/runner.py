@@ -41,7 +41,7 @@ from .final_read import final_read
 from .producer import SimProducer
 from .scenario import ProducerSpec, Scenario, encode, load_scenario_file
 from .testing import run_sandboxed
-from .trace import Trace
+from .trace import Trace, takes_over
 from .workers import SimWorker
 
 #: virtual seconds allowed after the main phase for the run to settle.
@@ -310,14 +310,16 @@ class Simulation:
         await self._apply_or_skip(fault)
 
     async def _fire_at_assignment(self, fault: Fault) -> None:
-        """Apply ``fault`` when its worker next takes an assignment (or ``COMMIT_WAIT`` later).
+        """Apply ``fault`` when its worker next takes over partitions (or ``COMMIT_WAIT`` later).
 
         A refusal then meets the rebalance listener's own requests (offset
         lookups for recovery) as well as the sends of the first events: the
         listener's failure path is a window a refusal at a uniform time
-        rarely hits.
+        rarely hits. A takeover, not any assignment: only partitions the
+        worker did not hold need their tables recovered, so only there does
+        a listener that fails half way leave state missing.
         """
-        assigned = self.trace.next_event(lambda e: e.kind == "assigned" and e.actor == fault.worker)
+        assigned = self.trace.next_event(takes_over(fault.worker, self.trace.events))
         try:
             await asyncio.wait_for(assigned, COMMIT_WAIT)
         except asyncio.TimeoutError:
@@ -471,6 +473,7 @@ class Simulation:
         self._check(checks.converged(self.cluster, self._group_id, topics))
         self._check(checks.partition_order(self.trace))
         self._check(checks.no_delivery_during_recovery(self.trace))
+        self._check(checks.opened_after_listener(self.trace))
         self._check(checks.no_lost_input(self.trace, self.cluster, topics))
         self._check(checks.no_fenced_commit_accepted(self.trace))
         apps = [w.app for _, w in sorted(self.workers.items())]

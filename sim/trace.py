@@ -95,3 +95,35 @@ class Trace:
 
     def write(self, path: str | Path) -> None:
         Path(path).write_text("".join(line + "\n" for line in self._lines))
+
+
+#: a worker's trace events after which it holds no partitions (and no table state).
+_HOLDS_NOTHING_AFTER = frozenset({"crash", "app-crashed", "start", "lost"})
+
+
+def takes_over(worker: str, past: list[TraceEvent]) -> Callable[[TraceEvent], bool]:
+    """A ``next_event`` predicate: ``worker``'s next assignment of partitions it did not hold.
+
+    What it holds is followed through its ``assigned``, ``revoked``, ``lost``,
+    ``crash``, ``app-crashed`` and ``start`` events, starting from ``past`` (the trace so far):
+    a restarted worker holds nothing, so everything it is given is a takeover.
+    """
+    held: set[str] = set()
+
+    def follow(event: TraceEvent) -> bool:
+        nonlocal held
+        if event.actor != worker:
+            return False
+        if event.kind == "assigned":
+            new = set(event.fields.get("tps", ())) - held
+            held = set(event.fields.get("tps", ()))
+            return bool(new)
+        if event.kind == "revoked":
+            held -= set(event.fields.get("tps", ()))
+        elif event.kind in _HOLDS_NOTHING_AFTER:
+            held = set()
+        return False
+
+    for event in past:
+        follow(event)
+    return follow

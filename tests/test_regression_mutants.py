@@ -50,7 +50,9 @@ def test_delivery_before_recovery_is_caught_within_50_chaos_seeds():
     # before calling the listener, and offset lookups in the listener take time.
     seed, report = caught_within_50_seeds(DELIVERY_BEFORE_RECOVERY)
     checks = {v.check for v in report.violations}
-    assert checks & {"no-delivery-during-recovery", "counts_equal_input"}, (seed, checks)
+    assert checks & {"opened-after-listener", "no-delivery-during-recovery", "counts_equal_input"}, (
+        seed, checks,
+    )
 
 
 def test_send_failure_ignored_is_caught_within_50_chaos_seeds_of_word_count():
@@ -72,11 +74,18 @@ def test_changelog_decode_unchecked_is_caught_within_50_chaos_seeds():
     assert {v.check for v in report.violations} & {"table-equals-changelog", "counts_are_exact"}
 
 
-def test_listener_failure_swallowed_is_caught_by_the_simulated_listener_test():
+def test_listener_failure_swallowed_is_caught_within_50_chaos_seeds_of_word_count():
     # Issue 9: aiokafka logs and swallows a listener's exception, and the worker ran half
-    # assigned (table recovery skipped). The sim test of a store that cannot open must fail
-    # when the guard swallows the same way. (The refused-send mutant has its sweep in
-    # tests/test_send_failures.py.)
+    # assigned (table recovery skipped). Under chaos a `refuse` fault armed for a worker's
+    # next takeover denies the listener's offset lookups: the engine must crash the app,
+    # never open the partitions.
+    seed, report = caught_within_50_seeds(LISTENER_FAILURE_SWALLOWED)
+    assert "opened-after-listener" in {v.check for v in report.violations}, seed
+    assert report.coverage["listener-failed"] > 0, seed
+
+
+def test_listener_failure_swallowed_is_caught_by_the_simulated_listener_test():
+    # The same bug with a store that cannot open (the RocksDB lock of a shared --datadir).
     with mutants.enabled(LISTENER_FAILURE_SWALLOWED):
         with pytest.raises(AssertionError):
             test_rebalance_listener.test_a_failing_listener_step_crashes_the_app_naming_the_error()
