@@ -26,6 +26,8 @@ from .autodiscover import defining_module
 from .channel import Channel
 from .conductor import Conductor
 from .errors import ImproperlyConfigured, InvalidArgument
+from .mutants import on as mutant_on
+from .mutants import register as register_mutant
 from .producer import ProducerBuffer
 from .recovery import TableManager
 from .rpc import maybe_start_replies
@@ -39,6 +41,12 @@ from .table_set import SetGlobalTable, SetTable
 from .topic import Topic
 from .transport import driver_class
 from .web import Web
+
+#: re-opens issue 9's unclean stop: a graceful stop waits for an unreachable broker past
+#: the shutdown timeout (then it is cancelled half way, clients unclosed).
+STOP_UNBOUNDED = register_mutant(
+    "stop-unbounded", "a graceful stop waits for an unreachable broker with no deadline"
+)
 
 logger = logging.getLogger(__name__)
 
@@ -459,7 +467,7 @@ class App(TasksMixin, Service):
 
     def stop_budget(self) -> float | None:
         """Seconds left before ``stop_deadline`` (0 when past), None when stopping is unbounded."""
-        if self.stop_deadline is None:
+        if self.stop_deadline is None or mutant_on(STOP_UNBOUNDED):
             return None
         return max(self.stop_deadline - asyncio.get_running_loop().time(), 0.0)
 
@@ -500,6 +508,7 @@ class App(TasksMixin, Service):
         try:  # the producer's own close then sees no time left, and closes at once
             await asyncio.wait_for(self._producer.stop(), budget)
         except asyncio.TimeoutError:
+            self._record("stop-gave-up", step="producer-flush")
             logger.warning(
                 "the producer could not deliver its pending records within %.1fs while stopping "
                 "(is the broker reachable?): closed without them; their events are not committed "

@@ -24,3 +24,20 @@ async def stop_each(steps: Iterable[tuple[str, Callable[[], Awaitable[object]]]]
             failure = failure or exc
     if failure is not None:
         raise failure
+
+
+#: share of the shutdown timeout the graceful part of a stop (final commit, producer
+#: flush) may take; the rest is for closing the clients without the broker.
+STOP_BUDGET = 0.7
+#: ``detstream worker``'s default ``shutdown_timeout`` (s): past it a stop is cancelled.
+SHUTDOWN_TIMEOUT = 60.0
+
+
+def stop_deadline(now: float, shutdown_timeout: float) -> float:
+    """The loop time by which an app's graceful stop gives up on the broker (``App.stop_deadline``).
+
+    A stop that waits for an unreachable broker until the shutdown timeout
+    is cancelled half way, with clients unclosed (issue 9); giving up at this
+    deadline leaves the rest of the timeout to close them.
+    """
+    return now + STOP_BUDGET * shutdown_timeout

@@ -28,7 +28,7 @@ from typing import Any, NoReturn, TextIO
 
 from .autodiscover import init_worker
 from .blocking import blocking_timeout, start_detector
-from .stopping import stop_each
+from .stopping import SHUTDOWN_TIMEOUT, stop_deadline, stop_each
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +52,6 @@ class Worker:
 
     #: how often the running App's engine tasks are checked for a crash (seconds).
     watch_interval = 0.5
-    #: share of ``shutdown_timeout`` the graceful part of a stop (final commit, flush) may
-    #: take; the rest is for closing the clients without the broker (see App.stop_budget).
-    STOP_BUDGET = 0.7
 
     def __init__(
         self,
@@ -70,7 +67,7 @@ class Worker:
         debug: bool | None = None,
         blocking_timeout: float | None = None,
         quiet: bool = False,
-        shutdown_timeout: float = 60.0,
+        shutdown_timeout: float = SHUTDOWN_TIMEOUT,
         stdout: TextIO | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
         daemon: bool = True,
@@ -306,7 +303,7 @@ class Worker:
             self._stop_requested.set()  # a daemon start() waiting in _watch() returns
         # Past this the final commit and the producer's flush are given up (the broker
         # may be unreachable) so that every client is still closed in time.
-        deadline = asyncio.get_running_loop().time() + self.STOP_BUDGET * self.shutdown_timeout
+        deadline = stop_deadline(asyncio.get_running_loop().time(), self.shutdown_timeout)
         for app in self.apps:
             app.stop_deadline = deadline
         try:

@@ -84,6 +84,11 @@ class SimTransport:
         #: group-managed consumers made by this transport (a stall fault pauses them).
         self.consumers: list[SimConsumer] = []
 
+    def stop_budget(self) -> float | None:
+        """How long a client's graceful stop may wait for the cluster (the app's ``stop_budget``)."""
+        budget = getattr(self._app, "stop_budget", None)
+        return budget() if callable(budget) else None
+
     def sever(self) -> None:
         """The process died: nothing this transport's clients do reaches the cluster again."""
         self.link.up = False
@@ -103,12 +108,12 @@ class SimTransport:
             producer = SimTransactionalProducer(
                 self.cluster, self.name, self.link,
                 transactional_id=transactional_id, transaction_timeout=transaction_timeout,
-                max_request_size=self.max_request_size,
+                max_request_size=self.max_request_size, stop_budget=self.stop_budget,
             )
         else:
             producer = SimProducer(
                 self.cluster, self.name, self.link, idempotent=self.idempotence,
-                max_request_size=self.max_request_size,
+                max_request_size=self.max_request_size, stop_budget=self.stop_budget,
             )
         self.producers.append(producer)
         return producer
@@ -135,7 +140,7 @@ class SimTransport:
     ) -> SimConsumer:
         consumer = SimConsumer(
             self.cluster, self.name, group_id=group_id, link=self.link,
-            isolation_level=isolation_level,
+            isolation_level=isolation_level, stop_budget=self.stop_budget,
         )
         if group_id is not None:
             self.consumers.append(consumer)
@@ -187,8 +192,11 @@ class SimConsumer(GroupMember):
     def __init__(
         self, cluster: SimCluster, name: str, *, group_id: str | None, link: Link | None = None,
         isolation_level: IsolationLevel = "read_uncommitted",
+        stop_budget: Callable[[], float | None] = lambda: None,
     ) -> None:
         self._link = link or Link(name)
+        #: how long ``stop`` may wait for the cluster (the app's stop budget; None: unbounded).
+        self._stop_budget = stop_budget
         self._metadata = ClientMetadata(cluster, self._link)
         #: a fetch found a partition's leader gone: refresh metadata before the next one.
         self._metadata_stale = False
@@ -237,9 +245,11 @@ class SimConsumer(GroupMember):
         if self._group_id is not None and self._member_id is not None and self._link.up:
             member, self._member_id = self._member_id, None
             group = self._cluster.group(self._group_id)
+            leave = self._group_request("leave-group", lambda: group.leave(member))
+            budget = self._stop_budget()
             try:
-                await self._group_request("leave-group", lambda: group.leave(member))
-            except (RetriableError, ConnectionError):
+                await (leave if budget is None else asyncio.wait_for(leave, budget))
+            except (RetriableError, ConnectionError, asyncio.TimeoutError):
                 pass  # as aiokafka: the coordinator expires the member after its session timeout
         self._assignment = set()
 

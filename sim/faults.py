@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,10 @@ COMMIT_TRIGGERED_SHARE = 0.5
 AFTER_COMMIT_RANGE = (0.0, 0.25)
 #: share of drawn refusals armed to fire when their worker next takes an assignment.
 ASSIGNMENT_TRIGGERED_SHARE = 0.5
+#: share of drawn graceful stops (restart, leave) made while the cluster is unreachable,
+#: and for how long (virtual s): past the 60 s shutdown timeout of a simulated worker.
+UNREACHABLE_STOP_SHARE = 0.25
+UNREACHABLE_RANGE = (62.0, 75.0)
 
 #: broker and network faults: drawn on top of the worker faults, not instead of them.
 INFRA_KINDS = BROKER_KINDS + LINK_KINDS
@@ -99,11 +103,17 @@ class Fault:
     #: a ``refuse`` armed at ``at`` fires when its worker next takes an assignment (then
     #: the rebalance listener's own requests are refused, a window uniform times miss).
     at_assignment: bool = False
+    #: a ``restart`` or ``leave`` whose graceful stop begins as the worker's host loses the
+    #: cluster (every request dropped) for ``downtime`` seconds: longer than the shutdown
+    #: timeout, so a stop that waits for the brokers is cut off (SIGTERM, broker unreachable).
+    unreachable: bool = False
 
     def describe(self) -> str:
         text = f"t={self.at:.3f}s {self.kind} {self.worker}"
         if self.at_assignment:
             text += " at its next assignment"
+        if self.unreachable:
+            return text + f" while the cluster is unreachable for {self.downtime:.3f}s"
         if self.kind == "crash" and self.after_commit is not None:
             return text + f" (down {self.downtime:.3f}s) {self.after_commit:.3f}s after its next commit"
         if self.kind in ("crash", "broker_crash", "broker_restart"):
@@ -127,6 +137,8 @@ class Fault:
             del data["after_commit"]
         if not self.at_assignment:
             del data["at_assignment"]
+        if not self.unreachable:
+            del data["unreachable"]
         return data
 
 
@@ -195,8 +207,16 @@ def plan_faults(
         times = sorted(round(rng.uniform(0.1, 0.8) * duration, 3) for _ in range(count))
         kinds.extend(enabled)
         faults.extend(drawer.draw(at, enabled) for at in times)
+    faults = [_maybe_unreachable(rng, fault) for fault in faults]  # drawn last: the rest stay
     faults.sort(key=lambda fault: fault.at)  # stable: equal times keep their drawing order
     return FaultPlan(profile, tuple(kinds), tuple(faults))
+
+
+def _maybe_unreachable(rng: random.Random, fault: Fault) -> Fault:
+    """Some graceful stops begin as their host loses the cluster (SIGTERM, broker unreachable)."""
+    if fault.kind not in ("restart", "leave") or rng.random() >= UNREACHABLE_STOP_SHARE:
+        return fault
+    return replace(fault, unreachable=True, downtime=round(rng.uniform(*UNREACHABLE_RANGE), 3))
 
 
 class _Drawer:

@@ -88,3 +88,11 @@ class TopicAuthorizationFailedError(BrokerError, ProducerSendError):
     The ``refuse`` fault: for a while the brokers refuse a worker host's
     produce requests, as while an ACL is removed and put back.
     """
+
+
+class ProducerClosedError(ProducerSendError):
+    """The producer was closed with the record unsent (aiokafka's ``ProducerClosed``).
+
+    A stop under a deadline (the broker unreachable) gives up what is still
+    queued or in flight: those sends fail, nothing reports them acknowledged.
+    """

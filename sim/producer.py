@@ -46,6 +46,7 @@ from .idempotence import BatchId
 from .kafka_errors import (
     DeliveryTimeoutError,
     MessageSizeTooLargeError,
+    ProducerClosedError,
     RetriableError,
     TopicAuthorizationFailedError,
     UnknownTopicOrPartitionError,
@@ -88,8 +89,11 @@ class SimProducer:
     def __init__(
         self, cluster: SimCluster, name: str, link: Link | None = None, *, idempotent: bool = False,
         max_request_size: int = MAX_REQUEST_SIZE,
+        stop_budget: Callable[[], float | None] = lambda: None,
     ) -> None:
         self._cluster = cluster
+        #: how long ``stop`` may wait for the cluster (the app's stop budget; None: unbounded).
+        self._stop_budget = stop_budget
         self._name = name
         self._link = link or Link(name)
         self._metadata = ClientMetadata(cluster, self._link)
@@ -108,9 +112,23 @@ class SimProducer:
             await self._ensure_producer_id()
 
     async def stop(self) -> None:
+        """Send what is queued, then close; under a stop budget, what is unsent by then fails.
+
+        As aiokafka under detstream's closing (``transport/kafka_closing``):
+        with the cluster unreachable, retrying until the delivery timeout
+        would outlast the worker's shutdown timeout.
+        """
         senders = [t for _, t in sorted(self._senders.items()) if not t.done()]
-        if senders:
+        if not senders:
+            return
+        budget = self._stop_budget()
+        if budget is None:
             await asyncio.gather(*senders)
+            return
+        _, unsent = await asyncio.wait(senders, timeout=budget)
+        for sender in unsent:
+            sender.cancel()
+        await asyncio.gather(*unsent, return_exceptions=True)
 
     def busy(self) -> bool:
         """Whether records are queued or a batch is in flight (a crash now is mid-batch)."""
@@ -170,6 +188,13 @@ class SimProducer:
                 metas = await self._send_batch(tp, batch)
             except ConnectionError:
                 return  # the process died with these records in its buffer
+            except asyncio.CancelledError:  # closed under a stop deadline: unsent, never acked
+                closed = ProducerClosedError(f"{self._name} closed with records for {tp} unsent")
+                for item in batch + self._queued.pop(tp, []):
+                    if not item.future.done():
+                        item.future.set_exception(closed)
+                        item.future.exception()  # the stop that closed it reported it
+                raise
             except Exception as exc:  # refused for good: too large, fenced, out of order, timed out
                 self._on_batch_failed()
                 for item in batch:
@@ -302,7 +327,6 @@ class _Pending(NamedTuple):
     write: Write
 
 
-
 class SimTransactionalProducer(SimProducer):
     """One transactional id's producer (``create_producer(transactional_id=...)``)."""
 
@@ -317,8 +341,12 @@ class SimTransactionalProducer(SimProducer):
         transactional_id: str,
         transaction_timeout: float,
         max_request_size: int = MAX_REQUEST_SIZE,
+        stop_budget: Callable[[], float | None] = lambda: None,
     ) -> None:
-        super().__init__(cluster, name, link, idempotent=True, max_request_size=max_request_size)
+        super().__init__(
+            cluster, name, link, idempotent=True, max_request_size=max_request_size,
+            stop_budget=stop_budget,
+        )
         self.transactional_id = transactional_id
         self._timeout = transaction_timeout
         self._coordinator_tp = coordinator_partition(TXN_COORDINATOR_TOPIC, transactional_id)

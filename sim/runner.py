@@ -46,8 +46,6 @@ from .workers import SimWorker
 
 #: virtual seconds allowed after the main phase for the run to settle.
 SETTLE_BOUND = 300.0
-#: virtual seconds a graceful stop may take before it counts as hung.
-STOP_BOUND = 120.0
 #: how long a commit-triggered crash waits for its worker's next commit before firing anyway.
 COMMIT_WAIT = 10.0
 
@@ -348,12 +346,15 @@ class Simulation:
             self.report.coverage["crash-with-uncommitted-work"] += crash.uncommitted > 0
             self.report.coverage["crash-mid-batch"] += crash.mid_batch
             self._restarts.append(asyncio.ensure_future(self._restart_later(worker, fault.downtime)))
-        elif fault.kind == "restart":
-            await worker.stop()
-            await worker.start()
-        elif fault.kind == "leave":
-            await worker.stop()
-            self.retired.append(self.workers.pop(worker.name))
+        elif fault.kind in ("restart", "leave"):
+            if fault.unreachable:
+                worker.network.drop(asyncio.get_running_loop().time() + fault.downtime)
+                self.report.coverage["stop-unreachable"] += 1
+            await self._stop_or_kill(worker)
+            if fault.kind == "restart":
+                await worker.start()
+            else:
+                self.retired.append(self.workers.pop(worker.name))
         elif fault.kind == "stall":
             self._restarts.append(asyncio.ensure_future(worker.stall(fault.downtime)))
         return True
@@ -395,12 +396,23 @@ class Simulation:
         return True
 
     async def _stop_or_kill(self, worker: SimWorker) -> None:
-        """Stop gracefully; a stop that does not finish is a violation, and the worker is killed."""
+        """Stop gracefully within the shutdown timeout; past it, a violation, and the worker is killed.
+
+        As ``detstream worker`` on SIGTERM: a stop still waiting at the timeout
+        is cancelled half way (exit 1, clients unclosed), whether or not the
+        brokers are reachable.
+        """
+        loop = asyncio.get_running_loop()
+        began = loop.time()
         try:
-            await asyncio.wait_for(worker.stop(), STOP_BOUND)
+            await asyncio.wait_for(worker.stop(), worker.shutdown_timeout)
         except asyncio.TimeoutError:
             self._check(checks.Violation(
-                "graceful-stop", f"{worker.name} did not stop within {STOP_BOUND:g} virtual seconds",
+                "graceful-stop",
+                f"{worker.name} did not stop within its shutdown timeout of "
+                f"{worker.shutdown_timeout:g} virtual seconds (began at t={began:.3f}s"
+                f"{', the cluster unreachable' if worker.network.dropping(began) else ''}): "
+                "`detstream worker` would cancel the stop half way and exit 1",
             ))
             await worker.crash()
 
@@ -513,6 +525,7 @@ class Simulation:
         coverage["txn-aborted"] += sum(1 for _ in self.trace.of_kind("txn-abort"))
         coverage["standby-promoted"] += sum(1 for _ in self.trace.of_kind("standby-promoted"))
         coverage["app-crashed"] += sum(1 for _ in self.trace.of_kind("app-crashed"))
+        coverage["stop-gave-up"] += sum(1 for _ in self.trace.of_kind("stop-gave-up"))
         coverage["listener-failed"] += sum(
             1 for e in self.trace.of_kind("engine-error") if "step" in e.fields
         )

@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 from detstream.autodiscover import init_worker
 from detstream.loader import load_isolated
+from detstream.stopping import SHUTDOWN_TIMEOUT, stop_deadline
 
 from .cluster import SimCluster
 from .driver import SimTransport
@@ -38,6 +39,9 @@ class CrashReport(NamedTuple):
 
 class SimWorker:
     """One worker slot (``w1``, ``w2``, ...) and its current incarnation."""
+
+    #: as ``detstream worker``'s: a graceful stop that takes longer is cancelled there.
+    shutdown_timeout = SHUTDOWN_TIMEOUT
 
     def __init__(self, name: str, target: str, cluster: SimCluster, trace: Trace, datadir: Path):
         self.name = name
@@ -125,9 +129,15 @@ class SimWorker:
         await app.stop_sources()
 
     async def stop(self) -> None:
-        """Graceful stop: in-flight events finish, offsets are committed, the group is left."""
+        """Graceful stop: in-flight events finish, offsets are committed, the group is left.
+
+        Under the deadline ``detstream worker`` sets: what waits for the cluster
+        past it is given up, so the stop ends within ``shutdown_timeout`` even
+        with the brokers unreachable (the runner holds it to that).
+        """
         self.up = False
         self._stop_watching()
+        self.app.stop_deadline = stop_deadline(asyncio.get_running_loop().time(), self.shutdown_timeout)
         await self.app.stop()
 
     def _stop_watching(self) -> None:

@@ -173,3 +173,26 @@ def test_a_commit_triggered_crash_fires_just_after_its_workers_next_commit():
     assert crash.time == pytest.approx(commits[0].time + 0.125)
     assert "after its next commit" in plan.faults[0].describe()
     assert FaultPlan.from_dict(plan.to_dict()) == plan  # the plan file keeps the trigger
+
+
+def test_a_restart_while_the_cluster_is_unreachable_stops_within_the_shutdown_timeout():
+    # SIGTERM with the broker gone (issue 9): the final commit and the producer's flush
+    # are given up at the stop deadline and the worker is back after its link heals.
+    plan = FaultPlan("file", ("restart",), (Fault(6.0, "restart", "w2", 65.0, unreachable=True),))
+    report = run(WORD_COUNT, SimOptions(seed=3, duration=20.0, plan=plan))
+    assert report.ok, report.violations
+    assert report.coverage["stop-unreachable"] == 1
+    gave_up = [e for e in report.trace.of_kind("stop-gave-up") if e.actor == "w2"]
+    assert gave_up and all(e.time <= 6.0 + 60.0 for e in gave_up)
+    assert "while the cluster is unreachable for 65.000s" in plan.faults[0].describe()
+    assert FaultPlan.from_dict(plan.to_dict()) == plan
+
+
+def test_unreachable_stops_are_drawn_after_everything_else():
+    # Drawn last: every other fault of a seed is the one it drew before they existed.
+    plans = [plan_faults(s, profile, 3, 30) for s in range(40) for profile in ("default", "chaos")]
+    stops = [f for p in plans for f in p.faults if f.kind in ("restart", "leave")]
+    unreachable = [f for f in stops if f.unreachable]
+    assert 0 < len(unreachable) < len(stops)
+    assert all(62.0 <= f.downtime <= 75.0 for f in unreachable)
+    assert not any(f.unreachable for p in plans for f in p.faults if f.kind not in ("restart", "leave"))

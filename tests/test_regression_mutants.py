@@ -13,6 +13,7 @@ from dataclasses import replace
 import pytest
 
 from detstream import mutants
+from detstream.app import STOP_UNBOUNDED
 from detstream.conductor import DELIVERY_BEFORE_RECOVERY
 from detstream.listener_guard import LISTENER_FAILURE_SWALLOWED
 from detstream.producer import SEND_FAILURE_IGNORED
@@ -89,6 +90,16 @@ def test_listener_failure_swallowed_is_caught_by_the_simulated_listener_test():
     with mutants.enabled(LISTENER_FAILURE_SWALLOWED):
         with pytest.raises(AssertionError):
             test_rebalance_listener.test_a_failing_listener_step_crashes_the_app_naming_the_error()
+
+
+def test_stop_unbounded_is_caught_within_50_chaos_seeds_of_word_count():
+    # Issue 9: SIGTERM with the broker unreachable ended in a cancelled stop (exit 1, a raw
+    # CancelledError, clients unclosed). Under chaos some graceful stops begin as the
+    # worker's host loses the cluster for longer than the shutdown timeout: the stop must
+    # give the broker up at its deadline and still finish in time.
+    seed, report = caught_within_50_seeds(STOP_UNBOUNDED)
+    assert "graceful-stop" in {v.check for v in report.violations}, seed
+    assert report.coverage["stop-unreachable"] > 0, seed
 
 
 def test_unknown_mutants_are_refused():
