@@ -2,7 +2,8 @@
 
 :mod:`detstream.models` declares Record fields as annotations; this module answers what those
 annotations mean for a value: which Record a field holds (:func:`model_in`), how decoded data
-becomes the annotated shape (:func:`convert`), and whether a value fits (:func:`matches`).
+becomes the annotated shape (:func:`convert`, or :func:`compile_converter` to decide that once
+per field), and whether a value fits (:func:`matches`).
 Only the few names :mod:`detstream.models` needs are public.
 
 :mod:`detstream.models` imports this module at load time, so the way back (``Record`` and the
@@ -73,8 +74,14 @@ def _origin_args(tp: Any) -> tuple[Any, tuple[Any, ...]]:
 
 
 def is_model_type(tp: Any) -> bool:
-    """True for a Record subclass (not an instance, not a typing construct)."""
-    if not isinstance(tp, type) or typing.get_origin(tp) is not None:
+    """True for a Record subclass (not an instance, not a typing construct).
+
+    Asked per field and per schema, so it avoids ``typing.get_origin``: the classes that
+    have an origin are parametrised builtins (``list[int]``), GenericAlias instances that
+    before Python 3.11 also pass ``isinstance(tp, type)``, and ``typing.Generic``, which is
+    no Record anyway.
+    """
+    if not isinstance(tp, type) or isinstance(tp, types.GenericAlias):
         return False
     return issubclass(tp, _models().Record)
 
@@ -117,11 +124,16 @@ def convert_field(cls: type[Record], name: str, value: Any, *, models: bool) -> 
     try:
         return convert(value, cls._fields[name].type, cls._options, models=models)
     except (TypeError, ValueError, ArithmeticError) as exc:
-        raise ValidationError(
-            f"{cls.__name__}.{name}: cannot convert {short_repr(value)} to "
-            f"{type_name(cls._fields[name].type)}: {exc}",
-            field=name,
-        ) from exc
+        raise conversion_error(cls, name, value, exc) from exc
+
+
+def conversion_error(cls: type[Record], name: str, value: Any, exc: Exception) -> ValidationError:
+    """The ValidationError of a field that failed to convert; built only on failure."""
+    return ValidationError(
+        f"{cls.__name__}.{name}: cannot convert {short_repr(value)} to "
+        f"{type_name(cls._fields[name].type)}: {exc}",
+        field=name,
+    )
 
 
 def convert(value: Any, tp: Any, opts: ModelOptions, *, models: bool) -> Any:
@@ -216,6 +228,155 @@ def _convert_scalar(value: Any, tp: Any, opts: ModelOptions) -> Any:
 def _parse_datetime(text: str) -> _dt.datetime:
     # fromisoformat() before 3.11 does not accept the "Z" suffix.
     return _dt.datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+
+
+# -- compiled conversion ----------------------------------------------------------------------
+#: A compiled :func:`convert` for one annotation: value -> converted value.
+Converter = cabc.Callable[[Any], Any]
+
+
+def compile_converter(tp: Any, opts: ModelOptions, *, models: bool) -> Converter | None:
+    """:func:`convert` for annotation ``tp`` decided once, or None where it keeps every value.
+
+    Records convert each field on every construction, so what the annotation and the
+    options imply is worked out here, once per class. Shapes that are not worth a
+    specialisation fall back to calling :func:`convert` itself, so every compiled
+    converter returns exactly what :func:`convert` returns (the same object where
+    :func:`convert` keeps it) and raises what it raises.
+    """
+    try:
+        return _compile(tp, opts, models)
+    except Exception:  # an annotation too odd to specialise: let convert() judge at run time
+        return _generic(tp, opts, models)
+
+
+def _generic(tp: Any, opts: ModelOptions, models: bool) -> Converter:
+    def run(value: Any) -> Any:
+        return convert(value, tp, opts, models=models)
+
+    return run
+
+
+def _compile(tp: Any, opts: ModelOptions, models: bool) -> Converter | None:
+    # Every converter returned passes None through, as convert() does at each level.
+    if tp is Any or isinstance(tp, str):
+        return None
+    if opts.coercions:  # a custom coercion may apply at any depth: no shortcuts
+        return _generic(tp, opts, models)
+    origin, args = _origin_args(tp)
+    if origin in _UNIONS:
+        return _compile_union(tp, args, opts, models)
+    if is_model_type(tp):
+        return _compile_model(tp, opts.polymorphic_fields) if models else None
+    if origin in _SEQUENCES or origin in _SETS or origin is tuple:
+        return _compile_collection(tp, origin, args, opts, models)
+    if origin in _MAPPINGS:
+        return _compile_mapping(tp, args, opts, models)
+    return _compile_scalar(tp, opts)
+
+
+def _compile_union(tp: Any, args: tuple[Any, ...], opts: ModelOptions, models: bool) -> Converter | None:
+    members = [a for a in args if a is not _NONE]
+    if len(members) == 1:
+        return _compile(members[0], opts, models)  # None passes through every converter
+    return _generic(tp, opts, models) if models else None  # only payloads naming a model change
+
+
+def _compile_model(declared: type[Record], polymorphic: bool) -> Converter:
+    def nested(value: Any) -> Any:
+        return _nested_model(declared, value, polymorphic) if isinstance(value, Mapping) else value
+
+    return nested
+
+
+def _compile_collection(
+    tp: Any, origin: Any, args: tuple[Any, ...], opts: ModelOptions, models: bool
+) -> Converter | None:
+    fixed = origin is tuple and args and args[-1] is not Ellipsis
+    elems = args if fixed else (args[0] if args else Any,)
+    inner = [_compile(t, opts, models) for t in elems]
+    if all(conv is None for conv in inner):
+        return _rebuild(tuple if origin is tuple else _SETS.get(origin, list)) if models else None
+    if not models or fixed:
+        return _generic(tp, opts, models)
+    return _each(tuple if origin is tuple else _SETS.get(origin, list), inner[0])
+
+
+def _rebuild(kind: type) -> Converter:
+    """Decoded containers become the annotated kind (a new object, as convert() returns)."""
+
+    def rebuild(value: Any) -> Any:
+        if not isinstance(value, (list, tuple, set, frozenset)):
+            return value
+        return kind(value if type(value) is list else list(value))
+
+    return rebuild
+
+
+def _each(kind: type, elem: Converter) -> Converter:
+    def each(value: Any) -> Any:
+        if not isinstance(value, (list, tuple, set, frozenset)):
+            return value
+        return kind([elem(v) for v in value])
+
+    return each
+
+
+def _compile_mapping(tp: Any, args: tuple[Any, ...], opts: ModelOptions, models: bool) -> Converter | None:
+    kt, vt = args or (Any, Any)
+    key, val = _compile(kt, opts, models), _compile(vt, opts, models)
+    if not models:
+        return None if key is None and val is None else _generic(tp, opts, models)
+    if key is not None:
+        return _generic(tp, opts, models)
+
+    def mapping(value: Any) -> Any:
+        if not isinstance(value, Mapping):
+            return value
+        if val is None:
+            return dict(value.items())
+        return {k: val(v) for k, v in value.items()}
+
+    return mapping
+
+
+def _compile_scalar(tp: Any, opts: ModelOptions) -> Converter | None:
+    """What :func:`_convert_scalar` does for ``tp`` under these options."""
+    if tp is _dt.datetime and (opts.isodates or opts.coerce):
+        return _when_str(opts.date_parser or _parse_datetime)
+    if tp is _dt.date and (opts.isodates or opts.coerce):
+        return _when_str(_dt.date.fromisoformat)
+    if tp is Decimal and (opts.decimals or opts.coerce):
+        return _to_decimal
+    if not opts.coerce:
+        return None
+    if tp in (int, float, str):
+        return _cast(tp)
+    return _uuid if tp is UUID else None
+
+
+def _when_str(parse: Converter) -> Converter:
+    def parse_text(value: Any) -> Any:
+        return parse(value) if isinstance(value, str) else value
+
+    return parse_text
+
+
+def _to_decimal(value: Any) -> Any:
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return Decimal(str(value))
+    return value
+
+
+def _cast(tp: type) -> Converter:
+    def cast(value: Any) -> Any:
+        return value if value is None or type(value) is tp else tp(value)
+
+    return cast
+
+
+def _uuid(value: Any) -> Any:
+    return UUID(value) if isinstance(value, str) else value
 
 
 # -- validation -------------------------------------------------------------------------------

@@ -145,11 +145,13 @@ class JSONCodec(Codec):
     name = "json"
 
     def _dumps(self, obj: Any) -> bytes:
-        text = _json.dumps(obj, default=_json_default, ensure_ascii=False, separators=(",", ":"))
-        return text.encode("utf-8")
+        return _ENCODER.encode(obj).encode("utf-8")
 
     def _loads(self, data: bytes) -> Any:
-        return _json.loads(bytes(data).decode("utf-8"))
+        text = bytes(data).decode("utf-8")
+        if text.startswith("\ufeff"):  # json.loads refuses a BOM; let it say so
+            return _json.loads(text)
+        return _DECODER.decode(text)
 
 
 class BinaryCodec(Codec):
@@ -188,13 +190,68 @@ json = JSONCodec
 pickle = PickleCodec
 binary = BinaryCodec
 
+class _Registry(dict[str, Codec]):
+    """A dict that counts its changes, so whoever caches a lookup knows when to redo it.
+
+    Schemas resolve their codecs once and reuse them while ``generation`` is unchanged;
+    any change (``register``, ``del codecs['x']``, ``update``...) bumps it.
+    """
+
+    generation = 0
+
+    def _changed(self) -> None:
+        self.generation += 1
+        _pipelines.clear()
+
+    def __setitem__(self, name: str, codec: Codec) -> None:
+        super().__setitem__(name, codec)
+        self._changed()
+
+    def __delitem__(self, name: str) -> None:
+        super().__delitem__(name)
+        self._changed()
+
+    def __ior__(self, other: Any) -> _Registry:
+        self.update(other)
+        return self
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        super().update(*args, **kwargs)
+        self._changed()
+
+    def setdefault(self, name: str, codec: Codec) -> Codec:  # type: ignore[override]
+        try:
+            return super().setdefault(name, codec)
+        finally:
+            self._changed()
+
+    def pop(self, *args: Any) -> Any:
+        try:
+            return super().pop(*args)
+        finally:
+            self._changed()
+
+    def popitem(self) -> tuple[str, Codec]:
+        try:
+            return super().popitem()
+        finally:
+            self._changed()
+
+    def clear(self) -> None:
+        super().clear()
+        self._changed()
+
+
+#: ``'a|b'`` names already resolved to a Pipeline; emptied whenever the registry changes.
+_pipelines: dict[str, Codec] = {}
+
 #: Registry of named codecs; extend it with :func:`register`.
-codecs: dict[str, Codec] = {
+codecs: _Registry = _Registry({
     "raw": RawCodec(),
     "json": JSONCodec(),
     "pickle": PickleCodec(),
     "binary": BinaryCodec(),
-}
+})
 
 
 def register(name: str, codec: Codec | type[Codec]) -> None:
@@ -221,20 +278,30 @@ def get_codec(name_or_codec: Codec | str) -> Codec:
         CodecError: a name is not registered (the message lists the known names).
         InvalidArgument: the argument is neither a str nor a Codec.
     """
-    if isinstance(name_or_codec, Codec):
+    if type(name_or_codec) is str:  # the hot path: a plain registered name, no parsing
+        codec = codecs.get(name_or_codec)
+        if codec is None:
+            codec = _pipelines.get(name_or_codec)
+        if codec is not None:
+            return codec
+    elif isinstance(name_or_codec, Codec):
         return name_or_codec
-    if not isinstance(name_or_codec, str):
+    elif not isinstance(name_or_codec, str):
         raise InvalidArgument(
             f"codec must be a name like 'json' or a Codec, got {type(name_or_codec).__name__}"
         )
-    codec = codecs.get(name_or_codec)
-    if codec is not None:  # a plain registered name (every record, on the hot path): no parsing
-        return codec
-    parts = [part.strip() for part in name_or_codec.split("|")]
+    return _parse(name_or_codec)
+
+
+def _parse(name: str) -> Codec:
+    """A name that is not registered as it stands: ``'a | b'``, ``' json '``, or unknown."""
+    parts = [part.strip() for part in name.split("|")]
     resolved = [_lookup(part) for part in parts]
     if len(resolved) == 1:
         return resolved[0]
-    return Pipeline(*(stage for codec in resolved for stage in codec.stages))
+    pipeline = Pipeline(*(stage for codec in resolved for stage in codec.stages))
+    _pipelines[name] = pipeline
+    return pipeline
 
 
 def dumps(codec: Codec | str | None, obj: Any) -> Any:
@@ -342,3 +409,10 @@ def _describe(data: Any) -> str:
         more = "..." if len(data) > 32 else ""
         return f"{len(data)} bytes {head!r}{more}"
     return f"a {type(data).__qualname__}"
+
+
+#: One encoder and decoder for every call: ``json.dumps`` with options builds a new
+#: JSONEncoder per call. Same settings, so the same bytes as
+#: ``json.dumps(obj, default=_json_default, ensure_ascii=False, separators=(",", ":"))``.
+_ENCODER = _json.JSONEncoder(default=_json_default, ensure_ascii=False, separators=(",", ":"))
+_DECODER = _json.JSONDecoder()

@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import keyword
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from detstream import codecs
 from detstream._annotations import (
-    convert_field,
+    Converter,
+    compile_converter,
+    conversion_error,
     is_classvar,
     matches,
     model_in,
@@ -165,6 +168,10 @@ class Record:
     _options: ClassVar[ModelOptions] = ModelOptions(abstract=True)
     _fields: ClassVar[dict[str, FieldDescriptor]] = {}
     _resolved: ClassVar[bool] = True
+    #: Construction compiled for this very class on first use (see :class:`_Plan`).
+    _plan: ClassVar[_Plan | None] = None
+    #: ``to_representation`` compiled for this very class on first use.
+    _represent: ClassVar[Callable[[dict[str, Any]], dict[str, Any]] | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__()
@@ -173,26 +180,19 @@ class Record:
         for name, descriptor in cls._fields.items():
             setattr(cls, name, descriptor)
         cls._resolved = resolve_types(cls, strict=False)
+        cls._plan = None  # each class compiles its own, never its base's
+        cls._represent = None
         if not cls._options.abstract:
             registry[cls._options.namespace] = cls  # type: ignore[index]
 
     def __init__(self, *args: Any, __strict__: bool = True, **kwargs: Any) -> None:
         cls = type(self)
-        if not cls._resolved:
-            cls._resolved = resolve_types(cls, strict=True)
-        values = _bind(cls, args, kwargs, strict=__strict__)
-        opts = cls._options
-        if opts.coerce or opts.isodates or opts.decimals or opts.coercions or not __strict__:
-            values = {
-                name: convert_field(cls, name, value, models=opts.coerce or not __strict__)
-                for name, value in values.items()
-            }
-        self.__dict__.update(values)
-        if opts.validation:
-            self.validate_or_raise()
-        post_init = getattr(self, "__post_init__", None)
-        if post_init is not None:
-            post_init()
+        plan = cls._plan or _Plan.of(cls)
+        try:
+            values = plan.bind(__strict__, *args, **kwargs)
+        except TypeError:  # a wrong call: the generic binder words the error as Python would
+            values = _bind(cls, args, kwargs, strict=__strict__)
+        _finish(self, plan, values, __strict__)
 
     # -- representation -----------------------------------------------------------------
     def asdict(self) -> dict[str, Any]:
@@ -201,9 +201,14 @@ class Record:
 
     def to_representation(self) -> dict[str, Any]:
         """JSON-ready dict of the fields (nested Records converted), plus ``__faust.ns``."""
-        payload = {name: codecs.to_json_ready(value) for name, value in self.asdict().items()}
-        if self._options.include_metadata:
-            payload[BLESSED_KEY] = {"ns": self._options.namespace}
+        cls = type(self)
+        if cls.asdict is Record.asdict:  # the fields as stored: read them without asdict()
+            payload = (cls._represent or _compile_represent(cls))(self.__dict__)
+        else:
+            payload = {name: codecs.to_json_ready(value) for name, value in self.asdict().items()}
+        opts = self._options
+        if opts.include_metadata:
+            payload[BLESSED_KEY] = {"ns": opts.namespace}
         return payload
 
     def __json__(self) -> dict[str, Any]:
@@ -250,6 +255,22 @@ class Record:
 
     @classmethod
     def _from_mapping(cls, data: Mapping[str, Any]) -> Record:
+        """``cls(**fields, __strict__=False)`` for the fields in ``data``.
+
+        Every decoded Record comes through here; when constructing ``cls`` involves nothing
+        but Record's own ``__init__``, the record is built without the keyword dict and the
+        calls in between.
+        """
+        if type(data) is dict and _constructs_plainly(cls):
+            plan = cls._plan or _Plan.of(cls)
+            try:
+                values = plan.bind(False, **data)
+            except TypeError:
+                pass  # the generic call below raises it, worded by Python
+            else:
+                record = _object_new(cls)
+                _finish(record, plan, values, False)
+                return record
         fields = {k: v for k, v in data.items() if k != BLESSED_KEY}
         return cls(**fields, __strict__=False)
 
@@ -406,3 +427,146 @@ def _registered_model(data: Mapping[str, Any]) -> type[Record] | None:
     meta = data.get(BLESSED_KEY)
     ns = meta.get("ns") if isinstance(meta, Mapping) else None
     return registry.get(ns) if isinstance(ns, str) else None
+
+
+# -- compiled construction --------------------------------------------------------------------
+# Records are built for every event, so what a class's fields and options imply is worked out
+# once, on the first construction (forward references resolved by then): a binder with the
+# fields as real parameters, the conversions the options ask for, nothing for the rest.
+# The generic code above stays the reference: every wrong call goes through it for its error.
+
+_MISSING = object()
+_object_new = object.__new__
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Plan:
+    """How one Record class is constructed, compiled from its fields and options."""
+
+    #: ``bind(strict, *args, **kwargs) -> values``; raises TypeError (without the message the
+    #: user should see) for any call :func:`_bind` would refuse.
+    bind: Callable[..., dict[str, Any]]
+    #: (field, converter) applied by a strict construction; empty unless options ask for it.
+    strict: tuple[tuple[str, Converter], ...]
+    #: (field, converter) applied when decoding (``__strict__=False``).
+    loose: tuple[tuple[str, Converter], ...]
+    validation: bool
+
+    @classmethod
+    def of(cls, model: type[Record]) -> _Plan:
+        """Compile (once) the plan of ``model``; resolves forward references first."""
+        if not model._resolved:
+            model._resolved = resolve_types(model, strict=True)
+        opts = model._options
+        converts = opts.coerce or opts.isodates or opts.decimals or bool(opts.coercions)
+        plan = cls(
+            bind=_compile_binder(model),
+            strict=_converters(model, models=opts.coerce) if converts else (),
+            loose=_converters(model, models=True),
+            validation=opts.validation,
+        )
+        model._plan = plan
+        return plan
+
+
+def _converters(model: type[Record], *, models: bool) -> tuple[tuple[str, Converter], ...]:
+    pairs = ((name, compile_converter(d.type, model._options, models=models))
+             for name, d in model._fields.items())
+    return tuple((name, conv) for name, conv in pairs if conv is not None)
+
+
+def _finish(record: Record, plan: _Plan, values: dict[str, Any], strict: bool) -> None:
+    """The rest of ``__init__`` once arguments are bound: convert, store, validate, post-init."""
+    converters = plan.strict if strict else plan.loose
+    if converters:
+        _convert(type(record), values, converters)
+    record.__dict__.update(values)
+    if plan.validation:
+        record.validate_or_raise()
+    post_init = getattr(record, "__post_init__", None)
+    if post_init is not None:
+        post_init()
+
+
+def _convert(
+    cls: type[Record], values: dict[str, Any], converters: tuple[tuple[str, Converter], ...]
+) -> None:
+    for name, conv in converters:
+        value = values[name]
+        try:
+            values[name] = conv(value)
+        except (TypeError, ValueError, ArithmeticError) as exc:
+            raise conversion_error(cls, name, value, exc) from exc
+
+
+def _constructs_plainly(cls: type[Record]) -> bool:
+    """True when ``cls(...)`` is object.__new__ then Record.__init__, nothing of the user's."""
+    return (cls.__init__ is Record.__init__ and cls.__new__ is _object_new
+            and type(cls).__call__ is type.__call__)
+
+
+def _compile_binder(cls: type[Record]) -> Callable[..., dict[str, Any]]:
+    """``def bind(strict, /, x, y=0, **extra)`` for fields ``x: int; y: int = 0``.
+
+    Python binds the arguments; a mutable default is copied when it is used; unknown
+    keywords are checked as :func:`_bind` does. Falls back to a binder that always
+    defers to :func:`_bind` when a field name cannot be a parameter.
+    """
+    fields = cls._fields
+    if not all(name.isidentifier() and not keyword.iskeyword(name) for name in fields):
+        return _defer
+    namespace: dict[str, Any] = {"_check_extra": _check_extra, "_copy": copy.copy,
+                                 "_MISSING": _MISSING}
+    params, copies = [], []
+    for i, (name, descriptor) in enumerate(fields.items()):
+        namespace[f"_default{i}"] = descriptor.default
+        if descriptor.required:
+            params.append(name)
+        elif isinstance(descriptor.default, _MUTABLE_DEFAULTS):
+            params.append(f"{name}=_MISSING")
+            copies.append(f"    if {name} is _MISSING:\n        {name} = _copy(_default{i})\n")
+        else:
+            params.append(f"{name}=_default{i}")
+    result = ", ".join(f"{name!r}: {name}" for name in fields)
+    source = (
+        f"def bind(_strict, /, {''.join(p + ', ' for p in params)}**_extra):\n"
+        "    if _extra:\n"
+        "        _check_extra(_strict, _extra)\n"
+        f"{''.join(copies)}"
+        f"    return {{{result}}}\n"
+    )
+    exec(source, namespace)  # the source holds only field names checked to be identifiers
+    return namespace["bind"]
+
+
+def _defer(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    raise TypeError("bound by _bind")
+
+
+def _check_extra(strict: bool, extra: dict[str, Any]) -> None:
+    """Refuse (TypeError) what :func:`_bind` or ``cls(**data, __strict__=False)`` would refuse."""
+    if "__strict__" in extra or (strict and any(key != BLESSED_KEY for key in extra)):
+        raise TypeError("refused by _bind")
+
+
+_PLAIN_JSON = frozenset({str, int, float, bool, type(None)})
+
+
+def _compile_represent(cls: type[Record]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """The field part of ``to_representation`` for ``cls``: read every field, then convert.
+
+    Values of plain JSON types are kept without a call to ``to_json_ready`` (which keeps
+    them too); the rest go through it.
+    """
+    names = list(cls._fields)
+    reads = "".join(f"    _v{i} = _d[{name!r}]\n" for i, name in enumerate(names))
+    items = ", ".join(
+        f"{name!r}: _v{i} if _type(_v{i}) in _PLAIN else _ready(_v{i})"
+        for i, name in enumerate(names)
+    )
+    namespace: dict[str, Any] = {"_type": type, "_PLAIN": _PLAIN_JSON,
+                                 "_ready": codecs.to_json_ready}
+    exec(f"def represent(_d):\n{reads}    return {{{items}}}\n", namespace)  # names as repr()
+    represent = namespace["represent"]
+    cls._represent = represent
+    return represent

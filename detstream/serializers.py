@@ -10,7 +10,7 @@ but to ``json``. Imports only codecs, models and errors.
 from __future__ import annotations
 
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from detstream import codecs
@@ -27,11 +27,19 @@ DEFAULT_KEY_SERIALIZER = "raw"
 DEFAULT_VALUE_SERIALIZER = "json"
 
 
+#: Attributes a Schema's compiled plans depend on; setting one drops them.
+_PLANNED = frozenset({"key_type", "value_type", "key_serializer", "value_serializer"})
+
+
 class Schema:
     """Key/value types and codecs of a topic or channel.
 
     ``None`` keys and values (tombstones) stay ``None`` both ways. ``allow_empty`` is kept for
     the stream layer, which decides whether tombstones reach the agent.
+
+    Every event goes through here, so the codec and the decoding steps for a type are
+    decided once per default serializer (a :class:`_Plan`) and reused until an attribute
+    above changes or a codec is (un)registered.
 
     Example::
 
@@ -55,15 +63,33 @@ class Schema:
         self.value_serializer = _check_codec("value_serializer", value_serializer)
         self.allow_empty = allow_empty
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        if name in _PLANNED:  # plans made for the old types or codecs no longer hold
+            object.__setattr__(self, "_key_plans", {})
+            object.__setattr__(self, "_value_plans", {})
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Plans hold closures; a copy or an unpickled schema makes its own.
+        return {**self.__dict__, "_key_plans": {}, "_value_plans": {}}
+
     def dumps_key(self, key: Any, *, default_serializer: CodecArg = None) -> bytes | None:
         """Encode a message key; raises CodecError if the codec cannot encode it."""
         default = default_serializer or DEFAULT_KEY_SERIALIZER
-        return _dumps(key, self.key_type, self.key_serializer, default)
+        if key is None:
+            return None
+        if isinstance(key, Record):
+            return _dumps_record(key, self.key_serializer, default)
+        return _plan(self._key_plans, self.key_type, self.key_serializer, default).dumps(key)
 
     def dumps_value(self, value: Any, *, default_serializer: CodecArg = None) -> bytes | None:
         """Encode a message value; raises CodecError if the codec cannot encode it."""
         default = default_serializer or DEFAULT_VALUE_SERIALIZER
-        return _dumps(value, self.value_type, self.value_serializer, default)
+        if value is None:
+            return None
+        if isinstance(value, Record):
+            return _dumps_record(value, self.value_serializer, default)
+        return _plan(self._value_plans, self.value_type, self.value_serializer, default).dumps(value)
 
     def loads_key(
         self,
@@ -75,10 +101,15 @@ class Schema:
         offset: int | None = None,
     ) -> Any:
         """Decode a message key; raises KeyDecodeError naming topic, partition and offset."""
-        codec = _codec_for(self.key_type, self.key_serializer,
-                           default_serializer or DEFAULT_KEY_SERIALIZER)
-        where = {"topic": topic, "partition": partition, "offset": offset}
-        return _loads(data, self.key_type, codec, KeyDecodeError, "key", where)
+        plan = _plan(self._key_plans, self.key_type, self.key_serializer,
+                     default_serializer or DEFAULT_KEY_SERIALIZER)
+        if data is None:
+            return None
+        try:
+            return plan.decode(bytes(data))
+        except Exception as exc:
+            raise _decode_error(KeyDecodeError, "key", self.key_type, plan.codec, exc,
+                                topic, partition, offset) from exc
 
     def loads_value(
         self,
@@ -90,10 +121,15 @@ class Schema:
         offset: int | None = None,
     ) -> Any:
         """Decode a message value; raises ValueDecodeError naming topic, partition and offset."""
-        codec = _codec_for(self.value_type, self.value_serializer,
-                           default_serializer or DEFAULT_VALUE_SERIALIZER)
-        where = {"topic": topic, "partition": partition, "offset": offset}
-        return _loads(data, self.value_type, codec, ValueDecodeError, "value", where)
+        plan = _plan(self._value_plans, self.value_type, self.value_serializer,
+                     default_serializer or DEFAULT_VALUE_SERIALIZER)
+        if data is None:
+            return None
+        try:
+            return plan.decode(bytes(data))
+        except Exception as exc:
+            raise _decode_error(ValueDecodeError, "value", self.value_type, plan.codec, exc,
+                                topic, partition, offset) from exc
 
     def __repr__(self) -> str:
         return (
@@ -137,53 +173,80 @@ def _record_codec(option: CodecArg, default: CodecArg) -> codecs.Codec:
     return codec
 
 
-def _dumps(obj: Any, typ: Any, explicit: CodecArg, default: CodecArg) -> bytes | None:
-    if obj is None:
-        return None
-    if isinstance(obj, Record):
-        codec = explicit or _record_codec(obj._options.serializer, default)
-        return obj.dumps(serializer=codec)
-    codec = _codec_for(typ, explicit, default)
-    if typ in (int, float) and isinstance(codec, codecs.RawCodec) and _is_number(obj):
-        obj = repr(obj)  # raw carries numbers as their text, read back by _to_number
-    return codec.dumps(obj)
+class _Plan:
+    """The codec of one side (key or value) of a Schema under one default, and what follows.
+
+    ``dumps``/``decode`` are :func:`_codec_for` plus the per-type steps, decided when the
+    plan is made instead of per message.
+    """
+
+    __slots__ = ("generation", "codec", "decode", "raw_numbers")
+
+    def __init__(self, typ: Any, explicit: CodecArg, default: CodecArg) -> None:
+        self.generation = codecs.codecs.generation
+        self.codec = _codec_for(typ, explicit, default)
+        self.decode = _decoder(typ, self.codec)
+        #: raw carries int/float as their text, read back by _to_number.
+        self.raw_numbers = typ in (int, float) and isinstance(self.codec, codecs.RawCodec)
+
+    def dumps(self, obj: Any) -> bytes:
+        if self.raw_numbers and _is_number(obj):
+            obj = repr(obj)
+        return self.codec.dumps(obj)
 
 
-def _loads(
-    data: bytes | None,
-    typ: Any,
-    codec: codecs.Codec,
-    error: type[DecodeError],
-    what: str,
-    where: dict[str, Any],
-) -> Any:
-    if data is None:
-        return None
-    try:
-        return _decode(bytes(data), typ, codec)
-    except Exception as exc:
-        reason = (
-            f"cannot decode {what} as {type_name(typ) if typ is not None else 'any'} "
-            f"with codec {codec.name!r}: {exc}"
-        )
-        raise error(reason, **where) from exc
+def _plan(plans: dict[Any, _Plan], typ: Any, explicit: CodecArg, default: CodecArg) -> _Plan:
+    """The cached plan for ``default``, made anew if codecs were (un)registered since."""
+    if type(default) is not str:  # a Codec object: a fresh one per call must not pile up here
+        return _Plan(typ, explicit, default)
+    plan = plans.get(default)
+    if plan is None or plan.generation != codecs.codecs.generation:
+        plan = plans[default] = _Plan(typ, explicit, default)
+    return plan
 
 
-def _decode(data: bytes, typ: Any, codec: codecs.Codec) -> Any:
-    obj = codec.loads(data)
+def _dumps_record(obj: Record, explicit: CodecArg, default: CodecArg) -> bytes:
+    codec = explicit or _record_codec(obj._options.serializer, default)
+    return obj.dumps(serializer=codec)
+
+
+def _decode_error(
+    error: type[DecodeError], what: str, typ: Any, codec: codecs.Codec, exc: Exception,
+    topic: str | None, partition: int | None, offset: int | None,
+) -> DecodeError:
+    # Built only when decoding failed.
+    reason = (
+        f"cannot decode {what} as {type_name(typ) if typ is not None else 'any'} "
+        f"with codec {codec.name!r}: {exc}"
+    )
+    return error(reason, topic=topic, partition=partition, offset=offset)
+
+
+def _decoder(typ: Any, codec: codecs.Codec) -> Callable[[bytes], Any]:
+    """Bytes -> the declared type through ``codec``: the per-type steps chosen once."""
     if typ is None:
-        return _maybe_record(obj)
+        return lambda data: _maybe_record(codec.loads(data))
     if is_model_type(typ):
-        return typ.from_data(obj)
-    if typ is str:
-        obj = obj.decode("utf-8") if isinstance(obj, bytes) else obj
-        return _expect(obj, str)
-    if typ is bytes:
-        obj = obj.encode("utf-8") if isinstance(obj, str) else obj
-        return _expect(obj, bytes)
+        return lambda data: typ.from_data(codec.loads(data))
+    if typ is str or typ is bytes:
+        return _text_decoder(typ, codec)
     if typ is int or typ is float:
-        return _to_number(obj, typ)
-    return obj
+        return lambda data: _to_number(codec.loads(data), typ)
+    return lambda data: codec.loads(data)
+
+
+def _text_decoder(typ: type, codec: codecs.Codec) -> Callable[[bytes], Any]:
+    def decode(data: bytes) -> Any:
+        obj = codec.loads(data)
+        if type(obj) is typ:
+            return obj
+        if typ is str:
+            obj = obj.decode("utf-8") if isinstance(obj, bytes) else obj
+        else:
+            obj = obj.encode("utf-8") if isinstance(obj, str) else obj
+        return _expect(obj, typ)
+
+    return decode
 
 
 def _maybe_record(obj: Any) -> Any:

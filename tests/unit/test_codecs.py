@@ -193,3 +193,82 @@ def test_to_json_ready_converts_nested_and_leaves_unknown() -> None:
     marker = object()
     ready = codecs.to_json_ready({"d": Decimal("2"), "l": ({1}, marker)})
     assert ready == {"d": "2", "l": [[1], marker]}
+
+
+# -- the reused encoder/decoder and the lookup caches -------------------------------------------
+WIRE_VALUES = [
+    {"f": [1e16, 1e-7, 0.1, -0.0, 1.5e300, 2.0 ** 70, float("nan"), float("inf"), -float("inf")]},
+    {"i": [2 ** 64, -(2 ** 80), True, False, None]},
+    {"s": ["é", "日本", "\u2028\u2029", "\x00\x1f\x7f", '"\\/', "\U0001f600"]},
+    {1: "int key", 2.5: "float key", False: "bool key", None: "none key"},
+    {"nested": {"b": [{"x": 1}], "a": ()}, "order": "kept"},
+    [dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc), Decimal("1.10"), UUID(int=5), {3, 1}, b"t"],
+]
+
+
+@pytest.mark.parametrize("value", WIRE_VALUES, ids=range(len(WIRE_VALUES)))
+def test_json_bytes_are_those_of_json_dumps_with_the_codec_settings(value: object) -> None:
+    """Faust's wire bytes: the reused encoder must write exactly what json.dumps wrote."""
+    import json
+
+    expected = json.dumps(value, default=codecs._json_default, ensure_ascii=False,
+                          separators=(",", ":")).encode("utf-8")
+    assert codecs.dumps("json", value) == expected
+
+
+def test_json_encode_failures_keep_their_messages() -> None:
+    with pytest.raises(CodecError, match="surrogates not allowed"):
+        codecs.dumps("json", "\ud800")
+    with pytest.raises(CodecError, match="Circular reference"):
+        looped: list = []
+        looped.append(looped)
+        codecs.dumps("json", looped)
+    assert codecs.dumps("json", [1]) == b"[1]"  # a failed call leaves the encoder usable
+
+
+def test_json_decode_of_a_bom_fails_as_json_loads_does() -> None:
+    with pytest.raises(CodecError, match="Unexpected UTF-8 BOM"):
+        codecs.loads("json", "\ufeff{}".encode())
+    assert codecs.loads("json", bytearray(b'{"a":1}')) == {"a": 1}
+
+
+def test_pipeline_lookups_are_reused_until_the_registry_changes() -> None:
+    first = codecs.get_codec("json|binary")
+    assert codecs.get_codec("json|binary") is first
+    before = codecs.codecs.generation
+    codecs.register("test-cache", codecs.RawCodec())
+    try:
+        assert codecs.codecs.generation > before
+        assert codecs.get_codec("json|binary") is not first
+        assert codecs.get_codec("json|test-cache").stages[1] is codecs.codecs["test-cache"]
+    finally:
+        del codecs.codecs["test-cache"]
+    with pytest.raises(CodecError, match="unknown codec 'test-cache'"):
+        codecs.get_codec("json|test-cache")
+
+
+def test_every_registry_change_bumps_its_generation() -> None:
+    registry = codecs.codecs
+    raw = codecs.RawCodec()
+    changes = [
+        lambda: registry.__setitem__("test-gen", raw),
+        lambda: registry.pop("test-gen"),
+        lambda: registry.setdefault("test-gen", raw),
+        lambda: registry.__delitem__("test-gen"),
+        lambda: registry.update({"test-gen": raw}),
+        lambda: registry.__ior__({"test-gen2": raw}),
+        lambda: (registry.pop("test-gen"), registry.pop("test-gen2")),
+    ]
+    for change in changes:
+        before = registry.generation
+        change()
+        assert registry.generation > before
+    assert "test-gen" not in registry and "test-gen2" not in registry
+
+
+def test_get_codec_accepts_str_subclasses() -> None:
+    class Name(str):
+        pass
+
+    assert codecs.get_codec(Name("json")) is codecs.codecs["json"]
+    assert codecs.get_codec(Name("json|binary")).name == "json|binary"

@@ -241,3 +241,71 @@ def test_schema_round_trip_property(account: Account, serializer: str) -> None:
     schema = Schema(key_type=str, value_type=Account, value_serializer=serializer)
     assert schema.loads_key(schema.dumps_key(account.id)) == account.id
     assert schema.loads_value(schema.dumps_value(account)) == account
+
+
+# -- compiled plans ------------------------------------------------------------------------------
+def test_plans_follow_attribute_changes() -> None:
+    schema = Schema(value_type=int)
+    assert schema.loads_value(b"7", default_serializer="json") == 7
+    schema.value_type = bytes
+    assert schema.loads_value(b"7", default_serializer="json") == b"7"
+    schema.value_serializer = "json"
+    with pytest.raises(ValueDecodeError, match="as bytes.*expected bytes, got int"):
+        schema.loads_value(b"7", default_serializer="json")
+
+
+def test_plans_follow_the_codec_registry() -> None:
+    class Upper(codecs.RawCodec):
+        def _loads(self, data: bytes) -> bytes:
+            return bytes(data).upper()
+
+    schema = Schema()  # no type: the default codec decodes
+    codecs.register("test-plan", codecs.RawCodec())
+    try:
+        assert schema.loads_value(b"ab", default_serializer="test-plan") == b"ab"
+        codecs.register("test-plan", Upper())
+        assert schema.loads_value(b"ab", default_serializer="test-plan") == b"AB"
+    finally:
+        del codecs.codecs["test-plan"]
+    with pytest.raises(CodecError, match="unknown codec 'test-plan'"):
+        schema.loads_value(b"ab", default_serializer="test-plan")
+
+
+def test_codec_resolution_happens_where_it_did() -> None:
+    schema = Schema(value_type=Account, value_serializer="json")
+    # decoding resolves the codec before looking at the data, even for a tombstone
+    with pytest.raises(CodecError, match="unknown codec 'nope'"):
+        Schema().loads_value(None, default_serializer="nope")
+    # encoding a tombstone, or a Record under an explicit serializer, does not need the default
+    assert Schema().dumps_value(None, default_serializer="nope") is None
+    assert schema.dumps_value(Account("a"), default_serializer="nope") == Account("a").dumps()
+
+
+def test_codec_object_defaults_are_not_cached() -> None:
+    schema = Schema()
+    for _ in range(3):
+        assert schema.loads_value(b"{}", default_serializer=codecs.JSONCodec()) == {}
+    assert schema._value_plans == {}
+    schema.loads_value(b"{}", default_serializer="json")
+    assert list(schema._value_plans) == ["json"]
+
+
+def test_copies_and_pickles_make_their_own_plans() -> None:
+    import copy
+    import pickle
+
+    schema = Schema(key_type=str, value_type=Account)
+    data = schema.dumps_value(Account("a"))
+    schema.loads_value(data)
+    for clone in (copy.copy(schema), copy.deepcopy(schema), pickle.loads(pickle.dumps(schema))):
+        assert clone._value_plans == {}
+        assert clone.loads_value(data) == Account("a")
+        assert clone.loads_key(b"k") == "k"
+
+
+def test_raw_number_keys_keep_their_text_form() -> None:
+    schema = Schema(key_type=float)
+    assert schema.dumps_key(2.5, default_serializer="raw") == b"2.5"
+    with pytest.raises(CodecError, match="codec 'raw' cannot encode bool"):  # not a number here
+        schema.dumps_key(True, default_serializer="raw")
+    assert schema.dumps_key("3", default_serializer="raw") == b"3"
