@@ -11,7 +11,6 @@ crashes and rebalances, not exceptions.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import inspect
 import sys
 from collections.abc import Callable, Iterable
@@ -24,6 +23,8 @@ from ._types import TP
 from .channel import Channel
 from .clock import new_uuid
 from .errors import DecodeError, InvalidArgument
+from .events import current_agent as current_agent  # re-exported: agents own the idea
+from .events import set_current_agent
 from .rpc import AgentRPC, request_headers, topic_name
 from .stream import Stream
 
@@ -35,16 +36,6 @@ AgentFun = Callable[[Stream], Any]
 
 #: restarts per second an agent's supervisor allows before the app crashes (Faust's figure).
 MAX_RESTARTS = 100.0
-
-_current_agent: contextvars.ContextVar[Agent | None] = contextvars.ContextVar(
-    "detstream_current_agent", default=None
-)
-
-
-def current_agent() -> Agent | None:
-    """The agent whose actor is running (used to refuse concurrent table writes)."""
-    return _current_agent.get()
-
 
 class Actor(Service):
     """One running instance of an agent's function over the shared stream."""
@@ -65,7 +56,7 @@ class Actor(Service):
         self.add_future(self._run())
 
     async def _run(self) -> None:
-        _current_agent.set(self.agent)
+        set_current_agent(self.agent)
         try:
             result = self.agent.fun(self.stream)
             if inspect.isasyncgen(result):

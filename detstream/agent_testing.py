@@ -295,6 +295,12 @@ class _KeepingProducer:
         self.kept.append(ConsumerRecord(topic, partition, offset, stamp, key, value, tuple(headers)))
         return RecordMetadata(topic, partition, offset, stamp)
 
+    async def enqueue(self, topic: str, **record: Any) -> asyncio.Future[RecordMetadata]:
+        """Kept at once, in call order; the future is already done."""
+        ack: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
+        ack.set_result(await self.send(topic, **record))
+        return ack
+
     async def partitions_for(self, topic: str) -> int:
         return 1
 

@@ -92,3 +92,26 @@ def current_event() -> Event | None:
 
 def set_current_event(event: Event | None) -> contextvars.Token[Event | None]:
     return _current_event.set(event)
+
+
+def reset_current_event(token: contextvars.Token[Event | None]) -> None:
+    _current_event.reset(token)
+
+
+#: the agent whose actor is running (an ``Agent``; typed loosely: agents import this module).
+_current_agent: contextvars.ContextVar[Any] = contextvars.ContextVar(
+    "detstream_current_agent", default=None
+)
+
+
+def current_agent() -> Any:
+    """The agent whose actor is running (used to refuse concurrent table writes)."""
+    return _current_agent.get()
+
+
+def set_current_agent(agent: Any) -> contextvars.Token[Any]:
+    return _current_agent.set(agent)
+
+
+def reset_current_agent(token: contextvars.Token[Any]) -> None:
+    _current_agent.reset(token)

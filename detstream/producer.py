@@ -19,13 +19,22 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import mutants
 from ._types import TP, RecordMetadata
 from .errors import ProducerSendError
-from .events import Message, current_event
+from .events import (
+    Event,
+    Message,
+    current_agent,
+    current_event,
+    reset_current_agent,
+    reset_current_event,
+    set_current_agent,
+    set_current_event,
+)
 
 if TYPE_CHECKING:
     from .transport.base import GroupMetadata, Headers, Producer, TransactionalProducer
@@ -37,6 +46,8 @@ SEND_FAILURE_IGNORED = mutants.register(
     "of the event that made it is committed",
 )
 
+#: the event a send was made for (None outside any) and the agent making it, if any.
+_Origin = tuple["Event | None", Any]
 #: a send of a table write and the future its store waits on.
 _Durable = tuple["asyncio.Future[RecordMetadata]", "asyncio.Future[RecordMetadata]"]
 
@@ -68,8 +79,10 @@ class ProducerBuffer:
         self._producer = producer
         self.transactional = transactional
         self._pending: deque[asyncio.Future[RecordMetadata]] = deque()
-        #: done once the latest send was handed to the producer (sends keep call order).
-        self._last_started: asyncio.Future[None] | None = None
+        #: sends not yet handed to the producer, in call order, and the task handing them over.
+        self._outbox: deque[tuple[str, dict[str, Any], asyncio.Future[RecordMetadata], _Origin]] = deque()
+        self._drainer: asyncio.Future[None] | None = None
+        self._enqueue = _enqueue_of(producer)
         #: exactly-once: writes of the open transaction waiting for its commit.
         self._durable: list[_Durable] = []
         #: exactly-once, while a commit is in progress: sends for the next transaction.
@@ -132,14 +145,14 @@ class ProducerBuffer:
         return self._start_send(topic, args)
 
     def _start_send(self, topic: str, args: dict[str, Any]) -> asyncio.Future[RecordMetadata]:
+        """Put the record in the outbox (call order) and make sure the drain task runs."""
         self._sent_in_transaction = True
-        previous, started = self._last_started, asyncio.get_running_loop().create_future()
-        self._last_started = started
-        future = asyncio.ensure_future(self._send_in_order(previous, started, topic, args))
-        # A send cancelled before it ever ran must not hold up the ones after it.
-        future.add_done_callback(lambda _: started.done() or started.set_result(None))
+        future: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
+        origin = _origin()
+        self._outbox.append((topic, args, future, origin))
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.ensure_future(self._drain())
         if not mutants.on(SEND_FAILURE_IGNORED):
-            origin = _origin()
             future.add_done_callback(lambda done: self._settled(done, topic, args, origin))
         pending = self._pending
         while pending and pending[0].done():  # sends complete roughly in order: O(1) amortised
@@ -147,33 +160,44 @@ class ProducerBuffer:
         pending.append(future)
         return future
 
-    async def _send_in_order(
-        self,
-        previous: asyncio.Future[None] | None,
-        started: asyncio.Future[None],
-        topic: str,
-        args: dict[str, Any],
-    ) -> RecordMetadata:
-        """Hand the record to the producer after the previous ``send_soon``'s record.
+    async def _drain(self) -> None:
+        """Hand the outbox to the producer, one record after the other, in call order.
 
-        Each send runs in a task of its own; asyncio starts tasks in creation
-        order, but nothing promises it (the simulator's ``--shuffle`` does
-        not), and two writes of one table key reaching the changelog in the
-        wrong order would leave the older value last. The producer's ``send``
-        queues the record before its first real suspension, so "started"
-        means "queued".
+        One task for every record sent while it runs, not one per record: the
+        producer's ``enqueue`` returns as soon as the record is in its buffer
+        (usually without suspending), and its ack settles the caller's future
+        by callback. Order matters: two writes of one table key reaching the
+        changelog in the wrong order would leave the older value last. If the
+        task is cancelled (the process is torn down), the records not handed
+        over are cancelled with it, so nothing waits for them forever.
         """
+        outbox, enqueue = self._outbox, self._enqueue
         try:
-            if previous is not None and not previous.done():
-                await previous
-        finally:
-            if not started.done():
-                started.set_result(None)
-        return await self._producer.send(topic, **args)
+            while outbox:
+                topic, args, future, (event, agent) = outbox.popleft()
+                if future.done():  # cancelled by its caller before it was handed over
+                    continue
+                # The client runs in this task: give it the sender's event and agent, as a
+                # send awaited by the agent itself would (the simulator's history reads them).
+                event_token, agent_token = set_current_event(event), set_current_agent(agent)
+                try:
+                    ack = await enqueue(topic, **args)
+                except Exception as exc:  # refused before queueing: too large, unknown topic
+                    if not future.done():
+                        future.set_exception(exc)
+                    continue
+                finally:
+                    reset_current_event(event_token)
+                    reset_current_agent(agent_token)
+                _copy_when_done(ack, future)
+        except asyncio.CancelledError:
+            while outbox:
+                outbox.popleft()[2].cancel()
+            raise
 
     def _settled(
         self, future: asyncio.Future[RecordMetadata], topic: str, args: dict[str, Any],
-        origin: tuple[Message | None, Any],
+        origin: _Origin,
     ) -> None:
         """A send ended: if it failed, its event failed (remembered, and reported at once).
 
@@ -182,7 +206,8 @@ class ProducerBuffer:
         """
         if future.cancelled() or future.exception() is None:  # exception(): retrieved, never "never retrieved"
             return
-        message, agent = origin
+        event, agent = origin
+        message = event.message if event is not None else None
         failure = SendFailed(future.exception(), topic, args.get("partition"), message, agent)  # type: ignore[arg-type]
         if message is not None and self.failed is None:
             self.failed = failure
@@ -290,18 +315,26 @@ class ProducerBuffer:
                 _copy_when_done(self._start_send(topic, args), later)
 
 
-def _origin() -> tuple[Message | None, Any]:
-    """The event being processed (its message) and the agent processing it, if any."""
-    global _current_agent
-    if _current_agent is None:
-        from .agent import current_agent  # the agent module imports much of the engine
+def _enqueue_of(producer: Any) -> Callable[..., Awaitable[asyncio.Future[RecordMetadata]]]:
+    """The producer's ``enqueue``; for one with ``send`` only (a test double), a task per send.
 
-        _current_agent = current_agent
-    event = current_event()
-    return (event.message if event is not None else None), _current_agent()
+    Every driver implements ``enqueue``. A bare ``send`` still starts in
+    call order: the tasks are created in order and the drain does not wait
+    for their acks.
+    """
+    enqueue = getattr(producer, "enqueue", None)
+    if enqueue is not None:
+        return enqueue  # type: ignore[no-any-return]
+
+    async def send_in_a_task(topic: str, **args: Any) -> asyncio.Future[RecordMetadata]:
+        return asyncio.ensure_future(producer.send(topic, **args))
+
+    return send_in_a_task
 
 
-_current_agent: Callable[[], Any] | None = None
+def _origin() -> _Origin:
+    """The event being processed and the agent processing it, if any (captured at send time)."""
+    return current_event(), current_agent()
 
 
 def _copy_when_done(source: asyncio.Future[RecordMetadata], target: asyncio.Future[RecordMetadata]) -> None:

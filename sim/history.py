@@ -95,8 +95,7 @@ def _engine_context() -> tuple[Callable[[], Any], Callable[[], Any]]:
     """The engine's ``current_event`` and ``current_agent`` (imported on first use, then kept)."""
     global _CONTEXT
     if _CONTEXT is None:
-        from detstream.agent import current_agent
-        from detstream.events import current_event
+        from detstream.events import current_agent, current_event
 
         _CONTEXT = (current_event, current_agent)
     return _CONTEXT

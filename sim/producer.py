@@ -94,6 +94,8 @@ class SimProducer:
         self._cluster = cluster
         #: how long ``stop`` may wait for the cluster (the app's stop budget; None: unbounded).
         self._stop_budget = stop_budget
+        #: ``stop`` gave up on records still queued or in flight (they fail, not die silently).
+        self._closed_unsent = False
         self._name = name
         self._link = link or Link(name)
         self._metadata = ClientMetadata(cluster, self._link)
@@ -125,7 +127,9 @@ class SimProducer:
         if budget is None:
             await asyncio.gather(*senders)
             return
-        _, unsent = await asyncio.wait(senders, timeout=budget)
+        await asyncio.wait(senders, timeout=budget)
+        self._closed_unsent = True
+        unsent = [sender for sender in senders if not sender.done()]  # partition order, not a set's
         for sender in unsent:
             sender.cancel()
         await asyncio.gather(*unsent, return_exceptions=True)
@@ -153,6 +157,26 @@ class SimProducer:
         headers: Headers = (),
     ) -> RecordMetadata:
         """Queue the record for its partition's next batch; the broker's ack, or the refusal."""
+        ack = await self.enqueue(
+            topic, key=key, value=value, partition=partition, timestamp=timestamp, headers=headers
+        )
+        return await ack
+
+    async def enqueue(
+        self,
+        topic: str,
+        *,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None = None,
+        timestamp: float | None = None,
+        headers: Headers = (),
+    ) -> asyncio.Future[RecordMetadata]:
+        """Queue the record behind those enqueued before it; the future of its ack or refusal.
+
+        A record the client refuses before queueing (too large, unknown
+        topic) raises here, as aiokafka's ``send`` does.
+        """
         try:
             count = await self.partitions_for(topic)
         except UnknownTopicOrPartitionError as exc:
@@ -178,7 +202,7 @@ class SimProducer:
         sender = self._senders.get(tp)
         if sender is None or sender.done():
             self._senders[tp] = loop.create_task(self._drain(tp), name=f"{self._name}-send-{tp}")
-        return await future
+        return future
 
     async def _drain(self, tp: TP) -> None:
         """Send what is queued for ``tp``, one request per batch, until nothing is left."""
@@ -188,7 +212,10 @@ class SimProducer:
                 metas = await self._send_batch(tp, batch)
             except ConnectionError:
                 return  # the process died with these records in its buffer
-            except asyncio.CancelledError:  # closed under a stop deadline: unsent, never acked
+            except asyncio.CancelledError:
+                if not self._closed_unsent:
+                    raise  # the process died: nothing of it runs any more
+                # closed under a stop deadline: the records fail, unsent, never acked
                 closed = ProducerClosedError(f"{self._name} closed with records for {tp} unsent")
                 for item in batch + self._queued.pop(tp, []):
                     if not item.future.done():
@@ -371,7 +398,7 @@ class SimTransactionalProducer(SimProducer):
             raise ProducerSendError(f"{self.transactional_id}: a transaction is already open")
         self._in_transaction = True
 
-    async def send(
+    async def enqueue(
         self,
         topic: str,
         *,
@@ -380,9 +407,9 @@ class SimTransactionalProducer(SimProducer):
         partition: int | None = None,
         timestamp: float | None = None,
         headers: Headers = (),
-    ) -> RecordMetadata:
+    ) -> asyncio.Future[RecordMetadata]:
         self._require_transaction("send")
-        return await super().send(
+        return await super().enqueue(
             topic, key=key, value=value, partition=partition, timestamp=timestamp, headers=headers
         )
 

@@ -192,6 +192,22 @@ class KafkaProducer:
         timestamp: float | None = None,
         headers: Headers = (),
     ) -> RecordMetadata:
+        ack = await self.enqueue(
+            topic, key=key, value=value, partition=partition, timestamp=timestamp, headers=headers
+        )
+        return await ack
+
+    async def enqueue(
+        self,
+        topic: str,
+        *,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None = None,
+        timestamp: float | None = None,
+        headers: Headers = (),
+    ) -> asyncio.Future[RecordMetadata]:
+        """aiokafka's ``send``: in its buffer on return; the future of the ack (ours, converted)."""
         producer = self._client()
         stamp_ms = int(round((wall_time() if timestamp is None else timestamp) * 1000))
         try:
@@ -200,15 +216,32 @@ class KafkaProducer:
                     topic, value=value, key=key, partition=partition,
                     timestamp_ms=stamp_ms, headers=list(headers) or None,
                 )
-            meta = await delivery
         except KafkaError as exc:
-            where = f"{topic}[{partition}]" if partition is not None else repr(topic)
-            raise ProducerSendError(
-                f"Kafka refused a record for {where}: {type(exc).__name__}: {exc}"
-            ) from exc
-        # CreateTime topics answer -1: the record carries the timestamp we sent.
-        stored = stamp_ms if meta.timestamp in (None, -1) else meta.timestamp
-        return RecordMetadata(meta.topic, meta.partition, meta.offset, stored / 1000.0)
+            raise self._refused(topic, partition, exc) from exc
+        ack: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
+
+        def settle(done: asyncio.Future[Any]) -> None:
+            if ack.done():
+                return
+            if done.cancelled():
+                ack.cancel()
+            elif (exc := done.exception()) is not None:
+                ack.set_exception(self._refused(topic, partition, exc) if isinstance(exc, KafkaError) else exc)
+            else:
+                meta = done.result()
+                # CreateTime topics answer -1: the record carries the timestamp we sent.
+                stored = stamp_ms if meta.timestamp in (None, -1) else meta.timestamp
+                ack.set_result(RecordMetadata(meta.topic, meta.partition, meta.offset, stored / 1000.0))
+
+        delivery.add_done_callback(settle)
+        return ack
+
+    def _refused(self, topic: str, partition: int | None, exc: BaseException) -> Exception:
+        """The error a refused record raises: names where it was going and Kafka's reason."""
+        where = f"{topic}[{partition}]" if partition is not None else repr(topic)
+        error = ProducerSendError(f"Kafka refused a record for {where}: {type(exc).__name__}: {exc}")
+        error.__cause__ = exc
+        return error
 
     async def partitions_for(self, topic: str) -> int:
         return len(await self._client().partitions_for(topic))

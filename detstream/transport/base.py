@@ -20,6 +20,7 @@ changes nothing for at-least-once clients:
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping
 from typing import Literal, NamedTuple, Protocol, runtime_checkable
 
@@ -69,6 +70,26 @@ class Producer(Protocol):
         timestamp: float | None = None,
         headers: Headers = (),
     ) -> RecordMetadata: ...
+
+    async def enqueue(
+        self,
+        topic: str,
+        *,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None = None,
+        timestamp: float | None = None,
+        headers: Headers = (),
+    ) -> asyncio.Future[RecordMetadata]:
+        """Queue the record behind every record enqueued before it; the future of its ack.
+
+        Returns once the record is in the client's buffer (it may wait for
+        metadata or buffer space first), so a caller that enqueues one record
+        at a time keeps their order without a task per record. A record the
+        client refuses before queueing raises here; the broker's refusal
+        fails the future (``ProducerSendError``).
+        """
+        ...
 
     async def partitions_for(self, topic: str) -> int: ...
 

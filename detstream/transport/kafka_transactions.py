@@ -38,10 +38,10 @@ from typing import TYPE_CHECKING, Any
 
 from aiokafka.errors import KafkaError, ProducerFenced
 
-from detstream._types import TP, RecordMetadata
+from detstream._types import TP
 from detstream.errors import ProducerFencedError, ProducerSendError
 from detstream.transport.aiokafka import KafkaProducer
-from detstream.transport.base import GroupMetadata, Headers
+from detstream.transport.base import GroupMetadata
 from detstream.transport.kafka_consumer import _ak
 
 if TYPE_CHECKING:
@@ -57,25 +57,13 @@ class KafkaTransactionalProducer(KafkaProducer):
         super().__init__(transport, options)
         self.transactional_id = transactional_id
 
-    async def send(
-        self,
-        topic: str,
-        *,
-        key: bytes | None,
-        value: bytes | None,
-        partition: int | None = None,
-        timestamp: float | None = None,
-        headers: Headers = (),
-    ) -> RecordMetadata:
-        try:
-            return await super().send(
-                topic, key=key, value=value, partition=partition, timestamp=timestamp,
-                headers=headers,
-            )
-        except ProducerSendError as exc:
-            if isinstance(exc.__cause__, ProducerFenced):
-                raise self._fenced(exc.__cause__) from exc
-            raise
+    def _refused(self, topic: str, partition: int | None, exc: BaseException) -> Exception:
+        """A fenced producer's sends fail with ``ProducerFencedError``: the app must stop, not retry."""
+        if isinstance(exc, ProducerFenced):
+            error = self._fenced(exc)
+            error.__cause__ = exc
+            return error
+        return super()._refused(topic, partition, exc)
 
     async def begin_transaction(self) -> None:
         await self._call("begin_transaction")

@@ -145,9 +145,32 @@ async def an_oversized_send_fails_on_its_own_future(backend: Backend) -> None:
     assert meta.offset == 0  # nothing of the refused record reached the log
 
 
+async def enqueued_records_keep_call_order_and_ack_later(backend: Backend) -> None:
+    """``enqueue`` returns once the record is buffered; records land in enqueue order.
+
+    The engine's producer hands records over one at a time from a single
+    task and settles each caller's future from the ack: no task per record.
+    An oversized record is refused by ``enqueue`` itself (aiokafka checks the
+    size before buffering), and the records around it still go.
+    """
+    topic = await backend.topic(1)
+    producer = await backend.producer()
+    limit = int(backend.app.conf.producer_max_request_size)
+    acks = [await producer.enqueue(topic, key=None, value=b"%d" % i, partition=0) for i in range(3)]
+    try:
+        await producer.enqueue(topic, key=None, value=b"x" * (limit + 1), partition=0)
+    except ProducerSendError as exc:
+        assert "MessageSizeTooLarge" in f"{type(exc).__name__} {exc}", exc
+    else:
+        raise AssertionError("enqueue accepted a record over producer_max_request_size")
+    acks += [await producer.enqueue(topic, key=None, value=b"3", partition=0)]
+    assert [(await ack).offset for ack in acks] == [0, 1, 2, 3]
+
+
 CASES = [
     paused_partitions_return_nothing,
     a_seek_moves_the_next_fetch,
     start_offsets_are_committed_else_the_reset_point,
     an_oversized_send_fails_on_its_own_future,
+    enqueued_records_keep_call_order_and_ack_later,
 ]

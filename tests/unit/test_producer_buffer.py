@@ -164,3 +164,71 @@ def test_the_mutant_drops_refused_sends_unseen():
         failed, logged = run(body)
     assert failed is None
     assert any("never retrieved" in context["message"] for context in logged)
+
+
+class EnqueueingProducer:
+    """A driver-shaped producer: ``enqueue`` buffers and returns the ack's future."""
+
+    def __init__(self) -> None:
+        self.buffered: list[tuple[bytes, object]] = []
+        self.acks: list[asyncio.Future] = []
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def enqueue(self, topic, *, key, value, partition=None, timestamp=None, headers=()):
+        from detstream.events import current_event
+
+        event = current_event()
+        self.buffered.append((value, event.message.offset if event else None))
+        ack = asyncio.get_running_loop().create_future()
+        self.acks.append(ack)
+        return ack
+
+    def ack_all(self) -> None:
+        for offset, ack in enumerate(self.acks):
+            if not ack.done():
+                ack.set_result(RecordMetadata("out", 0, offset, 0.0))
+
+
+def test_sends_are_handed_over_in_call_order_by_one_task_with_their_events():
+    async def body():
+        producer = EnqueueingProducer()
+        buffer = ProducerBuffer(producer)
+        before = len(asyncio.all_tasks())
+        sent = []
+        for i in range(50):
+            in_event(offset=i)  # each send made while processing its own event
+            sent.append(buffer.send_soon("out", key=None, value=b"%d" % i))
+        set_current_event(None)
+        tasks = len(asyncio.all_tasks()) - before
+        flush = asyncio.ensure_future(buffer.flush())
+        await asyncio.sleep(0)
+        producer.ack_all()
+        await flush
+        return tasks, producer.buffered, [f.result().offset for f in sent]
+
+    (tasks, buffered, offsets), logged = run(body)
+    assert tasks == 1  # the drain, not one task per record
+    assert buffered == [(b"%d" % i, i) for i in range(50)]  # in order, each with its event
+    assert offsets == list(range(50))
+    assert not logged, logged
+
+
+def test_sends_not_handed_over_when_the_drain_dies_are_cancelled_not_left_pending():
+    class FullBuffer(EnqueueingProducer):
+        async def enqueue(self, topic, **record):
+            await asyncio.Event().wait()  # the client's buffer is full: enqueue waits
+
+    async def body():
+        buffer = ProducerBuffer(FullBuffer())
+        buffer.send_soon("out", key=None, value=b"a")
+        second = buffer.send_soon("out", key=None, value=b"b")
+        await asyncio.sleep(0)  # the drain is handing "a" over
+        buffer._drainer.cancel()  # the process is torn down
+        await asyncio.sleep(0)
+        return second.cancelled()
+
+    second_cancelled, _ = run(body)
+    assert second_cancelled  # a flush or store waiting on it is not left hanging
