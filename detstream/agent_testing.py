@@ -230,7 +230,12 @@ class AgentTestContext:
         self.processed_offset += 1
 
     def _on_acked(self, message: Message) -> None:
-        """The agent is done with the event of ``message``: release its ``put``."""
+        """The agent is done with the event of ``message``: release its ``put``.
+
+        Its table writes' changelog records are sent now, as a commit would
+        (``changelog_cache``), so ``sent`` shows them after the event's own sends.
+        """
+        self.app.tables.flush_changelogs()
         if not self._yields:
             self.results[self.processed_offset] = message.value
             self.processed_offset += 1

@@ -218,6 +218,15 @@ class TableManager:
         for table in self.tables.values():
             table.on_partitions_revoked(revoked)
 
+    def flush_changelogs(self) -> int:
+        """Send every table's dirty keys to its changelog (a commit begins); how many."""
+        return sum(table.flush_changelog() for table in self.tables.values())
+
+    @property
+    def unflushed(self) -> int:
+        """Table writes whose changelog record waits for the next commit."""
+        return sum(table.unflushed for table in self.tables.values())
+
     def _close_on_stop(self) -> None:
         if not self._close_registered:
             self.app.add_context(contextlib.closing(self))

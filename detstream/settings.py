@@ -79,6 +79,9 @@ SETTINGS: dict[str, tuple[Any, tuple[type, ...] | type]] = {
     #: a table changelog record that does not decode: "raise" stops recovery (the worker
     #: crashes naming table, partition, offset and key), "skip" logs it and goes on.
     "table_changelog_decode_errors": ("raise", str),
+    #: dirty keys a table caches before its changelog records go out without waiting for
+    #: the next commit (one record per key per commit); 0: every write is sent at once.
+    "table_changelog_cache_size": (10_000, int),
     "timezone": ("UTC", (str, object)),
     #: RPC (``agent.ask``): this instance's reply topic; None = ``{reply_to_prefix}{uuid}``,
     #: made on first read of ``conf.reply_to`` (seeded under the simulator).
@@ -112,7 +115,7 @@ _POSITIVE = frozenset({
     "blocking_timeout",
 })
 #: numbers that must be >= 0.
-_NOT_NEGATIVE = frozenset({"producer_linger", "producer_linger_ms"})
+_NOT_NEGATIVE = frozenset({"producer_linger", "producer_linger_ms", "table_changelog_cache_size"})
 
 
 @dataclass

@@ -35,7 +35,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from ._types import TP, ConsumerRecord, RecordMetadata
-from .agent import current_agent
+from .changelog_cache import ChangelogCache
 from .errors import (
     ChangelogDecodeError,
     ChangelogKeyDecodeError,
@@ -45,7 +45,7 @@ from .errors import (
     InvalidArgument,
     TableWriteError,
 )
-from .events import Event, current_event
+from .events import Event, current_agent, current_event
 from .mutants import on as mutant_on
 from .mutants import register as register_mutant
 from .partitioner import partition_for_key
@@ -147,6 +147,7 @@ class Table(MutableMapping[Any, Any]):
         self._changelog_tasks: set[asyncio.Future[Any]] = set()
         #: source topics whose partition count was compared with the changelog's.
         self._sources_checked: set[str] = set()
+        self._changelog_cache: ChangelogCache | None = None
         self._setup_changelog_schema()
         #: built after the changelog topic: a persistent store encodes with its schema.
         self.data = store_for_url(self.store_url)(url=self.store_url, table=self)
@@ -213,19 +214,51 @@ class Table(MutableMapping[Any, Any]):
         """Called after every read of ``key`` (override to count or trace reads)."""
 
     def on_key_set(self, key: Any, value: Any) -> None:
-        """Called after ``key`` was set and its changelog record sent."""
+        """Called after ``key`` was set and its changelog record queued (sent at the commit)."""
 
     def on_key_del(self, key: Any) -> None:
-        """Called after ``key`` was deleted and its tombstone sent."""
+        """Called after ``key`` was deleted and its tombstone queued (sent at the commit)."""
 
     # -- writes -----------------------------------------------------------------
     def _write(self, key: Any, value: Any, partition: int) -> None:
-        sent = self._send_changelog(key, value, partition)
-        self.data.set(key, value, partition, sent=self.app.producer.durable(sent))
+        self.data.set(key, value, partition, sent=self._cache_changelog(key, value, partition))
 
     def _remove(self, key: Any, partition: int) -> None:
-        sent = self._send_changelog(key, None, partition)
-        self.data.delete(key, partition, sent=self.app.producer.durable(sent))
+        self.data.delete(key, partition, sent=self._cache_changelog(key, None, partition))
+
+    def _cache_changelog(self, key: Any, value: Any, partition: int) -> asyncio.Future[RecordMetadata]:
+        """Check and encode the write now; its changelog record goes out at the next flush.
+
+        Returns the future the store waits on before the write may reach disk
+        (see ``changelog_cache``).
+        """
+        key_bytes, value_bytes = self._changelog_bytes(key, value)
+        self.app._record("table-write", table=self.name, partition=partition, key=key, value=value)
+        return self.changelog_cache.write(partition, key_bytes, value_bytes)
+
+    @property
+    def changelog_cache(self) -> ChangelogCache:
+        """Dirty keys waiting for the conductor's next commit (made on the first write)."""
+        if self._changelog_cache is None:
+            self._changelog_cache = ChangelogCache(
+                self._send_record, lambda sent: self.app.producer.durable(sent),
+                limit=int(self.app.conf.table_changelog_cache_size),
+            )
+        return self._changelog_cache
+
+    def flush_changelog(self) -> int:
+        """Send the changelog records of every dirty key now; how many were sent."""
+        return self._changelog_cache.flush() if self._changelog_cache is not None else 0
+
+    @property
+    def unflushed(self) -> int:
+        """Dirty keys whose changelog record is not sent yet."""
+        return len(self._changelog_cache) if self._changelog_cache is not None else 0
+
+    def _send_record(
+        self, key: bytes | None, value: bytes | None, partition: int
+    ) -> asyncio.Future[RecordMetadata]:
+        return self.app.producer.send_soon(self.changelog_name, key=key, value=value, partition=partition)
 
     def partition_for_key(self, key: Any) -> int:
         """The changelog partition a write of ``key`` goes to now.
@@ -502,7 +535,10 @@ class Table(MutableMapping[Any, Any]):
         self.data.assign_partitions({tp.partition for tp in tps if tp.topic == self.changelog_name})
 
     def on_partitions_revoked(self, tps: set[TP]) -> None:
-        self.data.drop_partitions({tp.partition for tp in tps if tp.topic == self.changelog_name})
+        partitions = {tp.partition for tp in tps if tp.topic == self.changelog_name}
+        if self._changelog_cache is not None:  # flushed by the commit before, unless given up
+            self._changelog_cache.drop(partitions, RuntimeError("the partition was given up"))
+        self.data.drop_partitions(partitions)
 
 
 async def _await_in_order(pending: list[Awaitable[Any]]) -> None:

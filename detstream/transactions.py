@@ -18,7 +18,8 @@ on revoke, on stop) is:
 2. take the acked offsets; for a partition with nothing in flight, the
    consumer's position (past transaction markers), so a transactional input
    is not left one offset behind forever;
-3. flush, ``send_offsets_to_transaction`` with the consumer's group metadata,
+3. send the tables' cached changelog records (``changelog_cache``), flush,
+   ``send_offsets_to_transaction`` with the consumer's group metadata,
    ``commit_transaction``, begin the next transaction; resume delivery.
 
 If the commit fails because the group no longer accepts this member's offsets
@@ -64,6 +65,7 @@ class TransactionalCommitter:
                     await self._abandon("an agent did not finish its event in time to commit")
                     return False
                 offsets = await self._offsets()
+                self.app.tables.flush_changelogs()  # the cached table writes join this transaction
                 producer = self.app.producer
                 if not offsets and not producer.in_transaction:
                     return True

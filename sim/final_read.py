@@ -183,11 +183,12 @@ def _refused_outputs(cluster: SimCluster, history: WriteHistory) -> tuple[list[W
     for write in history.writes:
         if write.acked and write.origin is not None:
             written.add((write.origin.tp, write.origin.offset, write.origin.agent, write.tp.topic))
+    superseded = _superseded_in_compacted(cluster, history)
     dropped: list[Write] = []
     poison: list[Write] = []
-    for write in history.writes:
+    for index, write in enumerate(history.writes):
         origin = write.origin
-        if write.refused is None or write.offsets or origin is None:
+        if write.refused is None or write.offsets or origin is None or index in superseded:
             continue
         event = (origin.tp, origin.offset, origin.agent, write.tp.topic)
         if event in written:
@@ -195,6 +196,26 @@ def _refused_outputs(cluster: SimCluster, history: WriteHistory) -> tuple[list[W
         written.add(event)
         (dropped if committed.get(origin.tp, 0) > origin.offset else poison).append(write)
     return dropped, poison
+
+
+def _superseded_in_compacted(cluster: SimCluster, history: WriteHistory) -> set[int]:
+    """Indexes of writes to a compacted topic that a later acked write of their key replaced.
+
+    A compacted topic keeps the latest record per key; a table flushes one
+    changelog record per dirty key at each commit, carrying the latest value
+    (``changelog_cache``), made under the event that wrote the key last. So
+    when a flush is refused and the events are redone, the key's next record
+    may come from another event than the refused one: the refused record was
+    replaced, not lost.
+    """
+    last_acked: dict[tuple[TP, bytes | None], int] = {}
+    for index, write in enumerate(history.writes):
+        if write.acked and write.tp.topic in cluster.topics and _compacted(cluster, write.tp.topic):
+            last_acked[(write.tp, write.key)] = index
+    return {
+        index for index, write in enumerate(history.writes)
+        if write.refused is not None and last_acked.get((write.tp, write.key), -1) > index
+    }
 
 
 def _duplicate_writes(

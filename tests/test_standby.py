@@ -59,7 +59,8 @@ def test_takeover_continues_the_standby_and_replays_only_the_tail():
     report, lost, reads, promoted = takeover("standby_takeover")
     assert set(promoted) == lost  # every partition of the dead worker had a warm copy on w2
     length = sum(end for _, end in promoted.values())
-    assert length > 150  # the dead worker's changelog partitions are not trivial
+    # not trivial: one record per dirty key per commit (the changelog cache), still many
+    assert length > 10
     assert replayed(lost, reads) <= length // 20  # only the tail: here nothing at all
     assert all(start == end for start, end in promoted.values())
 
@@ -69,7 +70,7 @@ def test_without_standbys_the_takeover_replays_every_record():
     assert promoted == {}
     assert set(reads) >= lost
     assert all(reads[tp][0] == 0 for tp in lost)
-    assert replayed(lost, reads) == sum(reads[tp][1] for tp in lost) > 150
+    assert replayed(lost, reads) == sum(reads[tp][1] for tp in lost) > 10
 
 
 def test_memory_tables_take_the_standby_keys_and_stay_exact():

@@ -103,7 +103,8 @@ def test_on_changelog_event_sees_every_record_recovery_applies():
     events = []
 
     def build():
-        app = detstream.App("ce", broker="sim://", topic_partitions=1)
+        # every write sent at once: the test counts one changelog record per write
+        app = detstream.App("ce", broker="sim://", topic_partitions=1, table_changelog_cache_size=0)
         topic = app.topic("in", partitions=1, internal=True, value_type=str)
 
         async def on_event(event):

@@ -32,7 +32,12 @@ class CountingTable(Table):
 
 
 def word_count_app(cluster, name, *, store, datadir, **settings):
-    """The same app code, built fresh for every (re)start, as a new worker process would."""
+    """The same app code, built fresh for every (re)start, as a new worker process would.
+
+    Every write is sent at once (no changelog cache): these tests count changelog
+    records per word.
+    """
+    settings.setdefault("table_changelog_cache_size", 0)
     app = detstream.App(
         "wc", broker="sim://", store=store, datadir=str(datadir), topic_partitions=2, **settings
     )

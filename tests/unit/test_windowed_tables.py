@@ -23,6 +23,7 @@ class View(detstream.Record):
 
 
 def views_app(name="views", *, store="memory://", datadir=None, partitions=1, **settings):
+    settings.setdefault("table_changelog_cache_size", 0)  # the tests read a record per write
     app = detstream.App(
         name, broker="sim://", store=store, datadir=str(datadir or "."),
         topic_partitions=partitions, **settings,
