@@ -117,6 +117,10 @@ class _TimerHandle(asyncio.TimerHandle):
     not stable, so two timers due at the same instant run in an order that
     depends on the heap's history.  Deterministic, but not FIFO; with a
     sequence number equal-time timers run in the order they were scheduled.
+
+    Every push and pop of the heap compares handles with this Python-level
+    ``__lt__`` (about 2 log n times), so it is written for speed: an exact
+    type test and plain attribute reads, no ``super()`` call on that path.
     """
 
     __slots__ = ("_seq",)
@@ -126,8 +130,9 @@ class _TimerHandle(asyncio.TimerHandle):
         self._seq = seq
 
     def __lt__(self, other: object) -> bool:
-        if isinstance(other, _TimerHandle) and self._when == other._when:
-            return self._seq < other._seq
+        if type(other) is _TimerHandle:
+            when, other_when = self._when, other._when
+            return when < other_when or (when == other_when and self._seq < other._seq)
         return super().__lt__(other)
 
 
@@ -202,6 +207,11 @@ class VirtualEventLoop(asyncio.BaseEventLoop):
         self._task_owner: weakref.WeakKeyDictionary[asyncio.Task[Any], str] = (
             weakref.WeakKeyDictionary()
         )
+        #: loop iterations so far: a point in the run that depends on the schedule only.
+        self.iterations = 0
+        self._iteration_hook: Callable[[int], object] | None = None
+        self._hook_every = 0
+        self._hook_due = 0
 
     # -- clock ---------------------------------------------------------------
 
@@ -229,6 +239,21 @@ class VirtualEventLoop(asyncio.BaseEventLoop):
         heapq.heappush(self._scheduled, timer)  # type: ignore[attr-defined]
         timer._scheduled = True  # type: ignore[attr-defined]
         return timer
+
+    def call_every_iterations(self, every: int, hook: Callable[[int], object] | None) -> None:
+        """Call ``hook(iterations)`` at the start of every ``every``-th loop iteration (None: stop).
+
+        For work that must happen at points of the run that depend on the
+        schedule alone, never on the host: the garbage collection policy
+        (``sim.gc_policy``) collects there, so a finalizer that a collection
+        runs touches the loop at the same step in every run of a seed. The
+        hook runs before the iteration's ready callbacks, outside any task.
+        """
+        if every < 1:
+            raise ValueError(f"every must be at least 1, not {every}")
+        self._iteration_hook = hook
+        self._hook_every = every
+        self._hook_due = self.iterations + every
 
     # -- tasks ---------------------------------------------------------------
 
@@ -261,6 +286,11 @@ class VirtualEventLoop(asyncio.BaseEventLoop):
     # -- the parts of BaseEventLoop that are left to subclasses ----------------
 
     def _process_events(self, event_list: list[Any]) -> None:
+        # Called once per iteration of _run_once, between select and the ready callbacks.
+        self.iterations += 1
+        if self._iteration_hook is not None and self.iterations >= self._hook_due:
+            self._hook_due += self._hook_every
+            self._iteration_hook(self.iterations)
         # Move due timers to the ready queue here, before _run_once would.
         # Two reasons: (1) asyncio fires timers with ``when < now +
         # resolution``; once ``now`` is so large that adding the resolution

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from .cluster import ClusterConfig, SimCluster
 from .driver import current_cluster
+from .gc_policy import SimGcPolicy
 from .loop import VirtualEventLoop
 from .sandbox import Sandbox
 from .trace import Trace
@@ -38,10 +39,13 @@ def run_sandboxed(main: Callable[[], Awaitable[T]], *, seed: int, shuffle: bool 
     coroutine itself) is made inside the sandbox. Leftover tasks are cancelled
     in creation order so cleanup is deterministic too. ``shuffle`` permutes
     each batch of ready callbacks with a Random of its own stream
-    (``{seed}/schedule``), exploring interleavings asyncio allows.
+    (``{seed}/schedule``), exploring interleavings asyncio allows. The
+    garbage collector follows ``sim.gc_policy`` meanwhile: collections at
+    loop iterations, not at allocation counts of the host process.
     """
     loop = VirtualEventLoop(shuffle=random.Random(f"{seed}/schedule") if shuffle else None)
-    with Sandbox(loop, seed):
+    with SimGcPolicy() as gc_policy, Sandbox(loop, seed):
+        gc_policy.attach(loop)
         asyncio.set_event_loop(loop)
         try:
             return loop.run_until_complete(main())

@@ -4,6 +4,14 @@ A line is ``<virtual time> <actor> <kind> key=value ...``. Everything in it is
 derived from the seed and the code (virtual time, names, offsets, crc32 of
 payloads), never from addresses or the wall clock, so equal runs produce equal
 bytes and the sha256 of the trace identifies a run.
+
+Recording is on the hot path (about three steps per delivered event), so
+``Trace.record`` stores the structured event and formats nothing: text is
+rendered only when someone reads it (``lines``, ``sha256``, ``write``: the
+CLI's hash line, ``--trace``, divergence reports, tests). Lazy rendering must
+show what the step was *when it happened*, so a step whose fields are not all
+of an immutable type (a list of partitions, a table value the app may mutate
+in place later) is rendered at once, as before.
 """
 
 from __future__ import annotations
@@ -11,9 +19,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, overload
+
+from detstream._types import TP
 
 
 class TraceEvent(NamedTuple):
@@ -43,22 +53,107 @@ def format_value(value: Any) -> str:
     return text if " " not in text else repr(text)
 
 
+def _text(value: str) -> str:
+    return value if " " not in value else repr(value)
+
+
+def _tp(value: TP) -> str:
+    return _text(f"{value.topic}[{value.partition}]")
+
+
+#: Exact types whose values cannot change after they are recorded, with a
+#: renderer equal to ``format_value`` for them (a faster path: no isinstance
+#: chain). A step whose values are all of these types is rendered lazily.
+_IMMUTABLE: dict[type, Callable[[Any], str]] = {
+    str: _text,
+    int: str,
+    bool: str,
+    type(None): lambda _: "-",
+    float: lambda value: f"{value:.6f}",
+    bytes: format_value,
+    TP: _tp,
+}
+
+
+def _render(event: TraceEvent) -> str:
+    time, actor, kind, fields = event
+    parts = [f"{time:012.6f} {actor} {kind}"]
+    renderers = _IMMUTABLE
+    for key, value in fields.items():
+        cls = type(value)
+        if cls is int:  # the commonest value (offsets, partitions, counts): no call
+            parts.append(f"{key}={value}")
+        else:
+            parts.append(f"{key}={renderers.get(cls, format_value)(value)}")
+    return " ".join(parts).rstrip()
+
+
+class TraceLines(Sequence[str]):
+    """The trace's text lines, a live view rendered on demand.
+
+    ``len`` costs nothing (one line per event); reading a line renders the
+    lines up to it once and keeps them. Compares equal to any sequence of the
+    same strings (a list read back from a trace file, another trace's lines).
+    """
+
+    __slots__ = ("_trace",)
+
+    def __init__(self, trace: Trace) -> None:
+        self._trace = trace
+
+    def __len__(self) -> int:
+        return len(self._trace.events)
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[str]: ...
+
+    def __getitem__(self, index: int | slice) -> str | list[str]:
+        return self._trace._rendered()[index]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._trace._rendered())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, TraceLines):
+            return other._trace is self._trace or self._trace._rendered() == other._trace._rendered()
+        if isinstance(other, (list, tuple)):
+            return self._trace._rendered() == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable: it grows with the trace
+
+    def __repr__(self) -> str:
+        return f"TraceLines({len(self)} lines)"
+
+
 class Trace:
     """Collects trace events in order and hashes them."""
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self._clock = clock
         self.events: list[TraceEvent] = []
+        #: lines rendered at record time (index -> line): steps with a possibly mutable value.
+        self._early: dict[int, str] = {}
+        #: lines rendered so far, a prefix of the trace (filled on demand).
         self._lines: list[str] = []
+        #: sha256 over the first ``_hashed`` lines, each followed by a newline.
+        self._digest = hashlib.sha256()
+        self._hashed = 0
         self._waiters: list[tuple[Callable[[TraceEvent], bool], asyncio.Future[TraceEvent]]] = []
 
     def record(self, actor: str, kind: str, **fields: Any) -> None:
         """Append one step; field order is the call's keyword order."""
-        now = self._clock()
-        event = TraceEvent(now, actor, kind, fields)
-        self.events.append(event)
-        rendered = " ".join(f"{k}={format_value(v)}" for k, v in fields.items())
-        self._lines.append(f"{now:012.6f} {actor} {kind} {rendered}".rstrip())
+        events = self.events
+        event = TraceEvent(self._clock(), actor, kind, fields)
+        immutable = _IMMUTABLE
+        for value in fields.values():
+            if type(value) not in immutable:
+                self._early[len(events)] = _render(event)
+                break
+        events.append(event)
         if self._waiters:
             self._wake(event)
 
@@ -79,22 +174,37 @@ class Trace:
                 waiting.append((matches, future))
         self._waiters = waiting
 
+    def _rendered(self) -> list[str]:
+        """Every line so far: renders the events recorded since the last call."""
+        lines, events = self._lines, self.events
+        if len(lines) < len(events):
+            early = self._early
+            for index in range(len(lines), len(events)):
+                line = early.pop(index, None)
+                lines.append(line if line is not None else _render(events[index]))
+        return lines
+
     @property
-    def lines(self) -> list[str]:
-        return self._lines
+    def lines(self) -> TraceLines:
+        """The text lines (rendered when read; ``len`` is free)."""
+        return TraceLines(self)
 
     def of_kind(self, kind: str) -> Iterator[TraceEvent]:
         return (e for e in self.events if e.kind == kind)
 
     def sha256(self) -> str:
-        digest = hashlib.sha256()
-        for line in self._lines:
-            digest.update(line.encode())
-            digest.update(b"\n")
-        return digest.hexdigest()
+        """The sha256 of the text (each line and a newline): equal runs, equal hashes.
+
+        Incremental: a second call hashes only the lines recorded since the first.
+        """
+        lines = self._rendered()
+        if self._hashed < len(lines):
+            self._digest.update(("\n".join(lines[self._hashed:]) + "\n").encode())
+            self._hashed = len(lines)
+        return self._digest.hexdigest()
 
     def write(self, path: str | Path) -> None:
-        Path(path).write_text("".join(line + "\n" for line in self._lines))
+        Path(path).write_text("".join(line + "\n" for line in self._rendered()))
 
 
 #: a worker's trace events after which it holds no partitions (and no table state).
