@@ -25,9 +25,10 @@ offset forward; offsets never change, readers skip holes.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
@@ -196,7 +197,12 @@ class SimCluster:
         self.groups: dict[str, GroupCoordinator] = {}
         self.transactions = TransactionCoordinator(self)
         self.cleaner = LogCleaner(self)
-        self._fetch_waiters: list[asyncio.Future[None]] = []
+        #: waiting fetches in registration order (waiter -> registration number), and the
+        #: same waiters by the partition they read (``_waiting_any``: any partition).
+        self._fetch_waiters: dict[asyncio.Future[None], int] = {}
+        self._waiting_on: dict[TP, dict[asyncio.Future[None], int]] = {}
+        self._waiting_any: dict[asyncio.Future[None], int] = {}
+        self._registrations = itertools.count()
 
     # -- topics ---------------------------------------------------------
     def create_topic(
@@ -258,7 +264,7 @@ class SimCluster:
         metas = [self._append(by, tp, log, record, state) for record in records]
         if batch is not None:
             remember(log.producers, batch, tuple(meta.offset for meta in metas))
-        self.wake_fetchers()
+        self.wake_fetchers(tp)
         return metas
 
     def _check_batch_size(self, by: str, tp: TP, records: Sequence[OutgoingRecord]) -> None:
@@ -288,7 +294,7 @@ class SimCluster:
         """Append one record directly (no leader or sequence checks: tools and tests)."""
         state = self.transactions.check(*transaction, "produce") if transaction else None
         meta = self._append(by, tp, self._log(tp), _Direct(key, value, timestamp, headers), state)
-        self.wake_fetchers()
+        self.wake_fetchers(tp)
         return meta
 
     def _append(
@@ -330,12 +336,18 @@ class SimCluster:
         return metas
 
     def write_marker(self, tp: TP, producer_id: int, *, commit: bool, offsets: list[int]) -> None:
-        """End ``producer_id``'s transaction in ``tp`` (its records are at ``offsets``)."""
+        """End ``producer_id``'s transaction in ``tp`` (its records are at ``offsets``).
+
+        The marker may move the last stable offset (read_committed readers of
+        ``tp`` may read on) and takes an offset (every reader's position may
+        move past it), so it wakes the fetches waiting on ``tp``.
+        """
         log = self._log(tp)
         if not commit:
             log.aborted.update(offsets)
         log.open_first.pop(producer_id, None)
         log.records.append(ControlMarker(log.end_offset, producer_id, commit))
+        self.wake_fetchers(tp)
 
     def read(
         self, tp: TP, offset: int, max_records: int, *, read_committed: bool = False
@@ -351,28 +363,66 @@ class SimCluster:
     def beginning_offset(self, tp: TP) -> int:
         return self._log(tp).start_offset
 
-    def wake_fetchers(self) -> None:
-        """Wake waiting fetches (data arrived, or a consumer resumed or seeked)."""
-        waiters, self._fetch_waiters = self._fetch_waiters, []
+    def wake_fetchers(self, tp: TP | None = None) -> None:
+        """Wake the fetches waiting on ``tp`` (data, a marker or a new leader), or all of them.
+
+        Only the waiters of ``tp`` (and those waiting on any partition) wake,
+        in the order they began to wait: with several workers, waking every
+        fetch on every append made each delivery cost many empty partition
+        reads. ``None`` wakes every waiting fetch, in the same order.
+        """
+        if tp is None:
+            waiters: Iterable[asyncio.Future[None]] = list(self._fetch_waiters)
+        else:
+            on_tp = self._waiting_on.get(tp)
+            if on_tp and self._waiting_any:
+                merged = {**on_tp, **self._waiting_any}
+                waiters = sorted(merged, key=merged.__getitem__)
+            elif on_tp:
+                waiters = list(on_tp)
+            else:
+                waiters = list(self._waiting_any)
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
 
-    async def wait_for_append(self, timeout: float) -> None:
-        """Return when any partition grows, or after ``timeout`` virtual seconds.
+    async def wait_for_append(
+        self,
+        timeout: float,
+        tps: Iterable[TP] | None = None,
+        *,
+        waiter: asyncio.Future[None] | None = None,
+    ) -> None:
+        """Return when data may have become readable in ``tps``, or after ``timeout`` seconds.
+
+        ``tps=None`` waits on every partition. That is an append, a
+        transaction marker or a leader change in one of them, a call of
+        ``wake_fetchers()`` without a partition, or the caller resolving its
+        own ``waiter`` (a consumer that seeks, resumes or gains partitions
+        while it waits: the partitions it waits on are those of the call).
 
         A plain future and a timer rather than ``asyncio.wait_for``: on Python
         3.11 ``wait_for`` can swallow a cancellation that races its timeout,
         and a crashed or stopping worker's fetch must always be cancellable.
         """
         loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[None] = loop.create_future()
-        self._fetch_waiters.append(waiter)
+        if waiter is None:
+            waiter = loop.create_future()
+        number = next(self._registrations)
+        self._fetch_waiters[waiter] = number
+        indexes = [self._waiting_any] if tps is None else [
+            self._waiting_on.setdefault(tp, {}) for tp in set(tps)
+        ]
+        for index in indexes:
+            index[waiter] = number
         timer = loop.call_later(timeout, _resolve, waiter)
         try:
             await waiter
         finally:
             timer.cancel()
+            del self._fetch_waiters[waiter]
+            for index in indexes:
+                del index[waiter]
 
     def records(self, topic: str, *, read_committed: bool = True) -> list[ConsumerRecord]:
         """Every record of ``topic`` a consumer can read, partition by partition (final reads).
@@ -406,8 +456,8 @@ class SimCluster:
         return coordinator
 
     def _leader_changed(self, tp: TP) -> None:
-        """A partition's leader moved: fetches may go on, a moved coordinator reloads its group."""
-        self.wake_fetchers()
+        """A partition's leader moved: its fetches may go on, a moved coordinator reloads its group."""
+        self.wake_fetchers(tp)
         if tp.topic == GROUP_COORDINATOR_TOPIC:
             for group_id in sorted(self.groups):
                 if coordinator_partition(GROUP_COORDINATOR_TOPIC, group_id) == tp:

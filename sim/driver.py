@@ -194,6 +194,8 @@ class SimConsumer(GroupMember):
         isolation_level: IsolationLevel = "read_uncommitted",
         stop_budget: Callable[[], float | None] = lambda: None,
     ) -> None:
+        #: the future of the fetch waiting in ``getmany`` (resolved to wake it early), if any.
+        self._fetch_waiter: asyncio.Future[None] | None = None
         self._link = link or Link(name)
         #: how long ``stop`` may wait for the cluster (the app's stop budget; None: unbounded).
         self._stop_budget = stop_budget
@@ -210,7 +212,7 @@ class SimConsumer(GroupMember):
         self._group_id = group_id
         self._topics: frozenset[str] = frozenset()
         self._listener: RebalanceListener | None = None
-        self._assignment: set[TP] = set()
+        self._assigned: set[TP] = set()
         self._paused: set[TP] = set()
         self._positions: dict[TP, int] = {}
         self._member_id: str | None = None
@@ -226,6 +228,22 @@ class SimConsumer(GroupMember):
         #: changelog partitions of the last assignment (active or standby), told to the leader.
         self._held: frozenset[TP] = frozenset()
         self._owned: frozenset[TP] = frozenset()
+
+    @property
+    def _assignment(self) -> set[TP]:
+        return self._assigned
+
+    @_assignment.setter
+    def _assignment(self, tps: set[TP]) -> None:
+        """A new assignment (here, from ``assign``, or from the group protocol in ``GroupMember``).
+
+        A fetch waiting in ``getmany`` waits on the partitions it had: one
+        that gained partitions is woken to read them too.
+        """
+        gained = not tps <= self._assigned
+        self._assigned = tps
+        if gained:
+            self._wake_fetch()
 
     # -- lifecycle ----------------------------------------------------------
     async def start(self) -> None:
@@ -332,7 +350,31 @@ class SimConsumer(GroupMember):
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return {}
-            await self._cluster.wait_for_append(min(remaining, self.heartbeat_interval))
+            if self._metadata_stale:
+                continue  # a partition was skipped: refresh (after retry_backoff), read again
+            await self._wait_for_data(min(remaining, self.heartbeat_interval))
+
+    async def _wait_for_data(self, timeout: float) -> None:
+        """Wait until a partition this consumer reads may have data, or ``timeout``.
+
+        Waits on the partitions read now (assigned, not paused): an append,
+        marker or leader change elsewhere does not wake this fetch. A seek, a
+        resume or new partitions wake it through ``_wake_fetch``.
+        """
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._fetch_waiter = waiter
+        try:
+            await self._cluster.wait_for_append(
+                timeout, self._assignment - self._paused, waiter=waiter
+            )
+        finally:
+            self._fetch_waiter = None
+
+    def _wake_fetch(self) -> None:
+        """Wake this consumer's waiting fetch (not other consumers': nothing changed for them)."""
+        waiter = self._fetch_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def _fetch_lost(self) -> None:
         """A drop fault lost the fetch: nothing comes back until the request timeout."""
@@ -376,17 +418,17 @@ class SimConsumer(GroupMember):
     def _set_position(self, tp: TP, offset: int) -> None:
         self._positions[tp] = offset
         self._seeks[tp] = self._seeks.get(tp, 0) + 1
+        self._wake_fetch()
 
     def pause(self, *tps: TP) -> None:
         self._paused.update(tps)
 
     def resume(self, *tps: TP) -> None:
         self._paused.difference_update(tps)
-        self._cluster.wake_fetchers()
+        self._wake_fetch()
 
     def seek(self, tp: TP, offset: int) -> None:
         self._set_position(tp, offset)
-        self._cluster.wake_fetchers()
 
     async def position(self, tp: TP) -> int:
         return self._positions[tp]

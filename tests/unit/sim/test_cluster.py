@@ -154,3 +154,82 @@ def test_commit_from_previous_generation_is_fenced():
 
     committed = simulate(main, config=FAST)
     assert committed == {TP("t", 0): 1}
+
+
+# -- waiting fetches: an event wakes only the fetches of its partition ------------------
+async def _watch(cluster, name, tps, woken, timeout=10.0):
+    """Wait on ``tps`` (None: any partition); note ``(name, wake-up time)``."""
+    await cluster.wait_for_append(timeout, tps)
+    woken.append((name, asyncio.get_running_loop().time()))
+
+
+def _append(cluster, tp):
+    cluster.append("test", tp, key=None, value=b"v", timestamp=0.0)
+
+
+def test_an_append_wakes_the_fetches_of_its_partition_in_the_order_they_began_to_wait():
+    async def main(cluster):
+        cluster.create_topic("t", 2, by="test")
+        t0, t1 = TP("t", 0), TP("t", 1)
+        woken = []
+        tasks = [
+            asyncio.ensure_future(_watch(cluster, name, tps, woken))
+            for name, tps in [("b", [t0]), ("other", [t1]), ("any", None), ("a", [t1, t0])]
+        ]
+        await asyncio.sleep(1.0)
+        _append(cluster, t0)
+        await asyncio.sleep(1.0)
+        _append(cluster, t1)
+        await asyncio.gather(*tasks)
+        return woken, cluster._fetch_waiters, cluster._waiting_on, cluster._waiting_any
+
+    woken, *registrations = simulate(main)
+    assert woken == [("b", 1.0), ("any", 1.0), ("a", 1.0), ("other", 2.0)]
+    assert not any(registrations[0]) and not any(registrations[2])  # nothing left behind
+    assert all(not waiting for waiting in registrations[1].values())
+
+
+def test_a_wait_times_out_and_a_wake_without_a_partition_wakes_every_fetch():
+    async def main(cluster):
+        cluster.create_topic("t", 2, by="test")
+        woken = []
+        tasks = [
+            asyncio.ensure_future(_watch(cluster, "t0", [TP("t", 0)], woken, timeout=3.0)),
+            asyncio.ensure_future(_watch(cluster, "t1", [TP("t", 1)], woken, timeout=30.0)),
+            asyncio.ensure_future(_watch(cluster, "none", [], woken, timeout=30.0)),
+        ]
+        await asyncio.sleep(5.0)
+        cluster.wake_fetchers()
+        await asyncio.gather(*tasks)
+        return woken
+
+    assert simulate(main) == [("t0", 3.0), ("t1", 5.0), ("none", 5.0)]
+
+
+def test_a_transaction_marker_and_a_leader_change_wake_the_fetches_of_their_partition():
+    async def main(cluster):
+        cluster.create_topic("t", 2, by="test")
+        t0, t1 = TP("t", 0), TP("t", 1)
+        woken = []
+        tasks = [asyncio.ensure_future(_watch(cluster, n, [tp], woken)) for n, tp in [("t0", t0), ("t1", t1)]]
+        await asyncio.sleep(1.0)
+        cluster.write_marker(t0, producer_id=7, commit=True, offsets=[])
+        await asyncio.sleep(1.0)
+        cluster.brokers.move_leaders(cluster.brokers.leader(t1))
+        await asyncio.gather(*tasks)
+        return woken
+
+    assert simulate(main) == [("t0", 1.0), ("t1", 2.0)]
+
+
+def test_a_cancelled_wait_leaves_no_waiter_behind():
+    async def main(cluster):
+        cluster.create_topic("t", 1, by="test")
+        task = asyncio.ensure_future(cluster.wait_for_append(10.0, [TP("t", 0)]))
+        await asyncio.sleep(1.0)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        _append(cluster, TP("t", 0))
+        return task.cancelled(), dict(cluster._fetch_waiters), dict(cluster._waiting_on[TP("t", 0)])
+
+    assert simulate(main) == (True, {}, {})

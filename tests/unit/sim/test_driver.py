@@ -106,3 +106,130 @@ def test_dropped_fetch_returns_nothing_until_the_request_timeout():
 
     waited, got, dropped = simulate(main, config=ClusterConfig(request_timeout=5.0))
     assert 5.0 <= waited < 6.1 and got == {TP("t", 0): [b"0", b"1"]} and dropped == 1
+
+
+# -- a waiting fetch wakes for its own partitions ---------------------------------------
+def _consumer(cluster, tps, isolation="read_uncommitted"):
+    consumer = SimTransport(cluster=cluster, name="c").create_consumer(
+        client_id="c", group_id=None, isolation_level=isolation
+    )
+    consumer.assign(tps)
+    return consumer
+
+
+async def _fetch_at(consumer, timeout):
+    """(loop time when getmany returned, {tp: [values]})."""
+    batch = await consumer.getmany(timeout)
+    return asyncio.get_running_loop().time(), {tp: [r.value for r in rs] for tp, rs in batch.items()}
+
+
+def test_a_waiting_fetch_sleeps_through_appends_to_other_partitions():
+    async def main(cluster):
+        cluster.create_topic("t", 2, by="test")
+        cluster.create_topic("other", 4, by="test")
+        reads = []
+        read = cluster.read
+        cluster.read = lambda tp, *args, **kwargs: reads.append(tp) or read(tp, *args, **kwargs)
+        consumer = _consumer(cluster, [TP("t", 0), TP("t", 1)])
+        fetch = asyncio.ensure_future(_fetch_at(consumer, 10.0))
+        await asyncio.sleep(1.0)
+        await fill(cluster, [TP("other", p) for p in range(4)], 5)  # 20 appends elsewhere
+        await asyncio.sleep(1.0)
+        await fill(cluster, [TP("t", 1)], 1)
+        appended = asyncio.get_running_loop().time()
+        returned, got = await fetch
+        return returned - appended, got, reads
+
+    delay, got, reads = simulate(main, config=FAST)
+    assert got == {TP("t", 1): [b"0"]} and delay < 0.01
+    assert len(reads) == 4  # both partitions when the fetch began, and again when t[1] grew
+
+
+def test_seek_resume_and_new_partitions_wake_a_waiting_fetch():
+    async def main(cluster):
+        cluster.create_topic("t", 2, by="test")
+        t0, t1 = TP("t", 0), TP("t", 1)
+        await fill(cluster, [t0, t1], 1)
+        consumer = _consumer(cluster, [t0])
+        await consumer.getmany(1.0)  # t[0] read to its end
+        results = []
+        for change in (
+            lambda: consumer.seek(t0, 0),
+            lambda: consumer.assign([t0, t1]),
+            lambda: consumer.resume(t1),
+        ):
+            fetch = asyncio.ensure_future(_fetch_at(consumer, 10.0))
+            await asyncio.sleep(1.0)
+            changed = asyncio.get_running_loop().time()
+            change()
+            returned, got = await fetch
+            results.append((returned - changed, got))
+            if len(results) == 2:
+                consumer.seek(t1, 0)
+                consumer.pause(t1)
+        return results
+
+    (seek, assign, resume) = simulate(main, config=FAST)
+    assert seek[1] == {TP("t", 0): [b"0"]}
+    assert assign[1] == {TP("t", 1): [b"0"]}
+    assert resume[1] == {TP("t", 1): [b"0"]}
+    assert all(delay < 0.01 for delay, _ in (seek, assign, resume))
+
+
+def test_a_group_assignment_wakes_a_fetch_that_waited_without_partitions():
+    async def main(cluster):
+        cluster.create_topic("t", 1, by="test")
+        await fill(cluster, [TP("t", 0)], 2)
+        consumer = SimTransport(cluster=cluster, name="c").create_consumer(client_id="c", group_id="g")
+        listener = Listener()
+        consumer.subscribe(["t"], listener)
+        await consumer.start()
+        returned, got = await _fetch_at(consumer, 30.0)  # nothing assigned yet
+        await consumer.stop()
+        return returned, got
+
+    returned, got = simulate(main, config=FAST)
+    assert got == {TP("t", 0): [b"0", b"1"]}
+    assert returned < 2.0  # the join (0.5 s of initial delay), not the fetch timeout
+
+
+def test_a_read_committed_fetch_wakes_when_the_transaction_commits():
+    async def main(cluster):
+        cluster.create_topic("t", 1, by="test")
+        producer = SimTransport(cluster=cluster, name="p").create_producer(
+            client_id="p", transactional_id="tx"
+        )
+        await producer.start()
+        await producer.begin_transaction()
+        await producer.send("t", key=None, value=b"c1", partition=0)
+        consumer = _consumer(cluster, [TP("t", 0)], "read_committed")
+        fetch = asyncio.ensure_future(_fetch_at(consumer, 10.0))
+        await asyncio.sleep(1.0)
+        await producer.commit_transaction()
+        committed = asyncio.get_running_loop().time()
+        returned, got = await fetch
+        return returned - committed, got
+
+    delay, got = simulate(main, config=FAST)
+    assert got == {TP("t", 0): [b"c1"]} and delay < 0.01
+
+
+def test_a_fetch_that_skipped_a_moved_partition_refreshes_its_metadata_without_waiting():
+    async def main(cluster):
+        cluster.create_topic("t", 6, by="test")
+        tps = [TP("t", p) for p in range(6)]
+        await fill(cluster, tps, 1)
+        consumer = _consumer(cluster, tps)
+        await read_until(consumer, 6)  # metadata known, everything read
+        moved_from = cluster.brokers.leader(tps[0])
+        cluster.brokers.move_leaders(moved_from)
+        moved = [tp for tp in tps if cluster.brokers.leader(tp) != moved_from]
+        await fill(cluster, [tps[0]], 1, start=1)  # only a partition whose leader moved grows
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        returned, got = await _fetch_at(consumer, 10.0)
+        return returned - start, got, tps[0] in moved
+
+    took, got, moved = simulate(main, config=FAST)
+    assert moved and got == {TP("t", 0): [b"1"]}
+    assert took < 0.5  # retry_backoff and a metadata round trip, not a wait for more data
