@@ -62,6 +62,8 @@ class SeedRange(click.ParamType):
 @click.option("--trace", "trace_path", type=click.Path(dir_okay=False, writable=True),
               help="Write the trace (with a replay header) to this file.")
 @click.option("--seeds", type=SeedRange(), help="Run every seed in a range, e.g. 1..200.")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="With --seeds: run the seeds in this many processes (same results and output).")
 @click.option("--check-determinism", is_flag=True, help="Run the seed twice and compare traces.")
 @click.option("--replay", "replay_path", type=click.Path(exists=True, dir_okay=False),
               help="Rerun a trace file and fail at the first line that differs.")
@@ -71,7 +73,7 @@ class SeedRange(click.ParamType):
 @click.option("--scenario", "scenario_path", type=click.Path(exists=True, dir_okay=False),
               help="A Python file whose sim_scenario(sim) replaces the target's own.")
 def sim(target: str | None, seed: int, workers: int, brokers: int, duration: float, faults: str,
-        plan_path: str | None, trace_path: str | None, seeds: range | None,
+        plan_path: str | None, trace_path: str | None, seeds: range | None, jobs: int,
         check_determinism: bool, replay_path: str | None, shrink: bool, shuffle: bool,
         scenario_path: str | None) -> None:
     """Run TARGET (file, module or module:attr) on a simulated cluster."""
@@ -85,11 +87,13 @@ def sim(target: str | None, seed: int, workers: int, brokers: int, duration: flo
             return
         if not target:
             raise click.UsageError("missing TARGET (a file, module or module:attr)")
+        if jobs != 1 and seeds is None:
+            raise click.UsageError("--jobs runs the seeds of a sweep: use it with --seeds A..B")
         plan = FaultPlan.load(plan_path) if plan_path else None
         options = SimOptions(seed=seed, workers=workers, duration=duration, faults=faults,
                              plan=plan, shuffle=shuffle, brokers=brokers, scenario=scenario_path)
         if seeds is not None:
-            _sweep(target, options, seeds)
+            _sweep(target, options, seeds, jobs)
         elif check_determinism:
             _determinism(target, options)
         else:
@@ -140,13 +144,13 @@ def _print_violations(report: Any) -> None:
             click.echo(f"    {line}")
 
 
-def _sweep(target: str, options: Any, seeds: range) -> None:
+def _sweep(target: str, options: Any, seeds: range, jobs: int) -> None:
     from sim.explore import sweep
 
     click.echo(f"detstream sim {target} seeds={seeds.start}..{seeds.stop - 1} faults={options.faults}")
-    result = sweep(target, options, seeds)
-    for seed, report in result.failures:
-        first = report.violations[0]
+    result = sweep(target, options, seeds, jobs=jobs)
+    for seed, outcome in result.failures:
+        first = outcome.violations[0]
         click.echo(f"  seed {seed}: FAILED {first.check}: {first.message}")
     shown = " ".join(f"{k}={v}" for k, v in sorted(result.coverage.items()))
     click.echo(f"  coverage: {shown}")

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from detstream.errors import InvalidArgument
 
+from .checks import Violation
 from .faults import FaultPlan
 from .runner import SimOptions, SimReport, run
 
@@ -26,24 +28,63 @@ INTERESTING = (
 
 
 @dataclass
+class SeedOutcome:
+    """What a sweep keeps of one seed's run: small and picklable (it may come from a worker process)."""
+
+    seed: int
+    sha256: str
+    coverage: Counter[str]
+    violations: list[Violation]
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+
+def run_seed(target: str, options: SimOptions) -> SeedOutcome:
+    """Run one seed of a sweep and keep its outcome (the trace and cluster are dropped)."""
+    report = run(target, options)
+    return SeedOutcome(options.seed, report.sha256, report.coverage, report.violations)
+
+
+@dataclass
 class Sweep:
-    runs: int = 0
-    failures: list[tuple[int, SimReport]] = field(default_factory=list)
+    """A sweep's outcomes and summed coverage: all the command line prints of it."""
+
+    #: one outcome per seed, in seed order.
+    outcomes: list[SeedOutcome] = field(default_factory=list)
     coverage: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def runs(self) -> int:
+        return len(self.outcomes)
+
+    @property
+    def failures(self) -> list[tuple[int, SeedOutcome]]:
+        return [(outcome.seed, outcome) for outcome in self.outcomes if not outcome.ok]
 
     def never_reached(self) -> list[str]:
         return [name for name in INTERESTING if not self.coverage[name]]
 
 
-def sweep(target: str, options: SimOptions, seeds: range) -> Sweep:
-    """Run every seed in ``seeds`` with otherwise equal options."""
+def sweep(target: str, options: SimOptions, seeds: range, *, jobs: int = 1) -> Sweep:
+    """Run every seed in ``seeds`` with otherwise equal options, in ``jobs`` processes.
+
+    Each seed's run is deterministic on its own, so where it runs does not
+    change its outcome; outcomes are kept in seed order either way.
+    """
+    if jobs < 1:
+        raise InvalidArgument(f"jobs must be at least 1, got {jobs}")
+    if jobs == 1 or len(seeds) < 2:
+        outcomes: Iterable[SeedOutcome] = (run_seed(target, replace(options, seed=s)) for s in seeds)
+    else:
+        from .parallel import run_seeds
+
+        outcomes = run_seeds(target, options, seeds, jobs)
     result = Sweep()
-    for seed in seeds:
-        report = run(target, replace(options, seed=seed))
-        result.runs += 1
-        result.coverage.update(report.coverage)
-        if not report.ok:
-            result.failures.append((seed, report))
+    for outcome in outcomes:
+        result.outcomes.append(outcome)
+        result.coverage.update(outcome.coverage)
     return result
 
 
