@@ -322,6 +322,7 @@ class SimConsumer(GroupMember):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
+            self._check_authorized("fetch", self._assignment - self._paused)
             if self._fetch_blocked_until > loop.time():  # the lost fetch has not timed out yet
                 if deadline <= loop.time():
                     return {}
@@ -448,8 +449,28 @@ class SimConsumer(GroupMember):
         member = self._member_id if self._topics else None
         generation = self._generation
         group = self._cluster.group(self._group_id)
-        await self._group_request_retrying(
-            "offset-commit", lambda: group.commit(member, generation, offsets)
+
+        def at_coordinator() -> None:
+            self._check_authorized("commit", offsets)
+            group.commit(member, generation, offsets)
+
+        await self._group_request_retrying("offset-commit", at_coordinator)
+
+    def _check_authorized(self, what: str, tps: Iterable[TP]) -> None:
+        """A ``deny_reads`` fault on this host: fetches and offset commits of its topics are refused.
+
+        Not retriable (``TOPIC_AUTHORIZATION_FAILED``, as while an ACL is
+        being changed): aiokafka raises it from ``getmany`` or ``commit``,
+        and the engine crashes the app; its work is redone from the last
+        commit once the process is restarted.
+        """
+        topics = sorted({tp.topic for tp in tps})
+        if not topics or not self._link.conditions.denying_reads(asyncio.get_running_loop().time()):
+            return
+        self._cluster.stats[f"{what}-refused"] += 1
+        self._cluster.trace.record(self._name, f"{what}-refused", topics=topics)
+        raise TopicAuthorizationFailedError(
+            f"{self._name} may not {what} {topics} (deny_reads fault: authorization denied)"
         )
 
     async def committed(self, tp: TP) -> int | None:

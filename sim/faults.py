@@ -40,7 +40,9 @@ LINK_KINDS = ("delay", "drop")
 #: seconds: refuse: the brokers refuse its produce and offset-lookup requests non-retriably (an
 #: authorization failure, as while an ACL is being changed). The sends fail on their
 #: futures only; the engine must fail their events and redo them, never commit past them.
-REFUSAL_KINDS = ("refuse",)
+#: deny_reads: the brokers refuse its fetches and offset commits non-retriably (authorization);
+#: aiokafka raises that from getmany/commit, the engine crashes the app and the work is redone.
+REFUSAL_KINDS = ("refuse", "deny_reads")
 KINDS = WORKER_KINDS + BROKER_KINDS + LINK_KINDS + REFUSAL_KINDS
 
 #: how long a drawn stall lasts (virtual s): past the 60 s session timeout of the sim consumer.
@@ -54,6 +56,7 @@ DOWNTIME_RANGES = {
     "delay": (1.0, 10.0),
     "drop": (0.5, 8.0),
     "refuse": (0.5, 5.0),
+    "deny_reads": (0.5, 5.0),
 }
 #: extra latency (virtual s) a delay fault adds to each request.
 DELAY_RANGE = (0.05, 2.0)
@@ -80,7 +83,12 @@ INFRA_KINDS = BROKER_KINDS + LINK_KINDS
 PROFILES: dict[str, tuple[tuple[int, int, tuple[str, ...]], ...]] = {
     "none": (),
     "default": ((1, 3, ("crash", "restart")), (1, 2, INFRA_KINDS)),
-    "chaos": ((3, 8, WORKER_KINDS), (2, 5, INFRA_KINDS), (1, 2, REFUSAL_KINDS)),
+    "chaos": ((3, 8, WORKER_KINDS), (2, 5, INFRA_KINDS), (1, 2, ("refuse",))),
+}
+#: profile -> groups drawn after every other fault (and after the unreachable stops), so that
+#: adding them left the plans of every seed as they were.
+LATE_GROUPS: dict[str, tuple[tuple[int, int, tuple[str, ...]], ...]] = {
+    "chaos": ((0, 1, ("deny_reads",)),),
 }
 
 
@@ -122,7 +130,7 @@ class Fault:
             return text + f" (+{self.latency:.3f}s for {self.downtime:.3f}s)"
         if self.kind == "drop":
             return text + f" ({self.loss:.0%} for {self.downtime:.3f}s)"
-        if self.kind in ("stall", "refuse"):
+        if self.kind in ("stall", "refuse", "deny_reads"):
             return text + f" (for {self.downtime:.3f}s)"
         return text
 
@@ -201,15 +209,27 @@ def plan_faults(
     drawer = _Drawer(rng, workers, brokers)
     kinds: list[str] = []
     faults: list[Fault] = []
-    for low, high, allowed in PROFILES[profile]:
-        enabled = tuple(k for k in allowed if rng.random() < 0.6) or (rng.choice(allowed),)
-        count = rng.randint(low, high)
-        times = sorted(round(rng.uniform(0.1, 0.8) * duration, 3) for _ in range(count))
-        kinds.extend(enabled)
-        faults.extend(drawer.draw(at, enabled) for at in times)
-    faults = [_maybe_unreachable(rng, fault) for fault in faults]  # drawn last: the rest stay
+    for group in PROFILES[profile]:
+        _draw_group(rng, drawer, duration, group, kinds, faults)
+    faults = [_maybe_unreachable(rng, fault) for fault in faults]  # drawn late: the rest stay
+    for group in LATE_GROUPS.get(profile, ()):
+        _draw_group(rng, drawer, duration, group, kinds, faults)
     faults.sort(key=lambda fault: fault.at)  # stable: equal times keep their drawing order
     return FaultPlan(profile, tuple(kinds), tuple(faults))
+
+
+def _draw_group(
+    rng: random.Random, drawer: _Drawer, duration: float,
+    group: tuple[int, int, tuple[str, ...]], kinds: list[str], faults: list[Fault],
+) -> None:
+    """One group: which of its kinds are on (swarm), how many faults, when, which."""
+    low, high, allowed = group
+    enabled = tuple(k for k in allowed if rng.random() < 0.6) or (rng.choice(allowed),)
+    count = rng.randint(low, high)
+    times = sorted(round(rng.uniform(0.1, 0.8) * duration, 3) for _ in range(count))
+    if count:
+        kinds.extend(enabled)
+    faults.extend(drawer.draw(at, enabled) for at in times)
 
 
 def _maybe_unreachable(rng: random.Random, fault: Fault) -> Fault:

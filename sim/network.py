@@ -43,6 +43,8 @@ class LinkConditions:
         self.loss = 1.0
         #: until then the brokers refuse this host's produce requests (a ``refuse`` fault).
         self.refuse_until = 0.0
+        #: until then the brokers refuse this host's fetches and offset commits (``deny_reads``).
+        self.deny_reads_until = 0.0
 
     def delay(self, extra: float, until: float) -> None:
         self.extra_latency, self.delay_until = extra, until
@@ -52,6 +54,13 @@ class LinkConditions:
 
     def refuse(self, until: float) -> None:
         self.refuse_until = until
+
+    def deny_reads(self, until: float) -> None:
+        self.deny_reads_until = until
+
+    def denying_reads(self, now: float) -> bool:
+        """Whether the brokers refuse this host's fetches and offset commits now (not retriable)."""
+        return now < self.deny_reads_until
 
     def refusing(self, now: float) -> bool:
         """Whether the brokers refuse this host's produce requests now (not retriable)."""
@@ -67,7 +76,7 @@ class LinkConditions:
     @property
     def heals_at(self) -> float:
         """When the last fault window ends."""
-        return max(self.delay_until, self.drop_until, self.refuse_until)
+        return max(self.delay_until, self.drop_until, self.refuse_until, self.deny_reads_until)
 
 
 class Link:

@@ -142,7 +142,9 @@ def _nothing_in_flight(app: Any) -> bool:
 
 
 #: fault kinds after which an at-least-once app may process some input twice.
-_REPROCESSING_KINDS = frozenset({"crash", "stall", "drop", "delay", "refuse", *BROKER_KINDS})
+_REPROCESSING_KINDS = frozenset(
+    {"crash", "stall", "drop", "delay", "refuse", "deny_reads", *BROKER_KINDS}
+)
 
 
 def run(
@@ -394,6 +396,8 @@ class Simulation:
             worker.network.delay(fault.latency, until)
         elif fault.kind == "refuse":
             worker.network.refuse(until)
+        elif fault.kind == "deny_reads":
+            worker.network.deny_reads(until)
         else:
             worker.network.drop(until, fault.loss)
         return True

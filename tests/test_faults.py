@@ -196,3 +196,17 @@ def test_unreachable_stops_are_drawn_after_everything_else():
     assert 0 < len(unreachable) < len(stops)
     assert all(62.0 <= f.downtime <= 75.0 for f in unreachable)
     assert not any(f.unreachable for p in plans for f in p.faults if f.kind not in ("restart", "leave"))
+
+
+def test_a_deny_reads_window_crashes_the_app_and_its_work_is_redone():
+    # The brokers refuse a host's fetches and offset commits (an ACL being changed):
+    # aiokafka raises from getmany/commit, the engine crashes the app, the process is
+    # restarted and its partitions' work is redone from the last commit.
+    plan = FaultPlan("file", ("deny_reads",), (Fault(6.0, "deny_reads", "w2", 3.0),))
+    report = run(WORD_COUNT, SimOptions(seed=3, duration=20.0, plan=plan))
+    assert report.ok, report.violations
+    assert report.coverage["fetch-refused"] >= 1
+    crashed = [e for e in report.trace.of_kind("app-crashed") if e.actor == "w2"]
+    assert crashed and crashed[0].fields["error"] == "TopicAuthorizationFailedError"
+    drawn = {f.kind for s in range(40) for f in plan_faults(s, "chaos", 3, 30).faults}
+    assert "deny_reads" in drawn

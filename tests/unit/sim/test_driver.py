@@ -233,3 +233,34 @@ def test_a_fetch_that_skipped_a_moved_partition_refreshes_its_metadata_without_w
     took, got, moved = simulate(main, config=FAST)
     assert moved and got == {TP("t", 0): [b"1"]}
     assert took < 0.5  # retry_backoff and a metadata round trip, not a wait for more data
+
+
+def test_a_deny_reads_window_refuses_fetches_and_commits_not_retriably():
+    async def main(cluster):
+        from sim.kafka_errors import TopicAuthorizationFailedError
+
+        cluster.create_topic("t", 1, by="test")
+        conditions = LinkConditions()
+        transport = SimTransport(cluster=cluster, name="c", conditions=conditions)
+        consumer = transport.create_consumer(client_id="c", group_id="g")
+        consumer.subscribe(["t"], Listener())
+        await consumer.start()
+        await asyncio.sleep(2.0)
+        conditions.deny_reads(until=asyncio.get_running_loop().time() + 1.0)
+        refused = []
+        for call in (lambda: consumer.getmany(0.1), lambda: consumer.commit({TP("t", 0): 1})):
+            try:
+                await call()
+            except TopicAuthorizationFailedError as exc:
+                refused.append(str(exc))
+        await asyncio.sleep(1.0)  # the window closed: both work again
+        await consumer.getmany(0.1)
+        await consumer.commit({TP("t", 0): 1})
+        committed = await consumer.committed(TP("t", 0))
+        await consumer.stop()
+        return refused, committed, dict(cluster.stats)
+
+    refused, committed, stats = simulate(main, config=FAST)
+    assert [text.split(" (")[0] for text in refused] == ["c may not fetch ['t']", "c may not commit ['t']"]
+    assert committed == 1
+    assert stats["fetch-refused"] == 1 and stats["commit-refused"] == 1
