@@ -9,6 +9,7 @@ stream's decoded view of it.
 from __future__ import annotations
 
 import contextvars
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,8 +36,9 @@ class Message:
     started: bool = False
     on_acked: Callable[[Message], None] | None = field(default=None, repr=False)
 
-    @property
+    @functools.cached_property
     def tp(self) -> TP:
+        """Made once: the engine asks for it about a dozen times per event."""
         return TP(self.topic, self.partition)
 
     def ack(self) -> bool:
