@@ -43,6 +43,7 @@ from .events import (
     set_current_agent,
     set_current_event,
 )
+from .futures import complete_as
 
 #: sends one changelog record: (key bytes, value bytes or None for a tombstone, partition).
 SendRecord = Callable[[bytes | None, bytes | None, int], "asyncio.Future[RecordMetadata]"]
@@ -101,7 +102,7 @@ class ChangelogCache:
             agent_token = set_current_agent(entry.agent)
             try:
                 sent = self._send(key, entry.value, partition)
-                _settle_with(self._durable(sent), entry.durable)
+                complete_as(self._durable(sent), entry.durable)
             finally:
                 reset_current_event(event_token)
                 reset_current_agent(agent_token)
@@ -116,24 +117,3 @@ class ChangelogCache:
                 future.set_exception(reason)
                 future.exception()  # a store that ignores it must not log "never retrieved"
 
-
-def _settle_with(
-    source: asyncio.Future[RecordMetadata], target: asyncio.Future[RecordMetadata]
-) -> None:
-    """Complete ``target`` as ``source`` completes (result, error or cancellation)."""
-
-    def copy(done: asyncio.Future[RecordMetadata]) -> None:
-        if target.done():
-            return
-        if done.cancelled():
-            target.cancel()
-        elif (error := done.exception()) is not None:
-            target.set_exception(error)
-            target.exception()  # retrieved: the producer reports refusals itself
-        else:
-            target.set_result(done.result())
-
-    if source.done():
-        copy(source)
-    else:
-        source.add_done_callback(copy)

@@ -35,6 +35,7 @@ from .events import (
     set_current_agent,
     set_current_event,
 )
+from .futures import complete_as
 
 if TYPE_CHECKING:
     from .transport.base import GroupMetadata, Headers, Producer, TransactionalProducer
@@ -189,7 +190,7 @@ class ProducerBuffer:
                 finally:
                     reset_current_event(event_token)
                     reset_current_agent(agent_token)
-                _copy_when_done(ack, future)
+                complete_as(ack, future)
         except asyncio.CancelledError:
             while outbox:
                 outbox.popleft()[2].cancel()
@@ -275,7 +276,7 @@ class ProducerBuffer:
             await self._begin_next()
             raise
         for sent, future in durable:
-            _copy_when_done(sent, future)
+            complete_as(sent, future)
         await self._begin_next()
 
     async def abort_transaction(self, reason: BaseException) -> None:
@@ -312,7 +313,7 @@ class ProducerBuffer:
                 later.set_exception(failure)
                 later.exception()  # reported by the commit that failed; no "never retrieved"
             else:
-                _copy_when_done(self._start_send(topic, args), later)
+                complete_as(self._start_send(topic, args), later)
 
 
 def _enqueue_of(producer: Any) -> Callable[..., Awaitable[asyncio.Future[RecordMetadata]]]:
@@ -335,23 +336,6 @@ def _enqueue_of(producer: Any) -> Callable[..., Awaitable[asyncio.Future[RecordM
 def _origin() -> _Origin:
     """The event being processed and the agent processing it, if any (captured at send time)."""
     return current_event(), current_agent()
-
-
-def _copy_when_done(source: asyncio.Future[RecordMetadata], target: asyncio.Future[RecordMetadata]) -> None:
-    def copy(done: asyncio.Future[RecordMetadata]) -> None:
-        if target.done():
-            return
-        if done.cancelled():
-            target.cancel()
-        elif done.exception() is not None:
-            target.set_exception(done.exception())  # type: ignore[arg-type]
-        else:
-            target.set_result(done.result())
-
-    if source.done():
-        copy(source)
-    else:
-        source.add_done_callback(copy)
 
 
 def _fail(waiting: list[_Durable], reason: BaseException) -> None:
