@@ -19,6 +19,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.rows import best_of, run_benches  # noqa: E402
 from detstream.models import Record  # noqa: E402
 from detstream.serializers import Schema  # noqa: E402
 
@@ -44,12 +45,7 @@ def _trades(n: int) -> list[Trade]:
 
 
 def _best_of(repeat: int, fn: Callable[[], object]) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        start = _cpu()
-        fn()
-        best = min(best, _cpu() - start)
-    return best
+    return best_of(repeat, fn, _cpu)
 
 
 def _row(bench: str, n: int, ours: float, peer: str, theirs: float) -> dict[str, object]:
@@ -162,15 +158,8 @@ BENCHES: list[Callable[[], dict[str, object]]] = [
 
 def main(benches: list[Callable[[], dict[str, object]]] | None = None) -> list[dict[str, object]]:
     """Run each benchmark and print its row as ``key=value`` pairs."""
-    rows = []
-    for bench in benches if benches is not None else BENCHES:
-        row = bench()
-        rows.append(row)
-        print("  ".join(f"{k}={v}" for k, v in row.items()), flush=True)
-    return rows
+    return run_benches(BENCHES if benches is None else benches)
 
 
 if __name__ == "__main__":
-    # ``python bench/codec_speed.py [name ...]``: only the benches whose names contain one of the words.
-    chosen = [b for b in BENCHES if not sys.argv[1:] or any(w in b.__name__ for w in sys.argv[1:])]
-    main(chosen)
+    run_benches(BENCHES, sys.argv[1:])  # ``python bench/X.py [name ...]``: only those

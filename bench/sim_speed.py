@@ -19,6 +19,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.rows import best_of, run_benches  # noqa: E402
 from sim import runner  # noqa: E402
 from sim.loop import run  # noqa: E402
 
@@ -32,12 +33,7 @@ TICKS = 3600
 
 
 def _best_of(repeat: int, fn: Callable[[], object]) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        start = _clock()
-        fn()
-        best = min(best, _clock() - start)
-    return best
+    return best_of(repeat, fn, _clock)
 
 
 def bench_timer_hour(repeat: int = 5) -> dict[str, object]:
@@ -282,15 +278,8 @@ BENCHES: list[Callable[[], dict[str, object]]] = [
 
 def main(benches: list[Callable[[], dict[str, object]]] | None = None) -> list[dict[str, object]]:
     """Run each benchmark and print its row as ``key=value`` pairs."""
-    rows = []
-    for bench in benches if benches is not None else BENCHES:
-        row = bench()
-        rows.append(row)
-        print("  ".join(f"{k}={v}" for k, v in row.items()), flush=True)
-    return rows
+    return run_benches(BENCHES if benches is None else benches)
 
 
 if __name__ == "__main__":
-    # ``python bench/sim_speed.py [name ...]``: only the benches whose names contain one of the words.
-    chosen = [b for b in BENCHES if not sys.argv[1:] or any(w in b.__name__ for w in sys.argv[1:])]
-    main(chosen)
+    run_benches(BENCHES, sys.argv[1:])  # ``python bench/X.py [name ...]``: only those
