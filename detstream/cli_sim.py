@@ -50,7 +50,7 @@ class SeedRange(click.ParamType):
 @click.command()
 @click.argument("target", required=False)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the run.")
-@click.option("--workers", type=click.IntRange(1, 64), default=3, show_default=True)
+@click.option("--workers", type=click.IntRange(1, 1000), default=3, show_default=True)
 @click.option("--brokers", type=click.IntRange(1, 16), default=3, show_default=True,
               help="Brokers of the simulated cluster (partition leaders, coordinators).")
 @click.option("--duration", type=Duration(), default="30s", show_default=True,

@@ -68,6 +68,14 @@ def test_attribute_target(tmp_path):
     assert result.exit_code == 2 and "has no 'other'" in result.output
 
 
+def test_up_to_a_thousand_workers_and_no_more():
+    result = invoke("sim", "examples/word_count.py", "--workers", "1001")
+    assert result.exit_code == 2 and "1<=x<=1000" in result.output
+    result = invoke("sim", "bench/apps/keyed_counter.py", "--workers", "100", "--duration", "3")
+    assert result.exit_code == 0, result.output
+    assert "workers=100" in result.output and "checks: all passed" in result.output
+
+
 def test_bad_duration_is_a_usage_error():
     result = invoke("sim", "examples/word_count.py", "--duration", "soon")
     assert result.exit_code == 2
