@@ -130,17 +130,22 @@ async def start_offsets_are_committed_else_the_reset_point(backend: Backend) -> 
     assert await consumer.start_offsets([p0, p1]) == {p0: 4, p1: 0}
 
 
+async def refused_as_too_large(call: Callable[..., Awaitable[Any]], topic: str, backend: Backend) -> None:
+    """``call`` (send or enqueue) refuses a record over ``producer_max_request_size``, not retriably."""
+    limit = int(backend.app.conf.producer_max_request_size)
+    try:
+        await call(topic, key=None, value=b"x" * (limit + 1), partition=0)
+    except ProducerSendError as exc:
+        assert "MessageSizeTooLarge" in f"{type(exc).__name__} {exc}", exc
+    else:
+        raise AssertionError(f"{call.__name__} accepted a record over producer_max_request_size")
+
+
 async def an_oversized_send_fails_on_its_own_future(backend: Backend) -> None:
     """A record over ``producer_max_request_size`` fails its send (not retriable); later sends go."""
     topic = await backend.topic(1)
     producer = await backend.producer()
-    limit = int(backend.app.conf.producer_max_request_size)
-    try:
-        await producer.send(topic, key=None, value=b"x" * (limit + 1), partition=0)
-    except ProducerSendError as exc:
-        assert "MessageSizeTooLarge" in f"{type(exc).__name__} {exc}", exc
-    else:
-        raise AssertionError("a record over producer_max_request_size was accepted")
+    await refused_as_too_large(producer.send, topic, backend)
     meta = await producer.send(topic, key=None, value=b"fits", partition=0)
     assert meta.offset == 0  # nothing of the refused record reached the log
 
@@ -155,14 +160,8 @@ async def enqueued_records_keep_call_order_and_ack_later(backend: Backend) -> No
     """
     topic = await backend.topic(1)
     producer = await backend.producer()
-    limit = int(backend.app.conf.producer_max_request_size)
     acks = [await producer.enqueue(topic, key=None, value=b"%d" % i, partition=0) for i in range(3)]
-    try:
-        await producer.enqueue(topic, key=None, value=b"x" * (limit + 1), partition=0)
-    except ProducerSendError as exc:
-        assert "MessageSizeTooLarge" in f"{type(exc).__name__} {exc}", exc
-    else:
-        raise AssertionError("enqueue accepted a record over producer_max_request_size")
+    await refused_as_too_large(producer.enqueue, topic, backend)
     acks += [await producer.enqueue(topic, key=None, value=b"3", partition=0)]
     assert [(await ack).offset for ack in acks] == [0, 1, 2, 3]
 
