@@ -299,7 +299,9 @@ def _compile_collection(
         return _rebuild(tuple if origin is tuple else _SETS.get(origin, list)) if models else None
     if not models or fixed:
         return _generic(tp, opts, models)
-    return _each(tuple if origin is tuple else _SETS.get(origin, list), inner[0])
+    element = inner[0]
+    assert element is not None  # not fixed: one element type, and not every converter is None
+    return _each(tuple if origin is tuple else _SETS.get(origin, list), element)
 
 
 def _rebuild(kind: type) -> Converter:

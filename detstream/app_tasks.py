@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from mode.utils.logging import CompositeLogger
 
 
 class TasksMixin:
@@ -27,11 +30,19 @@ class TasksMixin:
     _task_funs: list[Callable[..., Any]]
     _timer_specs: list[tuple[Callable[..., Any], float, bool, str]]
     _crontab_specs: list[tuple[Any, Any, Callable[..., Any], bool, str]]
-    _background: list[asyncio.Future[Any]]
+    _background: list[asyncio.Task[Any]]
     #: the running tasks, timers and crontabs (a subset of ``_background``).
-    _sources: list[asyncio.Future[Any]]
+    _sources: list[asyncio.Task[Any]]
     #: set by stop_sources(): tasks, timers and crontabs no longer run, nor start.
     sources_stopped: bool = False
+
+    if TYPE_CHECKING:
+        # What the mixin uses of App (and of mode's Service, App's other base).
+        log: CompositeLogger
+
+        def is_leader(self) -> bool: ...
+
+        def _record(self, kind: str, **fields: Any) -> None: ...
 
     def task(self, fun: Callable[..., Any] | None = None) -> Any:
         """Run ``fun`` once the app is operational (``fun()`` or ``fun(app)``)."""
@@ -95,7 +106,7 @@ class TasksMixin:
             for cron, tz, fun, on_leader, label in self._crontab_specs:
                 self._spawn(run_crontab(self, cron, tz, fun, on_leader, label), f"crontab:{label}")
 
-    def _spawn(self, coro: Any, name: str) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
         future = asyncio.ensure_future(coro)
         self._background.append(future)
         self._sources.append(future)

@@ -37,7 +37,7 @@ import pkgutil
 import sys
 import weakref
 from collections.abc import Iterable, Iterator
-from types import ModuleType
+from types import FrameType, ModuleType
 from typing import TYPE_CHECKING, Any
 
 from .errors import AutodiscoverError
@@ -66,9 +66,9 @@ def defining_module(app: Any) -> str | None:
     Called from ``App.__init__``: the frames whose ``self`` is the app are the
     constructors; the first frame past them is the caller.
     """
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None and frame.f_locals.get("self") is app:
-        frame = frame.f_back  # type: ignore[assignment]
+        frame = frame.f_back
     if frame is None:
         return None
     name = frame.f_globals.get("__name__")

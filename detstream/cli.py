@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 import click
 
@@ -125,9 +126,14 @@ def worker(ctx: click.Context, target: str | None, loglevel: str, logfile: str |
     from .worker import Worker
 
     app = _app_for(ctx, target)
-    given = {"datadir": datadir, "debug": debug, "blocking_timeout": blocking_timeout}
-    defaults = (ctx.obj or {}).get("worker_defaults", {})
-    extra = {k: v if v is not None else defaults.get(k) for k, v in given.items()}
+    defaults: dict[str, Any] = (ctx.obj or {}).get("worker_defaults", {})
+
+    def given_or_default(name: str, value: Any) -> Any:
+        return value if value is not None else defaults.get(name)
+
     Worker(app, loglevel=loglevel, logfile=logfile, web_port=web_port, web_enabled=web_enabled,
            web_bind=web_bind, web_host=web_host, quiet=quiet,
-           **extra).execute_from_commandline()
+           datadir=given_or_default("datadir", datadir),
+           debug=given_or_default("debug", debug),
+           blocking_timeout=given_or_default("blocking_timeout", blocking_timeout),
+           ).execute_from_commandline()

@@ -7,6 +7,7 @@ only: nothing connects to a broker.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import click
@@ -28,7 +29,7 @@ def table_rows(app: Any) -> list[tuple[str, str, str]]:
             for name, table in sorted(app.tables.tables.items())]
 
 
-def render(title: str, header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+def render(title: str, header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
     """A plain aligned table; ``title`` and a rule above the columns."""
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     lines = [title, "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()]

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from .agent import Agent
     from .app import App
     from .models import Record
+    from .serializers import CodecArg
     from .topic import Topic
 
 
@@ -111,14 +112,14 @@ def _model_type(typ: Any) -> type[Record] | None:
     return typ if isinstance(typ, type) and issubclass(typ, Record) else None
 
 
-def _text_codec(typ: Any, explicit: Any, default: Any) -> Any:
+def _text_codec(typ: Any, explicit: CodecArg, default: CodecArg) -> CodecArg:
     """The codec a topic applies to a str value: its own, ``raw`` for str/bytes types, else the app's."""
     if explicit:
         return explicit
     return "raw" if typ in (str, bytes) else default
 
 
-def encode(text: str | None, model: type[Record] | None, serializer: str | None, what: str) -> bytes | None:
+def encode(text: str | None, model: type[Record] | None, serializer: CodecArg, what: str) -> bytes | None:
     """The bytes for a key or value given on the command line (None stays None)."""
     from . import codecs
 
@@ -182,18 +183,21 @@ def plan_send(
     else:
         name, described, label = entity, app_topic(app, entity), entity
     schema = described.schema if described is not None else None
+    # the command line names codecs; a described topic may hold Codec objects
+    key_codec: CodecArg = key_serializer
+    value_codec: CodecArg = value_serializer
     key_model = find_model(key_type) if key_type else _model_type(schema and schema.key_type)
     value_model = find_model(value_type) if value_type else _model_type(schema and schema.value_type)
     if described is not None and key_model is None and not key_serializer:
-        key_serializer = described.schema.key_serializer or app.conf.key_serializer
+        key_codec = described.schema.key_serializer or app.conf.key_serializer
     if described is not None and value_model is None and not value_serializer:
         # as topic.send() would: the text goes through the codec the agent decodes with
-        value_serializer = _text_codec(described.schema.value_type, described.schema.value_serializer,
-                                       app.conf.value_serializer)
+        value_codec = _text_codec(described.schema.value_type, described.schema.value_serializer,
+                                  app.conf.value_serializer)
     return SendPlan(
         topic=name,
-        key=encode(key, key_model, key_serializer, "key"),
-        value=encode(value, value_model, value_serializer, "value"),
+        key=encode(key, key_model, key_codec, "key"),
+        value=encode(value, value_model, value_codec, "value"),
         partition=partition,
         declare=described if described is not None and described.internal else None,
         label=label,

@@ -211,7 +211,9 @@ class _Registry(dict[str, Codec]):
         super().__delitem__(name)
         self._changed()
 
-    def __ior__(self, other: Any) -> _Registry:
+    # typeshed's own dict.__ior__ carries ``type: ignore[misc]``: mypy cannot reconcile an
+    # in-place operator with dict's generic ``__or__`` overloads, whatever the signature.
+    def __ior__(self, other: Any, /) -> _Registry:  # type: ignore[override, misc]
         self.update(other)
         return self
 
@@ -219,7 +221,7 @@ class _Registry(dict[str, Codec]):
         super().update(*args, **kwargs)
         self._changed()
 
-    def setdefault(self, name: str, codec: Codec) -> Codec:  # type: ignore[override]
+    def setdefault(self, name: str, codec: Codec) -> Codec:
         try:
             return super().setdefault(name, codec)
         finally:

@@ -25,7 +25,7 @@ _MONTHS = {m: i for i, m in enumerate(
 _DAYS = {d: i for i, d in enumerate("sun mon tue wed thu fri sat".split())}
 
 #: (name, lowest, highest, names)
-_FIELDS = (
+_FIELDS: tuple[tuple[str, int, int, dict[str, int]], ...] = (
     ("minute", 0, 59, {}),
     ("hour", 0, 23, {}),
     ("day of month", 1, 31, {}),
@@ -115,12 +115,11 @@ def parse(expr: str) -> Cron:
             f"cron expression {expr!r} must have 5 fields "
             f"(minute hour day-of-month month day-of-week), got {len(parts)}"
         )
-    sets = [
-        _parse_field(expr, part, name, lo, hi, names)
+    minutes, hours, days, months, weekdays = (
+        frozenset(_parse_field(expr, part, name, lo, hi, names))
         for part, (name, lo, hi, names) in zip(parts, _FIELDS, strict=True)
-    ]
-    weekdays = frozenset(d % 7 for d in sets[4])
-    return Cron(expr, *map(frozenset, sets[:4]), weekdays,  # type: ignore[arg-type]
+    )
+    return Cron(expr, minutes, hours, days, months, frozenset(d % 7 for d in weekdays),
                 any_day=parts[2] == "*", any_weekday=parts[4] == "*")
 
 

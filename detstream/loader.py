@@ -158,8 +158,8 @@ def find_app(module: ModuleType, attr: str | None, target: str) -> Any:
         value = getattr(module, attr)
     elif isinstance(getattr(module, "app", None), App):
         value = module.app
-    elif _app_submodule(module) is not None:  # `-A proj` for proj/app.py, as Faust's find_app
-        value = _app_submodule(module).app  # type: ignore[union-attr]
+    elif (submodule := _app_submodule(module)) is not None:  # `-A proj` for proj/app.py, as Faust's find_app
+        value = submodule.app
     else:
         apps = [v for v in vars(module).values() if isinstance(v, App)]
         if len(apps) != 1:

@@ -183,7 +183,9 @@ class Record:
         cls._plan = None  # each class compiles its own, never its base's
         cls._represent = None
         if not cls._options.abstract:
-            registry[cls._options.namespace] = cls  # type: ignore[index]
+            namespace = cls._options.namespace
+            assert namespace is not None  # _build_options names every subclass
+            registry[namespace] = cls
 
     def __init__(self, *args: Any, __strict__: bool = True, **kwargs: Any) -> None:
         cls = type(self)
@@ -313,7 +315,7 @@ class Record:
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        return self._values() == other._values()  # type: ignore[attr-defined]
+        return self._values() == other._values()
 
     def __hash__(self) -> int:
         return hash((type(self).__qualname__, self._values()))

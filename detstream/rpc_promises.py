@@ -10,7 +10,7 @@ from typing import Any
 
 __all__ = ["BarrierState", "ReplyPromise"]
 
-class ReplyPromise(asyncio.Future):  # type: ignore[type-arg]
+class ReplyPromise(asyncio.Future[Any]):
     """A future of the reply to one request; ``await`` it for the agent's answer."""
 
     def __init__(self, reply_to: str, correlation_id: str) -> None:

@@ -21,6 +21,8 @@ from detstream.models import Record, registry
 __all__ = ["Schema"]
 
 CodecArg = codecs.Codec | str | None
+#: A default codec: always set (the caller's ``default_serializer`` or ours below).
+_DefaultCodec = codecs.Codec | str
 
 #: App defaults (Faust's ``key_serializer``/``value_serializer`` settings).
 DEFAULT_KEY_SERIALIZER = "raw"
@@ -47,6 +49,10 @@ class Schema:
         schema.loads_value(schema.dumps_value(Point(1), default_serializer='json'),
                            default_serializer='json') == Point(1)
     """
+
+    #: compiled plans by default serializer; reset by ``__setattr__`` (see ``_PLANNED``).
+    _key_plans: dict[Any, _Plan]
+    _value_plans: dict[Any, _Plan]
 
     def __init__(
         self,
@@ -155,19 +161,19 @@ def _check_codec(arg: str, codec: CodecArg) -> CodecArg:
     return codec
 
 
-def _codec_for(typ: Any, explicit: CodecArg, default: CodecArg) -> codecs.Codec:
+def _codec_for(typ: Any, explicit: CodecArg, default: _DefaultCodec) -> codecs.Codec:
     if explicit:
         return codecs.get_codec(explicit)
     if is_model_type(typ):
         return _record_codec(typ._options.serializer, default)
     if typ is bytes or typ is str:
         return codecs.get_codec("raw")
-    return codecs.get_codec(default)  # type: ignore[arg-type]
+    return codecs.get_codec(default)
 
 
-def _record_codec(option: CodecArg, default: CodecArg) -> codecs.Codec:
+def _record_codec(option: CodecArg, default: _DefaultCodec) -> codecs.Codec:
     # raw cannot carry a Record, so a Record key under the app's raw key default uses json.
-    codec = codecs.get_codec(option or default)  # type: ignore[arg-type]
+    codec = codecs.get_codec(option or default)
     if not option and isinstance(codec, codecs.RawCodec):
         return codecs.get_codec("json")
     return codec
@@ -182,7 +188,7 @@ class _Plan:
 
     __slots__ = ("generation", "codec", "decode", "raw_numbers")
 
-    def __init__(self, typ: Any, explicit: CodecArg, default: CodecArg) -> None:
+    def __init__(self, typ: Any, explicit: CodecArg, default: _DefaultCodec) -> None:
         self.generation = codecs.codecs.generation
         self.codec = _codec_for(typ, explicit, default)
         self.decode = _decoder(typ, self.codec)
@@ -195,7 +201,7 @@ class _Plan:
         return self.codec.dumps(obj)
 
 
-def _plan(plans: dict[Any, _Plan], typ: Any, explicit: CodecArg, default: CodecArg) -> _Plan:
+def _plan(plans: dict[Any, _Plan], typ: Any, explicit: CodecArg, default: _DefaultCodec) -> _Plan:
     """The cached plan for ``default``, made anew if codecs were (un)registered since."""
     if type(default) is not str:  # a Codec object: a fresh one per call must not pile up here
         return _Plan(typ, explicit, default)
@@ -205,7 +211,7 @@ def _plan(plans: dict[Any, _Plan], typ: Any, explicit: CodecArg, default: CodecA
     return plan
 
 
-def _dumps_record(obj: Record, explicit: CodecArg, default: CodecArg) -> bytes:
+def _dumps_record(obj: Record, explicit: CodecArg, default: _DefaultCodec) -> bytes:
     codec = explicit or _record_codec(obj._options.serializer, default)
     return obj.dumps(serializer=codec)
 

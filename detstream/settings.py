@@ -11,7 +11,7 @@ import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from .auth import to_credentials
 from .clock import new_uuid
@@ -19,6 +19,9 @@ from .errors import ImproperlyConfigured
 
 _NUMBER = (int, float)
 _OPTIONAL_STR = (str, type(None))
+#: ``collections.abc.Callable`` is an ABC at run time (``isinstance`` works, ``__name__`` is
+#: "Callable"); mypy only knows it as a special form, not a class.
+_CALLABLE = cast(type, Callable)
 
 #: name -> (default, accepted types)
 SETTINGS: dict[str, tuple[Any, tuple[type, ...] | type]] = {
@@ -33,7 +36,7 @@ SETTINGS: dict[str, tuple[Any, tuple[type, ...] | type]] = {
     "store": ("memory://", str),
     "origin": (None, _OPTIONAL_STR),
     #: True (the origin package), a list of modules, or a callable returning that list.
-    "autodiscover": (False, (bool, list, tuple, Callable)),
+    "autodiscover": (False, (bool, list, tuple, _CALLABLE)),
     "datadir": (None, _OPTIONAL_STR),
     "processing_guarantee": ("at_least_once", str),
     "topic_partitions": (8, int),

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 from ._types import TP, ConsumerRecord
 from .changelog_resume import recovery_start
 from .errors import ChangelogDecodeError
+from .futures import current_task_cancelling
 from .stores import store_for_url
 
 if TYPE_CHECKING:
@@ -256,8 +257,7 @@ class StandbyReader:
             try:
                 await task
             except asyncio.CancelledError:
-                current = asyncio.current_task()
-                if current is not None and current.cancelling():
+                if current_task_cancelling():
                     raise
         consumer, self._consumer = self._consumer, None
         if consumer is not None:

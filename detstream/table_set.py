@@ -5,6 +5,8 @@ under ``k``: ``add``, ``discard``, ``update``, ``difference_update``,
 ``intersection_update``, ``symmetric_difference_update``, ``clear`` and the
 in-place operators write the key, like ``table[k] = new_set`` does. A set
 that becomes empty deletes the key (reading a missing key gives an empty set).
+The binary operators (``|``, ``&``, ``-``, ``^``) write nothing and return a
+frozenset.
 
 The changelog carries the *whole* set after each change, not the operation
 (Faust logs ``add``/``discard`` operations on an uncompacted topic). A full
@@ -93,21 +95,42 @@ class ChangeloggedSet(MutableSet[Any]):
         if self._members():
             self._replace(())
 
-    def __ior__(self, other: Any) -> ChangeloggedSet:
+    # In-place operators take any iterable (like ``update``) and write the key; they are
+    # positional-only so that mypy sees them match the binary operators below.
+    def __ior__(self, other: Iterable[Any], /) -> ChangeloggedSet:
         self.update(other)
         return self
 
-    def __iand__(self, other: Any) -> ChangeloggedSet:
+    def __iand__(self, other: Iterable[Any], /) -> ChangeloggedSet:
         self.intersection_update(other)
         return self
 
-    def __isub__(self, other: Any) -> ChangeloggedSet:
+    def __isub__(self, other: Iterable[Any], /) -> ChangeloggedSet:
         self.difference_update(other)
         return self
 
-    def __ixor__(self, other: Any) -> ChangeloggedSet:
+    def __ixor__(self, other: Iterable[Any], /) -> ChangeloggedSet:
         self.symmetric_difference_update(other)
         return self
+
+    # -- binary operators: a frozenset snapshot, nothing written -----------------------
+    @classmethod
+    def _from_iterable(cls, members: Iterable[Any]) -> frozenset[Any]:
+        # Set's mixins (``__rsub__``, ``__ror__``...) build results with this; the default,
+        # ``cls(members)``, cannot make a view of a table key.
+        return frozenset(members)
+
+    def __or__(self, other: Iterable[Any], /) -> frozenset[Any]:
+        return self._members().union(other)
+
+    def __and__(self, other: Iterable[Any], /) -> frozenset[Any]:
+        return self._members().intersection(other)
+
+    def __sub__(self, other: Iterable[Any], /) -> frozenset[Any]:
+        return self._members().difference(other)
+
+    def __xor__(self, other: Iterable[Any], /) -> frozenset[Any]:
+        return self._members().symmetric_difference(other)
 
 
 class _SetValues:

@@ -110,7 +110,7 @@ class HoppingWindow(Window):
     def __eq__(self, other: object) -> bool:
         return (
             type(other) is type(self)
-            and (self.size, self.step, self.expires) == (other.size, other.step, other.expires)  # type: ignore[attr-defined]
+            and (self.size, self.step, self.expires) == (other.size, other.step, other.expires)
         )
 
     def __hash__(self) -> int:
@@ -167,7 +167,7 @@ class SlidingWindow(Window):
     def __eq__(self, other: object) -> bool:
         return (
             type(other) is type(self)
-            and (self.before, self.after, self.expires) == (other.before, other.after, other.expires)  # type: ignore[attr-defined]
+            and (self.before, self.after, self.expires) == (other.before, other.after, other.expires)
         )
 
     def __hash__(self) -> int:

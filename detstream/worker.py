@@ -28,6 +28,7 @@ from typing import Any, NoReturn, TextIO
 
 from .autodiscover import init_worker
 from .blocking import blocking_timeout, start_detector
+from .futures import current_task_cancelling
 from .stopping import SHUTDOWN_TIMEOUT, stop_deadline, stop_each
 
 log = logging.getLogger(__name__)
@@ -168,8 +169,7 @@ class Worker:
             log.error("error while stopping: %r", exc, exc_info=True)
             code = 1
         except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
+            if current_task_cancelling():
                 raise  # this worker itself is being cancelled
             # a client library raised a cancellation that is not ours: an error, not a crash
             log.error("error while stopping: a stray CancelledError", exc_info=True)

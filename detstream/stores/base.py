@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any, Protocol
 
 from detstream._types import ConsumerRecord, RecordMetadata
@@ -62,11 +63,11 @@ class Store(Protocol):
         """Apply changelog records in order (None value deletes) and remember their offsets."""
         ...
 
-    def assign_partitions(self, partitions: set[int]) -> None:
+    def assign_partitions(self, partitions: AbstractSet[int]) -> None:
         """These partitions are now this worker's: make them readable."""
         ...
 
-    def drop_partitions(self, partitions: set[int]) -> None:
+    def drop_partitions(self, partitions: AbstractSet[int]) -> None:
         """``partitions`` moved to another worker: stop serving them (disk data may stay)."""
         ...
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -110,14 +111,14 @@ class MemoryStore:
                 self._offsets[record.partition] = record.offset
 
     # -- partitions ---------------------------------------------------------------------
-    def assign_partitions(self, partitions: set[int]) -> None:
+    def assign_partitions(self, partitions: AbstractSet[int]) -> None:
         """Partitions back on this worker: serve their parked data again."""
         for partition in sorted(partitions):
             for key, value in self._parked.pop(partition, {}).items():
                 self._data[key] = value
                 self._partition_of[key] = partition
 
-    def drop_partitions(self, partitions: set[int]) -> None:
+    def drop_partitions(self, partitions: AbstractSet[int]) -> None:
         """Park what matches the changelog exactly; forget the rest."""
         for partition in sorted(partitions):
             if partition in self._parked:

@@ -27,6 +27,7 @@ import logging
 import re
 from collections import deque
 from collections.abc import Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -303,11 +304,11 @@ class RocksDBStore:
         part.offset = offset
 
     # -- partitions and lifecycle -------------------------------------------------------------
-    def assign_partitions(self, partitions: set[int]) -> None:
+    def assign_partitions(self, partitions: AbstractSet[int]) -> None:
         for partition in sorted(partitions):
             self._open(partition)
 
-    def drop_partitions(self, partitions: set[int]) -> None:
+    def drop_partitions(self, partitions: AbstractSet[int]) -> None:
         """Close the DBs; the data stays on disk for the next time we get them."""
         for partition in sorted(partitions):
             self._close(partition)

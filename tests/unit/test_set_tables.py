@@ -139,6 +139,17 @@ def test_changelogged_set_view_semantics():
         hash(view)
 
 
+def test_binary_operators_on_a_set_view_return_frozensets_and_write_nothing():
+    app = detstream.App("ops", broker="sim://")
+    table = app.SetTable("s")
+    view = table["k"]
+    results = [view | {"a"}, {"a"} | view, view & {"a"}, {"a", "b"} - view, view - {"a"},
+               view ^ {"b"}, {"b"} ^ view]
+    assert results == [{"a"}, {"a"}, set(), {"a", "b"}, set(), {"b"}, {"b"}]
+    assert all(type(result) is frozenset for result in results)
+    assert "k" not in table  # reading and combining wrote nothing
+
+
 def test_bad_set_table_arguments_are_refused():
     app = detstream.App("badsets", broker="sim://")
     with pytest.raises(InvalidArgument, match="start_manager=True"):
