@@ -219,7 +219,7 @@ class AgentTestContext:
             topic=_source_name(self.original), partition=partition or 0,
             offset=self.sent_offset, timestamp=wall_time() if timestamp is None else timestamp,
             key=key, value=value, headers=header_items,
-            refcount=max(1, len(self.channel.subscribers)), on_acked=self._on_acked,
+            refcount=max(1, len(self.channel.subscribers)), lease=_PutLease(self._on_acked),
         )
         return Event(self.app, key, value, dict(header_items), message)
 
@@ -318,3 +318,25 @@ class _NoAdmin:
 
     async def partitions_for(self, name: str) -> int | None:
         return None
+
+
+class _PutLease:
+    """The lease of the messages a test context makes: always current, acks release ``put``."""
+
+    def __init__(self, on_acked: Callable[[Message], None]) -> None:
+        self.acked = on_acked
+
+    def quiescing(self) -> bool:
+        return False
+
+    async def may_start(self, message: Message) -> None:
+        return None
+
+    def is_current(self, message: Message) -> bool:
+        return True
+
+    def started(self, message: Message) -> None:
+        pass
+
+    def finished(self, message: Message) -> None:
+        pass

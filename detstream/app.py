@@ -23,6 +23,7 @@ from ._types import TP, RecordMetadata
 from .agent import Agent
 from .app_tasks import TasksMixin
 from .autodiscover import defining_module
+from .buffer import SubscriberBuffer
 from .channel import Channel
 from .conductor import Conductor
 from .errors import ImproperlyConfigured, InvalidArgument
@@ -375,7 +376,7 @@ class App(TasksMixin, Service):
         await topic.declare()
         self.conductor.resubscribe()
 
-    def subscriber_queues(self, topic_name: str) -> list[asyncio.Queue[Any]]:
+    def subscriber_queues(self, topic_name: str) -> list[SubscriberBuffer[Any]]:
         return [q for t in self._topics if t.matches(topic_name) for q in t.subscribers]
 
     def acking_topics(self) -> list[Topic]:

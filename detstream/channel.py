@@ -7,10 +7,10 @@ subscribed to it, blocking while a subscriber's buffer is full (back-pressure).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from .buffer import SubscriberBuffer
 from .events import Event, Message
 from .serializers import Schema
 
@@ -46,7 +46,7 @@ class Channel:
         self.key_type = key_type
         self.value_type = value_type
         self.maxsize = maxsize if maxsize is not None else app.conf.stream_buffer_maxsize
-        self._subscribers: list[asyncio.Queue[Item]] = []
+        self._subscribers: list[SubscriberBuffer[Item]] = []
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__}: {self.label}>"
@@ -56,14 +56,14 @@ class Channel:
         return f"channel@{self.value_type.__name__ if self.value_type else 'any'}"
 
     # -- consuming ------------------------------------------------------------
-    def subscribe(self) -> asyncio.Queue[Item]:
+    def subscribe(self) -> SubscriberBuffer[Item]:
         """A new subscriber buffer; every message is delivered to each buffer."""
-        queue: asyncio.Queue[Item] = asyncio.Queue(maxsize=self.maxsize)
-        self._subscribers.append(queue)
-        return queue
+        buffer: SubscriberBuffer[Item] = SubscriberBuffer(self.maxsize)
+        self._subscribers.append(buffer)
+        return buffer
 
     @property
-    def subscribers(self) -> list[asyncio.Queue[Item]]:
+    def subscribers(self) -> list[SubscriberBuffer[Item]]:
         return self._subscribers
 
     def stream(self, **kwargs: Any) -> Stream:

@@ -47,6 +47,7 @@ PATTERN_REFRESH = 30.0
 
 if TYPE_CHECKING:
     from .app import App
+    from .buffer import SubscriberBuffer
     from .transport.base import Consumer
 
 
@@ -207,34 +208,50 @@ class Conductor:
             self._between_batches = False
             generation = self.consumer.generation
             self.undelivered = set(batch)
+            filled: list[SubscriberBuffer[Any]] = []
             for tp in sorted(batch):
                 records = batch[tp]
                 if tp.topic in tables.changelog_topics:
                     tables.apply(self.consumer, tp, records)
                 else:
-                    for record in records:
-                        await self._deliver(record, generation)
+                    filled += self._deliver(tp, records, generation)
                 self.undelivered.discard(tp)
             if self.transactions is not None and tables.recovering:
                 await tables.finish_at_positions(self.consumer)  # markers end changelogs
             self._between_batches = True
+            for buffer in filled:  # back-pressure: no next fetch while a stream is behind
+                await buffer.wait_for_room()
 
-    async def _deliver(self, record: ConsumerRecord, generation: int) -> None:
-        queues = self.app.subscriber_queues(record.topic)
-        tp = record.tp
-        if not queues:
-            return
+    def _deliver(
+        self, tp: TP, records: list[ConsumerRecord], generation: int
+    ) -> list[SubscriberBuffer[Any]]:
+        """Hand a fetched batch of ``tp`` to its streams' buffers, all in this one step.
+
+        No await between the check that ``tp`` is open in ``generation`` and
+        the last record going in: a batch is delivered whole under the
+        assignment it was fetched in, or dropped whole (see ``buffer``).
+        """
+        buffers = self.app.subscriber_queues(tp.topic)
+        if not buffers or not records:
+            return []
         if tp not in self._ready or generation != self._generation:
             self._skipped.add(tp)
-            return
-        message = Message(
-            record.topic, record.partition, record.offset, record.timestamp,
-            record.key, record.value, record.headers,
-            generation=generation, refcount=len(queues), on_acked=self._on_acked,
-        )
-        self.tracker.delivered(tp, record.offset)
-        for queue in queues:
-            await queue.put(message)
+            return []
+        refcount = len(buffers)
+        messages = [
+            Message(
+                tp.topic, tp.partition, record.offset, record.timestamp,
+                record.key, record.value, record.headers,
+                generation=generation, refcount=refcount, lease=self, tp=tp,
+            )
+            for record in records
+        ]
+        delivered = self.tracker.delivered
+        for message in messages:
+            delivered(tp, message.offset)
+        for buffer in buffers:
+            buffer.put_batch(messages)
+        return buffers
 
     async def _open_ready(self) -> None:
         """Open the partitions waiting for their tables: their records may reach streams now.
@@ -262,9 +279,13 @@ class Conductor:
         consumer.resume(*tps)
         self.app._record("opened", tps=sorted(str(tp) for tp in tps), sought=len(starts))
 
+    # -- the lease of every message this conductor delivers (``events.Lease``) -------------
+    def quiescing(self) -> bool:
+        return not self.starting.is_set()
+
     def is_current(self, message: Message) -> bool:
         """Whether ``message`` still belongs to this worker's current assignment."""
-        return message.tp in self._active and message.generation == self._generation
+        return message.generation == self._generation and message.tp in self._active
 
     async def may_start(self, message: Message) -> None:
         """Return when a stream may start ``message``: not while an exactly-once commit quiesces.
@@ -275,25 +296,27 @@ class Conductor:
         if not message.started and not self.starting.is_set():
             await self.starting.wait()
 
-    def processing_started(self, message: Message) -> None:
+    def started(self, message: Message) -> None:
+        tp = message.tp
         if not message.started:
             message.started = True
             if message.generation == self._generation:
-                self.unfinished[message.tp] = self.unfinished.get(message.tp, 0) + 1
-        self._processing[message.tp] = self._processing.get(message.tp, 0) + 1
-        self.app._record("deliver", tp=message.tp, offset=message.offset, key=message.key)
+                self.unfinished[tp] = self.unfinished.get(tp, 0) + 1
+        self._processing[tp] = self._processing.get(tp, 0) + 1
+        self.app._record("deliver", tp=tp, offset=message.offset, key=message.key)
 
-    def processing_finished(self, message: Message) -> None:
+    def finished(self, message: Message) -> None:
         count = self._processing.get(message.tp, 0) - 1
         self._processing[message.tp] = max(count, 0)
         if count <= 0:
             self._idle.set()
 
-    def _on_acked(self, message: Message) -> None:
+    def acked(self, message: Message) -> None:
         if message.generation == self._generation:
-            self.tracker.acked(message.tp, message.offset)
+            tp = message.tp
+            self.tracker.acked(tp, message.offset)
             if message.started:
-                self.unfinished[message.tp] = self.unfinished.get(message.tp, 0) - 1
+                self.unfinished[tp] = self.unfinished.get(tp, 0) - 1
             self.progress.set()
 
     # -- committing -------------------------------------------------------------

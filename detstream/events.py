@@ -9,37 +9,92 @@ stream's decoded view of it.
 from __future__ import annotations
 
 import contextvars
-import functools
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from ._types import TP
 
 
-@dataclass(eq=False)
+class Lease(Protocol):
+    """What a stream reports to about a fetched message: whoever delivered it.
+
+    The conductor holds the lease of every message it fetches (the agent
+    test context of the messages it makes). A stream reaches its deliverer
+    only through ``message.lease``: it never needs the app or the conductor
+    to decide whether a message may start, is still current, or is done.
+    """
+
+    def quiescing(self) -> bool:
+        """True while no fresh message may start (an exactly-once commit is quiescing)."""
+
+    async def may_start(self, message: Message) -> None:
+        """Return once ``message`` may start."""
+
+    def is_current(self, message: Message) -> bool:
+        """Whether ``message`` still belongs to this worker's assignment."""
+
+    def started(self, message: Message) -> None:
+        """A stream began processing ``message``."""
+
+    def finished(self, message: Message) -> None:
+        """A stream is done processing ``message`` (acked or not)."""
+
+    def acked(self, message: Message) -> None:
+        """The last reference to ``message`` was acked."""
+
+
 class Message:
-    """A fetched record plus its acknowledgement state."""
+    """A fetched record plus its acknowledgement state.
 
-    topic: str
-    partition: int
-    offset: int
-    timestamp: float
-    key: bytes | None
-    value: bytes | None
-    headers: tuple[tuple[str, bytes], ...] = ()
-    #: consumer generation the record was fetched in; stale ones are dropped.
-    generation: int = -1
-    refcount: int = 0
-    acked: bool = False
-    #: a stream began processing it (an exactly-once commit waits for it to be acked).
-    started: bool = False
-    on_acked: Callable[[Message], None] | None = field(default=None, repr=False)
+    Slots, and ``tp`` made once (shared by a fetched batch): one is made
+    per delivered record, and the engine asks for ``tp`` about a dozen
+    times per event.
+    """
 
-    @functools.cached_property
-    def tp(self) -> TP:
-        """Made once: the engine asks for it about a dozen times per event."""
-        return TP(self.topic, self.partition)
+    __slots__ = (
+        "topic", "partition", "offset", "timestamp", "key", "value", "headers", "generation",
+        "refcount", "acked", "started", "lease", "tp", "__weakref__",
+    )
+
+    def __init__(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        timestamp: float,
+        key: bytes | None,
+        value: bytes | None,
+        headers: tuple[tuple[str, bytes], ...] = (),
+        *,
+        generation: int = -1,
+        refcount: int = 0,
+        acked: bool = False,
+        started: bool = False,
+        lease: Lease | None = None,
+        tp: TP | None = None,
+    ) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.timestamp = timestamp
+        self.key = key
+        self.value = value
+        self.headers = headers
+        #: consumer generation the record was fetched in; stale ones are dropped.
+        self.generation = generation
+        self.refcount = refcount
+        self.acked = acked
+        #: a stream began processing it (an exactly-once commit waits for it to be acked).
+        self.started = started
+        #: who delivered it and keeps its books (None: nobody, e.g. a changelog event).
+        self.lease = lease
+        self.tp = tp if tp is not None else TP(topic, partition)
+
+    def __repr__(self) -> str:
+        return (
+            f"Message(topic={self.topic!r}, partition={self.partition}, offset={self.offset}, "
+            f"key={self.key!r}, generation={self.generation}, acked={self.acked})"
+        )
 
     def ack(self) -> bool:
         """Drop one reference; True when this was the last one."""
@@ -49,14 +104,18 @@ class Message:
         if self.refcount > 0:
             return False
         self.acked = True
-        if self.on_acked is not None:
-            self.on_acked(self)
+        if self.lease is not None:
+            self.lease.acked(self)
         return True
 
 
 @dataclass(eq=False)
 class Event:
     """One stream's view of a message: decoded key and value."""
+
+    # Slots by hand (``dataclass(slots=True)`` has no weakref slot before 3.11): one
+    # Event is made per delivery, and the send-failure report keeps weak references.
+    __slots__ = ("app", "key", "value", "headers", "message", "__weakref__")
 
     app: Any
     key: Any

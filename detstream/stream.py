@@ -103,26 +103,29 @@ class Stream:
                 return None
             return event
         message = item
-        conductor = self.app.conductor
-        if not message.started and not conductor.starting.is_set():
-            await conductor.may_start(message)  # an exactly-once commit is quiescing
-        if not conductor.is_current(message):
-            return None  # fetched before a rebalance; the partition's owner has it now
+        lease = message.lease
+        if lease is not None:
+            if not message.started and lease.quiescing():
+                await lease.may_start(message)  # an exactly-once commit is quiescing
+            if not lease.is_current(message):
+                return None  # fetched before a rebalance; the partition's owner has it now
         try:
             event = self._decode(message)
         except DecodeError as exc:
             self.app._record("decode-error", tp=message.tp, offset=message.offset, reason=exc.reason)
             self._ack_message(message)
             raise
-        conductor.processing_started(message)
+        if lease is not None:
+            lease.started(message)
         self.events_total += 1
-        event = await self._process(event)
-        if event.value is _SKIP:
-            self._done(event)
-            return None
+        if self._processors:
+            event = await self._process(event)
+            if event.value is _SKIP:
+                self._done(event)
+                return None
         return event
 
-    async def _process(self, event: Event) -> Event | None:
+    async def _process(self, event: Event) -> Event:
         for processor in self._processors:
             result = processor(event.value)
             if asyncio.iscoroutine(result):
@@ -132,26 +135,29 @@ class Stream:
 
     def _reuse_held(self, event: Event) -> Event | None:
         message = event.message
-        if message is not None and not self.app.conductor.is_current(message):
-            self.app.conductor.processing_finished(message)  # revoked meanwhile: its owner has it
+        if message is not None and message.lease is not None and not message.lease.is_current(message):
+            message.lease.finished(message)  # revoked meanwhile: its owner has it
             return None
         return event
 
     def _decode(self, message: Message) -> Event:
         schema = self.channel.schema
         conf = self.app.conf
-        where = dict(topic=message.topic, partition=message.partition, offset=message.offset)
-        key = schema.loads_key(message.key, default_serializer=conf.key_serializer, **where)
-        value = schema.loads_value(message.value, default_serializer=conf.value_serializer, **where)
-        headers = dict(message.headers)
-        return Event(self.app, key, value, headers, message)
+        topic, partition, offset = message.topic, message.partition, message.offset
+        key = schema.loads_key(message.key, default_serializer=conf.key_serializer,
+                               topic=topic, partition=partition, offset=offset)
+        value = schema.loads_value(message.value, default_serializer=conf.value_serializer,
+                                   topic=topic, partition=partition, offset=offset)
+        headers = message.headers
+        return Event(self.app, key, value, dict(headers) if headers else {}, message)
 
     def _done(self, event: Event) -> None:
         self.current_event = None
         message = event.message
         if message is None:
             return
-        self.app.conductor.processing_finished(message)
+        if message.lease is not None:
+            message.lease.finished(message)
         if self.enable_acks:
             self._ack_message(message)
 
@@ -236,7 +242,8 @@ class Stream:
         return (
             isinstance(item, Message)
             and not item.started
-            and not self.app.conductor.starting.is_set()
+            and item.lease is not None
+            and item.lease.quiescing()
         )
 
     # -- operators ------------------------------------------------------------
