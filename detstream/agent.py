@@ -200,7 +200,7 @@ class Agent(AgentRPC):
             if isinstance(sink, Agent):
                 await sink.send(value=value)
             elif isinstance(sink, Channel):
-                await sink.send(value=value)
+                await sink.forward(value=value)
             else:
                 result = sink(value)
                 if inspect.isawaitable(result):

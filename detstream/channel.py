@@ -7,6 +7,7 @@ subscribed to it, blocking while a subscriber's buffer is full (back-pressure).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,7 @@ from .events import Event, Message
 from .serializers import Schema
 
 if TYPE_CHECKING:
+    from ._types import RecordMetadata
     from .app import App
     from .stream import Stream
 
@@ -87,13 +89,28 @@ class Channel:
         value_serializer: Any = None,
         callback: Any = None,
         force: bool = False,
-    ) -> None:
-        """Hand ``value`` to every subscriber (waits while a buffer is full)."""
+    ) -> asyncio.Future[RecordMetadata] | None:
+        """Hand ``value`` to every subscriber (waits while a buffer is full); None.
+
+        (A ``Topic`` returns the future of the broker's ack instead.)
+        """
         event = Event(self.app, key, value, dict(headers or {}), None)
         for queue in self._subscribers:
             await queue.put(event)
         if callback is not None:
             callback(None)
+        return None
+
+    async def forward(
+        self,
+        *,
+        key: Any = None,
+        value: Any = None,
+        timestamp: float | None = None,
+        headers: Mapping[str, bytes] | None = None,
+    ) -> None:
+        """The engine's own send of an event onward (``group_by``, ``through``, sinks)."""
+        await self.send(key=key, value=value, timestamp=timestamp, headers=headers)
 
     async def put(self, value: Any, *, key: Any = None) -> None:
         await self.send(key=key, value=value)

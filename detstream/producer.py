@@ -49,6 +49,8 @@ SEND_FAILURE_IGNORED = mutants.register(
 
 #: the event a send was made for (None outside any) and the agent making it, if any.
 _Origin = tuple["Event | None", Any]
+#: an outbox entry: send number, topic, arguments, the caller's future (None: a forward), origin.
+_Outgoing = tuple[int, str, dict[str, Any], "asyncio.Future[RecordMetadata] | None", _Origin]
 #: a send of a table write and the future its store waits on.
 _Durable = tuple["asyncio.Future[RecordMetadata]", "asyncio.Future[RecordMetadata]"]
 
@@ -79,15 +81,22 @@ class ProducerBuffer:
     def __init__(self, producer: Producer, *, transactional: bool = False) -> None:
         self._producer = producer
         self.transactional = transactional
-        self._pending: deque[asyncio.Future[RecordMetadata]] = deque()
+        #: (send number, future) of sends not known to be settled; a send's future is the
+        #: caller's, or for a ``forward`` the producer's ack once the record is handed over.
+        self._pending: deque[tuple[int, asyncio.Future[RecordMetadata]]] = deque()
         #: sends not yet handed to the producer, in call order, and the task handing them over.
-        self._outbox: deque[tuple[str, dict[str, Any], asyncio.Future[RecordMetadata], _Origin]] = deque()
+        self._outbox: deque[_Outgoing] = deque()
         self._drainer: asyncio.Future[None] | None = None
+        #: sends made so far, and how many of them the drain handed over (or gave up).
+        self._queued = 0
+        self._handed = 0
+        #: flushes waiting for the drain to hand over the sends made before them.
+        self._handover_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._enqueue = _enqueue_of(producer)
         #: exactly-once: writes of the open transaction waiting for its commit.
         self._durable: list[_Durable] = []
         #: exactly-once, while a commit is in progress: sends for the next transaction.
-        self._deferred: list[tuple[str, dict[str, Any], asyncio.Future[RecordMetadata]]] | None = None
+        self._deferred: list[tuple[str, dict[str, Any], asyncio.Future[RecordMetadata] | None]] | None = None
         self._next_durable: list[_Durable] = []
         #: whether the open transaction has records.
         self._sent_in_transaction = False
@@ -126,7 +135,7 @@ class ProducerBuffer:
     @property
     def settled(self) -> bool:
         """Every send so far was acknowledged or refused (nothing in flight)."""
-        return all(sent.done() for sent in self._pending)
+        return self._handed == self._queued and all(sent.done() for _, sent in self._pending)
 
     def send_soon(
         self,
@@ -143,22 +152,51 @@ class ProducerBuffer:
             later: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
             self._deferred.append((topic, args, later))
             return later
-        return self._start_send(topic, args)
+        future = self._start_send(topic, args, with_future=True)
+        assert future is not None
+        return future
 
-    def _start_send(self, topic: str, args: dict[str, Any]) -> asyncio.Future[RecordMetadata]:
+    def forward(
+        self,
+        topic: str,
+        *,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None = None,
+        timestamp: float | None = None,
+        headers: Headers = (),
+    ) -> None:
+        """``send_soon`` for a caller that never looks at the result (the engine's own forwards).
+
+        Same order, same flush and failure tracking; no future is made for
+        the caller (one per forwarded event adds up: ``group_by``, sinks).
+        """
+        args = dict(key=key, value=value, partition=partition, timestamp=timestamp, headers=headers)
+        if self._deferred is not None:
+            self._deferred.append((topic, args, None))
+            return
+        self._start_send(topic, args, with_future=False)
+
+    def _start_send(
+        self, topic: str, args: dict[str, Any], *, with_future: bool
+    ) -> asyncio.Future[RecordMetadata] | None:
         """Put the record in the outbox (call order) and make sure the drain task runs."""
         self._sent_in_transaction = True
-        future: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
         origin = _origin()
-        self._outbox.append((topic, args, future, origin))
+        number = self._queued
+        self._queued = number + 1
+        future: asyncio.Future[RecordMetadata] | None = None
+        if with_future:
+            future = asyncio.get_running_loop().create_future()
+            if not mutants.on(SEND_FAILURE_IGNORED):
+                future.add_done_callback(lambda done: self._settled(done, topic, args, origin))
+            pending = self._pending
+            while pending and pending[0][1].done():  # sends complete roughly in order: O(1) amortised
+                pending.popleft()
+            pending.append((number, future))
+        self._outbox.append((number, topic, args, future, origin))
         if self._drainer is None or self._drainer.done():
             self._drainer = asyncio.ensure_future(self._drain())
-        if not mutants.on(SEND_FAILURE_IGNORED):
-            future.add_done_callback(lambda done: self._settled(done, topic, args, origin))
-        pending = self._pending
-        while pending and pending[0].done():  # sends complete roughly in order: O(1) amortised
-            pending.popleft()
-        pending.append(future)
         return future
 
     async def _drain(self) -> None:
@@ -175,26 +213,78 @@ class ProducerBuffer:
         outbox, enqueue = self._outbox, self._enqueue
         try:
             while outbox:
-                topic, args, future, (event, agent) = outbox.popleft()
-                if future.done():  # cancelled by its caller before it was handed over
-                    continue
-                # The client runs in this task: give it the sender's event and agent, as a
-                # send awaited by the agent itself would (the simulator's history reads them).
-                event_token, agent_token = set_current_event(event), set_current_agent(agent)
+                number, topic, args, future, origin = outbox.popleft()
                 try:
-                    ack = await enqueue(topic, **args)
-                except Exception as exc:  # refused before queueing: too large, unknown topic
-                    if not future.done():
-                        future.set_exception(exc)
-                    continue
+                    if future is not None and future.done():  # cancelled by its caller meanwhile
+                        continue
+                    ack = await self._hand_over(enqueue, topic, args, origin)
+                    if isinstance(ack, BaseException):  # refused before queueing: too large, ...
+                        if future is not None:
+                            if not future.done():
+                                future.set_exception(ack)
+                        elif not mutants.on(SEND_FAILURE_IGNORED):
+                            self._report(ack, topic, args, origin)
+                    elif future is not None:
+                        complete_as(ack, future)
+                    else:
+                        self._track(number, ack, topic, args, origin)
                 finally:
-                    reset_current_event(event_token)
-                    reset_current_agent(agent_token)
-                complete_as(ack, future)
+                    self._handed += 1
+                    if self._handover_waiters:
+                        self._wake_handover()
         except asyncio.CancelledError:
             while outbox:
-                outbox.popleft()[2].cancel()
+                future = outbox.popleft()[3]
+                if future is not None:
+                    future.cancel()
+                self._handed += 1
+            self._wake_handover()
             raise
+
+    def _track(
+        self, number: int, ack: asyncio.Future[RecordMetadata], topic: str,
+        args: dict[str, Any], origin: _Origin,
+    ) -> None:
+        """Follow a forward's ack: flushes wait for it, a refusal fails its event.
+
+        An ack already done is settled now, not by a scheduled callback: a
+        flush that starts next would not wait for it, and its commit must
+        already see the refusal.
+        """
+        if not mutants.on(SEND_FAILURE_IGNORED):
+            if ack.done():
+                self._settled(ack, topic, args, origin)
+            else:
+                ack.add_done_callback(lambda done: self._settled(done, topic, args, origin))
+        if not ack.done():
+            self._pending.append((number, ack))
+
+    async def _hand_over(
+        self, enqueue: Callable[..., Awaitable[asyncio.Future[RecordMetadata]]], topic: str,
+        args: dict[str, Any], origin: _Origin,
+    ) -> asyncio.Future[RecordMetadata] | Exception:
+        """Give one record to the producer; its ack future, or why it was refused."""
+        event, agent = origin
+        # The client runs in this task: give it the sender's event and agent, as a
+        # send awaited by the agent itself would (the simulator's history reads them).
+        event_token, agent_token = set_current_event(event), set_current_agent(agent)
+        try:
+            return await enqueue(topic, **args)
+        except Exception as exc:
+            return exc
+        finally:
+            reset_current_event(event_token)
+            reset_current_agent(agent_token)
+
+    def _wake_handover(self) -> None:
+        handed, waiting = self._handed, []
+        for target, waiter in self._handover_waiters:
+            if handed >= target:
+                if not waiter.done():
+                    waiter.set_result(None)
+            else:
+                waiting.append((target, waiter))
+        self._handover_waiters = waiting
 
     def _settled(
         self, future: asyncio.Future[RecordMetadata], topic: str, args: dict[str, Any],
@@ -207,9 +297,14 @@ class ProducerBuffer:
         """
         if future.cancelled() or future.exception() is None:  # exception(): retrieved, never "never retrieved"
             return
+        self._report(future.exception(), topic, args, origin)  # type: ignore[arg-type]
+
+    def _report(
+        self, error: BaseException, topic: str, args: dict[str, Any], origin: _Origin
+    ) -> None:
         event, agent = origin
         message = event.message if event is not None else None
-        failure = SendFailed(future.exception(), topic, args.get("partition"), message, agent)  # type: ignore[arg-type]
+        failure = SendFailed(error, topic, args.get("partition"), message, agent)
         if message is not None and self.failed is None:
             self.failed = failure
         if self.on_failure is not None:
@@ -225,7 +320,12 @@ class ProducerBuffer:
         earlier, still running flush waits for. A flush does not raise for a
         refused send (as aiokafka's): ``failed`` tells the commit.
         """
-        snapshot = [future for future in self._pending if not future.done()]
+        target = self._queued
+        if self._handed < target:  # sends made before this flush, still in the outbox
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._handover_waiters.append((target, waiter))
+            await waiter
+        snapshot = [future for number, future in self._pending if number < target and not future.done()]
         if snapshot:
             await asyncio.wait(snapshot)
 
@@ -265,7 +365,7 @@ class ProducerBuffer:
             # Torn down (a crash, or a stop cancelling the commit loop): no more
             # requests; the broker aborts the transaction, or a successor fences it.
             for future in [f for _, f in durable + self._next_durable] + [
-                later for *_, later in self._deferred or ()
+                later for *_, later in self._deferred or () if later is not None
             ]:
                 future.cancel()
             self._deferred, self._next_durable = None, []
@@ -309,11 +409,16 @@ class ProducerBuffer:
             _fail(self._durable, failure)
             self._durable = []
         for topic, args, later in deferred:
-            if failure is not None:
+            if later is None:  # a forward: nobody waits for it
+                if failure is None:
+                    self._start_send(topic, args, with_future=False)
+            elif failure is not None:
                 later.set_exception(failure)
                 later.exception()  # reported by the commit that failed; no "never retrieved"
             else:
-                complete_as(self._start_send(topic, args), later)
+                sent = self._start_send(topic, args, with_future=True)
+                assert sent is not None
+                complete_as(sent, later)
 
 
 def _enqueue_of(producer: Any) -> Callable[..., Awaitable[asyncio.Future[RecordMetadata]]]:
@@ -325,7 +430,7 @@ def _enqueue_of(producer: Any) -> Callable[..., Awaitable[asyncio.Future[RecordM
     """
     enqueue = getattr(producer, "enqueue", None)
     if enqueue is not None:
-        return enqueue  # type: ignore[no-any-return]
+        return enqueue
 
     async def send_in_a_task(topic: str, **args: Any) -> asyncio.Future[RecordMetadata]:
         return asyncio.ensure_future(producer.send(topic, **args))

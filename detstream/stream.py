@@ -301,7 +301,7 @@ class Stream:
                 # keep the event time: windowed tables downstream of a group_by
                 # must window by when the event happened, not when it was forwarded
                 timestamp = event.message.timestamp if event.message is not None else None
-                await target.send(
+                await target.forward(
                     key=new_key, value=event.value, headers=event.headers, timestamp=timestamp
                 )
 
@@ -326,7 +326,7 @@ class Stream:
             if isinstance(target, Topic):
                 await self.app.declared(target)
             async for event in upstream.events():
-                await target.send(key=event.key, value=event.value, headers=event.headers)
+                await target.forward(key=event.key, value=event.value, headers=event.headers)
 
         through._upstream = [forward]
         self._grouped[name] = through

@@ -168,15 +168,9 @@ class Topic(Channel):
         callback: Any = None,
     ) -> asyncio.Future[RecordMetadata]:
         """Serialise now, produce in the background; the App flushes before commits."""
-        name = self.get_topic_name()
-        conf = self.app.conf
-        key_bytes = self.schema.dumps_key(
-            key, default_serializer=key_serializer or conf.key_serializer
+        name, key_bytes, value_bytes, header_items = self._encode(
+            key, value, headers, key_serializer, value_serializer
         )
-        value_bytes = self.schema.dumps_value(
-            value, default_serializer=value_serializer or conf.value_serializer
-        )
-        header_items = tuple((str(k), bytes(v)) for k, v in (headers or {}).items())
         future = self.app.producer.send_soon(
             name, key=key_bytes, value=value_bytes, partition=partition,
             timestamp=timestamp, headers=header_items,
@@ -184,6 +178,39 @@ class Topic(Channel):
         if callback is not None:
             future.add_done_callback(lambda f: callback(f.result()) if not f.exception() else None)
         return future
+
+    async def forward(
+        self,
+        *,
+        key: Any = None,
+        value: Any = None,
+        timestamp: float | None = None,
+        headers: Mapping[str, bytes] | None = None,
+    ) -> None:
+        """The engine's own send of an event onward (``group_by``, ``through``, sinks).
+
+        As ``send``, without a result future: nobody reads it, and making
+        one per event costs. A refused record still fails the event.
+        """
+        name, key_bytes, value_bytes, header_items = self._encode(key, value, headers, None, None)
+        self.app.producer.forward(
+            name, key=key_bytes, value=value_bytes, timestamp=timestamp, headers=header_items,
+        )
+
+    def _encode(
+        self, key: Any, value: Any, headers: Mapping[str, bytes] | None,
+        key_serializer: Any, value_serializer: Any,
+    ) -> tuple[str, bytes | None, bytes | None, tuple[tuple[str, bytes], ...]]:
+        """The topic to send to and the record's bytes."""
+        conf = self.app.conf
+        key_bytes = self.schema.dumps_key(
+            key, default_serializer=key_serializer or conf.key_serializer
+        )
+        value_bytes = self.schema.dumps_value(
+            value, default_serializer=value_serializer or conf.value_serializer
+        )
+        header_items = tuple((str(k), bytes(v)) for k, v in headers.items()) if headers else ()
+        return self.get_topic_name(), key_bytes, value_bytes, header_items
 
     async def declare(self) -> None:
         """Create the topic on the broker if it is missing, unless ``topic_allow_declare`` is off.

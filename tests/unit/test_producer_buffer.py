@@ -232,3 +232,63 @@ def test_sends_not_handed_over_when_the_drain_dies_are_cancelled_not_left_pendin
 
     second_cancelled, _ = run(body)
     assert second_cancelled  # a flush or store waiting on it is not left hanging
+
+
+def test_forwards_keep_call_order_with_sends_and_a_flush_waits_for_them_in_the_outbox():
+    async def body():
+        producer = EnqueueingProducer()
+        buffer = ProducerBuffer(producer)
+        in_event(offset=1)
+        buffer.forward("out", key=None, value=b"f1")
+        sent = buffer.send_soon("out", key=None, value=b"s2")
+        buffer.forward("out", key=None, value=b"f3")
+        set_current_event(None)
+        flush = asyncio.ensure_future(buffer.flush())  # all three still in the outbox
+        await asyncio.sleep(0)
+        settled_early = flush.done() or buffer.settled
+        producer.ack_all()
+        await flush
+        return settled_early, producer.buffered, sent.done(), buffer.settled
+
+    (settled_early, buffered, sent_done, settled), logged = run(body)
+    assert not settled_early  # neither the flush nor `settled` skips forwards not yet handed over
+    assert buffered == [(b"f1", 1), (b"s2", 1), (b"f3", 1)]
+    assert sent_done and settled
+    assert not logged, logged
+
+
+def test_a_refused_forward_fails_its_event_before_the_next_flush_returns():
+    class Refusing(EnqueueingProducer):
+        async def enqueue(self, topic, **record):
+            ack = await super().enqueue(topic, **record)
+            ack.set_exception(ProducerSendError("Kafka refused it: MessageSizeTooLargeError"))
+            return ack
+
+    async def body():
+        buffer = ProducerBuffer(Refusing())
+        in_event(offset=9)
+        buffer.forward("repartition", key=None, value=b"x", timestamp=None)
+        set_current_event(None)
+        await buffer.flush()
+        return buffer.failed
+
+    failed, logged = run(body)
+    assert failed is not None and (str(failed.tp), failed.offset) == ("orders[2]", 9)
+    assert not logged, logged  # nobody holds the ack, yet it is retrieved
+
+
+def test_a_forward_refused_before_queueing_fails_its_event():
+    class TooLarge(EnqueueingProducer):
+        async def enqueue(self, topic, **record):
+            raise ProducerSendError("record too large for the client's buffer")
+
+    async def body():
+        buffer = ProducerBuffer(TooLarge())
+        in_event(offset=4)
+        buffer.forward("out", key=None, value=b"x")
+        set_current_event(None)
+        await buffer.flush()
+        return buffer.failed
+
+    failed, _ = run(body)
+    assert failed is not None and failed.offset == 4
