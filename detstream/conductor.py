@@ -28,8 +28,9 @@ from typing import TYPE_CHECKING, Any
 
 from ._types import TP, ConsumerRecord
 from .acks import OffsetTracker
-from .errors import CommitFailedError
+from .committer import Committer, PlainCommitter
 from .events import Message
+from .futures import current_task_cancelling
 from .listener_guard import GuardedListener
 from .mutants import on as mutant_on
 from .mutants import register as register_mutant
@@ -85,7 +86,9 @@ class Conductor:
         self.progress = asyncio.Event()
         #: partitions of the batch in hand whose records are not all delivered yet.
         self.undelivered: set[TP] = set()
-        #: exactly-once commits; made at start (the guarantee may be configured late).
+        #: what a commit is; chosen at start (the guarantee may be configured late).
+        self.committer: Committer | None = None
+        #: the committer, if it is the exactly-once one (recovery reads markers then).
         self.transactions: TransactionalCommitter | None = None
         #: existing topics that an ``app.topic(pattern=...)`` matches (refreshed periodically).
         self.pattern_matches: set[str] = set()
@@ -121,12 +124,19 @@ class Conductor:
                 self.resubscribe()
 
     async def start(self) -> None:
-        conf = self.app.conf
-        self.transactions = TransactionalCommitter(self) if self.app.exactly_once else None
-        isolation = {"isolation_level": "read_committed"} if self.transactions else {}
-        self.consumer = self.app.transport.create_consumer(
-            client_id=self.app.client_name, group_id=conf.id, **isolation
+        app = self.app
+        exactly_once = app.exactly_once
+        isolation = {"isolation_level": "read_committed"} if exactly_once else {}
+        self.consumer = app.transport.create_consumer(
+            client_id=app.client_name, group_id=app.conf.id, **isolation
         )
+        if exactly_once:
+            self.committer = self.transactions = TransactionalCommitter(self)
+        else:
+            self.committer = PlainCommitter(
+                tracker=self.tracker, consumer=self.consumer, producer=app.producer,
+                flush_tables=app.tables.flush_changelogs, log=app.log,
+            )
         self._request_standbys()
         await self._match_patterns()
         self.consumer.subscribe(sorted(self.subscribed_topics()), self.listener)
@@ -163,10 +173,7 @@ class Conductor:
         idle = await self._wait_idle(set(self._processing))
         budget = self.app.stop_budget()  # None: unbounded (the simulator, tests)
         try:
-            if self.transactions is not None:
-                final = self.transactions.commit_or_crash(idle=idle)
-            else:
-                final = self.commit()
+            final = self._commit_on_release(idle=idle)
             await (final if budget is None else asyncio.wait_for(final, budget))
         except asyncio.TimeoutError:
             self.app._record("stop-gave-up", step="final-commit")
@@ -327,33 +334,12 @@ class Conductor:
             await self.commit()
 
     async def commit(self) -> bool:
-        """Flush produced records, then commit every acked offset; False if fenced or refused.
+        """Commit the work done so far (see ``committer``); False if fenced or refused."""
+        return await self.committer.commit() if self.committer is not None else True
 
-        Not after a send an event made was refused (``ProducerBuffer.failed``):
-        that event is acked, but its output is missing, so no offset may pass
-        it; the app is crashing (``send_failures``) and the event is redone
-        from the last commit. Checked after the flush, which settles every
-        send of the events whose offsets were taken.
-        """
-        if self.transactions is not None:
-            return await self.transactions.commit()
-        offsets = {tp: o for tp, o in self.tracker.to_commit().items()}
-        self.app.tables.flush_changelogs()  # also with no offset to commit: timers write tables
-        if not offsets or self.consumer is None:
-            return True
-        producer = self.app.producer
-        await producer.flush()
-        if producer.failed is not None:
-            taken = ", ".join(f"{tp.topic}[{tp.partition}]@{o}" for tp, o in sorted(offsets.items()))
-            self.app.log.error("not committing %s: %s", taken, producer.failed)
-            return False
-        try:
-            await self.consumer.commit(offsets)
-        except CommitFailedError as exc:
-            self.app.log.warning("commit rejected: %s", exc)
-            return False
-        self.tracker.committed(offsets)
-        return True
+    async def _commit_on_release(self, *, idle: bool) -> None:
+        if self.committer is not None:  # else never started: nothing to commit
+            await self.committer.commit_on_release(idle=idle)
 
     async def _wait_idle(self, tps: set[TP]) -> bool:
         """Wait for events in hand on ``tps`` to finish, time-boxed.
@@ -390,10 +376,7 @@ class Conductor:
         self._opening -= revoked
         self.progress.set()
         idle = await self._wait_idle(revoked)
-        if self.transactions is not None:
-            await self.transactions.commit_or_crash(idle=idle)
-        else:
-            await self.commit()
+        await self._commit_on_release(idle=idle)
         self.tracker.forget(revoked)
         for tp in revoked:
             self.unfinished.pop(tp, None)
@@ -474,6 +457,5 @@ async def _cancel(task: asyncio.Task[None]) -> None:
     try:
         await task
     except asyncio.CancelledError:
-        current = asyncio.current_task()
-        if current is not None and current.cancelling():
+        if current_task_cancelling():
             raise

@@ -86,7 +86,7 @@ class TransactionalCommitter:
             finally:
                 conductor.starting.set()
 
-    async def commit_or_crash(self, *, idle: bool = True) -> None:
+    async def commit_on_release(self, *, idle: bool = True) -> None:
         """Commit from a rebalance callback or the stop, which must not raise.
 
         ``idle`` False: some event of the partitions being given up is still
