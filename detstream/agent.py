@@ -212,7 +212,8 @@ class Agent(AgentRPC):
         tp = message.tp if message else None
         offset = message.offset if message else None
         if isinstance(exc, DecodeError):  # the undecodable record never became the current event
-            tp, offset = (TP(exc.topic, exc.partition) if exc.topic else None), exc.offset
+            tp = TP(exc.topic, exc.partition) if exc.topic and exc.partition is not None else None
+            offset = exc.offset
         self.app._record("agent-error", agent=self.name, tp=tp, offset=offset, error=type(exc).__name__)
         self.app.log.error("agent %s raised %r; restarting it", self.name, exc)
         if self.on_error is not None:
@@ -220,6 +221,7 @@ class Agent(AgentRPC):
             if inspect.isawaitable(result):
                 await result
         if actor.supervisor is None:  # CrashingSupervisor: the failure is the app's
+            assert self._supervisor is not None  # made when the agent started its actors
             self._supervisor.wakeup()  # for this strategy: stop, restart nothing
             if not self.app.crashed:
                 await self.app.crash(exc)

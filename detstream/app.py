@@ -52,7 +52,9 @@ STOP_UNBOUNDED = register_mutant(
 logger = logging.getLogger(__name__)
 
 
-class App(TasksMixin, Service):
+# Faust's ``@app.timer``/``@app.crontab`` (TasksMixin) deliberately replace mode's
+# Service class decorators of those names, with another signature.
+class App(TasksMixin, Service):  # type: ignore[misc]
     """A detstream application (Faust's ``faust.App``).
 
     Example::
@@ -88,7 +90,7 @@ class App(TasksMixin, Service):
         self._config_source: tuple[Any, bool] | None = None
         #: ``@app.command`` click commands by name (see detstream.commands).
         self.commands: dict[str, Any] = {}
-        self._background: list[asyncio.Task[None]] = []
+        self._background = []
         self._declaring: dict[str, asyncio.Future[None]] = {}
         #: partition counts of consumed topics and changelogs, as found at start.
         self._partition_counts: dict[str, int] = {}
@@ -312,8 +314,12 @@ class App(TasksMixin, Service):
 
     async def send(
         self, channel: Channel | str, key: Any = None, value: Any = None, **kwargs: Any
-    ) -> RecordMetadata | None:
-        """Send to a topic (by object or name) or channel."""
+    ) -> asyncio.Future[RecordMetadata] | None:
+        """Send to a topic (by object or name) or channel.
+
+        A topic returns the future of the broker's ack (as ``Topic.send``),
+        an in-memory channel None.
+        """
         target = self._topic_named(channel) if isinstance(channel, str) else channel
         return await target.send(key=key, value=value, **kwargs)
 
