@@ -22,6 +22,7 @@ from mode import Service
 from ._types import TP
 from .channel import Channel
 from .clock import new_uuid
+from .compat import widen_restart_budget
 from .errors import DecodeError, InvalidArgument
 from .events import current_agent as current_agent  # re-exported: agents own the idea
 from .events import set_current_agent
@@ -171,8 +172,7 @@ class Agent(AgentRPC):
         supervisor = self.supervisor_strategy(
             max_restarts=MAX_RESTARTS, over=1.0, beacon=self.app.beacon
         )
-        bucket = supervisor._bucket
-        bucket.capacity = bucket._tokens = MAX_RESTARTS
+        widen_restart_budget(supervisor, MAX_RESTARTS)
         return supervisor
 
     async def stop(self) -> None:
