@@ -130,7 +130,7 @@ class StandbyReader:
         self._reseek = {tp for tp, e in self._partitions.items() if e.position is not None}
 
     def _open(self, table: Table, tp: TP) -> _Standby:
-        store = store_for_url(table.store_url)(url=table.store_url, table=table)
+        store = store_for_url(table.store_url)(url=table.store_url, spec=table.store_spec())
         store.assign_partitions({tp.partition})
         return _Standby(table, store, store.persisted_offset(tp.partition))
 

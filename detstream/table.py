@@ -32,6 +32,7 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._types import TP, ConsumerRecord, RecordMetadata
@@ -49,7 +50,7 @@ from .events import Event, current_agent, current_event
 from .mutants import on as mutant_on
 from .mutants import register as register_mutant
 from .partitioner import partition_for_key
-from .stores import store_for_url
+from .stores import StoreSpec, store_for_url
 from .table_codecs import TableKeyCodec
 
 if TYPE_CHECKING:
@@ -150,12 +151,22 @@ class Table(MutableMapping[Any, Any]):
         self._changelog_cache: ChangelogCache | None = None
         self._setup_changelog_schema()
         #: built after the changelog topic: a persistent store encodes with its schema.
-        self.data = store_for_url(self.store_url)(url=self.store_url, table=self)
+        self.data = store_for_url(self.store_url)(url=self.store_url, spec=self.store_spec())
         if window is not None:
             self.using_window(window)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__}: {self.name}>"
+
+    def store_spec(self) -> StoreSpec:
+        """What this table's store needs to know of it (``stores.base.StoreSpec``)."""
+        app = self.app  # its conf is read at every use: it may be configured later
+        return StoreSpec(
+            table=self.name,
+            changelog=self.changelog_topic,
+            directory=lambda: Path(app.conf.datadir) / f"v{app.conf.version}" / "tables",
+            datadir=lambda: str(app.conf.datadir),
+        )
 
     def _setup_changelog_schema(self) -> None:
         """Hook for table kinds that need their own changelog codecs (SetTable)."""

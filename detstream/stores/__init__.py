@@ -10,14 +10,14 @@ from typing import Any
 
 from detstream.errors import ImproperlyConfigured
 
-from .base import Store
+from .base import Store, StoreSpec
 from .memory import MemoryStore
 
 SUPPORTED = ("memory://", "rocksdb://")
 
 
 def store_for_url(url: str) -> type[Any]:
-    """The store class for ``url``; build it as ``cls(url=url, table=table)``."""
+    """The store class for ``url``; build it as ``cls(url=url, spec=table.store_spec())``."""
     scheme = url.partition("://")[0].lower() if isinstance(url, str) and "://" in url else ""
     if scheme == "memory":
         return MemoryStore
@@ -30,4 +30,4 @@ def store_for_url(url: str) -> type[Any]:
     )
 
 
-__all__ = ["SUPPORTED", "MemoryStore", "Store", "store_for_url"]
+__all__ = ["SUPPORTED", "MemoryStore", "Store", "StoreSpec", "store_for_url"]

@@ -1,8 +1,9 @@
 """The store seam: what a table needs to keep its data, per partition.
 
-A store is built by the table as ``store_cls(url=..., table=table)`` so that a
-persistent store can find its directory (``table.app.conf``) and encode keys
-and values exactly as the changelog does (``table.changelog_topic.schema``).
+A store is built as ``store_cls(url=..., spec=table.store_spec())``: a
+``StoreSpec`` says what a store needs to know of its table (its name, where
+its files go, how the changelog encodes keys and values), not the table
+itself, so a store never reaches into the table or the app.
 
 Writes made while processing an event carry ``sent``, the future of the
 changelog record that mirrors them. A persistent store writes them to disk
@@ -20,12 +21,42 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from detstream._types import ConsumerRecord, RecordMetadata
 
 #: Decodes a changelog record's key or value (the table's schema).
 RecordDecoder = Callable[[ConsumerRecord], Any]
+
+
+class ChangelogTopic(Protocol):
+    """The part of the table's changelog topic a store reads: how records are encoded."""
+
+    schema: Any
+
+    def get_topic_name(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class StoreSpec:
+    """What a store knows of its table.
+
+    Read at every use, not copied: the changelog's schema changes when the
+    table becomes windowed (``table.tumbling(...)``) after it was built, and
+    an app's ``datadir`` may be set after its tables are defined
+    (``detstream worker --datadir``).
+    """
+
+    #: the table's name (file names, messages).
+    table: str
+    #: its changelog topic: a persistent store encodes keys and values as its schema does.
+    changelog: ChangelogTopic
+    #: where the table's partition files go (``{datadir}/v{version}/tables``).
+    directory: Callable[[], Path]
+    #: the app's datadir, for the message when another worker holds the files.
+    datadir: Callable[[], str]
 
 
 class Store(Protocol):

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from detstream._types import ConsumerRecord, RecordMetadata
 
 if TYPE_CHECKING:
-    from .base import RecordDecoder
+    from .base import RecordDecoder, StoreSpec
 
 
 class MemoryStore:
@@ -30,7 +30,7 @@ class MemoryStore:
     #: the data is gone when the process is: standby copies must be copied into the table.
     durable = False
 
-    def __init__(self, *, url: str = "memory://", table: Any = None) -> None:
+    def __init__(self, *, url: str = "memory://", spec: StoreSpec | None = None) -> None:
         self.url = url
         self._data: dict[Any, Any] = {}
         self._partition_of: dict[Any, int] = {}

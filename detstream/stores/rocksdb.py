@@ -37,9 +37,9 @@ from typing import TYPE_CHECKING, Any
 from detstream._types import ConsumerRecord, RecordMetadata
 from detstream.errors import ImproperlyConfigured, InvalidArgument
 
-if TYPE_CHECKING:
-    from detstream.table import Table
+from .base import StoreSpec
 
+if TYPE_CHECKING:
     from .base import RecordDecoder
 
 logger = logging.getLogger(__name__)
@@ -76,24 +76,23 @@ class RocksDBStore:
     #: the data outlives the process (a standby's files are the table's files).
     durable = True
 
-    def __init__(self, *, url: str, table: Table) -> None:
+    def __init__(self, *, url: str, spec: StoreSpec) -> None:
         self.url = url
-        self.table = table
-        self._rocksdict = _import_rocksdict(url, table.name)
+        self.spec = spec
+        self._rocksdict = _import_rocksdict(url, spec.table)
         self._partitions: dict[int, _Partition] = {}
 
     def __repr__(self) -> str:
-        return f"<RocksDBStore: {self.table.name} at {self.directory}>"
+        return f"<RocksDBStore: {self.spec.table} at {self.directory}>"
 
     # -- layout ---------------------------------------------------------------------
     @property
     def directory(self) -> Path:
         """Read at every open: the datadir may be set after the table is defined."""
-        conf = self.table.app.conf
-        return Path(conf.datadir) / f"v{conf.version}" / "tables"
+        return self.spec.directory()
 
     def path_for(self, partition: int) -> Path:
-        return self.directory / f"{self.table.name}-{partition}.db"
+        return self.directory / f"{self.spec.table}-{partition}.db"
 
     def _open(self, partition: int) -> _Partition:
         part = self._partitions.get(partition)
@@ -108,9 +107,9 @@ class RocksDBStore:
         except Exception as exc:
             if "lock" not in str(exc).lower():
                 raise
-            datadir = self.table.app.conf.datadir
+            datadir = self.spec.datadir()
             raise ImproperlyConfigured(
-                f"table {self.table.name!r} partition {partition}: RocksDB {path} is locked by "
+                f"table {self.spec.table!r} partition {partition}: RocksDB {path} is locked by "
                 f"another worker ({exc}): is another worker process using datadir "
                 f"{str(datadir)!r}? Give each worker its own datadir (--datadir DIR or the "
                 f"datadir setting), or stop the other one."
@@ -127,18 +126,20 @@ class RocksDBStore:
 
     # -- encoding (the changelog's bytes) -----------------------------------------------
     def _dump_key(self, key: Any) -> bytes | None:
-        return self.table.changelog_topic.schema.dumps_key(key, default_serializer="json")
+        return self.spec.changelog.schema.dumps_key(key, default_serializer="json")
 
     def _dump_value(self, value: Any) -> bytes | None:
-        return self.table.changelog_topic.schema.dumps_value(value, default_serializer="json")
+        return self.spec.changelog.schema.dumps_value(value, default_serializer="json")
 
     def _load_key(self, data: bytes) -> Any:
-        schema = self.table.changelog_topic.schema
-        return schema.loads_key(data, default_serializer="json", topic=self.table.changelog_name)
+        changelog = self.spec.changelog
+        return changelog.schema.loads_key(data, default_serializer="json", topic=changelog.get_topic_name())
 
     def _load_value(self, data: bytes) -> Any:
-        schema = self.table.changelog_topic.schema
-        return schema.loads_value(data, default_serializer="json", topic=self.table.changelog_name)
+        changelog = self.spec.changelog
+        return changelog.schema.loads_value(
+            data, default_serializer="json", topic=changelog.get_topic_name()
+        )
 
     # -- reads ------------------------------------------------------------------------
     def _lookup(self, key: Any) -> bytes | None:
@@ -205,7 +206,7 @@ class RocksDBStore:
     def _key_for_write(self, key: Any) -> bytes:
         data = self._dump_key(key)
         if data is None:
-            raise InvalidArgument(f"table {self.table.name!r}: a rocksdb table cannot store key None")
+            raise InvalidArgument(f"table {self.spec.table!r}: a rocksdb table cannot store key None")
         return data
 
     @staticmethod
@@ -258,7 +259,7 @@ class RocksDBStore:
         if failed:
             logger.warning(
                 "table %r partition %d: %d writes failed to reach the changelog (send failed or "
-                "transaction aborted); they stay in memory only", self.table.name, part.number, failed,
+                "transaction aborted); they stay in memory only", self.spec.table, part.number, failed,
             )
         if batch is None:
             return
@@ -324,7 +325,7 @@ class RocksDBStore:
         self.close()
         if not self.directory.is_dir():
             return
-        pattern = re.compile(rf"{re.escape(self.table.name)}-\d+\.db")
+        pattern = re.compile(rf"{re.escape(self.spec.table)}-\d+\.db")
         for path in sorted(self.directory.iterdir()):
             if pattern.fullmatch(path.name):
                 self._destroy(path)
