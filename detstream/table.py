@@ -73,6 +73,9 @@ CHANGELOG_DECODE_UNCHECKED = register_mutant(
 WindowCloseCallback = Callable[[Any, Any], Any]
 
 
+#: changelog keys a table remembers the decoding of (bounds the memory of ``_read_back_key``).
+_READ_BACK_KEYS = 4096
+
 class Table(MutableMapping[Any, Any]):
     """``app.Table(name, ...)``: see the Faust guide for each argument."""
 
@@ -149,6 +152,9 @@ class Table(MutableMapping[Any, Any]):
         #: source topics whose partition count was compared with the changelog's.
         self._sources_checked: set[str] = set()
         self._changelog_cache: ChangelogCache | None = None
+        #: changelog key bytes -> the key recovery decodes them to (see ``_read_back_key``).
+        self._keys_read_back: dict[bytes | None, Any] = {}
+        self._keys_read_back_schema: Any = None
         self._setup_changelog_schema()
         #: built after the changelog topic: a persistent store encodes with its schema.
         self.data = store_for_url(self.store_url)(url=self.store_url, spec=self.store_spec())
@@ -367,7 +373,7 @@ class Table(MutableMapping[Any, Any]):
                 f"table {self.name!r}: cannot write key {key!r} to its changelog {name!r}: {exc}"
             ) from exc
         try:
-            back = schema.loads_key(key_bytes, default_serializer="json", topic=name)
+            back = self._read_back_key(schema, key_bytes, name)
         except DecodeError as exc:
             raise TableWriteError(
                 f"table {self.name!r}: key {key!r} encodes to changelog bytes {key_bytes!r} that "
@@ -392,6 +398,22 @@ class Table(MutableMapping[Any, Any]):
                     "Write values of the table's value_type, or fix its value_serializer"
                 ) from exc
         return key_bytes, value_bytes
+
+    def _read_back_key(self, schema: Any, key_bytes: bytes | None, topic: str) -> Any:
+        """``key_bytes`` decoded as recovery would: remembered, as a table writes few keys often.
+
+        The decoding depends only on the bytes and the changelog's schema (a
+        table made windowed gets a new one, which empties the memory). At most
+        ``_READ_BACK_KEYS`` keys are kept; then it starts over.
+        """
+        known = self._keys_read_back
+        if schema is not self._keys_read_back_schema or len(known) >= _READ_BACK_KEYS:
+            known.clear()
+            self._keys_read_back_schema = schema
+        if key_bytes in known:
+            return known[key_bytes]
+        back = known[key_bytes] = schema.loads_key(key_bytes, default_serializer="json", topic=topic)
+        return back
 
     # -- windowing --------------------------------------------------------------
     def tumbling(
