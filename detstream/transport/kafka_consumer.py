@@ -64,7 +64,7 @@ class CopartitionedAssignor(AbstractPartitionAssignor):
     def __init__(self, owner: KafkaConsumer | None = None) -> None:
         self.owner = owner
 
-    def assign(  # type: ignore[override]  # an instance method: aiokafka calls it on what it is given
+    def assign(  # an instance method (aiokafka's is a classmethod): it calls it on what it is given
         self, cluster: Any, members: Mapping[str, ConsumerProtocolMemberMetadata]
     ) -> dict[str, ConsumerProtocolMemberAssignment]:
         subscriptions = {m: frozenset(meta.subscription) for m, meta in members.items()}
@@ -87,13 +87,13 @@ class CopartitionedAssignor(AbstractPartitionAssignor):
             )
         return result
 
-    def metadata(  # type: ignore[override]
+    def metadata(
         self, topics: Iterable[str]
     ) -> ConsumerProtocolMemberMetadata:
         user_data = self.owner._subscription_user_data() if self.owner is not None else b""
         return ConsumerProtocolMemberMetadata(self.version, sorted(topics), user_data)
 
-    def on_assignment(  # type: ignore[override]
+    def on_assignment(
         self, assignment: ConsumerProtocolMemberAssignment
     ) -> None:
         """Called by aiokafka before the rebalance listener: the standbys are known by then."""
@@ -262,17 +262,7 @@ class KafkaConsumer:
             await asyncio.sleep(min(timeout, 1.0))
             return {}
         self._fetch_errors = 0
-        return {
-            TP(tp.topic, tp.partition): [
-                ConsumerRecord(
-                    r.topic, r.partition, r.offset, r.timestamp / 1000.0, r.key, r.value,
-                    tuple((str(k), bytes(v)) for k, v in (r.headers or ())),
-                )
-                for r in records
-            ]
-            for tp, records in batch.items()
-            if records
-        }
+        return {TP(tp.topic, tp.partition): _records(tp, records) for tp, records in batch.items() if records}
 
     def _assigned(self, tps: Iterable[TP]) -> list[TopicPartition]:
         current = self._client().assignment()
@@ -413,6 +403,26 @@ class KafkaConsumer:
 
 
 # -- helpers ---------------------------------------------------------------------
+_new_tuple = tuple.__new__
+
+
+def _records(tp: TopicPartition, fetched: list[Any]) -> list[ConsumerRecord]:
+    """aiokafka's records of one partition as ours (the engine's hottest conversion).
+
+    ``ConsumerRecord(...)`` made as its NamedTuple ``__new__`` makes it, without a
+    Python call per record; headers (rare) converted only when a record has some.
+    """
+    topic, partition = tp.topic, tp.partition
+    new, cls = _new_tuple, ConsumerRecord
+    return [
+        new(cls, (
+            topic, partition, r.offset, r.timestamp / 1000.0, r.key, r.value,
+            tuple([(str(k), bytes(v)) for k, v in r.headers]) if r.headers else (),
+        ))
+        for r in fetched
+    ]
+
+
 def _ms(seconds: float) -> int:
     return int(round(float(seconds) * 1000))
 

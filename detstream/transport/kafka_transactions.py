@@ -86,7 +86,13 @@ class KafkaTransactionalProducer(KafkaProducer):
         await self._call("abort_transaction")
 
     async def _call(self, method: str, *args: Any) -> None:
+        """An aiokafka transaction call, once every record enqueued before it is in aiokafka's hands.
+
+        Records wait in our batches until aiokafka takes them (see ``KafkaProducer``):
+        ending the transaction before would leave them out of it.
+        """
         try:
+            await self._handed_over()
             await getattr(self._client(), method)(*args)
         except ProducerFenced as exc:
             raise self._fenced(exc) from exc
