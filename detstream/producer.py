@@ -47,6 +47,9 @@ SEND_FAILURE_IGNORED = mutants.register(
     "of the event that made it is committed",
 )
 
+#: records in the outbox (not yet taken by the client) past which a forward waits.
+OUTBOX_ROOM = 10_000
+
 #: the event a send was made for (None outside any) and the agent making it, if any.
 _Origin = tuple["Event | None", Any]
 #: an outbox entry: send number, topic, arguments, the caller's future (None: a forward), origin.
@@ -92,6 +95,8 @@ class ProducerBuffer:
         self._handed = 0
         #: flushes waiting for the drain to hand over the sends made before them.
         self._handover_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        #: forwards waiting for the outbox to drop below ``OUTBOX_ROOM``.
+        self._room_waiters: list[asyncio.Future[None]] = []
         self._enqueue = _enqueue_of(producer)
         #: exactly-once: writes of the open transaction waiting for its commit.
         self._durable: list[_Durable] = []
@@ -156,7 +161,7 @@ class ProducerBuffer:
         assert future is not None
         return future
 
-    def forward(
+    async def forward(
         self,
         topic: str,
         *,
@@ -170,12 +175,29 @@ class ProducerBuffer:
 
         Same order, same flush and failure tracking; no future is made for
         the caller (one per forwarded event adds up: ``group_by``, sinks).
+        Unlike ``send_soon`` it may wait: while the outbox holds ``OUTBOX_ROOM``
+        records the client has not taken yet (the broker is slower than the
+        agents), the agent forwarding waits, instead of memory growing.
         """
+        if len(self._outbox) >= OUTBOX_ROOM:
+            await self._room_in_outbox()
         args = dict(key=key, value=value, partition=partition, timestamp=timestamp, headers=headers)
         if self._deferred is not None:
             self._deferred.append((topic, args, None))
             return
         self._start_send(topic, args, with_future=False)
+
+    async def _room_in_outbox(self) -> None:
+        while len(self._outbox) >= OUTBOX_ROOM:
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._room_waiters.append(waiter)
+            await waiter
+
+    def _wake_room_waiters(self) -> None:
+        waiters, self._room_waiters = self._room_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     def _start_send(
         self, topic: str, args: dict[str, Any], *, with_future: bool
@@ -214,6 +236,8 @@ class ProducerBuffer:
         try:
             while outbox:
                 number, topic, args, future, origin = outbox.popleft()
+                if self._room_waiters and len(outbox) < OUTBOX_ROOM:
+                    self._wake_room_waiters()
                 try:
                     if future is not None and future.done():  # cancelled by its caller meanwhile
                         continue
@@ -239,6 +263,7 @@ class ProducerBuffer:
                     future.cancel()
                 self._handed += 1
             self._wake_handover()
+            self._wake_room_waiters()
             raise
 
     def _track(

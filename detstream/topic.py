@@ -193,7 +193,7 @@ class Topic(Channel):
         one per event costs. A refused record still fails the event.
         """
         name, key_bytes, value_bytes, header_items = self._encode(key, value, headers, None, None)
-        self.app.producer.forward(
+        await self.app.producer.forward(
             name, key=key_bytes, value=value_bytes, timestamp=timestamp, headers=header_items,
         )
 

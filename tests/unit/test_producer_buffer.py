@@ -239,9 +239,9 @@ def test_forwards_keep_call_order_with_sends_and_a_flush_waits_for_them_in_the_o
         producer = EnqueueingProducer()
         buffer = ProducerBuffer(producer)
         in_event(offset=1)
-        buffer.forward("out", key=None, value=b"f1")
+        await buffer.forward("out", key=None, value=b"f1")
         sent = buffer.send_soon("out", key=None, value=b"s2")
-        buffer.forward("out", key=None, value=b"f3")
+        await buffer.forward("out", key=None, value=b"f3")
         set_current_event(None)
         flush = asyncio.ensure_future(buffer.flush())  # all three still in the outbox
         await asyncio.sleep(0)
@@ -267,7 +267,7 @@ def test_a_refused_forward_fails_its_event_before_the_next_flush_returns():
     async def body():
         buffer = ProducerBuffer(Refusing())
         in_event(offset=9)
-        buffer.forward("repartition", key=None, value=b"x", timestamp=None)
+        await buffer.forward("repartition", key=None, value=b"x", timestamp=None)
         set_current_event(None)
         await buffer.flush()
         return buffer.failed
@@ -285,10 +285,47 @@ def test_a_forward_refused_before_queueing_fails_its_event():
     async def body():
         buffer = ProducerBuffer(TooLarge())
         in_event(offset=4)
-        buffer.forward("out", key=None, value=b"x")
+        await buffer.forward("out", key=None, value=b"x")
         set_current_event(None)
         await buffer.flush()
         return buffer.failed
 
     failed, _ = run(body)
     assert failed is not None and failed.offset == 4
+
+
+def test_a_forward_waits_while_the_outbox_is_full_and_goes_on_as_it_drains(monkeypatch):
+    from detstream import producer as producer_module
+
+    monkeypatch.setattr(producer_module, "OUTBOX_ROOM", 2)
+
+    class Slow(EnqueueingProducer):
+        def __init__(self) -> None:
+            super().__init__()
+            self.room = asyncio.Event()
+
+        async def enqueue(self, topic, **record):
+            await self.room.wait()  # the client's buffer is full until the test says
+            return await super().enqueue(topic, **record)
+
+    async def body():
+        client = Slow()
+        buffer = ProducerBuffer(client)
+        await buffer.forward("out", key=None, value=b"1")
+        await asyncio.sleep(0)  # the drain took "1"; the client's buffer is full
+        await buffer.forward("out", key=None, value=b"2")
+        await buffer.forward("out", key=None, value=b"3")  # the outbox holds 2 now
+        fourth = asyncio.ensure_future(buffer.forward("out", key=None, value=b"4"))
+        await asyncio.sleep(0)
+        waited = not fourth.done()
+        client.room.set()
+        await fourth
+        await asyncio.sleep(0)
+        client.ack_all()
+        await buffer.flush()
+        return waited, [value for value, _ in client.buffered]
+
+    (waited, buffered), logged = run(body)
+    assert waited  # the agent waited instead of piling up records
+    assert buffered == [b"1", b"2", b"3", b"4"]
+    assert not logged, logged
