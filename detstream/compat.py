@@ -13,6 +13,8 @@ Nothing here imports aiokafka: the functions take its objects as given.
 
 from __future__ import annotations
 
+from typing import Any
+
 import mode
 
 #: the versions these details were read from (tests/unit/test_compat.py checks them).
@@ -29,3 +31,54 @@ def widen_restart_budget(supervisor: mode.SupervisorStrategy, restarts: float) -
     """
     bucket = supervisor._bucket
     bucket.capacity = bucket._tokens = restarts
+
+
+# -- aiokafka (its objects are passed in; this module never imports it) ----------------
+async def wait_on_metadata(producer: Any, topic: str) -> None:
+    """Wait until the producer's client knows ``topic``'s partitions (aiokafka's ``send`` does)."""
+    await producer.client._wait_on_metadata(topic)
+
+
+def transaction_manager(producer: Any) -> Any:
+    """The producer's transaction state (None unless it is transactional)."""
+    return producer._txn_manager
+
+
+def max_request_size(producer: Any) -> int:
+    return int(producer._max_request_size)
+
+
+def check_record_size(producer: Any, key: bytes | None, value: bytes | None, headers: Any) -> None:
+    """Raise aiokafka's ``MessageSizeTooLargeError`` for a record past ``max_request_size``."""
+    producer._serialize(key, value, headers)
+
+
+def default_partition(producer: Any, key: bytes | None, every: list[int], available: list[int]) -> int:
+    """The partition aiokafka's ``send`` would choose for ``key`` (its configured partitioner)."""
+    return int(producer._partitioner(key, every, available))
+
+
+async def send_admin_request(admin: Any, request: Any) -> Any:
+    """Send a raw protocol request through the admin client (no public way for some)."""
+    return await admin._send_request(request)
+
+
+def group_membership(consumer: Any) -> tuple[int, str]:
+    """(generation, member id) the consumer joined its group with."""
+    coordinator = consumer._coordinator
+    return coordinator.generation, coordinator.member_id
+
+
+def current_assignment(consumer: Any) -> Any:
+    """The consumer's assignment in force (aiokafka's ``Assignment``), or None between two."""
+    subscription = consumer._subscription.subscription
+    return subscription.assignment if subscription is not None else None
+
+
+async def commit_for_assignment(consumer: Any, assignment: Any, offsets: Any) -> None:
+    """Commit ``offsets`` as a member of the generation ``assignment`` belongs to.
+
+    aiokafka's public ``commit`` checks the assignment in force; a rebalance
+    listener committing revoked partitions needs the one it is giving up.
+    """
+    await consumer._coordinator.commit_offsets(assignment, offsets)

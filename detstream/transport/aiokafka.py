@@ -46,6 +46,7 @@ from aiokafka.errors import (
 )
 from aiokafka.protocol.metadata import MetadataRequest
 
+from detstream import compat
 from detstream._types import RecordMetadata
 from detstream.clock import wall_time
 from detstream.errors import ImproperlyConfigured, ProducerSendError
@@ -319,7 +320,7 @@ class KafkaProducer:
                 async with self._enqueue:
                     while True:
                         if self._known(producer, topic) is None:
-                            await producer.client._wait_on_metadata(topic)
+                            await compat.wait_on_metadata(producer, topic)
                         ack = self._append(producer, topic, key, value, partition, stamp_ms, header_list)
                         if ack is not None:
                             return ack
@@ -352,17 +353,17 @@ class KafkaProducer:
         known = self._known(producer, topic)
         if known is None:
             return None
-        txn = producer._txn_manager
+        txn = compat.transaction_manager(producer)
         if txn is not None and txn.transactional_id is not None and not txn.is_in_transaction():
             raise IllegalOperation("Can't send messages while not in transaction")
         size = (len(key) if key is not None else 0) + (len(value) if value is not None else 0)
         for name, data in headers:
             size += len(name) * 4 + len(data or b"")
-        if size + _RECORD_OVERHEAD > producer._max_request_size:  # maybe too large: aiokafka's check
-            producer._serialize(key, value, headers)  # MessageSizeTooLargeError past max_request_size
+        if size + _RECORD_OVERHEAD > compat.max_request_size(producer):  # maybe too large
+            compat.check_record_size(producer, key, value, headers)
         every, ordered, available = known
         if partition is None:
-            partition = producer._partitioner(key, ordered, available)
+            partition = compat.default_partition(producer, key, ordered, available)
         else:
             assert partition >= 0
             assert partition in every, "Unrecognized partition"
@@ -550,7 +551,7 @@ class KafkaAdmin:
         admin = await self._client()
         # A plain metadata request would auto-create the topic it asks about.
         request = MetadataRequest([name], allow_auto_topic_creation=False)
-        response = await admin._send_request(request)
+        response = await compat.send_admin_request(admin, request)
         (topic,) = [t for t in response.to_object()["topics"] if t["topic"] == name]
         return topic
 

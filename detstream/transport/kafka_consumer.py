@@ -31,6 +31,7 @@ from aiokafka.errors import CommitFailedError as KafkaCommitFailedError
 from aiokafka.errors import KafkaError
 from aiokafka.util import commit_structure_validate
 
+from detstream import compat
 from detstream._types import TP, ConsumerRecord
 from detstream.assignor_wire import (
     SubscriptionInfo,
@@ -118,9 +119,9 @@ class _ListenerAdapter(ConsumerRebalanceListener):
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         owner = self.owner
         client = owner._client()
-        owner._generation = client._coordinator.generation
-        owner._member = (client._coordinator.generation, client._coordinator.member_id)
-        owner._last_assignment = client._subscription.subscription.assignment
+        owner._member = compat.group_membership(client)
+        owner._generation = owner._member[0]
+        owner._last_assignment = compat.current_assignment(client)
         if owner._listener is not None:
             await owner._listener.on_partitions_assigned(_tps(assigned))
 
@@ -299,11 +300,10 @@ class KafkaConsumer:
         if not offsets:
             return
         consumer = self._client()
-        assignment = consumer._subscription.subscription
-        current = assignment.assignment if assignment is not None else None
+        current = compat.current_assignment(consumer)
         try:
-            await consumer._coordinator.commit_offsets(
-                current or self._last_assignment,
+            await compat.commit_for_assignment(
+                consumer, current or self._last_assignment,
                 commit_structure_validate({_ak(tp): o for tp, o in offsets.items()}),
             )
         except KafkaCommitFailedError as exc:

@@ -30,3 +30,39 @@ def test_a_supervisors_restart_budget_can_be_widened(strategy):
 def test_the_blocking_detector_hooks_detstream_overrides_exist():
     for name in ("_on_alarm", "_reset_signal"):
         assert callable(getattr(BlockingDetector, name, None)), name
+
+
+def test_the_aiokafka_details_compat_reaches_exist():
+    """Checked on real aiokafka objects, built without connecting to anything."""
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.consumer.group_coordinator import GroupCoordinator
+
+    async def inspect():
+        producer = AIOKafkaProducer(bootstrap_servers="127.0.0.1:9")
+        consumer = AIOKafkaConsumer(bootstrap_servers="127.0.0.1:9", group_id="g")
+        admin = AIOKafkaAdminClient(bootstrap_servers="127.0.0.1:9")
+        try:
+            found = {
+                "producer.client._wait_on_metadata": callable(producer.client._wait_on_metadata),
+                "producer._txn_manager": compat.transaction_manager(producer) is None,
+                "producer._max_request_size": compat.max_request_size(producer) > 0,
+                "producer._partitioner": compat.default_partition(producer, b"k", [0, 1], [0, 1])
+                in (0, 1),
+                "admin._send_request": callable(admin._send_request),
+                "consumer._subscription": compat.current_assignment(consumer) is None,
+                "GroupCoordinator.commit_offsets": callable(GroupCoordinator.commit_offsets),
+            }
+            with pytest.raises(Exception, match="(?i)too large|size"):
+                compat.check_record_size(producer, None, b"x" * (2 << 20), [])
+        finally:
+            await producer.client.close()
+            await consumer._client.close()
+        return found
+
+    found = asyncio.run(inspect())
+    assert all(found.values()), found
+    members = GroupCoordinator.__init__.__code__.co_names
+    assert "generation" in members and "member_id" in members
