@@ -58,11 +58,11 @@ def copartitioned_assignment(
         replays only the tail), and otherwise to the ``i % n``-th member (so a
         fresh group's assignment is the plain round robin).
     """
-    owned = {m: set(tps) for m, tps in (owned or {}).items()}
-    warm = {m: set(tps) for m, tps in (warm or {}).items()}
+    owned_sets = {m: set(tps) for m, tps in (owned or {}).items()}
+    warm_sets = {m: set(tps) for m, tps in (warm or {}).items()}
     result: dict[str, set[TP]] = {m: set() for m in members}
     for topics, count, takers in _copartition_groups(members, subscriptions, partitions):
-        for index, member in _assign_group(topics, count, takers, owned, warm).items():
+        for index, member in _assign_group(topics, count, takers, owned_sets, warm_sets).items():
             result[member].update(TP(topic, index) for topic in topics)
     return result
 
@@ -110,32 +110,54 @@ def _assign_group(
     """index -> member for one co-partition group: sticky, then warm, then round robin."""
     quota = _Quota(count, takers)
     chosen: dict[int, str] = {}
-
-    def holders(index: int, held: Mapping[str, set[TP]]) -> list[str]:
-        tps = {TP(topic, index) for topic in topics}
-        return [m for m in takers if held.get(m, set()) & tps and quota.can_take(m)]
+    can_take = quota.can_take
+    owners = _holders_by_index(topics, takers, owned)
+    copies_of = _holders_by_index(topics, takers, warm)
 
     def give(index: int, member: str) -> None:
         chosen[index] = member
         quota.take(member)
 
     for index in range(count):
-        previous = holders(index, owned)
-        if previous:
-            give(index, previous[0])
+        previous = next((m for m in owners.get(index, ()) if can_take(m)), None)
+        if previous is not None:
+            give(index, previous)
     for index in range(count):
-        if index not in chosen and (copies := holders(index, warm)):
+        if index in chosen:
+            continue
+        copies = [m for m in copies_of.get(index, ()) if can_take(m)]
+        if copies:
             give(index, min(copies, key=lambda m: quota.load[m]))
     n = len(takers)
+    position = {m: i for i, m in enumerate(takers)}
     for index in range(count):
         if index in chosen:
             continue
         preferred = takers[index % n]
-        if not quota.can_take(preferred):
-            free = [m for m in takers if quota.can_take(m)]
-            preferred = min(free, key=lambda m: (quota.load[m], (takers.index(m) - index) % n))
+        if not can_take(preferred):
+            free = [m for m in takers if can_take(m)]
+            preferred = min(free, key=lambda m: (quota.load[m], (position[m] - index) % n))
         give(index, preferred)
     return chosen
+
+
+def _holders_by_index(
+    topics: list[str], takers: list[str], held: Mapping[str, set[TP]]
+) -> dict[int, list[str]]:
+    """index -> the takers (in their order) holding a partition of that index in ``topics``.
+
+    One pass over what each member holds, instead of one look at every member
+    per index: a rebalance of many members over many partitions stays linear.
+    """
+    wanted = set(topics)
+    found: dict[int, list[str]] = {}
+    for member in takers:
+        tps = held.get(member)
+        if not tps:
+            continue
+        for index in {tp.partition for tp in tps if tp.topic in wanted}:
+            found.setdefault(index, []).append(member)
+    return found
 
 
 def standby_assignment(
@@ -161,13 +183,19 @@ def standby_assignment(
     """
     held = held or {}
     changelogs = set(changelogs)
+    result: dict[str, set[TP]] = {m: set() for m in members}
+    if replicas <= 0 or not changelogs:
+        return result  # no copies wanted: nothing to place (or to balance)
     owners = {tp: m for m in members for tp in active.get(m, ()) if tp.topic in changelogs}
+    subscribers = {
+        topic: [m for m in members if topic in subscriptions.get(m, ())]
+        for topic in sorted({tp.topic for tp in owners})
+    }
     eligible = {
-        tp: [m for m in members if m != owner and tp.topic in subscriptions.get(m, ())]
+        tp: [m for m in subscribers[tp.topic] if m != owner]
         for tp, owner in sorted(owners.items())
     }
-    need = {tp: min(max(replicas, 0), len(candidates)) for tp, candidates in eligible.items()}
-    result: dict[str, set[TP]] = {m: set() for m in members}
+    need = {tp: min(replicas, len(candidates)) for tp, candidates in eligible.items()}
     _place_held(result, eligible, need, held)
     _fill(result, eligible, need, owners, list(members))
     _rebalance(result, eligible, held)
@@ -185,8 +213,15 @@ def _place_held(
     held: Mapping[str, set[TP]],
 ) -> None:
     """Sticky first: a member whose store has the partition keeps a copy of it."""
+    held_by: dict[TP, set[str]] = {}
+    for member, tps in held.items():
+        for tp in tps:
+            held_by.setdefault(tp, set()).add(member)
     for tp, candidates in eligible.items():
-        holders = [m for m in candidates if tp in held.get(m, ())]
+        holding = held_by.get(tp)
+        if not holding or not need[tp]:
+            continue
+        holders = [m for m in candidates if m in holding]
         holders.sort(key=lambda m: _load(result, m))  # stable: member order breaks ties
         for member in holders[: need[tp]]:
             result[member].add(tp)
@@ -208,17 +243,31 @@ def _fill(
     several survivors without unbalancing the group.
     """
     position = {m: i for i, m in enumerate(members)}
+    by_owner: dict[str, list[TP]] = {}
+    for tp, owner in owners.items():
+        by_owner.setdefault(owner, []).append(tp)
     rank: dict[TP, int] = {}
     for owner in members:
-        mine = sorted(tp for tp, m in owners.items() if m == owner)
+        mine = sorted(by_owner.get(owner, ()))
         rank.update((tp, i) for i, tp in enumerate(mine))
     n = len(members)
     for tp, candidates in eligible.items():
+        wanted = need[tp]
+        if not wanted:
+            continue
         start = position[owners[tp]] + 1 + rank[tp]
+
+        def key(m: str, start: int = start) -> tuple[int, int]:
+            return (_load(result, m), (position[m] - start) % n)
+
         free = [m for m in candidates if tp not in result[m]]
-        free.sort(key=lambda m: (_load(result, m), (position[m] - start) % n))
-        for member in free[: need[tp]]:
-            result[member].add(tp)
+        if wanted == 1:  # the commonest case: the best one, without sorting them all
+            if free:
+                result[min(free, key=key)].add(tp)
+        else:
+            free.sort(key=key)
+            for member in free[:wanted]:
+                result[member].add(tp)
         need[tp] = 0
 
 
