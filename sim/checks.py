@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from detstream._types import TP
+from detstream._types import TP, ConsumerRecord
 from detstream.errors import DecodeError
 from detstream.models import Record
 
@@ -187,7 +187,7 @@ def _expired_partitions(cluster: SimCluster, topic: str, partitions: set[int]) -
 class RecordForm(NamedTuple):
     """A Record as :func:`comparable` sees it: its namespace and its fields' values."""
 
-    namespace: str
+    namespace: str | None
     values: tuple[Any, ...]
 
 
@@ -221,9 +221,7 @@ def fold_changelog(table: Any, cluster: SimCluster, partitions: set[int] | None 
     schema = table.changelog_topic.schema
     skip = table.app.conf.table_changelog_decode_errors == "skip"
     result: dict[Any, Any] = {}
-    for record in cluster.records(table.changelog_name):
-        if partitions is not None and record.partition not in partitions:
-            continue
+    for record in _records_of(cluster, table.changelog_name, partitions):
         where = dict(topic=record.topic, partition=record.partition, offset=record.offset)
         try:
             key = schema.loads_key(record.key, default_serializer="json", **where)
@@ -238,6 +236,24 @@ def fold_changelog(table: Any, cluster: SimCluster, partitions: set[int] | None 
         else:
             result[key] = value
     return result
+
+
+def _records_of(cluster: SimCluster, topic: str, partitions: set[int] | None) -> list[ConsumerRecord]:
+    """What ``cluster.records(topic)`` holds of ``partitions`` (all: None), in the same order.
+
+    Read partition by partition, so a worker's check reads its own partitions
+    only, not every record of the topic.
+    """
+    if partitions is None:
+        return cluster.records(topic)
+    state = cluster.topics.get(topic)
+    if state is None:
+        return []
+    found: list[ConsumerRecord] = []
+    for partition in sorted(p for p in partitions if 0 <= p < len(state.logs)):
+        log = state.logs[partition]
+        found.extend(log.read(0, log.end_offset, read_committed=True)[0])
+    return found
 
 
 def _line(event: TraceEvent) -> str:

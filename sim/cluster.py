@@ -159,18 +159,39 @@ class ClusterConfig:
     listener_lag: float = 0.5
 
 
+class ReadInterest:
+    """The partitions one consumer reads, and which of them grew since it last looked.
+
+    ``SimCluster.watch`` registers it; every append or marker in one of its
+    partitions adds that partition to ``grown``. A consumer then looks at
+    the partitions in ``grown`` (and those it moved itself) instead of at all
+    of its partitions on every fetch.
+    """
+
+    __slots__ = ("grown", "tps")
+
+    def __init__(self) -> None:
+        self.tps: frozenset[TP] = frozenset()
+        self.grown: set[TP] = set()
+
+
 class UnknownTopicError(Exception):
     """A client named a topic the cluster does not have (and may not create)."""
 
 
 class OutgoingRecord(Protocol):
-    """A record a producer sends, with the history entry of its send."""
+    """A record a producer sends, with the history entry of its send (read only)."""
 
-    key: bytes | None
-    value: bytes | None
-    timestamp: float
-    headers: Headers
-    write: Write | None
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def timestamp(self) -> float: ...
+    @property
+    def headers(self) -> Headers: ...
+    @property
+    def write(self) -> Write | None: ...
 
 
 class SimCluster:
@@ -194,6 +215,8 @@ class SimCluster:
         )
         self.history = WriteHistory()
         self.topics: dict[str, TopicState] = {}
+        #: every partition's log, by partition (topics are never deleted or resized).
+        self._logs: dict[TP, PartitionLog] = {}
         self.groups: dict[str, GroupCoordinator] = {}
         self.transactions = TransactionCoordinator(self)
         self.cleaner = LogCleaner(self)
@@ -203,6 +226,8 @@ class SimCluster:
         self._waiting_on: dict[TP, dict[asyncio.Future[None], int]] = {}
         self._waiting_any: dict[asyncio.Future[None], int] = {}
         self._registrations = itertools.count()
+        #: the consumers reading each partition (``watch``), told when its log grows.
+        self._interests: dict[TP, dict[ReadInterest, None]] = {}
 
     # -- topics ---------------------------------------------------------
     def create_topic(
@@ -216,7 +241,9 @@ class SimCluster:
         logs = [PartitionLog() for _ in range(partitions)]
         self.topics[name] = TopicState(name, logs, dict(config or {}))
         for partition in range(partitions):
-            self.brokers.add_partition(TP(name, partition))
+            tp = TP(name, partition)
+            self._logs[tp] = logs[partition]
+            self.brokers.add_partition(tp)
         self.trace.record(by, "create-topic", topic=name, partitions=partitions)
         for group in self.groups.values():
             group.on_topic_created(name)
@@ -230,6 +257,9 @@ class SimCluster:
         return topic.partitions if topic else None
 
     def _log(self, tp: TP) -> PartitionLog:
+        log = self._logs.get(tp)
+        if log is not None:
+            return log
         topic = self.topics.get(tp.topic)
         if topic is None or not 0 <= tp.partition < topic.partitions:
             raise UnknownTopicError(f"unknown topic partition {tp}")
@@ -354,6 +384,16 @@ class SimCluster:
     ) -> tuple[list[ConsumerRecord], int]:
         return self._log(tp).read(offset, max_records, read_committed=read_committed)
 
+    @property
+    def logs(self) -> Mapping[TP, PartitionLog]:
+        """Every partition's log, by partition."""
+        return self._logs
+
+    def log_of(self, tp: TP) -> PartitionLog:
+        """The partition's log; ``UnknownTopicError`` if the cluster has no such partition."""
+        log = self._logs.get(tp)
+        return log if log is not None else self._log(tp)
+
     def end_offset(self, tp: TP) -> int:
         return self._log(tp).end_offset
 
@@ -363,17 +403,29 @@ class SimCluster:
     def beginning_offset(self, tp: TP) -> int:
         return self._log(tp).start_offset
 
+    def watch(self, interest: ReadInterest, tps: frozenset[TP]) -> None:
+        """From now on, note in ``interest.grown`` when a log of ``tps`` grows (replaces its set)."""
+        interests = self._interests
+        for tp in interest.tps - tps:
+            del interests[tp][interest]
+        for tp in tps - interest.tps:
+            interests.setdefault(tp, {})[interest] = None
+        interest.tps = tps
+
     def wake_fetchers(self, tp: TP | None = None) -> None:
         """Wake the fetches waiting on ``tp`` (data, a marker or a new leader), or all of them.
 
         Only the waiters of ``tp`` (and those waiting on any partition) wake,
         in the order they began to wait: with several workers, waking every
         fetch on every append made each delivery cost many empty partition
-        reads. ``None`` wakes every waiting fetch, in the same order.
+        reads. ``None`` wakes every waiting fetch, in the same order. With a
+        partition, the consumers reading it (``watch``) also note that it grew.
         """
         if tp is None:
             waiters: Iterable[asyncio.Future[None]] = list(self._fetch_waiters)
         else:
+            for interest in self._interests.get(tp, ()):
+                interest.grown.add(tp)
             on_tp = self._waiting_on.get(tp)
             if on_tp and self._waiting_any:
                 merged = {**on_tp, **self._waiting_any}
@@ -410,8 +462,11 @@ class SimCluster:
             waiter = loop.create_future()
         number = next(self._registrations)
         self._fetch_waiters[waiter] = number
+        if tps is not None and not isinstance(tps, (set, frozenset)):
+            tps = set(tps)
+        waiting_on = self._waiting_on
         indexes = [self._waiting_any] if tps is None else [
-            self._waiting_on.setdefault(tp, {}) for tp in set(tps)
+            waiting_on.setdefault(tp, {}) for tp in tps
         ]
         for index in indexes:
             index[waiter] = number

@@ -30,7 +30,7 @@ from detstream._types import TP, ConsumerRecord
 from detstream.assignor_wire import SubscriptionInfo
 from detstream.transport.base import GroupMetadata, IsolationLevel, RebalanceListener
 
-from .cluster import SimCluster
+from .cluster import ReadInterest, SimCluster
 from .group_member import GroupMember
 from .kafka_errors import RetriableError, TopicAuthorizationFailedError
 from .metadata import ClientMetadata
@@ -214,6 +214,13 @@ class SimConsumer(GroupMember):
         self._listener: RebalanceListener | None = None
         self._assigned: set[TP] = set()
         self._paused: set[TP] = set()
+        #: the partitions fetched now (assigned, not paused), sorted; None: to be recomputed.
+        self._readable: tuple[TP, ...] | None = None
+        #: of those, the ones that may have something to read (the others' positions are at
+        #: their log's end): grown since the last look, or moved by a seek.
+        self._interest = ReadInterest()
+        #: (partitions, metadata generation) whose leaders this client's metadata has noted.
+        self._noted: tuple[tuple[TP, ...] | None, int] = (None, -1)
         self._positions: dict[TP, int] = {}
         self._member_id: str | None = None
         self._generation = -1
@@ -242,6 +249,7 @@ class SimConsumer(GroupMember):
         """
         gained = not tps <= self._assigned
         self._assigned = tps
+        self._readable = None
         if gained:
             self._wake_fetch()
 
@@ -270,6 +278,7 @@ class SimConsumer(GroupMember):
             except (RetriableError, ConnectionError, asyncio.TimeoutError):
                 pass  # as aiokafka: the coordinator expires the member after its session timeout
         self._assignment = set()
+        self._cluster.watch(self._interest, frozenset())
 
     def stall(self, duration: float) -> None:
         """Zombie fault: no heartbeat (or rejoin) for ``duration``; fetches and commits go on.
@@ -321,8 +330,10 @@ class SimConsumer(GroupMember):
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        conditions = self._link.conditions
         while True:
-            self._check_authorized("fetch", self._assignment - self._paused)
+            if conditions.denying_reads(loop.time()):
+                self._check_authorized("fetch", self._reading())
             if self._fetch_blocked_until > loop.time():  # the lost fetch has not timed out yet
                 if deadline <= loop.time():
                     return {}
@@ -365,9 +376,8 @@ class SimConsumer(GroupMember):
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._fetch_waiter = waiter
         try:
-            await self._cluster.wait_for_append(
-                timeout, self._assignment - self._paused, waiter=waiter
-            )
+            self._reading()  # (keeps ``_interest.tps``, the same partitions as a set, current)
+            await self._cluster.wait_for_append(timeout, self._interest.tps, waiter=waiter)
         finally:
             self._fetch_waiter = None
 
@@ -390,20 +400,63 @@ class SimConsumer(GroupMember):
         except RetriableError:
             self._metadata_stale = True
 
+    def _reading(self) -> tuple[TP, ...]:
+        """The partitions fetched now: assigned and not paused, sorted (kept until either changes)."""
+        readable = self._readable
+        if readable is None:
+            readable = self._readable = tuple(sorted(self._assigned - self._paused))
+            tps = frozenset(readable)
+            self._cluster.watch(self._interest, tps)
+            self._interest.grown = set(tps)  # look at each of them once
+        return readable
+
     def _read_available(
         self,
     ) -> tuple[dict[TP, list[ConsumerRecord]], dict[TP, tuple[int, int]]]:
-        """Records readable now, and per partition (seek count, position after them)."""
+        """Records readable now, and per partition (seek count, position after them).
+
+        A partition whose log holds nothing at or past the position (and
+        whose log start is not past it) is skipped without a read: the read
+        would return nothing and leave the position where it is. While every
+        broker serves its partitions, only the partitions whose log grew or
+        whose position moved since they were last found so are looked at.
+        """
         batch: dict[TP, list[ConsumerRecord]] = {}
         moved: dict[TP, tuple[int, int]] = {}
-        brokers = self._cluster.brokers
-        for tp in sorted(self._assignment - self._paused):
-            if not brokers.serving(tp, self._metadata.leader(tp)):
+        cluster = self._cluster
+        brokers = cluster.brokers
+        positions = self._positions
+        log_of, logs = cluster.log_of, cluster.logs
+        metadata = self._metadata
+        known = metadata.known
+        readable = self._reading()
+        serving_all = brokers.undisturbed
+        look_at: Iterable[TP] = readable
+        if serving_all:
+            # As a look at every partition would: each one's leader is noted in this
+            # client's metadata (after an assignment, and after a refresh emptied it).
+            noted, generation = self._noted
+            if noted is not readable or generation != metadata.generation:
+                for tp in readable:
+                    if tp not in known:
+                        metadata.leader(tp)
+                self._noted = (readable, metadata.generation)
+            interest = self._interest
+            look_at = sorted(interest.grown & interest.tps)
+        for tp in look_at:
+            # The lookup notes the leader in this client's metadata if it has none yet.
+            leader = known[tp] if tp in known else metadata.leader(tp)
+            if not serving_all and not brokers.serving(tp, leader):
                 self._metadata_stale = True  # not the leader, or down: skip it, refresh, retry
                 continue
-            start = self._positions[tp]
-            records, position = self._cluster.read(
-                tp, start, self.max_records, read_committed=self._read_committed
+            start = positions[tp]
+            log = logs.get(tp) or log_of(tp)
+            if start >= len(log.records) and start >= log.start_offset:
+                if serving_all:
+                    self._interest.grown.discard(tp)  # until its log grows or it is sought
+                continue  # nothing to read, nothing to skip
+            records, position = log.read(
+                start, self.max_records, read_committed=self._read_committed
             )
             if records:
                 batch[tp] = records
@@ -418,14 +471,17 @@ class SimConsumer(GroupMember):
 
     def _set_position(self, tp: TP, offset: int) -> None:
         self._positions[tp] = offset
+        self._interest.grown.add(tp)
         self._seeks[tp] = self._seeks.get(tp, 0) + 1
         self._wake_fetch()
 
     def pause(self, *tps: TP) -> None:
         self._paused.update(tps)
+        self._readable = None
 
     def resume(self, *tps: TP) -> None:
         self._paused.difference_update(tps)
+        self._readable = None
         self._wake_fetch()
 
     def seek(self, tp: TP, offset: int) -> None:

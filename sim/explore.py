@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -88,7 +88,7 @@ def sweep(target: str, options: SimOptions, seeds: range, *, jobs: int = 1) -> S
     return result
 
 
-def first_divergence(a: list[str], b: list[str]) -> tuple[int, str, str] | None:
+def first_divergence(a: Sequence[str], b: Sequence[str]) -> tuple[int, str, str] | None:
     """The first line index where two traces differ (with both lines), or None."""
     for index, (left, right) in enumerate(zip(a, b, strict=False)):
         if left != right:

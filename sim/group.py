@@ -149,9 +149,9 @@ class GroupCoordinator:
                     waiter.set_result(set(self.assignments.get(mid, ())))
         if self.state == "stable":
             return set(self.assignments.get(member_id, ()))
-        waiter: asyncio.Future[set[TP]] = asyncio.get_running_loop().create_future()
-        self._sync_waiters[member_id] = waiter
-        return await waiter
+        pending: asyncio.Future[set[TP]] = asyncio.get_running_loop().create_future()
+        self._sync_waiters[member_id] = pending
+        return await pending
 
     def heartbeat(self, member_id: str, generation: int) -> None:
         self._check_member(member_id, generation)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from detstream._types import TP
 from detstream.assignor import MemberPlan
@@ -30,20 +30,58 @@ from .brokers import GROUP_COORDINATOR_TOPIC, coordinator_partition
 from .group import GroupProtocolError, UnknownMemberIdError
 from .kafka_errors import RetriableError
 
+if TYPE_CHECKING:
+    from detstream.transport.base import RebalanceListener
+
+    from .cluster import SimCluster
+    from .metadata import ClientMetadata
+    from .network import Link
+
 T = TypeVar("T")
 
 
 class GroupMember:
     """The group protocol half of ``SimConsumer`` (which owns every attribute used here)."""
 
-    _cluster: Any
-    _link: Any
-    _metadata: Any
+    # Set by ``SimConsumer.__init__``; declared here for the type checker.
+    heartbeat_interval: float
+    session_timeout: float
+    rebalance_timeout: float
+    _cluster: SimCluster
+    _link: Link
+    _metadata: ClientMetadata
     _name: str
     _group_id: str | None
-    _listener: Any
+    _listener: RebalanceListener | None
+    _topics: frozenset[str]
+    _member_id: str | None
+    _generation: int
+    _needs_join: bool
+    _wakeup: asyncio.Event
+    _stalled_until: float
+    _read_committed: bool
+    _paused: set[TP]
+    _standby_request: SubscriptionInfo
+    _standbys: set[TP]
+    _held: frozenset[TP]
+    _owned: frozenset[TP]
     #: between installing an assignment and the end of the listener's ``on_partitions_assigned``.
     _listener_pending: bool = False
+
+    # -- what SimConsumer provides ---------------------------------------------
+    @property
+    def _assignment(self) -> set[TP]:
+        raise NotImplementedError
+
+    @_assignment.setter
+    def _assignment(self, tps: set[TP]) -> None:
+        raise NotImplementedError
+
+    def _set_position(self, tp: TP, offset: int) -> None:
+        raise NotImplementedError
+
+    def _wake_fetch(self) -> None:
+        raise NotImplementedError
 
     # -- the group coordinator ------------------------------------------------
     async def _group_request(self, what: str, call: Callable[[], T]) -> T:
@@ -186,7 +224,7 @@ class GroupMember:
                 tp, committed if committed is not None else self._cluster.beginning_offset(tp)
             )
         self._paused &= assigned
-        self._assignment = set(assigned)
+        self._assignment = set(assigned)  # (which recomputes the partitions read)
         self._standbys = set(standbys)
         changelogs = self._standby_request.changelogs
         self._held = frozenset(tp for tp in assigned | standbys if tp.topic in changelogs)
@@ -196,7 +234,10 @@ class GroupMember:
         try:
             if lag:  # fetch with the new assignment first, as aiokafka may
                 self._cluster.trace.record(self._name, "listener-lag", seconds=round(lag, 6))
-                self._cluster.wake_fetchers()
+                # Our own fetch only (the positions set above woke it already if it
+                # waited): nothing changed for other consumers, and waking every
+                # fetch of the cluster made each member's assignment cost O(workers).
+                self._wake_fetch()
                 await asyncio.sleep(lag)
             await self._listener.on_partitions_assigned(set(assigned))
         finally:

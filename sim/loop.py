@@ -13,10 +13,15 @@ There is no real I/O source behind this loop, so every method that would need
 one (sockets, pipes, subprocesses, signals, executors) is refused with
 :class:`~sim.errors.RealIOForbidden`.
 
-Asyncio internals relied on (stable since 3.7, checked on 3.11): ``_run_once``
-calls ``self._selector.select(timeout)`` then ``self._process_events``;
-timers live in the heap ``self._scheduled`` as ``TimerHandle`` (``_when``,
-``_scheduled``); the ready queue is the deque ``self._ready``.
+Asyncio internals relied on (stable since 3.7, checked on 3.11): the ready
+queue is the deque ``self._ready``, ``self._scheduled`` is the timer heap
+(``close`` clears it), ``TimerHandle.cancel`` counts cancelled timers in
+``self._timer_cancelled_count`` (``_timer_handle_cancelled``), and
+``run_forever`` calls ``self._run_once()`` once per iteration. This loop
+overrides ``_run_once`` with asyncio's algorithm minus the parts that need
+real I/O, and keeps its heap as ``(when, sequence, handle)`` tuples, which
+compare in C rather than through ``TimerHandle.__lt__``: the loop's own
+overhead is a large share of a simulation with many workers.
 """
 
 from __future__ import annotations
@@ -26,11 +31,14 @@ import heapq
 import math
 import random
 import weakref
-from collections.abc import Callable, Coroutine
+from asyncio import base_events
+from asyncio.log import logger
+from collections import deque
+from collections.abc import Callable, Coroutine, Generator
 from contextvars import Context, ContextVar
 from itertools import count
 from types import FrameType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sim.errors import Deadlock, RealIOForbidden
 
@@ -43,9 +51,22 @@ task_owner: ContextVar[str | None] = ContextVar("sim_task_owner", default=None)
 
 T = TypeVar("T")
 
+if TYPE_CHECKING:
+    from typing_extensions import TypeVarTuple, Unpack
+
+    _Ts = TypeVarTuple("_Ts")
+
 #: Timers due within this much of "now" fire in the same iteration.  Fixed (not
 #: the host's monotonic resolution) so runs are identical across platforms.
 CLOCK_RESOLUTION = 1e-9
+
+#: asyncio's: the heap is rebuilt without cancelled timers when it holds more than
+#: this many, more than this fraction of them cancelled; and the longest select.
+_MIN_SCHEDULED_TIMER_HANDLES: int = base_events._MIN_SCHEDULED_TIMER_HANDLES  # type: ignore[attr-defined]
+_MIN_CANCELLED_TIMER_HANDLES_FRACTION: float = (
+    base_events._MIN_CANCELLED_TIMER_HANDLES_FRACTION  # type: ignore[attr-defined]
+)
+MAXIMUM_SELECT_TIMEOUT: float = base_events.MAXIMUM_SELECT_TIMEOUT  # type: ignore[attr-defined]
 
 DEADLOCK_HINT = (
     "nothing is runnable and no timer is scheduled: every task waits on something no one will set"
@@ -118,12 +139,14 @@ class _TimerHandle(asyncio.TimerHandle):
     depends on the heap's history.  Deterministic, but not FIFO; with a
     sequence number equal-time timers run in the order they were scheduled.
 
-    Every push and pop of the heap compares handles with this Python-level
-    ``__lt__`` (about 2 log n times), so it is written for speed: an exact
-    type test and plain attribute reads, no ``super()`` call on that path.
+    The loop's heap holds ``(when, seq, handle)`` tuples, so it never calls
+    ``__lt__``; it orders handles compared elsewhere the same way.
     """
 
     __slots__ = ("_seq",)
+    # asyncio.TimerHandle's slots (typeshed names them without declaring them).
+    _when: float
+    _scheduled: bool
 
     def __init__(self, seq: int, *args: Any) -> None:
         super().__init__(*args)
@@ -131,9 +154,11 @@ class _TimerHandle(asyncio.TimerHandle):
 
     def __lt__(self, other: object) -> bool:
         if type(other) is _TimerHandle:
-            when, other_when = self._when, other._when
+            when, other_when = self.when(), other.when()
             return when < other_when or (when == other_when and self._seq < other._seq)
-        return super().__lt__(other)
+        if isinstance(other, asyncio.TimerHandle):
+            return super().__lt__(other)
+        return NotImplemented
 
 
 class _VirtualSelector:
@@ -153,7 +178,7 @@ class _VirtualSelector:
             # Land exactly on the timer's ``when`` (now + timeout can be off by
             # an ulp and then the timer would not be due); if the timeout was
             # clamped, just advance by it.
-            when = loop._scheduled[0]._when
+            when = loop._scheduled[0][0]
             if when - loop._now > timeout:
                 loop._now += timeout
             else:
@@ -191,6 +216,14 @@ class VirtualEventLoop(asyncio.BaseEventLoop):
     across tasks may break under it, which is exactly what it is for.
     """
 
+    # asyncio.BaseEventLoop's own state that this loop reads (typeshed does not declare it).
+    _ready: deque[asyncio.Handle]
+    _scheduled: list[tuple[float, int, _TimerHandle]]
+    _timer_cancelled_count: int
+    _stopping: bool
+    _debug: bool
+    _current_handle: asyncio.Handle | None
+
     def __init__(self, *, start: float = 0.0, shuffle: random.Random | None = None) -> None:
         super().__init__()
         self._now = float(start)
@@ -222,22 +255,38 @@ class VirtualEventLoop(asyncio.BaseEventLoop):
     def call_at(
         self,
         when: float,
-        callback: Callable[..., object],
-        *args: Any,
+        callback: Callable[[Unpack[_Ts]], object],
+        *args: Unpack[_Ts],
         context: Context | None = None,
     ) -> asyncio.TimerHandle:
         """Schedule ``callback`` at virtual time ``when``; equal times run FIFO."""
         if when is None:
             raise TypeError("when cannot be None")
         self._check_closed()  # type: ignore[attr-defined]
-        if self._debug:  # type: ignore[attr-defined]
+        if self._debug:
             self._check_thread()  # type: ignore[attr-defined]
             self._check_callback(callback, "call_at")  # type: ignore[attr-defined]
-        timer = _TimerHandle(next(self._timer_seq), when, callback, args, self, context)
+        seq = next(self._timer_seq)
+        timer = _TimerHandle(seq, when, callback, args, self, context)
         if timer._source_traceback:  # type: ignore[attr-defined]
             del timer._source_traceback[-1]  # type: ignore[attr-defined]
-        heapq.heappush(self._scheduled, timer)  # type: ignore[attr-defined]
-        timer._scheduled = True  # type: ignore[attr-defined]
+        heapq.heappush(self._scheduled, (when, seq, timer))
+        timer._scheduled = True
+        return timer
+
+    def call_later(
+        self,
+        delay: float,
+        callback: Callable[[Unpack[_Ts]], object],
+        *args: Unpack[_Ts],
+        context: Context | None = None,
+    ) -> asyncio.TimerHandle:
+        """As asyncio's (``call_at(time() + delay)``), without its extra method calls."""
+        if delay is None:
+            raise TypeError("delay must not be None")
+        timer = self.call_at(self._now + delay, callback, *args, context=context)
+        if timer._source_traceback:  # type: ignore[attr-defined]
+            del timer._source_traceback[-1]  # type: ignore[attr-defined]
         return timer
 
     def call_every_iterations(self, every: int, hook: Callable[[int], object] | None) -> None:
@@ -258,8 +307,12 @@ class VirtualEventLoop(asyncio.BaseEventLoop):
     # -- tasks ---------------------------------------------------------------
 
     def create_task(
-        self, coro: Any, *, name: str | None = None, **kwargs: Any
-    ) -> asyncio.Task[Any]:
+        self,
+        coro: Coroutine[Any, Any, T] | Generator[Any, None, T],
+        *,
+        name: object = None,
+        **kwargs: Any,
+    ) -> asyncio.Task[T]:
         """Like asyncio's, but default names count per loop, not per process.
 
         asyncio's ``Task-N`` counter is process-global, so the second run of
@@ -283,10 +336,94 @@ class VirtualEventLoop(asyncio.BaseEventLoop):
         tasks = [t for t in asyncio.all_tasks(self) if not t.done()]
         return sorted(tasks, key=lambda t: (self._task_order.get(t, 0), t.get_name()))
 
+    # -- one iteration ---------------------------------------------------------
+
+    def _run_once(self) -> None:
+        """One iteration: asyncio's ``BaseEventLoop._run_once``, on the virtual clock.
+
+        Step for step what asyncio does (drop cancelled timers, wait for the
+        next one, which here moves the clock, take the due timers, run every
+        ready callback), in the same order, so a run is the same as on
+        asyncio's own ``_run_once``: only the heap's entries are tuples. Even
+        the local ``handle`` holds the same handle at the same moments as
+        asyncio's does (the last one it saw stays alive until the next), since
+        when an object is freed can decide when a finalizer runs.
+        """
+        handle: Any
+        scheduled = self._scheduled
+        count = len(scheduled)
+        if (count > _MIN_SCHEDULED_TIMER_HANDLES
+                and self._timer_cancelled_count / count > _MIN_CANCELLED_TIMER_HANDLES_FRACTION):
+            # Remove delayed calls that were cancelled if their number is too high.
+            kept = []
+            for entry in scheduled:
+                handle = entry[2]
+                if handle._cancelled:
+                    handle._scheduled = False
+                else:
+                    kept.append(entry)
+            del entry  # (the heap is not empty here)
+            heapq.heapify(kept)
+            self._scheduled = scheduled = kept
+            self._timer_cancelled_count = 0
+        else:
+            # Remove delayed calls that were cancelled from the head of the queue.
+            while scheduled and scheduled[0][2]._cancelled:
+                self._timer_cancelled_count -= 1
+                handle = heapq.heappop(scheduled)[2]
+                handle._scheduled = False
+
+        ready = self._ready
+        if not ready and not self._stopping:
+            # asyncio would select() until the next timer: the clock jumps to it.
+            if not scheduled:
+                raise self._deadlock()
+            when = scheduled[0][0]
+            timeout = min(max(0, when - self._now), MAXIMUM_SELECT_TIMEOUT)
+            if timeout > 0:
+                if when - self._now > timeout:
+                    self._now += timeout
+                else:
+                    self._now = max(self._now, when)
+        self._process_events([])
+
+        # Handle 'later' callbacks that are ready.
+        end_time = self._now + self._clock_resolution
+        while scheduled and scheduled[0][0] < end_time:
+            handle = heapq.heappop(scheduled)[2]
+            handle._scheduled = False
+            ready.append(handle)
+
+        # Run every callback ready now; those they schedule run in the next iteration.
+        popleft = ready.popleft
+        for _ in range(len(ready)):
+            handle = popleft()
+            if handle._cancelled:
+                continue
+            if self._debug:
+                self._run_debug(handle)
+            else:
+                handle._run()
+        handle = None  # Needed to break cycles when an exception occurs.
+
+    def _run_debug(self, handle: asyncio.Handle) -> None:
+        """asyncio's debug path: note the current handle, warn about a slow callback."""
+        try:
+            self._current_handle = handle
+            t0 = self._now
+            handle._run()
+            dt = self._now - t0
+            if dt >= self.slow_callback_duration:
+                logger.warning(
+                    "Executing %s took %.3f seconds", base_events._format_handle(handle), dt  # type: ignore[attr-defined]
+                )
+        finally:
+            self._current_handle = None
+
     # -- the parts of BaseEventLoop that are left to subclasses ----------------
 
     def _process_events(self, event_list: list[Any]) -> None:
-        # Called once per iteration of _run_once, between select and the ready callbacks.
+        # Called once per iteration of _run_once, between the wait and the ready callbacks.
         self.iterations += 1
         if self._iteration_hook is not None and self.iterations >= self._hook_due:
             self._hook_due += self._hook_every
@@ -297,12 +434,12 @@ class VirtualEventLoop(asyncio.BaseEventLoop):
         # rounds away (about 194 virtual days at 1 ns), a timer due exactly
         # now would never fire and the loop would spin; nextafter() keeps it
         # due.  (2) With ``shuffle`` the due timers take part in the permutation.
-        ready, scheduled = self._ready, self._scheduled  # type: ignore[attr-defined]
+        ready, scheduled = self._ready, self._scheduled
         end = self._now + self._clock_resolution
         if end == self._now:
             end = math.nextafter(end, math.inf)
-        while scheduled and scheduled[0]._when < end:
-            handle = heapq.heappop(scheduled)
+        while scheduled and scheduled[0][0] < end:
+            handle = heapq.heappop(scheduled)[2]
             handle._scheduled = False
             # A timer fired a hair early (within the resolution) moves the clock
             # to its deadline: otherwise "deadline - now" stays a tiny positive

@@ -28,6 +28,13 @@ class ClientMetadata:
         self._cluster = cluster
         self._link = link
         self._leaders: dict[TP, int | None] = {}
+        #: how many times a refresh emptied the snapshot.
+        self.generation = 0
+
+    @property
+    def known(self) -> dict[TP, int | None]:
+        """The leaders this client knows now (read-only by convention; a refresh empties it)."""
+        return self._leaders
 
     def leader(self, tp: TP) -> int | None:
         """The broker this client sends ``tp``'s requests to."""
@@ -44,4 +51,9 @@ class ClientMetadata:
         request; the caller's retry loop goes round again.
         """
         await asyncio.sleep(self._cluster.config.retry_backoff)
-        await self._cluster.network.request(self._link, "metadata", self._leaders.clear)
+        await self._cluster.network.request(self._link, "metadata", self._forget)
+
+    def _forget(self) -> None:
+        """At the broker: the metadata response replaces everything this client knew."""
+        self._leaders.clear()
+        self.generation += 1

@@ -264,22 +264,23 @@ class SimProducer:
 
         async def attempt() -> list[RecordMetadata]:
             leader = self._metadata.leader(tp)
-            return await self._cluster.network.request(
-                self._link, "produce",
-                lambda: self._authorized(tp) and self._cluster.produce(
+
+            def at_leader() -> list[RecordMetadata]:
+                self._authorize(tp)
+                return self._cluster.produce(
                     self._name, tp, leader, batch, batch=batch_id, transaction=self._transaction()
-                ),
-            )
+                )
+
+            return await self._cluster.network.request(self._link, "produce", at_leader)
 
         return await self._retry(attempt, "produce", deadline=deadline, tp=tp)
 
-    def _authorized(self, tp: TP) -> bool:
+    def _authorize(self, tp: TP) -> None:
         """At the broker: a ``refuse`` fault on this host refuses the produce request."""
         if self._link.conditions.refusing(asyncio.get_running_loop().time()):
             raise TopicAuthorizationFailedError(
                 f"{self._name} may not write {tp.topic} (refuse fault: authorization denied)"
             )
-        return True
 
     async def _batch_id(self, tp: TP, count: int) -> BatchId | None:
         """Claim ``count`` sequence numbers of ``tp`` for a batch (idempotent producers)."""

@@ -514,31 +514,41 @@ class Simulation:
         for spec in scenario.producers:
             count = self.client_counts[spec.name]
             lines.append(f"client {spec.name}: produced {count} records to {spec.topic!r}")
-        delivered = Counter(e.actor for e in self.trace.of_kind("deliver"))
-        app_crashes = Counter(e.actor for e in self.trace.of_kind("app-crashed"))
+        # One pass over the trace for every count below (a long run has many events).
+        kinds: Counter[str] = Counter()
+        delivered: Counter[str] = Counter()
+        app_crashes: Counter[str] = Counter()
+        listener_failed = sought_back = 0
+        for e in self.trace.events:
+            kind = e.kind
+            kinds[kind] += 1
+            if kind == "deliver":
+                delivered[e.actor] += 1
+            elif kind == "app-crashed":
+                app_crashes[e.actor] += 1
+            elif kind == "engine-error":
+                listener_failed += "step" in e.fields
+            elif kind == "opened":
+                sought_back += bool(e.fields.get("sought"))
         for name in sorted({*self.workers, *(w.name for w in self.retired)}):
             crashed = f"; its App crashed {app_crashes[name]} times" if app_crashes[name] else ""
             lines.append(f"worker {name}: processed {delivered[name]} events{crashed}")
         for fault in self.applied:
             lines.append(f"fault: {fault.describe()}")
         coverage = self.report.coverage
-        coverage["rebalance"] += sum(1 for _ in self.trace.of_kind("rebalance"))
-        coverage["recovery"] += sum(1 for _ in self.trace.of_kind("recovery-start"))
-        coverage["commit-rejected"] += sum(1 for _ in self.trace.of_kind("commit-rejected"))
+        coverage["rebalance"] += kinds["rebalance"]
+        coverage["recovery"] += kinds["recovery-start"]
+        coverage["commit-rejected"] += kinds["commit-rejected"]
         coverage["crash"] += sum(1 for f in self.applied if f.kind == "crash")
         coverage["stall"] += sum(1 for f in self.applied if f.kind == "stall")
-        coverage["compact"] += sum(1 for _ in self.trace.of_kind("compact"))
-        coverage["retention"] += sum(1 for _ in self.trace.of_kind("retention"))
-        coverage["txn-aborted"] += sum(1 for _ in self.trace.of_kind("txn-abort"))
-        coverage["standby-promoted"] += sum(1 for _ in self.trace.of_kind("standby-promoted"))
-        coverage["app-crashed"] += sum(1 for _ in self.trace.of_kind("app-crashed"))
-        coverage["stop-gave-up"] += sum(1 for _ in self.trace.of_kind("stop-gave-up"))
-        coverage["listener-failed"] += sum(
-            1 for e in self.trace.of_kind("engine-error") if "step" in e.fields
-        )
-        coverage["open-sought-back"] += sum(
-            1 for e in self.trace.of_kind("opened") if e.fields.get("sought")
-        )
+        coverage["compact"] += kinds["compact"]
+        coverage["retention"] += kinds["retention"]
+        coverage["txn-aborted"] += kinds["txn-abort"]
+        coverage["standby-promoted"] += kinds["standby-promoted"]
+        coverage["app-crashed"] += kinds["app-crashed"]
+        coverage["stop-gave-up"] += kinds["stop-gave-up"]
+        coverage["listener-failed"] += listener_failed
+        coverage["open-sought-back"] += sought_back
         always = ("rebalance-during-commit", "broker-failover", "request-dropped", "batch-deduped",
                   "fetch-before-listener")
         for name in sorted(set(always) | set(self.cluster.stats)):

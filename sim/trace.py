@@ -44,9 +44,9 @@ def format_value(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.6f}"
     if isinstance(value, (set, frozenset)):
-        return "[" + ",".join(sorted(format_value(v) for v in value)) + "]"
+        return "[" + ",".join(sorted(_format_item(v) for v in value)) + "]"
     if isinstance(value, (list, tuple)) and not hasattr(value, "_fields"):
-        return "[" + ",".join(format_value(v) for v in value) + "]"
+        return "[" + ",".join(_format_item(v) for v in value) + "]"
     if value is None:
         return "-"
     text = str(value)
@@ -73,6 +73,12 @@ _IMMUTABLE: dict[type, Callable[[Any], str]] = {
     bytes: format_value,
     TP: _tp,
 }
+
+
+def _format_item(value: Any) -> str:
+    """``format_value`` of an item of a list or set: the exact-type renderers first."""
+    render = _IMMUTABLE.get(type(value))
+    return render(value) if render is not None else format_value(value)
 
 
 def _render(event: TraceEvent) -> str:
