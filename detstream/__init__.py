@@ -17,10 +17,10 @@ from .events import Event, current_event
 from .models import FieldDescriptor, Model, Record
 from .serializers import Schema
 from .stream import Stream
-from .table import Table
-from .table_global import GlobalTable
-from .table_set import ChangeloggedSet, SetGlobalTable, SetTable
-from .table_windowed import WindowSet, WindowWrapper
+from .tables.global_table import GlobalTable
+from .tables.set_table import ChangeloggedSet, SetGlobalTable, SetTable
+from .tables.table import Table
+from .tables.windowed import WindowSet, WindowWrapper
 from .topic import Topic
 from .windows import HoppingWindow, SlidingWindow, TumblingWindow, Window
 from .worker import Worker

@@ -1,6 +1,6 @@
 """``python -m detstream``."""
 
-from .cli import entry
+from .cli.main import entry
 
 if __name__ == "__main__":
     entry()

@@ -26,7 +26,7 @@ from .compat import widen_restart_budget
 from .errors import DecodeError, InvalidArgument
 from .events import current_agent as current_agent  # re-exported: agents own the idea
 from .events import set_current_agent
-from .rpc import AgentRPC, request_headers, topic_name
+from .rpc.agent_rpc import AgentRPC, request_headers, topic_name
 from .stream import Stream
 
 if TYPE_CHECKING:

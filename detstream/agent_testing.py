@@ -38,10 +38,10 @@ import mode
 from ._types import ConsumerRecord, RecordMetadata
 from .channel import Channel
 from .clock import new_uuid, wall_time
+from .engine.producer import ProducerBuffer
 from .errors import ImproperlyConfigured
 from .events import Event, Message
-from .producer import ProducerBuffer
-from .rpc_wire import request_headers, topic_name
+from .rpc.wire import request_headers, topic_name
 
 if TYPE_CHECKING:
     from .agent import Agent

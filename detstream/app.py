@@ -23,22 +23,22 @@ from ._types import TP, RecordMetadata
 from .agent import Agent
 from .app_tasks import TasksMixin
 from .autodiscover import defining_module
-from .buffer import SubscriberBuffer
 from .channel import Channel
-from .conductor import Conductor
+from .engine.buffer import SubscriberBuffer
+from .engine.conductor import Conductor
+from .engine.producer import ProducerBuffer
+from .engine.send_failures import failure_handler
 from .errors import ImproperlyConfigured, InvalidArgument
 from .mutants import on as mutant_on
 from .mutants import register as register_mutant
-from .producer import ProducerBuffer
-from .recovery import TableManager
-from .rpc import maybe_start_replies
-from .send_failures import failure_handler
+from .rpc.agent_rpc import maybe_start_replies
 from .settings import Settings, build_settings
 from .signals import Signal, SyncSignal
 from .stopping import stop_each
-from .table import Table
-from .table_global import GlobalTable, GlobalTableManager
-from .table_set import SetGlobalTable, SetTable
+from .tables.global_table import GlobalTable, GlobalTableManager
+from .tables.recovery import TableManager
+from .tables.set_table import SetGlobalTable, SetTable
+from .tables.table import Table
 from .topic import Topic
 from .transport import driver_class
 from .web import Web
@@ -232,7 +232,7 @@ class App(TasksMixin, Service):  # type: ignore[misc]
     ) -> Callable[[Callable[..., Any]], Any]:
         """Make ``async def`` a ``detstream`` subcommand (``python proj.py NAME``).
 
-        ``options`` are ``detstream.cli.option(...)`` / ``argument(...)``;
+        ``options`` are ``detstream.cli.main.option(...)`` / ``argument(...)``;
         the docstring is the help. See :mod:`detstream.commands`.
         """
         from .commands import make_command
@@ -278,13 +278,13 @@ class App(TasksMixin, Service):  # type: ignore[misc]
         return table
 
     def GlobalTable(self, name: str, **options: Any) -> GlobalTable:  # noqa: N802 - Faust's API
-        """A table every worker holds whole (reads see every key); see detstream.table_global."""
+        """A table every worker holds whole (reads see every key); see detstream.tables.global_table."""
         table = GlobalTable(self, name, **options)
         self.global_tables.add(table)
         return table
 
     def SetTable(self, name: str, **options: Any) -> SetTable:  # noqa: N802 - Faust's API
-        """A table whose values are sets: ``table[k].add(x)``; see detstream.table_set."""
+        """A table whose values are sets: ``table[k].add(x)``; see detstream.tables.set_table."""
         table = SetTable(self, name, **options)
         self.tables.add(table)
         return table
@@ -538,7 +538,7 @@ class App(TasksMixin, Service):  # type: ignore[misc]
     def main(self) -> None:
         """Run the ``detstream`` CLI for this app (``python proj.py worker -l info``)."""
         from .autodiscover import init_worker
-        from .cli import run_for_app
+        from .cli.main import run_for_app
         from .errors import AutodiscoverError
 
         try:

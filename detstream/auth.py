@@ -6,7 +6,7 @@ encrypted. It is plain data, checked when it is made, so that a wrong
 mechanism or a missing password fails in the line that builds the App
 instead of as an authentication error from the broker minutes later. The
 Kafka driver turns it into aiokafka's ``security_protocol``/``sasl_*``/
-``ssl_context`` options (``detstream.transport.kafka_auth``); the simulator
+``ssl_context`` options (``detstream.transport.kafka.auth``); the simulator
 ignores it.
 
 Nothing here imports aiokafka: ``import detstream`` stays free of it.

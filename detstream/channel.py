@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .buffer import SubscriberBuffer
+from .engine.buffer import SubscriberBuffer
 from .events import Event, Message
 from .serializers import Schema
 

@@ -1,6 +1,6 @@
 """``@app.command()``: an ``async def`` as a ``detstream`` CLI subcommand.
 
-Options are click decorators (``detstream.cli.option`` / ``argument``, as
+Options are click decorators (``detstream.cli.main.option`` / ``argument``, as
 ``faust.cli.option`` / ``argument``); the docstring is the help text. A
 function taking no parameter beyond its options is called with the options
 only; otherwise, as in Faust, its first parameter receives the command
@@ -46,7 +46,7 @@ def make_command(app: Any, fun: Callable[..., Any], options: tuple[Any, ...],
     for opt in options:
         if not callable(opt):
             raise InvalidArgument(
-                f"@app.command options must be detstream.cli.option(...)/argument(...), got {opt!r}"
+                f"@app.command options must be detstream.cli.main.option(...)/argument(...), got {opt!r}"
             )
     command_name = name or fun.__name__.replace("_", "-")
 

@@ -16,7 +16,7 @@ from .models import Model, Record
 from .serializers import Schema
 from .settings import Settings
 from .stream import Stream
-from .table import Table
+from .tables.table import Table
 from .topic import Topic
 
 AppT = App

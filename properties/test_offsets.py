@@ -4,8 +4,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from detstream._types import TP
-from detstream.acks import OffsetTracker
 from detstream.assignor import copartitioned_assignment
+from detstream.engine.acks import OffsetTracker
 
 TP0 = TP("t", 0)
 

@@ -12,7 +12,7 @@ from collections import Counter
 import pytest
 from click.testing import CliRunner
 
-from detstream.cli import main as cli
+from detstream.cli.main import main as cli
 from detstream.errors import InvalidArgument
 from sim.explore import INTERESTING, Sweep
 from sim.faults import BROKER_KINDS, LINK_KINDS, Fault, FaultPlan, plan_faults
@@ -160,7 +160,7 @@ def test_revoke_commit_waits_for_the_sends_a_slow_periodic_flush_took():
 
 
 def test_recovery_behind_a_zombies_open_transaction_loses_no_update():
-    """Found by a delay fault (chaos seed 41), fixed in detstream/recovery.py.
+    """Found by a delay fault (chaos seed 41), fixed in detstream/tables/recovery.py.
 
     A zombie's open transaction pins the changelog's last stable offset; a
     worker revoked and given its partitions back used to recover only up to
@@ -177,7 +177,7 @@ def test_recovery_behind_a_zombies_open_transaction_loses_no_update():
 def test_concurrent_flushes_both_wait_for_every_send():
     import asyncio
 
-    from detstream.producer import ProducerBuffer
+    from detstream.engine.producer import ProducerBuffer
     from sim.testing import run_sandboxed
 
     class SlowProducer:

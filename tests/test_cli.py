@@ -9,7 +9,7 @@ import textwrap
 import pytest
 from click.testing import CliRunner
 
-from detstream.cli import main
+from detstream.cli.main import main
 
 HASH_LINE = re.compile(r"^trace sha256=[0-9a-f]{64}$")
 

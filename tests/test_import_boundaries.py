@@ -19,7 +19,7 @@ def loaded_after(statement: str) -> set[str]:
     "statement, forbidden",
     [
         ("import detstream", {"sim", "aiokafka", "rocksdict"}),
-        ("import detstream.cli", {"sim", "aiokafka", "rocksdict"}),
+        ("import detstream.cli.main", {"sim", "aiokafka", "rocksdict"}),
         ("import sim.runner, sim.testing, sim.explore", {"aiokafka", "rocksdict"}),
     ],
 )

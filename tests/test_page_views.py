@@ -3,7 +3,7 @@
 import pytest
 from click.testing import CliRunner
 
-from detstream.cli import main
+from detstream.cli.main import main
 from sim.faults import Fault, FaultPlan
 from sim.runner import SimOptions, run
 

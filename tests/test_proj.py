@@ -9,7 +9,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from detstream.cli import main
+from detstream.cli.main import main
 from detstream.loader import load_isolated
 from sim.cluster import ClusterConfig
 from sim.driver import SimTransport

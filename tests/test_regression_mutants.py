@@ -14,10 +14,10 @@ import pytest
 
 from detstream import mutants
 from detstream.app import STOP_UNBOUNDED
-from detstream.conductor import DELIVERY_BEFORE_RECOVERY
-from detstream.listener_guard import LISTENER_FAILURE_SWALLOWED
-from detstream.producer import SEND_FAILURE_IGNORED
-from detstream.table import CHANGELOG_DECODE_UNCHECKED
+from detstream.engine.conductor import DELIVERY_BEFORE_RECOVERY
+from detstream.engine.listener_guard import LISTENER_FAILURE_SWALLOWED
+from detstream.engine.producer import SEND_FAILURE_IGNORED
+from detstream.tables.table import CHANGELOG_DECODE_UNCHECKED
 from sim.runner import SimOptions, run
 from tests.unit import test_rebalance_listener
 

@@ -15,7 +15,7 @@ from dataclasses import replace
 import pytest
 
 from detstream import mutants
-from detstream.producer import SEND_FAILURE_IGNORED
+from detstream.engine.producer import SEND_FAILURE_IGNORED
 from sim.runner import SimOptions, run
 
 REFUSED = "tests/apps/refused_output.py"

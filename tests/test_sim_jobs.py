@@ -3,7 +3,7 @@
 import pytest
 from click.testing import CliRunner
 
-from detstream.cli import main
+from detstream.cli.main import main
 from sim import explore
 
 explore_sweep = explore.sweep

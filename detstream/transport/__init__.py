@@ -14,8 +14,8 @@ from detstream.errors import ImproperlyConfigured
 
 DRIVERS: dict[str, str] = {
     "sim": "sim.driver:SimTransport",
-    "kafka": "detstream.transport.aiokafka:AIOKafkaTransport",
-    "aiokafka": "detstream.transport.aiokafka:AIOKafkaTransport",
+    "kafka": "detstream.transport.kafka.driver:AIOKafkaTransport",
+    "aiokafka": "detstream.transport.kafka.driver:AIOKafkaTransport",
 }
 
 

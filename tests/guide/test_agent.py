@@ -6,7 +6,7 @@ import mode
 import pytest
 
 import detstream as faust
-from detstream.cli_send import plan_send, send_records
+from detstream.cli.send import plan_send, send_records
 from detstream.errors import TableWriteError
 from detstream.loader import load_isolated
 

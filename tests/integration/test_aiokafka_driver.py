@@ -20,7 +20,7 @@ import detstream
 from detstream._types import TP
 from detstream.errors import CommitFailedError, ImproperlyConfigured
 from detstream.partitioner import partition_for_key
-from detstream.transport.aiokafka import AIOKafkaTransport
+from detstream.transport.kafka.driver import AIOKafkaTransport
 
 DEADLINE_S = 30.0
 

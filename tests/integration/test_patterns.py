@@ -6,7 +6,7 @@ import asyncio
 import secrets
 
 import detstream
-from detstream import conductor
+from detstream.engine import conductor
 
 from .helpers import produce
 

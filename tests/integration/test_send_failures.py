@@ -18,7 +18,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 import detstream
-from detstream.producer import SendFailed
+from detstream.engine.producer import SendFailed
 
 from .helpers import produce
 

@@ -6,7 +6,7 @@ import secrets
 import pytest
 
 import detstream
-from detstream.transport.aiokafka import AIOKafkaTransport
+from detstream.transport.kafka.driver import AIOKafkaTransport
 from tests.contract.cases import CASES, Backend
 
 

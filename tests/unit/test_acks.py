@@ -1,5 +1,5 @@
 from detstream._types import TP
-from detstream.acks import OffsetTracker
+from detstream.engine.acks import OffsetTracker
 
 TP0 = TP("t", 0)
 

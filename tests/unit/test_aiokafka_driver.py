@@ -11,7 +11,7 @@ import detstream
 from detstream.errors import ImproperlyConfigured
 from detstream.partitioner import partition_for_key
 from detstream.transport import driver_class
-from detstream.transport.kafka_urls import bootstrap_servers
+from detstream.transport.kafka.urls import bootstrap_servers
 
 
 @pytest.mark.parametrize(
@@ -103,8 +103,8 @@ def test_aiokafka_default_partitioner_agrees_with_detstream():
 
 def test_only_the_kafka_driver_imports_aiokafka():
     code = (
-        "import sys, detstream, detstream.cli, detstream.worker, sim.driver, sim.runner\n"
-        "import detstream.transport.kafka_urls\n"
+        "import sys, detstream, detstream.cli.main, detstream.worker, sim.driver, sim.runner\n"
+        "import detstream.transport.kafka.urls\n"
         "assert 'aiokafka' not in sys.modules, sorted(m for m in sys.modules if 'aiokafka' in m)\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

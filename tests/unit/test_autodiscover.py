@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 import detstream
 from detstream.autodiscover import discover, discovery_modules, origin_of
-from detstream.cli import main
+from detstream.cli.main import main
 from detstream.errors import AutodiscoverError, ImproperlyConfigured, TargetError
 from detstream.loader import load, load_isolated
 

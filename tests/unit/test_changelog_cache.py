@@ -7,8 +7,8 @@ import asyncio
 import pytest
 
 from detstream._types import RecordMetadata
-from detstream.changelog_cache import ChangelogCache
 from detstream.events import Event, Message, current_event, set_current_event
+from detstream.tables.changelog_cache import ChangelogCache
 
 
 class Sent:

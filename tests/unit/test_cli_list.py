@@ -5,7 +5,7 @@ import sys
 from click.testing import CliRunner
 
 import detstream
-from detstream.cli import main
+from detstream.cli.main import main
 
 
 def make_app():

@@ -14,8 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 import detstream
-from detstream.cli import main
-from detstream.cli_send import SendError, find_agent, find_model, plan_send, send_records
+from detstream.cli.main import main
+from detstream.cli.send import SendError, find_agent, find_model, plan_send, send_records
 from sim.cluster import ClusterConfig
 from sim.testing import simulate
 

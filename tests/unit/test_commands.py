@@ -9,14 +9,14 @@ import pytest
 from click.testing import CliRunner
 
 import detstream
-from detstream.cli import argument, main, option, run_for_app
+from detstream.cli.main import argument, main, option, run_for_app
 from detstream.errors import InvalidArgument
 
 ROOT = Path(__file__).resolve().parents[2]
 
 PROJECT = textwrap.dedent('''
     import detstream as faust
-    from detstream.cli import argument, option
+    from detstream.cli.main import argument, option
 
     app = faust.App('cmd-proj', broker='sim://')
 
@@ -124,7 +124,7 @@ def test_bad_commands():
     app = detstream.App("cmds")
     with pytest.raises(InvalidArgument, match="@app.command needs an async def function"):
         app.command()(lambda: None)
-    with pytest.raises(InvalidArgument, match="options must be detstream.cli.option"):
+    with pytest.raises(InvalidArgument, match="options must be detstream.cli.main.option"):
         app.command("--flag")(_noop)
 
     @app.command(name="dup")

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from detstream.committer import PlainCommitter
-from detstream.transactions import TransactionalCommitter
+from detstream.engine.committer import PlainCommitter
+from detstream.engine.transactions import TransactionalCommitter
 from sim.testing import simulate
 from tests.unit.test_table_recovery import feed, word_count_app
 

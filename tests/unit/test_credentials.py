@@ -16,8 +16,8 @@ import pytest
 import detstream
 from detstream.auth import AuthProtocol, SASLMechanism, to_credentials
 from detstream.errors import ImproperlyConfigured
-from detstream.transport import kafka_auth
-from detstream.transport.kafka_auth import client_auth
+from detstream.transport.kafka import auth as kafka_auth
+from detstream.transport.kafka.auth import client_auth
 
 
 def _clients(app):

@@ -7,7 +7,7 @@ from aiokafka.coordinator.protocol import ConsumerProtocolMemberMetadata
 import detstream
 from detstream._types import TP
 from detstream.assignor_wire import decode_standbys, decode_subscription
-from detstream.transport.kafka_consumer import CopartitionedAssignor
+from detstream.transport.kafka.consumer import CopartitionedAssignor
 
 LOG = "app-counts-changelog"
 

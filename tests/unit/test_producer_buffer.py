@@ -9,9 +9,9 @@ import pytest
 
 from detstream import mutants
 from detstream._types import RecordMetadata
+from detstream.engine.producer import SEND_FAILURE_IGNORED, ProducerBuffer, SendFailed
 from detstream.errors import ProducerSendError
 from detstream.events import Event, Message, set_current_event
-from detstream.producer import SEND_FAILURE_IGNORED, ProducerBuffer, SendFailed
 
 
 class GatedProducer:
@@ -295,7 +295,7 @@ def test_a_forward_refused_before_queueing_fails_its_event():
 
 
 def test_a_forward_waits_while_the_outbox_is_full_and_goes_on_as_it_drains(monkeypatch):
-    from detstream import producer as producer_module
+    from detstream.engine import producer as producer_module
 
     monkeypatch.setattr(producer_module, "OUTBOX_ROOM", 2)
 

@@ -10,7 +10,7 @@ import pytest
 import detstream
 from detstream.config import env_settings
 from detstream.errors import ImproperlyConfigured
-from detstream.transport import kafka_options
+from detstream.transport.kafka import options as kafka_options
 
 
 def _producer(app, **kw):

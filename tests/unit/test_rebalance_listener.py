@@ -1,7 +1,7 @@
 """A rebalance listener that fails crashes the app: a worker never runs half assigned (issue 9).
 
 aiokafka logs and swallows an exception of the listener; the engine's
-``GuardedListener`` (detstream/listener_guard.py) does not: on the simulator
+``GuardedListener`` (detstream/engine/listener_guard.py) does not: on the simulator
 as on Kafka, the app drops its partitions uncommitted and crashes with a
 ``RebalanceListenerError`` naming the step and the cause.
 """
@@ -10,7 +10,7 @@ import asyncio
 
 import detstream
 from detstream.errors import RebalanceListenerError
-from detstream.table import Table
+from detstream.tables.table import Table
 from sim.cluster import ClusterConfig
 from sim.testing import simulate
 from tests.unit.test_table_recovery import feed

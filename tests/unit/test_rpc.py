@@ -11,7 +11,7 @@ import json
 import pytest
 
 import detstream
-from detstream.rpc import (
+from detstream.rpc.agent_rpc import (
     CORRELATION_ID_HEADER,
     REPLY_TO_HEADER,
     BarrierState,

@@ -126,14 +126,14 @@ def test_recovery_logs_progress_per_table_and_counts_what_it_replayed(tmp_path, 
         await again.stop()
         return recoveries
 
-    with caplog.at_level(logging.INFO, logger="detstream.recovery"):
+    with caplog.at_level(logging.INFO, logger="detstream.tables.recovery"):
         recoveries = simulate(main, seed=14, config=FAST)
     [recovery] = recoveries
     assert recovery.table == "counts"
     assert recovery.records == recovery.total == recovery.done == len(WORDS)
     assert recovery.promoted == frozenset()
     assert recovery.duration is not None and recovery.duration >= 0
-    lines = [r.getMessage() for r in caplog.records if r.name == "detstream.recovery"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "detstream.tables.recovery"]
     assert any(line.startswith(f"Recovering table 'counts': {len(WORDS)} changelog records in 2 partitions")
                for line in lines)
     progress = [line for line in lines if "records/s" in line]
@@ -223,7 +223,7 @@ def test_a_lagging_standby_is_promoted_and_recovery_replays_only_its_tail(tmp_pa
         await two.stop()
         return tp, copied, end, recoveries, violation, table
 
-    with caplog.at_level(logging.INFO, logger="detstream.recovery"):
+    with caplog.at_level(logging.INFO, logger="detstream.tables.recovery"):
         tp, copied, end, recoveries, violation, table = simulate(main, seed=18, config=FAST)
     assert violation is None
     assert table["tail"] == 5

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from detstream.buffer import SubscriberBuffer
+from detstream.engine.buffer import SubscriberBuffer
 
 
 def test_a_batch_goes_in_whole_past_the_bound_and_the_next_fetch_waits_for_room():

@@ -7,7 +7,7 @@ import pytest
 import detstream
 from detstream._types import ConsumerRecord
 from detstream.errors import TableWriteError
-from detstream.table_codecs import TableKeyCodec, WindowedKeyCodec
+from detstream.tables.codecs import TableKeyCodec, WindowedKeyCodec
 
 
 class Point(detstream.Record):

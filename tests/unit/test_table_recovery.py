@@ -8,8 +8,8 @@ import pytest
 import detstream
 from detstream._types import TP
 from detstream.errors import ChangelogKeyDecodeError, ChangelogValueDecodeError
-from detstream.recovery import recovery_start
-from detstream.table import Table
+from detstream.tables.recovery import recovery_start
+from detstream.tables.table import Table
 from sim.checks import fold_changelog, tables_match_changelog
 from sim.cluster import ClusterConfig
 from sim.driver import SimTransport
@@ -199,7 +199,7 @@ def test_persisted_offset_beyond_changelog_end_rebuilds_the_partition(tmp_path, 
         return fold_changelog(app.Table("counts", default=int), cluster)
 
     simulate(first_life, seed=5, config=FAST)
-    with caplog.at_level(logging.WARNING, logger="detstream.recovery"):
+    with caplog.at_level(logging.WARNING, logger="detstream.tables.recovery"):
         applied, table, offsets, resets, changelog, new_ends = simulate(
             second_life, seed=5, config=FAST
         )
@@ -335,7 +335,7 @@ def test_undecodable_changelog_record_is_skipped_and_logged_when_asked(tmp_path,
         finally:
             await app.stop()
 
-    with caplog.at_level(logging.WARNING, logger="detstream.table"):
+    with caplog.at_level(logging.WARNING, logger="detstream.tables.table"):
         partition, offset, crashed, recovered, stored, later, cluster = simulate(
             main, seed=8, config=FAST
         )

@@ -5,7 +5,7 @@ import asyncio
 import pytest
 
 import detstream
-from detstream.conductor import PATTERN_REFRESH
+from detstream.engine.conductor import PATTERN_REFRESH
 from detstream.errors import InvalidArgument
 from sim.cluster import ClusterConfig
 from sim.driver import SimTransport

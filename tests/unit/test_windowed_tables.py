@@ -347,7 +347,7 @@ def test_bad_windowing_is_refused_clearly():
     assert table.tumbling(10).window == table.window  # the same window again is fine
     with pytest.raises(InvalidArgument, match="needs a table made by app.Table"):
         detstream.WindowWrapper({}, key_index=False)  # type: ignore[arg-type]
-    from detstream.table_windowed import make_windowed
+    from detstream.tables.windowed import make_windowed
 
     with pytest.raises(InvalidArgument, match="needs a table made by app.Table"):
         make_windowed({}, detstream.TumblingWindow(10))  # type: ignore[arg-type]

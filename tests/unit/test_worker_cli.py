@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 import detstream
 import detstream.worker
-from detstream.cli import main
+from detstream.cli.main import main
 
 APP_SOURCE = """
 import detstream

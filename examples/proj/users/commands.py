@@ -1,6 +1,6 @@
 """Command-line commands of users: ``python -m proj add-user ID NAME``."""
 
-from detstream.cli import argument, option
+from detstream.cli.main import argument, option
 from proj.app import app
 
 from .agents import users_topic

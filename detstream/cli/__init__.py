@@ -1,0 +1,1 @@
+"""The ``detstream`` command line: worker, sim, send, list and the app's own commands."""

@@ -1,0 +1,140 @@
+"""The ``detstream`` command line. Parsing and printing only; work happens elsewhere."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+
+from detstream.commands import AppGroup, argument, option
+from detstream.errors import TargetError
+
+from .params import BLOCKING_TIMEOUT, DATADIR, HOST, LOGFILE
+
+__all__ = ["main", "entry", "option", "argument"]
+
+
+def entry() -> None:
+    """Console-script entry: ``detstream sim`` runs with a fixed string-hash seed.
+
+    Python randomises ``hash(str)`` per process, which reorders sets of strings
+    in user code; a sim run must not depend on that, so it re-executes itself
+    with ``PYTHONHASHSEED=0`` when the variable is unset.
+    """
+    if sys.argv[1:2] == ["sim"] and "PYTHONHASHSEED" not in os.environ:
+        env = {**os.environ, "PYTHONHASHSEED": "0"}
+        os.execve(sys.executable, [sys.executable, "-m", "detstream", *sys.argv[1:]], env)
+    main()
+
+
+@click.group(cls=AppGroup)
+@click.option("-A", "--app", "app_target", metavar="TARGET", is_eager=True,  # before --help
+              help="The app (file, module or module:attr) for commands that take one.")
+@click.option("--debug/--no-debug", default=None,
+              help="Debug mode (debug setting): the blocking detector, error details in web views.")
+@click.option("-D", "--datadir", type=DATADIR, help="Directory of the app's state (tables).")
+@click.option("--blocking-timeout", type=BLOCKING_TIMEOUT, metavar="SECONDS",
+              help="When --debug: log the stack when the loop blocks longer (default 10).")
+@click.version_option(package_name="detstream")
+@click.pass_context
+def main(ctx: click.Context, app_target: str | None, debug: bool | None, datadir: str | None,
+         blocking_timeout: float | None) -> None:
+    """detstream: the Faust App API on a deterministic simulator and on Kafka."""
+    ctx.ensure_object(dict)
+    if app_target:
+        ctx.obj["app_target"] = app_target
+    # Faust's global form (``faust --datadir=x -A proj worker``): the worker's own options win.
+    ctx.obj["worker_defaults"] = {"debug": debug, "datadir": datadir,
+                                  "blocking_timeout": blocking_timeout}
+
+
+from .sim import sim  # noqa: E402 - registered after the group exists
+
+main.add_command(sim)
+from .send import send  # noqa: E402
+
+main.add_command(send)
+from .listing import agents, tables  # noqa: E402
+
+main.add_command(agents)
+main.add_command(tables)
+
+
+def run_for_app(app: object) -> None:
+    """``App.main()``: the CLI with ``app`` preselected and ``sys.argv`` as arguments."""
+    main(args=sys.argv[1:], obj={"app": app}, prog_name=_prog_name())
+
+
+def _prog_name() -> str:
+    """``proj.py`` for a script; ``python -m proj`` for a package's ``__main__``."""
+    name = os.path.basename(sys.argv[0])
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    if name == "__main__.py" and spec is not None and spec.parent:
+        return f"python -m {spec.parent}"
+    return name
+
+
+def _app_for(ctx: click.Context, target: str | None) -> object:
+    """The app named by TARGET, else by ``-A``, else the one ``App.main()`` preselected."""
+    from detstream.loader import load
+
+    obj = ctx.obj or {}
+    if target is None and obj.get("app") is not None:
+        return obj["app"]
+    target = target or obj.get("app_target")
+    if not target:
+        click.echo("error: name the app: `detstream -A proj worker` or `detstream worker proj`",
+                   err=True)
+        sys.exit(2)
+    try:
+        return load(target)[1]
+    except TargetError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+@main.command()
+@click.argument("target", required=False)
+@click.option("-l", "--loglevel", default="warning", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "warn", "error", "critical"],
+                                case_sensitive=False))
+@click.option("-f", "--logfile", type=LOGFILE, help="Log here, not to stderr.")
+@click.option("-p", "--web-port", type=click.IntRange(1, 65535),
+              help="Port of the web server (default: the web_port setting, 6066).")
+@click.option("--with-web/--without-web", "web_enabled", default=None,
+              help="Serve the app's pages (default: the web_enabled setting, on).")
+@click.option("-b", "--web-bind", metavar="ADDRESS", type=HOST,
+              help="Address the web server listens on (default: web_bind, 0.0.0.0).")
+@click.option("-h", "--web-host", metavar="HOST", type=HOST,
+              help="Host name of this worker's web URL (default: web_host, localhost).")
+@click.option("-D", "--datadir", type=DATADIR,
+              help="Directory of the app's state; RocksDB tables go under it "
+                   "(default: the datadir setting, {app id}-data).")
+@click.option("--debug/--no-debug", default=None,
+              help="Debug mode: the blocking detector (default: the debug setting, off).")
+@click.option("--blocking-timeout", type=BLOCKING_TIMEOUT, metavar="SECONDS",
+              help="When --debug: log the loop's stack when it blocks longer than this "
+                   "(default: blocking_timeout, 10).")
+@click.option("-q", "--quiet", is_flag=True, help="No banner or status lines on stdout.")
+@click.pass_context
+def worker(ctx: click.Context, target: str | None, loglevel: str, logfile: str | None,
+           web_port: int | None, web_enabled: bool | None, web_bind: str | None,
+           web_host: str | None, datadir: str | None, debug: bool | None,
+           blocking_timeout: float | None, quiet: bool) -> None:
+    """Run TARGET's app as a worker on its broker, until TERM/INT."""
+    from detstream.worker import Worker
+
+    app = _app_for(ctx, target)
+    defaults: dict[str, Any] = (ctx.obj or {}).get("worker_defaults", {})
+
+    def given_or_default(name: str, value: Any) -> Any:
+        return value if value is not None else defaults.get(name)
+
+    Worker(app, loglevel=loglevel, logfile=logfile, web_port=web_port, web_enabled=web_enabled,
+           web_bind=web_bind, web_host=web_host, quiet=quiet,
+           datadir=given_or_default("datadir", datadir),
+           debug=given_or_default("debug", debug),
+           blocking_timeout=given_or_default("blocking_timeout", blocking_timeout),
+           ).execute_from_commandline()

@@ -1,0 +1,309 @@
+"""``detstream send``: produce records to a topic or an agent (Faust's ``faust send``).
+
+``detstream -A proj send greetings hello``, ``python proj.py send @myagent hello -k k``.
+A key or value is parsed as JSON into a Record when it has a model type
+(``--key-type``/``--value-type``, or the Record type of the agent's or app's
+topic); otherwise the text is encoded as the target topic's ``send()`` would
+encode a str (so ``send @myagent hello`` reaches an agent without a
+``value_type`` as ``"hello"``, as in Faust), with
+``--key-serializer``/``--value-serializer`` when given, and as its UTF-8
+bytes for a topic the app does not declare.
+
+Resolving the target, the model and the codecs needs no broker
+(:func:`plan_send`); :func:`send_records` does the I/O on a client-only app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import logging
+import random
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from detstream.errors import CodecError, InvalidArgument, ValidationError
+
+if TYPE_CHECKING:
+    from detstream._types import RecordMetadata
+    from detstream.agent import Agent
+    from detstream.app import App
+    from detstream.models import Record
+    from detstream.serializers import CodecArg
+    from detstream.topic import Topic
+
+
+class SendError(Exception):
+    """The command line names something that does not exist (exit code 2)."""
+
+
+@dataclass
+class SendPlan:
+    """Where to send and the bytes to send, resolved from the command line."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    partition: int | None = None
+    #: the app's description of the topic, declared before sending if internal.
+    declare: Topic | None = None
+    #: what the target was named as, for messages (``@agent`` or ``topic``).
+    label: str = ""
+
+
+# -- resolving (no I/O) ---------------------------------------------------------------------
+def find_agent(app: App, name: str) -> Agent:
+    """The agent called ``name``: its full name, or a unique dotted suffix like ``myagent``."""
+    if name in app.agents:
+        return app.agents[name]
+    found = [a for full, a in app.agents.items() if full.endswith(f".{name}")]
+    if len(found) == 1:
+        return found[0]
+    names = sorted(app.agents)
+    if found:
+        raise SendError(f"agent name {name!r} is ambiguous: it matches "
+                        f"{', '.join(sorted(a.name for a in found))}; give the full name")
+    known = ", ".join(f"@{n}" for n in names) if names else "(none)"
+    raise SendError(f"no agent named {name!r} in app {app.conf.id!r}; its agents: {known}")
+
+
+def find_model(name: str) -> type[Record]:
+    """A Record class by namespace (``proj.Point``), class name (``Point``) or import path."""
+    from detstream.models import Record, registry
+
+    if name in registry:
+        return registry[name]
+    found = {id(c): c for ns, c in registry.items() if not ns.startswith("@")
+             and (ns.endswith(f".{name}") or c.__name__ == name)}
+    if len(found) == 1:
+        return next(iter(found.values()))
+    if found:
+        matches = sorted(c._options.namespace or c.__name__ for c in found.values())
+        raise SendError(f"model name {name!r} is ambiguous: it matches {', '.join(matches)}")
+    module_name, sep, attr = name.replace(":", ".").rpartition(".")
+    if sep:
+        try:
+            candidate = getattr(importlib.import_module(module_name), attr, None)
+        except ImportError:
+            candidate = None
+        if isinstance(candidate, type) and issubclass(candidate, Record):
+            return candidate
+    known = sorted(ns for ns in registry if not ns.startswith("@"))
+    raise SendError(f"no model named {name!r}; known models: {', '.join(known) or '(none)'}")
+
+
+def app_topic(app: App, name: str) -> Topic | None:
+    """The app's own description of topic ``name`` (its types), if it has one."""
+    from detstream.topic import Topic
+
+    for topic in app._topics:
+        if isinstance(topic, Topic) and tuple(topic.topics) == (name,):
+            return topic
+    return None
+
+
+def _model_type(typ: Any) -> type[Record] | None:
+    from detstream.models import Record
+
+    return typ if isinstance(typ, type) and issubclass(typ, Record) else None
+
+
+def _text_codec(typ: Any, explicit: CodecArg, default: CodecArg) -> CodecArg:
+    """The codec a topic applies to a str value: its own, ``raw`` for str/bytes types, else the app's."""
+    if explicit:
+        return explicit
+    return "raw" if typ in (str, bytes) else default
+
+
+def encode(text: str | None, model: type[Record] | None, serializer: CodecArg, what: str) -> bytes | None:
+    """The bytes for a key or value given on the command line (None stays None)."""
+    from detstream import codecs
+
+    if text is None:
+        return None
+    try:
+        if model is not None:
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise SendError(f"{what} {text!r} is not JSON for model "
+                                f"{model._options.namespace}: {exc}") from None
+            if not isinstance(data, dict):
+                raise SendError(f"{what} for model {model._options.namespace} must be a JSON "
+                                f"object, got {text!r}")
+            record = model.from_data(data, preferred_type=model)
+            return record.dumps(serializer=serializer) if serializer else record.dumps()
+        if serializer:
+            return codecs.get_codec(serializer).dumps(text)
+        return text.encode()
+    except (CodecError, InvalidArgument, ValidationError, TypeError) as exc:
+        raise SendError(f"cannot encode {what} {text!r}: {exc}") from None
+
+
+def plan_send(
+    app: App,
+    entity: str,
+    value: str | None,
+    *,
+    key: str | None = None,
+    key_type: str | None = None,
+    value_type: str | None = None,
+    key_serializer: str | None = None,
+    value_serializer: str | None = None,
+    partition: int | None = None,
+) -> SendPlan:
+    """Resolve ENTITY, the model types and codecs, and encode key and value."""
+    from detstream import codecs
+    from detstream.topic import Topic
+
+    if not entity or entity == "@":
+        raise SendError("name a topic, or an agent as @name")
+    for codec in (key_serializer, value_serializer):
+        if codec:
+            try:
+                codecs.get_codec(codec)
+            except CodecError as exc:
+                raise SendError(str(exc)) from None
+    if entity.startswith("@"):
+        agent = find_agent(app, entity[1:])
+        channel = agent.channel
+        if not isinstance(channel, Topic):
+            raise SendError(f"agent {agent.name!r} reads an in-memory channel, not a topic: "
+                            "it can only be sent to from inside its worker")
+        try:
+            name = channel.get_topic_name()
+        except InvalidArgument as exc:
+            raise SendError(f"agent {agent.name!r}: {exc}") from None
+        described: Topic | None = channel
+        label = f"@{agent.name}"
+    else:
+        name, described, label = entity, app_topic(app, entity), entity
+    schema = described.schema if described is not None else None
+    # the command line names codecs; a described topic may hold Codec objects
+    key_codec: CodecArg = key_serializer
+    value_codec: CodecArg = value_serializer
+    key_model = find_model(key_type) if key_type else _model_type(schema and schema.key_type)
+    value_model = find_model(value_type) if value_type else _model_type(schema and schema.value_type)
+    if described is not None and key_model is None and not key_serializer:
+        key_codec = described.schema.key_serializer or app.conf.key_serializer
+    if described is not None and value_model is None and not value_serializer:
+        # as topic.send() would: the text goes through the codec the agent decodes with
+        value_codec = _text_codec(described.schema.value_type, described.schema.value_serializer,
+                                  app.conf.value_serializer)
+    return SendPlan(
+        topic=name,
+        key=encode(key, key_model, key_codec, "key"),
+        value=encode(value, value_model, value_codec, "value"),
+        partition=partition,
+        declare=described if described is not None and described.internal else None,
+        label=label,
+    )
+
+
+# -- sending ----------------------------------------------------------------------------------
+async def send_records(
+    app: App, plan: SendPlan, *, repeat: int = 1, min_latency: float = 0.0,
+    max_latency: float = 0.0, on_sent: Any = None,
+) -> list[RecordMetadata]:
+    """Send ``plan`` ``repeat`` times from ``app`` as a client; the broker's metadata of each."""
+    if app._producer is None:
+        await app.start_client()
+    if plan.declare is not None:
+        await app.declared(plan.declare)
+    partitions = await app.admin.partitions_for(plan.topic)
+    if partitions is None:
+        defined = sorted({n for t in app._topics for n in t.topics})
+        agents = ", ".join(f"@{n}" for n in sorted(app.agents)) or "(none)"
+        raise SendError(f"topic {plan.topic!r} does not exist on the broker; the app's topics: "
+                        f"{', '.join(defined) or '(none)'}; its agents: {agents}")
+    if plan.partition is not None and plan.partition >= partitions:
+        raise SendError(f"topic {plan.topic!r} has {partitions} partition(s): "
+                        f"--partition {plan.partition} is out of range")
+    sent: list[RecordMetadata] = []
+    for i in range(repeat):
+        if i and max_latency > 0:
+            await asyncio.sleep(random.uniform(min_latency, max_latency))
+        future = app.producer.send_soon(
+            plan.topic, key=plan.key, value=plan.value, partition=plan.partition
+        )
+        meta = await future
+        sent.append(meta)
+        if on_sent is not None:
+            on_sent(meta)
+    return sent
+
+
+def metadata_json(meta: RecordMetadata) -> str:
+    return json.dumps({"topic": meta.topic, "partition": meta.partition, "offset": meta.offset,
+                       "timestamp": meta.timestamp})
+
+
+@click.command()
+@click.argument("entity")
+@click.argument("value", required=False)
+@click.option("-k", "--key", help="Key of the record (raw text unless it has a model type).")
+@click.option("-K", "--key-type", metavar="MODEL", help="Record to parse the key into (JSON).")
+@click.option("-V", "--value-type", metavar="MODEL", help="Record to parse the value into (JSON).")
+@click.option("--key-serializer", metavar="CODEC", help="Codec for the key (e.g. json, raw).")
+@click.option("--value-serializer", metavar="CODEC", help="Codec for the value (e.g. json, raw).")
+@click.option("--partition", type=click.IntRange(min=0), help="Partition to send to.")
+@click.option("-r", "--repeat", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Send the record this many times.")
+@click.option("--min-latency", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Least seconds to wait between repeated sends.")
+@click.option("--max-latency", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Most seconds to wait between repeated sends (0: no wait).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=60.0,
+              show_default=True, help="Give up (exit 1) if the broker has not taken it by then.")
+@click.pass_context
+def send(ctx: click.Context, entity: str, value: str | None, key: str | None,
+         key_type: str | None, value_type: str | None, key_serializer: str | None,
+         value_serializer: str | None, partition: int | None, repeat: int,
+         min_latency: float, max_latency: float, timeout: float) -> None:
+    """Send VALUE to ENTITY: a topic name, or @agent for an agent's topic.
+
+    Prints the broker's metadata of each record as a JSON line.
+    """
+    from .main import _app_for
+
+    if max_latency and min_latency > max_latency:
+        raise click.BadParameter("--min-latency must not exceed --max-latency",
+                                 param_hint="'--min-latency'")
+    app: Any = _app_for(ctx, None)
+    try:
+        plan = plan_send(app, entity, value, key=key, key_type=key_type, value_type=value_type,
+                         key_serializer=key_serializer, value_serializer=value_serializer,
+                         partition=partition)
+    except SendError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+
+    async def run() -> None:
+        try:
+            await asyncio.wait_for(
+                send_records(app, plan, repeat=repeat, min_latency=min_latency,
+                             max_latency=max_latency,
+                             on_sent=lambda meta: click.echo(metadata_json(meta))),
+                timeout,
+            )
+        finally:
+            await app.stop()
+
+    try:
+        asyncio.run(run())
+    except SendError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except asyncio.TimeoutError:
+        click.echo(f"error: sending to {plan.label} ({app.conf.broker}) did not finish "
+                   f"within {timeout:g}s: is the broker reachable?", err=True)
+        sys.exit(1)
+    except Exception as exc:
+        click.echo(f"error: sending to {plan.label} failed: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(1)

@@ -1,0 +1,193 @@
+"""``detstream sim``: run a project on the simulator. Parsing and printing only.
+
+The simulator is imported inside the command, so ``import detstream`` (and
+``detstream worker``) never load it.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from typing import Any
+
+import click
+
+from detstream.errors import InvalidArgument, TargetError
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNIT = {None: 1.0, "s": 1.0, "ms": 0.001, "m": 60.0, "h": 3600.0}
+_SEEDS = re.compile(r"^\s*(\d+)\s*(?:\.\.|-)\s*(\d+)\s*$")
+
+
+class Duration(click.ParamType):
+    """Virtual seconds: ``30``, ``30s``, ``250ms``, ``5m``, ``1h``."""
+
+    name = "duration"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, (int, float)):
+            return float(value)
+        match = _DURATION.match(str(value))
+        if not match:
+            self.fail(f"{value!r} is not a duration: use e.g. 30, 30s, 250ms, 5m or 1h", param, ctx)
+        return float(match.group(1)) * _UNIT[match.group(2)]
+
+
+class SeedRange(click.ParamType):
+    """``1..200`` (inclusive) or ``1-200``."""
+
+    name = "range"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> range:
+        if isinstance(value, range):
+            return value
+        match = _SEEDS.match(str(value))
+        if not match or int(match.group(1)) > int(match.group(2)):
+            self.fail(f"{value!r} is not a seed range: use e.g. 1..200", param, ctx)
+        return range(int(match.group(1)), int(match.group(2)) + 1)
+
+
+@click.command()
+@click.argument("target", required=False)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the run.")
+@click.option("--workers", type=click.IntRange(1, 1000), default=3, show_default=True)
+@click.option("--brokers", type=click.IntRange(1, 16), default=3, show_default=True,
+              help="Brokers of the simulated cluster (partition leaders, coordinators).")
+@click.option("--duration", type=Duration(), default="30s", show_default=True,
+              help="Virtual time of the main phase (clients and faults), before settling.")
+@click.option("--faults", type=click.Choice(["none", "default", "chaos"]), default="default",
+              show_default=True, help="Fault profile the seed draws a plan from.")
+@click.option("--plan", "plan_path", type=click.Path(exists=True, dir_okay=False),
+              help="Run this fault plan (JSON) instead of drawing one.")
+@click.option("--trace", "trace_path", type=click.Path(dir_okay=False, writable=True),
+              help="Write the trace (with a replay header) to this file.")
+@click.option("--seeds", type=SeedRange(), help="Run every seed in a range, e.g. 1..200.")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="With --seeds: run the seeds in this many processes (same results and output).")
+@click.option("--check-determinism", is_flag=True, help="Run the seed twice and compare traces.")
+@click.option("--replay", "replay_path", type=click.Path(exists=True, dir_okay=False),
+              help="Rerun a trace file and fail at the first line that differs.")
+@click.option("--shrink", is_flag=True, help="If the run fails, search for a smaller failing plan.")
+@click.option("--shuffle", is_flag=True,
+              help="Explore interleavings: permute ready tasks each loop step (seeded).")
+@click.option("--scenario", "scenario_path", type=click.Path(exists=True, dir_okay=False),
+              help="A Python file whose sim_scenario(sim) replaces the target's own.")
+def sim(target: str | None, seed: int, workers: int, brokers: int, duration: float, faults: str,
+        plan_path: str | None, trace_path: str | None, seeds: range | None, jobs: int,
+        check_determinism: bool, replay_path: str | None, shrink: bool, shuffle: bool,
+        scenario_path: str | None) -> None:
+    """Run TARGET (file, module or module:attr) on a simulated cluster."""
+    from sim import explore
+    from sim.faults import FaultPlan
+    from sim.runner import SimOptions
+
+    try:
+        if replay_path:
+            _replay(replay_path)
+            return
+        if not target:
+            raise click.UsageError("missing TARGET (a file, module or module:attr)")
+        if jobs != 1 and seeds is None:
+            raise click.UsageError("--jobs runs the seeds of a sweep: use it with --seeds A..B")
+        plan = FaultPlan.load(plan_path) if plan_path else None
+        options = SimOptions(seed=seed, workers=workers, duration=duration, faults=faults,
+                             plan=plan, shuffle=shuffle, brokers=brokers, scenario=scenario_path)
+        if seeds is not None:
+            _sweep(target, options, seeds, jobs)
+        elif check_determinism:
+            _determinism(target, options)
+        else:
+            _single(target, options, trace_path, shrink, explore)
+    except (TargetError, InvalidArgument) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+def _command(target: str, options: Any) -> str:
+    text = (f"detstream sim {target} --seed {options.seed} --workers {options.workers} "
+            f"--brokers {options.brokers} --duration {options.duration:g}s --faults {options.faults}")
+    text += " --shuffle" if options.shuffle else ""
+    text += f" --scenario {options.scenario}" if options.scenario else ""
+    return text + (" --plan PLAN.json" if options.plan is not None else "")
+
+
+def _single(target: str, options: Any, trace_path: str | None, shrink: bool, explore: Any) -> None:
+    from sim.runner import run
+
+    click.echo(f"detstream sim {target} seed={options.seed} workers={options.workers} "
+               f"brokers={options.brokers} duration={options.duration:g}s")
+    report = run(target, options)
+    for line in report.setup + report.summary:
+        click.echo(f"  {line}")
+    if trace_path:
+        explore.write_trace(report, trace_path)
+        click.echo(f"  trace written to {trace_path}")
+    if report.ok:
+        click.echo("  checks: all passed")
+    else:
+        _print_violations(report)
+        click.echo(f"  replay: {_command(target, options)} --trace run.trace")
+        if shrink:
+            smaller, _ = explore.shrink(target, options)
+            click.echo(f"  shrunk to {len(smaller.plan.faults)} fault(s), duration {smaller.duration:g}s:")
+            click.echo("  " + smaller.plan.to_json().replace("\n", "\n  "))
+            click.echo(f"  save it as plan.json and run: {_command(target, smaller)}")
+    click.echo(f"trace sha256={report.sha256}")
+    if not report.ok:
+        sys.exit(1)
+
+
+def _print_violations(report: Any) -> None:
+    for violation in report.violations:
+        click.echo(f"  FAILED {violation.check}: {violation.message}")
+        for line in violation.evidence:
+            click.echo(f"    {line}")
+
+
+def _sweep(target: str, options: Any, seeds: range, jobs: int) -> None:
+    from sim.explore import sweep
+
+    click.echo(f"detstream sim {target} seeds={seeds.start}..{seeds.stop - 1} faults={options.faults}")
+    result = sweep(target, options, seeds, jobs=jobs)
+    for seed, outcome in result.failures:
+        first = outcome.violations[0]
+        click.echo(f"  seed {seed}: FAILED {first.check}: {first.message}")
+    shown = " ".join(f"{k}={v}" for k, v in sorted(result.coverage.items()))
+    click.echo(f"  coverage: {shown}")
+    if options.faults != "none" and result.never_reached():
+        click.echo(f"  never reached: {', '.join(result.never_reached())}")
+    click.echo(f"{result.runs - len(result.failures)} passed, {len(result.failures)} failed")
+    if result.failures:
+        sys.exit(1)
+
+
+def _determinism(target: str, options: Any) -> None:
+    from sim.explore import check_determinism
+
+    report, divergence = check_determinism(target, options)
+    if divergence is None:
+        click.echo(f"deterministic: seed {options.seed} twice gave the same {len(report.trace.lines)} lines")
+        click.echo(f"trace sha256={report.sha256}")
+        return
+    index, first, second = divergence
+    click.echo(f"NOT DETERMINISTIC: seed {options.seed} diverged at trace line {index + 1}:")
+    click.echo(f"  run 1: {first}\n  run 2: {second}")
+    sys.exit(1)
+
+
+def _replay(path: str) -> None:
+    from sim.explore import replay
+
+    report, divergence = replay(path)
+    if divergence is None:
+        click.echo(f"replay of {path}: identical ({len(report.trace.lines)} lines)")
+        if not report.ok:
+            _print_violations(report)
+        click.echo(f"trace sha256={report.sha256}")
+        if not report.ok:
+            sys.exit(1)
+        return
+    index, recorded, now = divergence
+    click.echo(f"REPLAY DIFFERS from {path} at line {index + 2}:")  # +1 for 1-based, +1 header
+    click.echo(f"  recorded: {recorded}\n  now:      {now}")
+    sys.exit(1)

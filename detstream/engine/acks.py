@@ -1,0 +1,74 @@
+"""Which offset may be committed: the end of the contiguous acked prefix.
+
+Messages of a partition are acked out of order (several agents, concurrency);
+committing past an un-acked message would lose it on a crash. So the tracker
+keeps delivered offsets in delivery order and only moves the commit point over
+acked ones. Offsets skipped by the log (compaction, transaction markers) are
+never delivered and so never block the commit point.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from detstream._types import TP
+
+
+class OffsetTracker:
+    """Per-partition delivered/acked bookkeeping; no I/O, no event loop."""
+
+    def __init__(self) -> None:
+        self._pending: dict[TP, deque[int]] = {}
+        self._acked: dict[TP, set[int]] = {}
+        self._committable: dict[TP, int] = {}
+        self._committed: dict[TP, int] = {}
+        self.acks_since_commit = 0
+
+    def delivered(self, tp: TP, offset: int) -> None:
+        self._pending.setdefault(tp, deque()).append(offset)
+
+    def acked(self, tp: TP, offset: int) -> None:
+        self._acked.setdefault(tp, set()).add(offset)
+        self.acks_since_commit += 1
+        pending = self._pending.get(tp)
+        acked = self._acked[tp]
+        while pending and pending[0] in acked:
+            done = pending.popleft()
+            acked.discard(done)
+            self._committable[tp] = done + 1
+
+    def in_flight(self, tp: TP) -> int:
+        """Delivered but not yet acked messages of ``tp``."""
+        return len(self._pending.get(tp, ()))
+
+    def advance(self, tp: TP, position: int) -> None:
+        """Nothing of ``tp`` is in flight and the consumer is at ``position``: commit up to it.
+
+        The position may be past the last acked record when transaction
+        markers (or aborted records) follow it; committing ``last + 1``
+        would leave a lag of one forever on a transactional input.
+        """
+        if self._pending.get(tp):
+            raise ValueError(f"{tp} has records in flight: its position is not done")
+        if position > self._committable.get(tp, -1):
+            self._committable[tp] = position
+
+    def to_commit(self) -> dict[TP, int]:
+        """Offsets that moved since the last ``committed`` call."""
+        return {
+            tp: offset
+            for tp, offset in sorted(self._committable.items())
+            if self._committed.get(tp) != offset
+        }
+
+    def committed(self, offsets: dict[TP, int]) -> None:
+        self._committed.update(offsets)
+        self.acks_since_commit = 0
+
+    def forget(self, tps: set[TP]) -> None:
+        """Drop state of revoked partitions (their new owner resumes from the commit)."""
+        for tp in tps:
+            self._pending.pop(tp, None)
+            self._acked.pop(tp, None)
+            self._committable.pop(tp, None)
+            self._committed.pop(tp, None)

@@ -1,0 +1,91 @@
+"""What a commit is: the seam between the conductor and its two commit protocols.
+
+The conductor decides *when* to commit (every ``broker_commit_interval``, on
+revoke, on stop); a ``Committer``, chosen once when the conductor starts,
+decides *what* a commit is. At-least-once it is :class:`PlainCommitter`
+(flush what the acked events produced, then commit their offsets);
+exactly-once it is ``transactions.TransactionalCommitter``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
+from detstream.errors import CommitFailedError
+
+from .acks import OffsetTracker
+
+if TYPE_CHECKING:
+    from detstream.transport.base import Consumer
+
+    from .producer import ProducerBuffer
+
+
+class Log(Protocol):
+    """The part of a logger a committer uses (the app's ``mode`` logger, or ``logging``'s)."""
+
+    def error(self, msg: str, /, *args: object) -> None: ...
+
+    def warning(self, msg: str, /, *args: object) -> None: ...
+
+
+class Committer(Protocol):
+    async def commit(self) -> bool:
+        """Commit the work done so far; False if the commit was refused (fenced, failed send)."""
+
+    async def commit_on_release(self, *, idle: bool) -> None:
+        """Commit before giving partitions up (revoke, stop); never raises.
+
+        ``idle`` False: an event of those partitions is still running (the
+        wait for it timed out).
+        """
+
+
+class PlainCommitter:
+    """At-least-once: flush produced records, then commit every acked offset.
+
+    Not after a send an event made was refused (``ProducerBuffer.failed``):
+    that event is acked, but its output is missing, so no offset may pass
+    it; the app is crashing (``send_failures``) and the event is redone
+    from the last commit. Checked after the flush, which settles every
+    send of the events whose offsets were taken.
+    """
+
+    def __init__(
+        self,
+        *,
+        tracker: OffsetTracker,
+        consumer: Consumer,
+        producer: ProducerBuffer,
+        flush_tables: Callable[[], object],
+        log: Log,
+    ) -> None:
+        self.tracker = tracker
+        self.consumer = consumer
+        self.producer = producer
+        self.flush_tables = flush_tables
+        self.log = log
+
+    async def commit(self) -> bool:
+        offsets = self.tracker.to_commit()
+        self.flush_tables()  # also with no offset to commit: timers write tables
+        if not offsets:
+            return True
+        producer = self.producer
+        await producer.flush()
+        if producer.failed is not None:
+            taken = ", ".join(f"{tp.topic}[{tp.partition}]@{o}" for tp, o in sorted(offsets.items()))
+            self.log.error("not committing %s: %s", taken, producer.failed)
+            return False
+        try:
+            await self.consumer.commit(offsets)
+        except CommitFailedError as exc:
+            self.log.warning("commit rejected: %s", exc)
+            return False
+        self.tracker.committed(offsets)
+        return True
+
+    async def commit_on_release(self, *, idle: bool) -> None:
+        """Commit what was acked; the events still running are redone by the next owner."""
+        await self.commit()

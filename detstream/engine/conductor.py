@@ -1,0 +1,463 @@
+"""The conductor: fetches from the broker, routes to streams, commits offsets.
+
+It is the app's rebalance listener. On revoke it stops handing out messages
+of the revoked partitions, waits for the events already being processed,
+commits what was acked and flushes the producer, so the next owner starts
+exactly after the last processed event (Faust dropped this bookkeeping and
+reprocessed; we commit while the generation still allows it).
+
+On assign it *opens* partitions only once they are safe: a record of a newly
+assigned partition reaches an agent only after the listener finished and
+every table partition (and standby promotion) it needs is recovered. Kafka
+clients may deliver records of a new assignment before or while the listener
+runs (aiokafka installs the assignment and keeps fetching while it awaits the
+listener); such records are dropped, and the partition is sought back to its
+committed offset when it opens. Opening happens only where the fetch loop
+holds no fetched batch, so no record fetched before the open is delivered
+after it.
+
+Exactly-once (``processing_guarantee='exactly_once'``) changes only what a
+commit is; see ``transactions.TransactionalCommitter``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from detstream._types import TP, ConsumerRecord
+from detstream.events import Message
+from detstream.futures import current_task_cancelling
+from detstream.mutants import on as mutant_on
+from detstream.mutants import register as register_mutant
+
+from .acks import OffsetTracker
+from .committer import Committer, PlainCommitter
+from .listener_guard import GuardedListener
+from .transactions import TransactionalCommitter
+
+#: re-opens issue 9's takeover bug: records reach agents before their tables are recovered.
+DELIVERY_BEFORE_RECOVERY = register_mutant(
+    "delivery-before-recovery",
+    "a newly assigned partition's records reach agents before its tables are recovered",
+)
+
+#: seconds between looks for new topics an ``app.topic(pattern=...)`` matches. Kafka's
+#: clients refresh metadata every 5 minutes; a new topic should be picked up sooner.
+PATTERN_REFRESH = 30.0
+
+if TYPE_CHECKING:
+    from detstream.app import App
+    from detstream.transport.base import Consumer
+
+    from .buffer import SubscriberBuffer
+
+
+class Conductor:
+    """Owns the app's group consumer and the path from fetch to ack to commit."""
+
+    fetch_timeout = 1.0
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.tracker = OffsetTracker()
+        self.consumer: Consumer | None = None
+        #: partitions of the assignment in force (what revocation and commits are about).
+        self._active: set[TP] = set()
+        #: assigned partitions whose records may reach streams (tables recovered); rebound, not
+        #: mutated, so a snapshot stays what it was.
+        self._ready: frozenset[TP] = frozenset()
+        #: assigned source partitions to open once the listener is done and tables recovered.
+        self._opening: set[TP] = set()
+        #: partitions that had fetched records dropped while not open: their consumer
+        #: position is past records nobody processed, so opening seeks them back.
+        self._skipped: set[TP] = set()
+        #: False while the fetch loop holds a fetched batch (opening must wait for it).
+        self._between_batches = True
+        self._generation = -1
+        self._processing: dict[TP, int] = {}
+        self._idle = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        #: clear while an exactly-once commit quiesces: no new event may start.
+        self.starting = asyncio.Event()
+        self.starting.set()
+        #: per partition, messages a stream started that are not fully acked yet.
+        self.unfinished: dict[TP, int] = {}
+        #: set at every ack and assignment change (what a quiescing commit waits for).
+        self.progress = asyncio.Event()
+        #: partitions of the batch in hand whose records are not all delivered yet.
+        self.undelivered: set[TP] = set()
+        #: what a commit is; chosen at start (the guarantee may be configured late).
+        self.committer: Committer | None = None
+        #: the committer, if it is the exactly-once one (recovery reads markers then).
+        self.transactions: TransactionalCommitter | None = None
+        #: existing topics that an ``app.topic(pattern=...)`` matches (refreshed periodically).
+        self.pattern_matches: set[str] = set()
+        #: what the consumer calls on rebalances: this conductor, a failure crashing the app.
+        self.listener = GuardedListener(self)
+
+    # -- lifecycle ------------------------------------------------------------
+    def subscribed_topics(self) -> set[str]:
+        topics = {name for topic in self.app.acking_topics() for name in topic.topics}
+        topics |= self.pattern_matches
+        return topics | self.app.tables.changelog_topics | {self.app.leader_topic_name}
+
+    def _pattern_topics(self) -> list[Any]:
+        return [t for t in self.app.acking_topics() if t.pattern is not None]
+
+    async def _match_patterns(self) -> bool:
+        """Look up the broker's topics for ``app.topic(pattern=...)``; True if the set changed."""
+        patterned = self._pattern_topics()
+        if not patterned:
+            return False
+        names = await self.app.admin.list_topics()
+        matched = {n for n in names if any(t.matches(n) for t in patterned)}
+        changed = matched != self.pattern_matches
+        self.pattern_matches = matched
+        return changed
+
+    async def _pattern_loop(self) -> None:
+        """Subscribe to topics created later that a pattern matches (a metadata refresh)."""
+        while True:
+            await asyncio.sleep(PATTERN_REFRESH)
+            if await self._match_patterns():
+                self.app.log.info("pattern subscription now covers %s", sorted(self.pattern_matches))
+                self.resubscribe()
+
+    async def start(self) -> None:
+        app = self.app
+        exactly_once = app.exactly_once
+        isolation = {"isolation_level": "read_committed"} if exactly_once else {}
+        self.consumer = app.transport.create_consumer(
+            client_id=app.client_name, group_id=app.conf.id, **isolation
+        )
+        if exactly_once:
+            self.committer = self.transactions = TransactionalCommitter(self)
+        else:
+            self.committer = PlainCommitter(
+                tracker=self.tracker, consumer=self.consumer, producer=app.producer,
+                flush_tables=app.tables.flush_changelogs, log=app.log,
+            )
+        self._request_standbys()
+        await self._match_patterns()
+        self.consumer.subscribe(sorted(self.subscribed_topics()), self.listener)
+        await self.consumer.start()
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._guard(self._fetch_loop), name=f"{self.app.client_name}-fetch"),
+            loop.create_task(self._guard(self._commit_loop), name=f"{self.app.client_name}-commit"),
+        ]
+        if self._pattern_topics():
+            self._tasks.append(loop.create_task(
+                self._guard(self._pattern_loop), name=f"{self.app.client_name}-patterns"
+            ))
+
+    def resubscribe(self) -> None:
+        """Topics were added at runtime (e.g. by ``group_by``): rejoin the group."""
+        if self.consumer is not None:
+            self._request_standbys()
+            self.consumer.subscribe(sorted(self.subscribed_topics()), self.listener)
+
+    def _request_standbys(self) -> None:
+        """Ask the group leader for ``table_standby_replicas`` copies of our changelogs."""
+        assert self.consumer is not None
+        replicas = int(self.app.conf.table_standby_replicas)
+        self.consumer.request_standbys(sorted(self.app.tables.changelog_topics), replicas)
+
+    async def stop(self) -> None:
+        """Graceful stop: finish events in hand, commit, then leave the group."""
+        for task in self._tasks[:1]:
+            await _cancel(task)
+        await self.app.tables.standbys.stop()
+        self._active = set()
+        self._ready = frozenset()
+        idle = await self._wait_idle(set(self._processing))
+        budget = self.app.stop_budget()  # None: unbounded (the simulator, tests)
+        try:
+            final = self._commit_on_release(idle=idle)
+            await (final if budget is None else asyncio.wait_for(final, budget))
+        except asyncio.TimeoutError:
+            self.app._record("stop-gave-up", step="final-commit")
+            self.app.log.error(
+                "final commit not done within %.1fs while stopping (is the broker reachable?): "
+                "given up; the partitions' next owner redoes the uncommitted work", budget,
+            )
+        except Exception as exc:  # stopping must finish even when the broker is failing
+            self.app.log.error("final commit failed while stopping: %r", exc)
+        for task in self._tasks[1:]:
+            await _cancel(task)
+        self._tasks = []
+        if self.consumer is not None:
+            await self.consumer.stop()
+
+    async def _guard(self, engine_loop: Callable[[], Awaitable[None]]) -> None:
+        """Run an engine loop; if it fails, crash the app loudly instead of dying unseen.
+
+        Takes the loop's function, not a coroutine: a task cancelled before it
+        first runs (an app stopped right after start) then leaves no coroutine
+        that was never awaited.
+        """
+        try:
+            await engine_loop()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.app._record("engine-error", error=type(exc).__name__)
+            self.app.log.exception("consumer loop failed: %r; the app is crashing", exc)
+            await self.app.crash(exc)
+
+    # -- fetching -------------------------------------------------------------
+    async def _fetch_loop(self) -> None:
+        assert self.consumer is not None
+        tables = self.app.tables
+        while True:
+            await self._open_ready()
+            batch = await self.consumer.getmany(self.fetch_timeout)
+            self._between_batches = False
+            generation = self.consumer.generation
+            self.undelivered = set(batch)
+            filled: list[SubscriberBuffer[Any]] = []
+            for tp in sorted(batch):
+                records = batch[tp]
+                if tp.topic in tables.changelog_topics:
+                    tables.apply(self.consumer, tp, records)
+                else:
+                    filled += self._deliver(tp, records, generation)
+                self.undelivered.discard(tp)
+            if self.transactions is not None and tables.recovering:
+                await tables.finish_at_positions(self.consumer)  # markers end changelogs
+            self._between_batches = True
+            for buffer in filled:  # back-pressure: no next fetch while a stream is behind
+                await buffer.wait_for_room()
+
+    def _deliver(
+        self, tp: TP, records: list[ConsumerRecord], generation: int
+    ) -> list[SubscriberBuffer[Any]]:
+        """Hand a fetched batch of ``tp`` to its streams' buffers, all in this one step.
+
+        No await between the check that ``tp`` is open in ``generation`` and
+        the last record going in: a batch is delivered whole under the
+        assignment it was fetched in, or dropped whole (see ``buffer``).
+        """
+        buffers = self.app.subscriber_queues(tp.topic)
+        if not buffers or not records:
+            return []
+        if tp not in self._ready or generation != self._generation:
+            self._skipped.add(tp)
+            return []
+        refcount = len(buffers)
+        messages = [
+            Message(
+                tp.topic, tp.partition, record.offset, record.timestamp,
+                record.key, record.value, record.headers,
+                generation=generation, refcount=refcount, lease=self, tp=tp,
+            )
+            for record in records
+        ]
+        delivered = self.tracker.delivered
+        for message in messages:
+            delivered(tp, message.offset)
+        for buffer in buffers:
+            buffer.put_batch(messages)
+        return buffers
+
+    async def _open_ready(self) -> None:
+        """Open the partitions waiting for their tables: their records may reach streams now.
+
+        Partitions that had records dropped while closed are sought back to
+        where a new owner starts (the committed offset). The lookup awaits;
+        the open itself happens in one step, and only between fetched
+        batches, so that no record fetched before it is delivered after it.
+        """
+        consumer = self.consumer
+        recovering = self.app.tables.recovering and not mutant_on(DELIVERY_BEFORE_RECOVERY)
+        if not self._opening or recovering or consumer is None:
+            return
+        generation, tps = self._generation, set(self._opening)
+        starts = await consumer.start_offsets(sorted(tps & self._skipped))
+        if generation != self._generation or not tps <= self._opening:
+            return  # a rebalance replaced this assignment meanwhile
+        if not self._between_batches:
+            return  # the fetch loop opens them itself once its batch is done
+        for tp, offset in sorted(starts.items()):
+            consumer.seek(tp, offset)
+        self._opening -= tps
+        self._skipped -= tps
+        self._ready = self._ready | tps
+        consumer.resume(*tps)
+        self.app._record("opened", tps=sorted(str(tp) for tp in tps), sought=len(starts))
+
+    # -- the lease of every message this conductor delivers (``events.Lease``) -------------
+    def quiescing(self) -> bool:
+        return not self.starting.is_set()
+
+    def is_current(self, message: Message) -> bool:
+        """Whether ``message`` still belongs to this worker's current assignment."""
+        return message.generation == self._generation and message.tp in self._active
+
+    async def may_start(self, message: Message) -> None:
+        """Return when a stream may start ``message``: not while an exactly-once commit quiesces.
+
+        A message another stream started already may go on (the commit waits
+        for it); only fresh ones wait, so the commit never waits for a queue.
+        """
+        if not message.started and not self.starting.is_set():
+            await self.starting.wait()
+
+    def started(self, message: Message) -> None:
+        tp = message.tp
+        if not message.started:
+            message.started = True
+            if message.generation == self._generation:
+                self.unfinished[tp] = self.unfinished.get(tp, 0) + 1
+        self._processing[tp] = self._processing.get(tp, 0) + 1
+        self.app._record("deliver", tp=tp, offset=message.offset, key=message.key)
+
+    def finished(self, message: Message) -> None:
+        count = self._processing.get(message.tp, 0) - 1
+        self._processing[message.tp] = max(count, 0)
+        if count <= 0:
+            self._idle.set()
+
+    def acked(self, message: Message) -> None:
+        if message.generation == self._generation:
+            tp = message.tp
+            self.tracker.acked(tp, message.offset)
+            if message.started:
+                self.unfinished[tp] = self.unfinished.get(tp, 0) - 1
+            self.progress.set()
+
+    # -- committing -------------------------------------------------------------
+    async def _commit_loop(self) -> None:
+        interval = float(self.app.conf.broker_commit_interval)
+        while True:
+            await asyncio.sleep(interval)
+            await self.commit()
+
+    async def commit(self) -> bool:
+        """Commit the work done so far (see ``committer``); False if fenced or refused."""
+        return await self.committer.commit() if self.committer is not None else True
+
+    async def _commit_on_release(self, *, idle: bool) -> None:
+        if self.committer is not None:  # else never started: nothing to commit
+            await self.committer.commit_on_release(idle=idle)
+
+    async def _wait_idle(self, tps: set[TP]) -> bool:
+        """Wait for events in hand on ``tps`` to finish, time-boxed.
+
+        An agent stuck on one event must not hang a rebalance or a shutdown
+        (Faust time-boxes these at 95% of the session timeout too): after the
+        bound the stuck partitions are named and left uncommitted, so their
+        next owner processes the event again.
+        """
+        bound = 0.95 * float(self.app.conf.broker_session_timeout)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + bound
+        while busy := sorted(str(tp) for tp in tps if self._processing.get(tp, 0)):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                self.app._record("wait-idle-timeout", tps=busy)
+                self.app.log.error(
+                    "events on %s still processing after %.1fs; giving up on them "
+                    "(an agent is stuck: its partitions will be processed again by their next owner)",
+                    ", ".join(busy), bound,
+                )
+                return False
+            self._idle.clear()
+            try:
+                await asyncio.wait_for(self._idle.wait(), remaining)
+            except asyncio.TimeoutError:
+                pass
+        return True
+
+    # -- rebalance listener -------------------------------------------------------
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        self._active -= revoked
+        self._ready = self._ready - revoked
+        self._opening -= revoked
+        self.progress.set()
+        idle = await self._wait_idle(revoked)
+        await self._commit_on_release(idle=idle)
+        self.tracker.forget(revoked)
+        for tp in revoked:
+            self.unfinished.pop(tp, None)
+        self.app.tables.on_revoked(revoked)
+        if revoked:
+            self.app._record("revoked", tps=sorted(str(tp) for tp in revoked))
+        await self.app.on_partitions_revoked.send(revoked=set(revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TP]) -> None:
+        """Take a new assignment: recover its tables, then open its source partitions.
+
+        Everything before the first await is one step: whatever the consumer
+        fetched or fetches meanwhile, no record of the assignment reaches an
+        agent until ``_open_ready`` opens its partition.
+        """
+        consumer = self.consumer
+        assert consumer is not None
+        generation = self._generation = consumer.generation
+        self._active = set(assigned)
+        self._ready = frozenset()
+        sources = {tp for tp in assigned if tp.topic not in self.app.tables.changelog_topics}
+        self._opening = set()
+        consumer.pause(*sources)
+        standbys = consumer.standby_assignment()
+        extra = {"standbys": sorted(str(tp) for tp in standbys)} if standbys else {}
+        self.app._record(
+            "assigned", generation=generation, tps=sorted(str(tp) for tp in assigned), **extra
+        )
+        if mutant_on(DELIVERY_BEFORE_RECOVERY):
+            self._opening = sources  # opened by the fetch loop whatever recovery is doing
+        await self.app.tables.on_assigned(consumer, assigned, standbys)
+        await self.app.on_partitions_assigned.send(assigned=set(assigned))
+        self.app._record("taken", generation=generation)
+        if generation == self._generation and self._active == assigned:
+            self._opening = sources - self._ready
+            await self._open_ready()
+
+    def uncommitted(self) -> int:
+        """Messages delivered or acked since the last commit (lost from memory by a crash)."""
+        return sum(self.tracker.in_flight(tp) for tp in self._active) + len(self.tracker.to_commit())
+
+    def assignment(self) -> set[TP]:
+        return set(self._active)
+
+    def active_sources(self) -> set[TP]:
+        """Open partitions whose records go to streams (not changelogs, not the leader topic).
+
+        Only open ones: a partition still waiting for its tables may have a
+        consumer position past records that were dropped, not processed.
+        """
+        return {tp for tp in self._ready if self.app.subscriber_queues(tp.topic)}
+
+    def lose_partitions(self) -> None:
+        """Stop processing every partition without committing: their next owner redoes the work.
+
+        Exactly-once, after an aborted transaction: its records and offsets
+        are gone, so neither this worker's in-memory table state nor its
+        positions may be used again. The partitions stay lost until the
+        rebalance the failed commit announced assigns them again (and
+        recovery rebuilds their tables).
+        """
+        lost = set(self._active)
+        self._active = set()
+        self._ready = frozenset()
+        self._opening = set()
+        self.progress.set()
+        self.tracker.forget(lost)
+        for tp in lost:
+            self.unfinished.pop(tp, None)
+        self.app.tables.on_revoked(lost)
+        if lost:
+            self.app._record("lost", tps=sorted(str(tp) for tp in lost))
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    """Cancel ``task`` and wait for it; a cancellation of the *caller* still propagates."""
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        if current_task_cancelling():
+            raise

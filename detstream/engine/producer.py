@@ -1,0 +1,475 @@
+"""The app's producer: sends through the transport and can flush.
+
+``send_soon`` starts a send without waiting (table changelogs use it); the
+conductor calls ``flush`` before every commit, so an offset is never committed
+before the records its processing produced are on the broker.
+
+Under exactly-once the producer is transactional and a transaction is always
+open: every send joins it, and ``commit_transaction`` ends it with the
+consumer offsets of the work that produced its records, then begins the next
+one. Sends made while a commit is in progress (timers, tasks) wait and join
+the next transaction in call order, never the one being committed: its
+offsets do not cover them. ``durable(sent)`` is what a persistent table store
+waits for before writing to disk: the ack of the record, and under
+exactly-once the commit of its transaction, so that an aborted write (the
+work will be redone) never reaches the disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from detstream import mutants
+from detstream._types import TP, RecordMetadata
+from detstream.errors import ProducerSendError
+from detstream.events import (
+    Event,
+    Message,
+    current_agent,
+    current_event,
+    reset_current_agent,
+    reset_current_event,
+    set_current_agent,
+    set_current_event,
+)
+from detstream.futures import complete_as
+
+if TYPE_CHECKING:
+    from detstream.transport.base import GroupMetadata, Headers, Producer, TransactionalProducer
+
+#: the bug this module's failure tracking fixes, re-opened on demand (see ``mutants``).
+SEND_FAILURE_IGNORED = mutants.register(
+    "send-failure-ignored",
+    "a send refused by the producer (record too large) is dropped unseen and the offset "
+    "of the event that made it is committed",
+)
+
+#: records in the outbox (not yet taken by the client) past which a forward waits.
+OUTBOX_ROOM = 10_000
+
+#: the event a send was made for (None outside any) and the agent making it, if any.
+_Origin = tuple["Event | None", Any]
+#: an outbox entry: send number, topic, arguments, the caller's future (None: a forward), origin.
+_Outgoing = tuple[int, str, dict[str, Any], "asyncio.Future[RecordMetadata] | None", _Origin]
+#: a send of a table write and the future its store waits on.
+_Durable = tuple["asyncio.Future[RecordMetadata]", "asyncio.Future[RecordMetadata]"]
+
+
+class SendFailed(ProducerSendError):
+    """A send refused for good; names the record's topic and the event whose output it was.
+
+    ``tp`` and ``offset`` are the input event's (None for a send made outside
+    any event); the producer's own error is the ``__cause__``.
+    """
+
+    def __init__(
+        self, cause: BaseException, topic: str, partition: int | None,
+        origin: Message | None, agent: Any = None,
+    ) -> None:
+        self.topic, self.partition, self.origin, self.agent = topic, partition, origin, agent
+        self.tp = origin.tp if origin is not None else None
+        self.offset = origin.offset if origin is not None else None
+        where = f"{topic!r}" + (f" partition {partition}" if partition is not None else "")
+        source = f" (output of {self.tp} offset {self.offset})" if origin is not None else ""
+        super().__init__(f"send to {where} failed{source}: {type(cause).__name__}: {cause}")
+        self.__cause__ = cause
+
+
+class ProducerBuffer:
+    """Wraps a transport producer and tracks sends still in flight."""
+
+    def __init__(self, producer: Producer, *, transactional: bool = False) -> None:
+        self._producer = producer
+        self.transactional = transactional
+        #: (send number, future) of sends not known to be settled; a send's future is the
+        #: caller's, or for a ``forward`` the producer's ack once the record is handed over.
+        self._pending: deque[tuple[int, asyncio.Future[RecordMetadata]]] = deque()
+        #: sends not yet handed to the producer, in call order, and the task handing them over.
+        self._outbox: deque[_Outgoing] = deque()
+        self._drainer: asyncio.Future[None] | None = None
+        #: sends made so far, and how many of them the drain handed over (or gave up).
+        self._queued = 0
+        self._handed = 0
+        #: flushes waiting for the drain to hand over the sends made before them.
+        self._handover_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        #: forwards waiting for the outbox to drop below ``OUTBOX_ROOM``.
+        self._room_waiters: list[asyncio.Future[None]] = []
+        self._enqueue = _enqueue_of(producer)
+        #: exactly-once: writes of the open transaction waiting for its commit.
+        self._durable: list[_Durable] = []
+        #: exactly-once, while a commit is in progress: sends for the next transaction.
+        self._deferred: list[tuple[str, dict[str, Any], asyncio.Future[RecordMetadata] | None]] | None = None
+        self._next_durable: list[_Durable] = []
+        #: whether the open transaction has records.
+        self._sent_in_transaction = False
+        #: the first refused send an event made: no commit may happen after it.
+        self.failed: SendFailed | None = None
+        #: told of every refused send as it happens (the app: log, ``on_error``, crash).
+        self.on_failure: Callable[[SendFailed], None] | None = None
+
+    async def start(self) -> None:
+        await self._producer.start()
+        if self.transactional:
+            await self._txn_producer.begin_transaction()
+
+    async def stop(self) -> None:
+        """Flush (or abort the open transaction), then close the client even if that failed."""
+        try:
+            if self.transactional:
+                # The last commit (the conductor's, while stopping) is done: what was
+                # sent since belongs to no committed work, so nobody may see it.
+                if self._sent_in_transaction:
+                    await self._abort_quietly(RuntimeError("the app stopped"))
+            else:
+                await self.flush()
+        finally:
+            await self._producer.stop()
+
+    @property
+    def _txn_producer(self) -> TransactionalProducer:
+        return self._producer  # type: ignore[return-value]
+
+    @property
+    def in_transaction(self) -> bool:
+        """Exactly-once: the open transaction has records (committing it is worth a request)."""
+        return self._sent_in_transaction
+
+    @property
+    def settled(self) -> bool:
+        """Every send so far was acknowledged or refused (nothing in flight)."""
+        return self._handed == self._queued and all(sent.done() for _, sent in self._pending)
+
+    def send_soon(
+        self,
+        topic: str,
+        *,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None = None,
+        timestamp: float | None = None,
+        headers: Headers = (),
+    ) -> asyncio.Future[RecordMetadata]:
+        args = dict(key=key, value=value, partition=partition, timestamp=timestamp, headers=headers)
+        if self._deferred is not None:
+            later: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
+            self._deferred.append((topic, args, later))
+            return later
+        future = self._start_send(topic, args, with_future=True)
+        assert future is not None
+        return future
+
+    async def forward(
+        self,
+        topic: str,
+        *,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None = None,
+        timestamp: float | None = None,
+        headers: Headers = (),
+    ) -> None:
+        """``send_soon`` for a caller that never looks at the result (the engine's own forwards).
+
+        Same order, same flush and failure tracking; no future is made for
+        the caller (one per forwarded event adds up: ``group_by``, sinks).
+        Unlike ``send_soon`` it may wait: while the outbox holds ``OUTBOX_ROOM``
+        records the client has not taken yet (the broker is slower than the
+        agents), the agent forwarding waits, instead of memory growing.
+        """
+        if len(self._outbox) >= OUTBOX_ROOM:
+            await self._room_in_outbox()
+        args = dict(key=key, value=value, partition=partition, timestamp=timestamp, headers=headers)
+        if self._deferred is not None:
+            self._deferred.append((topic, args, None))
+            return
+        self._start_send(topic, args, with_future=False)
+
+    async def _room_in_outbox(self) -> None:
+        while len(self._outbox) >= OUTBOX_ROOM:
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._room_waiters.append(waiter)
+            await waiter
+
+    def _wake_room_waiters(self) -> None:
+        waiters, self._room_waiters = self._room_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _start_send(
+        self, topic: str, args: dict[str, Any], *, with_future: bool
+    ) -> asyncio.Future[RecordMetadata] | None:
+        """Put the record in the outbox (call order) and make sure the drain task runs."""
+        self._sent_in_transaction = True
+        origin = _origin()
+        number = self._queued
+        self._queued = number + 1
+        future: asyncio.Future[RecordMetadata] | None = None
+        if with_future:
+            future = asyncio.get_running_loop().create_future()
+            if not mutants.on(SEND_FAILURE_IGNORED):
+                future.add_done_callback(lambda done: self._settled(done, topic, args, origin))
+            pending = self._pending
+            while pending and pending[0][1].done():  # sends complete roughly in order: O(1) amortised
+                pending.popleft()
+            pending.append((number, future))
+        self._outbox.append((number, topic, args, future, origin))
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.ensure_future(self._drain())
+        return future
+
+    async def _drain(self) -> None:
+        """Hand the outbox to the producer, one record after the other, in call order.
+
+        One task for every record sent while it runs, not one per record: the
+        producer's ``enqueue`` returns as soon as the record is in its buffer
+        (usually without suspending), and its ack settles the caller's future
+        by callback. Order matters: two writes of one table key reaching the
+        changelog in the wrong order would leave the older value last. If the
+        task is cancelled (the process is torn down), the records not handed
+        over are cancelled with it, so nothing waits for them forever.
+        """
+        outbox, enqueue = self._outbox, self._enqueue
+        try:
+            while outbox:
+                number, topic, args, future, origin = outbox.popleft()
+                if self._room_waiters and len(outbox) < OUTBOX_ROOM:
+                    self._wake_room_waiters()
+                try:
+                    if future is not None and future.done():  # cancelled by its caller meanwhile
+                        continue
+                    ack = await self._hand_over(enqueue, topic, args, origin)
+                    if isinstance(ack, BaseException):  # refused before queueing: too large, ...
+                        if future is not None:
+                            if not future.done():
+                                future.set_exception(ack)
+                        elif not mutants.on(SEND_FAILURE_IGNORED):
+                            self._report(ack, topic, args, origin)
+                    elif future is not None:
+                        complete_as(ack, future)
+                    else:
+                        self._track(number, ack, topic, args, origin)
+                finally:
+                    self._handed += 1
+                    if self._handover_waiters:
+                        self._wake_handover()
+        except asyncio.CancelledError:
+            while outbox:
+                future = outbox.popleft()[3]
+                if future is not None:
+                    future.cancel()
+                self._handed += 1
+            self._wake_handover()
+            self._wake_room_waiters()
+            raise
+
+    def _track(
+        self, number: int, ack: asyncio.Future[RecordMetadata], topic: str,
+        args: dict[str, Any], origin: _Origin,
+    ) -> None:
+        """Follow a forward's ack: flushes wait for it, a refusal fails its event.
+
+        An ack already done is settled now, not by a scheduled callback: a
+        flush that starts next would not wait for it, and its commit must
+        already see the refusal.
+        """
+        if not mutants.on(SEND_FAILURE_IGNORED):
+            if ack.done():
+                self._settled(ack, topic, args, origin)
+            else:
+                ack.add_done_callback(lambda done: self._settled(done, topic, args, origin))
+        if not ack.done():
+            self._pending.append((number, ack))
+
+    async def _hand_over(
+        self, enqueue: Callable[..., Awaitable[asyncio.Future[RecordMetadata]]], topic: str,
+        args: dict[str, Any], origin: _Origin,
+    ) -> asyncio.Future[RecordMetadata] | Exception:
+        """Give one record to the producer; its ack future, or why it was refused."""
+        event, agent = origin
+        # The client runs in this task: give it the sender's event and agent, as a
+        # send awaited by the agent itself would (the simulator's history reads them).
+        event_token, agent_token = set_current_event(event), set_current_agent(agent)
+        try:
+            return await enqueue(topic, **args)
+        except Exception as exc:
+            return exc
+        finally:
+            reset_current_event(event_token)
+            reset_current_agent(agent_token)
+
+    def _wake_handover(self) -> None:
+        handed, waiting = self._handed, []
+        for target, waiter in self._handover_waiters:
+            if handed >= target:
+                if not waiter.done():
+                    waiter.set_result(None)
+            else:
+                waiting.append((target, waiter))
+        self._handover_waiters = waiting
+
+    def _settled(
+        self, future: asyncio.Future[RecordMetadata], topic: str, args: dict[str, Any],
+        origin: _Origin,
+    ) -> None:
+        """A send ended: if it failed, its event failed (remembered, and reported at once).
+
+        Added when the send starts, before any flush can wait on it, so it
+        runs before that flush resumes: the commit after the flush sees ``failed``.
+        """
+        if future.cancelled() or future.exception() is None:  # exception(): retrieved, never "never retrieved"
+            return
+        self._report(future.exception(), topic, args, origin)  # type: ignore[arg-type]
+
+    def _report(
+        self, error: BaseException, topic: str, args: dict[str, Any], origin: _Origin
+    ) -> None:
+        event, agent = origin
+        message = event.message if event is not None else None
+        failure = SendFailed(error, topic, args.get("partition"), message, agent)
+        if message is not None and self.failed is None:
+            self.failed = failure
+        if self.on_failure is not None:
+            self.on_failure(failure)
+
+    async def flush(self) -> None:
+        """Wait until every record sent before the flush began is settled (acked or refused).
+
+        Only those: under load, new sends arrive all the time, and a flush
+        that waited for them too might never end (nor the commit behind it).
+        A commit's offsets are taken before its flush begins, so the sends of
+        their events are all in the snapshot. The snapshot includes sends an
+        earlier, still running flush waits for. A flush does not raise for a
+        refused send (as aiokafka's): ``failed`` tells the commit.
+        """
+        target = self._queued
+        if self._handed < target:  # sends made before this flush, still in the outbox
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._handover_waiters.append((target, waiter))
+            await waiter
+        snapshot = [future for number, future in self._pending if number < target and not future.done()]
+        if snapshot:
+            await asyncio.wait(snapshot)
+
+    # -- exactly-once ---------------------------------------------------------------
+    def durable(self, sent: asyncio.Future[RecordMetadata]) -> asyncio.Future[RecordMetadata]:
+        """A future of ``sent``'s record that is done once the record can never be undone.
+
+        At-least-once that is the ack (``sent`` itself); exactly-once, the
+        commit of its transaction (it fails if the transaction aborts). Call
+        it right after ``send_soon``: the transaction is the one that send joined.
+        """
+        if not self.transactional:
+            return sent
+        future: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
+        waiting = self._next_durable if self._deferred is not None else self._durable
+        waiting.append((sent, future))
+        return future
+
+    async def commit_transaction(self, offsets: Mapping[TP, int], group: GroupMetadata) -> None:
+        """Flush, add ``offsets``, commit; then begin the next transaction.
+
+        If any step fails the transaction is aborted (its writes never become
+        durable) and the error is raised: ``CommitFailedError`` when the
+        group no longer accepts this member's offsets, ``ProducerFencedError``
+        when a newer producer took the transactional id.
+        """
+        self._deferred, self._next_durable = [], []
+        durable, self._durable = self._durable, []
+        try:
+            await self.flush()
+            if self.failed is not None:  # an event's output is missing: its transaction must not commit
+                raise self.failed
+            if offsets:
+                await self._txn_producer.send_offsets_to_transaction(offsets, group)
+            await self._txn_producer.commit_transaction()
+        except asyncio.CancelledError:
+            # Torn down (a crash, or a stop cancelling the commit loop): no more
+            # requests; the broker aborts the transaction, or a successor fences it.
+            for future in [f for _, f in durable + self._next_durable] + [
+                later for *_, later in self._deferred or () if later is not None
+            ]:
+                future.cancel()
+            self._deferred, self._next_durable = None, []
+            raise
+        except Exception as exc:
+            await self._abort_quietly(exc)
+            _fail(durable, exc)
+            await self._begin_next()
+            raise
+        for sent, future in durable:
+            complete_as(sent, future)
+        await self._begin_next()
+
+    async def abort_transaction(self, reason: BaseException) -> None:
+        """Abort the open transaction (its writes fail with ``reason``) and begin the next."""
+        self._deferred, self._next_durable = [], []
+        await self._abort_quietly(reason)
+        await self._begin_next()
+
+    async def _abort_quietly(self, reason: BaseException) -> None:
+        """Abort the open transaction; a fenced producer cannot, and need not (it is aborted)."""
+        self._sent_in_transaction = False
+        _fail(self._durable, reason)
+        self._durable = []
+        try:
+            await self._txn_producer.abort_transaction()
+        except Exception:
+            pass
+
+    async def _begin_next(self) -> None:
+        """Begin the next transaction and start the sends that waited for it, in call order."""
+        self._sent_in_transaction = False
+        failure: BaseException | None = None
+        try:
+            await self._txn_producer.begin_transaction()
+        except Exception as exc:  # fenced: the app is about to crash; the waiting sends fail
+            failure = exc
+        deferred, self._deferred = self._deferred or [], None
+        self._durable, self._next_durable = self._next_durable, []
+        if failure is not None:
+            _fail(self._durable, failure)
+            self._durable = []
+        for topic, args, later in deferred:
+            if later is None:  # a forward: nobody waits for it
+                if failure is None:
+                    self._start_send(topic, args, with_future=False)
+            elif failure is not None:
+                later.set_exception(failure)
+                later.exception()  # reported by the commit that failed; no "never retrieved"
+            else:
+                sent = self._start_send(topic, args, with_future=True)
+                assert sent is not None
+                complete_as(sent, later)
+
+
+def _enqueue_of(producer: Any) -> Callable[..., Awaitable[asyncio.Future[RecordMetadata]]]:
+    """The producer's ``enqueue``; for one with ``send`` only (a test double), a task per send.
+
+    Every driver implements ``enqueue``. A bare ``send`` still starts in
+    call order: the tasks are created in order and the drain does not wait
+    for their acks.
+    """
+    enqueue = getattr(producer, "enqueue", None)
+    if enqueue is not None:
+        return enqueue
+
+    async def send_in_a_task(topic: str, **args: Any) -> asyncio.Future[RecordMetadata]:
+        return asyncio.ensure_future(producer.send(topic, **args))
+
+    return send_in_a_task
+
+
+def _origin() -> _Origin:
+    """The event being processed and the agent processing it, if any (captured at send time)."""
+    return current_event(), current_agent()
+
+
+def _fail(waiting: list[_Durable], reason: BaseException) -> None:
+    for _, future in waiting:
+        if not future.done():
+            future.set_exception(reason)
+            future.exception()  # a store that ignores it must not log "never retrieved"

@@ -1,0 +1,119 @@
+"""A table's changelog write cache: one changelog record per dirty key per commit.
+
+A table write updates the store at once (reads see it) and marks its key
+dirty here; the changelog record is sent when the conductor commits (inside
+the transaction under exactly-once), or sooner once the table holds
+``table_changelog_cache_size`` dirty keys (default 10,000; 0 sends every
+write at once). A counter updated a thousand times between
+two commits costs one changelog record, not a thousand: what Kafka Streams'
+record cache does for its state stores.
+
+Nothing is weakened by the wait. An offset is committed only after the
+records of the events it covers are on the broker, and those include the
+changelog records flushed at the start of that commit. A crash before the
+flush loses the writes and the uncommitted offsets together, so the events
+are redone, as when a crash loses records still in the producer's buffer.
+
+Two promises of an immediate send are kept:
+
+- the store still gets, at write time, a future of the changelog record
+  that will mirror the write (``durable``): a persistent store writes to
+  disk only what the changelog holds, so the future resolves only when the
+  flushed record is acknowledged (under exactly-once: when its transaction
+  commits), and fails if it never is;
+- a refused changelog record still fails the event that wrote it: each
+  dirty key remembers the event and agent of its last write, and the flush
+  sends under them, so the producer attributes the send as if the event had
+  made it (no commit past that event; the simulator's write history names it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from detstream._types import RecordMetadata
+from detstream.events import (
+    Event,
+    current_agent,
+    current_event,
+    reset_current_agent,
+    reset_current_event,
+    set_current_agent,
+    set_current_event,
+)
+from detstream.futures import complete_as
+
+#: sends one changelog record: (key bytes, value bytes or None for a tombstone, partition).
+SendRecord = Callable[[bytes | None, bytes | None, int], "asyncio.Future[RecordMetadata]"]
+#: the future of a sent record that is done once it can never be undone (ProducerBuffer.durable).
+Durable = Callable[["asyncio.Future[RecordMetadata]"], "asyncio.Future[RecordMetadata]"]
+
+
+class _Dirty:
+    """The latest write of one key since the last flush, and who made it."""
+
+    __slots__ = ("value", "durable", "event", "agent")
+
+    def __init__(self, value: bytes | None, event: Event | None, agent: Any) -> None:
+        self.value = value
+        self.event = event
+        self.agent = agent
+        self.durable: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
+
+
+class ChangelogCache:
+    """Dirty keys of one table, per partition, waiting for the next flush."""
+
+    def __init__(self, send: SendRecord, durable: Durable, limit: int) -> None:
+        self._send = send
+        self._durable = durable
+        self.limit = limit
+        #: (partition, key bytes) -> latest write; insertion order is flush order.
+        self._dirty: dict[tuple[int, bytes | None], _Dirty] = {}
+
+    def __len__(self) -> int:
+        return len(self._dirty)
+
+    def write(
+        self, partition: int, key: bytes | None, value: bytes | None
+    ) -> asyncio.Future[RecordMetadata]:
+        """Mark ``key`` dirty with ``value`` (None: deleted); the future the store waits on.
+
+        Writes of one key before a flush share that future: the one record
+        the flush sends mirrors all of them.
+        """
+        event, agent = current_event(), current_agent()
+        entry = self._dirty.get((partition, key))
+        if entry is None:
+            entry = self._dirty[(partition, key)] = _Dirty(value, event, agent)
+        else:
+            entry.value, entry.event, entry.agent = value, event, agent
+        if len(self._dirty) >= max(self.limit, 1):
+            self.flush()
+        return entry.durable
+
+    def flush(self) -> int:
+        """Send one record per dirty key, each under the event that last wrote it; how many."""
+        dirty, self._dirty = self._dirty, {}
+        for (partition, key), entry in dirty.items():
+            event_token = set_current_event(entry.event)
+            agent_token = set_current_agent(entry.agent)
+            try:
+                sent = self._send(key, entry.value, partition)
+                complete_as(self._durable(sent), entry.durable)
+            finally:
+                reset_current_event(event_token)
+                reset_current_agent(agent_token)
+        return len(dirty)
+
+    def drop(self, partitions: Iterable[int], reason: BaseException) -> None:
+        """Forget the dirty keys of ``partitions`` (given up): their stores' futures fail."""
+        gone = set(partitions)
+        for where in [where for where in self._dirty if where[0] in gone]:
+            future = self._dirty.pop(where).durable
+            if not future.done():
+                future.set_exception(reason)
+                future.exception()  # a store that ignores it must not log "never retrieved"
+

@@ -1,0 +1,1 @@
+"""The production transport: Apache Kafka through aiokafka."""
