@@ -107,6 +107,7 @@ class SimProducer:
         self._sequences: dict[TP, int] = {}
         self._queued: dict[TP, list[_Pending]] = {}
         self._senders: dict[TP, asyncio.Task[None]] = {}
+        self._tps: dict[str, dict[int, TP]] = {}
         self._round_robin = itertools.count()
 
     async def start(self) -> None:
@@ -139,12 +140,26 @@ class SimProducer:
         return any(self._queued.values()) or any(not t.done() for t in self._senders.values())
 
     async def partitions_for(self, topic: str) -> int:
+        return self._partition_count(topic)
+
+    def _partition_count(self, topic: str) -> int:
         count = self._cluster.partitions_for(topic, by=self._name, create=True)
         if count is None:
             raise UnknownTopicOrPartitionError(
                 f"topic {topic!r} does not exist and auto-creation is disabled"
             )
         return count
+
+    def _tp(self, topic: str, partition: int) -> TP:
+        """One TP object per partition, shared by every record sent to it (fewer objects to
+        keep: the write history holds one per record)."""
+        by_partition = self._tps.get(topic)
+        if by_partition is None:
+            by_partition = self._tps[topic] = {}
+        tp = by_partition.get(partition)
+        if tp is None:
+            tp = by_partition[partition] = TP(topic, partition)
+        return tp
 
     async def send(
         self,
@@ -178,7 +193,7 @@ class SimProducer:
         topic) raises here, as aiokafka's ``send`` does.
         """
         try:
-            count = await self.partitions_for(topic)
+            count = self._partition_count(topic)
         except UnknownTopicOrPartitionError as exc:
             raise self._refuse_early(topic, partition, key, value, exc) from None
         size = record_size(key, value, headers)
@@ -191,7 +206,7 @@ class SimProducer:
             partition = (
                 partition_for_key(key, count) if key is not None else next(self._round_robin) % count
             )
-        tp = TP(topic, partition)
+        tp = self._tp(topic, partition)
         loop = asyncio.get_running_loop()
         stamp = wall_time() if timestamp is None else timestamp
         future: asyncio.Future[RecordMetadata] = loop.create_future()

@@ -30,8 +30,6 @@ from detstream.events import (
     Message,
     current_agent,
     current_event,
-    reset_current_agent,
-    reset_current_event,
     set_current_agent,
     set_current_event,
 )
@@ -233,6 +231,11 @@ class ProducerBuffer:
         over are cancelled with it, so nothing waits for them forever.
         """
         outbox, enqueue = self._outbox, self._enqueue
+        # The client runs in this task: it sees the sender's event and agent, as a send
+        # awaited by the agent itself would (the simulator's history reads them). This
+        # task's context is its own, so they are set only when they change.
+        event: Event | None = None
+        agent: Any = None
         try:
             while outbox:
                 number, topic, args, future, origin = outbox.popleft()
@@ -241,7 +244,15 @@ class ProducerBuffer:
                 try:
                     if future is not None and future.done():  # cancelled by its caller meanwhile
                         continue
-                    ack = await self._hand_over(enqueue, topic, args, origin)
+                    if origin[0] is not event or origin[1] is not agent:
+                        event, agent = origin
+                        set_current_event(event)
+                        set_current_agent(agent)
+                    ack: asyncio.Future[RecordMetadata] | Exception
+                    try:
+                        ack = await enqueue(topic, **args)
+                    except Exception as exc:
+                        ack = exc
                     if isinstance(ack, BaseException):  # refused before queueing: too large, ...
                         if future is not None:
                             if not future.done():
@@ -283,23 +294,6 @@ class ProducerBuffer:
                 ack.add_done_callback(lambda done: self._settled(done, topic, args, origin))
         if not ack.done():
             self._pending.append((number, ack))
-
-    async def _hand_over(
-        self, enqueue: Callable[..., Awaitable[asyncio.Future[RecordMetadata]]], topic: str,
-        args: dict[str, Any], origin: _Origin,
-    ) -> asyncio.Future[RecordMetadata] | Exception:
-        """Give one record to the producer; its ack future, or why it was refused."""
-        event, agent = origin
-        # The client runs in this task: give it the sender's event and agent, as a
-        # send awaited by the agent itself would (the simulator's history reads them).
-        event_token, agent_token = set_current_event(event), set_current_agent(agent)
-        try:
-            return await enqueue(topic, **args)
-        except Exception as exc:
-            return exc
-        finally:
-            reset_current_event(event_token)
-            reset_current_agent(agent_token)
 
     def _wake_handover(self) -> None:
         handed, waiting = self._handed, []
