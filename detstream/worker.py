@@ -19,6 +19,7 @@ or its graceful stop did not finish in time.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -152,6 +153,7 @@ class Worker:
         code = 0
         try:
             await self._boot()
+            _freeze_startup_heap()  # this process is the worker's (execute_from_commandline)
             code = await self._watch()
         except Exception as exc:
             self._error = exc
@@ -465,3 +467,14 @@ def _is_config_error(exc: BaseException) -> bool:
     from .errors import ImproperlyConfigured
 
     return isinstance(exc, ImproperlyConfigured)
+
+
+def _freeze_startup_heap() -> None:
+    """Move what start-up made (imported modules, the apps' definitions) out of the collector's sight.
+
+    It lives as long as the process, yet every full collection would walk it
+    again while the worker runs (a third of a word count's CPU went to
+    collections on Kafka). Collected once first, so no garbage is frozen.
+    """
+    gc.collect()
+    gc.freeze()
