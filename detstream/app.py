@@ -41,6 +41,7 @@ from .tables.set_table import SetGlobalTable, SetTable
 from .tables.table import Table
 from .topic import Topic
 from .transport import driver_class
+from .transport.base import Transport
 from .web import Web
 
 #: re-opens issue 9's unclean stop: a graceful stop waits for an unreachable broker past
@@ -158,7 +159,7 @@ class App(TasksMixin, Service):  # type: ignore[misc]
             _ = self.conf
 
     @property
-    def transport(self) -> Any:
+    def transport(self) -> Transport:
         if self._transport is None:
             url = self.conf.broker_url
             self._transport = driver_class(url)(url, app=self)

@@ -128,9 +128,9 @@ class Conductor:
     async def start(self) -> None:
         app = self.app
         exactly_once = app.exactly_once
-        isolation = {"isolation_level": "read_committed"} if exactly_once else {}
         self.consumer = app.transport.create_consumer(
-            client_id=app.client_name, group_id=app.conf.id, **isolation
+            client_id=app.client_name, group_id=app.conf.id,
+            isolation_level="read_committed" if exactly_once else "read_uncommitted",
         )
         if exactly_once:
             self.committer = self.transactions = TransactionalCommitter(self)

@@ -25,6 +25,7 @@ from .wire import decode_reply
 
 if TYPE_CHECKING:
     from detstream.app import App
+    from detstream.transport.base import PartitionReader
 
 __all__ = ["ReplyConsumer", "maybe_start_replies", "replies_for"]
 
@@ -41,7 +42,7 @@ class ReplyConsumer(Service):
         self._topics: set[str] = set()
         #: next offset to read per partition (kept across re-assignments).
         self._positions: dict[TP, int] = {}
-        self._consumer: Any = None
+        self._consumer: PartitionReader | None = None
         self._lock = asyncio.Lock()
         self._assigned = asyncio.Event()
         self._drainer: asyncio.Future[None] | None = None
@@ -59,12 +60,16 @@ class ReplyConsumer(Service):
     # -- lifecycle ------------------------------------------------------------------
     async def on_start(self) -> None:
         app = self.app
-        isolation = {"isolation_level": "read_committed"} if app.exactly_once else {}
         self._consumer = app.transport.create_consumer(
-            client_id=f"{app.client_name}-replies", group_id=None, **isolation
+            client_id=f"{app.client_name}-replies", group_id=None,
+            isolation_level="read_committed" if app.exactly_once else "read_uncommitted",
         )
         await self._consumer.start()
         self._drainer = asyncio.ensure_future(self._drain())
+
+    def _reader(self) -> PartitionReader:
+        assert self._consumer is not None, "the reply reader is made when the service starts"
+        return self._consumer
 
     async def on_stop(self) -> None:
         drainer, self._drainer = self._drainer, None
@@ -103,7 +108,7 @@ class ReplyConsumer(Service):
                 await self.maybe_start()
             partitions = await self._declare(name)
             new = [TP(name, p) for p in range(partitions)]
-            consumer = self._consumer
+            consumer = self._reader()
             consumer.assign(sorted({*self._positions, *new}))
             self._positions.update(await consumer.end_offsets(new))
             for tp, offset in sorted(self._positions.items()):
@@ -150,7 +155,7 @@ class ReplyConsumer(Service):
         await self._assigned.wait()
         try:
             while True:
-                batch = await self._consumer.getmany(self.poll_timeout)
+                batch = await self._reader().getmany(self.poll_timeout)
                 for tp in sorted(batch):
                     for record in batch[tp]:
                         self._positions[tp] = max(self._positions.get(tp, 0), record.offset + 1)

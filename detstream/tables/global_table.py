@@ -36,6 +36,7 @@ from .table import Table
 
 if TYPE_CHECKING:
     from detstream.app import App
+    from detstream.transport.base import PartitionReader
 
 logger = logging.getLogger(__name__)
 
@@ -174,7 +175,7 @@ class GlobalTableManager:
     def __init__(self, app: App) -> None:
         self.app = app
         self.tables: dict[str, GlobalTable] = {}
-        self._consumer: Any = None
+        self._consumer: PartitionReader | None = None
         self._task: asyncio.Future[None] | None = None
 
     def add(self, table: GlobalTable) -> None:
@@ -193,9 +194,9 @@ class GlobalTableManager:
         if not self.tables:
             return
         app = self.app
-        isolation = {"isolation_level": "read_committed"} if app.exactly_once else {}
         self._consumer = consumer = app.transport.create_consumer(
-            client_id=f"{app.client_name}-global-tables", group_id=None, **isolation
+            client_id=f"{app.client_name}-global-tables", group_id=None,
+            isolation_level="read_committed" if app.exactly_once else "read_uncommitted",
         )
         await consumer.start()
         tps = await self._open_partitions()
@@ -221,7 +222,7 @@ class GlobalTableManager:
 
     async def _seek(self, tps: list[TP]) -> tuple[dict[TP, int], dict[TP, int]]:
         """Seek each partition to where the store left off; the starts, and the ends still to read."""
-        consumer = self._consumer
+        consumer = self._reader()
         begins = await consumer.beginning_offsets(tps)
         ends = await consumer.end_offsets(tps)
         starts, targets = {}, {}
@@ -241,7 +242,7 @@ class GlobalTableManager:
 
     async def _recover(self, targets: dict[TP, int]) -> None:
         """Apply until every partition's position reached its end (past markers, too)."""
-        consumer = self._consumer
+        consumer = self._reader()
         remaining = dict(targets)
         while remaining:
             self._apply(await consumer.getmany(self.poll_timeout))
@@ -250,8 +251,13 @@ class GlobalTableManager:
                     del remaining[tp]
 
     async def _follow(self) -> None:
+        consumer = self._reader()
         while True:
-            self._apply(await self._consumer.getmany(self.poll_timeout))
+            self._apply(await consumer.getmany(self.poll_timeout))
+
+    def _reader(self) -> PartitionReader:
+        assert self._consumer is not None, "the global tables' reader is made by start()"
+        return self._consumer
 
     def _apply(self, batch: dict[TP, list[ConsumerRecord]]) -> None:
         for tp in sorted(batch):

@@ -38,7 +38,7 @@ from .changelog_resume import recovery_start
 
 if TYPE_CHECKING:
     from detstream.stores.base import Store
-    from detstream.transport.base import Consumer
+    from detstream.transport.base import PartitionReader
 
     from .recovery import TableManager
     from .table import Table
@@ -69,7 +69,7 @@ class StandbyReader:
         self.manager = manager
         self.app = manager.app
         self._partitions: dict[TP, _Standby] = {}
-        self._consumer: Consumer | None = None
+        self._consumer: PartitionReader | None = None
         self._task: asyncio.Task[None] | None = None
         self._running = asyncio.Event()
         self._running.set()
@@ -165,12 +165,11 @@ class StandbyReader:
         self._running.set()
 
     # -- the reader ----------------------------------------------------------------------
-    def _ensure_started(self) -> Consumer:
+    def _ensure_started(self) -> PartitionReader:
         if self._consumer is None:
-            isolation = "read_committed" if self.app.exactly_once else "read_uncommitted"
             self._consumer = self.app.transport.create_consumer(
                 client_id=f"{self.app.client_name}-standby", group_id=None,
-                isolation_level=isolation,
+                isolation_level="read_committed" if self.app.exactly_once else "read_uncommitted",
             )
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(
@@ -178,7 +177,7 @@ class StandbyReader:
             )
         return self._consumer
 
-    async def _run(self, consumer: Consumer) -> None:
+    async def _run(self, consumer: PartitionReader) -> None:
         await consumer.start()
         while True:
             await self._running.wait()
@@ -202,7 +201,7 @@ class StandbyReader:
                 self.app._record("standby-error", error=type(exc).__name__)
                 await asyncio.sleep(self.retry_delay)
 
-    async def _seek_new(self, consumer: Consumer) -> None:
+    async def _seek_new(self, consumer: PartitionReader) -> None:
         """Position the consumer on partitions that just became standbys, after their offset."""
         reseek, self._reseek = self._reseek, set()
         for tp in sorted(reseek):

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping
-from typing import Literal, NamedTuple, Protocol, runtime_checkable
+from typing import Literal, NamedTuple, Protocol, overload, runtime_checkable
 
 from detstream._types import TP, ConsumerRecord, RecordMetadata
 
@@ -121,18 +121,56 @@ class TransactionalProducer(Producer, Protocol):
     async def abort_transaction(self) -> None: ...
 
 
-class Consumer(Protocol):
-    """A consumer: group-managed (``subscribe``) or manually assigned (``assign``)."""
+class PartitionReader(Protocol):
+    """Reads partitions it is given (``assign``): no group, no commits.
+
+    What a consumer without a ``group_id`` is: table standbys, global tables
+    and RPC replies read this way.
+    """
 
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
 
-    def subscribe(self, topics: Iterable[str], listener: RebalanceListener) -> None: ...
-
     def assign(self, tps: Iterable[TP]) -> None: ...
 
     def assignment(self) -> set[TP]: ...
+
+    async def getmany(self, timeout: float) -> dict[TP, list[ConsumerRecord]]: ...
+
+    def pause(self, *tps: TP) -> None: ...
+
+    def resume(self, *tps: TP) -> None: ...
+
+    def seek(self, tp: TP, offset: int) -> None: ...
+
+    async def position(self, tp: TP) -> int:
+        """Next offset to fetch: past the records returned and any markers after them."""
+        ...
+
+    async def beginning_offsets(self, tps: Iterable[TP]) -> dict[TP, int]: ...
+
+    async def end_offsets(self, tps: Iterable[TP]) -> dict[TP, int]: ...
+
+    async def log_end_offsets(self, tps: Iterable[TP]) -> dict[TP, int]:
+        """Where each log ends (the high watermark), whatever this consumer's isolation.
+
+        Under read_committed ``end_offsets`` is the last stable offset: records
+        of open transactions lie beyond it, and so may committed records
+        written after such a transaction began. Recovery must reach this end.
+        """
+        ...
+
+
+class Consumer(PartitionReader, Protocol):
+    """A group member: partitions come from the group (``subscribe``), offsets are committed.
+
+    The conductor's consumer. Everything a ``PartitionReader`` does, plus the
+    group protocol: the rebalance listener, generations, standby requests,
+    commits and where a new owner starts.
+    """
+
+    def subscribe(self, topics: Iterable[str], listener: RebalanceListener) -> None: ...
 
     def request_standbys(self, topics: Iterable[str], replicas: int) -> None:
         """Ask the group leader for ``replicas`` standby copies of these (changelog) topics.
@@ -153,18 +191,6 @@ class Consumer(Protocol):
     @property
     def generation(self) -> int: ...
 
-    async def getmany(self, timeout: float) -> dict[TP, list[ConsumerRecord]]: ...
-
-    def pause(self, *tps: TP) -> None: ...
-
-    def resume(self, *tps: TP) -> None: ...
-
-    def seek(self, tp: TP, offset: int) -> None: ...
-
-    async def position(self, tp: TP) -> int:
-        """Next offset to fetch: past the records returned and any markers after them."""
-        ...
-
     def group_metadata(self) -> GroupMetadata:
         """This member's group, generation and member id, for transactional offsets."""
         ...
@@ -179,19 +205,6 @@ class Consumer(Protocol):
         What the client itself does when it is given a partition
         (``auto_offset_reset`` when nothing is committed). The engine seeks
         there when it dropped records fetched before it could take them.
-        """
-        ...
-
-    async def beginning_offsets(self, tps: Iterable[TP]) -> dict[TP, int]: ...
-
-    async def end_offsets(self, tps: Iterable[TP]) -> dict[TP, int]: ...
-
-    async def log_end_offsets(self, tps: Iterable[TP]) -> dict[TP, int]:
-        """Where each log ends (the high watermark), whatever this consumer's isolation.
-
-        Under read_committed ``end_offsets`` is the last stable offset: records
-        of open transactions lie beyond it, and so may committed records
-        written after such a transaction began. Recovery must reach this end.
         """
         ...
 
@@ -230,12 +243,24 @@ class Transport(Protocol):
         """A plain producer, or a ``TransactionalProducer`` when ``transactional_id`` is given."""
         ...
 
+    @overload
+    def create_consumer(
+        self, *, client_id: str, group_id: str, isolation_level: IsolationLevel = ...,
+    ) -> Consumer: ...
+
+    @overload
+    def create_consumer(
+        self, *, client_id: str, group_id: None, isolation_level: IsolationLevel = ...,
+    ) -> PartitionReader: ...
+
     def create_consumer(
         self,
         *,
         client_id: str,
         group_id: str | None,
         isolation_level: IsolationLevel = "read_uncommitted",
-    ) -> Consumer: ...
+    ) -> Consumer | PartitionReader:
+        """A group member (``group_id``), or a reader of assigned partitions (None)."""
+        ...
 
     def create_admin(self, *, client_id: str) -> Admin: ...
