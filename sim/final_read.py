@@ -37,11 +37,11 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from detstream._types import TP
+from detstream._types import TP, ConsumerRecord
 
 from .checks import Violation
 from .cleaner import cleanup_policies
-from .cluster import PartitionLog, SimCluster
+from .cluster import ControlMarker, PartitionLog, SimCluster
 from .history import Write, WriteHistory
 
 #: examples listed in a violation's evidence.
@@ -66,14 +66,15 @@ def final_read(cluster: SimCluster, *, exactly_once: bool) -> FinalRead:
     history = cluster.history
     outcome = FinalRead()
     visible = _read_everything(cluster, history, outcome)
-    lost = _lost_writes(cluster, history, visible)
+    shown = _visible_offsets_of(history, visible)
+    lost = _lost_writes(cluster, history, visible, shown)
     if lost:
         outcome.violations.append(Violation(
             "final-read-lost",
             f"{len(lost)} acknowledged write(s) missing from the final read",
             [_describe(write, why) for write, why in lost[:EXAMPLES]],
         ))
-    fenced, tolerated = _duplicate_writes(history, visible)
+    fenced, tolerated = _duplicate_writes(history, shown)
     outcome.duplicate_writes = len(tolerated)
     if fenced:
         outcome.violations.append(Violation(
@@ -97,7 +98,7 @@ def final_read(cluster: SimCluster, *, exactly_once: bool) -> FinalRead:
             "each holds its input partition back",
             [_describe(write, f"refused ({write.refused})") for write in poison[:EXAMPLES]],
         ))
-    repeated = _duplicate_results(history, visible)
+    repeated = _duplicate_results(history, shown)
     outcome.duplicate_results = len(repeated)
     if exactly_once and repeated:
         outcome.violations.append(Violation(
@@ -112,30 +113,86 @@ def final_read(cluster: SimCluster, *, exactly_once: bool) -> FinalRead:
     return outcome
 
 
-def _read_everything(
-    cluster: SimCluster, history: WriteHistory, outcome: FinalRead
-) -> dict[tuple[TP, int], tuple[bytes | None, bytes | None]]:
-    """(partition, offset) -> (key, value) of every record a read_committed reader gets."""
-    visible: dict[tuple[TP, int], tuple[bytes | None, bytes | None]] = {}
-    for topic in sorted({write.tp.topic for write in history.writes}):
-        for record in cluster.records(topic, read_committed=True):
-            visible[(TP(record.topic, record.partition), record.offset)] = (record.key, record.value)
-    outcome.records = len(visible)
-    return visible
+class Visible:
+    """What a read_committed reader of every written topic gets, looked up in the logs in place.
+
+    ``get(tp, offset)`` is the record such a reader gets at ``offset`` (None:
+    none there). The same as reading each topic in full into a map by
+    (partition, offset), without building one entry per record.
+    """
+
+    def __init__(self, cluster: SimCluster) -> None:
+        self._cluster = cluster
+        #: partition -> (its log, log start offset, read_committed limit); None: no such partition.
+        self._bounds: dict[TP, tuple[PartitionLog, int, int] | None] = {}
+
+    def get(self, tp: TP, offset: int) -> ConsumerRecord | None:
+        try:
+            bounds = self._bounds[tp]
+        except KeyError:
+            found = _log(self._cluster, tp)
+            bounds = self._bounds[tp] = (
+                None if found is None else (found, found.start_offset, found.last_stable_offset)
+            )
+        if bounds is None:
+            return None
+        log, start, limit = bounds
+        if not start <= offset < limit:
+            return None
+        record = log.records[offset]
+        if record is None or isinstance(record, ControlMarker) or offset in log.aborted:
+            return None
+        return record
+
+
+
+def _read_everything(cluster: SimCluster, history: WriteHistory, outcome: FinalRead) -> Visible:
+    """Every record a read_committed reader of the written topics gets (counted in ``outcome``)."""
+    outcome.records = sum(
+        len(cluster.records(topic, read_committed=True))
+        for topic in sorted({write.tp.topic for write in history.writes})
+    )
+    return Visible(cluster)
+
+
+def _shows(record: ConsumerRecord | None, write: Write) -> bool:
+    return record is not None and record.key == write.key and record.value == write.value
+
+
+def _visible_offsets_of(history: WriteHistory, visible: Visible) -> list[tuple[int, ...]]:
+    """Each write's offsets at which the final read shows it (by index in ``history.writes``).
+
+    Computed once for every check: almost every write has one offset, read as it was sent.
+    """
+    shown: list[tuple[int, ...]] = []
+    empty: tuple[int, ...] = ()
+    get = visible.get
+    for write in history.writes:
+        offsets = write.offsets
+        if not offsets:
+            shown.append(empty)
+        elif len(offsets) == 1:
+            shown.append(offsets if _shows(get(write.tp, offsets[0]), write) else empty)
+        else:
+            shown.append(tuple(_visible_offsets(write, visible)))
+    return shown
 
 
 def _lost_writes(
     cluster: SimCluster, history: WriteHistory,
-    visible: dict[tuple[TP, int], tuple[bytes | None, bytes | None]],
+    visible: Visible,
+    shown: list[tuple[int, ...]],
 ) -> list[tuple[Write, str]]:
-    latest = _latest_offset_of_keys(history)
+    latest: dict[tuple[TP, bytes | None], int] | None = None
     lost: list[tuple[Write, str]] = []
-    for write in history.writes:
-        if not write.acked:
+    for write, at in zip(history.writes, shown, strict=True):
+        if not write.acked or at:  # readable at one of its offsets
             continue
         if not write.offsets:
             lost.append((write, "acknowledged, but never appended"))
             continue
+        if latest is None:
+            latest = _latest_offset_of_keys(history)
         reasons = [_why_missing(cluster, write, offset, visible, latest) for offset in write.offsets]
         if any(reason == "" for reason in reasons):  # readable at one of its offsets
             continue
@@ -147,13 +204,13 @@ def _lost_writes(
 
 def _why_missing(
     cluster: SimCluster, write: Write, offset: int,
-    visible: dict[tuple[TP, int], tuple[bytes | None, bytes | None]],
+    visible: Visible,
     latest: dict[tuple[TP, bytes | None], int],
 ) -> str | None:
     """"" if the write is readable at ``offset``; None if it may be missing; else why it is lost."""
-    seen = visible.get((write.tp, offset))
+    seen = visible.get(write.tp, offset)
     if seen is not None:
-        if seen == (write.key, write.value):
+        if _shows(seen, write):
             return ""
         return f"offset {offset} holds another record"
     log = _log(cluster, write.tp)
@@ -179,6 +236,9 @@ def _refused_outputs(cluster: SimCluster, history: WriteHistory) -> tuple[list[W
     for group in cluster.groups.values():
         for tp, offset in group.committed.items():
             committed[tp] = max(committed.get(tp, 0), offset)
+    if not any(write.refused is not None and not write.offsets and write.origin is not None
+               for write in history.writes):
+        return [], []
     written: set[tuple[TP, int, str, str]] = set()  # (input tp, offset, agent, topic) of acked writes
     for write in history.writes:
         if write.acked and write.origin is not None:
@@ -219,36 +279,38 @@ def _superseded_in_compacted(cluster: SimCluster, history: WriteHistory) -> set[
 
 
 def _duplicate_writes(
-    history: WriteHistory, visible: dict[tuple[TP, int], tuple[bytes | None, bytes | None]]
+    history: WriteHistory, shown: list[tuple[int, ...]]
 ) -> tuple[list[Write], list[Write]]:
     """Sends visible more than once: (of idempotent producers: violations, of plain ones)."""
     fenced: list[Write] = []
     tolerated: list[Write] = []
-    for write in history.writes:
-        if len(write.offsets) > 1 and len(_visible_offsets(write, visible)) > 1:
+    for write, at in zip(history.writes, shown, strict=True):
+        if len(at) > 1:
             (fenced if write.idempotent else tolerated).append(write)
     return fenced, tolerated
 
 
 def _duplicate_results(
-    history: WriteHistory, visible: dict[tuple[TP, int], tuple[bytes | None, bytes | None]]
+    history: WriteHistory, shown: list[tuple[int, ...]]
 ) -> list[tuple[tuple[TP, int, str], set[int]]]:
     """Input events (partition, offset, agent) whose visible output comes from several attempts."""
-    attempts: dict[tuple[TP, int, str], set[int]] = defaultdict(set)
-    for write in history.writes:
+    first: dict[tuple[TP, int, str], int] = {}  # the attempt of an event's first visible write
+    attempts: dict[tuple[TP, int, str], set[int]] = defaultdict(set)  # events of several attempts
+    for write, at in zip(history.writes, shown, strict=True):
         origin = write.origin
-        if origin is not None and _visible_offsets(write, visible):
-            attempts[(origin.tp, origin.offset, origin.agent)].add(origin.attempt)
+        if origin is not None and at:
+            event = (origin.tp, origin.offset, origin.agent)
+            attempt = first.setdefault(event, origin.attempt)
+            if attempt != origin.attempt:
+                attempts[event].update((attempt, origin.attempt))
     return sorted(
         ((event, seen) for event, seen in attempts.items() if len(seen) > 1),
         key=lambda item: (str(item[0][0]), item[0][1], item[0][2]),
     )
 
 
-def _visible_offsets(
-    write: Write, visible: dict[tuple[TP, int], tuple[bytes | None, bytes | None]]
-) -> list[int]:
-    return [o for o in write.offsets if visible.get((write.tp, o)) == (write.key, write.value)]
+def _visible_offsets(write: Write, visible: Visible) -> list[int]:
+    return [o for o in write.offsets if _shows(visible.get(write.tp, o), write)]
 
 
 def _latest_offset_of_keys(history: WriteHistory) -> dict[tuple[TP, bytes | None], int]:

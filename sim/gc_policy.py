@@ -14,26 +14,51 @@ run in another process.
 So while a run is on (:class:`SimGcPolicy`, entered by
 ``sim.testing.run_sandboxed`` around the loop):
 
-* at the start ``gc.freeze()`` moves the caller's heap (pytest, imported
-  modules) out of the collector's sight; before that, if an earlier run in
-  this process ended and no full collection has happened since, one full
-  collection frees what it left behind (a sweep's previous report), which
-  would otherwise be frozen again by every run of the sweep;
-* automatic collection is off; the young generations are collected every
-  ``young_every`` loop iterations, and the whole (unfrozen) heap at
-  iterations that double (``full_at``, ``2 * full_at``, ...), so a long run
-  still reclaims cyclic garbage (a crashed worker's App) in amortised linear
-  time. Loop iterations are a function of the schedule, so the points are
-  the same in every run of a seed, whatever the process;
-* at the end the collector is enabled again if it was, and the frozen heap
-  is unfrozen, so pytest and user code see the collector as they left it.
-  The run's own garbage is collected by the automatic collector soon after
-  (the run promoted much to the old generation, which triggers a full
-  collection), or else at the next run's start: one full collection per run.
+* at the start one full collection frees what the caller and earlier runs
+  left behind (a sweep's previous report, garbage by now); then
+  ``gc.freeze()`` moves the caller's heap (pytest, imported modules) out of
+  the collector's sight, with no garbage in it whose finalizer an in-run
+  full collection (below) could run;
+* automatic collection is off; every ``young_every`` loop iterations the
+  young generation is collected (what the run allocated since the last
+  collection) and its survivors are frozen too, and at iterations that
+  double (``full_at``, ``2 * full_at``, ...) the whole heap is unfrozen,
+  collected and frozen again, so a long run still reclaims cyclic garbage
+  (a crashed worker's App) in amortised linear time. Loop iterations are a
+  function of the schedule, so the points are the same in every run of a
+  seed, whatever the process;
+* at the end the heap is unfrozen and the collector enabled again if it
+  was, so pytest and user code see the collector as they left it. No
+  collection runs there.
+
+Why survivors are frozen rather than promoted: CPython starts a full
+collection once the objects that young collections promoted to the old
+generation outnumber a quarter of those a full collection last found there.
+A run promotes its whole heap (a few hundred thousand objects at benchmark
+size), so with promoted survivors the first allocation after the run (still
+inside ``sim.runner.run``) started a full collection that walked the
+caller's heap and the run's, which its report keeps alive: a large share of
+a benchmark run's CPU, for almost nothing freed. Frozen objects are not
+counted as promoted, and ``gc.unfreeze`` does not count them either, so no
+full collection is due when the run ends. The run's garbage is collected
+where the collection frees it: in a sweep by the next run's start (the
+report dropped by then), else by the caller's next full collection. One
+full collection per run, as before, at its start. A young collection walks
+the same objects as before (the young generations held only what the run
+made since the last one); only the in-run full collections (long runs)
+also walk the caller's heap, which the collection at the start left
+without garbage.
+
+A run should also keep few objects the collector must walk at all: a
+``TP`` per partition, not per record (``sim.trace``, ``sim.history``), and
+immutable tuples of atoms (which the collector untracks) where a list would
+be one more container per record.
 
 If the caller had frozen objects itself (``gc.get_freeze_count() > 0``), the
 policy neither freezes nor unfreezes: unfreezing would undo the caller's
-freeze.
+freeze. Then the young collections promote their survivors, and a full
+collection at the end walks the run's heap (the caller's own is frozen),
+so that the automatic collector does not start one over both.
 """
 
 from __future__ import annotations
@@ -79,7 +104,7 @@ class SimGcPolicy:
         self._was_enabled = gc.isenabled()
         gc.disable()
         self._froze = gc.get_freeze_count() == 0
-        if _full_collections_at_last_exit == _full_collections():
+        if self._froze or _full_collections_at_last_exit == _full_collections():
             gc.collect()
         if self._froze:
             gc.freeze()
@@ -93,7 +118,9 @@ class SimGcPolicy:
     ) -> None:
         global _full_collections_at_last_exit
         if self._froze:
-            gc.unfreeze()
+            gc.unfreeze()  # nothing was promoted: no full collection is due (module docstring)
+        else:
+            gc.collect()  # the run's heap (the caller's is frozen), and nothing promoted is pending
         _full_collections_at_last_exit = _full_collections()
         if self._was_enabled:
             gc.enable()
@@ -108,5 +135,13 @@ class SimGcPolicy:
             generation = 2
         else:
             generation = 1
-        gc.collect(generation)
+        if not self._froze:
+            gc.collect(generation)
+        elif generation == 2:
+            gc.unfreeze()
+            gc.collect()
+            gc.freeze()
+        else:
+            gc.collect(0)  # the young generations: gen 1 is empty, survivors are frozen at once
+            gc.freeze()
         self.collections.append((iteration, generation))

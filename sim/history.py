@@ -10,6 +10,13 @@ the input event (topic partition and offset), the agent, and which attempt
 (delivery) of that event it was. An exactly-once app may process an event
 several times (a crash, a fenced zombie), but the output of only one attempt
 may ever be committed: two attempts in the final read are a duplicate.
+
+A run keeps one write per appended record until its report is dropped, so
+the history holds no per-record container the cyclic collector must walk
+where an immutable value does: a write's offsets are a tuple of ints (one
+offset almost always), and its partition, and its origin's, are the one
+``TP`` object of that partition (a ``TP`` is a named tuple,
+which the collector never untracks, and the engine makes one per message).
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from __future__ import annotations
 import itertools
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from detstream._types import TP
@@ -45,18 +52,19 @@ class Write:
     transactional: bool
     origin: Origin | None
     #: offsets of ``tp`` this write was appended at (more than one: a duplicate).
-    offsets: list[int] = field(default_factory=list)
+    offsets: tuple[int, ...] = ()
     acked: bool = False
     #: the error that refused the send for good (too large, fenced, timed out), if one did.
     refused: str | None = None
 
 
 class WriteHistory:
-    """Every write of one cluster, and which write each (partition, offset) holds."""
+    """Every write of one cluster, in send order."""
 
     def __init__(self) -> None:
         self.writes: list[Write] = []
-        self.at: dict[tuple[TP, int], Write] = {}
+        #: the one ``TP`` object of each partition written or read from.
+        self._tps: dict[TP, TP] = {}
         self._producers = itertools.count(1)
         self._attempt_numbers = itertools.count(1)
         self._attempts: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
@@ -70,13 +78,13 @@ class WriteHistory:
         idempotent: bool, transactional: bool,
     ) -> Write:
         """A send starts (in the sender's context, so its origin is the event being processed)."""
+        tp = self._tps.get(tp) or self._tps.setdefault(tp, tp)
         write = Write(producer, tp, key, value, idempotent, transactional, self._origin())
         self.writes.append(write)
         return write
 
     def appended(self, write: Write, offset: int) -> None:
-        write.offsets.append(offset)
-        self.at[(write.tp, offset)] = write
+        write.offsets += (offset,)
 
     def _origin(self) -> Origin | None:
         current_event, current_agent = _engine_context()
@@ -88,7 +96,9 @@ class WriteHistory:
             attempt = self._attempts[event] = next(self._attempt_numbers)
         agent = current_agent()
         message = event.message
-        return Origin(message.tp, message.offset, agent.name if agent else "-", attempt)
+        tp = message.tp
+        tp = self._tps.get(tp) or self._tps.setdefault(tp, tp)
+        return Origin(tp, message.offset, agent.name if agent else "-", attempt)
 
 
 def _engine_context() -> tuple[Callable[[], Any], Callable[[], Any]]:

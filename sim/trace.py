@@ -12,14 +12,21 @@ CLI's hash line, ``--trace``, divergence reports, tests). Lazy rendering must
 show what the step was *when it happened*, so a step whose fields are not all
 of an immutable type (a list of partitions, a table value the app may mutate
 in place later) is rendered at once, as before.
+
+A run keeps every event until its report is dropped, and the collector walks
+them, so a field that is a ``TP`` is stored as the one ``TP`` object of its
+partition (the engine makes a new one per message: a named tuple, which the
+collector never untracks). The checks read events by kind: ``of_kind`` and
+``of_kinds`` use an index by kind, built once over the events so far.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import heapq
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, overload
 
@@ -149,16 +156,31 @@ class Trace:
         self._digest = hashlib.sha256()
         self._hashed = 0
         self._waiters: list[tuple[Callable[[TraceEvent], bool], asyncio.Future[TraceEvent]]] = []
+        #: the one ``TP`` object of each partition in a field so far.
+        self._tps: dict[TP, TP] = {}
+        #: kind -> indexes of its events, over the first ``_indexed`` events.
+        self._by_kind: dict[str, list[int]] = {}
+        self._indexed = 0
 
     def record(self, actor: str, kind: str, **fields: Any) -> None:
         """Append one step; field order is the call's keyword order."""
         events = self.events
         event = TraceEvent(self._clock(), actor, kind, fields)
         immutable = _IMMUTABLE
-        for value in fields.values():
-            if type(value) not in immutable:
-                self._early[len(events)] = _render(event)
-                break
+        early = False
+        for key, value in fields.items():
+            cls = type(value)
+            if cls is TP:
+                tps = self._tps
+                shared = tps.get(value)
+                if shared is None:
+                    tps[value] = value
+                elif shared is not value:
+                    fields[key] = shared  # an existing key: the dict keeps its size and order
+            elif cls not in immutable:
+                early = True
+        if early:
+            self._early[len(events)] = _render(event)
         events.append(event)
         if self._waiters:
             self._wake(event)
@@ -195,8 +217,32 @@ class Trace:
         """The text lines (rendered when read; ``len`` is free)."""
         return TraceLines(self)
 
+    def _kind_index(self) -> dict[str, list[int]]:
+        """kind -> indexes of its events, in order: indexes the events recorded since the last call."""
+        by_kind, events = self._by_kind, self.events
+        for index in range(self._indexed, len(events)):
+            kind = events[index].kind
+            positions = by_kind.get(kind)
+            if positions is None:
+                by_kind[kind] = [index]
+            else:
+                positions.append(index)
+        self._indexed = len(events)
+        return by_kind
+
     def of_kind(self, kind: str) -> Iterator[TraceEvent]:
-        return (e for e in self.events if e.kind == kind)
+        """The events of ``kind``, in order (those recorded before the first item is taken)."""
+        events = self.events
+        for index in self._kind_index().get(kind, ()):
+            yield events[index]
+
+    def of_kinds(self, *kinds: str) -> Iterator[TraceEvent]:
+        """The events of any of ``kinds``, in trace order (as ``of_kind``)."""
+        by_kind, events = self._kind_index(), self.events
+        lists = [by_kind[kind] for kind in dict.fromkeys(kinds) if kind in by_kind]
+        indexes: Iterable[int] = lists[0] if len(lists) == 1 else heapq.merge(*lists)
+        for index in indexes:
+            yield events[index]
 
     def sha256(self) -> str:
         """The sha256 of the text (each line and a newline): equal runs, equal hashes.
