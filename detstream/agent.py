@@ -214,7 +214,7 @@ class Agent(AgentRPC):
         if isinstance(exc, DecodeError):  # the undecodable record never became the current event
             tp = TP(exc.topic, exc.partition) if exc.topic and exc.partition is not None else None
             offset = exc.offset
-        self.app._record("agent-error", agent=self.name, tp=tp, offset=offset, error=type(exc).__name__)
+        self.app.tracer.record("agent-error", agent=self.name, tp=tp, offset=offset, error=type(exc).__name__)
         self.app.log.error("agent %s raised %r; restarting it", self.name, exc)
         if self.on_error is not None:
             result = self.on_error(self, exc)

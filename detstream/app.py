@@ -40,6 +40,7 @@ from .tables.recovery import TableManager
 from .tables.set_table import SetGlobalTable, SetTable
 from .tables.table import Table
 from .topic import Topic
+from .tracing import TraceHook, Tracer
 from .transport import driver_class
 from .transport.base import Transport
 from .web import Web
@@ -100,13 +101,9 @@ class App(TasksMixin, Service):  # type: ignore[misc]
         self._transport: Any = None if isinstance(broker, (str, list, tuple, type(None))) else broker
         self._producer: ProducerBuffer | None = None
         self.admin: Any = None
+        #: where engine steps go (the simulator's trace, or nowhere): see tracing.py.
+        self.tracer = Tracer(id)
         self.conductor = Conductor(self)
-        #: name of this app instance: in traces (the sim sets it per worker), as the
-        #: consumer's client id, and in the transactional id under exactly-once,
-        #: so it must differ between the workers of one app (see ``transactional_id``).
-        self.client_name = id
-        #: called with every traced step; set by the simulator.
-        self.trace_hook: Callable[..., None] | None = None
         #: started with ``start_client()``: producer and RPC replies only (see rpc.py).
         self.client_only = False
         #: the module that made this App: autodiscover's default origin (see autodiscover.py).
@@ -389,9 +386,25 @@ class App(TasksMixin, Service):  # type: ignore[misc]
     def acking_topics(self) -> list[Topic]:
         return [t for t in self._topics if t.subscribers and (t.topics or t.pattern)]
 
-    def _record(self, kind: str, **fields: Any) -> None:
-        if self.trace_hook is not None:
-            self.trace_hook(self.client_name, kind, **fields)
+    @property
+    def client_name(self) -> str:
+        """This app instance's name: in traces (the sim sets it per worker), as the
+        consumer's client id, and in the transactional id under exactly-once, so it
+        must differ between the workers of one app (see ``transactional_id``)."""
+        return self.tracer.client_name
+
+    @client_name.setter
+    def client_name(self, name: str) -> None:
+        self.tracer.client_name = name
+
+    @property
+    def trace_hook(self) -> TraceHook | None:
+        """Called as ``hook(client_name, kind, **fields)`` with every traced step; set by the simulator."""
+        return self.tracer.hook
+
+    @trace_hook.setter
+    def trace_hook(self, hook: TraceHook | None) -> None:
+        self.tracer.hook = hook
 
     # -- lifecycle -------------------------------------------------------------------
     async def on_start(self) -> None:
@@ -464,7 +477,7 @@ class App(TasksMixin, Service):  # type: ignore[misc]
                 "workers than their events: give the table or the topic partitions=",
                 table.name, name, count, count, inputs,
             )
-            self._record("copartition-mismatch", table=table.name, changelog=name,
+            self.tracer.record("copartition-mismatch", table=table.name, changelog=name,
                          changelog_partitions=count, sources=known,
                          source_partitions=[counts[s] for s in known])
 
@@ -516,7 +529,7 @@ class App(TasksMixin, Service):  # type: ignore[misc]
         try:  # the producer's own close then sees no time left, and closes at once
             await asyncio.wait_for(self._producer.stop(), budget)
         except asyncio.TimeoutError:
-            self._record("stop-gave-up", step="producer-flush")
+            self.tracer.record("stop-gave-up", step="producer-flush")
             logger.warning(
                 "the producer could not deliver its pending records within %.1fs while stopping "
                 "(is the broker reachable?): closed without them; their events are not committed "

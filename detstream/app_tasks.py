@@ -23,6 +23,8 @@ from .errors import InvalidArgument
 if TYPE_CHECKING:
     from mode.utils.logging import CompositeLogger
 
+    from .tracing import Tracer
+
 
 class TasksMixin:
     """The App's periodic and one-shot jobs (mixed into ``App``)."""
@@ -42,7 +44,7 @@ class TasksMixin:
 
         def is_leader(self) -> bool: ...
 
-        def _record(self, kind: str, **fields: Any) -> None: ...
+        tracer: Tracer
 
     def task(self, fun: Callable[..., Any] | None = None) -> Any:
         """Run ``fun`` once the app is operational (``fun()`` or ``fun(app)``)."""
@@ -140,11 +142,11 @@ class TasksMixin:
             due += interval
             if on_leader and not self.is_leader():
                 continue
-            self._record("timer", name=label)
+            self.tracer.record("timer", name=label)
             try:
                 await _call_with_app(fun, self)
             except Exception as exc:
-                self._record("timer-error", name=label, error=type(exc).__name__)
+                self.tracer.record("timer-error", name=label, error=type(exc).__name__)
                 self.log.exception("timer %s raised %r", label, exc)
 
 

@@ -199,10 +199,10 @@ async def run(app: Any, cron: Cron, tz: tzinfo | None, fun: Any, on_leader: bool
         due = cron.next_after(datetime.fromtimestamp(max(wall_time(), fired_at), tz)).timestamp()
         if on_leader and not app.is_leader():
             continue
-        app._record("crontab", name=label)
+        app.tracer.record("crontab", name=label)
         try:
             await _call_with_app(fun, app)
         except Exception as exc:
-            app._record("crontab-error", name=label, error=type(exc).__name__)
+            app.tracer.record("crontab-error", name=label, error=type(exc).__name__)
             app.log.exception("crontab %s raised %r", label, exc)
         due = max(due, cron.next_after(datetime.fromtimestamp(wall_time(), tz)).timestamp())

@@ -112,7 +112,7 @@ class Stream:
         try:
             event = self._decode(message)
         except DecodeError as exc:
-            self.app._record("decode-error", tp=message.tp, offset=message.offset, reason=exc.reason)
+            self.app.tracer.record("decode-error", tp=message.tp, offset=message.offset, reason=exc.reason)
             self._ack_message(message)
             raise
         if lease is not None:

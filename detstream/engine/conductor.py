@@ -48,10 +48,10 @@ DELIVERY_BEFORE_RECOVERY = register_mutant(
 PATTERN_REFRESH = 30.0
 
 if TYPE_CHECKING:
-    from detstream.app import App
     from detstream.transport.base import Consumer
 
     from .buffer import SubscriberBuffer
+    from .host import EngineHost
 
 
 class Conductor:
@@ -59,8 +59,11 @@ class Conductor:
 
     fetch_timeout = 1.0
 
-    def __init__(self, app: App) -> None:
-        self.app = app
+    def __init__(self, host: EngineHost) -> None:
+        #: the application this conductor runs (see ``host.EngineHost``: all it may reach).
+        self.host = host
+        #: where steps go; kept, as a delivery records one (the host keeps it bound).
+        self.tracer = host.tracer
         self.tracker = OffsetTracker()
         self.consumer: Consumer | None = None
         #: partitions of the assignment in force (what revocation and commits are about).
@@ -99,19 +102,19 @@ class Conductor:
 
     # -- lifecycle ------------------------------------------------------------
     def subscribed_topics(self) -> set[str]:
-        topics = {name for topic in self.app.acking_topics() for name in topic.topics}
+        topics = {name for topic in self.host.acking_topics() for name in topic.topics}
         topics |= self.pattern_matches
-        return topics | self.app.tables.changelog_topics | {self.app.leader_topic_name}
+        return topics | self.host.tables.changelog_topics | {self.host.leader_topic_name}
 
     def _pattern_topics(self) -> list[Any]:
-        return [t for t in self.app.acking_topics() if t.pattern is not None]
+        return [t for t in self.host.acking_topics() if t.pattern is not None]
 
     async def _match_patterns(self) -> bool:
         """Look up the broker's topics for ``app.topic(pattern=...)``; True if the set changed."""
         patterned = self._pattern_topics()
         if not patterned:
             return False
-        names = await self.app.admin.list_topics()
+        names = await self.host.admin.list_topics()
         matched = {n for n in names if any(t.matches(n) for t in patterned)}
         changed = matched != self.pattern_matches
         self.pattern_matches = matched
@@ -122,22 +125,22 @@ class Conductor:
         while True:
             await asyncio.sleep(PATTERN_REFRESH)
             if await self._match_patterns():
-                self.app.log.info("pattern subscription now covers %s", sorted(self.pattern_matches))
+                self.host.log.info("pattern subscription now covers %s", sorted(self.pattern_matches))
                 self.resubscribe()
 
     async def start(self) -> None:
-        app = self.app
-        exactly_once = app.exactly_once
-        self.consumer = app.transport.create_consumer(
-            client_id=app.client_name, group_id=app.conf.id,
+        host = self.host
+        exactly_once = host.exactly_once
+        self.consumer = host.transport.create_consumer(
+            client_id=host.client_name, group_id=host.conf.id,
             isolation_level="read_committed" if exactly_once else "read_uncommitted",
         )
         if exactly_once:
             self.committer = self.transactions = TransactionalCommitter(self)
         else:
             self.committer = PlainCommitter(
-                tracker=self.tracker, consumer=self.consumer, producer=app.producer,
-                flush_tables=app.tables.flush_changelogs, log=app.log,
+                tracker=self.tracker, consumer=self.consumer, producer=host.producer,
+                flush_tables=host.tables.flush_changelogs, log=host.log,
             )
         self._request_standbys()
         await self._match_patterns()
@@ -145,12 +148,12 @@ class Conductor:
         await self.consumer.start()
         loop = asyncio.get_running_loop()
         self._tasks = [
-            loop.create_task(self._guard(self._fetch_loop), name=f"{self.app.client_name}-fetch"),
-            loop.create_task(self._guard(self._commit_loop), name=f"{self.app.client_name}-commit"),
+            loop.create_task(self._guard(self._fetch_loop), name=f"{self.host.client_name}-fetch"),
+            loop.create_task(self._guard(self._commit_loop), name=f"{self.host.client_name}-commit"),
         ]
         if self._pattern_topics():
             self._tasks.append(loop.create_task(
-                self._guard(self._pattern_loop), name=f"{self.app.client_name}-patterns"
+                self._guard(self._pattern_loop), name=f"{self.host.client_name}-patterns"
             ))
 
     def resubscribe(self) -> None:
@@ -162,29 +165,29 @@ class Conductor:
     def _request_standbys(self) -> None:
         """Ask the group leader for ``table_standby_replicas`` copies of our changelogs."""
         assert self.consumer is not None
-        replicas = int(self.app.conf.table_standby_replicas)
-        self.consumer.request_standbys(sorted(self.app.tables.changelog_topics), replicas)
+        replicas = int(self.host.conf.table_standby_replicas)
+        self.consumer.request_standbys(sorted(self.host.tables.changelog_topics), replicas)
 
     async def stop(self) -> None:
         """Graceful stop: finish events in hand, commit, then leave the group."""
         for task in self._tasks[:1]:
             await _cancel(task)
-        await self.app.tables.standbys.stop()
+        await self.host.tables.standbys.stop()
         self._active = set()
         self._ready = frozenset()
         idle = await self._wait_idle(set(self._processing))
-        budget = self.app.stop_budget()  # None: unbounded (the simulator, tests)
+        budget = self.host.stop_budget()  # None: unbounded (the simulator, tests)
         try:
             final = self._commit_on_release(idle=idle)
             await (final if budget is None else asyncio.wait_for(final, budget))
         except asyncio.TimeoutError:
-            self.app._record("stop-gave-up", step="final-commit")
-            self.app.log.error(
+            self.tracer.record("stop-gave-up", step="final-commit")
+            self.host.log.error(
                 "final commit not done within %.1fs while stopping (is the broker reachable?): "
                 "given up; the partitions' next owner redoes the uncommitted work", budget,
             )
         except Exception as exc:  # stopping must finish even when the broker is failing
-            self.app.log.error("final commit failed while stopping: %r", exc)
+            self.host.log.error("final commit failed while stopping: %r", exc)
         for task in self._tasks[1:]:
             await _cancel(task)
         self._tasks = []
@@ -203,14 +206,14 @@ class Conductor:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            self.app._record("engine-error", error=type(exc).__name__)
-            self.app.log.exception("consumer loop failed: %r; the app is crashing", exc)
-            await self.app.crash(exc)
+            self.tracer.record("engine-error", error=type(exc).__name__)
+            self.host.log.exception("consumer loop failed: %r; the app is crashing", exc)
+            await self.host.crash(exc)
 
     # -- fetching -------------------------------------------------------------
     async def _fetch_loop(self) -> None:
         assert self.consumer is not None
-        tables = self.app.tables
+        tables = self.host.tables
         while True:
             await self._open_ready()
             batch = await self.consumer.getmany(self.fetch_timeout)
@@ -240,7 +243,7 @@ class Conductor:
         the last record going in: a batch is delivered whole under the
         assignment it was fetched in, or dropped whole (see ``buffer``).
         """
-        buffers = self.app.subscriber_queues(tp.topic)
+        buffers = self.host.subscriber_queues(tp.topic)
         if not buffers or not records:
             return []
         if tp not in self._ready or generation != self._generation:
@@ -271,7 +274,7 @@ class Conductor:
         batches, so that no record fetched before it is delivered after it.
         """
         consumer = self.consumer
-        recovering = self.app.tables.recovering and not mutant_on(DELIVERY_BEFORE_RECOVERY)
+        recovering = self.host.tables.recovering and not mutant_on(DELIVERY_BEFORE_RECOVERY)
         if not self._opening or recovering or consumer is None:
             return
         generation, tps = self._generation, set(self._opening)
@@ -286,7 +289,7 @@ class Conductor:
         self._skipped -= tps
         self._ready = self._ready | tps
         consumer.resume(*tps)
-        self.app._record("opened", tps=sorted(str(tp) for tp in tps), sought=len(starts))
+        self.tracer.record("opened", tps=sorted(str(tp) for tp in tps), sought=len(starts))
 
     # -- the lease of every message this conductor delivers (``events.Lease``) -------------
     def quiescing(self) -> bool:
@@ -312,7 +315,7 @@ class Conductor:
             if message.generation == self._generation:
                 self.unfinished[tp] = self.unfinished.get(tp, 0) + 1
         self._processing[tp] = self._processing.get(tp, 0) + 1
-        self.app._record("deliver", tp=tp, offset=message.offset, key=message.key)
+        self.tracer.record("deliver", tp=tp, offset=message.offset, key=message.key)
 
     def finished(self, message: Message) -> None:
         count = self._processing.get(message.tp, 0) - 1
@@ -330,7 +333,7 @@ class Conductor:
 
     # -- committing -------------------------------------------------------------
     async def _commit_loop(self) -> None:
-        interval = float(self.app.conf.broker_commit_interval)
+        interval = float(self.host.conf.broker_commit_interval)
         while True:
             await asyncio.sleep(interval)
             await self.commit()
@@ -351,14 +354,14 @@ class Conductor:
         bound the stuck partitions are named and left uncommitted, so their
         next owner processes the event again.
         """
-        bound = 0.95 * float(self.app.conf.broker_session_timeout)
+        bound = 0.95 * float(self.host.conf.broker_session_timeout)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + bound
         while busy := sorted(str(tp) for tp in tps if self._processing.get(tp, 0)):
             remaining = deadline - loop.time()
             if remaining <= 0:
-                self.app._record("wait-idle-timeout", tps=busy)
-                self.app.log.error(
+                self.tracer.record("wait-idle-timeout", tps=busy)
+                self.host.log.error(
                     "events on %s still processing after %.1fs; giving up on them "
                     "(an agent is stuck: its partitions will be processed again by their next owner)",
                     ", ".join(busy), bound,
@@ -382,10 +385,10 @@ class Conductor:
         self.tracker.forget(revoked)
         for tp in revoked:
             self.unfinished.pop(tp, None)
-        self.app.tables.on_revoked(revoked)
+        self.host.tables.on_revoked(revoked)
         if revoked:
-            self.app._record("revoked", tps=sorted(str(tp) for tp in revoked))
-        await self.app.on_partitions_revoked.send(revoked=set(revoked))
+            self.tracer.record("revoked", tps=sorted(str(tp) for tp in revoked))
+        await self.host.on_partitions_revoked.send(revoked=set(revoked))
 
     async def on_partitions_assigned(self, assigned: set[TP]) -> None:
         """Take a new assignment: recover its tables, then open its source partitions.
@@ -399,19 +402,19 @@ class Conductor:
         generation = self._generation = consumer.generation
         self._active = set(assigned)
         self._ready = frozenset()
-        sources = {tp for tp in assigned if tp.topic not in self.app.tables.changelog_topics}
+        sources = {tp for tp in assigned if tp.topic not in self.host.tables.changelog_topics}
         self._opening = set()
         consumer.pause(*sources)
         standbys = consumer.standby_assignment()
         extra = {"standbys": sorted(str(tp) for tp in standbys)} if standbys else {}
-        self.app._record(
+        self.tracer.record(
             "assigned", generation=generation, tps=sorted(str(tp) for tp in assigned), **extra
         )
         if mutant_on(DELIVERY_BEFORE_RECOVERY):
             self._opening = sources  # opened by the fetch loop whatever recovery is doing
-        await self.app.tables.on_assigned(consumer, assigned, standbys)
-        await self.app.on_partitions_assigned.send(assigned=set(assigned))
-        self.app._record("taken", generation=generation)
+        await self.host.tables.on_assigned(consumer, assigned, standbys)
+        await self.host.on_partitions_assigned.send(assigned=set(assigned))
+        self.tracer.record("taken", generation=generation)
         if generation == self._generation and self._active == assigned:
             self._opening = sources - self._ready
             await self._open_ready()
@@ -429,7 +432,7 @@ class Conductor:
         Only open ones: a partition still waiting for its tables may have a
         consumer position past records that were dropped, not processed.
         """
-        return {tp for tp in self._ready if self.app.subscriber_queues(tp.topic)}
+        return {tp for tp in self._ready if self.host.subscriber_queues(tp.topic)}
 
     def lose_partitions(self) -> None:
         """Stop processing every partition without committing: their next owner redoes the work.
@@ -448,9 +451,9 @@ class Conductor:
         self.tracker.forget(lost)
         for tp in lost:
             self.unfinished.pop(tp, None)
-        self.app.tables.on_revoked(lost)
+        self.host.tables.on_revoked(lost)
         if lost:
-            self.app._record("lost", tps=sorted(str(tp) for tp in lost))
+            self.tracer.record("lost", tps=sorted(str(tp) for tp in lost))
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

@@ -72,13 +72,13 @@ class GuardedListener:
 
     async def _failed(self, step: str, tps: set[TP], exc: Exception) -> None:
         conductor = self.conductor
-        app = conductor.app
-        app._record("engine-error", error=type(exc).__name__, step=step)
+        host = conductor.host
+        host.tracer.record("engine-error", error=type(exc).__name__, step=step)
         if mutant_on(LISTENER_FAILURE_SWALLOWED):
             # as aiokafka with the old engine: logged, and the assignment goes on half set up
-            app.log.error("listener %s failed: %r (swallowed)", step, exc)
+            host.log.error("listener %s failed: %r (swallowed)", step, exc)
             if step == "on_partitions_assigned":
-                changelogs = app.tables.changelog_topics
+                changelogs = host.tables.changelog_topics
                 conductor._opening = {tp for tp in tps if tp.topic not in changelogs}
                 await conductor._open_ready()
             return
@@ -90,9 +90,9 @@ class GuardedListener:
         )
         error.__cause__ = exc
         self.failure = error
-        app.log.error(
+        host.log.error(
             "rebalance listener failed in %s: %r; dropping every partition uncommitted and "
             "crashing the app (a worker never runs half assigned)", step, exc, exc_info=exc,
         )
         conductor.lose_partitions()
-        await app.crash(error)
+        await host.crash(error)

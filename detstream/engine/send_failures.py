@@ -42,28 +42,28 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from detstream.app import App
     from detstream.events import Message
 
+    from .host import EngineHost
     from .producer import SendFailed
 
 #: tasks reporting a failure (kept referenced until they finish).
 _REPORTING: set[asyncio.Task[None]] = set()
 
 
-def failure_handler(app: App) -> Callable[[SendFailed], None]:
+def failure_handler(app: EngineHost) -> Callable[[SendFailed], None]:
     """The ``ProducerBuffer.on_failure`` of ``app``: log and trace now, then fail the event."""
     reported: weakref.WeakSet[Message] = weakref.WeakSet()
 
     def on_failure(failure: SendFailed) -> None:
         cause = type(failure.__cause__).__name__
         if failure.origin is None:
-            app._record("send-failed", topic=failure.topic, error=cause)
+            app.tracer.record("send-failed", topic=failure.topic, error=cause)
             app.log.error("%s (sent outside any event: only its future fails)", failure)
             return
         agent = getattr(failure.agent, "name", "-")
-        app._record("send-failed", topic=failure.topic, tp=failure.tp, offset=failure.offset,
-                    agent=agent, error=cause)
+        app.tracer.record("send-failed", topic=failure.topic, tp=failure.tp, offset=failure.offset,
+                          agent=agent, error=cause)
         app.log.error(
             "%s: agent %s failed on that event; no offset is committed any more and the app "
             "stops, so that the event is redone from the last commit", failure, agent,
@@ -78,7 +78,7 @@ def failure_handler(app: App) -> Callable[[SendFailed], None]:
     return on_failure
 
 
-async def _fail_event(app: App, failure: SendFailed) -> None:
+async def _fail_event(app: EngineHost, failure: SendFailed) -> None:
     """The agent's error path for a failed event: ``on_error``, then the app's crash."""
     agent: Any = failure.agent
     on_error = getattr(agent, "on_error", None)

@@ -49,7 +49,7 @@ class TransactionalCommitter:
 
     def __init__(self, conductor: Conductor) -> None:
         self.conductor = conductor
-        self.app = conductor.app
+        self.host = conductor.host
         #: the commit loop, a revoke and the stop may all want to commit: one at a time.
         self._lock = asyncio.Lock()
 
@@ -66,14 +66,14 @@ class TransactionalCommitter:
                     await self._abandon("an agent did not finish its event in time to commit")
                     return False
                 offsets = await self._offsets()
-                self.app.tables.flush_changelogs()  # the cached table writes join this transaction
-                producer = self.app.producer
+                self.host.tables.flush_changelogs()  # the cached table writes join this transaction
+                producer = self.host.producer
                 if not offsets and not producer.in_transaction:
                     return True
                 try:
                     await producer.commit_transaction(offsets, consumer.group_metadata())
                 except CommitFailedError as exc:
-                    self.app.log.warning(
+                    self.host.log.warning(
                         "transaction aborted, its offsets were refused (%s): the partitions' "
                         "next owner redoes the work", exc,
                     )
@@ -101,10 +101,10 @@ class TransactionalCommitter:
                 async with self._lock:
                     await self._abandon("events still running when their partitions were given up")
         except Exception as exc:
-            self.app.log.error("exactly-once commit failed: %r; the app is crashing", exc)
-            self.app._record("engine-error", error=type(exc).__name__)
+            self.host.log.error("exactly-once commit failed: %r; the app is crashing", exc)
+            self.host.tracer.record("engine-error", error=type(exc).__name__)
             self.conductor.lose_partitions()
-            await self.app.crash(exc)
+            await self.host.crash(exc)
 
     async def _abandon(self, reason: str) -> None:
         """A stuck agent: abort the transaction, drop every partition, crash the app.
@@ -114,17 +114,17 @@ class TransactionalCommitter:
         output would join a later transaction. Crashing lets the group give
         the partitions to a worker that works.
         """
-        self.app.log.error("aborting the transaction: %s; dropping the partitions", reason)
-        self.app._record("txn-abandoned", reason=reason)
-        await self.app.producer.abort_transaction(RuntimeError(reason))
+        self.host.log.error("aborting the transaction: %s; dropping the partitions", reason)
+        self.host.tracer.record("txn-abandoned", reason=reason)
+        await self.host.producer.abort_transaction(RuntimeError(reason))
         self.conductor.lose_partitions()
-        if not self.app.crashed:
-            await self.app.crash(RuntimeError(f"exactly-once: {reason}"))
+        if not self.host.crashed:
+            await self.host.crash(RuntimeError(f"exactly-once: {reason}"))
 
     async def _quiesce(self) -> bool:
         """Wait until every started event of an assigned partition is acked; False on timeout."""
         conductor = self.conductor
-        conf = self.app.conf
+        conf = self.host.conf
         bound = min(
             0.95 * float(conf.broker_session_timeout), 0.5 * float(conf.producer_transaction_timeout)
         )

@@ -115,7 +115,7 @@ class ReplyConsumer(Service):
                 consumer.seek(tp, offset)  # assign() may have reset the known ones
             self._topics.add(name)
             self._assigned.set()
-            app._record("reply-topic", topic=name, partitions=partitions)
+            app.tracer.record("reply-topic", topic=name, partitions=partitions)
 
     async def _declare(self, name: str) -> int:
         conf = self.app.conf
@@ -164,7 +164,7 @@ class ReplyConsumer(Service):
             raise
         except Exception as exc:  # nothing will fulfil the promises: fail them loudly
             self.log.exception("reading replies failed: %r", exc)
-            self.app._record("engine-error", error=type(exc).__name__)
+            self.app.tracer.record("engine-error", error=type(exc).__name__)
             self._failed = failure = exc
             self._fail_all(lambda p: RuntimeError(f"reading replies failed: {failure!r}"))
 
@@ -177,7 +177,7 @@ class ReplyConsumer(Service):
         promises = self._waiting.pop(cid, None)
         if not promises:
             return  # not ours any more (timed out), or a second yield for one request
-        self.app._record("reply", correlation_id=cid)
+        self.app.tracer.record("reply", correlation_id=cid)
         for promise in promises:
             promise.fulfill(cid, reply)
 

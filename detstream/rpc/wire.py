@@ -102,7 +102,7 @@ def _revive(value: Any) -> Any:
 
 def send_reply(app: App, reply_to: str, correlation_id: str, key: Any, value: Any) -> asyncio.Future[RecordMetadata]:
     """Send an agent's answer to the caller (joins the transaction under exactly-once)."""
-    app._record("reply-sent", topic=reply_to, correlation_id=correlation_id)
+    app.tracer.record("reply-sent", topic=reply_to, correlation_id=correlation_id)
     return app.producer.send_soon(
         reply_to, key=None, value=encode_reply(key, value, correlation_id),
         headers=((CORRELATION_ID_HEADER, correlation_id.encode()),),

@@ -95,7 +95,7 @@ class WindowExpiry:
             value = table.data.get(key)
             table._remove(key, partition)
             closed += 1
-            app._record("window-close", table=table.name, partition=partition, key=key)
+            app.tracer.record("window-close", table=table.name, partition=partition, key=key)
             if key[1][0] > self.last_closed:
                 await self._callback(key, value)
             newest = max(newest, key[1][0])
@@ -111,5 +111,5 @@ class WindowExpiry:
             if inspect.isawaitable(result):
                 await result
         except Exception as exc:  # one failing callback must not stop expiry
-            self.table.app._record("window-close-error", table=self.table.name, error=type(exc).__name__)
+            self.table.app.tracer.record("window-close-error", table=self.table.name, error=type(exc).__name__)
             logger.exception("on_window_close of table %r raised for %r", self.table.name, key)

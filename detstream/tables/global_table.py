@@ -204,10 +204,10 @@ class GlobalTableManager:
         starts, targets = await self._seek(tps)
         if targets:
             order = sorted(targets)
-            app._record("global-recovery-start", tps=[str(tp) for tp in order],
+            app.tracer.record("global-recovery-start", tps=[str(tp) for tp in order],
                         start=[starts[tp] for tp in order], end=[targets[tp] for tp in order])
             await self._recover(targets)
-            app._record("global-recovery-done")
+            app.tracer.record("global-recovery-done")
         self._task = asyncio.ensure_future(self._guard(self._follow()))
 
     async def _open_partitions(self) -> list[TP]:
@@ -231,7 +231,7 @@ class GlobalTableManager:
             assert table is not None
             start, wipe = recovery_start(table.persisted_offset(tp), begins[tp], ends[tp])
             if wipe:
-                self.app._record("recovery-reset", table=table.name, tp=str(tp),
+                self.app.tracer.record("recovery-reset", table=table.name, tp=str(tp),
                                  begin=begins[tp], end=ends[tp])
                 table.data.reset_partition(tp.partition)
             consumer.seek(tp, start)
@@ -272,7 +272,7 @@ class GlobalTableManager:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            self.app._record("engine-error", error=type(exc).__name__)
+            self.app.tracer.record("engine-error", error=type(exc).__name__)
             logger.exception("reading global tables failed: %r; the app is crashing", exc)
             await self.app.crash(exc)
 

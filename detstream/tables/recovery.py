@@ -140,7 +140,7 @@ class TableManager:
             self.standbys.pause()
             self._begin_progress({tp for tp, offset in handed.items() if offset is not None})
             order = sorted(targets, key=str)
-            self.app._record(
+            self.app.tracer.record(
                 "recovery-start", tps=[str(tp) for tp in order],
                 start=[positions[tp] for tp in order], end=[targets[tp] for tp in order],
             )
@@ -151,7 +151,7 @@ class TableManager:
             "table %r partition %d: continuing its standby copy at changelog offset %d "
             "(%d records to replay)", table.name, tp.partition, start, end - start,
         )
-        self.app._record("standby-promoted", table=table.name, tp=str(tp), start=start, end=end)
+        self.app.tracer.record("standby-promoted", table=table.name, tp=str(tp), start=start, end=end)
 
     def _begin_progress(self, promoted: set[TP]) -> None:
         by_table: dict[str, dict[TP, tuple[int, int]]] = {}
@@ -169,7 +169,7 @@ class TableManager:
             "removed?): wiping the local partition and rebuilding it from the changelog",
             table.name, tp.partition, stored, tp, begin, end,
         )
-        self.app._record(
+        self.app.tracer.record(
             "recovery-reset", table=table.name, tp=str(tp), stored=stored, begin=begin, end=end
         )
         table.data.reset_partition(tp.partition)
@@ -208,7 +208,7 @@ class TableManager:
         del self._targets[tp], self._positions[tp]
         consumer.pause(tp)
         if not self._targets:
-            self.app._record("recovery-done")
+            self.app.tracer.record("recovery-done")
             self.standbys.resume()
 
     def on_revoked(self, revoked: set[TP]) -> None:

@@ -198,7 +198,7 @@ class StandbyReader:
                 return
             except Exception as exc:  # a standby must never take the worker down
                 logger.warning("standby read failed (%r); retrying in %.1fs", exc, self.retry_delay)
-                self.app._record("standby-error", error=type(exc).__name__)
+                self.app.tracer.record("standby-error", error=type(exc).__name__)
                 await asyncio.sleep(self.retry_delay)
 
     async def _seek_new(self, consumer: PartitionReader) -> None:
@@ -223,7 +223,7 @@ class StandbyReader:
                     "[%d, %d): wiping it and reading the changelog again",
                     entry.table.name, tp.partition, entry.offset, tp, begins[tp], ends[tp],
                 )
-                self.app._record(
+                self.app.tracer.record(
                     "standby-reset", table=entry.table.name, tp=str(tp), stored=entry.offset,
                     begin=begins[tp], end=ends[tp],
                 )

@@ -252,7 +252,7 @@ class Table(MutableMapping[Any, Any]):
         (see ``changelog_cache``).
         """
         key_bytes, value_bytes = self._changelog_bytes(key, value)
-        self.app._record("table-write", table=self.name, partition=partition, key=key, value=value)
+        self.app.tracer.record("table-write", table=self.name, partition=partition, key=key, value=value)
         return self.changelog_cache.write(partition, key_bytes, value_bytes)
 
     @property
@@ -329,7 +329,7 @@ class Table(MutableMapping[Any, Any]):
                 "partitions are recovered on other workers than their events",
                 self.name, source, source_n, self.changelog_name, changelog_n,
             )
-            self.app._record("copartition-mismatch", table=self.name, source=source,
+            self.app.tracer.record("copartition-mismatch", table=self.name, source=source,
                              source_partitions=source_n, changelog=self.changelog_name,
                              changelog_partitions=changelog_n)
 
@@ -353,7 +353,7 @@ class Table(MutableMapping[Any, Any]):
         serializers (the app's default key serializer is raw).
         """
         key_bytes, value_bytes = self._changelog_bytes(key, value)
-        self.app._record("table-write", table=self.name, partition=partition, key=key, value=value)
+        self.app.tracer.record("table-write", table=self.name, partition=partition, key=key, value=value)
         return self.app.producer.send_soon(
             self.changelog_name, key=key_bytes, value=value_bytes, partition=partition,
         )
@@ -467,11 +467,11 @@ class Table(MutableMapping[Any, Any]):
                 decoded[(record.partition, record.offset)] = self._decode_record(record)
             except ChangelogDecodeError as exc:
                 if self.app.conf.table_changelog_decode_errors != "skip":
-                    self.app._record("changelog-decode-error", table=self.name, tp=_tp(record),
+                    self.app.tracer.record("changelog-decode-error", table=self.name, tp=_tp(record),
                                      offset=record.offset)
                     raise  # nothing of the batch applied: the store keeps its offset
                 logger.warning("%s; skipped (table_changelog_decode_errors='skip')", exc)
-                self.app._record("changelog-decode-skip", table=self.name, tp=_tp(record),
+                self.app.tracer.record("changelog-decode-skip", table=self.name, tp=_tp(record),
                                  offset=record.offset)
                 continue
             good.append(record)

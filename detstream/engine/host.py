@@ -1,0 +1,131 @@
+"""What the engine needs from the application it runs, as small protocols.
+
+The conductor, the committers and the rebalance guard are built with a host
+and reach the rest of the application only through the members named here:
+settings, the tracer, the table set, the producer, the transport, the
+subscriptions and the crash path. ``detstream.App`` implements ``EngineHost``
+(mypy checks it where the App builds its conductor); an engine test may hand
+in any object that does. Naming the seam keeps the engine from growing new
+reaches into the App: a new need is a new member here, visible in review.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from detstream._types import TP, ConsumerRecord
+    from detstream.settings import Settings
+    from detstream.signals import Signal
+    from detstream.topic import Topic
+    from detstream.tracing import Tracer
+    from detstream.transport.base import Admin, Consumer, Transport
+
+    from .buffer import SubscriberBuffer
+    from .producer import ProducerBuffer
+
+__all__ = ["EngineHost", "EngineLog", "EngineTables", "StandbyReaders"]
+
+
+class EngineLog(Protocol):
+    """The host's logger (mode's service logger: printf-style arguments)."""
+
+    def info(self, message: str, *args: Any, **kwargs: Any) -> None: ...
+    def warning(self, message: str, *args: Any, **kwargs: Any) -> None: ...
+    def error(self, message: str, *args: Any, **kwargs: Any) -> None: ...
+    def exception(self, message: str, *args: Any, **kwargs: Any) -> None: ...
+
+
+class StandbyReaders(Protocol):
+    """The standby changelog readers of the tables (stopped before the final commit)."""
+
+    async def stop(self) -> None: ...
+
+
+class EngineTables(Protocol):
+    """The app's tables as the engine sees them: changelogs, recovery and the write caches."""
+
+    @property
+    def changelog_topics(self) -> set[str]: ...
+
+    @property
+    def recovering(self) -> bool: ...
+
+    @property
+    def standbys(self) -> StandbyReaders: ...
+
+    def on_revoked(self, revoked: set[TP]) -> None: ...
+
+    def on_assigned(
+        self, consumer: Consumer, assigned: set[TP], standbys: set[TP] | None = None
+    ) -> Awaitable[None]: ...
+
+    def flush_changelogs(self) -> int: ...
+
+    def apply(self, consumer: Consumer, tp: TP, records: list[ConsumerRecord]) -> None:
+        """Apply a fetched changelog batch of a partition being recovered."""
+        ...
+
+    def finish_at_positions(self, consumer: Consumer) -> Awaitable[None]:
+        """End recoveries whose consumer position passed their target (transaction markers)."""
+        ...
+
+
+class EngineHost(Protocol):
+    """The application the conductor runs: configuration, collaborators and the crash path."""
+
+    @property
+    def conf(self) -> Settings: ...
+
+    @property
+    def log(self) -> EngineLog: ...
+
+    @property
+    def tracer(self) -> Tracer: ...
+
+    @property
+    def tables(self) -> EngineTables: ...
+
+    @property
+    def transport(self) -> Transport: ...
+
+    @property
+    def admin(self) -> Admin: ...
+
+    @property
+    def producer(self) -> ProducerBuffer: ...
+
+    @property
+    def client_name(self) -> str: ...
+
+    @property
+    def exactly_once(self) -> bool: ...
+
+    @property
+    def leader_topic_name(self) -> str: ...
+
+    @property
+    def crashed(self) -> bool: ...
+
+    @property
+    def on_partitions_assigned(self) -> Signal: ...
+
+    @property
+    def on_partitions_revoked(self) -> Signal: ...
+
+    def acking_topics(self) -> list[Topic]:
+        """Topics with subscribers whose offsets the engine commits."""
+        ...
+
+    def subscriber_queues(self, topic_name: str) -> list[SubscriberBuffer[Any]]:
+        """The buffers a record of ``topic_name`` goes to."""
+        ...
+
+    def stop_budget(self) -> float | None:
+        """Seconds the final commit may take while stopping (None: unbounded)."""
+        ...
+
+    def crash(self, reason: BaseException) -> Awaitable[None]:
+        """Stop the application because the engine failed (mode's ``Service.crash``)."""
+        ...
