@@ -39,7 +39,7 @@ class Origin(NamedTuple):
     attempt: int
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Write:
     """One send: its destination, payload, producer and fate."""
 
@@ -68,6 +68,9 @@ class WriteHistory:
         self._producers = itertools.count(1)
         self._attempt_numbers = itertools.count(1)
         self._attempts: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+        #: the last event and agent an origin was made for, and that origin: consecutive
+        #: sends of one event (a sentence's words) share it without a weak-dict lookup.
+        self._last: tuple[Any, Any, Origin | None] = (None, None, None)
 
     def new_producer(self, client: str) -> str:
         """A label for one producer instance of ``client`` (a worker has one per incarnation)."""
@@ -91,14 +94,19 @@ class WriteHistory:
         event = current_event()
         if event is None or event.message is None:
             return None
+        agent = current_agent()
+        last_event, last_agent, origin = self._last
+        if event is last_event and agent is last_agent:
+            return origin
         attempt = self._attempts.get(event)
         if attempt is None:
             attempt = self._attempts[event] = next(self._attempt_numbers)
-        agent = current_agent()
         message = event.message
         tp = message.tp
         tp = self._tps.get(tp) or self._tps.setdefault(tp, tp)
-        return Origin(tp, message.offset, agent.name if agent else "-", attempt)
+        origin = Origin(tp, message.offset, agent.name if agent else "-", attempt)
+        self._last = (event, agent, origin)
+        return origin
 
 
 def _engine_context() -> tuple[Callable[[], Any], Callable[[], Any]]:
