@@ -71,8 +71,10 @@ MAX_REQUEST_SIZE = 1_000_000
 
 def record_size(key: bytes | None, value: bytes | None, headers: Headers = ()) -> int:
     """The size a producer checks against ``max_request_size`` (aiokafka's upper estimate)."""
-    body = len(key or b"") + len(value or b"")
-    return BATCH_HEADER + RECORD_OVERHEAD + body + sum(len(k.encode()) + len(v or b"") for k, v in headers)
+    size = BATCH_HEADER + RECORD_OVERHEAD + len(key or b"") + len(value or b"")
+    if headers:
+        size += sum(len(k.encode()) + len(v or b"") for k, v in headers)
+    return size
 
 
 class SimProducer:
@@ -192,6 +194,7 @@ class SimProducer:
         A record the client refuses before queueing (too large, unknown
         topic) raises here, as aiokafka's ``send`` does.
         """
+        self._check_can_send()
         try:
             count = self._partition_count(topic)
         except UnknownTopicOrPartitionError as exc:
@@ -213,7 +216,12 @@ class SimProducer:
         write = self._cluster.history.sent(
             self._label, tp, key, value, idempotent=self.idempotent, transactional=self.transactional
         )
-        self._queued.setdefault(tp, []).append(_Pending(key, value, stamp, headers, future, write))
+        pending = _Pending(key, value, stamp, headers, future, write)
+        queue = self._queued.get(tp)
+        if queue is None:
+            self._queued[tp] = [pending]
+        else:
+            queue.append(pending)
         sender = self._senders.get(tp)
         if sender is None or sender.done():
             self._senders[tp] = loop.create_task(self._drain(tp), name=f"{self._name}-send-{tp}")
@@ -327,6 +335,9 @@ class SimProducer:
     def _transaction(self) -> tuple[str, int] | None:
         return None
 
+    def _check_can_send(self) -> None:
+        """Raise if a send may not be made now (a transactional producer: outside a transaction)."""
+
     async def _retry(
         self, attempt: Callable[[], Awaitable[T]], what: str, *,
         deadline: float | None = None, tp: TP | None = None,
@@ -414,20 +425,8 @@ class SimTransactionalProducer(SimProducer):
             raise ProducerSendError(f"{self.transactional_id}: a transaction is already open")
         self._in_transaction = True
 
-    async def enqueue(
-        self,
-        topic: str,
-        *,
-        key: bytes | None,
-        value: bytes | None,
-        partition: int | None = None,
-        timestamp: float | None = None,
-        headers: Headers = (),
-    ) -> asyncio.Future[RecordMetadata]:
+    def _check_can_send(self) -> None:
         self._require_transaction("send")
-        return await super().enqueue(
-            topic, key=key, value=value, partition=partition, timestamp=timestamp, headers=headers
-        )
 
     async def _ensure_producer_id(self) -> int:
         if self._producer_id is None:
