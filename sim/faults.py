@@ -18,6 +18,8 @@ from typing import Any
 
 from detstream.errors import InvalidArgument
 
+from .seeds import SeedStreams
+
 #: Faults of a worker process (target ``wN``):
 #: crash: kill -9 (no graceful shutdown, memory lost), restarted after ``downtime``;
 #: restart: graceful stop, then start again; join: a new worker joins the group;
@@ -205,7 +207,7 @@ def plan_faults(
     """
     if profile not in PROFILES:
         raise InvalidArgument(f"unknown fault profile {profile!r}: use one of {sorted(PROFILES)}")
-    rng = random.Random(f"{seed}/faults")
+    rng = SeedStreams(seed).faults()
     drawer = _Drawer(rng, workers, brokers)
     kinds: list[str] = []
     faults: list[Fault] = []

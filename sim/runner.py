@@ -22,10 +22,9 @@ compares every written topic with the history of writes, Jepsen style.
 from __future__ import annotations
 
 import asyncio
-import random
 import tempfile
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,13 +33,14 @@ from detstream._types import ConsumerRecord
 from detstream.loader import load_isolated
 
 from . import checks
-from .brokers import parse_broker
 from .cluster import ClusterConfig, SimCluster
 from .driver import current_cluster
-from .faults import BROKER_KINDS, LINK_KINDS, REFUSAL_KINDS, Fault, FaultPlan, plan_faults
+from .fault_effects import apply_fault
+from .faults import BROKER_KINDS, Fault, FaultPlan, plan_faults
 from .final_read import final_read
 from .producer import SimProducer
 from .scenario import ProducerSpec, Scenario, encode, load_scenario_file
+from .seeds import SeedStreams
 from .testing import run_sandboxed
 from .trace import Trace, takes_over
 from .workers import SimWorker
@@ -184,7 +184,7 @@ class Simulation:
         self.trace = Trace(asyncio.get_running_loop().time)
         seed = options.seed
         self.cluster = SimCluster(
-            self.trace, rng=random.Random(f"{seed}/network"),
+            self.trace, rng=SeedStreams(seed).network(),
             config=ClusterConfig(brokers=options.brokers),
         )
         self.plan = options.plan or plan_faults(
@@ -209,7 +209,7 @@ class Simulation:
             for spec in scenario.topics:
                 self.cluster.create_topic(spec.name, spec.partitions, spec.config, by="operator")
             for index in range(self.options.workers):
-                await self._add_worker(f"w{index + 1}")
+                await self.add_worker(f"w{index + 1}")
             clients = [asyncio.ensure_future(self._feed(spec)) for spec in scenario.producers]
             faults = asyncio.ensure_future(self._apply_faults())
             await asyncio.sleep(self.options.duration)
@@ -248,7 +248,18 @@ class Simulation:
         )
         self.report.setup.extend(f"plan: {fault.describe()}" for fault in plan.faults)
 
-    async def _add_worker(self, name: str) -> SimWorker:
+    # -- what a fault acts on (sim.fault_effects.FaultTarget) ----------------------------
+    @property
+    def coverage(self) -> Counter[str]:
+        return self.report.coverage
+
+    def retire(self, worker: SimWorker) -> None:
+        self.retired.append(self.workers.pop(worker.name))
+
+    def until_healed(self, work: Coroutine[Any, Any, None]) -> None:
+        self._restarts.append(asyncio.ensure_future(work))
+
+    async def add_worker(self, name: str) -> SimWorker:
         worker = SimWorker(name, self.target, self.cluster, self.trace, self.datadir / name)
         worker.quiesced = self.quiesced
         self.workers[name] = worker
@@ -291,7 +302,7 @@ class Simulation:
             await asyncio.sleep(heals_at - loop.time())
 
     async def _apply_or_skip(self, fault: Fault) -> None:
-        if await self._apply(fault):
+        if await apply_fault(fault, self):
             self.applied.append(fault)
         else:
             self.trace.record("faults", "fault-skipped", fault=fault.kind, worker=fault.worker)
@@ -329,80 +340,7 @@ class Simulation:
             pass
         await self._apply_or_skip(fault)
 
-    async def _apply(self, fault: Fault) -> bool:
-        if fault.kind in BROKER_KINDS:
-            return self._apply_to_broker(fault)
-        if fault.kind in LINK_KINDS or fault.kind in REFUSAL_KINDS:
-            return self._apply_to_link(fault)
-        worker = self.workers.get(fault.worker)
-        if fault.kind == "join":
-            if worker is not None:
-                return False
-            self.trace.record("faults", "fault", fault="join", worker=fault.worker)
-            await self._add_worker(fault.worker)
-            return True
-        if worker is None or not worker.up:
-            return False
-        if fault.kind == "leave" and len(self._live_workers()) <= 1:
-            return False
-        self.trace.record("faults", "fault", fault=fault.kind, worker=fault.worker)
-        if fault.kind == "crash":
-            crash = await worker.crash()
-            self.report.coverage["crash-with-uncommitted-work"] += crash.uncommitted > 0
-            self.report.coverage["crash-mid-batch"] += crash.mid_batch
-            self._restarts.append(asyncio.ensure_future(self._restart_later(worker, fault.downtime)))
-        elif fault.kind in ("restart", "leave"):
-            if fault.unreachable:
-                worker.network.drop(asyncio.get_running_loop().time() + fault.downtime)
-                self.report.coverage["stop-unreachable"] += 1
-            await self._stop_or_kill(worker)
-            if fault.kind == "restart":
-                await worker.start()
-            else:
-                self.retired.append(self.workers.pop(worker.name))
-        elif fault.kind == "stall":
-            self._restarts.append(asyncio.ensure_future(worker.stall(fault.downtime)))
-        return True
-
-    def _apply_to_broker(self, fault: Fault) -> bool:
-        """Crash, restart (controlled) or move the leaders of a broker; False if it is down."""
-        brokers = self.cluster.brokers
-        broker = parse_broker(fault.worker)
-        if broker is None or broker not in brokers.up or not brokers.up[broker]:
-            return False
-        self.trace.record("faults", "fault", fault=fault.kind, worker=fault.worker)
-        if fault.kind == "leader_move":
-            brokers.move_leaders(broker)
-            return True
-        if fault.kind == "broker_crash":
-            brokers.crash(broker)
-        else:
-            brokers.shutdown(broker)
-        self._restarts.append(asyncio.ensure_future(self._restart_broker_later(broker, fault.downtime)))
-        return True
-
-    async def _restart_broker_later(self, broker: int, downtime: float) -> None:
-        await asyncio.sleep(downtime)
-        self.cluster.brokers.restart(broker)
-
-    def _apply_to_link(self, fault: Fault) -> bool:
-        """Delay, drop or refuse the requests of a worker's host for ``downtime`` seconds."""
-        worker = self.workers.get(fault.worker)
-        if worker is None:
-            return False
-        self.trace.record("faults", "fault", fault=fault.kind, worker=fault.worker)
-        until = asyncio.get_running_loop().time() + fault.downtime
-        if fault.kind == "delay":
-            worker.network.delay(fault.latency, until)
-        elif fault.kind == "refuse":
-            worker.network.refuse(until)
-        elif fault.kind == "deny_reads":
-            worker.network.deny_reads(until)
-        else:
-            worker.network.drop(until, fault.loss)
-        return True
-
-    async def _stop_or_kill(self, worker: SimWorker) -> None:
+    async def stop_or_kill(self, worker: SimWorker) -> None:
         """Stop gracefully within the shutdown timeout; past it, a violation, and the worker is killed.
 
         As ``detstream worker`` on SIGTERM: a stop still waiting at the timeout
@@ -423,10 +361,6 @@ class Simulation:
             ))
             await worker.crash()
 
-    async def _restart_later(self, worker: SimWorker, downtime: float) -> None:
-        await asyncio.sleep(downtime)
-        await worker.start()
-
     async def _quiesce(self) -> None:
         """End of the main phase: every worker's tasks, timers and crontabs stop, for good."""
         self.quiesced = True
@@ -437,16 +371,16 @@ class Simulation:
         """Stop every live worker gracefully; from now on a crashed App is not restarted."""
         for worker in self.workers.values():
             worker.ending = True
-        for worker in self._live_workers():
+        for worker in self.live_workers():
             if worker.up:  # an App that crashed while another worker stopped stays down
-                await self._stop_or_kill(worker)
+                await self.stop_or_kill(worker)
 
     # -- settling and checks -----------------------------------------------------
-    def _live_workers(self) -> list[SimWorker]:
+    def live_workers(self) -> list[SimWorker]:
         return [w for _, w in sorted(self.workers.items()) if w.up]
 
     def _live_apps(self) -> list[Any]:
-        return [w.app for w in self._live_workers()]
+        return [w.app for w in self.live_workers()]
 
     async def _settle(self) -> None:
         """Wait (bounded) for a consistent cut: everything committed, nothing in flight.

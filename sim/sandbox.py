@@ -40,6 +40,7 @@ from typing import Any
 
 from sim.errors import DEFAULT_HINT, RealIOForbidden, SimulationError
 from sim.loop import VirtualEventLoop
+from sim.seeds import SeedStreams
 
 __all__ = ["Sandbox", "VirtualDate", "VirtualDatetime"]
 
@@ -361,10 +362,11 @@ class Sandbox:
         self.loop = loop
         self.seed = seed
         self.epoch = float(epoch)
-        self.random = random.Random(seed)
+        streams = SeedStreams(seed)
+        self.random = streams.app()
         # uuid4/urandom/unseeded Random() draw from here: a stream derived from
         # the seed but separate from both self.random and the global random.
-        self._entropy = random.Random(f"sim.sandbox.entropy:{seed}")
+        self._entropy = streams.entropy()
         self._undo: list[tuple[str, Any, Any, Any, Any]] = []
         self._random_state: Any = None
 

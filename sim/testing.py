@@ -18,7 +18,6 @@ Apps with ``broker='sim://'`` started inside ``main`` talk to ``cluster``.
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -27,6 +26,7 @@ from .driver import current_cluster
 from .gc_policy import SimGcPolicy
 from .loop import VirtualEventLoop
 from .sandbox import Sandbox
+from .seeds import SeedStreams
 from .trace import Trace
 
 T = TypeVar("T")
@@ -43,7 +43,7 @@ def run_sandboxed(main: Callable[[], Awaitable[T]], *, seed: int, shuffle: bool 
     garbage collector follows ``sim.gc_policy`` meanwhile: collections at
     loop iterations, not at allocation counts of the host process.
     """
-    loop = VirtualEventLoop(shuffle=random.Random(f"{seed}/schedule") if shuffle else None)
+    loop = VirtualEventLoop(shuffle=SeedStreams(seed).schedule() if shuffle else None)
     with SimGcPolicy() as gc_policy, Sandbox(loop, seed):
         gc_policy.attach(loop)
         asyncio.set_event_loop(loop)
@@ -70,7 +70,7 @@ def simulate(
 
     async def with_cluster() -> Any:
         loop = asyncio.get_running_loop()
-        cluster = SimCluster(Trace(loop.time), rng=random.Random(f"{seed}/network"), config=config)
+        cluster = SimCluster(Trace(loop.time), rng=SeedStreams(seed).network(), config=config)
         token = current_cluster.set(cluster)
         try:
             return await main(cluster)

@@ -6,7 +6,8 @@ from dataclasses import replace
 import pytest
 
 from sim import explore
-from sim.faults import Fault, FaultPlan, plan_faults
+from sim.fault_effects import EFFECTS
+from sim.faults import KINDS, Fault, FaultPlan, plan_faults
 from sim.runner import SimOptions, run
 
 WORD_COUNT = "examples/word_count.py"
@@ -22,6 +23,23 @@ def test_same_seed_same_plan_and_plans_vary_by_seed():
     assert plan_faults(7, "default", 3, 30) == plan_faults(7, "default", 3, 30)
     assert len({plan_faults(s, "chaos", 3, 30) for s in range(20)}) > 15
     assert plan_faults(7, "none", 3, 30).faults == ()
+
+
+def test_every_kind_a_plan_may_hold_has_one_effect():
+    assert set(EFFECTS) == set(KINDS)
+
+
+def test_a_fault_whose_target_cannot_take_it_is_skipped_in_the_trace():
+    plan = FaultPlan("file", ("crash", "leave", "join"), (
+        Fault(1.0, "leave", "w1"),   # the only worker: it stays
+        Fault(2.0, "crash", "w7"),   # no such worker
+        Fault(3.0, "join", "w1"),    # already there
+    ))
+    report = run("examples/word_count.py", SimOptions(seed=1, workers=1, duration=4.0, plan=plan))
+    skipped = [(e.fields["fault"], e.fields["worker"]) for e in report.trace.of_kind("fault-skipped")]
+    assert skipped == [("leave", "w1"), ("crash", "w7"), ("join", "w1")]
+    assert not list(report.trace.of_kind("fault"))
+    assert report.ok, report.violations
 
 
 def test_swarm_switches_kinds_per_seed():

@@ -1,0 +1,45 @@
+"""The random streams of one run, each derived from the seed and a name.
+
+A run draws from several independent streams, one per subsystem, so that a
+change in one (a fault plan drawn differently, one more network decision)
+does not shift the draws of the others: ``faults`` (the plan), ``network``
+(latencies, losses, which dropped requests were applied), ``schedule``
+(``--shuffle``: the order of ready callbacks) and the sandbox's own, which
+app code sees through ``random``, ``uuid4`` and ``os.urandom``
+(``sim.sandbox``). Their derivations are fixed: changing one changes every
+trace hash.
+"""
+
+from __future__ import annotations
+
+import random
+
+__all__ = ["SeedStreams"]
+
+
+class SeedStreams:
+    """Hands out the named streams of ``seed`` (a fresh ``random.Random`` per call)."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+
+    def stream(self, name: str) -> random.Random:
+        """The stream ``{seed}/{name}``."""
+        return random.Random(f"{self.seed}/{name}")
+
+    def faults(self) -> random.Random:
+        return self.stream("faults")
+
+    def network(self) -> random.Random:
+        return self.stream("network")
+
+    def schedule(self) -> random.Random:
+        return self.stream("schedule")
+
+    def app(self) -> random.Random:
+        """The sandbox's ``random`` (what the run's own code may draw, beside the global one)."""
+        return random.Random(self.seed)
+
+    def entropy(self) -> random.Random:
+        """Where ``uuid4``, ``os.urandom`` and an unseeded ``Random()`` draw from under the sandbox."""
+        return random.Random(f"sim.sandbox.entropy:{self.seed}")
