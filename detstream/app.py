@@ -14,14 +14,14 @@ import asyncio
 import concurrent.futures
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from mode import Service
 
 from ._types import TP, RecordMetadata
 from .agent import Agent
-from .app_tasks import TasksMixin
+from .app_tasks import AppSources
 from .autodiscover import defining_module
 from .channel import Channel
 from .engine.buffer import SubscriberBuffer
@@ -54,9 +54,7 @@ STOP_UNBOUNDED = register_mutant(
 logger = logging.getLogger(__name__)
 
 
-# Faust's ``@app.timer``/``@app.crontab`` (TasksMixin) deliberately replace mode's
-# Service class decorators of those names, with another signature.
-class App(TasksMixin, Service):  # type: ignore[misc]
+class App(Service):
     """A detstream application (Faust's ``faust.App``).
 
     Example::
@@ -84,15 +82,13 @@ class App(TasksMixin, Service):  # type: ignore[misc]
         self.tables = TableManager(self)
         #: GlobalTables: read whole by every worker, outside the group (table_global.py).
         self.global_tables = GlobalTableManager(self)
-        self._task_funs: list[Callable[..., Any]] = []
-        self._timer_specs: list[tuple[Callable[..., Any], float, bool, str]] = []
-        #: (cron, timezone or None = conf.timezone, fun, on_leader, label); see crontab().
-        self._crontab_specs: list[tuple[Any, Any, Callable[..., Any], bool, str]] = []
+        #: the app's tasks, timers and crontabs (``@app.task``, ``@app.timer``, ``@app.crontab``).
+        self.sources = AppSources(self)
         #: ``config_from_object`` source and its ``silent`` flag, read when configured.
         self._config_source: tuple[Any, bool] | None = None
         #: ``@app.command`` click commands by name (see detstream.commands).
         self.commands: dict[str, Any] = {}
-        self._background = []
+        self._background: list[asyncio.Future[Any]] = []
         self._declaring: dict[str, asyncio.Future[None]] = {}
         #: partition counts of consumed topics and changelogs, as found at start.
         self._partition_counts: dict[str, int] = {}
@@ -354,6 +350,52 @@ class App(TasksMixin, Service):  # type: ignore[misc]
         """True on the one worker holding the leader topic's partition."""
         return TP(self.leader_topic_name, 0) in self.conductor.assignment()
 
+    # -- tasks, timers and crontabs (app_tasks.AppSources) ----------------------
+    # Faust's ``@app.timer``/``@app.crontab`` deliberately replace mode's Service
+    # class decorators of those names, with another signature.
+    def task(self, fun: Callable[..., Any] | None = None) -> Any:  # type: ignore[override]
+        """Run ``fun`` once the app is operational (``fun()`` or ``fun(app)``)."""
+        return self.sources.task(fun)
+
+    def timer(  # type: ignore[override]
+        self, interval: float, *, on_leader: bool = False, name: str | None = None
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Run the decorated function every ``interval`` seconds (first run after one interval)."""
+        return self.sources.timer(interval, on_leader=on_leader, name=name)
+
+    def crontab(  # type: ignore[override]
+        self, cron_format: str, *, timezone: Any = None, on_leader: bool = False,
+        name: str | None = None,
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Run the decorated function at the times of ``cron_format`` (5 fields, ``timezone``)."""
+        return self.sources.crontab(cron_format, timezone=timezone, on_leader=on_leader, name=name)
+
+    def source_names(self) -> list[str]:
+        """Labels of the tasks, timers and crontabs this app runs (``timer:mod.fun``, ...)."""
+        return self.sources.names()
+
+    async def stop_sources(self) -> None:
+        """Stop the app's own sources of work: cancel every task, timer and crontab.
+
+        Agents, the consumer group, commits and the producer keep running, so
+        what the sources sent is still processed. Once called, a later start
+        of this app starts none of them. Idempotent.
+        """
+        await self.sources.stop()
+
+    def task_failure(self) -> BaseException | None:
+        """The error of an engine loop or background task of this app that died, if one did."""
+        for task in [*self.conductor.tasks, *self._background]:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                return task.exception()
+        return None
+
+    def _spawn_background(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Future[Any]:
+        """Run ``coro`` as a task of this app: cancelled when it stops, watched by the worker."""
+        future = asyncio.ensure_future(coro)
+        self._background.append(future)
+        return future
+
     # -- registry used by the engine ------------------------------------------
     def _register_topic(self, topic: Topic) -> None:
         self._topics.append(topic)
@@ -439,7 +481,7 @@ class App(TasksMixin, Service):  # type: ignore[misc]
         await self._check_copartitioning()
         await self.conductor.start()
         await maybe_start_replies(self)
-        self._start_tasks()
+        self.sources.start(self._spawn_background)
 
     async def _check_copartitioning(self) -> None:
         """Note the partition counts of consumed topics and changelogs; warn about a table

@@ -16,35 +16,51 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import InvalidArgument
 
 if TYPE_CHECKING:
-    from mode.utils.logging import CompositeLogger
-
+    from .engine.host import EngineLog
+    from .settings import Settings
     from .tracing import Tracer
 
+#: starts a source's coroutine as a background task of the app (``App`` keeps it to cancel at stop).
+Spawn = Callable[[Coroutine[Any, Any, Any], str], "asyncio.Future[Any]"]
 
-class TasksMixin:
-    """The App's periodic and one-shot jobs (mixed into ``App``)."""
 
-    _task_funs: list[Callable[..., Any]]
-    _timer_specs: list[tuple[Callable[..., Any], float, bool, str]]
-    _crontab_specs: list[tuple[Any, Any, Callable[..., Any], bool, str]]
-    _background: list[asyncio.Task[Any]]
-    #: the running tasks, timers and crontabs (a subset of ``_background``).
-    _sources: list[asyncio.Task[Any]]
-    #: set by stop_sources(): tasks, timers and crontabs no longer run, nor start.
-    sources_stopped: bool = False
+class SourcesHost(Protocol):
+    """What the sources need of their app; the app itself is what ``fun(app)`` receives."""
 
-    if TYPE_CHECKING:
-        # What the mixin uses of App (and of mode's Service, App's other base).
-        log: CompositeLogger
+    @property
+    def conf(self) -> Settings: ...
 
-        def is_leader(self) -> bool: ...
+    @property
+    def log(self) -> EngineLog: ...
 
-        tracer: Tracer
+    @property
+    def tracer(self) -> Tracer: ...
+
+    def is_leader(self) -> bool: ...
+
+
+class AppSources:
+    """The App's own sources of work: its tasks, timers and crontabs (``app.sources``).
+
+    ``App.task``, ``App.timer`` and ``App.crontab`` register here, and the
+    App starts them once operational, through a ``spawn`` of its own.
+    """
+
+    def __init__(self, host: SourcesHost) -> None:
+        self._host = host
+        self._task_funs: list[Callable[..., Any]] = []
+        self._timer_specs: list[tuple[Callable[..., Any], float, bool, str]] = []
+        #: (cron, timezone or None = conf.timezone, fun, on_leader, label); see crontab().
+        self._crontab_specs: list[tuple[Any, Any, Callable[..., Any], bool, str]] = []
+        #: the running tasks, timers and crontabs.
+        self._running: list[asyncio.Future[Any]] = []
+        #: set by stop(): tasks, timers and crontabs no longer run, nor start.
+        self.stopped = False
 
     def task(self, fun: Callable[..., Any] | None = None) -> Any:
         """Run ``fun`` once the app is operational (``fun()`` or ``fun(app)``)."""
@@ -93,42 +109,35 @@ class TasksMixin:
 
         return decorate
 
-    def _start_tasks(self) -> None:
+    def start(self, spawn: Spawn) -> None:
         """Start every task, timer and crontab (the app is operational)."""
-        self._sources = []
-        if self.sources_stopped:
+        self._running = []
+        if self.stopped:
             return
+        host = self._host
         for fun in self._task_funs:
-            self._spawn(_call_with_app(fun, self), f"task:{fun.__qualname__}")
+            name = f"task:{fun.__qualname__}"
+            self._running.append(spawn(_call_with_app(fun, host), name))
         for fun, interval, on_leader, label in self._timer_specs:
-            self._spawn(self._run_timer(fun, interval, on_leader, label), f"timer:{label}")
+            self._running.append(spawn(self._run_timer(fun, interval, on_leader, label), f"timer:{label}"))
         if self._crontab_specs:
             from .crontab import run as run_crontab
 
             for cron, tz, fun, on_leader, label in self._crontab_specs:
-                self._spawn(run_crontab(self, cron, tz, fun, on_leader, label), f"crontab:{label}")
+                crontab = run_crontab(host, cron, tz, fun, on_leader, label)
+                self._running.append(spawn(crontab, f"crontab:{label}"))
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
-        future = asyncio.ensure_future(coro)
-        self._background.append(future)
-        self._sources.append(future)
-
-    def source_names(self) -> list[str]:
+    def names(self) -> list[str]:
         """Labels of the tasks, timers and crontabs this app runs (``timer:mod.fun``, ...)."""
         names = [f"task:{fun.__qualname__}" for fun in self._task_funs]
         names += [f"timer:{label}" for *_, label in self._timer_specs]
         names += [f"crontab:{label}" for *_, label in self._crontab_specs]
         return names
 
-    async def stop_sources(self) -> None:
-        """Stop the app's own sources of work: cancel every task, timer and crontab.
-
-        Agents, the consumer group, commits and the producer keep running, so
-        what the sources sent is still processed. Once called, a later start
-        of this app starts none of them. Idempotent.
-        """
-        self.sources_stopped = True
-        running = [f for f in getattr(self, "_sources", ()) if not f.done()]
+    async def stop(self) -> None:
+        """Cancel every task, timer and crontab; a later start starts none. Idempotent."""
+        self.stopped = True
+        running = [f for f in self._running if not f.done()]
         for future in running:
             future.cancel()
         if running:
@@ -140,14 +149,15 @@ class TasksMixin:
         while True:
             await asyncio.sleep(max(0.0, due - loop.time()))
             due += interval
-            if on_leader and not self.is_leader():
+            host = self._host
+            if on_leader and not host.is_leader():
                 continue
-            self.tracer.record("timer", name=label)
+            host.tracer.record("timer", name=label)
             try:
-                await _call_with_app(fun, self)
+                await _call_with_app(fun, host)
             except Exception as exc:
-                self.tracer.record("timer-error", name=label, error=type(exc).__name__)
-                self.log.exception("timer %s raised %r", label, exc)
+                host.tracer.record("timer-error", name=label, error=type(exc).__name__)
+                host.log.exception("timer %s raised %r", label, exc)
 
 
 def _require_async(fun: Callable[..., Any], what: str) -> None:

@@ -358,10 +358,9 @@ class Worker:
         for app in self.apps:
             # The engine's fetch/commit loops and the app's tasks are plain asyncio
             # tasks: one that died would otherwise leave a worker idling forever.
-            tasks = [*getattr(app.conductor, "_tasks", ()), *getattr(app, "_background", ())]
-            for task in tasks:
-                if task.done() and not task.cancelled() and task.exception() is not None:
-                    return task.exception()
+            failure = app.task_failure()
+            if failure is not None:
+                return failure
         return None
 
     # -- banner ----------------------------------------------------------------------

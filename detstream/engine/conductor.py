@@ -101,6 +101,11 @@ class Conductor:
         self.listener = GuardedListener(self)
 
     # -- lifecycle ------------------------------------------------------------
+    @property
+    def tasks(self) -> list[asyncio.Task[None]]:
+        """The engine loops running now (fetch, commit, patterns)."""
+        return list(self._tasks)
+
     def subscribed_topics(self) -> set[str]:
         topics = {name for topic in self.host.acking_topics() for name in topic.topics}
         topics |= self.pattern_matches
