@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import mode
@@ -26,7 +26,7 @@ from .compat import widen_restart_budget
 from .errors import DecodeError, InvalidArgument
 from .events import current_agent as current_agent  # re-exported: agents own the idea
 from .events import set_current_agent
-from .rpc.agent_rpc import AgentRPC, request_headers, topic_name
+from .rpc.agent_rpc import AgentRPC, ReplyPromise, request_headers, topic_name
 from .stream import Stream
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ class Actor(Service):
             result = self.agent.fun(self.stream)
             if inspect.isasyncgen(result):
                 async for value in result:
-                    self.agent._maybe_reply(value)  # the event had a reply-to: answer it
+                    self.agent.rpc.answer(value)  # the event had a reply-to: answer it
                     await self.agent._forward(value)
             else:
                 await result
@@ -72,7 +72,7 @@ class Actor(Service):
             await self.agent._on_actor_error(self, exc)
 
 
-class Agent(AgentRPC):
+class Agent:
     """``@app.agent()``: see the Faust guide for each argument."""
 
     def __init__(
@@ -104,6 +104,8 @@ class Agent(AgentRPC):
         self.channel = self._make_channel(channel, topic_options)
         self._supervisor: mode.SupervisorStrategy | None = None
         self._actors: list[Actor] = []
+        #: request-reply: ``ask``, ``map``, ``join`` (and the answers the agent yields).
+        self.rpc = AgentRPC(self)
 
     def __repr__(self) -> str:
         return f"<Agent: {self.name}>"
@@ -193,6 +195,72 @@ class Agent(AgentRPC):
 
     async def cast(self, value: Any = None, *, key: Any = None, **kwargs: Any) -> None:
         await self.channel.send(key=key, value=value, **kwargs)
+
+    # -- request-reply (rpc/agent_rpc.py) ---------------------------------------------
+    async def ask(
+        self,
+        value: Any = None,
+        *,
+        key: Any = None,
+        partition: int | None = None,
+        timestamp: float | None = None,
+        headers: Mapping[str, Any] | None = None,
+        reply_to: Any = None,
+        correlation_id: str | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """Send ``value`` to the agent and return what it yields for it (``asyncio.TimeoutError``
+        naming the agent and the correlation id after ``timeout`` seconds)."""
+        return await self.rpc.ask(
+            value, key=key, partition=partition, timestamp=timestamp, headers=headers,
+            reply_to=reply_to, correlation_id=correlation_id, timeout=timeout,
+        )
+
+    async def ask_nowait(
+        self,
+        value: Any = None,
+        *,
+        key: Any = None,
+        partition: int | None = None,
+        timestamp: float | None = None,
+        headers: Mapping[str, Any] | None = None,
+        reply_to: Any = None,
+        correlation_id: str | None = None,
+        force: bool = False,
+    ) -> ReplyPromise:
+        """Send the request and return its :class:`ReplyPromise` (``await`` it for the reply)."""
+        return await self.rpc.ask_nowait(
+            value, key=key, partition=partition, timestamp=timestamp, headers=headers,
+            reply_to=reply_to, correlation_id=correlation_id, force=force,
+        )
+
+    def kvmap(
+        self, items: Iterable[tuple[Any, Any]] | AsyncIterable[tuple[Any, Any]],
+        reply_to: Any = None, *, timeout: float | None = None,
+    ) -> AsyncIterator[Any]:
+        """Ask for each ``(key, value)``; yield the replies as they arrive."""
+        return self.rpc.kvmap(items, reply_to, timeout=timeout)
+
+    def map(
+        self, values: Iterable[Any] | AsyncIterable[Any], key: Any = None,
+        reply_to: Any = None, *, timeout: float | None = None,
+    ) -> AsyncIterator[Any]:
+        """Ask for each value (all with ``key``); yield the replies as they arrive."""
+        return self.rpc.map(values, key, reply_to, timeout=timeout)
+
+    async def kvjoin(
+        self, items: Iterable[tuple[Any, Any]] | AsyncIterable[tuple[Any, Any]],
+        reply_to: Any = None, *, timeout: float | None = None,
+    ) -> list[Any]:
+        """Ask for each ``(key, value)``; return the replies in input order."""
+        return await self.rpc.kvjoin(items, reply_to, timeout=timeout)
+
+    async def join(
+        self, values: Iterable[Any] | AsyncIterable[Any], key: Any = None,
+        reply_to: Any = None, *, timeout: float | None = None,
+    ) -> list[Any]:
+        """Ask for each value (all with ``key``); return the replies in input order."""
+        return await self.rpc.join(values, key, reply_to, timeout=timeout)
 
     # -- internals ------------------------------------------------------------
     async def _forward(self, value: Any) -> None:

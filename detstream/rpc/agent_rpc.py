@@ -18,14 +18,15 @@ so no reply can be missed.
 The pieces live in sibling modules, re-exported here: the wire format in
 :mod:`detstream.rpc.wire`, the promises (``ask``; barrier for ``map``/``join``)
 in :mod:`detstream.rpc.promises`, the reply consumer in
-:mod:`detstream.rpc.replies`; this module holds the :class:`AgentRPC` mixin.
+:mod:`detstream.rpc.replies`; this module holds :class:`AgentRPC`, the part of an
+agent that asks and answers (``agent.rpc``; ``Agent.ask`` and the others call it).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from detstream.clock import new_uuid
 from detstream.events import current_event
@@ -56,6 +57,7 @@ __all__ = [
     "CORRELATION_ID_HEADER",
     "REPLY_TO_HEADER",
     "AgentRPC",
+    "RPCAgent",
     "BarrierState",
     "ReplyConsumer",
     "ReplyPromise",
@@ -72,15 +74,38 @@ async def _aiter_items(items: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterat
             yield item
 
 
-class AgentRPC:
-    """Request-reply methods of :class:`~detstream.agent.Agent` (Faust's ``ask``/``map``/``join``)."""
+class RPCAgent(Protocol):
+    """What request-reply needs of its agent: a name, a channel, a send, and the app."""
 
-    app: App
     name: str
     channel: Channel
 
-    async def send(self, **kwargs: Any) -> Any:  # implemented by Agent
-        raise NotImplementedError
+    @property
+    def app(self) -> App: ...
+
+    async def send(
+        self, *, key: Any = None, value: Any = None, reply_to: Any = None,
+        correlation_id: str | None = None, **kwargs: Any,
+    ) -> Any: ...
+
+
+class AgentRPC:
+    """Request-reply of one :class:`~detstream.agent.Agent` (Faust's ``ask``/``map``/``join``).
+
+    Built by the agent (``agent.rpc``); the agent's ``ask``, ``ask_nowait``,
+    ``map``, ``kvmap``, ``join`` and ``kvjoin`` call the methods of the same names.
+    """
+
+    def __init__(self, agent: RPCAgent) -> None:
+        self._agent = agent
+
+    @property
+    def app(self) -> App:
+        return self._agent.app
+
+    @property
+    def name(self) -> str:
+        return self._agent.name
 
     async def ask(
         self,
@@ -210,7 +235,7 @@ class AgentRPC:
         replies = await replies_for(self.app, reply_to)
         from detstream.topic import Topic
 
-        channel = self.channel
+        channel = self._agent.channel
         if self.app.client_only and isinstance(channel, Topic) and channel.internal:
             await self.app.declared(channel)  # no worker may have created it yet
         return replies
@@ -220,8 +245,8 @@ class AgentRPC:
         **options: Any,
     ) -> None:
         try:
-            sent = await self.send(key=key, value=value, reply_to=promise.reply_to,
-                                   correlation_id=cid, **options)
+            sent = await self._agent.send(key=key, value=value, reply_to=promise.reply_to,
+                                          correlation_id=cid, **options)
         except BaseException:
             self._forget(promise, [cid])
             raise
@@ -239,7 +264,7 @@ class AgentRPC:
     def _what(self, op: str) -> str:
         return f"agent {self.name!r} {op}()"
 
-    def _maybe_reply(self, value: Any) -> None:
+    def answer(self, value: Any) -> None:
         """Called with each value the agent yields: answer the request being processed."""
         event = current_event()
         address = reply_address(event)
