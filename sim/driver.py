@@ -27,7 +27,6 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from detstream._types import TP, ConsumerRecord
-from detstream.assignor_wire import SubscriptionInfo
 from detstream.transport.base import GroupMetadata, IsolationLevel, RebalanceListener
 
 from .cluster import ReadInterest, SimCluster
@@ -181,7 +180,7 @@ class SimAdmin:
         return set(self._cluster.topics)
 
 
-class SimConsumer(GroupMember):
+class SimConsumer:
     """A consumer; group-managed after ``subscribe``, manual after ``assign``."""
 
     max_records = 500
@@ -210,8 +209,6 @@ class SimConsumer(GroupMember):
         self._cluster = cluster
         self._name = name
         self._group_id = group_id
-        self._topics: frozenset[str] = frozenset()
-        self._listener: RebalanceListener | None = None
         self._assigned: set[TP] = set()
         self._paused: set[TP] = set()
         #: the partitions fetched now (assigned, not paused), sorted; None: to be recomputed.
@@ -222,27 +219,15 @@ class SimConsumer(GroupMember):
         #: (partitions, metadata generation) whose leaders this client's metadata has noted.
         self._noted: tuple[tuple[TP, ...] | None, int] = (None, -1)
         self._positions: dict[TP, int] = {}
-        self._member_id: str | None = None
-        self._generation = -1
-        self._needs_join = False
-        self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        #: loop time until which the coordination loop sends nothing (a ``stall`` fault).
-        self._stalled_until = 0.0
-        #: standby copies asked for (``request_standbys``), and this member's share of them.
-        self._standby_request = SubscriptionInfo()
-        self._standbys: set[TP] = set()
-        #: changelog partitions of the last assignment (active or standby), told to the leader.
-        self._held: frozenset[TP] = frozenset()
-        self._owned: frozenset[TP] = frozenset()
+        #: the group protocol (membership, generation, coordinator requests).
+        self.group = GroupMember(
+            self, cluster, self._link, self._metadata,
+            name=name, group_id=group_id, read_committed=self._read_committed,
+        )
 
-    @property
-    def _assignment(self) -> set[TP]:
-        return self._assigned
-
-    @_assignment.setter
-    def _assignment(self, tps: set[TP]) -> None:
-        """A new assignment (here, from ``assign``, or from the group protocol in ``GroupMember``).
+    def _assign(self, tps: set[TP]) -> None:
+        """A new assignment (from ``assign``, or from the group protocol).
 
         A fetch waiting in ``getmany`` waits on the partitions it had: one
         that gained partitions is woken to read them too.
@@ -251,13 +236,29 @@ class SimConsumer(GroupMember):
         self._assigned = tps
         self._readable = None
         if gained:
-            self._wake_fetch()
+            self.wake_fetch()
+
+    # -- what the group protocol needs (group_member.MemberConsumer) -----------------
+    def revoke_assignment(self) -> set[TP]:
+        revoked = self._assigned
+        self._assign(set())
+        return revoked
+
+    def install_assignment(self, assigned: set[TP]) -> None:
+        self._paused &= assigned
+        self._assign(assigned)  # (which recomputes the partitions read)
+
+    def set_position(self, tp: TP, offset: int) -> None:
+        self._positions[tp] = offset
+        self._interest.grown.add(tp)
+        self._seeks[tp] = self._seeks.get(tp, 0) + 1
+        self.wake_fetch()
 
     # -- lifecycle ----------------------------------------------------------
     async def start(self) -> None:
         if self._group_id is not None and self._task is None:
             self._task = asyncio.get_running_loop().create_task(
-                self._coordinate(), name=f"{self._name}-group-coordination"
+                self.group.coordinate(), name=f"{self._name}-group-coordination"
             )
 
     async def stop(self) -> None:
@@ -268,16 +269,8 @@ class SimConsumer(GroupMember):
             except asyncio.CancelledError:
                 pass
             self._task = None
-        if self._group_id is not None and self._member_id is not None and self._link.up:
-            member, self._member_id = self._member_id, None
-            group = self._cluster.group(self._group_id)
-            leave = self._group_request("leave-group", lambda: group.leave(member))
-            budget = self._stop_budget()
-            try:
-                await (leave if budget is None else asyncio.wait_for(leave, budget))
-            except (RetriableError, ConnectionError, asyncio.TimeoutError):
-                pass  # as aiokafka: the coordinator expires the member after its session timeout
-        self._assignment = set()
+        await self.group.leave(self._stop_budget())
+        self._assign(set())
         self._cluster.watch(self._interest, frozenset())
 
     def stall(self, duration: float) -> None:
@@ -287,36 +280,31 @@ class SimConsumer(GroupMember):
         goes on: past the session timeout the group expels the member, and its
         later commits are rejected until it notices and rejoins.
         """
-        self._stalled_until = asyncio.get_running_loop().time() + duration
+        self.group.stall(duration)
 
     # -- subscription -------------------------------------------------------
     def subscribe(self, topics: Iterable[str], listener: RebalanceListener) -> None:
-        topics = frozenset(topics)
-        self._listener = listener
-        if topics != self._topics:
-            self._topics = topics
-            self._needs_join = True
-            self._wakeup.set()
+        self.group.subscribe(frozenset(topics), listener)
 
     def assign(self, tps: Iterable[TP]) -> None:
-        self._assignment = set(tps)
-        for tp in sorted(self._assignment):
+        self._assign(set(tps))
+        for tp in sorted(self._assigned):
             if tp not in self._positions:
-                self._set_position(tp, self._cluster.beginning_offset(tp))
-        self._wakeup.set()
+                self.set_position(tp, self._cluster.beginning_offset(tp))
+        self.group.wake()
 
     def assignment(self) -> set[TP]:
-        return set(self._assignment)
+        return set(self._assigned)
 
     def request_standbys(self, topics: Iterable[str], replicas: int) -> None:
-        self._standby_request = SubscriptionInfo(frozenset(topics), replicas)
+        self.group.request_standbys(frozenset(topics), replicas)
 
     def standby_assignment(self) -> set[TP]:
-        return set(self._standbys)
+        return set(self.group.standbys)
 
     @property
     def generation(self) -> int:
-        return self._generation
+        return self.group.generation
 
     # -- fetching -----------------------------------------------------------
     async def getmany(self, timeout: float) -> dict[TP, list[ConsumerRecord]]:
@@ -352,11 +340,11 @@ class SimConsumer(GroupMember):
                 # Records of a partition seeked or reassigned meanwhile are stale: drop them.
                 batch = {
                     tp: records for tp, records in batch.items()
-                    if tp in self._assignment and self._seeks.get(tp, 0) == moved[tp][0]
+                    if tp in self._assigned and self._seeks.get(tp, 0) == moved[tp][0]
                 }
             self._advance(moved)
             if batch:
-                if self._listener_pending:
+                if self.group.listener_pending:
                     self._cluster.stats["fetch-before-listener"] += 1
                 return batch
             remaining = deadline - loop.time()
@@ -371,7 +359,7 @@ class SimConsumer(GroupMember):
 
         Waits on the partitions read now (assigned, not paused): an append,
         marker or leader change elsewhere does not wake this fetch. A seek, a
-        resume or new partitions wake it through ``_wake_fetch``.
+        resume or new partitions wake it through ``wake_fetch``.
         """
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._fetch_waiter = waiter
@@ -381,7 +369,7 @@ class SimConsumer(GroupMember):
         finally:
             self._fetch_waiter = None
 
-    def _wake_fetch(self) -> None:
+    def wake_fetch(self) -> None:
         """Wake this consumer's waiting fetch (not other consumers': nothing changed for them)."""
         waiter = self._fetch_waiter
         if waiter is not None and not waiter.done():
@@ -469,12 +457,6 @@ class SimConsumer(GroupMember):
             if self._seeks.get(tp, 0) == seeks:  # not seeked while the fetch was in flight
                 self._positions[tp] = position
 
-    def _set_position(self, tp: TP, offset: int) -> None:
-        self._positions[tp] = offset
-        self._interest.grown.add(tp)
-        self._seeks[tp] = self._seeks.get(tp, 0) + 1
-        self._wake_fetch()
-
     def pause(self, *tps: TP) -> None:
         self._paused.update(tps)
         self._readable = None
@@ -482,16 +464,16 @@ class SimConsumer(GroupMember):
     def resume(self, *tps: TP) -> None:
         self._paused.difference_update(tps)
         self._readable = None
-        self._wake_fetch()
+        self.wake_fetch()
 
     def seek(self, tp: TP, offset: int) -> None:
-        self._set_position(tp, offset)
+        self.set_position(tp, offset)
 
     async def position(self, tp: TP) -> int:
         return self._positions[tp]
 
     def group_metadata(self) -> GroupMetadata:
-        return GroupMetadata(self._group_id or "", self._generation, self._member_id)
+        return GroupMetadata(self._group_id or "", self.group.generation, self.group.member_id)
 
     # -- offsets ------------------------------------------------------------
     async def commit(self, offsets: Mapping[TP, int]) -> None:
@@ -502,15 +484,15 @@ class SimConsumer(GroupMember):
         """
         if self._group_id is None:
             raise ValueError("commit needs a consumer with a group_id")
-        member = self._member_id if self._topics else None
-        generation = self._generation
+        member = self.group.member_id if self.group.topics else None
+        generation = self.group.generation
         group = self._cluster.group(self._group_id)
 
         def at_coordinator() -> None:
             self._check_authorized("commit", offsets)
             group.commit(member, generation, offsets)
 
-        await self._group_request_retrying("offset-commit", at_coordinator)
+        await self.group.request_retrying("offset-commit", at_coordinator)
 
     def _check_authorized(self, what: str, tps: Iterable[TP]) -> None:
         """A ``deny_reads`` fault on this host: fetches and offset commits of its topics are refused.
@@ -533,7 +515,7 @@ class SimConsumer(GroupMember):
         if self._group_id is None:
             return None
         group = self._cluster.group(self._group_id)
-        return await self._group_request_retrying("offset-fetch", lambda: group.committed.get(tp))
+        return await self.group.request_retrying("offset-fetch", lambda: group.committed.get(tp))
 
     async def start_offsets(self, tps: Iterable[TP]) -> dict[TP, int]:
         """Committed offsets (one offset fetch), else the log's beginning (``earliest``)."""
@@ -543,7 +525,7 @@ class SimConsumer(GroupMember):
         committed: dict[TP, int | None] = {tp: None for tp in tps}
         if self._group_id is not None:
             group = self._cluster.group(self._group_id)
-            committed = await self._group_request_retrying(
+            committed = await self.group.request_retrying(
                 "offset-fetch", lambda: {tp: group.committed.get(tp) for tp in tps}
             )
         return {

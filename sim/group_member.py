@@ -1,6 +1,6 @@
 """The consumer group protocol of a simulated consumer: coordinator requests and membership.
 
-``SimConsumer`` runs it in a background task (``_coordinate``), as aiokafka's
+A ``SimConsumer`` owns one ``GroupMember`` and runs its ``coordinate`` loop in a background task, as aiokafka's
 coordinator does: join and sync to get an assignment (the leader plans it
 with detstream's assignor, standbys in ``user_data``), heartbeats, rejoining
 when a heartbeat says the group is rebalancing or the member was expelled,
@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from detstream._types import TP
 from detstream.assignor import MemberPlan
@@ -40,51 +40,99 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-class GroupMember:
-    """The group protocol half of ``SimConsumer`` (which owns every attribute used here)."""
+class MemberConsumer(Protocol):
+    """What the group protocol needs of its consumer: timeouts, the assignment, positions."""
 
-    # Set by ``SimConsumer.__init__``; declared here for the type checker.
     heartbeat_interval: float
     session_timeout: float
     rebalance_timeout: float
-    _cluster: SimCluster
-    _link: Link
-    _metadata: ClientMetadata
-    _name: str
-    _group_id: str | None
-    _listener: RebalanceListener | None
-    _topics: frozenset[str]
-    _member_id: str | None
-    _generation: int
-    _needs_join: bool
-    _wakeup: asyncio.Event
-    _stalled_until: float
-    _read_committed: bool
-    _paused: set[TP]
-    _standby_request: SubscriptionInfo
-    _standbys: set[TP]
-    _held: frozenset[TP]
-    _owned: frozenset[TP]
-    #: between installing an assignment and the end of the listener's ``on_partitions_assigned``.
-    _listener_pending: bool = False
 
-    # -- what SimConsumer provides ---------------------------------------------
-    @property
-    def _assignment(self) -> set[TP]:
-        raise NotImplementedError
+    def revoke_assignment(self) -> set[TP]:
+        """Drop the whole assignment (before a rejoin); what was assigned."""
+        ...
 
-    @_assignment.setter
-    def _assignment(self, tps: set[TP]) -> None:
-        raise NotImplementedError
+    def install_assignment(self, assigned: set[TP]) -> None:
+        """The group's new assignment: fetched from now on (pauses kept where still assigned)."""
+        ...
 
-    def _set_position(self, tp: TP, offset: int) -> None:
-        raise NotImplementedError
+    def set_position(self, tp: TP, offset: int) -> None: ...
 
-    def _wake_fetch(self) -> None:
-        raise NotImplementedError
+    def wake_fetch(self) -> None:
+        """Wake the consumer's waiting fetch (its partitions or positions changed)."""
+        ...
+
+
+class GroupMember:
+    """One consumer's membership of its group: coordinator requests, join/sync, heartbeats.
+
+    Owned by a ``SimConsumer`` (``consumer.group``), which it reaches only
+    through ``MemberConsumer``; the consumer asks it for the generation and
+    member id its commits carry, and sends its offset requests through
+    ``request``/``request_retrying``.
+    """
+
+    def __init__(
+        self, consumer: MemberConsumer, cluster: SimCluster, link: Link, metadata: ClientMetadata,
+        *, name: str, group_id: str | None, read_committed: bool,
+    ) -> None:
+        self._consumer = consumer
+        self._cluster = cluster
+        self._link = link
+        self._metadata = metadata
+        self._name = name
+        self._group_id = group_id
+        self._read_committed = read_committed
+        #: subscribed topics, and the engine's rebalance listener.
+        self.topics: frozenset[str] = frozenset()
+        self._listener: RebalanceListener | None = None
+        self.member_id: str | None = None
+        self.generation = -1
+        self._needs_join = False
+        self._wakeup = asyncio.Event()
+        #: loop time until which the coordination loop sends nothing (a ``stall`` fault).
+        self._stalled_until = 0.0
+        #: standby copies asked for (``request_standbys``), and this member's share of them.
+        self._standby_request = SubscriptionInfo()
+        self.standbys: set[TP] = set()
+        #: changelog partitions of the last assignment (active or standby), told to the leader.
+        self._held: frozenset[TP] = frozenset()
+        self._owned: frozenset[TP] = frozenset()
+        #: between installing an assignment and the end of the listener's ``on_partitions_assigned``.
+        self.listener_pending = False
+
+    # -- what the consumer asks ------------------------------------------------
+    def subscribe(self, topics: frozenset[str], listener: RebalanceListener) -> None:
+        self._listener = listener
+        if topics != self.topics:
+            self.topics = topics
+            self._needs_join = True
+            self._wakeup.set()
+
+    def wake(self) -> None:
+        """Run the coordination loop now (not at the next heartbeat)."""
+        self._wakeup.set()
+
+    def request_standbys(self, topics: frozenset[str], replicas: int) -> None:
+        self._standby_request = SubscriptionInfo(topics, replicas)
+
+    def stall(self, duration: float) -> None:
+        """No heartbeat (or rejoin) for ``duration`` (see ``SimConsumer.stall``)."""
+        self._stalled_until = asyncio.get_running_loop().time() + duration
+
+    async def leave(self, budget: float | None) -> None:
+        """Leave the group (a graceful stop), giving up after ``budget`` seconds if one is set."""
+        if self._group_id is None or self.member_id is None or not self._link.up:
+            return
+        member, self.member_id = self.member_id, None
+        group = self._cluster.group(self._group_id)
+        leave = self.request("leave-group", lambda: group.leave(member))
+        try:
+            await (leave if budget is None else asyncio.wait_for(leave, budget))
+        except (RetriableError, ConnectionError, asyncio.TimeoutError):
+            pass  # as aiokafka: the coordinator expires the member after its session timeout
 
     # -- the group coordinator ------------------------------------------------
-    async def _group_request(self, what: str, call: Callable[[], T]) -> T:
+    async def request(self, what: str, call: Callable[[], T]) -> T:
         """One request to the group's coordinator broker (as this consumer's metadata has it)."""
         where = coordinator_partition(GROUP_COORDINATOR_TOPIC, self._group_id or "")
         broker = self._metadata.leader(where)
@@ -95,12 +143,12 @@ class GroupMember:
 
         return await self._cluster.network.request(self._link, what, at_coordinator)
 
-    async def _group_request_retrying(self, what: str, call: Callable[[], T]) -> T:
+    async def request_retrying(self, what: str, call: Callable[[], T]) -> T:
         """A group request retried until it gets through; traced ``retried`` if it needed to."""
         failures: list[str] = []
         while True:
             try:
-                result = await self._group_request(what, call)
+                result = await self.request(what, call)
             except RetriableError as exc:
                 failures.append(type(exc).__name__)
                 await self._find_coordinator()
@@ -126,29 +174,29 @@ class GroupMember:
             pass
 
     # -- group membership ---------------------------------------------------
-    async def _coordinate(self) -> None:
+    async def coordinate(self) -> None:
         coordinator = self._cluster.group(self._group_id or "")
         loop = asyncio.get_running_loop()
         while True:
             if self._stalled_until > loop.time():
                 await asyncio.sleep(self._stalled_until - loop.time())
                 continue
-            if self._needs_join and self._topics:
+            if self._needs_join and self.topics:
                 await self._rejoin()
             self._wakeup.clear()
             try:
-                await asyncio.wait_for(self._wakeup.wait(), self.heartbeat_interval)
+                await asyncio.wait_for(self._wakeup.wait(), self._consumer.heartbeat_interval)
             except asyncio.TimeoutError:
                 pass
-            if self._member_id is None or self._needs_join or self._stalled_until > loop.time():
+            if self.member_id is None or self._needs_join or self._stalled_until > loop.time():
                 continue
-            member, generation = self._member_id, self._generation
+            member, generation = self.member_id, self.generation
             try:
-                await self._group_request(
+                await self.request(
                     "heartbeat", functools.partial(coordinator.heartbeat, member, generation)
                 )
             except UnknownMemberIdError:
-                self._member_id = None
+                self.member_id = None
                 self._needs_join = True
             except GroupProtocolError:
                 self._needs_join = True
@@ -158,21 +206,21 @@ class GroupMember:
     async def _rejoin(self) -> None:
         assert self._listener is not None
         coordinator = self._cluster.group(self._group_id or "")
-        revoked, self._assignment = self._assignment, set()
+        revoked = self._consumer.revoke_assignment()
         await self._listener.on_partitions_revoked(revoked)
         while True:
             self._needs_join = False
             try:
                 await self._reach_coordinator("join-group")
                 joined = await coordinator.join(
-                    self._member_id,
+                    self.member_id,
                     client_id=self._name,
-                    subscription=self._topics,
-                    session_timeout=self.session_timeout,
-                    rebalance_timeout=self.rebalance_timeout,
+                    subscription=self.topics,
+                    session_timeout=self._consumer.session_timeout,
+                    rebalance_timeout=self._consumer.rebalance_timeout,
                     user_data=self._subscription_user_data(),
                 )
-                self._member_id = joined.member_id
+                self.member_id = joined.member_id
                 plan: dict[str, MemberPlan] = {}
                 if joined.leader_id == joined.member_id:
                     plan = self._plan_assignment(joined.members, joined.user_data)
@@ -184,7 +232,7 @@ class GroupMember:
                 )
                 standbys = decode_standbys(coordinator.user_data.get(joined.member_id))
             except UnknownMemberIdError:
-                self._member_id = None
+                self.member_id = None
                 continue
             except GroupProtocolError:
                 continue
@@ -192,7 +240,7 @@ class GroupMember:
                 await self._find_coordinator()
                 continue
             break
-        self._generation = joined.generation
+        self.generation = joined.generation
         await self._take_assignment(assigned, set(standbys))
 
     def _subscription_user_data(self) -> bytes:
@@ -220,28 +268,27 @@ class GroupMember:
             return
         for tp in sorted(assigned):
             committed = coordinator.committed.get(tp)
-            self._set_position(
+            self._consumer.set_position(
                 tp, committed if committed is not None else self._cluster.beginning_offset(tp)
             )
-        self._paused &= assigned
-        self._assignment = set(assigned)  # (which recomputes the partitions read)
-        self._standbys = set(standbys)
+        self._consumer.install_assignment(set(assigned))
+        self.standbys = set(standbys)
         changelogs = self._standby_request.changelogs
         self._held = frozenset(tp for tp in assigned | standbys if tp.topic in changelogs)
         self._owned = frozenset(assigned)
         lag = self._cluster.network.listener_lag()
-        self._listener_pending = True
+        self.listener_pending = True
         try:
             if lag:  # fetch with the new assignment first, as aiokafka may
                 self._cluster.trace.record(self._name, "listener-lag", seconds=round(lag, 6))
                 # Our own fetch only (the positions set above woke it already if it
                 # waited): nothing changed for other consumers, and waking every
                 # fetch of the cluster made each member's assignment cost O(workers).
-                self._wake_fetch()
+                self._consumer.wake_fetch()
                 await asyncio.sleep(lag)
             await self._listener.on_partitions_assigned(set(assigned))
         finally:
-            self._listener_pending = False
+            self.listener_pending = False
 
     async def _offsets_stable(self, tps: set[TP]) -> bool:
         """KIP-447's stable offset fetch: wait while open transactions hold offsets of ``tps``.
@@ -255,13 +302,13 @@ class GroupMember:
         while transactions.pending_offsets(group_id, tps):
             try:
                 await asyncio.wait_for(
-                    transactions.wait_stable(group_id, tps), self.heartbeat_interval
+                    transactions.wait_stable(group_id, tps), self._consumer.heartbeat_interval
                 )
             except asyncio.TimeoutError:
                 group = self._cluster.group(group_id)
-                member, generation = self._member_id or "", self._generation
+                member, generation = self.member_id or "", self.generation
                 try:
-                    await self._group_request(
+                    await self.request(
                         "heartbeat", functools.partial(group.heartbeat, member, generation)
                     )
                 except GroupProtocolError:

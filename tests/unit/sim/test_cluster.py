@@ -147,7 +147,7 @@ def test_commit_from_previous_generation_is_fenced():
         late, _ = _members(cluster, 1)
         await late[0].start()
         await asyncio.sleep(8)
-        consumers[0]._generation = zombie_generation  # a zombie still thinks it is current
+        consumers[0].group.generation = zombie_generation  # a zombie still thinks it is current
         with pytest.raises(CommitFailedError, match="rejected"):
             await consumers[0].commit({TP("t", 0): 5})
         return cluster.group("g").committed
