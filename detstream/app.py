@@ -346,6 +346,10 @@ class App(Service):
 
         return discover(self, *extra_modules)
 
+    def partition_count(self, topic: str) -> int | None:
+        """Partitions of a consumed topic or changelog, as found when the app started (None: unknown)."""
+        return self._partition_counts.get(topic)
+
     def is_leader(self) -> bool:
         """True on the one worker holding the leader topic's partition."""
         return TP(self.leader_topic_name, 0) in self.conductor.assignment()
@@ -520,8 +524,8 @@ class App(Service):
                 table.name, name, count, count, inputs,
             )
             self.tracer.record("copartition-mismatch", table=table.name, changelog=name,
-                         changelog_partitions=count, sources=known,
-                         source_partitions=[counts[s] for s in known])
+                               changelog_partitions=count, sources=known,
+                               source_partitions=[counts[s] for s in known])
 
     #: loop time by which a graceful stop should be done, or None (no bound). ``detstream
     #: worker`` sets it from its shutdown timeout: past it the final commit and the

@@ -205,7 +205,7 @@ class GlobalTableManager:
         if targets:
             order = sorted(targets)
             app.tracer.record("global-recovery-start", tps=[str(tp) for tp in order],
-                        start=[starts[tp] for tp in order], end=[targets[tp] for tp in order])
+                              start=[starts[tp] for tp in order], end=[targets[tp] for tp in order])
             await self._recover(targets)
             app.tracer.record("global-recovery-done")
         self._task = asyncio.ensure_future(self._guard(self._follow()))
@@ -232,7 +232,7 @@ class GlobalTableManager:
             start, wipe = recovery_start(table.persisted_offset(tp), begins[tp], ends[tp])
             if wipe:
                 self.app.tracer.record("recovery-reset", table=table.name, tp=str(tp),
-                                 begin=begins[tp], end=ends[tp])
+                                       begin=begins[tp], end=ends[tp])
                 table.data.reset_partition(tp.partition)
             consumer.seek(tp, start)
             table._applied[tp.partition] = starts[tp] = start

@@ -40,9 +40,9 @@ from .recovery_progress import RecoveryProgress, TableRecovery
 from .standby import StandbyReader
 
 if TYPE_CHECKING:
-    from detstream.app import App
     from detstream.transport.base import Consumer
 
+    from .host import TablesHost
     from .table import Table
 
 logger = logging.getLogger(__name__)
@@ -53,8 +53,9 @@ __all__ = ["TableManager", "recovery_start"]
 class TableManager:
     """Owns the app's tables and their recovery."""
 
-    def __init__(self, app: App) -> None:
-        self.app = app
+    def __init__(self, host: TablesHost) -> None:
+        #: the application (see ``host.TablesHost``: all the manager may reach of it).
+        self.host = host
         self.tables: dict[str, Table] = {}
         self._targets: dict[TP, int] = {}
         #: next changelog offset to apply per partition being recovered.
@@ -66,7 +67,7 @@ class TableManager:
 
     def add(self, table: Table) -> None:
         if table.name in self.tables:
-            raise ValueError(f"table {table.name!r} is defined twice in app {self.app.conf.id!r}")
+            raise ValueError(f"table {table.name!r} is defined twice in app {self.host.conf.id!r}")
         self.tables[table.name] = table
 
     @property
@@ -140,7 +141,7 @@ class TableManager:
             self.standbys.pause()
             self._begin_progress({tp for tp, offset in handed.items() if offset is not None})
             order = sorted(targets, key=str)
-            self.app.tracer.record(
+            self.host.tracer.record(
                 "recovery-start", tps=[str(tp) for tp in order],
                 start=[positions[tp] for tp in order], end=[targets[tp] for tp in order],
             )
@@ -151,7 +152,7 @@ class TableManager:
             "table %r partition %d: continuing its standby copy at changelog offset %d "
             "(%d records to replay)", table.name, tp.partition, start, end - start,
         )
-        self.app.tracer.record("standby-promoted", table=table.name, tp=str(tp), start=start, end=end)
+        self.host.tracer.record("standby-promoted", table=table.name, tp=str(tp), start=start, end=end)
 
     def _begin_progress(self, promoted: set[TP]) -> None:
         by_table: dict[str, dict[TP, tuple[int, int]]] = {}
@@ -169,7 +170,7 @@ class TableManager:
             "removed?): wiping the local partition and rebuilding it from the changelog",
             table.name, tp.partition, stored, tp, begin, end,
         )
-        self.app.tracer.record(
+        self.host.tracer.record(
             "recovery-reset", table=table.name, tp=str(tp), stored=stored, begin=begin, end=end
         )
         table.data.reset_partition(tp.partition)
@@ -208,7 +209,7 @@ class TableManager:
         del self._targets[tp], self._positions[tp]
         consumer.pause(tp)
         if not self._targets:
-            self.app.tracer.record("recovery-done")
+            self.host.tracer.record("recovery-done")
             self.standbys.resume()
 
     def on_revoked(self, revoked: set[TP]) -> None:
@@ -231,7 +232,7 @@ class TableManager:
 
     def _close_on_stop(self) -> None:
         if not self._close_registered:
-            self.app.add_context(contextlib.closing(self))
+            self.host.add_context(contextlib.closing(self))
             self._close_registered = True
 
     def close(self) -> None:
@@ -240,4 +241,4 @@ class TableManager:
         self.standbys.close()
         for table in self.tables.values():
             table.data.close()
-        self.app.global_tables.close()  # a crash closes GlobalTable stores too
+        self.host.global_tables.close()  # a crash closes GlobalTable stores too

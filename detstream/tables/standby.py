@@ -67,7 +67,7 @@ class StandbyReader:
 
     def __init__(self, manager: TableManager) -> None:
         self.manager = manager
-        self.app = manager.app
+        self.host = manager.host
         self._partitions: dict[TP, _Standby] = {}
         self._consumer: PartitionReader | None = None
         self._task: asyncio.Task[None] | None = None
@@ -167,13 +167,13 @@ class StandbyReader:
     # -- the reader ----------------------------------------------------------------------
     def _ensure_started(self) -> PartitionReader:
         if self._consumer is None:
-            self._consumer = self.app.transport.create_consumer(
-                client_id=f"{self.app.client_name}-standby", group_id=None,
-                isolation_level="read_committed" if self.app.exactly_once else "read_uncommitted",
+            self._consumer = self.host.transport.create_consumer(
+                client_id=f"{self.host.client_name}-standby", group_id=None,
+                isolation_level="read_committed" if self.host.exactly_once else "read_uncommitted",
             )
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(
-                self._run(self._consumer), name=f"{self.app.client_name}-standby"
+                self._run(self._consumer), name=f"{self.host.client_name}-standby"
             )
         return self._consumer
 
@@ -194,11 +194,11 @@ class StandbyReader:
                 # the policy is the table's, not the standby's: the copy would be wrong, and
                 # retrying would silently step over the record (the fetch moved past it)
                 logger.error("standby copy stopped: %s; the app is crashing", exc)
-                await self.app.crash(exc)
+                await self.host.crash(exc)
                 return
             except Exception as exc:  # a standby must never take the worker down
                 logger.warning("standby read failed (%r); retrying in %.1fs", exc, self.retry_delay)
-                self.app.tracer.record("standby-error", error=type(exc).__name__)
+                self.host.tracer.record("standby-error", error=type(exc).__name__)
                 await asyncio.sleep(self.retry_delay)
 
     async def _seek_new(self, consumer: PartitionReader) -> None:
@@ -223,7 +223,7 @@ class StandbyReader:
                     "[%d, %d): wiping it and reading the changelog again",
                     entry.table.name, tp.partition, entry.offset, tp, begins[tp], ends[tp],
                 )
-                self.app.tracer.record(
+                self.host.tracer.record(
                     "standby-reset", table=entry.table.name, tp=str(tp), stored=entry.offset,
                     begin=begins[tp], end=ends[tp],
                 )

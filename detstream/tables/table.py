@@ -320,8 +320,8 @@ class Table(MutableMapping[Any, Any]):
         if self.is_global or source in self._sources_checked:
             return
         self._sources_checked.add(source)
-        counts = self.app._partition_counts
-        source_n, changelog_n = counts.get(source), counts.get(self.changelog_name)
+        source_n = self.app.partition_count(source)
+        changelog_n = self.app.partition_count(self.changelog_name)
         if source_n is not None and changelog_n is not None and source_n != changelog_n:
             logger.warning(
                 "table %r is written from topic %r, which has %d partitions, but its changelog "
@@ -330,8 +330,8 @@ class Table(MutableMapping[Any, Any]):
                 self.name, source, source_n, self.changelog_name, changelog_n,
             )
             self.app.tracer.record("copartition-mismatch", table=self.name, source=source,
-                             source_partitions=source_n, changelog=self.changelog_name,
-                             changelog_partitions=changelog_n)
+                                   source_partitions=source_n, changelog=self.changelog_name,
+                                   changelog_partitions=changelog_n)
 
     def _hashed_partition(self, key: Any) -> int:
         schema = self.changelog_topic.schema
@@ -468,11 +468,11 @@ class Table(MutableMapping[Any, Any]):
             except ChangelogDecodeError as exc:
                 if self.app.conf.table_changelog_decode_errors != "skip":
                     self.app.tracer.record("changelog-decode-error", table=self.name, tp=_tp(record),
-                                     offset=record.offset)
+                                           offset=record.offset)
                     raise  # nothing of the batch applied: the store keeps its offset
                 logger.warning("%s; skipped (table_changelog_decode_errors='skip')", exc)
                 self.app.tracer.record("changelog-decode-skip", table=self.name, tp=_tp(record),
-                                 offset=record.offset)
+                                       offset=record.offset)
                 continue
             good.append(record)
 
