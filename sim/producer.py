@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from detstream._types import TP, RecordMetadata
 from detstream.clock import wall_time
@@ -108,6 +108,8 @@ class SimProducer:
         self._epoch = 0
         self._sequences: dict[TP, int] = {}
         self._queued: dict[TP, list[_Pending]] = {}
+        #: per partition, the future shared by the records ``forward`` put in the queued batch.
+        self._batch_acks: dict[TP, asyncio.Future[None]] = {}
         self._senders: dict[TP, asyncio.Task[None]] = {}
         self._tps: dict[str, dict[int, TP]] = {}
         self._round_robin = itertools.count()
@@ -194,6 +196,32 @@ class SimProducer:
         A record the client refuses before queueing (too large, unknown
         topic) raises here, as aiokafka's ``send`` does.
         """
+        future: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
+        self._queue(topic, key, value, partition, timestamp, headers, future)
+        return future
+
+    async def forward(
+        self,
+        topic: str,
+        *,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None = None,
+        timestamp: float | None = None,
+        headers: Headers = (),
+    ) -> asyncio.Future[None]:
+        """Queue the record as ``enqueue`` does; the future of the batch it joined (see the seam)."""
+        tp = self._queue(topic, key, value, partition, timestamp, headers, None)
+        ack = self._batch_acks.get(tp)
+        if ack is None:
+            ack = self._batch_acks[tp] = asyncio.get_running_loop().create_future()
+        return ack
+
+    def _queue(
+        self, topic: str, key: bytes | None, value: bytes | None, partition: int | None,
+        timestamp: float | None, headers: Headers, future: asyncio.Future[RecordMetadata] | None,
+    ) -> TP:
+        """Put the record in its partition's next batch (a sender task drains it); its partition."""
         self._check_can_send()
         try:
             count = self._partition_count(topic)
@@ -210,9 +238,7 @@ class SimProducer:
                 partition_for_key(key, count) if key is not None else next(self._round_robin) % count
             )
         tp = self._tp(topic, partition)
-        loop = asyncio.get_running_loop()
         stamp = wall_time() if timestamp is None else timestamp
-        future: asyncio.Future[RecordMetadata] = loop.create_future()
         write = self._cluster.history.sent(
             self._label, tp, key, value, idempotent=self.idempotent, transactional=self.transactional
         )
@@ -224,13 +250,16 @@ class SimProducer:
             queue.append(pending)
         sender = self._senders.get(tp)
         if sender is None or sender.done():
-            self._senders[tp] = loop.create_task(self._drain(tp), name=f"{self._name}-send-{tp}")
-        return future
+            self._senders[tp] = asyncio.get_running_loop().create_task(
+                self._drain(tp), name=f"{self._name}-send-{tp}"
+            )
+        return tp
 
     async def _drain(self, tp: TP) -> None:
         """Send what is queued for ``tp``, one request per batch, until nothing is left."""
         while self._queued.get(tp):
             batch, self._queued[tp] = self._queued[tp], []
+            ack = self._batch_acks.pop(tp, None)  # of the records forwarded into this batch
             try:
                 metas = await self._send_batch(tp, batch)
             except ConnectionError:
@@ -240,22 +269,30 @@ class SimProducer:
                     raise  # the process died: nothing of it runs any more
                 # closed under a stop deadline: the records fail, unsent, never acked
                 closed = ProducerClosedError(f"{self._name} closed with records for {tp} unsent")
-                for item in batch + self._queued.pop(tp, []):
-                    if not item.future.done():
-                        item.future.set_exception(closed)
-                        item.future.exception()  # the stop that closed it reported it
+                futures: list[asyncio.Future[Any] | None] = [
+                    item.future for item in batch + self._queued.pop(tp, [])
+                ]
+                futures += [ack, self._batch_acks.pop(tp, None)]
+                for future in futures:
+                    if future is not None and not future.done():
+                        future.set_exception(closed)
+                        future.exception()  # the stop that closed it reported it
                 raise
             except Exception as exc:  # refused for good: too large, fenced, out of order, timed out
                 self._on_batch_failed()
                 for item in batch:
                     self._refused(item.write, exc)
-                    if not item.future.done():
+                    if item.future is not None and not item.future.done():
                         item.future.set_exception(exc)
+                if ack is not None and not ack.done():
+                    ack.set_exception(exc)
                 continue
             for item, meta in zip(batch, metas, strict=True):
                 item.write.acked = True
-                if not item.future.done():
+                if item.future is not None and not item.future.done():
                     item.future.set_result(meta)
+            if ack is not None and not ack.done():
+                ack.set_result(None)
 
     def _refuse_early(
         self, topic: str, partition: int | None, key: bytes | None, value: bytes | None,
@@ -377,7 +414,8 @@ class _Pending(NamedTuple):
     value: bytes | None
     timestamp: float
     headers: Headers
-    future: asyncio.Future[RecordMetadata]
+    #: the ack of an ``enqueue``d record (None: forwarded; its batch's future says).
+    future: asyncio.Future[RecordMetadata] | None
     write: Write
 
 

@@ -83,8 +83,9 @@ class ProducerBuffer:
         self._producer = producer
         self.transactional = transactional
         #: (send number, future) of sends not known to be settled; a send's future is the
-        #: caller's, or for a ``forward`` the producer's ack once the record is handed over.
-        self._pending: deque[tuple[int, asyncio.Future[RecordMetadata]]] = deque()
+        #: caller's, or for forwards the producer's ack of their batch once handed over (with
+        #: the number of the batch's first forward).
+        self._pending: deque[tuple[int, asyncio.Future[Any]]] = deque()
         #: sends not yet handed to the producer, in call order, and the task handing them over.
         self._outbox: deque[_Outgoing] = deque()
         self._drainer: asyncio.Future[None] | None = None
@@ -96,6 +97,12 @@ class ProducerBuffer:
         #: forwards waiting for the outbox to drop below ``OUTBOX_ROOM``.
         self._room_waiters: list[asyncio.Future[None]] = []
         self._enqueue = _enqueue_of(producer)
+        #: the producer's ``forward`` (one future per batch), else its ``enqueue``.
+        self._forward = getattr(producer, "forward", None) or self._enqueue
+        #: caller futures of sends in flight -> (topic, args, origin), for refusals.
+        self._watched: dict[asyncio.Future[Any], tuple[str, dict[str, Any], _Origin]] = {}
+        #: batch future of forwards in flight -> its records (topic, args, origin), for refusals.
+        self._riding: dict[asyncio.Future[Any], list[tuple[str, dict[str, Any], _Origin]]] = {}
         #: exactly-once: writes of the open transaction waiting for its commit.
         self._durable: list[_Durable] = []
         #: exactly-once, while a commit is in progress: sends for the next transaction.
@@ -209,11 +216,10 @@ class ProducerBuffer:
         if with_future:
             future = asyncio.get_running_loop().create_future()
             if not mutants.on(SEND_FAILURE_IGNORED):
-                future.add_done_callback(lambda done: self._settled(done, topic, args, origin))
-            pending = self._pending
-            while pending and pending[0][1].done():  # sends complete roughly in order: O(1) amortised
-                pending.popleft()
-            pending.append((number, future))
+                self._watched[future] = (topic, args, origin)
+                future.add_done_callback(self._send_done)
+            self._trim_pending()
+            self._pending.append((number, future))
         self._outbox.append((number, topic, args, future, origin))
         if self._drainer is None or self._drainer.done():
             self._drainer = asyncio.ensure_future(self._drain())
@@ -230,7 +236,7 @@ class ProducerBuffer:
         task is cancelled (the process is torn down), the records not handed
         over are cancelled with it, so nothing waits for them forever.
         """
-        outbox, enqueue = self._outbox, self._enqueue
+        outbox, enqueue, forward = self._outbox, self._enqueue, self._forward
         # The client runs in this task: it sees the sender's event and agent, as a send
         # awaited by the agent itself would (the simulator's history reads them). This
         # task's context is its own, so they are set only when they change.
@@ -248,9 +254,9 @@ class ProducerBuffer:
                         event, agent = origin
                         set_current_event(event)
                         set_current_agent(agent)
-                    ack: asyncio.Future[RecordMetadata] | Exception
+                    ack: asyncio.Future[Any] | Exception
                     try:
-                        ack = await enqueue(topic, **args)
+                        ack = await (enqueue if future is not None else forward)(topic, **args)
                     except Exception as exc:
                         ack = exc
                     if isinstance(ack, BaseException):  # refused before queueing: too large, ...
@@ -278,22 +284,72 @@ class ProducerBuffer:
             raise
 
     def _track(
-        self, number: int, ack: asyncio.Future[RecordMetadata], topic: str,
+        self, number: int, ack: asyncio.Future[Any], topic: str,
         args: dict[str, Any], origin: _Origin,
     ) -> None:
-        """Follow a forward's ack: flushes wait for it, a refusal fails its event.
+        """Follow a forward's ack (its batch's): flushes wait for it, a refusal fails its event.
 
-        An ack already done is settled now, not by a scheduled callback: a
-        flush that starts next would not wait for it, and its commit must
-        already see the refusal.
+        Records forwarded into one batch share its future: the first one
+        registers it (flushes wait for it from that record's number on, and
+        one callback settles the batch); the others only join its list of
+        records, each of whose events fails if the batch is refused. An ack
+        already done is settled now, not by a scheduled callback: a flush
+        that starts next would not wait for it, and its commit must already
+        see the refusal.
         """
+        riding = self._riding.get(ack)
+        if riding is not None:
+            riding.append((topic, args, origin))
+            return
+        records = [(topic, args, origin)]
+        if ack.done():
+            if not mutants.on(SEND_FAILURE_IGNORED):
+                self._settled_batch(ack, records)
+            return
         if not mutants.on(SEND_FAILURE_IGNORED):
-            if ack.done():
-                self._settled(ack, topic, args, origin)
-            else:
-                ack.add_done_callback(lambda done: self._settled(done, topic, args, origin))
-        if not ack.done():
-            self._pending.append((number, ack))
+            self._riding[ack] = records
+            ack.add_done_callback(self._batch_done)
+        self._trim_pending()
+        self._pending.append((number, ack))
+
+    def _trim_pending(self) -> None:
+        """Forget settled sends at the head (they complete roughly in order: O(1) amortised)."""
+        pending = self._pending
+        while pending and pending[0][1].done():
+            pending.popleft()
+
+    def _batch_done(self, ack: asyncio.Future[Any]) -> None:
+        self._settled_batch(ack, self._riding.pop(ack, []))
+
+    def _send_done(self, future: asyncio.Future[Any]) -> None:
+        watched = self._watched.pop(future, None)
+        if watched is not None:
+            self._settled(future, *watched)
+
+    def _settle_completed(self) -> None:
+        """Settle now the sends that completed but whose callback has not run yet.
+
+        A flush that begins between a send's completion and its callback
+        (scheduled, not immediate) would not wait for it, and the commit
+        behind the flush could pass a refused send's event: settling here
+        makes the refusal visible to that commit. The callback then finds
+        nothing left to do.
+        """
+        for ack in [ack for ack in self._riding if ack.done()]:
+            self._batch_done(ack)
+        for future in [future for future in self._watched if future.done()]:
+            self._send_done(future)
+
+    def _settled_batch(
+        self, ack: asyncio.Future[Any], records: list[tuple[str, dict[str, Any], _Origin]]
+    ) -> None:
+        """A batch of forwards ended: if it failed, the event of each of its records failed."""
+        if ack.cancelled() or ack.exception() is None:  # exception(): retrieved, never "never retrieved"
+            return
+        error = ack.exception()
+        assert error is not None
+        for topic, args, origin in records:
+            self._report(error, topic, args, origin)
 
     def _wake_handover(self) -> None:
         handed, waiting = self._handed, []
@@ -311,8 +367,10 @@ class ProducerBuffer:
     ) -> None:
         """A send ended: if it failed, its event failed (remembered, and reported at once).
 
-        Added when the send starts, before any flush can wait on it, so it
-        runs before that flush resumes: the commit after the flush sees ``failed``.
+        Its callback is added when the send starts, before any flush can wait
+        on it, so it runs before that flush resumes; a flush that begins after
+        the send completed settles it first (``_settle_completed``). Either way
+        the commit after the flush sees ``failed``.
         """
         if future.cancelled() or future.exception() is None:  # exception(): retrieved, never "never retrieved"
             return
@@ -344,6 +402,7 @@ class ProducerBuffer:
             waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._handover_waiters.append((target, waiter))
             await waiter
+        self._settle_completed()
         snapshot = [future for number, future in self._pending if number < target and not future.done()]
         if snapshot:
             await asyncio.wait(snapshot)

@@ -91,6 +91,26 @@ class Producer(Protocol):
         """
         ...
 
+    async def forward(
+        self,
+        topic: str,
+        *,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None = None,
+        timestamp: float | None = None,
+        headers: Headers = (),
+    ) -> asyncio.Future[None]:
+        """``enqueue`` for a caller that needs no ``RecordMetadata`` (the engine's own sends).
+
+        The record is queued in the same order as by ``enqueue``; what comes
+        back is the future of the batch it joined, one future shared by the
+        records forwarded into that batch: done once the broker acked the
+        whole batch, or failed with the batch's error (a batch fails or
+        succeeds as one request). No future or callback per record.
+        """
+        ...
+
     async def partitions_for(self, topic: str) -> int: ...
 
 

@@ -166,10 +166,45 @@ async def enqueued_records_keep_call_order_and_ack_later(backend: Backend) -> No
     assert [(await ack).offset for ack in acks] == [0, 1, 2, 3]
 
 
+async def forwarded_records_share_their_batch_future_and_keep_call_order(backend: Backend) -> None:
+    """``forward`` queues as ``enqueue`` does (one order for both); its future is its batch's.
+
+    Records forwarded one after the other, without suspending, to one
+    partition join one batch: they get the same future, done once the broker
+    acked all of them. Forwards interleaved with enqueues and with another
+    partition keep their order per partition. An oversized forward is
+    refused by ``forward`` itself, as by ``enqueue``.
+    """
+    topic = await backend.topic(2)
+    producer = await backend.producer()
+    first = await producer.forward(topic, key=None, value=b"f0", partition=0)
+    second = await producer.forward(topic, key=None, value=b"f1", partition=0)
+    assert first is second  # one batch, one future: no future per forwarded record
+    other = await producer.forward(topic, key=None, value=b"g0", partition=1)
+    assert other is not first  # another partition, another batch
+    ack = await producer.enqueue(topic, key=None, value=b"e2", partition=0)
+    third = await producer.forward(topic, key=None, value=b"f3", partition=0)
+    await refused_as_too_large(producer.forward, topic, backend)
+    for batch in (first, other, third):
+        assert await batch is None
+    assert (await ack).offset == 2
+    consumer = await backend.consumer()
+    consumer.assign([TP(topic, 0), TP(topic, 1)])
+    await consumer.start()
+    got: dict[TP, list[bytes]] = {}
+    async def all_read() -> bool:
+        for tp, records in (await consumer.getmany(1.0)).items():
+            got.setdefault(tp, []).extend(r.value for r in records)
+        return sum(len(values) for values in got.values()) >= 5
+    await until(all_read, "the forwarded and enqueued records")
+    assert got == {TP(topic, 0): [b"f0", b"f1", b"e2", b"f3"], TP(topic, 1): [b"g0"]}
+
+
 CASES = [
     paused_partitions_return_nothing,
     a_seek_moves_the_next_fetch,
     start_offsets_are_committed_else_the_reset_point,
     an_oversized_send_fails_on_its_own_future,
     enqueued_records_keep_call_order_and_ack_later,
+    forwarded_records_share_their_batch_future_and_keep_call_order,
 ]

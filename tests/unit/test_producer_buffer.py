@@ -329,3 +329,117 @@ def test_a_forward_waits_while_the_outbox_is_full_and_goes_on_as_it_drains(monke
     assert waited  # the agent waited instead of piling up records
     assert buffered == [b"1", b"2", b"3", b"4"]
     assert not logged, logged
+
+
+class BatchingProducer(EnqueueingProducer):
+    """A driver-shaped producer with ``forward``: forwards join one open batch, one future for it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[asyncio.Future] = []
+        self._open: asyncio.Future | None = None
+
+    async def forward(self, topic, **record):
+        await self.enqueue(topic, **record)
+        self.acks.pop()  # a forward has no ack of its own: its batch's future answers for it
+        if self._open is None:
+            self._open = asyncio.get_running_loop().create_future()
+            self.batches.append(self._open)
+        return self._open
+
+    def close_batch(self) -> None:
+        self._open = None
+
+
+def test_forwards_of_one_batch_share_one_future_and_a_flush_waits_for_it():
+    async def body():
+        producer = BatchingProducer()
+        buffer = ProducerBuffer(producer)
+        for offset in range(3):
+            in_event(offset=offset)
+            await buffer.forward("out", key=None, value=b"%d" % offset)
+        set_current_event(None)
+        await asyncio.sleep(0)  # handed over: one batch so far
+        producer.close_batch()
+        in_event(offset=3)
+        await buffer.forward("out", key=None, value=b"3")
+        set_current_event(None)
+        flush = asyncio.ensure_future(buffer.flush())
+        await asyncio.sleep(0)
+        waited = not flush.done()
+        for batch in producer.batches:
+            batch.set_result(None)
+        await flush
+        return len(producer.batches), waited, buffer.settled, len(buffer._riding)
+
+    (batches, waited, settled, riding), logged = run(body)
+    assert batches == 2  # two futures for four forwards, not four
+    assert waited and settled
+    assert riding == 0  # nothing kept once the batches are acked
+    assert not logged, logged
+
+
+def test_a_refused_batch_fails_the_event_of_every_record_forwarded_into_it():
+    async def body():
+        producer = BatchingProducer()
+        buffer = ProducerBuffer(producer)
+        reported = []
+        buffer.on_failure = reported.append
+        for offset in (5, 6, 7):
+            in_event(offset=offset)
+            await buffer.forward("out", key=None, value=b"x")
+        set_current_event(None)
+        await asyncio.sleep(0)
+        producer.batches[0].set_exception(ProducerSendError("Kafka refused the batch"))
+        await buffer.flush()
+        return buffer.failed, [failure.offset for failure in reported]
+
+    (failed, offsets), logged = run(body)
+    assert failed is not None and failed.offset == 5  # the first refused event stops commits
+    assert offsets == [5, 6, 7]  # each record's event fails, in send order
+    assert not logged, logged
+
+
+def test_a_flush_beginning_right_after_a_refusal_sees_it_before_its_callback_ran():
+    """The window between a send's completion and its (scheduled) callback: a commit must not
+    pass the refused event because its flush began inside it."""
+    async def body():
+        producer = BatchingProducer()
+        buffer = ProducerBuffer(producer)
+        reported = []
+        buffer.on_failure = reported.append
+        in_event(offset=11)
+        sent = buffer.send_soon("out", key=None, value=b"s")
+        in_event(offset=12)
+        await buffer.forward("out", key=None, value=b"f")
+        set_current_event(None)
+        await asyncio.sleep(0)  # both handed over
+        producer.acks[0].set_exception(ProducerSendError("Kafka refused the record"))
+        await asyncio.sleep(0)  # the caller's future fails now; its own callback only next
+        refused_first = sent.done()
+        producer.batches[0].set_exception(ProducerSendError("Kafka refused the batch"))
+        await buffer.flush()  # begins before either callback ran
+        return refused_first, [failure.offset for failure in reported], buffer.failed
+
+    (refused_first, offsets, failed), logged = run(body)
+    assert refused_first
+    assert sorted(offsets) == [11, 12]  # both seen by the commit behind the flush
+    assert failed is not None
+    assert not logged, logged
+
+
+def test_settled_forwards_are_forgotten_not_kept_for_the_life_of_the_app():
+    async def body():
+        producer = BatchingProducer()
+        buffer = ProducerBuffer(producer)
+        for i in range(1000):
+            await buffer.forward("out", key=None, value=b"%d" % i)
+            await asyncio.sleep(0)  # handed over
+            producer.batches[-1].set_result(None)
+            producer.close_batch()
+        await buffer.flush()
+        return len(buffer._pending), len(buffer._riding)
+
+    (pending, riding), logged = run(body)
+    assert pending <= 1 and riding == 0  # was one entry per forward, forever, without sends
+    assert not logged, logged

@@ -175,17 +175,21 @@ class _Batch:
     """Records of one partition in our hands: not yet given to aiokafka's accumulator.
 
     One ``BatchBuilder`` (``AIOKafkaProducer.create_batch``), the future of
-    each record's ack and the timestamp it was sent with, in send order:
-    record ``i`` lands at the batch's base offset + ``i``.
+    each record's ack (or one for all its forwarded records) and the timestamp
+    it was sent with, in send order: record ``i`` lands at the batch's base
+    offset + ``i``.
     """
 
-    __slots__ = ("acks", "born", "builder", "filled", "full", "stamps")
+    __slots__ = ("acks", "born", "builder", "filled", "forwarded", "full", "stamps")
 
     def __init__(self, builder: Any, born: float) -> None:
         self.builder = builder
         self.born = born
         self.full = False
-        self.acks: list[asyncio.Future[RecordMetadata]] = []
+        #: each record's ack (None for a record forwarded: ``forwarded`` answers for those).
+        self.acks: list[asyncio.Future[RecordMetadata] | None] = []
+        #: the future shared by the records ``forward`` put in this batch (made by the first).
+        self.forwarded: asyncio.Future[None] | None = None
         self.stamps: list[int] = []
         #: while the batch lingers (``producer_linger``): woken when it fills up.
         self.filled: asyncio.Future[None] | None = None
@@ -307,23 +311,50 @@ class KafkaProducer:
         headers: Headers = (),
     ) -> asyncio.Future[RecordMetadata]:
         """In a batch of ours on return (aiokafka's soon after); the future of the record's ack."""
+        ack: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
+        await self._add(topic, key, value, partition, timestamp, headers, ack)
+        return ack
+
+    async def forward(
+        self,
+        topic: str,
+        *,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None = None,
+        timestamp: float | None = None,
+        headers: Headers = (),
+    ) -> asyncio.Future[None]:
+        """As ``enqueue``; the future of the batch the record joined (shared, one per batch)."""
+        batch = await self._add(topic, key, value, partition, timestamp, headers, None)
+        if batch.forwarded is None:
+            batch.forwarded = asyncio.get_running_loop().create_future()
+        return batch.forwarded
+
+    async def _add(
+        self, topic: str, key: bytes | None, value: bytes | None, partition: int | None,
+        timestamp: float | None, headers: Headers, ack: asyncio.Future[RecordMetadata] | None,
+    ) -> _Batch:
+        """Put the record in its partition's open batch (waiting for metadata or room if need be)."""
         producer = self._client()
         stamp_ms = int(round((wall_time() if timestamp is None else timestamp) * 1000))
         header_list = list(headers) if headers else _NO_HEADERS
         try:
             if not self._waiting:  # nobody waits before us: no need to queue, nor to suspend
-                ack = self._append(producer, topic, key, value, partition, stamp_ms, header_list)
-                if ack is not None:
-                    return ack
+                batch = self._append(producer, topic, key, value, partition, stamp_ms, header_list, ack)
+                if batch is not None:
+                    return batch
             self._waiting += 1
             try:
                 async with self._enqueue:
                     while True:
                         if self._known(producer, topic) is None:
                             await compat.wait_on_metadata(producer, topic)
-                        ack = self._append(producer, topic, key, value, partition, stamp_ms, header_list)
-                        if ack is not None:
-                            return ack
+                        batch = self._append(
+                            producer, topic, key, value, partition, stamp_ms, header_list, ack
+                        )
+                        if batch is not None:
+                            return batch
                         await self._room_made()
             finally:
                 self._waiting -= 1
@@ -345,8 +376,10 @@ class KafkaProducer:
     def _append(
         self, producer: AIOKafkaProducer, topic: str, key: bytes | None, value: bytes | None,
         partition: int | None, stamp_ms: int, headers: list[tuple[str, bytes]],
-    ) -> asyncio.Future[RecordMetadata] | None:
-        """Add the record to its partition's open batch; None if we must wait (metadata, room).
+        ack: asyncio.Future[RecordMetadata] | None,
+    ) -> _Batch | None:
+        """Add the record (and its ack, None for a forward) to its partition's open batch; the
+        batch, or None if we must wait (metadata, room).
 
         Refuses what aiokafka's ``send`` refuses before queueing, with the same errors.
         """
@@ -387,11 +420,10 @@ class KafkaProducer:
             batches.append(batch)
             # the first record of a batch always fits (a large one travels alone)
             batch.builder.append(timestamp=stamp_ms, key=key, value=value, headers=headers)
-        ack: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
         batch.acks.append(ack)
         batch.stamps.append(stamp_ms)
         self._pumping(producer, topic, partition, batches)
-        return ack
+        return batch
 
     def _pumping(
         self, producer: AIOKafkaProducer, topic: str, partition: int, batches: deque[_Batch]
@@ -458,8 +490,9 @@ class KafkaProducer:
     def _settle(self, batch: _Batch, topic: str, partition: int, delivered: asyncio.Future[Any]) -> None:
         """The broker answered for the batch: each record's future gets its offset (or the error)."""
         if delivered.cancelled():
-            for ack in batch.acks:
-                ack.cancel()
+            for ack in [*batch.acks, batch.forwarded]:
+                if ack is not None:
+                    ack.cancel()
             return
         exc = delivered.exception()
         if exc is not None:
@@ -469,14 +502,16 @@ class KafkaProducer:
         base = meta.offset if meta is not None else None
         stored = meta.timestamp if meta is not None else None
         for i, (ack, stamp) in enumerate(zip(batch.acks, batch.stamps, strict=True)):
-            if not ack.done():
+            if ack is not None and not ack.done():
                 # CreateTime topics answer -1: the record carries the timestamp we sent.
                 ms = stamp if stored is None or stored == -1 else stored
                 ack.set_result(RecordMetadata(topic, partition, -1 if base is None else base + i, ms / 1000.0))
+        if batch.forwarded is not None and not batch.forwarded.done():
+            batch.forwarded.set_result(None)
 
     def _fail(self, batch: _Batch, topic: str, partition: int, exc: BaseException) -> None:
-        for ack in batch.acks:
-            if not ack.done():
+        for ack in [*batch.acks, batch.forwarded]:
+            if ack is not None and not ack.done():
                 ack.set_exception(self._refused(topic, partition, exc) if isinstance(exc, KafkaError) else exc)
 
     def _refused(self, topic: str, partition: int | None, exc: BaseException) -> Exception:
