@@ -137,6 +137,34 @@ class Schema:
             raise _decode_error(ValueDecodeError, "value", self.value_type, plan.codec, exc,
                                 topic, partition, offset) from exc
 
+    def loads_message(
+        self, message: Any, key_serializer: CodecArg, value_serializer: CodecArg
+    ) -> tuple[Any, Any]:
+        """``loads_key`` and ``loads_value`` of a consumed message, as one step (the hot path).
+
+        ``key_serializer``/``value_serializer`` are the app's defaults; a
+        failure names the message's topic, partition and offset.
+        """
+        key_data, value_data = message.key, message.value
+        key = value = None
+        if key_data is not None:
+            plan = _plan(self._key_plans, self.key_type, self.key_serializer,
+                         key_serializer or DEFAULT_KEY_SERIALIZER)
+            try:
+                key = plan.decode(bytes(key_data))
+            except Exception as exc:
+                raise _decode_error(KeyDecodeError, "key", self.key_type, plan.codec, exc,
+                                    message.topic, message.partition, message.offset) from exc
+        if value_data is not None:
+            plan = _plan(self._value_plans, self.value_type, self.value_serializer,
+                         value_serializer or DEFAULT_VALUE_SERIALIZER)
+            try:
+                value = plan.decode(bytes(value_data))
+            except Exception as exc:
+                raise _decode_error(ValueDecodeError, "value", self.value_type, plan.codec, exc,
+                                    message.topic, message.partition, message.offset) from exc
+        return key, value
+
     def __repr__(self) -> str:
         return (
             f"<Schema: key_type={type_name(self.key_type)} "
@@ -255,9 +283,16 @@ def _text_decoder(typ: type, codec: codecs.Codec) -> Callable[[bytes], Any]:
     return decode
 
 
+#: decoded payload types that are never a Mapping (no ABC isinstance check for them).
+_NOT_MAPPINGS = frozenset({str, bytes, int, float, bool, list, type(None)})
+
+
 def _maybe_record(obj: Any) -> Any:
     # No declared type: a payload naming a registered Record still decodes to it (as Faust).
-    if isinstance(obj, Mapping):
+    cls = type(obj)
+    if cls in _NOT_MAPPINGS:
+        return obj
+    if cls is dict or isinstance(obj, Mapping):
         meta = obj.get("__faust")
         if isinstance(meta, Mapping) and meta.get("ns") in registry:
             return Record.from_data(obj)

@@ -141,13 +141,10 @@ class Stream:
         return event
 
     def _decode(self, message: Message) -> Event:
-        schema = self.channel.schema
         conf = self.app.conf
-        topic, partition, offset = message.topic, message.partition, message.offset
-        key = schema.loads_key(message.key, default_serializer=conf.key_serializer,
-                               topic=topic, partition=partition, offset=offset)
-        value = schema.loads_value(message.value, default_serializer=conf.value_serializer,
-                                   topic=topic, partition=partition, offset=offset)
+        key, value = self.channel.schema.loads_message(
+            message, conf.key_serializer, conf.value_serializer
+        )
         headers = message.headers
         return Event(self.app, key, value, dict(headers) if headers else {}, message)
 

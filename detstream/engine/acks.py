@@ -28,14 +28,20 @@ class OffsetTracker:
         self._pending.setdefault(tp, deque()).append(offset)
 
     def acked(self, tp: TP, offset: int) -> None:
-        self._acked.setdefault(tp, set()).add(offset)
         self.acks_since_commit += 1
         pending = self._pending.get(tp)
-        acked = self._acked[tp]
-        while pending and pending[0] in acked:
-            done = pending.popleft()
-            acked.discard(done)
-            self._committable[tp] = done + 1
+        if pending and pending[0] == offset:  # in order, the common case: nothing to remember
+            pending.popleft()
+            committable = offset + 1
+            acked = self._acked.get(tp)
+            if acked:  # later offsets acked before this one may follow it now
+                while pending and pending[0] in acked:
+                    done = pending.popleft()
+                    acked.discard(done)
+                    committable = done + 1
+            self._committable[tp] = committable
+            return
+        self._acked.setdefault(tp, set()).add(offset)
 
     def in_flight(self, tp: TP) -> int:
         """Delivered but not yet acked messages of ``tp``."""
