@@ -16,9 +16,13 @@ project's own absolute imports (``from proj.app import app``) work.
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.machinery
+import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from types import ModuleType
+from types import CodeType, ModuleType
 from typing import Any
 
 from .errors import TargetError
@@ -94,16 +98,64 @@ def load_isolated(target: str) -> tuple[ModuleType, Any]:
         del sys.modules[key]
     if path_entry is not None and path_entry not in sys.path:
         sys.path.insert(0, path_entry)
+    finder = _CompiledOnce(top)
+    sys.meta_path.insert(0, finder)
     try:
         module = _import(name, target)
         app = find_app(module, attr, target)
         _discover(app, name, target)
         return module, app
     finally:
+        sys.meta_path.remove(finder)
         for key in _project_modules(top):
             del sys.modules[key]
         sys.modules.update(saved)
         sys.path[:] = saved_path
+
+
+#: compiled project sources by (path, mtime, size): ``load_isolated`` runs a project's
+#: modules afresh for every simulated worker (re)start, but compiles each source once.
+_COMPILED: dict[tuple[str, int, int], CodeType] = {}
+
+
+class _CompiledOnceLoader(importlib.machinery.SourceFileLoader):
+    """A source loader whose code objects come from ``_COMPILED`` once compiled.
+
+    Python's own cache is the ``.pyc`` file, which ``PYTHONDONTWRITEBYTECODE``
+    (or a read-only project) turns off: then a sweep of seeds, each starting
+    and restarting workers, compiled the same files hundreds of times. A
+    changed file (mtime or size) is compiled again.
+    """
+
+    def get_code(self, fullname: str) -> CodeType:
+        path = self.get_filename(fullname)
+        stat = os.stat(path)
+        key = (path, stat.st_mtime_ns, stat.st_size)
+        code = _COMPILED.get(key)
+        if code is None:
+            code = super().get_code(fullname)
+            assert code is not None  # a source file always has code
+            _COMPILED[key] = code
+        return code
+
+
+class _CompiledOnce(importlib.abc.MetaPathFinder):
+    """Finds the modules of package ``top`` as Python does, loading their sources through
+    ``_CompiledOnceLoader`` (installed by ``load_isolated`` while it imports)."""
+
+    def __init__(self, top: str) -> None:
+        self.top = top
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname.partition(".")[0] != self.top:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
+        loader = spec.loader if spec is not None else None
+        if spec is not None and type(loader) is importlib.machinery.SourceFileLoader:
+            spec.loader = _CompiledOnceLoader(loader.name, loader.path)
+        return spec
 
 
 def load(target: str) -> tuple[ModuleType, Any]:
