@@ -386,7 +386,8 @@ class Simulation:
         """Wait (bounded) for a consistent cut: everything committed, nothing in flight.
 
         Every worker is up (a restart or a supervisor's restart of a crashed
-        App may land here), the group is stable, no table recovers, every
+        App may land here), the group is stable and every worker took its
+        generation's assignment (its listener is done), no table recovers, every
         consumed partition is committed to its end, and no app has a
         produced record unacknowledged or in an open transaction. The main
         phase's sources stopped, so once this holds nothing moves: the
@@ -398,8 +399,13 @@ class Simulation:
             group = self.cluster.groups.get(self._group_id)
             stable = group is None or group.state in ("stable", "empty")
             everyone_up = all(worker.up for worker in self.workers.values())
+            # A stable group may have members still in their listener (offset lookups,
+            # a delayed link): their tables are not recovering yet, nor are they taken.
+            taken = group is None or all(
+                app.conductor.taken_generation == group.generation for app in self._live_apps()
+            )
             recovering = any(app.tables.recovering for app in self._live_apps())
-            if stable and everyone_up and not recovering and checks.converged(
+            if stable and everyone_up and taken and not recovering and checks.converged(
                 self.cluster, self._group_id, self._consumed_topics
             ) is None and all(_nothing_in_flight(app) for app in self._live_apps()):
                 return

@@ -79,6 +79,9 @@ class Conductor:
         #: False while the fetch loop holds a fetched batch (opening must wait for it).
         self._between_batches = True
         self._generation = -1
+        #: the last generation whose assignment this worker took (listener done, recovery
+        #: started): behind the group's while a rebalance is being taken.
+        self.taken_generation = -1
         self._processing: dict[TP, int] = {}
         self._idle = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -420,6 +423,7 @@ class Conductor:
         await self.host.tables.on_assigned(consumer, assigned, standbys)
         await self.host.on_partitions_assigned.send(assigned=set(assigned))
         self.tracer.record("taken", generation=generation)
+        self.taken_generation = generation
         if generation == self._generation and self._active == assigned:
             self._opening = sources - self._ready
             await self._open_ready()

@@ -45,6 +45,13 @@ SEND_FAILURE_IGNORED = mutants.register(
     "of the event that made it is committed",
 )
 
+#: re-opens the flush window: a flush that began after a send was refused, but before the
+#: send's callback ran, did not wait for it, and the commit behind it passed the event.
+FLUSH_BEFORE_SETTLING = mutants.register(
+    "flush-before-settling",
+    "a flush skips sends that completed but whose settling callback has not run yet",
+)
+
 #: records in the outbox (not yet taken by the client) past which a forward waits.
 OUTBOX_ROOM = 10_000
 
@@ -402,7 +409,8 @@ class ProducerBuffer:
             waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._handover_waiters.append((target, waiter))
             await waiter
-        self._settle_completed()
+        if not mutants.on(FLUSH_BEFORE_SETTLING):
+            self._settle_completed()
         snapshot = [future for number, future in self._pending if number < target and not future.done()]
         if snapshot:
             await asyncio.wait(snapshot)
