@@ -101,6 +101,10 @@ def _render(event: TraceEvent) -> str:
     return " ".join(parts).rstrip()
 
 
+#: ``TraceEvent(...)`` without the namedtuple's Python-level ``__new__`` (one per step).
+_new_event = tuple.__new__
+
+
 class TraceLines(Sequence[str]):
     """The trace's text lines, a live view rendered on demand.
 
@@ -165,7 +169,7 @@ class Trace:
     def record(self, actor: str, kind: str, **fields: Any) -> None:
         """Append one step; field order is the call's keyword order."""
         events = self.events
-        event = TraceEvent(self._clock(), actor, kind, fields)
+        event = _new_event(TraceEvent, (self._clock(), actor, kind, fields))
         immutable = _IMMUTABLE
         early = False
         for key, value in fields.items():
