@@ -45,9 +45,7 @@ class TraceEvent(NamedTuple):
 def format_value(value: Any) -> str:
     """Render a field value canonically and compactly."""
     if isinstance(value, bytes):
-        if len(value) <= 24 and value.isascii() and value.isalnum():
-            return f"b'{value.decode()}'"
-        return f"crc:{zlib.crc32(value):08x}/{len(value)}"
+        return _bytes(value)
     if isinstance(value, float):
         return f"{value:.6f}"
     if isinstance(value, (set, frozenset)):
@@ -64,8 +62,21 @@ def _text(value: str) -> str:
     return value if " " not in value else repr(value)
 
 
+def _bytes(value: bytes) -> str:
+    if len(value) <= 24 and value.isascii() and value.isalnum():
+        return f"b'{value.decode()}'"
+    return f"crc:{zlib.crc32(value):08x}/{len(value)}"
+
+
+#: the text of each partition seen (a run names a few hundred partitions in every other line).
+_TP_TEXT: dict[TP, str] = {}
+
+
 def _tp(value: TP) -> str:
-    return _text(f"{value.topic}[{value.partition}]")
+    text = _TP_TEXT.get(value)
+    if text is None:
+        text = _TP_TEXT[value] = _text(f"{value.topic}[{value.partition}]")
+    return text
 
 
 #: Exact types whose values cannot change after they are recorded, with a
@@ -77,7 +88,7 @@ _IMMUTABLE: dict[type, Callable[[Any], str]] = {
     bool: str,
     type(None): lambda _: "-",
     float: lambda value: f"{value:.6f}",
-    bytes: format_value,
+    bytes: _bytes,
     TP: _tp,
 }
 
