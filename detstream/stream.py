@@ -95,7 +95,11 @@ class Stream:
         if item is None:
             if self._held:
                 return self._reuse_held(self._held.pop(0))
-            item = self._stash.pop(0) if self._stash else await self._queue.get()
+            if self._stash:
+                item = self._stash.pop(0)
+            else:  # the buffer's next item; no coroutine made while it holds one (the common case)
+                queue = self._queue
+                item = await queue.get() if queue.empty() else queue.get_nowait()
         if isinstance(item, Event):  # from an in-memory channel: each subscriber gets the same one
             event = await self._process(dataclasses.replace(item))
             if event is not None and event.value is _SKIP:
