@@ -10,6 +10,7 @@ never delivered and so never block the commit point.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 
 from detstream._types import TP
 
@@ -25,7 +26,14 @@ class OffsetTracker:
         self.acks_since_commit = 0
 
     def delivered(self, tp: TP, offset: int) -> None:
-        self._pending.setdefault(tp, deque()).append(offset)
+        self.delivered_batch(tp, (offset,))
+
+    def delivered_batch(self, tp: TP, offsets: Iterable[int]) -> None:
+        """Offsets of ``tp`` handed to streams, in fetch order (a fetched batch at once)."""
+        pending = self._pending.get(tp)
+        if pending is None:
+            pending = self._pending[tp] = deque()
+        pending.extend(offsets)
 
     def acked(self, tp: TP, offset: int) -> None:
         self.acks_since_commit += 1

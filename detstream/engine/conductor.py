@@ -266,9 +266,7 @@ class Conductor:
             )
             for record in records
         ]
-        delivered = self.tracker.delivered
-        for message in messages:
-            delivered(tp, message.offset)
+        self.tracker.delivered_batch(tp, [record.offset for record in records])
         for buffer in buffers:
             buffer.put_batch(messages)
         return buffers
