@@ -394,7 +394,7 @@ class App(Service):
                 return task.exception()
         return None
 
-    def _spawn_background(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Future[Any]:
+    def _spawn_background(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Future[Any]:
         """Run ``coro`` as a task of this app: cancelled when it stops, watched by the worker."""
         future = asyncio.ensure_future(coro)
         self._background.append(future)

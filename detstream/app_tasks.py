@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from .tracing import Tracer
 
 #: starts a source's coroutine as a background task of the app (``App`` keeps it to cancel at stop).
-Spawn = Callable[[Coroutine[Any, Any, Any], str], "asyncio.Future[Any]"]
+Spawn = Callable[[Coroutine[Any, Any, Any]], "asyncio.Future[Any]"]
 
 
 class SourcesHost(Protocol):
@@ -116,16 +116,14 @@ class AppSources:
             return
         host = self._host
         for fun in self._task_funs:
-            name = f"task:{fun.__qualname__}"
-            self._running.append(spawn(_call_with_app(fun, host), name))
+            self._running.append(spawn(_call_with_app(fun, host)))
         for fun, interval, on_leader, label in self._timer_specs:
-            self._running.append(spawn(self._run_timer(fun, interval, on_leader, label), f"timer:{label}"))
+            self._running.append(spawn(self._run_timer(fun, interval, on_leader, label)))
         if self._crontab_specs:
             from .crontab import run as run_crontab
 
             for cron, tz, fun, on_leader, label in self._crontab_specs:
-                crontab = run_crontab(host, cron, tz, fun, on_leader, label)
-                self._running.append(spawn(crontab, f"crontab:{label}"))
+                self._running.append(spawn(run_crontab(host, cron, tz, fun, on_leader, label)))
 
     def names(self) -> list[str]:
         """Labels of the tasks, timers and crontabs this app runs (``timer:mod.fun``, ...)."""

@@ -57,10 +57,5 @@ class Tracer:
         self._client_name = name
         self._bind()
 
-    @property
-    def on(self) -> bool:
-        """Whether anything listens (a step costly to describe may be skipped when not)."""
-        return self._hook is not None
-
     def _bind(self) -> None:
         self.record = _discard if self._hook is None else partial(self._hook, self._client_name)

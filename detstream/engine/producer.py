@@ -106,10 +106,9 @@ class ProducerBuffer:
         self._enqueue = _enqueue_of(producer)
         #: the producer's ``forward`` (one future per batch), else its ``enqueue``.
         self._forward = getattr(producer, "forward", None) or self._enqueue
-        #: caller futures of sends in flight -> (topic, args, origin), for refusals.
-        self._watched: dict[asyncio.Future[Any], tuple[str, dict[str, Any], _Origin]] = {}
-        #: batch future of forwards in flight -> its records (topic, args, origin), for refusals.
-        self._riding: dict[asyncio.Future[Any], list[tuple[str, dict[str, Any], _Origin]]] = {}
+        #: future of a send in flight (a caller's, or the batch future of forwards) -> the
+        #: records (topic, args, origin) whose events fail if it is refused.
+        self._unsettled: dict[asyncio.Future[Any], list[tuple[str, dict[str, Any], _Origin]]] = {}
         #: exactly-once: writes of the open transaction waiting for its commit.
         self._durable: list[_Durable] = []
         #: exactly-once, while a commit is in progress: sends for the next transaction.
@@ -223,7 +222,7 @@ class ProducerBuffer:
         if with_future:
             future = asyncio.get_running_loop().create_future()
             if not mutants.on(SEND_FAILURE_IGNORED):
-                self._watched[future] = (topic, args, origin)
+                self._unsettled[future] = [(topic, args, origin)]
                 future.add_done_callback(self._send_done)
             self._trim_pending()
             self._pending.append((number, future))
@@ -304,18 +303,18 @@ class ProducerBuffer:
         that starts next would not wait for it, and its commit must already
         see the refusal.
         """
-        riding = self._riding.get(ack)
+        riding = self._unsettled.get(ack)
         if riding is not None:
             riding.append((topic, args, origin))
             return
         records = [(topic, args, origin)]
         if ack.done():
             if not mutants.on(SEND_FAILURE_IGNORED):
-                self._settled_batch(ack, records)
+                self._settled(ack, records)
             return
         if not mutants.on(SEND_FAILURE_IGNORED):
-            self._riding[ack] = records
-            ack.add_done_callback(self._batch_done)
+            self._unsettled[ack] = records
+            ack.add_done_callback(self._send_done)
         self._trim_pending()
         self._pending.append((number, ack))
 
@@ -325,13 +324,8 @@ class ProducerBuffer:
         while pending and pending[0][1].done():
             pending.popleft()
 
-    def _batch_done(self, ack: asyncio.Future[Any]) -> None:
-        self._settled_batch(ack, self._riding.pop(ack, []))
-
     def _send_done(self, future: asyncio.Future[Any]) -> None:
-        watched = self._watched.pop(future, None)
-        if watched is not None:
-            self._settled(future, *watched)
+        self._settled(future, self._unsettled.pop(future, []))
 
     def _settle_completed(self) -> None:
         """Settle now the sends that completed but whose callback has not run yet.
@@ -342,18 +336,23 @@ class ProducerBuffer:
         makes the refusal visible to that commit. The callback then finds
         nothing left to do.
         """
-        for ack in [ack for ack in self._riding if ack.done()]:
-            self._batch_done(ack)
-        for future in [future for future in self._watched if future.done()]:
+        for future in [future for future in self._unsettled if future.done()]:
             self._send_done(future)
 
-    def _settled_batch(
-        self, ack: asyncio.Future[Any], records: list[tuple[str, dict[str, Any], _Origin]]
+    def _settled(
+        self, future: asyncio.Future[Any], records: list[tuple[str, dict[str, Any], _Origin]]
     ) -> None:
-        """A batch of forwards ended: if it failed, the event of each of its records failed."""
-        if ack.cancelled() or ack.exception() is None:  # exception(): retrieved, never "never retrieved"
+        """A send (or a batch of forwards) ended: if it failed, the event of each record failed
+        (remembered in ``failed``, and reported at once).
+
+        The callback is added when the send starts, before any flush can wait
+        on it, so it runs before that flush resumes; a flush that begins after
+        the send completed settles it first (``_settle_completed``). Either way
+        the commit after the flush sees ``failed``.
+        """
+        if future.cancelled() or future.exception() is None:  # exception(): retrieved, never "never retrieved"
             return
-        error = ack.exception()
+        error = future.exception()
         assert error is not None
         for topic, args, origin in records:
             self._report(error, topic, args, origin)
@@ -367,21 +366,6 @@ class ProducerBuffer:
             else:
                 waiting.append((target, waiter))
         self._handover_waiters = waiting
-
-    def _settled(
-        self, future: asyncio.Future[RecordMetadata], topic: str, args: dict[str, Any],
-        origin: _Origin,
-    ) -> None:
-        """A send ended: if it failed, its event failed (remembered, and reported at once).
-
-        Its callback is added when the send starts, before any flush can wait
-        on it, so it runs before that flush resumes; a flush that begins after
-        the send completed settles it first (``_settle_completed``). Either way
-        the commit after the flush sees ``failed``.
-        """
-        if future.cancelled() or future.exception() is None:  # exception(): retrieved, never "never retrieved"
-            return
-        self._report(future.exception(), topic, args, origin)  # type: ignore[arg-type]
 
     def _report(
         self, error: BaseException, topic: str, args: dict[str, Any], origin: _Origin

@@ -370,7 +370,7 @@ def test_forwards_of_one_batch_share_one_future_and_a_flush_waits_for_it():
         for batch in producer.batches:
             batch.set_result(None)
         await flush
-        return len(producer.batches), waited, buffer.settled, len(buffer._riding)
+        return len(producer.batches), waited, buffer.settled, len(buffer._unsettled)
 
     (batches, waited, settled, riding), logged = run(body)
     assert batches == 2  # two futures for four forwards, not four
@@ -438,7 +438,7 @@ def test_settled_forwards_are_forgotten_not_kept_for_the_life_of_the_app():
             producer.batches[-1].set_result(None)
             producer.close_batch()
         await buffer.flush()
-        return len(buffer._pending), len(buffer._riding)
+        return len(buffer._pending), len(buffer._unsettled)
 
     (pending, riding), logged = run(body)
     assert pending <= 1 and riding == 0  # was one entry per forward, forever, without sends
