@@ -17,10 +17,11 @@ Example::
 
 from __future__ import annotations
 
+import contextvars
 import copy
 import dataclasses
 import keyword
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import Any, ClassVar
 
 from detstream import codecs
@@ -37,10 +38,68 @@ from detstream._annotations import (
 )
 from detstream.errors import InvalidArgument, ValidationError
 
-__all__ = ["FieldDescriptor", "Model", "ModelOptions", "Record", "registry"]
+__all__ = [
+    "FieldDescriptor", "Model", "ModelOptions", "Record", "current_registry", "registry",
+    "reset_registry", "use_registry",
+]
 
-#: Namespace -> Record class, for polymorphic decoding. Abstract records are not registered.
-registry: dict[str, type[Record]] = {}
+class _ModelRegistry(MutableMapping[str, "type[Record]"]):
+    """Namespace -> Record class, for polymorphic decoding (Faust's ``registry``).
+
+    Abstract records are not registered. The mapping is the running
+    process's: the one ``use_registry`` set in this context, else the
+    process-wide dict. A real worker is a process with one of each class;
+    the simulator runs several worker incarnations in one interpreter, each
+    importing the project afresh, and gives each its own registry, so a
+    payload decodes to the class of the worker that reads it (with one
+    shared registry, ``isinstance(value, Word)`` failed in every worker but
+    the last one started, and Record keys of two incarnations never compared
+    equal). Hot paths read ``current_registry()`` directly.
+    """
+
+    def __getitem__(self, namespace: str) -> type[Record]:
+        return _registry_var.get()[namespace]
+
+    def __setitem__(self, namespace: str, cls: type[Record]) -> None:
+        _registry_var.get()[namespace] = cls
+
+    def __delitem__(self, namespace: str) -> None:
+        del _registry_var.get()[namespace]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_registry_var.get())
+
+    def __len__(self) -> int:
+        return len(_registry_var.get())
+
+    def __contains__(self, namespace: object) -> bool:
+        return namespace in _registry_var.get()
+
+    def __repr__(self) -> str:
+        return f"<model registry {sorted(_registry_var.get())}>"
+
+
+_process_registry: dict[str, type[Record]] = {}
+_registry_var: contextvars.ContextVar[dict[str, type[Record]]] = contextvars.ContextVar(
+    "detstream_model_registry", default=_process_registry
+)
+
+#: Namespace -> Record class of the running process (see ``_ModelRegistry``).
+registry: MutableMapping[str, type[Record]] = _ModelRegistry()
+
+#: ``current_registry()``: the dict behind ``registry`` in this context.
+current_registry: Callable[[], dict[str, type[Record]]] = _registry_var.get
+
+
+def use_registry(
+    classes: dict[str, type[Record]],
+) -> contextvars.Token[dict[str, type[Record]]]:
+    """Make ``classes`` the registry of this context (a simulated process); reset with the token."""
+    return _registry_var.set(classes)
+
+
+def reset_registry(token: contextvars.Token[dict[str, type[Record]]]) -> None:
+    _registry_var.reset(token)
 
 #: Payload key carrying the namespace of the class that wrote it.
 BLESSED_KEY = "__faust"
@@ -185,7 +244,7 @@ class Record:
         if not cls._options.abstract:
             namespace = cls._options.namespace
             assert namespace is not None  # _build_options names every subclass
-            registry[namespace] = cls
+            current_registry()[namespace] = cls
 
     def __init__(self, *args: Any, __strict__: bool = True, **kwargs: Any) -> None:
         cls = type(self)
@@ -428,7 +487,7 @@ def _value_or_default(values: dict[str, Any], name: str, descriptor: FieldDescri
 def _registered_model(data: Mapping[str, Any]) -> type[Record] | None:
     meta = data.get(BLESSED_KEY)
     ns = meta.get("ns") if isinstance(meta, Mapping) else None
-    return registry.get(ns) if isinstance(ns, str) else None
+    return current_registry().get(ns) if isinstance(ns, str) else None
 
 
 # -- compiled construction --------------------------------------------------------------------

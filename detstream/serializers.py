@@ -16,7 +16,7 @@ from typing import Any
 from detstream import codecs
 from detstream._annotations import is_model_type, type_name
 from detstream.errors import DecodeError, InvalidArgument, KeyDecodeError, ValueDecodeError
-from detstream.models import Record, registry
+from detstream.models import Record, current_registry
 
 __all__ = ["Schema"]
 
@@ -294,7 +294,7 @@ def _maybe_record(obj: Any) -> Any:
         return obj
     if cls is dict or isinstance(obj, Mapping):
         meta = obj.get("__faust")
-        if isinstance(meta, Mapping) and meta.get("ns") in registry:
+        if isinstance(meta, Mapping) and meta.get("ns") in current_registry():
             return Record.from_data(obj)
     return obj
 

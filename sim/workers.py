@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 from detstream.autodiscover import init_worker
 from detstream.loader import load_isolated
+from detstream.models import reset_registry, use_registry
 from detstream.stopping import SHUTDOWN_TIMEOUT, stop_deadline
 
 from .cluster import SimCluster
@@ -68,6 +69,17 @@ class SimWorker:
     async def start(self) -> None:
         """Start a fresh incarnation: new import, new App, same name and datadir."""
         self.incarnation += 1
+        # A process of its own: its Record classes are the only ones it decodes to
+        # (tasks the app starts below inherit the registry from this context).
+        registry_token = use_registry({})
+        try:
+            await self._start_incarnation()
+        finally:
+            reset_registry(registry_token)
+        # Owned by the runner, not the incarnation: it outlives the crash it handles.
+        self._watcher = asyncio.ensure_future(self._exit_when_crashed(self.app, self.incarnation))
+
+    async def _start_incarnation(self) -> None:
         _, app = load_isolated(self.target)
         self.transport = SimTransport(
             cluster=self.cluster, name=self.name, app=app, conditions=self.network
@@ -88,8 +100,6 @@ class SimWorker:
         finally:
             task_owner.reset(token)
         self.up = True
-        # Owned by the runner, not the incarnation: it outlives the crash it handles.
-        self._watcher = asyncio.ensure_future(self._exit_when_crashed(app, self.incarnation))
 
     async def _exit_when_crashed(self, app: Any, incarnation: int) -> None:
         """The process ends when its App crashes; a process supervisor restarts it.

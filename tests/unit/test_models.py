@@ -521,3 +521,43 @@ def test_unconverted_containers_keep_identity() -> None:
     log = Log(times, names)
     assert log.times is times and log.names is names
     assert Log(["2024-01-01T00:00:00"], {}).times == times
+
+
+# -- one registry per (simulated) process -------------------------------------------------------
+def test_classes_defined_under_use_registry_stay_in_that_registry() -> None:
+    from detstream.models import reset_registry, use_registry
+
+    own: dict[str, type[Record]] = {}
+    token = use_registry(own)
+    try:
+        class Parcel(Record, namespace="test.models.Parcel"):
+            weight: int
+
+        assert own == {"test.models.Parcel": Parcel}
+        assert registry["test.models.Parcel"] is Parcel
+        decoded = Record.from_data({"weight": 2, "__faust": {"ns": "test.models.Parcel"}})
+        assert type(decoded) is Parcel
+    finally:
+        reset_registry(token)
+    assert "test.models.Parcel" not in registry
+    assert registry[f"{__name__}.Point"] is Point  # the process registry is back
+
+
+def test_a_payload_decodes_to_the_class_of_the_reading_context() -> None:
+    """Two copies of a class (two simulated workers): each context decodes to its own."""
+    from detstream.models import reset_registry, use_registry
+
+    copies = []
+    for _ in range(2):
+        token = use_registry({})
+        try:
+            class Twin(Record, namespace="test.models.Twin"):
+                n: int
+
+            copies.append(Twin)
+            payload = Twin(n=1).to_representation()
+            assert type(Record.from_data(payload)) is Twin
+            assert type(Twin.loads(Twin(n=3).dumps())) is Twin
+        finally:
+            reset_registry(token)
+    assert copies[0] is not copies[1]
