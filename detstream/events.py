@@ -9,6 +9,7 @@ stream's decoded view of it.
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -151,8 +152,9 @@ def current_event() -> Event | None:
     return _current_event.get()
 
 
-def set_current_event(event: Event | None) -> contextvars.Token[Event | None]:
-    return _current_event.set(event)
+#: ``set_current_event(event) -> token``: the context variable's own ``set`` (streams call
+#: it twice per event, so no Python-level wrapper around it).
+set_current_event: Callable[[Event | None], contextvars.Token[Event | None]] = _current_event.set
 
 
 def reset_current_event(token: contextvars.Token[Event | None]) -> None:

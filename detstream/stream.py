@@ -117,7 +117,7 @@ class Stream:
             event = self._decode(message)
         except DecodeError as exc:
             self.app.tracer.record("decode-error", tp=message.tp, offset=message.offset, reason=exc.reason)
-            self._ack_message(message)
+            message.ack()
             raise
         if lease is not None:
             lease.started(message)
@@ -160,10 +160,7 @@ class Stream:
         if message.lease is not None:
             message.lease.finished(message)
         if self.enable_acks:
-            self._ack_message(message)
-
-    def _ack_message(self, message: Message) -> None:
-        message.ack()
+            message.ack()
 
     def ack(self, event: Event) -> bool:
         """Ack ``event`` by hand (streams made with ``noack()``)."""
