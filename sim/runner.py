@@ -458,6 +458,7 @@ class Simulation:
         kinds: Counter[str] = Counter()
         delivered: Counter[str] = Counter()
         app_crashes: Counter[str] = Counter()
+        agent_errors: Counter[str] = Counter()
         listener_failed = sought_back = 0
         for e in self.trace.events:
             kind = e.kind
@@ -466,13 +467,16 @@ class Simulation:
                 delivered[e.actor] += 1
             elif kind == "app-crashed":
                 app_crashes[e.actor] += 1
+            elif kind == "agent-error":
+                agent_errors[e.actor] += 1
             elif kind == "engine-error":
                 listener_failed += "step" in e.fields
             elif kind == "opened":
                 sought_back += bool(e.fields.get("sought"))
         for name in sorted({*self.workers, *(w.name for w in self.retired)}):
+            raised = f"; its agents raised {agent_errors[name]} times" if agent_errors[name] else ""
             crashed = f"; its App crashed {app_crashes[name]} times" if app_crashes[name] else ""
-            lines.append(f"worker {name}: processed {delivered[name]} events{crashed}")
+            lines.append(f"worker {name}: processed {delivered[name]} events{raised}{crashed}")
         for fault in self.applied:
             lines.append(f"fault: {fault.describe()}")
         coverage = self.report.coverage

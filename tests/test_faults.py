@@ -228,3 +228,12 @@ def test_a_deny_reads_window_crashes_the_app_and_its_work_is_redone():
     assert crashed and crashed[0].fields["error"] == "TopicAuthorizationFailedError"
     drawn = {f.kind for s in range(40) for f in plan_faults(s, "chaos", 3, 30).faults}
     assert "deny_reads" in drawn
+
+
+def test_the_summary_says_how_often_agents_raised():
+    """An agent that raises is restarted, not a crash: the run goes on, and the summary says so."""
+    report = run("tests/apps/raising_agent.py", SimOptions(seed=1, workers=1, faults="none"))
+    assert report.ok, report.violations
+    odd = sum(1 for n in range(20) if n % 2)
+    assert sum(1 for e in report.trace.events if e.kind == "agent-error") == odd
+    assert f"worker w1: processed 20 events; its agents raised {odd} times" in report.summary
