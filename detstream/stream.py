@@ -19,6 +19,7 @@ from .events import Event, Message, current_event, set_current_event
 
 if TYPE_CHECKING:
     from .channel import Channel, Item
+    from .engine.buffer import SubscriberBuffer
     from .topic import Topic
 
 
@@ -29,7 +30,7 @@ class Stream:
         self,
         channel: Channel,
         *,
-        queue: asyncio.Queue[Item] | None = None,
+        queue: SubscriberBuffer[Item] | None = None,
         prefix: str = "",
         enable_acks: bool = True,
         processors: list[Callable[[Any], Any]] | None = None,
