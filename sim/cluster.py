@@ -157,6 +157,8 @@ class ClusterConfig:
     listener_lag_share: float = 0.5
     #: ... and the longest such while (seconds); the length is drawn from the network stream.
     listener_lag: float = 0.5
+    #: the longest a client is busy when an error response reaches it (``Network._meet_error``).
+    error_pause: float = 1.0
 
 
 class ReadInterest:
@@ -197,7 +199,12 @@ class OutgoingRecord(Protocol):
 class SimCluster:
     """Owns every topic and group of one simulated run."""
 
-    def __init__(self, trace: Trace, *, rng: random.Random, config: ClusterConfig | None = None):
+    def __init__(
+        self, trace: Trace, *, rng: random.Random, config: ClusterConfig | None = None,
+        errors: random.Random | None = None,
+    ):
+        """``rng`` is the network stream; ``errors`` how clients meet error responses
+        (None: at once, as tests of the cluster alone want)."""
         self.trace = trace
         self.config = config or ClusterConfig()
         self._rng = rng
@@ -207,6 +214,7 @@ class SimCluster:
             trace, rng, latency=self.config.latency, request_timeout=self.config.request_timeout,
             stats=self.stats, lost_response_share=self.config.lost_response_share,
             listener_lag=(self.config.listener_lag_share, self.config.listener_lag),
+            errors=errors, error_pause=self.config.error_pause,
         )
         self.brokers = Brokers(
             trace, count=self.config.brokers, replication_factor=self.config.replication_factor,

@@ -230,6 +230,8 @@ class VirtualEventLoop(asyncio.BaseEventLoop):
         self._clock_resolution = CLOCK_RESOLUTION
         self._selector = _VirtualSelector(self)
         self._shuffle = shuffle
+        #: virtual seconds the current iteration takes beyond zero (``pause``).
+        self._pause = 0.0
         self._timer_seq = count()
         self._task_seq = count(1)
         # Creation order of tasks, to report and cancel them deterministically
@@ -288,6 +290,16 @@ class VirtualEventLoop(asyncio.BaseEventLoop):
         if timer._source_traceback:  # type: ignore[attr-defined]
             del timer._source_traceback[-1]  # type: ignore[attr-defined]
         return timer
+
+    def pause(self, duration: float) -> None:
+        """The current iteration takes ``duration`` more virtual seconds: a busy process.
+
+        The next iteration starts that much later, so the timers that came
+        due meanwhile run in it together, after the callbacks already queued,
+        as asyncio runs them after a slow iteration. The simulated network
+        pauses the loop where bugs live (``Network``'s error responses).
+        """
+        self._pause = max(self._pause, duration)
 
     def call_every_iterations(self, every: int, hook: Callable[[int], object] | None) -> None:
         """Call ``hook(iterations)`` at the start of every ``every``-th loop iteration (None: stop).
@@ -373,6 +385,9 @@ class VirtualEventLoop(asyncio.BaseEventLoop):
                 handle = heapq.heappop(scheduled)[2]
                 handle._scheduled = False
 
+        if self._pause:  # the last iteration was slow: its end is where this one starts
+            self._now += self._pause
+            self._pause = 0.0
         ready = self._ready
         if not ready and not self._stopping:
             # asyncio would select() until the next timer: the clock jumps to it.

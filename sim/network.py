@@ -99,9 +99,12 @@ class Network:
         self, trace: Trace, rng: random.Random, *, latency: tuple[float, float],
         request_timeout: float, stats: Counter[str], lost_response_share: float = 0.5,
         listener_lag: tuple[float, float] = (0.0, 0.0),
+        errors: random.Random | None = None, error_pause: float = 0.0,
     ) -> None:
         self.trace = trace
         self._rng = rng
+        self._errors = errors
+        self._error_pause = error_pause
         self._latency = latency
         self.request_timeout = request_timeout
         self._stats = stats
@@ -141,10 +144,24 @@ class Network:
         """
         loop = asyncio.get_running_loop()
         sent = loop.time()
-        await asyncio.sleep(self.latency() + link.conditions.extra(sent))
-        link.check()
+        delay = self.latency() + link.conditions.extra(sent)
+        on_the_wire = link.up  # a dead process sends nothing
+        try:
+            await asyncio.sleep(delay)
+        except asyncio.CancelledError:
+            if on_the_wire and not link.up:  # killed with the request on the wire: it arrives
+                loop.call_at(sent + delay, self._orphan, link, what, sent, apply)
+            raise
+        if not link.up:
+            if on_the_wire:
+                self._orphan(link, what, sent, apply)
+            link.check()
         if not self.loses(link, sent):
-            return apply()
+            try:
+                return apply()
+            except Exception:
+                await self._meet_error(link)
+                raise
         applied = self._rng.random() < self._lost_response_share
         if applied:
             try:
@@ -152,6 +169,49 @@ class Network:
             except Exception:  # the answer is lost with the response anyway
                 pass
         raise await self._timed_out(link, what, sent, applied=applied)
+
+    def _orphan(self, link: Link, what: str, sent: float, apply: Callable[[], object]) -> None:
+        """A request whose sender died after sending it reaches the broker all the same.
+
+        A kill -9 does not take back what the process wrote to its socket:
+        the kernel delivers it, the broker applies it (an offset commit, a
+        produce, a transaction's end), and only the response is lost. So a
+        crash loses what a client had not sent yet, never what it had.
+        """
+        self._stats["request-after-crash"] += 1
+        if self.loses(link, sent):
+            return
+        self.trace.record(link.name, "request-after-crash", request=what)
+        try:
+            apply()
+        except Exception:  # the answer goes to a dead process
+            pass
+
+    async def _meet_error(self, link: Link) -> None:
+        """How the client meets an error response: chosen adversarially from the seed.
+
+        Error paths are where engine bugs live, and a real client is not as
+        prompt as a single hop: aiokafka passes a response through its
+        connection, its sender task and the batch's futures, and the
+        process may be busy (a long iteration, a GC pause) when it arrives.
+        So the response may reach the caller up to two loop iterations
+        late, and half the time the loop is first busy for up to
+        ``error_pause`` seconds: the timers that came due meanwhile (a
+        commit, a heartbeat) run between the error's arrival and its
+        handling, in every order those choices allow. Virtual time and the
+        other streams are unchanged when there is no error.
+        """
+        rng = self._errors
+        if rng is None:
+            return
+        if rng.random() < 0.5:
+            pause = getattr(asyncio.get_running_loop(), "pause", None)
+            if pause is not None:
+                pause(rng.uniform(0.0, self._error_pause))
+                self._stats["error-met-busy"] += 1
+        for _ in range(rng.randrange(3)):
+            await asyncio.sleep(0)
+        link.check()
 
     async def arrive(self, link: Link, what: str) -> None:
         """The way in of a long poll or fetch: latency, or a timeout if a drop fault lost it."""

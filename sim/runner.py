@@ -183,8 +183,9 @@ class Simulation:
         self._scenario_hook = scenario
         self.trace = Trace(asyncio.get_running_loop().time)
         seed = options.seed
+        streams = SeedStreams(seed)
         self.cluster = SimCluster(
-            self.trace, rng=SeedStreams(seed).network(),
+            self.trace, rng=streams.network(), errors=streams.errors(),
             config=ClusterConfig(brokers=options.brokers),
         )
         self.plan = options.plan or plan_faults(

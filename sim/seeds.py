@@ -4,7 +4,8 @@ A run draws from several independent streams, one per subsystem, so that a
 change in one (a fault plan drawn differently, one more network decision)
 does not shift the draws of the others: ``faults`` (the plan), ``network``
 (latencies, losses, which dropped requests were applied), ``schedule``
-(``--shuffle``: the order of ready callbacks) and the sandbox's own, which
+(``--shuffle``: the order of ready callbacks), ``errors`` (how a client
+meets an error response: ``sim.network``) and the sandbox's own, which
 app code sees through ``random``, ``uuid4`` and ``os.urandom``
 (``sim.sandbox``). Their derivations are fixed: changing one changes every
 trace hash.
@@ -35,6 +36,10 @@ class SeedStreams:
 
     def schedule(self) -> random.Random:
         return self.stream("schedule")
+
+    def errors(self) -> random.Random:
+        """How a client meets an error response: busy or not, and after how many hops."""
+        return self.stream("errors")
 
     def app(self) -> random.Random:
         """The sandbox's ``random`` (what the run's own code may draw, beside the global one)."""

@@ -16,7 +16,7 @@ from detstream import mutants
 from detstream.app import STOP_UNBOUNDED
 from detstream.engine.conductor import DELIVERY_BEFORE_RECOVERY
 from detstream.engine.listener_guard import LISTENER_FAILURE_SWALLOWED
-from detstream.engine.producer import SEND_FAILURE_IGNORED
+from detstream.engine.producer import FLUSH_BEFORE_SETTLING, SEND_FAILURE_IGNORED
 from detstream.tables.table import CHANGELOG_DECODE_UNCHECKED
 from sim.runner import SimOptions, run
 from tests.unit import test_rebalance_listener
@@ -63,6 +63,16 @@ def test_send_failure_ignored_is_caught_within_50_chaos_seeds_of_word_count():
     # redo them. With the failure ignored, the table or the final read comes up short.
     seed, report = caught_within_50_seeds(SEND_FAILURE_IGNORED)
     assert report.coverage["send-refused"] > 0, seed
+
+
+def test_flush_before_settling_is_caught_within_50_chaos_seeds():
+    # Session 18: a flush that began after a send was refused, but before the send's
+    # callback ran, did not wait for it, and its commit passed the event. The window is
+    # two loop iterations wide; the sim reaches it because a client meets an error
+    # response late and busy (timers such as the commit's run in between), and because a
+    # commit request sent before the app crashed still reaches the broker.
+    seed, report = caught_within_50_seeds(FLUSH_BEFORE_SETTLING, "tests/apps/refused_forward.py")
+    assert "final-read-refused-committed" in {v.check for v in report.violations}, seed
 
 
 def test_changelog_decode_unchecked_is_caught_within_50_chaos_seeds():

@@ -1,0 +1,106 @@
+"""The simulated network: what a crash does to requests on the wire, and how errors arrive."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+
+import pytest
+
+from sim.loop import VirtualEventLoop, run
+from sim.network import Link, Network
+from sim.trace import Trace
+
+
+def _network(loop_time, errors=None, error_pause=0.0):
+    trace = Trace(loop_time)
+    stats: Counter[str] = Counter()
+    network = Network(trace, random.Random(1), latency=(0.01, 0.01), request_timeout=30.0,
+                      stats=stats, errors=errors, error_pause=error_pause)
+    return network, trace, stats
+
+
+def test_a_request_sent_before_its_sender_is_killed_still_reaches_the_broker():
+    """kill -9 loses what a client had not sent yet, never what was on the wire."""
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        network, trace, stats = _network(loop.time)
+        link = Link("w1")
+        applied = []
+        request = asyncio.ensure_future(network.request(link, "commit", lambda: applied.append(loop.time())))
+        await asyncio.sleep(0.004)  # sent, not arrived
+        link.up = False  # the process dies ...
+        request.cancel()  # ... and its tasks with it
+        await asyncio.sleep(1.0)
+        after = asyncio.ensure_future(network.request(link, "commit", lambda: applied.append("late")))
+        with pytest.raises(ConnectionError):
+            await after  # sent by a dead process: never
+        return applied, stats["request-after-crash"], [e.kind for e in trace.events]
+
+    applied, orphans, kinds = run(main())
+    assert applied == [pytest.approx(0.01)]  # applied on arrival, after the kill
+    assert orphans == 1 and kinds == ["request-after-crash"]
+
+
+def test_without_an_errors_stream_an_error_response_raises_in_the_step_it_arrives():
+    async def main():
+        loop = asyncio.get_running_loop()
+        network, _, _ = _network(loop.time)
+        iterations = loop.iterations
+
+        def refuse():
+            raise ValueError("refused")
+
+        with pytest.raises(ValueError):
+            await network.request(Link("w1"), "produce", refuse)
+        return loop.iterations - iterations, loop.time()
+
+    steps, now = run(main())
+    assert now == pytest.approx(0.01)
+    assert steps == 2  # the latency's timer, then the step that raises
+
+
+def test_an_error_response_may_arrive_late_and_busy_as_the_errors_stream_chooses():
+    """Up to two iterations late, half the time after a pause of up to ``error_pause``."""
+
+    def meet(seed):
+        async def main():
+            loop = asyncio.get_running_loop()
+            network, _, _ = _network(loop.time, errors=random.Random(seed), error_pause=1.0)
+            start = loop.iterations
+
+            def refuse():
+                raise ValueError("refused")
+
+            with pytest.raises(ValueError):
+                await network.request(Link("w1"), "produce", refuse)
+            return loop.iterations - start, round(loop.time() - 0.01, 6)
+
+        return run(main())
+
+    outcomes = [meet(seed) for seed in range(40)]
+    assert outcomes == [meet(seed) for seed in range(40)]  # from the seed alone
+    assert {steps for steps, _ in outcomes} == {2, 3, 4}
+    pauses = [late for _, late in outcomes if late > 0]
+    assert 0 < len(pauses) < len(outcomes) and max(pauses) <= 1.0
+
+
+def test_a_pause_runs_the_timers_due_meanwhile_after_the_callbacks_already_queued():
+    order = []
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        assert isinstance(loop, VirtualEventLoop)
+        loop.call_later(0.5, order.append, "timer at 0.5")
+        loop.call_later(2.0, order.append, "timer at 2.0")
+        loop.pause(1.0)
+        loop.call_soon(order.append, "queued before the pause ended")
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        return loop.time()
+
+    now = run(main())
+    assert order == ["queued before the pause ended", "timer at 0.5"]
+    assert now == pytest.approx(1.0)
