@@ -25,6 +25,11 @@ from .loop import task_owner
 from .network import LinkConditions
 from .trace import Trace
 
+
+class _StartFailed(Exception):
+    """``app.start()`` raised (the cause): the incarnation's process exits."""
+
+
 #: how long the process supervisor waits before restarting a worker whose App crashed.
 SUPERVISOR_RESTART_DELAY = 5.0
 
@@ -74,6 +79,9 @@ class SimWorker:
         registry_token = use_registry({})
         try:
             await self._start_incarnation()
+        except _StartFailed as failed:
+            await self._start_failed(failed.__cause__)
+            return
         finally:
             reset_registry(registry_token)
         # Owned by the runner, not the incarnation: it outlives the crash it handles.
@@ -97,9 +105,30 @@ class SimWorker:
         token = task_owner.set(self.owner)
         try:
             await app.start()
+        except Exception as exc:
+            raise _StartFailed() from exc
         finally:
             task_owner.reset(token)
         self.up = True
+
+    async def _start_failed(self, error: BaseException | None) -> None:
+        """``app.start()`` raised (a table it must read first is refused to it, say).
+
+        ``detstream worker`` then exits with status 1, as when the App
+        crashes later: the incarnation is torn down as a kill -9 and the
+        process supervisor starts a new one after ``SUPERVISOR_RESTART_DELAY``.
+        """
+        incarnation = self.incarnation
+        self.trace.record(self.name, "app-crashed", incarnation=incarnation,
+                          error=type(error).__name__ if error is not None else "-")
+        await self.crash()
+        self._watcher = asyncio.ensure_future(self._restart_later(incarnation))
+
+    async def _restart_later(self, incarnation: int) -> None:
+        """What the process supervisor does after the process exited: start it again."""
+        await asyncio.sleep(SUPERVISOR_RESTART_DELAY)
+        if not self.up and self.incarnation == incarnation and not self.ending:
+            await self.start()
 
     async def _exit_when_crashed(self, app: Any, incarnation: int) -> None:
         """The process ends when its App crashes; a process supervisor restarts it.
@@ -117,9 +146,7 @@ class SimWorker:
         self.trace.record(self.name, "app-crashed", incarnation=incarnation,
                           error=type(reason).__name__ if reason is not None else "-")
         await self.crash()
-        await asyncio.sleep(SUPERVISOR_RESTART_DELAY)
-        if not self.up and self.incarnation == incarnation and not self.ending:
-            await self.start()
+        await self._restart_later(incarnation)
 
     async def quiesce(self) -> None:
         """The main phase is over: stop the app's tasks, timers and crontabs, now and after restarts.

@@ -237,3 +237,18 @@ def test_the_summary_says_how_often_agents_raised():
     odd = sum(1 for n in range(20) if n % 2)
     assert sum(1 for e in report.trace.events if e.kind == "agent-error") == odd
     assert f"worker w1: processed 20 events; its agents raised {odd} times" in report.summary
+
+
+def test_an_app_whose_start_fails_is_restarted_not_the_end_of_the_run():
+    """A global table's first read refused (deny_reads) makes app.start() raise.
+
+    ``detstream worker`` exits with status 1 and its supervisor starts it again;
+    the sim run used to end there with the worker's exception instead of a verdict.
+    """
+    report = run("tests/apps/global_counts.py", SimOptions(seed=5, duration=15.0, faults="chaos"))
+    assert report.ok, report.violations
+    failed_starts = [e for e in report.trace.of_kind("app-crashed") if e.fields["error"] != "-"]
+    assert failed_starts
+    crashed = failed_starts[0]
+    assert any(e.actor == crashed.actor and e.time >= crashed.time + 5.0
+               for e in report.trace.of_kind("start"))
