@@ -42,7 +42,7 @@ from .producer import SimProducer
 from .scenario import ProducerSpec, Scenario, encode, load_scenario_file
 from .seeds import SeedStreams
 from .testing import run_sandboxed
-from .trace import Trace, takes_over
+from .trace import Trace, TraceEvent, takes_over
 from .workers import SimWorker
 
 #: virtual seconds allowed after the main phase for the run to settle.
@@ -122,6 +122,10 @@ class RunResult:
     def records(self, topic: str) -> list[ConsumerRecord]:
         """Every record in ``topic`` at the end (the final full read)."""
         return self._cluster.records(topic)
+
+    def events(self, kind: str) -> list[TraceEvent]:
+        """The run's trace events of ``kind``, in order (e.g. ``window-close``)."""
+        return list(self._cluster.trace.of_kind(kind))
 
     def table(self, name: str) -> dict[Any, Any]:
         """The table as its changelog describes it (what a recovering worker rebuilds)."""
