@@ -27,6 +27,11 @@ repartition topics, table changelogs) is read from the beginning with
   ``final-read-refused-committed``. If not, the program sends something the
   producer refuses every time (a poison output that holds its partition
   back): ``final-read-refused``, which names the record and the error.
+- **unsent output**: a send made while processing an input event never
+  reached the broker and was never refused (its process died with it in the
+  producer's buffer), and no attempt of that event wrote to the topic. If
+  the input's offset was committed, the output is lost: the engine
+  committed before the output was acknowledged (``final-read-unsent-committed``).
 
 Records nobody's send explains (appended without a history entry) are not
 judged: the check is about what producers were told.
@@ -82,7 +87,15 @@ def final_read(cluster: SimCluster, *, exactly_once: bool) -> FinalRead:
             f"{len(fenced)} send(s) of an idempotent producer appear more than once",
             [_describe(write, f"at offsets {_visible_offsets(write, visible)}") for write in fenced[:EXAMPLES]],
         ))
-    dropped, poison = _refused_outputs(cluster, history)
+    dropped, poison, unsent = _failed_outputs(cluster, history)
+    if unsent:
+        outcome.violations.append(Violation(
+            "final-read-unsent-committed",
+            f"the output of {len(unsent)} event(s) never reached the broker (lost with its "
+            "process), yet their offsets were committed and the events never redone: the "
+            "output is lost",
+            [_describe(write, "never sent") for write in unsent[:EXAMPLES]],
+        ))
     if dropped:
         outcome.violations.append(Violation(
             "final-read-refused-committed",
@@ -226,19 +239,23 @@ def _why_missing(
     return f"offset {offset} was removed"
 
 
-def _refused_outputs(cluster: SimCluster, history: WriteHistory) -> tuple[list[Write], list[Write]]:
-    """Refused, never appended writes of events no attempt wrote that topic for.
+def _failed_outputs(
+    cluster: SimCluster, history: WriteHistory,
+) -> tuple[list[Write], list[Write], list[Write]]:
+    """Never appended writes of events no attempt wrote that topic for.
 
-    Split into those whose input offset was committed past (the output is
-    lost) and those whose input was not (the event fails every time).
+    Refused ones split into those whose input offset was committed past (the
+    output is lost) and those whose input was not (the event fails every
+    time); unsent ones (neither acknowledged nor refused: lost with their
+    process) count only where the input was committed past.
     """
     committed: dict[TP, int] = {}
     for group in cluster.groups.values():
         for tp, offset in group.committed.items():
             committed[tp] = max(committed.get(tp, 0), offset)
-    if not any(write.refused is not None and not write.offsets and write.origin is not None
+    if not any(not write.acked and not write.offsets and write.origin is not None
                for write in history.writes):
-        return [], []
+        return [], [], []
     written: set[tuple[TP, int, str, str]] = set()  # (input tp, offset, agent, topic) of acked writes
     for write in history.writes:
         if write.acked and write.origin is not None:
@@ -246,16 +263,22 @@ def _refused_outputs(cluster: SimCluster, history: WriteHistory) -> tuple[list[W
     superseded = _superseded_in_compacted(cluster, history)
     dropped: list[Write] = []
     poison: list[Write] = []
+    unsent: list[Write] = []
     for index, write in enumerate(history.writes):
         origin = write.origin
-        if write.refused is None or write.offsets or origin is None or index in superseded:
+        if write.acked or write.offsets or origin is None or index in superseded:
             continue
         event = (origin.tp, origin.offset, origin.agent, write.tp.topic)
         if event in written:
             continue  # an attempt of the event wrote there (it was redone), or it is listed already
-        written.add(event)
-        (dropped if committed.get(origin.tp, 0) > origin.offset else poison).append(write)
-    return dropped, poison
+        passed = committed.get(origin.tp, 0) > origin.offset
+        if write.refused is not None:
+            written.add(event)
+            (dropped if passed else poison).append(write)
+        elif passed:
+            written.add(event)
+            unsent.append(write)
+    return dropped, poison, unsent
 
 
 def _superseded_in_compacted(cluster: SimCluster, history: WriteHistory) -> set[int]:
@@ -264,9 +287,9 @@ def _superseded_in_compacted(cluster: SimCluster, history: WriteHistory) -> set[
     A compacted topic keeps the latest record per key; a table flushes one
     changelog record per dirty key at each commit, carrying the latest value
     (``changelog_cache``), made under the event that wrote the key last. So
-    when a flush is refused and the events are redone, the key's next record
-    may come from another event than the refused one: the refused record was
-    replaced, not lost.
+    when a flush is refused or lost with its process and the events are
+    redone, the key's next record may come from another event than the one
+    the flush was made under: the record was replaced, not lost.
     """
     last_acked: dict[tuple[TP, bytes | None], int] = {}
     for index, write in enumerate(history.writes):
@@ -274,7 +297,7 @@ def _superseded_in_compacted(cluster: SimCluster, history: WriteHistory) -> set[
             last_acked[(write.tp, write.key)] = index
     return {
         index for index, write in enumerate(history.writes)
-        if write.refused is not None and last_acked.get((write.tp, write.key), -1) > index
+        if not write.acked and not write.offsets and last_acked.get((write.tp, write.key), -1) > index
     }
 
 
