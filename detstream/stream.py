@@ -16,11 +16,21 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import DecodeError, InvalidArgument
 from .events import Event, Message, current_event, set_current_event
+from .mutants import on as mutant_on
+from .mutants import register as register_mutant
 
 if TYPE_CHECKING:
     from .channel import Channel, Item
     from .engine.buffer import SubscriberBuffer
     from .topic import Topic
+
+
+#: re-opens acking at delivery: an event is acked before the agent finished it, so a commit
+#: while the agent awaits passes it, and a crash then loses it (see ``mutants``).
+ACK_BEFORE_PROCESSING = register_mutant(
+    "ack-before-processing",
+    "an event is acked when it is delivered, before the agent has finished processing it",
+)
 
 
 class Stream:
@@ -122,6 +132,8 @@ class Stream:
             raise
         if lease is not None:
             lease.started(message)
+        if mutant_on(ACK_BEFORE_PROCESSING):
+            message.ack()
         self.events_total += 1
         if self._processors:
             event = await self._process(event)

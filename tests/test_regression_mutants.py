@@ -14,9 +14,11 @@ import pytest
 
 from detstream import mutants
 from detstream.app import STOP_UNBOUNDED
+from detstream.engine.committer import COMMIT_BEFORE_FLUSH
 from detstream.engine.conductor import DELIVERY_BEFORE_RECOVERY
 from detstream.engine.listener_guard import LISTENER_FAILURE_SWALLOWED
 from detstream.engine.producer import FLUSH_BEFORE_SETTLING, SEND_FAILURE_IGNORED
+from detstream.stream import ACK_BEFORE_PROCESSING
 from detstream.tables.table import CHANGELOG_DECODE_UNCHECKED
 from sim.runner import SimOptions, run
 from tests.unit import test_rebalance_listener
@@ -73,6 +75,28 @@ def test_flush_before_settling_is_caught_within_50_chaos_seeds():
     # commit request sent before the app crashed still reaches the broker.
     seed, report = caught_within_50_seeds(FLUSH_BEFORE_SETTLING, "tests/apps/refused_forward.py")
     assert "final-read-refused-committed" in {v.check for v in report.violations}, seed
+
+
+AWAITING_RELAY = "tests/apps/awaiting_relay.py"
+
+
+def test_ack_before_processing_is_caught_within_50_chaos_seeds():
+    # Issue 11: acking an event when it is delivered, before the agent finished it, passed
+    # 50 chaos seeds of word count unseen (its agents never await). An agent that awaits
+    # per event leaves the window open: a commit passes the half-done event, a crash loses it.
+    seed, report = caught_within_50_seeds(ACK_BEFORE_PROCESSING, AWAITING_RELAY)
+    checks = {v.check for v in report.violations}
+    assert checks & {"every_order_has_a_receipt", "final-read-unsent-committed"}, (seed, checks)
+
+
+def test_commit_before_flush_is_caught_within_50_chaos_seeds():
+    # Issue 11: an at-least-once commit sent before the producer flush passed word count
+    # (exactly-once) unseen. The relay forwards without awaiting: its receipts sit in the
+    # producer's buffer while the offsets go out, and a crash or a refusal loses them.
+    seed, report = caught_within_50_seeds(COMMIT_BEFORE_FLUSH, AWAITING_RELAY)
+    checks = {v.check for v in report.violations}
+    assert checks & {"every_order_has_a_receipt", "final-read-unsent-committed",
+                     "final-read-refused-committed"}, (seed, checks)
 
 
 def test_changelog_decode_unchecked_is_caught_within_50_chaos_seeds():

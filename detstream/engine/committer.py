@@ -13,13 +13,24 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from detstream.errors import CommitFailedError
+from detstream.mutants import on as mutant_on
+from detstream.mutants import register as register_mutant
 
 from .acks import OffsetTracker
 
 if TYPE_CHECKING:
+    from detstream._types import TP
     from detstream.transport.base import Consumer
 
     from .producer import ProducerBuffer
+
+
+#: re-opens committing before the flush: offsets go to the group while the output of their
+#: events may still be in the producer's buffer, and a crash then loses that output.
+COMMIT_BEFORE_FLUSH = register_mutant(
+    "commit-before-flush",
+    "the at-least-once commit sends the offsets before the producer flush, not after it",
+)
 
 
 class Log(Protocol):
@@ -73,6 +84,8 @@ class PlainCommitter:
         if not offsets:
             return True
         producer = self.producer
+        if mutant_on(COMMIT_BEFORE_FLUSH):
+            return await self._commit_then_flush(offsets)
         await producer.flush()
         if producer.failed is not None:
             taken = ", ".join(f"{tp.topic}[{tp.partition}]@{o}" for tp, o in sorted(offsets.items()))
@@ -84,6 +97,16 @@ class PlainCommitter:
             self.log.warning("commit rejected: %s", exc)
             return False
         self.tracker.committed(offsets)
+        return True
+
+    async def _commit_then_flush(self, offsets: dict[TP, int]) -> bool:
+        """The ``commit-before-flush`` mutant's commit (never in normal runs)."""
+        try:
+            await self.consumer.commit(offsets)
+        except CommitFailedError:
+            return False
+        self.tracker.committed(offsets)
+        await self.producer.flush()
         return True
 
     async def commit_on_release(self, *, idle: bool) -> None:
