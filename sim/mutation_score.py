@@ -1,0 +1,173 @@
+"""The mutation score: which planted engine bugs the simulator catches, how soon, how small.
+
+``scripts/mutation-score [--seeds N] [--jobs J] [--mutants a,b] [--clean]``
+
+Every mutant in ``detstream.mutants`` re-opens one real bug. For each, the
+zoo's workloads are swept in order (seeds 1..N under ``chaos``, the mutant
+on) until one catches it; the row says which workload, which checks failed
+at the first failing seed, how many of the N seeds failed, how many faults
+the first failing plan shrinks to (``explore.shrink``) and how long it all
+took. A mutant no workload catches is a gap in what the runs reach or what
+the checks look at: the row says ``NOT CAUGHT``.
+
+``--clean`` sweeps the zoo without mutants instead: every failure there is a
+false alarm (or a real bug), and the score means nothing until there is none.
+
+The zoo's workloads are paths in this repository: examples and the small
+apps the tests keep, each exercising engine paths the others do not
+(awaiting agents, forwarded output, refusals, windows, standbys).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from detstream import mutants
+
+from .explore import shrink, sweep
+from .runner import SimOptions
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    #: the target, relative to the repository.
+    path: str
+    duration: float = 20.0
+
+
+#: in sweep order: the examples first, then the apps that reach what they do not.
+ZOO: tuple[Workload, ...] = (
+    Workload("word_count", "examples/word_count.py"),
+    Workload("page_views", "examples/page_views.py"),
+    Workload("proj", "examples/proj"),
+    Workload("awaiting_relay", "tests/apps/awaiting_relay.py"),
+    Workload("refused_forward", "tests/apps/refused_forward.py"),
+    Workload("refused_output", "tests/apps/refused_output.py"),
+    Workload("foreign_changelog_record", "tests/scenarios/foreign_changelog_record.py", 15.0),
+    Workload("windowed_hopping", "tests/scenarios/windowed_hopping.py", 15.0),
+    Workload("standby_takeover", "tests/scenarios/standby_takeover.py", 15.0),
+    Workload("kill9_rocksdb_counts", "tests/scenarios/kill9_rocksdb_counts.py", 15.0),
+)
+
+
+@dataclass
+class Score:
+    """One row: a mutant and what caught it (``workload`` None: nothing did)."""
+
+    mutant: str
+    workload: str | None
+    checks: tuple[str, ...]
+    first_seed: int | None
+    caught: int
+    seeds: int
+    shrunk_faults: int | None
+    seconds: float
+
+    def row(self) -> str:
+        if self.workload is None:
+            return f"| `{self.mutant}` | NOT CAUGHT | - | 0/{self.seeds} per workload | - | {self.seconds:.0f} |"
+        checks = ", ".join(f"`{c}`" for c in self.checks)
+        return (f"| `{self.mutant}` | {self.workload}: {checks} | {self.first_seed} | "
+                f"{self.caught}/{self.seeds} | {self.shrunk_faults} | {self.seconds:.0f} |")
+
+
+HEADER = ("| mutant | caught by | first seed | seeds caught | faults after shrinking | seconds |\n"
+          "|---|---|---|---|---|---|")
+
+
+def known_mutants() -> list[str]:
+    """Every registered mutant (importing the modules that register them)."""
+    import detstream.app  # noqa: F401  - registers the engine's mutants on import
+    import detstream.stream  # noqa: F401
+
+    return sorted(mutants.KNOWN)
+
+
+@contextmanager
+def active(mutant: str | None) -> Iterator[None]:
+    """``mutant`` on, here and in the worker processes a sweep spawns (they read the environment)."""
+    saved = os.environ.get("DETSTREAM_MUTANTS")
+    if mutant is None:
+        os.environ.pop("DETSTREAM_MUTANTS", None)
+        yield
+    else:
+        os.environ["DETSTREAM_MUTANTS"] = mutant
+        with mutants.enabled(mutant):
+            yield
+    if saved is None:
+        os.environ.pop("DETSTREAM_MUTANTS", None)
+    else:
+        os.environ["DETSTREAM_MUTANTS"] = saved
+
+
+def _options(workload: Workload) -> SimOptions:
+    return SimOptions(seed=0, duration=workload.duration, faults="chaos")
+
+
+def score(mutant: str, seeds: int, *, jobs: int = 1, zoo: Sequence[Workload] = ZOO) -> Score:
+    """Sweep the zoo with ``mutant`` on until a workload catches it; shrink the first failure."""
+    started = time.perf_counter()  # noqa: TID251 - the score reports real seconds
+    with active(mutant):
+        for workload in zoo:
+            target = str(ROOT / workload.path)
+            result = sweep(target, _options(workload), range(1, seeds + 1), jobs=jobs)
+            failures = result.failures
+            if not failures:
+                continue
+            first, outcome = failures[0]
+            shrunk, _ = shrink(target, replace(_options(workload), seed=first), budget=20)
+            faults = len(shrunk.plan.faults) if shrunk.plan is not None else None
+            return Score(mutant, workload.name, tuple(sorted({v.check for v in outcome.violations})),
+                         first, len(failures), seeds, faults, time.perf_counter() - started)  # noqa: TID251
+    return Score(mutant, None, (), None, 0, seeds, None, time.perf_counter() - started)  # noqa: TID251
+
+
+def false_alarms(seeds: int, *, jobs: int = 1, zoo: Sequence[Workload] = ZOO) -> dict[str, list[int]]:
+    """Failing seeds of each workload without any mutant (each one a false alarm or a real bug)."""
+    with active(None):
+        return {
+            workload.name: [seed for seed, _ in sweep(
+                str(ROOT / workload.path), _options(workload), range(1, seeds + 1), jobs=jobs
+            ).failures]
+            for workload in zoo
+        }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="scripts/mutation-score", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, default=50, help="seeds per workload (default 50)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--mutants", help="comma-separated names (default: every known mutant)")
+    parser.add_argument("--clean", action="store_true", help="sweep the zoo without mutants")
+    args = parser.parse_args(argv)
+    if args.clean:
+        alarms = false_alarms(args.seeds, jobs=args.jobs, zoo=ZOO)
+        for name, failed in alarms.items():
+            print(f"{name}: {'OK' if not failed else f'FAILED seeds {failed}'} ({args.seeds} chaos seeds)")
+        return 1 if any(alarms.values()) else 0
+    known = known_mutants()
+    names = args.mutants.split(",") if args.mutants else known
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        parser.error(f"unknown mutant(s) {unknown}; known: {', '.join(known)}")
+    print(HEADER, flush=True)
+    scores = []
+    for name in names:
+        scores.append(score(name, args.seeds, jobs=args.jobs, zoo=ZOO))
+        print(scores[-1].row(), flush=True)
+    caught = sum(1 for s in scores if s.workload is not None)
+    print(f"\nmutation score: {caught}/{len(scores)} caught within {args.seeds} chaos seeds of the zoo")
+    return 0 if caught == len(scores) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
