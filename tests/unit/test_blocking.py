@@ -55,8 +55,10 @@ def test_blocked_loop_is_logged_with_the_blocking_frame_and_the_code_goes_on(cap
 
 
 def test_a_loop_that_does_not_block_logs_nothing(caplog):
+    # Real time: a bound ten times the loop's longest step, so that a busy machine (the
+    # process not scheduled for a while) is not taken for a blocked loop.
     async def main():
-        detector = await start_detector(SimpleNamespace(debug=True, blocking_timeout=0.1))
+        detector = await start_detector(SimpleNamespace(debug=True, blocking_timeout=1.0))
         for _ in range(10):
             await asyncio.sleep(0.03)
         await detector.stop()
