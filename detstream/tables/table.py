@@ -157,6 +157,8 @@ class Table(MutableMapping[Any, Any]):
         #: changelog key bytes -> the key recovery decodes them to (see ``_read_back_key``).
         self._keys_read_back: dict[bytes | None, Any] = {}
         self._keys_read_back_schema: Any = None
+        #: changelog value bytes known to decode (under ``_keys_read_back_schema``).
+        self._values_read_back: set[bytes] = set()
         self._setup_changelog_schema()
         #: built after the changelog topic: a persistent store encodes with its schema.
         self.data = store_for_url(self.store_url)(url=self.store_url, spec=self.store_spec())
@@ -390,9 +392,10 @@ class Table(MutableMapping[Any, Any]):
                 "round-trip: str, int, float, bool, bytes, tuples of them or Records, of the "
                 "table's key_type if it has one"
             )
-        if value_bytes is not None:
+        if value_bytes is not None and value_bytes not in self._values_read_back:
             try:
                 schema.loads_value(value_bytes, default_serializer="json", topic=name)
+                self._remember_value(value_bytes)
             except DecodeError as exc:
                 raise TableWriteError(
                     f"table {self.name!r}: the value of key {key!r} encodes to changelog bytes "
@@ -411,11 +414,23 @@ class Table(MutableMapping[Any, Any]):
         known = self._keys_read_back
         if schema is not self._keys_read_back_schema or len(known) >= _READ_BACK_KEYS:
             known.clear()
+            self._values_read_back.clear()
             self._keys_read_back_schema = schema
         if key_bytes in known:
             return known[key_bytes]
         back = known[key_bytes] = schema.loads_key(key_bytes, default_serializer="json", topic=topic)
         return back
+
+    def _remember_value(self, value_bytes: bytes) -> None:
+        """``value_bytes`` decoded: a counter writes the same few values under many keys.
+
+        Kept under the schema the keys are (``_read_back_key`` empties both
+        when it changes); at most ``_READ_BACK_KEYS`` values, then it starts over.
+        """
+        known = self._values_read_back
+        if len(known) >= _READ_BACK_KEYS:
+            known.clear()
+        known.add(value_bytes)
 
     # -- windowing --------------------------------------------------------------
     def tumbling(
