@@ -13,9 +13,8 @@ the checks look at: the row says ``NOT CAUGHT``.
 ``--clean`` sweeps the zoo without mutants instead: every failure there is a
 false alarm (or a real bug), and the score means nothing until there is none.
 
-The zoo's workloads are paths in this repository: examples and the small
-apps the tests keep, each exercising engine paths the others do not
-(awaiting agents, forwarded output, refusals, windows, standbys).
+The workloads are ``sim.zoo``'s (``detstream sim --zoo --seeds A..B`` sweeps
+them without mutants).
 """
 
 from __future__ import annotations
@@ -26,37 +25,12 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from detstream import mutants
 
 from .explore import shrink, sweep
 from .runner import SimOptions
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-@dataclass(frozen=True)
-class Workload:
-    name: str
-    #: the target, relative to the repository.
-    path: str
-    duration: float = 20.0
-
-
-#: in sweep order: the examples first, then the apps that reach what they do not.
-ZOO: tuple[Workload, ...] = (
-    Workload("word_count", "examples/word_count.py"),
-    Workload("page_views", "examples/page_views.py"),
-    Workload("proj", "examples/proj"),
-    Workload("awaiting_relay", "tests/apps/awaiting_relay.py"),
-    Workload("refused_forward", "tests/apps/refused_forward.py"),
-    Workload("refused_output", "tests/apps/refused_output.py"),
-    Workload("foreign_changelog_record", "tests/scenarios/foreign_changelog_record.py", 15.0),
-    Workload("windowed_hopping", "tests/scenarios/windowed_hopping.py", 15.0),
-    Workload("standby_takeover", "tests/scenarios/standby_takeover.py", 15.0),
-    Workload("kill9_rocksdb_counts", "tests/scenarios/kill9_rocksdb_counts.py", 15.0),
-)
+from .zoo import ROOT, ZOO, Workload
 
 
 @dataclass

@@ -145,3 +145,20 @@ def test_a_scenario_file_without_the_hook_is_exit_2(tmp_path):
     result = invoke("sim", "examples/word_count.py", "--scenario", scenario)
     assert result.exit_code == 2
     assert "defines no sim_scenario(sim) function" in result.output
+
+
+def test_sim_zoo_sweeps_every_workload_and_gives_one_verdict(monkeypatch):
+    from sim import zoo
+
+    relay = next(w for w in zoo.ZOO if w.name == "awaiting_relay")
+    monkeypatch.setattr(zoo, "ZOO", (relay, zoo.Workload("relay_short", relay.path, 3.0)))
+    result = invoke("sim", "--zoo", "--seeds", "1..2", "--faults", "chaos")
+    assert result.exit_code == 0, result.output
+    assert result.output.count("2 passed, 0 failed") == 2
+    assert "zoo: 2 of 2 workloads passed" in result.output
+
+
+@pytest.mark.parametrize("args", [["--zoo"], ["--zoo", "--seeds", "1..2", "examples/word_count.py"]])
+def test_sim_zoo_needs_seeds_and_no_target(args):
+    result = CliRunner().invoke(main, ["sim", *args])
+    assert result.exit_code == 2 and "--zoo sweeps the zoo's workloads" in result.output

@@ -64,6 +64,8 @@ class SeedRange(click.ParamType):
 @click.option("--seeds", type=SeedRange(), help="Run every seed in a range, e.g. 1..200.")
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="With --seeds: run the seeds in this many processes (same results and output).")
+@click.option("--zoo", is_flag=True,
+              help="With --seeds and no TARGET: sweep every workload of the sim's zoo (sim/zoo.py).")
 @click.option("--check-determinism", is_flag=True, help="Run the seed twice and compare traces.")
 @click.option("--replay", "replay_path", type=click.Path(exists=True, dir_okay=False),
               help="Rerun a trace file and fail at the first line that differs.")
@@ -74,7 +76,7 @@ class SeedRange(click.ParamType):
               help="A Python file whose sim_scenario(sim) replaces the target's own.")
 def sim(target: str | None, seed: int, workers: int, brokers: int, duration: float, faults: str,
         plan_path: str | None, trace_path: str | None, seeds: range | None, jobs: int,
-        check_determinism: bool, replay_path: str | None, shrink: bool, shuffle: bool,
+        zoo: bool, check_determinism: bool, replay_path: str | None, shrink: bool, shuffle: bool,
         scenario_path: str | None) -> None:
     """Run TARGET (file, module or module:attr) on a simulated cluster."""
     from sim import explore
@@ -84,6 +86,13 @@ def sim(target: str | None, seed: int, workers: int, brokers: int, duration: flo
     try:
         if replay_path:
             _replay(replay_path)
+            return
+        if zoo:
+            if target or seeds is None:
+                raise click.UsageError("--zoo sweeps the zoo's workloads: give --seeds A..B and no TARGET")
+            options = SimOptions(seed=seed, workers=workers, duration=duration, faults=faults,
+                                 shuffle=shuffle, brokers=brokers)
+            _zoo(options, seeds, jobs)
             return
         if not target:
             raise click.UsageError("missing TARGET (a file, module or module:attr)")
@@ -144,7 +153,30 @@ def _print_violations(report: Any) -> None:
             click.echo(f"    {line}")
 
 
+def _zoo(options: Any, seeds: range, jobs: int) -> None:
+    """Every zoo workload over ``seeds``, each at its own duration; one verdict at the end."""
+    from dataclasses import replace
+
+    from sim.zoo import ROOT, ZOO
+
+    failed = []
+    for workload in ZOO:
+        if _sweep_target(str(ROOT / workload.path), replace(options, duration=workload.duration),
+                         seeds, jobs):
+            failed.append(workload.name)
+    click.echo(f"zoo: {len(ZOO) - len(failed)} of {len(ZOO)} workloads passed"
+               + (f"; failed: {', '.join(failed)}" if failed else ""))
+    if failed:
+        sys.exit(1)
+
+
 def _sweep(target: str, options: Any, seeds: range, jobs: int) -> None:
+    if _sweep_target(target, options, seeds, jobs):
+        sys.exit(1)
+
+
+def _sweep_target(target: str, options: Any, seeds: range, jobs: int) -> int:
+    """Sweep and print ``target``; the number of failed seeds."""
     from sim.explore import sweep
 
     click.echo(f"detstream sim {target} seeds={seeds.start}..{seeds.stop - 1} faults={options.faults}")
@@ -157,8 +189,7 @@ def _sweep(target: str, options: Any, seeds: range, jobs: int) -> None:
     if options.faults != "none" and result.never_reached():
         click.echo(f"  never reached: {', '.join(result.never_reached())}")
     click.echo(f"{result.runs - len(result.failures)} passed, {len(result.failures)} failed")
-    if result.failures:
-        sys.exit(1)
+    return len(result.failures)
 
 
 def _determinism(target: str, options: Any) -> None:
