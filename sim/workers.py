@@ -72,7 +72,15 @@ class SimWorker:
         return f"{self.name}#{self.incarnation}"
 
     async def start(self) -> None:
-        """Start a fresh incarnation: new import, new App, same name and datadir."""
+        """Start a fresh incarnation: new import, new App, same name and datadir.
+
+        One process per worker slot, as under a process supervisor: if an
+        incarnation is up already (the supervisor restarted a crashed App
+        while a ``restart`` fault was stopping it), this start does nothing.
+        """
+        if self.up:
+            self.trace.record(self.name, "start-skipped", incarnation=self.incarnation)
+            return
         self.incarnation += 1
         # A process of its own: its Record classes are the only ones it decodes to
         # (tasks the app starts below inherit the registry from this context).
@@ -172,6 +180,8 @@ class SimWorker:
         past it is given up, so the stop ends within ``shutdown_timeout`` even
         with the brokers unreachable (the runner holds it to that).
         """
+        if not self.up:
+            return  # the process is gone already (it crashed meanwhile): nothing gets the SIGTERM
         self.up = False
         self._stop_watching()
         self.app.stop_deadline = stop_deadline(asyncio.get_running_loop().time(), self.shutdown_timeout)

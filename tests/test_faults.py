@@ -252,3 +252,24 @@ def test_an_app_whose_start_fails_is_restarted_not_the_end_of_the_run():
     crashed = failed_starts[0]
     assert any(e.actor == crashed.actor and e.time >= crashed.time + 5.0
                for e in report.trace.of_kind("start"))
+
+
+def test_a_crash_during_a_restart_leaves_one_incarnation_running():
+    """Chaos seed 182: w1's App crashed while a `restart` fault was about to stop it.
+
+    The supervisor restarted it, and the fault's start, 42 s later, began a
+    second incarnation beside it: two live processes with one transactional
+    id, the older fenced for good, and the run never converged. A SIGTERM to
+    a process that is gone stops nothing, and a start while one runs starts
+    nothing.
+    """
+    report = run(WORD_COUNT, SimOptions(seed=182, duration=20.0, faults="chaos"))
+    assert report.ok, report.violations
+    retired: set[str] = set()
+    latest: dict[str, str] = {}
+    for write in report.cluster.history.writes:  # in send order
+        worker, _, producer = write.producer.partition("/")
+        assert write.producer not in retired, f"{write.producer} sent after its successor"
+        if latest.get(worker, producer) != producer:
+            retired.add(f"{worker}/{latest[worker]}")
+        latest[worker] = producer
