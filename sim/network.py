@@ -178,9 +178,9 @@ class Network:
         produce, a transaction's end), and only the response is lost. So a
         crash loses what a client had not sent yet, never what it had.
         """
-        self._stats["request-after-crash"] += 1
         if self.loses(link, sent):
             return
+        self._stats["request-after-crash"] += 1
         self.trace.record(link.name, "request-after-crash", request=what)
         try:
             apply()
