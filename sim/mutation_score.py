@@ -10,8 +10,9 @@ the first failing plan shrinks to (``explore.shrink``) and how long it all
 took. A mutant no workload catches is a gap in what the runs reach or what
 the checks look at: the row says ``NOT CAUGHT``.
 
-``--clean`` sweeps the zoo without mutants instead: every failure there is a
-false alarm (or a real bug), and the score means nothing until there is none.
+``--clean`` sweeps the zoo without mutants instead (under ``--faults``,
+``chaos`` by default): every failure there is a false alarm (or a real
+bug), and the score means nothing until there is none.
 
 The workloads are ``sim.zoo``'s (``detstream sim --zoo --seeds A..B`` sweeps
 them without mutants).
@@ -83,8 +84,8 @@ def active(mutant: str | None) -> Iterator[None]:
         os.environ["DETSTREAM_MUTANTS"] = saved
 
 
-def _options(workload: Workload) -> SimOptions:
-    return SimOptions(seed=0, duration=workload.duration, faults="chaos")
+def _options(workload: Workload, faults: str = "chaos") -> SimOptions:
+    return SimOptions(seed=0, duration=workload.duration, faults=faults)
 
 
 def score(mutant: str, seeds: int, *, jobs: int = 1, zoo: Sequence[Workload] = ZOO) -> Score:
@@ -105,12 +106,14 @@ def score(mutant: str, seeds: int, *, jobs: int = 1, zoo: Sequence[Workload] = Z
     return Score(mutant, None, (), None, 0, seeds, None, time.perf_counter() - started)  # noqa: TID251
 
 
-def false_alarms(seeds: int, *, jobs: int = 1, zoo: Sequence[Workload] = ZOO) -> dict[str, list[int]]:
+def false_alarms(
+    seeds: int, *, jobs: int = 1, zoo: Sequence[Workload] = ZOO, faults: str = "chaos",
+) -> dict[str, list[int]]:
     """Failing seeds of each workload without any mutant (each one a false alarm or a real bug)."""
     with active(None):
         return {
             workload.name: [seed for seed, _ in sweep(
-                str(ROOT / workload.path), _options(workload), range(1, seeds + 1), jobs=jobs
+                str(ROOT / workload.path), _options(workload, faults), range(1, seeds + 1), jobs=jobs
             ).failures]
             for workload in zoo
         }
@@ -122,11 +125,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--mutants", help="comma-separated names (default: every known mutant)")
     parser.add_argument("--clean", action="store_true", help="sweep the zoo without mutants")
+    parser.add_argument("--faults", choices=("none", "default", "chaos"), default="chaos",
+                        help="fault profile of --clean's sweeps (default chaos; mutants: chaos)")
     args = parser.parse_args(argv)
     if args.clean:
-        alarms = false_alarms(args.seeds, jobs=args.jobs, zoo=ZOO)
+        alarms = false_alarms(args.seeds, jobs=args.jobs, zoo=ZOO, faults=args.faults)
         for name, failed in alarms.items():
-            print(f"{name}: {'OK' if not failed else f'FAILED seeds {failed}'} ({args.seeds} chaos seeds)")
+            verdict = "OK" if not failed else f"FAILED seeds {failed}"
+            print(f"{name}: {verdict} ({args.seeds} {args.faults} seeds)")
         return 1 if any(alarms.values()) else 0
     known = known_mutants()
     names = args.mutants.split(",") if args.mutants else known

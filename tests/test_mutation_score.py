@@ -37,3 +37,9 @@ def test_the_command_prints_the_table_and_the_score(capsys, monkeypatch):
     out = capsys.readouterr().out
     assert "| mutant | caught by |" in out and "mutation score: 1/1" in out
     assert code == 0
+
+
+def test_the_clean_sweep_takes_a_fault_profile(capsys, monkeypatch):
+    monkeypatch.setattr(mutation_score, "ZOO", (RELAY,))
+    assert mutation_score.main(["--clean", "--faults", "none", "--seeds", "2", "--jobs", "1"]) == 0
+    assert "awaiting_relay: OK (2 none seeds)" in capsys.readouterr().out
