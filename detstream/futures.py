@@ -18,15 +18,19 @@ T = TypeVar("T")
 def complete_as(source: asyncio.Future[T], target: asyncio.Future[T]) -> None:
     """Complete ``target`` as ``source`` completes: result, error or cancellation.
 
-    A ``target`` already done (cancelled by its waiter, say) is left alone.
+    A ``target`` already done (cancelled by its waiter, say) is left alone,
+    and an error of ``source`` is then dropped as seen: its waiter gave up.
     """
 
     def copy(done: asyncio.Future[T]) -> None:
+        if done.cancelled():
+            if not target.done():
+                target.cancel()
+            return
+        error = done.exception()  # read even if nobody waits any more: no "never retrieved"
         if target.done():
             return
-        if done.cancelled():
-            target.cancel()
-        elif (error := done.exception()) is not None:
+        if error is not None:
             target.set_exception(error)
         else:
             target.set_result(done.result())

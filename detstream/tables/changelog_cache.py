@@ -61,6 +61,14 @@ class _Dirty:
         self.event = event
         self.agent = agent
         self.durable: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
+        # A memory store never looks at it; a failure is the failed commit's, which reports it.
+        self.durable.add_done_callback(_retrieved)
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    """Mark a failed future's error as seen (no "Future exception was never retrieved")."""
+    if not future.cancelled():
+        future.exception()
 
 
 class ChangelogCache:
@@ -115,5 +123,4 @@ class ChangelogCache:
             future = self._dirty.pop(where).durable
             if not future.done():
                 future.set_exception(reason)
-                future.exception()  # a store that ignores it must not log "never retrieved"
 
