@@ -26,6 +26,8 @@ from .compat import widen_restart_budget
 from .errors import DecodeError, InvalidArgument
 from .events import current_agent as current_agent  # re-exported: agents own the idea
 from .events import set_current_agent
+from .mutants import on as mutant_on
+from .mutants import register as register_mutant
 from .rpc.agent_rpc import AgentRPC, ReplyPromise, request_headers, topic_name
 from .stream import Stream
 
@@ -35,6 +37,11 @@ if TYPE_CHECKING:
 
 AgentFun = Callable[[Stream], Any]
 
+#: a one-for-all supervisor restarts only the actor that failed, as one-for-one does.
+SUPERVISOR_RESTARTS_ONE = register_mutant(
+    "supervisor-restarts-one",
+    "an agent's OneForAllSupervisor restarts only the failed actor instead of all of them",
+)
 #: restarts per second an agent's supervisor allows before the app crashes (Faust's figure).
 MAX_RESTARTS = 100.0
 
@@ -171,9 +178,10 @@ class Agent:
         app: when it gives up, its crash reaches the app and the worker exits with
         an error instead of the agent going quiet.
         """
-        supervisor = self.supervisor_strategy(
-            max_restarts=MAX_RESTARTS, over=1.0, beacon=self.app.beacon
-        )
+        strategy = self.supervisor_strategy
+        if mutant_on(SUPERVISOR_RESTARTS_ONE) and issubclass(strategy, mode.OneForAllSupervisor):
+            strategy = mode.OneForOneSupervisor
+        supervisor = strategy(max_restarts=MAX_RESTARTS, over=1.0, beacon=self.app.beacon)
         widen_restart_budget(supervisor, MAX_RESTARTS)
         return supervisor
 

@@ -13,6 +13,14 @@ from collections import deque
 from collections.abc import Iterable
 
 from detstream._types import TP
+from detstream.mutants import on as mutant_on
+from detstream.mutants import register as register_mutant
+
+#: an ack out of order moves the commit point over the earlier messages still in flight.
+COMMIT_PAST_UNACKED = register_mutant(
+    "commit-past-unacked",
+    "an out-of-order ack moves the commit point past earlier messages that are not acked yet",
+)
 
 
 class OffsetTracker:
@@ -50,6 +58,8 @@ class OffsetTracker:
             self._committable[tp] = committable
             return
         self._acked.setdefault(tp, set()).add(offset)
+        if mutant_on(COMMIT_PAST_UNACKED) and offset + 1 > self._committable.get(tp, -1):
+            self._committable[tp] = offset + 1
 
     def in_flight(self, tp: TP) -> int:
         """Delivered but not yet acked messages of ``tp``."""

@@ -32,6 +32,13 @@ COMMIT_BEFORE_FLUSH = register_mutant(
     "the at-least-once commit sends the offsets before the producer flush, not after it",
 )
 
+#: re-opens the at-least-once zombie: a member whose commit the group refused goes on
+#: processing the partitions (and writing their changelogs) after their new owner took them.
+FENCED_KEEPS_PROCESSING = register_mutant(
+    "fenced-keeps-processing",
+    "at-least-once: a member whose offsets the group refused goes on processing its partitions",
+)
+
 
 class Log(Protocol):
     """The part of a logger a committer uses (the app's ``mode`` logger, or ``logging``'s)."""
@@ -71,12 +78,16 @@ class PlainCommitter:
         producer: ProducerBuffer,
         flush_tables: Callable[[], object],
         log: Log,
+        on_fenced: Callable[[], object] = lambda: None,
     ) -> None:
         self.tracker = tracker
         self.consumer = consumer
         self.producer = producer
         self.flush_tables = flush_tables
         self.log = log
+        #: the group refused our offsets (we were expelled, or a rebalance moved on without
+        #: us): stop processing the partitions, which are another member's now.
+        self.on_fenced = on_fenced
 
     async def commit(self) -> bool:
         offsets = self.tracker.to_commit()
@@ -94,7 +105,12 @@ class PlainCommitter:
         try:
             await self.consumer.commit(offsets)
         except CommitFailedError as exc:
-            self.log.warning("commit rejected: %s", exc)
+            self.log.warning(
+                "commit rejected: %s; giving the partitions up until the group assigns them "
+                "again (their next owner redoes the uncommitted work)", exc,
+            )
+            if not mutant_on(FENCED_KEEPS_PROCESSING):
+                self.on_fenced()
             return False
         self.tracker.committed(offsets)
         return True

@@ -43,6 +43,20 @@ DELIVERY_BEFORE_RECOVERY = register_mutant(
     "a newly assigned partition's records reach agents before its tables are recovered",
 )
 
+#: re-opens the zoo's rpc_ask find: a partition opened while the fetch loop dropped records
+#: of it (during the offset lookup) is never sought back, and those records are skipped.
+OPEN_OVER_DROPPED = register_mutant(
+    "open-over-dropped",
+    "opening partitions forgets records the fetch loop dropped during the start-offset lookup",
+)
+
+#: the revoked partitions' tables are dropped before the commit that flushes their writes:
+#: their offsets are committed and the cached table writes never reach the changelog.
+REVOKE_DROPS_TABLE_WRITES = register_mutant(
+    "revoke-drops-table-writes",
+    "on revoke, tables give their partitions up before the commit flushes their cached writes",
+)
+
 #: seconds between looks for new topics an ``app.topic(pattern=...)`` matches. Kafka's
 #: clients refresh metadata every 5 minutes; a new topic should be picked up sooner.
 PATTERN_REFRESH = 30.0
@@ -149,6 +163,7 @@ class Conductor:
             self.committer = PlainCommitter(
                 tracker=self.tracker, consumer=self.consumer, producer=host.producer,
                 flush_tables=host.tables.flush_changelogs, log=host.log,
+                on_fenced=self.lose_partitions,
             )
         self._request_standbys()
         await self._match_patterns()
@@ -289,6 +304,10 @@ class Conductor:
             return  # a rebalance replaced this assignment meanwhile
         if not self._between_batches:
             return  # the fetch loop opens them itself once its batch is done
+        if (tps & self._skipped) - starts.keys() and not mutant_on(OPEN_OVER_DROPPED):
+            # records of a partition were dropped while we looked (the fetch loop ran
+            # meanwhile): opening now would step over them; its next turn opens them
+            return
         for tp, offset in sorted(starts.items()):
             consumer.seek(tp, offset)
         self._opening -= tps
@@ -387,6 +406,8 @@ class Conductor:
         self._opening -= revoked
         self.progress.set()
         idle = await self._wait_idle(revoked)
+        if mutant_on(REVOKE_DROPS_TABLE_WRITES):
+            self.host.tables.on_revoked(revoked)  # the dirty keys go before the commit flushes them
         await self._commit_on_release(idle=idle)
         self.tracker.forget(revoked)
         for tp in revoked:
@@ -446,7 +467,10 @@ class Conductor:
 
         Exactly-once, after an aborted transaction: its records and offsets
         are gone, so neither this worker's in-memory table state nor its
-        positions may be used again. The partitions stay lost until the
+        positions may be used again. At-least-once, after the group refused a
+        commit: the partitions are another member's now (this one was
+        expelled, a zombie), and a zombie that went on processing them would
+        write its stale table values to their changelogs. The partitions stay lost until the
         rebalance the failed commit announced assigns them again (and
         recovery rebuilds their tables).
         """

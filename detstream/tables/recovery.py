@@ -34,6 +34,8 @@ import logging
 from typing import TYPE_CHECKING
 
 from detstream._types import TP, ConsumerRecord
+from detstream.mutants import on as mutant_on
+from detstream.mutants import register as register_mutant
 
 from .changelog_resume import recovery_start
 from .recovery_progress import RecoveryProgress, TableRecovery
@@ -48,6 +50,17 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 __all__ = ["TableManager", "recovery_start"]
+
+#: recovery reads from one past where it must start: the first record to replay is lost.
+RECOVERY_STARTS_LATE = register_mutant(
+    "recovery-starts-one-late",
+    "table recovery starts reading its changelog one offset past the right start",
+)
+#: recovery ends with the first applied batch, whatever is left up to the end offset.
+RECOVERY_DONE_EARLY = register_mutant(
+    "recovery-done-after-first-batch",
+    "a table partition counts as recovered after its first changelog batch, not at its end offset",
+)
 
 
 class TableManager:
@@ -128,6 +141,8 @@ class TableManager:
             if stored is None:
                 stored = handed.get(tp)
             start, wipe = recovery_start(stored, begins[tp], ends[tp])
+            if mutant_on(RECOVERY_STARTS_LATE):
+                start = min(start + 1, ends[tp])
             if wipe:
                 self._wipe(table, tp, stored, begins[tp], ends[tp])
             elif handed.get(tp) is not None:
@@ -192,7 +207,7 @@ class TableManager:
         table.apply_changelog(records)
         self._positions[tp] = records[-1].offset + 1
         self.progress.applied(tp, len(records), self._positions[tp])
-        if records[-1].offset + 1 >= target:
+        if records[-1].offset + 1 >= target or mutant_on(RECOVERY_DONE_EARLY):
             self._finish(consumer, tp)
 
     async def finish_at_positions(self, consumer: Consumer) -> None:

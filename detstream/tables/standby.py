@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING
 from detstream._types import TP, ConsumerRecord
 from detstream.errors import ChangelogDecodeError
 from detstream.futures import current_task_cancelling
+from detstream.mutants import on as mutant_on
+from detstream.mutants import register as register_mutant
 from detstream.stores import store_for_url
 
 from .changelog_resume import recovery_start
@@ -44,6 +46,17 @@ if TYPE_CHECKING:
     from .table import Table
 
 logger = logging.getLogger(__name__)
+
+#: a standby steps over one record of each fetched batch: its copy misses that write.
+STANDBY_SKIPS_RECORD = register_mutant(
+    "standby-skips-record",
+    "a standby replica steps over the second record of each changelog batch it applies",
+)
+#: a standby applies a batch newest first: per key the oldest value of the batch wins.
+STANDBY_KEEPS_OLDEST = register_mutant(
+    "standby-keeps-oldest",
+    "a standby replica applies each changelog batch in reverse, keeping the oldest value per key",
+)
 
 
 @dataclass(eq=False)
@@ -242,10 +255,15 @@ class StandbyReader:
             records = [r for r in batch[tp] if r.offset >= position]
             if not records:
                 continue
+            last = records[-1].offset
+            if mutant_on(STANDBY_SKIPS_RECORD) and len(records) > 1:
+                records = [records[0], *records[2:]]
+            if mutant_on(STANDBY_KEEPS_OLDEST):
+                records = records[::-1]
             # decoded as recovery decodes, under the same table_changelog_decode_errors
             # policy; on_changelog_event is called as Faust does while standbys sync
             entry.table.apply_changelog_to(entry.store, records)
-            entry.offset = records[-1].offset
+            entry.offset = last
             entry.position = entry.offset + 1
             self.applied += len(records)
 
