@@ -283,3 +283,25 @@ def no_fenced_commit_accepted(trace: Trace) -> Violation | None:
                 [_line(event)],
             )
     return None
+
+
+def no_stale_generation_commit(trace: Trace) -> Violation | None:
+    """Every offset commit a coordinator accepted came from its current generation.
+
+    A member of an older generation may no longer own the partitions it
+    commits for: the rebalance may have given them to another member, whose
+    progress the stale offsets would overwrite (Kafka: ILLEGAL_GENERATION;
+    for transactional offsets, KIP-447).
+    """
+    generation: dict[str, int] = {}
+    for event in trace.of_kinds("rebalance", "offsets-accepted"):
+        if event.kind == "rebalance":
+            generation[event.actor] = event.fields["generation"]
+        elif event.fields["generation"] != generation.get(event.actor, 0):
+            return Violation(
+                "no-stale-generation-commit",
+                f"group {event.actor} accepted offsets from {event.fields['member']} of generation "
+                f"{event.fields['generation']} while at generation {generation.get(event.actor, 0)}",
+                [_line(event)],
+            )
+    return None

@@ -32,6 +32,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
+from detstream import mutants
 from detstream._types import TP, ConsumerRecord, RecordMetadata
 
 from .brokers import GROUP_COORDINATOR_TOPIC, Brokers, coordinator_partition
@@ -47,6 +48,17 @@ from .transactions import TransactionalId, TransactionCoordinator
 
 if TYPE_CHECKING:
     from .history import Write
+
+#: a read_committed fetch hands out aborted records (it still stops at the last stable offset).
+READ_COMMITTED_RETURNS_ABORTED = mutants.register(
+    "read-committed-returns-aborted",
+    "the broker hands aborted transactional records to read_committed consumers",
+)
+#: a fetch ignores the consumer's isolation level: open and aborted transactions show.
+FETCH_IGNORES_ISOLATION = mutants.register(
+    "fetch-ignores-isolation",
+    "the broker serves read_committed fetches as read_uncommitted (open and aborted records show)",
+)
 
 Headers = tuple[tuple[str, bytes], ...]
 
@@ -201,11 +213,13 @@ class SimCluster:
 
     def __init__(
         self, trace: Trace, *, rng: random.Random, config: ClusterConfig | None = None,
-        errors: random.Random | None = None,
+        errors: random.Random | None = None, members: random.Random | None = None,
     ):
         """``rng`` is the network stream; ``errors`` how clients meet error responses
-        (None: at once, as tests of the cluster alone want)."""
+        (None: at once, as tests of the cluster alone want); ``members`` draws the random
+        part of group member ids (None: a counter, ``w1-1``)."""
         self.trace = trace
+        self._members = members
         self.config = config or ClusterConfig()
         self._rng = rng
         #: counters of rare events for the run's coverage report.
@@ -221,7 +235,7 @@ class SimCluster:
             session_timeout=self.config.broker_session_timeout, stats=self.stats,
             on_leader_change=self._leader_changed,
         )
-        self.history = WriteHistory()
+        self.history = WriteHistory(trace.clock)
         self.topics: dict[str, TopicState] = {}
         #: every partition's log, by partition (topics are never deleted or resized).
         self._logs: dict[TP, PartitionLog] = {}
@@ -390,7 +404,26 @@ class SimCluster:
     def read(
         self, tp: TP, offset: int, max_records: int, *, read_committed: bool = False
     ) -> tuple[list[ConsumerRecord], int]:
+        """A consumer's fetch of ``tp`` with the isolation mutants (final reads use ``records``).
+
+        The sim consumer reads its partitions' logs directly; while a mutant
+        is active, its read_committed fetches come here.
+        """
+        if mutants.ACTIVE and read_committed:
+            return self._mutated_read(tp, offset, max_records)
         return self._log(tp).read(offset, max_records, read_committed=read_committed)
+
+    def _mutated_read(self, tp: TP, offset: int, max_records: int) -> tuple[list[ConsumerRecord], int]:
+        """A read_committed fetch as the isolation mutants serve it (normal if neither is on)."""
+        log = self._log(tp)
+        if mutants.on(FETCH_IGNORES_ISOLATION):
+            return log.read(offset, max_records, read_committed=False)
+        if not mutants.on(READ_COMMITTED_RETURNS_ABORTED):
+            return log.read(offset, max_records, read_committed=True)
+        limit = min(log.last_stable_offset, offset + max_records)
+        found, position = log.read(offset, max_records, read_committed=False)
+        kept = [record for record in found if record.offset < limit]
+        return kept, max(min(position, limit), offset)
 
     @property
     def logs(self) -> Mapping[TP, PartitionLog]:
@@ -513,7 +546,7 @@ class SimCluster:
                 group_id,
                 self.trace,
                 initial_rebalance_delay=self.config.initial_rebalance_delay,
-                stats=self.stats,
+                stats=self.stats, members=self._members,
             )
             self.groups[group_id] = coordinator
         return coordinator

@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import random
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from detstream import mutants
 from detstream._types import TP, ConsumerRecord
 from detstream.transport.base import GroupMetadata, IsolationLevel, RebalanceListener
 
@@ -36,6 +38,12 @@ from .metadata import ClientMetadata
 from .network import LinkConditions
 from .producer import MAX_REQUEST_SIZE, Link, SimProducer, SimTransactionalProducer
 from .trace import Trace
+
+#: a fetch in flight when its partition was sought is delivered all the same (aiokafka drops it).
+STALE_FETCH_AFTER_SEEK = mutants.register(
+    "stale-fetch-after-seek",
+    "records of a fetch in flight while its partition was sought are returned, from the old position",
+)
 
 __all__ = [
     "Link", "SimAdmin", "SimConsumer", "SimProducer", "SimTransactionalProducer", "SimTransport",
@@ -141,9 +149,24 @@ class SimTransport:
             self.cluster, self.name, group_id=group_id, link=self.link,
             isolation_level=isolation_level, stop_budget=self.stop_budget,
         )
+        self._configure(consumer)
         if group_id is not None:
             self.consumers.append(consumer)
         return consumer
+
+    def _configure(self, consumer: SimConsumer) -> None:
+        """The app's consumer settings, as the Kafka driver hands them to aiokafka.
+
+        Records per fetch (``broker_max_poll_records``) and the group timers
+        (``broker_session_timeout``, ``broker_heartbeat_interval``,
+        ``broker_rebalance_timeout``); the defaults are the app's defaults.
+        """
+        conf = getattr(self._app, "conf", None)
+        setting = functools.partial(getattr, conf)
+        consumer.max_records = int(setting("broker_max_poll_records", None) or consumer.max_records)
+        consumer.session_timeout = float(setting("broker_session_timeout", consumer.session_timeout))
+        consumer.heartbeat_interval = float(setting("broker_heartbeat_interval", consumer.heartbeat_interval))
+        consumer.rebalance_timeout = float(setting("broker_rebalance_timeout", consumer.rebalance_timeout))
 
     def create_admin(self, *, client_id: str) -> SimAdmin:
         return SimAdmin(self.cluster, self.name, self.link)
@@ -338,10 +361,7 @@ class SimConsumer:
                     self._cluster.latency() + self._link.conditions.extra(loop.time())
                 )
                 # Records of a partition seeked or reassigned meanwhile are stale: drop them.
-                batch = {
-                    tp: records for tp, records in batch.items()
-                    if tp in self._assigned and self._seeks.get(tp, 0) == moved[tp][0]
-                }
+                batch = self._current_records(batch, moved)
             self._advance(moved)
             if batch:
                 if self.group.listener_pending:
@@ -353,6 +373,21 @@ class SimConsumer:
             if self._metadata_stale:
                 continue  # a partition was skipped: refresh (after retry_backoff), read again
             await self._wait_for_data(min(remaining, self.heartbeat_interval))
+
+    def _current_records(
+        self, batch: dict[TP, list[ConsumerRecord]], moved: Mapping[TP, tuple[int, int]],
+    ) -> dict[TP, list[ConsumerRecord]]:
+        """The fetched records still current: of partitions neither sought nor revoked meanwhile."""
+        current = {}
+        for tp, records in batch.items():
+            if tp not in self._assigned:
+                continue
+            if self._seeks.get(tp, 0) != moved[tp][0]:
+                self._cluster.stats["fetch-stale-after-seek"] += 1  # reach: a seek raced a fetch
+                if not (mutants.ACTIVE and mutants.on(STALE_FETCH_AFTER_SEEK)):
+                    continue
+            current[tp] = records
+        return current
 
     async def _wait_for_data(self, timeout: float) -> None:
         """Wait until a partition this consumer reads may have data, or ``timeout``.
@@ -443,9 +478,12 @@ class SimConsumer:
                 if serving_all:
                     self._interest.grown.discard(tp)  # until its log grows or it is sought
                 continue  # nothing to read, nothing to skip
-            records, position = log.read(
-                start, self.max_records, read_committed=self._read_committed
-            )
+            if mutants.ACTIVE and self._read_committed:  # the isolation mutants live in the cluster
+                records, position = cluster.read(tp, start, self.max_records, read_committed=True)
+            else:
+                records, position = log.read(
+                    start, self.max_records, read_committed=self._read_committed
+                )
             if records:
                 batch[tp] = records
             if position != start:

@@ -54,6 +54,9 @@ class Sweep:
     #: one outcome per seed, in seed order.
     outcomes: list[SeedOutcome] = field(default_factory=list)
     coverage: Counter[str] = field(default_factory=Counter)
+    #: per coverage counter, how many seeds reached it at least once (reach, not volume: a
+    #: planted bug on a path only 1 seed in 50 reaches is caught in at most that one).
+    reached: Counter[str] = field(default_factory=Counter)
 
     @property
     def runs(self) -> int:
@@ -85,6 +88,8 @@ def sweep(target: str, options: SimOptions, seeds: range, *, jobs: int = 1) -> S
     for outcome in outcomes:
         result.outcomes.append(outcome)
         result.coverage.update(outcome.coverage)
+        result.coverage.update({name: 0 for name in outcome.coverage})  # named, even if 0
+        result.reached.update(name for name, count in outcome.coverage.items() if count)
     return result
 
 

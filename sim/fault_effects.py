@@ -49,6 +49,10 @@ class FaultTarget(Protocol):
 
     def add_worker(self, name: str) -> Awaitable[SimWorker]: ...
 
+    def replace_worker(self, worker: SimWorker) -> Awaitable[SimWorker]:
+        """Start a new process in ``worker``'s slot (same name) while ``worker`` runs on."""
+        ...
+
     def retire(self, worker: SimWorker) -> None:
         """``worker`` left the group for good."""
         ...
@@ -151,6 +155,37 @@ async def _stall(fault: Fault, run: FaultTarget) -> bool:
     _announce(fault, run)
     run.until_healed(worker.stall(fault.downtime))
     return True
+
+
+@_effect("twin")
+async def _twin(fault: Fault, run: FaultTarget) -> bool:
+    """A zombie and its replacement: two live processes with one name (one transactional id).
+
+    The worker's host is cut off from its group (no heartbeat for
+    ``downtime``, agents and producer running on), and a replacement starts
+    elsewhere under the same name, as an orchestrator reschedules a pod it
+    lost touch with. The zombie keeps processing what it fetched, producing
+    and trying to commit until it is fenced (the replacement's producer
+    bumps the epoch of their transactional id; the group expels the zombie
+    after its session timeout) and, at the latest, until its host is shut
+    down when ``downtime`` ends. Nobody restarts it.
+    """
+    zombie = _worker_up(fault, run)
+    if zombie is None:
+        return False
+    _announce(fault, run)
+    zombie.ending = True  # its crashes are not restarted: a replacement took its slot
+    run.until_healed(_haunt(zombie, fault.downtime))
+    await asyncio.sleep(0)  # cut off first, then the replacement starts
+    await run.replace_worker(zombie)
+    return True
+
+
+async def _haunt(zombie: SimWorker, downtime: float) -> None:
+    """The zombie's life: stalled for ``downtime``, then its host is shut down (kill -9)."""
+    await zombie.stall(downtime)
+    if zombie.up:
+        await zombie.crash()
 
 
 # -- brokers ----------------------------------------------------------------------------

@@ -27,7 +27,10 @@ from .seeds import SeedStreams
 #: consumer stops heartbeating for ``downtime`` (longer than the session timeout)
 #: while its agents keep running, so the group expels it and rejects its commits
 #: until it resumes and rejoins.
+#: twin: a stall whose worker is replaced meanwhile: a new process with the same name
+#: (transactional id) starts while the zombie runs on, until fenced or ``downtime`` ends.
 WORKER_KINDS = ("crash", "restart", "join", "leave", "stall")
+TWIN_KINDS = ("twin",)
 #: Faults of a broker (target ``bN``): broker_crash: the broker dies, its partitions
 #: fail over once the controller notices, it comes back after ``downtime``;
 #: broker_restart: a controlled shutdown (leaders move first), back after ``downtime``;
@@ -45,7 +48,7 @@ LINK_KINDS = ("delay", "drop")
 #: deny_reads: the brokers refuse its fetches and offset commits non-retriably (authorization);
 #: aiokafka raises that from getmany/commit, the engine crashes the app and the work is redone.
 REFUSAL_KINDS = ("refuse", "deny_reads")
-KINDS = WORKER_KINDS + BROKER_KINDS + LINK_KINDS + REFUSAL_KINDS
+KINDS = WORKER_KINDS + TWIN_KINDS + BROKER_KINDS + LINK_KINDS + REFUSAL_KINDS
 
 #: how long a drawn stall lasts (virtual s): past the 60 s session timeout of the sim consumer.
 STALL_RANGE = (65.0, 90.0)
@@ -53,6 +56,7 @@ STALL_RANGE = (65.0, 90.0)
 DOWNTIME_RANGES = {
     "crash": (1.0, 20.0),
     "stall": STALL_RANGE,
+    "twin": STALL_RANGE,
     "broker_crash": (1.0, 20.0),
     "broker_restart": (0.5, 5.0),
     "delay": (1.0, 10.0),
@@ -90,7 +94,7 @@ PROFILES: dict[str, tuple[tuple[int, int, tuple[str, ...]], ...]] = {
 #: profile -> groups drawn after every other fault (and after the unreachable stops), so that
 #: adding them left the plans of every seed as they were.
 LATE_GROUPS: dict[str, tuple[tuple[int, int, tuple[str, ...]], ...]] = {
-    "chaos": ((0, 1, ("deny_reads",)),),
+    "chaos": ((0, 1, ("deny_reads",)), (0, 1, TWIN_KINDS)),
 }
 
 
@@ -132,7 +136,7 @@ class Fault:
             return text + f" (+{self.latency:.3f}s for {self.downtime:.3f}s)"
         if self.kind == "drop":
             return text + f" ({self.loss:.0%} for {self.downtime:.3f}s)"
-        if self.kind in ("stall", "refuse", "deny_reads"):
+        if self.kind in ("stall", "twin", "refuse", "deny_reads"):
             return text + f" (for {self.downtime:.3f}s)"
         return text
 

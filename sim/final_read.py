@@ -260,6 +260,7 @@ def _failed_outputs(
     for write in history.writes:
         if write.acked and write.origin is not None:
             written.add((write.origin.tp, write.origin.offset, write.origin.agent, write.tp.topic))
+    delivered = _last_deliveries(cluster)
     superseded = _superseded_in_compacted(cluster, history)
     dropped: list[Write] = []
     poison: list[Write] = []
@@ -271,6 +272,8 @@ def _failed_outputs(
         event = (origin.tp, origin.offset, origin.agent, write.tp.topic)
         if event in written:
             continue  # an attempt of the event wrote there (it was redone), or it is listed already
+        if delivered.get((origin.tp, origin.offset), -1.0) > write.sent_at:
+            continue  # the event was delivered again since: redone (its output is that attempt's)
         passed = committed.get(origin.tp, 0) > origin.offset
         if write.refused is not None:
             written.add(event)
@@ -279,6 +282,20 @@ def _failed_outputs(
             written.add(event)
             unsent.append(write)
     return dropped, poison, unsent
+
+
+def _last_deliveries(cluster: SimCluster) -> dict[tuple[TP, int], float]:
+    """When each input event (partition, offset) was last delivered to an agent.
+
+    A later delivery than a failed write's send is a redo of its event, even
+    where the redo's output is attributed to another event: a ``take()``
+    batch's sends are made under its last event, and a redo may cut the
+    batches elsewhere.
+    """
+    last: dict[tuple[TP, int], float] = {}
+    for event in cluster.trace.of_kind("deliver"):
+        last[(event.fields["tp"], event.fields["offset"])] = event.time
+    return last
 
 
 def _superseded_in_compacted(cluster: SimCluster, history: WriteHistory) -> set[int]:

@@ -15,14 +15,27 @@ coordinator gives every member a fresh session (``coordinator_moved``).
 from __future__ import annotations
 
 import asyncio
+import random
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from detstream import mutants
 from detstream._types import TP
 from detstream.errors import CommitFailedError
 
 from .trace import Trace
+
+#: the coordinator takes offsets from anyone: an expelled member, an older generation.
+COMMIT_FENCING_SKIPPED = mutants.register(
+    "commit-fencing-skipped",
+    "the group coordinator accepts offset commits without checking membership or generation",
+)
+
+
+def member_client(member_id: str) -> str:
+    """The client id (the simulated worker's name) in a member id ``[tag:]client-n``."""
+    return member_id.rpartition(":")[2].rpartition("-")[0]
 
 
 class GroupProtocolError(Exception):
@@ -77,9 +90,11 @@ class GroupCoordinator:
 
     def __init__(
         self, group_id: str, trace: Trace, *, initial_rebalance_delay: float,
-        stats: Counter[str] | None = None,
+        stats: Counter[str] | None = None, members: random.Random | None = None,
     ) -> None:
         self.group_id = group_id
+        #: draws the random part of member ids, as Kafka's UUID (None: none, ``w1-1``).
+        self._member_rng = members
         self.trace = trace
         self._stats = stats if stats is not None else Counter()
         self.initial_rebalance_delay = initial_rebalance_delay
@@ -96,6 +111,20 @@ class GroupCoordinator:
         self._member_seq = 0
 
     # -- join / sync ------------------------------------------------------
+    def _new_member_id(self, client_id: str) -> str:
+        """``{client_id}-{n}``, after a random tag when the run draws one.
+
+        Kafka names a member ``{client_id}-{UUID}``, and the leader's assignor
+        orders members by id: with the same client id everywhere (Faust's
+        default), a restarted worker sorts anywhere among the others, so it
+        need not get its old partitions back. A random tag first gives the
+        simulated group the same freedom (the counter keeps ids readable).
+        """
+        self._member_seq += 1
+        if self._member_rng is None:
+            return f"{client_id}-{self._member_seq}"
+        return f"{self._member_rng.getrandbits(16):04x}:{client_id}-{self._member_seq}"
+
     async def join(
         self,
         member_id: str | None,
@@ -107,8 +136,7 @@ class GroupCoordinator:
         user_data: bytes = b"",
     ) -> JoinResult:
         if member_id is None or member_id not in self.members:
-            self._member_seq += 1
-            member_id = f"{client_id}-{self._member_seq}"
+            member_id = self._new_member_id(client_id)
             self.members[member_id] = Member(member_id, subscription, session_timeout, rebalance_timeout)
             self.trace.record(self.group_id, "member-join", member=member_id)
         member = self.members[member_id]
@@ -178,7 +206,11 @@ class GroupCoordinator:
         """
         if self.state != "stable":
             self._stats["rebalance-during-commit"] += 1
-        if member_id not in self.members or generation != self.generation:
+        stale = member_id in self.members and generation != self.generation
+        if stale:  # reach: a live member behind a rebalance commits (a zombie, or a slow one)
+            self._stats["commit-stale-generation"] += 1
+        fenced = member_id not in self.members or stale
+        if fenced and not (mutants.ACTIVE and mutants.on(COMMIT_FENCING_SKIPPED)):
             self.trace.record(
                 self.group_id, "commit-rejected", member=member_id, generation=generation
             )
@@ -186,6 +218,7 @@ class GroupCoordinator:
                 f"commit from {member_id} (generation {generation}) rejected: "
                 f"group {self.group_id} is at generation {self.generation}"
             )
+        self.trace.record(self.group_id, "offsets-accepted", member=member_id, generation=generation)
 
     def store(self, member_id: str | None, offsets: Mapping[TP, int]) -> None:
         """Make ``offsets`` the committed offsets (checked already, or a transaction's)."""

@@ -56,12 +56,15 @@ class Write:
     acked: bool = False
     #: the error that refused the send for good (too large, fenced, timed out), if one did.
     refused: str | None = None
+    #: loop time of the send (a later delivery of its origin event redoes it).
+    sent_at: float = 0.0
 
 
 class WriteHistory:
     """Every write of one cluster, in send order."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = lambda: 0.0) -> None:
+        self._clock = clock
         self.writes: list[Write] = []
         #: the one ``TP`` object of each partition written or read from.
         self._tps: dict[TP, TP] = {}
@@ -82,7 +85,8 @@ class WriteHistory:
     ) -> Write:
         """A send starts (in the sender's context, so its origin is the event being processed)."""
         tp = self._tps.get(tp) or self._tps.setdefault(tp, tp)
-        write = Write(producer, tp, key, value, idempotent, transactional, self._origin())
+        write = Write(producer, tp, key, value, idempotent, transactional, self._origin(),
+                      sent_at=self._clock())
         self.writes.append(write)
         return write
 

@@ -23,6 +23,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from detstream import mutants
+
 from .kafka_errors import InvalidProducerEpochError, OutOfOrderSequenceError
 
 #: batches per producer id whose offsets a partition remembers for deduplication.
@@ -53,6 +55,13 @@ class ProducerEntry:
     batches: deque[_Batch] = field(default_factory=lambda: deque(maxlen=MAX_CACHED_BATCHES))
 
 
+#: the leader appends a retried batch again instead of answering with its first offsets.
+RETRY_APPENDED_TWICE = mutants.register(
+    "retry-appended-twice",
+    "the partition leader appends an idempotent producer's retried batch a second time",
+)
+
+
 def duplicate_of(
     producers: dict[int, ProducerEntry], batch: BatchId, count: int
 ) -> tuple[int, ...] | None:
@@ -76,6 +85,8 @@ def duplicate_of(
     last = batch.sequence + count - 1
     for cached in entry.batches:
         if cached.first == batch.sequence and cached.last == last:
+            if mutants.ACTIVE and mutants.on(RETRY_APPENDED_TWICE):
+                return None
             return cached.offsets
     if batch.sequence != entry.last_sequence + 1:
         raise OutOfOrderSequenceError(

@@ -38,7 +38,9 @@ from .driver import current_cluster
 from .fault_effects import apply_fault
 from .faults import BROKER_KINDS, Fault, FaultPlan, plan_faults
 from .final_read import final_read
+from .group import member_client
 from .producer import SimProducer
+from .sandbox import EPOCH
 from .scenario import ProducerSpec, Scenario, encode, load_scenario_file
 from .seeds import SeedStreams
 from .testing import run_sandboxed
@@ -105,11 +107,12 @@ class RunResult:
     def crashes(self) -> int:
         """Faults after which at-least-once may process input twice.
 
-        Kill -9s and zombie stalls; and the faults that can make a commit
-        fail or a plain producer's retry append twice: dropped and delayed
-        requests, broker crashes and restarts, leader moves.
+        Kill -9s, zombie stalls and twins, graceful stops with the cluster
+        unreachable (their final commit cannot land); and the faults that can
+        make a commit fail or a plain producer's retry append twice: dropped
+        and delayed requests, broker crashes and restarts, leader moves.
         """
-        return sum(1 for f in self.faults if f.kind in _REPROCESSING_KINDS)
+        return sum(1 for f in self.faults if f.kind in _REPROCESSING_KINDS or f.unreachable)
 
     @property
     def exactly_once(self) -> bool:
@@ -126,6 +129,11 @@ class RunResult:
     def events(self, kind: str) -> list[TraceEvent]:
         """The run's trace events of ``kind``, in order (e.g. ``window-close``)."""
         return list(self._cluster.trace.of_kind(kind))
+
+    @staticmethod
+    def wall_time(event: TraceEvent) -> float:
+        """The virtual wall clock (``time.time()`` in the run) when ``event`` happened."""
+        return EPOCH + event.time
 
     def table(self, name: str) -> dict[Any, Any]:
         """The table as its changelog describes it (what a recovering worker rebuilds)."""
@@ -147,7 +155,7 @@ def _nothing_in_flight(app: Any) -> bool:
 
 #: fault kinds after which an at-least-once app may process some input twice.
 _REPROCESSING_KINDS = frozenset(
-    {"crash", "stall", "drop", "delay", "refuse", "deny_reads", *BROKER_KINDS}
+    {"crash", "stall", "twin", "drop", "delay", "refuse", "deny_reads", *BROKER_KINDS}
 )
 
 
@@ -189,7 +197,7 @@ class Simulation:
         seed = options.seed
         streams = SeedStreams(seed)
         self.cluster = SimCluster(
-            self.trace, rng=streams.network(), errors=streams.errors(),
+            self.trace, rng=streams.network(), errors=streams.errors(), members=streams.members(),
             config=ClusterConfig(brokers=options.brokers),
         )
         self.plan = options.plan or plan_faults(
@@ -271,6 +279,23 @@ class Simulation:
         await worker.start()
         return worker
 
+    async def replace_worker(self, worker: SimWorker) -> SimWorker:
+        """A new process in ``worker``'s slot, on another host (its own disk), ``worker`` running on.
+
+        Its incarnations continue ``worker``'s numbering, so ``name#n`` stays unique.
+        """
+        name = worker.name
+        replacement = SimWorker(
+            name, self.target, self.cluster, self.trace, self.datadir / f"{name}.{worker.incarnation + 1}",
+            actor=f"{worker.actor}'",
+        )
+        replacement.incarnation = worker.incarnation
+        replacement.quiesced = self.quiesced
+        self.retired.append(worker)
+        self.workers[name] = replacement
+        await replacement.start()
+        return replacement
+
     async def _feed(self, spec: ProducerSpec) -> None:
         # An upstream system's producer: idempotent, Kafka's default since 3.0.
         producer = SimProducer(self.cluster, spec.name, idempotent=True)
@@ -312,14 +337,19 @@ class Simulation:
         else:
             self.trace.record("faults", "fault-skipped", fault=fault.kind, worker=fault.worker)
 
+    def _actor(self, name: str) -> str:
+        """Whose trace lines are the worker slot ``name``'s now (after a twin: the replacement's)."""
+        worker = self.workers.get(name)
+        return worker.actor if worker is not None else name
+
     async def _fire_after_commit(self, fault: Fault) -> None:
         """Apply ``fault`` ``after_commit`` seconds after its worker's next accepted commit.
 
         A worker that commits nothing within ``COMMIT_WAIT`` is crashed anyway.
         """
-        prefix = f"{fault.worker}-"  # members are named {worker}-{n}
+        actor = self._actor(fault.worker)
         commit = self.trace.next_event(
-            lambda e: e.kind == "commit" and str(e.fields.get("member", "")).startswith(prefix)
+            lambda e: e.kind == "commit" and member_client(str(e.fields.get("member", "-"))) == actor
         )
         try:
             await asyncio.wait_for(commit, COMMIT_WAIT)
@@ -338,7 +368,7 @@ class Simulation:
         worker did not hold need their tables recovered, so only there does
         a listener that fails half way leave state missing.
         """
-        assigned = self.trace.next_event(takes_over(fault.worker, self.trace.events))
+        assigned = self.trace.next_event(takes_over(self._actor(fault.worker), self.trace.events))
         try:
             await asyncio.wait_for(assigned, COMMIT_WAIT)
         except asyncio.TimeoutError:
@@ -440,6 +470,7 @@ class Simulation:
         self._check(checks.opened_after_listener(self.trace))
         self._check(checks.no_lost_input(self.trace, self.cluster, topics))
         self._check(checks.no_fenced_commit_accepted(self.trace))
+        self._check(checks.no_stale_generation_commit(self.trace))
         apps = [w.app for _, w in sorted(self.workers.items())]
         result = RunResult(self.cluster, apps, self.produced, self.applied)
         read = final_read(self.cluster, exactly_once=result.exactly_once)
@@ -478,7 +509,7 @@ class Simulation:
                 listener_failed += "step" in e.fields
             elif kind == "opened":
                 sought_back += bool(e.fields.get("sought"))
-        for name in sorted({*self.workers, *(w.name for w in self.retired)}):
+        for name in sorted({w.actor for w in [*self.workers.values(), *self.retired]}):
             raised = f"; its agents raised {agent_errors[name]} times" if agent_errors[name] else ""
             crashed = f"; its App crashed {app_crashes[name]} times" if app_crashes[name] else ""
             lines.append(f"worker {name}: processed {delivered[name]} events{raised}{crashed}")
@@ -490,6 +521,7 @@ class Simulation:
         coverage["commit-rejected"] += kinds["commit-rejected"]
         coverage["crash"] += sum(1 for f in self.applied if f.kind == "crash")
         coverage["stall"] += sum(1 for f in self.applied if f.kind == "stall")
+        coverage["twin"] += sum(1 for f in self.applied if f.kind == "twin")
         coverage["compact"] += kinds["compact"]
         coverage["retention"] += kinds["retention"]
         coverage["txn-aborted"] += kinds["txn-abort"]
@@ -499,7 +531,7 @@ class Simulation:
         coverage["listener-failed"] += listener_failed
         coverage["open-sought-back"] += sought_back
         always = ("rebalance-during-commit", "broker-failover", "request-dropped", "batch-deduped",
-                  "fetch-before-listener")
+                  "fetch-before-listener", "commit-stale-generation", "fetch-stale-after-seek")
         for name in sorted(set(always) | set(self.cluster.stats)):
             coverage[name] += self.cluster.stats[name]
         shown = " ".join(f"{k}={coverage[k]}" for k in sorted(coverage))

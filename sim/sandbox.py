@@ -42,7 +42,10 @@ from sim.errors import DEFAULT_HINT, RealIOForbidden, SimulationError
 from sim.loop import VirtualEventLoop
 from sim.seeds import SeedStreams
 
-__all__ = ["Sandbox", "VirtualDate", "VirtualDatetime"]
+__all__ = ["EPOCH", "Sandbox", "VirtualDate", "VirtualDatetime"]
+
+#: the virtual wall clock at loop time 0 (seconds since the Unix epoch: 2023-11-14).
+EPOCH = 1_700_000_000.0
 
 _active: Sandbox | None = None
 
@@ -357,7 +360,7 @@ class Sandbox:
     """
 
     def __init__(
-        self, loop: VirtualEventLoop, seed: int, *, epoch: float = 1_700_000_000.0
+        self, loop: VirtualEventLoop, seed: int, *, epoch: float = EPOCH
     ) -> None:
         self.loop = loop
         self.seed = seed

@@ -41,6 +41,10 @@ class SeedStreams:
         """How a client meets an error response: busy or not, and after how many hops."""
         return self.stream("errors")
 
+    def members(self) -> random.Random:
+        """The random part of group member ids (Kafka's UUID), which orders members."""
+        return self.stream("members")
+
     def app(self) -> random.Random:
         """The sandbox's ``random`` (what the run's own code may draw, beside the global one)."""
         return random.Random(self.seed)

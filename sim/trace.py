@@ -161,7 +161,8 @@ class Trace:
     """Collects trace events in order and hashes them."""
 
     def __init__(self, clock: Callable[[], float]) -> None:
-        self._clock = clock
+        #: what stamps its events (the run's loop time).
+        self.clock = clock
         self.events: list[TraceEvent] = []
         #: lines rendered at record time (index -> line): steps with a possibly mutable value.
         self._early: dict[int, str] = {}
@@ -180,7 +181,7 @@ class Trace:
     def record(self, actor: str, kind: str, **fields: Any) -> None:
         """Append one step; field order is the call's keyword order."""
         events = self.events
-        event = _new_event(TraceEvent, (self._clock(), actor, kind, fields))
+        event = _new_event(TraceEvent, (self.clock(), actor, kind, fields))
         immutable = _IMMUTABLE
         early = False
         for key, value in fields.items():

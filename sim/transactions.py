@@ -45,12 +45,19 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from detstream import mutants
 from detstream._types import TP
 from detstream.errors import ProducerFencedError
 from detstream.transport.base import GroupMetadata
 
 if TYPE_CHECKING:
     from .cluster import SimCluster
+
+#: the coordinator serves a producer of an older epoch: a zombie can still end transactions.
+ZOMBIE_EPOCH_ACCEPTED = mutants.register(
+    "zombie-epoch-accepted",
+    "the transaction coordinator serves requests of a transactional producer's older epoch",
+)
 
 @dataclass(eq=False)
 class Transaction:
@@ -110,7 +117,8 @@ class TransactionCoordinator:
         state = self.ids.get(name)
         if state is None:
             raise ProducerFencedError(f"transactional id {name!r} was never initialised")
-        if epoch != state.epoch:
+        if epoch != state.epoch and not (
+                epoch < state.epoch and mutants.ACTIVE and mutants.on(ZOMBIE_EPOCH_ACCEPTED)):
             self.trace.record(name, "txn-fenced", epoch=epoch, current=state.epoch, request=request)
             raise ProducerFencedError(
                 f"producer {name!r} epoch {epoch} is fenced: epoch {state.epoch} is current "

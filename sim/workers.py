@@ -49,8 +49,14 @@ class SimWorker:
     #: as ``detstream worker``'s: a graceful stop that takes longer is cancelled there.
     shutdown_timeout = SHUTDOWN_TIMEOUT
 
-    def __init__(self, name: str, target: str, cluster: SimCluster, trace: Trace, datadir: Path):
+    def __init__(
+        self, name: str, target: str, cluster: SimCluster, trace: Trace, datadir: Path,
+        *, actor: str | None = None,
+    ):
         self.name = name
+        #: who its trace lines are from: the name, or for a second live process with this name
+        #: (a ``twin`` fault's replacement) a name of its own, so checks tell the two apart.
+        self.actor = actor or name
         self.target = target
         self.cluster = cluster
         self.trace = trace
@@ -64,12 +70,13 @@ class SimWorker:
         self._watcher: asyncio.Future[None] | None = None
         #: the run's main phase is over: tasks, timers and crontabs stay stopped, restarts included.
         self.quiesced = False
-        #: the run is ending (its workers are being stopped): an App crash is not restarted.
+        #: an App crash of this process is not restarted: the run is ending (its workers are
+        #: being stopped), or a replacement took its slot (a ``twin`` fault's zombie).
         self.ending = False
 
     @property
     def owner(self) -> str:
-        return f"{self.name}#{self.incarnation}"
+        return f"{self.actor}#{self.incarnation}"
 
     async def start(self) -> None:
         """Start a fresh incarnation: new import, new App, same name and datadir.
@@ -79,7 +86,7 @@ class SimWorker:
         while a ``restart`` fault was stopping it), this start does nothing.
         """
         if self.up:
-            self.trace.record(self.name, "start-skipped", incarnation=self.incarnation)
+            self.trace.record(self.actor, "start-skipped", incarnation=self.incarnation)
             return
         self.incarnation += 1
         # A process of its own: its Record classes are the only ones it decodes to
@@ -98,18 +105,18 @@ class SimWorker:
     async def _start_incarnation(self) -> None:
         _, app = load_isolated(self.target)
         self.transport = SimTransport(
-            cluster=self.cluster, name=self.name, app=app, conditions=self.network
+            cluster=self.cluster, name=self.actor, app=app, conditions=self.network
         )
         app.transport = self.transport
-        app.client_name = self.name
-        app.trace_hook = self.trace.record
+        app.client_name = self.name  # its transactional id: the same for a twin's two processes
+        app.trace_hook = self.trace.record if self.actor == self.name else self._record_as_actor
         app.conf.datadir = str(self.datadir)
         self.app = app
         if self.quiesced:  # a start after the main phase: the app's own sources stay off
             await app.stop_sources()
         init_worker(app)  # on_worker_init, as `detstream worker` sends it in each process
         if self.incarnation > 1:
-            self.trace.record(self.name, "start", incarnation=self.incarnation)
+            self.trace.record(self.actor, "start", incarnation=self.incarnation)
         token = task_owner.set(self.owner)
         try:
             await app.start()
@@ -119,6 +126,10 @@ class SimWorker:
             task_owner.reset(token)
         self.up = True
 
+    def _record_as_actor(self, _client_name: str, kind: str, **fields: Any) -> None:
+        """The app's trace hook when its client name is shared with a twin: lines name the actor."""
+        self.trace.record(self.actor, kind, **fields)
+
     async def _start_failed(self, error: BaseException | None) -> None:
         """``app.start()`` raised (a table it must read first is refused to it, say).
 
@@ -127,7 +138,7 @@ class SimWorker:
         process supervisor starts a new one after ``SUPERVISOR_RESTART_DELAY``.
         """
         incarnation = self.incarnation
-        self.trace.record(self.name, "app-crashed", incarnation=incarnation,
+        self.trace.record(self.actor, "app-crashed", incarnation=incarnation,
                           error=type(error).__name__ if error is not None else "-")
         await self.crash()
         self._watcher = asyncio.ensure_future(self._restart_later(incarnation))
@@ -151,7 +162,7 @@ class SimWorker:
         if not self.up or self.incarnation != incarnation:
             return
         reason = app.crash_reason
-        self.trace.record(self.name, "app-crashed", incarnation=incarnation,
+        self.trace.record(self.actor, "app-crashed", incarnation=incarnation,
                           error=type(reason).__name__ if reason is not None else "-")
         await self.crash()
         await self._restart_later(incarnation)
@@ -170,7 +181,7 @@ class SimWorker:
             return
         names = app.source_names()
         if self.up and names:
-            self.trace.record(self.name, "sources-stopped", names=names)
+            self.trace.record(self.actor, "sources-stopped", names=names)
         await app.stop_sources()
 
     async def stop(self) -> None:
@@ -200,12 +211,12 @@ class SimWorker:
         """
         assert self.transport is not None
         incarnation = self.incarnation
-        self.trace.record(self.name, "stall", incarnation=incarnation, duration=duration)
+        self.trace.record(self.actor, "stall", incarnation=incarnation, duration=duration)
         for consumer in self.transport.consumers:
             consumer.stall(duration)
         await asyncio.sleep(duration)
         if self.up and self.incarnation == incarnation:
-            self.trace.record(self.name, "stall-end", incarnation=incarnation)
+            self.trace.record(self.actor, "stall-end", incarnation=incarnation)
 
     async def crash(self) -> CrashReport:
         """kill -9: no graceful code reaches the cluster.
@@ -217,7 +228,7 @@ class SimWorker:
         assert self.transport is not None
         uncommitted = self.app.conductor.uncommitted()
         mid_batch = self.transport.busy() or _processing_a_batch(self.app.conductor)
-        self.trace.record(self.name, "crash", incarnation=self.incarnation, uncommitted=uncommitted)
+        self.trace.record(self.actor, "crash", incarnation=self.incarnation, uncommitted=uncommitted)
         self.up = False
         self._stop_watching()
         self.transport.sever()

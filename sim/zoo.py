@@ -2,18 +2,25 @@
 
 Each exercises something the others do not (an agent that awaits per
 event, output forwarded without awaiting and refused by the leader, windows
-that expire, standbys, RocksDB tables under kill -9), and each has exact
-checks. ``detstream sim --zoo --seeds A..B`` sweeps them all;
-``scripts/mutation-score`` runs every planted bug against them.
+that expire, standbys, RocksDB tables under kill -9, concurrent actors,
+``take`` batches, agent RPC, a producing timer, a GlobalTable join, chained
+``group_by``), and each has exact checks. ``detstream sim --zoo --seeds
+A..B`` sweeps them all; ``scripts/mutation-score`` runs every planted bug
+against them.
 
-The workloads are paths in this repository (examples, and the small apps
-the tests keep), in sweep order: the examples first.
+The workloads are paths in this repository (examples, the small apps the
+tests keep, and the zoo's own apps in ``sim/workloads/``), in sweep order:
+the examples first.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .runner import SimOptions
 
 __all__ = ["ROOT", "ZOO", "Workload"]
 
@@ -26,6 +33,12 @@ class Workload:
     #: the target, relative to the repository.
     path: str
     duration: float = 20.0
+    #: simulated workers (more: some survive a chaos seed's crashes, so standbys get promoted).
+    workers: int = 3
+
+    def options(self, base: SimOptions) -> SimOptions:
+        """``base`` (seed, faults) at this workload's duration and worker count."""
+        return replace(base, duration=self.duration, workers=self.workers)
 
 
 #: in sweep order: the examples first, then the apps that reach what they do not.
@@ -36,8 +49,15 @@ ZOO: tuple[Workload, ...] = (
     Workload("awaiting_relay", "tests/apps/awaiting_relay.py"),
     Workload("refused_forward", "tests/apps/refused_forward.py"),
     Workload("refused_output", "tests/apps/refused_output.py"),
+    Workload("long_recovery", "sim/workloads/long_recovery.py", 15.0, workers=5),
     Workload("foreign_changelog_record", "tests/scenarios/foreign_changelog_record.py", 15.0),
     Workload("windowed_hopping", "tests/scenarios/windowed_hopping.py", 15.0),
     Workload("standby_takeover", "tests/scenarios/standby_takeover.py", 15.0),
     Workload("kill9_rocksdb_counts", "tests/scenarios/kill9_rocksdb_counts.py", 15.0),
+    Workload("concurrent_actors", "sim/workloads/concurrent_actors.py"),
+    Workload("take_batches", "sim/workloads/take_batches.py"),
+    Workload("rpc_ask", "sim/workloads/rpc_ask.py"),
+    Workload("timer_producer", "sim/workloads/timer_producer.py"),
+    Workload("global_lookup", "sim/workloads/global_lookup.py"),
+    Workload("group_by_chain", "sim/workloads/group_by_chain.py"),
 )

@@ -232,19 +232,26 @@ def sim_scenario(sim):
 '''
 
 
-@pytest.mark.parametrize("idempotent", [False, True])
-def test_drop_without_idempotence_duplicates_output_which_at_least_once_allows(tmp_path, idempotent):
-    target = tmp_path / f"doubler_{idempotent}.py"
-    target.write_text(textwrap.dedent(AT_LEAST_ONCE.format(idempotent=idempotent)))
-    duplicates = 0
-    for seed in (1, 2, 3, 4):
-        report = run(str(target), SimOptions(seed=seed, duration=12.0, plan=plan(
+def test_drop_without_idempotence_duplicates_output_which_at_least_once_allows(tmp_path):
+    """A produce applied whose response was lost is retried: a duplicate, unless idempotent."""
+    def doubler(idempotent: bool) -> str:
+        target = tmp_path / f"doubler_{idempotent}.py"
+        target.write_text(textwrap.dedent(AT_LEAST_ONCE.format(idempotent=idempotent)))
+        return str(target)
+
+    def duplicates(target: str, seed: int) -> int:
+        report = run(target, SimOptions(seed=seed, duration=12.0, plan=plan(
             Fault(3.0, "drop", "w1", 5.0, loss=0.5), Fault(3.0, "drop", "w2", 5.0, loss=0.5),
             Fault(3.0, "drop", "w3", 5.0, loss=0.5),
         )))
         assert report.ok, (seed, report.violations)  # at-least-once: no loss, duplicates allowed
-        duplicates += report.coverage["duplicate-write"]
-    assert bool(duplicates) is not idempotent
+        return report.coverage["duplicate-write"]
+
+    plain = doubler(False)
+    # a lost response to an applied produce is rare: the first seed (of 30) that shows one
+    seed = next((s for s in range(1, 31) if duplicates(plain, s)), None)
+    assert seed is not None, "no duplicate within 30 seeds of lossy links"
+    assert duplicates(doubler(True), seed) == 0  # the same faults, deduplicated by the broker
 
 
 def test_same_seed_same_trace_with_every_new_fault():
@@ -263,7 +270,7 @@ def test_same_seed_same_trace_with_every_new_fault():
 
 def test_crash_mid_batch_is_counted_when_a_slow_agent_has_a_backlog():
     slow = "tests/apps/commit_before_processing.py"  # 0.4 s per event, input every 0.05 s
-    report = run(slow, SimOptions(seed=1, duration=10.0, plan=plan(Fault(7.0, "crash", "w1", 1.0))))
+    report = run(slow, SimOptions(seed=1, workers=1, duration=10.0, plan=plan(Fault(7.0, "crash", "w1", 1.0))))
     assert report.coverage["crash"] == 1 and report.coverage["crash-mid-batch"] == 1
 
 

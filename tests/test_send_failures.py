@@ -16,6 +16,7 @@ import pytest
 
 from detstream import mutants
 from detstream.engine.producer import SEND_FAILURE_IGNORED
+from sim.group import member_client
 from sim.runner import SimOptions, run
 
 REFUSED = "tests/apps/refused_output.py"
@@ -73,7 +74,7 @@ def test_a_refused_send_fails_its_event_and_crashes_the_worker_without_a_commit_
         crash = next(e for e in report.trace.of_kind("app-crashed")
                      if e.actor == event.actor and e.time >= event.time)
         commits = [e for e in report.trace.of_kind("commit")
-                   if str(e.fields.get("member", "")).startswith(f"{event.actor}-")
+                   if member_client(str(e.fields.get("member", "-"))) == event.actor
                    and event.time <= e.time <= crash.time]
         assert not commits, commits
 

@@ -154,15 +154,12 @@ def _print_violations(report: Any) -> None:
 
 
 def _zoo(options: Any, seeds: range, jobs: int) -> None:
-    """Every zoo workload over ``seeds``, each at its own duration; one verdict at the end."""
-    from dataclasses import replace
-
+    """Every zoo workload over ``seeds``, each at its own duration and worker count; one verdict."""
     from sim.zoo import ROOT, ZOO
 
     failed = []
     for workload in ZOO:
-        if _sweep_target(str(ROOT / workload.path), replace(options, duration=workload.duration),
-                         seeds, jobs):
+        if _sweep_target(str(ROOT / workload.path), workload.options(options), seeds, jobs):
             failed.append(workload.name)
     click.echo(f"zoo: {len(ZOO) - len(failed)} of {len(ZOO)} workloads passed"
                + (f"; failed: {', '.join(failed)}" if failed else ""))
@@ -186,6 +183,8 @@ def _sweep_target(target: str, options: Any, seeds: range, jobs: int) -> int:
         click.echo(f"  seed {seed}: FAILED {first.check}: {first.message}")
     shown = " ".join(f"{k}={v}" for k, v in sorted(result.coverage.items()))
     click.echo(f"  coverage: {shown}")
+    reach = " ".join(f"{k}={result.reached[k]}" for k in sorted(result.coverage))
+    click.echo(f"  seeds reaching each (of {result.runs}): {reach}")
     if options.faults != "none" and result.never_reached():
         click.echo(f"  never reached: {', '.join(result.never_reached())}")
     click.echo(f"{result.runs - len(result.failures)} passed, {len(result.failures)} failed")

@@ -76,3 +76,13 @@ def sim_scenario(sim):
             if v > expected.get(k, 0) or (v != expected.get(k) and k not in closed)
         }
         assert not wrong, f"windows whose count is not their input's (table, input): {wrong}"
+
+    @sim.check
+    def no_window_closes_before_it_expired(result):
+        window = detstream.HoppingWindow(6, 3, expires=8)
+        early = [
+            f"{event.fields['key']} closed at {result.wall_time(event):.3f}"
+            for event in result.events("window-close")
+            if not window.stale(event.fields["key"][1][1], result.wall_time(event))
+        ]
+        assert not early, f"{len(early)} windows closed before they expired, e.g. {early[:3]}"
