@@ -271,15 +271,22 @@ def _line(event: TraceEvent) -> str:
 
 
 def no_fenced_commit_accepted(trace: Trace) -> Violation | None:
-    """No commit was stored for a member after the coordinator fenced or expelled it."""
+    """No offsets were accepted from a member after the coordinator expelled it.
+
+    Acceptance is where fencing happens: a plain commit's offsets are stored
+    as they are accepted, a transaction's when it commits, which may be after
+    the member expired (Kafka checks ``TxnOffsetCommit`` when it arrives and
+    materializes the offsets with the commit marker; the next owner's stable
+    offset fetch waits for them).
+    """
     fenced: set[str] = set()
-    for event in trace.of_kinds("member-expired", "commit"):
+    for event in trace.of_kinds("member-expired", "offsets-accepted"):
         if event.kind == "member-expired":
             fenced.add(event.fields["member"])
-        elif event.kind == "commit" and event.fields.get("member") in fenced:
+        elif event.fields.get("member") in fenced:
             return Violation(
                 "no-fenced-commit",
-                f"commit from expelled member {event.fields['member']} was accepted",
+                f"offsets from expelled member {event.fields['member']} were accepted",
                 [_line(event)],
             )
     return None
