@@ -64,6 +64,9 @@ class SeedRange(click.ParamType):
 @click.option("--seeds", type=SeedRange(), help="Run every seed in a range, e.g. 1..200.")
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="With --seeds: run the seeds in this many processes (same results and output).")
+@click.option("--guided", type=click.IntRange(min=1),
+              help="With --seeds: then N more runs of mutated plans of the runs that reached "
+                   "rare coverage (coverage-guided search, sim/guided.py).")
 @click.option("--zoo", is_flag=True,
               help="With --seeds and no TARGET: sweep every workload of the sim's zoo (sim/zoo.py).")
 @click.option("--check-determinism", is_flag=True, help="Run the seed twice and compare traces.")
@@ -76,7 +79,7 @@ class SeedRange(click.ParamType):
               help="A Python file whose sim_scenario(sim) replaces the target's own.")
 def sim(target: str | None, seed: int, workers: int, brokers: int, duration: float, faults: str,
         plan_path: str | None, trace_path: str | None, seeds: range | None, jobs: int,
-        zoo: bool, check_determinism: bool, replay_path: str | None, shrink: bool, shuffle: bool,
+        guided: int | None, zoo: bool, check_determinism: bool, replay_path: str | None, shrink: bool, shuffle: bool,
         scenario_path: str | None) -> None:
     """Run TARGET (file, module or module:attr) on a simulated cluster."""
     from sim import explore
@@ -98,10 +101,14 @@ def sim(target: str | None, seed: int, workers: int, brokers: int, duration: flo
             raise click.UsageError("missing TARGET (a file, module or module:attr)")
         if jobs != 1 and seeds is None:
             raise click.UsageError("--jobs runs the seeds of a sweep: use it with --seeds A..B")
+        if guided is not None and seeds is None:
+            raise click.UsageError("--guided searches on from a sweep: use it with --seeds A..B")
         plan = FaultPlan.load(plan_path) if plan_path else None
         options = SimOptions(seed=seed, workers=workers, duration=duration, faults=faults,
                              plan=plan, shuffle=shuffle, brokers=brokers, scenario=scenario_path)
-        if seeds is not None:
+        if seeds is not None and guided is not None:
+            _guided(target, options, seeds, guided, jobs)
+        elif seeds is not None:
             _sweep(target, options, seeds, jobs)
         elif check_determinism:
             _determinism(target, options)
@@ -189,6 +196,35 @@ def _sweep_target(target: str, options: Any, seeds: range, jobs: int) -> int:
         click.echo(f"  never reached: {', '.join(result.never_reached())}")
     click.echo(f"{result.runs - len(result.failures)} passed, {len(result.failures)} failed")
     return len(result.failures)
+
+
+def _guided(target: str, options: Any, seeds: range, runs: int, jobs: int) -> None:
+    """A sweep, then ``runs`` runs of mutated plans; each failure with its plan, to replay."""
+    from dataclasses import replace
+
+    from sim.guided import guided_search
+
+    click.echo(f"detstream sim {target} seeds={seeds.start}..{seeds.stop - 1} faults={options.faults} "
+               f"guided={runs}")
+    search = guided_search(target, options, seeds, runs, jobs=jobs)
+    for number, probe in enumerate(search.probes, 1):
+        if probe.outcome.ok:
+            continue
+        first = probe.outcome.violations[0]
+        how = (f"seed {probe.seed}" if probe.parent is None else
+               f"run {number} (seed {probe.seed}, plan mutated from run {probe.parent + 1})")
+        click.echo(f"  {how}: FAILED {first.check}: {first.message}")
+        if probe.parent is not None:
+            click.echo(f"    replay: {_command(target, replace(options, seed=probe.seed, plan=probe.plan))}"
+                       " with PLAN.json:")
+            click.echo("    " + probe.plan.to_json().replace("\n", "\n    "))
+    reach = " ".join(f"{k}={search.reached[k]}" for k in sorted(search.reached))
+    click.echo(f"  runs reaching each (of {len(search.probes)}): {reach}")
+    click.echo(f"  kept {len(search.corpus)} runs that reached rare coverage")
+    failed = len(search.failures)
+    click.echo(f"{len(search.probes) - failed} passed, {failed} failed")
+    if failed:
+        sys.exit(1)
 
 
 def _determinism(target: str, options: Any) -> None:
