@@ -312,3 +312,30 @@ def no_stale_generation_commit(trace: Trace) -> Violation | None:
                 [_line(event)],
             )
     return None
+
+
+def no_delivery_after_fenced(trace: Trace) -> Violation | None:
+    """A worker told its offsets were refused starts no event until it is assigned again.
+
+    The refusal (trace ``commit-refused``) means the group moved the
+    partitions on: this member was expelled, a zombie, or a rebalance
+    replaced its generation. What it processed after that, its new owner
+    processes too, and a zombie's table writes land in a changelog the
+    owner recovered from already: at-least-once cannot keep a zombie from
+    writing before it learns, but it must stop once it knows.
+    """
+    refused: dict[str, TraceEvent] = {}
+    for event in trace.of_kinds("commit-refused", "assigned", "crash", "start", "deliver"):
+        kind, actor = event.kind, event.actor
+        if kind == "commit-refused":
+            refused[actor] = event
+        elif kind != "deliver":
+            refused.pop(actor, None)
+        elif actor in refused:
+            return Violation(
+                "no-delivery-after-fenced",
+                f"{actor} processed {event.fields['tp']} offset {event.fields['offset']} after the "
+                "group refused its offsets (its partitions are another member's now)",
+                [_line(refused[actor]), _line(event)],
+            )
+    return None

@@ -25,7 +25,16 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 
 from .explore import SeedOutcome, run_seed, sweep
-from .faults import BROKER_KINDS, KINDS, LATE_GROUPS, PROFILES, Fault, FaultPlan, _Drawer, plan_faults
+from .faults import (
+    BROKER_KINDS,
+    KINDS,
+    LATE_GROUPS,
+    PROFILES,
+    Fault,
+    FaultPlan,
+    _Drawer,
+    plan_faults,
+)
 from .runner import SimOptions
 
 __all__ = ["Guided", "Probe", "guided_search", "mutate_plan"]

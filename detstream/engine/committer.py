@@ -32,14 +32,6 @@ COMMIT_BEFORE_FLUSH = register_mutant(
     "the at-least-once commit sends the offsets before the producer flush, not after it",
 )
 
-#: re-opens the at-least-once zombie: a member whose commit the group refused goes on
-#: processing the partitions (and writing their changelogs) after their new owner took them.
-FENCED_KEEPS_PROCESSING = register_mutant(
-    "fenced-keeps-processing",
-    "at-least-once: a member whose offsets the group refused goes on processing its partitions",
-)
-
-
 class Log(Protocol):
     """The part of a logger a committer uses (the app's ``mode`` logger, or ``logging``'s)."""
 
@@ -109,8 +101,7 @@ class PlainCommitter:
                 "commit rejected: %s; giving the partitions up until the group assigns them "
                 "again (their next owner redoes the uncommitted work)", exc,
             )
-            if not mutant_on(FENCED_KEEPS_PROCESSING):
-                self.on_fenced()
+            self.on_fenced()
             return False
         self.tracker.committed(offsets)
         return True

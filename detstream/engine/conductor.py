@@ -57,6 +57,13 @@ REVOKE_DROPS_TABLE_WRITES = register_mutant(
     "on revoke, tables give their partitions up before the commit flushes their cached writes",
 )
 
+#: re-opens the zombie that keeps processing: a member whose commit the group refused goes
+#: on with its partitions (and writes their changelogs) after their new owner took them.
+FENCED_KEEPS_PROCESSING = register_mutant(
+    "fenced-keeps-processing",
+    "a member whose offsets the group refused goes on processing its partitions",
+)
+
 #: seconds between looks for new topics an ``app.topic(pattern=...)`` matches. Kafka's
 #: clients refresh metadata every 5 minutes; a new topic should be picked up sooner.
 PATTERN_REFRESH = 30.0
@@ -163,7 +170,7 @@ class Conductor:
             self.committer = PlainCommitter(
                 tracker=self.tracker, consumer=self.consumer, producer=host.producer,
                 flush_tables=host.tables.flush_changelogs, log=host.log,
-                on_fenced=self.lose_partitions,
+                on_fenced=self.fenced,
             )
         self._request_standbys()
         await self._match_patterns()
@@ -461,6 +468,19 @@ class Conductor:
         consumer position past records that were dropped, not processed.
         """
         return {tp for tp in self._ready if self.host.subscriber_queues(tp.topic)}
+
+    def fenced(self) -> None:
+        """The group refused our offsets: the partitions are another member's now; give them up.
+
+        We were expelled (a zombie whose session expired while the process ran
+        on) or a rebalance moved on without us. A zombie that went on
+        processing would write its stale table values into changelogs their
+        new owner recovered from. Traced as ``commit-refused`` (the sim's
+        ``no-delivery-after-fenced`` check holds the worker to it).
+        """
+        self.tracer.record("commit-refused")
+        if not mutant_on(FENCED_KEEPS_PROCESSING):
+            self.lose_partitions()
 
     def lose_partitions(self) -> None:
         """Stop processing every partition without committing: their next owner redoes the work.

@@ -77,7 +77,7 @@ class TransactionalCommitter:
                         "transaction aborted, its offsets were refused (%s): the partitions' "
                         "next owner redoes the work", exc,
                     )
-                    conductor.lose_partitions()
+                    conductor.fenced()
                     return False
                 except Exception:
                     conductor.lose_partitions()
