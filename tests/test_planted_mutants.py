@@ -1,0 +1,105 @@
+"""The mutation score's fast subset: each planted bug is caught by one pinned run.
+
+``scripts/mutation-score`` sweeps the whole zoo for every mutant (minutes);
+here each mutant gets the one run that caught it, so a change that makes the
+simulator blind to it fails in CI. The same run must pass with the mutant
+off: the failure is the bug's, not the run's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+import sim.mutation_score
+from detstream import mutants
+from sim.faults import Fault, FaultPlan
+from sim.runner import SimOptions, run
+
+sim.mutation_score.known_mutants()  # registers every mutant
+
+WORD_COUNT = "examples/word_count.py"
+LONG_RECOVERY = "sim/workloads/long_recovery.py"
+#: a zombie and its replacement (the same transactional id) from t=5 s.
+TWIN = FaultPlan("file", ("twin",), (Fault(5.0, "twin", "w2", 70.0),))
+
+
+@dataclass(frozen=True)
+class Pinned:
+    mutant: str
+    target: str
+    options: SimOptions
+    #: checks of which at least one must fail with the mutant on.
+    checks: frozenset[str]
+
+
+def _chaos(seed: int, *, workers: int = 3, duration: float = 20.0) -> SimOptions:
+    return SimOptions(seed=seed, workers=workers, duration=duration, faults="chaos")
+
+
+PINNED = [
+    Pinned("zombie-epoch-accepted", WORD_COUNT, SimOptions(seed=1, duration=20.0, plan=TWIN),
+           frozenset({"final-read-duplicate", "counts_equal_input"})),
+    Pinned("fenced-keeps-processing", WORD_COUNT, _chaos(14), frozenset({"no-delivery-after-fenced"})),
+    Pinned("commit-fencing-skipped", WORD_COUNT, _chaos(14), frozenset({"no-fenced-commit"})),
+    Pinned("commit-past-unacked", "sim/workloads/rpc_ask.py", _chaos(10),
+           frozenset({"converged", "no-lost-input", "every_request_got_its_reply"})),
+    Pinned("recovery-starts-one-late", WORD_COUNT, _chaos(3),
+           frozenset({"table-equals-changelog", "counts_equal_input"})),
+    Pinned("retry-appended-twice", WORD_COUNT, _chaos(50), frozenset({"final-read-duplicate"})),
+    Pinned("revoke-drops-table-writes", WORD_COUNT, _chaos(10),
+           frozenset({"counts_equal_input", "table-equals-changelog"})),
+    Pinned("recovery-done-after-first-batch", LONG_RECOVERY, _chaos(1, workers=5, duration=15.0),
+           frozenset({"table-equals-changelog", "counts_equal_input"})),
+    Pinned("standby-keeps-oldest", LONG_RECOVERY, _chaos(1, workers=5, duration=15.0),
+           frozenset({"table-equals-changelog", "counts_equal_input"})),
+    Pinned("standby-skips-record", LONG_RECOVERY, _chaos(2, workers=5, duration=15.0),
+           frozenset({"table-equals-changelog", "counts_equal_input"})),
+    Pinned("stale-fetch-after-seek", LONG_RECOVERY, _chaos(3, workers=5, duration=15.0),
+           frozenset({"table-equals-changelog", "counts_equal_input", "partition-order"})),
+    Pinned("window-expires-early", "tests/scenarios/windowed_hopping.py", _chaos(2, duration=15.0),
+           frozenset({"no_window_closes_before_it_expired"})),
+    Pinned("read-committed-returns-aborted", WORD_COUNT, _chaos(1),
+           frozenset({"counts_equal_input", "table-equals-changelog"})),
+    Pinned("fetch-ignores-isolation", WORD_COUNT, _chaos(1),
+           frozenset({"counts_equal_input", "table-equals-changelog"})),
+]
+
+
+@pytest.mark.parametrize("pinned", PINNED, ids=[p.mutant for p in PINNED])
+def test_the_pinned_run_catches_the_mutant_and_passes_without_it(pinned: Pinned) -> None:
+    with mutants.enabled(pinned.mutant):
+        report = run(pinned.target, pinned.options)
+    failed = {v.check for v in report.violations}
+    assert failed & pinned.checks, (pinned.mutant, failed)
+    clean = run(pinned.target, pinned.options)
+    assert clean.ok, (pinned.mutant, clean.violations)
+
+
+def test_supervisor_restarts_one_fails_the_one_for_all_property() -> None:
+    from properties.test_supervisors import test_one_for_all_restarts_every_actor
+
+    test_one_for_all_restarts_every_actor()  # passes as it is
+    with mutants.enabled("supervisor-restarts-one"), pytest.raises(AssertionError):
+        test_one_for_all_restarts_every_actor()
+
+
+#: mutants pinned by other tests, and where.
+ELSEWHERE = {
+    "delivery-before-recovery": "tests/test_regression_mutants.py",
+    "send-failure-ignored": "tests/test_regression_mutants.py",
+    "flush-before-settling": "tests/test_regression_mutants.py",
+    "ack-before-processing": "tests/test_regression_mutants.py",
+    "commit-before-flush": "tests/test_regression_mutants.py",
+    "changelog-decode-unchecked": "tests/test_regression_mutants.py",
+    "listener-failure-swallowed": "tests/test_regression_mutants.py",
+    "stop-unbounded": "tests/test_regression_mutants.py",
+    "open-over-dropped": "tests/test_zoo_workloads.py",
+    "supervisor-restarts-one": "test_supervisor_restarts_one_fails_the_one_for_all_property",
+}
+
+
+def test_every_mutant_is_pinned() -> None:
+    pinned = {p.mutant for p in PINNED} | set(ELSEWHERE)
+    assert set(mutants.KNOWN) <= pinned, sorted(set(mutants.KNOWN) - pinned)
