@@ -7,6 +7,7 @@ the CLI.
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -35,6 +36,8 @@ class SeedOutcome:
     sha256: str
     coverage: Counter[str]
     violations: list[Violation]
+    #: CPU seconds the run took (outside it: the run's own clock is virtual).
+    cpu: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -43,8 +46,10 @@ class SeedOutcome:
 
 def run_seed(target: str, options: SimOptions) -> SeedOutcome:
     """Run one seed of a sweep and keep its outcome (the trace and cluster are dropped)."""
+    began = time.process_time()
     report = run(target, options)
-    return SeedOutcome(options.seed, report.sha256, report.coverage, report.violations)
+    cpu = time.process_time() - began
+    return SeedOutcome(options.seed, report.sha256, report.coverage, report.violations, cpu)
 
 
 @dataclass
@@ -65,6 +70,15 @@ class Sweep:
     @property
     def failures(self) -> list[tuple[int, SeedOutcome]]:
         return [(outcome.seed, outcome) for outcome in self.outcomes if not outcome.ok]
+
+    @property
+    def cpu(self) -> float:
+        """CPU seconds of the runs (in whichever processes ran them)."""
+        return sum(outcome.cpu for outcome in self.outcomes)
+
+    @property
+    def seeds_per_cpu_minute(self) -> float:
+        return 60.0 * self.runs / self.cpu if self.cpu else 0.0
 
     def never_reached(self) -> list[str]:
         return [name for name in INTERESTING if not self.coverage[name]]

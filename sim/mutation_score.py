@@ -33,7 +33,7 @@ from dataclasses import dataclass, replace
 
 from detstream import mutants
 
-from .explore import shrink, sweep
+from .explore import Sweep, shrink, sweep
 from .runner import SimOptions
 from .zoo import ROOT, ZOO, Workload
 
@@ -99,7 +99,9 @@ def _options(workload: Workload, faults: str = "chaos") -> SimOptions:
     return workload.options(SimOptions(seed=0, faults=faults))
 
 
-def score(mutant: str, seeds: int, *, jobs: int = 1, zoo: Sequence[Workload] = ZOO) -> Score:
+def score(
+    mutant: str, seeds: int, *, jobs: int = 1, zoo: Sequence[Workload] = ZOO, properties: bool = True,
+) -> Score:
     """Sweep the zoo with ``mutant`` on until a workload catches it; shrink the first failure."""
     started = time.perf_counter()  # noqa: TID251 - the score reports real seconds
     with active(mutant):
@@ -114,7 +116,7 @@ def score(mutant: str, seeds: int, *, jobs: int = 1, zoo: Sequence[Workload] = Z
             faults = len(shrunk.plan.faults) if shrunk.plan is not None else None
             return Score(mutant, workload.name, tuple(sorted({v.check for v in outcome.violations})),
                          first, len(failures), seeds, faults, time.perf_counter() - started)  # noqa: TID251
-        failed = failing_properties()
+        failed = failing_properties() if properties else ()
     if failed:
         return Score(mutant, "properties", failed, None, 0, seeds, None,
                      time.perf_counter() - started)  # noqa: TID251
@@ -139,13 +141,13 @@ def failing_properties() -> tuple[str, ...]:
 
 def false_alarms(
     seeds: int, *, jobs: int = 1, zoo: Sequence[Workload] = ZOO, faults: str = "chaos",
-) -> dict[str, list[int]]:
-    """Failing seeds of each workload without any mutant (each one a false alarm or a real bug)."""
+) -> dict[str, Sweep]:
+    """Each workload's sweep without any mutant (a failing seed: a false alarm or a real bug)."""
     with active(None):
         return {
-            workload.name: [seed for seed, _ in sweep(
+            workload.name: sweep(
                 str(ROOT / workload.path), _options(workload, faults), range(1, seeds + 1), jobs=jobs
-            ).failures]
+            )
             for workload in zoo
         }
 
@@ -161,10 +163,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.clean:
         alarms = false_alarms(args.seeds, jobs=args.jobs, zoo=ZOO, faults=args.faults)
-        for name, failed in alarms.items():
+        for name, swept in alarms.items():
+            failed = [seed for seed, _ in swept.failures]
             verdict = "OK" if not failed else f"FAILED seeds {failed}"
-            print(f"{name}: {verdict} ({args.seeds} {args.faults} seeds)")
-        return 1 if any(alarms.values()) else 0
+            print(f"{name}: {verdict} ({args.seeds} {args.faults} seeds, "
+                  f"{swept.seeds_per_cpu_minute:.0f} seeds per CPU-minute)")
+        return 1 if any(swept.failures for swept in alarms.values()) else 0
     known = known_mutants()
     names = args.mutants.split(",") if args.mutants else known
     unknown = sorted(set(names) - set(known))
