@@ -143,6 +143,14 @@ class Brokers:
         if self.leader(tp) != broker:
             raise NotCoordinatorError(f"{broker_name(broker)} no longer coordinates ({tp})")
 
+    def registered(self, broker: int) -> bool:
+        """Whether the controller still counts ``broker`` as alive (up, or crashed unnoticed).
+
+        What metadata shows: a crashed broker stays listed, and stays the
+        leader of its partitions, until its session with the controller expires.
+        """
+        return self.up[broker] or broker in self._unnoticed
+
     # -- faults -----------------------------------------------------------------------
     def crash(self, broker: int) -> None:
         """Kill the broker; the controller fails its partitions over ``session_timeout`` later."""

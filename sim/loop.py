@@ -38,7 +38,7 @@ from collections.abc import Callable, Coroutine, Generator
 from contextvars import Context, ContextVar
 from itertools import count
 from types import FrameType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from sim.errors import Deadlock, RealIOForbidden
 
@@ -242,6 +242,9 @@ class VirtualEventLoop(asyncio.BaseEventLoop):
         self._task_owner: weakref.WeakKeyDictionary[asyncio.Task[Any], str] = (
             weakref.WeakKeyDictionary()
         )
+        #: (host, port) -> the simulated broker a connection there reaches (``sim.wire``);
+        #: ``create_connection`` to any other address is refused as real I/O.
+        self.simulated_endpoints: dict[tuple[str, int], Callable[[], Any]] = {}
         #: loop iterations so far: a point in the run that depends on the schedule only.
         self.iterations = 0
         self._iteration_hook: Callable[[int], object] | None = None
@@ -491,6 +494,36 @@ class VirtualEventLoop(asyncio.BaseEventLoop):
 for _name, (_what, _hint) in REFUSED_METHODS.items():
     setattr(VirtualEventLoop, _name, _refuser(_name, _what, _hint))
 del _name, _what, _hint
+
+_refuse_connection: Callable[..., NoReturn] = _refuser("create_connection", *REFUSED_METHODS["create_connection"])
+
+
+def _create_connection(
+    self: VirtualEventLoop, protocol_factory: Callable[[], asyncio.Protocol],
+    host: str | None = None, port: int | None = None, **options: Any,
+) -> Coroutine[Any, Any, tuple[asyncio.Transport, asyncio.Protocol]]:
+    """A connection to a simulated broker (``sim.wire``) is in memory; any other is real I/O, refused.
+
+    A plain function, as the other refusals: a refused call raises where it is made.
+    """
+    endpoint = self.simulated_endpoints.get((host or "", port or 0))
+    if endpoint is None or options.get("ssl") is not None:
+        _refuse_connection(self, protocol_factory, host, port, **options)
+    return _connect_in_memory(self, protocol_factory, endpoint)
+
+
+async def _connect_in_memory(
+    loop: VirtualEventLoop, protocol_factory: Callable[[], asyncio.Protocol], endpoint: Callable[[], Any],
+) -> tuple[asyncio.Transport, asyncio.Protocol]:
+    from sim.wire.connection import MemoryTransport
+
+    protocol = protocol_factory()
+    transport = MemoryTransport(loop, protocol, endpoint())
+    protocol.connection_made(transport)
+    return transport, protocol
+
+
+VirtualEventLoop.create_connection = _create_connection  # type: ignore[method-assign, assignment]
 
 
 def _frame_of(aw: Any) -> FrameType | None:

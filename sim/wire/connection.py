@@ -1,0 +1,134 @@
+"""An in-memory connection between a client's protocol and a simulated broker, on the virtual loop.
+
+``connect(loop, protocol, broker)`` hands ``protocol`` (aiokafka's
+``AIOKafkaProtocol``, a ``StreamReaderProtocol``) a transport whose writes
+go to the broker: each complete request frame is served in arrival order,
+one at a time per connection as a Kafka broker does, and its response
+reaches ``protocol.data_received`` after the network's latency. Closing
+either side ends the connection for both.
+
+``VirtualEventLoop.create_connection`` looks addresses up in the loop's
+``simulated_endpoints`` (``install``); any other address is still refused as
+real I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Protocol
+
+__all__ = ["Endpoint", "MemoryTransport", "frames", "install"]
+
+_SIZE = struct.Struct(">i")
+
+
+def frames(buffer: bytearray) -> list[bytes]:
+    """Take every complete frame's message out of ``buffer`` (a partial one stays)."""
+    found = []
+    while len(buffer) >= 4:
+        (size,) = _SIZE.unpack_from(buffer)
+        if len(buffer) < 4 + size:
+            break
+        found.append(bytes(buffer[4:4 + size]))
+        del buffer[:4 + size]
+    return found
+
+
+class Endpoint(Protocol):
+    """A simulated broker as a connection sees it."""
+
+    name: str
+
+    def latency(self) -> float:
+        """Seconds a request or a response spends on the wire."""
+
+    def serve(self, message: bytes) -> bytes | None:
+        """The framed response to one request message (None: the broker closes the connection)."""
+
+
+class MemoryTransport(asyncio.Transport):
+    """The client's end of one connection to a simulated broker."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, protocol: asyncio.Protocol, broker: Endpoint):
+        super().__init__()
+        self._loop = loop
+        self._protocol = protocol
+        self._broker = broker
+        self._buffer = bytearray()
+        self._requests: deque[bytes] = deque()
+        self._serving: asyncio.Task[None] | None = None
+        self._closed = False
+
+    # -- the client writes ---------------------------------------------------------
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self._closed:
+            return
+        self._buffer += data
+        self._requests.extend(frames(self._buffer))
+        if self._requests and (self._serving is None or self._serving.done()):
+            self._serving = self._loop.create_task(self._serve(), name=f"wire-{self._broker.name}")
+
+    async def _serve(self) -> None:
+        """Requests in arrival order, one at a time; each response after the way there and back."""
+        while self._requests and not self._closed:
+            message = self._requests.popleft()
+            await asyncio.sleep(self._broker.latency())
+            if self._closed:
+                return
+            response = self._broker.serve(message)
+            if response is None:
+                self.close()
+                return
+            self._loop.call_later(self._broker.latency(), self._deliver, response)
+
+    def _deliver(self, response: bytes) -> None:
+        if not self._closed:
+            self._protocol.data_received(response)
+
+    # -- the rest of the transport API asyncio's streams use --------------------------
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._loop.call_soon(self._protocol.connection_lost, None)
+
+    def abort(self) -> None:
+        self.close()
+
+    def is_closing(self) -> bool:
+        return self._closed
+
+    def can_write_eof(self) -> bool:
+        return False
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name in ("peername", "sockname"):
+            return (self._broker.name, 0)
+        return default
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        assert isinstance(protocol, asyncio.Protocol)
+        self._protocol = protocol
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._protocol
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def is_reading(self) -> bool:
+        return not self._closed
+
+
+def install(loop: Any, address: tuple[str, int], broker: Callable[[], Endpoint]) -> None:
+    """Make connections to ``address`` on ``loop`` reach ``broker()`` (looked up at connect time)."""
+    loop.simulated_endpoints[address] = broker

@@ -1,0 +1,114 @@
+"""aiokafka itself against the simulated cluster on the Kafka wire (sim/wire, issue 12's first step).
+
+No socket and no thread: aiokafka's connection gets an in-memory transport
+on the virtual loop, and the simulated broker decodes its requests with
+aiokafka's own protocol structs.
+"""
+
+import asyncio
+
+import pytest
+from aiokafka import AIOKafkaClient
+from aiokafka.protocol.metadata import MetadataRequest_v5
+
+from detstream._types import TP
+from sim.errors import RealIOForbidden
+from sim.testing import simulate
+from sim.wire.broker import SERVED, WireBroker, serve_cluster
+from sim.wire.codec import decode_request, request_class
+from sim.wire.connection import frames
+
+BOOTSTRAP = [("localhost", 9092)]
+
+
+def test_aiokafka_bootstraps_and_reads_metadata_from_the_simulated_brokers():
+    async def main(cluster):
+        cluster.create_topic("orders", 4, by="operator")
+        serve_cluster(asyncio.get_running_loop(), cluster, BOOTSTRAP)
+        client = AIOKafkaClient(bootstrap_servers="localhost:9092")
+        await client.bootstrap()
+        try:
+            metadata = await client.fetch_all_metadata()  # a Metadata request for every topic
+            brokers = sorted((b.nodeId, b.host, b.port) for b in metadata.brokers())
+            partitions = sorted(metadata.partitions_for_topic("orders"))
+            leaders = [metadata.leader_for_partition(TP("orders", p)) for p in partitions]
+            return brokers, partitions, leaders, [cluster.brokers.leader(TP("orders", p)) for p in partitions]
+        finally:
+            await client.close()
+
+    brokers, partitions, leaders, expected = simulate(main, seed=1)
+    assert brokers == [(1, "b1.sim", 9092), (2, "b2.sim", 9092), (3, "b3.sim", 9092)]
+    assert partitions == [0, 1, 2, 3]
+    assert leaders == expected  # the leaders the simulated cluster elected
+
+
+def test_the_same_seed_reads_the_same_metadata_after_a_broker_crash():
+    async def main(cluster):
+        cluster.create_topic("orders", 3, by="operator")
+        serve_cluster(asyncio.get_running_loop(), cluster, BOOTSTRAP)
+        cluster.brokers.crash(2)
+        await asyncio.sleep(30)  # the controller notices and fails partitions over
+        client = AIOKafkaClient(bootstrap_servers="localhost:9092")
+        await client.bootstrap()
+        try:
+            metadata = await client.fetch_all_metadata()
+            return sorted(b.nodeId for b in metadata.brokers()), [
+                metadata.leader_for_partition(TP("orders", p)) for p in range(3)
+            ], asyncio.get_running_loop().time()
+        finally:
+            await client.close()
+
+    first = simulate(main, seed=3)
+    assert first == simulate(main, seed=3)
+    live, leaders, _ = first
+    assert live == [1, 3] and 2 not in leaders
+
+
+def test_an_api_not_served_yet_closes_the_connection():
+    broker = WireBroker.__new__(WireBroker)
+    broker.name = "b1"
+    fetch_v4 = request_class(1, 4)
+    assert fetch_v4 is not None and 1 not in SERVED
+    header = (1).to_bytes(2, "big") + (4).to_bytes(2, "big") + (7).to_bytes(4, "big") + b"\x00\x01x"
+    assert broker.serve(header + b"\x00" * 8) is None
+
+
+def test_frames_split_a_stream_and_keep_a_partial_one():
+    message = MetadataRequest_v5(["a"], False)
+    header = message.build_request_header(correlation_id=5, client_id="c")
+    body = header.encode() + message.encode()
+    stream = bytearray(len(body).to_bytes(4, "big") + body + len(body).to_bytes(4, "big") + body[:3])
+    found = frames(stream)
+    assert len(found) == 1 and len(stream) == 7
+    decoded = decode_request(found[0])
+    assert (decoded.api_key, decoded.api_version, decoded.correlation_id) == (3, 5, 5)
+    assert decoded.body.topics == ["a"]
+
+
+def test_other_addresses_are_still_real_io_and_refused():
+    async def main(cluster):
+        serve_cluster(asyncio.get_running_loop(), cluster, BOOTSTRAP)
+        await asyncio.get_running_loop().create_connection(asyncio.Protocol, "example.com", 9092)
+
+    with pytest.raises(RealIOForbidden):
+        simulate(main, seed=1)
+
+
+def test_a_crashed_broker_stays_in_the_metadata_until_the_controller_notices():
+    async def main(cluster):
+        cluster.create_topic("orders", 3, by="operator")
+        serve_cluster(asyncio.get_running_loop(), cluster, BOOTSTRAP)
+        led_by_2 = [p for p in range(3) if cluster.brokers.leader(TP("orders", p)) == 2]
+        cluster.brokers.crash(2)
+        client = AIOKafkaClient(bootstrap_servers="localhost:9092")
+        await client.bootstrap()
+        try:
+            metadata = await client.fetch_all_metadata()
+            return led_by_2, sorted(b.nodeId for b in metadata.brokers()), [
+                metadata.leader_for_partition(TP("orders", p)) for p in led_by_2
+            ]
+        finally:
+            await client.close()
+
+    led_by_2, live, leaders = simulate(main, seed=3)
+    assert led_by_2 and live == [1, 2, 3] and leaders == [2] * len(led_by_2)  # as Kafka shows it for 9 s
