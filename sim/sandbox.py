@@ -412,6 +412,11 @@ class Sandbox:
     def __exit__(self, *exc_info: object) -> None:
         self._restore()
 
+    def patch(self, holder: Any, name: str, fake: Any) -> None:
+        """Replace ``holder.name`` with ``fake`` until the sandbox exits (for what the
+        generic scan cannot see, e.g. a clock read inside a C extension)."""
+        self._patch("attr", holder, name, fake)
+
     def _patch(self, kind: str, holder: Any, key: Any, fake: Any) -> None:
         original = _get(kind, holder, key)
         if original is fake:

@@ -6,22 +6,34 @@ by default) reaches broker 1. Each request is decoded with aiokafka's struct
 for its API and version, handled against the cluster's state (topics,
 partition leaders, live brokers) and answered in the same version.
 
-Served so far (``SERVED``, advertised by ApiVersions): ApiVersions v0 and
-Metadata v5. Every other API is refused by closing the connection, as a
-broker does with a request it cannot parse; the rest of issue 12's list
-(Produce, Fetch, groups, transactions, offsets, admin) comes in later steps.
+Served so far (``SERVED``, advertised by ApiVersions): ApiVersions v0,
+Metadata v5, Produce v5 (producers without idempotence or transactions:
+InitProducerId is not served yet), ListOffsets v2-v3 and Fetch v5 (a long
+poll waits for an append; read_committed fetches leave aborted records and
+control batches out instead of sending them with the aborted-transaction
+list). Every other API is refused by closing the connection, as a broker
+does with a request it cannot parse; the rest of issue 12's list (groups,
+transactions, offset commits, admin) comes in later steps.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
+import struct
 from typing import TYPE_CHECKING, Any
 
 from aiokafka.protocol.admin import ApiVersionResponse_v0
+from aiokafka.protocol.fetch import FetchResponse_v5
 from aiokafka.protocol.metadata import MetadataResponse_v5
+from aiokafka.protocol.offset import OffsetResponse_v2, OffsetResponse_v3
+from aiokafka.protocol.produce import ProduceResponse_v5
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
+from aiokafka.record.memory_records import MemoryRecords
 
-from detstream._types import TP
+from detstream._types import TP, ConsumerRecord
+from detstream.clock import wall_time
 
 from .codec import Decoded, decode_request, encode_response
 from .connection import install
@@ -38,9 +50,21 @@ PORT = 9092
 SERVED: dict[int, tuple[int, int]] = {
     18: (0, 0),  # ApiVersions
     3: (5, 5),  # Metadata
+    0: (5, 5),  # Produce
+    2: (2, 3),  # ListOffsets
+    1: (5, 5),  # Fetch
 }
 CLUSTER_ID = "detstream-sim"
 NO_ERROR, UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE = 0, 3, 5
+#: the sim's broker errors by the Kafka error code a response carries.
+ERROR_CODES = {
+    "NotLeaderForPartitionError": 6, "LeaderNotAvailableError": 5, "RequestTimedOutError": 7,
+    "MessageSizeTooLargeError": 10, "UnknownTopicOrPartitionError": 3,
+    "TopicAuthorizationFailedError": 29, "OutOfOrderSequenceError": 45,
+    "InvalidProducerEpochError": 47, "ProducerFencedError": 90,
+}
+UNKNOWN_SERVER_ERROR = -1
+LATEST, EARLIEST = -1, -2
 
 
 def host_of(broker: int) -> str:
@@ -58,7 +82,7 @@ class WireBroker:
     def latency(self) -> float:
         return self.cluster.latency()
 
-    def serve(self, message: bytes) -> bytes | None:
+    async def serve(self, message: bytes) -> bytes | None:
         try:
             request = decode_request(message)
         except (ValueError, EOFError) as exc:
@@ -70,7 +94,10 @@ class WireBroker:
             logger.warning("%s: api key %d version %d is not served yet: closing the connection",
                            self.name, request.api_key, request.api_version)
             return None
-        return encode_response(request, handler(self, request))
+        response = handler(self, request)
+        if asyncio.iscoroutine(response):
+            response = await response
+        return encode_response(request, response)
 
     # -- APIs ----------------------------------------------------------------------------
     def api_versions(self, request: Decoded) -> Any:
@@ -105,11 +132,152 @@ class WireBroker:
         return (NO_ERROR, name, False, partitions)
 
 
-_HANDLERS = {18: WireBroker.api_versions, 3: WireBroker.metadata}
+    # -- Produce ---------------------------------------------------------------------------
+    def produce(self, request: Decoded) -> Any:
+        topics = []
+        for topic, partitions in request.body.topics:
+            rows = [self._produce_to(request.client_id, TP(topic, partition), data)
+                    for partition, data in partitions]
+            topics.append((topic, rows))
+        return ProduceResponse_v5(topics, 0)
+
+    def _produce_to(self, client: str, tp: TP, data: bytes) -> tuple[Any, ...]:
+        if not self._known(tp):
+            return (tp.partition, UNKNOWN_TOPIC_OR_PARTITION, -1, -1, -1)
+        records = []
+        batches = MemoryRecords(data)
+        while batches.has_next():
+            batch = batches.next_batch()
+            if batch is None:
+                break
+            if getattr(batch, "producer_id", -1) >= 0:
+                # idempotent and transactional batches need InitProducerId, not served yet
+                return (tp.partition, UNKNOWN_SERVER_ERROR, -1, -1, -1)
+            for record in batch:
+                records.append(_Record(record.key, record.value, record.timestamp / 1000.0,
+                                       tuple(record.headers)))
+        try:
+            metas = self.cluster.produce(client, tp, self.number, records)
+        except Exception as exc:  # a broker error goes back as its code
+            return (tp.partition, _code(exc), -1, -1, -1)
+        first = metas[0].offset if metas else -1
+        return (tp.partition, NO_ERROR, first, -1, self.cluster.beginning_offset(tp))
+
+    # -- ListOffsets --------------------------------------------------------------------------
+    def list_offsets(self, request: Decoded) -> Any:
+        read_committed = request.body.isolation_level == 1
+        topics = []
+        for topic, partitions in request.body.topics:
+            rows = []
+            for partition, timestamp in partitions:
+                tp = TP(topic, partition)
+                if not self._known(tp):
+                    rows.append((partition, UNKNOWN_TOPIC_OR_PARTITION, -1, -1))
+                    continue
+                rows.append((partition, NO_ERROR, -1, self._offset_for(tp, timestamp, read_committed)))
+            topics.append((topic, rows))
+        response = OffsetResponse_v3 if request.api_version == 3 else OffsetResponse_v2
+        return response(0, topics)
+
+    def _offset_for(self, tp: TP, timestamp: int, read_committed: bool) -> int:
+        cluster = self.cluster
+        if timestamp == EARLIEST:
+            return cluster.beginning_offset(tp)
+        if timestamp == LATEST:
+            return cluster.last_stable_offset(tp) if read_committed else cluster.end_offset(tp)
+        for record in cluster.log_of(tp).records:  # the first record at or after the timestamp
+            if isinstance(record, ConsumerRecord) and record.timestamp * 1000 >= timestamp:
+                return int(record.offset)
+        return cluster.end_offset(tp)
+
+    # -- Fetch --------------------------------------------------------------------------------
+    async def fetch(self, request: Decoded) -> Any:
+        body = request.body
+        read_committed = body.isolation_level == 1
+        wanted = [(TP(topic, p[0]), p[1], p[3]) for topic, partitions in body.topics for p in partitions]
+        found = self._read(wanted, read_committed)
+        if not any(records for _, records, _ in found) and body.max_wait_time > 0:
+            known = [tp for tp, _, _ in wanted if self._known(tp)]
+            await self.cluster.wait_for_append(body.max_wait_time / 1000.0, known)
+            found = self._read(wanted, read_committed)
+        by_topic: dict[str, list[tuple[Any, ...]]] = {}
+        for tp, records, error in found:
+            cluster = self.cluster
+            high = cluster.end_offset(tp) if error == NO_ERROR else -1
+            stable = cluster.last_stable_offset(tp) if error == NO_ERROR else -1
+            start = cluster.beginning_offset(tp) if error == NO_ERROR else -1
+            by_topic.setdefault(tp.topic, []).append(
+                (tp.partition, error, high, stable, start, [], _batches(records))
+            )
+        return FetchResponse_v5(0, list(by_topic.items()))
+
+    def _read(self, wanted: list[tuple[TP, int, int]], read_committed: bool) -> list[tuple[TP, list[Any], int]]:
+        found: list[tuple[TP, list[Any], int]] = []
+        for tp, offset, _max_bytes in wanted:
+            if not self._known(tp):
+                found.append((tp, [], UNKNOWN_TOPIC_OR_PARTITION))
+                continue
+            if self.cluster.brokers.leader(tp) != self.number:
+                found.append((tp, [], ERROR_CODES["NotLeaderForPartitionError"]))
+                continue
+            records, _ = self.cluster.read(tp, offset, MAX_FETCH_RECORDS, read_committed=read_committed)
+            found.append((tp, records, NO_ERROR))
+        return found
+
+    def _known(self, tp: TP) -> bool:
+        state = self.cluster.topics.get(tp.topic)
+        return state is not None and 0 <= tp.partition < len(state.logs)
+
+
+#: records per partition a fetch returns at most.
+MAX_FETCH_RECORDS = 500
+
+
+class _Record:
+    """A record of a produce request, as the cluster appends it (no history entry: not a sim client)."""
+
+    __slots__ = ("key", "value", "timestamp", "headers", "write")
+
+    def __init__(self, key: bytes | None, value: bytes | None, timestamp: float, headers: Any) -> None:
+        self.key, self.value, self.timestamp, self.headers = key, value, timestamp, headers
+        self.write = None
+
+
+def _code(exc: Exception) -> int:
+    return ERROR_CODES.get(type(exc).__name__, UNKNOWN_SERVER_ERROR)
+
+
+def _batches(records: list[Any]) -> bytes:
+    """Records as v2 record batches, one per record (their offsets may have gaps: markers, aborts)."""
+    out = bytearray()
+    for record in records:
+        builder = DefaultRecordBatchBuilder(
+            magic=2, compression_type=0, is_transactional=0, producer_id=-1, producer_epoch=-1,
+            base_sequence=-1, batch_size=2**31 - 1,
+        )
+        builder.append(0, timestamp=int(record.timestamp * 1000), key=record.key, value=record.value,
+                       headers=list(record.headers or ()))
+        batch = builder.build()
+        _BASE_OFFSET.pack_into(batch, 0, record.offset)
+        out += batch
+    return bytes(out)
+
+
+_BASE_OFFSET = struct.Struct(">q")
+
+
+_HANDLERS = {
+    18: WireBroker.api_versions, 3: WireBroker.metadata, 0: WireBroker.produce,
+    2: WireBroker.list_offsets, 1: WireBroker.fetch,
+}
 
 
 def serve_cluster(loop: Any, cluster: SimCluster, bootstrap: list[tuple[str, int]]) -> list[WireBroker]:
-    """Put the cluster's brokers on ``loop``'s wire, and ``bootstrap`` addresses on broker 1."""
+    """Put the cluster's brokers on ``loop``'s wire, and ``bootstrap`` addresses on broker 1.
+
+    Also makes aiokafka's record timestamps virtual for the run (``virtual_record_timestamps``).
+    """
+    virtual_record_timestamps()
     wire = [WireBroker(cluster, number) for number in range(1, cluster.brokers.count + 1)]
     for broker in wire:
         install(loop, (host_of(broker.number), PORT), functools.partial(_same, broker))
@@ -120,3 +288,28 @@ def serve_cluster(loop: Any, cluster: SimCluster, bootstrap: list[tuple[str, int
 
 def _same(broker: WireBroker) -> WireBroker:
     return broker
+
+
+def virtual_record_timestamps() -> None:
+    """aiokafka's producer stamps records from the virtual wall clock while the sandbox is active.
+
+    A record sent without ``timestamp_ms`` is stamped by aiokafka's record
+    batch builder, a C extension reading the real clock: the same seed would
+    give other timestamps on every run. The batch builder is given the
+    virtual time instead, the way ``time.time()`` is virtual under the sandbox.
+    """
+    from aiokafka.producer.message_accumulator import BatchBuilder
+
+    from sim.sandbox import Sandbox
+
+    sandbox = Sandbox.active()
+    if sandbox is None:
+        return
+    real_append = BatchBuilder.append
+
+    def append(self: Any, *, timestamp: int | None, key: Any, value: Any, headers: Any = ()) -> Any:
+        if timestamp is None:
+            timestamp = round(wall_time() * 1000)
+        return real_append(self, timestamp=timestamp, key=key, value=value, headers=list(headers))
+
+    sandbox.patch(BatchBuilder, "append", append)

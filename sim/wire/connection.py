@@ -45,8 +45,11 @@ class Endpoint(Protocol):
     def latency(self) -> float:
         """Seconds a request or a response spends on the wire."""
 
-    def serve(self, message: bytes) -> bytes | None:
-        """The framed response to one request message (None: the broker closes the connection)."""
+    async def serve(self, message: bytes) -> bytes | None:
+        """The framed response to one request message (None: the broker closes the connection).
+
+        May wait (a fetch's long poll): the connection's next request waits for it, as on Kafka.
+        """
 
 
 class MemoryTransport(asyncio.Transport):
@@ -78,7 +81,7 @@ class MemoryTransport(asyncio.Transport):
             await asyncio.sleep(self._broker.latency())
             if self._closed:
                 return
-            response = self._broker.serve(message)
+            response = await self._broker.serve(message)
             if response is None:
                 self.close()
                 return
