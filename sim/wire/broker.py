@@ -7,8 +7,9 @@ for its API and version, handled against the cluster's state (topics,
 partition leaders, live brokers) and answered in the same version.
 
 Served so far (``SERVED``, advertised by ApiVersions): ApiVersions v0,
-Metadata v5, Produce v5 (producers without idempotence or transactions:
-InitProducerId is not served yet), ListOffsets v2-v3 and Fetch v5 (a long
+Metadata v5, Produce v5 (plain and idempotent producers: a retried batch is
+deduplicated by the cluster; transactional batches are refused), InitProducerId
+v0 (without a transactional id), ListOffsets v2-v3 and Fetch v5 (a long
 poll waits for an append; read_committed fetches leave aborted records and
 control batches out instead of sending them with the aborted-transaction
 list). Every other API is refused by closing the connection, as a broker
@@ -29,11 +30,13 @@ from aiokafka.protocol.fetch import FetchResponse_v5
 from aiokafka.protocol.metadata import MetadataResponse_v5
 from aiokafka.protocol.offset import OffsetResponse_v2, OffsetResponse_v3
 from aiokafka.protocol.produce import ProduceResponse_v5
+from aiokafka.protocol.transaction import InitProducerIdResponse_v0
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.record.memory_records import MemoryRecords
 
 from detstream._types import TP, ConsumerRecord
 from detstream.clock import wall_time
+from sim.idempotence import BatchId
 
 from .codec import Decoded, decode_request, encode_response
 from .connection import install
@@ -53,6 +56,7 @@ SERVED: dict[int, tuple[int, int]] = {
     0: (5, 5),  # Produce
     2: (2, 3),  # ListOffsets
     1: (5, 5),  # Fetch
+    22: (0, 0),  # InitProducerId (idempotent producers; transactional ids not yet)
 }
 CLUSTER_ID = "detstream-sim"
 NO_ERROR, UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE = 0, 3, 5
@@ -145,23 +149,32 @@ class WireBroker:
         if not self._known(tp):
             return (tp.partition, UNKNOWN_TOPIC_OR_PARTITION, -1, -1, -1)
         records = []
+        batch_id: BatchId | None = None
         batches = MemoryRecords(data)
         while batches.has_next():
             batch = batches.next_batch()
             if batch is None:
                 break
-            if getattr(batch, "producer_id", -1) >= 0:
-                # idempotent and transactional batches need InitProducerId, not served yet
-                return (tp.partition, UNKNOWN_SERVER_ERROR, -1, -1, -1)
+            if getattr(batch, "is_transactional", False):
+                return (tp.partition, UNKNOWN_SERVER_ERROR, -1, -1, -1)  # transactions: a later step
+            producer_id = getattr(batch, "producer_id", -1)
+            if producer_id >= 0 and batch_id is None:  # an idempotent producer's batch
+                batch_id = BatchId(producer_id, batch.producer_epoch, batch.base_sequence)
             for record in batch:
                 records.append(_Record(record.key, record.value, record.timestamp / 1000.0,
                                        tuple(record.headers)))
         try:
-            metas = self.cluster.produce(client, tp, self.number, records)
+            metas = self.cluster.produce(client, tp, self.number, records, batch=batch_id)
         except Exception as exc:  # a broker error goes back as its code
             return (tp.partition, _code(exc), -1, -1, -1)
         first = metas[0].offset if metas else -1
         return (tp.partition, NO_ERROR, first, -1, self.cluster.beginning_offset(tp))
+
+    # -- InitProducerId -----------------------------------------------------------------------
+    def init_producer_id(self, request: Decoded) -> Any:
+        if request.body.transactional_id is not None:  # transactions: a later step
+            return InitProducerIdResponse_v0(0, UNKNOWN_SERVER_ERROR, -1, -1)
+        return InitProducerIdResponse_v0(0, NO_ERROR, self.cluster.transactions.new_producer_id(), 0)
 
     # -- ListOffsets --------------------------------------------------------------------------
     def list_offsets(self, request: Decoded) -> Any:
@@ -268,7 +281,7 @@ _BASE_OFFSET = struct.Struct(">q")
 
 _HANDLERS = {
     18: WireBroker.api_versions, 3: WireBroker.metadata, 0: WireBroker.produce,
-    2: WireBroker.list_offsets, 1: WireBroker.fetch,
+    2: WireBroker.list_offsets, 1: WireBroker.fetch, 22: WireBroker.init_producer_id,
 }
 
 

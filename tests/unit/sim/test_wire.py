@@ -172,3 +172,34 @@ def test_records_sent_without_a_timestamp_are_stamped_in_virtual_time():
     assert first == simulate(main, seed=4)  # aiokafka's C batch builder reads no real clock
     stamp, logged = first
     assert 1_700_000_005_000 <= stamp < 1_700_000_006_000 and logged == [stamp / 1000]
+
+
+def test_an_idempotent_producer_gets_a_producer_id_and_a_retried_batch_is_appended_once():
+    from aiokafka import AIOKafkaProducer
+
+    captured = []
+
+    async def main(cluster):
+        cluster.create_topic("payments", 1, by="operator")
+        wire = serve_cluster(asyncio.get_running_loop(), cluster, BOOTSTRAP)
+        producer = AIOKafkaProducer(bootstrap_servers="localhost:9092", enable_idempotence=True)
+        await producer.start()
+        serve = wire[0].serve  # keep the produce request as sent, to send it once more
+
+        async def keep(message):
+            captured.append(message)
+            return await serve(message)
+
+        leader = cluster.brokers.leader(TP("payments", 0))
+        wire[leader - 1].serve = keep
+        try:
+            first = await producer.send_and_wait("payments", b"p1")
+        finally:
+            await producer.stop()
+        produce = next(m for m in captured if m[:2] == b"\x00\x00")  # api key 0
+        again = await wire[leader - 1].serve(produce)  # the retry after a lost response
+        return first.offset, [r.value for r in cluster.records("payments")], again, cluster.stats["batch-deduped"]
+
+    offset, values, again, deduped = simulate(main, seed=5)
+    assert offset == 0 and values == [b"p1"] and deduped == 1
+    assert again is not None  # answered with the first append's offset, not appended again
