@@ -9,12 +9,14 @@ partition leaders, live brokers) and answered in the same version.
 Served so far (``SERVED``, advertised by ApiVersions): ApiVersions v0,
 Metadata v5, Produce v5 (plain and idempotent producers: a retried batch is
 deduplicated by the cluster; transactional batches are refused), InitProducerId
-v0 (without a transactional id), ListOffsets v2-v3 and Fetch v5 (a long
+v0 (without a transactional id), ListOffsets v2-v3, Fetch v5, FindCoordinator
+v1, and OffsetCommit v3 and OffsetFetch v3 (committed offsets of a group,
+checked against its members and generation as the sim driver's are) (a long
 poll waits for an append; read_committed fetches leave aborted records and
 control batches out instead of sending them with the aborted-transaction
 list). Every other API is refused by closing the connection, as a broker
-does with a request it cannot parse; the rest of issue 12's list (groups,
-transactions, offset commits, admin) comes in later steps.
+does with a request it cannot parse; the rest of issue 12's list (group
+membership, transactions, admin) comes in later steps.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ import struct
 from typing import TYPE_CHECKING, Any
 
 from aiokafka.protocol.admin import ApiVersionResponse_v0
+from aiokafka.protocol.commit import OffsetCommitResponse_v3, OffsetFetchResponse_v3
+from aiokafka.protocol.coordination import FindCoordinatorResponse_v1
 from aiokafka.protocol.fetch import FetchResponse_v5
 from aiokafka.protocol.metadata import MetadataResponse_v5
 from aiokafka.protocol.offset import OffsetResponse_v2, OffsetResponse_v3
@@ -36,6 +40,8 @@ from aiokafka.record.memory_records import MemoryRecords
 
 from detstream._types import TP, ConsumerRecord
 from detstream.clock import wall_time
+from detstream.errors import CommitFailedError
+from sim.brokers import GROUP_COORDINATOR_TOPIC, TXN_COORDINATOR_TOPIC, coordinator_partition
 from sim.idempotence import BatchId
 
 from .codec import Decoded, decode_request, encode_response
@@ -57,9 +63,14 @@ SERVED: dict[int, tuple[int, int]] = {
     2: (2, 3),  # ListOffsets
     1: (5, 5),  # Fetch
     22: (0, 0),  # InitProducerId (idempotent producers; transactional ids not yet)
+    10: (1, 1),  # FindCoordinator
+    8: (3, 3),  # OffsetCommit
+    9: (3, 3),  # OffsetFetch
 }
 CLUSTER_ID = "detstream-sim"
 NO_ERROR, UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE = 0, 3, 5
+COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR = 15, 16
+ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID = 22, 25
 #: the sim's broker errors by the Kafka error code a response carries.
 ERROR_CODES = {
     "NotLeaderForPartitionError": 6, "LeaderNotAvailableError": 5, "RequestTimedOutError": 7,
@@ -176,6 +187,52 @@ class WireBroker:
             return InitProducerIdResponse_v0(0, UNKNOWN_SERVER_ERROR, -1, -1)
         return InitProducerIdResponse_v0(0, NO_ERROR, self.cluster.transactions.new_producer_id(), 0)
 
+    # -- coordinators and committed offsets --------------------------------------------------
+    def find_coordinator(self, request: Decoded) -> Any:
+        key, kind = request.body.coordinator_key, request.body.coordinator_type
+        topic = GROUP_COORDINATOR_TOPIC if kind == 0 else TXN_COORDINATOR_TOPIC
+        brokers = self.cluster.brokers
+        leader = brokers.leader(coordinator_partition(topic, key))
+        if leader is None or not brokers.registered(leader):
+            return FindCoordinatorResponse_v1(0, COORDINATOR_NOT_AVAILABLE, None, -1, "", -1)
+        return FindCoordinatorResponse_v1(0, NO_ERROR, None, leader, host_of(leader), PORT)
+
+    def offset_commit(self, request: Decoded) -> Any:
+        body = request.body
+        offsets = {TP(topic, p[0]): p[1] for topic, partitions in body.topics for p in partitions}
+        code = self._coordinator_error(body.consumer_group)
+        if code == NO_ERROR:
+            group = self.cluster.group(body.consumer_group)
+            member = body.consumer_id or None  # a consumer without group management commits as nobody
+            try:
+                group.commit(member, body.consumer_group_generation_id, offsets)
+            except CommitFailedError:
+                code = ILLEGAL_GENERATION if member in group.members else UNKNOWN_MEMBER_ID
+        topics = [(topic, [(p[0], code) for p in partitions]) for topic, partitions in body.topics]
+        return OffsetCommitResponse_v3(0, topics)
+
+    def offset_fetch(self, request: Decoded) -> Any:
+        body = request.body
+        code = self._coordinator_error(body.consumer_group)
+        committed = self.cluster.group(body.consumer_group).committed if code == NO_ERROR else {}
+        wanted = body.topics
+        if wanted is None:  # every partition the group has an offset for
+            topics: dict[str, list[int]] = {}
+            for tp in sorted(committed):
+                topics.setdefault(tp.topic, []).append(tp.partition)
+            wanted = list(topics.items())
+        rows = [(topic, [(p, committed.get(TP(topic, p), -1), "", NO_ERROR) for p in partitions])
+                for topic, partitions in wanted]
+        return OffsetFetchResponse_v3(0, rows, code)
+
+    def _coordinator_error(self, group_id: str) -> int:
+        """NOT_COORDINATOR unless this broker leads the group's partition of __consumer_offsets now."""
+        brokers = self.cluster.brokers
+        leader = brokers.leader(coordinator_partition(GROUP_COORDINATOR_TOPIC, group_id))
+        if leader is None or not brokers.registered(leader):
+            return COORDINATOR_NOT_AVAILABLE
+        return NO_ERROR if leader == self.number and brokers.up[self.number] else NOT_COORDINATOR
+
     # -- ListOffsets --------------------------------------------------------------------------
     def list_offsets(self, request: Decoded) -> Any:
         read_committed = request.body.isolation_level == 1
@@ -282,6 +339,7 @@ _BASE_OFFSET = struct.Struct(">q")
 _HANDLERS = {
     18: WireBroker.api_versions, 3: WireBroker.metadata, 0: WireBroker.produce,
     2: WireBroker.list_offsets, 1: WireBroker.fetch, 22: WireBroker.init_producer_id,
+    10: WireBroker.find_coordinator, 8: WireBroker.offset_commit, 9: WireBroker.offset_fetch,
 }
 
 

@@ -67,9 +67,9 @@ def test_the_same_seed_reads_the_same_metadata_after_a_broker_crash():
 def test_an_api_not_served_yet_closes_the_connection():
     broker = WireBroker.__new__(WireBroker)
     broker.name = "b1"
-    find_coordinator = request_class(10, 0)
-    assert find_coordinator is not None and 10 not in SERVED
-    request = find_coordinator("my-group")
+    join_group = request_class(11, 0)
+    assert join_group is not None and 11 not in SERVED
+    request = join_group("my-group", 10_000, "", "consumer", [])
     message = request.build_request_header(correlation_id=7, client_id="x").encode() + request.encode()
     assert asyncio.run(broker.serve(message)) is None
 
@@ -203,3 +203,27 @@ def test_an_idempotent_producer_gets_a_producer_id_and_a_retried_batch_is_append
     offset, values, again, deduped = simulate(main, seed=5)
     assert offset == 0 and values == [b"p1"] and deduped == 1
     assert again is not None  # answered with the first append's offset, not appended again
+
+
+def test_a_consumer_commits_and_reads_back_offsets_at_the_group_coordinator():
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.structs import OffsetAndMetadata, TopicPartition
+
+    async def main(cluster):
+        cluster.create_topic("orders", 2, by="operator")
+        serve_cluster(asyncio.get_running_loop(), cluster, BOOTSTRAP)
+        consumer = AIOKafkaConsumer(bootstrap_servers="localhost:9092", group_id="billing",
+                                    enable_auto_commit=False)
+        await consumer.start()
+        try:
+            tps = [TopicPartition("orders", 0), TopicPartition("orders", 1)]
+            consumer.assign(tps)
+            await consumer.commit({tps[0]: OffsetAndMetadata(7, ""), tps[1]: OffsetAndMetadata(3, "")})
+            read_back = {tp.partition: await consumer.committed(tp) for tp in tps}
+        finally:
+            await consumer.stop()
+        return read_back, dict(cluster.group("billing").committed)
+
+    read_back, stored = simulate(main, seed=6)
+    assert read_back == {0: 7, 1: 3}
+    assert stored == {TP("orders", 0): 7, TP("orders", 1): 3}  # the simulated coordinator holds them
