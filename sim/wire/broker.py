@@ -10,13 +10,15 @@ Served so far (``SERVED``, advertised by ApiVersions): ApiVersions v0,
 Metadata v5, Produce v5 (plain and idempotent producers: a retried batch is
 deduplicated by the cluster; transactional batches are refused), InitProducerId
 v0 (without a transactional id), ListOffsets v2-v3, Fetch v5, FindCoordinator
-v1, and OffsetCommit v3 and OffsetFetch v3 (committed offsets of a group,
-checked against its members and generation as the sim driver's are) (a long
+v1, OffsetCommit v3 and OffsetFetch v3 (committed offsets of a group,
+checked against its members and generation as the sim driver's are), and
+group membership: JoinGroup v2, SyncGroup v1, Heartbeat v1, LeaveGroup v1
+(``groups``) (a long
 poll waits for an append; read_committed fetches leave aborted records and
 control batches out instead of sending them with the aborted-transaction
 list). Every other API is refused by closing the connection, as a broker
-does with a request it cannot parse; the rest of issue 12's list (group
-membership, transactions, admin) comes in later steps.
+does with a request it cannot parse; the rest of issue 12's list
+(transactions, admin) comes in later steps.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from detstream.errors import CommitFailedError
 from sim.brokers import GROUP_COORDINATOR_TOPIC, TXN_COORDINATOR_TOPIC, coordinator_partition
 from sim.idempotence import BatchId
 
+from . import groups
 from .codec import Decoded, decode_request, encode_response
 from .connection import install
 
@@ -66,6 +69,10 @@ SERVED: dict[int, tuple[int, int]] = {
     10: (1, 1),  # FindCoordinator
     8: (3, 3),  # OffsetCommit
     9: (3, 3),  # OffsetFetch
+    11: (2, 2),  # JoinGroup
+    14: (1, 1),  # SyncGroup
+    12: (1, 1),  # Heartbeat
+    13: (1, 1),  # LeaveGroup
 }
 CLUSTER_ID = "detstream-sim"
 NO_ERROR, UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE = 0, 3, 5
@@ -89,10 +96,12 @@ def host_of(broker: int) -> str:
 class WireBroker:
     """Simulated broker ``b{number}`` answering Kafka requests."""
 
-    def __init__(self, cluster: SimCluster, number: int) -> None:
+    def __init__(self, cluster: SimCluster, number: int, protocols: dict[str, str] | None = None) -> None:
         self.cluster = cluster
         self.number = number
         self.name = f"b{number}"
+        #: group id -> its agreed protocol (assignor) name, shared by every broker of the cluster.
+        self.protocols: dict[str, str] = {} if protocols is None else protocols
 
     def latency(self) -> float:
         return self.cluster.latency()
@@ -200,7 +209,7 @@ class WireBroker:
     def offset_commit(self, request: Decoded) -> Any:
         body = request.body
         offsets = {TP(topic, p[0]): p[1] for topic, partitions in body.topics for p in partitions}
-        code = self._coordinator_error(body.consumer_group)
+        code = self.coordinator_error(body.consumer_group)
         if code == NO_ERROR:
             group = self.cluster.group(body.consumer_group)
             member = body.consumer_id or None  # a consumer without group management commits as nobody
@@ -213,7 +222,7 @@ class WireBroker:
 
     def offset_fetch(self, request: Decoded) -> Any:
         body = request.body
-        code = self._coordinator_error(body.consumer_group)
+        code = self.coordinator_error(body.consumer_group)
         committed = self.cluster.group(body.consumer_group).committed if code == NO_ERROR else {}
         wanted = body.topics
         if wanted is None:  # every partition the group has an offset for
@@ -225,7 +234,7 @@ class WireBroker:
                 for topic, partitions in wanted]
         return OffsetFetchResponse_v3(0, rows, code)
 
-    def _coordinator_error(self, group_id: str) -> int:
+    def coordinator_error(self, group_id: str) -> int:
         """NOT_COORDINATOR unless this broker leads the group's partition of __consumer_offsets now."""
         brokers = self.cluster.brokers
         leader = brokers.leader(coordinator_partition(GROUP_COORDINATOR_TOPIC, group_id))
@@ -340,6 +349,7 @@ _HANDLERS = {
     18: WireBroker.api_versions, 3: WireBroker.metadata, 0: WireBroker.produce,
     2: WireBroker.list_offsets, 1: WireBroker.fetch, 22: WireBroker.init_producer_id,
     10: WireBroker.find_coordinator, 8: WireBroker.offset_commit, 9: WireBroker.offset_fetch,
+    11: groups.join_group, 14: groups.sync_group, 12: groups.heartbeat, 13: groups.leave_group,
 }
 
 
@@ -349,7 +359,8 @@ def serve_cluster(loop: Any, cluster: SimCluster, bootstrap: list[tuple[str, int
     Also makes aiokafka's record timestamps virtual for the run (``virtual_record_timestamps``).
     """
     virtual_record_timestamps()
-    wire = [WireBroker(cluster, number) for number in range(1, cluster.brokers.count + 1)]
+    protocols: dict[str, str] = {}
+    wire = [WireBroker(cluster, number, protocols) for number in range(1, cluster.brokers.count + 1)]
     for broker in wire:
         install(loop, (host_of(broker.number), PORT), functools.partial(_same, broker))
     for address in bootstrap:

@@ -67,9 +67,9 @@ def test_the_same_seed_reads_the_same_metadata_after_a_broker_crash():
 def test_an_api_not_served_yet_closes_the_connection():
     broker = WireBroker.__new__(WireBroker)
     broker.name = "b1"
-    join_group = request_class(11, 0)
-    assert join_group is not None and 11 not in SERVED
-    request = join_group("my-group", 10_000, "", "consumer", [])
+    add_partitions = request_class(24, 0)  # AddPartitionsToTxn
+    assert add_partitions is not None and 24 not in SERVED
+    request = add_partitions("txn", 1, 0, [])
     message = request.build_request_header(correlation_id=7, client_id="x").encode() + request.encode()
     assert asyncio.run(broker.serve(message)) is None
 
@@ -227,3 +227,47 @@ def test_a_consumer_commits_and_reads_back_offsets_at_the_group_coordinator():
     read_back, stored = simulate(main, seed=6)
     assert read_back == {0: 7, 1: 3}
     assert stored == {TP("orders", 0): 7, TP("orders", 1): 3}  # the simulated coordinator holds them
+
+
+def test_two_aiokafka_group_consumers_share_a_topic_and_one_takes_all_when_the_other_leaves():
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    async def main(cluster):
+        cluster.create_topic("orders", 4, by="operator")
+        serve_cluster(asyncio.get_running_loop(), cluster, BOOTSTRAP)
+        # explicit client ids: aiokafka numbers its default ones per process, not per run
+        producer = AIOKafkaProducer(bootstrap_servers="localhost:9092", client_id="feed")
+        await producer.start()
+        for i in range(8):
+            await producer.send_and_wait("orders", b"order-%d" % i, partition=i % 4)
+        await producer.stop()
+
+        def consumer(name):
+            return AIOKafkaConsumer("orders", bootstrap_servers="localhost:9092", group_id="billing",
+                                    auto_offset_reset="earliest", enable_auto_commit=False, client_id=name)
+
+        first, second = consumer("first"), consumer("second")
+        await first.start()
+        await second.start()
+        seen: dict[str, list[bytes]] = {"first": [], "second": []}
+        try:
+            while len(seen["first"]) + len(seen["second"]) < 8:
+                for name, member in (("first", first), ("second", second)):
+                    batch = await member.getmany(timeout_ms=500)
+                    seen[name] += [r.value for records in batch.values() for r in records]
+            shared = (sorted(tp.partition for tp in first.assignment()),
+                      sorted(tp.partition for tp in second.assignment()))
+            await second.stop()  # leaves the group: a rebalance gives the first everything
+            while len(first.assignment()) < 4:
+                await first.getmany(timeout_ms=500)
+            alone = sorted(tp.partition for tp in first.assignment())
+        finally:
+            await first.stop()
+        values = sorted(seen["first"] + seen["second"])
+        return shared, alone, values, bool(seen["first"]) and bool(seen["second"]), cluster.trace.sha256()
+
+    shared, alone, values, both, sha = simulate(main, seed=7)
+    assert sha == simulate(main, seed=7)[-1]  # the group's trace (joins, rebalances, commits) repeats
+    assert sorted(shared[0] + shared[1]) == [0, 1, 2, 3] and shared[0] and shared[1]
+    assert alone == [0, 1, 2, 3] and both
+    assert values == sorted(b"order-%d" % i for i in range(8))

@@ -1,0 +1,143 @@
+"""Consumer group membership on the wire: JoinGroup, SyncGroup, Heartbeat, LeaveGroup.
+
+The simulated group coordinator (``sim.group``) keeps members, rounds and
+generations as structured data: each member's subscribed topics and assignor
+``user_data``, the leader's plan as partitions per member. On the wire those
+travel as the consumer protocol's bytes (``ConsumerProtocolMemberMetadata``,
+``ConsumerProtocolMemberAssignment``); this module decodes them into the
+coordinator's terms and encodes its answers back, so aiokafka's own
+coordinator and the app's own assignor (run by the leader, client side, as
+on Kafka) drive the simulated group. The group's protocol name (the
+assignor's) is the one its first member proposed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from aiokafka.coordinator.protocol import (
+    ConsumerProtocolMemberAssignment,
+    ConsumerProtocolMemberMetadata,
+)
+from aiokafka.protocol.group import (
+    HeartbeatResponse_v1,
+    JoinGroupResponse_v2,
+    LeaveGroupResponse_v1,
+    SyncGroupResponse_v1,
+)
+
+from detstream._types import TP
+from sim.group import (
+    GroupProtocolError,
+    IllegalGenerationError,
+    RebalanceInProgressError,
+    UnknownMemberIdError,
+)
+
+from .codec import Decoded
+
+__all__ = ["Coordinating", "heartbeat", "join_group", "leave_group", "sync_group"]
+
+NO_ERROR, ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, REBALANCE_IN_PROGRESS = 0, 22, 25, 27
+INCONSISTENT_GROUP_PROTOCOL = 23
+
+
+class Coordinating(Protocol):
+    """The broker a group request reached."""
+
+    cluster: Any
+    #: group id -> the protocol (assignor) name its members agreed on.
+    protocols: dict[str, str]
+
+    def coordinator_error(self, group_id: str) -> int:
+        """0 if this broker coordinates ``group_id`` now, else the error code to answer."""
+
+
+def _code(exc: GroupProtocolError) -> int:
+    if isinstance(exc, UnknownMemberIdError):
+        return UNKNOWN_MEMBER_ID
+    if isinstance(exc, IllegalGenerationError):
+        return ILLEGAL_GENERATION
+    if isinstance(exc, RebalanceInProgressError):
+        return REBALANCE_IN_PROGRESS
+    return REBALANCE_IN_PROGRESS
+
+
+async def join_group(broker: Coordinating, request: Decoded) -> Any:
+    body = request.body
+    code = broker.coordinator_error(body.group)
+    if code or not body.group_protocols:
+        return JoinGroupResponse_v2(0, code or INCONSISTENT_GROUP_PROTOCOL, -1, "", "", "", [])
+    protocol = broker.protocols.setdefault(body.group, body.group_protocols[0][0])
+    offered = dict(body.group_protocols)
+    if protocol not in offered:
+        return JoinGroupResponse_v2(0, INCONSISTENT_GROUP_PROTOCOL, -1, "", "", "", [])
+    metadata = ConsumerProtocolMemberMetadata.decode(offered[protocol])
+    group = broker.cluster.group(body.group)
+    try:
+        joined = await group.join(
+            body.member_id or None, client_id=request.client_id,
+            subscription=frozenset(metadata.subscription), session_timeout=body.session_timeout / 1000,
+            rebalance_timeout=body.rebalance_timeout / 1000, user_data=metadata.user_data or b"",
+        )
+    except GroupProtocolError as exc:
+        return JoinGroupResponse_v2(0, _code(exc), -1, "", "", body.member_id, [])
+    members = []
+    if joined.member_id == joined.leader_id:  # the leader plans: it gets every member's metadata
+        for member_id in sorted(joined.members):
+            encoded = ConsumerProtocolMemberMetadata(
+                metadata.version, sorted(joined.members[member_id]), joined.user_data.get(member_id, b"")
+            ).encode()
+            members.append((member_id, encoded))
+    return JoinGroupResponse_v2(
+        0, NO_ERROR, joined.generation, protocol, joined.leader_id, joined.member_id, members
+    )
+
+
+async def sync_group(broker: Coordinating, request: Decoded) -> Any:
+    body = request.body
+    code = broker.coordinator_error(body.group)
+    if code:
+        return SyncGroupResponse_v1(0, code, b"")
+    plan, plan_data = _decode_plan(body.group_assignment)
+    group = broker.cluster.group(body.group)
+    try:
+        assigned = await group.sync(body.member_id, body.generation_id, plan or None, plan_data)
+    except GroupProtocolError as exc:
+        return SyncGroupResponse_v1(0, _code(exc), b"")
+    by_topic: dict[str, list[int]] = {}
+    for tp in sorted(assigned):
+        by_topic.setdefault(tp.topic, []).append(tp.partition)
+    user_data = group.user_data.get(body.member_id, b"")
+    encoded = ConsumerProtocolMemberAssignment(0, sorted(by_topic.items()), user_data).encode()
+    return SyncGroupResponse_v1(0, NO_ERROR, encoded)
+
+
+def _decode_plan(assignment: list[tuple[str, bytes]]) -> tuple[dict[str, set[TP]], Mapping[str, bytes]]:
+    plan: dict[str, set[TP]] = {}
+    plan_data: dict[str, bytes] = {}
+    for member_id, encoded in assignment or ():
+        decoded = ConsumerProtocolMemberAssignment.decode(encoded)
+        plan[member_id] = {TP(topic, p) for topic, partitions in decoded.assignment for p in partitions}
+        plan_data[member_id] = decoded.user_data or b""
+    return plan, plan_data
+
+
+def heartbeat(broker: Coordinating, request: Decoded) -> Any:
+    body = request.body
+    code = broker.coordinator_error(body.group)
+    if not code:
+        try:
+            broker.cluster.group(body.group).heartbeat(body.member_id, body.generation_id)
+        except GroupProtocolError as exc:
+            code = _code(exc)
+    return HeartbeatResponse_v1(0, code)
+
+
+def leave_group(broker: Coordinating, request: Decoded) -> Any:
+    body = request.body
+    code = broker.coordinator_error(body.group)
+    if not code:
+        broker.cluster.group(body.group).leave(body.member_id)
+    return LeaveGroupResponse_v1(0, code)
