@@ -13,12 +13,12 @@ v0 (without a transactional id), ListOffsets v2-v3, Fetch v5, FindCoordinator
 v1, OffsetCommit v3 and OffsetFetch v3 (committed offsets of a group,
 checked against its members and generation as the sim driver's are), and
 group membership: JoinGroup v2, SyncGroup v1, Heartbeat v1, LeaveGroup v1
-(``groups``) (a long
+(``groups``), and CreateTopics v2 (at the controller, the first live broker) (a long
 poll waits for an append; read_committed fetches leave aborted records and
 control batches out instead of sending them with the aborted-transaction
 list). Every other API is refused by closing the connection, as a broker
 does with a request it cannot parse; the rest of issue 12's list
-(transactions, admin) comes in later steps.
+(transactions, the other admin requests) comes in later steps.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import logging
 import struct
 from typing import TYPE_CHECKING, Any
 
-from aiokafka.protocol.admin import ApiVersionResponse_v0
+from aiokafka.protocol.admin import ApiVersionResponse_v0, CreateTopicsResponse_v2
 from aiokafka.protocol.commit import OffsetCommitResponse_v3, OffsetFetchResponse_v3
 from aiokafka.protocol.coordination import FindCoordinatorResponse_v1
 from aiokafka.protocol.fetch import FetchResponse_v5
@@ -73,9 +73,11 @@ SERVED: dict[int, tuple[int, int]] = {
     14: (1, 1),  # SyncGroup
     12: (1, 1),  # Heartbeat
     13: (1, 1),  # LeaveGroup
+    19: (2, 2),  # CreateTopics
 }
 CLUSTER_ID = "detstream-sim"
 NO_ERROR, UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE = 0, 3, 5
+TOPIC_ALREADY_EXISTS, INVALID_PARTITIONS, NOT_CONTROLLER = 36, 37, 41
 COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR = 15, 16
 ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID = 22, 25
 #: the sim's broker errors by the Kafka error code a response carries.
@@ -195,6 +197,26 @@ class WireBroker:
         if request.body.transactional_id is not None:  # transactions: a later step
             return InitProducerIdResponse_v0(0, UNKNOWN_SERVER_ERROR, -1, -1)
         return InitProducerIdResponse_v0(0, NO_ERROR, self.cluster.transactions.new_producer_id(), 0)
+
+    # -- admin ---------------------------------------------------------------------------------
+    def create_topics(self, request: Decoded) -> Any:
+        """Create topics as the controller (the first live broker); the configs become the topic's."""
+        body = request.body
+        brokers = self.cluster.brokers
+        controller = next((b for b in sorted(brokers.up) if brokers.registered(b)), None)
+        errors: list[tuple[str, int, str | None]] = []
+        for topic, partitions, _factor, _assignment, configs in body.create_topic_requests:
+            if controller != self.number:
+                errors.append((topic, NOT_CONTROLLER, None))
+            elif topic in self.cluster.topics:
+                errors.append((topic, TOPIC_ALREADY_EXISTS, f"Topic '{topic}' already exists."))
+            elif partitions < 1:
+                errors.append((topic, INVALID_PARTITIONS, "Number of partitions must be larger than 0."))
+            else:
+                if not body.validate_only:
+                    self.cluster.create_topic(topic, partitions, dict(configs), by=request.client_id)
+                errors.append((topic, NO_ERROR, None))
+        return CreateTopicsResponse_v2(0, errors)
 
     # -- coordinators and committed offsets --------------------------------------------------
     def find_coordinator(self, request: Decoded) -> Any:
@@ -350,6 +372,7 @@ _HANDLERS = {
     2: WireBroker.list_offsets, 1: WireBroker.fetch, 22: WireBroker.init_producer_id,
     10: WireBroker.find_coordinator, 8: WireBroker.offset_commit, 9: WireBroker.offset_fetch,
     11: groups.join_group, 14: groups.sync_group, 12: groups.heartbeat, 13: groups.leave_group,
+    19: WireBroker.create_topics,
 }
 
 
