@@ -245,6 +245,8 @@ class VirtualEventLoop(asyncio.BaseEventLoop):
         #: (host, port) -> the simulated broker a connection there reaches (``sim.wire``);
         #: ``create_connection`` to any other address is refused as real I/O.
         self.simulated_endpoints: dict[tuple[str, int], Callable[[], Any]] = {}
+        #: open in-memory connections, in the order they were made (``sim.wire``).
+        self.simulated_connections: dict[Any, None] = {}
         #: loop iterations so far: a point in the run that depends on the schedule only.
         self.iterations = 0
         self._iteration_hook: Callable[[int], object] | None = None

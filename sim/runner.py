@@ -27,9 +27,10 @@ from collections import Counter
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from detstream._types import ConsumerRecord
+from detstream.errors import InvalidArgument
 from detstream.loader import load_isolated
 
 from . import checks
@@ -46,6 +47,9 @@ from .seeds import SeedStreams
 from .testing import run_sandboxed
 from .trace import Trace, TraceEvent, takes_over
 from .workers import SimWorker
+
+if TYPE_CHECKING:
+    from .wire.cluster import WireCluster
 
 #: virtual seconds allowed after the main phase for the run to settle.
 SETTLE_BOUND = 300.0
@@ -67,6 +71,9 @@ class SimOptions:
     brokers: int = 3
     #: a Python file defining ``sim_scenario(sim)``, used instead of the target's own hook.
     scenario: str | None = None
+    #: what the workers' Apps talk to the cluster with: ``sim`` (the sim driver stands in
+    #: for the Kafka client) or ``aiokafka`` (the production driver, on the wire: ``sim.wire``).
+    driver: str = "sim"
 
 
 @dataclass
@@ -203,8 +210,15 @@ class Simulation:
         self.plan = options.plan or plan_faults(
             seed, options.faults, options.workers, options.duration, options.brokers
         )
+        if options.driver == "aiokafka" and self.plan.faults:
+            raise InvalidArgument(
+                "--driver aiokafka runs without faults for now (issue 12: faults do not act "
+                "on the wire yet): use --faults none, or the sim driver for fault runs"
+            )
         self.workers: dict[str, SimWorker] = {}
         self.retired: list[SimWorker] = []
+        #: the simulated brokers on the wire, for ``driver="aiokafka"`` (made in ``run``).
+        self.wire: WireCluster | None = None
         self.produced: dict[str, list[Any]] = {}
         self.client_counts: Counter[str] = Counter()
         self.applied: list[Fault] = []
@@ -216,6 +230,10 @@ class Simulation:
     async def run(self) -> SimReport:
         token = current_cluster.set(self.cluster)
         self.cluster.cleaner.start()
+        if self.options.driver == "aiokafka":
+            from .wire.cluster import WireCluster
+
+            self.wire = WireCluster(self.cluster)
         try:
             scenario = self._load_scenario()
             self._describe_setup()
@@ -273,7 +291,7 @@ class Simulation:
         self._restarts.append(asyncio.ensure_future(work))
 
     async def add_worker(self, name: str) -> SimWorker:
-        worker = SimWorker(name, self.target, self.cluster, self.trace, self.datadir / name)
+        worker = SimWorker(name, self.target, self.cluster, self.trace, self.datadir / name, wire=self.wire)
         worker.quiesced = self.quiesced
         self.workers[name] = worker
         await worker.start()
@@ -287,7 +305,7 @@ class Simulation:
         name = worker.name
         replacement = SimWorker(
             name, self.target, self.cluster, self.trace, self.datadir / f"{name}.{worker.incarnation + 1}",
-            actor=f"{worker.actor}'",
+            actor=f"{worker.actor}'", wire=self.wire,
         )
         replacement.incarnation = worker.incarnation
         replacement.quiesced = self.quiesced

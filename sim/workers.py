@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from detstream.autodiscover import init_worker
 from detstream.loader import load_isolated
@@ -24,6 +24,9 @@ from .driver import SimTransport
 from .loop import task_owner
 from .network import LinkConditions
 from .trace import Trace
+
+if TYPE_CHECKING:
+    from .wire.cluster import WireCluster
 
 
 class _StartFailed(Exception):
@@ -51,12 +54,15 @@ class SimWorker:
 
     def __init__(
         self, name: str, target: str, cluster: SimCluster, trace: Trace, datadir: Path,
-        *, actor: str | None = None,
+        *, actor: str | None = None, wire: WireCluster | None = None,
     ):
         self.name = name
         #: who its trace lines are from: the name, or for a second live process with this name
         #: (a ``twin`` fault's replacement) a name of its own, so checks tell the two apart.
         self.actor = actor or name
+        #: the production driver on the simulated brokers' wire (``--driver aiokafka``), or
+        #: None: the sim driver stands in for the Kafka client.
+        self.wire = wire
         self.target = target
         self.cluster = cluster
         self.trace = trace
@@ -104,10 +110,13 @@ class SimWorker:
 
     async def _start_incarnation(self) -> None:
         _, app = load_isolated(self.target)
-        self.transport = SimTransport(
-            cluster=self.cluster, name=self.actor, app=app, conditions=self.network
-        )
-        app.transport = self.transport
+        if self.wire is None:
+            self.transport = SimTransport(
+                cluster=self.cluster, name=self.actor, app=app, conditions=self.network
+            )
+            app.transport = self.transport
+        else:
+            app.transport = self.wire.transport_for(app)
         app.client_name = self.name  # its transactional id: the same for a twin's two processes
         app.trace_hook = self.trace.record if self.actor == self.name else self._record_as_actor
         app.conf.datadir = str(self.datadir)
@@ -225,13 +234,16 @@ class SimWorker:
         (the work at-least-once will redo, and a lost-update bug would lose),
         and whether a batch was in the middle of being produced or processed.
         """
-        assert self.transport is not None
         uncommitted = self.app.conductor.uncommitted()
-        mid_batch = self.transport.busy() or _processing_a_batch(self.app.conductor)
+        busy = self.transport.busy() if self.transport is not None else False
+        mid_batch = busy or _processing_a_batch(self.app.conductor)
         self.trace.record(self.actor, "crash", incarnation=self.incarnation, uncommitted=uncommitted)
         self.up = False
         self._stop_watching()
-        self.transport.sever()
+        if self.transport is not None:
+            self.transport.sever()
+        if self.wire is not None:  # the process's sockets close; what it sent still arrives
+            self.wire.sever(self.owner)
         loop = asyncio.get_running_loop()
         tasks = loop.tasks_owned_by(self.owner)  # type: ignore[attr-defined]
         for task in tasks:

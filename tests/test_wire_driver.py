@@ -52,3 +52,17 @@ def test_an_agent_on_the_aiokafka_driver_consumes_and_commits_at_the_simulated_c
     assert committed == 10  # every record's offset committed, over both partitions
     assert created["orders"] == 2  # the app's admin client created it (CreateTopics)
     assert simulate(_run, seed=1)[-1] == sha  # deterministic, aiokafka and all
+
+
+def test_detstream_sim_driver_aiokafka_runs_an_at_least_once_project_without_faults():
+    import pytest
+
+    from detstream.errors import InvalidArgument
+    from sim.runner import SimOptions, run
+
+    options = SimOptions(seed=1, duration=20.0, faults="none", driver="aiokafka")
+    report = run("tests/apps/awaiting_relay.py", options)
+    assert report.ok, report.violations  # every order's receipt, the final read, convergence
+    assert report.coverage["rebalance"] >= 1  # three workers joined through aiokafka's coordinator
+    with pytest.raises(InvalidArgument, match="--faults none"):
+        run("tests/apps/awaiting_relay.py", SimOptions(seed=1, faults="default", driver="aiokafka"))

@@ -64,6 +64,9 @@ class SeedRange(click.ParamType):
 @click.option("--seeds", type=SeedRange(), help="Run every seed in a range, e.g. 1..200.")
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="With --seeds: run the seeds in this many processes (same results and output).")
+@click.option("--driver", type=click.Choice(["sim", "aiokafka"]), default="sim", show_default=True,
+              help="What the workers' Apps talk to the simulated cluster with: the sim driver, or "
+                   "the production aiokafka driver on the simulated brokers' wire (in progress).")
 @click.option("--guided", type=click.IntRange(min=1),
               help="With --seeds: then N more runs of mutated plans of the runs that reached "
                    "rare coverage (coverage-guided search, sim/guided.py).")
@@ -79,7 +82,7 @@ class SeedRange(click.ParamType):
               help="A Python file whose sim_scenario(sim) replaces the target's own.")
 def sim(target: str | None, seed: int, workers: int, brokers: int, duration: float, faults: str,
         plan_path: str | None, trace_path: str | None, seeds: range | None, jobs: int,
-        guided: int | None, zoo: bool, check_determinism: bool, replay_path: str | None, shrink: bool, shuffle: bool,
+        driver: str, guided: int | None, zoo: bool, check_determinism: bool, replay_path: str | None, shrink: bool, shuffle: bool,
         scenario_path: str | None) -> None:
     """Run TARGET (file, module or module:attr) on a simulated cluster."""
     from sim import explore
@@ -94,7 +97,7 @@ def sim(target: str | None, seed: int, workers: int, brokers: int, duration: flo
             if target or seeds is None:
                 raise click.UsageError("--zoo sweeps the zoo's workloads: give --seeds A..B and no TARGET")
             options = SimOptions(seed=seed, workers=workers, duration=duration, faults=faults,
-                                 shuffle=shuffle, brokers=brokers)
+                                 shuffle=shuffle, brokers=brokers, driver=driver)
             _zoo(options, seeds, jobs)
             return
         if not target:
@@ -105,7 +108,8 @@ def sim(target: str | None, seed: int, workers: int, brokers: int, duration: flo
             raise click.UsageError("--guided searches on from a sweep: use it with --seeds A..B")
         plan = FaultPlan.load(plan_path) if plan_path else None
         options = SimOptions(seed=seed, workers=workers, duration=duration, faults=faults,
-                             plan=plan, shuffle=shuffle, brokers=brokers, scenario=scenario_path)
+                             plan=plan, shuffle=shuffle, brokers=brokers, scenario=scenario_path,
+                             driver=driver)
         if seeds is not None and guided is not None:
             _guided(target, options, seeds, guided, jobs)
         elif seeds is not None:
@@ -123,6 +127,7 @@ def _command(target: str, options: Any) -> str:
     text = (f"detstream sim {target} --seed {options.seed} --workers {options.workers} "
             f"--brokers {options.brokers} --duration {options.duration:g}s --faults {options.faults}")
     text += " --shuffle" if options.shuffle else ""
+    text += f" --driver {options.driver}" if options.driver != "sim" else ""
     text += f" --scenario {options.scenario}" if options.scenario else ""
     return text + (" --plan PLAN.json" if options.plan is not None else "")
 

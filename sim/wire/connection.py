@@ -15,12 +15,15 @@ real I/O.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import struct
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
-__all__ = ["Endpoint", "MemoryTransport", "frames", "install"]
+from sim.loop import task_owner
+
+__all__ = ["Endpoint", "MemoryTransport", "frames", "install", "sever"]
 
 _SIZE = struct.Struct(">i")
 
@@ -64,6 +67,11 @@ class MemoryTransport(asyncio.Transport):
         self._requests: deque[bytes] = deque()
         self._serving: asyncio.Task[None] | None = None
         self._closed = False
+        #: the worker process whose task opened it (``sim.loop.task_owner``): its crash closes it.
+        self.owner = task_owner.get()
+        connections = getattr(loop, "simulated_connections", None)
+        if connections is not None:
+            connections[self] = None
 
     # -- the client writes ---------------------------------------------------------
     def write(self, data: bytes | bytearray | memoryview) -> None:
@@ -72,20 +80,26 @@ class MemoryTransport(asyncio.Transport):
         self._buffer += data
         self._requests.extend(frames(self._buffer))
         if self._requests and (self._serving is None or self._serving.done()):
-            self._serving = self._loop.create_task(self._serve(), name=f"wire-{self._broker.name}")
+            # owned by no worker: a request on the wire arrives even if its sender is killed
+            self._serving = contextvars.Context().run(
+                self._loop.create_task, self._serve(), name=f"wire-{self._broker.name}"
+            )
 
     async def _serve(self) -> None:
-        """Requests in arrival order, one at a time; each response after the way there and back."""
-        while self._requests and not self._closed:
+        """Requests in arrival order, one at a time; each response after the way there and back.
+
+        A request written before the connection closed is still served (the
+        kernel delivered it), its response goes nowhere.
+        """
+        while self._requests:
             message = self._requests.popleft()
             await asyncio.sleep(self._broker.latency())
-            if self._closed:
-                return
             response = await self._broker.serve(message)
             if response is None:
                 self.close()
                 return
-            self._loop.call_later(self._broker.latency(), self._deliver, response)
+            if not self._closed:
+                self._loop.call_later(self._broker.latency(), self._deliver, response)
 
     def _deliver(self, response: bytes) -> None:
         if not self._closed:
@@ -96,6 +110,9 @@ class MemoryTransport(asyncio.Transport):
         if self._closed:
             return
         self._closed = True
+        connections = getattr(self._loop, "simulated_connections", None)
+        if connections is not None:
+            connections.pop(self, None)
         self._loop.call_soon(self._protocol.connection_lost, None)
 
     def abort(self) -> None:
@@ -135,3 +152,11 @@ class MemoryTransport(asyncio.Transport):
 def install(loop: Any, address: tuple[str, int], broker: Callable[[], Endpoint]) -> None:
     """Make connections to ``address`` on ``loop`` reach ``broker()`` (looked up at connect time)."""
     loop.simulated_endpoints[address] = broker
+
+
+def sever(loop: Any, owner: str) -> int:
+    """Close every connection ``owner``'s tasks opened (its process was killed); how many."""
+    connections = [c for c in getattr(loop, "simulated_connections", {}) if c.owner == owner]
+    for connection in connections:
+        connection.close()
+    return len(connections)

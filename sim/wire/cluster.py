@@ -1,0 +1,61 @@
+"""A run's simulated cluster on the wire: its brokers' addresses, and the apps' bootstrap.
+
+``detstream sim --driver aiokafka`` builds one per run: every simulated
+broker listens at ``b{n}.sim:9092``, each app's own broker URL
+(``kafka://localhost:9092`` in the examples) reaches broker 1, and each
+worker's App gets the production transport its URL names, as ``detstream
+worker`` would. A crash severs the connections the dead process opened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from typing import Any
+
+from detstream.transport import driver_class
+from sim.cluster import SimCluster
+
+from .broker import WireBroker, serve_cluster
+from .connection import install, sever
+
+__all__ = ["WireCluster", "bootstrap_addresses"]
+
+DEFAULT_URL = "kafka://localhost:9092"
+
+
+def bootstrap_addresses(url: str) -> list[tuple[str, int]]:
+    """``(host, port)`` of each server in a broker URL (``kafka://h1:9092;h2``, port 9092 by default)."""
+    _, _, servers = url.partition("://")
+    found = []
+    for server in servers.replace(";", ",").split(","):
+        host, _, port = server.strip().partition(":")
+        if host:
+            found.append((host, int(port) if port else 9092))
+    return found
+
+
+class WireCluster:
+    """The simulated brokers served on the virtual loop's wire, for the production driver."""
+
+    def __init__(self, cluster: SimCluster) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.brokers: list[WireBroker] = serve_cluster(self.loop, cluster, [])
+
+    def transport_for(self, app: Any) -> Any:
+        """The production transport of ``app``'s broker URL (a ``sim://`` app gets the default)."""
+        url = str(app.conf.broker_url)
+        if url.partition("://")[0].lower() not in ("kafka", "aiokafka"):
+            url = DEFAULT_URL
+        for address in bootstrap_addresses(url):
+            if address not in self.loop.simulated_endpoints:  # type: ignore[attr-defined]
+                install(self.loop, address, functools.partial(_same, self.brokers[0]))
+        return driver_class(url)(url, app=app)
+
+    def sever(self, owner: str) -> int:
+        """A process died: its connections close (requests already sent still arrive)."""
+        return sever(self.loop, owner)
+
+
+def _same(broker: WireBroker) -> WireBroker:
+    return broker
