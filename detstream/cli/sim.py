@@ -199,7 +199,6 @@ def _sweep_target(target: str, options: Any, seeds: range, jobs: int) -> int:
     click.echo(f"  seeds reaching each (of {result.runs}): {reach}")
     if options.faults != "none" and result.never_reached():
         click.echo(f"  never reached: {', '.join(result.never_reached())}")
-    click.echo(f"  cpu: {result.cpu:.1f} s, {result.seeds_per_cpu_minute:.0f} seeds per CPU-minute")
     click.echo(f"{result.runs - len(result.failures)} passed, {len(result.failures)} failed")
     return len(result.failures)
 
