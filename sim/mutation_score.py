@@ -5,9 +5,9 @@
 Every mutant in ``detstream.mutants`` re-opens one real bug. For each, the
 zoo's workloads are swept in order (seeds 1..N under ``chaos``, the mutant
 on) until one catches it; the row says which workload, which checks failed
-at the first failing seed, how many of the N seeds failed, how many faults
-the first failing plan shrinks to (``explore.shrink``) and how long it all
-took. A mutant no workload catches gets a second chance: the property suites
+at the first failing seed, how many of the N seeds failed, the fewest
+faults any of the first four failing plans shrinks to (``explore.shrink``),
+with its seed, and how long it all took. A mutant no workload catches gets a second chance: the property suites
 (``pytest properties``) run with it on, and the row names the failing
 properties. A mutant neither catches is a gap in what the runs reach or
 what the checks look at: the row says ``NOT CAUGHT``.
@@ -50,6 +50,8 @@ class Score:
     seeds: int
     shrunk_faults: int | None
     seconds: float
+    #: the failing seed whose plan shrank smallest (``shrunk_faults``).
+    shrunk_seed: int | None = None
 
     def row(self) -> str:
         if self.workload is None:
@@ -59,8 +61,9 @@ class Score:
             return (f"| `{self.mutant}` | {self.workload}: {checks} | - | 0/{self.seeds} per workload "
                     f"| - | {self.seconds:.0f} |")
         checks = ", ".join(f"`{c}`" for c in self.checks)
+        shrunk = f"{self.shrunk_faults} (seed {self.shrunk_seed})" if self.shrunk_seed is not None else "-"
         return (f"| `{self.mutant}` | {self.workload}: {checks} | {self.first_seed} | "
-                f"{self.caught}/{self.seeds} | {self.shrunk_faults} | {self.seconds:.0f} |")
+                f"{self.caught}/{self.seeds} | {shrunk} | {self.seconds:.0f} |")
 
 
 HEADER = ("| mutant | caught by | first seed | seeds caught | faults after shrinking | seconds |\n"
@@ -102,7 +105,7 @@ def _options(workload: Workload, faults: str = "chaos") -> SimOptions:
 def score(
     mutant: str, seeds: int, *, jobs: int = 1, zoo: Sequence[Workload] = ZOO, properties: bool = True,
 ) -> Score:
-    """Sweep the zoo with ``mutant`` on until a workload catches it; shrink the first failure."""
+    """Sweep the zoo with ``mutant`` on until a workload catches it; shrink its first failures."""
     started = time.perf_counter()  # noqa: TID251 - the score reports real seconds
     with active(mutant):
         for workload in zoo:
@@ -112,15 +115,35 @@ def score(
             if not failures:
                 continue
             first, outcome = failures[0]
-            shrunk, _ = shrink(target, replace(_options(workload), seed=first), budget=20)
-            faults = len(shrunk.plan.faults) if shrunk.plan is not None else None
+            faults, seed = _smallest_reproduction(target, _options(workload), [s for s, _ in failures])
             return Score(mutant, workload.name, tuple(sorted({v.check for v in outcome.violations})),
-                         first, len(failures), seeds, faults, time.perf_counter() - started)  # noqa: TID251
+                         first, len(failures), seeds, faults,
+                         time.perf_counter() - started, seed)  # noqa: TID251
         failed = failing_properties() if properties else ()
     if failed:
         return Score(mutant, "properties", failed, None, 0, seeds, None,
                      time.perf_counter() - started)  # noqa: TID251
     return Score(mutant, None, (), None, 0, seeds, None, time.perf_counter() - started)  # noqa: TID251
+
+
+#: failing seeds shrunk per mutant: the smallest of their plans is the reproduction reported.
+SHRUNK_SEEDS = 4
+
+
+def _smallest_reproduction(target: str, options: SimOptions, failing: list[int]) -> tuple[int | None, int | None]:
+    """Shrink the first ``SHRUNK_SEEDS`` failing seeds; the fewest faults any still fails with, and its seed.
+
+    Shrinking removes one fault at a time while the run still fails, so a
+    plan ends 1-minimal, not minimum: another seed's failure may need
+    fewer faults. The smallest is the one worth reading first.
+    """
+    best: tuple[int | None, int | None] = (None, None)
+    for seed in failing[:SHRUNK_SEEDS]:
+        shrunk, _ = shrink(target, replace(options, seed=seed), budget=20)
+        faults = len(shrunk.plan.faults) if shrunk.plan is not None else None
+        if faults is not None and (best[0] is None or faults < best[0]):
+            best = (faults, seed)
+    return best
 
 
 def failing_properties() -> tuple[str, ...]:
