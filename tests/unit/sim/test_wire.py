@@ -21,10 +21,15 @@ from sim.wire.connection import frames
 BOOTSTRAP = [("localhost", 9092)]
 
 
+def _serve(cluster, topic: str, partitions: int) -> list[WireBroker]:
+    """Create ``topic`` and put the cluster's brokers (and the bootstrap address) on the wire."""
+    cluster.create_topic(topic, partitions, by="operator")
+    return serve_cluster(asyncio.get_running_loop(), cluster, BOOTSTRAP)
+
+
 def test_aiokafka_bootstraps_and_reads_metadata_from_the_simulated_brokers():
     async def main(cluster):
-        cluster.create_topic("orders", 4, by="operator")
-        serve_cluster(asyncio.get_running_loop(), cluster, BOOTSTRAP)
+        _serve(cluster, "orders", 4)
         client = AIOKafkaClient(bootstrap_servers="localhost:9092")
         await client.bootstrap()
         try:
@@ -44,8 +49,7 @@ def test_aiokafka_bootstraps_and_reads_metadata_from_the_simulated_brokers():
 
 def test_the_same_seed_reads_the_same_metadata_after_a_broker_crash():
     async def main(cluster):
-        cluster.create_topic("orders", 3, by="operator")
-        serve_cluster(asyncio.get_running_loop(), cluster, BOOTSTRAP)
+        _serve(cluster, "orders", 3)
         cluster.brokers.crash(2)
         await asyncio.sleep(30)  # the controller notices and fails partitions over
         client = AIOKafkaClient(bootstrap_servers="localhost:9092")
@@ -97,8 +101,7 @@ def test_other_addresses_are_still_real_io_and_refused():
 
 def test_a_crashed_broker_stays_in_the_metadata_until_the_controller_notices():
     async def main(cluster):
-        cluster.create_topic("orders", 3, by="operator")
-        serve_cluster(asyncio.get_running_loop(), cluster, BOOTSTRAP)
+        _serve(cluster, "orders", 3)
         led_by_2 = [p for p in range(3) if cluster.brokers.leader(TP("orders", p)) == 2]
         cluster.brokers.crash(2)
         client = AIOKafkaClient(bootstrap_servers="localhost:9092")
@@ -119,8 +122,7 @@ def test_an_aiokafka_producer_and_consumer_round_trip_through_the_simulated_clus
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
     async def main(cluster):
-        cluster.create_topic("orders", 2, by="operator")
-        serve_cluster(asyncio.get_running_loop(), cluster, BOOTSTRAP)
+        _serve(cluster, "orders", 2)
         producer = AIOKafkaProducer(bootstrap_servers="localhost:9092")
         await producer.start()
         try:
@@ -157,8 +159,7 @@ def test_records_sent_without_a_timestamp_are_stamped_in_virtual_time():
     from aiokafka import AIOKafkaProducer
 
     async def main(cluster):
-        cluster.create_topic("ticks", 1, by="operator")
-        serve_cluster(asyncio.get_running_loop(), cluster, BOOTSTRAP)
+        _serve(cluster, "ticks", 1)
         producer = AIOKafkaProducer(bootstrap_servers="localhost:9092")
         await producer.start()
         await asyncio.sleep(5)
@@ -180,8 +181,7 @@ def test_an_idempotent_producer_gets_a_producer_id_and_a_retried_batch_is_append
     captured = []
 
     async def main(cluster):
-        cluster.create_topic("payments", 1, by="operator")
-        wire = serve_cluster(asyncio.get_running_loop(), cluster, BOOTSTRAP)
+        wire = _serve(cluster, "payments", 1)
         producer = AIOKafkaProducer(bootstrap_servers="localhost:9092", enable_idempotence=True)
         await producer.start()
         serve = wire[0].serve  # keep the produce request as sent, to send it once more
@@ -210,8 +210,7 @@ def test_a_consumer_commits_and_reads_back_offsets_at_the_group_coordinator():
     from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
     async def main(cluster):
-        cluster.create_topic("orders", 2, by="operator")
-        serve_cluster(asyncio.get_running_loop(), cluster, BOOTSTRAP)
+        _serve(cluster, "orders", 2)
         consumer = AIOKafkaConsumer(bootstrap_servers="localhost:9092", group_id="billing",
                                     enable_auto_commit=False)
         await consumer.start()
@@ -233,8 +232,7 @@ def test_two_aiokafka_group_consumers_share_a_topic_and_one_takes_all_when_the_o
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
     async def main(cluster):
-        cluster.create_topic("orders", 4, by="operator")
-        serve_cluster(asyncio.get_running_loop(), cluster, BOOTSTRAP)
+        _serve(cluster, "orders", 4)
         # explicit client ids: aiokafka numbers its default ones per process, not per run
         producer = AIOKafkaProducer(bootstrap_servers="localhost:9092", client_id="feed")
         await producer.start()
