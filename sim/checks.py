@@ -14,7 +14,7 @@ from detstream._types import TP, ConsumerRecord
 from detstream.errors import DecodeError
 from detstream.models import Record
 
-from .cluster import SimCluster
+from .cluster import PartitionLog, SimCluster
 from .trace import Trace, TraceEvent
 
 
@@ -339,3 +339,92 @@ def no_delivery_after_fenced(trace: Trace) -> Violation | None:
                 [_line(refused[actor]), _line(event)],
             )
     return None
+
+
+#: steps after which a worker's table and standby copies read their changelogs anew.
+_COPY_RESETS = (
+    "assigned", "revoked", "lost", "crash", "stop", "start", "recovery-start", "recovery-reset",
+    "standby-promoted", "global-recovery-start",
+)
+
+
+def changelog_applied_in_order(trace: Trace, cluster: SimCluster) -> Violation | None:
+    """Recovery, standbys and global tables apply every changelog record, once, in offset order.
+
+    Comparing only the final value per key (``tables-match-changelog``)
+    hides a skipped or reordered record whenever a later write to the key
+    follows it. Each applied batch (trace ``changelog-applied``) must hold
+    exactly the committed records of its offset span, in order, and follow
+    the previous batch of the same copy with no committed record between.
+    Offsets the cleaner emptied and aborted records may or may not have been
+    read, so they count either way.
+    """
+    previous: dict[tuple[str, str, TP], TraceEvent] = {}
+    for event in trace.of_kinds("changelog-applied", *_COPY_RESETS):
+        if event.kind != "changelog-applied":
+            for key in [k for k in previous if k[0] == event.actor]:
+                del previous[key]
+            continue
+        fields = event.fields
+        log = _log_of(cluster, fields["tp"])
+        if log is None:
+            continue
+        first, last, count = fields["first"], fields["last"], fields["n"]
+        key = (event.actor, fields["copy"], fields["tp"])
+        before = previous.get(key)
+        previous[key] = event
+        problem = _batch_problem(log, first, last, count)
+        if problem is None and before is not None:
+            problem = _gap_problem(log, before.fields["last"], first)
+        if problem is not None:
+            evidence = ([_line(before)] if before is not None else []) + [_line(event)]
+            return Violation(
+                "changelog-applied-in-order",
+                f"{event.actor}'s {fields['copy']} copy of {fields['tp']}: {problem}",
+                evidence,
+            )
+    return None
+
+
+def _batch_problem(log: PartitionLog, first: int, last: int, count: int) -> str | None:
+    if first > last:
+        return f"applied offset {first} before offset {last} (a batch out of order)"
+    committed, maybe = _records_between(log, first, last + 1)
+    if count < committed:
+        return (f"applied {count} records of offsets {first}..{last}, where the changelog "
+                f"holds {committed}: a record was skipped")
+    if count > committed + maybe:
+        return (f"applied {count} records of offsets {first}..{last}, where the changelog "
+                f"holds at most {committed + maybe}: a record was applied twice")
+    return None
+
+
+def _gap_problem(log: PartitionLog, last: int, first: int) -> str | None:
+    if first <= last:
+        return f"applied offset {first} again after reaching offset {last}"
+    committed, _ = _records_between(log, last + 1, first)
+    if committed:
+        return (f"went on at offset {first} after offset {last}, stepping over {committed} "
+                "committed records")
+    return None
+
+
+def _records_between(log: PartitionLog, start: int, end: int) -> tuple[int, int]:
+    """(committed data records, offsets that may or may not be read) in [start, end)."""
+    committed = maybe = 0
+    aborted = log.aborted
+    records = log.records
+    for offset in range(start, min(end, len(records))):
+        entry = records[offset]
+        if entry is None or offset in aborted:
+            maybe += 1
+        elif isinstance(entry, ConsumerRecord):
+            committed += 1
+    return committed, maybe
+
+
+def _log_of(cluster: SimCluster, tp: TP) -> PartitionLog | None:
+    topic = cluster.topics.get(tp.topic)
+    if topic is None or tp.partition >= topic.partitions:
+        return None
+    return topic.logs[tp.partition]

@@ -490,6 +490,7 @@ class Simulation:
         self._check(checks.no_fenced_commit_accepted(self.trace))
         self._check(checks.no_stale_generation_commit(self.trace))
         self._check(checks.no_delivery_after_fenced(self.trace))
+        self._check(checks.changelog_applied_in_order(self.trace, self.cluster))
         apps = [w.app for _, w in sorted(self.workers.items())]
         result = RunResult(self.cluster, apps, self.produced, self.applied)
         read = final_read(self.cluster, exactly_once=result.exactly_once)

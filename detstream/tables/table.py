@@ -500,8 +500,23 @@ class Table(MutableMapping[Any, Any]):
         if good:
             store.apply_changelog_batch(good, to_key, to_value)
         _move_offsets_past_skipped(store, records, good)
+        if records:
+            self._trace_applied(store, records)
         if good and self.on_changelog_event is not None:
             self._notify_changelog(good, to_key, to_value)
+
+    def _trace_applied(self, store: Store, records: list[ConsumerRecord]) -> None:
+        """Say which changelog offsets reached ``store``: the simulator checks none was skipped.
+
+        First, last and count are enough to see a skipped, repeated or
+        reordered record against the log (``changelog-applied-in-order``).
+        """
+        first = records[0]
+        self.app.tracer.record(
+            "changelog-applied", tp=TP(first.topic, first.partition),
+            copy="standby" if store is not self.data else "table",
+            first=first.offset, last=records[-1].offset, n=len(records),
+        )
 
     def _decode_record(self, record: ConsumerRecord) -> tuple[Any, Any]:
         """Key and value of a changelog record, or ChangelogDecodeError saying where and what to do."""

@@ -1,6 +1,10 @@
 """Built-in checks over hand-made traces: what they accept and what they flag."""
 
-from sim.checks import opened_after_listener
+from types import SimpleNamespace
+
+from detstream._types import TP, ConsumerRecord
+from sim.checks import changelog_applied_in_order, opened_after_listener
+from sim.cluster import ControlMarker, PartitionLog
 from sim.trace import Trace, takes_over
 
 
@@ -46,3 +50,62 @@ def test_a_restarted_worker_takes_over_everything_it_is_given():
     matches = takes_over("w1", _trace(("w1", "assigned", {"tps": ["t[0]"]})).events)
     assert not matches(_trace(("w1", "crash", {"incarnation": 1, "uncommitted": 0})).events[0])
     assert matches(_trace(("w1", "assigned", {"tps": ["t[0]"]})).events[0])
+
+
+CHANGELOG = TP("t-changelog", 0)
+
+
+def _changelog(entries):
+    """A one-partition changelog: "r" a record, None a hole the cleaner left, "m" a marker."""
+    log = PartitionLog()
+    for offset, entry in enumerate(entries):
+        if entry == "r":
+            log.records.append(ConsumerRecord(CHANGELOG.topic, 0, offset, 0.0, b"k", b"v"))
+        elif entry == "m":
+            log.records.append(ControlMarker(offset, 1, True))
+        else:
+            log.records.append(None)
+    topic = SimpleNamespace(partitions=1, logs=[log])
+    return SimpleNamespace(topics={CHANGELOG.topic: topic})
+
+
+def _applied(first, last, n, actor="w1", copy="standby"):
+    return (actor, "changelog-applied", {"tp": CHANGELOG, "copy": copy, "first": first, "last": last, "n": n})
+
+
+def test_batches_that_cover_every_committed_record_in_order_pass():
+    cluster = _changelog(["r", "r", None, "r", "m", "r"])
+    trace = _trace(_applied(0, 1, 2), _applied(3, 5, 2))  # the hole and the marker are never read
+    assert changelog_applied_in_order(trace, cluster) is None
+    holes_read_before_cleaning = _trace(_applied(0, 3, 4))
+    assert changelog_applied_in_order(holes_read_before_cleaning, cluster) is None
+
+
+def test_a_skipped_record_inside_a_batch_is_flagged():
+    violation = changelog_applied_in_order(_trace(_applied(0, 3, 2)), _changelog(["r"] * 4))
+    assert violation is not None and violation.check == "changelog-applied-in-order"
+    assert "applied 2 records of offsets 0..3, where the changelog holds 4" in violation.message
+
+
+def test_a_reversed_batch_is_flagged():
+    violation = changelog_applied_in_order(_trace(_applied(3, 0, 4)), _changelog(["r"] * 4))
+    assert violation is not None and "out of order" in violation.message
+
+
+def test_a_gap_or_a_repeat_between_batches_of_one_copy_is_flagged():
+    cluster = _changelog(["r"] * 6)
+    gap = changelog_applied_in_order(_trace(_applied(0, 1, 2), _applied(3, 5, 3)), cluster)
+    assert gap is not None and "stepping over 1 committed records" in gap.message
+    assert len(gap.evidence) == 2
+    repeat = changelog_applied_in_order(_trace(_applied(0, 3, 4), _applied(3, 5, 3)), cluster)
+    assert repeat is not None and "again" in repeat.message
+
+
+def test_a_new_assignment_or_another_copy_starts_afresh():
+    cluster = _changelog(["r"] * 6)
+    reassigned = _trace(_applied(0, 1, 2), ("w1", "assigned", {"tps": []}), _applied(4, 5, 2))
+    assert changelog_applied_in_order(reassigned, cluster) is None
+    promoted = _trace(_applied(0, 1, 2), _applied(4, 5, 2, copy="table"))
+    assert changelog_applied_in_order(promoted, cluster) is None
+    other_worker = _trace(_applied(0, 1, 2), _applied(4, 5, 2, actor="w2"))
+    assert changelog_applied_in_order(other_worker, cluster) is None
