@@ -164,6 +164,10 @@ class ClusterConfig:
     delivery_timeout: float = 120.0
     #: of the requests a drop fault loses, the share lost on the way back (after being applied).
     lost_response_share: float = 0.5
+    #: of the requests a drop fault loses, the share whose connection closes instead of going
+    #: silent (a proxy or broker resetting it): the client hears after a round trip, not after
+    #: the request timeout, and retries at once.
+    reset_share: float = 0.3
     #: the chance that a consumer fetches for a while with a new assignment before it calls
     #: the rebalance listener (aiokafka does: the transport contract in docs/sim.md) ...
     listener_lag_share: float = 0.5
@@ -227,6 +231,7 @@ class SimCluster:
         self.network = Network(
             trace, rng, latency=self.config.latency, request_timeout=self.config.request_timeout,
             stats=self.stats, lost_response_share=self.config.lost_response_share,
+            reset_share=self.config.reset_share,
             listener_lag=(self.config.listener_lag_share, self.config.listener_lag),
             errors=errors, error_pause=self.config.error_pause,
         )

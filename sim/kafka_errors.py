@@ -45,6 +45,15 @@ class RequestTimedOutError(RetriableError):
     """
 
 
+class ConnectionClosedError(RetriableError):
+    """The connection closed with the request in flight (aiokafka's ``KafkaConnectionError``).
+
+    The client learns at once, not after the request timeout, and cannot
+    tell whether the broker applied the request: a produce sent again then
+    appends its records twice, unless the producer is idempotent.
+    """
+
+
 class CoordinatorNotAvailableError(RetriableError):
     """COORDINATOR_NOT_AVAILABLE: the group or transaction coordinator's broker is down."""
 

@@ -14,7 +14,11 @@ incarnation of a worker):
   its way in (never applied) or its response on the way back (applied: a
   produce retried after that appends again, unless idempotent);
   ``ClusterConfig.lost_response_share`` is the chance of the latter. Long
-  polls (join, sync) and fetches are only ever lost on the way in.
+  polls (join, sync) and fetches are only ever lost on the way in. For a
+  share of lost requests (``ClusterConfig.reset_share``) the connection
+  closes instead: the client hears after a round trip
+  (``ConnectionClosedError``) and retries at once, which is when a retried
+  produce whose first attempt was applied meets deduplication.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
-from .kafka_errors import RequestTimedOutError
+from .kafka_errors import ConnectionClosedError, RequestTimedOutError
 
 if TYPE_CHECKING:
     from .trace import Trace
@@ -98,6 +102,7 @@ class Network:
     def __init__(
         self, trace: Trace, rng: random.Random, *, latency: tuple[float, float],
         request_timeout: float, stats: Counter[str], lost_response_share: float = 0.5,
+        reset_share: float = 0.0,
         listener_lag: tuple[float, float] = (0.0, 0.0),
         errors: random.Random | None = None, error_pause: float = 0.0,
     ) -> None:
@@ -109,6 +114,7 @@ class Network:
         self.request_timeout = request_timeout
         self._stats = stats
         self._lost_response_share = lost_response_share
+        self._reset_share = reset_share
         self._listener_lag = listener_lag
 
     def latency(self) -> float:
@@ -168,6 +174,8 @@ class Network:
                 apply()
             except Exception:  # the answer is lost with the response anyway
                 pass
+        if self._reset_share and self._rng.random() < self._reset_share:
+            raise await self._reset(link, what, applied=applied)
         raise await self._timed_out(link, what, sent, applied=applied)
 
     def _orphan(self, link: Link, what: str, sent: float, apply: Callable[[], object]) -> None:
@@ -226,6 +234,15 @@ class Network:
         """Record a request a drop fault lost (callers that wait for the timeout themselves)."""
         self._stats["request-dropped"] += 1
         self.trace.record(link.name, "request-dropped", request=what, applied=applied)
+
+    async def _reset(self, link: Link, what: str, *, applied: bool) -> ConnectionClosedError:
+        """Record the loss as a closed connection; the client hears of it a hop later."""
+        self._stats["request-dropped"] += 1
+        self._stats["connection-reset"] += 1
+        self.trace.record(link.name, "request-dropped", request=what, applied=applied, reset=True)
+        await asyncio.sleep(self.latency())
+        link.check()
+        return ConnectionClosedError(f"{what} from {link.name}: connection closed with the request in flight")
 
     async def _timed_out(
         self, link: Link, what: str, sent: float, *, applied: bool

@@ -551,7 +551,8 @@ class Simulation:
         coverage["listener-failed"] += listener_failed
         coverage["open-sought-back"] += sought_back
         always = ("rebalance-during-commit", "broker-failover", "request-dropped", "batch-deduped",
-                  "fetch-before-listener", "commit-stale-generation", "fetch-stale-after-seek")
+                  "fetch-before-listener", "commit-stale-generation", "fetch-stale-after-seek",
+                  "connection-reset")
         for name in sorted(set(always) | set(self.cluster.stats)):
             coverage[name] += self.cluster.stats[name]
         shown = " ".join(f"{k}={coverage[k]}" for k in sorted(coverage))

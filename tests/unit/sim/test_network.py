@@ -8,6 +8,7 @@ from collections import Counter
 
 import pytest
 
+from sim.kafka_errors import ConnectionClosedError, RequestTimedOutError, RetriableError
 from sim.loop import VirtualEventLoop, run
 from sim.network import Link, Network
 from sim.trace import Trace
@@ -104,3 +105,27 @@ def test_a_pause_runs_the_timers_due_meanwhile_after_the_callbacks_already_queue
     now = run(main())
     assert order == ["queued before the pause ended", "timer at 0.5"]
     assert now == pytest.approx(1.0)
+
+
+def test_a_lost_request_may_close_its_connection_and_then_fails_after_a_round_trip():
+    """A reset is heard a hop later (retry at once), a silent loss after the request timeout."""
+
+    def lose(seed):
+        async def main():
+            loop = asyncio.get_running_loop()
+            network = Network(Trace(loop.time), random.Random(seed), latency=(0.01, 0.01),
+                              request_timeout=30.0, stats=Counter(), reset_share=0.5)
+            link = Link("w1")
+            link.conditions.drop(until=100.0)
+            applied = []
+            with pytest.raises(RetriableError) as caught:
+                await network.request(link, "produce", lambda: applied.append(True))
+            return type(caught.value), bool(applied), round(loop.time(), 6)
+
+        return run(main())
+
+    outcomes = {lose(seed) for seed in range(40)}
+    assert {(kind, when) for kind, _, when in outcomes} == {
+        (ConnectionClosedError, 0.02), (RequestTimedOutError, 30.0),
+    }
+    assert {applied for kind, applied, _ in outcomes if kind is ConnectionClosedError} == {True, False}
