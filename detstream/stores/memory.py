@@ -36,8 +36,10 @@ class MemoryStore:
         self._partition_of: dict[Any, int] = {}
         #: partition -> last changelog offset its data reflects.
         self._offsets: dict[int, int] = {}
-        #: partition -> writes whose changelog send is not settled yet.
+        #: partition -> changelog sends its writes wait on that are not settled yet.
         self._unsettled: dict[int, int] = {}
+        #: those sends: writes of one key between two commits share one (the write cache's).
+        self._waiting: set[asyncio.Future[RecordMetadata]] = set()
         #: partitions where a write failed to reach the changelog: data != changelog.
         self._diverged: set[int] = set()
         #: revoked partitions kept for when they come back: partition -> {key: value}.
@@ -67,12 +69,20 @@ class MemoryStore:
             self._track(where, sent)
 
     def _track(self, partition: int, sent: asyncio.Future[RecordMetadata] | None) -> None:
-        if sent is None:
+        """Wait for ``sent`` once, however many writes share it.
+
+        A callback per write would keep every write's event (its context)
+        alive until the commit: tens of thousands of objects for the
+        collector to walk at every full collection.
+        """
+        if sent is None or sent in self._waiting:
             return
+        self._waiting.add(sent)
         self._unsettled[partition] = self._unsettled.get(partition, 0) + 1
         sent.add_done_callback(partial(self._settled, partition, self._epoch.get(partition, 0)))
 
     def _settled(self, partition: int, epoch: int, future: asyncio.Future[Any]) -> None:
+        self._waiting.discard(future)
         if self._epoch.get(partition, 0) != epoch:
             return  # the partition was dropped or reset since: its state is decided
         self._unsettled[partition] -= 1

@@ -57,6 +57,8 @@ class _Write:
     done: bool = False
     failed: bool = False
     offset: int | None = None
+    #: the changelog send it waits for; later writes of the key that share it join this write.
+    sent: asyncio.Future[RecordMetadata] | None = None
 
 
 class _Partition:
@@ -219,7 +221,11 @@ class RocksDBStore:
         sent: asyncio.Future[RecordMetadata] | None,
     ) -> None:
         part = self._open(partition)
-        write = _Write(key, value)
+        pending = part.overlay.get(key)
+        if sent is not None and pending is not None and pending.sent is sent and not pending.done:
+            pending.value = value  # one changelog record (the write cache's) mirrors both writes
+            return
+        write = _Write(key, value, sent=sent)
         part.queue.append(write)
         part.overlay[key] = write
         if sent is None:

@@ -360,3 +360,40 @@ def test_memory_store_forgets_a_partition_whose_writes_did_not_all_reach_the_cha
         assert store.persisted_offset(1) is None
     finally:
         loop.close()
+
+
+class _CountingFuture:
+    """A changelog send that counts who waits on it (stores only add callbacks and hash it)."""
+
+    def __init__(self):
+        self.callbacks = []
+
+    def add_done_callback(self, callback, *, context=None):
+        self.callbacks.append(callback)
+
+
+def test_memory_store_waits_once_on_a_send_that_many_writes_share():
+    """The write cache gives every write of a key until the commit one future: one callback.
+
+    A callback per write kept each write's event alive until the commit
+    (half of a word count's CPU went to collecting them).
+    """
+    store = MemoryStore()
+    shared = _CountingFuture()
+    for value in range(1000):
+        store.set("a", value, 0, sent=shared)
+    assert len(shared.callbacks) == 1
+
+
+def test_rocksdb_writes_sharing_one_send_wait_as_one_write(tmp_path, loop):
+    table = rocks(tmp_path)
+    shared, other = loop.create_future(), loop.create_future()
+    for value in range(1000):
+        table.data.set("a", value, 0, sent=shared)
+    table.data.set("b", 1, 0, sent=other)
+    table.data.set("a", 1000, 0, sent=shared)
+    ack(loop, other, 5)
+    assert on_disk(tmp_path) == (None, {})  # "a" was written first: disk waits for it
+    ack(loop, shared, 6)
+    assert on_disk(tmp_path) == (6, {"a": 1000, "b": 1})
+    table.data.close()
