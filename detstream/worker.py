@@ -468,12 +468,26 @@ def _is_config_error(exc: BaseException) -> bool:
     return isinstance(exc, ImproperlyConfigured)
 
 
+#: allocations between two young collections (CPython's default: 700), and how many young
+#: collections make a middle one, and middle ones a full one.
+GC_THRESHOLDS = (20_000, 20, 10)
+
+
 def _freeze_startup_heap() -> None:
     """Move what start-up made (imported modules, the apps' definitions) out of the collector's sight.
 
     It lives as long as the process, yet every full collection would walk it
     again while the worker runs (a third of a word count's CPU went to
     collections on Kafka). Collected once first, so no garbage is frozen.
+
+    Then collect less often: a worker's objects (events, records, futures)
+    die young by reference counting and are hardly ever cyclic, but at
+    CPython's default thresholds thousands of events in flight survive two
+    young collections and are walked again by every full one, which frees
+    nothing. With these, word count on Kafka spends 0.03 s collecting
+    instead of 1.1 s of 7 CPU seconds; cyclic garbage waits at most 20,000
+    allocations longer.
     """
     gc.collect()
     gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)

@@ -132,3 +132,14 @@ def test_debug_without_a_timeout_uses_fausts_ten_seconds():
     detstream.worker.Worker(app, debug=True).apply_options(app)
     assert "debug      on, blocking detector timeout 10s" in "\n".join(
         detstream.worker.Worker(app).banner())
+
+
+def test_the_worker_process_freezes_its_start_up_heap_and_collects_less_often():
+    """A worker's events die young: the collector's default pace walked them for nothing."""
+    import subprocess
+    import sys
+
+    probe = ("import gc, detstream.worker as w; w._freeze_startup_heap(); "
+             "print(gc.get_threshold() == w.GC_THRESHOLDS, gc.get_freeze_count() > 0)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "True"]
