@@ -543,8 +543,8 @@ class SimConsumer:
         topics = sorted({tp.topic for tp in tps})
         if not topics or not self._link.conditions.denying_reads(asyncio.get_running_loop().time()):
             return
-        self._cluster.stats[f"{what}-refused"] += 1
-        self._cluster.trace.record(self._name, f"{what}-refused", topics=topics)
+        self._cluster.stats[f"{what}-denied"] += 1
+        self._cluster.trace.record(self._name, f"{what}-denied", topics=topics)
         raise TopicAuthorizationFailedError(
             f"{self._name} may not {what} {topics} (deny_reads fault: authorization denied)"
         )

@@ -224,7 +224,7 @@ def test_a_deny_reads_window_crashes_the_app_and_its_work_is_redone():
     plan = FaultPlan("file", ("deny_reads",), (Fault(6.0, "deny_reads", "w2", 3.0),))
     report = run(WORD_COUNT, SimOptions(seed=3, duration=20.0, plan=plan))
     assert report.ok, report.violations
-    assert report.coverage["fetch-refused"] >= 1
+    assert report.coverage["fetch-denied"] >= 1
     crashed = [e for e in report.trace.of_kind("app-crashed") if e.actor == "w2"]
     assert crashed and crashed[0].fields["error"] == "TopicAuthorizationFailedError"
     drawn = {f.kind for s in range(40) for f in plan_faults(s, "chaos", 3, 30).faults}

@@ -57,3 +57,12 @@ def test_take_batches_redone_with_other_boundaries_is_no_false_alarm():
     assert report.ok, report.violations
     deliveries = Counter((e.fields["tp"], e.fields["offset"]) for e in report.trace.of_kind("deliver"))
     assert any(n > 1 for n in deliveries.values())  # some events were redone
+
+
+def test_an_offset_commit_denied_by_an_acl_is_not_taken_for_fencing():
+    """awaiting_relay, chaos seed 180: a deny_reads fault refused w3's commit (not retriable),
+    and w3 crashed with an event in flight. The sim traced the refusal as ``commit-refused``,
+    the engine's name for a fenced commit, and no-delivery-after-fenced called it a zombie."""
+    report = run("tests/apps/awaiting_relay.py", SimOptions(seed=180, duration=20.0, faults="chaos"))
+    assert report.ok, report.violations
+    assert list(report.trace.of_kind("commit-denied")) and not list(report.trace.of_kind("commit-refused"))

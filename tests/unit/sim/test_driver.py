@@ -263,4 +263,4 @@ def test_a_deny_reads_window_refuses_fetches_and_commits_not_retriably():
     refused, committed, stats = simulate(main, config=FAST)
     assert [text.split(" (")[0] for text in refused] == ["c may not fetch ['t']", "c may not commit ['t']"]
     assert committed == 1
-    assert stats["fetch-refused"] == 1 and stats["commit-refused"] == 1
+    assert stats["fetch-denied"] == 1 and stats["commit-denied"] == 1
