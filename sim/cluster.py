@@ -81,6 +81,8 @@ class PartitionLog:
     aborted: set[int] = field(default_factory=set)
     #: producer id -> first offset of its open transaction in this partition.
     open_first: dict[int, int] = field(default_factory=dict)
+    #: offset -> producer id of each transactional record (the wire's fetch names aborted ones).
+    txn_producers: dict[int, int] = field(default_factory=dict)
     #: whether a transaction ever wrote here (else reads take the fast path).
     transactional: bool = False
     #: the log start offset: retention deleted every offset before it.
@@ -369,6 +371,7 @@ class SimCluster:
         else:
             log.transactional = True
             log.open_first.setdefault(state.producer_id, offset)
+            log.txn_producers[offset] = state.producer_id
             self.transactions.appended(state, tp, offset)
             self.trace.record(
                 by, "produce", tp=tp, offset=offset, key=key, value=value, txn=state.name

@@ -143,6 +143,35 @@ class TransactionCoordinator:
         txn.group = group
         txn.offsets.update(offsets)
 
+    # -- the wire's transactional requests (aiokafka's versions) ------------------------------
+    def add_partitions(self, name: str, epoch: int, tps: Iterable[TP]) -> None:
+        """``AddPartitionsToTxn``: the transaction begins, and ends with a marker in each of ``tps``.
+
+        As in Kafka, a partition added but never written still gets a marker.
+        """
+        txn = self._begin(self.check(name, epoch, "add-partitions"))
+        for tp in tps:
+            txn.partitions.setdefault(tp, [])
+
+    def add_group(self, name: str, epoch: int, group_id: str) -> None:
+        """``AddOffsetsToTxn``: the transaction will carry offsets of ``group_id``."""
+        txn = self._begin(self.check(name, epoch, "add-offsets"))
+        if txn.group is None or txn.group.group_id != group_id:
+            txn.group = GroupMetadata(group_id, -1, None)
+
+    def add_unchecked_offsets(
+        self, name: str, epoch: int, group_id: str, offsets: Mapping[TP, int]
+    ) -> None:
+        """``TxnOffsetCommit`` v0-v2: offsets with no member or generation to check.
+
+        KIP-447 added them in v3; aiokafka 0.14 sends v0, so only the
+        producer's epoch fences these offsets: a zombie whose transactional id
+        nobody took over commits them (``detstream.transport.kafka.transactions``).
+        """
+        txn = self._begin(self.check(name, epoch, "txn-offset-commit"))
+        txn.group = GroupMetadata(group_id, -1, None)
+        txn.offsets.update(offsets)
+
     def end(self, name: str, epoch: int, *, commit: bool) -> None:
         """Commit or abort the id's open transaction (nothing to do if none began)."""
         state = self.check(name, epoch, "commit" if commit else "abort")

@@ -7,18 +7,22 @@ for its API and version, handled against the cluster's state (topics,
 partition leaders, live brokers) and answered in the same version.
 
 Served so far (``SERVED``, advertised by ApiVersions): ApiVersions v0,
-Metadata v5, Produce v5 (plain and idempotent producers: a retried batch is
-deduplicated by the cluster; transactional batches are refused), InitProducerId
-v0 (without a transactional id), ListOffsets v2-v3, Fetch v5, FindCoordinator
-v1, OffsetCommit v3 and OffsetFetch v3 (committed offsets of a group,
-checked against its members and generation as the sim driver's are), and
-group membership: JoinGroup v2, SyncGroup v1, Heartbeat v1, LeaveGroup v1
-(``groups``), and CreateTopics v2 (at the controller, the first live broker) (a long
-poll waits for an append; read_committed fetches leave aborted records and
-control batches out instead of sending them with the aborted-transaction
-list). Every other API is refused by closing the connection, as a broker
-does with a request it cannot parse; the rest of issue 12's list
-(transactions, the other admin requests) comes in later steps.
+Metadata v5, Produce v5 (plain, idempotent and transactional producers: a
+retried batch is deduplicated by the cluster), ListOffsets v2-v3, Fetch v5 (a
+long poll waits for an append; transaction markers go out as control
+batches, and a read_committed fetch names the aborted transactions its
+records belong to, so aiokafka's own filter drops them), FindCoordinator v1,
+OffsetCommit v3 and OffsetFetch v3 (committed offsets of a group, checked
+against its members and generation as the sim driver's are), group
+membership: JoinGroup v2, SyncGroup v1, Heartbeat v1, LeaveGroup v1
+(``groups``), transactions: InitProducerId v0, AddPartitionsToTxn v0,
+AddOffsetsToTxn v0, EndTxn v0 (at the transaction coordinator) and
+TxnOffsetCommit v0 (at the group coordinator; v0 carries no member or
+generation, so only the producer epoch fences it, as on Kafka), and
+CreateTopics v2 (at the controller, the first live broker). Every other API
+is refused by closing the connection, as a broker does with a request it
+cannot parse; the rest of issue 12's list (the other admin requests) comes
+in later steps.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import asyncio
 import functools
 import logging
 import struct
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from aiokafka.protocol.admin import ApiVersionResponse_v0, CreateTopicsResponse_v2
 from aiokafka.protocol.commit import OffsetCommitResponse_v3, OffsetFetchResponse_v3
@@ -36,14 +40,22 @@ from aiokafka.protocol.fetch import FetchResponse_v5
 from aiokafka.protocol.metadata import MetadataResponse_v5
 from aiokafka.protocol.offset import OffsetResponse_v2, OffsetResponse_v3
 from aiokafka.protocol.produce import ProduceResponse_v5
-from aiokafka.protocol.transaction import InitProducerIdResponse_v0
+from aiokafka.protocol.transaction import (
+    AddOffsetsToTxnResponse_v0,
+    AddPartitionsToTxnResponse_v0,
+    EndTxnResponse_v0,
+    InitProducerIdResponse_v0,
+    TxnOffsetCommitResponse_v0,
+)
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.record.memory_records import MemoryRecords
+from aiokafka.record.util import calc_crc32c
 
 from detstream._types import TP, ConsumerRecord
 from detstream.clock import wall_time
-from detstream.errors import CommitFailedError
+from detstream.errors import CommitFailedError, ProducerFencedError
 from sim.brokers import GROUP_COORDINATOR_TOPIC, TXN_COORDINATOR_TOPIC, coordinator_partition
+from sim.cluster import ControlMarker, PartitionLog
 from sim.idempotence import BatchId
 
 from . import groups
@@ -65,7 +77,11 @@ SERVED: dict[int, tuple[int, int]] = {
     0: (5, 5),  # Produce
     2: (2, 3),  # ListOffsets
     1: (5, 5),  # Fetch
-    22: (0, 0),  # InitProducerId (idempotent producers; transactional ids not yet)
+    22: (0, 0),  # InitProducerId
+    24: (0, 0),  # AddPartitionsToTxn
+    25: (0, 0),  # AddOffsetsToTxn
+    26: (0, 0),  # EndTxn
+    28: (0, 0),  # TxnOffsetCommit
     10: (1, 1),  # FindCoordinator
     8: (3, 3),  # OffsetCommit
     9: (3, 3),  # OffsetFetch
@@ -80,12 +96,14 @@ NO_ERROR, UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE = 0, 3, 5
 TOPIC_ALREADY_EXISTS, INVALID_PARTITIONS, NOT_CONTROLLER = 36, 37, 41
 COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR = 15, 16
 ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID = 22, 25
+INVALID_PRODUCER_EPOCH, INVALID_PRODUCER_ID_MAPPING = 47, 49
 #: the sim's broker errors by the Kafka error code a response carries.
 ERROR_CODES = {
     "NotLeaderForPartitionError": 6, "LeaderNotAvailableError": 5, "RequestTimedOutError": 7,
     "MessageSizeTooLargeError": 10, "UnknownTopicOrPartitionError": 3,
     "TopicAuthorizationFailedError": 29, "OutOfOrderSequenceError": 45,
-    "InvalidProducerEpochError": 47, "ProducerFencedError": 90,
+    # a fenced producer: PRODUCER_FENCED (90) exists only in versions newer than aiokafka's
+    "InvalidProducerEpochError": 47, "ProducerFencedError": INVALID_PRODUCER_EPOCH,
 }
 UNKNOWN_SERVER_ERROR = -1
 LATEST, EARLIEST = -1, -2
@@ -162,41 +180,118 @@ class WireBroker:
     def produce(self, request: Decoded) -> Any:
         topics = []
         for topic, partitions in request.body.topics:
-            rows = [self._produce_to(request.client_id, TP(topic, partition), data)
+            rows = [self._produce_to(request.client_id, TP(topic, partition), data,
+                                     request.body.transactional_id)
                     for partition, data in partitions]
             topics.append((topic, rows))
         return ProduceResponse_v5(topics, 0)
 
-    def _produce_to(self, client: str, tp: TP, data: bytes) -> tuple[Any, ...]:
+    def _produce_to(
+        self, client: str, tp: TP, data: bytes, transactional_id: str | None
+    ) -> tuple[Any, ...]:
         if not self._known(tp):
             return (tp.partition, UNKNOWN_TOPIC_OR_PARTITION, -1, -1, -1)
         records = []
         batch_id: BatchId | None = None
+        transaction: tuple[str, int] | None = None
         batches = MemoryRecords(data)
         while batches.has_next():
             batch = batches.next_batch()
             if batch is None:
                 break
-            if getattr(batch, "is_transactional", False):
-                return (tp.partition, UNKNOWN_SERVER_ERROR, -1, -1, -1)  # transactions: a later step
             producer_id = getattr(batch, "producer_id", -1)
             if producer_id >= 0 and batch_id is None:  # an idempotent producer's batch
                 batch_id = BatchId(producer_id, batch.producer_epoch, batch.base_sequence)
+            if getattr(batch, "is_transactional", False) and transaction is None:
+                transaction = (transactional_id or "", batch.producer_epoch)
             for record in batch:
                 records.append(_Record(record.key, record.value, record.timestamp / 1000.0,
                                        tuple(record.headers)))
         try:
-            metas = self.cluster.produce(client, tp, self.number, records, batch=batch_id)
+            metas = self.cluster.produce(
+                client, tp, self.number, records, batch=batch_id, transaction=transaction
+            )
         except Exception as exc:  # a broker error goes back as its code
             return (tp.partition, _code(exc), -1, -1, -1)
         first = metas[0].offset if metas else -1
         return (tp.partition, NO_ERROR, first, -1, self.cluster.beginning_offset(tp))
 
-    # -- InitProducerId -----------------------------------------------------------------------
+    # -- transactions -------------------------------------------------------------------------
     def init_producer_id(self, request: Decoded) -> Any:
-        if request.body.transactional_id is not None:  # transactions: a later step
-            return InitProducerIdResponse_v0(0, UNKNOWN_SERVER_ERROR, -1, -1)
-        return InitProducerIdResponse_v0(0, NO_ERROR, self.cluster.transactions.new_producer_id(), 0)
+        """A producer id: a fresh one (idempotent producer), or its transactional id's, epoch bumped."""
+        name = request.body.transactional_id
+        transactions = self.cluster.transactions
+        if name is None:
+            return InitProducerIdResponse_v0(0, NO_ERROR, transactions.new_producer_id(), 0)
+        code = self.coordinator_error(name, TXN_COORDINATOR_TOPIC)
+        if code != NO_ERROR:
+            return InitProducerIdResponse_v0(0, code, -1, -1)
+        producer_id, epoch = transactions.init_producer(
+            name, timeout=request.body.transaction_timeout_ms / 1000.0
+        )
+        return InitProducerIdResponse_v0(0, NO_ERROR, producer_id, epoch)
+
+    def add_partitions_to_txn(self, request: Decoded) -> Any:
+        body = request.body
+        tps = [TP(topic, p) for topic, partitions in body.topics for p in partitions]
+        code = self._txn_error(body.transactional_id, body.producer_id)
+        if code == NO_ERROR and not all(self._known(tp) for tp in tps):
+            code = UNKNOWN_TOPIC_OR_PARTITION
+        if code == NO_ERROR:
+            code = self._fenced_as_code(
+                self.cluster.transactions.add_partitions, body.transactional_id, body.producer_epoch, tps
+            )
+        rows = [(topic, [(p, code) for p in partitions]) for topic, partitions in body.topics]
+        return AddPartitionsToTxnResponse_v0(0, rows)
+
+    def add_offsets_to_txn(self, request: Decoded) -> Any:
+        body = request.body
+        code = self._txn_error(body.transactional_id, body.producer_id)
+        if code == NO_ERROR:
+            code = self._fenced_as_code(
+                self.cluster.transactions.add_group, body.transactional_id, body.producer_epoch,
+                body.group_id,
+            )
+        return AddOffsetsToTxnResponse_v0(0, code)
+
+    def txn_offset_commit(self, request: Decoded) -> Any:
+        """At the group coordinator: the offsets join the producer's transaction (epoch checked only)."""
+        body = request.body
+        offsets = {TP(topic, p[0]): p[1] for topic, partitions in body.topics for p in partitions}
+        code = self.coordinator_error(body.group_id)
+        if code == NO_ERROR:
+            code = self._fenced_as_code(
+                self.cluster.transactions.add_unchecked_offsets, body.transactional_id,
+                body.producer_epoch, body.group_id, offsets,
+            )
+        rows = [(topic, [(p[0], code) for p in partitions]) for topic, partitions in body.topics]
+        return TxnOffsetCommitResponse_v0(0, rows)
+
+    def end_txn(self, request: Decoded) -> Any:
+        body = request.body
+        code = self._txn_error(body.transactional_id, body.producer_id)
+        if code == NO_ERROR:
+            code = self._fenced_as_code(
+                functools.partial(self.cluster.transactions.end, commit=body.transaction_result),
+                body.transactional_id, body.producer_epoch,
+            )
+        return EndTxnResponse_v0(0, code)
+
+    def _txn_error(self, name: str, producer_id: int) -> int:
+        """Not this broker's id to coordinate, or a producer id the transactional id does not hold."""
+        code = self.coordinator_error(name, TXN_COORDINATOR_TOPIC)
+        if code != NO_ERROR:
+            return code
+        state = self.cluster.transactions.ids.get(name)
+        return NO_ERROR if state is not None and state.producer_id == producer_id else INVALID_PRODUCER_ID_MAPPING
+
+    @staticmethod
+    def _fenced_as_code(call: Any, *args: Any) -> int:
+        try:
+            call(*args)
+        except ProducerFencedError:
+            return INVALID_PRODUCER_EPOCH
+        return NO_ERROR
 
     # -- admin ---------------------------------------------------------------------------------
     def create_topics(self, request: Decoded) -> Any:
@@ -256,10 +351,13 @@ class WireBroker:
                 for topic, partitions in wanted]
         return OffsetFetchResponse_v3(0, rows, code)
 
-    def coordinator_error(self, group_id: str) -> int:
-        """NOT_COORDINATOR unless this broker leads the group's partition of __consumer_offsets now."""
+    def coordinator_error(self, key: str, topic: str = GROUP_COORDINATOR_TOPIC) -> int:
+        """NOT_COORDINATOR unless this broker leads ``key``'s partition of ``topic`` now.
+
+        ``__consumer_offsets`` for a group, ``__transaction_state`` for a transactional id.
+        """
         brokers = self.cluster.brokers
-        leader = brokers.leader(coordinator_partition(GROUP_COORDINATOR_TOPIC, group_id))
+        leader = brokers.leader(coordinator_partition(topic, key))
         if leader is None or not brokers.registered(leader):
             return COORDINATOR_NOT_AVAILABLE
         return NO_ERROR if leader == self.number and brokers.up[self.number] else NOT_COORDINATOR
@@ -297,32 +395,33 @@ class WireBroker:
         read_committed = body.isolation_level == 1
         wanted = [(TP(topic, p[0]), p[1], p[3]) for topic, partitions in body.topics for p in partitions]
         found = self._read(wanted, read_committed)
-        if not any(records for _, records, _ in found) and body.max_wait_time > 0:
+        if not any(read.records for _, read, _ in found) and body.max_wait_time > 0:
             known = [tp for tp, _, _ in wanted if self._known(tp)]
             await self.cluster.wait_for_append(body.max_wait_time / 1000.0, known)
             found = self._read(wanted, read_committed)
         by_topic: dict[str, list[tuple[Any, ...]]] = {}
-        for tp, records, error in found:
+        for tp, read, error in found:
             cluster = self.cluster
             high = cluster.end_offset(tp) if error == NO_ERROR else -1
             stable = cluster.last_stable_offset(tp) if error == NO_ERROR else -1
             start = cluster.beginning_offset(tp) if error == NO_ERROR else -1
+            batches = _batches(read.entries, cluster.log_of(tp)) if read.entries else b""
             by_topic.setdefault(tp.topic, []).append(
-                (tp.partition, error, high, stable, start, [], _batches(records))
+                (tp.partition, error, high, stable, start, read.aborted, batches)
             )
         return FetchResponse_v5(0, list(by_topic.items()))
 
-    def _read(self, wanted: list[tuple[TP, int, int]], read_committed: bool) -> list[tuple[TP, list[Any], int]]:
-        found: list[tuple[TP, list[Any], int]] = []
+    def _read(self, wanted: list[tuple[TP, int, int]], read_committed: bool) -> list[tuple[TP, _Read, int]]:
+        found: list[tuple[TP, _Read, int]] = []
         for tp, offset, _max_bytes in wanted:
             if not self._known(tp):
-                found.append((tp, [], UNKNOWN_TOPIC_OR_PARTITION))
+                found.append((tp, _NOTHING, UNKNOWN_TOPIC_OR_PARTITION))
                 continue
             if self.cluster.brokers.leader(tp) != self.number:
-                found.append((tp, [], ERROR_CODES["NotLeaderForPartitionError"]))
+                found.append((tp, _NOTHING, ERROR_CODES["NotLeaderForPartitionError"]))
                 continue
-            records, _ = self.cluster.read(tp, offset, MAX_FETCH_RECORDS, read_committed=read_committed)
-            found.append((tp, records, NO_ERROR))
+            read = _read_log(self.cluster.log_of(tp), offset, read_committed)
+            found.append((tp, read, NO_ERROR))
         return found
 
     def _known(self, tp: TP) -> bool:
@@ -348,23 +447,97 @@ def _code(exc: Exception) -> int:
     return ERROR_CODES.get(type(exc).__name__, UNKNOWN_SERVER_ERROR)
 
 
-def _batches(records: list[Any]) -> bytes:
-    """Records as v2 record batches, one per record (their offsets may have gaps: markers, aborts)."""
+class _Read(NamedTuple):
+    """What a fetch takes from one partition's log."""
+
+    #: records and transaction markers, in offset order.
+    entries: list[ConsumerRecord | ControlMarker]
+    #: (producer id, first offset) of each aborted transaction the entries show records of.
+    aborted: list[tuple[int, int]]
+    #: how many of the entries are records (a fetch of markers only still long-polls).
+    records: int
+
+
+_NOTHING = _Read([], [], 0)
+
+
+def _read_log(log: PartitionLog, offset: int, read_committed: bool) -> _Read:
+    """Entries from ``offset``: up to the last stable offset for read_committed, else the end.
+
+    Aborted records are sent, as Kafka does; a read_committed fetch names
+    their transactions so that the client leaves them out, and the abort
+    marker tells it where each one ends.
+    """
+    position = max(offset, log.start_offset)
+    limit = log.last_stable_offset if read_committed else log.end_offset
+    entries: list[ConsumerRecord | ControlMarker] = []
+    aborted: list[tuple[int, int]] = []
+    aborting: set[int] = set()
+    records = 0
+    while position < limit and len(entries) < MAX_FETCH_RECORDS:
+        entry = log.records[position]
+        position += 1
+        if entry is None:
+            continue  # a hole the cleaner left
+        if isinstance(entry, ControlMarker):
+            if not entry.commit:
+                aborting.discard(entry.producer_id)
+        else:
+            records += 1
+            producer = log.txn_producers.get(entry.offset)
+            if read_committed and entry.offset in log.aborted and producer not in aborting:
+                assert producer is not None, "an aborted record is a transaction's"
+                aborted.append((producer, entry.offset))
+                aborting.add(producer)
+        entries.append(entry)
+    return _Read(entries, aborted, records)
+
+
+def _batches(entries: list[ConsumerRecord | ControlMarker], log: PartitionLog) -> bytes:
+    """Entries as v2 record batches, one per entry (offsets may have gaps: the cleaner's holes).
+
+    A transaction's record goes in a transactional batch of its producer; a
+    marker in a control batch (attributes bit 5) whose one record says
+    commit or abort.
+    """
     out = bytearray()
-    for record in records:
+    for entry in entries:
+        if isinstance(entry, ControlMarker):
+            out += _control_batch(entry)
+            continue
+        producer = log.txn_producers.get(entry.offset, -1)
         builder = DefaultRecordBatchBuilder(
-            magic=2, compression_type=0, is_transactional=0, producer_id=-1, producer_epoch=-1,
-            base_sequence=-1, batch_size=2**31 - 1,
+            magic=2, compression_type=0, is_transactional=int(producer >= 0), producer_id=producer,
+            producer_epoch=-1 if producer < 0 else 0, base_sequence=-1, batch_size=2**31 - 1,
         )
-        builder.append(0, timestamp=int(record.timestamp * 1000), key=record.key, value=record.value,
-                       headers=list(record.headers or ()))
+        builder.append(0, timestamp=int(entry.timestamp * 1000), key=entry.key, value=entry.value,
+                       headers=list(entry.headers or ()))
         batch = builder.build()
-        _BASE_OFFSET.pack_into(batch, 0, record.offset)
+        _BASE_OFFSET.pack_into(batch, 0, entry.offset)
         out += batch
     return bytes(out)
 
 
+def _control_batch(marker: ControlMarker) -> bytearray:
+    builder = DefaultRecordBatchBuilder(
+        magic=2, compression_type=0, is_transactional=1, producer_id=marker.producer_id,
+        producer_epoch=0, base_sequence=-1, batch_size=2**31 - 1,
+    )
+    key = _CONTROL_KEY.pack(0, 1 if marker.commit else 0)  # version 0; type 0 abort, 1 commit
+    builder.append(0, timestamp=0, key=key, value=_CONTROL_VALUE.pack(0, 0), headers=[])
+    batch = builder.build()
+    (attributes,) = _ATTRIBUTES.unpack_from(batch, _ATTRIBUTES_AT)
+    _ATTRIBUTES.pack_into(batch, _ATTRIBUTES_AT, attributes | _CONTROL_BIT)
+    _BASE_OFFSET.pack_into(batch, 0, marker.offset)
+    _CRC.pack_into(batch, _CRC_AT, calc_crc32c(bytes(batch[_ATTRIBUTES_AT:])))  # covers attributes on
+    return batch
+
+
 _BASE_OFFSET = struct.Struct(">q")
+_CRC, _CRC_AT = struct.Struct(">I"), 17
+_ATTRIBUTES, _ATTRIBUTES_AT, _CONTROL_BIT = struct.Struct(">h"), 21, 0x20
+_CONTROL_KEY = struct.Struct(">hh")
+_CONTROL_VALUE = struct.Struct(">hi")  # version, coordinator epoch
 
 
 _HANDLERS = {
@@ -372,7 +545,8 @@ _HANDLERS = {
     2: WireBroker.list_offsets, 1: WireBroker.fetch, 22: WireBroker.init_producer_id,
     10: WireBroker.find_coordinator, 8: WireBroker.offset_commit, 9: WireBroker.offset_fetch,
     11: groups.join_group, 14: groups.sync_group, 12: groups.heartbeat, 13: groups.leave_group,
-    19: WireBroker.create_topics,
+    19: WireBroker.create_topics, 24: WireBroker.add_partitions_to_txn,
+    25: WireBroker.add_offsets_to_txn, 26: WireBroker.end_txn, 28: WireBroker.txn_offset_commit,
 }
 
 

@@ -67,6 +67,8 @@ class MemoryTransport(asyncio.Transport):
         self._requests: deque[bytes] = deque()
         self._serving: asyncio.Task[None] | None = None
         self._closed = False
+        #: when the last response scheduled reaches the client: responses keep their order.
+        self._last_arrival = 0.0
         #: the worker process whose task opened it (``sim.loop.task_owner``): its crash closes it.
         self.owner = task_owner.get()
         connections = getattr(loop, "simulated_connections", None)
@@ -88,6 +90,11 @@ class MemoryTransport(asyncio.Transport):
     async def _serve(self) -> None:
         """Requests in arrival order, one at a time; each response after the way there and back.
 
+        Responses come back in the order of their requests, as on a TCP
+        connection: each one's latency is drawn, but it arrives no earlier
+        than the one before it (aiokafka matches them by correlation id and
+        fails the connection otherwise).
+
         A request written before the connection closed is still served (the
         kernel delivered it), its response goes nowhere.
         """
@@ -99,7 +106,10 @@ class MemoryTransport(asyncio.Transport):
                 self.close()
                 return
             if not self._closed:
-                self._loop.call_later(self._broker.latency(), self._deliver, response)
+                # a stream: a response may not overtake the one before it on the way back
+                arrival = max(self._loop.time() + self._broker.latency(), self._last_arrival)
+                self._last_arrival = arrival
+                self._loop.call_at(arrival, self._deliver, response)
 
     def _deliver(self, response: bytes) -> None:
         if not self._closed:

@@ -71,9 +71,9 @@ def test_the_same_seed_reads_the_same_metadata_after_a_broker_crash():
 def test_an_api_not_served_yet_closes_the_connection():
     broker = WireBroker.__new__(WireBroker)
     broker.name = "b1"
-    add_partitions = request_class(24, 0)  # AddPartitionsToTxn
-    assert add_partitions is not None and 24 not in SERVED
-    request = add_partitions("txn", 1, 0, [])
+    delete_topics = request_class(20, 0)  # DeleteTopics
+    assert delete_topics is not None and 20 not in SERVED
+    request = delete_topics(["orders"], 1000)
     message = request.build_request_header(correlation_id=7, client_id="x").encode() + request.encode()
     assert asyncio.run(broker.serve(message)) is None
 
@@ -269,3 +269,112 @@ def test_two_aiokafka_group_consumers_share_a_topic_and_one_takes_all_when_the_o
     assert sorted(shared[0] + shared[1]) == [0, 1, 2, 3] and shared[0] and shared[1]
     assert alone == [0, 1, 2, 3] and both
     assert values == sorted(b"order-%d" % i for i in range(8))
+
+
+def test_a_transaction_commits_its_records_and_offsets_together_and_an_abort_hides_them():
+    """aiokafka's transactional producer end to end: the markers travel as control batches,
+    and a read_committed consumer drops the aborted records itself (the fetch names them)."""
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+    from aiokafka.structs import TopicPartition
+
+    async def read_all(isolation):
+        consumer = AIOKafkaConsumer(bootstrap_servers="localhost:9092", enable_auto_commit=False,
+                                    auto_offset_reset="earliest", isolation_level=isolation)
+        await consumer.start()
+        try:
+            tp = TopicPartition("receipts", 0)
+            consumer.assign([tp])
+            got = []
+            for _ in range(5):
+                batch = await consumer.getmany(timeout_ms=500)
+                got += [r.value for records in batch.values() for r in records]
+            return got, await consumer.position(tp)
+        finally:
+            await consumer.stop()
+
+    async def main(cluster):
+        _serve(cluster, "receipts", 1)
+        cluster.create_topic("orders", 1, by="operator")
+        producer = AIOKafkaProducer(bootstrap_servers="localhost:9092", transactional_id="billing-w1")
+        await producer.start()
+        try:
+            async with producer.transaction():
+                await producer.send("receipts", b"r1", partition=0)
+                await producer.send("receipts", b"r2", partition=0)
+                await producer.send_offsets_to_transaction({TopicPartition("orders", 0): 5}, "billing")
+            await producer.begin_transaction()
+            await producer.send("receipts", b"never", partition=0)
+            await producer.abort_transaction()
+        finally:
+            await producer.stop()
+        committed = await read_all("read_committed")
+        uncommitted = await read_all("read_uncommitted")
+        return committed, uncommitted, dict(cluster.group("billing").committed), cluster.end_offset(TP("receipts", 0))
+
+    committed, uncommitted, offsets, end = simulate(main, seed=7)
+    assert end == 5  # r1, r2, commit marker, never, abort marker
+    assert committed == ([b"r1", b"r2"], 5)  # past both markers and the aborted record
+    assert uncommitted == ([b"r1", b"r2", b"never"], 5)
+    assert offsets == {TP("orders", 0): 5}
+
+
+def test_a_producer_that_takes_over_a_transactional_id_fences_the_one_before():
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.errors import ProducerFenced
+
+    async def main(cluster):
+        _serve(cluster, "receipts", 1)
+        zombie = AIOKafkaProducer(bootstrap_servers="localhost:9092", transactional_id="billing-w1")
+        await zombie.start()
+        await zombie.begin_transaction()
+        await zombie.send_and_wait("receipts", b"from the zombie", partition=0)
+        successor = AIOKafkaProducer(bootstrap_servers="localhost:9092", transactional_id="billing-w1")
+        await successor.start()  # InitProducerId: epoch bumped, the zombie's transaction aborted
+        try:
+            await zombie.commit_transaction()
+            fenced = False
+        except ProducerFenced:
+            fenced = True
+        finally:
+            await zombie.stop()
+            await successor.stop()
+        log = cluster.log_of(TP("receipts", 0))
+        return fenced, sorted(log.aborted), [r.value for r in cluster.records("receipts")]
+
+    fenced, aborted, visible = simulate(main, seed=8)
+    assert fenced and aborted == [0] and visible == []
+
+
+def test_responses_come_back_in_the_order_of_their_requests():
+    """A response drawn a shorter latency than the one before it still waits for it (TCP)."""
+    import struct
+
+    from sim.loop import run
+    from sim.wire.connection import MemoryTransport
+
+    class Broker:
+        name = "b1"
+        latencies = iter([0.0, 1.0, 0.0, 0.0])  # request 1 there, back; request 2 there, back
+
+        def latency(self):
+            return next(self.latencies)
+
+        async def serve(self, message):
+            return message  # echoes the frame's message
+
+    class Client(asyncio.Protocol):
+        def __init__(self):
+            self.got = []
+
+        def data_received(self, data):
+            self.got.append((asyncio.get_running_loop().time(), data[-1:]))
+
+    async def main():
+        client = Client()
+        transport = MemoryTransport(asyncio.get_running_loop(), client, Broker())
+        for tag in (b"1", b"2"):
+            transport.write(struct.pack(">i", 1) + tag)
+        await asyncio.sleep(2.0)
+        return client.got
+
+    assert run(main()) == [(1.0, b"1"), (1.0, b"2")]
