@@ -66,3 +66,11 @@ def test_an_offset_commit_denied_by_an_acl_is_not_taken_for_fencing():
     report = run("tests/apps/awaiting_relay.py", SimOptions(seed=180, duration=20.0, faults="chaos"))
     assert report.ok, report.violations
     assert list(report.trace.of_kind("commit-denied")) and not list(report.trace.of_kind("commit-refused"))
+
+
+def test_a_graceful_stop_waits_for_a_timer_send_whose_waiter_was_cancelled():
+    """timer_producer, chaos seed 202: a tick sent under a drop fault was retried after the
+    request timeout; the stop cancelled the timer awaiting it, the flush took the cancelled
+    future for settled, and the tick landed after every consumer had left."""
+    report = run("sim/workloads/timer_producer.py", SimOptions(seed=202, duration=20.0, faults="chaos"))
+    assert report.ok, report.violations

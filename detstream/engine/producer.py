@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from detstream import mutants
@@ -273,6 +274,8 @@ class ProducerBuffer:
                             self._report(ack, topic, args, origin)
                     elif future is not None:
                         complete_as(ack, future)
+                        if not ack.done():
+                            future.add_done_callback(partial(self._outlive, number, ack))
                     else:
                         self._track(number, ack, topic, args, origin)
                 finally:
@@ -288,6 +291,17 @@ class ProducerBuffer:
             self._wake_handover()
             self._wake_room_waiters()
             raise
+
+    def _outlive(self, number: int, ack: asyncio.Future[Any], future: asyncio.Future[Any]) -> None:
+        """A caller gave up waiting on a record already handed over: flushes still wait for it.
+
+        Cancelling the task that awaits a send (a timer stopped with the app)
+        cancels its future, not the record: the client sends it all the same.
+        A flush that took the cancelled future for settled let a graceful stop
+        end with the record still in flight (timer_producer, chaos seed 202).
+        """
+        if future.cancelled() and not ack.done():
+            self._pending.append((number, ack))
 
     def _track(
         self, number: int, ack: asyncio.Future[Any], topic: str,

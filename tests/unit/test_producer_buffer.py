@@ -443,3 +443,25 @@ def test_settled_forwards_are_forgotten_not_kept_for_the_life_of_the_app():
     (pending, riding), logged = run(body)
     assert pending <= 1 and riding == 0  # was one entry per forward, forever, without sends
     assert not logged, logged
+
+
+def test_a_send_whose_waiter_gave_up_after_hand_over_is_still_waited_for():
+    """A timer's task cancelled at stop cancels the future it awaited, not the record: the
+    client sends it anyway, so a flush (a graceful stop's) must still wait for it."""
+    async def body():
+        producer = GatedProducer()
+        buffer = ProducerBuffer(producer)
+        waiter = asyncio.ensure_future(buffer.send_soon("ticks", key=None, value=b"tick"))
+        await asyncio.sleep(0.01)  # handed over to the client, not acknowledged
+        waiter.cancel()
+        await asyncio.sleep(0)
+        settled_while_in_flight = buffer.settled
+        flush = asyncio.ensure_future(buffer.flush())
+        await asyncio.sleep(0.01)
+        flush_waited = not flush.done()
+        producer.release(b"tick")
+        await asyncio.wait_for(flush, 1)
+        return settled_while_in_flight, flush_waited, buffer.settled
+
+    (settled_early, flush_waited, settled_after), _ = run(body)
+    assert not settled_early and flush_waited and settled_after
