@@ -82,3 +82,38 @@ async def commit_for_assignment(consumer: Any, assignment: Any, offsets: Any) ->
     listener committing revoked partitions needs the one it is giving up.
     """
     await consumer._coordinator.commit_offsets(assignment, offsets)
+
+
+def heed_offset_fetch_errors(coordinator_class: Any, errors: Any) -> None:
+    """Make aiokafka's group coordinator raise an OffsetFetch response's group-level error.
+
+    From v2 on, a broker reports a group-level failure (NOT_COORDINATOR,
+    COORDINATOR_LOAD_IN_PROGRESS while a new coordinator loads the group
+    after a broker restart) as the response's top-level error, with no
+    partitions. aiokafka 0.14 reads only the partitions, so it answers "no
+    committed offset" for every one of them, and the consumer starts over
+    from ``auto_offset_reset``: the whole topic processed again, its output
+    committed again even under exactly-once. Found by the simulator running
+    aiokafka on the wire (``--driver aiokafka``, word count, default seed 3).
+
+    Raised, the error goes through aiokafka's own retry: a retriable one
+    waits ``retry_backoff_ms`` and asks again, after marking the coordinator
+    dead where it moved. Idempotent; every OffsetFetch in the process is checked.
+    """
+    if getattr(coordinator_class, "_detstream_heeds_offset_fetch_errors", False):
+        return
+    send = coordinator_class._send_req
+    moved = (errors.NotCoordinatorForGroupError, errors.GroupCoordinatorNotAvailableError)
+
+    async def send_req(self: Any, request: Any) -> Any:
+        response = await send(self, request)
+        code = getattr(response, "error_code", 0) if getattr(response, "API_KEY", None) == 9 else 0
+        if code:
+            error = errors.for_code(code)
+            if error in moved:
+                self.coordinator_dead()
+            raise error()
+        return response
+
+    coordinator_class._send_req = send_req
+    coordinator_class._detstream_heeds_offset_fetch_errors = True

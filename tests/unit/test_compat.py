@@ -54,6 +54,7 @@ def test_the_aiokafka_details_compat_reaches_exist():
                 "admin._send_request": callable(admin._send_request),
                 "consumer._subscription": compat.current_assignment(consumer) is None,
                 "GroupCoordinator.commit_offsets": callable(GroupCoordinator.commit_offsets),
+                "GroupCoordinator._send_req": callable(GroupCoordinator._send_req),
             }
             with pytest.raises(Exception, match="(?i)too large|size"):
                 compat.check_record_size(producer, None, b"x" * (2 << 20), [])
@@ -66,3 +67,24 @@ def test_the_aiokafka_details_compat_reaches_exist():
     assert all(found.values()), found
     members = GroupCoordinator.__init__.__code__.co_names
     assert "generation" in members and "member_id" in members
+
+
+def test_a_join_completing_while_the_kafka_consumer_stops_is_ignored():
+    """aiokafka may finish a rebalance during ``stop()``: the listener then has nothing to take
+    (it used to raise "not started" from inside aiokafka's coordinator)."""
+    import asyncio
+
+    from aiokafka.structs import TopicPartition
+
+    from detstream.transport.kafka.driver import AIOKafkaTransport
+
+    told = []
+
+    class Listener:
+        async def on_partitions_assigned(self, tps):
+            told.append(tps)
+
+    consumer = AIOKafkaTransport("kafka://localhost:9092").create_consumer(client_id="w1", group_id="g")
+    consumer._listener = Listener()  # stopped: no aiokafka consumer behind it
+    asyncio.run(consumer._adapter.on_partitions_assigned({TopicPartition("orders", 0)}))
+    assert told == []

@@ -20,8 +20,10 @@ from collections.abc import Iterable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+import aiokafka.errors
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.consumer.group_coordinator import GroupCoordinator
 from aiokafka.coordinator.assignors.abstract import AbstractPartitionAssignor
 from aiokafka.coordinator.protocol import (
     ConsumerProtocolMemberAssignment,
@@ -48,6 +50,9 @@ if TYPE_CHECKING:
     from detstream.transport.kafka.driver import AIOKafkaTransport
 
 log = logging.getLogger("detstream.transport.kafka.driver")
+
+# aiokafka reads a failed OffsetFetch as "nothing committed": see the function's docstring
+compat.heed_offset_fetch_errors(GroupCoordinator, aiokafka.errors)
 
 
 class CopartitionedAssignor(AbstractPartitionAssignor):
@@ -118,7 +123,9 @@ class _ListenerAdapter(ConsumerRebalanceListener):
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         owner = self.owner
-        client = owner._client()
+        client = owner._consumer
+        if client is None:  # a join that completed while the consumer stops: nothing to take
+            return
         owner._member = compat.group_membership(client)
         owner._generation = owner._member[0]
         owner._last_assignment = compat.current_assignment(client)
