@@ -288,9 +288,19 @@ class VirtualEventLoop(asyncio.BaseEventLoop):
         *args: Unpack[_Ts],
         context: Context | None = None,
     ) -> asyncio.TimerHandle:
-        """As asyncio's (``call_at(time() + delay)``), without its extra method calls."""
+        """As asyncio's (``call_at(time() + delay)``), without its extra method calls.
+
+        A positive delay shorter than the clock's resolution is stretched to
+        it. asyncio runs such a timer at once, and on a real clock time has
+        passed by then; here it has not, so a client that waits out a
+        deadline it computed from ``time()`` (aiokafka's fetcher, left with
+        5.7e-15 s after float rounding) would wait again at the same instant
+        forever. Stretched, the timer moves the virtual clock past the deadline.
+        """
         if delay is None:
             raise TypeError("delay must not be None")
+        if 0 < delay < self._clock_resolution:
+            delay = self._clock_resolution
         timer = self.call_at(self._now + delay, callback, *args, context=context)
         if timer._source_traceback:  # type: ignore[attr-defined]
             del timer._source_traceback[-1]  # type: ignore[attr-defined]

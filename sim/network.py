@@ -134,6 +134,14 @@ class Network:
             return 0.0
         return self._rng.uniform(0.0, longest)
 
+    def chance(self, share: float) -> bool:
+        """A coin from the network stream that comes up with probability ``share``."""
+        return bool(share) and self._rng.random() < share
+
+    def uniform(self, low: float, high: float) -> float:
+        """A duration from the network stream."""
+        return self._rng.uniform(low, high)
+
     def loses(self, link: Link, sent: float) -> bool:
         """Whether a drop fault loses a request ``link`` sends at ``sent`` (drawn from the stream)."""
         conditions = link.conditions
@@ -230,16 +238,18 @@ class Network:
         if self.loses(link, sent):
             raise await self._timed_out(link, what, sent, applied=False)
 
-    def lost(self, link: Link, what: str, *, applied: bool = False) -> None:
+    def lost(self, link: Link, what: str, *, applied: bool = False, reset: bool = False) -> None:
         """Record a request a drop fault lost (callers that wait for the timeout themselves)."""
         self._stats["request-dropped"] += 1
-        self.trace.record(link.name, "request-dropped", request=what, applied=applied)
+        if reset:
+            self._stats["connection-reset"] += 1
+            self.trace.record(link.name, "request-dropped", request=what, applied=applied, reset=True)
+        else:
+            self.trace.record(link.name, "request-dropped", request=what, applied=applied)
 
     async def _reset(self, link: Link, what: str, *, applied: bool) -> ConnectionClosedError:
         """Record the loss as a closed connection; the client hears of it a hop later."""
-        self._stats["request-dropped"] += 1
-        self._stats["connection-reset"] += 1
-        self.trace.record(link.name, "request-dropped", request=what, applied=applied, reset=True)
+        self.lost(link, what, applied=applied, reset=True)
         await asyncio.sleep(self.latency())
         link.check()
         return ConnectionClosedError(f"{what} from {link.name}: connection closed with the request in flight")

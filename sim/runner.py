@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from detstream._types import ConsumerRecord
-from detstream.errors import InvalidArgument
 from detstream.loader import load_isolated
 
 from . import checks
@@ -210,11 +209,6 @@ class Simulation:
         self.plan = options.plan or plan_faults(
             seed, options.faults, options.workers, options.duration, options.brokers
         )
-        if options.driver == "aiokafka" and self.plan.faults:
-            raise InvalidArgument(
-                "--driver aiokafka runs without faults for now (issue 12: faults do not act "
-                "on the wire yet): use --faults none, or the sim driver for fault runs"
-            )
         self.workers: dict[str, SimWorker] = {}
         self.retired: list[SimWorker] = []
         #: the simulated brokers on the wire, for ``driver="aiokafka"`` (made in ``run``).

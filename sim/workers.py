@@ -116,6 +116,7 @@ class SimWorker:
             )
             app.transport = self.transport
         else:
+            self.wire.host(self.actor, self.network)
             app.transport = self.wire.transport_for(app)
         app.client_name = self.name  # its transactional id: the same for a twin's two processes
         app.trace_hook = self.trace.record if self.actor == self.name else self._record_as_actor

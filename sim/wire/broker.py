@@ -28,6 +28,7 @@ in later steps.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import struct
@@ -65,6 +66,8 @@ from .connection import install
 if TYPE_CHECKING:
     from sim.cluster import SimCluster
 
+    from .network import WireNetwork
+
 __all__ = ["PORT", "SERVED", "WireBroker", "serve_cluster"]
 
 logger = logging.getLogger(__name__)
@@ -93,6 +96,7 @@ SERVED: dict[int, tuple[int, int]] = {
 }
 CLUSTER_ID = "detstream-sim"
 NO_ERROR, UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE = 0, 3, 5
+TOPIC_AUTHORIZATION_FAILED = 29
 TOPIC_ALREADY_EXISTS, INVALID_PARTITIONS, NOT_CONTROLLER = 36, 37, 41
 COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR = 15, 16
 ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID = 22, 25
@@ -116,19 +120,46 @@ def host_of(broker: int) -> str:
 class WireBroker:
     """Simulated broker ``b{number}`` answering Kafka requests."""
 
-    def __init__(self, cluster: SimCluster, number: int, protocols: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, cluster: SimCluster, number: int, protocols: dict[str, str] | None = None,
+        network: WireNetwork | None = None,
+    ) -> None:
         self.cluster = cluster
         self.number = number
         self.name = f"b{number}"
         #: group id -> its agreed protocol (assignor) name, shared by every broker of the cluster.
         self.protocols: dict[str, str] = {} if protocols is None else protocols
+        #: the client hosts' network faults (None: no host has any).
+        self.network = network
 
     def latency(self) -> float:
         return self.cluster.latency()
 
-    async def serve(self, message: bytes) -> bytes | None:
+    def held(self, client: str | None, what: str) -> float:
+        return 0.0 if self.network is None else self.network.delay(client, what)
+
+    def alive(self) -> bool:
+        return bool(self.cluster.brokers.up.get(self.number, False))
+
+    def denied(self, request: Decoded, what: str, topics: list[str]) -> bool:
+        """Whether a ``refuse`` (produce, offset lookups) or ``deny_reads`` (fetch, commit) fault
+        of the sender's host refuses this request now: traced ``{what}-denied`` as the sim
+        driver's, answered TOPIC_AUTHORIZATION_FAILED, not retriable."""
+        conditions = None if self.network is None else self.network.conditions_of(request.owner)
+        if conditions is None or not topics:
+            return False
+        now = asyncio.get_running_loop().time()
+        reads = what in ("fetch", "commit")
+        if not (conditions.denying_reads(now) if reads else conditions.refusing(now)):
+            return False
+        self.cluster.stats[f"{what}-denied"] += 1
+        actor = (request.owner or "").rpartition("#")[0]
+        self.cluster.trace.record(actor, f"{what}-denied", topics=sorted(set(topics)))
+        return True
+
+    async def serve(self, message: bytes, client: str | None = None) -> bytes | None:
         try:
-            request = decode_request(message)
+            request = dataclasses.replace(decode_request(message), owner=client)
         except (ValueError, EOFError) as exc:
             logger.warning("%s: closing a connection over a request it cannot read: %s", self.name, exc)
             return None
@@ -178,6 +209,12 @@ class WireBroker:
 
     # -- Produce ---------------------------------------------------------------------------
     def produce(self, request: Decoded) -> Any:
+        names = [topic for topic, _ in request.body.topics]
+        if self.denied(request, "produce", names):
+            return ProduceResponse_v5(
+                [(topic, [(p, TOPIC_AUTHORIZATION_FAILED, -1, -1, -1) for p, _ in partitions])
+                 for topic, partitions in request.body.topics], 0,
+            )
         topics = []
         for topic, partitions in request.body.topics:
             rows = [self._produce_to(request.client_id, TP(topic, partition), data,
@@ -327,6 +364,8 @@ class WireBroker:
         body = request.body
         offsets = {TP(topic, p[0]): p[1] for topic, partitions in body.topics for p in partitions}
         code = self.coordinator_error(body.consumer_group)
+        if code == NO_ERROR and self.denied(request, "commit", [topic for topic, _ in body.topics]):
+            code = TOPIC_AUTHORIZATION_FAILED
         if code == NO_ERROR:
             group = self.cluster.group(body.consumer_group)
             member = body.consumer_id or None  # a consumer without group management commits as nobody
@@ -338,9 +377,12 @@ class WireBroker:
         return OffsetCommitResponse_v3(0, topics)
 
     def offset_fetch(self, request: Decoded) -> Any:
+        """Committed offsets; a group-level error is the top-level code with no partitions (v2+)."""
         body = request.body
         code = self.coordinator_error(body.consumer_group)
-        committed = self.cluster.group(body.consumer_group).committed if code == NO_ERROR else {}
+        if code != NO_ERROR:
+            return OffsetFetchResponse_v3(0, [], code)
+        committed = self.cluster.group(body.consumer_group).committed
         wanted = body.topics
         if wanted is None:  # every partition the group has an offset for
             topics: dict[str, list[int]] = {}
@@ -365,9 +407,13 @@ class WireBroker:
     # -- ListOffsets --------------------------------------------------------------------------
     def list_offsets(self, request: Decoded) -> Any:
         read_committed = request.body.isolation_level == 1
+        denied = self.denied(request, "offset-lookup", [topic for topic, _ in request.body.topics])
         topics = []
         for topic, partitions in request.body.topics:
             rows = []
+            if denied:
+                topics.append((topic, [(p, TOPIC_AUTHORIZATION_FAILED, -1, -1) for p, _ in partitions]))
+                continue
             for partition, timestamp in partitions:
                 tp = TP(topic, partition)
                 if not self._known(tp):
@@ -394,6 +440,11 @@ class WireBroker:
         body = request.body
         read_committed = body.isolation_level == 1
         wanted = [(TP(topic, p[0]), p[1], p[3]) for topic, partitions in body.topics for p in partitions]
+        if self.denied(request, "fetch", [topic for topic, _ in body.topics]):
+            return FetchResponse_v5(0, [
+                (topic, [(p[0], TOPIC_AUTHORIZATION_FAILED, -1, -1, -1, [], b"") for p in partitions])
+                for topic, partitions in body.topics
+            ])
         found = self._read(wanted, read_committed)
         if not any(read.records for _, read, _ in found) and body.max_wait_time > 0:
             known = [tp for tp, _, _ in wanted if self._known(tp)]
@@ -550,14 +601,16 @@ _HANDLERS = {
 }
 
 
-def serve_cluster(loop: Any, cluster: SimCluster, bootstrap: list[tuple[str, int]]) -> list[WireBroker]:
+def serve_cluster(
+    loop: Any, cluster: SimCluster, bootstrap: list[tuple[str, int]], network: WireNetwork | None = None,
+) -> list[WireBroker]:
     """Put the cluster's brokers on ``loop``'s wire, and ``bootstrap`` addresses on broker 1.
 
     Also makes aiokafka's record timestamps virtual for the run (``virtual_record_timestamps``).
     """
     virtual_record_timestamps()
     protocols: dict[str, str] = {}
-    wire = [WireBroker(cluster, number, protocols) for number in range(1, cluster.brokers.count + 1)]
+    wire = [WireBroker(cluster, number, protocols, network) for number in range(1, cluster.brokers.count + 1)]
     for broker in wire:
         install(loop, (host_of(broker.number), PORT), functools.partial(_same, broker))
     for address in bootstrap:

@@ -15,9 +15,11 @@ from typing import Any
 
 from detstream.transport import driver_class
 from sim.cluster import SimCluster
+from sim.network import LinkConditions
 
 from .broker import WireBroker, serve_cluster
 from .connection import install, sever
+from .network import WireNetwork
 
 __all__ = ["WireCluster", "bootstrap_addresses"]
 
@@ -40,7 +42,13 @@ class WireCluster:
 
     def __init__(self, cluster: SimCluster) -> None:
         self.loop = asyncio.get_running_loop()
-        self.brokers: list[WireBroker] = serve_cluster(self.loop, cluster, [])
+        #: the worker hosts' network faults, as their connections meet them.
+        self.network = WireNetwork(cluster)
+        self.brokers: list[WireBroker] = serve_cluster(self.loop, cluster, [], self.network)
+
+    def host(self, actor: str, conditions: LinkConditions) -> None:
+        """A worker process of ``actor`` runs on a host with these network conditions."""
+        self.network.host(actor, conditions)
 
     def transport_for(self, app: Any) -> Any:
         """The production transport of ``app``'s broker URL (a ``sim://`` app gets the default)."""

@@ -37,6 +37,8 @@ class Decoded:
     #: the body, an instance of aiokafka's request struct for that API and version.
     body: Any
     flexible: bool
+    #: who sent it: the owner of the connection (``{actor}#{incarnation}``), if a worker's.
+    owner: str | None = None
 
 
 def _request_classes() -> dict[tuple[int, int], type[RequestStruct]]:

@@ -4,8 +4,10 @@
 ``AIOKafkaProtocol``, a ``StreamReaderProtocol``) a transport whose writes
 go to the broker: each complete request frame is served in arrival order,
 one at a time per connection as a Kafka broker does, and its response
-reaches ``protocol.data_received`` after the network's latency. Closing
-either side ends the connection for both.
+reaches ``protocol.data_received`` after the network's latency (and what
+the client host's network faults add: ``sim.wire.network``). A broker that
+is down closes the connection at the next request. Closing either side
+ends the connection for both.
 
 ``VirtualEventLoop.create_connection`` looks addresses up in the loop's
 ``simulated_endpoints`` (``install``); any other address is still refused as
@@ -48,10 +50,17 @@ class Endpoint(Protocol):
     def latency(self) -> float:
         """Seconds a request or a response spends on the wire."""
 
-    async def serve(self, message: bytes) -> bytes | None:
+    def held(self, client: str | None, what: str) -> float:
+        """Seconds the client host's network faults add to a message, or ``RESET`` (< 0)."""
+
+    def alive(self) -> bool:
+        """False while the broker is down: its connections close."""
+
+    async def serve(self, message: bytes, client: str | None) -> bytes | None:
         """The framed response to one request message (None: the broker closes the connection).
 
         May wait (a fetch's long poll): the connection's next request waits for it, as on Kafka.
+        ``client`` is the owner of the connection (its host's faults apply to it).
         """
 
 
@@ -98,16 +107,22 @@ class MemoryTransport(asyncio.Transport):
         A request written before the connection closed is still served (the
         kernel delivered it), its response goes nowhere.
         """
+        broker = self._broker
         while self._requests:
             message = self._requests.popleft()
-            await asyncio.sleep(self._broker.latency())
-            response = await self._broker.serve(message)
-            if response is None:
+            held = broker.held(self.owner, "request")
+            await asyncio.sleep(broker.latency() + max(held, 0.0))
+            if held < 0 or not broker.alive():  # reset on the way, or nobody to answer
                 self.close()
+                return
+            response = await broker.serve(message, self.owner)
+            back = broker.held(self.owner, "response") if response is not None else 0.0
+            if response is None or back < 0 or not broker.alive():
+                self.close()  # the request was applied; its answer is lost with the connection
                 return
             if not self._closed:
                 # a stream: a response may not overtake the one before it on the way back
-                arrival = max(self._loop.time() + self._broker.latency(), self._last_arrival)
+                arrival = max(self._loop.time() + broker.latency() + back, self._last_arrival)
                 self._last_arrival = arrival
                 self._loop.call_at(arrival, self._deliver, response)
 

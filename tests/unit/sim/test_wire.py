@@ -11,6 +11,7 @@ import pytest
 from aiokafka import AIOKafkaClient
 from aiokafka.protocol.metadata import MetadataRequest_v5
 
+import sim.wire.broker
 from detstream._types import TP
 from sim.errors import RealIOForbidden
 from sim.testing import simulate
@@ -75,7 +76,7 @@ def test_an_api_not_served_yet_closes_the_connection():
     assert delete_topics is not None and 20 not in SERVED
     request = delete_topics(["orders"], 1000)
     message = request.build_request_header(correlation_id=7, client_id="x").encode() + request.encode()
-    assert asyncio.run(broker.serve(message)) is None
+    assert asyncio.run(broker.serve(message, None)) is None
 
 
 def test_frames_split_a_stream_and_keep_a_partial_one():
@@ -186,9 +187,9 @@ def test_an_idempotent_producer_gets_a_producer_id_and_a_retried_batch_is_append
         await producer.start()
         serve = wire[0].serve  # keep the produce request as sent, to send it once more
 
-        async def keep(message):
+        async def keep(message, client):
             captured.append(message)
-            return await serve(message)
+            return await serve(message, client)
 
         leader = cluster.brokers.leader(TP("payments", 0))
         wire[leader - 1].serve = keep
@@ -197,7 +198,7 @@ def test_an_idempotent_producer_gets_a_producer_id_and_a_retried_batch_is_append
         finally:
             await producer.stop()
         produce = next(m for m in captured if m[:2] == b"\x00\x00")  # api key 0
-        again = await wire[leader - 1].serve(produce)  # the retry after a lost response
+        again = await wire[leader - 1].serve(produce, None)  # the retry after a lost response
         return first.offset, [r.value for r in cluster.records("payments")], again, cluster.stats["batch-deduped"]
 
     offset, values, again, deduped = simulate(main, seed=5)
@@ -359,7 +360,13 @@ def test_responses_come_back_in_the_order_of_their_requests():
         def latency(self):
             return next(self.latencies)
 
-        async def serve(self, message):
+        def held(self, client, what):
+            return 0.0
+
+        def alive(self):
+            return True
+
+        async def serve(self, message, client):
             return message  # echoes the frame's message
 
     class Client(asyncio.Protocol):
@@ -378,3 +385,43 @@ def test_responses_come_back_in_the_order_of_their_requests():
         return client.got
 
     assert run(main()) == [(1.0, b"1"), (1.0, b"2")]
+
+
+def test_a_group_level_offset_fetch_error_is_retried_not_read_as_nothing_committed(monkeypatch):
+    """OffsetFetch v3 says COORDINATOR_LOAD_IN_PROGRESS at the top, with no partitions (as a
+    coordinator loading a group after a failover does). aiokafka alone reads that as "no
+    committed offset" and the consumer would start over; detstream's compat makes it retry."""
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.protocol.commit import OffsetFetchResponse_v3
+    from aiokafka.structs import OffsetAndMetadata, TopicPartition
+
+    import detstream.transport.kafka.consumer  # noqa: F401 - installs the check
+
+    served = WireBroker.offset_fetch
+    loading = {"left": 2}
+
+    def offset_fetch(self, request):
+        if loading["left"]:
+            loading["left"] -= 1
+            return OffsetFetchResponse_v3(0, [], 14)  # COORDINATOR_LOAD_IN_PROGRESS
+        return served(self, request)
+
+    monkeypatch.setattr(WireBroker, "offset_fetch", offset_fetch)
+    monkeypatch.setitem(sim.wire.broker._HANDLERS, 9, offset_fetch)
+
+    async def main(cluster):
+        _serve(cluster, "orders", 1)
+        consumer = AIOKafkaConsumer(bootstrap_servers="localhost:9092", group_id="billing",
+                                    enable_auto_commit=False)
+        await consumer.start()
+        try:
+            tp = TopicPartition("orders", 0)
+            consumer.assign([tp])
+            await consumer.commit({tp: OffsetAndMetadata(7, "")})
+            loading["left"] = 2
+            return await consumer.committed(tp), loading["left"]
+        finally:
+            await consumer.stop()
+
+    committed, left = simulate(main, seed=9)
+    assert committed == 7 and left == 0  # asked again until the coordinator had loaded the group
