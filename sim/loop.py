@@ -34,7 +34,7 @@ import weakref
 from asyncio import base_events
 from asyncio.log import logger
 from collections import deque
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import Callable, Coroutine, Generator, Iterator
 from contextvars import Context, ContextVar
 from itertools import count
 from types import FrameType
@@ -234,6 +234,8 @@ class VirtualEventLoop(asyncio.BaseEventLoop):
         self._pause = 0.0
         self._timer_seq = count()
         self._task_seq = count(1)
+        #: set by ``hash_by_creation_order``: futures and tasks made here hash by this count.
+        self._hash_seq: Iterator[int] | None = None
         # Creation order of tasks, to report and cancel them deterministically
         # (asyncio.all_tasks() is a set ordered by memory address).
         self._task_order: weakref.WeakKeyDictionary[asyncio.Task[Any], int] = (
@@ -332,6 +334,27 @@ class VirtualEventLoop(asyncio.BaseEventLoop):
         self._hook_due = self.iterations + every
 
     # -- tasks ---------------------------------------------------------------
+
+    def hash_by_creation_order(self) -> None:
+        """From now on, futures and tasks made by this loop hash by the order they were made.
+
+        A set of futures or tasks iterates in hash order, and by default they
+        hash by memory address: one process runs a seed the same way every
+        time, another process differently. aiokafka keeps its fetch waiters,
+        pending fetches and sender tasks in sets, so under ``--driver
+        aiokafka`` the same seed gave another trace in every process. The
+        sim driver iterates no such set; its runs keep the default hashes.
+        """
+        if self._hash_seq is None:
+            self._hash_seq = count(1)
+            self.set_task_factory(_ordered_task)
+
+    def create_future(self) -> asyncio.Future[Any]:
+        if self._hash_seq is None:
+            return asyncio.Future(loop=self)
+        future = _OrderedFuture(loop=self)
+        future.order = next(self._hash_seq)
+        return future
 
     def create_task(
         self,
@@ -536,6 +559,32 @@ async def _connect_in_memory(
 
 
 VirtualEventLoop.create_connection = _create_connection  # type: ignore[method-assign, assignment]
+
+
+class _OrderedFuture(asyncio.Future[Any]):
+    """A future that hashes by creation order (``VirtualEventLoop.hash_by_creation_order``)."""
+
+    order = 0
+
+    def __hash__(self) -> int:
+        return self.order
+
+
+class _OrderedTask(asyncio.Task[Any]):
+    """A task that hashes by creation order; ``order`` is set before ``__init__`` registers it."""
+
+    order = 0
+
+    def __hash__(self) -> int:
+        return self.order
+
+
+def _ordered_task(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+    task = _OrderedTask.__new__(_OrderedTask)
+    assert isinstance(loop, VirtualEventLoop) and loop._hash_seq is not None
+    task.order = next(loop._hash_seq)
+    task.__init__(coro, loop=loop, **kwargs)  # type: ignore[misc]
+    return task
 
 
 def _frame_of(aw: Any) -> FrameType | None:

@@ -89,3 +89,19 @@ def test_exactly_once_word_count_survives_a_coordinator_failover_on_aiokafka():
     assert report.ok, report.violations
     kinds = {e.fields.get("fault") for e in report.trace.of_kind("fault")}
     assert {"crash", "broker_crash", "leader_move"} <= kinds  # the faults acted on the wire
+
+
+def test_the_same_seed_gives_the_same_trace_in_another_process_on_aiokafka():
+    """aiokafka iterates sets of futures and tasks (hashed by address unless the loop orders
+    them) and of broker tuples (hashed with hash(None), an address before Python 3.12)."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "detstream", "sim", "examples/word_count.py", "--driver", "aiokafka",
+               "--faults", "default", "--seed", "2", "--duration", "20s"]
+
+    def sha() -> str:
+        out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        return next(line for line in out.splitlines() if line.startswith("trace sha256="))
+
+    assert sha() == sha()

@@ -609,6 +609,7 @@ def serve_cluster(
     Also makes aiokafka's record timestamps virtual for the run (``virtual_record_timestamps``).
     """
     virtual_record_timestamps()
+    brokers_in_id_order()
     protocols: dict[str, str] = {}
     wire = [WireBroker(cluster, number, protocols, network) for number in range(1, cluster.brokers.count + 1)]
     for broker in wire:
@@ -645,3 +646,27 @@ def virtual_record_timestamps() -> None:
         return real_append(self, timestamp=timestamp, key=key, value=value, headers=list(headers))
 
     sandbox.patch(BatchBuilder, "append", append)
+
+
+def brokers_in_id_order() -> None:
+    """aiokafka's known brokers iterate by node id while the sandbox is active.
+
+    ``ClusterMetadata.brokers()`` is a set of ``BrokerMetadata`` tuples whose
+    ``rack`` is None, and before Python 3.12 ``hash(None)`` is the address of
+    None: each process iterated the set in its own order, so aiokafka's
+    seeded ``random.shuffle`` of the node ids picked another broker for the
+    same seed. Its callers only iterate it and take its length.
+    """
+    from aiokafka.cluster import ClusterMetadata
+
+    from sim.sandbox import Sandbox
+
+    sandbox = Sandbox.active()
+    if sandbox is None:
+        return
+
+    def brokers(self: Any) -> list[Any]:
+        known = self._brokers.values() or self._bootstrap_brokers.values()
+        return sorted(set(known), key=lambda broker: str(broker.nodeId))
+
+    sandbox.patch(ClusterMetadata, "brokers", brokers)

@@ -42,6 +42,7 @@ class WireCluster:
 
     def __init__(self, cluster: SimCluster) -> None:
         self.loop = asyncio.get_running_loop()
+        self.loop.hash_by_creation_order()  # type: ignore[attr-defined]  # aiokafka's sets
         #: the worker hosts' network faults, as their connections meet them.
         self.network = WireNetwork(cluster)
         self.brokers: list[WireBroker] = serve_cluster(self.loop, cluster, [], self.network)

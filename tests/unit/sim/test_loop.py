@@ -539,3 +539,19 @@ def test_gc_policy_leaves_a_callers_freeze_alone() -> None:
         assert gc.get_freeze_count() > frozen // 2  # still frozen (a few frozen objects may die)
     finally:
         gc.unfreeze()
+
+
+def test_futures_and_tasks_can_hash_by_creation_order():
+    """Sets of them then iterate alike in every process (``hash_by_creation_order``)."""
+    from sim.loop import run as run_virtual
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        loop.hash_by_creation_order()
+        futures = [loop.create_future() for _ in range(3)]
+        task = asyncio.ensure_future(asyncio.sleep(0))
+        await task
+        return [hash(f) for f in futures], hash(task)
+
+    hashes, task_hash = run_virtual(main())
+    assert hashes == [1, 2, 3] and task_hash == 4
