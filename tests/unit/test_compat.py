@@ -88,3 +88,21 @@ def test_a_join_completing_while_the_kafka_consumer_stops_is_ignored():
     consumer._listener = Listener()  # stopped: no aiokafka consumer behind it
     asyncio.run(consumer._adapter.on_partitions_assigned({TopicPartition("orders", 0)}))
     assert told == []
+
+
+def test_clients_bootstrapping_at_once_each_get_their_own_reasons_back():
+    """Clients of one process starting together collect equal reasons lists; ending one
+    removed the first equal list, another client's, and a later end raised ValueError
+    (a worker's stop failed under --driver aiokafka, group_by_chain chaos)."""
+    import logging
+
+    from detstream.transport.kafka.driver import _bootstrap_errors
+
+    log = logging.getLogger("aiokafka")  # aiokafka.client logs there
+    first, second, third = _bootstrap_errors(), _bootstrap_errors(), _bootstrap_errors()
+    collected = [first.__enter__(), second.__enter__(), third.__enter__()]
+    second.__exit__(None, None, None)  # ends while its reasons equal the others' (empty)
+    log.error("Unable connect to node with id 1: refused")
+    first.__exit__(None, None, None)
+    third.__exit__(None, None, None)
+    assert collected == [["node with id 1: refused"], [], ["node with id 1: refused"]]

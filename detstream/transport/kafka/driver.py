@@ -654,7 +654,9 @@ def _bootstrap_errors() -> Iterator[list[str]]:
     try:
         yield reasons
     finally:
-        _BOOTSTRAP.reasons.remove(reasons)
+        # by identity: clients bootstrapping at once collect the same reasons, and
+        # list.remove() would take the first equal list, another client's
+        _BOOTSTRAP.reasons = [other for other in _BOOTSTRAP.reasons if other is not reasons]
 
 
 async def _warn_while_pending(what: str, url: str, first: float = 10.0) -> None:
