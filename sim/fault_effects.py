@@ -150,7 +150,7 @@ async def _graceful_stop(fault: Fault, run: FaultTarget) -> bool:
 async def _stall(fault: Fault, run: FaultTarget) -> bool:
     """A zombie: the group consumer stops heartbeating for ``downtime`` while agents run on."""
     worker = _worker_up(fault, run)
-    if worker is None or worker.wire is not None:  # on the wire: not yet (issue 12), skipped
+    if worker is None:
         return False
     _announce(fault, run)
     run.until_healed(worker.stall(fault.downtime))
@@ -171,7 +171,7 @@ async def _twin(fault: Fault, run: FaultTarget) -> bool:
     down when ``downtime`` ends. Nobody restarts it.
     """
     zombie = _worker_up(fault, run)
-    if zombie is None or zombie.wire is not None:  # on the wire: not yet (issue 12), skipped
+    if zombie is None:
         return False
     _announce(fault, run)
     zombie.ending = True  # its crashes are not restarted: a replacement took its slot

@@ -219,11 +219,14 @@ class SimWorker:
         Returns when the stall is over (the consumer then finds it was
         expelled, if the stall outlasted the session timeout, and rejoins).
         """
-        assert self.transport is not None
         incarnation = self.incarnation
         self.trace.record(self.actor, "stall", incarnation=incarnation, duration=duration)
-        for consumer in self.transport.consumers:
-            consumer.stall(duration)
+        if self.wire is not None:  # aiokafka's coordination connections hold their requests
+            self.wire.cut_from_group(self.actor, asyncio.get_running_loop().time() + duration)
+        else:
+            assert self.transport is not None
+            for consumer in self.transport.consumers:
+                consumer.stall(duration)
         await asyncio.sleep(duration)
         if self.up and self.incarnation == incarnation:
             self.trace.record(self.actor, "stall-end", incarnation=incarnation)

@@ -135,8 +135,11 @@ class WireBroker:
     def latency(self) -> float:
         return self.cluster.latency()
 
-    def held(self, client: str | None, what: str) -> float:
-        return 0.0 if self.network is None else self.network.delay(client, what)
+    def held(self, client: str | None, what: str, message: bytes = b"") -> float:
+        if self.network is None:
+            return 0.0
+        held = self.network.delay(client, what)
+        return held if held < 0 else held + self.network.group_held(client, message)
 
     def alive(self) -> bool:
         return bool(self.cluster.brokers.up.get(self.number, False))

@@ -47,6 +47,10 @@ class WireCluster:
         self.network = WireNetwork(cluster)
         self.brokers: list[WireBroker] = serve_cluster(self.loop, cluster, [], self.network)
 
+    def cut_from_group(self, actor: str, until: float) -> None:
+        """A stall (zombie): ``actor``'s group requests wait until ``until``, the rest go on."""
+        self.network.cut_from_group(actor, until)
+
     def host(self, actor: str, conditions: LinkConditions) -> None:
         """A worker process of ``actor`` runs on a host with these network conditions."""
         self.network.host(actor, conditions)

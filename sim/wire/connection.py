@@ -50,8 +50,8 @@ class Endpoint(Protocol):
     def latency(self) -> float:
         """Seconds a request or a response spends on the wire."""
 
-    def held(self, client: str | None, what: str) -> float:
-        """Seconds the client host's network faults add to a message, or ``RESET`` (< 0)."""
+    def held(self, client: str | None, what: str, message: bytes = b"") -> float:
+        """Seconds the client host's faults add to a message (a request: ``message``), or ``RESET`` (< 0)."""
 
     def alive(self) -> bool:
         """False while the broker is down: its connections close."""
@@ -110,7 +110,7 @@ class MemoryTransport(asyncio.Transport):
         broker = self._broker
         while self._requests:
             message = self._requests.popleft()
-            held = broker.held(self.owner, "request")
+            held = broker.held(self.owner, "request", message)
             await asyncio.sleep(broker.latency() + max(held, 0.0))
             if held < 0 or not broker.alive():  # reset on the way, or nobody to answer
                 self.close()

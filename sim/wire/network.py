@@ -37,6 +37,13 @@ __all__ = ["RESET", "WireNetwork"]
 RESET = -1.0
 #: TCP's retransmission timeout range (s): a lost segment is sent again after this.
 RETRANSMIT = (0.2, 1.0)
+#: the APIs a consumer sends its group coordinator: OffsetCommit, OffsetFetch, JoinGroup,
+#: Heartbeat, LeaveGroup, SyncGroup, TxnOffsetCommit.
+GROUP_APIS = frozenset({8, 9, 11, 12, 13, 14, 28})
+
+
+def _api_key(message: bytes) -> int:
+    return int.from_bytes(message[:2], "big", signed=True)
 
 
 class WireNetwork:
@@ -46,6 +53,20 @@ class WireNetwork:
         self.cluster = cluster
         #: actor -> its host's conditions (registered when a worker's process starts).
         self.hosts: dict[str, LinkConditions] = {}
+        #: actor -> until when its group requests are held (a ``stall`` or ``twin`` zombie).
+        self.group_cuts: dict[str, float] = {}
+
+    def cut_from_group(self, actor: str, until: float) -> None:
+        self.group_cuts[actor] = until
+
+    def group_held(self, owner: str | None, message: bytes) -> float:
+        """Seconds a group request (join, sync, heartbeat, leave, offsets) of a stalled
+        worker waits: the process lost touch with its group coordinator, not with the
+        partition leaders (aiokafka talks to the coordinator over connections of its own)."""
+        if owner is None or not self.group_cuts or _api_key(message) not in GROUP_APIS:
+            return 0.0
+        until = self.group_cuts.get(owner.rpartition("#")[0] or owner, 0.0)
+        return max(0.0, until - asyncio.get_running_loop().time())
 
     def host(self, actor: str, conditions: LinkConditions) -> None:
         self.hosts[actor] = conditions

@@ -360,7 +360,7 @@ def test_responses_come_back_in_the_order_of_their_requests():
         def latency(self):
             return next(self.latencies)
 
-        def held(self, client, what):
+        def held(self, client, what, message=b""):
             return 0.0
 
         def alive(self):
