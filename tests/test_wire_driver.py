@@ -105,3 +105,29 @@ def test_the_same_seed_gives_the_same_trace_in_another_process_on_aiokafka():
         return next(line for line in out.splitlines() if line.startswith("trace sha256="))
 
     assert sha() == sha()
+
+
+def test_the_production_drivers_sends_reach_the_write_history_behind_the_final_read():
+    """Under the wire the final read sees the workers' sends: offsets of what was
+    acknowledged, the refusal of what was not (here a record over producer_max_request_size)."""
+    from sim.wire.cluster import WireCluster
+
+    async def main(cluster):
+        cluster.create_topic("receipts", 1, by="operator")
+        wire = WireCluster(cluster)
+        app = detstream.App("wire-history", broker="kafka://localhost:9092", producer_max_request_size=1000)
+        app.client_name = "w1"
+        app.transport = wire.transport_for(app)
+        receipts = app.topic("receipts", value_type=str, partitions=1)
+        await app.start()
+        try:
+            await receipts.send(value="small")
+            await receipts.send(value="x" * 5000)  # refused: its future fails, and the history says so
+            await asyncio.sleep(1.0)
+        finally:
+            await app.stop()
+        return [(w.tp.topic, w.value[-6:], w.offsets, w.refused) for w in cluster.history.writes]
+
+    writes = simulate(main, seed=3)
+    assert ("receipts", b'small', (0,), None) in writes
+    assert ("receipts", b'xxxxxx', (), "MessageSizeTooLargeError") in writes

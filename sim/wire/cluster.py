@@ -13,8 +13,10 @@ import asyncio
 import functools
 from typing import Any
 
+from detstream._types import TP
 from detstream.transport import driver_class
 from sim.cluster import SimCluster
+from sim.history import Write
 from sim.network import LinkConditions
 
 from .broker import WireBroker, serve_cluster
@@ -41,6 +43,7 @@ class WireCluster:
     """The simulated brokers served on the virtual loop's wire, for the production driver."""
 
     def __init__(self, cluster: SimCluster) -> None:
+        self.cluster = cluster
         self.loop = asyncio.get_running_loop()
         self.loop.hash_by_creation_order()  # type: ignore[attr-defined]  # aiokafka's sets
         #: the worker hosts' network faults, as their connections meet them.
@@ -63,7 +66,9 @@ class WireCluster:
         for address in bootstrap_addresses(url):
             if address not in self.loop.simulated_endpoints:  # type: ignore[attr-defined]
                 install(self.loop, address, functools.partial(_same, self.brokers[0]))
-        return driver_class(url)(url, app=app)
+        transport = driver_class(url)(url, app=app)
+        transport.send_observer = WireHistory(self.cluster, app.client_name)
+        return transport
 
     def sever(self, owner: str) -> int:
         """A process died: its connections close (requests already sent still arrive)."""
@@ -72,3 +77,34 @@ class WireCluster:
 
 def _same(broker: WireBroker) -> WireBroker:
     return broker
+
+
+class WireHistory:
+    """The write history of one App's production driver (``SendObserver``): the final read's.
+
+    The sim driver's producer records each send, its offsets and its refusal
+    in the cluster's ``WriteHistory``; under the wire, aiokafka sends, so the
+    driver tells this observer instead. ``sent`` runs in the sender's context,
+    so the write's origin is the event being processed, as with the sim driver.
+    """
+
+    def __init__(self, cluster: SimCluster, client: str) -> None:
+        self.cluster = cluster
+        self.label = cluster.history.new_producer(client)
+
+    def sent(
+        self, topic: str, partition: int, key: bytes | None, value: bytes | None, *,
+        idempotent: bool, transactional: bool,
+    ) -> Write:
+        return self.cluster.history.sent(
+            self.label, TP(topic, partition), key, value, idempotent=idempotent, transactional=transactional
+        )
+
+    def delivered(self, token: object, offset: int) -> None:
+        assert isinstance(token, Write)
+        if offset not in token.offsets:
+            self.cluster.history.appended(token, offset)
+
+    def refused(self, token: object, error: BaseException) -> None:
+        assert isinstance(token, Write)
+        token.refused = type(error).__name__

@@ -33,7 +33,7 @@ import logging
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -85,6 +85,8 @@ class AIOKafkaTransport:
     def __init__(self, url: str = "kafka://", *, app: Any = None) -> None:
         self.url = url
         self.app = app
+        #: sees every record the producers take (set by the simulator's wire mode).
+        self.send_observer: SendObserver | None = None
         broker = app.conf.broker if app is not None else url
         self.servers = bootstrap_servers(broker if isinstance(broker, (list, tuple)) else url)
         self._conf = {name: default for name, (default, _) in SETTINGS.items()}
@@ -171,6 +173,23 @@ class AIOKafkaTransport:
             return client
 
 
+class SendObserver(Protocol):
+    """Sees every record the driver's producers take, and what became of it (the simulator's
+    write history under ``--driver aiokafka``; None in production)."""
+
+    def sent(
+        self, topic: str, partition: int, key: bytes | None, value: bytes | None, *,
+        idempotent: bool, transactional: bool,
+    ) -> object:
+        """A record was taken (in the sender's context); a token for the two calls below."""
+
+    def delivered(self, token: object, offset: int) -> None:
+        """The broker acknowledged the record at ``offset``."""
+
+    def refused(self, token: object, error: BaseException) -> None:
+        """The record failed for good."""
+
+
 class _Batch:
     """Records of one partition in our hands: not yet given to aiokafka's accumulator.
 
@@ -180,7 +199,7 @@ class _Batch:
     offset + ``i``.
     """
 
-    __slots__ = ("acks", "born", "builder", "filled", "forwarded", "full", "stamps")
+    __slots__ = ("acks", "born", "builder", "filled", "forwarded", "full", "seen", "stamps")
 
     def __init__(self, builder: Any, born: float) -> None:
         self.builder = builder
@@ -193,6 +212,8 @@ class _Batch:
         self.stamps: list[int] = []
         #: while the batch lingers (``producer_linger``): woken when it fills up.
         self.filled: asyncio.Future[None] | None = None
+        #: the send observer's token of each record (when there is an observer).
+        self.seen: list[object] = []
 
 
 class KafkaProducer:
@@ -239,6 +260,11 @@ class KafkaProducer:
         self._partitions: dict[str, tuple[set[int], list[int], list[int]]] = {}
         #: callbacks of the batches' futures need no context variables: one shared context.
         self._context = contextvars.Context()
+        self._observer: SendObserver | None = transport.send_observer
+        self._kinds = dict(
+            idempotent=bool(options.get("enable_idempotence") or options.get("transactional_id")),
+            transactional=options.get("transactional_id") is not None,
+        )
 
     async def start(self) -> None:
         if self._producer is None:
@@ -359,6 +385,10 @@ class KafkaProducer:
             finally:
                 self._waiting -= 1
         except KafkaError as exc:
+            if self._observer is not None:  # refused before it was queued
+                seen = self._observer.sent(topic, -1 if partition is None else partition, key, value,
+                                           **self._kinds)
+                self._observer.refused(seen, exc)
             raise self._refused(topic, partition, exc) from exc
 
     def _known(self, producer: AIOKafkaProducer, topic: str) -> tuple[set[int], list[int], list[int]] | None:
@@ -422,6 +452,8 @@ class KafkaProducer:
             batch.builder.append(timestamp=stamp_ms, key=key, value=value, headers=headers)
         batch.acks.append(ack)
         batch.stamps.append(stamp_ms)
+        if self._observer is not None:
+            batch.seen.append(self._observer.sent(topic, partition, key, value, **self._kinds))
         self._pumping(producer, topic, partition, batches)
         return batch
 
@@ -508,8 +540,14 @@ class KafkaProducer:
                 ack.set_result(RecordMetadata(topic, partition, -1 if base is None else base + i, ms / 1000.0))
         if batch.forwarded is not None and not batch.forwarded.done():
             batch.forwarded.set_result(None)
+        if self._observer is not None and base is not None:
+            for i, seen in enumerate(batch.seen):
+                self._observer.delivered(seen, base + i)
 
     def _fail(self, batch: _Batch, topic: str, partition: int, exc: BaseException) -> None:
+        if self._observer is not None:
+            for seen in batch.seen:
+                self._observer.refused(seen, exc)
         for ack in [*batch.acks, batch.forwarded]:
             if ack is not None and not ack.done():
                 ack.set_exception(self._refused(topic, partition, exc) if isinstance(exc, KafkaError) else exc)
