@@ -62,6 +62,7 @@ from sim.idempotence import BatchId
 from . import groups
 from .codec import Decoded, decode_request, encode_response
 from .connection import install
+from .network import actor_of
 
 if TYPE_CHECKING:
     from sim.cluster import SimCluster
@@ -156,8 +157,7 @@ class WireBroker:
         if not (conditions.denying_reads(now) if reads else conditions.refusing(now)):
             return False
         self.cluster.stats[f"{what}-denied"] += 1
-        actor = (request.owner or "").rpartition("#")[0]
-        self.cluster.trace.record(actor, f"{what}-denied", topics=sorted(set(topics)))
+        self.cluster.trace.record(actor_of(request.owner or ""), f"{what}-denied", topics=sorted(set(topics)))
         return True
 
     async def serve(self, message: bytes, client: str | None = None) -> bytes | None:

@@ -46,6 +46,11 @@ def _api_key(message: bytes) -> int:
     return int.from_bytes(message[:2], "big", signed=True)
 
 
+def actor_of(owner: str) -> str:
+    """The worker a connection owner (``{actor}#{incarnation}``) belongs to."""
+    return owner.rpartition("#")[0] or owner
+
+
 class WireNetwork:
     """The host network faults of one run, as its connections meet them."""
 
@@ -65,7 +70,7 @@ class WireNetwork:
         partition leaders (aiokafka talks to the coordinator over connections of its own)."""
         if owner is None or not self.group_cuts or _api_key(message) not in GROUP_APIS:
             return 0.0
-        until = self.group_cuts.get(owner.rpartition("#")[0] or owner, 0.0)
+        until = self.group_cuts.get(actor_of(owner), 0.0)
         return max(0.0, until - asyncio.get_running_loop().time())
 
     def host(self, actor: str, conditions: LinkConditions) -> None:
@@ -74,7 +79,7 @@ class WireNetwork:
     def conditions_of(self, owner: str | None) -> LinkConditions | None:
         if owner is None:
             return None
-        return self.hosts.get(owner.rpartition("#")[0] or owner)
+        return self.hosts.get(actor_of(owner))
 
     def delay(self, owner: str | None, what: str) -> float:
         """Seconds the host's faults add to one message sent now, or ``RESET``."""
