@@ -8,9 +8,12 @@ socket, no thread, virtual time), and the same seed gives the same trace.
 
 import asyncio
 
+import pytest
+
 import detstream
 from sim.testing import simulate
 from sim.wire.broker import serve_cluster
+from sim.zoo import ROOT, ZOO, Workload
 
 
 def _app():
@@ -131,3 +134,17 @@ def test_the_production_drivers_sends_reach_the_write_history_behind_the_final_r
     writes = simulate(main, seed=3)
     assert ("receipts", b'small', (0,), None) in writes
     assert ("receipts", b'xxxxxx', (), "MessageSizeTooLargeError") in writes
+
+
+@pytest.mark.parametrize(
+    "workload,faults", [(w, f) for w in ZOO for f in ("default", "chaos")],
+    ids=lambda value: value.name if isinstance(value, Workload) else value,
+)
+def test_every_zoo_workload_passes_a_fault_seed_on_aiokafka(workload, faults):
+    """The zoo on the production driver under default and chaos faults (seed 1; sweeps of
+    more seeds are ``detstream sim --zoo --seeds A..B --driver aiokafka``)."""
+    from sim.runner import SimOptions, run
+
+    options = workload.options(SimOptions(seed=1, faults=faults, driver="aiokafka"))
+    report = run(str(ROOT / workload.path), options)
+    assert report.ok, report.violations
