@@ -76,3 +76,53 @@ def test_the_wire_broker_answers_these_requests_as_kafka_does(kafka_bootstrap, n
         return await exchanges("localhost:9092", topic, group)
 
     assert simulate(on_the_wire, seed=1) == kafka
+
+
+async def transaction_exchanges(bootstrap: str, topic: str) -> dict[str, Any]:
+    """A committed and an aborted transaction: end offsets (markers take one each), what a
+    read_committed consumer reads, and where its position ends."""
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+    from aiokafka.structs import TopicPartition
+
+    tp = TopicPartition(topic, 0)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, transactional_id=f"{topic}-txn")
+    await producer.start()
+    try:
+        async with producer.transaction():
+            await producer.send(topic, b"r1", partition=0)
+            await producer.send(topic, b"r2", partition=0)
+        await producer.begin_transaction()
+        await producer.send(topic, b"never", partition=0)
+        await producer.abort_transaction()
+    finally:
+        await producer.stop()
+    seen: dict[str, Any] = {}
+    for isolation in ("read_committed", "read_uncommitted"):
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                    auto_offset_reset="earliest", isolation_level=isolation)
+        await consumer.start()
+        try:
+            consumer.assign([tp])
+            values: list[bytes] = []
+            for _ in range(20):
+                batch = await consumer.getmany(timeout_ms=200)
+                values += [r.value for records in batch.values() for r in records]
+                if await consumer.position(tp) >= 5:
+                    break
+            seen[isolation] = (values, await consumer.position(tp), (await consumer.end_offsets([tp]))[tp])
+        finally:
+            await consumer.stop()
+    return seen
+
+
+def test_transactions_look_the_same_on_the_wire_as_on_kafka(kafka_bootstrap, new_topic):
+    topic = new_topic(1)
+    kafka = asyncio.run(transaction_exchanges(kafka_bootstrap, topic))
+
+    async def on_the_wire(cluster):
+        cluster.create_topic(topic, 1, by="operator")
+        serve_cluster(asyncio.get_running_loop(), cluster, [("localhost", 9092)])
+        return await transaction_exchanges("localhost:9092", topic)
+
+    assert kafka["read_committed"][0] == [b"r1", b"r2"]  # the expectation is Kafka's
+    assert simulate(on_the_wire, seed=1) == kafka
