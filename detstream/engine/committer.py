@@ -89,6 +89,7 @@ class PlainCommitter:
         producer = self.producer
         if mutant_on(COMMIT_BEFORE_FLUSH):
             return await self._commit_then_flush(offsets)
+        generation = self.consumer.generation
         await producer.flush()
         if producer.failed is not None:
             taken = ", ".join(f"{tp.topic}[{tp.partition}]@{o}" for tp, o in sorted(offsets.items()))
@@ -97,6 +98,12 @@ class PlainCommitter:
         try:
             await self.consumer.commit(offsets)
         except CommitFailedError as exc:
+            if self.consumer.generation != generation:
+                # A rebalance came while this commit was on its way: the group refused
+                # offsets of the generation before, and what we hold now was assigned
+                # since. Giving that up would leave it unprocessed: nobody rebalances it.
+                self.log.warning("commit of an earlier generation rejected: %s", exc)
+                return False
             self.log.warning(
                 "commit rejected: %s; giving the partitions up until the group assigns them "
                 "again (their next owner redoes the uncommitted work)", exc,
