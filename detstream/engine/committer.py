@@ -98,10 +98,11 @@ class PlainCommitter:
         try:
             await self.consumer.commit(offsets)
         except CommitFailedError as exc:
-            if self.consumer.generation != generation:
-                # A rebalance came while this commit was on its way: the group refused
-                # offsets of the generation before, and what we hold now was assigned
-                # since. Giving that up would leave it unprocessed: nobody rebalances it.
+            if self.consumer.generation > generation:
+                # We joined a newer generation while this commit was on its way: the group
+                # refused offsets of the one before, and what we hold now was assigned since.
+                # Giving that up would leave it unprocessed: nobody rebalances it. (Between
+                # generations, -1, we were expelled or are rejoining: that is fencing.)
                 self.log.warning("commit of an earlier generation rejected: %s", exc)
                 return False
             self.log.warning(
