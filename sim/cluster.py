@@ -123,11 +123,21 @@ class PartitionLog:
         return found, max(position, offset)
 
 
+#: Kafka's defaults of the topic configs the simulated cluster applies when a topic
+#: leaves them unset (``delete.retention.ms`` comes from ``ClusterConfig``; the cluster
+#: applies ``retention.ms`` only when a topic sets it).
+TOPIC_DEFAULTS = {"cleanup.policy": "delete", "max.message.bytes": "1048588", "min.compaction.lag.ms": "0"}
+
+
 @dataclass
 class TopicState:
     name: str
     logs: list[PartitionLog]
     config: dict[str, str]
+
+    def setting(self, name: str) -> str | None:
+        """The topic's config ``name``, or Kafka's default for it."""
+        return self.config.get(name, TOPIC_DEFAULTS.get(name))
 
     @property
     def partitions(self) -> int:
@@ -328,7 +338,7 @@ class SimCluster:
 
     def _check_batch_size(self, by: str, tp: TP, records: Sequence[OutgoingRecord]) -> None:
         """MESSAGE_TOO_LARGE: the batch is larger than its topic's ``max.message.bytes``."""
-        limit = self.topics[tp.topic].config.get("max.message.bytes")
+        limit = self.topics[tp.topic].setting("max.message.bytes")
         if limit is None:
             return
         size = BATCH_HEADER + sum(record_size(r.key, r.value, r.headers) - BATCH_HEADER for r in records)

@@ -18,11 +18,10 @@ membership: JoinGroup v2, SyncGroup v1, Heartbeat v1, LeaveGroup v1
 (``groups``), transactions: InitProducerId v0, AddPartitionsToTxn v0,
 AddOffsetsToTxn v0, EndTxn v0 (at the transaction coordinator) and
 TxnOffsetCommit v0 (at the group coordinator; v0 carries no member or
-generation, so only the producer epoch fences it, as on Kafka), and
-CreateTopics v2 (at the controller, the first live broker). Every other API
-is refused by closing the connection, as a broker does with a request it
-cannot parse; the rest of issue 12's list (the other admin requests) comes
-in later steps.
+generation, so only the producer epoch fences it, as on Kafka), and topic
+administration: CreateTopics v2, DeleteTopics v1-v3 and DescribeConfigs
+v1-v2 (``admin``). Every other API is refused by closing the connection, as
+a broker does with a request it cannot parse.
 """
 
 from __future__ import annotations
@@ -34,7 +33,7 @@ import logging
 import struct
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from aiokafka.protocol.admin import ApiVersionResponse_v0, CreateTopicsResponse_v2
+from aiokafka.protocol.admin import ApiVersionResponse_v0
 from aiokafka.protocol.commit import OffsetCommitResponse_v3, OffsetFetchResponse_v3
 from aiokafka.protocol.coordination import FindCoordinatorResponse_v1
 from aiokafka.protocol.fetch import FetchResponse_v5
@@ -59,7 +58,7 @@ from sim.brokers import GROUP_COORDINATOR_TOPIC, TXN_COORDINATOR_TOPIC, coordina
 from sim.cluster import ControlMarker, PartitionLog
 from sim.idempotence import BatchId
 
-from . import groups
+from . import admin, groups
 from .codec import Decoded, decode_request, encode_response
 from .connection import install
 from .network import actor_of
@@ -94,11 +93,12 @@ SERVED: dict[int, tuple[int, int]] = {
     12: (1, 1),  # Heartbeat
     13: (1, 1),  # LeaveGroup
     19: (2, 2),  # CreateTopics
+    20: (1, 3),  # DeleteTopics
+    32: (1, 2),  # DescribeConfigs
 }
 CLUSTER_ID = "detstream-sim"
 NO_ERROR, UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE = 0, 3, 5
 TOPIC_AUTHORIZATION_FAILED = 29
-TOPIC_ALREADY_EXISTS, INVALID_PARTITIONS, NOT_CONTROLLER = 36, 37, 41
 COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR = 15, 16
 ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID = 22, 25
 INVALID_PRODUCER_EPOCH, INVALID_PRODUCER_ID_MAPPING = 47, 49
@@ -332,26 +332,6 @@ class WireBroker:
         except ProducerFencedError:
             return INVALID_PRODUCER_EPOCH
         return NO_ERROR
-
-    # -- admin ---------------------------------------------------------------------------------
-    def create_topics(self, request: Decoded) -> Any:
-        """Create topics as the controller (the first live broker); the configs become the topic's."""
-        body = request.body
-        brokers = self.cluster.brokers
-        controller = next((b for b in sorted(brokers.up) if brokers.registered(b)), None)
-        errors: list[tuple[str, int, str | None]] = []
-        for topic, partitions, _factor, _assignment, configs in body.create_topic_requests:
-            if controller != self.number:
-                errors.append((topic, NOT_CONTROLLER, None))
-            elif topic in self.cluster.topics:
-                errors.append((topic, TOPIC_ALREADY_EXISTS, f"Topic '{topic}' already exists."))
-            elif partitions < 1:
-                errors.append((topic, INVALID_PARTITIONS, "Number of partitions must be larger than 0."))
-            else:
-                if not body.validate_only:
-                    self.cluster.create_topic(topic, partitions, dict(configs), by=request.client_id)
-                errors.append((topic, NO_ERROR, None))
-        return CreateTopicsResponse_v2(0, errors)
 
     # -- coordinators and committed offsets --------------------------------------------------
     def find_coordinator(self, request: Decoded) -> Any:
@@ -599,7 +579,7 @@ _HANDLERS = {
     2: WireBroker.list_offsets, 1: WireBroker.fetch, 22: WireBroker.init_producer_id,
     10: WireBroker.find_coordinator, 8: WireBroker.offset_commit, 9: WireBroker.offset_fetch,
     11: groups.join_group, 14: groups.sync_group, 12: groups.heartbeat, 13: groups.leave_group,
-    19: WireBroker.create_topics, 24: WireBroker.add_partitions_to_txn,
+    19: admin.create_topics, 20: admin.delete_topics, 32: admin.describe_configs, 24: WireBroker.add_partitions_to_txn,
     25: WireBroker.add_offsets_to_txn, 26: WireBroker.end_txn, 28: WireBroker.txn_offset_commit,
 }
 

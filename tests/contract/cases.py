@@ -21,6 +21,11 @@ from detstream._types import TP
 from detstream.errors import ProducerSendError
 
 DEADLINE = 30.0
+#: settings of every case's app: a producer that lets records past Kafka's default
+#: ``max.message.bytes`` (1048588), so the broker's own limit is reachable.
+APP_SETTINGS: dict[str, Any] = {"producer_max_request_size": 2_000_000}
+#: Kafka's default ``max.message.bytes`` of a topic (a record batch's size limit).
+KAFKA_MAX_MESSAGE_BYTES = 1_048_588
 
 
 @dataclass
@@ -150,6 +155,22 @@ async def an_oversized_send_fails_on_its_own_future(backend: Backend) -> None:
     assert meta.offset == 0  # nothing of the refused record reached the log
 
 
+async def the_broker_refuses_a_batch_over_the_topics_max_message_bytes(backend: Backend) -> None:
+    """A record the producer lets through but over the topic's ``max.message.bytes``
+    (Kafka's default when the topic sets none) fails its send with MESSAGE_TOO_LARGE
+    from the broker, not retried; later sends go."""
+    topic = await backend.topic(1)
+    producer = await backend.producer()
+    try:
+        await producer.send(topic, key=None, value=b"x" * KAFKA_MAX_MESSAGE_BYTES, partition=0)
+    except ProducerSendError as exc:
+        assert "MessageSizeTooLarge" in f"{type(exc).__name__} {exc}", exc
+    else:
+        raise AssertionError("the broker accepted a batch over the topic's max.message.bytes")
+    meta = await producer.send(topic, key=None, value=b"fits", partition=0)
+    assert meta.offset == 0
+
+
 async def enqueued_records_keep_call_order_and_ack_later(backend: Backend) -> None:
     """``enqueue`` returns once the record is buffered; records land in enqueue order.
 
@@ -205,6 +226,7 @@ CASES = [
     a_seek_moves_the_next_fetch,
     start_offsets_are_committed_else_the_reset_point,
     an_oversized_send_fails_on_its_own_future,
+    the_broker_refuses_a_batch_over_the_topics_max_message_bytes,
     enqueued_records_keep_call_order_and_ack_later,
     forwarded_records_share_their_batch_future_and_keep_call_order,
 ]

@@ -15,7 +15,7 @@ import secrets
 from typing import Any
 
 from aiokafka import AIOKafkaClient
-from aiokafka.protocol.admin import CreateTopicsRequest
+from aiokafka.protocol.admin import CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest
 from aiokafka.protocol.commit import OffsetFetchRequest
 from aiokafka.protocol.coordination import FindCoordinatorRequest
 from aiokafka.protocol.metadata import MetadataRequest
@@ -26,6 +26,8 @@ from sim.testing import simulate
 from sim.wire.broker import serve_cluster
 
 EARLIEST, LATEST = -2, -1
+#: COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE: a client retries these.
+RETRIABLE = (14, 15)
 
 
 async def exchanges(bootstrap: str, topic: str, group: str) -> dict[str, Any]:
@@ -50,13 +52,41 @@ async def exchanges(bootstrap: str, topic: str, group: str) -> dict[str, Any]:
             [(t, [(p[0], p[1], p[3]) for p in parts]) for t, parts in fetched.topics],
         )
         producer = await client.send(node, InitProducerIdRequest(None, 60_000))
+        while producer.error_code in RETRIABLE:  # a fresh Kafka is still making __transaction_state
+            await asyncio.sleep(0.2)
+            producer = await client.send(node, InitProducerIdRequest(None, 60_000))
         seen["init-producer-id"] = (producer.error_code, producer.producer_epoch)
         controller = metadata.controller_id
         again = await client.send(controller, CreateTopicsRequest([(topic, 1, 1, [], [])], 30_000, False))
         seen["create-existing"] = [(name, error) for name, error, *_ in again.topic_errors]
+        compacted = f"{topic}-compacted"
+        made = await client.send(
+            controller, CreateTopicsRequest([(compacted, 1, 1, [], [("cleanup.policy", "compact")])], 30_000, False)
+        )
+        seen["create-with-config"] = [(name, error) for name, error, *_ in made.topic_errors]
+        seen["describe-configs"] = await _described(client, node, topic)
+        seen["describe-configs-set"] = await _described(client, node, compacted)
+        gone = await client.send(controller, DeleteTopicsRequest([f"{topic}-never-made"], 30_000))
+        seen["delete-missing"] = [error for _, error in gone.topic_error_codes]
         return seen
     finally:
         await client.close()
+
+
+#: topic configs both brokers describe the same way: the ones the simulated cluster applies.
+DESCRIBED = ["cleanup.policy", "max.message.bytes", "min.compaction.lag.ms", "delete.retention.ms"]
+
+
+async def _described(client: AIOKafkaClient, node: int, topic: str) -> list[Any]:
+    """DescribeConfigs of the topic (only the configs the simulated cluster applies) and of a
+    topic that does not exist: error codes, and each config's value and source."""
+    response = await client.send(
+        node, DescribeConfigsRequest([(2, topic, DESCRIBED), (2, f"{topic}-never-made", None)], False)
+    )
+    return [
+        (error, name, sorted((n, value, source) for n, value, _ro, source, *_ in entries))
+        for error, _message, _kind, name, entries in response.resources
+    ]
 
 
 def _tp(topic: str) -> Any:

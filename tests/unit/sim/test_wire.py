@@ -72,9 +72,9 @@ def test_the_same_seed_reads_the_same_metadata_after_a_broker_crash():
 def test_an_api_not_served_yet_closes_the_connection():
     broker = WireBroker.__new__(WireBroker)
     broker.name = "b1"
-    delete_topics = request_class(20, 0)  # DeleteTopics
-    assert delete_topics is not None and 20 not in SERVED
-    request = delete_topics(["orders"], 1000)
+    list_groups = request_class(16, 0)  # ListGroups
+    assert list_groups is not None and 16 not in SERVED
+    request = list_groups()
     message = request.build_request_header(correlation_id=7, client_id="x").encode() + request.encode()
     assert asyncio.run(broker.serve(message, None)) is None
 

@@ -16,14 +16,14 @@ import detstream
 from detstream.transport.kafka.driver import AIOKafkaTransport
 from sim.testing import simulate
 from sim.wire.cluster import WireCluster
-from tests.contract.cases import CASES, Backend
+from tests.contract.cases import APP_SETTINGS, CASES, Backend
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.__name__)
 def test_aiokafka_on_the_wire_keeps_the_contract(case):
     async def main(cluster):
         wire = WireCluster(cluster)
-        app = detstream.App("contract", broker="kafka://localhost:9092")
+        app = detstream.App("contract", broker="kafka://localhost:9092", **APP_SETTINGS)
         transport = wire.transport_for(app)
         assert isinstance(transport, AIOKafkaTransport)
         backend = Backend(transport, app)
