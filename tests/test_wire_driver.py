@@ -148,3 +148,17 @@ def test_every_zoo_workload_passes_a_fault_seed_on_aiokafka(workload, faults):
     options = workload.options(SimOptions(seed=1, faults=faults, driver="aiokafka"))
     report = run(str(ROOT / workload.path), options)
     assert report.ok, report.violations
+
+
+@pytest.mark.parametrize("faults", ["none", "default", "chaos"])
+@pytest.mark.parametrize(
+    "target", ["examples/word_count.py", "examples/page_views.py", "examples/proj",
+               "tests/scenarios/app_sources.py"],
+)
+def test_the_examples_pass_every_fault_profile_on_aiokafka(target, faults):
+    """The examples (and an app whose timers, tasks and crontabs feed it until the end) on the
+    production driver, seed 1 of each profile."""
+    from sim.runner import SimOptions, run
+
+    report = run(target, SimOptions(seed=1, faults=faults, driver="aiokafka"))
+    assert report.ok, report.violations
