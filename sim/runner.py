@@ -233,8 +233,7 @@ class Simulation:
             self._describe_setup()
             for spec in scenario.topics:
                 self.cluster.create_topic(spec.name, spec.partitions, spec.config, by="operator")
-            for index in range(self.options.workers):
-                await self.add_worker(f"w{index + 1}")
+            await self._start_workers()
             clients = [asyncio.ensure_future(self._feed(spec)) for spec in scenario.producers]
             faults = asyncio.ensure_future(self._apply_faults())
             await asyncio.sleep(self.options.duration)
@@ -283,6 +282,24 @@ class Simulation:
 
     def until_healed(self, work: Coroutine[Any, Any, None]) -> None:
         self._restarts.append(asyncio.ensure_future(work))
+
+    async def _start_workers(self) -> None:
+        """Start the run's workers, each as a process of its own would start.
+
+        On the production driver an App's start returns once its consumer has
+        joined the group, so one start awaited after another would stagger the
+        joins by a rebalance each and hold the clients' input back until the
+        last one joined: those workers start side by side, as a deploy starts
+        them. The sim driver's start returns before the join, so its workers
+        join together either way; they start one after the other, which keeps
+        every sim-driver trace (and each seed pinned by a test) as it was.
+        """
+        names = [f"w{index + 1}" for index in range(self.options.workers)]
+        if self.wire is not None:
+            await asyncio.gather(*(self.add_worker(name) for name in names))
+            return
+        for name in names:
+            await self.add_worker(name)
 
     async def add_worker(self, name: str) -> SimWorker:
         worker = SimWorker(name, self.target, self.cluster, self.trace, self.datadir / name, wire=self.wire)
