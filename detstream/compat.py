@@ -44,6 +44,19 @@ def transaction_manager(producer: Any) -> Any:
     return producer._txn_manager
 
 
+def sender_failure(producer: Any) -> BaseException | None:
+    """Why the producer's sender routine died, if it did (then it can send nothing more).
+
+    aiokafka turns an unexpected error in the routine (for instance a
+    connection lost during a FindCoordinator, aio-libs/aiokafka#1151) into a
+    fatal transaction state; its transaction calls then fail on an assert.
+    """
+    task = producer._sender.sender_task if producer._sender is not None else None
+    if task is None or not task.done() or task.cancelled():
+        return None
+    return task.exception()
+
+
 def max_request_size(producer: Any) -> int:
     return int(producer._max_request_size)
 

@@ -195,3 +195,17 @@ def test_delivery_before_recovery_is_caught_on_aiokafka_with_chaos_faults():
     checks = {v.check for v in report.violations}
     assert checks & {"opened-after-listener", "no-delivery-during-recovery", "table-equals-changelog"}, checks
     assert run("examples/word_count.py", replace(options)).ok
+
+
+def test_a_transactional_producer_aiokafka_gave_up_on_crashes_the_app_with_the_reason():
+    """windowed_hopping, chaos seed 2: a connection closed during the transactional producer's
+    FindCoordinator, and aiokafka's sender routine died for good (aio-libs/aiokafka#1151).
+    The commit then failed on an assert inside aiokafka; now it names the cause, the app
+    crashes, its restart redoes the transaction and every check passes."""
+    from sim.runner import SimOptions, run
+
+    options = SimOptions(seed=2, duration=15.0, faults="chaos", driver="aiokafka")
+    report = run("tests/scenarios/windowed_hopping.py", options)
+    assert report.ok, report.violations
+    crashes = [e.fields["error"] for e in report.trace.of_kind("app-crashed")]
+    assert "ProducerSendError" in crashes and "AssertionError" not in crashes, crashes

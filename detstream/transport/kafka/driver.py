@@ -41,6 +41,8 @@ from aiokafka.errors import (
     IllegalOperation,
     KafkaConnectionError,
     KafkaError,
+    NodeNotReadyError,
+    RequestTimedOutError,
     TopicAlreadyExistsError,
     for_code,
 )
@@ -71,6 +73,9 @@ log = logging.getLogger(__name__)
 
 #: first and largest delay between attempts to reach an unreachable broker (seconds).
 RETRY_FIRST, RETRY_MAX = 0.5, 30.0
+#: seconds between attempts of an admin request while brokers are unreachable (aiokafka's
+#: ``retry_backoff_ms`` default).
+ADMIN_RETRY_BACKOFF = 0.1
 #: the headers of a record without any (aiokafka only reads them).
 _NO_HEADERS: list[tuple[str, bytes]] = []
 #: more than aiokafka's estimate of a lone record's size adds to its key, value and headers
@@ -621,12 +626,31 @@ class KafkaAdmin:
         return True
 
     async def _describe(self, name: str) -> dict[str, Any]:
-        admin = await self._client()
         # A plain metadata request would auto-create the topic it asks about.
         request = MetadataRequest([name], allow_auto_topic_creation=False)
-        response = await compat.send_admin_request(admin, request)
+        response = await self._to_any_broker(request)
         (topic,) = [t for t in response.to_object()["topics"] if t["topic"] == name]
         return topic
+
+    async def _to_any_broker(self, request: Any) -> Any:
+        """Send ``request`` to a broker, another one while the one picked is unreachable.
+
+        aiokafka sends it to a random known broker and raises at once when
+        that one is down (``NodeNotReadyError``) or its connection drops: a
+        broker restarting while a worker starts must not fail the start.
+        Retried until the request timeout has passed.
+        """
+        admin = await self._client()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout
+        while True:
+            try:
+                return await compat.send_admin_request(admin, request)
+            except (NodeNotReadyError, KafkaConnectionError, RequestTimedOutError) as exc:
+                if loop.time() >= deadline:
+                    raise
+                log.debug("admin request %s failed (%s); retrying on a broker", type(request).__name__, exc)
+                await asyncio.sleep(ADMIN_RETRY_BACKOFF)
 
     async def _wait_for_leaders(self, name: str, partitions: int) -> None:
         loop = asyncio.get_running_loop()
@@ -652,8 +676,9 @@ class KafkaAdmin:
 
 
     async def list_topics(self) -> set[str]:
-        admin = await self._client()
-        return {name for name in await admin.list_topics() if not name.startswith("__")}
+        response = await self._to_any_broker(MetadataRequest(None))
+        names = (topic["topic"] for topic in response.to_object()["topics"])
+        return {name for name in names if not name.startswith("__")}
 
 
 # -- helpers ---------------------------------------------------------------------

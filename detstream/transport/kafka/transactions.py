@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiokafka.errors import KafkaError, ProducerFenced
 
+from detstream import compat
 from detstream._types import TP
 from detstream.errors import ProducerFencedError, ProducerSendError
 from detstream.transport.base import GroupMetadata
@@ -93,13 +94,32 @@ class KafkaTransactionalProducer(KafkaProducer):
         """
         try:
             await self._handed_over()
-            await getattr(self._client(), method)(*args)
+            client = self._client()
+            self._check_alive(client, method)
+            await getattr(client, method)(*args)
         except ProducerFenced as exc:
             raise self._fenced(exc) from exc
         except KafkaError as exc:  # not a refused membership: the app crashes, loudly
             raise ProducerSendError(
                 f"{method} of {self.transactional_id!r} failed: {type(exc).__name__}: {exc}"
             ) from exc
+
+    def _check_alive(self, client: Any, method: str) -> None:
+        """Refuse, with the reason, a call on a producer whose sender routine died.
+
+        aiokafka does not restart it: every send fails and the transaction can
+        be neither committed nor aborted (aiokafka fails the call on an
+        assert). Only a new producer can go on, so the app crashes and its
+        restart redoes the open transaction's events.
+        """
+        failure = compat.sender_failure(client)
+        if failure is not None:
+            cause = failure.__cause__ or failure
+            raise ProducerSendError(
+                f"{method} of {self.transactional_id!r} failed: aiokafka's transactional producer "
+                f"stopped for good ({type(cause).__name__}: {cause}); the transaction is "
+                "redone by the restarted app"
+            ) from failure
 
     def _fenced(self, exc: BaseException) -> ProducerFencedError:
         return ProducerFencedError(

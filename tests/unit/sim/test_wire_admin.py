@@ -75,3 +75,27 @@ def test_deleting_a_topic_is_refused_as_by_a_broker_with_topic_deletion_disabled
     errors, topics = simulate(main, seed=1)
     assert errors == {"orders": TOPIC_DELETION_DISABLED, "nope": UNKNOWN_TOPIC_OR_PARTITION}
     assert "orders" in topics  # the topic and its records stay
+
+
+def test_the_production_drivers_admin_rides_out_a_broker_that_is_down():
+    """A worker starting while a broker restarts: aiokafka sends a metadata request to a random
+    known broker and raises NodeNotReadyError when that one is down; detstream's admin asks
+    another instead of failing the start (found on the wire: word_count, chaos seed 2)."""
+    import detstream
+    from sim.wire.cluster import WireCluster
+
+    async def main(cluster):
+        cluster.create_topic("orders", 3, by="operator")
+        wire = WireCluster(cluster)
+        app = detstream.App("admin-check", broker="kafka://localhost:9092")
+        admin = wire.transport_for(app).create_admin(client_id="admin-check")
+        try:
+            assert await admin.partitions_for("orders") == 3  # every broker known, all up
+            cluster.brokers.crash(2)  # still in the metadata until the controller notices
+            return [await admin.partitions_for("orders") for _ in range(12)], await admin.list_topics()
+        finally:
+            await admin.stop()
+
+    counts, topics = simulate(main, seed=1)
+    assert counts == [3] * 12
+    assert "orders" in topics
