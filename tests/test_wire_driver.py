@@ -209,3 +209,20 @@ def test_a_transactional_producer_aiokafka_gave_up_on_crashes_the_app_with_the_r
     assert report.ok, report.violations
     crashes = [e.fields["error"] for e in report.trace.of_kind("app-crashed")]
     assert "ProducerSendError" in crashes and "AssertionError" not in crashes, crashes
+
+
+@pytest.mark.parametrize("target,seed,error", [
+    # a worker starting while a broker restarts: aiokafka's NodeNotReadyError failed the start
+    ("examples/word_count.py", 2, "NodeNotReadyError"),
+    # a graceful stop racing the rebalance listener: the stopping consumer looked never started
+    ("examples/word_count.py", 3, "ImproperlyConfigured"),
+    ("examples/proj", 1, "ImproperlyConfigured"),
+])
+def test_production_only_engine_errors_found_on_the_wire_stay_fixed(target, seed, error):
+    """Found by bench/wire_reach.py: trace kinds only the wire reached, each a production bug."""
+    from sim.runner import SimOptions, run
+
+    report = run(target, SimOptions(seed=seed, duration=20.0, faults="chaos", driver="aiokafka"))
+    assert report.ok, report.violations
+    errors = {e.fields.get("error") for e in report.trace.events if e.kind in ("engine-error", "app-crashed")}
+    assert error not in errors, errors

@@ -124,7 +124,7 @@ class _ListenerAdapter(ConsumerRebalanceListener):
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         owner = self.owner
         client = owner._consumer
-        if client is None:  # a join that completed while the consumer stops: nothing to take
+        if client is None or owner._stopping:  # a join completed while the consumer stops
             return
         owner._member = compat.group_membership(client)
         owner._generation = owner._member[0]
@@ -145,6 +145,8 @@ class KafkaConsumer:
         self._options = options
         self._group_id = group_id
         self._consumer: AIOKafkaConsumer | None = None
+        #: ``stop`` is under way: a join completing now has nothing to take.
+        self._stopping = False
         self._listener: RebalanceListener | None = None
         self._adapter = _ListenerAdapter(self)
         self._topics: frozenset[str] = frozenset()
@@ -192,14 +194,24 @@ class KafkaConsumer:
         self._seeks.clear()
 
     async def stop(self) -> None:
-        """Leave the group (the engine committed before) and close the connections."""
-        consumer, self._consumer = self._consumer, None
+        """Leave the group (the engine committed before) and close the connections.
+
+        The client stays reachable while it stops: a rebalance listener
+        running meanwhile is cancelled by aiokafka's own stop, rather than
+        failing first on a consumer that seems never started.
+        """
+        consumer = self._consumer
         reader, self._log_end_reader = self._log_end_reader, None
         self._generation = -1
+        self._stopping = True
         budget = self._transport.stop_budget()
-        if consumer is not None:
-            await stop_client(f"consumer (group {self._group_id})", consumer.stop,
-                              partial(force_close_consumer, consumer), budget)
+        try:
+            if consumer is not None:
+                await stop_client(f"consumer (group {self._group_id})", consumer.stop,
+                                  partial(force_close_consumer, consumer), budget)
+        finally:
+            self._consumer = None
+            self._stopping = False
         if reader is not None:
             await stop_client("log-end reader", reader.stop, partial(force_close_consumer, reader),
                               self._transport.stop_budget())
