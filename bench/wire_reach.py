@@ -37,8 +37,8 @@ _REFINING = ("error", "reason", "step")
 _FIRST_WORD = re.compile(r"[^:(\s]*")
 
 
-def reach_of(workload: str, seed: int, faults: str, driver: str) -> tuple[str, float, bool, set[str]]:
-    """One run: its driver, CPU seconds, verdict and the trace kinds it reached."""
+def reach_of(workload: str, seed: int, faults: str, driver: str) -> tuple[str, float, str, set[str]]:
+    """One run: its driver, CPU seconds, failed checks ("" if it passed), trace kinds reached."""
     found = next(w for w in ZOO if w.name == workload)
     began = time.process_time()
     report = run(str(ROOT / found.path), found.options(SimOptions(seed=seed, faults=faults, driver=driver)))
@@ -51,7 +51,8 @@ def reach_of(workload: str, seed: int, faults: str, driver: str) -> tuple[str, f
             if value is not None:
                 kind += f" {name}={_FIRST_WORD.match(str(value)).group()}"  # type: ignore[union-attr]
         kinds.add(kind)
-    return driver, cpu, report.ok, kinds
+    failed = ", ".join(sorted({v.check for v in report.violations}))
+    return driver, cpu, failed and f"{workload} seed {seed} --driver {driver}: {failed}", kinds
 
 
 def main(argv: list[str] | None = None) -> dict[str, Counter[str]]:
@@ -66,10 +67,12 @@ def main(argv: list[str] | None = None) -> dict[str, Counter[str]]:
     reached = {driver: Counter[str]() for driver in DRIVERS}
     cpu, failures = Counter[str](), Counter[str]()
     with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        for driver, seconds, ok, kinds in pool.map(reach_of, *zip(*jobs, strict=True)):
+        for driver, seconds, failed, kinds in pool.map(reach_of, *zip(*jobs, strict=True)):
             cpu[driver] += seconds
-            failures[driver] += not ok
+            failures[driver] += bool(failed)
             reached[driver].update(kinds)
+            if failed:
+                print("FAILED", failed, flush=True)
     runs = len(jobs) // len(DRIVERS)
     for driver in DRIVERS:
         print(f"driver={driver} runs={runs} failures={failures[driver]} cpu_s={cpu[driver]:.1f} "
