@@ -66,7 +66,10 @@ def sim_scenario(sim):
             value = cast(Tick, Tick.loads(record.value))
             assert record.key.decode() == value.source, record
             per_key.setdefault(value.source, []).append(value.seq)
-        assert per_key, "the timers sent nothing"
+        # Faults may refuse or block every tick of the main phase (wire, chaos seed 3: a broker
+        # down, then w1's sends refused, w2 off for 65 s, w3 crashed): nothing acknowledged,
+        # nothing to lose. Without faults, no tick at all means the workload tested nothing.
+        assert per_key or result.faults, "the timers sent nothing in a run without faults"
         return per_key
 
     @sim.check
