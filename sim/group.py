@@ -109,8 +109,17 @@ class GroupCoordinator:
         self._round: _Round | None = None
         self._sync_waiters: dict[str, asyncio.Future[set[TP]]] = {}
         self._member_seq = 0
+        #: member ids handed out with MEMBER_ID_REQUIRED, not joined yet (wire, JoinGroup v4+).
+        self._reserved: set[str] = set()
 
     # -- join / sync ------------------------------------------------------
+    def reserve_member_id(self, client_id: str) -> str:
+        """A member id for a client that must join again with it (JoinGroup v4+'s
+        MEMBER_ID_REQUIRED): it becomes a member when it does."""
+        member_id = self._new_member_id(client_id)
+        self._reserved.add(member_id)
+        return member_id
+
     def _new_member_id(self, client_id: str) -> str:
         """``{client_id}-{n}``, after a random tag when the run draws one.
 
@@ -135,7 +144,11 @@ class GroupCoordinator:
         rebalance_timeout: float,
         user_data: bytes = b"",
     ) -> JoinResult:
-        if member_id is None or member_id not in self.members:
+        if member_id is not None and member_id in self._reserved:
+            self._reserved.discard(member_id)  # the id it was given: now a member
+            self.members[member_id] = Member(member_id, subscription, session_timeout, rebalance_timeout)
+            self.trace.record(self.group_id, "member-join", member=member_id)
+        elif member_id is None or member_id not in self.members:
             member_id = self._new_member_id(client_id)
             self.members[member_id] = Member(member_id, subscription, session_timeout, rebalance_timeout)
             self.trace.record(self.group_id, "member-join", member=member_id)

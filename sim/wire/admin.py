@@ -69,7 +69,7 @@ def create_topics(broker: Administering, request: Decoded) -> Any:
             if not body.validate_only:
                 broker.cluster.create_topic(topic, partitions, dict(configs), by=request.client_id)
             errors.append((topic, NO_ERROR, None))
-    return structs.CreateTopicsResponse_v2(0, errors)
+    return _response(request, "CreateTopicsResponse", 0, errors)
 
 
 def delete_topics(broker: Administering, request: Decoded) -> Any:
@@ -96,7 +96,7 @@ def describe_configs(broker: Administering, request: Decoded) -> Any:
 
 
 def _response(request: Decoded, api: str, *fields: Any) -> Any:
-    """aiokafka's response struct for the request's version (v1 to v3 share a layout)."""
+    """aiokafka's response struct for the request's version (the versions served share a layout)."""
     return getattr(structs, f"{api}_v{request.api_version}")(*fields)
 
 

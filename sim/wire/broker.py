@@ -6,20 +6,23 @@ by default) reaches broker 1. Each request is decoded with aiokafka's struct
 for its API and version, handled against the cluster's state (topics,
 partition leaders, live brokers) and answered in the same version.
 
-Served so far (``SERVED``, advertised by ApiVersions): ApiVersions v0,
-Metadata v5, Produce v5 (plain, idempotent and transactional producers: a
-retried batch is deduplicated by the cluster), ListOffsets v2-v3, Fetch v5 (a
-long poll waits for an append; transaction markers go out as control
-batches, and a read_committed fetch names the aborted transactions its
-records belong to, so aiokafka's own filter drops them), FindCoordinator v1,
+Served (``SERVED``, advertised by ApiVersions) in the versions aiokafka 0.14
+negotiates with Kafka 4 (the highest of its own structs that Kafka serves):
+ApiVersions v0, Metadata v5, Produce v5-v7 (plain, idempotent and
+transactional producers: a retried batch is deduplicated by the cluster),
+ListOffsets v2-v3, Fetch v5-v11 (a long poll waits for an append; transaction
+markers go out as control batches, and a read_committed fetch names the
+aborted transactions its records belong to, so aiokafka's own filter drops
+them; no fetch sessions: aiokafka sends full fetches), FindCoordinator v1,
 OffsetCommit v3 and OffsetFetch v3 (committed offsets of a group, checked
 against its members and generation as the sim driver's are), group
-membership: JoinGroup v2, SyncGroup v1, Heartbeat v1, LeaveGroup v1
+membership: JoinGroup v2-v5 (from v4 a member first gets its id with
+MEMBER_ID_REQUIRED, KIP-394), SyncGroup v1-v3, Heartbeat v1, LeaveGroup v1
 (``groups``), transactions: InitProducerId v0, AddPartitionsToTxn v0,
 AddOffsetsToTxn v0, EndTxn v0 (at the transaction coordinator) and
 TxnOffsetCommit v0 (at the group coordinator; v0 carries no member or
 generation, so only the producer epoch fences it, as on Kafka), and topic
-administration: CreateTopics v2, DeleteTopics v1-v3 and DescribeConfigs
+administration: CreateTopics v2-v3, DeleteTopics v1-v3 and DescribeConfigs
 v1-v2 (``admin``). Every other API is refused by closing the connection, as
 a broker does with a request it cannot parse.
 """
@@ -36,7 +39,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from aiokafka.protocol.admin import ApiVersionResponse_v0
 from aiokafka.protocol.commit import OffsetCommitResponse_v3, OffsetFetchResponse_v3
 from aiokafka.protocol.coordination import FindCoordinatorResponse_v1
-from aiokafka.protocol.fetch import FetchResponse_v5
+from aiokafka.protocol.fetch import FetchResponse_v5, FetchResponse_v7, FetchResponse_v11
 from aiokafka.protocol.metadata import MetadataResponse_v5
 from aiokafka.protocol.offset import OffsetResponse_v2, OffsetResponse_v3
 from aiokafka.protocol.produce import ProduceResponse_v5
@@ -77,9 +80,9 @@ PORT = 9092
 SERVED: dict[int, tuple[int, int]] = {
     18: (0, 0),  # ApiVersions
     3: (5, 5),  # Metadata
-    0: (5, 5),  # Produce
+    0: (5, 7),  # Produce
     2: (2, 3),  # ListOffsets
-    1: (5, 5),  # Fetch
+    1: (5, 11),  # Fetch
     22: (0, 0),  # InitProducerId
     24: (0, 0),  # AddPartitionsToTxn
     25: (0, 0),  # AddOffsetsToTxn
@@ -88,11 +91,11 @@ SERVED: dict[int, tuple[int, int]] = {
     10: (1, 1),  # FindCoordinator
     8: (3, 3),  # OffsetCommit
     9: (3, 3),  # OffsetFetch
-    11: (2, 2),  # JoinGroup
-    14: (1, 1),  # SyncGroup
+    11: (2, 5),  # JoinGroup
+    14: (1, 3),  # SyncGroup
     12: (1, 1),  # Heartbeat
     13: (1, 1),  # LeaveGroup
-    19: (2, 2),  # CreateTopics
+    19: (2, 3),  # CreateTopics
     20: (1, 3),  # DeleteTopics
     32: (1, 2),  # DescribeConfigs
 }
@@ -224,7 +227,7 @@ class WireBroker:
                                      request.body.transactional_id)
                     for partition, data in partitions]
             topics.append((topic, rows))
-        return ProduceResponse_v5(topics, 0)
+        return ProduceResponse_v5(topics, 0)  # v6 and v7 share v5's layout
 
     def _produce_to(
         self, client: str, tp: TP, data: bytes, transactional_id: str | None
@@ -422,9 +425,10 @@ class WireBroker:
     async def fetch(self, request: Decoded) -> Any:
         body = request.body
         read_committed = body.isolation_level == 1
-        wanted = [(TP(topic, p[0]), p[1], p[3]) for topic, partitions in body.topics for p in partitions]
+        # partition, [current leader epoch (v9+),] fetch offset, log start offset, max bytes
+        wanted = [(TP(topic, p[0]), p[-3], p[-1]) for topic, partitions in body.topics for p in partitions]
         if self.denied(request, "fetch", [topic for topic, _ in body.topics]):
-            return FetchResponse_v5(0, [
+            return _fetch_response(request.api_version, [
                 (topic, [(p[0], TOPIC_AUTHORIZATION_FAILED, -1, -1, -1, [], b"") for p in partitions])
                 for topic, partitions in body.topics
             ])
@@ -443,7 +447,7 @@ class WireBroker:
             by_topic.setdefault(tp.topic, []).append(
                 (tp.partition, error, high, stable, start, read.aborted, batches)
             )
-        return FetchResponse_v5(0, list(by_topic.items()))
+        return _fetch_response(request.api_version, list(by_topic.items()))
 
     def _read(self, wanted: list[tuple[TP, int, int]], read_committed: bool) -> list[tuple[TP, _Read, int]]:
         found: list[tuple[TP, _Read, int]] = []
@@ -475,6 +479,17 @@ class _Record:
     def __init__(self, key: bytes | None, value: bytes | None, timestamp: float, headers: Any) -> None:
         self.key, self.value, self.timestamp, self.headers = key, value, timestamp, headers
         self.write = None
+
+
+def _fetch_response(version: int, topics: list[tuple[str, list[tuple[Any, ...]]]]) -> Any:
+    """Fetch v5-v11: v7 adds a top-level error and the fetch session's id (no sessions here:
+    aiokafka sends full fetches), v11 each partition's preferred read replica (none: -1)."""
+    if version < 7:
+        return FetchResponse_v5(0, topics)
+    if version < 11:
+        return FetchResponse_v7(0, NO_ERROR, 0, topics)
+    with_replica = [(t, [(*p[:6], -1, p[6]) for p in parts]) for t, parts in topics]
+    return FetchResponse_v11(0, NO_ERROR, 0, with_replica)
 
 
 def _code(exc: Exception) -> int:

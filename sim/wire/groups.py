@@ -13,6 +13,7 @@ assignor's) is the one its first member proposed.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -23,8 +24,10 @@ from aiokafka.coordinator.protocol import (
 from aiokafka.protocol.group import (
     HeartbeatResponse_v1,
     JoinGroupResponse_v2,
+    JoinGroupResponse_v5,
     LeaveGroupResponse_v1,
     SyncGroupResponse_v1,
+    SyncGroupResponse_v3,
 )
 
 from detstream._types import TP
@@ -40,7 +43,7 @@ from .codec import Decoded
 __all__ = ["Coordinating", "heartbeat", "join_group", "leave_group", "sync_group"]
 
 NO_ERROR, ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, REBALANCE_IN_PROGRESS = 0, 22, 25, 27
-INCONSISTENT_GROUP_PROTOCOL = 23
+INCONSISTENT_GROUP_PROTOCOL, MEMBER_ID_REQUIRED = 23, 79
 
 
 class Coordinating(Protocol):
@@ -65,16 +68,21 @@ def _code(exc: GroupProtocolError) -> int:
 
 
 async def join_group(broker: Coordinating, request: Decoded) -> Any:
+    """JoinGroup v2 or v5. From v4 on, a member without an id is first given one with
+    MEMBER_ID_REQUIRED and joins again with it (KIP-394), as Kafka 4 does with aiokafka."""
     body = request.body
+    reply = functools.partial(_join_response, request.api_version)
     code = broker.coordinator_error(body.group)
     if code or not body.group_protocols:
-        return JoinGroupResponse_v2(0, code or INCONSISTENT_GROUP_PROTOCOL, -1, "", "", "", [])
+        return reply(code or INCONSISTENT_GROUP_PROTOCOL, -1, "", "", "", [])
     protocol = broker.protocols.setdefault(body.group, body.group_protocols[0][0])
     offered = dict(body.group_protocols)
     if protocol not in offered:
-        return JoinGroupResponse_v2(0, INCONSISTENT_GROUP_PROTOCOL, -1, "", "", "", [])
-    metadata = ConsumerProtocolMemberMetadata.decode(offered[protocol])
+        return reply(INCONSISTENT_GROUP_PROTOCOL, -1, "", "", "", [])
     group = broker.cluster.group(body.group)
+    if request.api_version >= 4 and not body.member_id:
+        return reply(MEMBER_ID_REQUIRED, -1, "", "", group.reserve_member_id(request.client_id), [])
+    metadata = ConsumerProtocolMemberMetadata.decode(offered[protocol])
     try:
         joined = await group.join(
             body.member_id or None, client_id=request.client_id,
@@ -82,7 +90,7 @@ async def join_group(broker: Coordinating, request: Decoded) -> Any:
             rebalance_timeout=body.rebalance_timeout / 1000, user_data=metadata.user_data or b"",
         )
     except GroupProtocolError as exc:
-        return JoinGroupResponse_v2(0, _code(exc), -1, "", "", body.member_id, [])
+        return reply(_code(exc), -1, "", "", body.member_id, [])
     members = []
     if joined.member_id == joined.leader_id:  # the leader plans: it gets every member's metadata
         for member_id in sorted(joined.members):
@@ -90,28 +98,37 @@ async def join_group(broker: Coordinating, request: Decoded) -> Any:
                 metadata.version, sorted(joined.members[member_id]), joined.user_data.get(member_id, b"")
             ).encode()
             members.append((member_id, encoded))
-    return JoinGroupResponse_v2(
-        0, NO_ERROR, joined.generation, protocol, joined.leader_id, joined.member_id, members
-    )
+    return reply(NO_ERROR, joined.generation, protocol, joined.leader_id, joined.member_id, members)
+
+
+def _join_response(
+    version: int, code: int, generation: int, protocol: str, leader: str, member_id: str,
+    members: list[tuple[str, bytes]],
+) -> Any:
+    if version < 5:
+        return JoinGroupResponse_v2(0, code, generation, protocol, leader, member_id, members)
+    static = [(member, None, metadata) for member, metadata in members]  # no group instance ids
+    return JoinGroupResponse_v5(0, code, generation, protocol, leader, member_id, static)
 
 
 async def sync_group(broker: Coordinating, request: Decoded) -> Any:
     body = request.body
+    response = SyncGroupResponse_v3 if request.api_version >= 3 else SyncGroupResponse_v1
     code = broker.coordinator_error(body.group)
     if code:
-        return SyncGroupResponse_v1(0, code, b"")
+        return response(0, code, b"")
     plan, plan_data = _decode_plan(body.group_assignment)
     group = broker.cluster.group(body.group)
     try:
         assigned = await group.sync(body.member_id, body.generation_id, plan or None, plan_data)
     except GroupProtocolError as exc:
-        return SyncGroupResponse_v1(0, _code(exc), b"")
+        return response(0, _code(exc), b"")
     by_topic: dict[str, list[int]] = {}
     for tp in sorted(assigned):
         by_topic.setdefault(tp.topic, []).append(tp.partition)
     user_data = group.user_data.get(body.member_id, b"")
     encoded = ConsumerProtocolMemberAssignment(0, sorted(by_topic.items()), user_data).encode()
-    return SyncGroupResponse_v1(0, NO_ERROR, encoded)
+    return response(0, NO_ERROR, encoded)
 
 
 def _decode_plan(assignment: list[tuple[str, bytes]]) -> tuple[dict[str, set[TP]], Mapping[str, bytes]]:

@@ -156,3 +156,71 @@ def test_transactions_look_the_same_on_the_wire_as_on_kafka(kafka_bootstrap, new
 
     assert kafka["read_committed"][0] == [b"r1", b"r2"]  # the expectation is Kafka's
     assert simulate(on_the_wire, seed=1) == kafka
+
+
+async def group_exchanges(bootstrap: str, topic: str, group: str) -> list[Any]:
+    """One member's life in a group, request by request as aiokafka negotiates them (JoinGroup
+    v5: first MEMBER_ID_REQUIRED, KIP-394), with the refusals a zombie meets: error codes,
+    generations and what was assigned and committed."""
+    from aiokafka.coordinator.protocol import (
+        ConsumerProtocolMemberAssignment,
+        ConsumerProtocolMemberMetadata,
+    )
+    from aiokafka.protocol.commit import OffsetCommitRequest
+    from aiokafka.protocol.group import (
+        HeartbeatRequest,
+        JoinGroupRequest,
+        LeaveGroupRequest,
+        SyncGroupRequest,
+    )
+
+    client = AIOKafkaClient(bootstrap_servers=bootstrap, client_id="wire-vs-broker")
+    await client.bootstrap()
+    try:
+        found = await client.send(client.get_random_node(), FindCoordinatorRequest(group, 0))
+        node = found.coordinator_id
+        metadata = ConsumerProtocolMemberMetadata(0, [topic], b"").encode()
+
+        def join(member: str) -> Any:
+            return JoinGroupRequest(group, 10_000, 10_000, member, None, "consumer", [("range", metadata)])
+
+        seen: list[Any] = []
+        first = await client.send(node, join(""))
+        seen.append(("join-without-id", first.error_code, bool(first.member_id)))
+        member = first.member_id
+        joined = await client.send(node, join(member))
+        seen.append(("join", joined.error_code, joined.generation_id, joined.leader_id == member,
+                     joined.member_id == member, len(joined.members)))
+        generation = joined.generation_id
+        plan = ConsumerProtocolMemberAssignment(0, [(topic, [0])], b"").encode()
+        synced = await client.send(node, SyncGroupRequest(group, generation, member, None, [(member, plan)]))
+        got = ConsumerProtocolMemberAssignment.decode(synced.member_assignment)
+        seen.append(("sync", synced.error_code, got.assignment))
+        for gen, who in ((generation, member), (generation + 7, member), (generation, "nobody")):
+            beat = await client.send(node, HeartbeatRequest(group, gen, who))
+            offsets = [(topic, [(0, 5, "")])]
+            commit = await client.send(node, OffsetCommitRequest(group, gen, who, -1, offsets))
+            seen.append(("heartbeat-and-commit", gen - generation, who == member, beat.error_code,
+                         [(t, [p[1] for p in parts]) for t, parts in commit.topics]))
+        fetched = await client.send(node, OffsetFetchRequest(group, [(topic, [0])]))
+        seen.append(("offset-fetch", [(t, [(p[0], p[1], p[3]) for p in parts]) for t, parts in fetched.topics]))
+        left = await client.send(node, LeaveGroupRequest(group, member))
+        seen.append(("leave", left.error_code))
+        after = await client.send(node, HeartbeatRequest(group, generation, member))
+        seen.append(("heartbeat-after-leave", after.error_code))
+        return seen
+    finally:
+        await client.close()
+
+
+def test_group_membership_looks_the_same_on_the_wire_as_on_kafka(kafka_bootstrap, new_topic):
+    topic = new_topic(1)
+    group = f"wire-vs-broker-{secrets.token_hex(4)}"
+    kafka = asyncio.run(group_exchanges(kafka_bootstrap, topic, group))
+
+    async def on_the_wire(cluster):
+        cluster.create_topic(topic, 1, by="operator")
+        serve_cluster(asyncio.get_running_loop(), cluster, [("localhost", 9092)])
+        return await group_exchanges("localhost:9092", topic, group)
+
+    assert simulate(on_the_wire, seed=1) == kafka
