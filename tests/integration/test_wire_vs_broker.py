@@ -121,12 +121,15 @@ async def transaction_exchanges(bootstrap: str, topic: str) -> dict[str, Any]:
         async with producer.transaction():
             await producer.send(topic, b"r1", partition=0)
             await producer.send(topic, b"r2", partition=0)
+            # AddOffsetsToTxn, then TxnOffsetCommit at the group coordinator
+            await producer.send_offsets_to_transaction({tp: 7}, f"{topic}-group")
         await producer.begin_transaction()
         await producer.send(topic, b"never", partition=0)
+        await producer.send_offsets_to_transaction({tp: 99}, f"{topic}-group")
         await producer.abort_transaction()
     finally:
         await producer.stop()
-    seen: dict[str, Any] = {}
+    seen: dict[str, Any] = {"committed": await _committed(bootstrap, f"{topic}-group", topic)}
     for isolation in ("read_committed", "read_uncommitted"):
         consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                                     auto_offset_reset="earliest", isolation_level=isolation)
@@ -145,6 +148,21 @@ async def transaction_exchanges(bootstrap: str, topic: str) -> dict[str, Any]:
     return seen
 
 
+async def _committed(bootstrap: str, group: str, topic: str) -> Any:
+    """The group's committed offset of partition 0 (the committed transaction's, not the aborted one's)."""
+    client = AIOKafkaClient(bootstrap_servers=bootstrap, client_id="wire-vs-broker")
+    await client.bootstrap()
+    try:
+        found = await client.send(client.get_random_node(), FindCoordinatorRequest(group, 0))
+        while found.error_code in RETRIABLE:
+            await asyncio.sleep(0.2)
+            found = await client.send(client.get_random_node(), FindCoordinatorRequest(group, 0))
+        fetched = await client.send(found.coordinator_id, OffsetFetchRequest(group, [(topic, [0])]))
+        return [(t, [(p[0], p[1], p[3]) for p in parts]) for t, parts in fetched.topics]
+    finally:
+        await client.close()
+
+
 def test_transactions_look_the_same_on_the_wire_as_on_kafka(kafka_bootstrap, new_topic):
     topic = new_topic(1)
     kafka = asyncio.run(transaction_exchanges(kafka_bootstrap, topic))
@@ -155,6 +173,7 @@ def test_transactions_look_the_same_on_the_wire_as_on_kafka(kafka_bootstrap, new
         return await transaction_exchanges("localhost:9092", topic)
 
     assert kafka["read_committed"][0] == [b"r1", b"r2"]  # the expectation is Kafka's
+    assert kafka["committed"] == [(topic, [(0, 7, 0)])]
     assert simulate(on_the_wire, seed=1) == kafka
 
 
