@@ -95,17 +95,23 @@ def _tp(topic: str) -> Any:
     return TopicPartition(topic, 0)
 
 
+def on_the_wire(exchange: Any, topic: str, *args: Any) -> Any:
+    """What ``exchange(bootstrap, topic, *args)`` sees on the simulated brokers' wire, ``topic``
+    made there as the test's fixture made it on Kafka."""
+
+    async def main(cluster: Any) -> Any:
+        cluster.create_topic(topic, 1, by="operator")
+        serve_cluster(asyncio.get_running_loop(), cluster, [("localhost", 9092)])
+        return await exchange("localhost:9092", topic, *args)
+
+    return simulate(main, seed=1)
+
+
 def test_the_wire_broker_answers_these_requests_as_kafka_does(kafka_bootstrap, new_topic):
     topic = new_topic(1)
     group = f"wire-vs-broker-{secrets.token_hex(4)}"
     kafka = asyncio.run(exchanges(kafka_bootstrap, topic, group))
-
-    async def on_the_wire(cluster):
-        cluster.create_topic(topic, 1, by="operator")
-        serve_cluster(asyncio.get_running_loop(), cluster, [("localhost", 9092)])
-        return await exchanges("localhost:9092", topic, group)
-
-    assert simulate(on_the_wire, seed=1) == kafka
+    assert on_the_wire(exchanges, topic, group) == kafka
 
 
 async def transaction_exchanges(bootstrap: str, topic: str) -> dict[str, Any]:
@@ -166,15 +172,9 @@ async def _committed(bootstrap: str, group: str, topic: str) -> Any:
 def test_transactions_look_the_same_on_the_wire_as_on_kafka(kafka_bootstrap, new_topic):
     topic = new_topic(1)
     kafka = asyncio.run(transaction_exchanges(kafka_bootstrap, topic))
-
-    async def on_the_wire(cluster):
-        cluster.create_topic(topic, 1, by="operator")
-        serve_cluster(asyncio.get_running_loop(), cluster, [("localhost", 9092)])
-        return await transaction_exchanges("localhost:9092", topic)
-
     assert kafka["read_committed"][0] == [b"r1", b"r2"]  # the expectation is Kafka's
     assert kafka["committed"] == [(topic, [(0, 7, 0)])]
-    assert simulate(on_the_wire, seed=1) == kafka
+    assert on_the_wire(transaction_exchanges, topic) == kafka
 
 
 async def group_exchanges(bootstrap: str, topic: str, group: str) -> list[Any]:
@@ -236,10 +236,4 @@ def test_group_membership_looks_the_same_on_the_wire_as_on_kafka(kafka_bootstrap
     topic = new_topic(1)
     group = f"wire-vs-broker-{secrets.token_hex(4)}"
     kafka = asyncio.run(group_exchanges(kafka_bootstrap, topic, group))
-
-    async def on_the_wire(cluster):
-        cluster.create_topic(topic, 1, by="operator")
-        serve_cluster(asyncio.get_running_loop(), cluster, [("localhost", 9092)])
-        return await group_exchanges("localhost:9092", topic, group)
-
-    assert simulate(on_the_wire, seed=1) == kafka
+    assert on_the_wire(group_exchanges, topic, group) == kafka

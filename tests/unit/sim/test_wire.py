@@ -406,7 +406,6 @@ def test_a_group_level_offset_fetch_error_is_retried_not_read_as_nothing_committ
             return OffsetFetchResponse_v3(0, [], 14)  # COORDINATOR_LOAD_IN_PROGRESS
         return served(self, request)
 
-    monkeypatch.setattr(WireBroker, "offset_fetch", offset_fetch)
     monkeypatch.setitem(sim.wire.broker._HANDLERS, 9, offset_fetch)
 
     async def main(cluster):
