@@ -144,12 +144,11 @@ class GroupCoordinator:
         rebalance_timeout: float,
         user_data: bytes = b"",
     ) -> JoinResult:
-        if member_id is not None and member_id in self._reserved:
-            self._reserved.discard(member_id)  # the id it was given: now a member
-            self.members[member_id] = Member(member_id, subscription, session_timeout, rebalance_timeout)
-            self.trace.record(self.group_id, "member-join", member=member_id)
+        if member_id in self._reserved:
+            self._reserved.discard(member_id)  # joins with the id it was given
         elif member_id is None or member_id not in self.members:
             member_id = self._new_member_id(client_id)
+        if member_id not in self.members:
             self.members[member_id] = Member(member_id, subscription, session_timeout, rebalance_timeout)
             self.trace.record(self.group_id, "member-join", member=member_id)
         member = self.members[member_id]
