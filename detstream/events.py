@@ -49,7 +49,8 @@ class Message:
 
     Slots, and ``tp`` made once (shared by a fetched batch): one is made
     per delivered record, and the engine asks for ``tp`` about a dozen
-    times per event.
+    times per event. The conductor passes every argument by position (half
+    the cost of a call by keyword).
     """
 
     __slots__ = (
@@ -66,7 +67,6 @@ class Message:
         key: bytes | None,
         value: bytes | None,
         headers: tuple[tuple[str, bytes], ...] = (),
-        *,
         generation: int = -1,
         refcount: int = 0,
         acked: bool = False,

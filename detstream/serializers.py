@@ -294,7 +294,7 @@ def _maybe_record(obj: Any) -> Any:
         return obj
     if cls is dict or isinstance(obj, Mapping):
         meta = obj.get("__faust")
-        if isinstance(meta, Mapping) and meta.get("ns") in current_registry():
+        if meta is not None and isinstance(meta, Mapping) and meta.get("ns") in current_registry():
             return Record.from_data(obj)
     return obj
 

@@ -33,6 +33,16 @@ ACK_BEFORE_PROCESSING = register_mutant(
 )
 
 
+#: what ``Stream._iterate`` yields per event.
+_EVENTS, _VALUES, _ITEMS = 0, 1, 2
+
+
+def _may_start_now(message: Message) -> bool:
+    """Whether ``message`` may start without waiting (no exactly-once commit is quiescing)."""
+    lease = message.lease
+    return lease is None or message.started or not lease.quiescing()
+
+
 class Stream:
     """A stream over a channel or topic (``channel.stream()``)."""
 
@@ -66,35 +76,53 @@ class Stream:
 
     # -- iteration ----------------------------------------------------------
     def __aiter__(self) -> AsyncIterator[Any]:
-        return self._values()
+        return self._iterate(_VALUES)
 
-    async def _values(self) -> AsyncIterator[Any]:
-        async for event in self.events():
-            yield event.value
-
-    async def events(self) -> AsyncIterator[Event]:
+    def events(self) -> AsyncIterator[Event]:
         """Yield Event objects (key, value, headers, message)."""
+        return self._iterate(_EVENTS)
+
+    def items(self) -> AsyncIterator[tuple[Any, Any]]:
+        """Yield ``(key, value)`` pairs."""
+        return self._iterate(_ITEMS)
+
+    async def _iterate(self, shape: int) -> AsyncIterator[Any]:
+        """The one loop behind ``async for`` over a stream, its ``events`` and ``items``.
+
+        ``shape`` says what is yielded per event (the event, its value, or
+        its key and value), so iterating a stream costs one async generator
+        per event, not two. A fetched message that may start at once (the
+        common case) is opened without a coroutine per event.
+        """
         tasks = [asyncio.ensure_future(run()) for run in self._upstream]
+        queue = self._queue
         try:
             while True:
-                event = await self._next_event()
+                if self._held or self._stash or queue.empty():
+                    event = await self._next_event()
+                else:
+                    item = queue.get_nowait()
+                    if type(item) is Message and not self._processors and _may_start_now(item):
+                        event = self._open(item)
+                    else:
+                        event = await self._next_event(item)
                 if event is None:
                     continue
                 self.current_event = event
                 set_current_event(event)
                 try:
-                    yield event
+                    if shape == _VALUES:
+                        yield event.value
+                    elif shape == _ITEMS:
+                        yield event.key, event.value
+                    else:
+                        yield event
                 finally:
                     set_current_event(None)
                     self._done(event)
         finally:
             for task in tasks:
                 task.cancel()
-
-    async def items(self) -> AsyncIterator[tuple[Any, Any]]:
-        """Yield ``(key, value)`` pairs."""
-        async for event in self.events():
-            yield event.key, event.value
 
     async def enumerate(self, start: int = 0) -> AsyncIterator[tuple[int, Any]]:
         index = start
@@ -119,11 +147,25 @@ class Stream:
             return event
         message = item
         lease = message.lease
-        if lease is not None:
-            if not message.started and lease.quiescing():
-                await lease.may_start(message)  # an exactly-once commit is quiescing
-            if not lease.is_current(message):
-                return None  # fetched before a rebalance; the partition's owner has it now
+        if lease is not None and not message.started and lease.quiescing():
+            await lease.may_start(message)  # an exactly-once commit is quiescing
+        opened = self._open(message)
+        if opened is not None and self._processors:
+            opened = await self._process(opened)
+            if opened.value is _SKIP:
+                self._done(opened)
+                return None
+        return opened
+
+    def _open(self, message: Message) -> Event | None:
+        """Start ``message``: its event, or None if a rebalance gave its partition away.
+
+        The caller saw to it that the message may start (no exactly-once
+        commit quiescing, or the message was started already).
+        """
+        lease = message.lease
+        if lease is not None and not lease.is_current(message):
+            return None  # fetched before a rebalance; the partition's owner has it now
         try:
             event = self._decode(message)
         except DecodeError as exc:
@@ -135,11 +177,6 @@ class Stream:
         if mutants.ACTIVE and mutants.on(ACK_BEFORE_PROCESSING):  # no call per event normally
             message.ack()
         self.events_total += 1
-        if self._processors:
-            event = await self._process(event)
-            if event.value is _SKIP:
-                self._done(event)
-                return None
         return event
 
     async def _process(self, event: Event) -> Event:
@@ -158,9 +195,9 @@ class Stream:
         return event
 
     def _decode(self, message: Message) -> Event:
-        conf = self.app.conf
+        settings = self.app.conf.values  # two settings per event: no ``__getattr__`` for each
         key, value = self.channel.schema.loads_message(
-            message, conf.key_serializer, conf.value_serializer
+            message, settings["key_serializer"], settings["value_serializer"]
         )
         headers = message.headers
         return Event(self.app, key, value, dict(headers) if headers else {}, message)

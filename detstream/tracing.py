@@ -31,12 +31,13 @@ def _discard(kind: str, **fields: Any) -> None:
 class Tracer:
     """``record(kind, **fields)`` sends one step to the hook, named after the client."""
 
-    __slots__ = ("_hook", "_client_name", "record")
+    __slots__ = ("_hook", "_client_name", "record", "enabled")
 
     def __init__(self, client_name: str, hook: TraceHook | None = None) -> None:
         self._client_name = client_name
         self._hook = hook
         self.record: Callable[..., None] = _discard
+        self.enabled = False
         self._bind()
 
     @property
@@ -59,3 +60,5 @@ class Tracer:
 
     def _bind(self) -> None:
         self.record = _discard if self._hook is None else partial(self._hook, self._client_name)
+        #: someone listens: a hot path checks it before building a step's fields for nobody.
+        self.enabled = self._hook is not None

@@ -280,12 +280,11 @@ class Conductor:
             self._skipped.add(tp)
             return []
         refcount = len(buffers)
+        topic, partition = tp.topic, tp.partition
         messages = [
-            Message(
-                tp.topic, tp.partition, record.offset, record.timestamp,
-                record.key, record.value, record.headers,
-                generation=generation, refcount=refcount, lease=self, tp=tp,
-            )
+            # by position: (..., headers, generation, refcount, acked, started, lease, tp)
+            Message(topic, partition, record.offset, record.timestamp, record.key, record.value,
+                    record.headers, generation, refcount, False, False, self, tp)
             for record in records
         ]
         self.tracker.delivered_batch(tp, [record.offset for record in records])
@@ -347,12 +346,16 @@ class Conductor:
             if message.generation == self._generation:
                 self.unfinished[tp] = self.unfinished.get(tp, 0) + 1
         self._processing[tp] = self._processing.get(tp, 0) + 1
-        self.tracer.record("deliver", tp=tp, offset=message.offset, key=message.key)
+        if self.tracer.enabled:
+            self.tracer.record("deliver", tp=tp, offset=message.offset, key=message.key)
 
     def finished(self, message: Message) -> None:
-        count = self._processing.get(message.tp, 0) - 1
-        self._processing[message.tp] = max(count, 0)
-        if count <= 0:
+        tp = message.tp
+        count = self._processing.get(tp, 0) - 1
+        if count > 0:
+            self._processing[tp] = count
+        else:
+            self._processing[tp] = 0
             self._idle.set()
 
     def acked(self, message: Message) -> None:
