@@ -73,7 +73,11 @@ __all__ = ["SimGcPolicy"]
 #: loop iterations between two collections of the young generations.
 YOUNG_EVERY = 512
 #: loop iteration of the first full collection during a run; the next ones at 2x, 4x, ...
-FULL_AT = 65_536
+#: Most runs end long before it (a 3-worker chaos seed of word count: ~3,000 iterations).
+#: A large one finds little to free there: at 100 workers (bench/sim_scale.py) a first full
+#: collection at 65,536 iterations walked 186k objects, freed none (a retired worker's App
+#: stays referenced by the run) and took 7% of the run's CPU.
+FULL_AT = 262_144
 
 #: ``gc.get_stats()[2]["collections"]`` when the last run in this process ended (None: no run yet).
 _full_collections_at_last_exit: int | None = None
