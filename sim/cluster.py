@@ -37,6 +37,7 @@ from detstream._types import TP, ConsumerRecord, RecordMetadata
 
 from .brokers import GROUP_COORDINATOR_TOPIC, Brokers, coordinator_partition
 from .cleaner import LogCleaner
+from .client_faults import ClientFaults
 from .group import GroupCoordinator
 from .history import WriteHistory
 from .idempotence import BatchId, ProducerEntry, duplicate_of, remember
@@ -230,11 +231,14 @@ class SimCluster:
     def __init__(
         self, trace: Trace, *, rng: random.Random, config: ClusterConfig | None = None,
         errors: random.Random | None = None, members: random.Random | None = None,
+        client_faults: ClientFaults | None = None,
     ):
         """``rng`` is the network stream; ``errors`` how clients meet error responses
         (None: at once, as tests of the cluster alone want); ``members`` draws the random
-        part of group member ids (None: a counter, ``w1-1``)."""
+        part of group member ids (None: a counter, ``w1-1``); ``client_faults`` the faults
+        of the client library (None: none)."""
         self.trace = trace
+        self.client_faults = client_faults or ClientFaults()
         self._members = members
         self.config = config or ClusterConfig()
         self._rng = rng

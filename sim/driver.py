@@ -96,6 +96,20 @@ class SimTransport:
         budget = getattr(self._app, "stop_budget", None)
         return budget() if callable(budget) else None
 
+    def stall(self, duration: float, *, hold_group: bool) -> None:
+        """A zombie: no heartbeats for ``duration``; with ``hold_group``, no coordinator request.
+
+        Either way fetches and produces go on. Without ``hold_group`` commits
+        still reach the coordinator (a process whose heartbeat thread is
+        starved); with it, the process lost touch with its group coordinator
+        and its commits and TxnOffsetCommit wait for the stall's end, as on
+        the wire.
+        """
+        for consumer in self.consumers:
+            consumer.stall(duration)
+        if hold_group:
+            self.link.hold_group(asyncio.get_running_loop().time() + duration)
+
     def sever(self) -> None:
         """The process died: nothing this transport's clients do reaches the cluster again."""
         self.link.up = False
@@ -301,7 +315,8 @@ class SimConsumer:
 
         As a process whose heartbeat thread is starved while its processing
         goes on: past the session timeout the group expels the member, and its
-        later commits are rejected until it notices and rejoins.
+        later commits are rejected until it notices and rejoins. (A stall that
+        also holds the commits is the transport's: ``SimTransport.stall``.)
         """
         self.group.stall(duration)
 

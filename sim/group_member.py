@@ -133,7 +133,11 @@ class GroupMember:
 
     # -- the group coordinator ------------------------------------------------
     async def request(self, what: str, call: Callable[[], T]) -> T:
-        """One request to the group's coordinator broker (as this consumer's metadata has it)."""
+        """One request to the group's coordinator broker (as this consumer's metadata has it).
+
+        Held while the process is cut off from the coordinator (``Link.reach_group``).
+        """
+        await self._link.reach_group(self._cluster.trace, what)
         where = coordinator_partition(GROUP_COORDINATOR_TOPIC, self._group_id or "")
         broker = self._metadata.leader(where)
 

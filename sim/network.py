@@ -90,10 +90,32 @@ class Link:
         self.name = name
         self.up = True
         self.conditions = conditions or LinkConditions()
+        #: until then the process cannot reach its group coordinator (a ``stall`` that holds
+        #: the group's requests): its heartbeats, commits and TxnOffsetCommit wait.
+        self.group_held_until = 0.0
 
     def check(self) -> None:
         if not self.up:
             raise ConnectionError(f"{self.name} has crashed: its requests never reach the cluster")
+
+    def hold_group(self, until: float) -> None:
+        """Cut the process off from its group coordinator until ``until`` (loop time)."""
+        self.group_held_until = until
+
+    async def reach_group(self, trace: Trace, what: str) -> None:
+        """Wait, before sending ``what`` to the group coordinator, while the process is cut off.
+
+        A process that lost touch with its group coordinator (aiokafka talks
+        to it over a connection of its own) sends it nothing until the
+        connection is back: a commit or a transaction's TxnOffsetCommit waits
+        as a heartbeat does, so the transaction may outlive its timeout.
+        """
+        loop = asyncio.get_running_loop()
+        if loop.time() >= self.group_held_until:
+            return
+        trace.record(self.name, "group-request-held", request=what)
+        while loop.time() < self.group_held_until:
+            await asyncio.sleep(self.group_held_until - loop.time())
 
 
 class Network:

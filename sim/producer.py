@@ -488,6 +488,7 @@ class SimTransactionalProducer(SimProducer):
             "add-offsets-to-txn",
             lambda: transactions.check(self.transactional_id, self._epoch, "add-offsets"),
         )
+        await self._link.reach_group(self._cluster.trace, "txn-offset-commit")
         await self._coordinator(
             "txn-offset-commit",
             lambda: transactions.add_offsets(self.transactional_id, self._epoch, offsets, group),

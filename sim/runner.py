@@ -33,6 +33,7 @@ from detstream._types import ConsumerRecord
 from detstream.loader import load_isolated
 
 from . import checks
+from .client_faults import ClientFaults
 from .cluster import ClusterConfig, SimCluster
 from .driver import current_cluster
 from .fault_effects import apply_fault
@@ -205,6 +206,7 @@ class Simulation:
         self.cluster = SimCluster(
             self.trace, rng=streams.network(), errors=streams.errors(), members=streams.members(),
             config=ClusterConfig(brokers=options.brokers),
+            client_faults=ClientFaults(stalls=streams.stalls(), senders=streams.client_faults()),
         )
         self.plan = options.plan or plan_faults(
             seed, options.faults, options.workers, options.duration, options.brokers
@@ -556,6 +558,9 @@ class Simulation:
         coverage["compact"] += kinds["compact"]
         coverage["retention"] += kinds["retention"]
         coverage["txn-aborted"] += kinds["txn-abort"]
+        coverage["txn-timed-out"] += sum(
+            1 for e in self.trace.of_kind("txn-abort") if e.fields.get("reason") == "timeout"
+        )
         coverage["standby-promoted"] += kinds["standby-promoted"]
         coverage["app-crashed"] += kinds["app-crashed"]
         coverage["stop-gave-up"] += kinds["stop-gave-up"]
@@ -563,7 +568,7 @@ class Simulation:
         coverage["open-sought-back"] += sought_back
         always = ("rebalance-during-commit", "broker-failover", "request-dropped", "batch-deduped",
                   "fetch-before-listener", "commit-stale-generation", "fetch-stale-after-seek",
-                  "connection-reset")
+                  "connection-reset", "stall-holds-group", "producer-sender-dead")
         for name in sorted(set(always) | set(self.cluster.stats)):
             coverage[name] += self.cluster.stats[name]
         shown = " ".join(f"{k}={coverage[k]}" for k in sorted(coverage))

@@ -7,8 +7,12 @@ does not shift the draws of the others: ``faults`` (the plan), ``network``
 (``--shuffle``: the order of ready callbacks), ``errors`` (how a client
 meets an error response: ``sim.network``) and the sandbox's own, which
 app code sees through ``random``, ``uuid4`` and ``os.urandom``
-(``sim.sandbox``). Their derivations are fixed: changing one changes every
-trace hash.
+(``sim.sandbox``), and two for faults of the client library
+(``sim.client_faults``): ``stalls`` (which stalls also hold the worker's
+group coordinator requests) and ``client-faults`` (which transactional
+producers' senders die on a lost coordinator lookup); each is drawn only
+when its situation arises, so runs that never meet it keep their traces.
+Their derivations are fixed: changing one changes every trace hash.
 """
 
 from __future__ import annotations
@@ -44,6 +48,14 @@ class SeedStreams:
     def members(self) -> random.Random:
         """The random part of group member ids (Kafka's UUID), which orders members."""
         return self.stream("members")
+
+    def stalls(self) -> random.Random:
+        """Which ``stall`` faults also hold the worker's group coordinator requests."""
+        return self.stream("stalls")
+
+    def client_faults(self) -> random.Random:
+        """Which transactional producers' senders die on a lost coordinator lookup (aiokafka#1151)."""
+        return self.stream("client-faults")
 
     def app(self) -> random.Random:
         """The sandbox's ``random`` (what the run's own code may draw, beside the global one)."""

@@ -216,6 +216,10 @@ class SimWorker:
     async def stall(self, duration: float) -> None:
         """Zombie: the group consumer stops heartbeating for ``duration``; agents keep running.
 
+        For a share of stalls drawn from the seed (``sim.client_faults``) the
+        process also lost touch with its group coordinator: its commits and
+        TxnOffsetCommit wait for the stall's end too (on the wire they always do).
+
         Returns when the stall is over (the consumer then finds it was
         expelled, if the stall outlasted the session timeout, and rejoins).
         """
@@ -225,8 +229,11 @@ class SimWorker:
             self.wire.cut_from_group(self.actor, asyncio.get_running_loop().time() + duration)
         else:
             assert self.transport is not None
-            for consumer in self.transport.consumers:
-                consumer.stall(duration)
+            hold = self.cluster.client_faults.stall_holds_group()
+            if hold:
+                self.cluster.stats["stall-holds-group"] += 1
+                self.trace.record(self.actor, "stall-holds-group", incarnation=incarnation)
+            self.transport.stall(duration, hold_group=hold)
         await asyncio.sleep(duration)
         if self.up and self.incarnation == incarnation:
             self.trace.record(self.actor, "stall-end", incarnation=incarnation)

@@ -137,11 +137,16 @@ def test_stall_is_a_chaos_fault_longer_than_the_session_timeout():
     assert FaultPlan.from_dict({"faults": [{"at": 1.0, "kind": "stall", "worker": "w1", "downtime": 70.0}]})
 
 
+#: a stall of w2 from t=5 s for 70 s: past the session timeout and the transaction timeout.
+LONG_STALL = FaultPlan("file", ("stall",), (Fault(5.0, "stall", "w2", 70.0),))
+
+
 def test_stalled_worker_is_expelled_and_its_zombie_commits_rejected():
-    plan = FaultPlan("file", ("stall",), (Fault(5.0, "stall", "w2", 70.0),))
-    report = run(WORD_COUNT, SimOptions(seed=1, duration=100.0, plan=plan), scenario=_long_feed)
+    # seed 2: the stall holds heartbeats only (its commits reach the coordinator)
+    report = run(WORD_COUNT, SimOptions(seed=2, duration=100.0, plan=LONG_STALL), scenario=_long_feed)
     assert report.ok, report.violations
     events = report.trace.events
+    assert not any(e.kind == "stall-holds-group" for e in events)
     stall = next(e for e in events if e.kind == "stall")
     expired = next(e for e in events if e.kind == "member-expired")
     assert stall.actor == "w2" and member_client(expired.fields["member"]) == "w2"
@@ -156,6 +161,26 @@ def test_stalled_worker_is_expelled_and_its_zombie_commits_rejected():
         for e in events
     )  # it rejoined under a new member id
     assert "commit-rejected=" in report.summary[-2] and "stall=1" in report.summary[-2]
+
+
+def test_a_stall_cut_off_from_the_group_coordinator_outlives_its_transaction():
+    # seed 1: the stall also holds w2's coordinator requests, so the TxnOffsetCommit of its
+    # commit waits past the 60 s transaction timeout: the coordinator aborts the transaction,
+    # the zombie's held request is fenced when the stall ends, and its app crashes.
+    report = run(WORD_COUNT, SimOptions(seed=1, duration=100.0, plan=LONG_STALL), scenario=_long_feed)
+    assert report.ok, report.violations
+    events = report.trace.events
+    held = next(e for e in events if e.kind == "stall-holds-group")
+    waited = next(e for e in events if e.kind == "group-request-held")
+    assert held.actor == waited.actor == "w2" and waited.fields["request"] == "txn-offset-commit"
+    timed_out = next(e for e in report.trace.of_kind("txn-abort") if e.fields.get("reason") == "timeout")
+    end = next(report.trace.of_kind("stall-end"))
+    fenced = next(report.trace.of_kind("txn-fenced"))
+    crashed = next(report.trace.of_kind("app-crashed"))
+    assert timed_out.actor == fenced.actor == "word-count-w2"
+    assert waited.time < timed_out.time < end.time <= fenced.time <= crashed.time
+    assert crashed.actor == "w2" and crashed.fields["error"] == "ProducerFencedError"
+    assert report.coverage["stall-holds-group"] == 1 and report.coverage["txn-timed-out"] == 1
 
 
 def test_chaos_runs_with_stalls_still_pass():

@@ -1,0 +1,58 @@
+"""Faults of the client library, drawn from the seed: what aiokafka does beyond Kafka's protocol.
+
+The sim driver stands in for aiokafka. Where aiokafka (0.14) has been seen to
+do something a well-behaved client would not, under the wire mode
+(``detstream sim --driver aiokafka``), the sim driver does it too, for a
+share of the cases drawn here, so that a green run says something about the
+engine's answer to it (docs/transport-contract.md, "Not yet produced by the
+sim"). Each decision draws from a stream of its own, and only when its
+situation arises: a run that never meets one draws nothing, and no other
+decision of the run shifts.
+
+- ``stall_holds_group`` (stream ``stalls``, one draw per stall): a worker that
+  lost touch with its group coordinator sends it nothing, commits and
+  TxnOffsetCommit included, until the stall ends. Its open transaction can
+  then outlive ``transaction.timeout.ms`` and be aborted by the coordinator.
+- ``sender_dies`` (stream ``client-faults``, one draw per transactional
+  coordinator request that meets a reset connection or a down broker):
+  aiokafka's sender routine dies when the connection of its FindCoordinator
+  closes (aio-libs/aiokafka#1151), and the producer can send, commit or
+  abort nothing any more.
+"""
+
+from __future__ import annotations
+
+import random
+
+__all__ = ["ClientFaults"]
+
+#: of the stalls, the share that also holds the worker's coordinator requests.
+STALL_HOLD_SHARE = 0.5
+#: of the transactional coordinator requests that meet a lost connection, the share that
+#: kills the producer's sender.
+SENDER_DEATH_SHARE = 0.5
+
+
+class ClientFaults:
+    """The run's client-library faults; a stream of None never draws the fault."""
+
+    def __init__(
+        self, *, stalls: random.Random | None = None, senders: random.Random | None = None,
+        stall_hold_share: float = STALL_HOLD_SHARE, sender_death_share: float = SENDER_DEATH_SHARE,
+    ) -> None:
+        self._stalls = stalls
+        self._senders = senders
+        self.stall_hold_share = stall_hold_share
+        self.sender_death_share = sender_death_share
+
+    def stall_holds_group(self) -> bool:
+        """Whether a stall beginning now also holds the worker's group coordinator requests."""
+        return _draw(self._stalls, self.stall_hold_share)
+
+    def sender_dies(self) -> bool:
+        """Whether a transactional producer's sender dies on the coordinator lookup just lost."""
+        return _draw(self._senders, self.sender_death_share)
+
+
+def _draw(rng: random.Random | None, share: float) -> bool:
+    return rng is not None and rng.random() < share
