@@ -105,3 +105,14 @@ class ProducerClosedError(ProducerSendError):
     A stop under a deadline (the broker unreachable) gives up what is still
     queued or in flight: those sends fail, nothing reports them acknowledged.
     """
+
+
+class SenderDeadError(ProducerSendError):
+    """A transactional producer's sender routine died: nothing it holds or gets is sent again.
+
+    aiokafka 0.14 lets a connection lost during its FindCoordinator kill the
+    routine (aio-libs/aiokafka#1151): its queued records fail, every later
+    send fails with ``KafkaError``, and the transaction can be neither
+    committed nor aborted. The Kafka driver reports all of it as
+    ``ProducerSendError`` naming the cause, and so does this error.
+    """

@@ -44,10 +44,13 @@ from detstream.transport.base import GroupMetadata, Headers
 from .brokers import GROUP_COORDINATOR_TOPIC, TXN_COORDINATOR_TOPIC, coordinator_partition
 from .idempotence import BatchId
 from .kafka_errors import (
+    ConnectionClosedError,
+    CoordinatorNotAvailableError,
     DeliveryTimeoutError,
     MessageSizeTooLargeError,
     ProducerClosedError,
     RetriableError,
+    SenderDeadError,
     TopicAuthorizationFailedError,
     UnknownTopicOrPartitionError,
 )
@@ -113,6 +116,8 @@ class SimProducer:
         self._senders: dict[TP, asyncio.Task[None]] = {}
         self._tps: dict[str, dict[int, TP]] = {}
         self._round_robin = itertools.count()
+        #: why the sender died, if it did (a transactional producer: ``SenderDeadError``).
+        self._sender_dead: str | None = None
 
     async def start(self) -> None:
         if self.idempotent:
@@ -369,6 +374,20 @@ class SimProducer:
         if self.idempotent:
             self._producer_id = None
 
+    def _fail_queued(self, exc: Exception) -> None:
+        """Fail every record still queued (not in flight) with ``exc``: it will never be sent."""
+        for tp in sorted(self._queued):
+            for item in self._queued[tp]:
+                self._refused(item.write, exc)
+                if item.future is not None and not item.future.done():
+                    item.future.set_exception(exc)
+        self._queued.clear()
+        for tp in sorted(self._batch_acks):
+            ack = self._batch_acks[tp]
+            if not ack.done():
+                ack.set_exception(exc)
+        self._batch_acks.clear()
+
     def _transaction(self) -> tuple[str, int] | None:
         return None
 
@@ -391,6 +410,8 @@ class SimProducer:
                 result = await attempt()
             except RetriableError as exc:
                 failures.append(type(exc).__name__)
+                if self._sender_dead is not None:  # nobody retries it any more
+                    raise SenderDeadError(self._sender_dead) from exc
                 if deadline is not None and loop.time() >= deadline:
                     raise DeliveryTimeoutError(
                         f"{self._name}: not delivered within the delivery timeout: {exc}"
@@ -457,6 +478,7 @@ class SimTransactionalProducer(SimProducer):
             self._sequences.clear()
 
     async def begin_transaction(self) -> None:
+        self._check_alive()
         if self._producer_id is None:
             raise ProducerSendError("begin_transaction() before start()")
         if self._in_transaction:
@@ -464,6 +486,7 @@ class SimTransactionalProducer(SimProducer):
         self._in_transaction = True
 
     def _check_can_send(self) -> None:
+        self._check_alive()
         self._require_transaction("send")
 
     async def _ensure_producer_id(self) -> int:
@@ -482,6 +505,7 @@ class SimTransactionalProducer(SimProducer):
         self, offsets: Mapping[TP, int], group: GroupMetadata
     ) -> None:
         """``AddOffsetsToTxn`` to the transaction coordinator, then ``TxnOffsetCommit`` to the group's."""
+        self._check_alive()
         self._require_transaction("send_offsets_to_transaction")
         transactions = self._cluster.transactions
         await self._coordinator(
@@ -502,6 +526,7 @@ class SimTransactionalProducer(SimProducer):
         await self._end(commit=False)
 
     async def _end(self, *, commit: bool) -> None:
+        self._check_alive()
         self._require_transaction("commit_transaction" if commit else "abort_transaction")
         senders = [t for _, t in sorted(self._senders.items()) if not t.done()]
         if senders:  # the transaction's records go out before its marker
@@ -530,12 +555,52 @@ class SimTransactionalProducer(SimProducer):
             return call()
 
         async def attempt() -> T:
+            self._check_alive()
             broker = self._metadata.leader(partition)
-            return await self._cluster.network.request(
-                self._link, what, lambda: at_coordinator(broker)
-            )
+            try:
+                return await self._cluster.network.request(
+                    self._link, what, lambda: at_coordinator(broker)
+                )
+            except (ConnectionClosedError, CoordinatorNotAvailableError) as exc:
+                if self._lookup_lost(exc, broker) and self._cluster.client_faults.sender_dies():
+                    raise self._die(what, exc) from exc
+                raise
 
         return await self._retry(attempt, what)
+
+    def _lookup_lost(self, exc: Exception, broker: int | None) -> bool:
+        """Whether aiokafka would now look the coordinator up over a connection that is lost.
+
+        Inside a transaction, a coordinator request whose connection reset or
+        whose broker is down sends aiokafka's sender to FindCoordinator, and
+        that lookup meets the same lost connection (aio-libs/aiokafka#1151).
+        """
+        if not self._in_transaction:
+            return False
+        if isinstance(exc, ConnectionClosedError):
+            return True
+        return broker is not None and not self._cluster.brokers.up[broker]
+
+    def _die(self, what: str, cause: Exception) -> SenderDeadError:
+        """The sender routine died (drawn from the seed): fail what is queued; the error."""
+        self._sender_dead = (
+            f"{self.transactional_id}: the transactional producer's sender stopped for good "
+            f"({type(cause).__name__} during the coordinator lookup of {what}); the "
+            "transaction can be neither committed nor aborted, the restarted app redoes it"
+        )
+        dead = SenderDeadError(self._sender_dead)
+        self._cluster.stats["producer-sender-dead"] += 1
+        self._cluster.trace.record(
+            self._name, "producer-sender-dead", transactional_id=self.transactional_id,
+            request=what, error=type(cause).__name__,
+        )
+        self._fail_queued(dead)
+        return dead
+
+    def _check_alive(self) -> None:
+        """Refuse any call of a producer whose sender died, as the Kafka driver does."""
+        if self._sender_dead is not None:
+            raise SenderDeadError(self._sender_dead)
 
     def _require_transaction(self, what: str) -> None:
         if not self._in_transaction:

@@ -6,10 +6,12 @@ import random
 import pytest
 
 from detstream._types import TP
-from detstream.errors import ProducerFencedError
+from detstream.errors import ProducerFencedError, ProducerSendError
+from sim.brokers import TXN_COORDINATOR_TOPIC, coordinator_partition
 from sim.client_faults import ClientFaults
 from sim.cluster import ClusterConfig
 from sim.driver import SimTransport
+from sim.kafka_errors import ConnectionClosedError, SenderDeadError
 from sim.testing import simulate
 
 FAST = ClusterConfig(initial_rebalance_delay=0.5)
@@ -91,3 +93,75 @@ def test_a_held_txn_offset_commit_outlives_the_transaction_and_is_fenced():
     assert held.time < aborts[0].time < ended  # aborted while held; refused once it got through
     assert [e.fields["request"] for e in trace.of_kind("txn-fenced")] == ["add-offsets"]
     assert list(trace.of_kind("txn-commit")) == []
+
+
+def _always_dies(cluster):
+    cluster.client_faults = ClientFaults(senders=random.Random(0), sender_death_share=1.0)
+
+
+def _txn_coordinator(cluster, txn_id):
+    return cluster.brokers.leader(coordinator_partition(TXN_COORDINATOR_TOPIC, txn_id))
+
+
+def test_a_lost_coordinator_lookup_kills_the_transactional_sender_for_good():
+    async def main(cluster):
+        _always_dies(cluster)
+        cluster.create_topic("t", 1, by="test")
+        producer = SimTransport(cluster=cluster, name="w1").create_producer(
+            client_id="w1", transactional_id="tx", transaction_timeout=60.0
+        )
+        await producer.start()
+        await producer.begin_transaction()
+        await producer.send("t", key=None, value=b"acked", partition=0)
+        cluster.brokers.crash(_txn_coordinator(cluster, "tx"))  # its coordinator is down
+        errors = {}
+        for name, call in [
+            ("commit", producer.commit_transaction),
+            ("abort", producer.abort_transaction),
+            ("begin", producer.begin_transaction),
+            ("send", lambda: producer.send("t", key=None, value=b"later", partition=0)),
+        ]:
+            with pytest.raises(SenderDeadError) as raised:
+                await call()
+            errors[name] = raised.value
+        return errors, cluster
+
+    errors, cluster = simulate(main)
+    assert all(isinstance(e, ProducerSendError) for e in errors.values())  # what the engine sees
+    assert "stopped for good" in str(errors["commit"])
+    dead = list(cluster.trace.of_kind("producer-sender-dead"))
+    assert [(e.fields["request"], e.fields["error"]) for e in dead] == [
+        ("end-transaction", "CoordinatorNotAvailableError")
+    ]
+    assert cluster.stats["producer-sender-dead"] == 1
+    assert list(cluster.trace.of_kind("txn-commit")) == []
+
+
+def test_records_queued_when_the_sender_dies_fail_and_nothing_dies_outside_a_transaction():
+    async def main(cluster):
+        _always_dies(cluster)
+        cluster.create_topic("t", 1, by="test")
+        producer = SimTransport(cluster=cluster, name="w1").create_producer(
+            client_id="w1", transactional_id="tx", transaction_timeout=60.0
+        )
+        await producer.start()
+        await producer.begin_transaction()
+        queued = await producer.enqueue("t", key=None, value=b"queued", partition=0)
+        producer._die("add-offsets-to-txn", ConnectionClosedError("reset"))
+        with pytest.raises(SenderDeadError):
+            await queued
+        # a new producer of the id (the restarted app) starts and commits as usual
+        cluster.brokers.crash(_txn_coordinator(cluster, "tx2"))
+        other = SimTransport(cluster=cluster, name="w2").create_producer(
+            client_id="w2", transactional_id="tx2", transaction_timeout=60.0
+        )
+        start = asyncio.ensure_future(other.start())  # init-transactions retries: never dies
+        await asyncio.sleep(15.0)  # the controller fails the coordinator over
+        await start
+        return cluster
+
+    cluster = simulate(main)
+    assert [e.fields["request"] for e in cluster.trace.of_kind("producer-sender-dead")] == [
+        "add-offsets-to-txn"
+    ]
+    assert any(e.actor == "tx2" for e in cluster.trace.of_kind("txn-init"))
