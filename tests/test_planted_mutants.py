@@ -41,8 +41,9 @@ def _chaos(seed: int, *, workers: int = 3, duration: float = 20.0) -> SimOptions
 PINNED = [
     Pinned("zombie-epoch-accepted", WORD_COUNT, SimOptions(seed=1, duration=20.0, plan=TWIN),
            frozenset({"final-read-duplicate", "counts_equal_input"})),
-    Pinned("fenced-keeps-processing", WORD_COUNT, _chaos(14), frozenset({"no-delivery-after-fenced"})),
-    Pinned("commit-fencing-skipped", WORD_COUNT, _chaos(14), frozenset({"no-fenced-commit"})),
+    # seed 16: a stall that holds heartbeats only, so the zombie's commits reach the group
+    Pinned("fenced-keeps-processing", WORD_COUNT, _chaos(16), frozenset({"no-delivery-after-fenced"})),
+    Pinned("commit-fencing-skipped", WORD_COUNT, _chaos(16), frozenset({"no-fenced-commit"})),
     Pinned("commit-past-unacked", "sim/workloads/rpc_ask.py", _chaos(10),
            frozenset({"converged", "no-lost-input", "every_request_got_its_reply"})),
     Pinned("recovery-starts-one-late", WORD_COUNT, _chaos(3),

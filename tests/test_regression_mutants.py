@@ -131,9 +131,11 @@ def test_stop_unbounded_is_caught_within_50_chaos_seeds_of_word_count():
     # CancelledError, clients unclosed). Under chaos some graceful stops begin as the
     # worker's host loses the cluster for longer than the shutdown timeout: the stop must
     # give the broker up at its deadline and still finish in time.
+    # A stall that holds the worker's group coordinator requests makes the cluster unreachable as well: a stop
+    # during it waits on its final commit.
     seed, report = caught_within_50_seeds(STOP_UNBOUNDED)
     assert "graceful-stop" in {v.check for v in report.violations}, seed
-    assert report.coverage["stop-unreachable"] > 0, seed
+    assert report.coverage["stop-unreachable"] + report.coverage["stall-holds-group"] > 0, seed
 
 
 def test_unknown_mutants_are_refused():
