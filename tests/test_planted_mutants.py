@@ -46,7 +46,7 @@ PINNED = [
     Pinned("commit-fencing-skipped", WORD_COUNT, _chaos(16), frozenset({"no-fenced-commit"})),
     Pinned("commit-past-unacked", "sim/workloads/rpc_ask.py", _chaos(10),
            frozenset({"converged", "no-lost-input", "every_request_got_its_reply"})),
-    Pinned("recovery-starts-one-late", WORD_COUNT, _chaos(3),
+    Pinned("recovery-starts-one-late", WORD_COUNT, _chaos(5),
            frozenset({"table-equals-changelog", "counts_equal_input"})),
     Pinned("retry-appended-twice", WORD_COUNT, _chaos(50), frozenset({"final-read-duplicate"})),
     Pinned("revoke-drops-table-writes", WORD_COUNT, _chaos(10),
