@@ -231,14 +231,17 @@ class SimCluster:
     def __init__(
         self, trace: Trace, *, rng: random.Random, config: ClusterConfig | None = None,
         errors: random.Random | None = None, members: random.Random | None = None,
-        client_faults: ClientFaults | None = None,
+        client_faults: ClientFaults | None = None, admin: random.Random | None = None,
     ):
         """``rng`` is the network stream; ``errors`` how clients meet error responses
         (None: at once, as tests of the cluster alone want); ``members`` draws the random
         part of group member ids (None: a counter, ``w1-1``); ``client_faults`` the faults
-        of the client library (None: none)."""
+        of the client library (None: none); ``admin`` the broker an admin metadata request
+        picks (None: always a live one)."""
         self.trace = trace
         self.client_faults = client_faults or ClientFaults()
+        #: the run's ``admin`` stream (``sim.admin``), or None.
+        self.admin_picks = admin
         self._members = members
         self.config = config or ClusterConfig()
         self._rng = rng

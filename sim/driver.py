@@ -31,6 +31,7 @@ from detstream import mutants
 from detstream._types import TP, ConsumerRecord
 from detstream.transport.base import GroupMetadata, IsolationLevel, RebalanceListener
 
+from .admin import SimAdmin
 from .cluster import ReadInterest, SimCluster
 from .group_member import GroupMember
 from .kafka_errors import RetriableError, TopicAuthorizationFailedError
@@ -184,37 +185,6 @@ class SimTransport:
 
     def create_admin(self, *, client_id: str) -> SimAdmin:
         return SimAdmin(self.cluster, self.name, self.link)
-
-
-class SimAdmin:
-    def __init__(self, cluster: SimCluster, name: str, link: Link | None = None) -> None:
-        self._cluster = cluster
-        self._name = name
-        self._link = link or Link(name)
-
-    async def create_topic(
-        self,
-        name: str,
-        *,
-        partitions: int,
-        replication_factor: int = 1,
-        config: Mapping[str, str] | None = None,
-    ) -> bool:
-        while True:  # a retry after a lost response finds the topic there: False, as Kafka says
-            try:
-                return await self._cluster.network.request(
-                    self._link, "create-topics",
-                    lambda: self._cluster.create_topic(name, partitions, config, by=self._name),
-                )
-            except RetriableError:
-                await asyncio.sleep(self._cluster.config.retry_backoff)
-
-    async def partitions_for(self, name: str) -> int | None:
-        return self._cluster.partitions_for(name, by=self._name)
-
-    async def list_topics(self) -> set[str]:
-        """Every topic in the cluster (a metadata request; the sim has no internal topics)."""
-        return set(self._cluster.topics)
 
 
 class SimConsumer:

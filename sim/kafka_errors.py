@@ -37,6 +37,15 @@ class BrokerNotAvailableError(RetriableError):
     """The broker the client's metadata names is down (aiokafka's ``KafkaConnectionError``)."""
 
 
+class NodeNotReadyError(RetriableError):
+    """The client has no connection to the broker it picked (aiokafka's ``NodeNotReadyError``).
+
+    Raised at once, with nothing sent: an admin request goes to a random
+    known broker, and a crashed broker stays known until the controller
+    notices (``sim.brokers``).
+    """
+
+
 class RequestTimedOutError(RetriableError):
     """REQUEST_TIMED_OUT: no response within the request timeout (lost request or response).
 

@@ -205,7 +205,7 @@ class Simulation:
         streams = SeedStreams(seed)
         self.cluster = SimCluster(
             self.trace, rng=streams.network(), errors=streams.errors(), members=streams.members(),
-            config=ClusterConfig(brokers=options.brokers),
+            admin=streams.admin(), config=ClusterConfig(brokers=options.brokers),
             client_faults=ClientFaults(stalls=streams.stalls(), senders=streams.client_faults()),
         )
         self.plan = options.plan or plan_faults(
@@ -503,6 +503,7 @@ class Simulation:
         self._check(checks.no_fenced_commit_accepted(self.trace))
         self._check(checks.no_stale_generation_commit(self.trace))
         self._check(checks.no_delivery_after_fenced(self.trace))
+        self._check(checks.no_crash_on_a_down_broker(self.trace))
         self._check(checks.changelog_applied_in_order(self.trace, self.cluster))
         apps = [w.app for _, w in sorted(self.workers.items())]
         result = RunResult(self.cluster, apps, self.produced, self.applied)
@@ -568,7 +569,8 @@ class Simulation:
         coverage["open-sought-back"] += sought_back
         always = ("rebalance-during-commit", "broker-failover", "request-dropped", "batch-deduped",
                   "fetch-before-listener", "commit-stale-generation", "fetch-stale-after-seek",
-                  "connection-reset", "stall-holds-group", "producer-sender-dead")
+                  "connection-reset", "admin-node-not-ready", "stall-holds-group",
+                  "producer-sender-dead")
         for name in sorted(set(always) | set(self.cluster.stats)):
             coverage[name] += self.cluster.stats[name]
         shown = " ".join(f"{k}={coverage[k]}" for k in sorted(coverage))

@@ -5,7 +5,8 @@ change in one (a fault plan drawn differently, one more network decision)
 does not shift the draws of the others: ``faults`` (the plan), ``network``
 (latencies, losses, which dropped requests were applied), ``schedule``
 (``--shuffle``: the order of ready callbacks), ``errors`` (how a client
-meets an error response: ``sim.network``) and the sandbox's own, which
+meets an error response: ``sim.network``), ``admin`` (the broker an
+admin request picks: ``sim.admin``) and the sandbox's own, which
 app code sees through ``random``, ``uuid4`` and ``os.urandom``
 (``sim.sandbox``), and two for faults of the client library
 (``sim.client_faults``): ``stalls`` (which stalls also hold the worker's
@@ -56,6 +57,10 @@ class SeedStreams:
     def client_faults(self) -> random.Random:
         """Which transactional producers' senders die on a lost coordinator lookup (aiokafka#1151)."""
         return self.stream("client-faults")
+
+    def admin(self) -> random.Random:
+        """Which known broker each admin metadata request goes to (aiokafka picks at random)."""
+        return self.stream("admin")
 
     def app(self) -> random.Random:
         """The sandbox's ``random`` (what the run's own code may draw, beside the global one)."""

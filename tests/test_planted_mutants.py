@@ -97,6 +97,7 @@ ELSEWHERE = {
     "changelog-decode-unchecked": "tests/test_regression_mutants.py",
     "listener-failure-swallowed": "tests/test_regression_mutants.py",
     "stop-unbounded": "tests/test_regression_mutants.py",
+    "admin-gives-up-on-a-down-broker": "tests/test_regression_mutants.py",
     "open-over-dropped": "tests/test_zoo_workloads.py",
     "supervisor-restarts-one": "test_supervisor_restarts_one_fails_the_one_for_all_property",
 }

@@ -20,6 +20,7 @@ from detstream.engine.listener_guard import LISTENER_FAILURE_SWALLOWED
 from detstream.engine.producer import FLUSH_BEFORE_SETTLING, SEND_FAILURE_IGNORED
 from detstream.stream import ACK_BEFORE_PROCESSING
 from detstream.tables.table import CHANGELOG_DECODE_UNCHECKED
+from detstream.transport.any_broker import ADMIN_GIVES_UP
 from sim.runner import SimOptions, run
 from tests.unit import test_rebalance_listener
 
@@ -136,6 +137,16 @@ def test_stop_unbounded_is_caught_within_50_chaos_seeds_of_word_count():
     seed, report = caught_within_50_seeds(STOP_UNBOUNDED)
     assert "graceful-stop" in {v.check for v in report.violations}, seed
     assert report.coverage["stop-unreachable"] + report.coverage["stall-holds-group"] > 0, seed
+
+
+def test_admin_gives_up_on_a_down_broker_is_caught_within_50_chaos_seeds_of_word_count():
+    # Found on the wire (word_count, chaos seed 2): aiokafka's admin sends a metadata request
+    # to a random known broker and raises NodeNotReadyError while that one is down, and a
+    # worker starting during a broker restart failed its start. The sim admin picks its
+    # broker the same way; the engine's shared retry (transport.any_broker) must ask again.
+    seed, report = caught_within_50_seeds(ADMIN_GIVES_UP)
+    assert "no-crash-on-a-down-broker" in {v.check for v in report.violations}, seed
+    assert report.coverage["admin-node-not-ready"] > 0, seed
 
 
 def test_unknown_mutants_are_refused():

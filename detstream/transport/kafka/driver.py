@@ -53,6 +53,7 @@ from detstream._types import RecordMetadata
 from detstream.clock import wall_time
 from detstream.errors import ImproperlyConfigured, ProducerSendError
 from detstream.settings import SETTINGS
+from detstream.transport.any_broker import to_any_broker
 from detstream.transport.base import Headers, IsolationLevel
 from detstream.transport.kafka.closing import CANCEL_WAIT, force_close_producer, stop_client
 from detstream.transport.kafka.consumer import CopartitionedAssignor, KafkaConsumer, _ms
@@ -73,9 +74,6 @@ log = logging.getLogger(__name__)
 
 #: first and largest delay between attempts to reach an unreachable broker (seconds).
 RETRY_FIRST, RETRY_MAX = 0.5, 30.0
-#: seconds between attempts of an admin request while brokers are unreachable (aiokafka's
-#: ``retry_backoff_ms`` default).
-ADMIN_RETRY_BACKOFF = 0.1
 #: the headers of a record without any (aiokafka only reads them).
 _NO_HEADERS: list[tuple[str, bytes]] = []
 #: more than aiokafka's estimate of a lone record's size adds to its key, value and headers
@@ -638,19 +636,15 @@ class KafkaAdmin:
         aiokafka sends it to a random known broker and raises at once when
         that one is down (``NodeNotReadyError``) or its connection drops: a
         broker restarting while a worker starts must not fail the start.
-        Retried until the request timeout has passed.
+        Retried until the request timeout has passed (``transport.any_broker``,
+        shared with the sim driver's admin).
         """
         admin = await self._client()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._timeout
-        while True:
-            try:
-                return await compat.send_admin_request(admin, request)
-            except (NodeNotReadyError, KafkaConnectionError, RequestTimedOutError) as exc:
-                if loop.time() >= deadline:
-                    raise
-                log.debug("admin request %s failed (%s); retrying on a broker", type(request).__name__, exc)
-                await asyncio.sleep(ADMIN_RETRY_BACKOFF)
+        return await to_any_broker(
+            partial(compat.send_admin_request, admin, request),
+            unreachable=(NodeNotReadyError, KafkaConnectionError, RequestTimedOutError),
+            timeout=self._timeout, what=type(request).__name__,
+        )
 
     async def _wait_for_leaders(self, name: str, partitions: int) -> None:
         loop = asyncio.get_running_loop()
