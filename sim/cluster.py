@@ -188,6 +188,9 @@ class ClusterConfig:
     listener_lag: float = 0.5
     #: the longest a client is busy when an error response reaches it (``Network._meet_error``).
     error_pause: float = 1.0
+    #: of the stops that find the consumer's rebalance in flight, the share that let it run
+    #: to its listener, as aiokafka's stop does (drawn from the run's ``stops`` stream).
+    rebalance_at_stop_share: float = 0.5
 
 
 class ReadInterest:
@@ -232,16 +235,20 @@ class SimCluster:
         self, trace: Trace, *, rng: random.Random, config: ClusterConfig | None = None,
         errors: random.Random | None = None, members: random.Random | None = None,
         client_faults: ClientFaults | None = None, admin: random.Random | None = None,
+        stops: random.Random | None = None,
     ):
         """``rng`` is the network stream; ``errors`` how clients meet error responses
         (None: at once, as tests of the cluster alone want); ``members`` draws the random
         part of group member ids (None: a counter, ``w1-1``); ``client_faults`` the faults
         of the client library (None: none); ``admin`` the broker an admin metadata request
-        picks (None: always a live one)."""
+        picks (None: always a live one); ``stops`` whether a consumer's stop lets its
+        rebalance in flight finish (None: never)."""
         self.trace = trace
         self.client_faults = client_faults or ClientFaults()
         #: the run's ``admin`` stream (``sim.admin``), or None.
         self.admin_picks = admin
+        #: the run's ``stops`` stream (``SimConsumer.stop``), or None.
+        self.stop_draws = stops
         self._members = members
         self.config = config or ClusterConfig()
         self._rng = rng

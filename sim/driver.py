@@ -34,7 +34,7 @@ from detstream.transport.base import GroupMetadata, IsolationLevel, RebalanceLis
 from .admin import SimAdmin
 from .cluster import ReadInterest, SimCluster
 from .group_member import GroupMember
-from .kafka_errors import RetriableError, TopicAuthorizationFailedError
+from .kafka_errors import ConsumerStoppedError, RetriableError, TopicAuthorizationFailedError
 from .metadata import ClientMetadata
 from .network import LinkConditions
 from .producer import MAX_REQUEST_SIZE, Link, SimProducer, SimTransactionalProducer
@@ -227,6 +227,8 @@ class SimConsumer:
         self._noted: tuple[tuple[TP, ...] | None, int] = (None, -1)
         self._positions: dict[TP, int] = {}
         self._task: asyncio.Task[None] | None = None
+        #: ``stop`` began: ``getmany`` raises ``ConsumerStoppedError`` (aiokafka's ``_closed``).
+        self._stopping = False
         #: the group protocol (membership, generation, coordinator requests).
         self.group = GroupMember(
             self, cluster, self._link, self._metadata,
@@ -269,6 +271,19 @@ class SimConsumer:
             )
 
     async def stop(self) -> None:
+        """Leave the group and stop; a rebalance in flight may first run to its listener.
+
+        aiokafka's stop does not cancel its coordination task: it awaits it,
+        so a join or sync in flight completes and the listener runs, and may
+        call the consumer, which answers as usual except that ``getmany``
+        raises ``ConsumerStoppedError``. For a share of the stops that find
+        a rebalance in flight (``rebalance_at_stop_share``, drawn from the
+        run's ``stops`` stream, and only then) the sim consumer does the
+        same, within the app's stop budget; the others cancel it at once.
+        Counter and trace line ``rebalance-at-stop``.
+        """
+        if self._task is not None and self._lets_rebalance_finish():
+            await self._finish_rebalance()
         if self._task is not None:
             self._task.cancel()
             try:
@@ -279,6 +294,25 @@ class SimConsumer:
         await self.group.leave(self._stop_budget())
         self._assign(set())
         self._cluster.watch(self._interest, frozenset())
+
+    def _lets_rebalance_finish(self) -> bool:
+        """Whether this stop lets the rebalance in flight run on (drawn only when there is one)."""
+        draws = self._cluster.stop_draws
+        if draws is None or not self.group.rebalancing:
+            return False
+        return draws.random() < self._cluster.config.rebalance_at_stop_share
+
+    async def _finish_rebalance(self) -> None:
+        """Wait for the rebalance in flight (its listener included), within the stop budget."""
+        assert self._task is not None
+        self._cluster.stats["rebalance-at-stop"] += 1
+        self._cluster.trace.record(self._name, "rebalance-at-stop", generation=self.group.generation)
+        self._stopping = self.group.closing = True
+        budget = self._stop_budget()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), budget)
+        except asyncio.TimeoutError:
+            pass  # as the production driver's stop: past the budget the client is closed
 
     def stall(self, duration: float) -> None:
         """Zombie fault: no heartbeat (or rejoin) for ``duration``; fetches and commits go on.
@@ -324,6 +358,8 @@ class SimConsumer:
         dropped (aiokafka drops them too): they were read from a position
         that no longer holds.
         """
+        if self._stopping:
+            raise ConsumerStoppedError(f"{self._name}: the consumer is stopping")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         conditions = self._link.conditions

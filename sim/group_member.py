@@ -99,6 +99,10 @@ class GroupMember:
         self._owned: frozenset[TP] = frozenset()
         #: between installing an assignment and the end of the listener's ``on_partitions_assigned``.
         self.listener_pending = False
+        #: a rejoin is in flight: revoke listener, join, sync or assign listener.
+        self.rebalancing = False
+        #: the consumer is stopping and lets the rebalance in flight finish: no retry, no next one.
+        self.closing = False
 
     # -- what the consumer asks ------------------------------------------------
     def subscribe(self, topics: frozenset[str], listener: RebalanceListener) -> None:
@@ -186,7 +190,9 @@ class GroupMember:
                 await asyncio.sleep(self._stalled_until - loop.time())
                 continue
             if self._needs_join and self.topics:
-                await self._rejoin()
+                await self._rebalance()
+                if self.closing:
+                    return
             self._wakeup.clear()
             try:
                 await asyncio.wait_for(self._wakeup.wait(), self._consumer.heartbeat_interval)
@@ -207,7 +213,20 @@ class GroupMember:
             except RetriableError:
                 await self._find_coordinator()  # the next heartbeat goes to the one found
 
+    async def _rebalance(self) -> None:
+        self.rebalancing = True
+        try:
+            await self._rejoin()
+        finally:
+            self.rebalancing = False
+
     async def _rejoin(self) -> None:
+        """Revoke, join and sync until assigned, then take the assignment.
+
+        While the consumer stops (``closing``) a failed attempt is not
+        retried: aiokafka's coordinator tries a rejoin once per turn and
+        its loop ends once closing.
+        """
         assert self._listener is not None
         coordinator = self._cluster.group(self._group_id or "")
         revoked = self._consumer.revoke_assignment()
@@ -237,10 +256,16 @@ class GroupMember:
                 standbys = decode_standbys(coordinator.user_data.get(joined.member_id))
             except UnknownMemberIdError:
                 self.member_id = None
+                if self.closing:
+                    return
                 continue
             except GroupProtocolError:
+                if self.closing:
+                    return
                 continue
             except RetriableError:
+                if self.closing:
+                    return
                 await self._find_coordinator()
                 continue
             break

@@ -108,6 +108,13 @@ class TopicAuthorizationFailedError(BrokerError, ProducerSendError):
     """
 
 
+class ConsumerStoppedError(Exception):
+    """A consumer's ``getmany`` once its stop began (aiokafka's ``ConsumerStoppedError``).
+
+    Its other calls (commit, seek, offsets) still work until the stop ends.
+    """
+
+
 class ProducerClosedError(ProducerSendError):
     """The producer was closed with the record unsent (aiokafka's ``ProducerClosed``).
 

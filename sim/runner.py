@@ -205,7 +205,8 @@ class Simulation:
         streams = SeedStreams(seed)
         self.cluster = SimCluster(
             self.trace, rng=streams.network(), errors=streams.errors(), members=streams.members(),
-            admin=streams.admin(), config=ClusterConfig(brokers=options.brokers),
+            admin=streams.admin(), stops=streams.stops(),
+            config=ClusterConfig(brokers=options.brokers),
             client_faults=ClientFaults(stalls=streams.stalls(), senders=streams.client_faults()),
         )
         self.plan = options.plan or plan_faults(
@@ -569,8 +570,8 @@ class Simulation:
         coverage["open-sought-back"] += sought_back
         always = ("rebalance-during-commit", "broker-failover", "request-dropped", "batch-deduped",
                   "fetch-before-listener", "commit-stale-generation", "fetch-stale-after-seek",
-                  "connection-reset", "admin-node-not-ready", "stall-holds-group",
-                  "producer-sender-dead")
+                  "connection-reset", "admin-node-not-ready", "rebalance-at-stop",
+                  "stall-holds-group", "producer-sender-dead")
         for name in sorted(set(always) | set(self.cluster.stats)):
             coverage[name] += self.cluster.stats[name]
         shown = " ".join(f"{k}={coverage[k]}" for k in sorted(coverage))

@@ -6,7 +6,8 @@ does not shift the draws of the others: ``faults`` (the plan), ``network``
 (latencies, losses, which dropped requests were applied), ``schedule``
 (``--shuffle``: the order of ready callbacks), ``errors`` (how a client
 meets an error response: ``sim.network``), ``admin`` (the broker an
-admin request picks: ``sim.admin``) and the sandbox's own, which
+admin request picks: ``sim.admin``), ``stops`` (whether a consumer's stop
+lets its rebalance in flight finish: ``SimConsumer.stop``) and the sandbox's own, which
 app code sees through ``random``, ``uuid4`` and ``os.urandom``
 (``sim.sandbox``), and two for faults of the client library
 (``sim.client_faults``): ``stalls`` (which stalls also hold the worker's
@@ -61,6 +62,10 @@ class SeedStreams:
     def admin(self) -> random.Random:
         """Which known broker each admin metadata request goes to (aiokafka picks at random)."""
         return self.stream("admin")
+
+    def stops(self) -> random.Random:
+        """Whether a consumer stopping mid-rebalance lets it run to its listener (as aiokafka)."""
+        return self.stream("stops")
 
     def app(self) -> random.Random:
         """The sandbox's ``random`` (what the run's own code may draw, beside the global one)."""

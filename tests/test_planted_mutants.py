@@ -64,6 +64,9 @@ PINNED = [
            frozenset({"no_window_closes_before_it_expired"})),
     Pinned("read-committed-returns-aborted", WORD_COUNT, _chaos(1),
            frozenset({"counts_equal_input", "table-equals-changelog"})),
+    # a stop that let the rebalance in flight run to its listener (rebalance-at-stop)
+    Pinned("assigned-while-stopping-taken", "sim/workloads/take_batches.py", _chaos(33),
+           frozenset({"every_reading_in_exactly_one_batch", "table_counts_committed_batches"})),
     Pinned("fetch-ignores-isolation", WORD_COUNT, _chaos(1),
            frozenset({"counts_equal_input", "table-equals-changelog"})),
 ]

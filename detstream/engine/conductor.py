@@ -64,6 +64,13 @@ FENCED_KEEPS_PROCESSING = register_mutant(
     "a member whose offsets the group refused goes on processing its partitions",
 )
 
+#: re-opens what the sim driver's stop found (take_batches, chaos seed 33): an assignment whose
+#: join completed while the consumer stopped is taken, and records are lost.
+ASSIGNED_WHILE_STOPPING = register_mutant(
+    "assigned-while-stopping-taken",
+    "the conductor takes an assignment the listener brings while the consumer stops",
+)
+
 #: seconds between looks for new topics an ``app.topic(pattern=...)`` matches. Kafka's
 #: clients refresh metadata every 5 minutes; a new topic should be picked up sooner.
 PATTERN_REFRESH = 30.0
@@ -123,6 +130,8 @@ class Conductor:
         self.pattern_matches: set[str] = set()
         #: what the consumer calls on rebalances: this conductor, a failure crashing the app.
         self.listener = GuardedListener(self)
+        #: ``stop`` began: an assignment the consumer's listener brings now is not taken.
+        self.stopping = False
 
     # -- lifecycle ------------------------------------------------------------
     @property
@@ -200,6 +209,7 @@ class Conductor:
 
     async def stop(self) -> None:
         """Graceful stop: finish events in hand, commit, then leave the group."""
+        self.stopping = True
         for task in self._tasks[:1]:
             await _cancel(task)
         await self.host.tables.standbys.stop()
@@ -434,6 +444,9 @@ class Conductor:
         fetched or fetches meanwhile, no record of the assignment reaches an
         agent until ``_open_ready`` opens its partition.
         """
+        if self.stopping and not mutant_on(ASSIGNED_WHILE_STOPPING):  # a join completed while stopping
+            self.tracer.record("assigned-while-stopping", tps=sorted(str(tp) for tp in assigned))
+            return
         consumer = self.consumer
         assert consumer is not None
         generation = self._generation = consumer.generation
