@@ -13,8 +13,9 @@ decision of the run shifts.
   lost touch with its group coordinator sends it nothing, commits and
   TxnOffsetCommit included, until the stall ends. Its open transaction can
   then outlive ``transaction.timeout.ms`` and be aborted by the coordinator.
-- ``sender_dies`` (stream ``client-faults``, one draw per transactional
-  coordinator request that meets a reset connection or a down broker):
+- ``sender_dies`` (stream ``client-faults``, one draw per reset connection
+  or outage of the coordinator's broker that a transactional producer's
+  coordinator request meets):
   aiokafka's sender routine dies when the connection of its FindCoordinator
   closes (aio-libs/aiokafka#1151), and the producer can send, commit or
   abort nothing any more.
@@ -28,9 +29,10 @@ __all__ = ["ClientFaults"]
 
 #: of the stalls, the share that also holds the worker's coordinator requests.
 STALL_HOLD_SHARE = 0.5
-#: of the transactional coordinator requests that meet a lost connection, the share that
-#: kills the producer's sender.
-SENDER_DEATH_SHARE = 0.5
+#: of the lost lookups of a transactional producer's coordinator (a reset connection, or an
+#: outage of its broker, drawn once per outage), the share that kills the producer's sender.
+#: Low enough that the common path (retries outlast the outage) stays common.
+SENDER_DEATH_SHARE = 0.25
 
 
 class ClientFaults:

@@ -118,6 +118,8 @@ class SimProducer:
         self._round_robin = itertools.count()
         #: why the sender died, if it did (a transactional producer: ``SenderDeadError``).
         self._sender_dead: str | None = None
+        #: brokers whose outage this producer's coordinator requests met (drawn once each).
+        self._outages_met: set[int | None] = set()
 
     async def start(self) -> None:
         if self.idempotent:
@@ -558,13 +560,15 @@ class SimTransactionalProducer(SimProducer):
             self._check_alive()
             broker = self._metadata.leader(partition)
             try:
-                return await self._cluster.network.request(
+                result = await self._cluster.network.request(
                     self._link, what, lambda: at_coordinator(broker)
                 )
             except (ConnectionClosedError, CoordinatorNotAvailableError) as exc:
-                if self._lookup_lost(exc, broker) and self._cluster.client_faults.sender_dies():
+                if self._lookup_lost(exc, broker) and self._draws_death(exc, broker):
                     raise self._die(what, exc) from exc
                 raise
+            self._outages_met.clear()  # the coordinator answered: a later outage is a new one
+            return result
 
         return await self._retry(attempt, what)
 
@@ -580,6 +584,19 @@ class SimTransactionalProducer(SimProducer):
         if isinstance(exc, ConnectionClosedError):
             return True
         return broker is not None and not self._cluster.brokers.up[broker]
+
+    def _draws_death(self, exc: Exception, broker: int | None) -> bool:
+        """Whether the sender dies of this lost lookup: one draw per reset connection, and one
+        per outage of the coordinator's broker (the retries during it meet the same outage).
+
+        A draw per retry made a crash of the coordinator's broker kill nearly every
+        transactional producer, and the path where the retries outlast the outage went unseen.
+        """
+        if isinstance(exc, CoordinatorNotAvailableError):
+            if broker in self._outages_met:
+                return False
+            self._outages_met.add(broker)
+        return self._cluster.client_faults.sender_dies()
 
     def _die(self, what: str, cause: Exception) -> SenderDeadError:
         """The sender routine died (drawn from the seed): fail what is queued; the error."""
