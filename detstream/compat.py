@@ -17,6 +17,8 @@ from typing import Any
 
 import mode
 
+from detstream.partitioner import murmur2
+
 #: the versions these details were read from (tests/unit/test_compat.py checks them).
 TESTED_MODE = "0.7"
 TESTED_AIOKAFKA = "0.14"
@@ -67,8 +69,19 @@ def check_record_size(producer: Any, key: bytes | None, value: bytes | None, hea
 
 
 def default_partition(producer: Any, key: bytes | None, every: list[int], available: list[int]) -> int:
-    """The partition aiokafka's ``send`` would choose for ``key`` (its configured partitioner)."""
-    return int(producer._partitioner(key, every, available))
+    """The partition aiokafka's ``send`` would choose for ``key`` (its configured partitioner).
+
+    For a key under aiokafka's own ``DefaultPartitioner``, the same choice
+    through ``detstream.partitioner`` (the same murmur2, remembered per key).
+    """
+    partitioner = producer._partitioner
+    if key is not None and _is_aiokafka_default(type(partitioner)):
+        return every[(murmur2(key) & 0x7FFFFFFF) % len(every)]
+    return int(partitioner(key, every, available))
+
+
+def _is_aiokafka_default(cls: type) -> bool:
+    return cls.__name__ == "DefaultPartitioner" and cls.__module__ == "aiokafka.partitioner"
 
 
 async def send_admin_request(admin: Any, request: Any) -> Any:

@@ -12,8 +12,32 @@ _M = 0x5BD1E995
 _MASK = 0xFFFFFFFF
 
 
+#: murmur2 of keys seen (keys repeat: a table's keys, a repartitioned word); bounded.
+_HASHES: dict[bytes, int] = {}
+_HASHES_KEPT = 65_536
+#: longer keys are hashed each time (they rarely repeat, and would fill the memory).
+_HASHES_KEY_BYTES = 64
+
+
 def murmur2(data: bytes) -> int:
-    """Kafka's 32-bit murmur2 hash of ``data``, as a signed int like Java's."""
+    """Kafka's 32-bit murmur2 hash of ``data``, as a signed int like Java's.
+
+    Remembered per key: a pure-Python hash costs a few microseconds, and
+    every keyed send (a table write's changelog record, a repartitioned
+    event) asks for it.
+    """
+    known = _HASHES.get(data)
+    if known is not None:
+        return known
+    h = _murmur2(data)
+    if len(data) <= _HASHES_KEY_BYTES and type(data) is bytes:
+        if len(_HASHES) >= _HASHES_KEPT:
+            _HASHES.clear()
+        _HASHES[data] = h
+    return h
+
+
+def _murmur2(data: bytes) -> int:
     length = len(data)
     h = (_SEED ^ length) & _MASK
     whole = length - (length % 4)

@@ -106,3 +106,15 @@ def test_clients_bootstrapping_at_once_each_get_their_own_reasons_back():
     first.__exit__(None, None, None)
     third.__exit__(None, None, None)
     assert collected == [["node with id 1: refused"], [], ["node with id 1: refused"]]
+
+
+def test_a_keyed_record_goes_where_aiokafkas_default_partitioner_sends_it():
+    """``default_partition`` takes a shortcut (a remembered murmur2) for aiokafka's own partitioner."""
+    from aiokafka.partitioner import DefaultPartitioner
+
+    class Producer:
+        _partitioner = DefaultPartitioner()
+
+    every = list(range(7))
+    for key in [b"", b"a", b"word", "ünïcode".encode(), bytes(range(40)), bytes(200)] * 2:
+        assert compat.default_partition(Producer(), key, every, every) == DefaultPartitioner()(key, every, every)
