@@ -151,7 +151,7 @@ class Schema:
             plan = _plan(self._key_plans, self.key_type, self.key_serializer,
                          key_serializer or DEFAULT_KEY_SERIALIZER)
             try:
-                key = plan.decode(bytes(key_data))
+                key = plan.decode(key_data if type(key_data) is bytes else bytes(key_data))
             except Exception as exc:
                 raise _decode_error(KeyDecodeError, "key", self.key_type, plan.codec, exc,
                                     message.topic, message.partition, message.offset) from exc
@@ -159,7 +159,7 @@ class Schema:
             plan = _plan(self._value_plans, self.value_type, self.value_serializer,
                          value_serializer or DEFAULT_VALUE_SERIALIZER)
             try:
-                value = plan.decode(bytes(value_data))
+                value = plan.decode(value_data if type(value_data) is bytes else bytes(value_data))
             except Exception as exc:
                 raise _decode_error(ValueDecodeError, "value", self.value_type, plan.codec, exc,
                                     message.topic, message.partition, message.offset) from exc
