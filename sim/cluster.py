@@ -63,6 +63,10 @@ FETCH_IGNORES_ISOLATION = mutants.register(
 
 Headers = tuple[tuple[str, bytes], ...]
 
+#: ``ConsumerRecord(...)``/``RecordMetadata(...)`` without the named tuple's Python-level
+#: ``__new__``: two per appended record.
+_new_tuple = tuple.__new__
+
 
 class ControlMarker(NamedTuple):
     """A transaction's commit or abort marker: it takes an offset, no consumer receives it."""
@@ -383,11 +387,13 @@ class SimCluster:
     def _append(
         self, by: str, tp: TP, log: PartitionLog, record: OutgoingRecord, state: TransactionalId | None
     ) -> RecordMetadata:
-        offset = log.end_offset
+        records = log.records
+        offset = len(records)  # log.end_offset
         key, value = record.key, record.value
-        log.records.append(
-            ConsumerRecord(tp.topic, tp.partition, offset, record.timestamp, key, value, record.headers)
-        )
+        timestamp = record.timestamp
+        records.append(_new_tuple(ConsumerRecord, (
+            tp.topic, tp.partition, offset, timestamp, key, value, record.headers,
+        )))
         if record.write is not None:
             self.history.appended(record.write, offset)
         if state is None:
@@ -400,7 +406,7 @@ class SimCluster:
             self.trace.record(
                 by, "produce", tp=tp, offset=offset, key=key, value=value, txn=state.name
             )
-        return RecordMetadata(tp.topic, tp.partition, offset, record.timestamp)
+        return _new_tuple(RecordMetadata, (tp.topic, tp.partition, offset, timestamp))
 
     def _deduplicated(
         self, by: str, tp: TP, log: PartitionLog, batch: BatchId, offsets: tuple[int, ...],

@@ -249,7 +249,7 @@ class SimProducer:
         write = self._cluster.history.sent(
             self._label, tp, key, value, idempotent=self.idempotent, transactional=self.transactional
         )
-        pending = _Pending(key, value, stamp, headers, future, write)
+        pending = _new_pending(_Pending, (key, value, stamp, headers, future, write))
         queue = self._queued.get(tp)
         if queue is None:
             self._queued[tp] = [pending]
@@ -430,6 +430,10 @@ class SimProducer:
                 await self._metadata.refresh()
             except RetriableError:
                 pass  # the metadata request was lost too: the next attempt tells
+
+
+#: ``_Pending(...)`` without the named tuple's Python-level ``__new__`` (one per record sent).
+_new_pending = tuple.__new__
 
 
 class _Pending(NamedTuple):
