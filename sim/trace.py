@@ -174,9 +174,8 @@ class Trace:
         self._waiters: list[tuple[Callable[[TraceEvent], bool], asyncio.Future[TraceEvent]]] = []
         #: the one ``TP`` object of each partition in a field so far.
         self._tps: dict[TP, TP] = {}
-        #: kind -> indexes of its events, over the first ``_indexed`` events.
+        #: kind -> indexes of its events (kept by ``record``).
         self._by_kind: dict[str, list[int]] = {}
-        self._indexed = 0
 
     def record(self, actor: str, kind: str, **fields: Any) -> None:
         """Append one step; field order is the call's keyword order."""
@@ -195,9 +194,15 @@ class Trace:
                     fields[key] = shared  # an existing key: the dict keeps its size and order
             elif cls not in immutable:
                 early = True
+        index = len(events)
         if early:
-            self._early[len(events)] = _render(event)
+            self._early[index] = _render(event)
         events.append(event)
+        positions = self._by_kind.get(kind)
+        if positions is None:
+            self._by_kind[kind] = [index]
+        else:
+            positions.append(index)
         if self._waiters:
             self._wake(event)
 
@@ -234,17 +239,8 @@ class Trace:
         return TraceLines(self)
 
     def _kind_index(self) -> dict[str, list[int]]:
-        """kind -> indexes of its events, in order: indexes the events recorded since the last call."""
-        by_kind, events = self._by_kind, self.events
-        for index in range(self._indexed, len(events)):
-            kind = events[index].kind
-            positions = by_kind.get(kind)
-            if positions is None:
-                by_kind[kind] = [index]
-            else:
-                positions.append(index)
-        self._indexed = len(events)
-        return by_kind
+        """kind -> indexes of its events, in order."""
+        return self._by_kind
 
     def of_kind(self, kind: str) -> Iterator[TraceEvent]:
         """The events of ``kind``, in order (those recorded before the first item is taken)."""
