@@ -37,12 +37,6 @@ ACK_BEFORE_PROCESSING = register_mutant(
 _EVENTS, _VALUES, _ITEMS = 0, 1, 2
 
 
-def _may_start_now(message: Message) -> bool:
-    """Whether ``message`` may start without waiting (no exactly-once commit is quiescing)."""
-    lease = message.lease
-    return lease is None or message.started or not lease.quiescing()
-
-
 class Stream:
     """A stream over a channel or topic (``channel.stream()``)."""
 
@@ -98,14 +92,15 @@ class Stream:
         queue = self._queue
         try:
             while True:
-                if self._held or self._stash or queue.empty():
+                item = None if self._held or self._stash else queue.pop_nowait()
+                if item is None:
                     event = await self._next_event()
+                elif type(item) is Message and not self._processors and (
+                    item.lease is None or item.started or not item.lease.quiescing()
+                ):  # it may start now: no exactly-once commit is quiescing
+                    event = self._open(item)
                 else:
-                    item = queue.get_nowait()
-                    if type(item) is Message and not self._processors and _may_start_now(item):
-                        event = self._open(item)
-                    else:
-                        event = await self._next_event(item)
+                    event = await self._next_event(item)
                 if event is None:
                     continue
                 self.current_event = event

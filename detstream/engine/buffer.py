@@ -120,6 +120,13 @@ class SubscriberBuffer(Generic[T]):
         """The next item; ``asyncio.QueueEmpty`` if there is none."""
         if not self._items:
             raise asyncio.QueueEmpty
+        return self._take()
+
+    def pop_nowait(self) -> T | None:
+        """The next item, or None if there is none (one call per item on a stream's hot path)."""
+        return self._take() if self._items else None
+
+    def _take(self) -> T:
         item = self._items.popleft()
         if self._room_waiters and not self.at_bound():
             waiters, self._room_waiters = self._room_waiters, []
