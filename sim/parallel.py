@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 
 from .explore import SeedOutcome, run_seed
+from .gc_policy import own_the_heap
 from .runner import SimOptions
 
 
@@ -46,6 +47,7 @@ def run_seeds(target: str, options: SimOptions, seeds: range, jobs: int) -> Iter
 
 
 def _run_one(target: str, options: SimOptions, seed: int) -> SeedOutcome:
+    own_the_heap()  # this worker process runs seeds and nothing else
     return run_seed(target, replace(options, seed=seed))
 
 
