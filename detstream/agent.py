@@ -169,6 +169,26 @@ class Agent:
             self._supervisor.add(actor)
         await self._supervisor.start()
 
+    def event_counts(self) -> dict[str, int]:
+        """Events this agent's streams started, by the topic (or channel) they read.
+
+        The agent's own topic, and the topics its ``group_by``/``through``
+        streams read. Summed over the actors (``concurrency``) from their
+        streams' ``events_total``: nothing is counted for this per event.
+        """
+        counts: dict[str, int] = {}
+        streams = [actor.stream for actor in self._actors]
+        seen: set[int] = set()
+        while streams:
+            stream = streams.pop()
+            if id(stream) in seen:
+                continue
+            seen.add(id(stream))
+            label = stream.channel.label
+            counts[label] = counts.get(label, 0) + stream.events_total
+            streams.extend(stream.substreams())
+        return counts
+
     def _make_supervisor(self) -> mode.SupervisorStrategy:
         """The actors' supervisor: up to ``MAX_RESTARTS`` restarts a second, then the app crashes.
 

@@ -28,6 +28,7 @@ from .engine.buffer import SubscriberBuffer
 from .engine.conductor import Conductor
 from .engine.producer import ProducerBuffer
 from .engine.send_failures import failure_handler
+from .engine.stats import SendStats
 from .errors import ImproperlyConfigured, InvalidArgument
 from .mutants import on as mutant_on
 from .mutants import register as register_mutant
@@ -96,6 +97,8 @@ class App(Service):
         #: a transport object given as ``broker=`` is used as is (tests, the sim).
         self._transport: Any = None if isinstance(broker, (str, list, tuple, type(None))) else broker
         self._producer: ProducerBuffer | None = None
+        #: records sent per topic and refused sends, over every start of this app (``/metrics``).
+        self.send_stats = SendStats()
         self.admin: Any = None
         #: where engine steps go (the simulator's trace, or nowhere): see tracing.py.
         self.tracer = Tracer(id)
@@ -465,9 +468,11 @@ class App(Service):
                 transactional_id=self.transactional_id,
                 transaction_timeout=float(conf.producer_transaction_timeout),
             )
-            self._producer = ProducerBuffer(producer, transactional=True)
+            self._producer = ProducerBuffer(producer, transactional=True, stats=self.send_stats)
         else:
-            self._producer = ProducerBuffer(transport.create_producer(client_id=conf.broker_client_id))
+            self._producer = ProducerBuffer(
+                transport.create_producer(client_id=conf.broker_client_id), stats=self.send_stats
+            )
         self._producer.on_failure = failure_handler(self)  # a refused send fails its event
         await self._producer.start()
         if self.client_only:  # start_client(): no group, no agents, tasks or timers

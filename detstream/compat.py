@@ -101,6 +101,22 @@ def current_assignment(consumer: Any) -> Any:
     return subscription.assignment if subscription is not None else None
 
 
+def fetch_state(consumer: Any, tp: Any) -> tuple[int | None, int | None, int | None]:
+    """(position, highwater, last stable offset) of an assigned partition, without a request.
+
+    aiokafka's public ``position`` is a coroutine (it may wait for an offset
+    reset); ``highwater`` and ``last_stable_offset`` assert the partition is
+    assigned. One look at the partition's fetch state answers all three, or
+    ``(None, None, None)`` for a partition not assigned.
+    """
+    assignment = current_assignment(consumer)
+    state = assignment.state_value(tp) if assignment is not None else None
+    if state is None:
+        return None, None, None
+    position = state.position if state.has_valid_position else None
+    return position, state.highwater, state.lso
+
+
 async def commit_for_assignment(consumer: Any, assignment: Any, offsets: Any) -> None:
     """Commit ``offsets`` as a member of the generation ``assignment`` belongs to.
 

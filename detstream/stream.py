@@ -58,6 +58,7 @@ class Stream:
         self._upstream: list[Callable[[], Awaitable[None]]] = []
         self.current_event: Event | None = None
         self.concurrency_index = 0
+        #: events this stream started (Faust's name): ``/metrics`` sums them per agent.
         self.events_total = 0
         self._grouped: dict[str, Stream] = {}
         #: fetched but not yet processed (a batch's fetch outlived its ``take``).
@@ -135,6 +136,7 @@ class Stream:
                 queue = self._queue
                 item = await queue.get() if queue.empty() else queue.get_nowait()
         if isinstance(item, Event):  # from an in-memory channel: each subscriber gets the same one
+            self.events_total += 1
             event = await self._process(dataclasses.replace(item))
             if event is not None and event.value is _SKIP:
                 self._done(event)
@@ -288,6 +290,10 @@ class Stream:
             and item.lease is not None
             and item.lease.quiescing()
         )
+
+    def substreams(self) -> list[Stream]:
+        """The streams ``group_by`` and ``through`` made from this one (each reads its own topic)."""
+        return list(self._grouped.values())
 
     # -- operators ------------------------------------------------------------
     def noack(self) -> Stream:

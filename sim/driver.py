@@ -531,6 +531,13 @@ class SimConsumer:
     async def position(self, tp: TP) -> int:
         return self._positions[tp]
 
+    def known_offsets(self, tps: Iterable[TP]) -> dict[TP, tuple[int, int]]:
+        """Positions and log ends, no request (the seam's). The log end is the cluster's now:
+        a simulated fetch response would report it, and reading it costs the fetch path nothing."""
+        cluster, positions = self._cluster, self._positions
+        end_of = cluster.last_stable_offset if self._read_committed else cluster.end_offset
+        return {tp: (positions[tp], end_of(tp)) for tp in tps if tp in positions and tp in self._assigned}
+
     def group_metadata(self) -> GroupMetadata:
         return GroupMetadata(self._group_id or "", self.group.generation, self.group.member_id)
 

@@ -85,6 +85,10 @@ class OffsetTracker:
             if self._committed.get(tp) != offset
         }
 
+    def committed_offsets(self) -> dict[TP, int]:
+        """The offsets this worker last committed, per partition it still holds."""
+        return dict(self._committed)
+
     def committed(self, offsets: dict[TP, int]) -> None:
         self._committed.update(offsets)
         self.acks_since_commit = 0

@@ -9,6 +9,7 @@ exactly-once it is ``transactions.TransactionalCommitter``.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
@@ -17,6 +18,7 @@ from detstream.mutants import on as mutant_on
 from detstream.mutants import register as register_mutant
 
 from .acks import OffsetTracker
+from .stats import ConsumerStats
 
 if TYPE_CHECKING:
     from detstream._types import TP
@@ -71,6 +73,7 @@ class PlainCommitter:
         flush_tables: Callable[[], object],
         log: Log,
         on_fenced: Callable[[], object] = lambda: None,
+        stats: ConsumerStats | None = None,
     ) -> None:
         self.tracker = tracker
         self.consumer = consumer
@@ -80,15 +83,31 @@ class PlainCommitter:
         #: the group refused our offsets (we were expelled, or a rebalance moved on without
         #: us): stop processing the partitions, which are another member's now.
         self.on_fenced = on_fenced
+        #: commits and their latency (``/metrics``).
+        self.stats = stats if stats is not None else ConsumerStats()
 
     async def commit(self) -> bool:
         offsets = self.tracker.to_commit()
         self.flush_tables()  # also with no offset to commit: timers write tables
         if not offsets:
             return True
-        producer = self.producer
         if mutant_on(COMMIT_BEFORE_FLUSH):
             return await self._commit_then_flush(offsets)
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        try:
+            done = await self._flush_and_commit(offsets)
+        except Exception:
+            self.stats.commit_failed()
+            raise
+        if done:
+            self.stats.committed(loop.time() - began)
+        else:
+            self.stats.commit_failed()
+        return done
+
+    async def _flush_and_commit(self, offsets: dict[TP, int]) -> bool:
+        producer = self.producer
         generation = self.consumer.generation
         await producer.flush()
         if producer.failed is not None:

@@ -35,6 +35,7 @@ from detstream.mutants import register as register_mutant
 from .acks import OffsetTracker
 from .committer import Committer, PlainCommitter
 from .listener_guard import GuardedListener
+from .stats import ConsumerStats
 from .transactions import TransactionalCommitter
 
 #: re-opens issue 9's takeover bug: records reach agents before their tables are recovered.
@@ -93,6 +94,8 @@ class Conductor:
         #: where steps go; kept, as a delivery records one (the host keeps it bound).
         self.tracer = host.tracer
         self.tracker = OffsetTracker()
+        #: records received, commits, rebalances: what ``/metrics`` reads besides the state here.
+        self.stats = ConsumerStats()
         self.consumer: Consumer | None = None
         #: partitions of the assignment in force (what revocation and commits are about).
         self._active: set[TP] = set()
@@ -179,7 +182,7 @@ class Conductor:
             self.committer = PlainCommitter(
                 tracker=self.tracker, consumer=self.consumer, producer=host.producer,
                 flush_tables=host.tables.flush_changelogs, log=host.log,
-                on_fenced=self.fenced,
+                on_fenced=self.fenced, stats=self.stats,
             )
         self._request_standbys()
         await self._match_patterns()
@@ -298,6 +301,8 @@ class Conductor:
             for record in records
         ]
         self.tracker.delivered_batch(tp, [record.offset for record in records])
+        received = self.stats.received
+        received[tp] = received.get(tp, 0) + len(messages)
         for buffer in buffers:
             buffer.put_batch(messages)
         return buffers
@@ -421,6 +426,7 @@ class Conductor:
 
     # -- rebalance listener -------------------------------------------------------
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        self.stats.rebalancing = True
         self._active -= revoked
         self._ready = self._ready - revoked
         self._opening -= revoked
@@ -466,6 +472,9 @@ class Conductor:
         await self.host.on_partitions_assigned.send(assigned=set(assigned))
         self.tracer.record("taken", generation=generation)
         self.taken_generation = generation
+        self.stats.rebalances += 1
+        if self._active == assigned:  # not lost meanwhile (a fenced commit)
+            self.stats.rebalancing = False
         if generation == self._generation and self._active == assigned:
             self._opening = sources - self._ready
             await self._open_ready()
@@ -476,6 +485,23 @@ class Conductor:
 
     def assignment(self) -> set[TP]:
         return set(self._active)
+
+    def source_partitions(self) -> set[TP]:
+        """Assigned partitions of topics agents read: neither changelogs nor the leader topic."""
+        skip = self.host.tables.changelog_topics | {self.host.leader_topic_name}
+        return {tp for tp in self._active if tp.topic not in skip}
+
+    def consumer_offsets(self) -> dict[TP, tuple[int, int]]:
+        """(position, log end) of the assigned source partitions, as the consumer knows them.
+
+        No broker request: positions and the log ends the last fetch
+        responses reported (a partition not fetched yet is left out). Lag is
+        the difference; ``/metrics`` reads it at every scrape.
+        """
+        consumer = self.consumer
+        if consumer is None:
+            return {}
+        return consumer.known_offsets(sorted(self.source_partitions()))
 
     def active_sources(self) -> set[TP]:
         """Open partitions whose records go to streams (not changelogs, not the leader topic).
@@ -511,6 +537,7 @@ class Conductor:
         recovery rebuilds their tables).
         """
         lost = set(self._active)
+        self.stats.rebalancing = True  # the partitions come back only through a rebalance
         self._active = set()
         self._ready = frozenset()
         self._opening = set()

@@ -36,6 +36,8 @@ from detstream.events import (
 )
 from detstream.futures import complete_as
 
+from .stats import SendStats
+
 if TYPE_CHECKING:
     from detstream.transport.base import GroupMetadata, Headers, Producer, TransactionalProducer
 
@@ -87,9 +89,14 @@ class SendFailed(ProducerSendError):
 class ProducerBuffer:
     """Wraps a transport producer and tracks sends still in flight."""
 
-    def __init__(self, producer: Producer, *, transactional: bool = False) -> None:
+    def __init__(
+        self, producer: Producer, *, transactional: bool = False, stats: SendStats | None = None
+    ) -> None:
         self._producer = producer
         self.transactional = transactional
+        #: records sent per topic and sends refused (``/metrics``); the App keeps one across starts.
+        self.stats = stats if stats is not None else SendStats()
+        self._sent = self.stats.sent
         #: (send number, future) of sends not known to be settled; a send's future is the
         #: caller's, or for forwards the producer's ack of their batch once handed over (with
         #: the number of the batch's first forward).
@@ -216,6 +223,8 @@ class ProducerBuffer:
     ) -> asyncio.Future[RecordMetadata] | None:
         """Put the record in the outbox (call order) and make sure the drain task runs."""
         self._sent_in_transaction = True
+        sent = self._sent
+        sent[topic] = sent.get(topic, 0) + 1
         origin = _origin()
         number = self._queued
         self._queued = number + 1
@@ -384,6 +393,7 @@ class ProducerBuffer:
     def _report(
         self, error: BaseException, topic: str, args: dict[str, Any], origin: _Origin
     ) -> None:
+        self.stats.errors += 1
         event, agent = origin
         message = event.message if event is not None else None
         failure = SendFailed(error, topic, args.get("partition"), message, agent)

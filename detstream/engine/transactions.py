@@ -54,12 +54,32 @@ class TransactionalCommitter:
         self._lock = asyncio.Lock()
 
     async def commit(self) -> bool:
-        """Commit the open transaction with the offsets it covers; False if it was aborted."""
+        """Commit the open transaction with the offsets it covers; False if it was aborted.
+
+        Counted in the conductor's stats (``/metrics``) when it had something
+        to commit; the latency includes the wait for events in progress.
+        """
+        stats = self.conductor.stats
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        try:
+            done = await self._commit()
+        except Exception:
+            stats.commit_failed()
+            raise
+        if done is False:
+            stats.commit_failed()
+        elif done:
+            stats.committed(loop.time() - began)
+        return done is not False
+
+    async def _commit(self) -> bool | None:
+        """True: committed; False: aborted; None: nothing to commit."""
         conductor = self.conductor
         async with self._lock:
             consumer = conductor.consumer
             if consumer is None:
-                return True
+                return None
             conductor.starting.clear()
             try:
                 if not await self._quiesce():
@@ -69,7 +89,7 @@ class TransactionalCommitter:
                 self.host.tables.flush_changelogs()  # the cached table writes join this transaction
                 producer = self.host.producer
                 if not offsets and not producer.in_transaction:
-                    return True
+                    return None
                 try:
                     await producer.commit_transaction(offsets, consumer.group_metadata())
                 except CommitFailedError as exc:

@@ -47,6 +47,10 @@ class TableRecovery:
             min(self.positions.get(tp, start), end) - start for tp, (start, end) in self.spans.items()
         )
 
+    def partitions_left(self) -> int:
+        """Partitions of this recovery that have not reached their end offset yet."""
+        return sum(1 for tp, (start, end) in self.spans.items() if self.positions.get(tp, start) < end)
+
     @property
     def duration(self) -> float | None:
         return None if self.finished is None else self.finished - self.started
@@ -64,6 +68,10 @@ class RecoveryProgress:
         self._logged: dict[str, float] = {}
         #: every recovery finished in this process, oldest first.
         self.finished: list[TableRecovery] = []
+
+    def running(self) -> list[TableRecovery]:
+        """The recoveries in progress, by table name (what ``/ready/`` and ``/metrics`` show)."""
+        return [self._tables[name] for name in sorted(self._tables)]
 
     def begin(self, table: str, spans: dict[TP, tuple[int, int]], promoted: set[TP]) -> None:
         now = _now()

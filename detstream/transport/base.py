@@ -228,6 +228,17 @@ class Consumer(PartitionReader, Protocol):
         """
         ...
 
+    def known_offsets(self, tps: Iterable[TP]) -> dict[TP, tuple[int, int]]:
+        """(position, log end) of each partition as this client knows them, without a request.
+
+        The position is the next offset to fetch; the log end is what the
+        last fetch response said (aiokafka's ``highwater``, or its last
+        stable offset under read_committed). A partition whose position or
+        log end is not known yet (not fetched since it was assigned) is left
+        out. For lag metrics, read at every scrape: it must stay cheap.
+        """
+        ...
+
 
 class Admin(Protocol):
     """Topic administration."""

@@ -135,6 +135,23 @@ async def start_offsets_are_committed_else_the_reset_point(backend: Backend) -> 
     assert await consumer.start_offsets([p0, p1]) == {p0: 4, p1: 0}
 
 
+async def known_offsets_are_the_position_and_the_fetched_log_end(backend: Backend) -> None:
+    """``known_offsets``: (position, log end) as the last fetch left them, no request made.
+
+    What ``/metrics`` reads for consumer lag at every scrape. A partition
+    the consumer does not read is left out.
+    """
+    topic = await backend.topic(2)
+    await fill(backend, topic, 1, 6)
+    consumer = await backend.consumer()
+    p0, p1 = TP(topic, 0), TP(topic, 1)
+    consumer.assign([p0])
+    await consumer.start()
+    consumer.seek(p0, 2)
+    assert (await read(consumer, 4))[p0] == [2, 3, 4, 5]
+    assert consumer.known_offsets([p0, p1]) == {p0: (6, 6)}
+
+
 async def refused_as_too_large(call: Callable[..., Awaitable[Any]], topic: str, backend: Backend) -> None:
     """``call`` (send or enqueue) refuses a record over ``producer_max_request_size``, not retriably."""
     limit = int(backend.app.conf.producer_max_request_size)
@@ -225,6 +242,7 @@ CASES = [
     paused_partitions_return_nothing,
     a_seek_moves_the_next_fetch,
     start_offsets_are_committed_else_the_reset_point,
+    known_offsets_are_the_position_and_the_fetched_log_end,
     an_oversized_send_fails_on_its_own_future,
     the_broker_refuses_a_batch_over_the_topics_max_message_bytes,
     enqueued_records_keep_call_order_and_ack_later,

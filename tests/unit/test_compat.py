@@ -118,3 +118,29 @@ def test_a_keyed_record_goes_where_aiokafkas_default_partitioner_sends_it():
     every = list(range(7))
     for key in [b"", b"a", b"word", "ünïcode".encode(), bytes(range(40)), bytes(200)] * 2:
         assert compat.default_partition(Producer(), key, every, every) == DefaultPartitioner()(key, every, every)
+
+
+def test_a_partitions_fetch_state_is_read_without_a_request():
+    """``fetch_state``: position, highwater and last stable offset of an assigned partition."""
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    async def inspect():
+        consumer = AIOKafkaConsumer(bootstrap_servers="127.0.0.1:9", enable_auto_commit=False)
+        tp, other = TopicPartition("t", 0), TopicPartition("t", 1)
+        try:
+            before = compat.fetch_state(consumer, tp)
+            consumer.assign([tp])
+            unfetched = compat.fetch_state(consumer, tp)
+            state = compat.current_assignment(consumer).state_value(tp)
+            state.reset_to(5)  # what the fetcher does once it knows where to start
+            state.highwater, state.lso = 9, 7  # what a fetch response sets
+            return before, unfetched, compat.fetch_state(consumer, tp), compat.fetch_state(consumer, other)
+        finally:
+            await consumer._client.close()
+
+    before, unfetched, fetched, unassigned = asyncio.run(inspect())
+    assert before == unassigned == (None, None, None)
+    assert unfetched == (None, None, None)
+    assert fetched == (5, 9, 7)

@@ -340,6 +340,20 @@ class KafkaConsumer:
     async def position(self, tp: TP) -> int:
         return await self._client().position(_ak(tp))
 
+    def known_offsets(self, tps: Iterable[TP]) -> dict[TP, tuple[int, int]]:
+        """Positions and the log ends of the last fetch responses; no request (see the seam)."""
+        consumer = self._consumer
+        if consumer is None:
+            return {}
+        read_committed = self._options.get("isolation_level") == "read_committed"
+        known = {}
+        for tp in tps:
+            position, highwater, lso = compat.fetch_state(consumer, _ak(tp))
+            end = lso if read_committed and lso is not None and lso >= 0 else highwater
+            if position is not None and end is not None:
+                known[tp] = (position, end)
+        return known
+
     def group_metadata(self) -> GroupMetadata:
         """The group, generation and member id of the assignment whose offsets we commit.
 
