@@ -5,8 +5,13 @@
 ``/table/``                the app's tables with their local key counts
 ``/table/{name}/``         the table's local data (keys as text: str as is, others as JSON)
 ``/table/{name}/{key}/``   one key; ``42`` also finds the int key 42, a JSON object a Record key
+``/health/``               liveness: 200 unless crashed or stopping (``probes``)
+``/ready/``                readiness: 200 once assigned and tables recovered, else 503 and why
+``/metrics``               Prometheus text format (``metrics``)
 
-Unknown tables and keys answer 404 JSON. "Local" means what this worker holds:
+The probes and ``/metrics`` also answer without (or, for ``/metrics``, with)
+the trailing slash, since probe and scrape configurations are written by
+hand and a 404 there reads as a dead worker. Unknown tables and keys answer 404 JSON. "Local" means what this worker holds:
 the partitions assigned to it (ask every worker for the whole table).
 """
 
@@ -22,6 +27,8 @@ from .views import Request, Response, View
 
 
 def routes() -> list[Any]:
+    from .metrics import Metrics
+    from .probes import Health, Ready
     from .routes import Route
 
     return [
@@ -30,6 +37,12 @@ def routes() -> list[Any]:
         Route("/table/", TableList, "detstream:tables"),
         Route("/table/{name}/", TableDetail, "detstream:table"),
         Route("/table/{name}/{key}/", TableKey, "detstream:table-key"),
+        Route("/health/", Health, "detstream:health"),
+        Route("/health", Health, "detstream:health-noslash"),
+        Route("/ready/", Ready, "detstream:ready"),
+        Route("/ready", Ready, "detstream:ready-noslash"),
+        Route("/metrics", Metrics, "detstream:metrics"),
+        Route("/metrics/", Metrics, "detstream:metrics-slash"),
     ]
 
 
