@@ -1,8 +1,10 @@
 """The worker's web server over real HTTP: aiohttp in front of ``app.web``.
 
 ``test_worker_serves_pages_on_the_real_broker`` runs a ``detstream worker``
-process against the broker and reads its pages and built-in endpoints; the
-other tests need no broker (the web server starts before the App connects).
+process against the broker and reads its pages and built-in endpoints, and
+``test_worker_serves_probes_and_metrics_that_move_on_the_real_broker`` its
+``/health/``, ``/ready/`` and ``/metrics`` (each scrape parsed as Prometheus'
+text format) before and after records arrive; the other tests need no broker (the web server starts before the App connects).
 Every wait polls with a deadline.
 """
 
@@ -14,14 +16,17 @@ import secrets
 import signal
 import socket
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 
 import detstream
 from detstream import web
+from detstream.web.exposition import CONTENT_TYPE
 from detstream.web.server import WebServer, WebServerError
-from tests.integration.helpers import WorkerProcess, produce
+from tests.integration.helpers import WorkerProcess, http, now, produce
+from tests.unit.test_metrics_text import parse
 
 APP_SOURCE = '''
 import os
@@ -134,6 +139,69 @@ def test_worker_serves_pages_on_the_real_broker(kafka_bootstrap: str, new_topic,
     assert worker.wait() == 0, worker.tail()
     assert "stopped cleanly" in worker.output()
     assert refused(port)
+
+
+def scrape(worker: WorkerProcess, url: str, until, timeout: float = 60.0) -> dict:
+    """GET ``/metrics`` until ``until(samples)`` holds; every scrape must parse as the format."""
+    deadline = now() + timeout
+    samples: dict = {}
+    while True:
+        assert worker.proc.poll() is None, worker.tail()
+        status, headers, body = http("GET", url)
+        assert status == 200 and headers["Content-Type"] == CONTENT_TYPE, (status, headers)
+        samples = parse(body.decode("utf-8"))
+        if until(samples):
+            return samples
+        assert now() < deadline, f"/metrics never got there; last:\n{body.decode()}\n{worker.tail()}"
+        time.sleep(0.1)
+
+
+def test_worker_serves_probes_and_metrics_that_move_on_the_real_broker(
+    kafka_bootstrap: str, new_topic, spawn
+) -> None:
+    words = new_topic(partitions=2)
+    port = free_port()
+    worker = spawn(f"kafka://{kafka_bootstrap}", words, "-l", "info", "-b", "127.0.0.1",
+                   "-p", str(port))
+    base = f"http://127.0.0.1:{port}"
+    worker.wait_for(f"web        http://localhost:{port}/ (listening on 127.0.0.1)")
+    assert worker.get(f"{base}/health/")[0] == 200
+    status, _, ready = worker.get(f"{base}/ready/", until=lambda s, b: s == 200)
+    assert ready["status"] == "ready" and ready["partitions"] > 0
+
+    agent = "web_app.count"
+    repartition = f"{agent}-{words}-by-word-repartition"
+    before = scrape(worker, f"{base}/metrics", lambda m: m["detstream_app_ready"] == {(): 1.0})
+    assert before["detstream_app_crashed"] == {(): 0.0}
+    assert before["detstream_rebalances_total"][()] >= 1
+    assert before["detstream_assigned_topic_partitions"][(("topic", words),)] == 2
+    assert set(before["detstream_agent_events_total"].values()) == {0.0}
+
+    asyncio.run(produce(kafka_bootstrap, words, ["a", "b", "a", "c", "a"], keyed=True))
+
+    def moved(m: dict) -> bool:
+        events = m.get("detstream_agent_events_total", {})
+        return (events.get((("agent", agent), ("topic", repartition))) == 5
+                and m["detstream_commit_latency_seconds_count"][()] >= 1
+                and sum(m.get("detstream_consumer_committed_offset", {}).values()) >= 10)
+
+    after = scrape(worker, f"{base}/metrics", moved)
+    received = after["detstream_messages_received_total"]
+    assert sum(v for labels, v in received.items() if ("topic", words) in labels) == 5
+    assert after["detstream_agent_events_total"][(("agent", agent), ("topic", words))] == 5
+    assert after["detstream_messages_sent_total"][(("topic", repartition),)] == 5
+    assert after["detstream_consumer_lag"] and set(after["detstream_consumer_lag"].values()) == {0.0}
+    positions = after["detstream_consumer_position"]
+    assert sum(v for labels, v in positions.items() if ("topic", words) in labels) == 5
+    buckets = after["detstream_commit_latency_seconds_bucket"]
+    assert buckets[(("le", "+Inf"),)] == after["detstream_commit_latency_seconds_count"][()]
+    assert after["detstream_commit_failures_total"] == {(): 0.0}
+    status, headers, _ = http("HEAD", f"{base}/metrics")
+    assert status == 200 and headers["Content-Type"] == CONTENT_TYPE
+    assert http("POST", f"{base}/ready/")[0] == 405
+
+    worker.proc.send_signal(signal.SIGTERM)
+    assert worker.wait() == 0, worker.tail()
 
 
 # -- no broker needed --------------------------------------------------------------------------------
