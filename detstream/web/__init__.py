@@ -40,8 +40,10 @@ that returns nothing answers 204.
 ``--without-web`` or ``web_enabled=False`` to turn it off). Every worker also
 serves read-only endpoints: ``/`` (app id, status), ``/assignment/``,
 ``/table/``, ``/table/{name}/`` and ``/table/{name}/{key}/`` (this worker's
-local table data; see ``detstream.web.builtins``). Pages defined by the app
-take precedence over these.
+local table data; see ``detstream.web.builtins``), and for orchestrators and
+monitoring ``/health/`` (liveness), ``/ready/`` (readiness; see
+``detstream.web.probes``) and ``/metrics`` (Prometheus' text format; see
+``detstream.web.metrics``). Pages defined by the app take precedence over these.
 
 **Testing, and under simulation.** ``detstream sim`` refuses real sockets, so
 nothing is served there. Instead, call the views in-process, through the same

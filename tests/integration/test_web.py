@@ -26,7 +26,7 @@ from detstream import web
 from detstream.web.exposition import CONTENT_TYPE
 from detstream.web.server import WebServer, WebServerError
 from tests.integration.helpers import WorkerProcess, http, now, produce
-from tests.unit.test_metrics_text import parse
+from tests.unit.test_metrics import parse
 
 APP_SOURCE = '''
 import os
