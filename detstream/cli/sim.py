@@ -66,7 +66,7 @@ class SeedRange(click.ParamType):
               help="With --seeds: run the seeds in this many processes (same results and output).")
 @click.option("--driver", type=click.Choice(["sim", "aiokafka"]), default="sim", show_default=True,
               help="What the workers' Apps talk to the simulated cluster with: the sim driver, or "
-                   "the production aiokafka driver on the simulated brokers' wire (in progress).")
+                   "the production aiokafka driver on the simulated brokers' wire.")
 @click.option("--guided", type=click.IntRange(min=1),
               help="With --seeds: then N more runs of mutated plans of the runs that reached "
                    "rare coverage (coverage-guided search, sim/guided.py).")
