@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -98,8 +98,25 @@ LATE_GROUPS: dict[str, tuple[tuple[int, int, tuple[str, ...]], ...]] = {
 }
 
 
-@dataclass(frozen=True)
-class Fault:
+#: the import under which the reprs of ``Fault`` and ``FaultPlan`` evaluate back to equal values.
+REPR_IMPORT = "from sim.faults import Fault, FaultPlan"
+
+
+class _PasteableRepr:
+    """A repr that is Python: pasted after ``REPR_IMPORT`` it rebuilds an equal value.
+
+    Hypothesis prints a falsifying example through its pretty printer, which
+    otherwise shows how a strategy built the value (``_plan([...], workers,
+    kinds)``, naming variables of the strategy's closure): ``_repr_pretty_``
+    makes it print this repr instead.
+    """
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(repr(self))
+
+
+@dataclass(frozen=True, repr=False)
+class Fault(_PasteableRepr):
     """One timed fault. ``worker`` names its target: a worker ``wN``, or a broker ``bN``."""
 
     at: float
@@ -140,6 +157,15 @@ class Fault:
             return text + f" (for {self.downtime:.3f}s)"
         return text
 
+    def __repr__(self) -> str:
+        """``Fault(at=..., kind=..., worker=...)`` plus every field that differs from its default."""
+        parts = [f"at={self.at!r}", f"kind={self.kind!r}", f"worker={self.worker!r}"]
+        for spec in fields(self)[3:]:
+            value = getattr(self, spec.name)
+            if value != spec.default:
+                parts.append(f"{spec.name}={value!r}")
+        return f"Fault({', '.join(parts)})"
+
     def to_dict(self) -> dict[str, Any]:
         """The plan file form: ``latency`` and ``loss`` only for the kinds that use them."""
         data = asdict(self)
@@ -156,11 +182,16 @@ class Fault:
         return data
 
 
-@dataclass(frozen=True)
-class FaultPlan:
+@dataclass(frozen=True, repr=False)
+class FaultPlan(_PasteableRepr):
+    """A run's faults, and the profile and kinds they were drawn with; ``repr`` is Python."""
+
     profile: str
     kinds: tuple[str, ...]
     faults: tuple[Fault, ...] = field(default_factory=tuple)
+
+    def __repr__(self) -> str:
+        return f"FaultPlan(profile={self.profile!r}, kinds={self.kinds!r}, faults={self.faults!r})"
 
     def to_dict(self) -> dict[str, Any]:
         return {
