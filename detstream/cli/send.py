@@ -1,13 +1,23 @@
 """``detstream send``: produce records to a topic or an agent (Faust's ``faust send``).
 
 ``detstream -A proj send greetings hello``, ``python proj.py send @myagent hello -k k``.
-A key or value is parsed as JSON into a Record when it has a model type
-(``--key-type``/``--value-type``, or the Record type of the agent's or app's
-topic); otherwise the text is encoded as the target topic's ``send()`` would
-encode a str (so ``send @myagent hello`` reaches an agent without a
-``value_type`` as ``"hello"``, as in Faust), with
-``--key-serializer``/``--value-serializer`` when given, and as its UTF-8
-bytes for a topic the app does not declare.
+
+One rule, Faust's: VALUE (and ``--key``) is the value itself, typed as text,
+never quoted. It is parsed only where the topic's declared type is not text:
+
+- a Record type (the topic's, or ``--value-type``/``--key-type``): a JSON object
+  of its fields, ``'{"name": "ann"}'``;
+- ``int``/``float``: a number, ``42``; ``bool``, ``dict``, ``list``: JSON of that type;
+- anything else (``str``, ``bytes``, no type, a topic the app does not declare):
+  the text as typed, quotes included, so ``send greetings ann`` sends ``ann``
+  and ``send greetings '"ann"'`` sends the five characters ``"ann"``.
+
+The value is then encoded as the target topic's ``send()`` would encode it
+(so ``send @myagent hello`` reaches an agent without a ``value_type`` as
+``"hello"``, as in Faust), with ``--key-serializer``/``--value-serializer``
+when given, and as its UTF-8 bytes for a topic the app does not declare.
+Text that is not valid for the declared type is refused before anything is
+sent, naming the topic, the value and what to type instead.
 
 Resolving the target, the model and the codecs needs no broker
 (:func:`plan_send`); :func:`send_records` does the I/O on a client-only app.
@@ -21,7 +31,7 @@ import json
 import logging
 import random
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -53,6 +63,8 @@ class SendPlan:
     declare: Topic | None = None
     #: what the target was named as, for messages (``@agent`` or ``topic``).
     label: str = ""
+    #: hints for the user about how the command line was read (printed to stderr).
+    notes: list[str] = field(default_factory=list)
 
 
 # -- resolving (no I/O) ---------------------------------------------------------------------
@@ -112,36 +124,113 @@ def _model_type(typ: Any) -> type[Record] | None:
     return typ if isinstance(typ, type) and issubclass(typ, Record) else None
 
 
-def _text_codec(typ: Any, explicit: CodecArg, default: CodecArg) -> CodecArg:
-    """The codec a topic applies to a str value: its own, ``raw`` for str/bytes types, else the app's."""
-    if explicit:
-        return explicit
-    return "raw" if typ in (str, bytes) else default
+#: declared types whose text is parsed as JSON of that type (``int``/``float`` take a number).
+_JSON_TYPES: dict[type, str] = {bool: "true or false", dict: 'a JSON object, e.g. \'{"a": 1}\'',
+                                list: "a JSON list, e.g. '[1, 2]'"}
 
 
-def encode(text: str | None, model: type[Record] | None, serializer: CodecArg, what: str) -> bytes | None:
-    """The bytes for a key or value given on the command line (None stays None)."""
-    from detstream import codecs
+@dataclass
+class Side:
+    """The key or the value of a send: its text and what it must be for its topic."""
 
+    what: str
+    text: str | None
+    #: the topic (or ``@agent``) it goes to, for messages.
+    label: str
+    #: the declared type it must be (a Record class, int, str, ...; None: any).
+    typ: Any = None
+    #: the codec named on the command line or by a model (None: the topic's own).
+    serializer: CodecArg = None
+
+    @property
+    def target(self) -> str:
+        """``topic 'name'`` or ``agent @name``, for messages."""
+        return f"agent {self.label}" if self.label.startswith("@") else f"topic {self.label!r}"
+
+    def bad(self, problem: str, fix: str) -> SendError:
+        """An error naming the topic, the text, the declared type and what to type instead."""
+        return SendError(f"{self.what} {self.text!r} for {self.target} {problem}: {fix}")
+
+
+def parse(side: Side) -> Any:
+    """The object the text of ``side`` stands for: a Record, a number, JSON, or the text itself."""
+    text, typ = side.text, side.typ
+    model = _model_type(typ)
     if text is None:
         return None
+    if model is not None:
+        return _parse_record(side, model)
+    if typ in (int, float):
+        try:
+            return typ(text.strip())
+        except ValueError:
+            raise side.bad(f"is not {'an int' if typ is int else 'a float'}, the {side.what} type it takes",
+                           "type the number without quotes, e.g. 42") from None
+    if typ in _JSON_TYPES:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            data = None
+        if not isinstance(data, typ):
+            raise side.bad(f"is not a {typ.__name__}, the {side.what} type it takes",
+                           f"type {_JSON_TYPES[typ]}")
+        return data
+    return text
+
+
+def _parse_record(side: Side, model: type[Record]) -> Record:
+    name = model._options.namespace
+    example = "'{" + ", ".join(f'"{field}": ...' for field in model._fields) + "}'"
     try:
-        if model is not None:
-            try:
-                data = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise SendError(f"{what} {text!r} is not JSON for model "
-                                f"{model._options.namespace}: {exc}") from None
-            if not isinstance(data, dict):
-                raise SendError(f"{what} for model {model._options.namespace} must be a JSON "
-                                f"object, got {text!r}")
-            record = model.from_data(data, preferred_type=model)
-            return record.dumps(serializer=serializer) if serializer else record.dumps()
-        if serializer:
-            return codecs.get_codec(serializer).dumps(text)
-        return text.encode()
-    except (CodecError, InvalidArgument, ValidationError, TypeError) as exc:
-        raise SendError(f"cannot encode {what} {text!r}: {exc}") from None
+        data = json.loads(side.text or "")
+    except json.JSONDecodeError as exc:
+        raise side.bad(f"is not JSON for model {name}, the {side.what} type it takes ({exc})",
+                       f"type a JSON object, {example}") from None
+    if not isinstance(data, dict):
+        raise side.bad(f"is not a JSON object for model {name}, the {side.what} type it takes",
+                       f"type {example}")
+    try:
+        return model.from_data(data, preferred_type=model)
+    except (ValidationError, InvalidArgument, TypeError, ValueError) as exc:
+        raise side.bad(f"is not a valid {name} ({exc})", f"type {example}") from None
+
+
+def quoted_text_note(side: Side) -> str | None:
+    """A hint when text sent as typed looks like a JSON string: its quotes are sent too."""
+    text = side.text
+    if text is None or _model_type(side.typ) is not None or side.typ in (int, float, *_JSON_TYPES):
+        return None
+    if len(text) < 2 or text[0] != '"' or text[-1] != '"':
+        return None
+    try:
+        inner = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(inner, str):
+        return None
+    return (f"note: {side.what} {text!r} for {side.target} is sent as text, quotes included; "
+            f"to send {inner!r}, type it without the quotes")
+
+
+def encode(side: Side, topic: Topic | None, default: CodecArg, *, key: bool) -> bytes | None:
+    """The bytes for ``side``, as ``topic.send()`` would encode them (with the codec given, if any)."""
+    from detstream.serializers import Schema
+
+    obj = parse(side)
+    if obj is None:
+        return None
+    if topic is None and not side.serializer and isinstance(obj, str):
+        return obj.encode()  # a topic the app does not describe: the text's UTF-8 bytes
+    schema = topic.schema if topic is not None else Schema()
+    if side.serializer:  # the command line's codec replaces the topic's
+        schema = Schema(key_type=side.typ, value_type=side.typ,
+                        key_serializer=side.serializer, value_serializer=side.serializer)
+    try:
+        if key:
+            return schema.dumps_key(obj, default_serializer=default)
+        return schema.dumps_value(obj, default_serializer=default)
+    except (CodecError, InvalidArgument, ValidationError, TypeError, ValueError) as exc:
+        raise SendError(f"cannot encode {side.what} {side.text!r} for {side.target}: {exc}") from None
 
 
 def plan_send(
@@ -183,24 +272,19 @@ def plan_send(
     else:
         name, described, label = entity, app_topic(app, entity), entity
     schema = described.schema if described is not None else None
-    # the command line names codecs; a described topic may hold Codec objects
-    key_codec: CodecArg = key_serializer
-    value_codec: CodecArg = value_serializer
-    key_model = find_model(key_type) if key_type else _model_type(schema and schema.key_type)
-    value_model = find_model(value_type) if value_type else _model_type(schema and schema.value_type)
-    if described is not None and key_model is None and not key_serializer:
-        key_codec = described.schema.key_serializer or app.conf.key_serializer
-    if described is not None and value_model is None and not value_serializer:
-        # as topic.send() would: the text goes through the codec the agent decodes with
-        value_codec = _text_codec(described.schema.value_type, described.schema.value_serializer,
-                                  app.conf.value_serializer)
+    key_side = Side("key", key, label, find_model(key_type) if key_type else schema and schema.key_type,
+                    key_serializer)
+    value_side = Side("value", value, label,
+                      find_model(value_type) if value_type else schema and schema.value_type,
+                      value_serializer)
     return SendPlan(
         topic=name,
-        key=encode(key, key_model, key_codec, "key"),
-        value=encode(value, value_model, value_codec, "value"),
+        key=encode(key_side, described, app.conf.key_serializer, key=True),
+        value=encode(value_side, described, app.conf.value_serializer, key=False),
         partition=partition,
         declare=described if described is not None and described.internal else None,
         label=label,
+        notes=[note for note in map(quoted_text_note, (key_side, value_side)) if note],
     )
 
 
@@ -245,9 +329,12 @@ def metadata_json(meta: RecordMetadata) -> str:
 @click.command()
 @click.argument("entity")
 @click.argument("value", required=False)
-@click.option("-k", "--key", help="Key of the record (raw text unless it has a model type).")
-@click.option("-K", "--key-type", metavar="MODEL", help="Record to parse the key into (JSON).")
-@click.option("-V", "--value-type", metavar="MODEL", help="Record to parse the value into (JSON).")
+@click.option("-k", "--key", help="Key of the record, typed as VALUE is (text unless the key "
+              "has a type).")
+@click.option("-K", "--key-type", metavar="MODEL",
+              help="Record to parse the key into (a JSON object).")
+@click.option("-V", "--value-type", metavar="MODEL",
+              help="Record to parse the value into (a JSON object).")
 @click.option("--key-serializer", metavar="CODEC", help="Codec for the key (e.g. json, raw).")
 @click.option("--value-serializer", metavar="CODEC", help="Codec for the value (e.g. json, raw).")
 @click.option("--partition", type=click.IntRange(min=0), help="Partition to send to.")
@@ -266,6 +353,16 @@ def send(ctx: click.Context, entity: str, value: str | None, key: str | None,
          min_latency: float, max_latency: float, timeout: float) -> None:
     """Send VALUE to ENTITY: a topic name, or @agent for an agent's topic.
 
+    \b
+    VALUE is the value itself, typed as text, not quoted (as in faust send):
+      send greetings ann          a str topic (or one without a type) gets ann
+      send greetings '"ann"'      ... gets "ann", quotes included
+      send orders '{"id": 1}'     a Record topic (or -V MODEL): a JSON object
+      send counts 42              an int/float topic: a number
+    bool, dict and list topics take JSON of that type. A VALUE that is not
+    valid for the topic's type is refused (exit 2) before anything is sent.
+    The value is then encoded as the topic's send() would encode it.
+
     Prints the broker's metadata of each record as a JSON line.
     """
     from .main import _app_for
@@ -281,6 +378,8 @@ def send(ctx: click.Context, entity: str, value: str | None, key: str | None,
     except SendError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    for note in plan.notes:
+        click.echo(note, err=True)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
 

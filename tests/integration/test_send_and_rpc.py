@@ -196,7 +196,11 @@ def test_send_to_agents_and_topics_reaches_the_worker(kafka_bootstrap: str, proj
     assert sent.returncode == 0, sent.stderr
     assert json.loads(sent.stdout)["partition"] == 3
 
-    expected = ["greet:k1:hello", "feed:hi", "feed:hi", "order:7:book"]
+    sent = run(["rpc_app.py", "send", feed, '"quoted"'])  # a str topic: the quotes are text
+    assert sent.returncode == 0, sent.stderr
+    assert "is sent as text, quotes included" in sent.stderr
+
+    expected = ["greet:k1:hello", "feed:hi", "feed:hi", "order:7:book", 'feed:"quoted"']
     values = read_values(
         kafka_bootstrap, f"{app_id}-results",
         lambda got: sorted(got) == sorted(expected), "the agents' outputs",
@@ -207,6 +211,10 @@ def test_send_to_agents_and_topics_reaches_the_worker(kafka_bootstrap: str, proj
     assert missing.returncode == 2
     assert f"topic '{app_id}-no-such-topic' does not exist" in missing.stderr
     assert "@rpc_app.greet" in missing.stderr
+    bad = run(["-m", "detstream", "-A", "rpc_app", "send", "@rpc_app.orders", "book"])
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert "value 'book' for agent @rpc_app.orders is not JSON for model" in bad.stderr
+    assert "type a JSON object" in bad.stderr
     unknown = run(["-m", "detstream", "-A", "rpc_app", "send", "@nope", "x"])
     assert unknown.returncode == 2 and "no agent named 'nope'" in unknown.stderr
     _stop(worker)

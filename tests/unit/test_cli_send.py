@@ -34,10 +34,17 @@ def make_app(**settings):
     greetings = app.topic("greetings", value_type=Greeting, internal=True)
     app.topic("plain-words", value_type=str, internal=True)
     app.topic("external-feed")  # not internal: the app never creates it
+    counts = app.topic("counts", key_type=int, value_type=int, internal=True)
+    app.topic("flags", value_type=bool, internal=True)
     received = []
 
     @app.agent(greetings)
     async def greeter(stream):
+        async for event in stream.events():
+            received.append((event.key, event.value))
+
+    @app.agent(counts)
+    async def count(stream):
         async for event in stream.events():
             received.append((event.key, event.value))
 
@@ -111,6 +118,32 @@ def test_raw_values_are_sent_as_typed_and_serializers_encode_text():
     assert plan_send(app, "@shout", "x", key="k", key_serializer="json").key == b'"k"'
 
 
+def test_a_value_is_typed_as_text_and_parsed_only_for_a_non_text_type():
+    app = make_app()
+    assert plan_send(app, "plain-words", "ann").value == b"ann"
+    assert plan_send(app, "plain-words", '"ann"').value == b'"ann"'  # quotes are text too
+    assert plan_send(app, "counts", " 42", key="7").value == b"42"
+    assert plan_send(app, "counts", "42", key="7").key == b"7"
+    assert plan_send(app, "counts", "42", value_serializer="raw").value == b"42"
+    assert plan_send(app, "flags", "false").value == b"false"
+    assert plan_send(app, "external-feed", "hello").value == b'"hello"'  # untyped: app's json
+
+
+def test_quoted_text_is_sent_as_typed_with_a_note_saying_so():
+    result = invoke(make_app(), "plain-words", '"ann"')
+    assert result.exit_code == 0, result.output
+    assert "value '\"ann\"' for topic 'plain-words' is sent as text, quotes included" in result.stderr
+    assert "to send 'ann', type it without the quotes" in result.stderr
+    assert plan_send(make_app(), "plain-words", "ann").notes == []
+    assert plan_send(make_app(), "greetings", '{"name": "ada"}').notes == []
+
+
+def test_help_states_the_rule():
+    result = CliRunner().invoke(main, ["send", "--help"])
+    assert "VALUE is the value itself, typed as text, not quoted" in result.stdout
+    assert "send greetings '\"ann\"'      ... gets \"ann\", quotes included" in result.stdout
+
+
 def test_key_and_value_types_name_models_by_short_or_full_name():
     app = make_app()
     plan = plan_send(app, "plain-words", '{"name": "bo"}', key='{"region": "eu"}',
@@ -130,9 +163,11 @@ def test_what_an_agent_receives_from_a_send():
             sent = await send_records(client, plan, repeat=2)
             plan = plan_send(client, "@shout", "hello")
             sent += await send_records(client, plan)
+            plan = plan_send(client, "counts", "42", key="7")
+            sent += await send_records(client, plan)
             loop = asyncio.get_running_loop()
             deadline = loop.time() + 30
-            while len(worker.received) < 3 and loop.time() < deadline:
+            while len(worker.received) < 4 and loop.time() < deadline:
                 await asyncio.sleep(0.1)
             return sent, list(worker.received), find_agent(worker, "shout").channel.get_topic_name()
         finally:
@@ -142,10 +177,11 @@ def test_what_an_agent_receives_from_a_send():
     sent, received, shout_topic = simulate(
         main, seed=1, config=ClusterConfig(initial_rebalance_delay=0.1)
     )
-    assert [m.topic for m in sent] == ["greetings", "greetings", shout_topic]
+    assert [m.topic for m in sent] == ["greetings", "greetings", shout_topic, "counts"]
     assert sent[0].partition == sent[1].partition and sent[1].offset == sent[0].offset + 1
     assert received.count((b"k1", Greeting(name="ada", times=3))) == 2
     assert "HELLO" in received
+    assert (7, 42) in received  # the int topic's key and value, as ints
 
 
 # -- errors: exit 2 naming what is wrong and what exists --------------------------------------
@@ -156,7 +192,11 @@ def test_what_an_agent_receives_from_a_send():
         (["nope-topic", "x"], ["topic 'nope-topic' does not exist", "greetings", "plain-words"]),
         (["external-feed", "x"], ["topic 'external-feed' does not exist"]),
         (["greetings", "not json"], ["is not JSON for model", "Greeting"]),
-        (["greetings", "[1, 2]"], ["must be a JSON object"]),
+        (["greetings", "[1, 2]"], ["is not a JSON object for model", "type '{\"name\": ..."]),
+        (["counts", "4x"], ["value '4x' for topic 'counts' is not an int", "e.g. 42"]),
+        (["counts", '"42"'], ["is not an int", "without quotes"]),
+        (["counts", "1", "-k", "eu"], ["key 'eu' for topic 'counts' is not an int"]),
+        (["flags", "yes"], ["value 'yes' for topic 'flags' is not a bool", "true or false"]),
         (["greetings", '{"times": 2}'], ["missing required field(s): 'name'"]),
         (["greetings", "{}", "-V", "NoSuchModel"], ["no model named 'NoSuchModel'", "Greeting"]),
         (["plain-words", "x", "-K", "NoSuchKey"], ["no model named 'NoSuchKey'"]),
