@@ -31,6 +31,7 @@ from .autodiscover import init_worker
 from .blocking import blocking_timeout, start_detector
 from .futures import current_task_cancelling
 from .stopping import SHUTDOWN_TIMEOUT, stop_deadline, stop_each
+from .transport import aiokafka_logs
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +145,7 @@ class Worker:
         )
         handler.setFormatter(logging.Formatter(LOG_FORMAT))
         logging.basicConfig(level=self.loglevel.upper(), handlers=[handler], force=True)
+        aiokafka_logs.install()  # aiokafka's repeated errors rate-limited, start-up noise at DEBUG
 
     async def _main(self) -> int:
         loop = asyncio.get_running_loop()
@@ -178,6 +180,7 @@ class Worker:
             code = 1
         for signum in handled:
             loop.remove_signal_handler(signum)
+        aiokafka_logs.AIOKAFKA_LOGS.flush()  # what was held back since its last summary
         if code == 0:
             self._say("stopped cleanly")
         self.exit_code = code

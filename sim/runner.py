@@ -251,6 +251,8 @@ class Simulation:
             return self.report
         finally:
             self.cluster.cleaner.stop()
+            if self.wire is not None:
+                self.wire.finish()
             current_cluster.reset(token)
 
     # -- set-up ---------------------------------------------------------------

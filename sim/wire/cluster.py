@@ -14,7 +14,7 @@ import functools
 from typing import Any
 
 from detstream._types import TP
-from detstream.transport import driver_class
+from detstream.transport import aiokafka_logs, driver_class
 from sim.cluster import SimCluster
 from sim.history import Write
 from sim.network import LinkConditions
@@ -50,6 +50,13 @@ class WireCluster:
         #: the worker hosts' network faults, as their connections meet them.
         self.network = WireNetwork(cluster)
         self.brokers: list[WireBroker] = serve_cluster(self.loop, cluster, [], self.network)
+        #: aiokafka's repeated errors rate-limited in virtual time (per run: the filter
+        #: starts afresh on each run's loop), the expected ones of a start-up at DEBUG.
+        self.logs = aiokafka_logs.install()
+
+    def finish(self) -> None:
+        """The run is over: summarise aiokafka's log lines held back since their last summary."""
+        self.logs.flush()
 
     def cut_from_group(self, actor: str, until: float) -> None:
         """A stall (zombie): ``actor``'s group requests wait until ``until``, the rest go on."""

@@ -96,10 +96,10 @@ def test_clients_bootstrapping_at_once_each_get_their_own_reasons_back():
     (a worker's stop failed under --driver aiokafka, group_by_chain chaos)."""
     import logging
 
-    from detstream.transport.kafka.driver import _bootstrap_errors
+    from detstream.transport.aiokafka_logs import AIOKAFKA_LOGS
 
     log = logging.getLogger("aiokafka")  # aiokafka.client logs there
-    first, second, third = _bootstrap_errors(), _bootstrap_errors(), _bootstrap_errors()
+    first, second, third = (AIOKAFKA_LOGS.bootstrap_errors() for _ in range(3))
     collected = [first.__enter__(), second.__enter__(), third.__enter__()]
     second.__exit__(None, None, None)  # ends while its reasons equal the others' (empty)
     log.error("Unable connect to node with id 1: refused")

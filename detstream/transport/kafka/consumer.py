@@ -126,6 +126,7 @@ class _ListenerAdapter(ConsumerRebalanceListener):
         client = owner._consumer
         if client is None or owner._stopping:  # a join completed while the consumer stops
             return
+        owner._transport.start_up.end()  # joined: coordinator trouble from now on is news
         owner._member = compat.group_membership(client)
         owner._generation = owner._member[0]
         owner._last_assignment = compat.current_assignment(client)

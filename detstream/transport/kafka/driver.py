@@ -27,11 +27,10 @@ simulator proves holds here:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import logging
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any, Protocol
 
@@ -53,6 +52,8 @@ from detstream._types import RecordMetadata
 from detstream.clock import wall_time
 from detstream.errors import ImproperlyConfigured, ProducerSendError
 from detstream.settings import SETTINGS
+from detstream.transport import aiokafka_logs
+from detstream.transport.aiokafka_logs import AIOKAFKA_LOGS
 from detstream.transport.any_broker import to_any_broker
 from detstream.transport.base import Headers, IsolationLevel
 from detstream.transport.kafka.closing import CANCEL_WAIT, force_close_producer, stop_client
@@ -98,6 +99,8 @@ class AIOKafkaTransport:
         check_settings(self._conf)  # a codec without its library, etc.: fail now, naming it
         #: subscribed consumers by group id: a transactional producer checks its offsets' group.
         self.group_consumers: dict[str, KafkaConsumer] = {}
+        #: until the first assignment, aiokafka's expected start-up errors are logged at DEBUG.
+        self.start_up = aiokafka_logs.StartUp()
 
     def __repr__(self) -> str:
         return f"<AIOKafkaTransport: {';'.join(self.servers)}>"
@@ -152,7 +155,8 @@ class AIOKafkaTransport:
             client = make()
             watchdog = asyncio.ensure_future(_warn_while_pending(what, self.url))
             try:
-                with _bootstrap_errors() as reasons:
+                aiokafka_logs.starting(self.start_up)  # aiokafka's tasks made now inherit it
+                with AIOKAFKA_LOGS.bootstrap_errors() as reasons:
                     await client.start()
             except KafkaConnectionError as exc:
                 await _close_quietly(client)
@@ -683,37 +687,7 @@ async def _close_quietly(client: Any) -> None:
         pass
 
 
-class _BootstrapErrors(logging.Filter):
-    """Turns aiokafka's per-host "Unable connect" errors into reasons for our one line."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.reasons: list[list[str]] = []
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if not self.reasons or not message.startswith("Unable connect to"):
-            return True
-        for reasons in self.reasons:
-            reasons.append(message.removeprefix("Unable connect to "))
-        return False
-
-
-_BOOTSTRAP = _BootstrapErrors()
-logging.getLogger("aiokafka").addFilter(_BOOTSTRAP)
-
-
-@contextlib.contextmanager
-def _bootstrap_errors() -> Iterator[list[str]]:
-    """While a client starts, collect (instead of logging) why hosts did not answer."""
-    reasons: list[str] = []
-    _BOOTSTRAP.reasons.append(reasons)
-    try:
-        yield reasons
-    finally:
-        # by identity: clients bootstrapping at once collect the same reasons, and
-        # list.remove() would take the first equal list, another client's
-        _BOOTSTRAP.reasons = [other for other in _BOOTSTRAP.reasons if other is not reasons]
+aiokafka_logs.install()  # any process with this driver: the worker, `detstream send`, the wire sim
 
 
 async def _warn_while_pending(what: str, url: str, first: float = 10.0) -> None:
