@@ -38,7 +38,7 @@ from detstream.mutants import on as mutant_on
 from detstream.mutants import register as register_mutant
 
 from .changelog_resume import recovery_start
-from .recovery_progress import RecoveryProgress, TableRecovery
+from .recovery_progress import RecoveryProgress, TableRecovery, counted
 from .standby import StandbyReader
 
 if TYPE_CHECKING:
@@ -165,7 +165,7 @@ class TableManager:
     def _promoted(self, table: Table, tp: TP, start: int, end: int) -> None:
         logger.info(
             "table %r partition %d: continuing its standby copy at changelog offset %d "
-            "(%d records to replay)", table.name, tp.partition, start, end - start,
+            "(%s to replay)", table.name, tp.partition, start, counted(end - start, "record"),
         )
         self.host.tracer.record("standby-promoted", table=table.name, tp=str(tp), start=start, end=end)
 

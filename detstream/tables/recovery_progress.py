@@ -81,8 +81,9 @@ class RecoveryProgress:
         for tp in spans:
             self._table_of[tp] = table
         logger.info(
-            "Recovering table %r: %d changelog records in %d partitions (%d continue a standby)",
-            table, recovery.total, len(spans), len(recovery.promoted),
+            "Recovering table %r: %s in %s (%s)",
+            table, counted(recovery.total, "changelog record"), counted(len(spans), "partition"),
+            _standbys(len(recovery.promoted), "continue", "continues"),
         )
 
     def applied(self, tp: TP, records: int, position: int) -> None:
@@ -109,10 +110,10 @@ class RecoveryProgress:
         del self._tables[recovery.table]
         self.finished.append(recovery)
         logger.info(
-            "Recovered table %r: %d changelog records from %d partitions in %.2fs "
-            "(%d continued a standby)",
-            recovery.table, recovery.records, len(recovery.spans), recovery.duration or 0.0,
-            len(recovery.promoted),
+            "Recovered table %r: %s%s from %s in %.2fs (%s)",
+            recovery.table, counted(recovery.records, "changelog record"), _skipped(recovery),
+            counted(len(recovery.spans), "partition"), recovery.duration or 0.0,
+            _standbys(len(recovery.promoted), "continued", "continued"),
         )
         return recovery
 
@@ -124,8 +125,8 @@ class RecoveryProgress:
             if recovery is not None and not any(t == table for t in self._table_of.values()):
                 del self._tables[table]
                 logger.info(
-                    "Recovery of table %r interrupted by a rebalance after %d of %d records",
-                    table, recovery.done, recovery.total,
+                    "Recovery of table %r interrupted by a rebalance after %d of %s",
+                    table, recovery.done, counted(recovery.total, "record"),
                 )
 
     def _recovery_of(self, tp: TP) -> TableRecovery | None:
@@ -142,6 +143,29 @@ class RecoveryProgress:
             "Recovering table %r: %d/%d changelog records (%.0f%%), %.0f records/s, ETA %s",
             recovery.table, done, total, 100.0 * done / total if total else 100.0, rate, eta,
         )
+
+
+def counted(n: int, noun: str) -> str:
+    """``1 partition``, ``0 partitions``, ``2 partitions``: log lines read as English."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _standbys(n: int, verb_plural: str, verb_singular: str) -> str:
+    """``1 continues a standby``, ``2 continue a standby``."""
+    return f"{n} {verb_singular if n == 1 else verb_plural} a standby"
+
+
+def _skipped(recovery: TableRecovery) -> str:
+    """Why fewer records were applied than the changelog offsets announced at the start.
+
+    The start counts offsets (end minus start); transaction markers and records the
+    compactor removed take offsets too, so "7 records" then "0 records" needs saying.
+    """
+    gaps = recovery.total - recovery.records
+    if gaps <= 0:
+        return ""
+    return (f" ({gaps} of its {recovery.total} changelog offsets held transaction markers "
+            "or records compacted away)")
 
 
 def _now() -> float:
