@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -84,11 +84,17 @@ class Sweep:
         return [name for name in INTERESTING if not self.coverage[name]]
 
 
-def sweep(target: str, options: SimOptions, seeds: range, *, jobs: int = 1) -> Sweep:
+def sweep(
+    target: str, options: SimOptions, seeds: range, *, jobs: int = 1,
+    on_outcome: Callable[[SeedOutcome], None] | None = None,
+) -> Sweep:
     """Run every seed in ``seeds`` with otherwise equal options, in ``jobs`` processes.
 
     Each seed's run is deterministic on its own, so where it runs does not
     change its outcome; outcomes are kept in seed order either way.
+    ``on_outcome`` sees each outcome as it arrives, in seed order, so the
+    command line can show progress and stream results during a long sweep;
+    it is called in this process, between runs, never inside one.
     """
     if jobs < 1:
         raise InvalidArgument(f"jobs must be at least 1, got {jobs}")
@@ -104,6 +110,8 @@ def sweep(target: str, options: SimOptions, seeds: range, *, jobs: int = 1) -> S
         result.coverage.update(outcome.coverage)
         result.coverage.update({name: 0 for name in outcome.coverage})  # named, even if 0
         result.reached.update(name for name, count in outcome.coverage.items() if count)
+        if on_outcome is not None:
+            on_outcome(outcome)
     return result
 
 
