@@ -8,11 +8,17 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import click
 
 from detstream.errors import InvalidArgument, TargetError
+
+from . import sim_json
+from .progress import sweep_progress
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT = {None: 1.0, "s": 1.0, "ms": 0.001, "m": 60.0, "h": 3600.0}
@@ -80,15 +86,21 @@ class SeedRange(click.ParamType):
               help="Explore interleavings: permute ready tasks each loop step (seeded).")
 @click.option("--scenario", "scenario_path", type=click.Path(exists=True, dir_okay=False),
               help="A Python file whose sim_scenario(sim) replaces the target's own.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print JSON Lines for machines instead of text: a record per seed, then a "
+                   "summary per sweep (schema: docs/sim.md).")
 def sim(target: str | None, seed: int, workers: int, brokers: int, duration: float, faults: str,
         plan_path: str | None, trace_path: str | None, seeds: range | None, jobs: int,
         driver: str, guided: int | None, zoo: bool, check_determinism: bool, replay_path: str | None, shrink: bool, shuffle: bool,
-        scenario_path: str | None) -> None:
+        scenario_path: str | None, as_json: bool) -> None:
     """Run TARGET (file, module or module:attr) on a simulated cluster."""
     from sim import explore
     from sim.faults import FaultPlan
     from sim.runner import SimOptions
 
+    if as_json:
+        _json_combines_with(replay=replay_path, guided=guided, check_determinism=check_determinism,
+                            shrink=shrink)
     try:
         if replay_path:
             _replay(replay_path)
@@ -98,7 +110,7 @@ def sim(target: str | None, seed: int, workers: int, brokers: int, duration: flo
                 raise click.UsageError("--zoo sweeps the zoo's workloads: give --seeds A..B and no TARGET")
             options = SimOptions(seed=seed, workers=workers, duration=duration, faults=faults,
                                  shuffle=shuffle, brokers=brokers, driver=driver)
-            _zoo(options, seeds, jobs)
+            _zoo(options, seeds, jobs, as_json)
             return
         if not target:
             raise click.UsageError("missing TARGET (a file, module or module:attr)")
@@ -113,14 +125,29 @@ def sim(target: str | None, seed: int, workers: int, brokers: int, duration: flo
         if seeds is not None and guided is not None:
             _guided(target, options, seeds, guided, jobs)
         elif seeds is not None:
-            _sweep(target, options, seeds, jobs)
+            _sweep(target, options, seeds, jobs, as_json)
         elif check_determinism:
             _determinism(target, options)
+        elif as_json:
+            _single_json(target, options, trace_path, explore)
         else:
             _single(target, options, trace_path, shrink, explore)
     except (TargetError, InvalidArgument) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+
+
+#: the options --json cannot stand with: what they print has no JSON form (yet).
+_NOT_WITH_JSON = {"replay": "--replay", "guided": "--guided",
+                  "check_determinism": "--check-determinism", "shrink": "--shrink"}
+
+
+def _json_combines_with(**given: object) -> None:
+    """A usage error naming ``--json`` and the first given option it cannot be combined with."""
+    for name, value in given.items():
+        if value not in (None, False):
+            raise click.UsageError(f"--json cannot be combined with {_NOT_WITH_JSON[name]}: "
+                                   "it prints text only; drop one of the two")
 
 
 def _command(target: str, options: Any) -> str:
@@ -158,6 +185,21 @@ def _single(target: str, options: Any, trace_path: str | None, shrink: bool, exp
         sys.exit(1)
 
 
+def _single_json(target: str, options: Any, trace_path: str | None, explore: Any) -> None:
+    """One run as one JSON object: the seed record, its trace's length and file."""
+    from sim.runner import run
+
+    report = run(target, options)
+    if trace_path:
+        explore.write_trace(report, trace_path)
+    outcome = explore.SeedOutcome(options.seed, report.sha256, report.coverage, report.violations)
+    record = sim_json.seed_record(outcome, target, _command(target, options))
+    record.update(trace_lines=len(report.trace.lines), trace_file=trace_path)
+    click.echo(sim_json.dumps(record))
+    if not report.ok:
+        sys.exit(1)
+
+
 def _print_violations(report: Any) -> None:
     for violation in report.violations:
         click.echo(f"  FAILED {violation.check}: {violation.message}")
@@ -165,31 +207,67 @@ def _print_violations(report: Any) -> None:
             click.echo(f"    {line}")
 
 
-def _zoo(options: Any, seeds: range, jobs: int) -> None:
+def _zoo(options: Any, seeds: range, jobs: int, as_json: bool) -> None:
     """Every zoo workload over ``seeds``, each at its own duration and worker count; one verdict."""
     from sim.zoo import ROOT, ZOO
 
     failed = []
-    for workload in ZOO:
-        if _sweep_target(str(ROOT / workload.path), workload.options(options), seeds, jobs):
+    for number, workload in enumerate(ZOO, 1):
+        target, label = str(ROOT / workload.path), f"{workload.name} (zoo {number}/{len(ZOO)})"
+        sweep_one = _sweep_json if as_json else _sweep_text
+        if sweep_one(target, workload.options(options), seeds, jobs, label, workload.name):
             failed.append(workload.name)
-    click.echo(f"zoo: {len(ZOO) - len(failed)} of {len(ZOO)} workloads passed"
-               + (f"; failed: {', '.join(failed)}" if failed else ""))
+    if as_json:
+        click.echo(sim_json.dumps(sim_json.zoo_record(len(ZOO), failed)))
+    else:
+        click.echo(f"zoo: {len(ZOO) - len(failed)} of {len(ZOO)} workloads passed"
+                   + (f"; failed: {', '.join(failed)}" if failed else ""))
     if failed:
         sys.exit(1)
 
 
-def _sweep(target: str, options: Any, seeds: range, jobs: int) -> None:
-    if _sweep_target(target, options, seeds, jobs):
+def _sweep(target: str, options: Any, seeds: range, jobs: int, as_json: bool) -> None:
+    sweep_one = _sweep_json if as_json else _sweep_text
+    if sweep_one(target, options, seeds, jobs, Path(target).name or target, None):
         sys.exit(1)
 
 
-def _sweep_target(target: str, options: Any, seeds: range, jobs: int) -> int:
-    """Sweep and print ``target``; the number of failed seeds."""
-    from sim.explore import sweep
+def _swept(target: str, options: Any, seeds: range, jobs: int, label: str,
+           emit: Callable[[Any], None] | None = None) -> Any:
+    """The sweep, with a live progress line on a terminal; ``emit`` gets each outcome as it comes.
 
+    The progress line is cleared before ``emit`` writes, in case stdout and
+    stderr are the same terminal.
+    """
+    from sim import explore
+
+    with sweep_progress(label, len(seeds)) as progress:
+        def seen(outcome: Any) -> None:
+            if emit is not None:
+                progress.clear()
+                emit(outcome)
+            progress.seed_done(outcome.ok)
+
+        return explore.sweep(target, options, seeds, jobs=jobs, on_outcome=seen)
+
+
+def _sweep_json(target: str, options: Any, seeds: range, jobs: int, label: str,
+                workload: str | None) -> int:
+    """Sweep ``target``: a JSON line per seed as it arrives, then the summary; the failed seeds."""
+    def emit(outcome: Any) -> None:
+        replay = _command(target, replace(options, seed=outcome.seed))
+        click.echo(sim_json.dumps(sim_json.seed_record(outcome, target, replay, workload)))
+
+    result = _swept(target, options, seeds, jobs, label, emit)
+    click.echo(sim_json.dumps(sim_json.summary_record(result, target, seeds, options.faults, workload)))
+    return len(result.failures)
+
+
+def _sweep_text(target: str, options: Any, seeds: range, jobs: int, label: str,
+                workload: str | None) -> int:
+    """Sweep and print ``target``; the number of failed seeds."""
     click.echo(f"detstream sim {target} seeds={seeds.start}..{seeds.stop - 1} faults={options.faults}")
-    result = sweep(target, options, seeds, jobs=jobs)
+    result = _swept(target, options, seeds, jobs, label)
     for seed, outcome in result.failures:
         first = outcome.violations[0]
         click.echo(f"  seed {seed}: FAILED {first.check}: {first.message}")
@@ -205,8 +283,6 @@ def _sweep_target(target: str, options: Any, seeds: range, jobs: int) -> int:
 
 def _guided(target: str, options: Any, seeds: range, runs: int, jobs: int) -> None:
     """A sweep, then ``runs`` runs of mutated plans; each failure with its plan, to replay."""
-    from dataclasses import replace
-
     from sim.guided import guided_search
 
     click.echo(f"detstream sim {target} seeds={seeds.start}..{seeds.stop - 1} faults={options.faults} "
