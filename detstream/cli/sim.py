@@ -25,18 +25,40 @@ _UNIT = {None: 1.0, "s": 1.0, "ms": 0.001, "m": 60.0, "h": 3600.0}
 _SEEDS = re.compile(r"^\s*(\d+)\s*(?:\.\.|-)\s*(\d+)\s*$")
 
 
+def parse_duration(text: object) -> float:
+    """Virtual seconds from ``30``, ``30s``, ``250ms``, ``5m`` or ``1h``; ValueError otherwise.
+
+    One grammar for ``detstream sim --duration`` and the pytest plugin's
+    ``--detstream-duration``, so a value copied from one works in the other.
+    """
+    if isinstance(text, (int, float)):
+        return float(text)
+    match = _DURATION.match(str(text))
+    if not match:
+        raise ValueError(f"{text!r} is not a duration: use e.g. 30, 30s, 250ms, 5m or 1h")
+    return float(match.group(1)) * _UNIT[match.group(2)]
+
+
+def parse_seed_range(text: object) -> range:
+    """The seeds of ``1..200`` (inclusive) or ``1-200``; ValueError otherwise."""
+    if isinstance(text, range):
+        return text
+    match = _SEEDS.match(str(text))
+    if not match or int(match.group(1)) > int(match.group(2)):
+        raise ValueError(f"{text!r} is not a seed range: use e.g. 1..200")
+    return range(int(match.group(1)), int(match.group(2)) + 1)
+
+
 class Duration(click.ParamType):
     """Virtual seconds: ``30``, ``30s``, ``250ms``, ``5m``, ``1h``."""
 
     name = "duration"
 
     def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> float:
-        if isinstance(value, (int, float)):
-            return float(value)
-        match = _DURATION.match(str(value))
-        if not match:
-            self.fail(f"{value!r} is not a duration: use e.g. 30, 30s, 250ms, 5m or 1h", param, ctx)
-        return float(match.group(1)) * _UNIT[match.group(2)]
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
 
 
 class SeedRange(click.ParamType):
@@ -45,12 +67,10 @@ class SeedRange(click.ParamType):
     name = "range"
 
     def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> range:
-        if isinstance(value, range):
-            return value
-        match = _SEEDS.match(str(value))
-        if not match or int(match.group(1)) > int(match.group(2)):
-            self.fail(f"{value!r} is not a seed range: use e.g. 1..200", param, ctx)
-        return range(int(match.group(1)), int(match.group(2)) + 1)
+        try:
+            return parse_seed_range(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
 
 
 @click.command()
@@ -150,7 +170,11 @@ def _json_combines_with(**given: object) -> None:
                                    "it prints text only; drop one of the two")
 
 
-def _command(target: str, options: Any) -> str:
+def command_line(target: str, options: Any) -> str:
+    """The ``detstream sim`` command that reruns ``target`` with ``options`` (a ``SimOptions``).
+
+    A fixed plan is named ``--plan PLAN.json``: the caller prints the plan to save there.
+    """
     text = (f"detstream sim {target} --seed {options.seed} --workers {options.workers} "
             f"--brokers {options.brokers} --duration {options.duration:g}s --faults {options.faults}")
     text += " --shuffle" if options.shuffle else ""
@@ -174,12 +198,12 @@ def _single(target: str, options: Any, trace_path: str | None, shrink: bool, exp
         click.echo("  checks: all passed")
     else:
         _print_violations(report)
-        click.echo(f"  replay: {_command(target, options)} --trace run.trace")
+        click.echo(f"  replay: {command_line(target, options)} --trace run.trace")
         if shrink:
             smaller, _ = explore.shrink(target, options)
             click.echo(f"  shrunk to {len(smaller.plan.faults)} fault(s), duration {smaller.duration:g}s:")
             click.echo("  " + smaller.plan.to_json().replace("\n", "\n  "))
-            click.echo(f"  save it as plan.json and run: {_command(target, smaller)}")
+            click.echo(f"  save it as plan.json and run: {command_line(target, smaller)}")
     click.echo(f"trace sha256={report.sha256}")
     if not report.ok:
         sys.exit(1)
@@ -193,7 +217,7 @@ def _single_json(target: str, options: Any, trace_path: str | None, explore: Any
     if trace_path:
         explore.write_trace(report, trace_path)
     outcome = explore.SeedOutcome(options.seed, report.sha256, report.coverage, report.violations)
-    record = sim_json.seed_record(outcome, target, _command(target, options))
+    record = sim_json.seed_record(outcome, target, command_line(target, options))
     record.update(trace_lines=len(report.trace.lines), trace_file=trace_path)
     click.echo(sim_json.dumps(record))
     if not report.ok:
@@ -255,7 +279,7 @@ def _sweep_json(target: str, options: Any, seeds: range, jobs: int, label: str,
                 workload: str | None) -> int:
     """Sweep ``target``: a JSON line per seed as it arrives, then the summary; the failed seeds."""
     def emit(outcome: Any) -> None:
-        replay = _command(target, replace(options, seed=outcome.seed))
+        replay = command_line(target, replace(options, seed=outcome.seed))
         click.echo(sim_json.dumps(sim_json.seed_record(outcome, target, replay, workload)))
 
     result = _swept(target, options, seeds, jobs, label, emit)
@@ -300,7 +324,7 @@ def _guided(target: str, options: Any, seeds: range, runs: int, jobs: int) -> No
                f"run {number} (seed {probe.seed}, plan mutated from run {probe.parent + 1})")
         click.echo(f"  {how}: FAILED {first.check}: {first.message}")
         if probe.parent is not None:
-            click.echo(f"    replay: {_command(target, replace(options, seed=probe.seed, plan=probe.plan))}"
+            click.echo(f"    replay: {command_line(target, replace(options, seed=probe.seed, plan=probe.plan))}"
                        " with PLAN.json:")
             click.echo("    " + probe.plan.to_json().replace("\n", "\n    "))
     reach = " ".join(f"{k}={search.reached[k]}" for k in sorted(search.reached))
