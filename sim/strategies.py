@@ -33,6 +33,41 @@ def seeds() -> SearchStrategy[int]:
     return st.integers(min_value=0, max_value=2**32 - 1)
 
 
+#: the values ``inputs()`` draws by default: a small alphabet (see its docstring).
+SMALL_VALUES = (0, 5)
+#: the keys ``inputs(keys=True)`` draws from by default.
+SMALL_KEYS = ("k1", "k2", "k3")
+
+
+def inputs(
+    values: SearchStrategy[Any] | None = None,
+    *,
+    keys: SearchStrategy[Any] | tuple[Any, ...] | bool = False,
+    min_size: int = 1,
+    max_size: int = 40,
+) -> SearchStrategy[list[Any]]:
+    """Lists of records for an agent: for ``sim.producer(topic, records, keyed=...)``.
+
+    ``values`` defaults to the integers 0..5. Small alphabets find bugs that
+    wide ones miss: an off-by-one (``<`` for ``<=``, a bound, a dropped value)
+    shows only when the input hits the exact value or repeats one, and with 6
+    values nearly every list does, with 101 few do. With ``keys`` (True for
+    ``SMALL_KEYS``, a tuple of keys, or a strategy), each record is a
+    ``(key, value)`` pair: few keys make many records share one, so per-key
+    state (tables, ordering) is exercised.
+    """
+    value = st.integers(*SMALL_VALUES) if values is None else values
+    if keys is False:
+        return st.lists(value, min_size=min_size, max_size=max_size)
+    if keys is True:
+        key: SearchStrategy[Any] = st.sampled_from(SMALL_KEYS)
+    elif isinstance(keys, tuple):
+        key = st.sampled_from(keys)
+    else:
+        key = keys
+    return st.lists(st.tuples(key, value), min_size=min_size, max_size=max_size)
+
+
 def fault_plans(
     *,
     workers: int = 3,

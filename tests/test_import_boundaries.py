@@ -20,6 +20,8 @@ def loaded_after(statement: str) -> set[str]:
     [
         ("import detstream", {"sim", "aiokafka", "rocksdict"}),
         ("import detstream.cli.main", {"sim", "aiokafka", "rocksdict"}),
+        # pytest loads it in every session: the simulator only when a test runs it
+        ("import detstream.pytest_plugin", {"sim", "aiokafka", "rocksdict"}),
         ("import sim.runner, sim.testing, sim.explore", {"aiokafka", "rocksdict"}),
     ],
 )

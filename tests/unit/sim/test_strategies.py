@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from detstream.errors import InvalidArgument
 from sim.faults import KINDS
 from sim.runner import SimOptions, run
-from sim.strategies import draw, fault_plans
+from sim.strategies import SMALL_KEYS, draw, fault_plans, inputs
 
 WORD_COUNT = "examples/word_count.py"
 SENTENCES = st.lists(st.text("ab ", min_size=1, max_size=10), min_size=3, max_size=30)
@@ -22,6 +22,22 @@ def test_draw_is_a_function_of_the_seed():
 def test_draw_refuses_what_is_not_a_strategy():
     with pytest.raises(TypeError, match="hypothesis strategy"):
         draw([1, 2], 1)
+
+
+@given(records=inputs())
+def test_inputs_are_small_integers_by_default(records):
+    assert 1 <= len(records) <= 40 and all(0 <= value <= 5 for value in records)
+
+
+@given(
+    plain=inputs(keys=True, max_size=5),
+    named=inputs(st.sampled_from("xy"), keys=("a", "b"), min_size=0),
+    drawn=inputs(keys=st.integers(0, 1), max_size=3),
+)
+def test_inputs_with_keys_are_key_value_pairs(plain, named, drawn):
+    assert all(key in SMALL_KEYS and 0 <= value <= 5 for key, value in plain)
+    assert all(key in "ab" and value in "xy" for key, value in named)
+    assert all(key in (0, 1) for key, _ in drawn)
 
 
 @given(plan=fault_plans(workers=2, duration=10.0, kinds=("crash", "join", "stall"), max_faults=6))
