@@ -257,3 +257,50 @@ def test_pytest_loads_the_plugin_by_its_entry_point(pytester, monkeypatch, tmp_p
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["detstream: sim seeds 1..20*"])
+
+
+# -- the example of docs/testing.md ----------------------------------------------------------
+def docs_example() -> dict[str, str]:
+    """The files of "Testing your project with pytest": each python block whose first line names its path."""
+    text = (ROOT / "docs" / "testing.md").read_text()
+    section = text[text.index("## Testing your project with pytest"):text.index("## Supervisor strategies")]
+    blocks = re.findall(r"```python\n# (\S+\.py)\n(.*?)```", section, re.S)
+    return {path: source for path, source in blocks}
+
+
+@pytest.fixture
+def example(pytester):
+    """pytester's directory holding the docs' example project; ``example(app_source)`` writes it."""
+
+    def write(replace: tuple[str, str] | None = None) -> pytest.Pytester:
+        for path, source in docs_example().items():
+            if replace is not None and path == "myproj/app.py":
+                assert replace[0] in source
+                source = source.replace(*replace)
+            target = pytester.path / path
+            target.parent.mkdir(exist_ok=True)
+            target.write_text(source)
+        pytester.syspathinsert()  # as `python -m pytest` from the project's directory
+        return pytester
+
+    return write
+
+
+def test_the_docs_example_is_a_project_and_its_tests():
+    assert sorted(docs_example()) == ["myproj/app.py", "tests/test_app.py"]
+
+
+def test_the_docs_example_passes(example):
+    pytester = example()
+    result = run_inner(pytester, "tests", "--hypothesis-profile", "detstream", "--detstream-seeds", "1..3")
+    result.assert_outcomes(passed=3)
+
+
+def test_the_docs_example_finds_the_planted_off_by_one(example):
+    pytester = example(replace=("if amount >= LIMIT:\n            large", "if amount > LIMIT:\n            large"))
+    result = run_inner(pytester, "tests", "--hypothesis-profile", "detstream", "--detstream-seeds", "1..3")
+    result.assert_outcomes(failed=3)
+    result.stdout.fnmatch_lines([
+        "*records=[[]('ann', 3)[]],*",  # shrunk to the edge value
+    ])
+    assert "replay: detstream sim myproj/app.py --seed 1 --workers 1 --brokers 3 --duration 30s" in result.stdout.str()
