@@ -343,16 +343,27 @@ class Stream:
 
         async def forward() -> None:
             await self.app.declared(target)
+            # The value is unchanged (no processor rewrote it; same schema): forward its bytes.
+            as_fetched = not upstream._processors and target.schema is source.schema
             async for event in upstream.events():
                 new_key = getter(event.value)
                 if asyncio.iscoroutine(new_key):
                     new_key = await new_key
                 # keep the event time: windowed tables downstream of a group_by
                 # must window by when the event happened, not when it was forwarded
-                timestamp = event.message.timestamp if event.message is not None else None
-                await target.forward(
-                    key=new_key, value=event.value, headers=event.headers, timestamp=timestamp
-                )
+                message = event.message
+                if message is None:
+                    await target.forward(key=new_key, value=event.value, headers=event.headers)
+                elif as_fetched:
+                    await target.forward_value_bytes(
+                        key=new_key, value=message.value, headers=event.headers,
+                        timestamp=message.timestamp,
+                    )
+                else:
+                    await target.forward(
+                        key=new_key, value=event.value, headers=event.headers,
+                        timestamp=message.timestamp,
+                    )
 
         grouped._upstream = [forward]
         self._grouped[name] = grouped

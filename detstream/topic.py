@@ -197,6 +197,31 @@ class Topic(Channel):
             name, key=key_bytes, value=value_bytes, timestamp=timestamp, headers=header_items,
         )
 
+    async def forward_value_bytes(
+        self,
+        *,
+        key: Any,
+        value: bytes | None,
+        timestamp: float | None = None,
+        headers: Mapping[str, bytes] | None = None,
+    ) -> None:
+        """``forward`` of a value already encoded with this topic's schema: only the key is encoded.
+
+        ``group_by`` re-keys a message whose value it does not change; as
+        Faust, it forwards the value's bytes as they came (fields a newer
+        producer added survive the repartition, and the value is not
+        decoded and encoded again).
+        """
+        conf = self.app.conf
+        key_bytes = self.schema.dumps_key(key, default_serializer=conf.key_serializer)
+        header_items = tuple((str(k), bytes(v)) for k, v in headers.items()) if headers else ()
+        if value is not None and type(value) is not bytes:
+            value = bytes(value)
+        await self.app.producer.forward(
+            self.get_topic_name(), key=key_bytes, value=value, timestamp=timestamp,
+            headers=header_items,
+        )
+
     def _encode(
         self, key: Any, value: Any, headers: Mapping[str, bytes] | None,
         key_serializer: Any, value_serializer: Any,

@@ -1,6 +1,7 @@
 """Stream.take() batching and Stream.through() under the simulator."""
 
 import asyncio
+import json
 
 import detstream
 from detstream.events import current_event
@@ -241,3 +242,43 @@ def test_group_by_keeps_the_event_time_of_each_record():
 
     run_app(app, body)
     assert sorted(seen) == [("ann", 1000.0), ("bob", 2000.5)]
+
+
+def test_group_by_forwards_the_value_bytes_as_they_came():
+    """As Faust: a repartition re-keys the record and keeps its value's bytes (a field this
+    app's model does not know survives it); a processor's new value is encoded instead."""
+    app = detstream.App("group-by-bytes", broker="sim://")
+
+    class Click(detstream.Record):
+        user: str
+
+    clicks = app.topic("clicks", partitions=1, internal=True, value_type=Click)
+    views = app.topic("views", partitions=1, internal=True, value_type=Click)
+    sent = b'{"user":"ann","page":"/home","__faust":{"ns":"x.Other"}}'
+    seen = []
+
+    @app.agent(clicks)
+    async def by_user(stream):
+        async for click in stream.group_by(Click.user):
+            seen.append(click.user)
+
+    @app.agent(views)
+    async def renamed(stream):
+        async for view in stream.filter(lambda view: True).group_by(Click.user):
+            seen.append(view.user)
+
+    async def body(cluster):
+        await asyncio.sleep(1)
+        for name in ("clicks", "views"):  # the bytes as another producer wrote them
+            await app.topic(name, internal=True, value_type=bytes).send(value=sent)
+        await asyncio.sleep(10)
+        return {
+            name.split("-")[-3]: [record.value for record in cluster.records(name)]
+            for name in cluster.topics if name.endswith("-repartition")
+        }
+
+    forwarded = run_app(app, body)
+    assert seen == ["ann", "ann"]
+    assert forwarded["clicks"] == [sent]
+    (processed,) = forwarded["views"]
+    assert json.loads(processed)["user"] == "ann" and b"page" not in processed
