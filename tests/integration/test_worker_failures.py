@@ -6,23 +6,30 @@
   log the listener's exception and go on);
 - TERM while the broker is unreachable, from the start (a closed port) or
   lost while running: the worker stops within its shutdown timeout, prints
-  "stopped cleanly", exits 0, with no traceback and no unclosed client.
+  "stopped cleanly", exits 0, with no traceback and no unclosed client;
+- a broker outage of more than half a minute (a broker of the test's own,
+  stopped and started again on its port): the worker logs it in a few dozen
+  summarised lines (aiokafka alone logged tens of thousands a minute) and
+  goes on processing once the broker is back.
 
 Workers are subprocesses (``WorkerProcess``); every wait polls with a deadline.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import signal
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.integration.helpers import DEADLINE_S, WorkerProcess, now
+from tests.integration.helpers import DEADLINE_S, REPO, WorkerProcess, fold_topic, now
 
 APP_SOURCE = '''
 import asyncio
@@ -104,6 +111,7 @@ def workers(tmp_path: Path):
         environ = {**os.environ, "DETSTREAM_IT_BROKER": broker, "IT_APP_ID": app_id,
                    "PYTHONUNBUFFERED": "1", **env}
         worker = WorkerProcess(tmp_path, environ, args, name)
+        worker.app_id = app_id
         spawned.append(worker)
         return worker
 
@@ -184,3 +192,63 @@ def test_term_after_the_broker_became_unreachable_stops_cleanly(
     worker.wait_for("Connect call failed (the test cut the network)", in_log=True, timeout=30)
     worker.signal(signal.SIGTERM)
     assert_stopped_cleanly(worker)
+
+
+# -- a broker outage ----------------------------------------------------------------------
+#: longer than the log filter's window (``aiokafka_logs.WINDOW``, 30 s): its summaries show.
+OUTAGE_S = 35.0
+
+
+class OwnBroker:
+    """A broker of this test alone (``scripts/kafka-local`` in ``rundir``): it may go down."""
+
+    def __init__(self, rundir: Path) -> None:
+        self.rundir = rundir
+        self.bootstrap = ""
+
+    def _run(self, *args: str) -> str:
+        proc = subprocess.run(
+            [sys.executable, str(REPO / "scripts" / "kafka-local"), *args, "--dir", str(self.rundir)],
+            capture_output=True, text=True, timeout=240, stdin=subprocess.DEVNULL,
+        )
+        assert proc.returncode == 0, f"kafka-local {args[0]} failed:\n{proc.stderr}"
+        return proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
+
+    def start(self) -> None:
+        port = ["--port", self.bootstrap.rpartition(":")[2]] if self.bootstrap else []
+        self.bootstrap = self._run("start", "--timeout", "120", "--watch-pid", str(os.getpid()), *port)
+
+    def stop(self) -> None:
+        self._run("stop")
+
+
+@pytest.fixture
+def own_broker(kafka_bootstrap: str, tmp_path: Path):
+    """Needs what the session broker needs (``kafka_bootstrap``: skipped loudly without Java)."""
+    broker = OwnBroker(tmp_path / "own-kafka")
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+def test_a_broker_outage_is_logged_in_a_few_lines_and_survived(own_broker, workers) -> None:
+    worker = workers(f"kafka://{own_broker.bootstrap}", ["fail_app.py"], "w", IT_FEED="1")
+    worker.wait_for("ready:")
+    before = len(worker.log().splitlines())
+    own_broker.stop()
+    down_at = now()
+    worker.wait_for("Connect call failed", in_log=True, timeout=30)
+    time.sleep(max(0.0, OUTAGE_S - (now() - down_at)))  # the outage itself: what is tested
+    during = worker.log().splitlines()[before:]
+    own_broker.start()
+    back_at_ms = time.time() * 1000  # noqa: TID251 - compared with the broker's record timestamps
+
+    def count_after(state: dict, record) -> None:  # the timer feeds; the agent forwards
+        state["n"] = state.get("n", 0) + (record.timestamp >= back_at_ms)
+
+    asyncio.run(fold_topic(own_broker.bootstrap, f"{worker.app_id}-out", lambda s: s.get("n", 0) >= 3,
+                           "words processed after the outage", apply=count_after))
+    worker.signal(signal.SIGTERM)
+    assert_stopped_cleanly(worker)
+    assert len(during) < 60, "\n".join(during[:80])
+    assert any("more like" in line for line in during), "\n".join(during)
