@@ -21,9 +21,45 @@ from .trace import Trace, TraceEvent
 
 @dataclass
 class Violation:
+    """A failed check: what broke, and where the run shows it.
+
+    ``evidence`` is text for people (trace lines, or the writes the final
+    read found wrong). ``lines`` are the positions in the trace (from 0) of
+    the steps the check cites, so that a viewer (the run's HTML page) can
+    link to them; ``window`` is the span of virtual time the check judged
+    when it cites no step (a stop past its deadline, the consistent cut).
+    """
+
     check: str
     message: str
     evidence: list[str] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)
+    window: tuple[float, float] | None = None
+
+
+def citing(check: str, message: str, trace: Trace, *events: TraceEvent) -> Violation:
+    """A violation whose evidence is ``events``: their trace lines as text, and their positions."""
+    positions = [trace.index_of(event) for event in events]
+    text = trace.lines
+    return Violation(check, message, [text[index] for index in positions], positions)
+
+
+def first_steps(trace: Trace, kind: str, wanted: Iterable[tuple[TP, int]]) -> dict[tuple[TP, int], TraceEvent]:
+    """The first ``kind`` step (``produce``, ``deliver``) at each (partition, offset) of ``wanted``.
+
+    What a check cites for a record it names by partition and offset: the
+    line where it was written, or first processed. One pass over that kind.
+    """
+    remaining = set(wanted)
+    found: dict[tuple[TP, int], TraceEvent] = {}
+    for event in trace.of_kind(kind) if remaining else ():
+        key = (event.fields.get("tp"), event.fields.get("offset"))
+        if key in remaining:
+            remaining.discard(key)
+            found[key] = event
+            if not remaining:
+                break
+    return found
 
 
 def partition_order(trace: Trace) -> Violation | None:
@@ -38,10 +74,10 @@ def partition_order(trace: Trace) -> Violation | None:
             offset = event.fields["offset"]
             previous = last.get(key)
             if previous is not None and offset <= previous:
-                return Violation(
+                return citing(
                     "partition-order",
                     f"{event.actor} processed {key[1]} offset {offset} after {previous}",
-                    [_line(event)],
+                    trace, event,
                 )
             last[key] = offset
     return None
@@ -66,11 +102,11 @@ def no_delivery_during_recovery(trace: Trace) -> Violation | None:
             recovering.pop(actor, None)
         elif kind == "deliver" and actor in recovering:
             started = recovering[actor]
-            return Violation(
+            return citing(
                 "no-delivery-during-recovery",
                 f"{actor} processed {event.fields['tp']} offset {event.fields['offset']} while "
                 f"recovering {', '.join(started.fields['tps'])}",
-                [_line(started), _line(event)],
+                trace, started, event,
             )
     return None
 
@@ -93,11 +129,11 @@ def opened_after_listener(trace: Trace) -> Violation | None:
         elif kind in ("taken", "revoked", "lost", "crash", "app-crashed", "start"):
             taking.pop(actor, None)
         elif kind == "opened" and actor in taking:
-            return Violation(
+            return citing(
                 "opened-after-listener",
                 f"{actor} opened {', '.join(event.fields['tps'])} before its rebalance listener "
                 "finished taking the assignment (the listener failed or is still running)",
-                [_line(taking[actor]), _line(event)],
+                trace, taking[actor], event,
             )
     return None
 
@@ -120,12 +156,27 @@ def no_lost_input(trace: Trace, cluster: SimCluster, topics: Iterable[str]) -> V
             seen = delivered.get(tp, set())
             for record in log.read(0, log.end_offset, read_committed=True)[0]:
                 if record.offset not in seen:
-                    return Violation("no-lost-input", f"{tp} offset {record.offset} was never processed")
+                    return _citing_record(
+                        "no-lost-input", f"{tp} offset {record.offset} was never processed",
+                        trace, tp, record.offset,
+                    )
     return None
 
 
-def converged(cluster: SimCluster, group_id: str, topics: Iterable[str]) -> Violation | None:
-    """Liveness: the group's committed offsets reached the end of every consumed partition."""
+def _citing_record(check: str, message: str, trace: Trace, tp: TP, offset: int) -> Violation:
+    """A violation about the record at ``tp``/``offset``, citing the line that wrote it (if traced)."""
+    written = first_steps(trace, "produce", [(tp, offset)]).get((tp, offset))
+    return citing(check, message, trace, *([written] if written is not None else []))
+
+
+def converged(
+    cluster: SimCluster, group_id: str, topics: Iterable[str], trace: Trace | None = None
+) -> Violation | None:
+    """Liveness: the group's committed offsets reached the end of every consumed partition.
+
+    Given the ``trace`` (the final check; settling asks without, many times),
+    the violation cites the line that wrote the first record never committed.
+    """
     group = cluster.groups.get(group_id)
     committed = group.committed if group else {}
     for topic in sorted(topics):
@@ -136,10 +187,10 @@ def converged(cluster: SimCluster, group_id: str, topics: Iterable[str]) -> Viol
             tp = TP(topic, partition)
             done = committed.get(tp, 0)
             if done < log.end_offset:
-                return Violation(
-                    "converged",
-                    f"consumer lag on {tp}: committed {done}, end {log.end_offset}",
-                )
+                message = f"consumer lag on {tp}: committed {done}, end {log.end_offset}"
+                if trace is None:
+                    return Violation("converged", message)
+                return _citing_record("converged", message, trace, tp, done)
     return None
 
 
@@ -279,11 +330,6 @@ def _records_of(cluster: SimCluster, topic: str, partitions: set[int] | None) ->
     return found
 
 
-def _line(event: TraceEvent) -> str:
-    fields = " ".join(f"{k}={v}" for k, v in event.fields.items())
-    return f"{event.time:012.6f} {event.actor} {event.kind} {fields}"
-
-
 def no_fenced_commit_accepted(trace: Trace) -> Violation | None:
     """No offsets were accepted from a member after the coordinator expelled it.
 
@@ -298,10 +344,10 @@ def no_fenced_commit_accepted(trace: Trace) -> Violation | None:
         if event.kind == "member-expired":
             fenced.add(event.fields["member"])
         elif event.fields.get("member") in fenced:
-            return Violation(
+            return citing(
                 "no-fenced-commit",
                 f"offsets from expelled member {event.fields['member']} were accepted",
-                [_line(event)],
+                trace, event,
             )
     return None
 
@@ -319,11 +365,11 @@ def no_stale_generation_commit(trace: Trace) -> Violation | None:
         if event.kind == "rebalance":
             generation[event.actor] = event.fields["generation"]
         elif event.fields["generation"] != generation.get(event.actor, 0):
-            return Violation(
+            return citing(
                 "no-stale-generation-commit",
                 f"group {event.actor} accepted offsets from {event.fields['member']} of generation "
                 f"{event.fields['generation']} while at generation {generation.get(event.actor, 0)}",
-                [_line(event)],
+                trace, event,
             )
     return None
 
@@ -346,11 +392,11 @@ def no_delivery_after_fenced(trace: Trace) -> Violation | None:
         elif kind != "deliver":
             refused.pop(actor, None)
         elif actor in refused:
-            return Violation(
+            return citing(
                 "no-delivery-after-fenced",
                 f"{actor} processed {event.fields['tp']} offset {event.fields['offset']} after the "
                 "group refused its offsets (its partitions are another member's now)",
-                [_line(refused[actor]), _line(event)],
+                trace, refused[actor], event,
             )
     return None
 
@@ -370,11 +416,11 @@ def no_crash_on_a_down_broker(trace: Trace) -> Violation | None:
     """
     for event in trace.of_kinds("app-crashed", "engine-error"):
         if event.fields.get("error") in _TRANSIENT_ERRORS:
-            return Violation(
+            return citing(
                 "no-crash-on-a-down-broker",
                 f"{event.actor} crashed on {event.fields['error']}: one known broker was down, "
                 "and the request was not asked again elsewhere",
-                [_line(event)],
+                trace, event,
             )
     return None
 
@@ -415,11 +461,11 @@ def changelog_applied_in_order(trace: Trace, cluster: SimCluster) -> Violation |
         if problem is None and before is not None:
             problem = _gap_problem(log, before.fields["last"], first)
         if problem is not None:
-            evidence = ([_line(before)] if before is not None else []) + [_line(event)]
-            return Violation(
+            cited = ([before] if before is not None else []) + [event]
+            return citing(
                 "changelog-applied-in-order",
                 f"{event.actor}'s {fields['copy']} copy of {fields['tp']}: {problem}",
-                evidence,
+                trace, *cited,
             )
     return None
 

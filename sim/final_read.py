@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 
 from detstream._types import TP, ConsumerRecord
 
-from .checks import Violation
+from .checks import Violation, first_steps
 from .cleaner import cleanup_policies
 from .cluster import ControlMarker, PartitionLog, SimCluster
 from .history import Write, WriteHistory
@@ -74,54 +74,57 @@ def final_read(cluster: SimCluster, *, exactly_once: bool) -> FinalRead:
     shown = _visible_offsets_of(history, visible)
     lost = _lost_writes(cluster, history, visible, shown)
     if lost:
-        outcome.violations.append(Violation(
+        outcome.violations.append(_about_writes(
             "final-read-lost",
             f"{len(lost)} acknowledged write(s) missing from the final read",
-            [_describe(write, why) for write, why in lost[:EXAMPLES]],
+            cluster, lost[:EXAMPLES],
         ))
     fenced, tolerated = _duplicate_writes(history, shown)
     outcome.duplicate_writes = len(tolerated)
     if fenced:
-        outcome.violations.append(Violation(
+        outcome.violations.append(_about_writes(
             "final-read-duplicate",
             f"{len(fenced)} send(s) of an idempotent producer appear more than once",
-            [_describe(write, f"at offsets {_visible_offsets(write, visible)}") for write in fenced[:EXAMPLES]],
+            cluster, [(write, f"at offsets {_visible_offsets(write, visible)}") for write in fenced[:EXAMPLES]],
         ))
     dropped, poison, unsent = _failed_outputs(cluster, history)
     if unsent:
-        outcome.violations.append(Violation(
+        outcome.violations.append(_about_writes(
             "final-read-unsent-committed",
             f"the output of {len(unsent)} event(s) never reached the broker (lost with its "
             "process), yet their offsets were committed and the events never redone: the "
             "output is lost",
-            [_describe(write, "never sent") for write in unsent[:EXAMPLES]],
+            cluster, [(write, "never sent") for write in unsent[:EXAMPLES]],
         ))
     if dropped:
-        outcome.violations.append(Violation(
+        outcome.violations.append(_about_writes(
             "final-read-refused-committed",
             f"the output of {len(dropped)} event(s) was refused by the producer, yet their "
             "offsets were committed and the events never redone: the output is lost",
-            [_describe(write, f"refused ({write.refused})") for write in dropped[:EXAMPLES]],
+            cluster, [(write, f"refused ({write.refused})") for write in dropped[:EXAMPLES]],
         ))
     if poison:
-        outcome.violations.append(Violation(
+        outcome.violations.append(_about_writes(
             "final-read-refused",
             f"the output of {len(poison)} event(s) was refused by the producer in every attempt "
             "(a bug in the program: e.g. a record larger than producer_max_request_size); "
             "each holds its input partition back",
-            [_describe(write, f"refused ({write.refused})") for write in poison[:EXAMPLES]],
+            cluster, [(write, f"refused ({write.refused})") for write in poison[:EXAMPLES]],
         ))
     repeated = _duplicate_results(history, shown)
     outcome.duplicate_results = len(repeated)
     if exactly_once and repeated:
+        examples = repeated[:EXAMPLES]
+        inputs = first_steps(cluster.trace, "deliver", [(tp, offset) for (tp, offset, _), _ in examples])
         outcome.violations.append(Violation(
             "final-read-duplicate",
             f"exactly-once: the output of {len(repeated)} input event(s) was committed by "
             "more than one attempt",
             [
                 f"{tp} offset {offset} agent {agent}: attempts {sorted(attempts)}"
-                for (tp, offset, agent), attempts in repeated[:EXAMPLES]
+                for (tp, offset, agent), attempts in examples
             ],
+            list(dict.fromkeys(cluster.trace.index_of(event) for event in inputs.values())),
         ))
     return outcome
 
@@ -372,6 +375,28 @@ def _log(cluster: SimCluster, tp: TP) -> PartitionLog | None:
 
 def _compacted(cluster: SimCluster, topic: str) -> bool:
     return "compact" in cleanup_policies(cluster.topics[topic].config)
+
+
+def _about_writes(check: str, message: str, cluster: SimCluster,
+                  examples: list[tuple[Write, str]]) -> Violation:
+    """A violation naming ``examples`` (writes, and what is wrong with each), citing their trace lines.
+
+    A write is cited by the line where it landed (its ``produce``), or, if
+    it never did, by the first delivery of the input event it was output of.
+    """
+    trace = cluster.trace
+    writes = [write for write, _ in examples]
+    landed = first_steps(trace, "produce", [(w.tp, w.offsets[0]) for w in writes if w.offsets])
+    inputs = first_steps(trace, "deliver", [(w.origin.tp, w.origin.offset) for w in writes
+                                            if not w.offsets and w.origin is not None])
+    cited = []
+    for write in writes:
+        if write.offsets:
+            cited.append(landed.get((write.tp, write.offsets[0])))
+        elif write.origin is not None:
+            cited.append(inputs.get((write.origin.tp, write.origin.offset)))
+    lines = list(dict.fromkeys(trace.index_of(event) for event in cited if event is not None))
+    return Violation(check, message, [_describe(write, why) for write, why in examples], lines)
 
 
 def _describe(write: Write, why: str) -> str:

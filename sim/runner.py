@@ -244,7 +244,7 @@ class Simulation:
             await asyncio.gather(*clients)
             await faults
             await self._settle()
-            self._check(checks.tables_match_changelog(self._live_apps(), self.cluster))
+            self._check_at_cut(checks.tables_match_changelog(self._live_apps(), self.cluster))
             await self._stop_all()
             self._final_checks(scenario)
             self._summarise(scenario)
@@ -427,6 +427,7 @@ class Simulation:
                 f"{worker.shutdown_timeout:g} virtual seconds (began at t={began:.3f}s"
                 f"{', the cluster unreachable' if worker.network.dropping(began) else ''}): "
                 "`detstream worker` would cancel the stop half way and exit 1",
+                window=(began, began + worker.shutdown_timeout),
             ))
             await worker.crash()
 
@@ -496,9 +497,16 @@ class Simulation:
         if violation is not None:
             self.report.violations.append(violation)
 
+    def _check_at_cut(self, violation: checks.Violation | None) -> None:
+        """A check of the consistent cut: it cites no step, so it names the moment it judged."""
+        if violation is not None:
+            now = asyncio.get_running_loop().time()
+            violation.window = (now, now)
+        self._check(violation)
+
     def _final_checks(self, scenario: Scenario) -> None:
         topics = self._consumed_topics
-        self._check(checks.converged(self.cluster, self._group_id, topics))
+        self._check(checks.converged(self.cluster, self._group_id, topics, self.trace))
         self._check(checks.partition_order(self.trace))
         self._check(checks.no_delivery_during_recovery(self.trace))
         self._check(checks.opened_after_listener(self.trace))

@@ -176,6 +176,8 @@ class Trace:
         self._tps: dict[TP, TP] = {}
         #: kind -> indexes of its events (kept by ``record``).
         self._by_kind: dict[str, list[int]] = {}
+        #: id of each event -> its index, for ``index_of`` (built when first asked, per length).
+        self._positions: dict[int, int] = {}
 
     def record(self, actor: str, kind: str, **fields: Any) -> None:
         """Append one step; field order is the call's keyword order."""
@@ -255,6 +257,17 @@ class Trace:
         indexes: Iterable[int] = lists[0] if len(lists) == 1 else heapq.merge(*lists)
         for index in indexes:
             yield events[index]
+
+    def index_of(self, event: TraceEvent) -> int:
+        """The position of ``event`` (one of ``events``, by identity): its line number, from 0.
+
+        A check cites the steps that prove a violation by position, so that a
+        viewer (the run's HTML page) can link to them. Only a failing check
+        asks, so the map is built then, not kept up by ``record``.
+        """
+        if len(self._positions) != len(self.events):
+            self._positions = {id(e): index for index, e in enumerate(self.events)}
+        return self._positions[id(event)]
 
     def sha256(self) -> str:
         """The sha256 of the text (each line and a newline): equal runs, equal hashes.

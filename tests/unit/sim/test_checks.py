@@ -3,7 +3,7 @@
 from types import SimpleNamespace
 
 from detstream._types import TP, ConsumerRecord
-from sim.checks import changelog_applied_in_order, opened_after_listener
+from sim.checks import changelog_applied_in_order, first_steps, opened_after_listener
 from sim.cluster import ControlMarker, PartitionLog
 from sim.trace import Trace, takes_over
 
@@ -29,6 +29,21 @@ def test_opening_while_the_listener_runs_or_after_it_failed_is_flagged():
     assert violation is not None and violation.check == "opened-after-listener"
     assert "w1 opened t[0], t[1] before its rebalance listener finished" in violation.message
     assert len(violation.evidence) == 2
+
+
+def test_a_violation_cites_its_steps_by_position_and_as_trace_lines():
+    trace = _trace(("w1", "start", {"incarnation": 2}), ASSIGNED, OPENED)
+    violation = opened_after_listener(trace)
+    assert violation is not None and violation.lines == [1, 2]
+    assert violation.evidence == [trace.lines[1], trace.lines[2]]  # the lines as the trace has them
+    assert violation.evidence[1] == "00000.000000 w1 opened tps=[t[0],t[1]] sought=0"
+
+
+def test_first_steps_finds_the_first_line_of_each_record():
+    first = ("w1", "deliver", {"tp": TP("t", 0), "offset": 3})
+    trace = _trace(("w1", "deliver", {"tp": TP("t", 0), "offset": 2}), first, first)
+    found = first_steps(trace, "deliver", [(TP("t", 0), 3), (TP("t", 1), 3)])
+    assert list(found) == [(TP("t", 0), 3)] and trace.index_of(found[TP("t", 0), 3]) == 1
 
 
 def test_another_workers_listener_does_not_count():

@@ -45,6 +45,9 @@ def test_planted_loss_of_an_output_record_is_caught(cluster):
     read = final_read(cluster, exactly_once=True)
     assert [v.check for v in read.violations] == ["final-read-lost"]
     assert str(write.tp) in read.violations[0].evidence[0]
+    [cited] = read.violations[0].lines  # the trace line where the lost write had landed
+    step = cluster.trace.events[cited]
+    assert (step.kind, step.fields["tp"], step.fields["offset"]) == ("produce", write.tp, write.offsets[0])
 
 
 def test_planted_truncation_of_the_input_is_caught(cluster):
