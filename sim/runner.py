@@ -90,6 +90,9 @@ class SimReport:
     coverage: Counter[str] = field(default_factory=Counter)
     #: the simulated cluster at the end of the run (topics, groups, write history).
     cluster: SimCluster | None = None
+    #: the faults of the plan that happened, in the order they were applied (the
+    #: trace's ``fault`` lines name only their kind and target).
+    applied: list[Fault] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -222,7 +225,8 @@ class Simulation:
         self._restarts: list[asyncio.Task[None]] = []
         #: the main phase is over: workers (started later too) run no tasks, timers or crontabs.
         self.quiesced = False
-        self.report = SimReport(options, target, self.trace, self.plan, cluster=self.cluster)
+        self.report = SimReport(options, target, self.trace, self.plan, cluster=self.cluster,
+                                applied=self.applied)
 
     async def run(self) -> SimReport:
         token = current_cluster.set(self.cluster)
