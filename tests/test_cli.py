@@ -162,3 +162,47 @@ def test_sim_zoo_sweeps_every_workload_and_gives_one_verdict(monkeypatch):
 def test_sim_zoo_needs_seeds_and_no_target(args):
     result = CliRunner().invoke(main, ["sim", *args])
     assert result.exit_code == 2 and "--zoo sweeps the zoo's workloads" in result.output
+
+
+def test_html_writes_the_page_of_the_run_and_says_so(tmp_path):
+    page = tmp_path / "run.html"
+    result = invoke("sim", "examples/word_count.py", "--seed", "3", "--duration", "5s", "--html", str(page))
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[-3].startswith(f"  page written to {page} (") and lines[-2] == "  checks: all passed"
+    assert page.read_text().startswith("<!DOCTYPE html>")
+
+
+def test_html_with_seeds_writes_the_page_of_the_first_failing_seed(tmp_path):
+    import sim.mutation_score
+    from detstream import mutants
+
+    sim.mutation_score.known_mutants()
+    page = tmp_path / "first.html"
+    with mutants.enabled("standby-skips-record"):  # fails seed 1 with no fault (pinned)
+        result = invoke("sim", "examples/word_count.py", "--seeds", "1..2", "--duration", "20s",
+                        "--faults", "none", "--html", str(page))
+    assert result.exit_code == 1
+    assert f"  page of seed 1, the first that failed, written to {page} (" in result.output
+    assert "changelog-applied-in-order" in page.read_text()
+
+
+def test_html_with_seeds_that_all_pass_writes_no_page(tmp_path):
+    page = tmp_path / "none.html"
+    result = invoke("sim", "examples/word_count.py", "--seeds", "1..2", "--duration", "3s",
+                    "--faults", "none", "--html", str(page))
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1] == f"  no seed failed: no page written to {page}"
+    assert not page.exists()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--zoo", "--seeds", "1..2"], "the zoo is many workloads"),
+    (["examples/word_count.py", "--seeds", "1..2", "--guided", "3"], "not with --guided"),
+    (["examples/word_count.py", "--check-determinism"], "not with --check-determinism"),
+    (["examples/word_count.py", "--seeds", "1..2", "--json"], "not with --json"),
+])
+def test_html_of_many_runs_is_a_usage_error(tmp_path, args, message):
+    result = CliRunner().invoke(main, ["sim", *args, "--html", str(tmp_path / "x.html")])
+    assert result.exit_code == 2 and message in result.output
+    assert not (tmp_path / "x.html").exists()

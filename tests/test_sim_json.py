@@ -32,9 +32,9 @@ def test_one_seed_is_one_object_with_the_hash_of_the_text_run():
     text, as_json = invoke(*args), invoke(*args, "--json")
     assert as_json.exit_code == text.exit_code == 0
     [record] = records(as_json)
-    assert list(record) == [*SEED_KEYS, "trace_lines", "trace_file"]
+    assert list(record) == [*SEED_KEYS, "trace_lines", "trace_file", "html_file"]
     assert record["type"] == "seed" and record["seed"] == 2 and record["ok"] is True
-    assert record["violations"] == [] and record["trace_file"] is None
+    assert record["violations"] == [] and record["trace_file"] is None and record["html_file"] is None
     assert text.stdout.splitlines()[-1] == f"trace sha256={record['sha256']}"
     assert f"trace: {record['trace_lines']} lines" in text.stdout
     assert record["replay"] == (f"detstream sim {WORD_COUNT} --seed 2 --workers 3 --brokers 3 "
@@ -49,6 +49,7 @@ def test_a_failing_seed_is_ok_false_with_its_checks_and_exit_1(tmp_path):
     assert result.exit_code == 1
     [record] = records(result)
     assert record["ok"] is False and record["trace_file"] == str(trace) and trace.exists()
+    assert record["html_file"] is None
     [violation] = record["violations"]
     assert violation["check"] == "no_update_lost" and "lost updates" in violation["message"]
     assert isinstance(violation["evidence"], list)

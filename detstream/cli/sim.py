@@ -87,6 +87,12 @@ class SeedRange(click.ParamType):
               help="Run this fault plan (JSON) instead of drawing one.")
 @click.option("--trace", "trace_path", type=click.Path(dir_okay=False, writable=True),
               help="Write the trace (with a replay header) to this file.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, writable=True),
+              help="Write a self-contained HTML page of the run: a lane per worker and broker over "
+                   "virtual time (faults, crashes, assignments, commits, recoveries), failed checks "
+                   "linked to the steps they cite, trace lines on hover. With --seeds: the page of "
+                   "the first failing seed, rerun (none if every seed passes). With --replay: the "
+                   "page of the rerun.")
 @click.option("--seeds", type=SeedRange(), help="Run every seed in a range, e.g. 1..200.")
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="With --seeds: run the seeds in this many processes (same results and output).")
@@ -110,7 +116,7 @@ class SeedRange(click.ParamType):
               help="Print JSON Lines for machines instead of text: a record per seed, then a "
                    "summary per sweep (schema: docs/sim.md).")
 def sim(target: str | None, seed: int, workers: int, brokers: int, duration: float, faults: str,
-        plan_path: str | None, trace_path: str | None, seeds: range | None, jobs: int,
+        plan_path: str | None, trace_path: str | None, html_path: str | None, seeds: range | None, jobs: int,
         driver: str, guided: int | None, zoo: bool, check_determinism: bool, replay_path: str | None, shrink: bool, shuffle: bool,
         scenario_path: str | None, as_json: bool) -> None:
     """Run TARGET (file, module or module:attr) on a simulated cluster."""
@@ -121,9 +127,12 @@ def sim(target: str | None, seed: int, workers: int, brokers: int, duration: flo
     if as_json:
         _json_combines_with(replay=replay_path, guided=guided, check_determinism=check_determinism,
                             shrink=shrink)
+    if html_path:
+        _html_combines_with(zoo=zoo, guided=guided is not None, check_determinism=check_determinism,
+                            json_sweep=as_json and seeds is not None)
     try:
         if replay_path:
-            _replay(replay_path)
+            _replay(replay_path, html_path)
             return
         if zoo:
             if target or seeds is None:
@@ -145,13 +154,13 @@ def sim(target: str | None, seed: int, workers: int, brokers: int, duration: flo
         if seeds is not None and guided is not None:
             _guided(target, options, seeds, guided, jobs)
         elif seeds is not None:
-            _sweep(target, options, seeds, jobs, as_json)
+            _sweep(target, options, seeds, jobs, as_json, html_path)
         elif check_determinism:
             _determinism(target, options)
         elif as_json:
-            _single_json(target, options, trace_path, explore)
+            _single_json(target, options, trace_path, html_path, explore)
         else:
-            _single(target, options, trace_path, shrink, explore)
+            _single(target, options, trace_path, html_path, shrink, explore)
     except (TargetError, InvalidArgument) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
@@ -170,6 +179,31 @@ def _json_combines_with(**given: object) -> None:
                                    "it prints text only; drop one of the two")
 
 
+#: what --html cannot stand with: each shows many runs, or (JSON sweeps) has nowhere to say which.
+_NOT_WITH_HTML = {
+    "zoo": "--html shows one run: the zoo is many workloads; give one TARGET with --seeds",
+    "guided": "--html shows one run: not with --guided (replay a failing run with --plan and --html)",
+    "check_determinism": "--html shows one run: not with --check-determinism (run the seed with --html)",
+    "json_sweep": "--html with --seeds writes the first failing seed's page and says which in "
+                  "the text output: not with --json",
+}
+
+
+def _html_combines_with(**given: bool) -> None:
+    """A usage error for the first mode given that has no single run to draw."""
+    for name, value in given.items():
+        if value:
+            raise click.UsageError(_NOT_WITH_HTML[name])
+
+
+def _write_page(report: Any, path: str, replay: str, what: str = "page") -> None:
+    """The run's HTML page to ``path`` (``sim.run_page``), and a line saying so."""
+    from sim import run_page
+
+    size = run_page.write(report, path, replay)
+    click.echo(f"  {what} written to {path} ({size // 1024} KiB)")
+
+
 def command_line(target: str, options: Any) -> str:
     """The ``detstream sim`` command that reruns ``target`` with ``options`` (a ``SimOptions``).
 
@@ -183,7 +217,8 @@ def command_line(target: str, options: Any) -> str:
     return text + (" --plan PLAN.json" if options.plan is not None else "")
 
 
-def _single(target: str, options: Any, trace_path: str | None, shrink: bool, explore: Any) -> None:
+def _single(target: str, options: Any, trace_path: str | None, html_path: str | None, shrink: bool,
+            explore: Any) -> None:
     from sim.runner import run
 
     click.echo(f"detstream sim {target} seed={options.seed} workers={options.workers} "
@@ -194,6 +229,8 @@ def _single(target: str, options: Any, trace_path: str | None, shrink: bool, exp
     if trace_path:
         explore.write_trace(report, trace_path)
         click.echo(f"  trace written to {trace_path}")
+    if html_path:
+        _write_page(report, html_path, command_line(target, options))
     if report.ok:
         click.echo("  checks: all passed")
     else:
@@ -209,16 +246,20 @@ def _single(target: str, options: Any, trace_path: str | None, shrink: bool, exp
         sys.exit(1)
 
 
-def _single_json(target: str, options: Any, trace_path: str | None, explore: Any) -> None:
-    """One run as one JSON object: the seed record, its trace's length and file."""
+def _single_json(target: str, options: Any, trace_path: str | None, html_path: str | None,
+                 explore: Any) -> None:
+    """One run as one JSON object: the seed record, its trace's length and file, its page."""
+    from sim import run_page
     from sim.runner import run
 
     report = run(target, options)
     if trace_path:
         explore.write_trace(report, trace_path)
+    if html_path:
+        run_page.write(report, html_path, command_line(target, options))
     outcome = explore.SeedOutcome(options.seed, report.sha256, report.coverage, report.violations)
     record = sim_json.seed_record(outcome, target, command_line(target, options))
-    record.update(trace_lines=len(report.trace.lines), trace_file=trace_path)
+    record.update(trace_lines=len(report.trace.lines), trace_file=trace_path, html_file=html_path)
     click.echo(sim_json.dumps(record))
     if not report.ok:
         sys.exit(1)
@@ -250,10 +291,25 @@ def _zoo(options: Any, seeds: range, jobs: int, as_json: bool) -> None:
         sys.exit(1)
 
 
-def _sweep(target: str, options: Any, seeds: range, jobs: int, as_json: bool) -> None:
+def _sweep(target: str, options: Any, seeds: range, jobs: int, as_json: bool, html_path: str | None) -> None:
     sweep_one = _sweep_json if as_json else _sweep_text
-    if sweep_one(target, options, seeds, jobs, Path(target).name or target, None):
+    failed = sweep_one(target, options, seeds, jobs, Path(target).name or target, None)
+    if html_path:
+        _first_failure_page(target, options, failed, html_path)
+    if failed:
         sys.exit(1)
+
+
+def _first_failure_page(target: str, options: Any, failed: list[int], path: str) -> None:
+    """The page of the sweep's first failing seed, run again here (a sweep keeps no traces)."""
+    if not failed:
+        click.echo(f"  no seed failed: no page written to {path}")
+        return
+    from sim.runner import run
+
+    rerun = replace(options, seed=failed[0])
+    _write_page(run(target, rerun), path, command_line(target, rerun),
+                f"page of seed {failed[0]}, the first that failed,")
 
 
 def _swept(target: str, options: Any, seeds: range, jobs: int, label: str,
@@ -276,7 +332,7 @@ def _swept(target: str, options: Any, seeds: range, jobs: int, label: str,
 
 
 def _sweep_json(target: str, options: Any, seeds: range, jobs: int, label: str,
-                workload: str | None) -> int:
+                workload: str | None) -> list[int]:
     """Sweep ``target``: a JSON line per seed as it arrives, then the summary; the failed seeds."""
     def emit(outcome: Any) -> None:
         replay = command_line(target, replace(options, seed=outcome.seed))
@@ -284,12 +340,12 @@ def _sweep_json(target: str, options: Any, seeds: range, jobs: int, label: str,
 
     result = _swept(target, options, seeds, jobs, label, emit)
     click.echo(sim_json.dumps(sim_json.summary_record(result, target, seeds, options.faults, workload)))
-    return len(result.failures)
+    return [seed for seed, _ in result.failures]
 
 
 def _sweep_text(target: str, options: Any, seeds: range, jobs: int, label: str,
-                workload: str | None) -> int:
-    """Sweep and print ``target``; the number of failed seeds.
+                workload: str | None) -> list[int]:
+    """Sweep and print ``target``; the failed seeds, in order.
 
     ``workload`` is unused: the text names a zoo workload by its path, as it
     always has, so that the output stays as it was.
@@ -306,7 +362,7 @@ def _sweep_text(target: str, options: Any, seeds: range, jobs: int, label: str,
     if options.faults != "none" and result.never_reached():
         click.echo(f"  never reached: {', '.join(result.never_reached())}")
     click.echo(f"{result.runs - len(result.failures)} passed, {len(result.failures)} failed")
-    return len(result.failures)
+    return [seed for seed, _ in result.failures]
 
 
 def _guided(target: str, options: Any, seeds: range, runs: int, jobs: int) -> None:
@@ -350,7 +406,7 @@ def _determinism(target: str, options: Any) -> None:
     sys.exit(1)
 
 
-def _replay(path: str) -> None:
+def _replay(path: str, html_path: str | None) -> None:
     from sim.explore import replay
 
     report, divergence = replay(path)
@@ -358,6 +414,8 @@ def _replay(path: str) -> None:
         click.echo(f"replay of {path}: identical ({len(report.trace.lines)} lines)")
         if not report.ok:
             _print_violations(report)
+        if html_path:
+            _write_page(report, html_path, f"detstream sim --replay {path}")
         click.echo(f"trace sha256={report.sha256}")
         if not report.ok:
             sys.exit(1)
@@ -365,4 +423,6 @@ def _replay(path: str) -> None:
     index, recorded, now = divergence
     click.echo(f"REPLAY DIFFERS from {path} at line {index + 2}:")  # +1 for 1-based, +1 header
     click.echo(f"  recorded: {recorded}\n  now:      {now}")
+    if html_path:  # the run as today's code makes it
+        _write_page(report, html_path, f"detstream sim --replay {path}")
     sys.exit(1)
