@@ -95,6 +95,19 @@ def group_membership(consumer: Any) -> tuple[int, str]:
     return coordinator.generation, coordinator.member_id
 
 
+def joining_group(consumer: Any) -> bool:
+    """Whether the group consumer is connected and waits for its group's assignment.
+
+    aiokafka's ``start`` connects, then makes its group coordinator, then
+    waits for the first assignment: a start waiting past the coordinator's
+    creation waits for the group (join, sync), not for the broker.
+    """
+    subscription = consumer._subscription.subscription
+    return consumer._coordinator is not None and subscription is not None and (
+        subscription.assignment is None
+    )
+
+
 def current_assignment(consumer: Any) -> Any:
     """The consumer's assignment in force (aiokafka's ``Assignment``), or None between two."""
     subscription = consumer._subscription.subscription

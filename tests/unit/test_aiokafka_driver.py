@@ -108,3 +108,58 @@ def test_only_the_kafka_driver_imports_aiokafka():
         "assert 'aiokafka' not in sys.modules, sorted(m for m in sys.modules if 'aiokafka' in m)\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_group_consumer_start_waiting_for_its_assignment_says_why_once(monkeypatch, caplog):
+    """After a kill -9 the restarted worker's join waits for the dead member's session to
+    expire: the log says so once (at 5 s), naming the settings that shorten the wait, then
+    goes on with the plain "still starting" lines, ever more rarely."""
+    import asyncio
+    import logging
+
+    from detstream import compat
+    from detstream.transport.kafka import driver
+    from sim.testing import simulate
+
+    app = detstream.App("waits", broker="kafka://a:1", broker_session_timeout=45.0)
+    consumer = app.transport.create_consumer(client_id="w1", group_id="waits")
+    consumer._topics = frozenset({"orders"})
+    joining = [False]
+    monkeypatch.setattr(compat, "joining_group", lambda client: joining[0])
+    assert consumer._join_wait(object()) is None  # still connecting: nothing to explain yet
+    joining[0] = True
+    notice = consumer._join_wait(object())
+    assert notice is not None
+    for says in ("broker_session_timeout=45s", "lower broker_session_timeout",
+                 "consumer_group_instance_id", "kill -9"):
+        assert says in notice, (says, notice)
+
+    async def main(cluster):
+        watchdog = asyncio.ensure_future(
+            driver._warn_while_pending("consumer (group waits)", "kafka://a:1",
+                                       explain=lambda: consumer._join_wait(object()))
+        )
+        await asyncio.sleep(100.0)
+        watchdog.cancel()
+
+    with caplog.at_level(logging.WARNING, logger=driver.log.name):
+        simulate(main, seed=1)
+    lines = [r.getMessage() for r in caplog.records if r.name == driver.log.name]
+    assert [line.split(":")[0] for line in lines] == [
+        "consumer (group waits) has waited 5s for its partitions",
+        "consumer (group waits) still starting after 10s (connecting to kafka",
+        "consumer (group waits) still starting after 30s (connecting to kafka",
+        "consumer (group waits) still starting after 70s (connecting to kafka",
+    ]
+
+
+def test_a_static_members_start_says_the_wait_is_another_members(monkeypatch):
+    from detstream import compat
+
+    app = detstream.App("waits", broker="kafka://a:1")
+    consumer = app.transport.create_consumer(client_id="w1", group_id="waits")
+    consumer._options["group_instance_id"] = "worker-1"
+    monkeypatch.setattr(compat, "joining_group", lambda client: True)
+    notice = consumer._join_wait(object())
+    assert notice is not None and "static member 'worker-1'" in notice, notice
+    assert "another worker's" in notice, notice

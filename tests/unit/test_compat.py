@@ -53,6 +53,7 @@ def test_the_aiokafka_details_compat_reaches_exist():
                 in (0, 1),
                 "admin._send_request": callable(admin._send_request),
                 "consumer._subscription": compat.current_assignment(consumer) is None,
+                "consumer._coordinator": not compat.joining_group(consumer),  # not started
                 "GroupCoordinator.commit_offsets": callable(GroupCoordinator.commit_offsets),
                 "GroupCoordinator._send_req": callable(GroupCoordinator._send_req),
             }

@@ -185,14 +185,50 @@ class KafkaConsumer:
             self._consumer = consumer
             return consumer
 
+        waiting_for = self._join_wait if self._group_id is not None and self._topics else None
         try:
-            await self._transport.start_client(make, f"consumer (group {self._group_id})")
+            await self._transport.start_client(
+                make, f"consumer (group {self._group_id})", waiting_for=waiting_for
+            )
         except BaseException:
             self._consumer = None
             raise
         for tp, offset in self._seeks.items():
             self.seek(tp, offset)
         self._seeks.clear()
+
+    def _join_wait(self, consumer: AIOKafkaConsumer) -> str | None:
+        """What a start that waits for its assignment waits for (None: not joining yet).
+
+        The start of a worker that replaces one killed without leaving its
+        group (kill -9, an OOM kill, a lost host) waits for the rebalance
+        its join began, which waits for every member the coordinator knows:
+        the dead one's until its session expires. The log says so, once,
+        with the settings that shorten it.
+        """
+        if not compat.joining_group(consumer):
+            return None
+        session = self._options["session_timeout_ms"] / 1000.0
+        rebalance = self._options["rebalance_timeout_ms"] / 1000.0
+        instance = self._options.get("group_instance_id")
+        held_up = (
+            f"the group coordinator is rebalancing group {self._group_id!r} and waits for every "
+            "member it knows to rejoin. A member of a worker that stopped without leaving the "
+            "group (kill -9, an OOM kill, a lost host: this worker's previous instance, say) "
+            f"holds the rebalance up until the coordinator expires it, broker_session_timeout="
+            f"{session:g}s after its last heartbeat (broker_rebalance_timeout={rebalance:g}s at most)."
+        )
+        if instance is None:
+            return (
+                f"{held_up} To wait less after a crash: lower broker_session_timeout, or give each "
+                "worker its own stable consumer_group_instance_id (static membership), so that a "
+                "restarted worker takes its previous instance's place at once, without a rebalance"
+            )
+        return (
+            f"{held_up} This worker is static member {instance!r}: it took its previous "
+            "instance's place itself, so the member awaited is another worker's (a dynamic "
+            "member's session must expire; lower broker_session_timeout to wait less)"
+        )
 
     async def stop(self) -> None:
         """Leave the group (the engine committed before) and close the connections.

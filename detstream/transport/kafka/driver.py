@@ -75,6 +75,8 @@ log = logging.getLogger(__name__)
 
 #: first and largest delay between attempts to reach an unreachable broker (seconds).
 RETRY_FIRST, RETRY_MAX = 0.5, 30.0
+#: a group consumer's start waiting this long (seconds) for its assignment says why, once.
+JOIN_NOTICE_AFTER = 5.0
 #: the headers of a record without any (aiokafka only reads them).
 _NO_HEADERS: list[tuple[str, bytes]] = []
 #: more than aiokafka's estimate of a lone record's size adds to its key, value and headers
@@ -143,17 +145,24 @@ class AIOKafkaTransport:
     def create_admin(self, *, client_id: str) -> KafkaAdmin:
         return KafkaAdmin(self, admin_options(self._conf, client_id, self.servers))
 
-    async def start_client(self, make: Callable[[], Any], what: str) -> Any:
+    async def start_client(
+        self, make: Callable[[], Any], what: str, *,
+        waiting_for: Callable[[Any], str | None] | None = None,
+    ) -> Any:
         """Build and start an aiokafka client, retrying while the broker is unreachable.
 
         aiokafka fails fast when no bootstrap server answers; a worker started
         before its broker (a common deploy race) should wait for it, saying so
         in the log with ever rarer lines instead of crashing or hanging mute.
+        ``waiting_for(client)`` (a group consumer's) says, once the start has
+        taken ``JOIN_NOTICE_AFTER`` seconds, what the client waits for (None
+        while it does not know yet); that line is logged once.
         """
         delay, attempt = RETRY_FIRST, 0
         while True:
             client = make()
-            watchdog = asyncio.ensure_future(_warn_while_pending(what, self.url))
+            explain = partial(waiting_for, client) if waiting_for is not None else None
+            watchdog = asyncio.ensure_future(_warn_while_pending(what, self.url, explain=explain))
             try:
                 aiokafka_logs.starting(self.start_up)  # aiokafka's tasks made now inherit it
                 with AIOKAFKA_LOGS.bootstrap_errors() as reasons:
@@ -690,12 +699,32 @@ async def _close_quietly(client: Any) -> None:
 aiokafka_logs.install()  # any process with this driver: the worker, `detstream send`, the wire sim
 
 
-async def _warn_while_pending(what: str, url: str, first: float = 10.0) -> None:
-    """Log, ever more rarely, while a client start (connect, join the group) is pending."""
+async def _warn_while_pending(
+    what: str, url: str, first: float = 10.0, *, explain: Callable[[], str | None] | None = None,
+) -> None:
+    """Log, ever more rarely, while a client start (connect, join the group) is pending.
+
+    With ``explain`` (a group consumer's start), the first look is after
+    ``JOIN_NOTICE_AFTER`` seconds, and the first look at which ``explain``
+    knows what the start waits for logs that, once; the other looks log the
+    plain line.
+    """
     waited, step = 0.0, first
+    if explain is not None:
+        await asyncio.sleep(JOIN_NOTICE_AFTER)
+        waited, step = JOIN_NOTICE_AFTER, first - JOIN_NOTICE_AFTER
+        notice = explain()
+        if notice is not None:
+            log.warning("%s has waited %.0fs for its partitions: %s", what, waited, notice)
+            explain = None
     while True:
         await asyncio.sleep(step)
         waited += step
-        log.warning("%s still starting after %.0fs (connecting to %s, joining its group)",
-                    what, waited, url)
-        step = min(step * 2, 120.0)
+        notice = explain() if explain is not None else None
+        if notice is not None:
+            log.warning("%s has waited %.0fs for its partitions: %s", what, waited, notice)
+            explain = None
+        else:
+            log.warning("%s still starting after %.0fs (connecting to %s, joining its group)",
+                        what, waited, url)
+        step = min(max(step, first) * 2, 120.0)
