@@ -172,3 +172,42 @@ def heed_offset_fetch_errors(coordinator_class: Any, errors: Any) -> None:
 
     coordinator_class._send_req = send_req
     coordinator_class._detstream_heeds_offset_fetch_errors = True
+
+
+def register_broker_error(errors: Any, error_class: Any) -> None:
+    """Make aiokafka's ``errors.for_code`` know ``error_class`` (an error code it lacks).
+
+    aiokafka maps codes to classes once, at import (``errors.kafka_errors``);
+    an unknown code becomes ``UnknownError``, which names nothing in a log.
+    """
+    errors.kafka_errors.setdefault(error_class.errno, error_class)
+
+
+def carry_group_instance_id(coordinator_class: Any, rewrite: Any, fenced: Any) -> None:
+    """Send a static member's group requests through ``rewrite(request, instance_id)`` and note
+    a response ``fenced(response)`` says FENCED_INSTANCE_ID (see ``instance_fenced``).
+
+    A member without ``group_instance_id`` sends its requests as they are.
+    Idempotent; every group coordinator of the process is concerned.
+    """
+    if getattr(coordinator_class, "_detstream_carries_instance_id", False):
+        return
+    send = coordinator_class._send_req
+
+    async def send_req(self: Any, request: Any) -> Any:
+        instance = self._group_instance_id
+        if instance is None:
+            return await send(self, request)
+        response = await send(self, rewrite(request, instance))
+        if fenced(response):
+            self._detstream_fenced_instance = instance
+        return response
+
+    coordinator_class._send_req = send_req
+    coordinator_class._detstream_carries_instance_id = True
+
+
+def instance_fenced(consumer: Any) -> str | None:
+    """The group instance id the consumer's group coordinator was fenced as, if it was."""
+    coordinator = consumer._coordinator
+    return getattr(coordinator, "_detstream_fenced_instance", None) if coordinator is not None else None

@@ -47,6 +47,7 @@ ENV_NAMES: dict[str, str] = {
     "broker_request_timeout": "BROKER_REQUEST_TIMEOUT",
     "broker_session_timeout": "BROKER_SESSION_TIMEOUT",
     "consumer_auto_offset_reset": "CONSUMER_AUTO_OFFSET_RESET",
+    "consumer_group_instance_id": "CONSUMER_GROUP_INSTANCE_ID",
     "consumer_max_fetch_size": "CONSUMER_MAX_FETCH_SIZE",
     "producer_acks": "PRODUCER_ACKS",
     "producer_compression_type": "PRODUCER_COMPRESSION_TYPE",

@@ -21,6 +21,7 @@ working::
      ├── PartitionsMismatch            co-partitioned topics differ in partitions
      ├── ProducerSendError             the broker refused a produced record
      ├── CommitFailedError             a commit was fenced (stale generation)
+     │    └── FencedInstanceIdError    another process joined with this worker's group instance id
      ├── RebalanceListenerError        the worker could not take (or give up) an assignment
      └── Skip                          raised by a processor to drop an event
 """
@@ -144,6 +145,22 @@ class ProducerSendError(DetstreamError):
 
 class CommitFailedError(DetstreamError):
     """An offset commit was rejected, e.g. by a newer group generation."""
+
+
+class FencedInstanceIdError(CommitFailedError):
+    """Another consumer joined the group with this one's group instance id (static membership).
+
+    The group coordinator gave it this member's place: this consumer may
+    neither commit nor fetch any more (Kafka's FENCED_INSTANCE_ID, fatal as
+    in Java's consumer). ``instance`` is the ``consumer_group_instance_id``,
+    ``group`` the group. Two processes running with one instance id would
+    take it from each other; the app stops instead.
+    """
+
+    def __init__(self, message: str, *, group: str, instance: str) -> None:
+        super().__init__(message)
+        self.group = group
+        self.instance = instance
 
 
 class RebalanceListenerError(DetstreamError):

@@ -62,6 +62,9 @@ SETTINGS: dict[str, tuple[Any, tuple[type, ...] | type]] = {
     #: TLS to the broker without SASL (Faust's older form of ``broker_credentials=context``).
     "ssl_context": (None, object),
     "consumer_auto_offset_reset": ("earliest", str),
+    #: static membership (KIP-345, Kafka's ``group.instance.id``): this worker's stable name in
+    #: its group, its own (a restarted worker with it takes its old place without a rebalance).
+    "consumer_group_instance_id": (None, _OPTIONAL_STR),
     "consumer_max_fetch_size": (1024**2, int),
     "producer_acks": (-1, (int, str)),
     "producer_linger": (0.0, _NUMBER),
@@ -199,6 +202,11 @@ def _normalize(key: str, value: Any) -> Any:
             return int(text)
     if key == "broker_credentials":
         return to_credentials(value)
+    if key == "consumer_group_instance_id" and isinstance(value, str) and not value.strip():
+        raise ImproperlyConfigured(
+            "setting 'consumer_group_instance_id' must be a non-empty name, unique per worker "
+            "(or None for dynamic membership)"
+        )
     if key == "ssl_context" and value is not None and not isinstance(value, ssl.SSLContext):
         raise ImproperlyConfigured(
             f"setting 'ssl_context' must be an ssl.SSLContext or None, got {type(value).__name__} "

@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
-from detstream.errors import CommitFailedError
+from detstream.errors import CommitFailedError, FencedInstanceIdError
 from detstream.mutants import on as mutant_on
 from detstream.mutants import register as register_mutant
 
@@ -72,7 +72,7 @@ class PlainCommitter:
         producer: ProducerBuffer,
         flush_tables: Callable[[], object],
         log: Log,
-        on_fenced: Callable[[], object] = lambda: None,
+        on_fenced: Callable[[CommitFailedError], object] = lambda error: None,
         stats: ConsumerStats | None = None,
     ) -> None:
         self.tracker = tracker
@@ -81,7 +81,8 @@ class PlainCommitter:
         self.flush_tables = flush_tables
         self.log = log
         #: the group refused our offsets (we were expelled, or a rebalance moved on without
-        #: us): stop processing the partitions, which are another member's now.
+        #: us, or another process took our group instance): stop processing the partitions,
+        #: which are another member's now.
         self.on_fenced = on_fenced
         #: commits and their latency (``/metrics``).
         self.stats = stats if stats is not None else ConsumerStats()
@@ -117,7 +118,7 @@ class PlainCommitter:
         try:
             await self.consumer.commit(offsets)
         except CommitFailedError as exc:
-            if self.consumer.generation > generation:
+            if self.consumer.generation > generation and not isinstance(exc, FencedInstanceIdError):
                 # We joined a newer generation while this commit was on its way: the group
                 # refused offsets of the one before, and what we hold now was assigned since.
                 # Giving that up would leave it unprocessed: nobody rebalances it. (Between
@@ -128,7 +129,7 @@ class PlainCommitter:
                 "commit rejected: %s; giving the partitions up until the group assigns them "
                 "again (their next owner redoes the uncommitted work)", exc,
             )
-            self.on_fenced()
+            self.on_fenced(exc)
             return False
         self.tracker.committed(offsets)
         return True

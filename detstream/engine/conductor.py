@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from detstream._types import TP, ConsumerRecord
+from detstream.errors import CommitFailedError, FencedInstanceIdError
 from detstream.events import Message
 from detstream.futures import current_task_cancelling
 from detstream.mutants import on as mutant_on
@@ -65,6 +66,13 @@ FENCED_KEEPS_PROCESSING = register_mutant(
     "a member whose offsets the group refused goes on processing its partitions",
 )
 
+#: a worker whose group instance another process took (static membership: FENCED_INSTANCE_ID)
+#: goes on with what it holds, as after any refused commit, instead of stopping for good.
+INSTANCE_FENCING_IGNORED = register_mutant(
+    "instance-fencing-ignored",
+    "a worker fenced as a static group instance keeps its partitions and goes on processing",
+)
+
 #: re-opens what the sim driver's stop found (take_batches, chaos seed 33): an assignment whose
 #: join completed while the consumer stopped is taken, and records are lost.
 ASSIGNED_WHILE_STOPPING = register_mutant(
@@ -77,7 +85,7 @@ ASSIGNED_WHILE_STOPPING = register_mutant(
 PATTERN_REFRESH = 30.0
 
 if TYPE_CHECKING:
-    from detstream.transport.base import Consumer
+    from detstream.transport.base import Consumer, IsolationLevel
 
     from .buffer import SubscriberBuffer
     from .host import EngineHost
@@ -135,6 +143,8 @@ class Conductor:
         self.listener = GuardedListener(self)
         #: ``stop`` began: an assignment the consumer's listener brings now is not taken.
         self.stopping = False
+        #: another process took this worker's group instance: the app's crash (for good).
+        self._fenced_crash: asyncio.Task[None] | None = None
 
     # -- lifecycle ------------------------------------------------------------
     @property
@@ -172,10 +182,17 @@ class Conductor:
     async def start(self) -> None:
         host = self.host
         exactly_once = host.exactly_once
-        self.consumer = host.transport.create_consumer(
-            client_id=host.client_name, group_id=host.conf.id,
-            isolation_level="read_committed" if exactly_once else "read_uncommitted",
-        )
+        isolation: IsolationLevel = "read_committed" if exactly_once else "read_uncommitted"
+        instance = host.conf.consumer_group_instance_id
+        if instance is None:  # (a transport of your own need not know the keyword)
+            self.consumer = host.transport.create_consumer(
+                client_id=host.client_name, group_id=host.conf.id, isolation_level=isolation,
+            )
+        else:  # static membership: see docs/production.md
+            self.consumer = host.transport.create_consumer(
+                client_id=host.client_name, group_id=host.conf.id, isolation_level=isolation,
+                group_instance_id=instance,
+            )
         if exactly_once:
             self.committer = self.transactions = TransactionalCommitter(self)
         else:
@@ -259,7 +276,14 @@ class Conductor:
         tables = self.host.tables
         while True:
             await self._open_ready()
-            batch = await self.consumer.getmany(self.fetch_timeout)
+            try:
+                batch = await self.consumer.getmany(self.fetch_timeout)
+            except FencedInstanceIdError as exc:
+                self.fenced(exc)
+                if not mutant_on(INSTANCE_FENCING_IGNORED):
+                    return  # the app is crashing
+                await asyncio.sleep(self.fetch_timeout)
+                continue
             self._between_batches = False
             generation = self.consumer.generation
             self.undelivered = set(batch)
@@ -511,7 +535,7 @@ class Conductor:
         """
         return {tp for tp in self._ready if self.host.subscriber_queues(tp.topic)}
 
-    def fenced(self) -> None:
+    def fenced(self, error: CommitFailedError | None = None) -> None:
         """The group refused our offsets: the partitions are another member's now; give them up.
 
         We were expelled (a zombie whose session expired while the process ran
@@ -519,10 +543,34 @@ class Conductor:
         processing would write its stale table values into changelogs their
         new owner recovered from. Traced as ``commit-refused`` (the sim's
         ``no-delivery-after-fenced`` check holds the worker to it).
+
+        A ``FencedInstanceIdError`` (from a commit or a fetch) says more:
+        another process joined the group with this worker's
+        ``consumer_group_instance_id`` and has its place. The consumer can
+        neither fetch nor commit again, and rejoining would take the instance
+        back from a live process: the partitions are given up at once and the
+        app crashes with the error (``detstream worker`` exits 1), as Kafka
+        Streams shuts its thread down.
         """
+        if isinstance(error, FencedInstanceIdError):
+            self._instance_fenced(error)
+            return
         self.tracer.record("commit-refused")
         if not mutant_on(FENCED_KEEPS_PROCESSING):
             self.lose_partitions()
+
+    def _instance_fenced(self, error: FencedInstanceIdError) -> None:
+        if mutant_on(INSTANCE_FENCING_IGNORED):
+            return
+        self.lose_partitions()
+        if self._fenced_crash is not None or self.stopping:
+            return
+        self.host.log.error("%s: the app stops (its partitions stay with the other process)", error)
+        self._fenced_crash = asyncio.ensure_future(self._crash_fenced(error))
+
+    async def _crash_fenced(self, error: FencedInstanceIdError) -> None:
+        if not self.host.crashed:
+            await self.host.crash(error)
 
     def lose_partitions(self) -> None:
         """Stop processing every partition without committing: their next owner redoes the work.

@@ -97,7 +97,7 @@ class TransactionalCommitter:
                         "transaction aborted, its offsets were refused (%s): the partitions' "
                         "next owner redoes the work", exc,
                     )
-                    conductor.fenced()
+                    conductor.fenced(exc)
                     return False
                 except Exception:
                     conductor.lose_partitions()

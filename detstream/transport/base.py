@@ -277,6 +277,7 @@ class Transport(Protocol):
     @overload
     def create_consumer(
         self, *, client_id: str, group_id: str, isolation_level: IsolationLevel = ...,
+        group_instance_id: str | None = ...,
     ) -> Consumer: ...
 
     @overload
@@ -290,8 +291,18 @@ class Transport(Protocol):
         client_id: str,
         group_id: str | None,
         isolation_level: IsolationLevel = "read_uncommitted",
+        group_instance_id: str | None = None,
     ) -> Consumer | PartitionReader:
-        """A group member (``group_id``), or a reader of assigned partitions (None)."""
+        """A group member (``group_id``), or a reader of assigned partitions (None).
+
+        ``group_instance_id`` makes the member static (KIP-345): a consumer
+        joining with the instance id of a member the group still has takes
+        its place (assignment and generation) without a rebalance, and the
+        replaced one is fenced (``FencedInstanceIdError`` from ``getmany``
+        and ``commit``); a static member does not leave the group when it
+        stops. The engine passes it only when set (a transport of your own
+        need not know the keyword).
+        """
         ...
 
     def create_admin(self, *, client_id: str) -> Admin: ...

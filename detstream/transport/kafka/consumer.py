@@ -42,8 +42,9 @@ from detstream.assignor_wire import (
     encode_subscription,
     plan_from_subscriptions,
 )
-from detstream.errors import CommitFailedError, ImproperlyConfigured
+from detstream.errors import CommitFailedError, FencedInstanceIdError, ImproperlyConfigured
 from detstream.transport.base import GroupMetadata, RebalanceListener
+from detstream.transport.kafka import static_membership
 from detstream.transport.kafka.closing import force_close_consumer, stop_client
 
 if TYPE_CHECKING:
@@ -53,6 +54,8 @@ log = logging.getLogger("detstream.transport.kafka.driver")
 
 # aiokafka reads a failed OffsetFetch as "nothing committed": see the function's docstring
 compat.heed_offset_fetch_errors(GroupCoordinator, aiokafka.errors)
+# a static member's heartbeats and commits name its instance, so a replaced one is fenced
+static_membership.install()
 
 
 class CopartitionedAssignor(AbstractPartitionAssignor):
@@ -311,6 +314,7 @@ class KafkaConsumer:
         try:
             batch = await consumer.getmany(timeout_ms=_ms(timeout), max_records=self.max_records)
         except KafkaError as exc:
+            self._check_fenced(exc)
             if not exc.retriable:
                 raise
             self._fetch_errors += 1
@@ -369,10 +373,30 @@ class KafkaConsumer:
                 f"({cause}): the group rebalanced and another member may own these partitions now"
             ) from exc
         except KafkaError as exc:
+            self._check_fenced(exc)
             raise CommitFailedError(
                 f"commit of {len(offsets)} offsets for group {self._group_id!r} failed: "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
+
+    def _check_fenced(self, error: BaseException) -> None:
+        """``FencedInstanceIdError`` (from ``error``) if the group fenced this static member.
+
+        aiokafka raises FENCED_INSTANCE_ID from a heartbeat, join or sync as an
+        unexpected error (into ``getmany``), from a commit as the broker's
+        error; it does not rejoin, so this consumer is done.
+        """
+        consumer = self._consumer
+        instance = compat.instance_fenced(consumer) if consumer is not None else None
+        if instance is None:
+            return
+        raise FencedInstanceIdError(
+            f"another consumer joined group {self._group_id!r} as static member {instance!r} "
+            "(consumer_group_instance_id) and took this one's place: it may neither fetch nor "
+            "commit any more. Each worker needs its own consumer_group_instance_id (two "
+            "running with one take it from each other)",
+            group=self._group_id or "", instance=instance,
+        ) from error
 
     async def position(self, tp: TP) -> int:
         return await self._client().position(_ak(tp))
@@ -463,7 +487,8 @@ class KafkaConsumer:
         if self._options.get("isolation_level") != "read_committed":
             return await self.end_offsets(tps)
         if self._log_end_reader is None:
-            options = {k: v for k, v in self._options.items() if k != "partition_assignment_strategy"}
+            options = {k: v for k, v in self._options.items()
+                       if k not in ("partition_assignment_strategy", "group_instance_id")}
             options.update(group_id=None, isolation_level="read_uncommitted", enable_auto_commit=False)
             self._log_end_reader = await self._transport.start_client(
                 lambda: AIOKafkaConsumer(**options), "log-end reader"

@@ -130,7 +130,7 @@ class AIOKafkaTransport:
 
     def create_consumer(
         self, *, client_id: str, group_id: str | None,
-        isolation_level: IsolationLevel = "read_uncommitted",
+        isolation_level: IsolationLevel = "read_uncommitted", group_instance_id: str | None = None,
     ) -> KafkaConsumer:
         options = dict(
             consumer_options(self._conf, client_id, self.servers),
@@ -138,6 +138,8 @@ class AIOKafkaTransport:
             isolation_level=isolation_level,
             partition_assignment_strategy=(CopartitionedAssignor,),
         )
+        if group_instance_id is not None:  # static membership (KIP-345): see static_membership
+            options["group_instance_id"] = group_instance_id
         consumer = KafkaConsumer(self, options, group_id=group_id)
         consumer.max_records = options["max_poll_records"]  # getmany passes it on every fetch
         return consumer
