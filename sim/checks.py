@@ -383,11 +383,15 @@ def no_delivery_after_fenced(trace: Trace) -> Violation | None:
     processes too, and a zombie's table writes land in a changelog the
     owner recovered from already: at-least-once cannot keep a zombie from
     writing before it learns, but it must stop once it knows.
+
+    So for a static member told it was fenced (the worker's trace
+    ``instance-fenced``: its consumer raised ``FencedInstanceIdError`` to
+    the engine): another process has its group instance and partitions.
     """
     refused: dict[str, TraceEvent] = {}
-    for event in trace.of_kinds("commit-refused", "assigned", "crash", "start", "deliver"):
+    for event in trace.of_kinds("commit-refused", "instance-fenced", "assigned", "crash", "start", "deliver"):
         kind, actor = event.kind, event.actor
-        if kind == "commit-refused":
+        if kind == "commit-refused" or kind == "instance-fenced":
             refused[actor] = event
         elif kind != "deliver":
             refused.pop(actor, None)

@@ -29,6 +29,7 @@ from typing import Any
 
 from detstream import mutants
 from detstream._types import TP, ConsumerRecord
+from detstream.errors import FencedInstanceIdError
 from detstream.transport.base import GroupMetadata, IsolationLevel, RebalanceListener
 
 from .admin import SimAdmin
@@ -158,12 +159,13 @@ class SimTransport:
 
     def create_consumer(
         self, *, client_id: str, group_id: str | None,
-        isolation_level: IsolationLevel = "read_uncommitted",
+        isolation_level: IsolationLevel = "read_uncommitted", group_instance_id: str | None = None,
     ) -> SimConsumer:
         consumer = SimConsumer(
             self.cluster, self.name, group_id=group_id, link=self.link,
             isolation_level=isolation_level, stop_budget=self.stop_budget,
         )
+        consumer.group.instance_id = group_instance_id if group_id is not None else None
         self._configure(consumer)
         if group_id is not None:
             self.consumers.append(consumer)
@@ -229,6 +231,8 @@ class SimConsumer:
         self._task: asyncio.Task[None] | None = None
         #: ``stop`` began: ``getmany`` raises ``ConsumerStoppedError`` (aiokafka's ``_closed``).
         self._stopping = False
+        #: the engine was told this static member was fenced (``getmany`` or ``commit`` raised).
+        self._told_fenced = False
         #: the group protocol (membership, generation, coordinator requests).
         self.group = GroupMember(
             self, cluster, self._link, self._metadata,
@@ -363,7 +367,10 @@ class SimConsumer:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         conditions = self._link.conditions
+        group = self.group
         while True:
+            if group.fenced is not None:
+                raise self._fenced(group.fenced, "getmany")
             if conditions.denying_reads(loop.time()):
                 self._check_authorized("fetch", self._reading())
             if self._fetch_blocked_until > loop.time():  # the lost fetch has not timed out yet
@@ -554,11 +561,26 @@ class SimConsumer:
         generation = self.group.generation
         group = self._cluster.group(self._group_id)
 
+        instance = self.group.instance_id
+
         def at_coordinator() -> None:
             self._check_authorized("commit", offsets)
-            group.commit(member, generation, offsets)
+            group.commit(member, generation, offsets, instance)
 
-        await self.group.request_retrying("offset-commit", at_coordinator)
+        if self.group.fenced is not None:  # nothing goes to the coordinator any more
+            raise self._fenced(self.group.fenced, "commit")
+        try:
+            await self.group.request_retrying("offset-commit", at_coordinator)
+        except FencedInstanceIdError as exc:
+            self.group.fence(exc)
+            raise self._fenced(exc, "commit") from None
+
+    def _fenced(self, error: FencedInstanceIdError, told: str) -> FencedInstanceIdError:
+        """``error``, to raise to the engine; the first time, traced (what the engine knows now)."""
+        if not self._told_fenced:
+            self._told_fenced = True
+            self._cluster.trace.record(self._name, "instance-fenced", instance=error.instance, told=told)
+        return error
 
     def _check_authorized(self, what: str, tps: Iterable[TP]) -> None:
         """A ``deny_reads`` fault on this host: fetches and offset commits of its topics are refused.

@@ -142,6 +142,8 @@ def write_trace(report: SimReport, path: str | Path) -> None:
         "duration": options.duration, "faults": options.faults, "shuffle": options.shuffle,
         "brokers": options.brokers, "plan": report.plan.to_dict(), "scenario": options.scenario,
     }
+    if options.static_membership:
+        header["static_membership"] = True
     body = "".join(line + "\n" for line in report.trace.lines)
     Path(path).write_text(f"# detstream-trace {json.dumps(header, sort_keys=True)}\n{body}")
 
@@ -160,6 +162,7 @@ def read_trace(path: str | Path) -> tuple[str, SimOptions, list[str]]:
         seed=header["seed"], workers=header["workers"], duration=header["duration"],
         faults=header["faults"], plan=plan, shuffle=header.get("shuffle", False),
         brokers=header.get("brokers", 3), scenario=header.get("scenario"),
+        static_membership=header.get("static_membership", False),
     )
     return header["target"], options, text[1:]
 

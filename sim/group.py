@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from detstream import mutants
 from detstream._types import TP
-from detstream.errors import CommitFailedError
+from detstream.errors import CommitFailedError, FencedInstanceIdError
 
 from .trace import Trace
 
@@ -74,6 +74,8 @@ class Member:
     expiry: asyncio.TimerHandle | None = None
     #: opaque assignor data of the subscription (Kafka's metadata ``user_data``).
     user_data: bytes = b""
+    #: a static member's group instance id (KIP-345), None for a dynamic one.
+    instance_id: str | None = None
 
 
 @dataclass
@@ -111,6 +113,8 @@ class GroupCoordinator:
         self._member_seq = 0
         #: member ids handed out with MEMBER_ID_REQUIRED, not joined yet (wire, JoinGroup v4+).
         self._reserved: set[str] = set()
+        #: static members (KIP-345): group instance id -> the member id that holds it now.
+        self.instances: dict[str, str] = {}
 
     # -- join / sync ------------------------------------------------------
     def reserve_member_id(self, client_id: str) -> str:
@@ -143,15 +147,40 @@ class GroupCoordinator:
         session_timeout: float,
         rebalance_timeout: float,
         user_data: bytes = b"",
+        instance_id: str | None = None,
     ) -> JoinResult:
+        if instance_id is not None:
+            held = self.instances.get(instance_id)
+            if held is not None and held not in self.members:
+                held = None
+            if member_id is not None and member_id not in self._reserved:
+                if held is not None and held != member_id:  # a replaced member joins again
+                    raise self._fenced(member_id, instance_id, "join-group")
+            elif held is not None:
+                return await self._replace_static(
+                    held, client_id=client_id, subscription=subscription, user_data=user_data,
+                    session_timeout=session_timeout, rebalance_timeout=rebalance_timeout,
+                )
         if member_id in self._reserved:
             self._reserved.discard(member_id)  # joins with the id it was given
         elif member_id is None or member_id not in self.members:
             member_id = self._new_member_id(client_id)
         if member_id not in self.members:
-            self.members[member_id] = Member(member_id, subscription, session_timeout, rebalance_timeout)
-            self.trace.record(self.group_id, "member-join", member=member_id)
-        member = self.members[member_id]
+            self.members[member_id] = Member(
+                member_id, subscription, session_timeout, rebalance_timeout, instance_id=instance_id
+            )
+            if instance_id is None:
+                self.trace.record(self.group_id, "member-join", member=member_id)
+            else:
+                self.instances[instance_id] = member_id
+                self.trace.record(self.group_id, "member-join", member=member_id, instance=instance_id)
+        return await self._join_round(self.members[member_id], subscription, user_data)
+
+    async def _join_round(
+        self, member: Member, subscription: frozenset[str], user_data: bytes
+    ) -> JoinResult:
+        """``member`` (re)joins the round in progress, or begins one; its result once it ends."""
+        member_id = member.member_id
         member.subscription = subscription
         member.user_data = user_data
         self._touch(member)
@@ -166,11 +195,66 @@ class GroupCoordinator:
             self._maybe_complete_round()
         return await future
 
+    async def _replace_static(
+        self, held: str, *, client_id: str, subscription: frozenset[str], user_data: bytes,
+        session_timeout: float, rebalance_timeout: float,
+    ) -> JoinResult:
+        """KIP-345: a member joins with the instance id ``held`` has; it takes ``held``'s place.
+
+        The new member id inherits the old one's assignment (and its standbys'
+        ``user_data``), leadership and generation; the old id is fenced from
+        now on (``FencedInstanceIdError`` on its next heartbeat, sync, join or
+        commit; a join or sync of it in flight fails so). A stable group whose
+        member rejoins with the same subscribed topics does not rebalance:
+        the member's sync returns the assignment it had (Kafka's "static
+        member which joins during Stable stage and doesn't affect
+        selectProtocol will not trigger rebalance"). Otherwise the member
+        joins the round in progress, or one that its change begins (as Kafka,
+        when the group was between join and sync).
+        """
+        old = self.members.pop(held)
+        instance = old.instance_id
+        assert instance is not None
+        if old.expiry is not None:
+            old.expiry.cancel()
+        member_id = self._new_member_id(client_id)
+        member = Member(
+            member_id, subscription, session_timeout, rebalance_timeout, user_data=user_data,
+            instance_id=instance,
+        )
+        self.members[member_id] = member
+        self.instances[instance] = member_id
+        if held in self.assignments:
+            self.assignments[member_id] = self.assignments.pop(held)
+        if held in self.user_data:
+            self.user_data[member_id] = self.user_data.pop(held)
+        if self.leader_id == held:
+            self.leader_id = member_id
+        pending = self._round.joined.pop(held, None) if self._round is not None else None
+        waiter = self._sync_waiters.pop(held, None)
+        for future in (pending, waiter):  # the old member's join or sync in flight
+            if future is not None and not future.done():
+                future.set_exception(self._fenced(held, instance, "join-group" if future is pending else "sync-group"))
+        in_place = self.state == "stable" and subscription == old.subscription
+        self.trace.record(
+            self.group_id, "member-replaced", instance=instance, replaced=held, member=member_id,
+            generation=self.generation, rebalance=not in_place,
+        )
+        if in_place:
+            self._stats["static-rejoin"] += 1
+            self._touch(member)
+            return JoinResult(self.generation, member_id, self.leader_id or member_id, {}, {})
+        self._stats["static-rejoin-rebalance"] += 1
+        if self.state == "awaiting-sync" or self.state == "stable":
+            self._begin_round()  # its assignment is the old member's or its topics changed
+        return await self._join_round(member, subscription, user_data)
+
     async def sync(
         self, member_id: str, generation: int, assignments: Mapping[str, set[TP]] | None,
-        user_data: Mapping[str, bytes] | None = None,
+        user_data: Mapping[str, bytes] | None = None, instance_id: str | None = None,
     ) -> set[TP]:
         """The member's partitions; its assignment ``user_data`` is then in ``self.user_data``."""
+        self._check_instance(member_id, instance_id, "sync-group")
         self._check_member(member_id, generation)
         member = self.members[member_id]
         self._touch(member)
@@ -193,20 +277,28 @@ class GroupCoordinator:
         self._sync_waiters[member_id] = pending
         return await pending
 
-    def heartbeat(self, member_id: str, generation: int) -> None:
+    def heartbeat(self, member_id: str, generation: int, instance_id: str | None = None) -> None:
+        self._check_instance(member_id, instance_id, "heartbeat")
         self._check_member(member_id, generation)
         self._touch(self.members[member_id])
 
     def leave(self, member_id: str) -> None:
-        if self.members.pop(member_id, None) is None:
+        member = self.members.pop(member_id, None)
+        if member is None:
             return
+        if member.instance_id is not None and self.instances.get(member.instance_id) == member_id:
+            del self.instances[member.instance_id]
         self.trace.record(self.group_id, "member-leave", member=member_id)
         self._on_membership_change()
 
     # -- offsets ------------------------------------------------------------
-    def commit(self, member_id: str | None, generation: int, offsets: Mapping[TP, int]) -> None:
+    def commit(
+        self, member_id: str | None, generation: int, offsets: Mapping[TP, int],
+        instance_id: str | None = None,
+    ) -> None:
         """Store offsets; fenced unless sent by a current member of this generation."""
         if member_id is not None:
+            self._check_instance(member_id, instance_id, "offset-commit")
             self.check_generation(member_id, generation)
         self.store(member_id, offsets)
 
@@ -315,6 +407,30 @@ class GroupCoordinator:
             if not waiter.done():
                 waiter.set_exception(RebalanceInProgressError(self.group_id))
 
+    def _check_instance(self, member_id: str, instance_id: str | None, request: str) -> None:
+        """Kafka's check of a request naming a group instance (KIP-345).
+
+        FENCED_INSTANCE_ID if another member holds the instance now (it joined
+        with the instance id since). If nobody does (the static member
+        expired), the member-id checks that follow answer, as for a dynamic
+        member: UNKNOWN_MEMBER_ID, or a rejected commit.
+        """
+        if instance_id is None:
+            return
+        held = self.instances.get(instance_id)
+        if held is not None and held != member_id and held in self.members:
+            raise self._fenced(member_id, instance_id, request)
+
+    def _fenced(self, member_id: str, instance_id: str, request: str) -> FencedInstanceIdError:
+        self._stats["instance-fenced"] += 1
+        self.trace.record(
+            self.group_id, "instance-fenced", member=member_id, instance=instance_id, request=request
+        )
+        return FencedInstanceIdError(
+            f"{member_id}: another member joined group {self.group_id} as instance {instance_id!r}",
+            group=self.group_id, instance=instance_id,
+        )
+
     def _check_member(self, member_id: str, generation: int) -> None:
         if member_id not in self.members:
             raise UnknownMemberIdError(member_id)
@@ -345,6 +461,8 @@ class GroupCoordinator:
         del self.members[member_id]
         if member.expiry is not None:
             member.expiry.cancel()
+        if member.instance_id is not None and self.instances.get(member.instance_id) == member_id:
+            del self.instances[member.instance_id]
         self.trace.record(self.group_id, "member-expired", member=member_id, reason=reason)
         if reason == "session-timeout":
             self._on_membership_change()

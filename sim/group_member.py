@@ -25,6 +25,7 @@ from detstream.assignor_wire import (
     encode_subscription,
     plan_from_subscriptions,
 )
+from detstream.errors import FencedInstanceIdError
 
 from .brokers import GROUP_COORDINATOR_TOPIC, coordinator_partition
 from .group import GroupProtocolError, UnknownMemberIdError
@@ -103,6 +104,10 @@ class GroupMember:
         self.rebalancing = False
         #: the consumer is stopping and lets the rebalance in flight finish: no retry, no next one.
         self.closing = False
+        #: static membership (KIP-345): the group instance id this member joins with, or None.
+        self.instance_id: str | None = None
+        #: another member joined with our instance id: the group fenced us, for good (no rejoin).
+        self.fenced: FencedInstanceIdError | None = None
 
     # -- what the consumer asks ------------------------------------------------
     def subscribe(self, topics: frozenset[str], listener: RebalanceListener) -> None:
@@ -124,8 +129,21 @@ class GroupMember:
         self._stalled_until = asyncio.get_running_loop().time() + duration
 
     async def leave(self, budget: float | None) -> None:
-        """Leave the group (a graceful stop), giving up after ``budget`` seconds if one is set."""
+        """Leave the group (a graceful stop), giving up after ``budget`` seconds if one is set.
+
+        A static member does not (aiokafka 0.14's ``_maybe_leave_group``, as
+        Java's consumer): the group keeps its partitions for it until it joins
+        again with its instance id or its session expires. Counter and trace
+        ``static-leave-skipped``.
+        """
         if self._group_id is None or self.member_id is None or not self._link.up:
+            return
+        if self.instance_id is not None:
+            self._cluster.stats["static-leave-skipped"] += 1
+            self._cluster.trace.record(
+                self._name, "static-leave-skipped", member=self.member_id, instance=self.instance_id
+            )
+            self.member_id = None
             return
         member, self.member_id = self.member_id, None
         group = self._cluster.group(self._group_id)
@@ -181,11 +199,28 @@ class GroupMember:
         except RetriableError:
             pass
 
+    def fence(self, error: FencedInstanceIdError) -> None:
+        """The group fenced our instance (another member joined with its id): we are done.
+
+        Nothing more is sent to the coordinator (no heartbeat, no rejoin, which
+        would take the instance back); the consumer raises ``error`` from
+        ``getmany`` and ``commit`` (``SimConsumer``), as the Kafka driver does.
+        """
+        if self.fenced is None:
+            self.fenced = error
+            self._consumer.wake_fetch()
+
     # -- group membership ---------------------------------------------------
     async def coordinate(self) -> None:
+        try:
+            await self._coordinate()
+        except FencedInstanceIdError as exc:
+            self.fence(exc)
+
+    async def _coordinate(self) -> None:
         coordinator = self._cluster.group(self._group_id or "")
         loop = asyncio.get_running_loop()
-        while True:
+        while self.fenced is None:
             if self._stalled_until > loop.time():
                 await asyncio.sleep(self._stalled_until - loop.time())
                 continue
@@ -202,9 +237,9 @@ class GroupMember:
                 continue
             member, generation = self.member_id, self.generation
             try:
-                await self.request(
-                    "heartbeat", functools.partial(coordinator.heartbeat, member, generation)
-                )
+                await self.request("heartbeat", functools.partial(
+                    coordinator.heartbeat, member, generation, self.instance_id
+                ))
             except UnknownMemberIdError:
                 self.member_id = None
                 self._needs_join = True
@@ -242,6 +277,7 @@ class GroupMember:
                     session_timeout=self._consumer.session_timeout,
                     rebalance_timeout=self._consumer.rebalance_timeout,
                     user_data=self._subscription_user_data(),
+                    instance_id=self.instance_id,
                 )
                 self.member_id = joined.member_id
                 plan: dict[str, MemberPlan] = {}
@@ -252,6 +288,7 @@ class GroupMember:
                     joined.member_id, joined.generation,
                     {m: set(p.active) for m, p in plan.items()} or None,
                     {m: encode_standbys(p.standby) for m, p in plan.items()},
+                    self.instance_id,
                 )
                 standbys = decode_standbys(coordinator.user_data.get(joined.member_id))
             except UnknownMemberIdError:
@@ -337,9 +374,12 @@ class GroupMember:
                 group = self._cluster.group(group_id)
                 member, generation = self.member_id or "", self.generation
                 try:
-                    await self.request(
-                        "heartbeat", functools.partial(group.heartbeat, member, generation)
-                    )
+                    await self.request("heartbeat", functools.partial(
+                        group.heartbeat, member, generation, self.instance_id
+                    ))
+                except FencedInstanceIdError as exc:
+                    self.fence(exc)
+                    return False
                 except GroupProtocolError:
                     return False
                 except RetriableError:

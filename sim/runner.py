@@ -74,6 +74,10 @@ class SimOptions:
     #: what the workers' Apps talk to the cluster with: ``sim`` (the sim driver stands in
     #: for the Kafka client) or ``aiokafka`` (the production driver, on the wire: ``sim.wire``).
     driver: str = "sim"
+    #: static membership (KIP-345): each worker joins with its slot's name (``w1``, ...) as its
+    #: ``consumer_group_instance_id``, as a StatefulSet names its pods; so does a restart of it,
+    #: and a ``twin`` fault's replacement (two live processes with one instance id).
+    static_membership: bool = False
 
 
 @dataclass
@@ -311,7 +315,10 @@ class Simulation:
             await self.add_worker(name)
 
     async def add_worker(self, name: str) -> SimWorker:
-        worker = SimWorker(name, self.target, self.cluster, self.trace, self.datadir / name, wire=self.wire)
+        worker = SimWorker(
+            name, self.target, self.cluster, self.trace, self.datadir / name, wire=self.wire,
+            static_membership=self.options.static_membership,
+        )
         worker.quiesced = self.quiesced
         self.workers[name] = worker
         await worker.start()
@@ -325,7 +332,7 @@ class Simulation:
         name = worker.name
         replacement = SimWorker(
             name, self.target, self.cluster, self.trace, self.datadir / f"{name}.{worker.incarnation + 1}",
-            actor=f"{worker.actor}'", wire=self.wire,
+            actor=f"{worker.actor}'", wire=self.wire, static_membership=self.options.static_membership,
         )
         replacement.incarnation = worker.incarnation
         replacement.quiesced = self.quiesced

@@ -54,9 +54,11 @@ class SimWorker:
 
     def __init__(
         self, name: str, target: str, cluster: SimCluster, trace: Trace, datadir: Path,
-        *, actor: str | None = None, wire: WireCluster | None = None,
+        *, actor: str | None = None, wire: WireCluster | None = None, static_membership: bool = False,
     ):
         self.name = name
+        #: each incarnation joins its group as static member ``name`` (``consumer_group_instance_id``).
+        self.static_membership = static_membership
         #: who its trace lines are from: the name, or for a second live process with this name
         #: (a ``twin`` fault's replacement) a name of its own, so checks tell the two apart.
         self.actor = actor or name
@@ -121,6 +123,8 @@ class SimWorker:
         app.client_name = self.name  # its transactional id: the same for a twin's two processes
         app.trace_hook = self.trace.record if self.actor == self.name else self._record_as_actor
         app.conf.datadir = str(self.datadir)
+        if self.static_membership:  # the slot's name: the same for a restart and for a twin
+            app.conf.consumer_group_instance_id = self.name
         self.app = app
         if self.quiesced:  # a start after the main phase: the app's own sources stay off
             await app.stop_sources()

@@ -4,7 +4,7 @@ Each exercises something the others do not (an agent that awaits per
 event, output forwarded without awaiting and refused by the leader, windows
 that expire, standbys, RocksDB tables under kill -9, concurrent actors,
 ``take`` batches, agent RPC, a producing timer, a GlobalTable join, chained
-``group_by``), and each has exact checks. ``detstream sim --zoo --seeds
+``group_by``, static group membership), and each has exact checks. ``detstream sim --zoo --seeds
 A..B`` sweeps them all; ``scripts/mutation-score`` runs every planted bug
 against them.
 
@@ -35,10 +35,13 @@ class Workload:
     duration: float = 20.0
     #: simulated workers (more: some survive a chaos seed's crashes, so standbys get promoted).
     workers: int = 3
+    #: the workers join as static members (``SimOptions.static_membership``).
+    static_membership: bool = False
 
     def options(self, base: SimOptions) -> SimOptions:
-        """``base`` (seed, faults) at this workload's duration and worker count."""
-        return replace(base, duration=self.duration, workers=self.workers)
+        """``base`` (seed, faults) at this workload's duration and worker count (and membership)."""
+        options = replace(base, duration=self.duration, workers=self.workers)
+        return replace(options, static_membership=True) if self.static_membership else options
 
 
 #: in sweep order: the examples first, then the apps that reach what they do not.
@@ -60,4 +63,8 @@ ZOO: tuple[Workload, ...] = (
     Workload("timer_producer", "sim/workloads/timer_producer.py"),
     Workload("global_lookup", "sim/workloads/global_lookup.py"),
     Workload("group_by_chain", "sim/workloads/group_by_chain.py"),
+    # static membership (KIP-345): restarts rejoin in place, stops do not leave, and a
+    # twin's two processes share one group instance id, so one of them is fenced
+    Workload("awaiting_relay_static", "tests/apps/awaiting_relay.py", static_membership=True),
+    Workload("word_count_static", "examples/word_count.py", static_membership=True),
 )

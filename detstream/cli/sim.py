@@ -99,6 +99,9 @@ class SeedRange(click.ParamType):
 @click.option("--driver", type=click.Choice(["sim", "aiokafka"]), default="sim", show_default=True,
               help="What the workers' Apps talk to the simulated cluster with: the sim driver, or "
                    "the production aiokafka driver on the simulated brokers' wire.")
+@click.option("--static-membership", is_flag=True,
+              help="Each worker joins its group as a static member (consumer_group_instance_id = "
+                   "its name, w1, w2, ...): restarts rejoin in place, twins fence each other.")
 @click.option("--guided", type=click.IntRange(min=1),
               help="With --seeds: then N more runs of mutated plans of the runs that reached "
                    "rare coverage (coverage-guided search, sim/guided.py).")
@@ -117,7 +120,7 @@ class SeedRange(click.ParamType):
                    "summary per sweep (schema: docs/sim.md).")
 def sim(target: str | None, seed: int, workers: int, brokers: int, duration: float, faults: str,
         plan_path: str | None, trace_path: str | None, html_path: str | None, seeds: range | None, jobs: int,
-        driver: str, guided: int | None, zoo: bool, check_determinism: bool, replay_path: str | None, shrink: bool, shuffle: bool,
+        driver: str, static_membership: bool, guided: int | None, zoo: bool, check_determinism: bool, replay_path: str | None, shrink: bool, shuffle: bool,
         scenario_path: str | None, as_json: bool) -> None:
     """Run TARGET (file, module or module:attr) on a simulated cluster."""
     from sim import explore
@@ -138,7 +141,8 @@ def sim(target: str | None, seed: int, workers: int, brokers: int, duration: flo
             if target or seeds is None:
                 raise click.UsageError("--zoo sweeps the zoo's workloads: give --seeds A..B and no TARGET")
             options = SimOptions(seed=seed, workers=workers, duration=duration, faults=faults,
-                                 shuffle=shuffle, brokers=brokers, driver=driver)
+                                 shuffle=shuffle, brokers=brokers, driver=driver,
+                                 static_membership=static_membership)
             _zoo(options, seeds, jobs, as_json)
             return
         if not target:
@@ -150,7 +154,7 @@ def sim(target: str | None, seed: int, workers: int, brokers: int, duration: flo
         plan = FaultPlan.load(plan_path) if plan_path else None
         options = SimOptions(seed=seed, workers=workers, duration=duration, faults=faults,
                              plan=plan, shuffle=shuffle, brokers=brokers, scenario=scenario_path,
-                             driver=driver)
+                             driver=driver, static_membership=static_membership)
         if seeds is not None and guided is not None:
             _guided(target, options, seeds, guided, jobs)
         elif seeds is not None:
@@ -213,6 +217,7 @@ def command_line(target: str, options: Any) -> str:
             f"--brokers {options.brokers} --duration {options.duration:g}s --faults {options.faults}")
     text += " --shuffle" if options.shuffle else ""
     text += f" --driver {options.driver}" if options.driver != "sim" else ""
+    text += " --static-membership" if getattr(options, "static_membership", False) else ""
     text += f" --scenario {options.scenario}" if options.scenario else ""
     return text + (" --plan PLAN.json" if options.plan is not None else "")
 

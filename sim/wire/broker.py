@@ -56,7 +56,7 @@ from aiokafka.record.util import calc_crc32c
 
 from detstream._types import TP, ConsumerRecord
 from detstream.clock import wall_time
-from detstream.errors import CommitFailedError, ProducerFencedError
+from detstream.errors import CommitFailedError, FencedInstanceIdError, ProducerFencedError
 from sim.brokers import GROUP_COORDINATOR_TOPIC, TXN_COORDINATOR_TOPIC, coordinator_partition
 from sim.cluster import ControlMarker, PartitionLog
 from sim.idempotence import BatchId
@@ -89,11 +89,11 @@ SERVED: dict[int, tuple[int, int]] = {
     26: (0, 0),  # EndTxn
     28: (0, 0),  # TxnOffsetCommit
     10: (1, 1),  # FindCoordinator
-    8: (3, 3),  # OffsetCommit
+    8: (3, 7),  # OffsetCommit (v7: a static member's, naming its group instance)
     9: (3, 3),  # OffsetFetch
     11: (2, 5),  # JoinGroup
     14: (1, 3),  # SyncGroup
-    12: (1, 1),  # Heartbeat
+    12: (1, 3),  # Heartbeat (v3: a static member's, naming its group instance)
     13: (1, 1),  # LeaveGroup
     19: (2, 3),  # CreateTopics
     20: (1, 3),  # DeleteTopics
@@ -103,7 +103,7 @@ CLUSTER_ID = "detstream-sim"
 NO_ERROR, UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE = 0, 3, 5
 TOPIC_AUTHORIZATION_FAILED = 29
 COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR = 15, 16
-ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID = 22, 25
+ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID = 22, 25, 82
 INVALID_PRODUCER_EPOCH, INVALID_PRODUCER_ID_MAPPING = 47, 49
 #: the sim's broker errors by the Kafka error code a response carries.
 ERROR_CODES = {
@@ -355,8 +355,11 @@ class WireBroker:
         if code == NO_ERROR:
             group = self.cluster.group(body.consumer_group)
             member = body.consumer_id or None  # a consumer without group management commits as nobody
+            instance = body.group_instance_id if request.api_version >= 7 else None
             try:
-                group.commit(member, body.consumer_group_generation_id, offsets)
+                group.commit(member, body.consumer_group_generation_id, offsets, instance)
+            except FencedInstanceIdError:
+                code = FENCED_INSTANCE_ID
             except CommitFailedError:
                 code = ILLEGAL_GENERATION if member in group.members else UNKNOWN_MEMBER_ID
         topics = [(topic, [(p[0], code) for p in partitions]) for topic, partitions in body.topics]

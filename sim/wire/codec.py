@@ -63,7 +63,11 @@ def request_class(api_key: int, api_version: int) -> type[RequestStruct] | None:
     global _CLASSES
     if _CLASSES is None:
         _CLASSES = _request_classes()
-    return _CLASSES.get((api_key, api_version))
+    found = _CLASSES.get((api_key, api_version))
+    if found is None:  # maybe defined since (the Kafka driver's static membership structs)
+        _CLASSES = _request_classes()
+        found = _CLASSES.get((api_key, api_version))
+    return found
 
 
 def decode_request(message: bytes) -> Decoded:

@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from detstream._types import TP
-from detstream.errors import ProducerSendError
+from detstream.errors import FencedInstanceIdError, ProducerSendError
 
 DEADLINE = 30.0
 #: settings of every case's app: a producer that lets records past Kafka's default
 #: ``max.message.bytes`` (1048588), so the broker's own limit is reachable.
-APP_SETTINGS: dict[str, Any] = {"producer_max_request_size": 2_000_000}
+APP_SETTINGS: dict[str, Any] = {"producer_max_request_size": 2_000_000, "broker_heartbeat_interval": 1.0}
 #: Kafka's default ``max.message.bytes`` of a topic (a record batch's size limit).
 KAFKA_MAX_MESSAGE_BYTES = 1_048_588
 
@@ -50,8 +50,13 @@ class Backend:
         await producer.start()
         return producer
 
-    async def consumer(self, group_id: str | None = None) -> Any:
-        consumer = self.transport.create_consumer(client_id="contract-consumer", group_id=group_id)
+    async def consumer(self, group_id: str | None = None, *, instance: str | None = None) -> Any:
+        if instance is None:
+            consumer = self.transport.create_consumer(client_id="contract-consumer", group_id=group_id)
+        else:
+            consumer = self.transport.create_consumer(
+                client_id="contract-consumer", group_id=group_id, group_instance_id=instance
+            )
         self.clients.append(consumer)
         return consumer
 
@@ -238,6 +243,90 @@ async def forwarded_records_share_their_batch_future_and_keep_call_order(backend
     assert got == {TP(topic, 0): [b"f0", b"f1", b"e2", b"f3"], TP(topic, 1): [b"g0"]}
 
 
+class Listener:
+    """A rebalance listener that notes what it was told."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, set[TP]]] = []
+
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        self.calls.append(("revoked", set(revoked)))
+
+    async def on_partitions_assigned(self, assigned: set[TP]) -> None:
+        self.calls.append(("assigned", set(assigned)))
+
+
+async def static_member(backend: Backend, group: str, topic: str, instance: str) -> tuple[Any, Listener]:
+    """A started group consumer of ``topic`` with group instance id ``instance``, once assigned."""
+    consumer = await backend.consumer(group, instance=instance)
+    listener = Listener()
+    consumer.subscribe([topic], listener)
+    await consumer.start()
+
+    async def assigned() -> bool:
+        await consumer.getmany(0.1)
+        return bool(consumer.assignment()) and consumer.generation >= 0
+
+    await until(assigned, f"an assignment for static member {instance!r}")
+    return consumer, listener
+
+
+async def a_restarted_static_member_takes_its_place_without_a_rebalance(backend: Backend) -> None:
+    """KIP-345: a static member does not leave its group when it stops; a consumer joining with
+    its instance id takes its place at once (not after its session timeout), with its
+    partitions and its generation: the group does not rebalance."""
+    topic = await backend.topic(2)
+    group = f"contract-{secrets.token_hex(4)}"
+    first, _ = await static_member(backend, group, topic, "instance-1")
+    partitions, generation = first.assignment(), first.generation
+    assert partitions == {TP(topic, 0), TP(topic, 1)}, partitions
+    await first.stop()
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    second, _ = await static_member(backend, group, topic, "instance-1")
+    waited = loop.time() - began
+    session = float(backend.app.conf.broker_session_timeout)
+    assert waited < session / 4, f"the restarted static member waited {waited:.1f}s (session {session:g}s)"
+    assert (second.assignment(), second.generation) == (partitions, generation)
+    await second.commit({TP(topic, 0): 0})  # a member of the group's generation
+
+
+async def a_second_member_with_the_instance_id_fences_the_first(backend: Backend) -> None:
+    """Two consumers with one group instance id: the later one takes the instance (partitions and
+    generation, no rebalance); the earlier one is fenced for good: ``FencedInstanceIdError`` from
+    ``commit`` and, after its next heartbeat, ``getmany``. It does not join again (which would
+    take the instance back): the later one keeps it, its listener told nothing more."""
+    topic = await backend.topic(2)
+    group = f"contract-{secrets.token_hex(4)}"
+    first, _ = await static_member(backend, group, topic, "instance-1")
+    generation = first.generation
+    second, listener = await static_member(backend, group, topic, "instance-1")
+    assert (second.assignment(), second.generation) == (first.assignment(), generation)
+    told = list(listener.calls)
+    try:
+        await first.commit({TP(topic, 0): 0})
+    except FencedInstanceIdError as exc:
+        assert exc.instance == "instance-1" and exc.group == group, exc
+    else:
+        raise AssertionError("the replaced static member's commit was accepted")
+
+    async def fenced() -> bool:
+        try:
+            await first.getmany(0.1)
+        except FencedInstanceIdError:
+            return True
+        return False
+
+    await until(fenced, "the replaced static member's fetch to fail fenced")
+    loop = asyncio.get_running_loop()
+    calm_until = loop.time() + 2.5 * float(backend.app.conf.broker_heartbeat_interval)
+    while loop.time() < calm_until:  # a few heartbeats: nobody takes the instance back
+        await second.getmany(0.2)
+    assert listener.calls == told, listener.calls
+    assert second.generation == generation
+    await second.commit({TP(topic, 0): 0})
+
+
 CASES = [
     paused_partitions_return_nothing,
     a_seek_moves_the_next_fetch,
@@ -247,4 +336,6 @@ CASES = [
     the_broker_refuses_a_batch_over_the_topics_max_message_bytes,
     enqueued_records_keep_call_order_and_ack_later,
     forwarded_records_share_their_batch_future_and_keep_call_order,
+    a_restarted_static_member_takes_its_place_without_a_rebalance,
+    a_second_member_with_the_instance_id_fences_the_first,
 ]
