@@ -130,3 +130,16 @@ def test_the_sim_catches_the_engine_going_on_after_it_was_fenced():
     with mutants.enabled(INSTANCE_FENCING_IGNORED):
         report = run(RELAY, FENCED_REPLACEMENT)
     assert "no-delivery-after-fenced" in {v.check for v in report.violations}
+
+
+def test_the_option_survives_a_trace_file_and_the_replay_line(tmp_path):
+    from detstream.cli.sim import command_line
+    from sim import explore
+
+    options = SimOptions(seed=3, duration=5.0, faults="none", static_membership=True)
+    report = run(RELAY, options)
+    explore.write_trace(report, tmp_path / "run.trace")
+    _, read, _ = explore.read_trace(tmp_path / "run.trace")
+    assert read.static_membership
+    assert command_line(RELAY, options).endswith("--faults none --static-membership")
+    assert "--static-membership" not in command_line(RELAY, SimOptions(seed=3))
