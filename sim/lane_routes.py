@@ -28,7 +28,7 @@ _TXN_SLOT = re.compile(r"-(w\d+)$")
 #: steps the group coordinator records, under the group's id.
 GROUP_KINDS = frozenset({
     "member-join", "member-leave", "member-expired", "rebalance", "assign", "commit",
-    "offsets-accepted", "commit-rejected",
+    "offsets-accepted", "commit-rejected", "member-replaced", "instance-fenced",
 })
 #: group steps that stay on the group's lane even though they name a member.
 _GROUP_OWN = frozenset({"rebalance", "assign"})

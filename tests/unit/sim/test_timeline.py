@@ -111,6 +111,18 @@ def test_group_steps_go_to_the_members_worker_and_rebalances_to_the_group():
     assert lane(built, "app").role == "group" and built.rebalances == [3.0]
 
 
+def test_static_membership_steps_go_to_the_members_worker():
+    trace = trace_of(
+        (0.1, "app", "member-join", {"member": "ab12:w1-1", "instance": "w1"}),
+        (4.0, "app", "member-replaced", {"instance": "w1", "replaced": "ab12:w1-1", "member": "cd34:w1-2"}),
+        (5.0, "app", "instance-fenced", {"member": "ab12:w1-1", "instance": "w1", "request": "heartbeat"}),
+        (5.0, "w1", "instance-fenced", {"instance": "w1", "told": "heartbeat"}),
+    )
+    built = timeline(trace, workers=1)
+    assert categories(built, "w1") == ["member", "member", "fenced"]
+    assert lane(built, "w1").marks[-1].count == 2  # the group's line and the worker's, merged
+
+
 def test_a_twins_transactions_are_told_apart_by_their_producer_epoch():
     trace = trace_of(
         (0.5, "app-w2", "txn-init", {"producer": 1, "epoch": 0}),
