@@ -97,6 +97,39 @@ def test_hopping_write_updates_every_window_of_the_timestamp():
     assert reads == [(1, 1), (1, 1)]
 
 
+def test_hopping_windows_assigned_one_list_do_not_share_it():
+    """Faust's hopping_2 pattern: read the current window's list, append, assign it back.
+
+    The assignment goes to every window of the timestamp; if they shared the
+    list, an event read later through the newer window (a late event, here
+    T + 7 after T + 11) would append to the older window too, behind its
+    changelog's back.
+    """
+    app, views = views_app("hop-lists")
+    events = app.Table("events", default=list).hopping(6, 3)
+
+    @app.agent(views)
+    async def collect(stream):
+        async for page in stream:
+            pages = events["k"].value()
+            pages.append(page)
+            events["k"] = pages
+
+    async def body(cluster):
+        await asyncio.sleep(1)
+        await send_at(views, [("a", T + 7), ("b", T + 11), ("c", T + 10), ("d", T + 7)])
+        await asyncio.sleep(5)
+        return events.table.as_dict(), tables_match_changelog([app], cluster)
+
+    table, violation = run_app(app, body, config=FAST)
+    assert violation is None
+    assert table == {
+        ("k", (T + 3, T + 8.9)): ["b", "c", "d"],
+        ("k", (T + 6, T + 11.9)): ["b", "c", "d"],
+        ("k", (T + 9, T + 14.9)): ["b", "c"],  # d is not in it: it came at T + 7
+    }
+
+
 def test_relative_to_field_and_fixed_time_pick_the_windows():
     app = detstream.App("field", broker="sim://", topic_partitions=1)
     views = app.topic("views", partitions=1, internal=True, value_type=View)
