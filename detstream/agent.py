@@ -14,7 +14,7 @@ import asyncio
 import inspect
 import sys
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import mode
 from mode import Service
@@ -36,6 +36,9 @@ if TYPE_CHECKING:
     from .app import App
 
 AgentFun = Callable[[Stream], Any]
+
+#: the type of the values an agent consumes: ``Agent[Order]`` (Faust's ``AgentT[T]``).
+T = TypeVar("T")
 
 #: a one-for-all supervisor restarts only the actor that failed, as one-for-one does.
 SUPERVISOR_RESTARTS_ONE = register_mutant(
@@ -79,8 +82,8 @@ class Actor(Service):
             await self.agent._on_actor_error(self, exc)
 
 
-class Agent:
-    """``@app.agent()``: see the Faust guide for each argument."""
+class Agent(Generic[T]):
+    """``@app.agent()``: see the Faust guide for each argument; ``Agent[V]`` in annotations."""
 
     def __init__(
         self,
@@ -161,7 +164,7 @@ class Agent:
         self._supervisor = self._make_supervisor()
         for index in range(self.concurrency):
             # acks=False on the topic: the agent acks each event itself (event.ack()).
-            stream = Stream(self.channel, queue=queue, prefix=self.name,
+            stream: Stream[Any] = Stream(self.channel, queue=queue, prefix=self.name,
                             enable_acks=getattr(self.channel, "acks", True))
             stream.concurrency_index = index
             actor = Actor(self, stream, index)

@@ -214,7 +214,7 @@ class App(Service):
         """Decorate ``async def f(stream)`` as a stream processor."""
 
         def decorate(fun: Callable[..., Any]) -> Agent:
-            agent = Agent(fun, app=self, channel=channel, name=name, **options)
+            agent: Agent[Any] = Agent(fun, app=self, channel=channel, name=name, **options)
             if agent.name in self.agents:
                 raise InvalidArgument(f"agent {agent.name!r} is defined twice; give one a name=")
             self.agents[agent.name] = agent
@@ -270,7 +270,7 @@ class App(Service):
 
     def Table(self, name: str, **options: Any) -> Table:  # noqa: N802 - Faust's API
         """A distributed dict backed by a changelog topic."""
-        table = Table(self, name, **options)
+        table: Table[Any, Any] = Table(self, name, **options)
         self.tables.add(table)
         return table
 

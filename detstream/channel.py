@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .engine.buffer import SubscriberBuffer
 from .events import Event, Message
@@ -20,12 +20,15 @@ if TYPE_CHECKING:
     from .app import App
     from .stream import Stream
 
+#: the type of a channel's values: ``Channel[Order]`` (Faust's ``ChannelT[T]``), for annotations.
+T = TypeVar("T")
+
 #: What a subscriber buffer holds: fetched messages (topics) or ready events.
 Item = Message | Event
 
 
-class Channel:
-    """An in-memory channel (``app.channel()``)."""
+class Channel(Generic[T]):
+    """An in-memory channel (``app.channel()``); ``Channel[V]`` in annotations."""
 
     def __init__(
         self,
@@ -94,7 +97,7 @@ class Channel:
 
         (A ``Topic`` returns the future of the broker's ack instead.)
         """
-        event = Event(self.app, key, value, dict(headers or {}), None)
+        event: Event[Any] = Event(self.app, key, value, dict(headers or {}), None)
         for queue in self._subscribers:
             await queue.put(event)
         if callback is not None:

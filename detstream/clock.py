@@ -19,3 +19,8 @@ def wall_time() -> float:
 def new_uuid() -> uuid.UUID:
     """A random UUID (seeded under ``detstream sim``)."""
     return uuid.uuid4()  # noqa: TID251 - the single sanctioned uuid source
+
+
+def uuid_str() -> str:
+    """A random UUID as text (Faust's ``faust.uuid()``: ids for requests and tasks)."""
+    return str(new_uuid())

@@ -23,7 +23,19 @@ working::
      ├── CommitFailedError             a commit was fenced (stale generation)
      │    └── FencedInstanceIdError    another process joined with this worker's group instance id
      ├── RebalanceListenerError        the worker could not take (or give up) an assignment
-     └── Skip                          raised by a processor to drop an event
+     ├── Skip                          raised by a processor to drop an event
+     ├── SameNode                      a routed web request is for this worker (app.table_route)
+     ├── NotReady                      asked of something not started yet
+     │    └── ConsumerNotStarted
+     ├── SecurityError                 (Faust's name, for its Secret/Sensitive field tags)
+     └── ConsistencyError              (Faust's name; detstream never raises it)
+
+    DetstreamWarning (FaustWarning)    a UserWarning
+     ├── SecurityWarning
+     └── AlreadyConfiguredWarning
+
+Names Faust has and detstream never raises still exist, so that code
+catching them (``except faust.exceptions.ConsistencyError``) imports.
 """
 
 from __future__ import annotations
@@ -188,3 +200,47 @@ class ProducerFencedError(DetstreamError):
 
 class Skip(DetstreamError):
     """Raised inside a stream processor to drop the current event."""
+
+
+class SameNode(DetstreamError):
+    """A routed request (``app.table_route``/``topic_route``) is for this worker itself.
+
+    Raised by ``app.router.route_req`` when the key's partition is this
+    worker's; the route decorators catch it and run the view locally.
+    """
+
+
+class NotReady(DetstreamError):
+    """Something was asked of a part of the app that has not started yet."""
+
+
+class ConsumerNotStarted(NotReady):
+    """The app's consumer is not started (the app is not running, or is a client)."""
+
+
+class SecurityError(DetstreamError):
+    """Faust's error for misused Secret/Sensitive field tags (detstream has no such tags)."""
+
+
+class ConsistencyError(DetstreamError):
+    """Faust's error for a table store ahead of its changelog (detstream never raises it).
+
+    detstream does not persist offsets past what the changelog holds; see
+    docs/faust-differences.md.
+    """
+
+
+class DetstreamWarning(UserWarning):
+    """Base of the warnings detstream issues."""
+
+
+#: Faust's name for the warning base class.
+FaustWarning = DetstreamWarning
+
+
+class SecurityWarning(DetstreamWarning):
+    """A security setting is weaker than it looks."""
+
+
+class AlreadyConfiguredWarning(DetstreamWarning):
+    """A setting was changed after the app's settings were read."""

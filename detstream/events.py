@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from ._types import TP
 
@@ -110,8 +110,12 @@ class Message:
         return True
 
 
+#: the type of an event's value: ``Event[Order]`` (Faust's ``EventT[T]``), for annotations.
+T = TypeVar("T")
+
+
 @dataclass(eq=False)
-class Event:
+class Event(Generic[T]):
     """One stream's view of a message: decoded key and value."""
 
     # Slots by hand (``dataclass(slots=True)`` has no weakref slot before 3.11): one

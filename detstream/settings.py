@@ -11,6 +11,7 @@ import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from enum import Enum
 from typing import Any, cast
 
 from .auth import to_credentials
@@ -200,6 +201,8 @@ def _normalize(key: str, value: Any) -> Any:
             return -1
         if text.lstrip("-").isdigit():
             return int(text)
+    if key == "processing_guarantee" and isinstance(value, Enum):  # types.ProcessingGuarantee
+        return value.value
     if key == "broker_credentials":
         return to_credentials(value)
     if key == "consumer_group_instance_id" and isinstance(value, str) and not value.strip():

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import mutants
 from .errors import DecodeError, InvalidArgument
@@ -33,12 +33,15 @@ ACK_BEFORE_PROCESSING = register_mutant(
 )
 
 
+#: the type of a stream's values: ``Stream[Order]`` (Faust's ``StreamT[T]``), for annotations.
+T = TypeVar("T")
+
 #: what ``Stream._iterate`` yields per event.
 _EVENTS, _VALUES, _ITEMS = 0, 1, 2
 
 
-class Stream:
-    """A stream over a channel or topic (``channel.stream()``)."""
+class Stream(Generic[T]):
+    """A stream over a channel or topic (``channel.stream()``); ``Stream[V]`` in annotations."""
 
     def __init__(
         self,
@@ -309,7 +312,7 @@ class Stream:
                 result = await result
             return value if result else _SKIP
 
-        clone = Stream(self.channel, queue=self._queue, prefix=self.prefix, processors=[*self._processors, keep])
+        clone: Stream[Any] = Stream(self.channel, queue=self._queue, prefix=self.prefix, processors=[*self._processors, keep])
         clone._upstream = list(self._upstream)
         return clone
 
@@ -338,7 +341,7 @@ class Stream:
             internal=True,
             partitions=partitions or self.app.conf.topic_partitions,
         )
-        grouped = Stream(target, prefix=self.prefix)
+        grouped: Stream[Any] = Stream(target, prefix=self.prefix)
         upstream = self
 
         async def forward() -> None:
@@ -379,7 +382,7 @@ class Stream:
         name = f"through:{target.label}"
         if name in self._grouped:  # an actor restarted: reuse the topic and its buffer
             return self._grouped[name]
-        through = Stream(target, prefix=self.prefix)
+        through: Stream[Any] = Stream(target, prefix=self.prefix)
         upstream = self
 
         async def forward() -> None:

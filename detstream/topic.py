@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from ._types import RecordMetadata
-from .channel import Channel
+from .channel import Channel, T
 from .errors import InvalidArgument
 from .serializers import Schema
 
@@ -32,7 +32,7 @@ def _seconds(value: float | timedelta | None) -> float | None:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
-class Topic(Channel):
+class Topic(Channel[T]):
     """``app.topic(*names, ...)``: see the Faust guide for each argument."""
 
     def __init__(

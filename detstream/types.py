@@ -2,35 +2,81 @@
 
 Faust has abstract ``...T`` classes for its types; detstream has one class of
 each, so the ``T`` names are aliases of the classes themselves and work with
-``isinstance`` too.
+``isinstance`` too. The generic ones take parameters as Faust's do:
+``StreamT[Order]``, ``AgentT[Order]``, ``ChannelT[str]``, ``TopicT[Order]``,
+``EventT[Order]``, ``TableT[str, int]``.
+
+Faust spreads these over submodules (``faust.types.tuples``,
+``faust.types.models``, ...); with the Faust alias (``detstream.faust_compat``)
+every ``faust.types.<module>`` is this one namespace.
 """
 
 from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from enum import Enum
+from typing import Any
+
+from mode import ServiceT
 
 from ._types import TP, ConsumerRecord, RecordMetadata
 from .agent import Agent
 from .app import App
 from .channel import Channel
+from .codecs import Codec
 from .events import Event, Message
-from .models import Model, Record
-from .serializers import Schema
+from .models import FieldDescriptor, Model, ModelOptions, Record
+from .serializers import CodecArg, Schema
 from .settings import Settings
 from .stream import Stream
 from .tables.table import Table
 from .topic import Topic
+from .windows import Window, WindowRange
 
 AppT = App
 AgentT = Agent
 ChannelT = Channel
+CodecT = Codec
+CollectionT = Table
 EventT = Event
+FieldDescriptorT = FieldDescriptor
 ModelT = Model
 RecordT = Record
 SchemaT = Schema
 StreamT = Stream
 TableT = Table
 TopicT = Topic
+WindowT = Window
+
+#: the message a consumer hands to a stream (Faust's ``ConsumerMessage`` is its ``Message``).
+ConsumerMessage = Message
+#: a key or a value as agents see them: anything the schema decodes to.
+K = Any
+V = Any
+#: message headers as ``send`` takes them: a mapping or (name, bytes) pairs.
+HeadersArg = Mapping[str, bytes] | list[tuple[str, bytes]] | None
+#: what ``key_type``/``value_type`` take: a Record class, ``str`` or ``bytes``.
+ModelArg = type[Model] | type[bytes] | type[str] | None
+#: a value transform of ``stream.add_processor`` (sync or async).
+Processor = Callable[[Any], Any]
+#: what an agent's ``sink=`` takes: an agent, a channel or topic, or a callable.
+SinkT = Agent | Channel | Callable[[Any], Any | Awaitable[Any]]
+
+
+class ProcessingGuarantee(str, Enum):
+    """The ``processing_guarantee`` setting's values (the strings work as well)."""
+
+    AT_LEAST_ONCE = "at_least_once"
+    EXACTLY_ONCE = "exactly_once"
+
+    def __str__(self) -> str:
+        return self.value
+
 
 __all__ = [
-    "TP", "AgentT", "AppT", "ChannelT", "ConsumerRecord", "EventT", "Message", "ModelT",
-    "RecordMetadata", "RecordT", "SchemaT", "Settings", "StreamT", "TableT", "TopicT",
+    "TP", "AgentT", "AppT", "ChannelT", "CodecArg", "CodecT", "CollectionT", "ConsumerMessage",
+    "ConsumerRecord", "EventT", "FieldDescriptorT", "HeadersArg", "K", "Message", "ModelArg",
+    "ModelOptions", "ModelT", "ProcessingGuarantee", "Processor", "RecordMetadata", "RecordT",
+    "SchemaT", "ServiceT", "Settings", "SinkT", "StreamT", "TableT", "TopicT", "V", "WindowRange",
+    "WindowT",
 ]

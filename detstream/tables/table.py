@@ -33,7 +33,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from detstream._types import TP, ConsumerRecord, RecordMetadata
 from detstream.errors import (
@@ -78,7 +78,12 @@ WindowCloseCallback = Callable[[Any, Any], Any]
 #: changelog keys a table remembers the decoding of (bounds the memory of ``_read_back_key``).
 _READ_BACK_KEYS = 4096
 
-class Table(MutableMapping[Any, Any]):
+#: key and value types of a table: ``Table[str, int]`` (Faust's ``TableT[KT, VT]``), for annotations.
+KT = TypeVar("KT")
+VT = TypeVar("VT")
+
+
+class Table(MutableMapping[KT, VT]):
     """``app.Table(name, ...)``: see the Faust guide for each argument."""
 
     #: True for tables every worker holds whole (GlobalTable).
@@ -550,11 +555,11 @@ class Table(MutableMapping[Any, Any]):
     def changelog_events(
         self, records: list[ConsumerRecord],
         to_key: Callable[[ConsumerRecord], Any], to_value: Callable[[ConsumerRecord], Any],
-    ) -> list[Event]:
+    ) -> list[Event[Any]]:
         """Changelog records as Events (what ``on_changelog_event`` receives)."""
         from detstream.events import Message
 
-        events = []
+        events: list[Event[Any]] = []
         for record in records:
             message = Message(
                 record.topic, record.partition, record.offset, record.timestamp,
