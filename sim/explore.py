@@ -144,6 +144,8 @@ def write_trace(report: SimReport, path: str | Path) -> None:
     }
     if options.static_membership:
         header["static_membership"] = True
+    if options.faust_compat:
+        header["faust_compat"] = options.faust_compat
     body = "".join(line + "\n" for line in report.trace.lines)
     Path(path).write_text(f"# detstream-trace {json.dumps(header, sort_keys=True)}\n{body}")
 
@@ -163,6 +165,7 @@ def read_trace(path: str | Path) -> tuple[str, SimOptions, list[str]]:
         faults=header["faults"], plan=plan, shuffle=header.get("shuffle", False),
         brokers=header.get("brokers", 3), scenario=header.get("scenario"),
         static_membership=header.get("static_membership", False),
+        faust_compat=header.get("faust_compat"),
     )
     return header["target"], options, text[1:]
 

@@ -22,6 +22,7 @@ compares every written topic with the history of writes, Jepsen style.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Coroutine
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from detstream._types import ConsumerRecord
+from detstream.faust_compat import faust_alias
 from detstream.loader import load_isolated
 
 from . import checks
@@ -78,6 +80,9 @@ class SimOptions:
     #: ``consumer_group_instance_id``, as a StatefulSet names its pods; so does a restart of it,
     #: and a ``twin`` fault's replacement (two live processes with one instance id).
     static_membership: bool = False
+    #: ``"on"``/``"force"``: the project's ``import faust`` resolves to detstream during the run
+    #: (``--faust-compat``, see ``detstream.faust_compat``); ``"force"`` hides a real faust.
+    faust_compat: str | None = None
 
 
 @dataclass
@@ -184,12 +189,19 @@ def run(
 
     # Made before the sandbox: inside it, tempfile would seed its name generator
     # from the run's seeded randomness and shift every later draw of the process.
-    with tempfile.TemporaryDirectory(prefix="detstream-sim-") as datadir:
+    with tempfile.TemporaryDirectory(prefix="detstream-sim-") as datadir, _faust_alias(options):
 
         async def main() -> SimReport:
             return await Simulation(target, options, Path(datadir), scenario=scenario).run()
 
         return run_sandboxed(main, seed=options.seed, shuffle=options.shuffle)
+
+
+def _faust_alias(options: SimOptions) -> contextlib.AbstractContextManager[None]:
+    """The Faust alias for the run, if asked (a no-op where the process installed it already)."""
+    if not options.faust_compat:
+        return contextlib.nullcontext()
+    return faust_alias(force=options.faust_compat == "force")
 
 
 class Simulation:

@@ -11,6 +11,7 @@ import click
 from detstream.commands import AppGroup, argument, option
 from detstream.errors import TargetError
 
+from .faust_flags import eager_faust_compat_options, enable, faust_compat_options
 from .params import BLOCKING_TIMEOUT, DATADIR, HOST, LOGFILE
 
 __all__ = ["main", "entry", "option", "argument"]
@@ -37,6 +38,7 @@ def entry() -> None:
 @click.option("-D", "--datadir", type=DATADIR, help="Directory of the app's state (tables).")
 @click.option("--blocking-timeout", type=BLOCKING_TIMEOUT, metavar="SECONDS",
               help="When --debug: log the stack when the loop blocks longer (default 10).")
+@eager_faust_compat_options
 @click.version_option(package_name="detstream")
 @click.pass_context
 def main(ctx: click.Context, app_target: str | None, debug: bool | None, datadir: str | None,
@@ -118,14 +120,16 @@ def _app_for(ctx: click.Context, target: str | None) -> object:
               help="When --debug: log the loop's stack when it blocks longer than this "
                    "(default: blocking_timeout, 10).")
 @click.option("-q", "--quiet", is_flag=True, help="No banner or status lines on stdout.")
+@faust_compat_options
 @click.pass_context
 def worker(ctx: click.Context, target: str | None, loglevel: str, logfile: str | None,
            web_port: int | None, web_enabled: bool | None, web_bind: str | None,
            web_host: str | None, datadir: str | None, debug: bool | None,
-           blocking_timeout: float | None, quiet: bool) -> None:
+           blocking_timeout: float | None, quiet: bool, faust_compat: str | None) -> None:
     """Run TARGET's app as a worker on its broker, until TERM/INT."""
     from detstream.worker import Worker
 
+    enable(faust_compat)
     app = _app_for(ctx, target)
     defaults: dict[str, Any] = (ctx.obj or {}).get("worker_defaults", {})
 

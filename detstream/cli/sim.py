@@ -18,6 +18,7 @@ import click
 from detstream.errors import InvalidArgument, TargetError
 
 from . import sim_json
+from .faust_flags import enable, faust_compat_options
 from .progress import sweep_progress
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -118,10 +119,11 @@ class SeedRange(click.ParamType):
 @click.option("--json", "as_json", is_flag=True,
               help="Print JSON Lines for machines instead of text: a record per seed, then a "
                    "summary per sweep (schema: docs/sim.md).")
+@faust_compat_options
 def sim(target: str | None, seed: int, workers: int, brokers: int, duration: float, faults: str,
         plan_path: str | None, trace_path: str | None, html_path: str | None, seeds: range | None, jobs: int,
         driver: str, static_membership: bool, guided: int | None, zoo: bool, check_determinism: bool, replay_path: str | None, shrink: bool, shuffle: bool,
-        scenario_path: str | None, as_json: bool) -> None:
+        scenario_path: str | None, as_json: bool, faust_compat: str | None) -> None:
     """Run TARGET (file, module or module:attr) on a simulated cluster."""
     from sim import explore
     from sim.faults import FaultPlan
@@ -152,9 +154,11 @@ def sim(target: str | None, seed: int, workers: int, brokers: int, duration: flo
         if guided is not None and seeds is None:
             raise click.UsageError("--guided searches on from a sweep: use it with --seeds A..B")
         plan = FaultPlan.load(plan_path) if plan_path else None
+        enable(faust_compat)  # refused here, before any run, when a real faust is installed
         options = SimOptions(seed=seed, workers=workers, duration=duration, faults=faults,
                              plan=plan, shuffle=shuffle, brokers=brokers, scenario=scenario_path,
-                             driver=driver, static_membership=static_membership)
+                             driver=driver, static_membership=static_membership,
+                             faust_compat=faust_compat)
         if seeds is not None and guided is not None:
             _guided(target, options, seeds, guided, jobs)
         elif seeds is not None:
@@ -219,6 +223,8 @@ def command_line(target: str, options: Any) -> str:
     text += f" --driver {options.driver}" if options.driver != "sim" else ""
     text += " --static-membership" if getattr(options, "static_membership", False) else ""
     text += f" --scenario {options.scenario}" if options.scenario else ""
+    if getattr(options, "faust_compat", None):
+        text += " --faust-compat-force" if options.faust_compat == "force" else " --faust-compat"
     return text + (" --plan PLAN.json" if options.plan is not None else "")
 
 
