@@ -44,7 +44,7 @@ from .topic import Topic
 from .tracing import TraceHook, Tracer
 from .transport import driver_class
 from .transport.base import Transport
-from .web import Web
+from .web import Router, Web
 
 #: re-opens issue 9's unclean stop: a graceful stop waits for an unreachable broker past
 #: the shutdown timeout (then it is cancelled half way, clients unclosed).
@@ -53,6 +53,9 @@ STOP_UNBOUNDED = register_mutant(
 )
 
 logger = logging.getLogger(__name__)
+
+#: a table of any kind (the App's ``Table`` method shadows the class name in its body).
+_AnyTable = Table[Any, Any]
 
 
 class App(Service):
@@ -74,6 +77,9 @@ class App(Service):
     on_worker_init = SyncSignal()
     on_partitions_assigned = Signal()
     on_partitions_revoked = Signal()
+    #: sent once per rebalance, when the new assignment's tables are recovered and its
+    #: partitions open to the agents (Faust's signal of the same name).
+    on_rebalance_complete = Signal()
 
     def __init__(self, id: str, **settings: Any) -> None:
         self._settings = build_settings(id, settings)
@@ -300,6 +306,44 @@ class App(Service):
         See :mod:`detstream.web`; ``app.web.client()`` calls views in-process.
         """
         return self.web.page(path, name=name, base=base)
+
+    def table_route(
+        self, table: _AnyTable, shard_param: str | None = None, *, query_param: str | None = None,
+        match_info: str | None = None, exact_key: Any = None,
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Route a view to the worker holding a key of ``table`` (under ``@app.page``).
+
+        The key is ``request.match_info[match_info]``, ``request.query[query_param]``
+        or ``exact_key``; the view runs on the worker that holds it, any other
+        worker proxies the request there. See :mod:`detstream.web.router`.
+        """
+        from .web.router import route_view
+
+        return route_view(self.router, table, shard_param, query_param=query_param,
+                          match_info=match_info, exact_key=exact_key, kind="table")
+
+    def topic_route(
+        self, topic: Topic[Any], shard_param: str | None = None, *, query_param: str | None = None,
+        match_info: str | None = None, exact_key: Any = None,
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Route a view to the worker processing a key of ``topic`` (as ``table_route``)."""
+        from .web.router import route_view
+
+        return route_view(self.router, topic, shard_param, query_param=query_param,
+                          match_info=match_info, exact_key=exact_key, kind="topic")
+
+    @property
+    def rebalancing(self) -> bool:
+        """True from a revocation until the next assignment is taken (Faust's flag)."""
+        return bool(self.conductor.stats.rebalancing)
+
+    @property
+    def router(self) -> Router:
+        """Where table keys and topic keys are processed, and routing web requests there."""
+        router = self.__dict__.get("_router")
+        if router is None:
+            router = self.__dict__["_router"] = Router(self)
+        return router
 
     @property
     def web(self) -> Web:

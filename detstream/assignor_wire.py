@@ -15,6 +15,12 @@ standby replicas:
   separate reader does), so the broker and other clients see a normal
   assignment.
 
+It also carries where each partition is processed, for ``app.router`` (the
+web views of ``app.table_route``): a member tells the leader its web URL
+(``canonical_url``) in its subscription, and the leader tells every member
+the URL of each member's active partitions (``routes``), as Faust's assignor
+does.
+
 JSON, versioned, with empty bytes meaning "nothing to say" (a plain member,
 or one from before standbys): such members get no standbys.
 """
@@ -41,6 +47,8 @@ class SubscriptionInfo:
     held: frozenset[TP] = field(default_factory=frozenset)
     #: what the member processed in the previous generation (kept where possible).
     owned: frozenset[TP] = field(default_factory=frozenset)
+    #: the member's web URL (``canonical_url``), or None: what ``app.router`` sends requests to.
+    url: str | None = None
 
 
 def plan_from_subscriptions(
@@ -65,15 +73,18 @@ def plan_from_subscriptions(
 
 
 def encode_subscription(info: SubscriptionInfo) -> bytes:
-    if not info.changelogs and not info.owned:
+    if not info.changelogs and not info.owned and not info.url:
         return b""
-    return _dump({
+    body = {
         "v": VERSION,
         "changelogs": sorted(info.changelogs),
         "replicas": info.replicas,
         "held": _by_topic(info.held),
         "owned": _by_topic(info.owned),
-    })
+    }
+    if info.url:
+        body["url"] = info.url
+    return _dump(body)
 
 
 def decode_subscription(data: bytes | None) -> SubscriptionInfo:
@@ -85,7 +96,45 @@ def decode_subscription(data: bytes | None) -> SubscriptionInfo:
         int(body.get("replicas", 0)),
         frozenset(_from_topics(body.get("held", {}))),
         frozenset(_from_topics(body.get("owned", {}))),
+        body.get("url") if isinstance(body.get("url"), str) else None,
     )
+
+
+def encode_assignments(
+    plan: Mapping[str, MemberPlan], user_data: Mapping[str, bytes]
+) -> dict[str, bytes]:
+    """Each member's assignment ``user_data``: its standbys, and every member's routes.
+
+    ``routes`` maps the web URL of each member that told one to the
+    partitions it processes, so that any member can send a web request to
+    the owner of a key (``app.router``). Members without a URL are left out.
+    """
+    routes: dict[str, dict[str, list[int]]] = {}
+    for member in sorted(plan):
+        url = decode_subscription(user_data.get(member)).url
+        if url and plan[member].active:
+            routes.setdefault(url, {})
+            for topic, partitions in _by_topic(plan[member].active).items():
+                routes[url].setdefault(topic, []).extend(partitions)
+    result = {}
+    for member, share in plan.items():
+        body: dict[str, Any] = {"v": VERSION}
+        if share.standby:
+            body["standbys"] = _by_topic(share.standby)
+        if routes:
+            body["routes"] = {url: {t: sorted(ps) for t, ps in topics.items()}
+                              for url, topics in routes.items()}
+        result[member] = _dump(body) if len(body) > 1 else b""
+    return result
+
+
+def decode_routes(data: bytes | None) -> dict[TP, str]:
+    """The web URL of each partition's processing member, from an assignment's ``user_data``."""
+    body = _load(data)
+    routes = body.get("routes") if body is not None else None
+    if not isinstance(routes, dict):
+        return {}
+    return {tp: url for url, topics in routes.items() for tp in _from_topics(topics)}
 
 
 def encode_standbys(standbys: Iterable[TP]) -> bytes:

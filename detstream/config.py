@@ -64,6 +64,7 @@ ENV_NAMES: dict[str, str] = {
     "web_bind": "WEB_BIND",
     "web_port": "WEB_PORT",
     "web_host": "WEB_HOST",
+    "canonical_url": "NODE_CANONICAL_URL",
 }
 
 _TRUE = {"1", "true", "yes", "on", "y", "t"}

@@ -102,6 +102,9 @@ SETTINGS: dict[str, tuple[Any, tuple[type, ...] | type]] = {
     "web_port": (6066, int),
     "web_bind": ("0.0.0.0", str),
     "web_host": ("localhost", str),
+    #: this worker's web URL as other workers reach it (``app.router``, ``app.table_route``);
+    #: None: ``http://{web_host}:{web_port}``.
+    "canonical_url": (None, _OPTIONAL_STR),
     "debug": (False, bool),
 }
 
@@ -165,6 +168,14 @@ class Settings:
         if value is None:
             value = self.values["reply_to"] = f"{self.values['reply_to_prefix']}{new_uuid()}"
         return value
+
+    @property
+    def canonical_url(self) -> str:
+        """This worker's web URL for other workers (default ``http://{web_host}:{web_port}``)."""
+        value = self.values.get("canonical_url")
+        if value:
+            return str(value).rstrip("/")
+        return f"http://{self.values['web_host']}:{self.values['web_port']}"
 
     @property
     def broker_url(self) -> str:

@@ -237,6 +237,12 @@ class Topic(Channel[T]):
         header_items = tuple((str(k), bytes(v)) for k, v in headers.items()) if headers else ()
         return self.get_topic_name(), key_bytes, value_bytes, header_items
 
+    async def maybe_declare(self) -> None:
+        """``declare()`` once per topic description (Faust's name; later calls do nothing)."""
+        if not getattr(self, "_declared", False):
+            await self.declare()
+            self._declared = True
+
     async def declare(self) -> None:
         """Create the topic on the broker if it is missing, unless ``topic_allow_declare`` is off.
 

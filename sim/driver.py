@@ -348,6 +348,12 @@ class SimConsumer:
     def standby_assignment(self) -> set[TP]:
         return set(self.group.standbys)
 
+    def advertise_url(self, url: str | None) -> None:
+        self.group.url = url
+
+    def partition_urls(self) -> dict[TP, str]:
+        return dict(self.group.routes)
+
     @property
     def generation(self) -> int:
         return self.group.generation

@@ -20,8 +20,9 @@ from detstream._types import TP
 from detstream.assignor import MemberPlan
 from detstream.assignor_wire import (
     SubscriptionInfo,
+    decode_routes,
     decode_standbys,
-    encode_standbys,
+    encode_assignments,
     encode_subscription,
     plan_from_subscriptions,
 )
@@ -95,6 +96,9 @@ class GroupMember:
         #: standby copies asked for (``request_standbys``), and this member's share of them.
         self._standby_request = SubscriptionInfo()
         self.standbys: set[TP] = set()
+        #: this member's web URL (told to the leader), and every partition's (told by it).
+        self.url: str | None = None
+        self.routes: dict[TP, str] = {}
         #: changelog partitions of the last assignment (active or standby), told to the leader.
         self._held: frozenset[TP] = frozenset()
         self._owned: frozenset[TP] = frozenset()
@@ -287,10 +291,12 @@ class GroupMember:
                 assigned = await coordinator.sync(
                     joined.member_id, joined.generation,
                     {m: set(p.active) for m, p in plan.items()} or None,
-                    {m: encode_standbys(p.standby) for m, p in plan.items()},
+                    encode_assignments(plan, joined.user_data),
                     self.instance_id,
                 )
-                standbys = decode_standbys(coordinator.user_data.get(joined.member_id))
+                mine = coordinator.user_data.get(joined.member_id)
+                standbys = decode_standbys(mine)
+                self.routes = decode_routes(mine)
             except UnknownMemberIdError:
                 self.member_id = None
                 if self.closing:
@@ -313,7 +319,7 @@ class GroupMember:
         """What the leader needs for standbys: our changelogs, copies wanted, what we held."""
         request = self._standby_request
         return encode_subscription(
-            SubscriptionInfo(request.changelogs, request.replicas, self._held, self._owned)
+            SubscriptionInfo(request.changelogs, request.replicas, self._held, self._owned, self.url)
         )
 
     def _plan_assignment(

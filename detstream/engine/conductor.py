@@ -121,6 +121,8 @@ class Conductor:
         #: the last generation whose assignment this worker took (listener done, recovery
         #: started): behind the group's while a rebalance is being taken.
         self.taken_generation = -1
+        #: the last generation ``on_rebalance_complete`` was sent for.
+        self._completed = -1
         self._processing: dict[TP, int] = {}
         self._idle = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -202,6 +204,8 @@ class Conductor:
                 on_fenced=self.fenced, stats=self.stats,
             )
         self._request_standbys()
+        conf = host.conf  # where this worker's web views answer: app.router sends requests there
+        self.consumer.advertise_url(conf.canonical_url if conf.web_enabled else None)
         await self._match_patterns()
         self.consumer.subscribe(sorted(self.subscribed_topics()), self.listener)
         await self.consumer.start()
@@ -360,6 +364,21 @@ class Conductor:
         self._ready = self._ready | tps
         consumer.resume(*tps)
         self.tracer.record("opened", tps=sorted(str(tp) for tp in tps), sought=len(starts))
+        await self._rebalance_complete(generation)
+
+    async def _rebalance_complete(self, generation: int) -> None:
+        """Faust's ``on_rebalance_complete``: once per generation, when nothing is left to open.
+
+        A failing handler is logged: a print of a table after a rebalance must
+        not stop the fetch loop it runs in.
+        """
+        if self._opening or generation != self._generation or self._completed == generation:
+            return
+        self._completed = generation
+        try:
+            await self.host.on_rebalance_complete.send()
+        except Exception:
+            self.host.log.exception("an on_rebalance_complete handler failed")
 
     # -- the lease of every message this conductor delivers (``events.Lease``) -------------
     def quiescing(self) -> bool:
@@ -502,6 +521,7 @@ class Conductor:
         if generation == self._generation and self._active == assigned:
             self._opening = sources - self._ready
             await self._open_ready()
+            await self._rebalance_complete(generation)  # nothing was left to open
 
     def uncommitted(self) -> int:
         """Messages delivered or acked since the last commit (lost from memory by a crash)."""

@@ -114,6 +114,11 @@ class EngineHost(Protocol):
     @property
     def on_partitions_revoked(self) -> Signal: ...
 
+    @property
+    def on_rebalance_complete(self) -> Signal:
+        """Sent once per generation when its partitions are open (tables recovered)."""
+        ...
+
     def acking_topics(self) -> list[Topic]:
         """Topics with subscribers whose offsets the engine commits."""
         ...

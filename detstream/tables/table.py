@@ -235,6 +235,16 @@ class Table(MutableMapping[KT, VT]):
     def as_dict(self) -> dict[Any, Any]:
         return {key: self._get(key) for key in self}
 
+    def as_ansitable(
+        self, title: str = "{table.name}", *, key: str = "Key", value: str = "Value",
+        sort: bool = False, sortkey: Callable[[tuple[Any, Any]], Any] | None = None,
+    ) -> str:
+        """This worker's part of the table as a text table, to print (Faust's name)."""
+        from .ansitable import ansitable
+
+        return ansitable(list(self.as_dict().items()), title.format(table=self), key=key,
+                         value=value, sort=sort, sortkey=sortkey)
+
     # -- hooks (Faust's Collection has the same names) ----------------------------
     def on_key_get(self, key: Any) -> None:
         """Called after every read of ``key`` (override to count or trace reads)."""

@@ -38,6 +38,7 @@ from detstream.events import Event, current_event
 from detstream.serializers import Schema
 from detstream.windows import Seconds, Window, WindowRange
 
+from .ansitable import ansitable
 from .codecs import WindowedKeyCodec
 
 if TYPE_CHECKING:
@@ -284,10 +285,13 @@ class WindowWrapper:
     def values(self, event: Event | None = None) -> WindowedValuesView:
         return WindowedValuesView(self, event if event is not None else current_event())
 
-    def as_ansitable(self, title: str = "{table.name}", **kwargs: Any) -> str:
+    def as_ansitable(
+        self, title: str = "{table.name}", *, key: str = "Key", value: str = "Value",
+        sort: bool = False, sortkey: Callable[[tuple[Any, Any]], Any] | None = None,
+    ) -> str:
         """The windows of :meth:`items` as a text table (key, value)."""
-        rows = [(repr(key), repr(value)) for key, value in self.items()]
-        return _ansitable(title.format(table=self.table), ("Key", "Value"), rows)
+        return ansitable(list(self.items()), title.format(table=self.table), key=key, value=value,
+                         sort=sort, sortkey=sortkey)
 
     # -- writes -------------------------------------------------------------------------
     def _set_windows(self, key: Any, update: Callable[[Any], Any], timestamp: float) -> None:
@@ -478,17 +482,3 @@ class WindowedValuesView(_WindowedView):
 
     def delta(self, d: Seconds, event: Event | None = None) -> Iterator[Any]:
         return (value for _, value in self._delta(d, event))
-
-
-def _ansitable(title: str, header: tuple[str, str], rows: list[tuple[str, str]]) -> str:
-    """A box-drawn two-column table with ``title`` in its top border."""
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(2)]
-    inner = widths[0] + widths[1] + 5
-    top = "┌" + title[:inner] + "─" * (inner - len(title[:inner])) + "┐"
-
-    def line(row: tuple[str, str]) -> str:
-        return f"│ {row[0].ljust(widths[0])} │ {row[1].ljust(widths[1])} │"
-
-    rule = "├" + "─" * (widths[0] + 2) + "┼" + "─" * (widths[1] + 2) + "┤"
-    bottom = "└" + "─" * (widths[0] + 2) + "┴" + "─" * (widths[1] + 2) + "┘"
-    return "\n".join([top, line(header), rule, *(line(row) for row in rows), bottom])

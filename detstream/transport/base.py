@@ -208,6 +208,18 @@ class Consumer(PartitionReader, Protocol):
         """
         ...
 
+    def advertise_url(self, url: str | None) -> None:
+        """Tell the group leader this member's web URL at the next join (``app.router``)."""
+        ...
+
+    def partition_urls(self) -> dict[TP, str]:
+        """The web URL of the member processing each partition, as the last assignment said.
+
+        Set with the assignment (before the listener's ``on_partitions_assigned``);
+        partitions of members that told no URL are missing.
+        """
+        ...
+
     @property
     def generation(self) -> int: ...
 

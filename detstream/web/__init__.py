@@ -45,6 +45,12 @@ monitoring ``/health/`` (liveness), ``/ready/`` (readiness; see
 ``detstream.web.probes``) and ``/metrics`` (Prometheus' text format; see
 ``detstream.web.metrics``). Pages defined by the app take precedence over these.
 
+**Routing to the worker holding a key.** A table partition lives on one
+worker; ``@app.table_route(table, match_info="word")`` under ``@app.page``
+answers a request on the worker holding the key, proxying it there from any
+other worker (``topic_route`` does the same for a topic's keys). See
+``detstream.web.router``.
+
 **Testing, and under simulation.** ``detstream sim`` refuses real sockets, so
 nothing is served there. Instead, call the views in-process, through the same
 routing and error handling as the server, in a unit test or inside
@@ -61,6 +67,7 @@ This package imports no aiohttp; ``server.py`` does, when a server starts.
 
 from __future__ import annotations
 
+from .router import Router, ServiceUnavailable
 from .routes import Client, Route, Web
 from .views import (
     MethodNotAllowed,
@@ -82,7 +89,9 @@ __all__ = [
     "Request",
     "Response",
     "Route",
+    "Router",
     "ServerError",
+    "ServiceUnavailable",
     "ValidationError",
     "View",
     "Web",

@@ -14,7 +14,7 @@ from typing import Any
 
 from detstream.errors import ImproperlyConfigured
 
-from .views import Response
+from .views import Request, Response
 
 log = logging.getLogger(__name__)
 
@@ -95,3 +95,34 @@ def _to_aiohttp(aioweb: Any, response: Response) -> Any:
             kwargs["charset"] = "utf-8"
     return aioweb.Response(body=response.body or None, status=response.status,
                            reason=response.reason, headers=headers, **kwargs)
+
+
+#: seconds a routed request may take on the worker it was sent to.
+FORWARD_TIMEOUT = 30.0
+#: headers not copied onto a routed request (they describe the first hop).
+_HOP_HEADERS = frozenset({"host", "content-length", "connection", "transfer-encoding", "keep-alive"})
+
+
+async def forward_request(url: str, request: Request) -> Response:
+    """Send ``request`` to the worker at ``url`` and return its answer as it is (``app.router``).
+
+    The request goes to the same path and query, with its method, headers
+    and body, and the header ``Detstream-Routed`` (the receiver answers it
+    itself). A worker that cannot be reached answers 503.
+    """
+    import aiohttp
+
+    from .router import ROUTED_HEADER, ServiceUnavailable
+
+    target = url.rstrip("/") + request.path + (f"?{request.query_string}" if request.query_string else "")
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
+    headers[ROUTED_HEADER] = "1"
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=FORWARD_TIMEOUT)) as session:
+            async with session.request(request.method, target, headers=headers,
+                                       data=request.body or None) as answer:
+                body = await answer.read()
+                return Response(body, status=answer.status, content_type=answer.content_type,
+                                reason=answer.reason)
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise ServiceUnavailable(f"the worker at {url} did not answer: {exc!r}") from None

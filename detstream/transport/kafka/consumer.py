@@ -37,8 +37,9 @@ from detstream import compat
 from detstream._types import TP, ConsumerRecord
 from detstream.assignor_wire import (
     SubscriptionInfo,
+    decode_routes,
     decode_standbys,
-    encode_standbys,
+    encode_assignments,
     encode_subscription,
     plan_from_subscriptions,
 )
@@ -86,13 +87,14 @@ class CopartitionedAssignor(AbstractPartitionAssignor):
                 log.info("assignor: topic %r has no metadata yet; assigned once it exists", topic)
         user_data = {m: bytes(meta.user_data or b"") for m, meta in members.items()}
         plan = plan_from_subscriptions(subscriptions, user_data, counts)
+        assignment_data = encode_assignments(plan, user_data)
         result = {}
         for member, share in plan.items():
             by_topic: dict[str, list[int]] = {}
             for tp in sorted(share.active):
                 by_topic.setdefault(tp.topic, []).append(tp.partition)
             result[member] = ConsumerProtocolMemberAssignment(
-                self.version, sorted(by_topic.items()), encode_standbys(share.standby)
+                self.version, sorted(by_topic.items()), assignment_data[member]
             )
         return result
 
@@ -108,7 +110,8 @@ class CopartitionedAssignor(AbstractPartitionAssignor):
         """Called by aiokafka before the rebalance listener: the standbys are known by then."""
         if self.owner is not None:
             self.owner._on_assignment(
-                _tps(assignment.partitions()), decode_standbys(assignment.user_data)
+                _tps(assignment.partitions()), decode_standbys(assignment.user_data),
+                decode_routes(assignment.user_data),
             )
 
 
@@ -164,6 +167,9 @@ class KafkaConsumer:
         #: standby copies asked for (``request_standbys``), and this member's share of them.
         self._standby_request = SubscriptionInfo()
         self._standbys: set[TP] = set()
+        #: this member's web URL (told to the leader), and every partition's (told by it).
+        self._url: str | None = None
+        self._routes: dict[TP, str] = {}
         #: changelog partitions of the last assignment (active or standby), told to the leader.
         self._held: frozenset[TP] = frozenset()
         self._owned: frozenset[TP] = frozenset()
@@ -291,14 +297,23 @@ class KafkaConsumer:
     def standby_assignment(self) -> set[TP]:
         return set(self._standbys)
 
+    def advertise_url(self, url: str | None) -> None:
+        self._url = url
+
+    def partition_urls(self) -> dict[TP, str]:
+        return dict(self._routes)
+
     def _subscription_user_data(self) -> bytes:
         request = self._standby_request
         return encode_subscription(
-            SubscriptionInfo(request.changelogs, request.replicas, self._held, self._owned)
+            SubscriptionInfo(request.changelogs, request.replicas, self._held, self._owned, self._url)
         )
 
-    def _on_assignment(self, active: set[TP], standbys: frozenset[TP]) -> None:
+    def _on_assignment(
+        self, active: set[TP], standbys: frozenset[TP], routes: dict[TP, str] | None = None
+    ) -> None:
         self._standbys = set(standbys)
+        self._routes = dict(routes or {})
         changelogs = self._standby_request.changelogs
         self._held = frozenset(tp for tp in active | standbys if tp.topic in changelogs)
         self._owned = frozenset(active)
