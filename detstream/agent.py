@@ -6,11 +6,20 @@ the agent's supervisor strategy, so a crashed actor is restarted (or, with
 ``mode.CrashingSupervisor``, the app crashes). A failing event is acked and
 reported, never retried forever — Faust's at-least-once contract covers
 crashes and rebalances, not exceptions.
+
+``isolated_partitions=True`` runs one actor per assigned partition of the
+agent's topic instead, as Faust does: an actor starts when its partition is
+assigned (before its records are delivered) and is stopped when an
+assignment no longer has it, and its stream's ``active_partitions`` is ``{tp}``. Records reach
+the actors through the agent's one buffer, handed on in order to the
+partition's own (bounded) buffer, so a slow partition holds up the others
+once its buffer is full.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import sys
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
@@ -23,9 +32,10 @@ from ._types import TP
 from .channel import Channel
 from .clock import new_uuid
 from .compat import widen_restart_budget
+from .engine.buffer import SubscriberBuffer
 from .errors import DecodeError, InvalidArgument
+from .events import Message, set_current_agent
 from .events import current_agent as current_agent  # re-exported: agents own the idea
-from .events import set_current_agent
 from .mutants import on as mutant_on
 from .mutants import register as register_mutant
 from .rpc.agent_rpc import AgentRPC, ReplyPromise, request_headers, topic_name
@@ -97,23 +107,41 @@ class Agent(Generic[T]):
         on_error: Callable[[Agent, BaseException], Any] | None = None,
         supervisor_strategy: type[mode.SupervisorStrategy] | None = None,
         help: str | None = None,
+        isolated_partitions: bool = False,
         **topic_options: Any,
     ) -> None:
-        if not inspect.iscoroutinefunction(fun) and not inspect.isasyncgenfunction(fun):
+        if not _is_async_function(fun):
             raise InvalidArgument(f"@app.agent() needs an async def function, got {fun!r}")
         if not isinstance(concurrency, int) or concurrency < 1:
             raise InvalidArgument(f"agent concurrency must be an int >= 1, got {concurrency!r}")
+        if isolated_partitions and concurrency != 1:
+            raise InvalidArgument(
+                f"agent {name or getattr(fun, '__qualname__', fun)}: isolated_partitions=True "
+                f"runs one actor per partition; concurrency must be 1, not {concurrency}"
+            )
         self.fun = fun
         self.app = app
-        self.name = name or f"{canonical_module(fun.__module__)}.{fun.__qualname__}"
+        self.name = name or _default_name(fun)
         self.concurrency = concurrency
         self.sinks = list(sink or [])
         self.on_error = on_error
         self.supervisor_strategy = supervisor_strategy or mode.OneForOneSupervisor
         self.help = help or (fun.__doc__ or "").strip()
         self.channel = self._make_channel(channel, topic_options)
+        #: one actor per assigned partition of the topic (see the module doc).
+        self.isolated_partitions = bool(isolated_partitions)
+        if self.isolated_partitions and not hasattr(self.channel, "topics"):
+            raise InvalidArgument(
+                f"agent {self.name}: isolated_partitions=True needs a topic (an actor per "
+                "partition), not an in-memory channel"
+            )
         self._supervisor: mode.SupervisorStrategy | None = None
         self._actors: list[Actor] = []
+        #: isolated partitions: each assigned partition's actor and buffer; the hand-on task.
+        self._isolated: dict[TP, tuple[Actor, SubscriberBuffer[Any]]] = {}
+        self._dispatcher: asyncio.Future[None] | None = None
+        #: events counted by isolated actors since stopped (``event_counts`` only grows).
+        self._retired_counts: dict[str, int] = {}
         #: request-reply: ``ask``, ``map``, ``join`` (and the answers the agent yields).
         self.rpc = AgentRPC(self)
 
@@ -162,6 +190,9 @@ class Agent(Generic[T]):
     async def start(self) -> None:
         queue = self.channel.subscribe()
         self._supervisor = self._make_supervisor()
+        if self.isolated_partitions:
+            await self._start_isolated(queue)
+            return
         for index in range(self.concurrency):
             # acks=False on the topic: the agent acks each event itself (event.ack()).
             stream: Stream[Any] = Stream(self.channel, queue=queue, prefix=self.name,
@@ -179,17 +210,9 @@ class Agent(Generic[T]):
         streams read. Summed over the actors (``concurrency``) from their
         streams' ``events_total``: nothing is counted for this per event.
         """
-        counts: dict[str, int] = {}
-        streams = [actor.stream for actor in self._actors]
-        seen: set[int] = set()
-        while streams:
-            stream = streams.pop()
-            if id(stream) in seen:
-                continue
-            seen.add(id(stream))
-            label = stream.channel.label
-            counts[label] = counts.get(label, 0) + stream.events_total
-            streams.extend(stream.substreams())
+        counts = dict(self._retired_counts)
+        for label, count in _stream_counts(*(actor.stream for actor in self._actors)).items():
+            counts[label] = counts.get(label, 0) + count
         return counts
 
     def _make_supervisor(self) -> mode.SupervisorStrategy:
@@ -209,8 +232,78 @@ class Agent(Generic[T]):
         return supervisor
 
     async def stop(self) -> None:
+        if self.isolated_partitions:
+            self.app.on_partitions_assigned.disconnect(self._on_assigned)
+            if self._dispatcher is not None:
+                self._dispatcher.cancel()
+                self._dispatcher = None
         if self._supervisor is not None:
             await self._supervisor.stop()
+        self._isolated.clear()
+
+    # -- isolated partitions --------------------------------------------------------------
+    async def _start_isolated(self, queue: SubscriberBuffer[Any]) -> None:
+        """No actor yet: each comes with its partition's assignment."""
+        assert self._supervisor is not None
+        self.app.on_partitions_assigned.connect(self._on_assigned)
+        self._dispatcher = asyncio.ensure_future(self._dispatch(queue))
+        await self._supervisor.start()
+
+    def _is_mine(self, tp: TP) -> bool:
+        matches = getattr(self.channel, "matches", None)
+        return bool(matches(tp.topic)) if matches is not None else False
+
+    async def _on_assigned(self, sender: Any, assigned: set[TP], **kwargs: Any) -> None:
+        """Stop the actors of partitions given away, start those of partitions gained.
+
+        Not on revocation: the group revokes every partition before each
+        assignment, and a partition the next one gives back keeps its actor,
+        as in Faust. Meanwhile a revoked partition's records are dropped by
+        its stream (not current).
+        """
+        for tp in sorted(set(self._isolated) - assigned):
+            actor, _ = self._isolated.pop(tp)
+            assert self._supervisor is not None
+            self._supervisor.discard(actor)
+            self._actors.remove(actor)
+            await actor.stop()
+            for label, count in _stream_counts(actor.stream).items():
+                self._retired_counts[label] = self._retired_counts.get(label, 0) + count
+        for tp in sorted(tp for tp in assigned if self._is_mine(tp)):
+            await self._actor_for(tp)
+
+    async def _actor_for(self, tp: TP) -> SubscriberBuffer[Any]:
+        """The buffer of ``tp``'s actor, starting the actor if it has none."""
+        found = self._isolated.get(tp)
+        if found is not None:
+            return found[1]
+        buffer: SubscriberBuffer[Any] = SubscriberBuffer(self.app.conf.stream_buffer_maxsize)
+        stream: Stream[Any] = Stream(self.channel, queue=buffer, prefix=self.name,
+                                     enable_acks=getattr(self.channel, "acks", True))
+        stream.active_partitions = {tp}
+        actor = Actor(self, stream, tp.partition)
+        self._isolated[tp] = (actor, buffer)
+        self._actors.append(actor)
+        assert self._supervisor is not None
+        self._supervisor.add(actor)
+        await actor.start()
+        return buffer
+
+    async def _dispatch(self, shared: SubscriberBuffer[Any]) -> None:
+        """Hand each record of the agent's buffer on to its partition's actor, in order.
+
+        A record of a partition this worker no longer owns is dropped, as a
+        stream drops it: its partition's new owner processes it.
+        """
+        while True:
+            item = await shared.get()
+            if not isinstance(item, Message):
+                continue
+            lease = item.lease
+            if item.tp not in self._isolated and lease is not None and not lease.is_current(item):
+                continue
+            buffer = await self._actor_for(item.tp)
+            await buffer.put(item)
 
     # -- producing to the agent -----------------------------------------------
     async def send(
@@ -326,6 +419,34 @@ class Agent(Generic[T]):
                 await self.app.crash(exc)
             return
         await actor.crash(exc)
+
+
+def _is_async_function(fun: Any) -> bool:
+    """An ``async def`` (generator too), also behind ``functools.partial`` (Faust's bound_agent.py)."""
+    while isinstance(fun, functools.partial):
+        fun = fun.func
+    return inspect.iscoroutinefunction(fun) or inspect.isasyncgenfunction(fun)
+
+
+def _default_name(fun: Any) -> str:
+    inner = fun
+    while isinstance(inner, functools.partial):
+        inner = inner.func
+    return f"{canonical_module(inner.__module__)}.{inner.__qualname__}"
+
+
+def _stream_counts(*streams: Stream[Any]) -> dict[str, int]:
+    """Events started by ``streams`` and the streams made from them, each once, by the topic read."""
+    counts: dict[str, int] = {}
+    pending, seen = list(streams), set()
+    while pending:
+        one = pending.pop()
+        if id(one) in seen:
+            continue
+        seen.add(id(one))
+        counts[one.channel.label] = counts.get(one.channel.label, 0) + one.events_total
+        pending.extend(one.substreams())
+    return counts
 
 
 def canonical_module(module: str) -> str:

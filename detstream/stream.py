@@ -61,6 +61,9 @@ class Stream(Generic[T]):
         self._upstream: list[Callable[[], Awaitable[None]]] = []
         self.current_event: Event | None = None
         self.concurrency_index = 0
+        #: the partitions this stream's events come from: ``{tp}`` for an actor of an agent
+        #: with ``isolated_partitions=True``, None (any partition) otherwise (Faust's name).
+        self.active_partitions: set[Any] | None = None
         #: events this stream started (Faust's name): ``/metrics`` sums them per agent.
         self.events_total = 0
         self._grouped: dict[str, Stream] = {}
