@@ -10,7 +10,10 @@ network directly.  While a :class:`Sandbox` is active:
 * the global ``random`` is seeded, and ``uuid.uuid4``, ``os.urandom`` and
   unseeded ``random.Random()`` draw from a Random derived from the seed;
 * threads, sockets, subprocesses, ``os.system`` and ``os.fork`` raise
-  :class:`~sim.errors.RealIOForbidden` (file I/O stays allowed).
+  :class:`~sim.errors.RealIOForbidden` (file I/O stays allowed), and so does
+  ``time.sleep`` for any positive time: it would block the one loop every
+  simulated worker shares, for real seconds the virtual clock never sees
+  (Faust's ``tabletest.py`` sleeps an hour when it sees a gap).
 
 Names copied before the sandbox started (``from time import perf_counter``,
 ``def f(clock=perf_counter)``) still point at the originals, so, as freezegun
@@ -57,6 +60,7 @@ _real_monotonic = time.monotonic  # noqa: TID251
 _real_monotonic_ns = time.monotonic_ns
 _real_perf_counter = time.perf_counter  # noqa: TID251
 _real_perf_counter_ns = time.perf_counter_ns
+_real_sleep = time.sleep
 _real_datetime = _dt.datetime
 _real_date = _dt.date
 _real_uuid4 = uuid.uuid4  # noqa: TID251
@@ -176,6 +180,17 @@ class VirtualDatetime(_real_datetime, metaclass=_DatetimeMeta):
 _OUTSIDE = "run this code outside `detstream sim`"
 
 
+def _fake_sleep(secs: float) -> None:
+    """``time.sleep``: refused under a sandbox (0 is a no-op), the real one outside."""
+    if _active is None:
+        _real_sleep(secs)
+    elif secs > 0:
+        raise RealIOForbidden(
+            f"time.sleep({secs!r})", "a blocking sleep of the event loop every simulated worker shares",
+            "use `await asyncio.sleep(...)` (a blocked loop stalls a worker in production too)",
+        )
+
+
 def _forbid(call: str, what: str, hint: str = _OUTSIDE) -> Any:
     def refused(*args: Any, **kwargs: Any) -> Any:
         raise RealIOForbidden(call, what, hint)
@@ -199,6 +214,7 @@ _REPLACEMENTS: dict[int, tuple[Any, Any]] = {
         (_real_monotonic_ns, _fake_monotonic_ns),
         (_real_perf_counter, _fake_perf_counter),
         (_real_perf_counter_ns, _fake_perf_counter_ns),
+        (_real_sleep, _fake_sleep),
         (_real_datetime, VirtualDatetime),
         (_real_date, VirtualDate),
         (_real_uuid4, _fake_uuid4),
@@ -220,6 +236,7 @@ _EXPLICIT: list[tuple[Any, str, Any]] = [
     (time, "monotonic_ns", _fake_monotonic_ns),
     (time, "perf_counter", _fake_perf_counter),
     (time, "perf_counter_ns", _fake_perf_counter_ns),
+    (time, "sleep", _fake_sleep),
     (_dt, "datetime", VirtualDatetime),
     (_dt, "date", VirtualDate),
     (random.Random, "seed", _fake_random_seed),

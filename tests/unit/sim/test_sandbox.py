@@ -14,7 +14,7 @@ import time
 import types
 import uuid
 from datetime import datetime as imported_datetime
-from time import perf_counter  # noqa: TID251 - the sandbox must patch this very reference
+from time import perf_counter, sleep  # noqa: TID251 - the sandbox must patch this very reference
 
 import mode.services
 import mode.timers
@@ -253,6 +253,20 @@ def test_real_io_is_refused_naming_the_call(loop) -> None:
                 os.fork()
         with open(os.devnull, "rb") as f:  # file I/O stays allowed
             assert f.read() == b""
+    _assert_all_restored()
+
+
+def test_a_blocking_sleep_is_refused_and_sleep_zero_is_not(loop) -> None:
+    """``time.sleep`` would block the loop every simulated worker shares, for real time."""
+    real_sleep = time.sleep
+    with Sandbox(loop, 1):
+        with pytest.raises(RealIOForbidden, match=r"time\.sleep\(3600\).*asyncio\.sleep") as info:
+            time.sleep(3600)
+        assert info.value.call == "time.sleep(3600)"
+        with pytest.raises(RealIOForbidden):
+            sleep(0.5)  # a reference copied at import is swapped too
+        time.sleep(0)
+    assert time.sleep is real_sleep and sleep is real_sleep
     _assert_all_restored()
 
 
