@@ -111,6 +111,9 @@ class App(Service):
         self.conductor = Conductor(self)
         #: started with ``start_client()``: producer and RPC replies only (see rpc.py).
         self.client_only = False
+        #: the first ``topic.send`` of an app that is not started starts it as a client:
+        #: set while an ``@app.command`` runs, as Faust's commands send without starting.
+        self.client_on_demand = False
         #: the module that made this App: autodiscover's default origin (see autodiscover.py).
         self.defined_in = defining_module(self)
         super().__init__()

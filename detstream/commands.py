@@ -71,12 +71,14 @@ def make_command(app: Any, fun: Callable[..., Any], options: tuple[Any, ...],
 
 async def _run(app: Any, fun: Callable[..., Any], cmd: AppCommand | None,
                params: dict[str, Any]) -> Any:
+    app.client_on_demand = True  # a send starts the app as a client (Faust's commands do)
     try:
         if cmd is not None:
             return await fun(cmd, **params)
         return await fun(**params)
     finally:
-        # a command may start the app (``await app.start_client()`` to send): stop it
+        # a command may start the app (a send, ``await app.start_client()``): stop it
+        app.client_on_demand = False
         if getattr(app, "_producer", None) is not None:
             await app.stop()
 

@@ -149,7 +149,13 @@ class Topic(Channel[T]):
         (``await`` the returned future for the RecordMetadata): the app flushes
         the producer before it commits offsets, so nothing is committed before
         the records its processing produced are stored.
+
+        In an ``@app.command`` the first send starts the app as a client, as
+        Faust starts its producer on demand (``App.client_on_demand``).
         """
+        app = self.app
+        if app.client_on_demand and app._producer is None:
+            await app.start_client()
         return self.send_soon(
             key=key, value=value, partition=partition, timestamp=timestamp, headers=headers,
             key_serializer=key_serializer, value_serializer=value_serializer, callback=callback,

@@ -137,3 +137,35 @@ def test_bad_commands():
 
 async def _noop():
     pass
+
+
+def test_a_command_sends_without_starting_the_app_as_faust_commands_do():
+    """The first send of a command starts the app as a client; the command's end stops it."""
+    from detstream.commands import _run
+    from sim.testing import simulate
+
+    app = detstream.App("cmd-send", broker="sim://")
+    topic = app.topic("greetings", value_type=str)
+
+    async def produce():
+        await topic.send(value="hello")
+        return app.client_only
+
+    async def main(cluster):
+        started_as_client = await _run(app, produce, None, {})
+        return started_as_client, app.client_on_demand, [r.value for r in cluster.records("greetings")]
+
+    assert simulate(main, seed=1) == (True, False, [b"hello"])  # str values as UTF-8
+
+
+def test_outside_a_command_an_app_not_started_still_refuses_to_send():
+    from sim.testing import simulate
+
+    app = detstream.App("no-send", broker="sim://")
+    topic = app.topic("greetings", value_type=str)
+
+    async def main(cluster):
+        with pytest.raises(detstream.errors.ImproperlyConfigured, match="is not started"):
+            await topic.send(value="hello")
+
+    simulate(main, seed=1)
