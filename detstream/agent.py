@@ -125,7 +125,7 @@ class Agent(Generic[T]):
         self.concurrency = concurrency
         self.sinks = list(sink or [])
         self.on_error = on_error
-        self.supervisor_strategy = supervisor_strategy or mode.OneForOneSupervisor
+        self.supervisor_strategy = supervisor_strategy or _default_supervisor(app)
         self.help = help or (fun.__doc__ or "").strip()
         self.channel = self._make_channel(channel, topic_options)
         #: one actor per assigned partition of the topic (see the module doc).
@@ -419,6 +419,21 @@ class Agent(Generic[T]):
                 await self.app.crash(exc)
             return
         await actor.crash(exc)
+
+
+def _default_supervisor(app: App) -> type[mode.SupervisorStrategy]:
+    """The ``agent_supervisor`` setting (a class or its import path), else one-for-one."""
+    setting = app.conf.agent_supervisor
+    if setting is None:
+        return mode.OneForOneSupervisor
+    if isinstance(setting, str):
+        from mode.utils.imports import symbol_by_name
+
+        setting = symbol_by_name(setting)
+    if not (isinstance(setting, type) and issubclass(setting, mode.SupervisorStrategy)):
+        raise InvalidArgument(f"setting 'agent_supervisor' must be a mode SupervisorStrategy "
+                              f"class or its import path, got {setting!r}")
+    return setting
 
 
 def _is_async_function(fun: Any) -> bool:

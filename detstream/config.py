@@ -24,7 +24,7 @@ from types import ModuleType
 from typing import Any
 
 from .errors import ImproperlyConfigured
-from .settings import SETTINGS, Settings, _validate, apply_aliases
+from .settings import SETTINGS, Settings, _validate, apply_aliases, canonical
 
 #: setting -> environment variable (Faust's ``env_name``s).
 ENV_NAMES: dict[str, str] = {
@@ -101,6 +101,7 @@ def load_source(source: Any, *, silent: bool = False) -> dict[str, Any]:
         }
     out: dict[str, Any] = {}
     for key, value in items.items():
+        key = canonical(key)
         if key not in SETTINGS:
             close = difflib.get_close_matches(key, SETTINGS, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""

@@ -14,6 +14,7 @@ from datetime import timedelta
 from enum import Enum
 from typing import Any, cast
 
+from . import faust_settings
 from .auth import to_credentials
 from .clock import new_uuid
 from .errors import ImproperlyConfigured
@@ -98,6 +99,9 @@ SETTINGS: dict[str, tuple[Any, tuple[type, ...] | type]] = {
     "reply_create_topic": (False, bool),
     #: retention of the reply topic (seconds or timedelta; Faust's default: one day).
     "reply_expires": (86400.0, (int, float, timedelta)),
+    #: the supervisor of agents that name none (a mode SupervisorStrategy class, or its
+    #: import path); None: mode.OneForOneSupervisor.
+    "agent_supervisor": (None, (type, str, type(None))),
     "web_enabled": (True, bool),
     "web_port": (6066, int),
     "web_bind": ("0.0.0.0", str),
@@ -107,6 +111,12 @@ SETTINGS: dict[str, tuple[Any, tuple[type, ...] | type]] = {
     "canonical_url": (None, _OPTIONAL_STR),
     "debug": (False, bool),
 }
+
+# Faust's settings detstream accepts without acting on them, or only at their default.
+SETTINGS.update({
+    name: (default, object)
+    for name, (default, _) in {**faust_settings.IGNORED, **faust_settings.DEFAULT_ONLY}.items()
+})
 
 _CHOICES = {
     "processing_guarantee": ("at_least_once", "exactly_once"),
@@ -145,6 +155,7 @@ class Settings:
         if key in ("name", "values"):
             object.__setattr__(self, key, value)
         else:
+            key = canonical(key)
             self.values[key] = _validate(key, value)
             apply_aliases(self.values, {key: value})
 
@@ -190,6 +201,7 @@ def build_settings(app_id: str, given: Mapping[str, Any]) -> Settings:
     if not isinstance(app_id, str) or not app_id:
         raise ImproperlyConfigured(f"App id must be a non-empty str, got {app_id!r}")
     values = {name: default for name, (default, _) in SETTINGS.items()}
+    given = {canonical(key): value for key, value in given.items()}
     for key, value in given.items():
         values[key] = _validate(key, value)
     apply_aliases(values, given)
@@ -238,6 +250,11 @@ def _check_range(key: str, value: Any) -> None:
         raise ImproperlyConfigured(f"setting {key!r} must not be negative, got {value!r}")
 
 
+def canonical(key: str) -> str:
+    """The setting's name, for one of Faust's older names (``url`` is ``broker``)."""
+    return faust_settings.ALIASES.get(key, key)
+
+
 def _validate(key: str, value: Any) -> Any:
     if key not in SETTINGS:
         close = difflib.get_close_matches(key, SETTINGS, n=1)
@@ -245,6 +262,7 @@ def _validate(key: str, value: Any) -> Any:
         raise ImproperlyConfigured(f"unknown setting {key!r}{hint}")
     default, types = SETTINGS[key]
     value = _normalize(key, value)
+    faust_settings.check(key, value)
     if types is object or (isinstance(types, tuple) and object in types):
         return value
     accepted = types if isinstance(types, tuple) else (types,)
