@@ -47,6 +47,7 @@ EXAMPLES: dict[str, str | None] = {
     "tabletest": "tabletest.py",
     "bound_agent": None,
     "task_queue": None,
+    "kubernetes/consumer/consumer": "kubernetes_consumer.py",  # its producer is plain aiokafka
 }
 
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
