@@ -14,6 +14,8 @@ listed here, each with why:
   run a program that relies on them differently.
 - ``ALIASES``: Faust's deprecated names for settings detstream has.
 
+A name detstream implements itself is its own setting, whatever these
+lists say (``detstream.settings`` adds only the names it lacks).
 docs/faust-differences.md lists them for users.
 """
 

@@ -112,11 +112,15 @@ SETTINGS: dict[str, tuple[Any, tuple[type, ...] | type]] = {
     "debug": (False, bool),
 }
 
-# Faust's settings detstream accepts without acting on them, or only at their default.
-SETTINGS.update({
-    name: (default, object)
+#: Faust's settings detstream accepts without acting on them, or only at their default. A
+#: name detstream implements itself is its own setting above, never one of these.
+_FAUST_DEFAULTS = {
+    name: default
     for name, (default, _) in {**faust_settings.IGNORED, **faust_settings.DEFAULT_ONLY}.items()
-})
+    if name not in SETTINGS
+}
+_FAUST_ONLY = frozenset(_FAUST_DEFAULTS)
+SETTINGS.update({name: (default, object) for name, default in _FAUST_DEFAULTS.items()})
 
 _CHOICES = {
     "processing_guarantee": ("at_least_once", "exactly_once"),
@@ -262,7 +266,8 @@ def _validate(key: str, value: Any) -> Any:
         raise ImproperlyConfigured(f"unknown setting {key!r}{hint}")
     default, types = SETTINGS[key]
     value = _normalize(key, value)
-    faust_settings.check(key, value)
+    if key in _FAUST_ONLY:
+        faust_settings.check(key, value)
     if types is object or (isinstance(types, tuple) and object in types):
         return value
     accepted = types if isinstance(types, tuple) else (types,)
