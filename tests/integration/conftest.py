@@ -1,12 +1,16 @@
 """Integration tests against a real Kafka broker.
 
-`kafka_bootstrap` ("host:port", session scope) is, in order of preference:
-  1. DETSTREAM_TEST_BROKER=host:port -- an external broker you run yourself;
-  2. a testcontainers Kafka container, when the package is installed and a Docker engine answers
-     (image: DETSTREAM_TEST_KAFKA_IMAGE, default confluentinc/cp-kafka:8.0.0, i.e. Kafka 4.0);
-  3. a local single-node KRaft broker from scripts/kafka-local (jars from Maven Central, cached
-     outside the repo), started in a temp dir and stopped at session end.
-Without Java 17 (and no 1./2.) every test here is SKIPPED, loudly.
+`kafka_bootstrap` ("host:port", session scope) comes from the backend that
+DETSTREAM_TEST_BACKEND names:
+  local           a single-node KRaft broker from scripts/kafka-local (jars from Maven Central,
+                  cached outside the repo), started in a temp dir and stopped at session end;
+                  without Java 17 every test here is SKIPPED, loudly. The default.
+  testcontainers  a container of the image scripts/kafka-image builds (detstream.testing_kafka):
+                  DETSTREAM_TEST_KAFKA_IMAGE names it, else scripts/kafka-image is run to build
+                  or reuse it (installing and starting a Docker engine if needed). Chosen
+                  explicitly, so a failure FAILS the session: no fallback, no skip.
+  external        DETSTREAM_TEST_BROKER=host:port, a broker you run yourself. Also the default
+                  when DETSTREAM_TEST_BROKER is set and no backend is named.
 """
 
 from __future__ import annotations
@@ -27,9 +31,12 @@ import pytest
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 KAFKA_LOCAL = REPO / "scripts" / "kafka-local"
+KAFKA_IMAGE = REPO / "scripts" / "kafka-image"
 NO_JAVA = "Java 17 not found: integration tests against a real Kafka broker were SKIPPED"
+BACKENDS = ("local", "testcontainers", "external")
 
 _skip_banner: list[str] = []
+_info_lines: list[str] = []
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -39,6 +46,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    for line in _info_lines:
+        terminalreporter.write_line(line)
     for line in _skip_banner:
         terminalreporter.write_sep("!", line, red=True, bold=True)
 
@@ -54,28 +63,79 @@ def _java_available() -> bool:
     return bool((home and (Path(home) / "bin" / "java").is_file()) or shutil.which("java"))
 
 
-def _try_testcontainers() -> tuple[str, Callable[[], object]] | None:
+def chosen_backend() -> str:
+    """DETSTREAM_TEST_BACKEND, else external if DETSTREAM_TEST_BROKER is set, else local."""
+    backend = os.environ.get("DETSTREAM_TEST_BACKEND", "").strip().lower()
+    if not backend:
+        return "external" if os.environ.get("DETSTREAM_TEST_BROKER") else "local"
+    if backend not in BACKENDS:
+        pytest.fail(f"DETSTREAM_TEST_BACKEND={backend!r}: expected one of {', '.join(BACKENDS)}")
+    return backend
+
+
+# --------------------------------------------------------------------------- testcontainers
+
+
+_image: list[str] = []
+
+
+def _kafka_image_tag() -> str:
+    """DETSTREAM_TEST_KAFKA_IMAGE, else what scripts/kafka-image builds (or finds built)."""
+    if _image:
+        return _image[0]
+    image = os.environ.get("DETSTREAM_TEST_KAFKA_IMAGE") or _build_kafka_image()
+    _image.append(image)
+    return image
+
+
+def _build_kafka_image() -> str:
     try:
-        import docker  # installed with testcontainers
-        from testcontainers.kafka import KafkaContainer
-    except ImportError:
-        return None
+        proc = subprocess.run(
+            [sys.executable, str(KAFKA_IMAGE)],
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"testcontainers backend: scripts/kafka-image timed out:\n{exc.stderr}")
+    if proc.returncode != 0 or not proc.stdout.strip():
+        pytest.fail(
+            f"testcontainers backend: scripts/kafka-image failed ({proc.returncode}):\n"
+            f"{proc.stderr}"
+        )
+    return proc.stdout.strip().splitlines()[-1]
+
+
+def _testcontainers_broker() -> Iterator[str]:
     try:
-        docker.from_env(timeout=5).ping()
-    except Exception:
-        return None  # no Docker engine reachable (client only, no socket, ...)
-    image = os.environ.get("DETSTREAM_TEST_KAFKA_IMAGE", "confluentinc/cp-kafka:8.0.0")
-    container = KafkaContainer(image).with_kraft()
+        from detstream.testing_kafka import (
+            KafkaContainer,
+            remove_leftover_containers,
+            use_loopback_docker,
+        )
+    except ImportError as exc:
+        pytest.fail(f"testcontainers backend: {exc} (pip install testcontainers)")
+    image = _kafka_image_tag()
+    use_loopback_docker()
     try:
-        container.start(timeout=180)
-    except Exception as exc:  # fall back to the local broker rather than fail the session
-        warnings.warn(f"testcontainers Kafka ({image}) failed to start: {exc!r}", stacklevel=1)
-        try:
-            container.stop()
-        except Exception:
-            pass
-        return None
-    return container.get_bootstrap_server(), container.stop
+        remove_leftover_containers()  # of sessions killed before their teardown
+        container = KafkaContainer(image).start()
+    except Exception as exc:
+        pytest.fail(f"testcontainers backend: Kafka container ({image}) did not start: {exc!r}")
+    bootstrap = container.get_bootstrap_server()
+    _info_lines.append(
+        f"Kafka broker: testcontainers, {image} at {bootstrap}, "
+        f"ready {container.ready_seconds:.1f}s after the container was created"
+    )
+    try:
+        yield bootstrap
+    finally:
+        container.stop()
+        remove_leftover_containers(this_session=True)
+
+
+# --------------------------------------------------------------------------- local
 
 
 def _kafka_local(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
@@ -102,22 +162,7 @@ def _check(proc: subprocess.CompletedProcess[str], what: str) -> str:
     return proc.stdout.strip().splitlines()[-1]
 
 
-@pytest.fixture(scope="session")
-def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    external = os.environ.get("DETSTREAM_TEST_BROKER")
-    if external:
-        yield external
-        return
-
-    container = _try_testcontainers()
-    if container is not None:
-        bootstrap, stop = container
-        try:
-            yield bootstrap
-        finally:
-            stop()
-        return
-
+def _local_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if not _java_available():
         _skip_loudly(NO_JAVA)
     _check(_kafka_local("fetch", timeout=900), "fetch")
@@ -135,6 +180,7 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         ),
         "start",
     )
+    _info_lines.append(f"Kafka broker: local (scripts/kafka-local) at {bootstrap}")
     try:
         yield bootstrap
     finally:
@@ -142,6 +188,29 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         if proc.returncode != 0:
             warnings.warn(f"kafka-local stop failed: {proc.stderr}", stacklevel=1)
         shutil.rmtree(rundir / "data", ignore_errors=True)  # keep kafka.log for post-mortems
+
+
+@pytest.fixture(scope="session")
+def kafka_image() -> str:
+    """The Kafka image tag, for tests that start containers of their own (testcontainers only)."""
+    if chosen_backend() != "testcontainers":
+        pytest.skip("starts Kafka containers: runs with DETSTREAM_TEST_BACKEND=testcontainers")
+    return _kafka_image_tag()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    backend = chosen_backend()
+    if backend == "external":
+        external = os.environ.get("DETSTREAM_TEST_BROKER")
+        if not external:
+            pytest.fail("DETSTREAM_TEST_BACKEND=external needs DETSTREAM_TEST_BROKER=host:port")
+        _info_lines.append(f"Kafka broker: external, {external}")
+        yield external
+    elif backend == "testcontainers":
+        yield from _testcontainers_broker()
+    else:
+        yield from _local_broker(tmp_path_factory)
 
 
 _topic_seq = itertools.count()
