@@ -100,6 +100,7 @@ class KafkaContainer(DockerContainer):
     daemon's default). ``heap`` is the broker's ``-Xmx``; ``cds=False`` starts it without its
     AppCDS archive (slower; for comparing). With ``watchdog`` (the default), a small detached
     process removes the container if this process dies without stopping it, as Ryuk would.
+    An image the engine does not have is an error (``LookupError``) unless ``pull`` is set.
     Extra keyword arguments go to testcontainers' ``DockerContainer``.
 
     After :meth:`start`: :meth:`get_bootstrap_server` gives ``host:port``, and
@@ -115,6 +116,7 @@ class KafkaContainer(DockerContainer):
         cds: bool = True,
         watchdog: bool = True,
         startup_timeout: int = 120,
+        pull: bool = False,
         **kwargs: Any,
     ) -> None:
         image = image or os.environ.get(IMAGE_ENV)
@@ -132,10 +134,19 @@ class KafkaContainer(DockerContainer):
         if not cds:
             self.with_env("KAFKA_CDS", "0")
         self.startup_timeout = startup_timeout
+        self.pull = pull
         self.bootstrap_server: str | None = None
         self.ready_seconds: float | None = None
 
     def start(self) -> KafkaContainer:
+        if not self.pull:
+            try:  # rather than let testcontainers pull it from a registry
+                self.get_docker_client().client.images.get(self.image)
+            except docker.errors.ImageNotFound:
+                raise LookupError(
+                    f"no image {self.image} in the Docker engine: build it with"
+                    " scripts/kafka-image (or pass pull=True to pull it)"
+                ) from None
         t0 = _now()
         try:
             super().start()
