@@ -1,11 +1,16 @@
 """A real Kafka broker in a container for your tests, started with testcontainers.
 
 The image is the one ``scripts/kafka-image`` builds (Kafka 4.x, KRaft, one node, on a jlink-ed
-Java runtime, with an AppCDS archive): its entrypoint waits for the address clients must be
-given before it starts the broker, and :class:`KafkaContainer` writes that address (the host
-port Docker published for the container's port 9092) into it once the container runs, then
-waits for the broker's "Kafka Server started" log line. testcontainers' own ``KafkaContainer``
-knows only Confluent's images, which is why this one exists.
+Java runtime, with an AppCDS archive). :class:`KafkaContainer` runs it with host networking
+(``network_mode="host"``) on three free ports of 127.0.0.1 that it picks before the start (the
+client listener, and the broker's own inter-broker and controller listeners), then waits for
+the broker's "Kafka Server started" log line. testcontainers' own ``KafkaContainer`` knows only
+Confluent's images, which is why this one exists.
+
+All traffic stays on loopback: the broker listens on 127.0.0.1 of this machine and advertises
+``127.0.0.1:<client port>``, so a client's connections go from 127.0.0.1 to 127.0.0.1. There is
+no published port, hence no docker-proxy forwarding to a container address on a bridge (Docker's
+default, 172.17.0.x); ``scripts/kafka-image`` starts its engine with ``--bridge=none``.
 
     from detstream.testing_kafka import KafkaContainer, use_loopback_docker
 
@@ -14,18 +19,17 @@ knows only Confluent's images, which is why this one exists.
         app = detstream.App("demo", broker=f"kafka://{kafka.get_bootstrap_server()}")
 
 Needs the ``testcontainers`` package (``pip install testcontainers``, or detstream's ``dev``
-extra). Nothing here is imported by ``import detstream``.
+extra), and an engine on this machine (host networking shares this machine's loopback with the
+container). Nothing here is imported by ``import detstream``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import socket
 import subprocess
 import sys
-import tarfile
 import time
 from typing import Any
 
@@ -46,9 +50,10 @@ __all__ = [
 IMAGE_ENV = "DETSTREAM_TEST_KAFKA_IMAGE"
 #: What the broker logs once it serves clients.
 READY_LINE = "Kafka Server started"
-#: Where the entrypoint looks for the advertised address (then for this path + ".done").
-ADVERTISED_PATH = "/opt/kafka/advertised"
-CLIENT_PORT = 9092
+#: The broker's address on this machine (with host networking, the container's too).
+LOOPBACK = "127.0.0.1"
+#: Tries with new ports when one was taken between picking it and the broker's bind.
+START_ATTEMPTS = 3
 
 OWNER_PID_LABEL = "org.detstream.owner-pid"
 OWNER_HOST_LABEL = "org.detstream.owner-host"
@@ -59,11 +64,12 @@ SESSION_LABEL = "org.testcontainers.session-id"
 LOOPBACK_ENV = {
     # The reaper (Ryuk) is an image from a registry: none is reachable here.
     "TESTCONTAINERS_RYUK_DISABLED": "true",
-    # Reach containers through their published ports on the Docker host ...
+    # KafkaContainer needs neither (its broker is on 127.0.0.1 with host networking), but for
+    # other containers and get_container_host_ip(): the Docker host is this machine, over
+    # loopback; inside a container (/.dockerenv) testcontainers would otherwise dial the
+    # bridge gateway, a private address.
     "TESTCONTAINERS_CONNECTION_MODE": "docker_host",
-    # ... which is this machine: inside a container (/.dockerenv) testcontainers would
-    # otherwise dial the bridge gateway.
-    "TESTCONTAINERS_HOST_OVERRIDE": "127.0.0.1",
+    "TESTCONTAINERS_HOST_OVERRIDE": LOOPBACK,
 }
 
 
@@ -93,25 +99,36 @@ def use_loopback_docker() -> None:
     )
 
 
+def _free_ports(n: int) -> list[int]:
+    """``n`` distinct ports of 127.0.0.1 that nothing listens on (the kernel's choice)."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(n)]
+        for sock in socks:
+            sock.bind((LOOPBACK, 0))
+        return [sock.getsockname()[1] for sock in socks]
+
+
 class KafkaContainer(DockerContainer):
-    """A one-node Kafka broker from a ``scripts/kafka-image`` image.
+    """A one-node Kafka broker from a ``scripts/kafka-image`` image, on 127.0.0.1.
 
-    ``host_ip`` is the host interface the client port is published on (``None``: the
-    daemon's default). ``heap`` is the broker's ``-Xmx``; ``cds=False`` starts it without its
-    AppCDS archive (slower; for comparing). With ``watchdog`` (the default), a small detached
-    process removes the container if this process dies without stopping it, as Ryuk would.
-    An image the engine does not have is an error (``LookupError``) unless ``pull`` is set.
-    Extra keyword arguments go to testcontainers' ``DockerContainer``.
+    The container runs with host networking; its broker listens on 127.0.0.1 only, on free
+    ports picked at :meth:`start` (a port taken meanwhile by another process: a new start
+    with new ports, up to :data:`START_ATTEMPTS` times). ``heap`` is the broker's ``-Xmx``;
+    ``cds=False`` starts it without its AppCDS archive (slower; for comparing). With
+    ``watchdog`` (the default), a small detached process removes the container if this
+    process dies without stopping it, as Ryuk would. An image the engine does not have is an
+    error (``LookupError``) unless ``pull`` is set. Extra keyword arguments go to
+    testcontainers' ``DockerContainer`` (not ``network_mode``: it is ``"host"``).
 
-    After :meth:`start`: :meth:`get_bootstrap_server` gives ``host:port``, and
-    :attr:`ready_seconds` how long the container took from its creation to the ready line.
+    After :meth:`start`: :meth:`get_bootstrap_server` gives ``127.0.0.1:<port>``,
+    :attr:`port` that port, and :attr:`ready_seconds` how long the container took from its
+    creation to the ready line.
     """
 
     def __init__(
         self,
         image: str | None = None,
         *,
-        host_ip: str | None = "127.0.0.1",
         heap: str = "512m",
         cds: bool = True,
         watchdog: bool = True,
@@ -126,16 +143,13 @@ class KafkaContainer(DockerContainer):
         labels = dict(kwargs.pop("labels", None) or {})
         labels[OWNER_PID_LABEL] = str(os.getpid())
         labels[OWNER_HOST_LABEL] = socket.gethostname()
-        super().__init__(image, labels=labels, **kwargs)
-        # docker-py takes (interface, None) as "this interface, any free port".
-        binding: Any = (host_ip, None) if host_ip else None
-        self.ports[f"{CLIENT_PORT}/tcp"] = binding
+        super().__init__(image, labels=labels, network_mode="host", **kwargs)
         self.with_env("KAFKA_HEAP", heap)
         if not cds:
             self.with_env("KAFKA_CDS", "0")
         self.startup_timeout = startup_timeout
         self.pull = pull
-        self.bootstrap_server: str | None = None
+        self.port: int | None = None
         self.ready_seconds: float | None = None
 
     def start(self) -> KafkaContainer:
@@ -147,48 +161,48 @@ class KafkaContainer(DockerContainer):
                     f"no image {self.image} in the Docker engine: build it with"
                     " scripts/kafka-image (or pass pull=True to pull it)"
                 ) from None
-        t0 = _now()
-        try:
-            super().start()
-            host = self.get_container_host_ip()
-            port = self.get_exposed_port(CLIENT_PORT)
-            self.bootstrap_server = f"{host}:{port}"
-            self._tell_advertised(self.bootstrap_server)
-            if self.watchdog:
-                _spawn_watchdog(os.getpid(), self.get_container_id())
-            LogMessageWaitStrategy(READY_LINE).with_startup_timeout(
-                self.startup_timeout
-            ).with_poll_interval(0.1).wait_until_ready(self)
-        except BaseException:
-            self.stop()
-            raise
-        self.ready_seconds = _now() - t0
+        for attempt in range(1, START_ATTEMPTS + 1):
+            port, internal, controller = _free_ports(3)
+            self.with_envs(
+                KAFKA_PORT=str(port),
+                KAFKA_INTERNAL_PORT=str(internal),
+                KAFKA_CONTROLLER_PORT=str(controller),
+            )
+            t0 = _now()
+            try:
+                super().start()
+                if self.watchdog:
+                    _spawn_watchdog(os.getpid(), self.get_container_id())
+                LogMessageWaitStrategy(READY_LINE).with_startup_timeout(
+                    self.startup_timeout
+                ).with_poll_interval(0.1).wait_until_ready(self)
+            except RuntimeError:  # as when the container exited before the ready line
+                taken = self._container is not None and any(
+                    b"Address already in use" in out for out in self.get_logs()
+                )
+                self.stop()
+                if taken and attempt < START_ATTEMPTS:
+                    continue
+                raise
+            except BaseException:
+                self.stop()
+                raise
+            self.port = port
+            self.ready_seconds = _now() - t0
+            break
         return self
-
-    def _tell_advertised(self, address: str) -> None:
-        """Put ``address`` and then the ``.done`` marker into the container, in one archive."""
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w") as tar:
-            for name, data in (
-                (ADVERTISED_PATH, f"{address}\n".encode()),
-                (ADVERTISED_PATH + ".done", b""),
-            ):
-                info = tarfile.TarInfo(name.lstrip("/"))
-                info.size, info.mode = len(data), 0o644
-                tar.addfile(info, io.BytesIO(data))
-        if not self.get_wrapped_container().put_archive("/", buf.getvalue()):
-            raise OSError(f"could not write {ADVERTISED_PATH} into the container")
 
     def stop(self, force: bool = True, delete_volume: bool = True) -> None:
         """Remove the container; a second call (or one after it is gone) does nothing."""
         with contextlib.suppress(docker.errors.NotFound):
             super().stop(force=force, delete_volume=delete_volume)
         self._container = None
+        self.port = None
 
     def get_bootstrap_server(self) -> str:
-        if self.bootstrap_server is None:
+        if self.port is None:
             raise RuntimeError("the container is not started")
-        return self.bootstrap_server
+        return f"{LOOPBACK}:{self.port}"
 
 
 def _owner_alive(pid: int) -> bool:

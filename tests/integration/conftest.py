@@ -7,8 +7,10 @@ DETSTREAM_TEST_BACKEND names:
                   without Java 17 every test here is SKIPPED, loudly. The default.
   testcontainers  a container of the image scripts/kafka-image builds (detstream.testing_kafka):
                   DETSTREAM_TEST_KAFKA_IMAGE names it, else scripts/kafka-image is run to build
-                  or reuse it (installing and starting a Docker engine if needed). Chosen
-                  explicitly, so a failure FAILS the session: no fallback, no skip.
+                  or reuse it (installing and starting a Docker engine if needed). Host
+                  networking, no bridge: the broker is on 127.0.0.1, all traffic on
+                  loopback. Chosen explicitly, so a failure FAILS the session: no
+                  fallback, no skip.
   external        DETSTREAM_TEST_BROKER=host:port, a broker you run yourself. Also the default
                   when DETSTREAM_TEST_BROKER is set and no backend is named.
 """
