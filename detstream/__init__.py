@@ -20,6 +20,17 @@ from .channel import Channel
 from .clock import uuid_str as uuid
 from .codecs import Codec
 from .events import Event, current_event
+from .fields import (
+    BooleanField,
+    BytesField,
+    CharField,
+    DatetimeField,
+    DecimalField,
+    FloatField,
+    IntegerField,
+    NumberField,
+    StringField,
+)
 from .models import FieldDescriptor, Model, ModelOptions, Record
 from .sensors import Monitor, Sensor
 from .serializers import Schema
@@ -37,6 +48,15 @@ from .worker import Worker
 __version__ = "0.1.0"
 
 __all__ = [
+    "BooleanField",
+    "BytesField",
+    "CharField",
+    "DatetimeField",
+    "DecimalField",
+    "FloatField",
+    "IntegerField",
+    "NumberField",
+    "StringField",
     "TP",
     "Agent",
     "App",

@@ -102,7 +102,7 @@ FAUST_MODULES: dict[str, list[Source]] = {
     "faust.models": _MODELS,
     "faust.models.base": _MODELS,
     "faust.models.record": _MODELS,
-    "faust.models.fields": [("detstream.models", ["FieldDescriptor"])],
+    "faust.models.fields": [("detstream.fields", None)],
     "faust.serializers": [("detstream.serializers", ["Schema"]), ("detstream.codecs", ["Codec"])],
     "faust.serializers.codecs": [("detstream.codecs", None)],
     "faust.serializers.schemas": [("detstream.serializers", ["Schema"])],

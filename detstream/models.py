@@ -22,7 +22,7 @@ import copy
 import dataclasses
 import keyword
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from detstream import codecs
 from detstream._annotations import (
@@ -106,6 +106,9 @@ BLESSED_KEY = "__faust"
 
 _MUTABLE_DEFAULTS = (list, dict, set, bytearray)
 
+#: ``FieldDescriptor(default=...)`` not given (None is a default like any other).
+_NO_DEFAULT: Any = object()
+
 
 @dataclasses.dataclass
 class ModelOptions:
@@ -145,25 +148,68 @@ class FieldDescriptor:
     def __init__(
         self,
         *,
-        field: str,
-        type: Any,
-        model: type[Record],
-        required: bool = True,
-        default: Any = None,
+        field: str | None = None,
+        type: Any = None,
+        model: type[Record] | None = None,
+        required: bool | None = None,
+        default: Any = _NO_DEFAULT,
         parent: FieldDescriptor | None = None,
+        coerce: bool | None = None,
+        date_parser: Callable[[str], Any] | None = None,
     ) -> None:
+        # Faust's usage ``name: str = StringField(max_length=10)`` builds a descriptor with no
+        # field, type or model yet: the Record class fills them in when it collects its
+        # fields (``clone``). A default makes the field optional unless ``required=True``.
+        given_default = default is not _NO_DEFAULT
+        # field and model are None only on a descriptor no Record has taken yet; every
+        # field of a Record has both, which is what the rest of the code relies on.
         #: Attribute name on the model.
-        self.field = field
+        self.field: str = cast(str, field)
         #: Annotated type (a string until a forward reference resolves).
         self.type = type
         #: The Record class that declares the field (for nested fields, the nested model).
-        self.model = model
+        self.model: type[Record] = cast("type[Record]", model)
         #: False when the field has a default.
-        self.required = required
+        self.required = (not given_default) if required is None else required
         #: Default value (None when required).
-        self.default = default
+        self.default = default if given_default else None
         #: The enclosing field for nested access (``Order.customer`` for ``Order.customer.id``).
         self.parent = parent
+        #: Coerce values to the field's type; None: the model's ``coerce`` option decides.
+        self.coerce = coerce
+        #: Parser of datetime strings (DatetimeField); None: the model's ``date_parser``.
+        self.date_parser = date_parser
+
+    def clone(self, **changes: Any) -> FieldDescriptor:
+        """A copy of this descriptor (same class and options) with ``changes`` applied.
+
+        How a Record turns the descriptor written in its class body into its own field,
+        and how nested access (``Order.customer.id``) chains a parent onto a field.
+        """
+        new = copy.copy(self)
+        new.__dict__.update(changes)
+        return new
+
+    # -- what a field class adds (none of it for a plain field) --------------------------
+    def validate(self, value: Any) -> Iterator[ValidationError]:
+        """The ValidationErrors of ``value`` for this field's own options (none here).
+
+        Called by ``Record.validate()`` for a value that already matches the annotation.
+        """
+        return iter(())
+
+    def preparer(self, options: ModelOptions) -> Converter | None:
+        """A converter applied to this field's value on every construction, or None.
+
+        Field classes override it to coerce (``DecimalField``: Decimal) or trim; a plain
+        field returns None, so a Record without field classes compiles no extra step.
+        """
+        return None
+
+    def error(self, reason: str) -> ValidationError:
+        """A ValidationError naming this field: ``Model.field: reason``."""
+        owner = self.model.__name__ if self.model is not None else "?"
+        return ValidationError(f"{owner}.{self.field}: {reason}", field=self.field)
 
     def __get__(self, instance: Any, owner: type | None = None) -> Any:
         if instance is None:
@@ -184,10 +230,7 @@ class FieldDescriptor:
         child = nested._fields.get(name) if nested is not None else None
         if child is None:
             raise AttributeError(f"{self.ident} has no field {name!r}")
-        return FieldDescriptor(
-            field=child.field, type=child.type, model=child.model,
-            required=child.required, default=child.default, parent=self,
-        )
+        return child.clone(parent=self)
 
     def getattr(self, obj: Any) -> Any:
         """Return this field's value from ``obj``, following parents for nested fields."""
@@ -211,7 +254,9 @@ class FieldDescriptor:
 
     def __repr__(self) -> str:
         default = "" if self.required else f" = {self.default!r}"
-        return f"<FieldDescriptor: {self.ident}: {type_name(self.type)}{default}>"
+        if self.model is None:  # written in a class body, not yet a Record's field
+            return f"<{type(self).__name__}{default}>"
+        return f"<{type(self).__name__}: {self.ident}: {type_name(self.type)}{default}>"
 
 
 class Record:
@@ -345,7 +390,8 @@ class Record:
 
     # -- validation ---------------------------------------------------------------------
     def validate(self) -> list[ValidationError]:
-        """Every field whose value does not match its annotation, as ValidationErrors."""
+        """Every field whose value does not match its annotation or its field class's
+        options (``StringField(max_length=10)``), as ValidationErrors."""
         cls = type(self)
         errors = []
         for name, descriptor in cls._fields.items():
@@ -356,6 +402,8 @@ class Record:
                     f"got {type(value).__name__} ({short_repr(value)})"
                 )
                 errors.append(ValidationError(reason, field=name))
+            elif value is not None:  # a field class's own checks, on a value of its type
+                errors.extend(descriptor.validate(value))
         return errors
 
     def is_valid(self) -> bool:
@@ -420,10 +468,14 @@ def _collect_fields(cls: type[Record]) -> dict[str, FieldDescriptor]:
                 raise InvalidArgument(
                     f"{cls.__name__}.{name}: field name clashes with Record.{name}; rename it"
                 )
-            required, default = _default_of(klass, name)
-            fields[name] = FieldDescriptor(
-                field=name, type=annotation, model=cls, required=required, default=default
-            )
+            declared = klass.__dict__.get(name)
+            if isinstance(declared, FieldDescriptor):  # a field class, or a base's field
+                fields[name] = declared.clone(field=name, type=annotation, model=cls)
+            else:
+                required, default = _default_of(klass, name)
+                fields[name] = FieldDescriptor(
+                    field=name, type=annotation, model=cls, required=required, default=default
+                )
     _check_field_order(cls, fields)
     return fields
 
@@ -431,10 +483,7 @@ def _collect_fields(cls: type[Record]) -> dict[str, FieldDescriptor]:
 def _default_of(klass: type, name: str) -> tuple[bool, Any]:
     if name not in klass.__dict__:
         return True, None
-    value = klass.__dict__[name]
-    if isinstance(value, FieldDescriptor):
-        return value.required, value.default
-    return False, value
+    return False, klass.__dict__[name]
 
 
 def _check_field_order(cls: type, fields: dict[str, FieldDescriptor]) -> None:
@@ -522,18 +571,35 @@ class _Plan:
         converts = opts.coerce or opts.isodates or opts.decimals or bool(opts.coercions)
         plan = cls(
             bind=_compile_binder(model),
-            strict=_converters(model, models=opts.coerce) if converts else (),
-            loose=_converters(model, models=True),
+            strict=_converters(model, models=opts.coerce, annotations=converts),
+            loose=_converters(model, models=True, annotations=True),
             validation=opts.validation,
         )
         model._plan = plan
         return plan
 
 
-def _converters(model: type[Record], *, models: bool) -> tuple[tuple[str, Converter], ...]:
-    pairs = ((name, compile_converter(d.type, model._options, models=models))
-             for name, d in model._fields.items())
+def _converters(
+    model: type[Record], *, models: bool, annotations: bool
+) -> tuple[tuple[str, Converter], ...]:
+    """Per field: what the annotation implies (when ``annotations``), then the field class's own
+    preparation (``DecimalField``: Decimal), whichever of them there is."""
+    opts = model._options
+    pairs = []
+    for name, d in model._fields.items():
+        conv = compile_converter(d.type, opts, models=models) if annotations else None
+        pairs.append((name, _chain(conv, d.preparer(opts))))
     return tuple((name, conv) for name, conv in pairs if conv is not None)
+
+
+def _chain(first: Converter | None, then: Converter | None) -> Converter | None:
+    if first is None or then is None:
+        return first or then
+
+    def both(value: Any) -> Any:
+        return then(first(value))
+
+    return both
 
 
 def _finish(record: Record, plan: _Plan, values: dict[str, Any], strict: bool) -> None:
