@@ -32,7 +32,7 @@ from .fields import (
     StringField,
 )
 from .models import FieldDescriptor, Model, ModelOptions, Record
-from .sensors import Monitor, Sensor
+from .sensors import Monitor, Sensor, SensorDelegate
 from .serializers import Schema
 from .settings import Settings
 from .stream import Stream
@@ -81,6 +81,7 @@ __all__ = [
     "SSLCredentials",
     "Schema",
     "Sensor",
+    "SensorDelegate",
     "Service",
     "ServiceT",
     "SetGlobalTable",

@@ -33,6 +33,7 @@ from .errors import ImproperlyConfigured, InvalidArgument
 from .mutants import on as mutant_on
 from .mutants import register as register_mutant
 from .rpc.agent_rpc import maybe_start_replies
+from .sensors import SensorDelegate
 from .settings import Settings, build_settings
 from .signals import Signal, SyncSignal
 from .stopping import stop_each
@@ -108,6 +109,8 @@ class App(Service):
         self.admin: Any = None
         #: where engine steps go (the simulator's trace, or nowhere): see tracing.py.
         self.tracer = Tracer(id)
+        #: the registered sensors (``app.sensors.add(sensor)``), told of what the worker does.
+        self.sensors = SensorDelegate(self)
         self.conductor = Conductor(self)
         #: started with ``start_client()``: producer and RPC replies only (see rpc.py).
         self.client_only = False
@@ -521,6 +524,7 @@ class App(Service):
                 transport.create_producer(client_id=conf.broker_client_id), stats=self.send_stats
             )
         self._producer.on_failure = failure_handler(self)  # a refused send fails its event
+        self._producer.sensors = self.sensors
         await self._producer.start()
         if self.client_only:  # start_client(): no group, no agents, tasks or timers
             await maybe_start_replies(self)

@@ -1,47 +1,198 @@
-"""Faust's ``Sensor`` and ``Monitor`` names, for code that imports or subclasses them.
+"""Sensors: objects told of what a worker does, with Faust's hook names (``faust.Sensor``).
 
-detstream calls no sensor hooks: what Faust's sensors and its ``Monitor``
-count, detstream keeps in the engine itself and serves at ``/metrics``
-(``detstream.web.metrics``); under the simulator the trace records every
-step. These classes exist so that a Faust project that defines a sensor, or
-annotates with these names, still imports. Registering one is refused:
-an App has no ``sensors`` or ``monitor`` attribute, so
-``app.sensors.add(MySensor())`` fails where it stands instead of the hooks
-silently never running (see docs/faust-differences.md).
+Register one with ``app.sensors.add(MySensor())``; the engine then calls its hooks
+as messages arrive and leave, streams take events, tables are read and written,
+offsets are committed and records sent (docs/faust-differences.md lists which of
+Faust's hooks are called, and when). A hook is a plain method, called in the
+worker's loop: it must be quick and must not await.
+
+The hooks cost nothing while no sensor is registered: ``app.sensors.enabled`` is
+False, and every place that would call a hook checks it first (as the trace checks
+``Tracer.enabled``), so a worker without sensors makes no call per event. Under the
+simulator hooks run where the engine already is: they add no trace step and no
+scheduled callback, so a run with a sensor takes the same steps as one without.
+
+Hooks in pairs (``on_stream_event_in``/``out``, ``on_commit_initiated``/``completed``,
+``on_send_initiated``/``completed``) pass on a state: what the first returns, the
+second gets (a timer's start, say).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["Monitor", "Sensor"]
+__all__ = ["Monitor", "Sensor", "SensorDelegate"]
 
 
 class Sensor:
-    """The hooks of Faust's ``Sensor``, each a no-op; detstream never calls them."""
+    """Faust's sensor hooks, each doing nothing: override the ones you want."""
 
-    def on_message_in(self, tp: Any, offset: int, message: Any) -> None: ...
-    def on_stream_event_in(self, tp: Any, offset: int, stream: Any, event: Any) -> Any: ...
-    def on_stream_event_out(self, tp: Any, offset: int, stream: Any, event: Any, state: Any = None) -> None: ...
-    def on_topic_buffer_full(self, tp: Any) -> None: ...
-    def on_message_out(self, tp: Any, offset: int, message: Any) -> None: ...
-    def on_table_get(self, table: Any, key: Any) -> None: ...
-    def on_table_set(self, table: Any, key: Any, value: Any) -> None: ...
-    def on_table_del(self, table: Any, key: Any) -> None: ...
-    def on_commit_initiated(self, consumer: Any) -> Any: ...
-    def on_commit_completed(self, consumer: Any, state: Any) -> None: ...
-    def on_send_initiated(self, producer: Any, topic: str, message: Any, keysize: int, valsize: int) -> Any: ...
-    def on_send_completed(self, producer: Any, state: Any, metadata: Any) -> None: ...
-    def on_send_error(self, producer: Any, exc: BaseException, state: Any) -> None: ...
-    def on_assignment_start(self, assignor: Any) -> Any: ...
-    def on_assignment_error(self, assignor: Any, state: Any, exc: BaseException) -> None: ...
-    def on_assignment_completed(self, assignor: Any, state: Any) -> None: ...
-    def on_rebalance_start(self, app: Any) -> Any: ...
-    def on_rebalance_return(self, app: Any, state: Any) -> None: ...
-    def on_rebalance_end(self, app: Any, state: Any) -> None: ...
-    def on_web_request_start(self, app: Any, request: Any, *, view: Any = None) -> Any: ...
-    def on_web_request_end(self, app: Any, request: Any, response: Any, state: Any, *, view: Any = None) -> None: ...
+    def on_message_in(self, tp: Any, offset: int, message: Any) -> None:
+        """A fetched record was handed to the streams of its topic."""
+
+    def on_stream_event_in(self, tp: Any, offset: int, stream: Any, event: Any) -> Any:
+        """A stream gives ``event`` to its agent; the return value goes to ``..._out``."""
+
+    def on_stream_event_out(
+        self, tp: Any, offset: int, stream: Any, event: Any, state: Any = None
+    ) -> None:
+        """The agent asked for the next event: it is done with ``event``."""
+
+    def on_topic_buffer_full(self, tp: Any) -> None:
+        """Not called by detstream (see docs/faust-differences.md)."""
+
+    def on_message_out(self, tp: Any, offset: int, message: Any) -> None:
+        """Every stream of the record acked it: its offset may be committed."""
+
+    def on_table_get(self, table: Any, key: Any) -> None:
+        """``table[key]`` was read."""
+
+    def on_table_set(self, table: Any, key: Any, value: Any) -> None:
+        """``table[key] = value`` was written (its changelog record queued)."""
+
+    def on_table_del(self, table: Any, key: Any) -> None:
+        """``del table[key]`` (its tombstone queued)."""
+
+    def on_commit_initiated(self, consumer: Any) -> Any:
+        """A commit of processed offsets begins; the return value goes to ``..._completed``."""
+
+    def on_commit_completed(self, consumer: Any, state: Any) -> None:
+        """The offsets were committed (not called when the commit failed)."""
+
+    def on_send_initiated(
+        self, producer: Any, topic: str, message: Any, keysize: int, valsize: int
+    ) -> Any:
+        """A record is queued for ``topic``; the return value goes to the completion hook."""
+
+    def on_send_completed(self, producer: Any, state: Any, metadata: Any) -> None:
+        """The broker acknowledged the record."""
+
+    def on_send_error(self, producer: Any, exc: BaseException, state: Any) -> None:
+        """The broker (or the client) refused the record."""
+
+    def on_assignment_start(self, assignor: Any) -> Any:
+        """Not called by detstream."""
+
+    def on_assignment_error(self, assignor: Any, state: Any, exc: BaseException) -> None:
+        """Not called by detstream."""
+
+    def on_assignment_completed(self, assignor: Any, state: Any) -> None:
+        """Not called by detstream."""
+
+    def on_rebalance_start(self, app: Any) -> Any:
+        """Not called by detstream."""
+
+    def on_rebalance_return(self, app: Any, state: Any) -> None:
+        """Not called by detstream."""
+
+    def on_rebalance_end(self, app: Any, state: Any) -> None:
+        """Not called by detstream."""
+
+    def on_web_request_start(self, app: Any, request: Any, *, view: Any = None) -> Any:
+        """Not called by detstream."""
+
+    def on_web_request_end(
+        self, app: Any, request: Any, response: Any, state: Any, *, view: Any = None
+    ) -> None:
+        """Not called by detstream."""
 
 
 class Monitor(Sensor):
-    """Faust's in-memory statistics sensor; in detstream, read ``/metrics`` instead."""
+    """Faust's in-memory statistics sensor, as a name: detstream serves ``/metrics`` instead."""
+
+
+class SensorDelegate:
+    """``app.sensors``: the registered sensors, and each hook called on every one of them.
+
+    Sensors are called in the order they were added. A paired hook's state is a
+    dict of each sensor's own, so every sensor gets back what it returned.
+    ``enabled`` is True while at least one sensor is registered.
+    """
+
+    def __init__(self, app: Any = None) -> None:
+        self.app = app
+        self._sensors: dict[Sensor, None] = {}  # a set that keeps the order of addition
+        #: some sensor is registered: callers check it before calling any hook.
+        self.enabled = False
+
+    def add(self, sensor: Sensor) -> None:
+        self._sensors[sensor] = None
+        self.enabled = True
+
+    def remove(self, sensor: Sensor) -> None:
+        del self._sensors[sensor]
+        self.enabled = bool(self._sensors)
+
+    def discard(self, sensor: Sensor) -> None:
+        if sensor in self._sensors:
+            self.remove(sensor)
+
+    def __iter__(self) -> Iterator[Sensor]:
+        return iter(list(self._sensors))
+
+    def __len__(self) -> int:
+        return len(self._sensors)
+
+    def __contains__(self, sensor: object) -> bool:
+        return sensor in self._sensors
+
+    def __repr__(self) -> str:
+        return f"<SensorDelegate: {list(self._sensors)!r}>"
+
+    # -- the hooks, fanned out ---------------------------------------------------------------
+    def on_message_in(self, tp: Any, offset: int, message: Any) -> None:
+        for sensor in self._sensors:
+            sensor.on_message_in(tp, offset, message)
+
+    def on_stream_event_in(self, tp: Any, offset: int, stream: Any, event: Any) -> dict[Sensor, Any]:
+        return {s: s.on_stream_event_in(tp, offset, stream, event) for s in self._sensors}
+
+    def on_stream_event_out(
+        self, tp: Any, offset: int, stream: Any, event: Any, state: Any = None
+    ) -> None:
+        states = state or {}
+        for sensor in self._sensors:
+            sensor.on_stream_event_out(tp, offset, stream, event, states.get(sensor))
+
+    def on_message_out(self, tp: Any, offset: int, message: Any) -> None:
+        for sensor in self._sensors:
+            sensor.on_message_out(tp, offset, message)
+
+    def on_table_get(self, table: Any, key: Any) -> None:
+        for sensor in self._sensors:
+            sensor.on_table_get(table, key)
+
+    def on_table_set(self, table: Any, key: Any, value: Any) -> None:
+        for sensor in self._sensors:
+            sensor.on_table_set(table, key, value)
+
+    def on_table_del(self, table: Any, key: Any) -> None:
+        for sensor in self._sensors:
+            sensor.on_table_del(table, key)
+
+    def on_commit_initiated(self, consumer: Any) -> dict[Sensor, Any]:
+        return {s: s.on_commit_initiated(consumer) for s in self._sensors}
+
+    def on_commit_completed(self, consumer: Any, state: Any) -> None:
+        states = state or {}
+        for sensor in self._sensors:
+            sensor.on_commit_completed(consumer, states.get(sensor))
+
+    def on_send_initiated(
+        self, producer: Any, topic: str, message: Any, keysize: int, valsize: int
+    ) -> dict[Sensor, Any]:
+        return {
+            s: s.on_send_initiated(producer, topic, message, keysize, valsize)
+            for s in self._sensors
+        }
+
+    def on_send_completed(self, producer: Any, state: Any, metadata: Any) -> None:
+        states = state or {}
+        for sensor in self._sensors:
+            sensor.on_send_completed(producer, states.get(sensor), metadata)
+
+    def on_send_error(self, producer: Any, exc: BaseException, state: Any) -> None:
+        states = state or {}
+        for sensor in self._sensors:
+            sensor.on_send_error(producer, exc, states.get(sensor))

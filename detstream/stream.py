@@ -97,6 +97,7 @@ class Stream(Generic[T]):
         """
         tasks = [asyncio.ensure_future(run()) for run in self._upstream]
         queue = self._queue
+        sensors = self.app.sensors
         try:
             while True:
                 item = None if self._held or self._stash else queue.pop_nowait()
@@ -112,6 +113,10 @@ class Stream(Generic[T]):
                     continue
                 self.current_event = event
                 set_current_event(event)
+                sensed = None
+                if sensors.enabled and event.message is not None:  # no call per event without
+                    tp, offset = event.message.tp, event.message.offset
+                    sensed = sensors.on_stream_event_in(tp, offset, self, event)
                 try:
                     if shape == _VALUES:
                         yield event.value
@@ -122,6 +127,8 @@ class Stream(Generic[T]):
                 finally:
                     set_current_event(None)
                     self._done(event)
+                    if sensed is not None:
+                        sensors.on_stream_event_out(tp, offset, self, event, sensed)
         finally:
             for task in tasks:
                 task.cancel()

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from detstream._types import TP
     from detstream.transport.base import Consumer
 
+    from .host import SensorHooks
     from .producer import ProducerBuffer
 
 
@@ -74,6 +75,7 @@ class PlainCommitter:
         log: Log,
         on_fenced: Callable[[CommitFailedError], object] = lambda error: None,
         stats: ConsumerStats | None = None,
+        sensors: SensorHooks | None = None,
     ) -> None:
         self.tracker = tracker
         self.consumer = consumer
@@ -86,6 +88,8 @@ class PlainCommitter:
         self.on_fenced = on_fenced
         #: commits and their latency (``/metrics``).
         self.stats = stats if stats is not None else ConsumerStats()
+        #: told when a commit with offsets begins and when it succeeded.
+        self.sensors = sensors
 
     async def commit(self) -> bool:
         offsets = self.tracker.to_commit()
@@ -96,6 +100,10 @@ class PlainCommitter:
             return await self._commit_then_flush(offsets)
         loop = asyncio.get_running_loop()
         began = loop.time()
+        sensors = self.sensors
+        state = None
+        if sensors is not None and sensors.enabled:
+            state = sensors.on_commit_initiated(self.consumer)
         try:
             done = await self._flush_and_commit(offsets)
         except Exception:
@@ -103,6 +111,8 @@ class PlainCommitter:
             raise
         if done:
             self.stats.committed(loop.time() - began)
+            if state is not None and sensors is not None:
+                sensors.on_commit_completed(self.consumer, state)
         else:
             self.stats.commit_failed()
         return done

@@ -101,6 +101,8 @@ class Conductor:
         self.host = host
         #: where steps go; kept, as a delivery records one (the host keeps it bound).
         self.tracer = host.tracer
+        #: told of each record delivered and acked, when a sensor is registered.
+        self.sensors = host.sensors
         self.tracker = OffsetTracker()
         #: records received, commits, rebalances: what ``/metrics`` reads besides the state here.
         self.stats = ConsumerStats()
@@ -201,7 +203,7 @@ class Conductor:
             self.committer = PlainCommitter(
                 tracker=self.tracker, consumer=self.consumer, producer=host.producer,
                 flush_tables=host.tables.flush_changelogs, log=host.log,
-                on_fenced=self.fenced, stats=self.stats,
+                on_fenced=self.fenced, stats=self.stats, sensors=self.sensors,
             )
         self._request_standbys()
         conf = host.conf  # where this worker's web views answer: app.router sends requests there
@@ -331,6 +333,10 @@ class Conductor:
         self.tracker.delivered_batch(tp, [record.offset for record in records])
         received = self.stats.received
         received[tp] = received.get(tp, 0) + len(messages)
+        sensors = self.sensors
+        if sensors.enabled:
+            for message in messages:
+                sensors.on_message_in(tp, message.offset, message)
         for buffer in buffers:
             buffer.put_batch(messages)
         return buffers
@@ -417,6 +423,9 @@ class Conductor:
             self._idle.set()
 
     def acked(self, message: Message) -> None:
+        sensors = self.sensors
+        if sensors.enabled:
+            sensors.on_message_out(message.tp, message.offset, message)
         if message.generation == self._generation:
             tp = message.tp
             self.tracker.acked(tp, message.offset)

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from .buffer import SubscriberBuffer
     from .producer import ProducerBuffer
 
-__all__ = ["EngineHost", "EngineLog", "EngineTables", "StandbyReaders"]
+__all__ = ["EngineHost", "EngineLog", "EngineTables", "SensorHooks", "StandbyReaders"]
 
 
 class EngineLog(Protocol):
@@ -35,6 +35,26 @@ class EngineLog(Protocol):
     def warning(self, message: str, *args: Any, **kwargs: Any) -> None: ...
     def error(self, message: str, *args: Any, **kwargs: Any) -> None: ...
     def exception(self, message: str, *args: Any, **kwargs: Any) -> None: ...
+
+
+class SensorHooks(Protocol):
+    """The sensor hooks the engine calls (``app.sensors``, a ``SensorDelegate``).
+
+    Every caller checks ``enabled`` first: with no sensor registered the engine
+    makes no hook call at all.
+    """
+
+    enabled: bool
+
+    def on_message_in(self, tp: Any, offset: int, message: Any) -> None: ...
+    def on_message_out(self, tp: Any, offset: int, message: Any) -> None: ...
+    def on_commit_initiated(self, consumer: Any) -> Any: ...
+    def on_commit_completed(self, consumer: Any, state: Any) -> None: ...
+    def on_send_initiated(
+        self, producer: Any, topic: str, message: Any, keysize: int, valsize: int
+    ) -> Any: ...
+    def on_send_completed(self, producer: Any, state: Any, metadata: Any) -> None: ...
+    def on_send_error(self, producer: Any, exc: BaseException, state: Any) -> None: ...
 
 
 class StandbyReaders(Protocol):
@@ -83,6 +103,9 @@ class EngineHost(Protocol):
 
     @property
     def tracer(self) -> Tracer: ...
+
+    @property
+    def sensors(self) -> SensorHooks: ...
 
     @property
     def tables(self) -> EngineTables: ...

@@ -41,6 +41,8 @@ from .stats import SendStats
 if TYPE_CHECKING:
     from detstream.transport.base import GroupMetadata, Headers, Producer, TransactionalProducer
 
+    from .host import SensorHooks
+
 #: the bug this module's failure tracking fixes, re-opened on demand (see ``mutants``).
 SEND_FAILURE_IGNORED = mutants.register(
     "send-failure-ignored",
@@ -97,6 +99,11 @@ class ProducerBuffer:
         #: records sent per topic and sends refused (``/metrics``); the App keeps one across starts.
         self.stats = stats if stats is not None else SendStats()
         self._sent = self.stats.sent
+        #: told of each send and its outcome while a sensor is registered (the App's sensors).
+        self.sensors: SensorHooks | None = None
+        #: id of a send's ``args`` -> what ``on_send_initiated`` returned, until it settles.
+        #: The args dict lives in the send's records until then, so its id stays its own.
+        self._sensor_states: dict[int, Any] = {}
         #: (send number, future) of sends not known to be settled; a send's future is the
         #: caller's, or for forwards the producer's ack of their batch once handed over (with
         #: the number of the batch's first forward).
@@ -225,6 +232,12 @@ class ProducerBuffer:
         self._sent_in_transaction = True
         sent = self._sent
         sent[topic] = sent.get(topic, 0) + 1
+        sensors = self.sensors
+        if sensors is not None and sensors.enabled:
+            key, value = args["key"], args["value"]
+            self._sensor_states[id(args)] = sensors.on_send_initiated(
+                self, topic, args, len(key) if key else 0, len(value) if value else 0
+            )
         origin = _origin()
         number = self._queued
         self._queued = number + 1
@@ -374,11 +387,24 @@ class ProducerBuffer:
         the commit after the flush sees ``failed``.
         """
         if future.cancelled() or future.exception() is None:  # exception(): retrieved, never "never retrieved"
+            if self._sensor_states:
+                self._tell_sent(future, records)
             return
         error = future.exception()
         assert error is not None
         for topic, args, origin in records:
             self._report(error, topic, args, origin)
+
+    def _tell_sent(
+        self, future: asyncio.Future[Any], records: list[tuple[str, dict[str, Any], _Origin]]
+    ) -> None:
+        """Sensors: the records of ``future`` were acknowledged (or given up, if cancelled)."""
+        states, sensors = self._sensor_states, self.sensors
+        metadata = None if future.cancelled() else future.result()
+        for _, args, _ in records:
+            state = states.pop(id(args), None)
+            if state is not None and sensors is not None and metadata is not None:
+                sensors.on_send_completed(self, state, metadata)
 
     def _wake_handover(self) -> None:
         handed, waiting = self._handed, []
@@ -394,6 +420,10 @@ class ProducerBuffer:
         self, error: BaseException, topic: str, args: dict[str, Any], origin: _Origin
     ) -> None:
         self.stats.errors += 1
+        if self._sensor_states:
+            state = self._sensor_states.pop(id(args), None)
+            if state is not None and self.sensors is not None:
+                self.sensors.on_send_error(self, error, state)
         event, agent = origin
         message = event.message if event is not None else None
         failure = SendFailed(error, topic, args.get("partition"), message, agent)

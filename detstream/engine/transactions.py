@@ -90,6 +90,8 @@ class TransactionalCommitter:
                 producer = self.host.producer
                 if not offsets and not producer.in_transaction:
                     return None
+                sensors = conductor.sensors
+                state = sensors.on_commit_initiated(consumer) if sensors.enabled else None
                 try:
                     await producer.commit_transaction(offsets, consumer.group_metadata())
                 except CommitFailedError as exc:
@@ -103,6 +105,8 @@ class TransactionalCommitter:
                     conductor.lose_partitions()
                     raise
                 conductor.tracker.committed(offsets)
+                if state is not None:
+                    sensors.on_commit_completed(consumer, state)
                 return True
             finally:
                 conductor.starting.set()

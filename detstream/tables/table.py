@@ -199,6 +199,9 @@ class Table(MutableMapping[KT, VT]):
                 raise
             value = self.default()
         self.on_key_get(key)
+        sensors = self.app.sensors
+        if sensors.enabled:
+            sensors.on_table_get(self, key)
         return value
 
     def __missing__(self, key: Any) -> Any:
@@ -215,6 +218,9 @@ class Table(MutableMapping[KT, VT]):
         partition = self._partition_for_write("set", key)
         self._write(key, value, partition)
         self.on_key_set(key, value)
+        sensors = self.app.sensors
+        if sensors.enabled:
+            sensors.on_table_set(self, key, value)
 
     def __delitem__(self, key: Any) -> None:
         if key not in self:
@@ -222,6 +228,9 @@ class Table(MutableMapping[KT, VT]):
         partition = self._partition_for_write("delete", key)
         self._remove(key, partition)
         self.on_key_del(key)
+        sensors = self.app.sensors
+        if sensors.enabled:
+            sensors.on_table_del(self, key)
 
     def __contains__(self, key: object) -> bool:
         return key in self.data
