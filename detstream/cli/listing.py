@@ -1,4 +1,5 @@
-"""``detstream agents`` and ``detstream tables``: what an app defines (Faust's ``faust agents``).
+"""``detstream agents``, ``tables``, ``models`` and ``model``: what an app defines (Faust's
+``faust agents`` and the others).
 
 ``python examples/agent.py agents`` lists each agent with the topic it reads
 and its help (the docstring), so that you know where to send to. Printing
@@ -27,6 +28,29 @@ def table_rows(app: Any) -> list[tuple[str, str, str]]:
     """(name, changelog topic, help) of each table, sorted by name."""
     return [(name, table.changelog_name, _first_line(table.help))
             for name, table in sorted(app.tables.tables.items())]
+
+
+def model_rows(registry: Any, *, builtins: bool = False) -> list[tuple[str, str]]:
+    """(namespace, help) of each registered Record, sorted; detstream's own only with ``builtins``."""
+    rows = []
+    for namespace, cls in sorted(registry.items()):
+        if not builtins and cls.__module__.split(".")[0] == "detstream":
+            continue
+        rows.append((namespace, _first_line(cls.__doc__)))
+    return rows
+
+
+def field_rows(cls: Any) -> list[tuple[str, str, str]]:
+    """(field, type, default) of a Record class, in declaration order."""
+    rows = []
+    for name, field in cls._fields.items():
+        default = "*" if field.required else repr(field.default)
+        rows.append((name, _type_name(field.type), default))
+    return rows
+
+
+def _type_name(typ: Any) -> str:
+    return typ.__name__ if isinstance(typ, type) else str(typ).replace("typing.", "")
 
 
 def render(title: str, header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
@@ -64,3 +88,35 @@ def tables(ctx: click.Context, target: str | None) -> None:
     """List the tables of TARGET's app: name, changelog topic, help."""
     app = _app(ctx, target)
     click.echo(render("Tables", ("name", "changelog", "help"), table_rows(app)))
+
+
+@click.command()
+@click.argument("target", required=False)
+@click.option("--builtins/--no-builtins", default=False, help="Also list detstream's own models.")
+@click.pass_context
+def models(ctx: click.Context, target: str | None, builtins: bool) -> None:
+    """List the Records TARGET's project registers: namespace, help."""
+    from detstream.models import registry
+
+    _app(ctx, target)  # importing the project registers its models
+    click.echo(render("Models", ("name", "help"), model_rows(registry, builtins=builtins)))
+
+
+@click.command()
+@click.argument("name")
+@click.argument("target", required=False)
+@click.pass_context
+def model(ctx: click.Context, name: str, target: str | None) -> None:
+    """Show the fields of the Record NAME (its namespace, or its class name if unique)."""
+    from detstream.models import registry
+
+    _app(ctx, target)
+    found = [cls for ns, cls in registry.items() if ns == name] or [
+        cls for ns, cls in registry.items() if ns.rsplit(".", 1)[-1] == name]
+    if len(found) != 1:
+        known = ", ".join(ns for ns, _ in model_rows(registry)) or "none"
+        what = "is ambiguous" if found else "is not a registered model"
+        click.echo(f"error: {name!r} {what}; models: {known}", err=True)
+        raise SystemExit(2)
+    cls = found[0]
+    click.echo(render(f"{cls._options.namespace}", ("field", "type", "default"), field_rows(cls)))

@@ -58,10 +58,16 @@ main.add_command(sim)
 from .send import send  # noqa: E402
 
 main.add_command(send)
-from .listing import agents, tables  # noqa: E402
+from .listing import agents, model, models, tables  # noqa: E402
 
 main.add_command(agents)
 main.add_command(tables)
+main.add_command(models)
+main.add_command(model)
+from .local_state import clean_versions, reset  # noqa: E402
+
+main.add_command(reset)
+main.add_command(clean_versions)
 
 
 def run_for_app(app: object) -> None:
