@@ -42,7 +42,7 @@ def test_models_lists_the_projects_records_and_model_shows_fields(tmp_path):
     assert f"{Path(source).stem}.Order  An order from the shop." in listed.output
     assert "ReqRepResponse" not in listed.output  # detstream's own only with --builtins
     assert "ReqRepResponse" in invoke("models", "--builtins", source).output
-    shown = invoke("model", "Order", source)
+    shown = invoke("model", f"{Path(source).stem}.Order", source)  # other tests register Orders too
     rows = [line.split() for line in shown.output.splitlines()[3:]]
     assert rows == [["id", "int", "*"], ["amount", "float", "0.0"]]
 
