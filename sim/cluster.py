@@ -206,11 +206,13 @@ class ReadInterest:
     of its partitions on every fetch.
     """
 
-    __slots__ = ("grown", "tps")
+    __slots__ = ("grown", "tps", "waiting")
 
     def __init__(self) -> None:
         self.tps: frozenset[TP] = frozenset()
         self.grown: set[TP] = set()
+        #: the consumer's waiting fetch on all of ``tps`` and its registration number, or None.
+        self.waiting: tuple[asyncio.Future[None], int] | None = None
 
 
 class UnknownTopicError(Exception):
@@ -503,16 +505,17 @@ class SimCluster:
         if tp is None:
             waiters: Iterable[asyncio.Future[None]] = list(self._fetch_waiters)
         else:
+            found: dict[asyncio.Future[None], int] = {}
             for interest in self._interests.get(tp, ()):
                 interest.grown.add(tp)
+                if interest.waiting is not None:
+                    found[interest.waiting[0]] = interest.waiting[1]
             on_tp = self._waiting_on.get(tp)
-            if on_tp and self._waiting_any:
-                merged = {**on_tp, **self._waiting_any}
-                waiters = sorted(merged, key=merged.__getitem__)
-            elif on_tp:
-                waiters = list(on_tp)
-            else:
-                waiters = list(self._waiting_any)
+            if on_tp:
+                found.update(on_tp)
+            if self._waiting_any:
+                found.update(self._waiting_any)
+            waiters = sorted(found, key=found.__getitem__) if len(found) > 1 else list(found)
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
@@ -523,6 +526,7 @@ class SimCluster:
         tps: Iterable[TP] | None = None,
         *,
         waiter: asyncio.Future[None] | None = None,
+        interest: ReadInterest | None = None,
     ) -> None:
         """Return when data may have become readable in ``tps``, or after ``timeout`` seconds.
 
@@ -531,6 +535,9 @@ class SimCluster:
         ``wake_fetchers()`` without a partition, or the caller resolving its
         own ``waiter`` (a consumer that seeks, resumes or gains partitions
         while it waits: the partitions it waits on are those of the call).
+        A consumer passes its ``interest`` instead of ``tps`` (it waits on
+        the partitions it watches): registering a wait then costs the same for
+        one partition as for a thousand.
 
         A plain future and a timer rather than ``asyncio.wait_for``: on Python
         3.11 ``wait_for`` can swallow a cancellation that races its timeout,
@@ -541,12 +548,14 @@ class SimCluster:
             waiter = loop.create_future()
         number = next(self._registrations)
         self._fetch_waiters[waiter] = number
-        if tps is not None and not isinstance(tps, (set, frozenset)):
-            tps = set(tps)
-        waiting_on = self._waiting_on
-        indexes = [self._waiting_any] if tps is None else [
-            waiting_on.setdefault(tp, {}) for tp in tps
-        ]
+        indexes: list[dict[asyncio.Future[None], int]] = []
+        if interest is not None:
+            interest.waiting = (waiter, number)
+        elif tps is None:
+            indexes.append(self._waiting_any)
+        else:
+            waiting_on = self._waiting_on
+            indexes.extend(waiting_on.setdefault(tp, {}) for tp in set(tps))
         for index in indexes:
             index[waiter] = number
         timer = loop.call_later(timeout, _resolve, waiter)
@@ -555,6 +564,8 @@ class SimCluster:
         finally:
             timer.cancel()
             del self._fetch_waiters[waiter]
+            if interest is not None:
+                interest.waiting = None
             for index in indexes:
                 del index[waiter]
 

@@ -434,7 +434,7 @@ class SimConsumer:
         self._fetch_waiter = waiter
         try:
             self._reading()  # (keeps ``_interest.tps``, the same partitions as a set, current)
-            await self._cluster.wait_for_append(timeout, self._interest.tps, waiter=waiter)
+            await self._cluster.wait_for_append(timeout, waiter=waiter, interest=self._interest)
         finally:
             self._fetch_waiter = None
 

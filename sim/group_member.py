@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 from detstream._types import TP
 from detstream.assignor import MemberPlan
 from detstream.assignor_wire import (
+    Routes,
     SubscriptionInfo,
-    decode_routes,
     decode_standbys,
     encode_assignments,
     encode_subscription,
@@ -98,7 +98,7 @@ class GroupMember:
         self.standbys: set[TP] = set()
         #: this member's web URL (told to the leader), and every partition's (told by it).
         self.url: str | None = None
-        self.routes: dict[TP, str] = {}
+        self.routes: Mapping[TP, str] = {}
         #: changelog partitions of the last assignment (active or standby), told to the leader.
         self._held: frozenset[TP] = frozenset()
         self._owned: frozenset[TP] = frozenset()
@@ -296,7 +296,7 @@ class GroupMember:
                 )
                 mine = coordinator.user_data.get(joined.member_id)
                 standbys = decode_standbys(mine)
-                self.routes = decode_routes(mine)
+                self.routes = Routes(mine)
             except UnknownMemberIdError:
                 self.member_id = None
                 if self.closing:

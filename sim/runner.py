@@ -359,13 +359,31 @@ class Simulation:
         await producer.start()
         await asyncio.sleep(spec.start)
         sent = self.produced.setdefault(spec.topic, [])
+        if not spec.every:
+            await self._feed_pipelined(producer, spec, sent)
+            return
         for item in spec.records:
             key, value = item if spec.keyed else (None, item)
             await producer.send(spec.topic, key=encode(key), value=encode(value))
             sent.append(value)
             self.client_counts[spec.name] += 1
-            if spec.every:
-                await asyncio.sleep(spec.every)
+            await asyncio.sleep(spec.every)
+
+    async def _feed_pipelined(self, producer: SimProducer, spec: ProducerSpec, sent: list[Any]) -> None:
+        """``every=0``: as fast as the producer takes them, acks awaited at the end.
+
+        An upstream that sends a backlog does not wait for each ack before the
+        next send (aiokafka's ``send`` returns once the record is queued): the
+        records of a partition go out in batches, as they would on Kafka.
+        """
+        acks = []
+        for item in spec.records:
+            key, value = item if spec.keyed else (None, item)
+            acks.append(await producer.enqueue(spec.topic, key=encode(key), value=encode(value)))
+            sent.append(value)
+            self.client_counts[spec.name] += 1
+        for ack in acks:
+            await ack
 
     # -- faults ------------------------------------------------------------------
     async def _apply_faults(self) -> None:

@@ -36,8 +36,8 @@ from aiokafka.util import commit_structure_validate
 from detstream import compat
 from detstream._types import TP, ConsumerRecord
 from detstream.assignor_wire import (
+    Routes,
     SubscriptionInfo,
-    decode_routes,
     decode_standbys,
     encode_assignments,
     encode_subscription,
@@ -111,7 +111,7 @@ class CopartitionedAssignor(AbstractPartitionAssignor):
         if self.owner is not None:
             self.owner._on_assignment(
                 _tps(assignment.partitions()), decode_standbys(assignment.user_data),
-                decode_routes(assignment.user_data),
+                Routes(assignment.user_data),
             )
 
 
@@ -169,7 +169,7 @@ class KafkaConsumer:
         self._standbys: set[TP] = set()
         #: this member's web URL (told to the leader), and every partition's (told by it).
         self._url: str | None = None
-        self._routes: dict[TP, str] = {}
+        self._routes: Mapping[TP, str] = {}
         #: changelog partitions of the last assignment (active or standby), told to the leader.
         self._held: frozenset[TP] = frozenset()
         self._owned: frozenset[TP] = frozenset()
@@ -310,10 +310,10 @@ class KafkaConsumer:
         )
 
     def _on_assignment(
-        self, active: set[TP], standbys: frozenset[TP], routes: dict[TP, str] | None = None
+        self, active: set[TP], standbys: frozenset[TP], routes: Mapping[TP, str] | None = None
     ) -> None:
         self._standbys = set(standbys)
-        self._routes = dict(routes or {})
+        self._routes = routes if routes is not None else {}
         changelogs = self._standby_request.changelogs
         self._held = frozenset(tp for tp in active | standbys if tp.topic in changelogs)
         self._owned = frozenset(active)
