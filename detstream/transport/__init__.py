@@ -16,6 +16,9 @@ DRIVERS: dict[str, str] = {
     "sim": "sim.driver:SimTransport",
     "kafka": "detstream.transport.kafka.driver:AIOKafkaTransport",
     "aiokafka": "detstream.transport.kafka.driver:AIOKafkaTransport",
+    # Faust's confluent-kafka transport: the same Kafka protocol, served by the aiokafka
+    # driver so that a Faust project's broker URL works as written (the driver says so).
+    "confluent": "detstream.transport.kafka.driver:AIOKafkaTransport",
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 
@@ -24,6 +25,7 @@ from detstream.transport.kafka.urls import bootstrap_servers
         ("kafka://h1:9092,h2", ["h1:9092", "h2:9092"]),
         ("KAFKA://h1:9092/", ["h1:9092"]),
         ("kafka://[::1]:9094", ["[::1]:9094"]),
+        ("confluent://h1:9092", ["h1:9092"]),
         (["kafka://h1:1", "kafka://h2:2"], ["h1:1", "h2:2"]),
     ],
 )
@@ -61,6 +63,15 @@ def test_kafka_and_aiokafka_schemes_pick_the_driver():
     cls = driver_class("kafka://localhost:9092")
     assert cls.__name__ == "AIOKafkaTransport"
     assert driver_class("aiokafka://") is cls
+    assert driver_class("confluent://") is cls
+
+
+def test_faust_confluent_scheme_runs_on_the_aiokafka_driver_and_says_so(caplog):
+    app = detstream.App("confluent-url", broker="confluent://h1:9092;h2")
+    with caplog.at_level(logging.WARNING, logger="detstream.transport.kafka.driver"):
+        transport = app.transport
+    assert transport.servers == ["h1:9092", "h2:9092"]
+    assert "confluent://" in caplog.text and "aiokafka driver" in caplog.text
 
 
 def test_app_with_bad_broker_url_fails_when_the_transport_is_made():

@@ -64,7 +64,7 @@ from detstream.transport.kafka.options import (
     consumer_options,
     producer_options,
 )
-from detstream.transport.kafka.urls import bootstrap_servers
+from detstream.transport.kafka.urls import bootstrap_servers, uses_confluent_scheme
 
 __all__ = [
     "AIOKafkaTransport", "CopartitionedAssignor", "KafkaAdmin", "KafkaConsumer", "KafkaProducer",
@@ -95,6 +95,12 @@ class AIOKafkaTransport:
         self.send_observer: SendObserver | None = None
         broker = app.conf.broker if app is not None else url
         self.servers = bootstrap_servers(broker if isinstance(broker, (list, tuple)) else url)
+        if uses_confluent_scheme(broker if isinstance(broker, (list, tuple)) else url):
+            log.warning(
+                "broker %r: confluent:// (Faust's confluent-kafka transport) runs on detstream's "
+                "aiokafka driver; the Kafka protocol and the App's settings are the same, and "
+                "confluent-kafka is not used. Write kafka:// to silence this.", url,
+            )
         self._conf = {name: default for name, (default, _) in SETTINGS.items()}
         if app is not None:
             self._conf.update(app.conf.values)

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from detstream.errors import ImproperlyConfigured
 
 DEFAULT_PORT = 9092
-_SCHEMES = ("kafka", "aiokafka")
+#: ``confluent://`` is Faust's confluent-kafka transport: here the same driver serves it.
+_SCHEMES = ("kafka", "aiokafka", "confluent")
 _HOW = "write it like kafka://localhost:9092 (several brokers: kafka://h1:9092;h2:9092)"
 
 
@@ -46,6 +47,12 @@ def bootstrap_servers(broker: str | Sequence[str]) -> list[str]:
             raise ImproperlyConfigured(f"broker URL {url!r} has an empty host list: {_HOW}")
         servers.extend(_host_port(url, entry) for entry in hosts if entry)
     return servers
+
+
+def uses_confluent_scheme(broker: str | Sequence[str]) -> bool:
+    """Whether a broker URL asks for Faust's ``confluent://`` transport."""
+    urls = [broker] if isinstance(broker, str) else list(broker)
+    return any(isinstance(url, str) and url.strip().lower().startswith("confluent://") for url in urls)
 
 
 def _host_port(url: str, entry: str) -> str:
