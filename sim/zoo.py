@@ -55,6 +55,7 @@ ZOO: tuple[Workload, ...] = (
     Workload("long_recovery", "sim/workloads/long_recovery.py", 15.0, workers=5),
     Workload("foreign_changelog_record", "tests/scenarios/foreign_changelog_record.py", 15.0),
     Workload("windowed_hopping", "tests/scenarios/windowed_hopping.py", 15.0),
+    Workload("windowed_lists", "tests/scenarios/windowed_lists.py", 15.0),
     Workload("standby_takeover", "tests/scenarios/standby_takeover.py", 15.0),
     Workload("kill9_rocksdb_counts", "tests/scenarios/kill9_rocksdb_counts.py", 15.0),
     Workload("concurrent_actors", "sim/workloads/concurrent_actors.py"),

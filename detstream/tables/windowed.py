@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING, Any
 from detstream.clock import wall_time
 from detstream.errors import InvalidArgument
 from detstream.events import Event, current_event
+from detstream.mutants import on as mutant_on
+from detstream.mutants import register as register_mutant
 from detstream.serializers import Schema
 from detstream.windows import Seconds, Window, WindowRange
 
@@ -251,7 +253,8 @@ class WindowWrapper:
         for window_range in ranges:
             full_key = (key, window_range)
             last = window_range is ranges[-1]
-            table[full_key] = value if last or _immutable(value) else copy.deepcopy(value)
+            shared = last or _immutable(value) or mutant_on(WINDOWS_SHARE_VALUE)
+            table[full_key] = value if shared else copy.deepcopy(value)
             self._note_window(full_key)
 
     def __delitem__(self, key: Any) -> None:
@@ -309,6 +312,12 @@ class WindowWrapper:
         if end > latest.get(partition, float("-inf")):
             latest[partition] = end
 
+
+WINDOWS_SHARE_VALUE = register_mutant(
+    "windows-share-value",
+    "a hopping write puts one mutable value under every window of the timestamp: an in-place "
+    "change through one window changes the others, behind their changelog's back",
+)
 
 #: values two windows may share: nothing can change them in place.
 _IMMUTABLE = (int, float, complex, str, bytes, bool, type(None), Decimal, datetime)
