@@ -333,8 +333,7 @@ class _PutLease:
     def __init__(self, on_acked: Callable[[Message], None]) -> None:
         self.acked = on_acked
 
-    def quiescing(self) -> bool:
-        return False
+    quiescing = False
 
     async def may_start(self, message: Message) -> None:
         return None
@@ -342,8 +341,8 @@ class _PutLease:
     def is_current(self, message: Message) -> bool:
         return True
 
-    def started(self, message: Message) -> None:
-        pass
+    def begin(self, message: Message) -> bool:
+        return True
 
     def finished(self, message: Message) -> None:
         pass

@@ -86,6 +86,14 @@ class Codec:
                 f"codec {self.name!r} cannot decode {_describe(data)}: {exc}"
             ) from exc
 
+    def decoder(self) -> Callable[[bytes], Any]:
+        """``loads`` as one callable, for a hot path that decodes with this codec per message.
+
+        The same results and errors as ``loads``; a codec may return a quicker
+        function than the bound method (``JSONCodec``: its C decoder first).
+        """
+        return self.loads
+
     @property
     def stages(self) -> tuple[Codec, ...]:
         """The leaf codecs applied, in ``dumps`` order (one for a plain codec)."""
@@ -147,6 +155,24 @@ class JSONCodec(Codec):
 
     def _dumps(self, obj: Any) -> bytes:
         return _ENCODE(obj).encode("utf-8")
+
+    def decoder(self) -> Callable[[bytes], Any]:
+        """msgspec's decoder called directly when this is the plain JSON codec (no subclass).
+
+        What msgspec refuses goes through ``loads``, which decides as
+        ``json.loads`` does and words the error: two calls fewer per message.
+        """
+        fast, refused, loads = _FAST_DECODE, _FAST_DECODE_ERRORS, self.loads
+        if fast is None or type(self).loads is not Codec.loads or type(self)._loads is not JSONCodec._loads:
+            return loads
+
+        def decode(data: bytes) -> Any:
+            try:
+                return fast(data)
+            except refused:
+                return loads(data)
+
+        return decode
 
     def _loads(self, data: bytes) -> Any:
         if _FAST_DECODE is not None:

@@ -25,8 +25,9 @@ class Lease(Protocol):
     to decide whether a message may start, is still current, or is done.
     """
 
-    def quiescing(self) -> bool:
-        """True while no fresh message may start (an exactly-once commit is quiescing)."""
+    #: True while no fresh message may start (an exactly-once commit is quiescing); an
+    #: attribute, not a method: streams read it per message.
+    quiescing: bool
 
     async def may_start(self, message: Message) -> None:
         """Return once ``message`` may start."""
@@ -34,8 +35,8 @@ class Lease(Protocol):
     def is_current(self, message: Message) -> bool:
         """Whether ``message`` still belongs to this worker's assignment."""
 
-    def started(self, message: Message) -> None:
-        """A stream began processing ``message``."""
+    def begin(self, message: Message) -> bool:
+        """A stream begins ``message`` if it is still current; whether it was."""
 
     def finished(self, message: Message) -> None:
         """A stream is done processing ``message`` (acked or not)."""

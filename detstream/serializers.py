@@ -147,17 +147,22 @@ class Schema:
         """
         key_data, value_data = message.key, message.value
         key = value = None
+        generation = codecs.codecs.generation
         if key_data is not None:
-            plan = _plan(self._key_plans, self.key_type, self.key_serializer,
-                         key_serializer or DEFAULT_KEY_SERIALIZER)
+            default = key_serializer or DEFAULT_KEY_SERIALIZER
+            plan = self._key_plans.get(default)  # (``_plan`` inlined: this runs per message)
+            if plan is None or plan.generation != generation:
+                plan = _plan(self._key_plans, self.key_type, self.key_serializer, default)
             try:
                 key = plan.decode(key_data if type(key_data) is bytes else bytes(key_data))
             except Exception as exc:
                 raise _decode_error(KeyDecodeError, "key", self.key_type, plan.codec, exc,
                                     message.topic, message.partition, message.offset) from exc
         if value_data is not None:
-            plan = _plan(self._value_plans, self.value_type, self.value_serializer,
-                         value_serializer or DEFAULT_VALUE_SERIALIZER)
+            default = value_serializer or DEFAULT_VALUE_SERIALIZER
+            plan = self._value_plans.get(default)
+            if plan is None or plan.generation != generation:
+                plan = _plan(self._value_plans, self.value_type, self.value_serializer, default)
             try:
                 value = plan.decode(value_data if type(value_data) is bytes else bytes(value_data))
             except Exception as exc:
@@ -258,15 +263,30 @@ def _decode_error(
 
 def _decoder(typ: Any, codec: codecs.Codec) -> Callable[[bytes], Any]:
     """Bytes -> the declared type through ``codec``: the per-type steps chosen once."""
+    loads = codec.decoder()
     if typ is None:
-        return lambda data: _maybe_record(codec.loads(data))
+        return _any_decoder(loads)
     if is_model_type(typ):
-        return lambda data: typ.from_data(codec.loads(data))
+        return lambda data: typ.from_data(loads(data))
     if typ is str or typ is bytes:
         return _text_decoder(typ, codec)
     if typ is int or typ is float:
-        return lambda data: _to_number(codec.loads(data), typ)
-    return lambda data: codec.loads(data)
+        return lambda data: _to_number(loads(data), typ)
+    return loads
+
+
+def _any_decoder(loads: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    """No declared type: the payload as decoded, or the Record it names (``_maybe_record``)."""
+    not_mappings = _NOT_MAPPINGS
+
+    def decode(data: bytes) -> Any:
+        obj = loads(data)
+        cls = type(obj)
+        if cls in not_mappings or (cls is dict and "__faust" not in obj):
+            return obj  # the common payloads, without a call
+        return _maybe_record(obj)
+
+    return decode
 
 
 def _text_decoder(typ: type, codec: codecs.Codec) -> Callable[[bytes], Any]:

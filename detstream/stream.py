@@ -54,6 +54,8 @@ class Stream(Generic[T]):
     ) -> None:
         self.channel = channel
         self.app = channel.app
+        #: the app's settings values, read on the first decode (the hot path reads two).
+        self._settings: dict[str, Any] | None = None
         self.prefix = prefix
         self.enable_acks = enable_acks
         self._queue = queue if queue is not None else channel.subscribe()
@@ -104,7 +106,7 @@ class Stream(Generic[T]):
                 if item is None:
                     event = await self._next_event()
                 elif type(item) is Message and not self._processors and (
-                    item.lease is None or item.started or not item.lease.quiescing()
+                    item.lease is None or item.started or not item.lease.quiescing
                 ):  # it may start now: no exactly-once commit is quiescing
                     event = self._open(item)
                 else:
@@ -157,7 +159,7 @@ class Stream(Generic[T]):
             return event
         message = item
         lease = message.lease
-        if lease is not None and not message.started and lease.quiescing():
+        if lease is not None and not message.started and lease.quiescing:
             await lease.may_start(message)  # an exactly-once commit is quiescing
         opened = self._open(message)
         if opened is not None and self._processors:
@@ -174,16 +176,16 @@ class Stream(Generic[T]):
         commit quiescing, or the message was started already).
         """
         lease = message.lease
-        if lease is not None and not lease.is_current(message):
-            return None  # fetched before a rebalance; the partition's owner has it now
         try:
             event = self._decode(message)
         except DecodeError as exc:
+            if lease is not None and not lease.is_current(message):
+                return None  # fetched before a rebalance; the partition's owner has it now
             self.app.tracer.record("decode-error", tp=message.tp, offset=message.offset, reason=exc.reason)
             message.ack()
             raise
-        if lease is not None:
-            lease.started(message)
+        if lease is not None and not lease.begin(message):
+            return None  # fetched before a rebalance (decoded for nothing: rare)
         if mutants.ACTIVE and mutants.on(ACK_BEFORE_PROCESSING):  # no call per event normally
             message.ack()
         self.events_total += 1
@@ -205,7 +207,9 @@ class Stream(Generic[T]):
         return event
 
     def _decode(self, message: Message) -> Event:
-        settings = self.app.conf.values  # two settings per event: no ``__getattr__`` for each
+        settings = self._settings  # two settings per event: no ``__getattr__`` for each
+        if settings is None:  # (read once: the settings object is resolved before streams run)
+            settings = self._settings = self.app.conf.values
         key, value = self.channel.schema.loads_message(
             message, settings["key_serializer"], settings["value_serializer"]
         )
@@ -301,7 +305,7 @@ class Stream(Generic[T]):
             isinstance(item, Message)
             and not item.started
             and item.lease is not None
-            and item.lease.quiescing()
+            and item.lease.quiescing
         )
 
     def substreams(self) -> list[Stream]:

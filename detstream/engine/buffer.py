@@ -124,7 +124,12 @@ class SubscriberBuffer(Generic[T]):
 
     def pop_nowait(self) -> T | None:
         """The next item, or None if there is none (one call per item on a stream's hot path)."""
-        return self._take() if self._items else None
+        items = self._items
+        if not items:
+            return None
+        if self._room_waiters:
+            return self._take()
+        return items.popleft()  # ``_take`` without waiters to wake: no second call per item
 
     def _take(self) -> T:
         item = self._items.popleft()

@@ -127,14 +127,20 @@ class Conductor:
         self._completed = -1
         self._processing: dict[TP, int] = {}
         self._idle = asyncio.Event()
+        #: ``_wait_idle`` calls waiting on ``_idle`` now (only they need it set).
+        self._idle_waits = 0
         self._tasks: list[asyncio.Task[None]] = []
         #: clear while an exactly-once commit quiesces: no new event may start.
         self.starting = asyncio.Event()
         self.starting.set()
+        #: the same as ``not starting.is_set()`` (the lease's flag, read per event without a call).
+        self.quiescing = False
         #: per partition, messages a stream started that are not fully acked yet.
         self.unfinished: dict[TP, int] = {}
         #: set at every ack and assignment change (what a quiescing commit waits for).
         self.progress = asyncio.Event()
+        #: ``wait_for_progress`` calls waiting now (only they need ``progress`` set per ack).
+        self._progress_waits = 0
         #: partitions of the batch in hand whose records are not all delivered yet.
         self.undelivered: set[TP] = set()
         #: what a commit is; chosen at start (the guarantee may be configured late).
@@ -387,8 +393,14 @@ class Conductor:
             self.host.log.exception("an on_rebalance_complete handler failed")
 
     # -- the lease of every message this conductor delivers (``events.Lease``) -------------
-    def quiescing(self) -> bool:
-        return not self.starting.is_set()
+    def hold_starts(self) -> None:
+        """An exactly-once commit quiesces: fresh messages wait (``may_start``) until released."""
+        self.quiescing = True
+        self.starting.clear()
+
+    def release_starts(self) -> None:
+        self.quiescing = False
+        self.starting.set()
 
     def is_current(self, message: Message) -> bool:
         """Whether ``message`` still belongs to this worker's current assignment."""
@@ -403,15 +415,19 @@ class Conductor:
         if not message.started and not self.starting.is_set():
             await self.starting.wait()
 
-    def started(self, message: Message) -> None:
+    def begin(self, message: Message) -> bool:
+        """A stream begins ``message``, if it is still current; whether it was (one call for both)."""
         tp = message.tp
+        generation = self._generation
+        if message.generation != generation or tp not in self._active:
+            return False
         if not message.started:
             message.started = True
-            if message.generation == self._generation:
-                self.unfinished[tp] = self.unfinished.get(tp, 0) + 1
+            self.unfinished[tp] = self.unfinished.get(tp, 0) + 1
         self._processing[tp] = self._processing.get(tp, 0) + 1
         if self.tracer.enabled:
             self.tracer.record("deliver", tp=tp, offset=message.offset, key=message.key)
+        return True
 
     def finished(self, message: Message) -> None:
         tp = message.tp
@@ -420,7 +436,8 @@ class Conductor:
             self._processing[tp] = count
         else:
             self._processing[tp] = 0
-            self._idle.set()
+            if self._idle_waits:  # (no Event.set call per event while nobody waits)
+                self._idle.set()
 
     def acked(self, message: Message) -> None:
         sensors = self.sensors
@@ -431,7 +448,19 @@ class Conductor:
             self.tracker.acked(tp, message.offset)
             if message.started:
                 self.unfinished[tp] = self.unfinished.get(tp, 0) - 1
-            self.progress.set()
+            if self._progress_waits:  # (no Event.set call per event while nobody waits)
+                self.progress.set()
+
+    async def wait_for_progress(self, timeout: float) -> None:
+        """Return at the next ack or assignment change, or after ``timeout`` seconds."""
+        self.progress.clear()
+        self._progress_waits += 1
+        try:
+            await asyncio.wait_for(self.progress.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            self._progress_waits -= 1
 
     # -- committing -------------------------------------------------------------
     async def _commit_loop(self) -> None:
@@ -470,10 +499,13 @@ class Conductor:
                 )
                 return False
             self._idle.clear()
+            self._idle_waits += 1
             try:
                 await asyncio.wait_for(self._idle.wait(), remaining)
             except asyncio.TimeoutError:
                 pass
+            finally:
+                self._idle_waits -= 1
         return True
 
     # -- rebalance listener -------------------------------------------------------

@@ -80,7 +80,7 @@ class TransactionalCommitter:
             consumer = conductor.consumer
             if consumer is None:
                 return None
-            conductor.starting.clear()
+            conductor.hold_starts()
             try:
                 if not await self._quiesce():
                     await self._abandon("an agent did not finish its event in time to commit")
@@ -109,7 +109,7 @@ class TransactionalCommitter:
                     sensors.on_commit_completed(consumer, state)
                 return True
             finally:
-                conductor.starting.set()
+                conductor.release_starts()
 
     async def commit_on_release(self, *, idle: bool = True) -> None:
         """Commit from a rebalance callback or the stop, which must not raise.
@@ -158,11 +158,7 @@ class TransactionalCommitter:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return False
-            conductor.progress.clear()
-            try:
-                await asyncio.wait_for(conductor.progress.wait(), remaining)
-            except asyncio.TimeoutError:
-                pass
+            await conductor.wait_for_progress(remaining)
         return True
 
     async def _offsets(self) -> dict[TP, int]:
