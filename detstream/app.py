@@ -14,7 +14,7 @@ import asyncio
 import concurrent.futures
 import logging
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from mode import Service
@@ -46,6 +46,7 @@ from .tracing import TraceHook, Tracer
 from .transport import driver_class
 from .transport.base import Transport
 from .web import Router, Web
+from .web.cache_backends import CacheBackend
 
 #: re-opens issue 9's unclean stop: a graceful stop waits for an unreachable broker past
 #: the shutdown timeout (then it is cancelled half way, clients unclosed).
@@ -305,13 +306,16 @@ class App(Service):
         return table
 
     def page(
-        self, path: str, *, name: str | None = None, base: Any = None
+        self, path: str, *, name: str | None = None, base: Any = None,
+        cors_options: Mapping[str, Any] | None = None,
     ) -> Callable[[Any], Any]:
         """Serve ``async def view(web, request)`` or a ``web.View`` subclass at ``path``.
 
-        See :mod:`detstream.web`; ``app.web.client()`` calls views in-process.
+        ``cors_options`` ({origin or "*": ResourceOptions or dict}) lets pages of
+        other origins call it (:mod:`detstream.web.cors`). See
+        :mod:`detstream.web`; ``app.web.client()`` calls views in-process.
         """
-        return self.web.page(path, name=name, base=base)
+        return self.web.page(path, name=name, base=base, cors_options=cors_options)
 
     def table_route(
         self, table: _AnyTable, shard_param: str | None = None, *, query_param: str | None = None,
@@ -358,6 +362,16 @@ class App(Service):
         if web is None:
             web = self.__dict__["_web"] = Web(self)
         return web
+
+    @property
+    def cache(self) -> CacheBackend:
+        """Where cached view answers are kept (the ``cache`` setting; see detstream.web.cache)."""
+        cache = self.__dict__.get("_cache")
+        if cache is None:
+            from .web.cache_backends import backend_for_url
+
+            cache = self.__dict__["_cache"] = backend_for_url(self, self.conf.cache)
+        return cache
 
     async def send(
         self, channel: Channel | str, key: Any = None, value: Any = None, **kwargs: Any

@@ -65,6 +65,7 @@ ENV_NAMES: dict[str, str] = {
     "web_port": "WEB_PORT",
     "web_host": "WEB_HOST",
     "canonical_url": "NODE_CANONICAL_URL",
+    "cache": "CACHE_URL",
 }
 
 _TRUE = {"1", "true", "yes", "on", "y", "t"}

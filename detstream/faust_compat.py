@@ -25,7 +25,7 @@ or already imported, naming where it is; ``force=True``
 **What is not provided fails at the import.** A Faust module detstream has
 no counterpart for (``faust.livecheck``, ``faust.contrib.*``, ...) raises
 ``ModuleNotFoundError``, and a Faust name it lacks (``from faust.web import
-Blueprint``) raises ``ImportError``, both saying so and pointing at
+gives_model``) raises ``ImportError``, both saying so and pointing at
 docs/faust-differences.md, rather than a project starting and failing later.
 Because of the latter, ``hasattr(faust_module, "SomePublicName")`` raises
 for a missing name instead of returning False; names starting with ``_``
@@ -111,6 +111,10 @@ FAUST_MODULES: dict[str, list[Source]] = {
     "faust.web": _WEB,
     "faust.web.base": _WEB,
     "faust.web.views": _WEB,
+    "faust.web.blueprints": [("detstream.web.blueprints", ["Blueprint", "BlueprintManager"])],
+    "faust.web.cache": [("detstream.web.cache", ["Cache"])],
+    "faust.web.cache.cache": [("detstream.web.cache", ["Cache"])],
+    "faust.web.cache.exceptions": [("detstream.web.cache_backends", ["CacheUnavailable"])],
     "faust.cli": _CLI,
     "faust.cli.base": _CLI,
     "faust.sensors": [("detstream.sensors", None)],

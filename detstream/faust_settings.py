@@ -53,7 +53,6 @@ IGNORED: dict[str, tuple[Any, str]] = {
     "web_transport": ("tcp://", "the web server listens on TCP (web_bind, web_port)"),
     "web_in_thread": (False, "the web server runs on the app's loop"),
     "web_application_options": (None, "the web server takes no aiohttp options"),
-    "web_cors_options": (None, "no CORS headers are added; answer them in your views"),
     "web_ssl_context": (None, "put a TLS proxy in front of the worker"),
     "web_graph_enabled": (False, "there is no /graph/ endpoint"),
     "web_stats_enabled": (False, "the built-in endpoints are always served (see detstream.web)"),
@@ -77,7 +76,6 @@ DEFAULT_ONLY: dict[str, tuple[Any, str]] = {
     "stream_publish_on_commit": (False, "use processing_guarantee='exactly_once' for output that "
                                         "appears with its input's commit"),
     "consumer_group_instance_id": (None, "static group membership is not supported"),
-    "cache": ("memory://", "web view caching (blueprint.cache) is not supported"),
 }
 
 #: Faust's older name -> detstream's (and Faust's current) name.

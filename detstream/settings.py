@@ -17,7 +17,7 @@ from typing import Any, cast
 from . import faust_settings
 from .auth import to_credentials
 from .clock import new_uuid
-from .errors import ImproperlyConfigured
+from .errors import ImproperlyConfigured, InvalidArgument
 
 _NUMBER = (int, float)
 _OPTIONAL_STR = (str, type(None))
@@ -109,6 +109,10 @@ SETTINGS: dict[str, tuple[Any, tuple[type, ...] | type]] = {
     #: this worker's web URL as other workers reach it (``app.router``, ``app.table_route``);
     #: None: ``http://{web_host}:{web_port}``.
     "canonical_url": (None, _OPTIONAL_STR),
+    #: where cached view answers are kept (``app.cache``, ``Blueprint.cache``): memory:// only.
+    "cache": ("memory://", str),
+    #: CORS rules of every page: {origin or "*": ResourceOptions or dict} (detstream.web.cors).
+    "web_cors_options": (None, (Mapping, type(None))),
     "debug": (False, bool),
 }
 
@@ -237,6 +241,17 @@ def _normalize(key: str, value: Any) -> Any:
             "setting 'consumer_group_instance_id' must be a non-empty name, unique per worker "
             "(or None for dynamic membership)"
         )
+    if key == "cache":
+        from .web.cache_backends import check_cache_url
+
+        return check_cache_url(value)
+    if key == "web_cors_options" and value is not None:
+        from .web.cors import parse_cors_options
+
+        try:
+            return parse_cors_options(value, what="setting 'web_cors_options'")
+        except InvalidArgument as exc:
+            raise ImproperlyConfigured(str(exc)) from None
     if key == "ssl_context" and value is not None and not isinstance(value, ssl.SSLContext):
         raise ImproperlyConfigured(
             f"setting 'ssl_context' must be an ssl.SSLContext or None, got {type(value).__name__} "

@@ -31,6 +31,7 @@ from .settings import Settings
 from .stream import Stream
 from .tables.table import Table
 from .topic import Topic
+from .web.cors import ResourceOptions
 from .windows import Window, WindowRange
 
 AppT = App
@@ -77,6 +78,7 @@ __all__ = [
     "TP", "AgentT", "AppT", "ChannelT", "CodecArg", "CodecT", "CollectionT", "ConsumerMessage",
     "ConsumerRecord", "EventT", "FieldDescriptorT", "HeadersArg", "K", "Message", "ModelArg",
     "ModelOptions", "ModelT", "ProcessingGuarantee", "Processor", "RecordMetadata", "RecordT",
+    "ResourceOptions",
     "SchemaT", "ServiceT", "Settings", "SinkT", "StreamT", "TableT", "TopicT", "V", "WindowRange",
     "WindowT",
 ]

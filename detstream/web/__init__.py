@@ -51,6 +51,16 @@ answers a request on the worker holding the key, proxying it there from any
 other worker (``topic_route`` does the same for a topic's keys). See
 ``detstream.web.router``.
 
+**Blueprints, the view cache, CORS, static files** (Faust's):
+``web.Blueprint(name)`` collects pages (``@bp.route``), static files
+(``bp.static``) and a cache (``bp.cache(timeout=...)``, whose ``.view()``
+decorates a view method) and puts them on an app with
+``bp.register(app, url_prefix=...)`` or ``app.web.blueprints.add(prefix, bp)``
+(``detstream.web.blueprints``). Cached answers are kept in ``app.cache``
+(the ``cache`` setting, ``memory://``; ``detstream.web.cache``). Pages get
+CORS from ``cors_options=`` on ``@app.page``/``bp.route`` and the
+``web_cors_options`` setting (``detstream.web.cors``).
+
 **Testing, and under simulation.** ``detstream sim`` refuses real sockets, so
 nothing is served there. Instead, call the views in-process, through the same
 routing and error handling as the server, in a unit test or inside
@@ -67,6 +77,10 @@ This package imports no aiohttp; ``server.py`` does, when a server starts.
 
 from __future__ import annotations
 
+from .blueprints import Blueprint, BlueprintManager
+from .cache import Cache
+from .cache_backends import CacheBackend, CacheUnavailable, MemoryCacheBackend
+from .cors import ResourceOptions
 from .router import Router, ServiceUnavailable
 from .routes import Client, Route, Web
 from .views import (
@@ -82,11 +96,18 @@ from .views import (
 )
 
 __all__ = [
+    "Blueprint",
+    "BlueprintManager",
+    "Cache",
+    "CacheBackend",
+    "CacheUnavailable",
     "Client",
+    "MemoryCacheBackend",
     "MethodNotAllowed",
     "NotFound",
     "ParseError",
     "Request",
+    "ResourceOptions",
     "Response",
     "Route",
     "Router",

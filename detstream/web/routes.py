@@ -1,15 +1,18 @@
-"""``app.web``: the registry of pages, path routing, dispatch and the in-process client."""
+"""``app.web``: the registry of pages, path routing, dispatch (with CORS) and the in-process client."""
 
 from __future__ import annotations
 
 import logging
 import re
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 
 from detstream.errors import InvalidArgument
 
+from .blueprints import BlueprintManager
+from .cors import CorsRules, add_cors_headers, cors_rules, parse_cors_options, preflight
 from .views import (
     METHODS,
     Request,
@@ -34,10 +37,13 @@ _SAFE = "/:@!$&'()*+,;=-._~"
 class Route:
     """One path pattern (``/table/{name}/{key}/``, ``{id:\\d+}`` for a custom regex)."""
 
-    def __init__(self, path: str, view: type[View], name: str) -> None:
+    def __init__(self, path: str, view: type[View], name: str,
+                 cors: CorsRules | None = None) -> None:
         if not isinstance(path, str) or not path.startswith("/"):
             raise InvalidArgument(f"a page path must be a str starting with '/', got {path!r}")
         self.path, self.view, self.name = path, view, name
+        #: the page's own CORS rules (``cors_options``); the setting's apply too.
+        self.cors = cors
         self.params: list[str] = []
         parts, pos = [], 0
         for m in _PARAM.finditer(path):
@@ -77,17 +83,24 @@ class Web:
         self.app = app
         self.routes: list[Route] = []
         self._builtins: list[Route] | None = None
+        #: blueprints registered when the server starts (``app.web.blueprints.add(prefix, bp)``).
+        self.blueprints = BlueprintManager(self)
 
     def page(
-        self, path: str, *, name: str | None = None, base: type[View] | None = None
+        self, path: str, *, name: str | None = None, base: type[View] | None = None,
+        cors_options: Mapping[str, Any] | None = None,
     ) -> Callable[[Any], Any]:
-        """``@app.page(path)``: register a function or View subclass; returns it unchanged."""
+        """``@app.page(path)``: register a function or View subclass; returns it unchanged.
+
+        ``cors_options`` are the page's CORS rules, over the ``web_cors_options`` setting's.
+        """
         Route(path, View, "")  # a bad path fails at the decorator line, not at first request
+        cors = parse_cors_options(cors_options, what=f"cors_options of page {path!r}")
 
         def decorate(target: Any) -> Any:
             view = view_class(target, base)
             view_name = name or getattr(target, "__name__", "") or path
-            route = Route(path, view, view_name)
+            route = Route(path, view, view_name, cors)
             check_signature(view, route.params, path)
             for other in self.routes:
                 if other.path == path:
@@ -102,7 +115,24 @@ class Web:
 
         return decorate
 
+    def add_static(self, prefix: str, path: str | Path, *, name: str | None = None) -> None:
+        """Serve the files of directory ``path`` under ``prefix`` (or the file ``path`` at it)."""
+        from .static import static_route, static_view
+
+        page_path, target = static_route(prefix, path)
+        self.page(page_path, name=name or f"static:{prefix}")(static_view(target))
+
+    def init_server(self) -> None:
+        """Register the blueprints added with ``blueprints.add``; the server calls it at start."""
+        self.blueprints.apply()
+
+    @property
+    def cors_defaults(self) -> CorsRules:
+        """The ``web_cors_options`` setting's rules, for every page."""
+        return parse_cors_options(self.app.conf.web_cors_options, what="setting 'web_cors_options'")
+
     def url_for(self, view_name: str, **params: Any) -> str:
+        self.init_server()
         for route in [*self.routes, *self.builtin_routes()]:
             if route.name == view_name:
                 return route.url(**params)
@@ -117,6 +147,7 @@ class Web:
 
     def resolve(self, raw_path: str) -> tuple[Route, dict[str, str]] | None:
         """The route for a percent-encoded path; the app's pages win over the built-ins."""
+        self.init_server()
         for route in [*self.routes, *self.builtin_routes()]:
             match_info = route.match(raw_path)
             if match_info is not None:
@@ -137,7 +168,19 @@ class Web:
             return error_response(404, f"no page at {path}{hint}")
         route, match_info = found
         request = Request(method, path, query_string=query_string, headers=headers, body=body,
-                          match_info=match_info)
+                          match_info=match_info, raw_path=raw_path)
+        rules = cors_rules(route.cors, self.cors_defaults)
+        if rules is None:
+            return await self._dispatch(route, request)
+        if request.method == "OPTIONS":
+            return preflight(request, rules, route.view.implemented())
+        response = await self._dispatch(route, request)
+        add_cors_headers(request, response, rules)
+        return response
+
+    async def _dispatch(self, route: Route, request: Request) -> Response:
+        """The view's answer; a raising view gives a 500 JSON answer (and a log line)."""
+        path = request.path
         view = route.view(self.app, self)
         try:
             return await view.dispatch(request)

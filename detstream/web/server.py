@@ -43,6 +43,7 @@ class WebServer:
     async def start(self) -> None:
         from aiohttp import web as aioweb
 
+        self.app.web.init_server()  # blueprints added with app.web.blueprints.add
         runner = aioweb.ServerRunner(aioweb.Server(self._handle), shutdown_timeout=SHUTDOWN_TIMEOUT)
         await runner.setup()
         try:

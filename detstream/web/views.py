@@ -6,11 +6,12 @@ in-process client (``routes.py``), so a view behaves the same in both.
 
 from __future__ import annotations
 
+import builtins
 import inspect
 import json as _json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 
 from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
 
@@ -80,9 +81,12 @@ class Request:
         headers: Mapping[str, str] | None = None,
         body: bytes = b"",
         match_info: Mapping[str, str] | None = None,
+        raw_path: str | None = None,
     ) -> None:
         self.method = method.upper()
         self.path = path
+        #: the path as it came, percent-encoded (``path`` is decoded).
+        self.raw_path = raw_path if raw_path is not None else quote(path, safe="/:@!$&'()*+,;=-._~")
         self.query_string = query_string
         self.query: MultiDictProxy[str] = MultiDictProxy(
             MultiDict(parse_qsl(query_string, keep_blank_values=True))
@@ -160,6 +164,28 @@ def json_response(
 
 def error_response(status: int, reason: str, **extra: Any) -> Response:
     return json_response({"error": reason, **extra}, status=status)
+
+
+_SEPARATOR = b"\r\n\r\n"
+
+
+def response_to_bytes(response: Response) -> bytes:
+    """A response as bytes a cache backend keeps: status, headers (with Content-Type), body."""
+    headers = {"Content-Type": response.content_type, **response.headers}
+    head = b"\r\n".join(f"{k}: {v}".encode("latin-1") for k, v in headers.items())
+    return _SEPARATOR.join([str(response.status).encode("ascii"), head, response.body])
+
+
+def bytes_to_response(data: bytes) -> Response:
+    """The response :func:`response_to_bytes` made ``data`` of."""
+    status, head, body = data.split(_SEPARATOR, 2)
+    headers: dict[str, str] = {}
+    for line in head.decode("latin-1").split("\r\n"):
+        if line:
+            name, _, value = line.partition(": ")
+            headers[name] = value
+    content_type = headers.pop("Content-Type", "application/octet-stream")
+    return Response(body, status=int(status), content_type=content_type, headers=headers)
 
 
 # -- views ---------------------------------------------------------------------------------
@@ -253,6 +279,14 @@ class View:
 
     def url_for(self, view_name: str, **params: Any) -> str:
         return self.web.url_for(view_name, **params)
+
+    def response_to_bytes(self, response: Response) -> builtins.bytes:
+        """Faust's name: ``response`` as bytes for a cache (see ``detstream.web.cache``)."""
+        return response_to_bytes(response)
+
+    def bytes_to_response(self, data: builtins.bytes) -> Response:
+        """Faust's name: the response a cache kept as ``data``."""
+        return bytes_to_response(data)
 
 
 def view_class(target: Any, base: type[View] | None) -> type[View]:

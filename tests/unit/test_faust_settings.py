@@ -40,7 +40,6 @@ def test_ignored_faust_settings_are_readable_and_logged_once(caplog):
     ("stream_publish_on_commit", True),
     ("broker_consumer", "kafka://other:9092"),
     ("producer_partitioner", "myproj.partitioner"),
-    ("cache", "redis://"),
 ])
 def test_settings_that_change_a_programs_meaning_are_refused_off_their_default(name, value):
     with pytest.raises(ImproperlyConfigured, match=f"{name!r}.*detstream does not support it"):
