@@ -62,7 +62,8 @@ def resolve_types(cls: type[Record], *, strict: bool) -> bool:
             ) from exc
         return False
     for name, descriptor in cls._fields.items():
-        descriptor.type = hints.get(name, descriptor.type)
+        if name in hints:
+            descriptor.annotate(hints[name])  # ``Secret[str]``: a str, tagged
     return True
 
 

@@ -219,7 +219,7 @@ class ConsumerNotStarted(NotReady):
 
 
 class SecurityError(DetstreamError):
-    """Faust's error for misused Secret/Sensitive field tags (detstream has no such tags)."""
+    """A tagged field's value was used as text, or read where it may not be (detstream.tags)."""
 
 
 class ConsistencyError(DetstreamError):

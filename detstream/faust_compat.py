@@ -103,6 +103,10 @@ FAUST_MODULES: dict[str, list[Source]] = {
     "faust.models.base": _MODELS,
     "faust.models.record": _MODELS,
     "faust.models.fields": [("detstream.fields", None)],
+    "faust.models.tags": [("detstream.tags", [
+        "Tag", "OpaqueTag", "TransparentTag", "Personal", "Secret", "Sensitive",
+        "allow_protected_vars",
+    ])],
     "faust.serializers": [("detstream.serializers", ["Schema"]), ("detstream.codecs", ["Codec"])],
     "faust.serializers.codecs": [("detstream.codecs", None)],
     "faust.serializers.schemas": [("detstream.serializers", ["Schema"])],

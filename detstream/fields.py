@@ -18,6 +18,11 @@ writes those values as strings. ``IntegerField``, ``FloatField``, ``StringField`
 Record's ``coerce`` option), as a plain annotation does. ``trim_whitespace`` always trims:
 the option asks for it.
 
+Every field class (and a plain ``FieldDescriptor``) also takes Faust's ``input_name`` and
+``output_name`` (the field's key on the wire, when not its attribute name), ``exclude``
+(leave it out of what is written) and ``tag`` (``Secret``, ``Sensitive``, ... of
+:mod:`detstream.tags`); see :mod:`detstream.models`.
+
 A field class with no ``default`` is required; ``default=`` makes it optional unless
 ``required=True`` is passed too. The constraints are checked on values of the annotated
 type only (a value of another type is already reported as such), and never on None.

@@ -3,8 +3,14 @@
 A Record subclass declares fields as annotations. The class gets a :class:`FieldDescriptor`
 per field (``Point.x``, used by ``stream.group_by(Point.x)``), a namespace in :data:`registry`
 (so payloads carrying ``{"__faust": {"ns": ...}}`` decode to the right class), and
-``dumps``/``loads`` through :mod:`detstream.codecs`. Imports only codecs, errors and
-:mod:`detstream._annotations` (what field annotations mean for values).
+``dumps``/``loads`` through :mod:`detstream.codecs`. Imports only codecs, errors,
+:mod:`detstream.tags` and :mod:`detstream._annotations` (what field annotations mean for values).
+
+A field's name on the wire may differ from its attribute (Faust's ``input_name`` and
+``output_name``: ``from_: str = StringField(input_name="from")`` reads and writes
+``"from"``), a field may be left out of what is written (``exclude=True``), and a value
+may be tagged (``Secret[str]``, :mod:`detstream.tags`): written as itself, kept out of
+strings and logs in memory.
 
 Example::
 
@@ -21,6 +27,7 @@ import contextvars
 import copy
 import dataclasses
 import keyword
+import typing
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import Any, ClassVar, cast
 
@@ -37,6 +44,7 @@ from detstream._annotations import (
     type_name,
 )
 from detstream.errors import InvalidArgument, ValidationError
+from detstream.tags import check_tag, tag_of, untagged
 
 __all__ = [
     "FieldDescriptor", "Model", "ModelOptions", "Record", "current_registry", "registry",
@@ -133,8 +141,31 @@ class ModelOptions:
     allow_blessed_key: bool = False
     lazy_creation: bool = False
 
+    # -- what the fields' tags make of the class (Faust's indices; computed, not options) --
+    #: fields tagged (or holding Records with tagged fields) by kind of tag.
+    secret_fields: frozenset[str] = dataclasses.field(default=frozenset(), init=False)
+    sensitive_fields: frozenset[str] = dataclasses.field(default=frozenset(), init=False)
+    personal_fields: frozenset[str] = dataclasses.field(default=frozenset(), init=False)
+    tagged_fields: frozenset[str] = dataclasses.field(default=frozenset(), init=False)
 
-_OPTION_NAMES = frozenset(f.name for f in dataclasses.fields(ModelOptions))
+    @property
+    def has_secret_fields(self) -> bool:
+        return bool(self.secret_fields)
+
+    @property
+    def has_sensitive_fields(self) -> bool:
+        return bool(self.sensitive_fields)
+
+    @property
+    def has_personal_fields(self) -> bool:
+        return bool(self.personal_fields)
+
+    @property
+    def has_tagged_fields(self) -> bool:
+        return bool(self.tagged_fields)
+
+
+_OPTION_NAMES = frozenset(f.name for f in dataclasses.fields(ModelOptions) if f.init)
 
 
 class FieldDescriptor:
@@ -156,7 +187,18 @@ class FieldDescriptor:
         parent: FieldDescriptor | None = None,
         coerce: bool | None = None,
         date_parser: Callable[[str], Any] | None = None,
+        input_name: str | None = None,
+        output_name: str | None = None,
+        exclude: bool | None = None,
+        tag: Any = None,
     ) -> None:
+        where = f"field {field!r}" if field else self.__class__.__name__
+        _check_wire_name(input_name, "input_name", where)
+        _check_wire_name(output_name, "output_name", where)
+        if exclude is not None and not isinstance(exclude, bool):
+            raise InvalidArgument(f"{where}: exclude={exclude!r} must be True or False")
+        if tag is not None:
+            check_tag(tag, where=where)
         # Faust's usage ``name: str = StringField(max_length=10)`` builds a descriptor with no
         # field, type or model yet: the Record class fills them in when it collects its
         # fields (``clone``). A default makes the field optional unless ``required=True``.
@@ -179,6 +221,47 @@ class FieldDescriptor:
         self.coerce = coerce
         #: Parser of datetime strings (DatetimeField); None: the model's ``date_parser``.
         self.date_parser = date_parser
+        self._input_name = input_name
+        self._output_name = output_name
+        #: Left out of ``asdict()``, ``to_representation()`` and ``dumps()``.
+        self.exclude = bool(exclude)
+        #: The value's tag class (``Secret``, ``Sensitive[str]``, ...), or None.
+        self.tag = tag
+
+    @property
+    def input_name(self) -> str:
+        """The key this field is read from in decoded data (default: the attribute name)."""
+        return self._input_name or self.field
+
+    @property
+    def output_name(self) -> str:
+        """The key this field is written under (default: ``input_name``)."""
+        return self._output_name or self.input_name
+
+    def annotate(self, annotation: Any) -> None:
+        """Take the field's (resolved) annotation; ``Secret[str]`` means str, tagged Secret."""
+        inner, tag = tag_of(annotation)
+        self.type = inner
+        if tag is not None:
+            self.tag = tag
+
+    def tagger(self) -> Converter | None:
+        """A converter wrapping each value in the field's tag (None without a tag).
+
+        None stays None, and a value already carrying this tag is kept (a tagged value
+        copied from another Record, as ``derive`` does).
+        """
+        tag, name = self.tag, self.field
+        if tag is None:
+            return None
+        kind = typing.get_origin(tag) or tag
+
+        def wrap(value: Any) -> Any:
+            if value is None or type(value) is kind:
+                return value
+            return tag(value, field=name)
+
+        return wrap
 
     def clone(self, **changes: Any) -> FieldDescriptor:
         """A copy of this descriptor (same class and options) with ``changes`` applied.
@@ -224,7 +307,7 @@ class FieldDescriptor:
         if name.startswith("_"):
             raise AttributeError(name)
         tp = self.__dict__.get("type")
-        if isinstance(tp, str) and resolve_types(self.model, strict=False):
+        if isinstance(tp, str) and _resolve(self.model, strict=False):
             tp = self.model._fields[self.field].type  # self may be a copy made for nesting
         nested = model_in(tp)
         child = nested._fields.get(name) if nested is not None else None
@@ -276,6 +359,10 @@ class Record:
     _plan: ClassVar[_Plan | None] = None
     #: ``to_representation`` compiled for this very class on first use.
     _represent: ClassVar[Callable[[dict[str, Any]], dict[str, Any]] | None] = None
+    #: (attribute, output name) of the fields written by ``asdict``, in order.
+    _wire_out: ClassVar[tuple[tuple[str, str], ...]] = ()
+    #: input name -> attribute of the fields read under another name than their own.
+    _wire_in: ClassVar[dict[str, str]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__()
@@ -283,7 +370,8 @@ class Record:
         cls._fields = _collect_fields(cls)
         for name, descriptor in cls._fields.items():
             setattr(cls, name, descriptor)
-        cls._resolved = resolve_types(cls, strict=False)
+        cls._wire_out, cls._wire_in = _wire_names(cls)
+        cls._resolved = _resolve(cls, strict=False)
         cls._plan = None  # each class compiles its own, never its base's
         cls._represent = None
         if not cls._options.abstract:
@@ -302,8 +390,18 @@ class Record:
 
     # -- representation -----------------------------------------------------------------
     def asdict(self) -> dict[str, Any]:
-        """Field name -> value, shallow (nested Records stay Records), no metadata."""
-        return {name: self.__dict__[name] for name in self._fields}
+        """Output name -> value, shallow (nested Records stay Records), no metadata.
+
+        As Faust: the keys are the fields' ``output_name`` (the attribute name unless
+        renamed), and ``exclude=True`` fields are left out.
+        """
+        values = self.__dict__
+        return {output: values[name] for name, output in self._wire_out}
+
+    def _field_values(self) -> dict[str, Any]:
+        """Attribute name -> value of every field (what the constructor takes)."""
+        values = self.__dict__
+        return {name: values[name] for name in self._fields}
 
     def to_representation(self) -> dict[str, Any]:
         """JSON-ready dict of the fields (nested Records converted), plus ``__faust.ns``."""
@@ -367,6 +465,8 @@ class Record:
         but Record's own ``__init__``, the record is built without the keyword dict and the
         calls in between.
         """
+        if cls._wire_in:
+            data = _from_wire_names(cls, data)
         if type(data) is dict and _constructs_plainly(cls):
             plan = cls._plan or _Plan.of(cls)
             try:
@@ -382,9 +482,9 @@ class Record:
 
     def derive(self, *objects: Record | Mapping[str, Any], **fields: Any) -> Record:
         """Copy with changes: later objects and then ``fields`` override this one's values."""
-        merged = self.asdict()
+        merged = self._field_values()
         for obj in objects:
-            merged.update(obj.asdict() if isinstance(obj, Record) else obj)
+            merged.update(obj._field_values() if isinstance(obj, Record) else obj)
         merged.update(fields)
         return type(self)(**merged)
 
@@ -395,7 +495,7 @@ class Record:
         cls = type(self)
         errors = []
         for name, descriptor in cls._fields.items():
-            value = self.__dict__.get(name)
+            value = untagged(self.__dict__.get(name))
             if not matches(value, descriptor.type):
                 reason = (
                     f"{cls.__name__}.{name}: expected {type_name(descriptor.type)}, "
@@ -428,7 +528,7 @@ class Record:
         return hash((type(self).__qualname__, self._values()))
 
     def __repr__(self) -> str:
-        body = ", ".join(f"{name}={value!r}" for name, value in self.asdict().items())
+        body = ", ".join(f"{name}={value!r}" for name, value in self._field_values().items())
         return f"{type(self).__name__}({body})"
 
 
@@ -478,6 +578,99 @@ def _collect_fields(cls: type[Record]) -> dict[str, FieldDescriptor]:
                 )
     _check_field_order(cls, fields)
     return fields
+
+
+def _check_wire_name(name: Any, option: str, where: str) -> None:
+    if name is None:
+        return
+    if not isinstance(name, str) or not name:
+        raise InvalidArgument(f"{where}: {option}={name!r} must be a non-empty str")
+    if name == BLESSED_KEY:
+        raise InvalidArgument(
+            f"{where}: {option}={name!r} is the key Records write their namespace under; "
+            "choose another name"
+        )
+
+
+def _wire_names(cls: type[Record]) -> tuple[tuple[tuple[str, str], ...], dict[str, str]]:
+    """(attribute, output name) of the written fields, and input name -> attribute of the
+    renamed ones; two fields may not share an input name, nor two written fields an output
+    name (one of them would be lost on the wire)."""
+    fields = cls._fields
+    _unique_names(cls, "input_name", [(d.input_name, n) for n, d in fields.items()])
+    written = [(d.output_name, n) for n, d in fields.items() if not d.exclude]
+    _unique_names(cls, "output_name", written)
+    wire_out = tuple((name, output) for output, name in written)
+    wire_in = {d.input_name: n for n, d in fields.items() if d.input_name != n}
+    return wire_out, wire_in
+
+
+def _unique_names(cls: type, option: str, pairs: list[tuple[str, str]]) -> None:
+    seen: dict[str, str] = {}
+    for wire, name in pairs:
+        if wire in seen:
+            raise InvalidArgument(
+                f"{cls.__name__}: fields {seen[wire]!r} and {name!r} both have {option} "
+                f"{wire!r}; give one of them another {option}"
+            )
+        seen[wire] = name
+
+
+def _from_wire_names(cls: type[Record], data: Mapping[str, Any]) -> dict[str, Any]:
+    """``data`` with renamed fields under their attribute names (Faust's input translation).
+
+    A renamed field is read from its ``input_name`` only: a key equal to its attribute
+    name is not its value on the wire, and is ignored like any unknown key.
+    """
+    wire_in = cls._wire_in
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = wire_in.get(key)
+        if name is not None:
+            out[name] = value
+        elif key not in cls._fields or cls._fields[key].input_name == key:
+            out[key] = value
+    return out
+
+
+def _resolve(cls: type[Record], *, strict: bool) -> bool:
+    """Resolve ``cls``'s annotations (tags unwrapped), then index its tagged fields."""
+    resolved = resolve_types(cls, strict=strict)
+    if resolved:
+        _index_tags(cls)
+    return resolved
+
+
+def _index_tags(cls: type[Record]) -> None:
+    """Which fields are secret, sensitive, personal or tagged at all (Faust's ``_options``
+    indices); a field holding a Record with such fields counts as one too."""
+    kinds: dict[str, set[str]] = {"secret": set(), "sensitive": set(), "personal": set(),
+                                  "tagged": set()}
+    for name, descriptor in cls._fields.items():
+        tag = typing.get_origin(descriptor.tag) or descriptor.tag
+        if tag is not None:
+            kinds["tagged"].add(name)
+            for kind in ("secret", "sensitive", "personal"):
+                if getattr(tag, f"is_{kind}", False):
+                    kinds[kind].add(name)
+        for related in _models_in(descriptor.type):
+            if related is cls:
+                continue
+            for kind, names in kinds.items():
+                if getattr(related._options, f"{kind}_fields"):
+                    names.add(name)
+    opts = cls._options
+    opts.secret_fields = frozenset(kinds["secret"])
+    opts.sensitive_fields = frozenset(kinds["sensitive"])
+    opts.personal_fields = frozenset(kinds["personal"])
+    opts.tagged_fields = frozenset(kinds["tagged"])
+
+
+def _models_in(tp: Any) -> list[type[Record]]:
+    """The Record classes an annotation mentions (``List[Bar]``, ``Optional[Foo]``, ...)."""
+    if isinstance(tp, type) and issubclass(tp, Record):
+        return [tp]
+    return [model for arg in typing.get_args(tp) for model in _models_in(arg)]
 
 
 def _default_of(klass: type, name: str) -> tuple[bool, Any]:
@@ -566,7 +759,7 @@ class _Plan:
     def of(cls, model: type[Record]) -> _Plan:
         """Compile (once) the plan of ``model``; resolves forward references first."""
         if not model._resolved:
-            model._resolved = resolve_types(model, strict=True)
+            model._resolved = _resolve(model, strict=True)
         opts = model._options
         converts = opts.coerce or opts.isodates or opts.decimals or bool(opts.coercions)
         plan = cls(
@@ -588,7 +781,7 @@ def _converters(
     pairs = []
     for name, d in model._fields.items():
         conv = compile_converter(d.type, opts, models=models) if annotations else None
-        pairs.append((name, _chain(conv, d.preparer(opts))))
+        pairs.append((name, _chain(_chain(conv, d.preparer(opts)), d.tagger())))
     return tuple((name, conv) for name, conv in pairs if conv is not None)
 
 
@@ -682,17 +875,22 @@ _PLAIN_JSON = frozenset({str, int, float, bool, type(None)})
 def _compile_represent(cls: type[Record]) -> Callable[[dict[str, Any]], dict[str, Any]]:
     """The field part of ``to_representation`` for ``cls``: read every field, then convert.
 
-    Values of plain JSON types are kept without a call to ``to_json_ready`` (which keeps
-    them too); the rest go through it.
+    Each written field goes under its ``output_name``; excluded fields are not read; a
+    tagged value is written as itself. Values of plain JSON types are kept without a
+    call to ``to_json_ready`` (which keeps them too); the rest go through it.
     """
-    names = list(cls._fields)
-    reads = "".join(f"    _v{i} = _d[{name!r}]\n" for i, name in enumerate(names))
+    fields = cls._fields
+    written = cls._wire_out
+    reads = "".join(
+        f"    _v{i} = {'_untag(' if fields[name].tag is not None else '('}_d[{name!r}])\n"
+        for i, (name, _) in enumerate(written)
+    )
     items = ", ".join(
-        f"{name!r}: _v{i} if _type(_v{i}) in _PLAIN else _ready(_v{i})"
-        for i, name in enumerate(names)
+        f"{output!r}: _v{i} if _type(_v{i}) in _PLAIN else _ready(_v{i})"
+        for i, (_, output) in enumerate(written)
     )
     namespace: dict[str, Any] = {"_type": type, "_PLAIN": _PLAIN_JSON,
-                                 "_ready": codecs.to_json_ready}
+                                 "_ready": codecs.to_json_ready, "_untag": untagged}
     exec(f"def represent(_d):\n{reads}    return {{{items}}}\n", namespace)  # names as repr()
     represent = namespace["represent"]
     cls._represent = represent
