@@ -348,6 +348,11 @@ class App(Service):
         return bool(self.conductor.stats.rebalancing)
 
     @property
+    def rebalancing_count(self) -> int:
+        """Rebalances this app has begun since it was made (Faust's counter)."""
+        return self.conductor.stats.rebalances_started
+
+    @property
     def router(self) -> Router:
         """Where table keys and topic keys are processed, and routing web requests there."""
         router = self.__dict__.get("_router")

@@ -72,6 +72,33 @@ def plan_from_subscriptions(
     )
 
 
+def plan_observed(
+    listener: Any,
+    assignor: Any,
+    subscriptions: Mapping[str, frozenset[str]],
+    user_data: Mapping[str, bytes],
+    partitions: Mapping[str, int],
+) -> dict[str, MemberPlan]:
+    """``plan_from_subscriptions``, told to the rebalance listener's assignment hooks.
+
+    What both drivers' leaders call: the listener (the engine's) passes start,
+    completion or the error on to the app's sensors (Faust's ``on_assignment_*``),
+    with ``assignor``, the driver's object computing the plan. A listener that is
+    no ``AssignmentObserver`` (or None: an assignor with no consumer behind it) is
+    not told.
+    """
+    if getattr(listener, "on_assignment_start", None) is None:
+        return plan_from_subscriptions(subscriptions, user_data, partitions)
+    state = listener.on_assignment_start(assignor)
+    try:
+        plan = plan_from_subscriptions(subscriptions, user_data, partitions)
+    except Exception as exc:
+        listener.on_assignment_error(assignor, state, exc)
+        raise
+    listener.on_assignment_completed(assignor, state)
+    return plan
+
+
 def encode_subscription(info: SubscriptionInfo) -> bytes:
     if not info.changelogs and not info.owned and not info.url:
         return b""

@@ -1,10 +1,11 @@
 """Sensors: objects told of what a worker does, with Faust's hook names (``faust.Sensor``).
 
 Register one with ``app.sensors.add(MySensor())``; the engine then calls its hooks
-as messages arrive and leave, streams take events, tables are read and written,
-offsets are committed and records sent (docs/faust-differences.md lists which of
-Faust's hooks are called, and when). A hook is a plain method, called in the
-worker's loop: it must be quick and must not await.
+as messages arrive and leave, streams take events, a stream's buffer fills up,
+tables are read and written, offsets are committed, records sent, partitions
+rebalanced and assigned, and web requests answered (docs/faust-differences.md
+says when each is called). A hook is a plain method, called in the worker's
+loop: it must be quick and must not await.
 
 The hooks cost nothing while no sensor is registered: ``app.sensors.enabled`` is
 False, and every place that would call a hook checks it first (as the trace checks
@@ -13,16 +14,31 @@ simulator hooks run where the engine already is: they add no trace step and no
 scheduled callback, so a run with a sensor takes the same steps as one without.
 
 Hooks in pairs (``on_stream_event_in``/``out``, ``on_commit_initiated``/``completed``,
-``on_send_initiated``/``completed``) pass on a state: what the first returns, the
-second gets (a timer's start, say).
+``on_send_initiated``/``completed``, ``on_rebalance_start``/``return``/``end``,
+``on_assignment_start``/``completed``/``error``, ``on_web_request_start``/``end``)
+pass on a state: what the first returns, the others get (a timer's start, say). The
+base class's ``on_rebalance_start``, ``on_assignment_start`` and
+``on_web_request_start`` return ``{"time_start": ...}`` as Faust's do, read from the
+running loop's clock (virtual under the simulator).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["Monitor", "Sensor", "SensorDelegate"]
+from .clock import wall_time
+
+__all__ = ["Monitor", "Sensor", "SensorDelegate", "sensor_time"]
+
+
+def sensor_time() -> float:
+    """Seconds on the running loop's clock (virtual under the simulator); wall time outside one."""
+    try:
+        return asyncio.get_running_loop().time()
+    except RuntimeError:
+        return wall_time()
 
 
 class Sensor:
@@ -40,7 +56,7 @@ class Sensor:
         """The agent asked for the next event: it is done with ``event``."""
 
     def on_topic_buffer_full(self, tp: Any) -> None:
-        """Not called by detstream (see docs/faust-differences.md)."""
+        """A fetched batch of ``tp`` filled a stream's buffer: the next fetch waits for room."""
 
     def on_message_out(self, tp: Any, offset: int, message: Any) -> None:
         """Every stream of the record acked it: its offset may be committed."""
@@ -72,30 +88,37 @@ class Sensor:
         """The broker (or the client) refused the record."""
 
     def on_assignment_start(self, assignor: Any) -> Any:
-        """Not called by detstream."""
+        """This worker, the group leader, starts computing the partition assignment."""
+        return {"time_start": sensor_time()}
 
     def on_assignment_error(self, assignor: Any, state: Any, exc: BaseException) -> None:
-        """Not called by detstream."""
+        """Computing the assignment failed with ``exc``."""
 
     def on_assignment_completed(self, assignor: Any, state: Any) -> None:
-        """Not called by detstream."""
+        """The assignment is computed (it goes to the group next)."""
 
     def on_rebalance_start(self, app: Any) -> Any:
-        """Not called by detstream."""
+        """A rebalance began: partitions are being revoked (or the first ones assigned)."""
+        return {"time_start": sensor_time()}
 
     def on_rebalance_return(self, app: Any, state: Any) -> None:
-        """Not called by detstream."""
+        """The new assignment was taken: the listener returned (tables may still recover)."""
 
     def on_rebalance_end(self, app: Any, state: Any) -> None:
-        """Not called by detstream."""
+        """The rebalance is complete: tables recovered, the partitions open to agents."""
 
     def on_web_request_start(self, app: Any, request: Any, *, view: Any = None) -> Any:
-        """Not called by detstream."""
+        """A web view starts answering ``request``."""
+        return {"time_start": sensor_time()}
 
     def on_web_request_end(
         self, app: Any, request: Any, response: Any, state: Any, *, view: Any = None
     ) -> None:
-        """Not called by detstream."""
+        """The view answered ``response`` (an error answer too)."""
+
+    def asdict(self) -> dict[str, Any]:
+        """The sensor's state as a dict (Faust's; served at ``/`` with ``web_stats_enabled``)."""
+        return {}
 
 
 class Monitor(Sensor):
@@ -196,3 +219,43 @@ class SensorDelegate:
         states = state or {}
         for sensor in self._sensors:
             sensor.on_send_error(producer, exc, states.get(sensor))
+
+    def on_topic_buffer_full(self, tp: Any) -> None:
+        for sensor in self._sensors:
+            sensor.on_topic_buffer_full(tp)
+
+    def on_assignment_start(self, assignor: Any) -> dict[Sensor, Any]:
+        return {s: s.on_assignment_start(assignor) for s in self._sensors}
+
+    def on_assignment_error(self, assignor: Any, state: Any, exc: BaseException) -> None:
+        states = state or {}
+        for sensor in self._sensors:
+            sensor.on_assignment_error(assignor, states.get(sensor), exc)
+
+    def on_assignment_completed(self, assignor: Any, state: Any) -> None:
+        states = state or {}
+        for sensor in self._sensors:
+            sensor.on_assignment_completed(assignor, states.get(sensor))
+
+    def on_rebalance_start(self, app: Any) -> dict[Sensor, Any]:
+        return {s: s.on_rebalance_start(app) for s in self._sensors}
+
+    def on_rebalance_return(self, app: Any, state: Any) -> None:
+        states = state or {}
+        for sensor in self._sensors:
+            sensor.on_rebalance_return(app, states.get(sensor))
+
+    def on_rebalance_end(self, app: Any, state: Any) -> None:
+        states = state or {}
+        for sensor in self._sensors:
+            sensor.on_rebalance_end(app, states.get(sensor))
+
+    def on_web_request_start(self, app: Any, request: Any, *, view: Any = None) -> dict[Sensor, Any]:
+        return {s: s.on_web_request_start(app, request, view=view) for s in self._sensors}
+
+    def on_web_request_end(
+        self, app: Any, request: Any, response: Any, state: Any, *, view: Any = None
+    ) -> None:
+        states = state or {}
+        for sensor in self._sensors:
+            sensor.on_web_request_end(app, request, response, states.get(sensor), view=view)

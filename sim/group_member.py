@@ -24,7 +24,7 @@ from detstream.assignor_wire import (
     decode_standbys,
     encode_assignments,
     encode_subscription,
-    plan_from_subscriptions,
+    plan_observed,
 )
 from detstream.errors import FencedInstanceIdError
 
@@ -330,7 +330,7 @@ class GroupMember:
             count = self._cluster.partitions_for(topic, by=self._name)
             if count:
                 counts[topic] = count
-        return plan_from_subscriptions(members, user_data, counts)
+        return plan_observed(self._listener, self, members, user_data, counts)
 
     async def _take_assignment(self, assigned: set[TP], standbys: set[TP]) -> None:
         assert self._listener is not None

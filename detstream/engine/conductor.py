@@ -155,6 +155,12 @@ class Conductor:
         self.stopping = False
         #: another process took this worker's group instance: the app's crash (for good).
         self._fenced_crash: asyncio.Task[None] | None = None
+        #: a rebalance began (revoke, or a first assignment) and has not ended yet.
+        self._in_rebalance = False
+        #: the generation the rebalance in progress took (None: not taken yet).
+        self._rebalance_generation: int | None = None
+        #: what the sensors' ``on_rebalance_start`` returned (None: no sensor was told).
+        self._rebalance_state: Any = None
 
     # -- lifecycle ------------------------------------------------------------
     @property
@@ -305,13 +311,23 @@ class Conductor:
                 if tp.topic in tables.changelog_topics:
                     tables.apply(self.consumer, tp, records)
                 else:
-                    filled += self._deliver(tp, records, generation)
+                    delivered = self._deliver(tp, records, generation)
+                    if delivered:
+                        filled += delivered
+                        if self.sensors.enabled:
+                            self._note_full(tp, delivered)
                 self.undelivered.discard(tp)
             if self.transactions is not None and tables.recovering:
                 await tables.finish_at_positions(self.consumer)  # markers end changelogs
             self._between_batches = True
             for buffer in filled:  # back-pressure: no next fetch while a stream is behind
                 await buffer.wait_for_room()
+
+    def _note_full(self, tp: TP, buffers: list[SubscriberBuffer[Any]]) -> None:
+        """Faust's ``on_topic_buffer_full``: ``tp``'s batch left a buffer at its bound, so
+        the next fetch waits for that stream (once per batch, however many buffers)."""
+        if any(buffer.at_bound() for buffer in buffers):
+            self.sensors.on_topic_buffer_full(tp)
 
     def _deliver(
         self, tp: TP, records: list[ConsumerRecord], generation: int
@@ -391,6 +407,46 @@ class Conductor:
             await self.host.on_rebalance_complete.send()
         except Exception:
             self.host.log.exception("an on_rebalance_complete handler failed")
+        self._rebalance_ended(generation)
+
+    # -- the sensors' rebalance hooks (Faust calls them where these are called) -----------
+    def _rebalance_began(self) -> None:
+        """A rebalance starts: at a revoke (every rejoin has one), or at an assignment that
+        came without one. A rebalance that never completed is simply replaced."""
+        self.stats.rebalances_started += 1
+        self._in_rebalance = True
+        self._rebalance_generation = None
+        sensors = self.sensors
+        self._rebalance_state = sensors.on_rebalance_start(self.host) if sensors.enabled else None
+
+    def _rebalance_returned(self, generation: int) -> None:
+        """The listener took the assignment of ``generation`` (tables may still recover)."""
+        self._rebalance_generation = generation
+        state = self._rebalance_state
+        if state is not None and self.sensors.enabled:
+            self.sensors.on_rebalance_return(self.host, state)
+
+    def _rebalance_ended(self, generation: int) -> None:
+        """``generation``'s partitions are open: the rebalance that took it is over."""
+        if not self._in_rebalance or self._rebalance_generation != generation:
+            return
+        state, self._rebalance_state = self._rebalance_state, None
+        self._in_rebalance = False
+        if state is not None and self.sensors.enabled:
+            self.sensors.on_rebalance_end(self.host, state)
+
+    # -- the sensors' assignment hooks: the driver calls them on the group leader -------
+    def on_assignment_start(self, assignor: Any) -> Any:
+        sensors = self.sensors
+        return sensors.on_assignment_start(assignor) if sensors.enabled else None
+
+    def on_assignment_completed(self, assignor: Any, state: Any) -> None:
+        if state is not None and self.sensors.enabled:
+            self.sensors.on_assignment_completed(assignor, state)
+
+    def on_assignment_error(self, assignor: Any, state: Any, exc: BaseException) -> None:
+        if state is not None and self.sensors.enabled:
+            self.sensors.on_assignment_error(assignor, state, exc)
 
     # -- the lease of every message this conductor delivers (``events.Lease``) -------------
     def hold_starts(self) -> None:
@@ -510,6 +566,7 @@ class Conductor:
 
     # -- rebalance listener -------------------------------------------------------
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        self._rebalance_began()
         self.stats.rebalancing = True
         self._active -= revoked
         self._ready = self._ready - revoked
@@ -539,6 +596,8 @@ class Conductor:
             return
         consumer = self.consumer
         assert consumer is not None
+        if not self._in_rebalance:  # a driver that assigns without a revoke first
+            self._rebalance_began()
         generation = self._generation = consumer.generation
         self._active = set(assigned)
         self._ready = frozenset()
@@ -556,6 +615,7 @@ class Conductor:
         await self.host.on_partitions_assigned.send(assigned=set(assigned))
         self.tracer.record("taken", generation=generation)
         self.taken_generation = generation
+        self._rebalance_returned(generation)
         self.stats.rebalances += 1
         if self._active == assigned:  # not lost meanwhile (a fenced commit)
             self.stats.rebalancing = False

@@ -30,7 +30,7 @@ restarting the process, which the supervisor does.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from detstream._types import TP
 from detstream.errors import RebalanceListenerError
@@ -69,6 +69,16 @@ class GuardedListener:
                 await self.conductor.on_partitions_assigned(assigned)
             except Exception as exc:
                 await self._failed("on_partitions_assigned", assigned, exc)
+
+    # -- the assignment hooks (sensors): the driver's assignor calls them on the leader ---
+    def on_assignment_start(self, assignor: Any) -> Any:
+        return self.conductor.on_assignment_start(assignor)
+
+    def on_assignment_completed(self, assignor: Any, state: Any) -> None:
+        self.conductor.on_assignment_completed(assignor, state)
+
+    def on_assignment_error(self, assignor: Any, state: Any, exc: BaseException) -> None:
+        self.conductor.on_assignment_error(assignor, state, exc)
 
     async def _failed(self, step: str, tps: set[TP], exc: Exception) -> None:
         conductor = self.conductor

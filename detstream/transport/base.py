@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping
-from typing import Literal, NamedTuple, Protocol, overload, runtime_checkable
+from typing import Any, Literal, NamedTuple, Protocol, overload, runtime_checkable
 
 from detstream._types import TP, ConsumerRecord, RecordMetadata
 
@@ -46,11 +46,30 @@ class GroupMetadata(NamedTuple):
 
 @runtime_checkable
 class RebalanceListener(Protocol):
-    """Called by a group consumer around every rebalance (aiokafka's shape)."""
+    """Called by a group consumer around every rebalance (aiokafka's shape).
+
+    A listener may also be an ``AssignmentObserver``; drivers tell it, when it is.
+    """
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None: ...
 
     async def on_partitions_assigned(self, assigned: set[TP]) -> None: ...
+
+
+class AssignmentObserver(Protocol):
+    """What the engine's rebalance listener also has: hooks around the group's assignment.
+
+    The member computing the assignment (the leader) calls them around that
+    computation (``assignor_wire.plan_observed``), passing the driver's assignor
+    object; the engine tells the app's sensors. They must not await. A listener
+    without them is simply not told.
+    """
+
+    def on_assignment_start(self, assignor: Any) -> Any: ...
+
+    def on_assignment_completed(self, assignor: Any, state: Any) -> None: ...
+
+    def on_assignment_error(self, assignor: Any, state: Any, exc: BaseException) -> None: ...
 
 
 class Producer(Protocol):

@@ -182,6 +182,20 @@ class Web:
         """The view's answer; a raising view gives a 500 JSON answer (and a log line)."""
         path = request.path
         view = route.view(self.app, self)
+        sensors = self.app.sensors
+        if not sensors.enabled:
+            return await self._answer(view, route, request)
+        state = sensors.on_web_request_start(self.app, request, view=view)
+        response: Response | None = None
+        try:
+            response = await self._answer(view, route, request)
+            return response
+        finally:  # an error answer too; None only if the request was cancelled
+            sensors.on_web_request_end(self.app, request, response, state, view=view)
+
+    async def _answer(self, view: View, route: Route, request: Request) -> Response:
+        """The view's answer; a WebError as its JSON, anything else raised as a 500."""
+        path = request.path
         try:
             return await view.dispatch(request)
         except WebError as exc:

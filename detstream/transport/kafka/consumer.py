@@ -41,7 +41,7 @@ from detstream.assignor_wire import (
     decode_standbys,
     encode_assignments,
     encode_subscription,
-    plan_from_subscriptions,
+    plan_observed,
 )
 from detstream.errors import CommitFailedError, FencedInstanceIdError, ImproperlyConfigured
 from detstream.transport.base import GroupMetadata, RebalanceListener
@@ -86,7 +86,8 @@ class CopartitionedAssignor(AbstractPartitionAssignor):
             else:
                 log.info("assignor: topic %r has no metadata yet; assigned once it exists", topic)
         user_data = {m: bytes(meta.user_data or b"") for m, meta in members.items()}
-        plan = plan_from_subscriptions(subscriptions, user_data, counts)
+        listener = self.owner._listener if self.owner is not None else None
+        plan = plan_observed(listener, self, subscriptions, user_data, counts)
         assignment_data = encode_assignments(plan, user_data)
         result = {}
         for member, share in plan.items():
