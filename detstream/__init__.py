@@ -32,7 +32,8 @@ from .fields import (
     StringField,
 )
 from .models import FieldDescriptor, Model, ModelOptions, Record
-from .sensors import Monitor, Sensor, SensorDelegate
+from .monitor import Monitor
+from .sensors import Sensor, SensorDelegate
 from .serializers import Schema
 from .settings import Settings
 from .stream import Stream

@@ -74,7 +74,11 @@ class Actor(Service):
         return f"Actor({self.agent.name}#{self.index})"
 
     async def on_start(self) -> None:
-        self.add_future(self._run())
+        # named after the actor, not mode's repr of the coroutine (a memory address):
+        # ``app.monitor``'s events_by_task and deadlock reports show it
+        task = self.add_future(self._run())
+        if isinstance(task, asyncio.Task):
+            task.set_name(self.label)
 
     async def _run(self) -> None:
         set_current_agent(self.agent)

@@ -30,10 +30,11 @@ from .engine.producer import ProducerBuffer
 from .engine.send_failures import failure_handler
 from .engine.stats import SendStats
 from .errors import ImproperlyConfigured, InvalidArgument
+from .monitor import Monitor
 from .mutants import on as mutant_on
 from .mutants import register as register_mutant
 from .rpc.agent_rpc import maybe_start_replies
-from .sensors import SensorDelegate
+from .sensors import Sensor, SensorDelegate
 from .settings import Settings, build_settings
 from .signals import Signal, SyncSignal
 from .stopping import stop_each
@@ -83,7 +84,7 @@ class App(Service):
     #: partitions open to the agents (Faust's signal of the same name).
     on_rebalance_complete = Signal()
 
-    def __init__(self, id: str, **settings: Any) -> None:
+    def __init__(self, id: str, *, monitor: Monitor | None = None, **settings: Any) -> None:
         self._settings = build_settings(id, settings)
         self._conf: Settings | None = None
         self._topics: list[Topic] = []
@@ -112,6 +113,9 @@ class App(Service):
         self.tracer = Tracer(id)
         #: the registered sensors (``app.sensors.add(sensor)``), told of what the worker does.
         self.sensors = SensorDelegate(self)
+        self._monitor: Monitor | None = None
+        if monitor is not None:
+            self.monitor = monitor
         self.conductor = Conductor(self)
         #: started with ``start_client()``: producer and RPC replies only (see rpc.py).
         self.client_only = False
@@ -353,6 +357,30 @@ class App(Service):
         return self.conductor.stats.rebalances_started
 
     @property
+    def monitor(self) -> Monitor:
+        """Faust's statistics sensor (``detstream.monitor``), made and registered on first use.
+
+        It counts from when it is registered: ``App(monitor=...)``, the first read of
+        ``app.monitor``, or the start of an app with ``web_stats_enabled`` (or
+        ``debug``), which serves it at ``/``. An app that never asks pays nothing.
+        """
+        if self._monitor is None:
+            self.monitor = Monitor()
+        assert self._monitor is not None
+        return self._monitor
+
+    @monitor.setter
+    def monitor(self, monitor: Monitor) -> None:
+        if not isinstance(monitor, Sensor):
+            raise InvalidArgument(
+                f"app.monitor must be a detstream.Monitor (or another Sensor), got {monitor!r}"
+            )
+        if self._monitor is not None:
+            self.sensors.discard(self._monitor)
+        self._monitor = monitor
+        self.sensors.add(monitor)
+
+    @property
     def router(self) -> Router:
         """Where table keys and topic keys are processed, and routing web requests there."""
         router = self.__dict__.get("_router")
@@ -542,6 +570,8 @@ class App(Service):
             self._producer = ProducerBuffer(
                 transport.create_producer(client_id=conf.broker_client_id), stats=self.send_stats
             )
+        if conf.web_stats_enabled and not self.client_only:
+            _ = self.monitor  # served at `/`: counting from the start
         self._producer.on_failure = failure_handler(self)  # a refused send fails its event
         self._producer.sensors = self.sensors
         await self._producer.start()

@@ -55,7 +55,6 @@ IGNORED: dict[str, tuple[Any, str]] = {
     "web_application_options": (None, "the web server takes no aiohttp options"),
     "web_ssl_context": (None, "put a TLS proxy in front of the worker"),
     "web_graph_enabled": (False, "there is no /graph/ endpoint"),
-    "web_stats_enabled": (False, "the built-in endpoints are always served (see detstream.web)"),
     "web_metrics_enabled": (False, "/metrics is always served"),
     "web_router_enabled": (True, "the built-in endpoints are always served (see detstream.web)"),
     "web_tables_enabled": (True, "/table/ is always served"),

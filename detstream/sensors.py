@@ -30,7 +30,7 @@ from typing import Any
 
 from .clock import wall_time
 
-__all__ = ["Monitor", "Sensor", "SensorDelegate", "sensor_time"]
+__all__ = ["Sensor", "SensorDelegate", "sensor_time"]
 
 
 def sensor_time() -> float:
@@ -121,10 +121,6 @@ class Sensor:
         return {}
 
 
-class Monitor(Sensor):
-    """Faust's in-memory statistics sensor, as a name: detstream serves ``/metrics`` instead."""
-
-
 class SensorDelegate:
     """``app.sensors``: the registered sensors, and each hook called on every one of them.
 
@@ -138,14 +134,27 @@ class SensorDelegate:
         self._sensors: dict[Sensor, None] = {}  # a set that keeps the order of addition
         #: some sensor is registered: callers check it before calling any hook.
         self.enabled = False
+        #: the sensors fed offsets (those with Faust's Monitor's ``on_tp_commit`` and
+        #: ``track_tp_end_offset``); ``offsets_watched`` says whether there are any.
+        self._offset_watchers: list[Any] = []
+        self.offsets_watched = False
 
     def add(self, sensor: Sensor) -> None:
         self._sensors[sensor] = None
-        self.enabled = True
+        self._changed()
 
     def remove(self, sensor: Sensor) -> None:
         del self._sensors[sensor]
+        self._changed()
+
+    def _changed(self) -> None:
         self.enabled = bool(self._sensors)
+        self._offset_watchers = [
+            s for s in self._sensors
+            if callable(getattr(s, "on_tp_commit", None))
+            and callable(getattr(s, "track_tp_end_offset", None))
+        ]
+        self.offsets_watched = bool(self._offset_watchers)
 
     def discard(self, sensor: Sensor) -> None:
         if sensor in self._sensors:
@@ -223,6 +232,16 @@ class SensorDelegate:
     def on_topic_buffer_full(self, tp: Any) -> None:
         for sensor in self._sensors:
             sensor.on_topic_buffer_full(tp)
+
+    def on_tp_commit(self, offsets: Any) -> None:
+        """Offsets were committed: told to the sensors that keep them (a Monitor)."""
+        for sensor in self._offset_watchers:
+            sensor.on_tp_commit(offsets)
+
+    def track_tp_end_offset(self, tp: Any, offset: int) -> None:
+        """A fetch saw ``tp``'s log end at ``offset``: told to the sensors that keep it."""
+        for sensor in self._offset_watchers:
+            sensor.track_tp_end_offset(tp, offset)
 
     def on_assignment_start(self, assignor: Any) -> dict[Sensor, Any]:
         return {s: s.on_assignment_start(assignor) for s in self._sensors}

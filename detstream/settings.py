@@ -114,6 +114,9 @@ SETTINGS: dict[str, tuple[Any, tuple[type, ...] | type]] = {
     #: CORS rules of every page: {origin or "*": ResourceOptions or dict} (detstream.web.cors).
     "web_cors_options": (None, (Mapping, type(None))),
     "debug": (False, bool),
+    #: serve Faust's statistics (``app.monitor``, every sensor's ``asdict()``) at ``/``;
+    #: None: when ``debug`` is on, as Faust.
+    "web_stats_enabled": (None, (bool, type(None))),
 }
 
 #: Faust's settings detstream accepts without acting on them, or only at their default. A
@@ -195,6 +198,12 @@ class Settings:
         if value:
             return str(value).rstrip("/")
         return f"http://{self.values['web_host']}:{self.values['web_port']}"
+
+    @property
+    def web_stats_enabled(self) -> bool:
+        """``/`` serves the sensors' statistics (Faust's stats page): the setting, else ``debug``."""
+        value = self.values.get("web_stats_enabled")
+        return bool(self.values.get("debug")) if value is None else bool(value)
 
     @property
     def broker_url(self) -> str:

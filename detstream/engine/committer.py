@@ -113,6 +113,8 @@ class PlainCommitter:
             self.stats.committed(loop.time() - began)
             if state is not None and sensors is not None:
                 sensors.on_commit_completed(self.consumer, state)
+                if sensors.offsets_watched:
+                    sensors.on_tp_commit(offsets)
         else:
             self.stats.commit_failed()
         return done

@@ -317,11 +317,20 @@ class Conductor:
                         if self.sensors.enabled:
                             self._note_full(tp, delivered)
                 self.undelivered.discard(tp)
+            if filled and self.sensors.offsets_watched:
+                self._note_log_ends(batch)
             if self.transactions is not None and tables.recovering:
                 await tables.finish_at_positions(self.consumer)  # markers end changelogs
             self._between_batches = True
             for buffer in filled:  # back-pressure: no next fetch while a stream is behind
                 await buffer.wait_for_room()
+
+    def _note_log_ends(self, batch: dict[TP, list[ConsumerRecord]]) -> None:
+        """Tell the sensors keeping offsets the log ends the fetch saw (no broker request)."""
+        assert self.consumer is not None
+        ends = self.consumer.known_offsets(sorted(tp for tp in batch if tp in self._ready))
+        for tp, (_, end) in sorted(ends.items()):
+            self.sensors.track_tp_end_offset(tp, end)
 
     def _note_full(self, tp: TP, buffers: list[SubscriberBuffer[Any]]) -> None:
         """Faust's ``on_topic_buffer_full``: ``tp``'s batch left a buffer at its bound, so

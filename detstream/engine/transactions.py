@@ -107,6 +107,8 @@ class TransactionalCommitter:
                 conductor.tracker.committed(offsets)
                 if state is not None:
                     sensors.on_commit_completed(consumer, state)
+                    if sensors.offsets_watched:
+                        sensors.on_tp_commit(offsets)
                 return True
             finally:
                 conductor.release_starts()

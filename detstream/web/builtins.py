@@ -1,6 +1,8 @@
 """Read-only endpoints every worker serves: status, assignment, local table data.
 
-``/``                      app id, worker name, status, leader, partition count
+``/``                      app id, worker name, status, leader, partition count; with
+                           ``web_stats_enabled`` (or ``debug``) Faust's statistics instead:
+                           ``{"Sensor0": app.monitor.asdict(), ...}``, one per sensor
 ``/assignment/``           this worker's assigned partitions: ``{"actives": {topic: [p, ...]}}``
 ``/table/``                the app's tables with their local key counts
 ``/table/{name}/``         the table's local data (keys as text: str as is, others as JSON)
@@ -18,6 +20,7 @@ the partitions assigned to it (ask every worker for the whole table).
 from __future__ import annotations
 
 import json
+from collections import deque
 from typing import Any
 
 from detstream import codecs
@@ -49,6 +52,8 @@ def routes() -> list[Any]:
 class Status(View):
     async def get(self, request: Request) -> Response:
         app = self.app
+        if app.conf.web_stats_enabled:
+            return self.json(sensor_stats(app.sensors))
         status = app.state
         if status == "running" and app.tables.recovering:
             status = "recovering"
@@ -61,6 +66,19 @@ class Status(View):
             "agents": sorted(app.agents),
             "tables": sorted(app.tables.tables),
         })
+
+
+def sensor_stats(sensors: Any) -> dict[str, Any]:
+    """Faust's stats page: ``{"Sensor0": asdict(), ...}`` in the order sensors were added.
+
+    Histories (deques) become lists; a sensor without ``asdict`` shows as ``{}``.
+    """
+    out = {}
+    for index, sensor in enumerate(sensors):
+        asdict = getattr(sensor, "asdict", None)
+        stats = asdict() if callable(asdict) else {}
+        out[f"Sensor{index}"] = {k: list(v) if isinstance(v, deque) else v for k, v in stats.items()}
+    return out
 
 
 class Assignment(View):
