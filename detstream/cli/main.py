@@ -68,11 +68,20 @@ from .local_state import clean_versions, reset  # noqa: E402
 
 main.add_command(reset)
 main.add_command(clean_versions)
+from .completion import completion, completion_var  # noqa: E402
+
+main.add_command(completion)
 
 
 def run_for_app(app: object) -> None:
-    """``App.main()``: the CLI with ``app`` preselected and ``sys.argv`` as arguments."""
-    main(args=sys.argv[1:], obj={"app": app}, prog_name=_prog_name())
+    """``App.main()``: the CLI with ``app`` preselected and ``sys.argv`` as arguments.
+
+    Shell completion asks with ``_PROJ_PY_COMPLETE`` for ``proj.py`` (click's own
+    name for it would have a dot, which no shell variable can).
+    """
+    prog_name = _prog_name()
+    main(args=sys.argv[1:], obj={"app": app}, prog_name=prog_name,
+         complete_var=completion_var(prog_name))
 
 
 def _prog_name() -> str:
