@@ -176,8 +176,13 @@ class Stream(Generic[T]):
         commit quiescing, or the message was started already).
         """
         lease = message.lease
+        settings = self._settings  # two settings per event: no ``__getattr__`` for each
+        if settings is None:  # (read once: the settings object is resolved before streams run)
+            settings = self._settings = self.app.conf.values
         try:
-            event = self._decode(message)
+            key, value = self.channel.schema.loads_message(
+                message, settings["key_serializer"], settings["value_serializer"]
+            )
         except DecodeError as exc:
             if lease is not None and not lease.is_current(message):
                 return None  # fetched before a rebalance; the partition's owner has it now
@@ -186,6 +191,8 @@ class Stream(Generic[T]):
             raise
         if lease is not None and not lease.begin(message):
             return None  # fetched before a rebalance (decoded for nothing: rare)
+        headers = message.headers
+        event: Event[Any] = Event(self.app, key, value, dict(headers) if headers else {}, message)
         if mutants.ACTIVE and mutants.on(ACK_BEFORE_PROCESSING):  # no call per event normally
             message.ack()
         self.events_total += 1
@@ -205,16 +212,6 @@ class Stream(Generic[T]):
             message.lease.finished(message)  # revoked meanwhile: its owner has it
             return None
         return event
-
-    def _decode(self, message: Message) -> Event:
-        settings = self._settings  # two settings per event: no ``__getattr__`` for each
-        if settings is None:  # (read once: the settings object is resolved before streams run)
-            settings = self._settings = self.app.conf.values
-        key, value = self.channel.schema.loads_message(
-            message, settings["key_serializer"], settings["value_serializer"]
-        )
-        headers = message.headers
-        return Event(self.app, key, value, dict(headers) if headers else {}, message)
 
     def _done(self, event: Event) -> None:
         self.current_event = None

@@ -180,7 +180,6 @@ class Web:
 
     async def _dispatch(self, route: Route, request: Request) -> Response:
         """The view's answer; a raising view gives a 500 JSON answer (and a log line)."""
-        path = request.path
         view = route.view(self.app, self)
         sensors = self.app.sensors
         if not sensors.enabled:
