@@ -21,8 +21,10 @@ import datetime as _dt
 import json as _json
 import json.encoder as _json_encoder
 import pickle as _pickle
+from collections import deque
 from collections.abc import Callable, Mapping
 from decimal import Decimal
+from enum import Enum
 from typing import Any
 from uuid import UUID
 
@@ -144,11 +146,18 @@ class RawCodec(Codec):
 
 
 class JSONCodec(Codec):
-    """UTF-8 JSON with stable bytes: dict order as given, sets sorted, compact separators.
+    """JSON with Faust's bytes: dict order as given, compact separators, non-ASCII escaped.
+
+    faust-streaming 0.15 (without orjson) writes ``json.dumps(obj, separators=(",", ":"))``
+    with its encoder's defaults: ASCII output (``"\\u00e9"``), datetimes and times in
+    ISO 8601 with a UTC offset written ``Z``, Enums as their value. The same bytes matter:
+    a JSON key's bytes decide its partition and its identity in a compacted topic, so a
+    detstream worker and a Faust producer must agree on them.
 
     Beyond plain JSON types it encodes datetime/date/time (ISO 8601), Decimal (as a string,
-    to keep precision), UUID (str), set/frozenset/tuple (list), bytes (UTF-8 text) and any
-    object with a ``__json__()`` method (Records).
+    to keep precision), UUID (str), Enum (its value), set/frozenset (a sorted list, where
+    Faust's order follows the set), tuple/deque (list), bytes (UTF-8 text, where Faust
+    writes ``"b'...'"``) and any object with a ``__json__()`` method (Records).
     """
 
     name = "json"
@@ -397,12 +406,19 @@ def _convert_known(obj: Any) -> Any:
     """One step towards JSON for the extra types we support; sets sorted so bytes never vary."""
     if hasattr(obj, "__json__"):
         return obj.__json__()
-    if isinstance(obj, (_dt.datetime, _dt.date, _dt.time)):
+    if isinstance(obj, (_dt.datetime, _dt.time)):
+        text = obj.isoformat()
+        return text[:-6] + "Z" if text.endswith("+00:00") else text  # as Faust writes UTC
+    if isinstance(obj, _dt.date):
         return obj.isoformat()
+    if isinstance(obj, Enum):
+        return obj.value
     if isinstance(obj, (Decimal, UUID)):
         return str(obj)
     if isinstance(obj, (set, frozenset)):
         return _sorted_stably(obj)
+    if isinstance(obj, deque):
+        return list(obj)
     if isinstance(obj, (bytes, bytearray, memoryview)):
         try:
             return bytes(obj).decode("utf-8")
@@ -447,8 +463,8 @@ def _describe(data: Any) -> str:
 
 #: One encoder and decoder for every call: ``json.dumps`` with options builds a new
 #: JSONEncoder per call. Same settings, so the same bytes as
-#: ``json.dumps(obj, default=_json_default, ensure_ascii=False, separators=(",", ":"))``.
-_ENCODER = _json.JSONEncoder(default=_json_default, ensure_ascii=False, separators=(",", ":"))
+#: ``json.dumps(obj, default=_json_default, separators=(",", ":"))`` (Faust's call).
+_ENCODER = _json.JSONEncoder(default=_json_default, separators=(",", ":"))
 
 
 def _compiled_encode() -> Callable[[Any], str]:
@@ -463,7 +479,7 @@ def _compiled_encode() -> Callable[[Any], str]:
     make = getattr(_json_encoder, "c_make_encoder", None)
     if make is None:
         return _ENCODER.encode
-    chunks = make(None, _json_default, _json_encoder.encode_basestring, None, ":", ",",
+    chunks = make(None, _json_default, _json_encoder.encode_basestring_ascii, None, ":", ",",
                   False, False, True)
 
     def encode(obj: Any) -> str:

@@ -561,3 +561,33 @@ def test_a_payload_decodes_to_the_class_of_the_reading_context() -> None:
         finally:
             reset_registry(token)
     assert copies[0] is not copies[1]
+
+
+def test_record_bytes_are_those_faust_streaming_writes() -> None:
+    """A nested Record with a datetime, a Decimal and non-ASCII text, as faust-streaming 0.15.3
+    writes it (``Outer(...).dumps(serializer="json")`` there, byte for byte)."""
+    import datetime
+    import decimal
+    import typing
+
+    class Inner(Record, namespace="t.wire.Inner"):
+        k: str
+        when: datetime.datetime
+
+    class Outer(Record, namespace="t.wire.Outer"):
+        name: str
+        inner: Inner
+        items: typing.List[Inner]  # noqa: UP006 - as the Faust project wrote it
+        price: decimal.Decimal
+        tags: typing.Dict[str, int]  # noqa: UP006
+
+    utc = datetime.timezone.utc
+    outer = Outer(name="Zoë", inner=Inner(k="a", when=datetime.datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=utc)),
+                  items=[Inner(k="b", when=datetime.datetime(2024, 1, 1))], price=decimal.Decimal("9.99"),
+                  tags={"x": 1})
+    assert outer.dumps() == (
+        b'{"name":"Zo\\u00eb","inner":{"k":"a","when":"2024-05-06T07:08:09.123456Z",'
+        b'"__faust":{"ns":"t.wire.Inner"}},"items":[{"k":"b","when":"2024-01-01T00:00:00",'
+        b'"__faust":{"ns":"t.wire.Inner"}}],"price":"9.99","tags":{"x":1},"__faust":{"ns":"t.wire.Outer"}}'
+    )
+    assert Outer.loads(outer.dumps()).inner.k == "a"
