@@ -122,6 +122,8 @@ class App(Service):
         #: the first ``topic.send`` of an app that is not started starts it as a client:
         #: set while an ``@app.command`` runs, as Faust's commands send without starting.
         self.client_on_demand = False
+        #: what serves web traffic instead of ``app.web``'s aiohttp server (``app.web_server``).
+        self.web_server_service: Any = None
         #: the module that made this App: autodiscover's default origin (see autodiscover.py).
         self.defined_in = defining_module(self)
         super().__init__()
@@ -320,6 +322,25 @@ class App(Service):
         :mod:`detstream.web`; ``app.web.client()`` calls views in-process.
         """
         return self.web.page(path, name=name, base=base, cors_options=cors_options)
+
+    def web_server(self, service: Any) -> Any:
+        """Serve this app's web traffic with ``service`` instead of the aiohttp server of ``app.web``.
+
+        ``service`` is a mode ``Service`` class (made by the worker when it
+        starts) or instance, such as the one ``detstream.contrib.asgi.serve_asgi``
+        registers. A worker with ``web_enabled`` then starts it once the app has
+        started (its consumer group joined), instead of the server of
+        ``@app.page`` views, and stops it before the app, so that requests in
+        flight still reach a running app. Returns ``service`` (usable as a class
+        decorator), as Faust's ``app.web_server``.
+        """
+        if not (isinstance(service, Service)
+                or (isinstance(service, type) and issubclass(service, Service))):
+            raise InvalidArgument(
+                f"app.web_server() needs a mode.Service class or instance, got {service!r}"
+            )
+        self.web_server_service = service
+        return service
 
     def table_route(
         self, table: _AnyTable, shard_param: str | None = None, *, query_param: str | None = None,

@@ -93,6 +93,8 @@ class Worker:
         #: None: the app's ``web_enabled``/``web_bind``/``web_host`` settings decide.
         self.web_enabled, self.web_bind, self.web_host = web_enabled, web_bind, web_host
         self.web_server: Any = None
+        #: the app's own web server (``app.web_server``, e.g. ``serve_asgi``), made at boot.
+        self.app_web_server: Any = None
         #: None: the app's ``datadir``/``debug``/``blocking_timeout`` settings decide.
         self.datadir, self.debug, self.blocking_timeout = datadir, debug, blocking_timeout
         self.blocking_detector: Any = None
@@ -256,6 +258,7 @@ class Worker:
         for app in self.apps:
             app.transport  # noqa: B018 - a bad broker URL fails here, before the banner
             name_worker(app)
+        self.app_web_server = app_web_server(self.app)
         self._say(*self.banner())
         await self._start_web()
         self._start_task = asyncio.ensure_future(self._start_all())
@@ -277,8 +280,11 @@ class Worker:
         return [self.app, *(s for s in self.services if isinstance(s, App))]
 
     async def _start_all(self) -> None:
-        """The main app first, then each service in order (Faust: ``*services`` after the app)."""
+        """The main app first, its own web server (``app.web_server``), then each service in order
+        (Faust: ``*services`` after the app)."""
         await self.app.start()
+        if self.app_web_server is not None:
+            await self.app_web_server.start()
         for service in self.services:
             await service.start()
 
@@ -313,7 +319,11 @@ class Worker:
             app.stop_deadline = deadline
         try:
             try:
-                await self._stop_services()
+                try:  # first: requests in flight finish on a running app
+                    if self.app_web_server is not None:
+                        await self.app_web_server.stop()
+                finally:
+                    await self._stop_services()
             finally:
                 await self.app.stop()
         finally:
@@ -327,14 +337,8 @@ class Worker:
         await stop_each(((repr(s), s.stop) for s in reversed(self.services)), log)
 
     async def _start_web(self) -> None:
-        """Serve ``app.web`` on ``web_bind:web_port`` unless ``web_enabled`` is off."""
-        conf = self.app.conf
-        if conf.web_enabled:
-            from .web.server import WebServer
-
-            server = WebServer(self.app, bind=conf.web_bind, port=conf.web_port, host=conf.web_host)
-            await server.start()  # port in use: WebServerError naming --web-port
-            self.web_server = server
+        """Serve ``app.web`` on ``web_bind:web_port`` (see :func:`start_web_server`)."""
+        self.web_server = await start_web_server(self.app)
 
     async def _watch(self) -> int:
         """Wait for a stop request; 1 if the App or one of its engine tasks dies first."""
@@ -354,7 +358,8 @@ class Worker:
 
     def failure(self) -> BaseException | None:
         """Why a running App (or service) cannot go on, or None if all are healthy."""
-        for service in [self.app, *self.services]:
+        web = [self.app_web_server] if self.app_web_server is not None else []
+        for service in [self.app, *web, *self.services]:
             if service.crashed:
                 name = getattr(getattr(service, "conf", None), "id", None) or repr(service)
                 return service.crash_reason or RuntimeError(f"{name!r} crashed")
@@ -373,6 +378,8 @@ class Worker:
         transport = type(app.transport).__name__
         web = (f"http://{conf.web_host}:{conf.web_port}/ (listening on {conf.web_bind})"
                if conf.web_enabled else "disabled (--without-web or web_enabled=False)")
+        if self.app_web_server is not None:
+            web = f"{self.app_web_server.label} (app.web_server, once the app started)"
         lines = [
             f"detstream worker: app {conf.id!r}, pid {os.getpid()}",
             f"  broker     {conf.broker}  ({transport})",
@@ -412,6 +419,32 @@ class Worker:
             return str(self.app.conf.id)
         except Exception:
             return repr(self.app)
+
+
+async def start_web_server(app: Any) -> Any:
+    """Serve ``app.web`` on ``web_bind:web_port``; None when ``web_enabled`` is off or the app
+    has a web server of its own (``app.web_server``).
+
+    Started before the app, so that ``/health/`` and ``/ready/`` answer while
+    it starts. The caller stops it (``await server.stop()``) after the app.
+    """
+    conf = app.conf
+    if not conf.web_enabled or app.web_server_service is not None:
+        return None
+    from .web.server import WebServer
+
+    server = WebServer(app, bind=conf.web_bind, port=conf.web_port, host=conf.web_host)
+    await server.start()  # port in use: WebServerError naming --web-port
+    return server
+
+
+def app_web_server(app: Any) -> Any:
+    """The service of ``app.web_server`` to start after the app (made from its class), or
+    None: none registered, or ``web_enabled`` off (``--without-web``)."""
+    service = app.web_server_service
+    if service is None or not app.conf.web_enabled:
+        return None
+    return service() if isinstance(service, type) else service
 
 
 def name_worker(app: Any) -> None:
