@@ -23,7 +23,7 @@ or already imported, naming where it is; ``force=True``
 (``--faust-compat-force``) hides it, with a warning.
 
 **What is not provided fails at the import.** A Faust module detstream has
-no counterpart for (``faust.livecheck``, ``faust.contrib.*``, ...) raises
+no counterpart for (``faust.livecheck``, ``faust.contrib.sentry``, ...) raises
 ``ModuleNotFoundError``, and a Faust name it lacks (``from faust.web import
 gives_model``) raises ``ImportError``, both saying so and pointing at
 docs/faust-differences.md, rather than a project starting and failing later.
@@ -126,6 +126,9 @@ FAUST_MODULES: dict[str, list[Source]] = {
     "faust.auth": [("detstream.auth", None)],
     "faust.worker": [("detstream.worker", ["Worker"])],
     "faust.utils": [("detstream", ["uuid"])],
+    "faust.contrib": [("detstream.contrib", None)],
+    "faust.contrib.asgi": [("detstream.contrib.asgi", None)],
+    "faust.contrib.fastapi": [("detstream.contrib.fastapi", None)],
 }
 
 

@@ -96,6 +96,28 @@ def test_what_detstream_lacks_fails_at_the_import_naming_the_differences_page():
         assert not hasattr(faust, "_private")  # private names behave as usual
 
 
+def test_faust_contrib_asgi_and_its_fastapi_alias_are_detstreams():
+    import detstream.contrib.asgi as asgi
+
+    with faust_compat.faust_alias():
+        import faust.contrib.fastapi
+        from faust.contrib.asgi import (
+            AsgiService,
+            FaustLifespanMiddleware,
+            LoopMismatch,
+            faust_app_running,
+            faust_lifespan,
+            serve_asgi,
+        )
+
+        assert faust_app_running is asgi.faust_app_running and faust_lifespan is asgi.faust_lifespan
+        assert FaustLifespanMiddleware is asgi.FaustLifespanMiddleware
+        assert serve_asgi is asgi.serve_asgi and LoopMismatch is asgi.LoopMismatch
+        assert faust.contrib.fastapi.AsgiService is AsgiService is asgi.AsgiService
+        with pytest.raises(ModuleNotFoundError, match="faust.contrib.sentry.*faust-differences"):
+            import faust.contrib.sentry  # noqa: F401
+
+
 def test_a_real_faust_is_not_hidden_unless_forced(real_faust):
     assert faust_compat.installed_faust() == str(real_faust / "__init__.py")
     with pytest.raises(faust_compat.FaustInstalledError, match="real faust is installed"):
