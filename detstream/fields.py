@@ -30,17 +30,22 @@ type only (a value of another type is already reported as such), and never on No
 
 from __future__ import annotations
 
+import functools
+import typing
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from detstream._annotations import Converter, _parse_datetime, _to_decimal
 from detstream.models import FieldDescriptor, ModelOptions
 from detstream.models import _chain as _then
+from detstream.tags import Tag
 
 __all__ = [
     "BooleanField", "BytesField", "CharField", "DatetimeField", "DecimalField",
     "FieldDescriptor", "FloatField", "IntegerField", "NumberField", "StringField",
+    "TYPE_TO_FIELD", "field_for_type",
 ]
 
 
@@ -225,3 +230,36 @@ def _truth(value: Any) -> Any:
 
 def _trim(value: Any) -> Any:
     return value.strip() if isinstance(value, (str, bytes)) else value
+
+
+#: the field class Faust picks for an annotation of each type (``faust.models.fields``).
+TYPE_TO_FIELD: dict[type, type[FieldDescriptor]] = {
+    bool: BooleanField,
+    int: IntegerField,
+    float: FloatField,
+    Decimal: DecimalField,
+    str: StringField,
+    bytes: BytesField,
+    datetime: DatetimeField,
+}
+
+
+@functools.lru_cache(maxsize=2048)
+def field_for_type(typ: Any) -> tuple[type[FieldDescriptor], type[Tag] | None]:
+    """The field class for annotation ``typ``, and its tag: Faust's ``field_for_type``.
+
+    ``Secret[str]`` gives ``(StringField, Secret[str])``; a subclass of a known type
+    gets that type's field class (``bool`` before ``int``, as Faust looks); anything
+    else the plain ``FieldDescriptor``.
+    """
+    known = TYPE_TO_FIELD.get(typ)
+    if known is not None:
+        return known, None
+    origin = typing.get_origin(typ)
+    if isinstance(origin, type) and issubclass(origin, Tag):
+        return field_for_type(typing.get_args(typ)[0])[0], typ
+    if isinstance(typ, type):
+        for base, field_class in TYPE_TO_FIELD.items():
+            if issubclass(typ, base):
+                return field_class, None
+    return FieldDescriptor, None

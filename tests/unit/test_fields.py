@@ -229,3 +229,22 @@ def test_exported_and_faust_alias() -> None:
         )
     assert FaustIntegerField is IntegerField
     assert FieldDescriptor is detstream.FieldDescriptor
+
+
+def test_field_for_type_picks_faust_s_field_classes_and_unwraps_tags() -> None:
+    import datetime as _datetime
+    from decimal import Decimal as _Decimal
+
+    from detstream.fields import FieldDescriptor, field_for_type
+    from detstream.tags import Secret
+
+    class Flag(int):
+        pass
+
+    assert field_for_type(str) == (StringField, None)
+    assert field_for_type(bool)[0] is BooleanField
+    assert field_for_type(_Decimal)[0] is DecimalField
+    assert field_for_type(_datetime.datetime)[0] is DatetimeField
+    assert field_for_type(Flag)[0] is IntegerField  # a subclass: its base's field class
+    assert field_for_type(Secret[str]) == (StringField, Secret[str])
+    assert field_for_type(list[int])[0] is FieldDescriptor
