@@ -30,6 +30,8 @@ imported during a run keeps the fake) stays correct afterwards.
 from __future__ import annotations
 
 import datetime as _dt
+import importlib
+import importlib.util
 import os
 import random
 import socket
@@ -368,6 +370,22 @@ def _set(kind: str, holder: Any, key: Any, value: Any) -> None:
         holder.__kwdefaults__[key] = value
 
 
+#: installed libraries that subclass ``datetime.date`` with a metaclass of their own:
+#: imported before the patches, since no class can have both that metaclass and the
+#: virtual date classes' (pydantic v1's constrained dates, which FastAPI imports lazily).
+_IMPORT_FIRST = ("pydantic.v1",)
+
+
+def _import_first() -> None:
+    for name in _IMPORT_FIRST:
+        if name in sys.modules or importlib.util.find_spec(name.split(".")[0]) is None:
+            continue
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass  # another version without it: nothing to define early
+
+
 class Sandbox:
     """Context manager that virtualises time, seeds randomness and forbids real I/O.
 
@@ -410,6 +428,7 @@ class Sandbox:
                 "a Sandbox is already active: sandboxes patch the whole process "
                 "and cannot be nested or run side by side"
             )
+        _import_first()
         _active = self
         try:
             self._random_state = random.getstate()

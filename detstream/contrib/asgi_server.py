@@ -108,7 +108,9 @@ class AsgiService(Service):
                 "installed: pip install uvicorn"
             ) from exc
         options = {"lifespan": "on", "log_config": None, **self.uvicorn_options}
-        config = uvicorn.Config(self.asgi_app, host=self.host, port=self.port, **options)
+        host, port = self.host, self.port
+        assert host is not None and port is not None  # (set by __init__)
+        config = uvicorn.Config(self.asgi_app, host=host, port=port, **options)
         server = uvicorn.Server(config)
         _leave_signals_alone(server)
         return server

@@ -48,6 +48,7 @@ EXAMPLES: dict[str, str | None] = {
     "bound_agent": None,
     "task_queue": None,
     "kubernetes/consumer/consumer": "kubernetes_consumer.py",  # its producer is plain aiokafka
+    "fastapi_example": None,  # the Faust app of a FastAPI project (its timer produces)
 }
 
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"

@@ -279,3 +279,47 @@ def test_nested_sandbox_refused(loop) -> None:
         assert Sandbox.active() is outer
         assert perf_counter() == loop.time()
     _assert_all_restored()
+
+
+DATE_WITH_ITS_OWN_METACLASS = '''
+import datetime
+
+import detstream
+
+
+class Meta(type):
+    pass
+
+
+class Day(datetime.date, metaclass=Meta):
+    pass
+
+
+app = detstream.App("own-metaclass-dates", broker="kafka://localhost:9092")
+'''
+
+
+def test_a_date_subclass_with_its_own_metaclass_is_explained(tmp_path):
+    """Inside a run the date classes are the sandbox's: such a class cannot be made, and the
+    error says why and what to do, instead of a bare metaclass conflict."""
+    from detstream.errors import TargetError
+    from sim.runner import SimOptions, run
+
+    target = tmp_path / "own_metaclass_dates.py"
+    target.write_text(DATE_WITH_ITS_OWN_METACLASS)
+    with pytest.raises(TargetError, match="virtual-clock classes") as info:
+        run(str(target), SimOptions(seed=1, duration=1.0))
+    assert "metaclass conflict" in str(info.value)
+
+
+def test_pydantic_v1_dates_can_be_defined_by_a_simulated_project(tmp_path):
+    """FastAPI imports pydantic.v1 lazily; the sandbox imports it first (when installed)."""
+    pytest.importorskip("pydantic.v1")
+    from sim.runner import SimOptions, run
+
+    target = tmp_path / "uses_pydantic_v1.py"
+    target.write_text(
+        "import pydantic.v1\nimport detstream\n"
+        "app = detstream.App('pydantic-v1-dates', broker='kafka://localhost:9092')\n"
+    )
+    assert run(str(target), SimOptions(seed=1, duration=1.0, faults="none")).ok
