@@ -212,10 +212,21 @@ def _convert_mapping(
     return dict(pairs)
 
 
+def _is_datetime(tp: Any) -> bool:
+    """``tp`` is ``datetime``, also across the simulator's sandbox: it swaps ``datetime.datetime``
+    for a subclass while it runs, so an annotation resolved on one side of it is the other class."""
+    return isinstance(tp, type) and issubclass(tp, _dt.datetime)
+
+
+def _is_date(tp: Any) -> bool:
+    """``tp`` is ``date`` (not ``datetime``), across the sandbox as ``_is_datetime``."""
+    return isinstance(tp, type) and issubclass(tp, _dt.date) and not _is_datetime(tp)
+
+
 def _convert_scalar(value: Any, tp: Any, opts: ModelOptions) -> Any:
-    if tp is _dt.datetime and isinstance(value, str) and (opts.isodates or opts.coerce):
+    if _is_datetime(tp) and isinstance(value, str) and (opts.isodates or opts.coerce):
         return (opts.date_parser or _parse_datetime)(value)
-    if tp is _dt.date and isinstance(value, str) and (opts.isodates or opts.coerce):
+    if _is_date(tp) and isinstance(value, str) and (opts.isodates or opts.coerce):
         return _dt.date.fromisoformat(value)
     if tp is Decimal and (opts.decimals or opts.coerce) and isinstance(value, (str, int, float)):
         return value if isinstance(value, bool) else Decimal(str(value))
@@ -345,9 +356,9 @@ def _compile_mapping(tp: Any, args: tuple[Any, ...], opts: ModelOptions, models:
 
 def _compile_scalar(tp: Any, opts: ModelOptions) -> Converter | None:
     """What :func:`_convert_scalar` does for ``tp`` under these options."""
-    if tp is _dt.datetime and (opts.isodates or opts.coerce):
+    if _is_datetime(tp) and (opts.isodates or opts.coerce):
         return _when_str(opts.date_parser or _parse_datetime)
-    if tp is _dt.date and (opts.isodates or opts.coerce):
+    if _is_date(tp) and (opts.isodates or opts.coerce):
         return _when_str(_dt.date.fromisoformat)
     if tp is Decimal and (opts.decimals or opts.coerce):
         return _to_decimal

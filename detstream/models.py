@@ -47,8 +47,8 @@ from detstream.errors import InvalidArgument, ValidationError
 from detstream.tags import check_tag, tag_of, untagged
 
 __all__ = [
-    "FieldDescriptor", "Model", "ModelOptions", "Record", "current_registry", "registry",
-    "reset_registry", "use_registry",
+    "FieldDescriptor", "Model", "ModelOptions", "Record", "current_registry", "maybe_model",
+    "registry", "reset_registry", "use_registry",
 ]
 
 class _ModelRegistry(MutableMapping[str, "type[Record]"]):
@@ -730,6 +730,20 @@ def _registered_model(data: Mapping[str, Any]) -> type[Record] | None:
     meta = data.get(BLESSED_KEY)
     ns = meta.get("ns") if isinstance(meta, Mapping) else None
     return current_registry().get(ns) if isinstance(ns, str) else None
+
+
+def maybe_model(value: Any) -> Any:
+    """``value`` as the Record it was, if it is a payload naming a registered model (Faust's).
+
+    A field typed ``Any`` keeps a nested record as its decoded dict; this
+    builds the Record back when the dict's ``__faust`` namespace is known,
+    and returns anything else unchanged.
+    """
+    if isinstance(value, Mapping):
+        model = _registered_model(value)
+        if model is not None:
+            return model._from_mapping(value)
+    return value
 
 
 # -- compiled construction --------------------------------------------------------------------

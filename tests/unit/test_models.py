@@ -591,3 +591,37 @@ def test_record_bytes_are_those_faust_streaming_writes() -> None:
         b'"__faust":{"ns":"t.wire.Inner"}}],"price":"9.99","tags":{"x":1},"__faust":{"ns":"t.wire.Outer"}}'
     )
     assert Outer.loads(outer.dumps()).inner.k == "a"
+
+
+# -- maybe_model, and dates across the simulator's sandbox ------------------------------------------
+class Holder(Record):
+    value: typing.Any
+
+
+def test_maybe_model_builds_back_a_record_kept_as_its_payload():
+    from detstream.models import maybe_model
+
+    kept = Holder.loads(Holder(Point(1, 2)).dumps()).value
+    assert isinstance(kept, dict) and maybe_model(kept) == Point(1, 2)
+    assert maybe_model({"x": 1}) == {"x": 1} and maybe_model(3) == 3
+    assert maybe_model({"x": 1, "__faust": {"ns": "no.such.Model"}}) == {"x": 1, "__faust": {"ns": "no.such.Model"}}
+
+
+class Stamped(Record, isodates=True):
+    at: dt.datetime
+    on: dt.date
+
+
+def test_dates_of_a_record_defined_outside_the_sandbox_decode_inside_it():
+    """The sandbox swaps ``datetime.datetime`` for a subclass while it runs (virtual now()):
+    a Record class made before it, first used inside it, still converts its dates."""
+    from sim.testing import run_sandboxed
+
+    payload = b'{"at": "2024-01-02T03:04:00+00:00", "on": "2024-01-02"}'
+
+    async def decode() -> Stamped:
+        return Stamped.loads(payload)  # type: ignore[return-value]
+
+    back = run_sandboxed(decode, seed=1)
+    assert back.at == dt.datetime(2024, 1, 2, 3, 4, tzinfo=dt.timezone.utc)
+    assert back.on == dt.date(2024, 1, 2) and isinstance(back.at, dt.datetime)
