@@ -427,6 +427,25 @@ class App(Service):
             cache = self.__dict__["_cache"] = backend_for_url(self, self.conf.cache)
         return cache
 
+    @property
+    def http_client(self) -> Any:
+        """An aiohttp ``ClientSession`` (Faust's), made on first use and closed when the app stops.
+
+        Its requests carry the headers of ``app.web.client_headers`` (LiveCheck's
+        test headers). Under ``detstream sim`` its requests are refused, as
+        every socket is.
+        """
+        client = self.__dict__.get("_http_client")
+        if client is None:
+            from .web.server import new_http_client
+
+            client = self.__dict__["_http_client"] = new_http_client(self.web.client_headers)
+        return client
+
+    @http_client.setter
+    def http_client(self, client: Any) -> None:
+        self.__dict__["_http_client"] = client
+
     async def send(
         self, channel: Channel | str, key: Any = None, value: Any = None, **kwargs: Any
     ) -> asyncio.Future[RecordMetadata] | None:
@@ -687,6 +706,9 @@ class App(Service):
         stop_admin = getattr(self.admin, "stop", None)  # drivers holding a connection
         if stop_admin is not None:
             steps.append(("the admin client", stop_admin))
+        http_client = self.__dict__.pop("_http_client", None)  # made on first use, if at all
+        if http_client is not None:
+            steps.append(("the HTTP client", http_client.close))
         await stop_each(steps, logger)  # each driver client bounds its own close (stop_budget)
 
     async def _stop_producer(self) -> None:

@@ -61,6 +61,16 @@ decorates a view method) and puts them on an app with
 CORS from ``cors_options=`` on ``@app.page``/``bp.route`` and the
 ``web_cors_options`` setting (``detstream.web.cors``).
 
+**Middlewares, URLs, the HTTP client.** ``app.web.middlewares`` wrap every
+view, aiohttp's way: ``async def mw(request, handler)`` returns ``await
+handler(request)`` or an answer of its own; the first one is outermost, and
+the in-process client goes through them as the server does.
+``view.url_for(name, **params)`` is a view's path (``view.path_for`` too),
+``view.url_for(name, "http://host:6066")`` its URL under that base.
+``app.http_client`` is an aiohttp ``ClientSession`` whose requests carry the
+headers of the ``app.web.client_headers`` sources (``server.fetch`` sends one
+and raises ``HTTPRequestError`` on failure).
+
 **Testing, and under simulation.** ``detstream sim`` refuses real sockets, so
 nothing is served there. Instead, call the views in-process, through the same
 routing and error handling as the server, in a unit test or inside

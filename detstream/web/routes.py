@@ -1,10 +1,10 @@
-"""``app.web``: the registry of pages, path routing, dispatch (with CORS) and the in-process client."""
+"""``app.web``: pages, path routing, dispatch (CORS, middlewares) and the in-process client."""
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
@@ -29,6 +29,12 @@ if TYPE_CHECKING:
     from detstream.app import App
 
 log = logging.getLogger(__name__)
+
+#: a view's answer to a request: what a middleware calls for the answer of the views inside it.
+Handler = Callable[[Request], Awaitable[Response]]
+#: ``async def middleware(request, handler) -> Response`` around every view, as aiohttp's: it
+#: returns ``await handler(request)`` or an answer of its own (LiveCheck's reads test headers).
+Middleware = Callable[[Request, Handler], Awaitable[Response]]
 
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::([^{}]+))?\}")
 _SAFE = "/:@!$&'()*+,;=-._~"
@@ -85,6 +91,11 @@ class Web:
         self._builtins: list[Route] | None = None
         #: blueprints registered when the server starts (``app.web.blueprints.add(prefix, bp)``).
         self.blueprints = BlueprintManager(self)
+        #: wrapped around every view, the first one outermost (see ``Middleware``).
+        self.middlewares: list[Middleware] = []
+        #: each called with no arguments when a request of ``app.http_client`` starts; the
+        #: headers it returns go out with the request (LiveCheck's test headers).
+        self.client_headers: list[Callable[[], Mapping[str, str]]] = []
 
     def page(
         self, path: str, *, name: str | None = None, base: type[View] | None = None,
@@ -195,8 +206,11 @@ class Web:
     async def _answer(self, view: View, route: Route, request: Request) -> Response:
         """The view's answer; a WebError as its JSON, anything else raised as a 500."""
         path = request.path
+        handler: Handler = view.dispatch
+        for middleware in reversed(self.middlewares):
+            handler = _wrapped(middleware, handler)
         try:
-            return await view.dispatch(request)
+            return await handler(request)
         except WebError as exc:
             return error_response(exc.code, exc.detail, **exc.extra)
         except Exception as exc:
@@ -213,6 +227,15 @@ class Web:
     def client(self) -> Client:
         """An in-process client: ``await app.web.client().get('/path/?x=1')``; no sockets."""
         return Client(self)
+
+
+def _wrapped(middleware: Middleware, handler: Handler) -> Handler:
+    """``handler`` behind ``middleware``: what the next middleware out calls."""
+
+    async def handle(request: Request) -> Response:
+        return await middleware(request, handler)
+
+    return handle
 
 
 class Client:

@@ -1,18 +1,20 @@
-"""The worker's HTTP server: aiohttp in front of ``app.web.handle``.
+"""The worker's HTTP server (aiohttp in front of ``app.web.handle``) and its HTTP client.
 
-The only module that imports aiohttp, and only when a server starts, so
-``import detstream`` and the simulator never load it. Every request goes to
-one handler that reads the body and calls ``app.web.handle``: routing, views
-and error answers are the same code the in-process client runs.
+The only module that imports aiohttp, and only when a server starts or a
+client is made (``app.http_client``, ``forward_request``), so ``import
+detstream`` and the simulator never load it. Every request goes to one
+handler that reads the body and calls ``app.web.handle``: routing, views and
+error answers are the same code the in-process client runs.
 """
 
 from __future__ import annotations
 
 import errno
 import logging
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from detstream.errors import ImproperlyConfigured
+from detstream.errors import DetstreamError, ImproperlyConfigured
 
 from .views import Request, Response
 
@@ -127,3 +129,46 @@ async def forward_request(url: str, request: Request) -> Response:
                                 reason=answer.reason)
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise ServiceUnavailable(f"the worker at {url} did not answer: {exc!r}") from None
+
+
+def new_http_client(header_sources: list[Callable[[], Mapping[str, str]]]) -> Any:
+    """``app.http_client``: an aiohttp ``ClientSession`` adding each source's headers to its requests.
+
+    The sources are read when a request starts, so headers that depend on
+    the context of the request's task (LiveCheck's current test) follow it.
+    """
+    import aiohttp
+
+    async def add_headers(session: Any, context: Any, params: Any) -> None:
+        for source in header_sources:
+            params.headers.update(source())
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_start.append(add_headers)
+    return aiohttp.ClientSession(trace_configs=[trace])
+
+
+class HTTPRequestError(DetstreamError):
+    """A request sent with ``fetch`` got no answer, or an error status."""
+
+
+async def fetch(
+    client: Any, method: str, url: str, *, total: float | None = None,
+    connect: float | None = None, **kwargs: Any,
+) -> bytes:
+    """The body of the answer to ``method url`` sent with ``client`` (an aiohttp session).
+
+    Raises ``HTTPRequestError`` when the request fails, times out (``total``,
+    ``connect`` seconds) or is answered with a status of 400 or more.
+    """
+    import asyncio
+
+    import aiohttp
+
+    timeout = aiohttp.ClientTimeout(total=total, connect=connect)
+    try:
+        async with client.request(method, url, timeout=timeout, **kwargs) as response:
+            response.raise_for_status()
+            return bytes(await response.read())
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        raise HTTPRequestError(f"{method.upper()} {url}: {exc!r}") from exc

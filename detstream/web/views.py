@@ -277,8 +277,20 @@ class View:
     def notfound(self, reason: str = "Not Found", **extra: Any) -> Response:
         return error_response(404, reason, **extra)
 
-    def url_for(self, view_name: str, **params: Any) -> str:
+    def path_for(self, view_name: str, **params: Any) -> str:
+        """The path of the view named ``view_name`` (its ``{param}``s from ``params``)."""
         return self.web.url_for(view_name, **params)
+
+    def url_for(self, view_name: str, _base_url: str | None = None, **params: Any) -> str:
+        """The view's path, or its URL under ``_base_url`` when one is given (as Faust's).
+
+        Faust's base defaults to ``canonical_url``; here the default is the
+        path alone, which a browser and the in-process client resolve alike.
+        """
+        path = self.path_for(view_name, **params)
+        if _base_url is None:
+            return path
+        return str(_base_url).rstrip("/") + "/" + path.lstrip("/")
 
     def response_to_bytes(self, response: Response) -> builtins.bytes:
         """Faust's name: ``response`` as bytes for a cache (see ``detstream.web.cache``)."""
