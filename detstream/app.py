@@ -83,6 +83,11 @@ class App(Service):
     #: sent once per rebalance, when the new assignment's tables are recovered and its
     #: partitions open to the agents (Faust's signal of the same name).
     on_rebalance_complete = Signal()
+    #: sent for every record a topic sends, before it goes into the producer, as
+    #: ``handler(app, key=, value=, partition=, timestamp=, headers=)`` (key and value as
+    #: bytes): ``headers`` is the record's list of (name, bytes) pairs, which a handler may
+    #: extend (LiveCheck does). Not sent for table changelogs or agent replies.
+    on_produce_message = SyncSignal()
 
     def __init__(self, id: str, *, monitor: Monitor | None = None, **settings: Any) -> None:
         self._settings = build_settings(id, settings)
@@ -419,7 +424,8 @@ class App(Service):
 
     @property
     def cache(self) -> CacheBackend:
-        """Where cached view answers are kept (the ``cache`` setting; see detstream.web.cache)."""
+        """The cache the ``cache`` setting names: view answers (detstream.web.cache), and for
+        the app's own use (``await app.cache.get(key)``; a Redis cache's ``client``)."""
         cache = self.__dict__.get("_cache")
         if cache is None:
             from .web.cache_backends import backend_for_url
@@ -709,6 +715,9 @@ class App(Service):
         http_client = self.__dict__.pop("_http_client", None)  # made on first use, if at all
         if http_client is not None:
             steps.append(("the HTTP client", http_client.close))
+        cache = self.__dict__.get("_cache")  # made on first use; a closed one reconnects
+        if cache is not None:
+            steps.append(("the cache", cache.close))
         await stop_each(steps, logger)  # each driver client bounds its own close (stop_budget)
 
     async def _stop_producer(self) -> None:

@@ -7,6 +7,7 @@ call time, lets the simulator's sandbox virtualise it.
 
 from __future__ import annotations
 
+import random
 import time
 import uuid
 
@@ -24,3 +25,15 @@ def new_uuid() -> uuid.UUID:
 def uuid_str() -> str:
     """A random UUID as text (Faust's ``faust.uuid()``: ids for requests and tasks)."""
     return str(new_uuid())
+
+
+def new_random() -> random.Random:
+    """A ``random.Random`` of its own, for one consumer of randomness (LiveCheck's sampling).
+
+    Seeded by the OS in production. Under ``detstream sim`` the sandbox seeds
+    it from the run's seed when it is made (taking one seed from the stream
+    UUIDs come from), so its draws replay with the seed; from then on it is a
+    stream of its own, whose draws shift neither the global ``random`` nor
+    UUIDs.
+    """
+    return random.Random()

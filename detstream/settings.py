@@ -109,7 +109,8 @@ SETTINGS: dict[str, tuple[Any, tuple[type, ...] | type]] = {
     #: this worker's web URL as other workers reach it (``app.router``, ``app.table_route``);
     #: None: ``http://{web_host}:{web_port}``.
     "canonical_url": (None, _OPTIONAL_STR),
-    #: where cached view answers are kept (``app.cache``, ``Blueprint.cache``): memory:// only.
+    #: ``app.cache``, where cached view answers are kept (``Blueprint.cache``): memory://, or
+    #: redis:// / rediscluster:// with redis-py installed (detstream.web.cache_backends).
     "cache": ("memory://", str),
     #: CORS rules of every page: {origin or "*": ResourceOptions or dict} (detstream.web.cors).
     "web_cors_options": (None, (Mapping, type(None))),

@@ -29,6 +29,10 @@ class _BoundSignal:
     def receivers(self) -> list[Callable[..., Any]]:
         return [*self._signal.receivers(), *self._receivers]
 
+    def has_receivers(self) -> bool:
+        """Whether a send would call anything (a hot path checks this before building arguments)."""
+        return bool(self._receivers or self._signal._receivers)
+
     def __repr__(self) -> str:
         return f"<{type(self._signal).__name__}: {self._signal.name} of {self._sender!r}>"
 

@@ -175,14 +175,14 @@ class Topic(Channel[T]):
     ) -> asyncio.Future[RecordMetadata]:
         """Serialise now, produce in the background; the App flushes before commits."""
         name, key_bytes, value_bytes, header_items = self._encode(
-            key, value, headers, key_serializer, value_serializer
+            key, value, headers, key_serializer, value_serializer, partition, timestamp
         )
         future = self.app.producer.send_soon(
             name, key=key_bytes, value=value_bytes, partition=partition,
             timestamp=timestamp, headers=header_items,
         )
-        if callback is not None:
-            future.add_done_callback(lambda f: callback(f.result()) if not f.exception() else None)
+        if callback is not None:  # as Faust's: called with the send's future once it succeeded
+            future.add_done_callback(lambda f: callback(f) if not f.exception() else None)
         return future
 
     async def forward(
@@ -198,7 +198,9 @@ class Topic(Channel[T]):
         As ``send``, without a result future: nobody reads it, and making
         one per event costs. A refused record still fails the event.
         """
-        name, key_bytes, value_bytes, header_items = self._encode(key, value, headers, None, None)
+        name, key_bytes, value_bytes, header_items = self._encode(
+            key, value, headers, None, None, None, timestamp
+        )
         await self.app.producer.forward(
             name, key=key_bytes, value=value_bytes, timestamp=timestamp, headers=header_items,
         )
@@ -223,6 +225,8 @@ class Topic(Channel[T]):
         header_items = tuple((str(k), bytes(v)) for k, v in headers.items()) if headers else ()
         if value is not None and type(value) is not bytes:
             value = bytes(value)
+        if self.app.on_produce_message.has_receivers():
+            header_items = self._produce_hook(key_bytes, value, None, timestamp, header_items)
         await self.app.producer.forward(
             self.get_topic_name(), key=key_bytes, value=value, timestamp=timestamp,
             headers=header_items,
@@ -230,9 +234,10 @@ class Topic(Channel[T]):
 
     def _encode(
         self, key: Any, value: Any, headers: Mapping[str, bytes] | None,
-        key_serializer: Any, value_serializer: Any,
+        key_serializer: Any, value_serializer: Any, partition: int | None,
+        timestamp: float | None,
     ) -> tuple[str, bytes | None, bytes | None, tuple[tuple[str, bytes], ...]]:
-        """The topic to send to and the record's bytes."""
+        """The topic to send to and the record's bytes (headers as ``on_produce_message`` left them)."""
         conf = self.app.conf
         key_bytes = self.schema.dumps_key(
             key, default_serializer=key_serializer or conf.key_serializer
@@ -241,7 +246,20 @@ class Topic(Channel[T]):
             value, default_serializer=value_serializer or conf.value_serializer
         )
         header_items = tuple((str(k), bytes(v)) for k, v in headers.items()) if headers else ()
+        if self.app.on_produce_message.has_receivers():
+            header_items = self._produce_hook(key_bytes, value_bytes, partition, timestamp,
+                                              header_items)
         return self.get_topic_name(), key_bytes, value_bytes, header_items
+
+    def _produce_hook(
+        self, key: bytes | None, value: bytes | None, partition: int | None,
+        timestamp: float | None, header_items: tuple[tuple[str, bytes], ...],
+    ) -> tuple[tuple[str, bytes], ...]:
+        """Send ``app.on_produce_message``; its handlers may add to the record's headers."""
+        header_list = list(header_items)
+        self.app.on_produce_message.send(key=key, value=value, partition=partition,
+                                         timestamp=timestamp, headers=header_list)
+        return tuple((str(k), bytes(v)) for k, v in header_list)
 
     async def maybe_declare(self) -> None:
         """``declare()`` once per topic description (Faust's name; later calls do nothing)."""

@@ -13,6 +13,7 @@ every ``faust.types.<module>`` is this one namespace.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from enum import Enum
 from typing import Any
@@ -51,6 +52,9 @@ WindowT = Window
 
 #: the message a consumer hands to a stream (Faust's ``ConsumerMessage`` is its ``Message``).
 ConsumerMessage = Message
+#: what a send's ``callback=`` is called with: the send's future, done; ``result()`` is the
+#: broker's RecordMetadata (Faust's FutureMessage is such a future, with a ``message`` too).
+FutureMessage = asyncio.Future
 #: a key or a value as agents see them: anything the schema decodes to.
 K = Any
 V = Any
@@ -76,7 +80,8 @@ class ProcessingGuarantee(str, Enum):
 
 __all__ = [
     "TP", "AgentT", "AppT", "ChannelT", "CodecArg", "CodecT", "CollectionT", "ConsumerMessage",
-    "ConsumerRecord", "EventT", "FieldDescriptorT", "HeadersArg", "K", "Message", "ModelArg",
+    "ConsumerRecord", "EventT", "FieldDescriptorT", "FutureMessage", "HeadersArg", "K", "Message",
+    "ModelArg",
     "ModelOptions", "ModelT", "ProcessingGuarantee", "Processor", "RecordMetadata", "RecordT",
     "ResourceOptions",
     "SchemaT", "ServiceT", "Settings", "SinkT", "StreamT", "TableT", "TopicT", "V", "WindowRange",
