@@ -89,8 +89,13 @@ class App(Service):
     #: extend (LiveCheck does). Not sent for table changelogs or agent replies.
     on_produce_message = SyncSignal()
 
+    #: the LiveCheck app testing this one (``app.LiveCheck()``), or None.
+    livecheck: Any = None
+
     def __init__(self, id: str, *, monitor: Monitor | None = None, **settings: Any) -> None:
         self._settings = build_settings(id, settings)
+        #: the id and keyword arguments this App was made with (``LiveCheck.for_app`` copies them).
+        self._default_options: tuple[str, dict[str, Any]] = (id, dict(settings))
         self._conf: Settings | None = None
         self._topics: list[Topic] = []
         self.agents: dict[str, Agent] = {}
@@ -451,6 +456,16 @@ class App(Service):
     @http_client.setter
     def http_client(self, client: Any) -> None:
         self.__dict__["_http_client"] = client
+
+    def LiveCheck(self, **options: Any) -> Any:  # noqa: N802 - Faust's API
+        """A LiveCheck app testing this one end to end (``detstream.livecheck``).
+
+        Options are LiveCheck's (``test_topic_name``, ``send_reports``, ...) and
+        App settings overriding this app's for it (``web_port`` is 9999 by default).
+        """
+        from .livecheck import LiveCheck
+
+        return LiveCheck.for_app(self, **options)
 
     async def send(
         self, channel: Channel | str, key: Any = None, value: Any = None, **kwargs: Any

@@ -23,7 +23,7 @@ or already imported, naming where it is; ``force=True``
 (``--faust-compat-force``) hides it, with a warning.
 
 **What is not provided fails at the import.** A Faust module detstream has
-no counterpart for (``faust.livecheck``, ``faust.contrib.sentry``, ...) raises
+no counterpart for (``faust.contrib.sentry``, ``faust.livecheck.patches``, ...) raises
 ``ModuleNotFoundError``, and a Faust name it lacks (``from faust.web import
 gives_model``) raises ``ImportError``, both saying so and pointing at
 docs/faust-differences.md, rather than a project starting and failing later.
@@ -129,6 +129,17 @@ FAUST_MODULES: dict[str, list[Source]] = {
     "faust.contrib": [("detstream.contrib", None)],
     "faust.contrib.asgi": [("detstream.contrib.asgi", None)],
     "faust.contrib.fastapi": [("detstream.contrib.fastapi", None)],
+    "faust.livecheck": [("detstream.livecheck", ["LiveCheck", "Case", "Signal", "TestRunner",
+                                                 "current_test"])],
+    "faust.livecheck.app": [("detstream.livecheck.app", ["LiveCheck"])],
+    "faust.livecheck.case": [("detstream.livecheck.case", ["Case"])],
+    "faust.livecheck.signals": [("detstream.livecheck.signals", ["BaseSignal", "Signal"])],
+    "faust.livecheck.runners": [("detstream.livecheck.runners", ["TestRunner"])],
+    "faust.livecheck.models": [("detstream.livecheck.models", [
+        "State", "SignalEvent", "TestExecution", "TestReport"])],
+    "faust.livecheck.locals": [("detstream.livecheck.locals", [
+        "current_execution", "current_execution_stack", "current_test", "current_test_stack"])],
+    "faust.livecheck.exceptions": [("detstream.livecheck.exceptions", None)],
 }
 
 

@@ -87,8 +87,8 @@ def test_faust_modules_are_detstreams_objects():
 
 def test_what_detstream_lacks_fails_at_the_import_naming_the_differences_page():
     with faust_compat.faust_alias():
-        with pytest.raises(ModuleNotFoundError, match="faust.livecheck.*faust-differences"):
-            import faust.livecheck  # noqa: F401
+        with pytest.raises(ModuleNotFoundError, match="faust.livecheck.patches.*faust-differences"):
+            import faust.livecheck.patches  # noqa: F401
         with pytest.raises(ImportError, match=r"faust\.web\.gives_model.*faust-differences"):
             from faust.web import gives_model  # noqa: F401
         import faust
