@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -112,40 +113,75 @@ def _app_for(ctx: click.Context, target: str | None) -> object:
         sys.exit(2)
 
 
+def worker_options(command: Any) -> Any:
+    """The options of ``worker`` (and of ``livecheck``, which runs the same way)."""
+    decorators: list[Callable[[Any], Any]] = [
+        click.argument("target", required=False),
+        click.option("-l", "--loglevel", default="warning", show_default=True,
+                     type=click.Choice(["debug", "info", "warning", "warn", "error", "critical"],
+                                       case_sensitive=False)),
+        click.option("-f", "--logfile", type=LOGFILE, help="Log here, not to stderr."),
+        click.option("-p", "--web-port", type=click.IntRange(1, 65535),
+                     help="Port of the web server (default: the web_port setting, 6066)."),
+        click.option("--with-web/--without-web", "web_enabled", default=None,
+                     help="Serve the app's pages (default: the web_enabled setting, on)."),
+        click.option("-b", "--web-bind", metavar="ADDRESS", type=HOST,
+                     help="Address the web server listens on (default: web_bind, 0.0.0.0)."),
+        click.option("-h", "--web-host", metavar="HOST", type=HOST,
+                     help="Host name of this worker's web URL (default: web_host, localhost)."),
+        click.option("-D", "--datadir", type=DATADIR,
+                     help="Directory of the app's state; RocksDB tables go under it "
+                          "(default: the datadir setting, {app id}-data)."),
+        click.option("--debug/--no-debug", default=None,
+                     help="Debug mode: the blocking detector (default: the debug setting, off)."),
+        click.option("--blocking-timeout", type=BLOCKING_TIMEOUT, metavar="SECONDS",
+                     help="When --debug: log the loop's stack when it blocks longer than this "
+                          "(default: blocking_timeout, 10)."),
+        click.option("-q", "--quiet", is_flag=True, help="No banner or status lines on stdout."),
+        faust_compat_options,
+        click.pass_context,
+    ]
+    for decorator in reversed(decorators):
+        command = decorator(command)
+    return command
+
+
 @main.command()
-@click.argument("target", required=False)
-@click.option("-l", "--loglevel", default="warning", show_default=True,
-              type=click.Choice(["debug", "info", "warning", "warn", "error", "critical"],
-                                case_sensitive=False))
-@click.option("-f", "--logfile", type=LOGFILE, help="Log here, not to stderr.")
-@click.option("-p", "--web-port", type=click.IntRange(1, 65535),
-              help="Port of the web server (default: the web_port setting, 6066).")
-@click.option("--with-web/--without-web", "web_enabled", default=None,
-              help="Serve the app's pages (default: the web_enabled setting, on).")
-@click.option("-b", "--web-bind", metavar="ADDRESS", type=HOST,
-              help="Address the web server listens on (default: web_bind, 0.0.0.0).")
-@click.option("-h", "--web-host", metavar="HOST", type=HOST,
-              help="Host name of this worker's web URL (default: web_host, localhost).")
-@click.option("-D", "--datadir", type=DATADIR,
-              help="Directory of the app's state; RocksDB tables go under it "
-                   "(default: the datadir setting, {app id}-data).")
-@click.option("--debug/--no-debug", default=None,
-              help="Debug mode: the blocking detector (default: the debug setting, off).")
-@click.option("--blocking-timeout", type=BLOCKING_TIMEOUT, metavar="SECONDS",
-              help="When --debug: log the loop's stack when it blocks longer than this "
-                   "(default: blocking_timeout, 10).")
-@click.option("-q", "--quiet", is_flag=True, help="No banner or status lines on stdout.")
-@faust_compat_options
-@click.pass_context
-def worker(ctx: click.Context, target: str | None, loglevel: str, logfile: str | None,
-           web_port: int | None, web_enabled: bool | None, web_bind: str | None,
-           web_host: str | None, datadir: str | None, debug: bool | None,
-           blocking_timeout: float | None, quiet: bool, faust_compat: str | None) -> None:
+@worker_options
+def worker(ctx: click.Context, target: str | None, faust_compat: str | None,
+           **options: Any) -> None:
     """Run TARGET's app as a worker on its broker, until TERM/INT."""
+    enable(faust_compat)
+    _run_worker(ctx, _app_for(ctx, target), **options)
+
+
+@main.command()
+@worker_options
+def livecheck(ctx: click.Context, target: str | None, faust_compat: str | None,
+              **options: Any) -> None:
+    """Run the LiveCheck app of TARGET's app (app.LiveCheck()) as a worker, until TERM/INT.
+
+    It runs the app's LiveCheck cases: the tests the app triggers, and the
+    cases' fake requests (see detstream.livecheck).
+    """
+    enable(faust_compat)
+    app: Any = _app_for(ctx, target)
+    livecheck_app = getattr(app, "livecheck", None)
+    if livecheck_app is None:
+        click.echo(f"error: app {app.conf.id!r} has no LiveCheck app: make one with "
+                   "`livecheck = app.LiveCheck()` in its module", err=True)
+        sys.exit(2)
+    if not livecheck_app.conf.origin and app.conf.origin:  # the loader may have set the app's
+        livecheck_app.conf.origin = app.conf.origin
+    _run_worker(ctx, livecheck_app, **options)
+
+
+def _run_worker(ctx: click.Context, app: Any, *, loglevel: str, logfile: str | None,
+                web_port: int | None, web_enabled: bool | None, web_bind: str | None,
+                web_host: str | None, datadir: str | None, debug: bool | None,
+                blocking_timeout: float | None, quiet: bool) -> None:
     from detstream.worker import Worker
 
-    enable(faust_compat)
-    app = _app_for(ctx, target)
     defaults: dict[str, Any] = (ctx.obj or {}).get("worker_defaults", {})
 
     def given_or_default(name: str, value: Any) -> Any:
