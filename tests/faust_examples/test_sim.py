@@ -7,6 +7,9 @@ sdist's directory (so ``origin='examples.x'`` is right). Every seed must pass
 every check, and nothing may print a traceback. An example that takes its
 input from a CLI command gets a scenario file instead (``sdist.EXAMPLES``).
 
+The ``livecheck`` example's LiveCheck app is also found by ``detstream
+livecheck`` (its Worker built, not run: there is no broker).
+
 The seeds are ``DETSTREAM_FAUST_SEEDS`` (default ``1..3``; the issue's bar
 is ``1..20``, about four minutes on one core for all of them).
 """
@@ -50,3 +53,26 @@ def test_faust_example_passes_every_check_under_faults(example: str, examples: P
     assert result.returncode == 0, tail
     assert f"{_seed_count(SEEDS)} passed, 0 failed" in result.stdout, tail
     assert "Traceback" not in result.stdout + result.stderr, tail
+
+
+#: ``detstream livecheck`` on the example, its Worker built but not run (no broker).
+LIVECHECK_CLI = """
+import detstream.worker
+from detstream.cli.main import main
+
+def show(worker):
+    app = worker.app
+    print("LIVECHECK", app.conf.id, sorted(app.cases), app.conf.web_port, app.target.conf.id)
+
+detstream.worker.Worker.execute_from_commandline = show
+main(["livecheck", "--faust-compat", "examples/livecheck.py"], standalone_mode=False)
+"""
+
+
+def test_the_livecheck_command_runs_the_livecheck_app_of_fausts_example(examples: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONHASHSEED": "0"}
+    result = subprocess.run([sys.executable, "-c", LIVECHECK_CLI], cwd=examples.parent, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert ("LIVECHECK livecheck-orders ['examples.livecheck.Test_order'] 9999 orders"
+            in result.stdout), result.stdout + result.stderr
