@@ -49,6 +49,7 @@ EXAMPLES: dict[str, str | None] = {
     "task_queue": None,
     "kubernetes/consumer/consumer": "kubernetes_consumer.py",  # its producer is plain aiokafka
     "fastapi_example": None,  # the Faust app of a FastAPI project (its timer produces)
+    "fastapi_project:my_faust.app": None,  # the same as a package, found by autodiscovery
     # its input is an HTTP request to its view, and its agents and views name `test_order`,
     # which the example never defines (its case is `Test_order`): any order raises NameError,
     # in Faust too. Run as its worker runs it: the app, with its LiveCheck app attached.

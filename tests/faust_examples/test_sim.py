@@ -39,15 +39,25 @@ def _seed_count(seeds: str) -> int:
     return last - first + 1
 
 
+def _where_and_target(example: str, examples: Path) -> tuple[Path, str]:
+    """``dir:module`` runs ``module`` from that example directory, as its README says
+    (``faust -A my_faust.app worker`` from ``fastapi_project/``); else ``examples/X.py``."""
+    if ":" in example:
+        directory, module = example.split(":")
+        return examples / directory, module
+    return examples.parent, f"examples/{example}.py"
+
+
 @pytest.mark.parametrize("example", sorted(EXAMPLES))
 def test_faust_example_passes_every_check_under_faults(example: str, examples: Path) -> None:
-    command = [sys.executable, "-m", "detstream", "sim", f"examples/{example}.py", "--faust-compat",
+    where, target = _where_and_target(example, examples)
+    command = [sys.executable, "-m", "detstream", "sim", target, "--faust-compat",
                "--seeds", SEEDS, "--faults", "default"]
     scenario = EXAMPLES[example]
     if scenario is not None:
         command += ["--scenario", str(SCENARIOS / scenario)]
     env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONHASHSEED": "0"}
-    result = subprocess.run(command, cwd=examples.parent, env=env, capture_output=True, text=True,
+    result = subprocess.run(command, cwd=where, env=env, capture_output=True, text=True,
                             timeout=1800)
     tail = "\n".join((result.stdout + result.stderr).splitlines()[-30:])
     assert result.returncode == 0, tail
