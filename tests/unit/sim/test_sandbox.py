@@ -14,6 +14,7 @@ import time
 import types
 import uuid
 from datetime import datetime as imported_datetime
+from pathlib import Path
 from time import perf_counter, sleep  # noqa: TID251 - the sandbox must patch this very reference
 
 import mode.services
@@ -313,13 +314,24 @@ def test_a_date_subclass_with_its_own_metaclass_is_explained(tmp_path):
 
 
 def test_pydantic_v1_dates_can_be_defined_by_a_simulated_project(tmp_path):
-    """FastAPI imports pydantic.v1 lazily; the sandbox imports it first (when installed)."""
-    pytest.importorskip("pydantic.v1")
-    from sim.runner import SimOptions, run
+    """FastAPI imports pydantic.v1 lazily; the sandbox imports it first (when installed).
 
+    In a fresh process: in this one pydantic.v1 may be imported already, and
+    the test would pass without the sandbox doing anything.
+    """
+    pytest.importorskip("pydantic.v1")
     target = tmp_path / "uses_pydantic_v1.py"
     target.write_text(
         "import pydantic.v1\nimport detstream\n"
         "app = detstream.App('pydantic-v1-dates', broker='kafka://localhost:9092')\n"
     )
-    assert run(str(target), SimOptions(seed=1, duration=1.0, faults="none")).ok
+    script = (
+        "import sys\n"
+        "from sim.runner import SimOptions, run\n"
+        "assert 'pydantic.v1' not in sys.modules\n"
+        f"assert run({str(target)!r}, SimOptions(seed=1, duration=1.0, faults='none')).ok\n"
+    )
+    repo = str(Path(__file__).resolve().parents[3])
+    result = subprocess.run([sys.executable, "-c", script], cwd=repo, capture_output=True,
+                            text=True, timeout=120, env={**os.environ, "PYTHONPATH": repo})
+    assert result.returncode == 0, result.stderr[-2000:]
