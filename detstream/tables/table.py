@@ -77,6 +77,8 @@ WindowCloseCallback = Callable[[Any, Any], Any]
 
 #: changelog keys a table remembers the decoding of (bounds the memory of ``_read_back_key``).
 _READ_BACK_KEYS = 4096
+#: not a key's bytes: the key was not written under this schema yet.
+_UNKNOWN = object()
 
 #: key and value types of a table: ``Table[str, int]`` (Faust's ``TableT[KT, VT]``), for annotations.
 KT = TypeVar("KT")
@@ -164,6 +166,8 @@ class Table(MutableMapping[KT, VT]):
         self._keys_read_back_schema: Any = None
         #: changelog value bytes known to decode (under ``_keys_read_back_schema``).
         self._values_read_back: set[bytes] = set()
+        #: str key -> its changelog bytes, checked to read back as the key (same schema).
+        self._str_key_bytes: dict[str, bytes | None] = {}
         self._setup_changelog_schema()
         #: built after the changelog topic: a persistent store encodes with its schema.
         self.data = store_for_url(self.store_url)(url=self.store_url, spec=self.store_spec())
@@ -393,13 +397,22 @@ class Table(MutableMapping[KT, VT]):
         """
         schema = self.changelog_topic.schema
         name = self.changelog_name
+        known: Any = _UNKNOWN
+        if type(key) is str and schema is self._keys_read_back_schema:
+            known = self._str_key_bytes.get(key, _UNKNOWN)  # a counter writes few keys often
         try:
-            key_bytes = schema.dumps_key(key, default_serializer="json")
+            key_bytes = schema.dumps_key(key, default_serializer="json") if known is _UNKNOWN else known
             value_bytes = schema.dumps_value(value, default_serializer="json")
         except CodecError as exc:
             raise TableWriteError(
                 f"table {self.name!r}: cannot write key {key!r} to its changelog {name!r}: {exc}"
             ) from exc
+        if known is _UNKNOWN:
+            self._check_key_reads_back(schema, key, key_bytes, name)
+        return key_bytes, self._checked_value_bytes(schema, key, value_bytes, name)
+
+    def _check_key_reads_back(self, schema: Any, key: Any, key_bytes: bytes | None, name: str) -> None:
+        """Refuse a key recovery would not decode to the same key; remember a str key's bytes."""
         try:
             back = self._read_back_key(schema, key_bytes, name)
         except DecodeError as exc:
@@ -416,6 +429,13 @@ class Table(MutableMapping[KT, VT]):
                 "round-trip: str, int, float, bool, bytes, tuples of them or Records, of the "
                 "table's key_type if it has one"
             )
+        if type(key) is str and schema is self._keys_read_back_schema:
+            self._str_key_bytes[key] = key_bytes
+
+    def _checked_value_bytes(
+        self, schema: Any, key: Any, value_bytes: bytes | None, name: str
+    ) -> bytes | None:
+        """``value_bytes``, refused unless its codec decodes them (recovery would stop there)."""
         if value_bytes is not None and value_bytes not in self._values_read_back:
             try:
                 schema.loads_value(value_bytes, default_serializer="json", topic=name)
@@ -426,7 +446,7 @@ class Table(MutableMapping[KT, VT]):
                     f"that its value codec cannot decode ({exc}); recovery would stop there. "
                     "Write values of the table's value_type, or fix its value_serializer"
                 ) from exc
-        return key_bytes, value_bytes
+        return value_bytes
 
     def _read_back_key(self, schema: Any, key_bytes: bytes | None, topic: str) -> Any:
         """``key_bytes`` decoded as recovery would: remembered, as a table writes few keys often.
@@ -439,6 +459,7 @@ class Table(MutableMapping[KT, VT]):
         if schema is not self._keys_read_back_schema or len(known) >= _READ_BACK_KEYS:
             known.clear()
             self._values_read_back.clear()
+            self._str_key_bytes.clear()
             self._keys_read_back_schema = schema
         if key_bytes in known:
             return known[key_bytes]

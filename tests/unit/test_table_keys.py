@@ -65,6 +65,21 @@ def test_a_key_that_would_come_back_different_is_refused(options, key, comes_bac
     assert "table 't'" in str(info.value) and comes_back_as in str(info.value)
 
 
+def test_a_str_key_refused_once_is_refused_again_and_a_good_one_keeps_its_bytes():
+    """Checked str keys are remembered (a counter writes few keys often): only good ones."""
+    t = table(key_type=int)
+    for _ in range(2):
+        with pytest.raises(TableWriteError, match="would come back"):
+            t._changelog_bytes("1", 1)
+    good = table()
+    first = good._changelog_bytes("word", 1)
+    assert good._changelog_bytes("word", 2) == (first[0], b"2") == (b'"word"', b"2")
+    typed = table(value_type=int)
+    typed._changelog_bytes("word", 1)
+    with pytest.raises(TableWriteError, match="value of key 'word' .* cannot decode"):
+        typed._changelog_bytes("word", "x")  # a remembered key: its value is still checked
+
+
 def test_a_value_the_changelog_cannot_encode_or_decode_is_refused():
     with pytest.raises(TableWriteError, match="table 't': cannot write key 'k'"):
         table()._changelog_bytes("k", object())
