@@ -443,9 +443,9 @@ class Record:
         model; otherwise ``preferred_type`` or ``cls`` (which must not be abstract). Unknown
         keys are ignored, so a consumer keeps working when producers add fields.
         """
-        if isinstance(data, Record):
+        if type(data) is not dict and isinstance(data, Record):  # (a dict: the decoded case)
             return data
-        if not isinstance(data, Mapping):
+        if type(data) is not dict and not isinstance(data, Mapping):
             raise InvalidArgument(
                 f"{cls.__name__}.from_data() needs a mapping, got {type(data).__name__}"
             )
@@ -728,7 +728,7 @@ def _value_or_default(values: dict[str, Any], name: str, descriptor: FieldDescri
 
 def _registered_model(data: Mapping[str, Any]) -> type[Record] | None:
     meta = data.get(BLESSED_KEY)
-    ns = meta.get("ns") if isinstance(meta, Mapping) else None
+    ns = meta.get("ns") if type(meta) is dict or isinstance(meta, Mapping) else None
     return current_registry().get(ns) if isinstance(ns, str) else None
 
 
