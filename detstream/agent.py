@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import os
 import sys
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -482,7 +483,7 @@ def canonical_module(module: str) -> str:
     if spec is not None and spec.name not in (None, "__main__"):
         return spec.name.removesuffix(".__main__")
     path = getattr(main, "__file__", None)
-    if path:
+    if path and os.path.isfile(path):  # not for ``python -`` (``<stdin>``) or a REPL
         from .loader import module_name_for_file
 
         return module_name_for_file(path)

@@ -240,3 +240,17 @@ def test_app_main_reports_a_broken_module_as_a_usage_error(tmp_path):
     assert out.returncode == 2
     assert out.stderr == ("error: autodiscover: importing module 'adproj13.orders.agents' "
                           "failed: RuntimeError: planted\n")
+
+
+def test_an_app_made_in_code_read_from_stdin_is_made(tmp_path):
+    """``python -`` names its ``__main__`` file ``<stdin>``: no file to find a module name in."""
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    source = "import detstream\napp = detstream.App('piped')\nprint(app.defined_in)\n"
+    result = subprocess.run([sys.executable, "-"], input=source, capture_output=True, text=True,
+                            cwd=tmp_path, env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"},
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "__main__"
