@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from detstream._types import ConsumerRecord
-from detstream.errors import TargetError
 from detstream.faust_compat import faust_alias
 from detstream.loader import load_isolated
 
@@ -278,10 +277,7 @@ class Simulation:
 
     # -- set-up ---------------------------------------------------------------
     def _load_scenario(self) -> Scenario:
-        try:
-            module, _ = load_isolated(self.target)
-        except TargetError as exc:
-            raise _explained(exc) from exc.__cause__
+        module, _ = load_isolated(self.target)
         scenario = Scenario(seed=self.options.seed)
         hook = self._scenario_hook
         if hook is None and self.options.scenario is not None:
@@ -632,24 +628,3 @@ class Simulation:
         shown = " ".join(f"{k}={coverage[k]}" for k in sorted(coverage))
         lines.append(f"coverage: {shown}")
         lines.append(f"trace: {len(self.trace.lines)} lines")
-
-
-def _explained(exc: TargetError) -> TargetError:
-    """The import error, with what the simulator has to do with it when it is the cause.
-
-    Inside a run ``datetime.date`` and ``datetime.datetime`` are the sandbox's
-    virtual-clock classes, whose metaclass answers ``isinstance`` for real
-    dates too. A library that subclasses them with a metaclass of its own
-    (pydantic's v1 ``ConstrainedDate``, which FastAPI imports) cannot define
-    that class inside a run: Python refuses the two metaclasses.
-    """
-    cause = exc.__cause__
-    if not (isinstance(cause, TypeError) and "metaclass conflict" in str(cause)):
-        return exc
-    return TargetError(
-        f"{exc}. Under the simulator datetime.date and datetime.datetime are virtual-clock "
-        "classes with a metaclass of their own, and a class subclassing them with another "
-        "metaclass cannot be made inside a run (the sim imports pydantic v1 first for that "
-        "reason): import this library before the run too (e.g. where you call sim.testing), "
-        "or keep it out of the simulated project"
-    )

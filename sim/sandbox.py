@@ -29,9 +29,8 @@ imported during a run keeps the fake) stays correct afterwards.
 
 from __future__ import annotations
 
+import builtins
 import datetime as _dt
-import importlib
-import importlib.util
 import os
 import random
 import socket
@@ -128,20 +127,34 @@ def _fake_random_seed(self: random.Random, a: Any = None, version: int = 2) -> N
 
 
 class _DateMeta(type):
-    # Real dates must stay instances of the patched ``datetime.date``.
+    """Real dates stay instances of the patched ``datetime.date``.
+
+    Only for the virtual class itself: a project's ``class Day(date)``,
+    made inside a run, is a subclass like any other (a real date is no
+    ``Day``), as it is outside the simulator.
+    """
+
     def __instancecheck__(cls, obj: object) -> bool:
-        return isinstance(obj, _real_date)
+        if cls is VirtualDate:
+            return isinstance(obj, _real_date)
+        return type.__instancecheck__(cls, obj)
 
     def __subclasscheck__(cls, sub: type) -> bool:
-        return issubclass(sub, _real_date)
+        if cls is VirtualDate:
+            return issubclass(sub, _real_date)
+        return type.__subclasscheck__(cls, sub)
 
 
 class _DatetimeMeta(_DateMeta):
     def __instancecheck__(cls, obj: object) -> bool:
-        return isinstance(obj, _real_datetime)
+        if cls is VirtualDatetime:
+            return isinstance(obj, _real_datetime)
+        return type.__instancecheck__(cls, obj)
 
     def __subclasscheck__(cls, sub: type) -> bool:
-        return issubclass(sub, _real_datetime)
+        if cls is VirtualDatetime:
+            return issubclass(sub, _real_datetime)
+        return type.__subclasscheck__(cls, sub)
 
 
 class VirtualDate(_real_date, metaclass=_DateMeta):
@@ -205,6 +218,42 @@ def _forbid_net(call: str) -> Any:
     return _forbid(call, "real network I/O", DEFAULT_HINT)
 
 
+_real_build_class = builtins.__build_class__
+#: (a class's own metaclass, the virtual date metaclass) -> the metaclass deriving from both.
+_COMBINED_METACLASSES: dict[tuple[type, type], type] = {}
+
+
+def _build_class(func: Any, name: str, /, *bases: Any, **kwds: Any) -> Any:
+    """``class`` statements inside a run: a date subclass may have a metaclass of its own.
+
+    Outside the simulator ``class D(date, metaclass=M)`` is fine (``date``'s
+    metaclass is ``type``). Inside, ``date`` is :class:`VirtualDate`, whose
+    metaclass is not ``type``, and Python refuses two unrelated metaclasses
+    (pydantic v1's constrained dates, which FastAPI imports lazily). Such a
+    class gets a metaclass deriving from both: the other one first, so the
+    class behaves as its library made it.
+    """
+    virtual = next((type(base) for base in bases if issubclass(type(base), _DateMeta)), None)
+    if virtual is not None:
+        own = kwds.get("metaclass")
+        if not isinstance(own, type):
+            own = next((type(base) for base in bases
+                        if not issubclass(type(base), _DateMeta) and type(base) is not type), None)
+        if own is not None and not issubclass(own, virtual) and not issubclass(virtual, own):
+            kwds["metaclass"] = _combined_metaclass(own, virtual)
+    return _real_build_class(func, name, *bases, **kwds)
+
+
+def _combined_metaclass(own: type, virtual: type) -> type:
+    key = (own, virtual)
+    combined = _COMBINED_METACLASSES.get(key)
+    if combined is None:
+        combined = _COMBINED_METACLASSES[key] = type(own)(
+            f"{own.__name__}WithVirtualDates", (own, virtual), {"__module__": own.__module__}
+        )
+    return combined
+
+
 #: id(original) -> (original, stand-in): any global, class attribute or
 #: default argument that *is* an original gets the stand-in.
 _REPLACEMENTS: dict[int, tuple[Any, Any]] = {
@@ -247,6 +296,7 @@ _EXPLICIT: list[tuple[Any, str, Any]] = [
     (socket.socket, "connect_ex", _forbid_net("socket.socket.connect_ex()")),
     (socket.socket, "bind", _forbid_net("socket.socket.bind()")),
     (subprocess.Popen, "__init__", _forbid("subprocess.Popen()", "a real subprocess")),
+    (builtins, "__build_class__", _build_class),
 ]
 
 #: Modules never scanned: the sources (patched explicitly above), this module
@@ -370,20 +420,6 @@ def _set(kind: str, holder: Any, key: Any, value: Any) -> None:
         holder.__kwdefaults__[key] = value
 
 
-#: installed libraries that subclass ``datetime.date`` with a metaclass of their own:
-#: imported before the patches, since no class can have both that metaclass and the
-#: virtual date classes' (pydantic v1's constrained dates, which FastAPI imports lazily).
-_IMPORT_FIRST = ("pydantic.v1",)
-
-
-def _import_first() -> None:
-    for name in _IMPORT_FIRST:
-        if name in sys.modules or importlib.util.find_spec(name.split(".")[0]) is None:
-            continue
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            pass  # another version without it: nothing to define early
 
 
 class Sandbox:
@@ -428,7 +464,6 @@ class Sandbox:
                 "a Sandbox is already active: sandboxes patch the whole process "
                 "and cannot be nested or run side by side"
             )
-        _import_first()
         _active = self
         try:
             self._random_state = random.getstate()
