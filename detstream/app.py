@@ -91,6 +91,12 @@ class App(Service):
 
     #: the LiveCheck app testing this one (``app.LiveCheck()``), or None.
     livecheck: Any = None
+    #: True from ``on_rebalance_start`` until ``on_rebalance_end`` (Faust's flag).
+    rebalancing: bool = False
+    #: rebalances begun since the app was made: ``on_rebalance_start`` counts them (Faust's).
+    rebalancing_count: int = 0
+    #: what the sensors' ``on_rebalance_start`` returned, for their return and end hooks.
+    _rebalancing_sensor_state: Any = None
 
     def __init__(self, id: str, *, monitor: Monitor | None = None, **settings: Any) -> None:
         self._settings = build_settings(id, settings)
@@ -377,15 +383,41 @@ class App(Service):
         return route_view(self.router, topic, shard_param, query_param=query_param,
                           match_info=match_info, exact_key=exact_key, kind="topic")
 
-    @property
-    def rebalancing(self) -> bool:
-        """True from a revocation until the next assignment is taken (Faust's flag)."""
-        return bool(self.conductor.stats.rebalancing)
+    # -- rebalances (Faust's overridable hooks; the conductor calls them) ----------
+    def on_rebalance_start(self) -> None:
+        """A rebalance begins: the revoke every rejoin starts with (or an assignment that
+        came without one), before anything else of it is done.
 
-    @property
-    def rebalancing_count(self) -> int:
-        """Rebalances this app has begun since it was made (Faust's counter)."""
-        return self.conductor.stats.rebalances_started
+        Sets ``rebalancing``, counts it in ``rebalancing_count`` and tells the
+        sensors. Override it to act at that point, and call ``super()``, as in
+        Faust: the flag, the count and the sensors depend on it.
+        """
+        self.rebalancing = True
+        self.rebalancing_count += 1
+        sensors = self.sensors
+        self._rebalancing_sensor_state = (
+            sensors.on_rebalance_start(self) if sensors.enabled else None
+        )
+
+    def on_rebalance_return(self) -> None:
+        """The new assignment was taken (the rebalance listener returned; tables may still
+        recover). Tells the sensors; override it and call ``super()``."""
+        state = self._rebalancing_sensor_state
+        if state is not None and self.sensors.enabled:
+            self.sensors.on_rebalance_return(self, state)
+
+    def on_rebalance_end(self) -> None:
+        """The rebalance is over: its partitions are open to the agents (tables recovered,
+        after ``on_rebalance_complete``). Clears ``rebalancing`` and tells the sensors;
+        override it and call ``super()``.
+
+        A rebalance replaced by the next one before it ended gets no end (the next
+        one's start follows), nor does one under way when the worker stops.
+        """
+        self.rebalancing = False
+        state, self._rebalancing_sensor_state = self._rebalancing_sensor_state, None
+        if state is not None and self.sensors.enabled:
+            self.sensors.on_rebalance_end(self, state)
 
     @property
     def monitor(self) -> Monitor:

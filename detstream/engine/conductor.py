@@ -159,8 +159,6 @@ class Conductor:
         self._in_rebalance = False
         #: the generation the rebalance in progress took (None: not taken yet).
         self._rebalance_generation: int | None = None
-        #: what the sensors' ``on_rebalance_start`` returned (None: no sensor was told).
-        self._rebalance_state: Any = None
 
     # -- lifecycle ------------------------------------------------------------
     @property
@@ -418,31 +416,25 @@ class Conductor:
             self.host.log.exception("an on_rebalance_complete handler failed")
         self._rebalance_ended(generation)
 
-    # -- the sensors' rebalance hooks (Faust calls them where these are called) -----------
+    # -- the app's rebalance hooks (Faust's consumer calls them where these are called) ----
     def _rebalance_began(self) -> None:
         """A rebalance starts: at a revoke (every rejoin has one), or at an assignment that
         came without one. A rebalance that never completed is simply replaced."""
-        self.stats.rebalances_started += 1
         self._in_rebalance = True
         self._rebalance_generation = None
-        sensors = self.sensors
-        self._rebalance_state = sensors.on_rebalance_start(self.host) if sensors.enabled else None
+        self.host.on_rebalance_start()
 
     def _rebalance_returned(self, generation: int) -> None:
         """The listener took the assignment of ``generation`` (tables may still recover)."""
         self._rebalance_generation = generation
-        state = self._rebalance_state
-        if state is not None and self.sensors.enabled:
-            self.sensors.on_rebalance_return(self.host, state)
+        self.host.on_rebalance_return()
 
     def _rebalance_ended(self, generation: int) -> None:
         """``generation``'s partitions are open: the rebalance that took it is over."""
         if not self._in_rebalance or self._rebalance_generation != generation:
             return
-        state, self._rebalance_state = self._rebalance_state, None
         self._in_rebalance = False
-        if state is not None and self.sensors.enabled:
-            self.sensors.on_rebalance_end(self.host, state)
+        self.host.on_rebalance_end()
 
     # -- the sensors' assignment hooks: the driver calls them on the group leader -------
     def on_assignment_start(self, assignor: Any) -> Any:

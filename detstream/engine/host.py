@@ -3,7 +3,7 @@
 The conductor, the committers and the rebalance guard are built with a host
 and reach the rest of the application only through the members named here:
 settings, the tracer, the table set, the producer, the transport, the
-subscriptions and the crash path. ``detstream.App`` implements ``EngineHost``
+subscriptions, the rebalance hooks and the crash path. ``detstream.App`` implements ``EngineHost``
 (mypy checks it where the App builds its conductor); an engine test may hand
 in any object that does. Naming the seam keeps the engine from growing new
 reaches into the App: a new need is a new member here, visible in review.
@@ -41,8 +41,8 @@ class SensorHooks(Protocol):
     """The sensor hooks the engine calls (``app.sensors``, a ``SensorDelegate``).
 
     Every caller checks ``enabled`` first: with no sensor registered the engine
-    makes no hook call at all. The rebalance hooks' ``app`` is the host itself
-    (passed on, never reached into).
+    makes no hook call at all. The rebalance hooks are not here: the engine calls
+    the host's (``EngineHost.on_rebalance_start``, ...), which tell the sensors.
     """
 
     enabled: bool
@@ -59,9 +59,6 @@ class SensorHooks(Protocol):
     def on_send_completed(self, producer: Any, state: Any, metadata: Any) -> None: ...
     def on_send_error(self, producer: Any, exc: BaseException, state: Any) -> None: ...
     def on_topic_buffer_full(self, tp: Any) -> None: ...
-    def on_rebalance_start(self, app: Any) -> Any: ...
-    def on_rebalance_return(self, app: Any, state: Any) -> None: ...
-    def on_rebalance_end(self, app: Any, state: Any) -> None: ...
     def on_assignment_start(self, assignor: Any) -> Any: ...
     def on_assignment_error(self, assignor: Any, state: Any, exc: BaseException) -> None: ...
     def on_assignment_completed(self, assignor: Any, state: Any) -> None: ...
@@ -152,6 +149,19 @@ class EngineHost(Protocol):
     @property
     def on_rebalance_complete(self) -> Signal:
         """Sent once per generation when its partitions are open (tables recovered)."""
+        ...
+
+    def on_rebalance_start(self) -> None:
+        """A rebalance begins: first thing at a revoke, or at an assignment without one
+        (Faust's overridable ``App.on_rebalance_start``)."""
+        ...
+
+    def on_rebalance_return(self) -> None:
+        """The rebalance's assignment was taken: the listener returned."""
+        ...
+
+    def on_rebalance_end(self) -> None:
+        """The rebalance's partitions are open (after ``on_rebalance_complete``)."""
         ...
 
     def acking_topics(self) -> list[Topic]:

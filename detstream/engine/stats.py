@@ -65,9 +65,6 @@ class ConsumerStats:
         self.commit_failures = 0
         #: assignments taken (each completed rebalance this worker took part in).
         self.rebalances = 0
-        #: rebalances begun (revokes, and assignments that came without one): Faust's
-        #: ``app.rebalancing_count``.
-        self.rebalances_started = 0
         #: between giving partitions up (or losing them) and taking the next assignment.
         self.rebalancing = False
 
