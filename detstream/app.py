@@ -83,10 +83,10 @@ class App(Service):
     #: sent once per rebalance, when the new assignment's tables are recovered and its
     #: partitions open to the agents (Faust's signal of the same name).
     on_rebalance_complete = Signal()
-    #: sent for every record a topic sends, before it goes into the producer, as
-    #: ``handler(app, key=, value=, partition=, timestamp=, headers=)`` (key and value as
-    #: bytes): ``headers`` is the record's list of (name, bytes) pairs, which a handler may
-    #: extend (LiveCheck does). Not sent for table changelogs or agent replies.
+    #: sent for every record the app sends (topics, table changelogs, agent replies), before
+    #: it goes into the producer, as ``handler(app, key=, value=, partition=, timestamp=,
+    #: headers=)`` (key and value as bytes): ``headers`` is the record's list of (name,
+    #: bytes) pairs, which a handler may extend (LiveCheck does). See ``produce_hook``.
     on_produce_message = SyncSignal()
 
     #: the LiveCheck app testing this one (``app.LiveCheck()``), or None.

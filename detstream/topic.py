@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ._types import RecordMetadata
 from .channel import Channel, T
 from .errors import InvalidArgument
+from .produce_hook import hooked_headers
 from .serializers import Schema
 
 if TYPE_CHECKING:
@@ -225,8 +226,9 @@ class Topic(Channel[T]):
         header_items = tuple((str(k), bytes(v)) for k, v in headers.items()) if headers else ()
         if value is not None and type(value) is not bytes:
             value = bytes(value)
-        if self.app.on_produce_message.has_receivers():
-            header_items = self._produce_hook(key_bytes, value, None, timestamp, header_items)
+        hook = self.app.on_produce_message
+        if hook.has_receivers():
+            header_items = hooked_headers(hook, key_bytes, value, None, timestamp, header_items)
         await self.app.producer.forward(
             self.get_topic_name(), key=key_bytes, value=value, timestamp=timestamp,
             headers=header_items,
@@ -246,20 +248,11 @@ class Topic(Channel[T]):
             value, default_serializer=value_serializer or conf.value_serializer
         )
         header_items = tuple((str(k), bytes(v)) for k, v in headers.items()) if headers else ()
-        if self.app.on_produce_message.has_receivers():
-            header_items = self._produce_hook(key_bytes, value_bytes, partition, timestamp,
-                                              header_items)
+        hook = self.app.on_produce_message
+        if hook.has_receivers():
+            header_items = hooked_headers(hook, key_bytes, value_bytes, partition, timestamp,
+                                          header_items)
         return self.get_topic_name(), key_bytes, value_bytes, header_items
-
-    def _produce_hook(
-        self, key: bytes | None, value: bytes | None, partition: int | None,
-        timestamp: float | None, header_items: tuple[tuple[str, bytes], ...],
-    ) -> tuple[tuple[str, bytes], ...]:
-        """Send ``app.on_produce_message``; its handlers may add to the record's headers."""
-        header_list = list(header_items)
-        self.app.on_produce_message.send(key=key, value=value, partition=partition,
-                                         timestamp=timestamp, headers=header_list)
-        return tuple((str(k), bytes(v)) for k, v in header_list)
 
     async def maybe_declare(self) -> None:
         """``declare()`` once per topic description (Faust's name; later calls do nothing)."""

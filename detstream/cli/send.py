@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from detstream.errors import CodecError, InvalidArgument, ValidationError
+from detstream.produce_hook import Headers, hooked_headers
 
 if TYPE_CHECKING:
     from detstream._types import RecordMetadata
@@ -311,8 +312,12 @@ async def send_records(
     for i in range(repeat):
         if i and max_latency > 0:
             await asyncio.sleep(random.uniform(min_latency, max_latency))
+        headers: Headers = ()
+        if app.on_produce_message.has_receivers():
+            headers = hooked_headers(app.on_produce_message, plan.key, plan.value,
+                                     plan.partition, None)
         future = app.producer.send_soon(
-            plan.topic, key=plan.key, value=plan.value, partition=plan.partition
+            plan.topic, key=plan.key, value=plan.value, partition=plan.partition, headers=headers,
         )
         meta = await future
         sent.append(meta)

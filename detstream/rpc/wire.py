@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from detstream._types import RecordMetadata
 from detstream.events import Event
 from detstream.models import BLESSED_KEY, Record, registry
+from detstream.produce_hook import Headers, hooked_headers
 
 if TYPE_CHECKING:
     from detstream.app import App
@@ -103,10 +104,12 @@ def _revive(value: Any) -> Any:
 def send_reply(app: App, reply_to: str, correlation_id: str, key: Any, value: Any) -> asyncio.Future[RecordMetadata]:
     """Send an agent's answer to the caller (joins the transaction under exactly-once)."""
     app.tracer.record("reply-sent", topic=reply_to, correlation_id=correlation_id)
-    return app.producer.send_soon(
-        reply_to, key=None, value=encode_reply(key, value, correlation_id),
-        headers=((CORRELATION_ID_HEADER, correlation_id.encode()),),
-    )
+    value_bytes = encode_reply(key, value, correlation_id)
+    headers: Headers = ((CORRELATION_ID_HEADER, correlation_id.encode()),)
+    hook = app.on_produce_message
+    if hook.has_receivers():
+        headers = hooked_headers(hook, None, value_bytes, None, None, headers)
+    return app.producer.send_soon(reply_to, key=None, value=value_bytes, headers=headers)
 
 
 def topic_name(target: Any) -> str:

@@ -47,6 +47,9 @@ from detstream.futures import complete_as
 
 #: sends one changelog record: (key bytes, value bytes or None for a tombstone, partition).
 SendRecord = Callable[[bytes | None, bytes | None, int], "asyncio.Future[RecordMetadata]"]
+#: how the records of one flush are sent: asked once per flush, so that a choice (does
+#: anyone listen to ``on_produce_message``?) costs one call per batch, none per record.
+SenderOfFlush = Callable[[], SendRecord]
 #: the future of a sent record that is done once it can never be undone (ProducerBuffer.durable).
 Durable = Callable[["asyncio.Future[RecordMetadata]"], "asyncio.Future[RecordMetadata]"]
 
@@ -74,8 +77,8 @@ def _retrieved(future: asyncio.Future[Any]) -> None:
 class ChangelogCache:
     """Dirty keys of one table, per partition, waiting for the next flush."""
 
-    def __init__(self, send: SendRecord, durable: Durable, limit: int) -> None:
-        self._send = send
+    def __init__(self, sender: SenderOfFlush, durable: Durable, limit: int) -> None:
+        self._sender = sender
         self._durable = durable
         self.limit = limit
         #: (partition, key bytes) -> latest write; insertion order is flush order.
@@ -105,11 +108,14 @@ class ChangelogCache:
     def flush(self) -> int:
         """Send one record per dirty key, each under the event that last wrote it; how many."""
         dirty, self._dirty = self._dirty, {}
+        if not dirty:
+            return 0
+        send = self._sender()
         for (partition, key), entry in dirty.items():
             event_token = set_current_event(entry.event)
             agent_token = set_current_agent(entry.agent)
             try:
-                sent = self._send(key, entry.value, partition)
+                sent = send(key, entry.value, partition)
                 complete_as(self._durable(sent), entry.durable)
             finally:
                 reset_current_event(event_token)

@@ -49,9 +49,10 @@ from detstream.events import Event, current_agent, current_event
 from detstream.mutants import on as mutant_on
 from detstream.mutants import register as register_mutant
 from detstream.partitioner import partition_for_key
+from detstream.produce_hook import hooked_headers
 from detstream.stores import StoreSpec, store_for_url
 
-from .changelog_cache import ChangelogCache
+from .changelog_cache import ChangelogCache, SendRecord
 from .codecs import TableKeyCodec
 
 if TYPE_CHECKING:
@@ -290,7 +291,7 @@ class Table(MutableMapping[KT, VT]):
         """Dirty keys waiting for the conductor's next commit (made on the first write)."""
         if self._changelog_cache is None:
             self._changelog_cache = ChangelogCache(
-                self._send_record, lambda sent: self.app.producer.durable(sent),
+                self._changelog_sender, lambda sent: self.app.producer.durable(sent),
                 limit=int(self.app.conf.table_changelog_cache_size),
             )
         return self._changelog_cache
@@ -304,10 +305,27 @@ class Table(MutableMapping[KT, VT]):
         """Dirty keys whose changelog record is not sent yet."""
         return len(self._changelog_cache) if self._changelog_cache is not None else 0
 
+    def _changelog_sender(self) -> SendRecord:
+        """How changelog records are sent now: through ``app.on_produce_message`` if it has
+        handlers (asked once per flush of the cache, or per write of a GlobalTable)."""
+        if self.app.on_produce_message.has_receivers():
+            return self._send_record_hooked
+        return self._send_record
+
     def _send_record(
         self, key: bytes | None, value: bytes | None, partition: int
     ) -> asyncio.Future[RecordMetadata]:
         return self.app.producer.send_soon(self.changelog_name, key=key, value=value, partition=partition)
+
+    def _send_record_hooked(
+        self, key: bytes | None, value: bytes | None, partition: int
+    ) -> asyncio.Future[RecordMetadata]:
+        """``_send_record`` after showing the record to ``on_produce_message``, as Faust's
+        producer does (its handlers may give it headers)."""
+        headers = hooked_headers(self.app.on_produce_message, key, value, partition, None)
+        return self.app.producer.send_soon(
+            self.changelog_name, key=key, value=value, partition=partition, headers=headers,
+        )
 
     def partition_for_key(self, key: Any) -> int:
         """The changelog partition a write of ``key`` goes to now.
@@ -384,9 +402,7 @@ class Table(MutableMapping[KT, VT]):
         """
         key_bytes, value_bytes = self._changelog_bytes(key, value)
         self.app.tracer.record("table-write", table=self.name, partition=partition, key=key, value=value)
-        return self.app.producer.send_soon(
-            self.changelog_name, key=key_bytes, value=value_bytes, partition=partition,
-        )
+        return self._changelog_sender()(key_bytes, value_bytes, partition)
 
     def _changelog_bytes(self, key: Any, value: Any) -> tuple[bytes | None, bytes | None]:
         """The changelog record of a write, refused unless recovery reads back what was written.

@@ -37,7 +37,7 @@ def processing(offset: int) -> None:
 
 def cache_and_sends(limit: int = 100) -> tuple[ChangelogCache, Sent]:
     sent = Sent()
-    return ChangelogCache(sent.send, lambda future: future, limit=limit), sent
+    return ChangelogCache(lambda: sent.send, lambda future: future, limit=limit), sent
 
 
 def test_many_writes_of_a_key_make_one_record_with_the_last_value_and_writer():
