@@ -38,6 +38,7 @@ from .case import Case
 from .exceptions import LiveCheckError
 from .locals import current_test
 from .models import SignalEvent, TestExecution, TestReport
+from .patches import patch_all
 from .propagation import attach_test_headers, contribute, current_test_headers
 from .resolutions import Resolutions
 from .signals import BaseSignal, Signal
@@ -128,6 +129,7 @@ class LiveCheck(App):
                    concurrency=self.test_concurrency)(self._execute_tests)
         self.on_produce_message.connect(attach_test_headers)
         self.web.client_headers.append(current_test_headers)
+        patch_all()  # as Faust's: every aiohttp session of the process carries the test on
 
     def _contribute_to_app(self, app: App) -> None:
         self.target = app

@@ -2,8 +2,9 @@
 
 While a test is current (``current_test()``), every record an app sends gets
 the ``LiveCheck-Test-*`` headers (``attach_test_headers``, on the app's
-``on_produce_message``), and so does every request of ``app.http_client``
-(``current_test_headers``). Where they arrive the test becomes current
+``on_produce_message``), and so does every HTTP request of ``app.http_client``
+and, once a LiveCheck app was made, of any aiohttp session
+(``current_test_headers``; see ``patches``). Where they arrive the test becomes current
 again: for an agent's event carrying them (``LiveCheckSensor``, for as long
 as the agent holds the event) and for a web request carrying them
 (``serve_in_test_context``, for the view). ``contribute`` installs the four

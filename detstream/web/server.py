@@ -1,8 +1,9 @@
 """The worker's HTTP server (aiohttp in front of ``app.web.handle``) and its HTTP client.
 
-The only module that imports aiohttp, and only when a server starts or a
-client is made (``app.http_client``, ``forward_request``), so ``import
-detstream`` and the simulator never load it. Every request goes to one
+It imports aiohttp (as only ``session_headers`` does besides) only when a
+server starts or a client is made (``app.http_client``, ``forward_request``),
+so ``import detstream`` and the simulator do not load it here (a LiveCheck
+app's patch does, in ``session_headers``). Every request goes to one
 handler that reads the body and calls ``app.web.handle``: routing, views and
 error answers are the same code the in-process client runs.
 """
