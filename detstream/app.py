@@ -30,6 +30,7 @@ from .engine.producer import ProducerBuffer
 from .engine.send_failures import failure_handler
 from .engine.stats import SendStats
 from .errors import ImproperlyConfigured, InvalidArgument
+from .fixups.base import Fixup
 from .monitor import Monitor
 from .mutants import on as mutant_on
 from .mutants import register as register_mutant
@@ -142,6 +143,7 @@ class App(Service):
         self.web_server_service: Any = None
         #: the module that made this App: autodiscover's default origin (see autodiscover.py).
         self.defined_in = defining_module(self)
+        self._fixups: list[Fixup] | None = None
         super().__init__()
 
     def __repr__(self) -> str:
@@ -169,6 +171,20 @@ class App(Service):
     @property
     def configured(self) -> bool:
         return self._conf is not None
+
+    @property
+    def fixups(self) -> list[Fixup]:
+        """The fixups enabled in this environment (Django's when ``DJANGO_SETTINGS_MODULE``
+        is set), found when first read; see :mod:`detstream.fixups`."""
+        if self._fixups is None:
+            from .fixups import fixups
+
+            self._fixups = list(fixups(self))
+        return self._fixups
+
+    @fixups.setter
+    def fixups(self, fixups: list[Fixup]) -> None:
+        self._fixups = list(fixups)
 
     def config_from_object(self, obj: Any, *, silent: bool = False, force: bool = False) -> None:
         """Read settings from a dict, object, module or dotted module name when configured.

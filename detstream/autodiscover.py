@@ -20,6 +20,12 @@ run ``app.main()``) and ``test_*`` modules. A module that fails to import
 raises :class:`AutodiscoverError` naming it (Faust only logs a warning, which
 leaves an app silently missing an agent).
 
+The App's enabled fixups (``app.fixups``, :mod:`detstream.fixups`) take part,
+as in Faust: when ``autodiscover`` is on, their ``autodiscover_modules()`` are
+imported too (Django's: the installed apps' packages), and before a worker
+or a command runs, their ``on_worker_init()`` runs once per App, before
+autodiscovery (Django's ``django.setup()``).
+
 ``origin`` is the importable name of the project package. When the App does
 not set it, it is inferred: the package of the module that created the App
 (``proj`` for an App made in ``proj/app.py``), else that module itself.
@@ -37,17 +43,18 @@ import pkgutil
 import sys
 import weakref
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from types import FrameType, ModuleType
 from typing import TYPE_CHECKING, Any
 
-from .errors import AutodiscoverError
+from .errors import AutodiscoverError, FixupError
 
 if TYPE_CHECKING:
     from .app import App
 
 __all__ = [
-    "AutodiscoverError", "defining_module", "discover", "discovery_modules", "init_worker",
-    "origin_of",
+    "AutodiscoverError", "defining_module", "discover", "discovery_modules", "init_fixups",
+    "init_worker", "origin_of",
 ]
 
 #: modules skipped while walking a package, as Faust's ``SCAN_IGNORE``.
@@ -58,6 +65,8 @@ IGNORED_NAMES = ("__main__", "conftest")
 _done: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
 #: Apps whose ``on_worker_init`` was sent (``app.main()`` and then ``Worker`` send it once).
 _initialized: weakref.WeakSet[Any] = weakref.WeakSet()
+#: Apps whose fixups' ``on_worker_init`` ran (the loader, then the worker, ask for it).
+_fixed_up: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def defining_module(app: Any) -> str | None:
@@ -95,7 +104,19 @@ def origin_of(app: App) -> str | None:
 
 
 def discovery_modules(app: App) -> list[str]:
-    """The module names ``autodiscover`` asks for (empty when it is off)."""
+    """The module names ``autodiscover`` asks for, the fixups' after the App's (empty when off)."""
+    names = _setting_modules(app)
+    if not names:
+        return []
+    for fixup in app.fixups:
+        with _fixup_failures(fixup, "autodiscover_modules"):
+            extra = list(fixup.autodiscover_modules())
+        names += [name for name in _checked_names(app, extra) if name not in names]
+    return names
+
+
+def _setting_modules(app: App) -> list[str]:
+    """The module names the ``autodiscover`` setting itself names."""
     setting = app.conf.autodiscover
     if callable(setting):  # Faust's lazy form: the list is computed when discovery runs
         setting = list(setting())
@@ -116,6 +137,21 @@ def discovery_modules(app: App) -> list[str]:
         f"App {app.conf.id!r}: autodiscover must be True, False or a list of module names, "
         f"got {type(setting).__name__} {setting!r}"
     )
+
+
+@contextmanager
+def _fixup_failures(fixup: Any, step: str) -> Iterator[None]:
+    """A fixup's failure (Django's setup on bad settings) as a FixupError naming it."""
+    try:
+        yield
+    except FixupError:
+        raise
+    except Exception as exc:
+        kind = type(fixup)
+        raise FixupError(
+            f"the fixup {kind.__module__}.{kind.__qualname__} failed in {step}(): "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def _checked_names(app: App, names: Iterable[Any]) -> list[str]:
@@ -197,13 +233,25 @@ def _failed(name: str, exc: BaseException) -> AutodiscoverError:
     )
 
 
+def init_fixups(app: App) -> None:
+    """Run the App's fixups' ``on_worker_init`` (Django's setup and checks), once per App."""
+    if app in _fixed_up:
+        return
+    _fixed_up.add(app)
+    for fixup in app.fixups:
+        with _fixup_failures(fixup, "on_worker_init"):
+            fixup.on_worker_init()
+
+
 def init_worker(app: App) -> None:
-    """Prepare ``app`` for a worker or a command: autodiscover, then ``on_worker_init``, once.
+    """Prepare ``app`` for a worker or a command: the fixups' ``on_worker_init``,
+    autodiscovery, then the ``on_worker_init`` signal; each once per App.
 
     Faust's ``app.main()`` and its worker both do this; the signal's handlers
     customise the process, so they must not run twice when ``app.main()``
     goes on to start a ``Worker``.
     """
+    init_fixups(app)
     discover(app)
     if app in _initialized:
         return

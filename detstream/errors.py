@@ -5,7 +5,8 @@ working::
 
     DetstreamError
      ├── ImproperlyConfigured          bad setting, bad URL, unknown driver
-     │    └── AutodiscoverError        an autodiscovered module is unknown or fails to import
+     │    ├── AutodiscoverError        an autodiscovered module is unknown or fails to import
+     │    └── FixupError               a fixup could not prepare its framework (Django's setup)
      ├── InvalidArgument               a public function got a wrong value or type
      ├── TargetError                   a CLI target does not import / has no App
      ├── ValidationError               a Record failed validation
@@ -62,6 +63,11 @@ class AutodiscoverError(ImproperlyConfigured):
     def __init__(self, message: str, *, module: str | None = None) -> None:
         super().__init__(message)
         self.module = module
+
+
+class FixupError(ImproperlyConfigured):
+    """An enabled fixup (``app.fixups``) failed to prepare its framework: Django's
+    ``django.setup()`` on bad settings, say. The message names the fixup; the cause is chained."""
 
 
 class InvalidArgument(DetstreamError, TypeError):

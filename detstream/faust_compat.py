@@ -140,6 +140,9 @@ FAUST_MODULES: dict[str, list[Source]] = {
     "faust.livecheck.locals": [("detstream.livecheck.locals", [
         "current_execution", "current_execution_stack", "current_test", "current_test_stack"])],
     "faust.livecheck.exceptions": [("detstream.livecheck.exceptions", None)],
+    "faust.fixups": [("detstream.fixups", ["by_name", "fixups"])],
+    "faust.fixups.base": [("detstream.fixups.base", ["Fixup"])],
+    "faust.fixups.django": [("detstream.fixups.django", ["Fixup"])],
 }
 
 

@@ -20,7 +20,8 @@ import importlib.abc
 import importlib.machinery
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from types import CodeType, ModuleType
 from typing import Any
@@ -84,33 +85,71 @@ def module_name_for_file(path: str) -> str:
     return _module_for_file(path)[0]
 
 
-def _project_modules(top: str) -> dict[str, ModuleType]:
-    return {k: m for k, m in sys.modules.items() if k == top or k.startswith(top + ".")}
+#: modules a framework holds for the whole process (the fixups' ``shared_modules``: Django's
+#: models), and the packages above them: ``load_isolated`` leaves them imported.
+_SHARED: set[str] = set()
+
+
+def _project_modules(tops: set[str]) -> dict[str, ModuleType]:
+    """The loaded modules of the packages ``tops``, less the shared ones."""
+    return {
+        k: m for k, m in sys.modules.items()
+        if k.partition(".")[0] in tops and k not in _SHARED
+    }
+
+
+def _take_out(tops: set[str]) -> dict[str, ModuleType]:
+    """Remove the modules of ``tops`` from ``sys.modules`` (for a fresh import); return them."""
+    taken = _project_modules(tops)
+    for key in taken:
+        del sys.modules[key]
+    return taken
 
 
 def load_isolated(target: str) -> tuple[ModuleType, Any]:
-    """Import the target's module afresh and return it with its App."""
+    """Import the target's module afresh and return it with its App.
+
+    Afresh means every module of the target's top package, and of the other
+    packages its autodiscovery walks (an installed Django app's package, a
+    package listed in ``autodiscover=[...]``), is imported again; after the
+    load, ``sys.modules`` holds those packages' modules as it did before. So
+    each load's App gets its own agents: a discovered module imported once
+    would have registered them on the first App only. Modules a framework
+    holds for the whole process (the fixups' ``shared_modules``, Django's
+    models) are the exception: they stay imported, as the framework expects.
+    """
     name, attr, path_entry = resolve_target(target)
-    top = name.split(".")[0]
-    saved = _project_modules(top)
+    tops = {name.split(".")[0]}
+    saved = _take_out(tops)
     saved_path = list(sys.path)
-    for key in saved:
-        del sys.modules[key]
     if path_entry is not None and path_entry not in sys.path:
         sys.path.insert(0, path_entry)
-    finder = _CompiledOnce(top)
+    finder = _CompiledOnce(tops)
     sys.meta_path.insert(0, finder)
     try:
         module = _import(name, target)
         app = find_app(module, attr, target)
-        _discover(app, name, target)
+        modules = _prepare_discovery(app, name, target)
+        _share(app)  # before the walked packages are taken out: what Django set up stays
+        walked = {m.partition(".")[0] for m in modules} - tops
+        tops |= walked
+        saved.update(_take_out(walked))
+        _discover(app, target)
         return module, app
     finally:
         sys.meta_path.remove(finder)
-        for key in _project_modules(top):
+        for key in _project_modules(tops):
             del sys.modules[key]
         sys.modules.update(saved)
         sys.path[:] = saved_path
+
+
+def _share(app: Any) -> None:
+    """Remember the modules the App's fixups hold for the process, and their packages."""
+    for fixup in app.fixups:
+        for module in fixup.shared_modules():
+            parts = module.split(".")
+            _SHARED.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))
 
 
 #: compiled project sources by (path, mtime, size): ``load_isolated`` runs a project's
@@ -140,16 +179,16 @@ class _CompiledOnceLoader(importlib.machinery.SourceFileLoader):
 
 
 class _CompiledOnce(importlib.abc.MetaPathFinder):
-    """Finds the modules of package ``top`` as Python does, loading their sources through
-    ``_CompiledOnceLoader`` (installed by ``load_isolated`` while it imports)."""
+    """Finds the modules of the packages ``tops`` as Python does, loading their sources
+    through ``_CompiledOnceLoader`` (installed by ``load_isolated`` while it imports)."""
 
-    def __init__(self, top: str) -> None:
-        self.top = top
+    def __init__(self, tops: set[str]) -> None:
+        self.tops = tops  # the caller's set: packages found to be walked are added to it
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
-        if fullname.partition(".")[0] != self.top:
+        if fullname.partition(".")[0] not in self.tops:
             return None
         spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
         loader = spec.loader if spec is not None else None
@@ -165,25 +204,43 @@ def load(target: str) -> tuple[ModuleType, Any]:
         sys.path.insert(0, path_entry)
     module = _import(name, target)
     app = find_app(module, attr, target)
-    _discover(app, name, target)
+    _prepare_discovery(app, name, target)
+    _discover(app, target)
     return module, app
 
 
-def _discover(app: Any, name: str, target: str) -> None:
-    """Autodiscover for the loaded App; as Faust's ``-A``, the target names the origin.
+def _prepare_discovery(app: Any, name: str, target: str) -> list[str]:
+    """Set the App up for autodiscovery; return the modules it will import.
 
-    An App without ``origin`` loaded from the package ``proj`` (or its module
-    ``proj.app``) gets ``proj``: the package the command line named.
+    As Faust's ``-A``, the target names the origin: an App without ``origin``
+    loaded from the package ``proj`` (or its module ``proj.app``) gets
+    ``proj``, the package the command line named. Then the App's fixups get
+    ready (Django's ``django.setup()``), before autodiscovery as in Faust.
     """
-    from .errors import AutodiscoverError
+    from .autodiscover import discovery_modules, init_fixups
 
     if not app.conf.origin and app.conf.autodiscover is True:
         made_in = app.defined_in or ""
         if made_in == name or made_in.startswith(name + "."):
             app.conf.origin = name
-    try:
+    with _as_target_error(target):
+        init_fixups(app)
+        return discovery_modules(app)
+
+
+def _discover(app: Any, target: str) -> None:
+    with _as_target_error(target):
         app.discover()
-    except AutodiscoverError as exc:
+
+
+@contextmanager
+def _as_target_error(target: str) -> Iterator[None]:
+    """Autodiscovery's and the fixups' errors, as errors of the command line's target."""
+    from .errors import AutodiscoverError, FixupError
+
+    try:
+        yield
+    except (AutodiscoverError, FixupError) as exc:
         raise TargetError(f"target {target!r}: {exc}") from exc
 
 

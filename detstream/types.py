@@ -26,6 +26,7 @@ from .app import App
 from .channel import Channel
 from .codecs import Codec
 from .events import Event, Message
+from .fixups.base import Fixup
 from .models import FieldDescriptor, Model, ModelOptions, Record
 from .serializers import CodecArg, Schema
 from .settings import Settings
@@ -42,6 +43,7 @@ CodecT = Codec
 CollectionT = Table
 EventT = Event
 FieldDescriptorT = FieldDescriptor
+FixupT = Fixup
 ModelT = Model
 RecordT = Record
 SchemaT = Schema
@@ -80,7 +82,7 @@ class ProcessingGuarantee(str, Enum):
 
 __all__ = [
     "TP", "AgentT", "AppT", "ChannelT", "CodecArg", "CodecT", "CollectionT", "ConsumerMessage",
-    "ConsumerRecord", "EventT", "FieldDescriptorT", "FutureMessage", "HeadersArg", "K", "Message",
+    "ConsumerRecord", "EventT", "FieldDescriptorT", "FixupT", "FutureMessage", "HeadersArg", "K", "Message",
     "ModelArg",
     "ModelOptions", "ModelT", "ProcessingGuarantee", "Processor", "RecordMetadata", "RecordT",
     "ResourceOptions",

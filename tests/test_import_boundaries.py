@@ -18,8 +18,12 @@ def loaded_after(statement: str) -> set[str]:
 @pytest.mark.parametrize(
     "statement, forbidden",
     [
-        ("import detstream", {"sim", "aiokafka", "rocksdict"}),
-        ("import detstream.cli.main", {"sim", "aiokafka", "rocksdict"}),
+        ("import detstream", {"sim", "aiokafka", "rocksdict", "django"}),
+        ("import detstream.cli.main", {"sim", "aiokafka", "rocksdict", "django"}),
+        # the Django fixup imports Django when it is enabled (DJANGO_SETTINGS_MODULE), not before
+        ("import os, detstream.fixups.django, detstream\n"
+         "os.environ.pop('DJANGO_SETTINGS_MODULE', None)\n"
+         "assert detstream.App('x').fixups == []", {"django"}),
         # pytest loads it in every session: the simulator only when a test runs it
         ("import detstream.pytest_plugin", {"sim", "aiokafka", "rocksdict"}),
         ("import sim.runner, sim.testing, sim.explore", {"aiokafka", "rocksdict"}),

@@ -118,6 +118,21 @@ def test_faust_contrib_asgi_and_its_fastapi_alias_are_detstreams():
             import faust.contrib.sentry  # noqa: F401
 
 
+def test_faust_fixups_and_the_django_fixup_are_detstreams():
+    import detstream.fixups
+    import detstream.fixups.django
+
+    with faust_compat.faust_alias():
+        from faust.fixups import fixups
+        from faust.fixups.base import Fixup
+        from faust.fixups.django import Fixup as DjangoFixup
+        from faust.types import FixupT
+
+        assert fixups is detstream.fixups.fixups
+        assert Fixup is FixupT is detstream.fixups.Fixup
+        assert DjangoFixup is detstream.fixups.django.Fixup and issubclass(DjangoFixup, Fixup)
+
+
 def test_a_real_faust_is_not_hidden_unless_forced(real_faust):
     assert faust_compat.installed_faust() == str(real_faust / "__init__.py")
     with pytest.raises(faust_compat.FaustInstalledError, match="real faust is installed"):
