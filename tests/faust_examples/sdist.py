@@ -50,10 +50,22 @@ EXAMPLES: dict[str, str | None] = {
     "kubernetes/consumer/consumer": "kubernetes_consumer.py",  # its producer is plain aiokafka
     "fastapi_example": None,  # the Faust app of a FastAPI project (its timer produces)
     "fastapi_project:my_faust.app": None,  # the same as a package, found by autodiscovery
+    # a Faust app in a Django project, run as its `proj-faust worker` runs it: the Django
+    # fixup sets Django up and autodiscovery finds accounts/agents.py. Idle: no producer,
+    # and its agents' synchronous ORM calls would be refused in async code (in Faust too).
+    "django:faustapp.app": None,
     # its input is an HTTP request to its view, and its agents and views name `test_order`,
     # which the example never defines (its case is `Test_order`): any order raises NameError,
     # in Faust too. Run as its worker runs it: the app, with its LiveCheck app attached.
     "livecheck": None,
+}
+
+#: what an example imports beyond detstream (all in the `dev` extra): without it, the
+#: example's test is skipped, saying so loudly.
+NEEDS: dict[str, str] = {
+    "fastapi_example": "fastapi",
+    "fastapi_project:my_faust.app": "fastapi",
+    "django:faustapp.app": "django",
 }
 
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
