@@ -10,7 +10,8 @@ input from a CLI command gets a scenario file instead (``sdist.EXAMPLES``).
 The ``livecheck`` example's LiveCheck app is also found by ``detstream
 livecheck`` (its Worker built, not run: there is no broker). The ``django``
 example idles in the corpus (nothing feeds it); fed by a scenario, its agents
-meet Django's refusal of the synchronous ORM in async code, as in Faust.
+meet Django's refusal of the synchronous ORM in async code, as in Faust; and
+its ``proj/asgi.py`` starts and stops its Faust app from the ASGI lifespan.
 
 The seeds are ``DETSTREAM_FAUST_SEEDS`` (default ``1..3``; the issue's bar
 is ``1..20``, about four minutes on one core for all of them).
@@ -19,6 +20,7 @@ is ``1..20``, about four minutes on one core for all of them).
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -96,6 +98,51 @@ def test_the_django_examples_agents_meet_djangos_refusal_of_the_sync_orm(
     assert errors == ["accounts.agents.add_account SynchronousOnlyOperation",
                       "accounts.agents.disable_account SynchronousOnlyOperation"], errors
     assert not (examples / "django" / "db.sqlite3").exists()  # refused before it is opened
+
+
+#: the django example's ``proj/asgi.py`` (Django's ASGI application in Faust's
+#: ``FaustLifespanMiddleware``), its lifespan driven by hand, as a server would, on the
+#: simulator: the Faust app's broker and web server (sockets) are replaced for that.
+DJANGO_ASGI = """
+import asyncio, json
+from detstream.faust_compat import install
+install()
+from detstream.transport import driver_class
+from sim.cluster import ClusterConfig
+from sim.testing import simulate
+
+import proj.asgi
+
+faust_app = proj.asgi.faust_app
+faust_app.conf.web_enabled = False
+
+async def main(cluster):
+    faust_app.transport = driver_class("sim://")("sim://", app=faust_app)
+    scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": {}}
+    to_app, from_app = asyncio.Queue(), asyncio.Queue()
+    task = asyncio.ensure_future(proj.asgi.application(scope, to_app.get, from_app.put))
+    await to_app.put({"type": "lifespan.startup"})
+    started = (await from_app.get())["type"]
+    agents, running = sorted(faust_app.agents), faust_app._started.is_set()
+    await to_app.put({"type": "lifespan.shutdown"})
+    stopped = (await from_app.get())["type"]
+    await task
+    return [started, agents, running, stopped]
+
+print(json.dumps(simulate(main, seed=1, config=ClusterConfig(initial_rebalance_delay=0.1))))
+"""
+
+
+def test_the_django_examples_asgi_application_runs_its_faust_app(examples: Path) -> None:
+    _skip_without_what_it_needs("django:faustapp.app")
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}.", "PYTHONHASHSEED": "0"}
+    result = subprocess.run([sys.executable, "-c", DJANGO_ASGI], cwd=examples / "django",
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    started, agents, running, stopped = json.loads(result.stdout.splitlines()[-1])
+    assert started == "lifespan.startup.complete" and stopped == "lifespan.shutdown.complete"
+    assert agents == ["accounts.agents.add_account", "accounts.agents.disable_account"]
+    assert running
 
 
 #: ``detstream livecheck`` on the example, its Worker built but not run (no broker).
