@@ -26,6 +26,7 @@ from pathlib import Path
 from types import CodeType, ModuleType
 from typing import Any
 
+from .autodiscover import discovery_modules
 from .errors import TargetError
 
 
@@ -129,9 +130,10 @@ def load_isolated(target: str) -> tuple[ModuleType, Any]:
     try:
         module = _import(name, target)
         app = find_app(module, attr, target)
-        modules = _prepare_discovery(app, name, target)
+        _prepare_discovery(app, name, target)
         _share(app)  # before the walked packages are taken out: what Django set up stays
-        walked = {m.partition(".")[0] for m in modules} - tops
+        with _as_target_error(target):
+            walked = {m.partition(".")[0] for m in discovery_modules(app)} - tops
         tops |= walked
         saved.update(_take_out(walked))
         _discover(app, target)
@@ -209,15 +211,15 @@ def load(target: str) -> tuple[ModuleType, Any]:
     return module, app
 
 
-def _prepare_discovery(app: Any, name: str, target: str) -> list[str]:
-    """Set the App up for autodiscovery; return the modules it will import.
+def _prepare_discovery(app: Any, name: str, target: str) -> None:
+    """Set the App up for autodiscovery.
 
     As Faust's ``-A``, the target names the origin: an App without ``origin``
     loaded from the package ``proj`` (or its module ``proj.app``) gets
     ``proj``, the package the command line named. Then the App's fixups get
     ready (Django's ``django.setup()``), before autodiscovery as in Faust.
     """
-    from .autodiscover import discovery_modules, init_fixups
+    from .autodiscover import init_fixups
 
     if not app.conf.origin and app.conf.autodiscover is True:
         made_in = app.defined_in or ""
@@ -225,7 +227,6 @@ def _prepare_discovery(app: Any, name: str, target: str) -> list[str]:
             app.conf.origin = name
     with _as_target_error(target):
         init_fixups(app)
-        return discovery_modules(app)
 
 
 def _discover(app: Any, target: str) -> None:
