@@ -29,7 +29,7 @@ from typing import Any
 
 from .sensors import Sensor, sensor_time
 
-__all__ = ["Monitor", "TableState"]
+__all__ = ["Monitor", "TableState", "by_topic", "tp_label"]
 
 #: how many values each history keeps (Faust's defaults).
 MAX_AVG_HISTORY = 100
@@ -237,12 +237,12 @@ class Monitor(Sensor):
             "assignment_latency": self.assignment_latency,
             "assignments_completed": self.assignments_completed,
             "assignments_failed": self.assignments_failed,
-            "topic_buffer_full": {_tp_label(tp): n for tp, n in self.topic_buffer_full.items()},
+            "topic_buffer_full": {tp_label(tp): n for tp, n in self.topic_buffer_full.items()},
             "tables": {name: table.asdict() for name, table in self.tables.items()},
             "metric_counts": dict(self.metric_counts),
-            "topic_committed_offsets": _by_topic(self.tp_committed_offsets),
-            "topic_read_offsets": _by_topic(self.tp_read_offsets),
-            "topic_end_offsets": _by_topic(self.tp_end_offsets),
+            "topic_committed_offsets": by_topic(self.tp_committed_offsets),
+            "topic_read_offsets": by_topic(self.tp_read_offsets),
+            "topic_end_offsets": by_topic(self.tp_end_offsets),
             "rebalances": self.rebalances,
             "rebalance_return_latency": self.rebalance_return_latency,
             "rebalance_end_latency": self.rebalance_end_latency,
@@ -427,13 +427,13 @@ def _status(code: int) -> HTTPStatus | int:
         return code
 
 
-def _tp_label(tp: Any) -> str:
+def tp_label(tp: Any) -> str:
     """``topic[partition]`` for a TP (Faust's label of a TP was the class name)."""
     topic, partition = getattr(tp, "topic", None), getattr(tp, "partition", None)
     return f"{topic}[{partition}]" if topic is not None else str(tp)
 
 
-def _by_topic(tp_offsets: Mapping[Any, int]) -> dict[str, dict[int, int]]:
+def by_topic(tp_offsets: Mapping[Any, int]) -> dict[str, dict[int, int]]:
     """``{TP(t, p): o}`` as ``{t: {p: o}}``, partitions and topics sorted."""
     out: dict[str, dict[int, int]] = {}
     for tp, offset in sorted(tp_offsets.items()):

@@ -3,9 +3,15 @@
 - :mod:`detstream.contrib.asgi`: an App co-hosted with an ASGI web server
   (uvicorn, hypercorn, ...) on one event loop, either direction;
   ``detstream.contrib.fastapi`` is the same module under Faust's older name.
+- :mod:`detstream.contrib.otel`: ``OpenTelemetryMonitor``, the monitor's numbers
+  on OpenTelemetry instruments (Faust's ``faust.sensors.otel``).
+- :mod:`detstream.contrib.opentelemetry`: ``setup_opentelemetry``, a span per
+  event an agent processes, and the ASGI application's instrumentation.
+- :mod:`detstream.contrib.opentracing`: Faust's OpenTracing ``TracingSensor``.
 
 Nothing here is imported by ``import detstream``; each module imports only
-what it needs, and no web framework.
+what it needs, and no web framework; the OpenTelemetry and OpenTracing
+packages are imported when used, never with the module.
 """
 
 __all__: list[str] = []

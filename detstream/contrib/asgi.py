@@ -45,6 +45,7 @@ from detstream.errors import DetstreamError, ImproperlyConfigured, InvalidArgume
 from detstream.stopping import stop_deadline, stop_each
 
 from .asgi_server import AsgiService, serve_asgi
+from .opentelemetry import check_opentelemetry_option, maybe_instrument_asgi
 
 if TYPE_CHECKING:
     from detstream.app import App
@@ -248,19 +249,22 @@ def faust_lifespan(
     The handler takes any arguments (frameworks pass their application) and
     is an async context manager yielding None (Starlette would merge a value
     into the request scope's state). ``options`` are those of
-    :func:`faust_app_running`. ``opentelemetry=True`` is refused: detstream
-    has no OpenTelemetry integration (None and False are accepted, for
-    Faust's signature).
+    :func:`faust_app_running`.
+
+    ``opentelemetry``: the application the framework passes is instrumented
+    with OpenTelemetry's ``FastAPIInstrumentor`` at startup
+    (:func:`detstream.contrib.opentelemetry.maybe_instrument_asgi`): None
+    (the default) when a real ``TracerProvider`` is configured, True always
+    (refused here when ``opentelemetry-instrumentation-fastapi`` is not
+    installed), False never. An application instrumented already is left alone.
     """
-    if opentelemetry:
-        raise ImproperlyConfigured(
-            "faust_lifespan(opentelemetry=True): detstream has no OpenTelemetry integration "
-            "(Faust's faust.contrib.opentelemetry); instrument the ASGI application yourself"
-        )
+    check_opentelemetry_option("faust_lifespan", opentelemetry)
     _check_options("faust_lifespan", options)
 
     @asynccontextmanager
-    async def lifespan(*_args: Any, **_kwargs: Any) -> AsyncIterator[None]:
+    async def lifespan(*args: Any, **_kwargs: Any) -> AsyncIterator[None]:
+        if args:  # the framework's application (Starlette, FastAPI pass it)
+            maybe_instrument_asgi(args[0], opentelemetry)
         async with faust_app_running(app, **options):
             yield None
 

@@ -28,6 +28,8 @@ from mode import Service
 
 from detstream.errors import ImproperlyConfigured
 
+from .opentelemetry import check_opentelemetry_option, maybe_instrument_asgi
+
 if TYPE_CHECKING:
     from detstream.app import App
 
@@ -57,6 +59,9 @@ class AsgiService(Service):
     #: more keyword arguments of ``uvicorn.Config``.
     uvicorn_options: Mapping[str, Any] = {}
     server_shutdown_timeout: float = DEFAULT_SERVER_SHUTDOWN_TIMEOUT
+    #: instrument ``asgi_app`` with OpenTelemetry at start: None when a real
+    #: ``TracerProvider`` is configured, True always, False never.
+    opentelemetry: bool | None = None
 
     def __init__(
         self,
@@ -121,6 +126,7 @@ class AsgiService(Service):
                 "AsgiService has no ASGI application to serve: pass it, or use "
                 "serve_asgi(app, asgi_app)"
             )
+        maybe_instrument_asgi(self.asgi_app, self.opentelemetry)
         self._server = self._create_server()
         self._serving = self.add_future(self._server.serve())
         logger.info("serving the ASGI application on http://%s:%s", self.host, self.port)
@@ -171,6 +177,7 @@ def serve_asgi(
     *,
     host: str | None = None,
     port: int | None = None,
+    opentelemetry: bool | None = None,
     **uvicorn_options: Any,
 ) -> type[AsgiService]:
     """Serve ``asgi_app`` with uvicorn as ``app``'s web server, inside ``detstream worker``.
@@ -179,13 +186,15 @@ def serve_asgi(
     returns it. ``host``/``port`` default to the App's ``web_bind`` and
     ``web_port``; ``uvicorn_options`` go to ``uvicorn.Config`` (its lifespan
     is on: an application with ``faust_lifespan`` finds the App running and
-    leaves it to the worker).
+    leaves it to the worker). ``opentelemetry``: as ``faust_lifespan``'s,
+    applied when the server starts.
     """
+    check_opentelemetry_option("serve_asgi", opentelemetry)
     service: type[AsgiService] = type(
         "FaustAsgiService",
         (AsgiService,),
         {"asgi_app": asgi_app, "faust_app": app, "host": host, "port": port,
-         "uvicorn_options": dict(uvicorn_options)},
+         "uvicorn_options": dict(uvicorn_options), "opentelemetry": opentelemetry},
     )
     app.web_server(service)
     return service

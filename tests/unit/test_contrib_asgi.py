@@ -363,8 +363,6 @@ def test_options_are_checked_when_the_lifespan_is_made():
         faust_lifespan(app, stop_timout=5)
     with pytest.raises(InvalidArgument, match="FaustLifespanMiddleware: unknown option"):
         FaustLifespanMiddleware(object(), app, finalise=True)
-    with pytest.raises(ImproperlyConfigured, match="no OpenTelemetry integration"):
-        faust_lifespan(app, opentelemetry=True)
     assert callable(faust_lifespan(app, opentelemetry=False, stop_timeout=5))
 
 
