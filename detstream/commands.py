@@ -33,9 +33,15 @@ class AppCommand:
         self.app = app
         self.ctx = ctx
 
+    @property
+    def quiet(self) -> bool:
+        """The group's ``-q/--quiet``: ``say`` prints nothing."""
+        return bool((self.ctx.find_root().obj or {}).get("quiet"))
+
     def say(self, message: Any = "", *, err: bool = False) -> None:
-        """Print ``message`` (to stderr with ``err=True``)."""
-        click.echo(message, err=err)
+        """Print ``message`` (to stderr with ``err=True``), unless ``-q/--quiet``."""
+        if not self.quiet:
+            click.echo(message, err=err)
 
 
 def make_command(app: Any, fun: Callable[..., Any], options: tuple[Any, ...],

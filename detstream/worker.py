@@ -2,7 +2,8 @@
 
 A worker is the process around an App: it configures logging, prints a
 banner saying what is about to run and where, starts the App, and turns
-signals into a graceful stop. The graceful stop is the App's own ``stop()``,
+signals into a graceful stop (TERM, INT; USR1 logs every thread's and task's
+stack; QUIT keeps its default, an immediate exit). The graceful stop is the App's own ``stop()``,
 which finishes the events in hand, commits their offsets and flushes the
 producer before leaving the consumer group, so a deploy (TERM) neither loses
 nor needlessly reprocesses work. A second INT (Ctrl-C twice) exits at once;
@@ -29,6 +30,7 @@ from typing import Any, NoReturn, TextIO
 
 from .autodiscover import init_worker
 from .blocking import blocking_timeout, start_detector
+from .debugging import CONSOLE_PORT, dump_stacks, start_console
 from .futures import current_task_cancelling
 from .stopping import SHUTDOWN_TIMEOUT, stop_deadline, stop_each
 from .transport import aiokafka_logs
@@ -71,6 +73,7 @@ class Worker:
         blocking_timeout: float | None = None,
         quiet: bool = False,
         shutdown_timeout: float = SHUTDOWN_TIMEOUT,
+        console_port: int = CONSOLE_PORT,
         stdout: TextIO | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
         daemon: bool = True,
@@ -98,6 +101,9 @@ class Worker:
         #: None: the app's ``datadir``/``debug``/``blocking_timeout`` settings decide.
         self.datadir, self.debug, self.blocking_timeout = datadir, debug, blocking_timeout
         self.blocking_detector: Any = None
+        #: aiomonitor's console port in debug mode, and its monitor once started.
+        self.console_port = console_port
+        self.console: Any = None
         self.quiet = quiet
         self.shutdown_timeout = shutdown_timeout
         self.stdout = stdout or sys.stdout
@@ -195,14 +201,20 @@ class Worker:
         signals there): an embedded worker then stops by ``request_stop()``.
         """
         handled: list[int] = []
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
+            handler = self._on_sigusr1 if signum == signal.SIGUSR1 else self._on_signal
             try:
-                loop.add_signal_handler(signum, self._on_signal, signum)
+                loop.add_signal_handler(signum, handler, signum)
             except Exception as exc:  # not the main thread, or a loop without signals
                 log.debug("no handler for %s on this loop: %r", signal.Signals(signum).name, exc)
                 break
             handled.append(signum)
         return handled
+
+    def _on_sigusr1(self, signum: int) -> None:
+        """USR1: log every thread's and task's stack (Faust's), and go on."""
+        log.warning("USR1 received: the stacks of this worker's threads and tasks:\n%s",
+                    dump_stacks(asyncio.get_running_loop()))
 
     def _on_signal(self, signum: int) -> None:
         name = signal.Signals(signum).name
@@ -255,6 +267,8 @@ class Worker:
             init_worker(app)  # autodiscover, then on_worker_init (once per app)
         self.apply_options(self.app)
         self.blocking_detector = await start_detector(self.app.conf)
+        if self.app.conf.debug:
+            self.console = start_console(asyncio.get_running_loop(), self.console_port)
         for app in self.apps:
             app.transport  # noqa: B018 - a bad broker URL fails here, before the banner
             name_worker(app)
@@ -331,6 +345,8 @@ class Worker:
                 await self.web_server.stop()
             if self.blocking_detector is not None:
                 await self.blocking_detector.stop()
+            if self.console is not None:
+                self.console.close()
 
     async def _stop_services(self) -> None:
         """Stop the other apps and services, last started first; every one, whatever fails."""

@@ -3,11 +3,13 @@
 
 ``python examples/agent.py agents`` lists each agent with the topic it reads
 and its help (the docstring), so that you know where to send to. Printing
-only: nothing connects to a broker.
+only: nothing connects to a broker. ``detstream --json agents`` prints the
+same as a JSON list of objects, one per row, keyed by the column names.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -62,6 +64,15 @@ def render(title: str, header: tuple[str, ...], rows: Sequence[tuple[str, ...]])
     return "\n".join(lines)
 
 
+def emit(ctx: click.Context, title: str, header: tuple[str, ...],
+         rows: Sequence[tuple[str, ...]]) -> None:
+    """Print the rows as a table, or as JSON with the group's ``--json``."""
+    if (ctx.find_root().obj or {}).get("json"):
+        click.echo(json.dumps([dict(zip(header, row, strict=True)) for row in rows]))
+    else:
+        click.echo(render(title, header, rows))
+
+
 def _first_line(text: str | None) -> str:
     return (text or "").strip().splitlines()[0] if (text or "").strip() else ""
 
@@ -78,7 +89,7 @@ def _app(ctx: click.Context, target: str | None) -> Any:
 def agents(ctx: click.Context, target: str | None) -> None:
     """List the agents of TARGET's app: name, topic, help."""
     app = _app(ctx, target)
-    click.echo(render("Agents", ("name", "topic", "help"), agent_rows(app)))
+    emit(ctx, "Agents", ("name", "topic", "help"), agent_rows(app))
 
 
 @click.command()
@@ -87,7 +98,7 @@ def agents(ctx: click.Context, target: str | None) -> None:
 def tables(ctx: click.Context, target: str | None) -> None:
     """List the tables of TARGET's app: name, changelog topic, help."""
     app = _app(ctx, target)
-    click.echo(render("Tables", ("name", "changelog", "help"), table_rows(app)))
+    emit(ctx, "Tables", ("name", "changelog", "help"), table_rows(app))
 
 
 @click.command()
@@ -99,7 +110,7 @@ def models(ctx: click.Context, target: str | None, builtins: bool) -> None:
     from detstream.models import registry
 
     _app(ctx, target)  # importing the project registers its models
-    click.echo(render("Models", ("name", "help"), model_rows(registry, builtins=builtins)))
+    emit(ctx, "Models", ("name", "help"), model_rows(registry, builtins=builtins))
 
 
 @click.command()
@@ -119,4 +130,4 @@ def model(ctx: click.Context, name: str, target: str | None) -> None:
         click.echo(f"error: {name!r} {what}; models: {known}", err=True)
         raise SystemExit(2)
     cls = found[0]
-    click.echo(render(f"{cls._options.namespace}", ("field", "type", "default"), field_rows(cls)))
+    emit(ctx, f"{cls._options.namespace}", ("field", "type", "default"), field_rows(cls))

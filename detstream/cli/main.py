@@ -13,7 +13,7 @@ from detstream.commands import AppGroup, argument, option
 from detstream.errors import TargetError
 
 from .faust_flags import eager_faust_compat_options, enable, faust_compat_options
-from .params import BLOCKING_TIMEOUT, DATADIR, HOST, LOGFILE
+from .params import BLOCKING_TIMEOUT, DATADIR, HOST, LOGFILE, LOGLEVEL, PORT, WORKDIR
 
 __all__ = ["main", "entry", "option", "argument"]
 
@@ -31,26 +31,61 @@ def entry() -> None:
     main()
 
 
+def _change_workdir(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    """``-W DIR``: change to DIR while the command line is parsed, before ``-A`` loads the app."""
+    if value:
+        os.chdir(value)
+
+
+def _check_loop(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if value != "aio":
+        raise click.BadParameter(
+            f"{value!r}: detstream runs on asyncio's own event loop (aio); eventlet and uvloop "
+            "are not supported", ctx, param,
+        )
+    return value
+
+
 @click.group(cls=AppGroup)
 @click.option("-A", "--app", "app_target", metavar="TARGET", is_eager=True,  # before --help
               help="The app (file, module or module:attr) for commands that take one.")
+@click.option("-W", "--workdir", type=WORKDIR, is_eager=True, expose_value=False,
+              callback=_change_workdir,
+              help="Change to this directory first (before the app is loaded).")
+@click.option("-q", "--quiet/--no-quiet", default=None,
+              help="No banner or status lines on stdout (worker, the app's commands).")
+@click.option("--json", "json_output", is_flag=True, default=False,
+              help="agents, tables, models and model print JSON.")
+@click.option("-L", "--loop", type=click.Choice(["aio", "eventlet", "uvloop"]), default="aio",
+              callback=_check_loop, expose_value=False,
+              help="Event loop: aio (asyncio's; the others are not supported).")
 @click.option("--debug/--no-debug", default=None,
               help="Debug mode (debug setting): the blocking detector, error details in web views.")
 @click.option("-D", "--datadir", type=DATADIR, help="Directory of the app's state (tables).")
+@click.option("-l", "--loglevel", type=LOGLEVEL, help="The worker's log level (default warning).")
+@click.option("-f", "--logfile", type=LOGFILE, help="The worker logs here, not to stderr.")
 @click.option("--blocking-timeout", type=BLOCKING_TIMEOUT, metavar="SECONDS",
               help="When --debug: log the stack when the loop blocks longer (default 10).")
+@click.option("--console-port", type=PORT,
+              help="When --debug: aiomonitor's console port (default 50101).")
 @eager_faust_compat_options
 @click.version_option(package_name="detstream")
 @click.pass_context
-def main(ctx: click.Context, app_target: str | None, debug: bool | None, datadir: str | None,
-         blocking_timeout: float | None) -> None:
+def main(ctx: click.Context, app_target: str | None, quiet: bool | None, json_output: bool,
+         debug: bool | None, datadir: str | None, loglevel: str | None, logfile: str | None,
+         blocking_timeout: float | None, console_port: int | None) -> None:
     """detstream: the Faust App API on a deterministic simulator and on Kafka."""
     ctx.ensure_object(dict)
     if app_target:
         ctx.obj["app_target"] = app_target
-    # Faust's global form (``faust --datadir=x -A proj worker``): the worker's own options win.
-    ctx.obj["worker_defaults"] = {"debug": debug, "datadir": datadir,
-                                  "blocking_timeout": blocking_timeout}
+    ctx.obj["json"] = json_output
+    ctx.obj["quiet"] = bool(quiet)
+    # Faust's global form (``faust --datadir=x -A proj -l info worker``): the worker's own
+    # options win.
+    ctx.obj["worker_defaults"] = {
+        "debug": debug, "datadir": datadir, "blocking_timeout": blocking_timeout,
+        "loglevel": loglevel, "logfile": logfile, "quiet": quiet, "console_port": console_port,
+    }
 
 
 from .sim import sim  # noqa: E402 - registered after the group exists
@@ -117,11 +152,9 @@ def worker_options(command: Any) -> Any:
     """The options of ``worker`` (and of ``livecheck``, which runs the same way)."""
     decorators: list[Callable[[Any], Any]] = [
         click.argument("target", required=False),
-        click.option("-l", "--loglevel", default="warning", show_default=True,
-                     type=click.Choice(["debug", "info", "warning", "warn", "error", "critical"],
-                                       case_sensitive=False)),
+        click.option("-l", "--loglevel", type=LOGLEVEL, help="Log level (default: warning)."),
         click.option("-f", "--logfile", type=LOGFILE, help="Log here, not to stderr."),
-        click.option("-p", "--web-port", type=click.IntRange(1, 65535),
+        click.option("-p", "--web-port", type=PORT,
                      help="Port of the web server (default: the web_port setting, 6066)."),
         click.option("--with-web/--without-web", "web_enabled", default=None,
                      help="Serve the app's pages (default: the web_enabled setting, on)."),
@@ -137,7 +170,11 @@ def worker_options(command: Any) -> Any:
         click.option("--blocking-timeout", type=BLOCKING_TIMEOUT, metavar="SECONDS",
                      help="When --debug: log the loop's stack when it blocks longer than this "
                           "(default: blocking_timeout, 10)."),
-        click.option("-q", "--quiet", is_flag=True, help="No banner or status lines on stdout."),
+        click.option("--console-port", type=PORT,
+                     help="When --debug: port of aiomonitor's console, when it is installed "
+                          "(default 50101)."),
+        click.option("-q", "--quiet", is_flag=True, default=None,
+                     help="No banner or status lines on stdout."),
         faust_compat_options,
         click.pass_context,
     ]
@@ -176,20 +213,29 @@ def livecheck(ctx: click.Context, target: str | None, faust_compat: str | None,
     _run_worker(ctx, livecheck_app, **options)
 
 
-def _run_worker(ctx: click.Context, app: Any, *, loglevel: str, logfile: str | None,
+def _run_worker(ctx: click.Context, app: Any, *, loglevel: str | None, logfile: str | None,
                 web_port: int | None, web_enabled: bool | None, web_bind: str | None,
                 web_host: str | None, datadir: str | None, debug: bool | None,
-                blocking_timeout: float | None, quiet: bool) -> None:
+                blocking_timeout: float | None, console_port: int | None,
+                quiet: bool | None) -> None:
+    from detstream.debugging import CONSOLE_PORT
     from detstream.worker import Worker
 
     defaults: dict[str, Any] = (ctx.obj or {}).get("worker_defaults", {})
 
-    def given_or_default(name: str, value: Any) -> Any:
-        return value if value is not None else defaults.get(name)
+    def given_or_default(name: str, value: Any, fallback: Any = None) -> Any:
+        if value is not None:
+            return value
+        default = defaults.get(name)
+        return default if default is not None else fallback
 
-    Worker(app, loglevel=loglevel, logfile=logfile, web_port=web_port, web_enabled=web_enabled,
-           web_bind=web_bind, web_host=web_host, quiet=quiet,
+    level = given_or_default("loglevel", loglevel, "warning")
+    Worker(app, loglevel="critical" if level.lower() == "crit" else level,
+           logfile=given_or_default("logfile", logfile), web_port=web_port,
+           web_enabled=web_enabled, web_bind=web_bind, web_host=web_host,
+           quiet=bool(given_or_default("quiet", quiet)),
            datadir=given_or_default("datadir", datadir),
            debug=given_or_default("debug", debug),
            blocking_timeout=given_or_default("blocking_timeout", blocking_timeout),
+           console_port=given_or_default("console_port", console_port, CONSOLE_PORT),
            ).execute_from_commandline()

@@ -14,7 +14,9 @@ from typing import Any
 
 import click
 
-__all__ = ["HOST", "LOGFILE", "DATADIR", "BLOCKING_TIMEOUT"]
+__all__ = [
+    "HOST", "LOGFILE", "DATADIR", "BLOCKING_TIMEOUT", "LOGLEVEL", "PORT", "WORKDIR",
+]
 
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 
@@ -83,3 +85,10 @@ LOGFILE = LogFile()
 DATADIR = DataDir()
 #: seconds the loop may block before its stack is logged (debug mode).
 BLOCKING_TIMEOUT = click.FloatRange(min=0, min_open=True)
+#: a TCP port (``--web-port``, ``--console-port``).
+PORT = click.IntRange(1, 65535)
+#: the log levels of ``-l/--loglevel`` (Faust's ``crit`` and ``warn`` too).
+LOGLEVEL = click.Choice(["debug", "info", "warning", "warn", "error", "critical", "crit"],
+                        case_sensitive=False)
+#: ``-W/--workdir``: an existing directory to change to before the app is loaded.
+WORKDIR = click.Path(exists=True, file_okay=False, dir_okay=True)

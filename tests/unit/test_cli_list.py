@@ -68,3 +68,26 @@ def test_without_an_app_it_says_how_to_name_one():
     result = invoke("agents")
     assert result.exit_code == 2
     assert "name the app" in result.output
+
+
+def test_json_prints_the_rows_as_objects():
+    import json
+
+    app = make_app()
+    agents = json.loads(invoke("--json", "agents", app=app).output)
+    assert agents[0]["name"] == "@local" and set(agents[0]) == {"name", "topic", "help"}
+    tables = json.loads(invoke("--json", "tables", app=app).output)
+    assert tables[1] == {"name": "totals", "changelog": "listing-totals-changelog",
+                         "help": "Totals by account."}
+
+
+def test_quiet_silences_what_an_apps_command_says():
+    app = detstream.App("saying", broker="sim://")
+
+    @app.command()
+    async def hello(self):
+        """Say hello."""
+        self.say("hello")
+
+    assert invoke("hello", app=app).output == "hello\n"
+    assert invoke("-q", "hello", app=app).output == ""

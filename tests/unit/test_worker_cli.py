@@ -143,3 +143,93 @@ def test_the_worker_process_freezes_its_start_up_heap_and_collects_less_often():
              "print(gc.get_threshold() == w.GC_THRESHOLDS, gc.get_freeze_count() > 0)")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["True", "True"]
+
+
+# -- Faust's global options (faust --help) and process signals (workers guide) -------------
+
+def test_fausts_global_logging_quiet_and_console_options_reach_the_worker(project, built):
+    result = run("-l", "info", "-f", "global.log", "-q", "--console-port", "50555",
+                 "-A", "cliproj", "worker")
+    assert result.exit_code == 0, result.output
+    (w,) = built
+    assert (w.loglevel, w.logfile, w.quiet, w.console_port) == ("info", "global.log", True, 50555)
+    assert run("-l", "crit", "worker", "cliproj.py", "-l", "debug").exit_code == 0
+    assert built[1].loglevel == "debug"  # the worker's own option wins
+    assert run("-l", "CRIT", "worker", "cliproj.py").exit_code == 0
+    assert built[2].loglevel == "critical" and built[2].console_port == 50101  # Faust's default
+    assert run("worker", "cliproj.py").exit_code == 0
+    assert (built[3].loglevel, built[3].quiet) == ("warning", False)
+
+
+def test_workdir_is_entered_before_the_app_is_loaded(project, built, tmp_path_factory):
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    (elsewhere / "wdproj.py").write_text(APP_SOURCE.replace("cliapp", "wdapp"))
+    os.chdir(project)
+    result = run("-W", str(elsewhere), "-A", "wdproj.py", "worker")
+    assert result.exit_code == 0, result.output
+    assert built[0].app.conf.id == "wdapp" and os.getcwd() == str(elsewhere)
+    result = run("-W", str(elsewhere / "missing"), "agents")
+    assert result.exit_code == 2 and "'-W' / '--workdir'" in result.output
+
+
+def test_only_asyncios_own_loop_is_taken(project, built):
+    assert run("-L", "aio", "worker", "cliproj.py").exit_code == 0
+    for loop in ("uvloop", "eventlet"):
+        result = run("--loop", loop, "worker", "cliproj.py")
+        assert result.exit_code == 2 and "eventlet and uvloop are not supported" in result.output
+    assert len(built) == 1
+
+
+def test_usr1_logs_every_threads_and_tasks_stack(caplog):
+    import asyncio
+    import logging
+    import signal
+
+    app = detstream.App("usr1", broker="kafka://localhost:1")
+    worker = detstream.worker.Worker(app)
+
+    async def main():
+        async def stuck_somewhere():
+            await asyncio.sleep(10)
+
+        task = asyncio.ensure_future(stuck_somewhere())
+        task.set_name("stuck-task")
+        await asyncio.sleep(0)
+        with caplog.at_level(logging.WARNING):
+            worker._on_sigusr1(signal.SIGUSR1)
+        task.cancel()
+
+    asyncio.run(main())
+    assert "USR1 received" in caplog.text and "Thread MainThread" in caplog.text
+    assert "Task stuck-task" in caplog.text and "stuck_somewhere" in caplog.text
+    assert not worker._stop_requested  # it stops nothing
+
+
+def test_debug_console_is_aiomonitors_when_installed(monkeypatch, caplog):
+    import asyncio
+    import logging
+    import sys
+    import types
+
+    from detstream.debugging import start_console
+
+    loop = asyncio.new_event_loop()
+    try:
+        monkeypatch.setitem(sys.modules, "aiomonitor", None)  # not installed
+        with caplog.at_level(logging.WARNING):
+            assert start_console(loop, 50101) is None
+        assert "aiomonitor is not installed (pip install aiomonitor)" in caplog.text
+
+        started = []
+        fake = types.ModuleType("aiomonitor")
+        fake.start_monitor = lambda loop, *, port: started.append((loop, port)) or "monitor"
+        monkeypatch.setitem(sys.modules, "aiomonitor", fake)
+        assert start_console(loop, 50555) == "monitor" and started == [(loop, 50555)]
+
+        def refuse(loop, *, port):
+            raise OSError("address in use")
+
+        fake.start_monitor = refuse
+        assert start_console(loop, 50555) is None and "address in use" in caplog.text
+    finally:
+        loop.close()
