@@ -15,7 +15,10 @@ listed here, each with why:
 - ``ALIASES``: Faust's deprecated names for settings detstream has.
 
 A name detstream implements itself is its own setting, whatever these
-lists say (``detstream.settings`` adds only the names it lacks).
+lists say (``detstream.settings`` adds only the names it lacks); one of
+``IGNORED`` that ``detstream.settings`` also lists (``broker_commit_every``,
+``stream_wait_empty``: typed, read from the environment) keeps its type check
+and is logged as having no effect too.
 docs/faust-differences.md lists them for users.
 """
 
@@ -58,6 +61,10 @@ IGNORED: dict[str, tuple[Any, str]] = {
     "web_metrics_enabled": (False, "/metrics is always served"),
     "web_router_enabled": (True, "the built-in endpoints are always served (see detstream.web)"),
     "web_tables_enabled": (True, "/table/ is always served"),
+    "broker_commit_every": (10_000, "offsets are committed every broker_commit_interval "
+                                    "seconds (and at rebalances and stops), not per count"),
+    "stream_wait_empty": (True, "a rebalance or stop always waits for the events in hand "
+                                "(at most 95% of broker_session_timeout)"),
     "worker_redirect_stdouts": (True, "stdout is left alone"),
     "worker_redirect_stdouts_level": ("WARN", "stdout is left alone"),
     "logging_config": (None, "configure logging in your entry point; --loglevel, --logfile"),

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import Enum
+from pathlib import Path
 from typing import Any, cast
 
 from . import faust_settings
@@ -185,6 +186,16 @@ class Settings:
             ) from None
 
     @property
+    def appdir(self) -> Path:
+        """This version's directory in the datadir (Faust's ``appdir``): ``{datadir}/v{version}``."""
+        return Path(self.values["datadir"]) / f"v{self.values['version']}"
+
+    @property
+    def table_directory(self) -> Path:
+        """Where RocksDB tables are kept: ``tabledir``, under ``appdir`` unless it is absolute."""
+        return self.appdir / Path(self.values["tabledir"])  # an absolute tabledir replaces it
+
+    @property
     def reply_to(self) -> str:
         """This instance's RPC reply topic (Faust's ``f-reply-{uuid}``), fixed on first read."""
         value = self.values.get("reply_to")
@@ -291,7 +302,7 @@ def _validate(key: str, value: Any) -> Any:
         raise ImproperlyConfigured(f"unknown setting {key!r}{hint}")
     default, types = SETTINGS[key]
     value = _normalize(key, value)
-    if key in _FAUST_ONLY:
+    if key in _FAUST_ONLY or key in faust_settings.IGNORED:
         faust_settings.check(key, value)
     if types is object or (isinstance(types, tuple) and object in types):
         return value

@@ -80,3 +80,16 @@ def test_the_groups_datadir_option_names_the_directory(tmp_path):
     (elsewhere / "v2").mkdir(parents=True)
     assert invoke("-D", str(elsewhere), "reset", source).exit_code == 0
     assert not (elsewhere / "v2").exists()
+
+
+def test_reset_deletes_a_tabledir_of_its_own_too(tmp_path):
+    datadir, tables = tmp_path / "data", tmp_path / "fast-disk" / "tables"
+    source = tmp_path / f"tabledir_{tmp_path.name.replace('-', '_')}.py"
+    source.write_text(PROJECT.format(datadir=str(datadir)).replace(
+        "version=2)", f"version=2, tabledir={str(tables)!r})"))
+    (datadir / "v2").mkdir(parents=True)
+    tables.mkdir(parents=True)
+    reset = invoke("reset", str(source))
+    assert reset.exit_code == 0, reset.output
+    assert not (datadir / "v2").exists() and not tables.exists()
+    assert f"deleted {tables}" in reset.output

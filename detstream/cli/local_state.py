@@ -60,11 +60,17 @@ def reset(ctx: click.Context, target: str | None) -> None:
     """
     app = _app(ctx, target)
     current, _ = version_dirs(app, _datadir(ctx))
-    if not current.exists():
+    # a tabledir of its own (absolute) is outside the version's directory: deleted too
+    tables = current / Path(app.conf.tabledir)
+    doomed = [path for path in (current, tables)
+              if path.exists() and (path == current or current not in path.parents)]
+    if not doomed:
         click.echo(f"nothing to reset: {current} does not exist")
         return
-    _remove(current)
-    click.echo(f"deleted {current}: tables will be recovered from their changelogs at the next start")
+    for path in doomed:
+        _remove(path)
+        click.echo(f"deleted {path}: tables will be recovered from their changelogs at the "
+                   "next start")
 
 
 @click.command("clean-versions")

@@ -184,7 +184,7 @@ class Table(MutableMapping[KT, VT]):
         return StoreSpec(
             table=self.name,
             changelog=self.changelog_topic,
-            directory=lambda: Path(app.conf.datadir) / f"v{app.conf.version}" / "tables",
+            directory=lambda: Path(app.conf.table_directory),
             datadir=lambda: str(app.conf.datadir),
         )
 

@@ -64,3 +64,18 @@ def test_agent_supervisor_is_the_default_of_agents_that_name_none():
     assert one.supervisor_strategy is mode.OneForAllSupervisor
     assert two.supervisor_strategy is mode.CrashingSupervisor
     assert detstream.App("plain").agent()(one.fun).supervisor_strategy is mode.OneForOneSupervisor
+
+
+def test_settings_detstream_types_but_does_not_act_on_are_logged_too(caplog):
+    for name in ("broker_commit_every", "stream_wait_empty"):
+        faust_settings._warned.discard(name)
+    with caplog.at_level(logging.WARNING, logger="detstream.faust_settings"):
+        app = detstream.App("typed-ignored", broker_commit_every=100, stream_wait_empty=False)
+        detstream.App("typed-defaults", broker_commit_every=10_000, stream_wait_empty=True)
+    assert (app.conf.broker_commit_every, app.conf.stream_wait_empty) == (100, False)
+    warnings = sorted(r.getMessage() for r in caplog.records)
+    assert len(warnings) == 2
+    assert "'broker_commit_every'=100 is Faust's and has no effect" in warnings[0]
+    assert "always waits for the events in hand" in warnings[1]
+    with pytest.raises(ImproperlyConfigured, match="'broker_commit_every' must be int"):
+        detstream.App("typed-bad", broker_commit_every="often")

@@ -164,6 +164,23 @@ def test_layout_is_datadir_version_tables_name_partition(tmp_path):
     table.data.close()
 
 
+def test_tabledir_is_under_the_version_directory_unless_absolute(tmp_path):
+    app = detstream.App("tabledirs", broker="sim://", store="rocksdb://",
+                        datadir=str(tmp_path / "data"), version=3, tabledir="mine")
+    assert app.conf.appdir == tmp_path / "data" / "v3"
+    table = app.Table("counts", default=int)
+    table.data.set("a", 1, 4)
+    assert (tmp_path / "data" / "v3" / "mine" / "counts-4.db").is_dir()
+    table.data.close()
+    elsewhere = tmp_path / "fast-disk"
+    app = detstream.App("tabledirs", broker="sim://", store="rocksdb://",
+                        datadir=str(tmp_path / "data"), tabledir=str(elsewhere))
+    table = app.Table("counts", default=int)
+    table.data.set("a", 1, 0)
+    assert (elsewhere / "counts-0.db").is_dir()
+    table.data.close()
+
+
 def test_data_and_offset_survive_close_and_reopen(tmp_path):
     table = rocks(tmp_path)
     apply(table, [record(0, 0, "a", 1), record(0, 1, "b", 2), record(1, 0, "c", 3)])
