@@ -19,6 +19,7 @@ from typing import Any
 
 from mode import Service
 
+from . import faust_settings
 from ._types import TP, RecordMetadata
 from .agent import Agent
 from .app_tasks import AppSources
@@ -443,8 +444,9 @@ class App(Service):
         ``app.monitor``, or the start of an app with ``web_stats_enabled`` (or
         ``debug``), which serves it at ``/``. An app that never asks pays nothing.
         """
-        if self._monitor is None:
-            self.monitor = Monitor()
+        if self._monitor is None:  # Faust's ``Monitor`` setting names the class
+            monitor_class = faust_settings.resolve_class(self.conf.Monitor) or Monitor
+            self.monitor = monitor_class()
         assert self._monitor is not None
         return self._monitor
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-__all__ = ["ALIASES", "DEFAULT_ONLY", "IGNORED", "check"]
+__all__ = ["ALIASES", "CLASSES", "DEFAULT_ONLY", "IGNORED", "check", "check_class", "resolve_class"]
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +83,65 @@ DEFAULT_ONLY: dict[str, tuple[Any, str]] = {
                                         "appears with its input's commit"),
     "consumer_group_instance_id": (None, "static group membership is not supported"),
 }
+
+#: Faust's class settings -> the detstream class it names by default (an import path), or None
+#: where detstream has no such class. Readable from ``app.conf``; set only to that class (or
+#: its path), except ``Monitor``, which takes any subclass of ``detstream.Monitor``: the
+#: class ``app.monitor`` is made from.
+CLASSES: dict[str, str | None] = {
+    "Agent": "detstream.agent:Agent",
+    "Event": "detstream.events:Event",
+    "Schema": "detstream.serializers:Schema",
+    "Stream": "detstream.stream:Stream",
+    "Table": "detstream.tables.table:Table",
+    "SetTable": "detstream.tables.set_table:SetTable",
+    "GlobalTable": "detstream.tables.global_table:GlobalTable",
+    "SetGlobalTable": "detstream.tables.set_table:SetGlobalTable",
+    "TableManager": "detstream.tables.recovery:TableManager",
+    "Topic": "detstream.topic:Topic",
+    "Router": "detstream.web.router:Router",
+    "Worker": "detstream.worker:Worker",
+    "Monitor": "detstream.monitor:Monitor",
+    "Serializers": None,
+    "ConsumerScheduler": None,
+    "PartitionAssignor": None,
+    "LeaderAssignor": None,
+    "HttpClient": None,
+}
+
+
+def resolve_class(value: Any) -> Any:
+    """A class setting's value as the class (an import path ``module:Name`` is imported)."""
+    if isinstance(value, str):
+        from mode.utils.imports import symbol_by_name
+
+        return symbol_by_name(value)
+    return value
+
+
+def check_class(key: str, value: Any) -> None:
+    """Refuse a class override detstream would not use (subclass in your code instead)."""
+    from .errors import ImproperlyConfigured
+
+    default = CLASSES[key]
+    if value is None or value == default:
+        return
+    if default is not None:
+        try:
+            given = resolve_class(value)
+        except Exception as exc:
+            raise ImproperlyConfigured(
+                f"setting {key!r}={value!r} cannot be imported: {exc!r}") from None
+        cls = resolve_class(default)
+        if given is cls or (key == "Monitor" and isinstance(given, type) and issubclass(given, cls)):
+            return
+    raise ImproperlyConfigured(
+        f"setting {key!r}={value!r}: detstream does not take Faust's class overrides"
+        + (f" (its {key} is {default})" if default else f" (it has no {key})")
+        + "; subclass in your code instead (see docs/faust-differences.md)"
+        + ("; a Monitor subclass is taken, or App(monitor=instance)" if key == "Monitor" else "")
+    )
+
 
 #: Faust's older name -> detstream's (and Faust's current) name.
 ALIASES: dict[str, str] = {

@@ -130,6 +130,7 @@ _FAUST_DEFAULTS = {
 }
 _FAUST_ONLY = frozenset(_FAUST_DEFAULTS)
 SETTINGS.update({name: (default, object) for name, default in _FAUST_DEFAULTS.items()})
+SETTINGS.update({name: (default, object) for name, default in faust_settings.CLASSES.items()})
 
 _CHOICES = {
     "processing_guarantee": ("at_least_once", "exactly_once"),
@@ -304,6 +305,8 @@ def _validate(key: str, value: Any) -> Any:
     value = _normalize(key, value)
     if key in _FAUST_ONLY or key in faust_settings.IGNORED:
         faust_settings.check(key, value)
+    elif key in faust_settings.CLASSES:
+        faust_settings.check_class(key, value)
     if types is object or (isinstance(types, tuple) and object in types):
         return value
     accepted = types if isinstance(types, tuple) else (types,)

@@ -79,3 +79,29 @@ def test_settings_detstream_types_but_does_not_act_on_are_logged_too(caplog):
     assert "always waits for the events in hand" in warnings[1]
     with pytest.raises(ImproperlyConfigured, match="'broker_commit_every' must be int"):
         detstream.App("typed-bad", broker_commit_every="often")
+
+
+def test_class_settings_are_readable_and_only_monitor_takes_a_subclass():
+    from detstream.monitor import Monitor
+
+    class Counting(Monitor):
+        pass
+
+    app = detstream.App("classes", Monitor=Counting)
+    assert isinstance(app.monitor, Counting) and app.monitor in app.sensors
+    by_path = detstream.App("classes-path", Monitor="detstream.monitor:Monitor")
+    assert type(by_path.monitor) is Monitor
+    conf = detstream.App("classes-default").conf
+    assert conf.Stream == "detstream.stream:Stream" and conf.HttpClient is None
+    assert detstream.App("same", Stream=detstream.Stream).conf.Stream is detstream.Stream
+
+    class MyStream(detstream.Stream):
+        pass
+
+    with pytest.raises(ImproperlyConfigured,
+                       match="'Stream'=.*does not take Faust's class overrides.*subclass in your"):
+        detstream.App("override", Stream=MyStream)
+    with pytest.raises(ImproperlyConfigured, match="it has no PartitionAssignor"):
+        detstream.App("override", PartitionAssignor="myproj:Assignor")
+    with pytest.raises(ImproperlyConfigured, match="cannot be imported"):
+        detstream.App("override", Monitor="nowhere.at.all:Monitor")
