@@ -2,11 +2,11 @@
 
 A worker is the process around an App: it configures logging, prints a
 banner saying what is about to run and where, starts the App, and turns
-signals into a graceful stop (TERM, INT; USR1 logs every thread's and task's
-stack; QUIT keeps its default, an immediate exit). The graceful stop is the App's own ``stop()``,
-which finishes the events in hand, commits their offsets and flushes the
-producer before leaving the consumer group, so a deploy (TERM) neither loses
-nor needlessly reprocesses work. A second INT (Ctrl-C twice) exits at once;
+signals into a graceful stop (TERM, INT; USR1 logs every thread's and
+task's stack; QUIT keeps its default, an immediate exit). The graceful stop
+is the App's own ``stop()``, which finishes the events in hand, commits
+their offsets and flushes the producer before leaving the consumer group,
+so a deploy (TERM) neither loses nor needlessly reprocesses work. A second INT (Ctrl-C twice) exits at once;
 repeated TERMs (process managers often send two) do not.
 
 It also refuses to hang silently: while the broker is unreachable the driver
