@@ -32,6 +32,7 @@ from .engine.send_failures import failure_handler
 from .engine.stats import SendStats
 from .errors import ImproperlyConfigured, InvalidArgument
 from .fixups.base import Fixup
+from .flow_control import FlowControl
 from .monitor import Monitor
 from .mutants import on as mutant_on
 from .mutants import register as register_mutant
@@ -40,6 +41,8 @@ from .sensors import Sensor, SensorDelegate
 from .settings import Settings, build_settings
 from .signals import Signal, SyncSignal
 from .stopping import stop_each
+from .stream import Stream
+from .subscriptions import TopicSubscriptions
 from .tables.global_table import GlobalTable, GlobalTableManager
 from .tables.recovery import TableManager
 from .tables.set_table import SetGlobalTable, SetTable
@@ -114,6 +117,12 @@ class App(Service):
         self.sources = AppSources(self)
         #: ``config_from_object`` source and its ``silent`` flag, read when configured.
         self._config_source: tuple[Any, bool] | None = None
+        #: ``app.finalize()`` was called (Faust's flag; the worker and ``main()`` need not).
+        self.finalized = False
+        #: ``app.topics``: the topics the worker consumes for its streams (Faust's Conductor).
+        self.topics = TopicSubscriptions(self)
+        #: Faust's ``app.flow_control``: its calls and state; detstream's streams never wait on it.
+        self.flow_control = FlowControl()
         #: ``@app.command`` click commands by name (see detstream.commands).
         self.commands: dict[str, Any] = {}
         self._background: list[asyncio.Future[Any]] = []
@@ -187,6 +196,17 @@ class App(Service):
     def fixups(self, fixups: list[Fixup]) -> None:
         self._fixups = list(fixups)
 
+    def finalize(self) -> None:
+        """Resolve the settings now (Faust's: the app is configured and ready to use).
+
+        Faust's test fixtures call it before setting ``app.conf.store``; the
+        worker, ``app.main()`` and ``app.start()`` need no call. Idempotent.
+        """
+        if not self.finalized:
+            if not self.conf.id:
+                raise ImproperlyConfigured("App requires an id: faust.App('my-app-id', ...)")
+            self.finalized = True
+
     def config_from_object(self, obj: Any, *, silent: bool = False, force: bool = False) -> None:
         """Read settings from a dict, object, module or dotted module name when configured.
 
@@ -259,6 +279,28 @@ class App(Service):
     def channel(self, **options: Any) -> Channel:
         """An in-memory channel."""
         return Channel(self, **options)
+
+    def stream(self, channel: Any, beacon: Any = None, **kwargs: Any) -> Stream:
+        """A stream over a channel or topic (``app.stream(topic)`` is ``topic.stream()``), or over
+        another stream or a plain (async) iterable (its values, with no events to ack).
+
+        ``kwargs`` are the stream's: ``processors=[...]`` (each value passes
+        through them in order; sync or async), ``enable_acks``, ``prefix``.
+        ``beacon`` is Faust's (mode's service graph) and not used. As in Faust,
+        a stream made while the app runs over a topic nothing consumed yet
+        joins the consumer's subscription, which rebalances the group
+        (``app.topics``).
+        """
+        from .stream_kinds import IterableStream
+
+        if isinstance(channel, str):
+            raise InvalidArgument(
+                f"app.stream({channel!r}) takes a channel or topic, not a name: "
+                f"app.stream(app.topic({channel!r}))"
+            )
+        if isinstance(channel, Channel):
+            return channel.stream(**kwargs)
+        return IterableStream(channel, app=self, **kwargs)
 
     def agent(
         self, channel: Channel | str | None = None, *, name: str | None = None, **options: Any
@@ -816,6 +858,11 @@ class App(Service):
         """
         self.client_only = True
         await self.maybe_start()
+
+    async def maybe_start_client(self) -> None:
+        """Start as a client (``start_client``) unless the app is started already."""
+        if not self._started.is_set():
+            await self.start_client()
 
     def main(self) -> None:
         """Run the ``detstream`` CLI for this app (``python proj.py worker -l info``)."""

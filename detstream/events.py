@@ -9,7 +9,7 @@ stream's decoded view of it.
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -130,21 +130,74 @@ class Event(Generic[T]):
     message: Message | None
 
     async def send(self, channel: Any, key: Any = ..., value: Any = ..., **kwargs: Any) -> Any:
-        """Re-send this event (same key/value unless given) to ``channel``."""
-        return await channel.send(
+        """Send this event's key, value and headers (unless given) to ``channel``, serialised
+        again by it: a topic, channel, agent or topic name (as Faust's ``event.send``)."""
+        if "headers" not in kwargs:
+            kwargs["headers"] = self.headers or None
+        return await _resolve(self.app, channel).send(
             key=self.key if key is ... else key,
             value=self.value if value is ... else value,
             **kwargs,
         )
 
-    def ack(self) -> bool:
-        return self.message.ack() if self.message is not None else False
+    async def forward(self, channel: Any, key: Any = ..., value: Any = ..., **kwargs: Any) -> Any:
+        """Send the record this event came from to ``channel`` as it was: its key and value
+        bytes are not serialised again (unless ``key=``/``value=`` replace them), its
+        headers go along. ``channel`` is a topic, channel, agent or topic name.
+
+        An event of an in-memory channel has no bytes: its key and value are sent.
+        """
+        target = _resolve(self.app, channel)
+        message = self.message
+        raw_key = message.key if message is not None and key is ... else key
+        raw_value = message.value if message is not None and value is ... else value
+        if "headers" not in kwargs:
+            kwargs["headers"] = (dict(message.headers) if message is not None
+                                 else self.headers) or None
+        send_encoded = getattr(target, "send_encoded", None)
+        if message is not None and send_encoded is not None and _encoded(raw_key, raw_value):
+            return await send_encoded(key=raw_key, value=raw_value, **kwargs)
+        return await target.send(
+            key=self.key if key is ... else key, value=self.value if value is ... else value,
+            **kwargs,
+        )
+
+    def ack(self) -> AckResult:
+        """Ack this event (its stream's reference to the record); true if it was the last one.
+
+        What it returns may also be awaited (``await event.ack()``, as Faust's
+        streams guide writes it), giving the same answer.
+        """
+        return AckResult(self.message.ack() if self.message is not None else False)
 
     async def __aenter__(self) -> Event:
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:
         self.ack()
+
+
+class AckResult(int):
+    """``event.ack()``'s answer: a bool that may also be awaited (``await event.ack()``)."""
+
+    def __new__(cls, last: bool) -> AckResult:
+        return super().__new__(cls, bool(last))
+
+    def __repr__(self) -> str:
+        return repr(bool(self))
+
+    def __await__(self) -> Generator[Any, None, bool]:
+        return bool(self)
+        yield  # a generator: ``await`` returns at once, with the bool
+
+
+def _resolve(app: Any, channel: Any) -> Any:
+    """A topic name is the app's topic of that name; anything else is sent to as it is."""
+    return app._topic_named(channel) if isinstance(channel, str) else channel
+
+
+def _encoded(*parts: Any) -> bool:
+    return all(part is None or isinstance(part, (bytes, bytearray)) for part in parts)
 
 
 _current_event: contextvars.ContextVar[Event | None] = contextvars.ContextVar(

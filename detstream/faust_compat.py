@@ -129,6 +129,8 @@ FAUST_MODULES: dict[str, list[Source]] = {
     "faust.auth": [("detstream.auth", None)],
     "faust.worker": [("detstream.worker", ["Worker"])],
     "faust.utils": [("detstream", ["uuid"])],
+    # named by Faust's streams guide (``aenumerate``); faust-streaming 0.15 has them in mode.
+    "faust.utils.aiter": [("mode.utils.aiter", None)],
     "faust.contrib": [("detstream.contrib", None)],
     "faust.contrib.asgi": [("detstream.contrib.asgi", None)],
     "faust.contrib.fastapi": [("detstream.contrib.fastapi", None)],

@@ -12,16 +12,18 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import mutants
-from .errors import DecodeError, InvalidArgument
-from .events import Event, Message, current_event, set_current_event
+from .errors import DecodeError, InvalidArgument, Skip
+from .events import AckResult, Event, Message, current_event, set_current_event
 from .mutants import register as register_mutant
 
 if TYPE_CHECKING:
     from .channel import Channel, Item
     from .engine.buffer import SubscriberBuffer
+    from .stream_kinds import MergedStream
     from .topic import Topic
 
 
@@ -41,7 +43,21 @@ _EVENTS, _VALUES, _ITEMS = 0, 1, 2
 
 
 class Stream(Generic[T]):
-    """A stream over a channel or topic (``channel.stream()``); ``Stream[V]`` in annotations."""
+    """A stream over a channel or topic (``channel.stream()``); ``Stream[V]`` in annotations.
+
+    ``Stream(source, app=app)`` over something else than a channel (another
+    stream, an async iterator, a list) is an ``IterableStream``: see
+    ``app.stream()``.
+    """
+
+    def __new__(cls, channel: Any = None, *args: Any, **kwargs: Any) -> Any:
+        from .channel import Channel
+
+        if cls is Stream and not isinstance(channel, Channel):
+            from .stream_kinds import IterableStream
+
+            return super().__new__(IterableStream)
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -51,7 +67,11 @@ class Stream(Generic[T]):
         prefix: str = "",
         enable_acks: bool = True,
         processors: list[Callable[[Any], Any]] | None = None,
+        app: Any = None,
     ) -> None:
+        if app is not None and app is not channel.app:
+            raise InvalidArgument(f"Stream({channel!r}, app={app!r}): the channel belongs to "
+                                  f"{channel.app!r}")
         self.channel = channel
         self.app = channel.app
         #: the app's settings values, read on the first decode (the hot path reads two).
@@ -200,11 +220,27 @@ class Stream(Generic[T]):
 
     async def _process(self, event: Event) -> Event:
         for processor in self._processors:
-            result = processor(event.value)
-            if asyncio.iscoroutine(result):
-                result = await result
+            try:
+                result = processor(event.value)
+                if asyncio.iscoroutine(result):
+                    result = await result
+            except Skip:  # Faust's way for a processor to drop the value (acked, not yielded)
+                result = _SKIP
             event.value = result
+            if result is _SKIP:
+                break
         return event
+
+    def add_processor(self, processor: Callable[[Any], Any]) -> None:
+        """Pass every value through ``processor`` (sync or async) before it is yielded.
+
+        Processors run in the order added; each gets the previous one's
+        result. One raising ``faust.exceptions.Skip`` (``detstream.errors.Skip``)
+        drops the value: its event is acked and not yielded.
+        """
+        if not callable(processor):
+            raise InvalidArgument(f"add_processor() takes a callable, got {processor!r}")
+        self._processors.append(processor)
 
     def _reuse_held(self, event: Event) -> Event | None:
         message = event.message
@@ -223,16 +259,20 @@ class Stream(Generic[T]):
         if self.enable_acks:
             message.ack()
 
-    def ack(self, event: Event) -> bool:
-        """Ack ``event`` by hand (streams made with ``noack()``)."""
+    def ack(self, event: Event) -> AckResult:
+        """Ack ``event`` by hand (streams made with ``noack()``); ``await stream.ack(event)``
+        works too, as Faust's is a coroutine."""
         return event.ack()
 
     # -- batching ---------------------------------------------------------------
-    async def take(self, max_: int, within: float) -> AsyncIterator[list[Any]]:
+    async def take(
+        self, max_: int, within: float | timedelta | None = None
+    ) -> AsyncIterator[list[Any]]:
         """Yield lists of up to ``max_`` values, or fewer once ``within`` seconds
         passed since the batch's first value.
 
-        The batch's events are acked only once the agent is done with the batch
+        Without ``within`` (None, as Faust's falsy ``within``) a batch waits
+        until it holds ``max_`` values, however long that takes. The batch's events are acked only once the agent is done with the batch
         (it asks for the next one, or the stream closes), so a crash while a
         batch is collected or processed redelivers all of it. ``current_event()``
         is the batch's last event.
@@ -240,12 +280,18 @@ class Stream(Generic[T]):
         async for events in self.take_events(max_, within):
             yield [event.value for event in events]
 
-    async def take_events(self, max_: int, within: float) -> AsyncIterator[list[Event]]:
+    async def take_events(
+        self, max_: int, within: float | timedelta | None = None
+    ) -> AsyncIterator[list[Event]]:
         """Like :meth:`take`, yielding the Event objects."""
-        if max_ < 1:
+        if not isinstance(max_, int) or max_ < 1:
             raise InvalidArgument(f"take() needs max_ >= 1, not {max_!r}")
-        if within <= 0:
-            raise InvalidArgument(f"take() needs within > 0, not {within!r}")
+        if isinstance(within, timedelta):
+            within = within.total_seconds()
+        if within is not None and not within > 0:
+            raise InvalidArgument(
+                f"take() needs within > 0 seconds, or None to wait for max_ values; not {within!r}"
+            )
         loop = asyncio.get_running_loop()
         tasks = [asyncio.ensure_future(run()) for run in self._upstream]
         getter: asyncio.Future[Item] | None = None
@@ -276,7 +322,7 @@ class Stream(Generic[T]):
                     if event is None:
                         continue
                     batch.append(event)
-                    if deadline is None:
+                    if deadline is None and within is not None:
                         deadline = loop.time() + within
                 self.current_event = batch[-1]
                 set_current_event(batch[-1])
@@ -296,6 +342,31 @@ class Stream(Generic[T]):
             self._held[:0] = batch  # collected, never handed out: the next iteration gets them
             for task in tasks:
                 task.cancel()
+
+    async def noack_take(
+        self, max_: int, within: float | timedelta | None = None
+    ) -> AsyncIterator[list[Event]]:
+        """Faust's ``noack_take``: batches of Events you ack yourself (``event.ack()``).
+
+        Iterate it instead of this stream (it reads this stream's buffer,
+        as ``noack()`` does).
+        """
+        async for events in self.noack().take_events(max_, within):
+            yield events
+
+    async def take_with_timestamp(
+        self, max_: int, within: float | timedelta | None, timestamp_field_name: str
+    ) -> AsyncIterator[list[Any]]:
+        """As :meth:`take`; a dict value also gets its record's timestamp under
+        ``timestamp_field_name`` (Faust's; other values are left as they are)."""
+        async for events in self.take_events(max_, within):
+            values = []
+            for event in events:
+                value = event.value
+                if isinstance(value, dict) and timestamp_field_name and event.message is not None:
+                    value[timestamp_field_name] = event.message.timestamp
+                values.append(value)
+            yield values
 
     def _holds_commit(self, item: Item) -> bool:
         return (
@@ -328,14 +399,20 @@ class Stream(Generic[T]):
         return clone
 
     def group_by(
-        self, key: Any, *, name: str | None = None, partitions: int | None = None
+        self, key: Any, *, name: str | None = None, topic: Topic | None = None,
+        partitions: int | None = None,
     ) -> Stream:
         """Repartition by ``key`` (a Record field or a callable) through an internal topic.
 
-        Each event is re-sent to ``{agent}-{topic}-{name}-repartition`` keyed by
-        the new key, then acked (the producer is flushed before the source
-        offset is committed); the returned stream reads that topic, so equal
-        keys meet on one worker.
+        Each event is re-sent to ``{agent}-{topic}-{name}-repartition`` (or to
+        ``topic=``) keyed by the new key, then acked (the producer is flushed
+        before the source offset is committed); the returned stream reads that
+        topic, so equal keys meet on one worker.
+
+        Over an in-memory channel (``agent.test_context()`` runs an agent on
+        one) the events go on through a channel of their own instead, re-keyed:
+        there is no partition to move to, and the source event is acked once
+        the new stream is done with it too.
         """
         from .topic import Topic
 
@@ -343,19 +420,34 @@ class Stream(Generic[T]):
         if name in self._grouped:  # an actor restarted: reuse the topic and its buffer
             return self._grouped[name]
         source = self.channel
-        if not isinstance(source, Topic):
-            raise InvalidArgument("group_by() needs a stream over a topic, not a local channel")
-        prefix = f"{self.prefix}-" if self.prefix else ""
-        target = source.derive(
-            prefix=prefix,
-            suffix=f"-{name}-repartition",
-            internal=True,
-            partitions=partitions or self.app.conf.topic_partitions,
-        )
+        target: Channel
+        if topic is not None:
+            if not isinstance(topic, Topic):
+                raise InvalidArgument(f"group_by(topic=...) takes a topic, got {topic!r}")
+            target = topic
+        elif isinstance(source, Topic):
+            prefix = f"{self.prefix}-" if self.prefix else ""
+            target = source.derive(
+                prefix=prefix,
+                suffix=f"-{name}-repartition",
+                internal=True,
+                partitions=partitions or self.app.conf.topic_partitions,
+            )
+        else:
+            from .channel import Channel
+
+            target = Channel(self.app, schema=source.schema, maxsize=source.maxsize)
         grouped: Stream[Any] = Stream(target, prefix=self.prefix)
         upstream = self
 
         async def forward() -> None:
+            if not isinstance(target, Topic):
+                async for event in upstream.events():
+                    new_key = getter(event.value)
+                    if asyncio.iscoroutine(new_key):
+                        new_key = await new_key
+                    await _hand_on(target, event, new_key)
+                return
             await self.app.declared(target)
             # The value is unchanged (no processor rewrote it; same schema): forward its bytes.
             as_fetched = not upstream._processors and target.schema is source.schema
@@ -406,12 +498,125 @@ class Stream(Generic[T]):
         self._grouped[name] = through
         return through
 
-    async def echo(self, *channels: Topic | Channel) -> AsyncIterator[Any]:
-        """Yield values, sending each one to ``channels`` as well."""
-        async for value in self:
-            for channel in channels:
-                await channel.send(value=value)
-            yield value
+    def echo(self, *channels: str | Channel) -> Stream:
+        """Send every value to ``channels`` as well (topics, channels, or topic names), as Faust.
+
+        Adds a processor to this stream and returns it, so ``async for value
+        in stream.echo(t)`` and ``stream.echo(t)`` then ``async for value in
+        stream`` both echo. A name is a topic of this stream's types
+        (``derive_topic``) for a stream over a topic, else the app's topic of
+        that name. Values are sent as they are yielded (keys are not
+        echoed, as in Faust), one channel after the other.
+        """
+        from .channel import Channel
+
+        targets: list[Channel] = []
+        for channel in channels:
+            if isinstance(channel, str):
+                targets.append(self._topic_for(channel))
+            elif isinstance(channel, Channel):
+                targets.append(channel)
+            else:
+                raise InvalidArgument(f"echo() takes topics, channels or topic names, got {channel!r}")
+
+        async def echoing(value: Any) -> Any:
+            for target in targets:
+                await target.send(value=value)
+            return value
+
+        self.add_processor(echoing)
+        return self
+
+    def _topic_for(self, name: str) -> Topic:
+        from .topic import Topic
+
+        if isinstance(self.channel, Topic):
+            return self.derive_topic(name)
+        return self.app._topic_named(name)
+
+    def derive_topic(
+        self, name: str, *, schema: Any = None, key_type: Any = None, value_type: Any = None,
+        prefix: str = "", suffix: str = "",
+    ) -> Topic:
+        """A topic description named ``prefix + name + suffix`` with this stream's topic's
+        types and config (or ``schema=``, ``key_type=``, ``value_type=``), as Faust's."""
+        from .serializers import Schema
+        from .topic import Topic
+
+        source = self.channel
+        if not isinstance(source, Topic):
+            raise InvalidArgument(
+                f"derive_topic({name!r}) needs a stream over a topic, not {source!r}"
+            )
+        if schema is None and (key_type is not None or value_type is not None):
+            schema = Schema(
+                key_type=key_type if key_type is not None else source.schema.key_type,
+                value_type=value_type if value_type is not None else source.schema.value_type,
+                key_serializer=source.schema.key_serializer,
+                value_serializer=source.schema.value_serializer,
+            )
+        options = _topic_options(source)
+        if schema is not None:
+            options["schema"] = schema
+        return self.app.topic(f"{prefix}{name}{suffix}", **options)
+
+    # -- combining ----------------------------------------------------------------
+    def combine(self, *nodes: Stream) -> MergedStream:
+        """One stream of the values of this stream and ``nodes`` as they arrive (``s1 & s2``).
+
+        See :class:`detstream.stream_kinds.MergedStream`.
+        """
+        from .stream_kinds import MergedStream
+
+        return MergedStream(self.app, [self, *nodes])
+
+    def __and__(self, other: Stream) -> MergedStream:
+        return self.combine(other)
+
+    def join(self, *fields: Any) -> Stream:
+        """Faust declares stream joins but never implemented them: refused here at once."""
+        raise _no_joins("join")
+
+    def left_join(self, *fields: Any) -> Stream:
+        raise _no_joins("left_join")
+
+    def inner_join(self, *fields: Any) -> Stream:
+        raise _no_joins("inner_join")
+
+    def outer_join(self, *fields: Any) -> Stream:
+        raise _no_joins("outer_join")
+
+
+def _no_joins(name: str) -> NotImplementedError:
+    return NotImplementedError(
+        f"Stream.{name}() is not implemented (nor in Faust, whose join strategies raise "
+        "NotImplementedError): combine streams with `s1 & s2` and join their values "
+        "yourself, e.g. through a table"
+    )
+
+
+def _topic_options(topic: Topic) -> dict[str, Any]:
+    """What ``Topic.derive`` copies, as keyword arguments of ``app.topic``."""
+    return dict(
+        schema=topic.schema, partitions=topic.partitions, retention=topic.retention,
+        compacting=topic.compacting, deleting=topic.deleting, replicas=topic.replicas,
+        acks=topic.acks, internal=topic.internal, config=topic.config, maxsize=topic.maxsize,
+    )
+
+
+async def _hand_on(channel: Channel, event: Event, key: Any) -> None:
+    """Put ``event`` re-keyed into every buffer of the in-memory ``channel``, sharing its message.
+
+    Each buffer's stream acks the message too, so the source event counts as
+    done only when they all are (a ``put`` of ``agent.test_context()`` waits
+    for the agent's table writes after a ``group_by``).
+    """
+    buffers = list(channel.subscribers)
+    message = event.message
+    if message is not None:
+        message.refcount += len(buffers)
+    for buffer in buffers:
+        await buffer.put(Event(event.app, key, event.value, dict(event.headers), message))
 
 
 class _Skip:

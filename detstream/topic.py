@@ -16,13 +16,14 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from ._types import RecordMetadata
-from .channel import Channel, T
+from .channel import Channel, Item, T
 from .errors import InvalidArgument
 from .produce_hook import hooked_headers
 from .serializers import Schema
 
 if TYPE_CHECKING:
     from .app import App
+    from .engine.buffer import SubscriberBuffer
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +105,16 @@ class Topic(Channel[T]):
     def label(self) -> str:
         return "|".join(self.topics) or f"pattern:{self.pattern}"
 
+    def subscribe(self) -> SubscriberBuffer[Item]:
+        """A new stream's buffer; the worker consumes this topic for it (``app.topics``).
+
+        A stream made while the app runs over a topic nothing consumed yet
+        (``topic.stream()`` in a task) subscribes the worker to it then.
+        """
+        buffer = super().subscribe()
+        self.app.topics.add(self)
+        return buffer
+
     def get_topic_name(self) -> str:
         if len(self.topics) != 1:
             raise InvalidArgument(f"topic {self.label!r} has {len(self.topics)} names: name one to send to")
@@ -183,6 +194,36 @@ class Topic(Channel[T]):
             timestamp=timestamp, headers=header_items,
         )
         if callback is not None:  # as Faust's: called with the send's future once it succeeded
+            future.add_done_callback(lambda f: callback(f) if not f.exception() else None)
+        return future
+
+    async def send_encoded(
+        self,
+        *,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None = None,
+        timestamp: float | None = None,
+        headers: Mapping[str, bytes] | None = None,
+        callback: Any = None,
+    ) -> asyncio.Future[RecordMetadata]:
+        """``send`` of a key and value already encoded: their bytes go out as they are.
+
+        ``event.forward(topic)`` sends the record it came from this way (as
+        Faust's, which does not serialise it again).
+        """
+        app = self.app
+        if app.client_on_demand and app._producer is None:
+            await app.start_client()
+        header_items = tuple((str(k), bytes(v)) for k, v in headers.items()) if headers else ()
+        hook = app.on_produce_message
+        if hook.has_receivers():
+            header_items = hooked_headers(hook, key, value, partition, timestamp, header_items)
+        future = app.producer.send_soon(
+            self.get_topic_name(), key=key, value=value, partition=partition,
+            timestamp=timestamp, headers=header_items,
+        )
+        if callback is not None:
             future.add_done_callback(lambda f: callback(f) if not f.exception() else None)
         return future
 
