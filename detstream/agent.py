@@ -34,7 +34,7 @@ from .channel import Channel
 from .clock import new_uuid
 from .compat import widen_restart_budget
 from .engine.buffer import SubscriberBuffer
-from .errors import DecodeError, InvalidArgument
+from .errors import DecodeError, ImproperlyConfigured, InvalidArgument
 from .events import Message, set_current_agent
 from .events import current_agent as current_agent  # re-exported: agents own the idea
 from .mutants import on as mutant_on
@@ -85,11 +85,12 @@ class Actor(Service):
         set_current_agent(self.agent)
         try:
             result = self.agent.fun(self.stream)
-            if inspect.isasyncgen(result):
+            if _yields(result):
                 async for value in result:
                     self.agent.rpc.answer(value)  # the event had a reply-to: answer it
                     await self.agent._forward(value)
             else:
+                _check_awaited(self.agent, result)
                 await result
         except asyncio.CancelledError:
             raise
@@ -115,7 +116,7 @@ class Agent(Generic[T]):
         isolated_partitions: bool = False,
         **topic_options: Any,
     ) -> None:
-        if not _is_async_function(fun):
+        if not callable(fun) or isinstance(fun, type):
             raise InvalidArgument(f"@app.agent() needs an async def function, got {fun!r}")
         if not isinstance(concurrency, int) or concurrency < 1:
             raise InvalidArgument(f"agent concurrency must be an int >= 1, got {concurrency!r}")
@@ -129,6 +130,12 @@ class Agent(Generic[T]):
         self.name = name or _default_name(fun)
         self.concurrency = concurrency
         self.sinks = list(sink or [])
+        if self.sinks and _never_yields(fun):
+            raise ImproperlyConfigured(
+                f"Agent must yield to use sinks: agent {self.name} has sink=[...] but its "
+                "function never yields, so nothing would reach them (Faust's error). Yield "
+                "the values to forward, or drop sink="
+            )
         self.on_error = on_error
         self.supervisor_strategy = supervisor_strategy or _default_supervisor(app)
         self.help = help or (fun.__doc__ or "").strip()
@@ -441,17 +448,55 @@ def _default_supervisor(app: App) -> type[mode.SupervisorStrategy]:
     return setting
 
 
-def _is_async_function(fun: Any) -> bool:
-    """An ``async def`` (generator too), also behind ``functools.partial`` (Faust's bound_agent.py)."""
+def _unwrapped(fun: Any) -> Any:
+    """The function behind ``functools.partial`` (Faust's bound_agent.py) and a callable
+    object's ``__call__``."""
     while isinstance(fun, functools.partial):
         fun = fun.func
-    return inspect.iscoroutinefunction(fun) or inspect.isasyncgenfunction(fun)
+    if not inspect.isroutine(fun) and callable(fun):
+        fun = type(fun).__call__  # a callable object: its method says what a call returns
+    return fun
+
+
+def _never_yields(fun: Any) -> bool:
+    """An ``async def`` that is not a generator: its agent cannot feed sinks.
+
+    Anything else (an async generator function, a plain function that
+    returns an async generator) is judged when it runs, as Faust does.
+    """
+    return inspect.iscoroutinefunction(_unwrapped(fun))
+
+
+def _yields(result: Any) -> bool:
+    """Whether the agent function's result is an async iterator (it yields) or an awaitable."""
+    return inspect.isasyncgen(result) or (
+        not inspect.isawaitable(result) and hasattr(result, "__aiter__")
+    )
+
+
+def _check_awaited(agent: Agent, result: Any) -> None:
+    """A result that does not yield must be awaitable, and then its agent can have no sinks."""
+    if not inspect.isawaitable(result):
+        raise InvalidArgument(
+            f"agent {agent.name}: its function returned {result!r}, not a coroutine or an async "
+            "generator: define it with `async def` (and `async for` over the stream)"
+        )
+    if agent.sinks:
+        close = getattr(result, "close", None)
+        if close is not None:  # never awaited: closed, so no "never awaited" warning
+            close()
+        raise ImproperlyConfigured(
+            f"Agent must yield to use sinks: agent {agent.name} has sink=[...] but its function "
+            "returned a coroutine, which yields nothing for them"
+        )
 
 
 def _default_name(fun: Any) -> str:
     inner = fun
     while isinstance(inner, functools.partial):
         inner = inner.func
+    if not hasattr(inner, "__qualname__"):  # a callable object: named after its class
+        inner = type(inner)
     return f"{canonical_module(inner.__module__)}.{inner.__qualname__}"
 
 

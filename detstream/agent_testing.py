@@ -91,7 +91,8 @@ class AgentTestContext:
         self._supervisor_strategy = _supervisor(supervisor_strategy)
         self._user_on_error = on_error
         self._options = options
-        self._yields = inspect.isasyncgenfunction(agent.fun)
+        #: whether the running copy yields: decided by what its function returned (None: not yet).
+        self._yields: bool | None = None
         self._waiting: dict[int, asyncio.Future[None]] = {}
         self._crash: BaseException | None = None
         self._copy: Agent | None = None
@@ -133,13 +134,34 @@ class AgentTestContext:
         agent = self.original
         options: dict[str, Any] = dict(
             name=agent.name, concurrency=agent.concurrency, help=agent.help,
-            sink=[*agent.sinks, self._on_value],
+            sink=list(agent.sinks),
         )
         options.update(self._options)
         return Agent(
-            agent.fun, app=self.app, channel=self.channel, on_error=self._on_error,
-            supervisor_strategy=self._supervisor_strategy, **options,
+            self._observed(agent.fun), app=self.app, channel=self.channel,
+            on_error=self._on_error, supervisor_strategy=self._supervisor_strategy, **options,
         )
+
+    def _observed(self, fun: Callable[..., Any]) -> Callable[..., Any]:
+        """``fun`` as the copy runs it: what it yields is noted in ``results`` as it yields.
+
+        Whether the agent yields is decided from what ``fun`` returns when it
+        runs (an async generator, or a coroutine), not from how it is written:
+        a plain function returning an async generator yields too.
+        """
+        from .agent import _yields
+
+        def run(stream: Any) -> Any:
+            result = fun(stream)
+            self._yields = _yields(result)
+            return self._noting(result) if self._yields else result
+
+        return run
+
+    async def _noting(self, values: Any) -> Any:
+        async for value in values:
+            await self._on_value(value)
+            yield value
 
     async def _lend_producer(self) -> None:
         """An app that is not started gets a producer that keeps records instead of sending."""
@@ -225,7 +247,7 @@ class AgentTestContext:
 
     # -- what the agent did -----------------------------------------------------------
     async def _on_value(self, value: Any) -> None:
-        """The copy's extra sink: each value the agent yields, in order."""
+        """Each value the agent yields, in order."""
         self.results[self.processed_offset] = value
         self.processed_offset += 1
 

@@ -18,9 +18,9 @@ class _BoundSignal:
         self._sender = sender
         self._receivers: list[Callable[..., Any]] = []
 
-    def connect(self, fun: Callable[..., Any]) -> Callable[..., Any]:
-        self._receivers.append(fun)
-        return fun
+    def connect(self, fun: Callable[..., Any] | None = None, **kwargs: Any) -> Any:
+        """Call ``fun`` with every send; ``@signal.connect`` and ``@signal.connect()`` both work."""
+        return _connect(self._receivers, fun, kwargs)
 
     def disconnect(self, fun: Callable[..., Any]) -> None:
         if fun in self._receivers:
@@ -59,9 +59,9 @@ class BaseSignal:
     def _bind(self, instance: Any) -> _BoundSignal:
         raise NotImplementedError
 
-    def connect(self, fun: Callable[..., Any]) -> Callable[..., Any]:
-        self._receivers.append(fun)
-        return fun
+    def connect(self, fun: Callable[..., Any] | None = None, **kwargs: Any) -> Any:
+        """Call ``fun`` on every instance's send (class-wide); with or without parentheses."""
+        return _connect(self._receivers, fun, kwargs)
 
     def disconnect(self, fun: Callable[..., Any]) -> None:
         if fun in self._receivers:
@@ -69,6 +69,26 @@ class BaseSignal:
 
     def receivers(self) -> list[Callable[..., Any]]:
         return list(self._receivers)
+
+
+def _connect(receivers: list[Callable[..., Any]], fun: Callable[..., Any] | None,
+             options: dict[str, Any]) -> Any:
+    """Add ``fun``; without it, a decorator that adds what it decorates (mode's ``connect()``).
+
+    mode's ``weak=`` and ``sender=`` options are not taken: receivers are kept
+    strongly, and a signal of an instance is that instance's already.
+    """
+    if options:
+        raise TypeError(f"signal.connect() takes no options {sorted(options)} on detstream: "
+                        "receivers are kept strongly, and per instance when connected to one")
+    if fun is None:
+        def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
+            receivers.append(f)
+            return f
+
+        return decorate
+    receivers.append(fun)
+    return fun
 
 
 class _BoundAsyncSignal(_BoundSignal):

@@ -246,7 +246,7 @@ def test_partition_signals_fire_on_instance_and_class():
 def test_bad_arguments_have_clear_errors():
     app = detstream.App("bad", broker="sim://")
     with pytest.raises(InvalidArgument, match="async def"):
-        app.agent()(lambda stream: None)
+        app.agent()(42)  # a plain function may return an async generator: judged when it runs
     with pytest.raises(InvalidArgument, match="concurrency"):
         app.agent(concurrency=0)(_noop_agent)
     with pytest.raises(InvalidArgument, match="interval"):
@@ -354,3 +354,25 @@ def test_an_app_stopped_right_after_start_leaves_no_unawaited_engine_coroutine()
         run_app(app, body)
         gc.collect()
     assert not [w for w in caught if "never awaited" in str(w.message)]
+
+
+def test_signals_connect_with_or_without_parentheses():
+    # application.rst: @app.on_produce_message.connect(), @faust.App.on_partitions_revoked.connect
+    app = detstream.App("connects", broker="sim://")
+    seen = []
+
+    @app.on_configured.connect()
+    def configure(app, conf, **kwargs):
+        seen.append(("configured", conf.id))
+
+    @detstream.App.on_after_configured.connect()
+    def after(app, **kwargs):
+        seen.append(("after", app.conf.id))
+
+    try:
+        app.finalize()
+    finally:
+        detstream.App.on_after_configured.disconnect(after)
+    assert seen == [("configured", "connects"), ("after", "connects")]
+    with pytest.raises(TypeError, match="no options"):
+        app.on_configured.connect(configure, weak=True)
