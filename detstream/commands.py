@@ -6,6 +6,11 @@ function taking no parameter beyond its options is called with the options
 only; otherwise, as in Faust, its first parameter receives the command
 (``self.app``, ``self.say()``).
 
+``@app.command(..., daemon=True)`` keeps running once the function
+returned (a command that started services, consumers, timers of its own),
+until SIGINT or SIGTERM, as Faust's daemon commands; the app is then stopped
+if the command started it.
+
 ``AppGroup`` is the ``detstream`` click group: for a name it does not know it
 asks the app (preselected by ``App.main()`` or named by ``-A``), so both
 ``python proj.py mycmd --flag x`` and ``detstream -A proj mycmd`` work.
@@ -15,7 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Callable
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
@@ -45,8 +52,9 @@ class AppCommand:
 
 
 def make_command(app: Any, fun: Callable[..., Any], options: tuple[Any, ...],
-                 name: str | None = None, **kwargs: Any) -> click.Command:
-    """A click command running ``fun`` on a fresh event loop."""
+                 name: str | None = None, daemon: bool = False,
+                 **kwargs: Any) -> click.Command:
+    """A click command running ``fun`` on a fresh event loop (until a stop signal with ``daemon``)."""
     if not inspect.iscoroutinefunction(fun):
         raise InvalidArgument(f"@app.command needs an async def function, got {fun!r}")
     for opt in options:
@@ -61,7 +69,7 @@ def make_command(app: Any, fun: Callable[..., Any], options: tuple[Any, ...],
     def callback(**params: Any) -> Any:
         ctx = click.get_current_context()
         cmd = AppCommand(app, ctx) if pass_self[0] else None
-        return asyncio.run(_run(app, fun, cmd, params))
+        return asyncio.run(_run(app, fun, cmd, params, daemon=daemon))
 
     callback.__doc__ = fun.__doc__
     for decorate in reversed(options):
@@ -76,17 +84,43 @@ def make_command(app: Any, fun: Callable[..., Any], options: tuple[Any, ...],
 
 
 async def _run(app: Any, fun: Callable[..., Any], cmd: AppCommand | None,
-               params: dict[str, Any]) -> Any:
+               params: dict[str, Any], *, daemon: bool = False) -> Any:
     app.client_on_demand = True  # a send starts the app as a client (Faust's commands do)
     try:
-        if cmd is not None:
-            return await fun(cmd, **params)
-        return await fun(**params)
+        if not daemon:
+            return await (fun(cmd, **params) if cmd is not None else fun(**params))
+        with stop_signals() as stopped:  # caught from the start: a signal must not kill us
+            result = await (fun(cmd, **params) if cmd is not None else fun(**params))
+            await stopped.wait()
+        return result
     finally:
         # a command may start the app (a send, ``await app.start_client()``): stop it
         app.client_on_demand = False
         if getattr(app, "_producer", None) is not None:
             await app.stop()
+
+
+@contextmanager
+def stop_signals() -> Iterator[asyncio.Event]:
+    """An event set at SIGINT or SIGTERM while inside (a daemon command's end).
+
+    Where signals cannot be handled (not the main thread), Ctrl-C still
+    cancels the command, as ``asyncio.run`` does.
+    """
+    loop = asyncio.get_running_loop()
+    stopped = asyncio.Event()
+    handled = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(signum, stopped.set)
+        except (NotImplementedError, RuntimeError, ValueError):  # no signals in this thread
+            continue
+        handled.append(signum)
+    try:
+        yield stopped
+    finally:
+        for signum in handled:
+            loop.remove_signal_handler(signum)
 
 
 class AppGroup(click.Group):

@@ -50,6 +50,8 @@ class Route:
         self.path, self.view, self.name = path, view, name
         #: the page's own CORS rules (``cors_options``); the setting's apply too.
         self.cors = cors
+        #: the view's one instance (made at its first request), as Faust makes one per app.
+        self._instance: View | None = None
         self.params: list[str] = []
         parts, pos = [], 0
         for m in _PARAM.finditer(path):
@@ -69,6 +71,13 @@ class Route:
             raise InvalidArgument(f"path {path!r}: unbalanced braces or a bad {{param}} name")
         parts.append(re.escape(quote(rest, safe=_SAFE)))
         self.regex = re.compile("".join(parts))
+
+    def instance(self, app: App, web: Web) -> View:
+        """The view answering this route: made once, so a class view's attributes last
+        between requests (Faust's ``counter`` view in its guide counts across them)."""
+        if self._instance is None:
+            self._instance = self.view(app, web)
+        return self._instance
 
     def match(self, raw_path: str) -> dict[str, str] | None:
         m = self.regex.fullmatch(raw_path)
@@ -191,7 +200,7 @@ class Web:
 
     async def _dispatch(self, route: Route, request: Request) -> Response:
         """The view's answer; a raising view gives a 500 JSON answer (and a log line)."""
-        view = route.view(self.app, self)
+        view = route.instance(self.app, self)
         sensors = self.app.sensors
         if not sensors.enabled:
             return await self._answer(view, route, request)

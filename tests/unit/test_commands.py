@@ -169,3 +169,43 @@ def test_outside_a_command_an_app_not_started_still_refuses_to_send():
             await topic.send(value="hello")
 
     simulate(main, seed=1)
+
+
+DAEMON = textwrap.dedent('''
+    import detstream as faust
+    from detstream.cli.main import option
+
+    app = faust.App('daemon-proj', broker='sim://')
+
+    @app.command(option('--foo', type=float, default=1.33), daemon=True)
+    async def my_daemon(self, foo: float):
+        print('STARTING DAEMON', foo, flush=True)
+        return
+
+    if __name__ == '__main__':
+        app.main()
+''')
+
+
+def test_a_daemon_command_runs_until_a_stop_signal(tmp_path):
+    # tasks.rst "Daemon Commands": @app.command(option(...), daemon=True)
+    import signal
+
+    path = tmp_path / "daemonproj.py"
+    path.write_text(DAEMON)
+    proc = subprocess.Popen(
+        [sys.executable, str(path), "my-daemon", "--foo", "2"], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "STARTING DAEMON 2.0\n"  # returned, and still running
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert out == ""

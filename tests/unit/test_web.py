@@ -355,3 +355,27 @@ def test_import_detstream_does_not_load_aiohttp_but_exposes_web():
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_class_view_is_made_once_so_its_attributes_last_between_requests():
+    # tasks.rst "HTTP Verbs": the counter view keeps self.count between requests, as in Faust
+    app = detstream.App("web-counter", broker="sim://")
+
+    @app.page("/count/")
+    class counter(web.View):  # noqa: N801 - the guide's name
+        count: int = 0
+
+        async def get(self, request):
+            return self.json({"count": self.count})
+
+        async def post(self, request):
+            self.count += int(request.query["n"])
+            return self.json({"count": self.count})
+
+    async def main():
+        client = app.web.client()
+        await client.post("/count/?n=3")
+        await client.post("/count/?n=2")
+        return (await client.get("/count/")).json()
+
+    assert asyncio.run(main()) == {"count": 5}
