@@ -151,7 +151,7 @@ async def faust_app_running(
     bind_to_running_loop(app)
     _check_runnable(app)
     if finalize:
-        app.conf  # noqa: B018 - resolves the settings, sending the configuration signals
+        app.finalize()  # resolves the settings, sending the configuration signals
     if discover or (discover is None and app.conf.autodiscover):
         app.discover()
     if app._started.is_set():  # running here already (checked above): its starter stops it
