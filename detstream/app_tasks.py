@@ -5,6 +5,11 @@ operational (after the consumer group is joined), each as a background task
 the app cancels when it stops. A timer or crontab that raises is logged and
 traced, and keeps its schedule: one bad run must not end a periodic job.
 
+A task may read a stream (``async for w in topic.stream()``, as Faust's
+streams guide does): the streams a task, timer or crontab makes are closed
+when it ends, however it ends (returned, raised, cancelled), so that their
+buffers do not hold up the other streams of their topics (``Stream.close``).
+
 ``stop_sources()`` cancels them while the rest of the app keeps running (and
 keeps them from starting, if the app has not started yet): the simulator calls
 it when its main phase ends, so that a timer that sends forever does not keep
@@ -116,14 +121,16 @@ class AppSources:
             return
         host = self._host
         for fun in self._task_funs:
-            self._running.append(spawn(_call_with_app(fun, host)))
+            self._running.append(spawn(_closing_its_streams(_call_with_app(fun, host))))
         for fun, interval, on_leader, label in self._timer_specs:
-            self._running.append(spawn(self._run_timer(fun, interval, on_leader, label)))
+            self._running.append(spawn(_closing_its_streams(
+                self._run_timer(fun, interval, on_leader, label))))
         if self._crontab_specs:
             from .crontab import run as run_crontab
 
             for cron, tz, fun, on_leader, label in self._crontab_specs:
-                self._running.append(spawn(run_crontab(host, cron, tz, fun, on_leader, label)))
+                self._running.append(spawn(_closing_its_streams(
+                    run_crontab(host, cron, tz, fun, on_leader, label))))
 
     def names(self) -> list[str]:
         """Labels of the tasks, timers and crontabs this app runs (``timer:mod.fun``, ...)."""
@@ -161,6 +168,20 @@ class AppSources:
 def _require_async(fun: Callable[..., Any], what: str) -> None:
     if not inspect.iscoroutinefunction(fun):
         raise InvalidArgument(f"{what} needs an async def function, got {fun!r}")
+
+
+async def _closing_its_streams(source: Coroutine[Any, Any, Any]) -> Any:
+    """Run ``source``; when it ends, close the streams it made (see the module doc)."""
+    from .stream import stream_owner
+
+    owned: list[Any] = []
+    token = stream_owner.set(owned)
+    try:
+        return await source
+    finally:
+        stream_owner.reset(token)
+        for stream in owned:
+            stream.close()
 
 
 async def _call_with_app(fun: Callable[..., Any], app: Any) -> Any:

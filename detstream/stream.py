@@ -10,6 +10,7 @@ dropped unprocessed and unacked: the new owner processes them.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
@@ -40,6 +41,12 @@ T = TypeVar("T")
 
 #: what ``Stream._iterate`` yields per event.
 _EVENTS, _VALUES, _ITEMS = 0, 1, 2
+
+#: the streams made in the running task, when someone collects them: an ``@app.task``'s
+#: (``app_tasks``), so that they let go of their buffers when the task ends.
+stream_owner: contextvars.ContextVar[list[Stream] | None] = contextvars.ContextVar(
+    "detstream_stream_owner", default=None
+)
 
 
 class Stream(Generic[T]):
@@ -78,6 +85,9 @@ class Stream(Generic[T]):
         self._settings: dict[str, Any] | None = None
         self.prefix = prefix
         self.enable_acks = enable_acks
+        #: the buffer was subscribed for this stream (not shared with the stream it came from).
+        self._owns_queue = queue is None
+        self._closed = False
         self._queue = queue if queue is not None else channel.subscribe()
         self._processors = list(processors or [])
         self._upstream: list[Callable[[], Awaitable[None]]] = []
@@ -93,6 +103,9 @@ class Stream(Generic[T]):
         self._stash: list[Item] = []
         #: started but not yet handed to the agent (its ``take`` closed mid-batch).
         self._held: list[Event] = []
+        owned = stream_owner.get()
+        if owned is not None:
+            owned.append(self)
 
     def __repr__(self) -> str:
         return f"<Stream: {self.channel.label}>"
@@ -376,6 +389,32 @@ class Stream(Generic[T]):
             and item.lease.quiescing
         )
 
+    def close(self) -> None:
+        """This stream will not be iterated again (the task reading it ended): let go.
+
+        Its buffer leaves its channel, so records fetched later are not kept
+        for it, and what it holds and never started is released (acked for
+        its share), so that the other streams of its topic are not held up
+        and their offsets are committed. An event it was processing is
+        released when its iteration is closed, as always. The streams
+        ``group_by`` and ``through`` made from it close too. Idempotent.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        for substream in self._grouped.values():
+            substream.close()
+        if self._owns_queue and self._queue in self.channel.subscribers:
+            self.channel.subscribers.remove(self._queue)
+            while (item := self._queue.pop_nowait()) is not None:
+                _release(item)
+        for item in self._stash:
+            _release(item)
+        self._stash.clear()
+        held, self._held = self._held, []
+        for event in held:
+            self._done(event)
+
     def substreams(self) -> list[Stream]:
         """The streams ``group_by`` and ``through`` made from this one (each reads its own topic)."""
         return list(self._grouped.values())
@@ -585,6 +624,13 @@ class Stream(Generic[T]):
 
     def outer_join(self, *fields: Any) -> Stream:
         raise _no_joins("outer_join")
+
+
+def _release(item: Item) -> None:
+    """Ack a buffered item a closing stream never started (its share of the record's refcount)."""
+    message = item.message if isinstance(item, Event) else item
+    if message is not None:
+        message.ack()
 
 
 def _no_joins(name: str) -> NotImplementedError:

@@ -197,3 +197,69 @@ def test_finalize_resolves_the_settings_and_flow_control_keeps_fausts_calls(capl
 
     asyncio.run(waits())
     assert flow.is_active()
+
+
+def test_the_streams_of_a_task_that_ended_do_not_hold_up_their_topic():
+    # a task reading a topic an agent reads too raises at its second value: its stream's buffer
+    # goes, and what it held is released, so the agent's offsets are committed to the end
+    app = detstream.App("task-ends", broker="sim://")
+    topic = app.topic("orders", value_type=str, partitions=1, internal=True)
+    processed, read_by_task = [], []
+
+    @app.agent(topic)
+    async def process(stream):
+        async for value in stream:
+            processed.append(value)
+
+    @app.task
+    async def fragile():
+        async for value in topic.stream():
+            read_by_task.append(value)
+            if len(read_by_task) == 2:
+                raise RuntimeError("the task gives up")
+
+    async def body(cluster):
+        await asyncio.sleep(5)
+        for i in range(10):
+            await topic.send(value=f"o{i}")
+        await asyncio.sleep(10)
+        before = len(topic.subscribers)
+        await app.stop_sources()
+        return before, dict(cluster.group("task-ends").committed)
+
+    buffers, committed = run_app(app, body, config=FAST)
+    assert read_by_task == ["o0", "o1"]
+    assert processed == [f"o{i}" for i in range(10)]
+    assert buffers == 1  # the agent's; the task's left when the task ended
+    assert committed[detstream.TP("orders", 0)] == 10
+
+
+def test_stopping_sources_closes_a_task_stream_and_releases_what_it_held():
+    app = detstream.App("task-stopped", broker="sim://")
+    topic = app.topic("orders", value_type=str, partitions=1, internal=True)
+    processed = []
+
+    @app.agent(topic)
+    async def process(stream):
+        async for value in stream:
+            processed.append(value)
+
+    @app.task
+    async def slow_reader():
+        async for _ in topic.stream():
+            await asyncio.sleep(1000)  # holds its buffer full of unread records
+
+    async def body(cluster):
+        await asyncio.sleep(5)
+        for i in range(5):
+            await topic.send(value=f"o{i}")
+        await asyncio.sleep(5)
+        stuck = dict(cluster.group("task-stopped").committed)
+        await app.stop_sources()
+        await asyncio.sleep(10)
+        return stuck, dict(cluster.group("task-stopped").committed)
+
+    stuck, committed = run_app(app, body, config=FAST)
+    assert processed == [f"o{i}" for i in range(5)]
+    assert stuck.get(detstream.TP("orders", 0), 0) == 0  # the reader held every record
+    assert committed[detstream.TP("orders", 0)] == 5
