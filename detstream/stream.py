@@ -103,6 +103,8 @@ class Stream(Generic[T]):
         self._stash: list[Item] = []
         #: started but not yet handed to the agent (its ``take`` closed mid-batch).
         self._held: list[Event] = []
+        #: the channels ``echo`` sends to, per call (an actor restarted calls it again).
+        self._echoes: set[tuple[str, ...]] = set()
         owned = stream_owner.get()
         if owned is not None:
             owned.append(self)
@@ -548,7 +550,14 @@ class Stream(Generic[T]):
         echoed, as in Faust), one channel after the other.
         """
         from .channel import Channel
+        from .topic import Topic
 
+        echo = tuple(
+            c if isinstance(c, str) else c.label if isinstance(c, Topic) else str(id(c))
+            for c in channels
+        )
+        if echo in self._echoes:  # an actor restarted over this stream: echoing already
+            return self
         targets: list[Channel] = []
         for channel in channels:
             if isinstance(channel, str):
@@ -557,6 +566,7 @@ class Stream(Generic[T]):
                 targets.append(channel)
             else:
                 raise InvalidArgument(f"echo() takes topics, channels or topic names, got {channel!r}")
+        self._echoes.add(echo)
 
         async def echoing(value: Any) -> Any:
             for target in targets:

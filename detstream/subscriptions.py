@@ -89,7 +89,7 @@ class TopicSubscriptions:
         """
         app = self._app
         conductor = app.conductor
-        if conductor.consumer is None or app.client_only or app.should_stop:
+        if conductor.consumer is None or conductor.stopping or app.client_only or app.should_stop:
             return
         if not topic.subscribers:
             return

@@ -108,7 +108,8 @@ def test_echo_sends_to_topics_named_or_given_and_returns_the_stream():
 
     @app.agent(source)
     async def process(stream):
-        echoed = stream.echo("other_topic", copy1)
+        stream.echo("other_topic", copy1)
+        echoed = stream.echo("other_topic", copy1)  # again (as a restarted actor would): once
         assert echoed is stream
         async for value in echoed:
             seen.append(value)
