@@ -40,7 +40,7 @@ from .events import current_agent as current_agent  # re-exported: agents own th
 from .mutants import on as mutant_on
 from .mutants import register as register_mutant
 from .rpc.agent_rpc import AgentRPC, ReplyPromise, request_headers, topic_name
-from .stream import Stream
+from .stream import Stream, stream_owner
 
 if TYPE_CHECKING:
     from .agent_testing import AgentTestContext
@@ -83,6 +83,14 @@ class Actor(Service):
 
     async def _run(self) -> None:
         set_current_agent(self.agent)
+        made: list[Stream] = []  # streams the agent's function makes (``app.stream(t)``, ...)
+        stream_owner.set(made)
+        try:
+            await self._run_function()
+        finally:
+            _close_made_streams(self.stream, made)
+
+    async def _run_function(self) -> None:
         try:
             result = self.agent.fun(self.stream)
             if _yields(result):
@@ -472,6 +480,20 @@ def _yields(result: Any) -> bool:
     return inspect.isasyncgen(result) or (
         not inspect.isawaitable(result) and hasattr(result, "__aiter__")
     )
+
+
+def _close_made_streams(stream: Stream, made: list[Stream]) -> None:
+    """An actor ended: close the streams its function made, but those made from the
+    agent's own stream (``group_by``, ``through``), which its restart reuses."""
+    kept: set[int] = set()
+    pending = [stream]
+    while pending:
+        node = pending.pop()
+        kept.add(id(node))
+        pending.extend(node.substreams())
+    for made_stream in made:
+        if id(made_stream) not in kept:
+            made_stream.close()
 
 
 def _check_awaited(agent: Agent, result: Any) -> None:

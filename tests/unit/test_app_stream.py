@@ -263,3 +263,34 @@ def test_stopping_sources_closes_a_task_stream_and_releases_what_it_held():
     assert processed == [f"o{i}" for i in range(5)]
     assert stuck.get(detstream.TP("orders", 0), 0) == 0  # the reader held every record
     assert committed[detstream.TP("orders", 0)] == 5
+
+
+def test_streams_an_agent_makes_are_closed_when_its_actor_restarts():
+    # an agent combining its stream with app.stream(other) raises once: the supervisor restarts
+    # it, which makes a new stream over `other`; the old one lets go, so `other` is committed
+    app = detstream.App("agent-restarts", broker="sim://")
+    main = app.topic("main", value_type=str, partitions=1, internal=True)
+    other = app.topic("other", value_type=str, partitions=1, internal=True)
+    seen = []
+
+    @app.agent(main)
+    async def both(stream):
+        async for value in stream & app.stream(other):
+            seen.append(value)
+            if value == "boom":
+                raise RuntimeError("restart me")
+
+    async def body(cluster):
+        await asyncio.sleep(5)
+        await other.send(value="boom")
+        await asyncio.sleep(5)
+        for value in ["a", "b", "c"]:
+            await other.send(value=value)
+        await main.send(value="m")
+        await asyncio.sleep(10)
+        return len(other.subscribers), dict(cluster.group("agent-restarts").committed)
+
+    buffers, committed = run_app(app, body, config=FAST)
+    assert sorted(seen) == ["a", "b", "boom", "c", "m"]
+    assert buffers == 1
+    assert committed[detstream.TP("other", 0)] == 4 and committed[detstream.TP("main", 0)] == 1
