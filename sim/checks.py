@@ -62,8 +62,19 @@ def first_steps(trace: Trace, kind: str, wanted: Iterable[tuple[TP, int]]) -> di
     return found
 
 
+#: trace kinds of a worker's stream starting a record (the first stream, another stream).
+_STARTS = ("deliver", "deliver-shared")
+
+
 def partition_order(trace: Trace) -> Violation | None:
-    """Within one assignment, a worker processes each partition in offset order, once."""
+    """Within one assignment, a worker processes each partition in offset order, once.
+
+    A ``deliver`` line is the first start of a fetched record by any of the
+    worker's streams; when several streams read the topic (two agents), the
+    others' starts are ``deliver-shared`` lines. Each stream takes records
+    in fetch order, so first starts are in offset order too; per stream
+    the record would show twice here, which a correct worker does.
+    """
     last: dict[tuple[str, TP], int] = {}
     for event in trace.of_kinds("assigned", "deliver"):
         if event.kind == "assigned":
@@ -93,14 +104,15 @@ def no_delivery_during_recovery(trace: Trace) -> Violation | None:
     """
     recovering: dict[str, TraceEvent] = {}
     for event in trace.of_kinds(
-        "recovery-start", "recovery-done", "assigned", "revoked", "lost", "crash", "stop", "deliver"
+        "recovery-start", "recovery-done", "assigned", "revoked", "lost", "crash", "stop", "deliver",
+        "deliver-shared",
     ):
         kind, actor = event.kind, event.actor
         if kind == "recovery-start":
             recovering[actor] = event
         elif kind in ("recovery-done", "assigned", "revoked", "lost", "crash", "stop"):
             recovering.pop(actor, None)
-        elif kind == "deliver" and actor in recovering:
+        elif kind in _STARTS and actor in recovering:
             started = recovering[actor]
             return citing(
                 "no-delivery-during-recovery",
@@ -465,11 +477,12 @@ def no_delivery_after_fenced(trace: Trace) -> Violation | None:
     the engine): another process has its group instance and partitions.
     """
     refused: dict[str, TraceEvent] = {}
-    for event in trace.of_kinds("commit-refused", "instance-fenced", "assigned", "crash", "start", "deliver"):
+    for event in trace.of_kinds("commit-refused", "instance-fenced", "assigned", "crash", "start",
+                                "deliver", "deliver-shared"):
         kind, actor = event.kind, event.actor
         if kind == "commit-refused" or kind == "instance-fenced":
             refused[actor] = event
-        elif kind != "deliver":
+        elif kind not in _STARTS:
             refused.pop(actor, None)
         elif actor in refused:
             return citing(

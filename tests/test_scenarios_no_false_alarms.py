@@ -15,7 +15,7 @@ from sim.runner import SimOptions, run
 
 from .test_scenarios import SCENARIOS, sweep
 
-APPS = ["app_sources", "windowed_tumbling", "windowed_hopping"]
+APPS = ["app_sources", "windowed_tumbling", "windowed_hopping", "two_agents_one_topic"]
 
 
 @pytest.mark.parametrize("faults", ["none", "default", "chaos"])

@@ -478,12 +478,15 @@ class Conductor:
         generation = self._generation
         if message.generation != generation or tp not in self._active:
             return False
+        kind = "deliver"
         if not message.started:
             message.started = True
             self.unfinished[tp] = self.unfinished.get(tp, 0) + 1
+        else:  # another stream of this worker (a second agent on the topic) started it first
+            kind = "deliver-shared"
         self._processing[tp] = self._processing.get(tp, 0) + 1
         if self.tracer.enabled:
-            self.tracer.record("deliver", tp=tp, offset=message.offset, key=message.key)
+            self.tracer.record(kind, tp=tp, offset=message.offset, key=message.key)
         return True
 
     def finished(self, message: Message) -> None:
