@@ -262,8 +262,8 @@ class Topic(Channel[T]):
         producer added survive the repartition, and the value is not
         decoded and encoded again).
         """
-        conf = self.app.conf
-        key_bytes = self.schema.dumps_key(key, default_serializer=conf.key_serializer)
+        key_bytes = key if isinstance(key, bytes) else self.schema.dumps_key(
+            key, default_serializer=self.app.conf.key_serializer)
         header_items = tuple((str(k), bytes(v)) for k, v in headers.items()) if headers else ()
         if value is not None and type(value) is not bytes:
             value = bytes(value)
@@ -282,10 +282,11 @@ class Topic(Channel[T]):
     ) -> tuple[str, bytes | None, bytes | None, tuple[tuple[str, bytes], ...]]:
         """The topic to send to and the record's bytes (headers as ``on_produce_message`` left them)."""
         conf = self.app.conf
-        key_bytes = self.schema.dumps_key(
+        # bytes are sent as they are, whatever the codec (Faust's rule: they are encoded already)
+        key_bytes = key if isinstance(key, bytes) else self.schema.dumps_key(
             key, default_serializer=key_serializer or conf.key_serializer
         )
-        value_bytes = self.schema.dumps_value(
+        value_bytes = value if isinstance(value, bytes) else self.schema.dumps_value(
             value, default_serializer=value_serializer or conf.value_serializer
         )
         header_items = tuple((str(k), bytes(v)) for k, v in headers.items()) if headers else ()

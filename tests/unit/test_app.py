@@ -376,3 +376,29 @@ def test_signals_connect_with_or_without_parentheses():
     assert seen == [("configured", "connects"), ("after", "connects")]
     with pytest.raises(TypeError, match="no options"):
         app.on_configured.connect(configure, weak=True)
+
+
+def test_bytes_are_sent_as_they_are_whatever_the_codec():
+    """Faust's rule: a bytes key or value is encoded already (``json.dumps(x).encode()``),
+    so no codec touches it; a JSON consumer of the topic then reads what it encodes."""
+    app = detstream.App("raw-bytes", broker="sim://", topic_partitions=1)
+    orders = app.topic("orders", partitions=1, internal=True)  # no types: json values
+    typed = app.topic("typed", value_type=int, value_serializer="json", partitions=1, internal=True)
+    seen = []
+
+    @app.agent(orders)
+    async def read(stream):
+        async for value in stream:
+            seen.append(value)
+
+    async def body(cluster):
+        await asyncio.sleep(1)
+        await orders.send(key=b"k", value=b'{"id": 1}')
+        await typed.send(value=b"raw")
+        await asyncio.sleep(3)
+        return ([(r.key, r.value) for r in cluster.records("orders")],
+                [r.value for r in cluster.records("typed")])
+
+    written, typed_written = run_app(app, body)
+    assert written == [(b"k", b'{"id": 1}')] and typed_written == [b"raw"]
+    assert seen == [{"id": 1}]
