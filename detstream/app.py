@@ -656,8 +656,8 @@ class App(Service):
     # -- registry used by the engine ------------------------------------------
     def _register_topic(self, topic: Topic) -> None:
         self._topics.append(topic)
-        if self._producer is not None and topic.internal:
-            self.declared(topic)
+        if self._producer is not None and topic.internal and not self.should_stop:
+            self.declared(topic)  # made while running: it must exist before its first send
 
     def declared(self, topic: Topic) -> asyncio.Future[None]:
         """A future done once ``topic`` exists on the broker (declared once per app).

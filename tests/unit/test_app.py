@@ -402,3 +402,15 @@ def test_bytes_are_sent_as_they_are_whatever_the_codec():
     written, typed_written = run_app(app, body)
     assert written == [(b"k", b'{"id": 1}')] and typed_written == [b"raw"]
     assert seen == [{"id": 1}]
+
+
+def test_an_internal_topic_made_after_the_app_stopped_is_made():
+    """Outside a loop, after a run: nothing to declare it on (the next start declares it)."""
+    app = detstream.App("stopped-topics", broker="sim://")
+
+    async def body(cluster):
+        await asyncio.sleep(1)
+
+    run_app(app, body)
+    topic = app.topic("later", internal=True)
+    assert topic in app._topics
