@@ -27,8 +27,11 @@ import contextvars
 import copy
 import dataclasses
 import keyword
+import sys
+import types
 import typing
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from pathlib import Path
 from typing import Any, ClassVar, cast
 
 from detstream import codecs
@@ -141,6 +144,20 @@ class ModelOptions:
     allow_blessed_key: bool = False
     lazy_creation: bool = False
 
+    # -- the class's fields, as Faust indexes them (computed, not options) ----------------
+    #: field name -> its type (annotation), in declaration order, bases first.
+    fields: Mapping[str, Any] = dataclasses.field(default_factory=dict, init=False)
+    #: the field names.
+    fieldset: frozenset[str] = dataclasses.field(default=frozenset(), init=False)
+    #: position -> field name, in declaration order.
+    fieldpos: Mapping[int, str] = dataclasses.field(default_factory=dict, init=False)
+    #: the fields that have a default.
+    optionalset: frozenset[str] = dataclasses.field(default=frozenset(), init=False)
+    #: field name -> default, for the fields that have one.
+    defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict, init=False)
+    #: field name -> its FieldDescriptor.
+    descriptors: Mapping[str, Any] = dataclasses.field(default_factory=dict, init=False)
+
     # -- what the fields' tags make of the class (Faust's indices; computed, not options) --
     #: fields tagged (or holding Records with tagged fields) by kind of tag.
     secret_fields: frozenset[str] = dataclasses.field(default=frozenset(), init=False)
@@ -191,6 +208,7 @@ class FieldDescriptor:
         output_name: str | None = None,
         exclude: bool | None = None,
         tag: Any = None,
+        **options: Any,
     ) -> None:
         where = f"field {field!r}" if field else self.__class__.__name__
         _check_wire_name(input_name, "input_name", where)
@@ -227,6 +245,13 @@ class FieldDescriptor:
         self.exclude = bool(exclude)
         #: The value's tag class (``Secret``, ``Sensitive[str]``, ...), or None.
         self.tag = tag
+        #: A field class's own keyword arguments (Faust's ``options``: ``choices=`` of a
+        #: custom ``ChoiceField(FieldDescriptor[str])`` passed on to ``super().__init__``).
+        self.options = options
+
+    def __class_getitem__(cls, item: Any) -> type[FieldDescriptor]:
+        """``FieldDescriptor[str]``, as Faust's generic field classes are written: the class."""
+        return cls
 
     @property
     def input_name(self) -> str:
@@ -293,6 +318,11 @@ class FieldDescriptor:
         """A ValidationError naming this field: ``Model.field: reason``."""
         owner = self.model.__name__ if self.model is not None else "?"
         return ValidationError(f"{owner}.{self.field}: {reason}", field=self.field)
+
+    def validation_error(self, reason: str) -> ValidationError:
+        """Faust's name: a ValidationError of ``reason`` (which names the field itself),
+        for a field class's ``validate`` to yield."""
+        return ValidationError(f"{reason} {self!r}", field=self.field)
 
     def __get__(self, instance: Any, owner: type | None = None) -> Any:
         if instance is None:
@@ -363,6 +393,8 @@ class Record:
     _wire_out: ClassVar[tuple[tuple[str, str], ...]] = ()
     #: input name -> attribute of the fields read under another name than their own.
     _wire_in: ClassVar[dict[str, str]] = {}
+    #: the fields in the order positional arguments fill them: required ones first (Faust's).
+    _positional: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__()
@@ -371,6 +403,8 @@ class Record:
         for name, descriptor in cls._fields.items():
             setattr(cls, name, descriptor)
         cls._wire_out, cls._wire_in = _wire_names(cls)
+        cls._positional = _positional_order(cls._fields)
+        _index_fields(cls)
         cls._resolved = _resolve(cls, strict=False)
         cls._plan = None  # each class compiles its own, never its base's
         cls._represent = None
@@ -551,8 +585,29 @@ def _build_options(cls: type[Record], kwargs: dict[str, Any]) -> ModelOptions:
     base = next(k._options for k in cls.__mro__[1:] if issubclass(k, Record))
     options = dataclasses.replace(base, **{"namespace": None, "abstract": False, **given})
     if options.namespace is None:
-        options.namespace = f"{cls.__module__}.{cls.__qualname__}"
+        options.namespace = f"{_canonical_module(cls.__module__)}.{cls.__qualname__}"
     return options
+
+
+def _canonical_module(module: str) -> str:
+    """``module``, with ``__main__`` named as its file would be imported (Faust's ``canoname``).
+
+    A script run as ``python proj.py worker`` writes ``{"__faust": {"ns": "proj.Point"}}``
+    as Faust does, so a worker that imports ``proj`` reads it as its own ``Point``. Within
+    packages (``__init__.py`` beside it) the package names lead: ``pkg.proj.Point``.
+    """
+    if module != "__main__":
+        return module
+    filename = getattr(sys.modules.get("__main__"), "__file__", None)
+    if not filename or filename.startswith("<"):  # python -c, python -, a REPL
+        return module
+    path = Path(filename).absolute()
+    parts = [path.stem]
+    node = path.parent
+    while (node / "__init__.py").exists() and node != node.parent:
+        parts.insert(0, node.name)
+        node = node.parent
+    return ".".join(parts)
 
 
 def _collect_fields(cls: type[Record]) -> dict[str, FieldDescriptor]:
@@ -576,8 +631,48 @@ def _collect_fields(cls: type[Record]) -> dict[str, FieldDescriptor]:
                 fields[name] = FieldDescriptor(
                     field=name, type=annotation, model=cls, required=required, default=default
                 )
-    _check_field_order(cls, fields)
+    _take_overridden_defaults(cls, fields)
+    _check_field_order(cls)
     return fields
+
+
+def _take_overridden_defaults(cls: type[Record], fields: dict[str, FieldDescriptor]) -> None:
+    """A subclass setting a base's field without annotating it gives it a default (Faust's).
+
+    ``class ImageAsset(Asset): type = 'image'`` makes Asset's ``type`` default to 'image'.
+    """
+    own = cls.__dict__.get("__annotations__", {})
+    for name, descriptor in fields.items():
+        if name in own or name not in cls.__dict__:
+            continue
+        value = cls.__dict__[name]
+        if isinstance(value, FieldDescriptor):
+            fields[name] = value.clone(field=name, type=descriptor.type, model=cls)
+        elif not isinstance(value, _NOT_DEFAULTS):
+            fields[name] = descriptor.clone(required=False, default=value)
+
+
+#: class attributes that are not a field's default: the class's methods and properties.
+_NOT_DEFAULTS = (types.FunctionType, property, classmethod, staticmethod)
+
+
+def _positional_order(fields: dict[str, FieldDescriptor]) -> tuple[str, ...]:
+    """Required fields then optional ones, each in declaration order (Faust's ``__init__``)."""
+    return (tuple(name for name, d in fields.items() if d.required)
+            + tuple(name for name, d in fields.items() if not d.required))
+
+
+def _index_fields(cls: type[Record]) -> None:
+    """Faust's per-class indices in ``_options`` (``fields``, ``fieldpos``, ``defaults``...);
+    made again once forward references resolve."""
+    fields = cls._fields
+    opts = cls._options
+    opts.fields = {name: d.type for name, d in fields.items()}
+    opts.fieldset = frozenset(fields)
+    opts.fieldpos = dict(enumerate(fields))
+    opts.defaults = {name: d.default for name, d in fields.items() if not d.required}
+    opts.optionalset = frozenset(opts.defaults)
+    opts.descriptors = dict(fields)
 
 
 def _check_wire_name(name: Any, option: str, where: str) -> None:
@@ -638,6 +733,7 @@ def _resolve(cls: type[Record], *, strict: bool) -> bool:
     resolved = resolve_types(cls, strict=strict)
     if resolved:
         _index_tags(cls)
+        _index_fields(cls)
     return resolved
 
 
@@ -679,11 +775,18 @@ def _default_of(klass: type, name: str) -> tuple[bool, Any]:
     return False, klass.__dict__[name]
 
 
-def _check_field_order(cls: type, fields: dict[str, FieldDescriptor]) -> None:
-    # Positional construction needs required fields first (as dataclasses and Faust).
+def _check_field_order(cls: type) -> None:
+    """In one class body, a required field may not follow one with a default (as dataclasses
+    and Faust). A subclass may add required fields after a base's defaults: positional
+    arguments fill the required fields first (``_positional_order``), as in Faust."""
     seen_default = None
-    for name, descriptor in fields.items():
-        if not descriptor.required:
+    for name, annotation in cls.__dict__.get("__annotations__", {}).items():
+        if name.startswith("_") or is_classvar(annotation):
+            continue
+        declared = cls.__dict__.get(name, _NO_DEFAULT)
+        has_default = (declared is not _NO_DEFAULT and not (
+            isinstance(declared, FieldDescriptor) and declared.required))
+        if has_default:
             seen_default = name
         elif seen_default is not None:
             raise InvalidArgument(
@@ -701,7 +804,7 @@ def _bind(
         raise TypeError(
             f"{cls.__name__}() takes {len(fields)} positional arguments but {len(args)} were given"
         )
-    values = dict(zip(fields, args, strict=False))
+    values = dict(zip(cls._positional, args, strict=False))
     for key, value in kwargs.items():
         if key == BLESSED_KEY:
             continue
@@ -771,7 +874,16 @@ class _Plan:
 
     @classmethod
     def of(cls, model: type[Record]) -> _Plan:
-        """Compile (once) the plan of ``model``; resolves forward references first."""
+        """Compile (once) the plan of ``model``; resolves forward references first.
+
+        An abstract model has no plan: constructing one raises NotImplementedError, as Faust.
+        """
+        if model._options.abstract:
+            raise NotImplementedError(
+                f"cannot instantiate abstract model {model.__name__}: subclass it. (Used as "
+                "the type of a field holding its subclasses? Give the model with that field "
+                "polymorphic_fields=True and send records of the subclasses.)"
+            )
         if not model._resolved:
             model._resolved = _resolve(model, strict=True)
         opts = model._options
@@ -794,7 +906,10 @@ def _converters(
     opts = model._options
     pairs = []
     for name, d in model._fields.items():
-        conv = compile_converter(d.type, opts, models=models) if annotations else None
+        # a DatetimeField(date_parser=...) parses with its own parser, also under coercion
+        field_opts = opts if d.date_parser is None else dataclasses.replace(
+            opts, date_parser=d.date_parser)
+        conv = compile_converter(d.type, field_opts, models=models) if annotations else None
         pairs.append((name, _chain(_chain(conv, d.preparer(opts)), d.tagger())))
     return tuple((name, conv) for name, conv in pairs if conv is not None)
 
@@ -852,7 +967,8 @@ def _compile_binder(cls: type[Record]) -> Callable[..., dict[str, Any]]:
     namespace: dict[str, Any] = {"_check_extra": _check_extra, "_copy": copy.copy,
                                  "_MISSING": _MISSING}
     params, copies = [], []
-    for i, (name, descriptor) in enumerate(fields.items()):
+    for i, name in enumerate(cls._positional):
+        descriptor = fields[name]
         namespace[f"_default{i}"] = descriptor.default
         if descriptor.required:
             params.append(name)
