@@ -1,9 +1,17 @@
 """Codecs: turn Python objects into bytes and back, by name (Faust's ``faust.serializers.codecs``).
 
 A codec is a pair of functions ``dumps(obj) -> bytes`` / ``loads(bytes) -> obj``. Codecs are
-looked up by name (``'json'``, ``'raw'``, ``'pickle'``, ``'binary'``) or composed with ``|``
-(``'json|binary'``: JSON, then base64). This module must not import ``detstream.models``:
+looked up by name (``'json'``, ``'raw'``, ``'binary'``, ``'pickle'``, ``'pickle_restricted'``,
+``'pickle_fickling'``) or composed with ``|`` (``'json|binary'``: JSON, then base64). Codecs of
+installed packages are found through the ``faust.codecs`` (or ``detstream.codecs``) entry point
+group, as Faust's codec extensions are. This module must not import ``detstream.models``:
 Records are encoded through the ``__json__()`` protocol instead.
+
+**Pickle is unsafe on topics others can write to**: unpickling runs code the payload chooses.
+The ``pickle`` codec warns (:class:`~detstream.errors.SecurityWarning`) when a schema or an app
+is configured with it and at every message it unpickles, as Faust does; ``pickle_restricted``
+builds only allowlisted classes (:mod:`detstream.restricted_pickle`) and ``pickle_fickling``
+has the optional Fickling scanner check each payload first (:mod:`detstream.fickling_check`).
 
 Example::
 
@@ -20,7 +28,11 @@ import base64
 import datetime as _dt
 import json as _json
 import json.encoder as _json_encoder
+import logging
+import os
 import pickle as _pickle
+import sys
+import warnings
 from collections import deque
 from collections.abc import Callable, Mapping
 from decimal import Decimal
@@ -28,7 +40,17 @@ from enum import Enum
 from typing import Any
 from uuid import UUID
 
-from detstream.errors import CodecError, InvalidArgument
+from detstream.errors import (
+    CodecError,
+    ImproperlyConfigured,
+    InvalidArgument,
+    SecurityWarning,
+    UnpicklingRefused,
+)
+from detstream.fickling_check import fickling_loads, require_fickling
+from detstream.restricted_pickle import RestrictedUnpickler, restricted_loads
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "Codec",
@@ -36,16 +58,31 @@ __all__ = [
     "RawCodec",
     "JSONCodec",
     "PickleCodec",
+    "RawPickleCodec",
+    "RestrictedPickleCodec",
+    "RawRestrictedPickleCodec",
+    "FicklingPickleCodec",
+    "RawFicklingPickleCodec",
     "BinaryCodec",
+    "RestrictedUnpickler",
+    "UNSAFE_PICKLE_WARNING",
     "raw",
     "json",
     "pickle",
+    "raw_pickle",
+    "pickle_restricted",
+    "restricted_pickle",
+    "pickle_fickling",
+    "raw_fickling_pickle",
     "binary",
     "codecs",
     "register",
     "get_codec",
     "dumps",
     "loads",
+    "load_extension_codecs",
+    "uses_unsafe_pickle",
+    "warn_if_unsafe_pickle",
     "to_json_ready",
 ]
 
@@ -59,6 +96,20 @@ class Codec:
 
     #: Name used in error messages and by :func:`register`.
     name: str = "codec"
+    #: the keyword arguments the codec was made with (Faust's ``Codec.kwargs``).
+    kwargs: dict[str, Any]
+
+    def __init__(self, children: tuple[Codec, ...] | None = None, **kwargs: Any) -> None:
+        """Keep ``kwargs`` (a subclass's options, as Faust's codecs do).
+
+        Faust's ``children`` chain codecs; here ``a | b`` does (a :class:`Pipeline`).
+        """
+        if children:
+            raise InvalidArgument(
+                f"{type(self).__name__}(children=...): chain codecs with | instead "
+                "(codec_a | codec_b)"
+            )
+        self.kwargs = kwargs
 
     def _dumps(self, obj: Any) -> bytes:
         raise NotImplementedError(f"{type(self).__name__} must implement _dumps")
@@ -78,15 +129,30 @@ class Codec:
             ) from exc
 
     def loads(self, data: bytes) -> Any:
-        """Decode bytes produced by :meth:`dumps`; raises CodecError if they are malformed."""
+        """Decode bytes produced by :meth:`dumps`; raises CodecError if they are malformed.
+
+        A pickle codec's refusal is an :class:`~detstream.errors.UnpicklingRefused`, also a
+        ``pickle.UnpicklingError``; a codec missing its package raises ImproperlyConfigured.
+        """
         try:
             return self._loads(data)
-        except CodecError:
+        except (CodecError, ImproperlyConfigured):
             raise
+        except _pickle.UnpicklingError as exc:
+            raise UnpicklingRefused(
+                f"codec {self.name!r} cannot decode {_describe(data)}: {exc}"
+            ) from exc
         except Exception as exc:
             raise CodecError(
                 f"codec {self.name!r} cannot decode {_describe(data)}: {exc}"
             ) from exc
+
+    def check_usable(self) -> None:
+        """Raise ImproperlyConfigured if this codec cannot work here (a package is missing).
+
+        Called when a schema is configured with the codec, so that a topic fails at
+        definition rather than at its first message.
+        """
 
     def decoder(self) -> Callable[[bytes], Any]:
         """``loads`` as one callable, for a hot path that decodes with this codec per message.
@@ -117,6 +183,11 @@ class Pipeline(Codec):
     def __init__(self, *stages: Codec) -> None:
         self._stages = stages
         self.name = "|".join(stage.name for stage in stages)
+        self.kwargs = {}
+
+    def check_usable(self) -> None:
+        for stage in self._stages:
+            stage.check_usable()
 
     @property
     def stages(self) -> tuple[Codec, ...]:
@@ -207,29 +278,179 @@ class BinaryCodec(Codec):
         return base64.b64decode(bytes(data), validate=True)
 
 
-class PickleCodec(Codec):
-    """Pickle, then base64 (as Faust's ``pickle`` codec).
+#: The warning of the unrestricted pickle codec: when configured, and at every unpickling.
+UNSAFE_PICKLE_WARNING = (
+    "The pickle codec calls pickle.loads() on message data, which can execute arbitrary "
+    "code if the data does not come from a trusted producer. Only use "
+    "value_serializer/key_serializer='pickle' on topics where every producer is trusted. "
+    "If that cannot be guaranteed, use the 'pickle_restricted' codec instead, which limits "
+    "unpickling to a safe allowlist of classes."
+)
 
-    Warning: unpickling runs arbitrary code chosen by whoever wrote the bytes. Only use this
-    codec on topics that nobody untrusted can produce to; prefer ``json``.
-    """
 
-    name = "pickle"
-    #: Fixed protocol so the bytes do not change with the Python version's default.
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _warn_unsafe_pickle() -> None:
+    """The SecurityWarning, attributed to the first caller outside detstream (the user's
+    ``app.topic(...)`` line, or the agent reading the stream)."""
+    frame = sys._getframe(1)
+    level = 2
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(UNSAFE_PICKLE_WARNING, SecurityWarning, stacklevel=level)
+
+
+class RawPickleCodec(Codec):
+    """Pickle without base64 (Faust's ``raw_pickle``); unsafe, see :class:`PickleCodec`."""
+
+    name = "raw_pickle"
+    #: Fixed protocol so the bytes do not change with the Python version's default (4 is
+    #: Faust's, which pickles with the default of the Pythons it supports).
     protocol = 4
 
     def _dumps(self, obj: Any) -> bytes:
-        return base64.b64encode(_pickle.dumps(obj, protocol=self.protocol))
+        return _pickle.dumps(obj, protocol=self.protocol)
 
     def _loads(self, data: bytes) -> Any:
+        _warn_unsafe_pickle()
+        return _pickle.loads(bytes(data))  # noqa: S301 - the codec the user chose, warned
+
+
+class PickleCodec(RawPickleCodec):
+    """Pickle, then base64 (as Faust's ``pickle`` codec).
+
+    Warning: unpickling runs arbitrary code chosen by whoever wrote the bytes. Only use this
+    codec on topics that nobody untrusted can produce to; prefer ``json``, or
+    ``pickle_restricted``. A :class:`~detstream.errors.SecurityWarning` says so when a
+    schema or app is configured with it and at every message it unpickles (as Faust).
+    """
+
+    name = "pickle"
+
+    def _dumps(self, obj: Any) -> bytes:
+        return base64.b64encode(super()._dumps(obj))
+
+    def _loads(self, data: bytes) -> Any:
+        _warn_unsafe_pickle()
         return _pickle.loads(base64.b64decode(bytes(data), validate=True))  # noqa: S301
 
 
-#: Faust spells the codec classes in lower case (``json() | binary()``).
+class RawRestrictedPickleCodec(Codec):
+    """Pickle without base64, loaded by :class:`RestrictedUnpickler` (Faust's ``restricted_pickle``).
+
+    Protocol 5, as Faust's: it has an opcode for ``bytearray`` values, which would
+    otherwise need the ``bytearray`` global the allowlist leaves out.
+    """
+
+    name = "restricted_pickle"
+    protocol = 5
+
+    def _dumps(self, obj: Any) -> bytes:
+        return _pickle.dumps(obj, protocol=self.protocol)
+
+    def _loads(self, data: bytes) -> Any:
+        return restricted_loads(bytes(data))
+
+
+class RestrictedPickleCodec(RawRestrictedPickleCodec):
+    """Pickle and base64, unpickling only allowlisted classes (Faust's ``pickle_restricted``).
+
+    A payload naming any other class or function raises :class:`pickle.UnpicklingError`
+    (an :class:`~detstream.errors.UnpicklingRefused`); extend
+    ``RestrictedUnpickler.ALLOWED_CLASSES`` with the types your producers send.
+    """
+
+    name = "pickle_restricted"
+
+    def _dumps(self, obj: Any) -> bytes:
+        return base64.b64encode(super()._dumps(obj))
+
+    def _loads(self, data: bytes) -> Any:
+        return restricted_loads(base64.b64decode(bytes(data), validate=True))
+
+
+class RawFicklingPickleCodec(Codec):
+    """Pickle without base64, checked by Fickling before it loads (Faust's ``raw_fickling_pickle``).
+
+    Needs ``pip install fickling``; without it, configuring a topic with the codec
+    raises ImproperlyConfigured saying so. ``max_acceptable_severity`` is one of
+    ``fickling.loader.Severity``'s values (None: Fickling's default, ``LIKELY_SAFE``).
+    """
+
+    name = "raw_fickling_pickle"
+    protocol = 5
+
+    def __init__(
+        self, children: tuple[Codec, ...] | None = None, *, max_acceptable_severity: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        if max_acceptable_severity is not None:
+            kwargs["max_acceptable_severity"] = max_acceptable_severity
+        super().__init__(children, **kwargs)
+        self.max_acceptable_severity = max_acceptable_severity
+
+    def check_usable(self) -> None:
+        require_fickling()
+
+    def _dumps(self, obj: Any) -> bytes:
+        return _pickle.dumps(obj, protocol=self.protocol)
+
+    def _loads(self, data: bytes) -> Any:
+        return fickling_loads(bytes(data), max_acceptable_severity=self.max_acceptable_severity)
+
+
+class FicklingPickleCodec(RawFicklingPickleCodec):
+    """Pickle and base64, checked by Fickling before it loads (Faust's ``pickle_fickling``).
+
+    ``pickle_fickling(max_acceptable_severity=Severity.SUSPICIOUS)`` makes one with
+    another tolerance, to pass as a serializer or to :func:`register`.
+    """
+
+    name = "pickle_fickling"
+
+    def _dumps(self, obj: Any) -> bytes:
+        return base64.b64encode(super()._dumps(obj))
+
+    def _loads(self, data: bytes) -> Any:
+        return super()._loads(base64.b64decode(bytes(data), validate=True))
+
+
+#: Faust spells the codec classes in lower case (``json() | binary()``); calling one makes a
+#: codec, as Faust's factories do (``pickle_fickling(max_acceptable_severity=...)``).
 raw = RawCodec
 json = JSONCodec
 pickle = PickleCodec
+raw_pickle = RawPickleCodec
+pickle_restricted = RestrictedPickleCodec
+restricted_pickle = RawRestrictedPickleCodec
+pickle_fickling = FicklingPickleCodec
+raw_fickling_pickle = RawFicklingPickleCodec
 binary = BinaryCodec
+
+
+def uses_unsafe_pickle(codec: Any) -> bool:
+    """Whether ``codec`` (a name, ``'a|b'`` names, or a Codec) unpickles without restriction."""
+    if isinstance(codec, str):
+        return any(part.strip() in ("pickle", "raw_pickle") for part in codec.split("|"))
+    if isinstance(codec, Codec):
+        return any(isinstance(stage, RawPickleCodec) for stage in codec.stages)
+    return False
+
+
+def warn_if_unsafe_pickle(codec: Any, *, stacklevel: int | None = 2) -> None:
+    """A SecurityWarning if ``codec`` is the unrestricted pickle codec (Faust's, same text).
+
+    ``stacklevel`` as ``warnings.warn``'s, counted from the caller of this function;
+    None: the first caller outside detstream.
+    """
+    if not uses_unsafe_pickle(codec):
+        return
+    if stacklevel is None:
+        _warn_unsafe_pickle()
+    else:
+        warnings.warn(UNSAFE_PICKLE_WARNING, SecurityWarning, stacklevel=stacklevel + 1)
 
 class _Registry(dict[str, Codec]):
     """A dict that counts its changes, so whoever caches a lookup knows when to redo it.
@@ -293,8 +514,14 @@ codecs: _Registry = _Registry({
     "raw": RawCodec(),
     "json": JSONCodec(),
     "pickle": PickleCodec(),
+    "pickle_restricted": RestrictedPickleCodec(),
+    "pickle_fickling": FicklingPickleCodec(),
     "binary": BinaryCodec(),
 })
+
+#: the entry point groups codec extensions are found in: Faust's, then detstream's.
+EXTENSION_GROUPS = ("faust.codecs", "detstream.codecs")
+_extensions_loaded = False
 
 
 def register(name: str, codec: Codec | type[Codec]) -> None:
@@ -309,7 +536,7 @@ def register(name: str, codec: Codec | type[Codec]) -> None:
         codec = codec()
     if not isinstance(codec, Codec):
         raise InvalidArgument(f"register({name!r}, ...) needs a Codec, got {type(codec).__name__}")
-    if codec.name == Codec.name:
+    if codec.name == Codec.name or isinstance(codec, Pipeline):  # unnamed: named by its key
         codec.name = name
     codecs[name] = codec
 
@@ -374,12 +601,45 @@ def to_json_ready(obj: Any) -> Any:
     return obj if converted is _UNKNOWN else to_json_ready(converted)
 
 
+def load_extension_codecs() -> list[str]:
+    """Register the codecs installed packages declare as entry points; the names added.
+
+    Faust's codec extensions work unchanged: ``entry_points={'faust.codecs':
+    ['msgpack = faust_msgpack:msgpack']}`` names a callable (a Codec class or a
+    function) that returns the codec. Done once, at the first lookup of a name that
+    is not registered (so an extension never replaces a codec registered by name
+    before it, the built-in ones included). An entry point that fails to load is
+    logged and skipped.
+    """
+    global _extensions_loaded
+    _extensions_loaded = True
+    from importlib.metadata import entry_points
+
+    added = []
+    for group in EXTENSION_GROUPS:
+        for point in sorted(entry_points(group=group), key=lambda p: (p.name, p.value)):
+            if point.name in codecs:
+                continue
+            try:
+                made = point.load()()
+                register(point.name, made)
+            except Exception:
+                logger.warning("codec entry point %s = %s (group %s) did not load; skipped",
+                               point.name, point.value, group, exc_info=True)
+                continue
+            added.append(point.name)
+    return added
+
+
 def _lookup(name: str) -> Codec:
-    try:
-        return codecs[name]
-    except KeyError:
+    codec = codecs.get(name)
+    if codec is None and not _extensions_loaded:
+        load_extension_codecs()
+        codec = codecs.get(name)
+    if codec is None:
         known = ", ".join(sorted(codecs))
         raise CodecError(f"unknown codec {name!r}; known codecs: {known}") from None
+    return codec
 
 
 _UNKNOWN = object()

@@ -17,6 +17,7 @@ working::
      │         ├── ChangelogKeyDecodeError     (also a KeyDecodeError)
      │         └── ChangelogValueDecodeError   (also a ValueDecodeError)
      ├── CodecError                    unknown codec name, codec failed to encode
+     │    └── UnpicklingRefused        a pickle codec refused a payload (also pickle.UnpicklingError)
      ├── TableWriteError               table written outside a stream / concurrently, or a
      │                                 key/value that would not come back from the changelog
      ├── PartitionsMismatch            co-partitioned topics differ in partitions
@@ -40,6 +41,8 @@ catching them (``except faust.exceptions.ConsistencyError``) imports.
 """
 
 from __future__ import annotations
+
+import pickle
 
 
 class DetstreamError(Exception):
@@ -147,6 +150,11 @@ class ChangelogValueDecodeError(ChangelogDecodeError, ValueDecodeError):
 
 class CodecError(DetstreamError):
     """A codec is unknown or could not encode a value."""
+
+
+class UnpicklingRefused(CodecError, pickle.UnpicklingError):
+    """A pickle codec refused a payload (a class off its allowlist, a scanner's finding) or
+    could not read it; ``except pickle.UnpicklingError`` catches it, as in Faust."""
 
 
 class TableWriteError(DetstreamError, RuntimeError):
