@@ -25,6 +25,7 @@ from .agent import Agent
 from .app_tasks import AppSources
 from .autodiscover import defining_module
 from .channel import Channel
+from .codecs import warn_if_unsafe_pickle
 from .engine.buffer import SubscriberBuffer
 from .engine.conductor import Conductor
 from .engine.producer import ProducerBuffer
@@ -38,6 +39,7 @@ from .mutants import on as mutant_on
 from .mutants import register as register_mutant
 from .rpc.agent_rpc import maybe_start_replies
 from .sensors import Sensor, SensorDelegate
+from .serializer_registry import Registry
 from .settings import Settings, build_settings
 from .signals import Signal, SyncSignal
 from .stopping import stop_each
@@ -108,6 +110,7 @@ class App(Service):
         #: the id and keyword arguments this App was made with (``LiveCheck.for_app`` copies them).
         self._default_options: tuple[str, dict[str, Any]] = (id, dict(settings))
         self._conf: Settings | None = None
+        self._serializers: Registry | None = None
         self._topics: list[Topic] = []
         self.agents: dict[str, Agent] = {}
         self.tables = TableManager(self)
@@ -175,8 +178,20 @@ class App(Service):
             conf = resolve(self._settings, source, silent=silent)
             self.on_configured.send(conf=conf)
             self._conf = conf
+            self._serializers = None
+            warn_if_unsafe_pickle(conf.key_serializer, stacklevel=None)
+            warn_if_unsafe_pickle(conf.value_serializer, stacklevel=None)
             self.on_after_configured.send()
         return self._conf
+
+    @property
+    def serializers(self) -> Registry:
+        """The app's codecs by type (Faust's ``app.serializers``), with its
+        ``key_serializer``/``value_serializer`` settings as the defaults."""
+        if self._serializers is None:
+            conf = self.conf
+            self._serializers = Registry(conf.key_serializer, conf.value_serializer, warn=False)
+        return self._serializers
 
     @property
     def configured(self) -> bool:

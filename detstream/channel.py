@@ -3,6 +3,11 @@
 A plain ``Channel`` is in-memory: ``send`` hands the value to every stream
 subscribed to it, blocking while a subscriber's buffer is full (back-pressure).
 ``Topic`` extends it with a Kafka topic behind it.
+
+As Faust's: ``async for event in channel`` gives events (``event.value``),
+``send`` is ``publish_message(as_future_message(...))`` and returns the
+resolved :class:`~detstream.pending.FutureMessage`, and ``declare`` /
+``maybe_declare`` do nothing for a channel that lives in memory.
 """
 
 from __future__ import annotations
@@ -11,12 +16,13 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from ._types import RecordMetadata
 from .engine.buffer import SubscriberBuffer
 from .events import Event, Message
+from .pending import FutureMessage, PendingMessage
 from .serializers import Schema
 
 if TYPE_CHECKING:
-    from ._types import RecordMetadata
     from .app import App
     from .stream import Stream
 
@@ -42,14 +48,20 @@ class Channel(Generic[T]):
         maxsize: int | None = None,
     ) -> None:
         self.app = app
-        self.schema = schema or Schema(
-            key_type=key_type,
-            value_type=value_type,
-            key_serializer=key_serializer,
-            value_serializer=value_serializer,
-        )
-        self.key_type = key_type
-        self.value_type = value_type
+        if schema is None:
+            schema = Schema(
+                key_type=key_type,
+                value_type=value_type,
+                key_serializer=key_serializer,
+                value_serializer=value_serializer,
+            )
+        else:  # as Faust's: the arguments given next to a schema update it
+            schema.update(key_type=key_type, value_type=value_type,
+                          key_serializer=key_serializer, value_serializer=value_serializer)
+        schema.bind_app(app)
+        self.schema = schema
+        self.key_type = schema.key_type
+        self.value_type = schema.value_type
         self.maxsize = maxsize if maxsize is not None else app.conf.stream_buffer_maxsize
         self._subscribers: list[SubscriberBuffer[Item]] = []
 
@@ -76,8 +88,10 @@ class Channel(Generic[T]):
 
         return Stream(self, **kwargs)
 
-    def __aiter__(self) -> AsyncIterator[Any]:
-        return self.stream().__aiter__()
+    def __aiter__(self) -> AsyncIterator[Event]:
+        """The channel's events, as Faust iterates a channel (``event.value``; ``stream()``
+        gives the values)."""
+        return self.stream().events()
 
     # -- producing ------------------------------------------------------------
     async def send(
@@ -93,16 +107,62 @@ class Channel(Generic[T]):
         callback: Any = None,
         force: bool = False,
     ) -> asyncio.Future[RecordMetadata] | None:
-        """Hand ``value`` to every subscriber (waits while a buffer is full); None.
+        """Hand ``value`` to every subscriber (waits while a buffer is full).
 
-        (A ``Topic`` returns the future of the broker's ack instead.)
+        Returns the send's future, done (Faust's ``FutureMessage``; a ``Topic``
+        returns the future of the broker's ack instead); ``callback`` is called
+        with it.
         """
-        event: Event[Any] = Event(self.app, key, value, dict(headers or {}), None)
+        return await self.publish_message(self.as_future_message(
+            key, value, partition, timestamp, headers, callback=callback,
+        ))
+
+    def as_future_message(
+        self,
+        key: Any = None,
+        value: Any = None,
+        partition: int | None = None,
+        timestamp: float | None = None,
+        headers: Any = None,
+        schema: Schema | None = None,
+        key_serializer: Any = None,
+        value_serializer: Any = None,
+        callback: Any = None,
+        eager_partitioning: bool = False,
+    ) -> FutureMessage:
+        """The message as a promise to send it (Faust's): ``publish_message`` sends it.
+
+        An in-memory channel keeps the key and value as they are (nothing is encoded).
+        """
+        return FutureMessage(PendingMessage(
+            self, key, value, partition=partition, timestamp=timestamp,
+            headers=dict(headers) if headers else {}, key_serializer=key_serializer,
+            value_serializer=value_serializer, callback=callback,
+        ))
+
+    async def publish_message(self, fut: FutureMessage, wait: bool = True) -> FutureMessage:
+        """Send a message made by :meth:`as_future_message` to every subscriber; ``fut``
+        resolved (topic ``"<anon>"``, partition and offset -1), its callback called."""
+        message = fut.message
+        await self._put_event(Event(self.app, message.key, message.value,
+                                    dict(message.headers or {}), None))
+        fut.set_result(RecordMetadata(message.topic or "<anon>", -1 if message.partition is None
+                                      else message.partition, -1, message.timestamp))  # type: ignore[arg-type]
+        if message.callback is not None:
+            result = message.callback(fut)
+            if asyncio.iscoroutine(result):
+                await result
+        return fut
+
+    async def _put_event(self, event: Event) -> None:
         for queue in self._subscribers:
             await queue.put(event)
-        if callback is not None:
-            callback(None)
-        return None
+
+    async def maybe_declare(self) -> None:
+        """Nothing to create for a channel in memory (a ``Topic`` creates its topic)."""
+
+    async def declare(self) -> None:
+        """Nothing to create for a channel in memory (a ``Topic`` creates its topic)."""
 
     async def forward(
         self,
@@ -116,4 +176,8 @@ class Channel(Generic[T]):
         await self.send(key=key, value=value, timestamp=timestamp, headers=headers)
 
     async def put(self, value: Any, *, key: Any = None) -> None:
-        await self.send(key=key, value=value)
+        """Put ``value`` on the channel, as an event (an Event given is put as it is)."""
+        if isinstance(value, Event):
+            await self._put_event(value)
+        else:
+            await self.send(key=key, value=value)

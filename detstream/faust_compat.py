@@ -75,7 +75,7 @@ _TABLES: list[Source] = [
 _AGENTS: list[Source] = [
     ("detstream.agent", ["Agent", "current_agent"]), ("detstream.types", ["AgentT", "SinkT"]),
 ]
-_MODELS: list[Source] = [("detstream.models", None)]
+_MODELS: list[Source] = [("detstream.models", None), ("detstream.fields", ["StringField"])]
 _WEB: list[Source] = [("detstream.web", None)]
 _CLI: list[Source] = [("detstream.commands", ["AppCommand", "option", "argument"])]
 
@@ -107,9 +107,13 @@ FAUST_MODULES: dict[str, list[Source]] = {
         "Tag", "OpaqueTag", "TransparentTag", "Personal", "Secret", "Sensitive",
         "allow_protected_vars",
     ])],
-    "faust.serializers": [("detstream.serializers", ["Schema"]), ("detstream.codecs", ["Codec"])],
+    "faust.serializers": [
+        ("detstream.serializers", ["Schema"]), ("detstream.codecs", ["Codec"]),
+        ("detstream.serializer_registry", ["Registry"]),
+    ],
     "faust.serializers.codecs": [("detstream.codecs", None)],
     "faust.serializers.schemas": [("detstream.serializers", ["Schema"])],
+    "faust.serializers.registry": [("detstream.serializer_registry", ["Registry"])],
     "faust.windows": [("detstream.windows", None)],
     "faust.exceptions": [("detstream.errors", None)],
     "faust.web": _WEB,

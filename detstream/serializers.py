@@ -5,6 +5,17 @@ for a Record (type or instance) its ``serializer`` option; ``raw`` for ``bytes``
 types; else the default the caller passes (the app's ``key_serializer``, ``raw``, and
 ``value_serializer``, ``json``); a Record never falls back to ``raw``, which cannot carry it,
 but to ``json``. Imports only codecs, models and errors.
+
+A Schema speaks two dialects. detstream's own (``encode_key(key, default_serializer=...)``,
+``decode_value(data, ...)``, what topics and tables call) and Faust's, for subclasses written
+for Faust (models.rst's ``Autodetect``): ``loads_key(app, message, *, loads=None,
+serializer=None)``, ``loads_value``, ``dumps_key(app, key, *, serializer=None, headers)``,
+``dumps_value`` and the ``on_dumps_key_prepare_headers``/``on_dumps_value_prepare_headers``
+hooks. A subclass overriding any of those has them called by its topics: the loads when a
+stream decodes a message, the dumps and hooks when a topic sends. Faust's calls go through
+``app.serializers`` (:class:`~detstream.serializer_registry.Registry`), whose bytes are the
+Schema's. ``loads_key(data, default_serializer=...)`` with one positional argument is
+detstream's ``decode_key`` (and so on), as before.
 """
 
 from __future__ import annotations
@@ -15,7 +26,13 @@ from typing import Any
 
 from detstream import codecs
 from detstream._annotations import is_model_type, type_name
-from detstream.errors import DecodeError, InvalidArgument, KeyDecodeError, ValueDecodeError
+from detstream.errors import (
+    DecodeError,
+    ImproperlyConfigured,
+    InvalidArgument,
+    KeyDecodeError,
+    ValueDecodeError,
+)
 from detstream.models import Record, current_registry
 
 __all__ = ["Schema"]
@@ -31,6 +48,13 @@ DEFAULT_VALUE_SERIALIZER = "json"
 
 #: Attributes a Schema's compiled plans depend on; setting one drops them.
 _PLANNED = frozenset({"key_type", "value_type", "key_serializer", "value_serializer"})
+
+#: ``loads_key(data)`` called without Faust's ``message``: detstream's dialect.
+_NO_MESSAGE: Any = object()
+#: Faust's methods a subclass may override: the decoding ones, and the encoding ones.
+_FAUST_LOADS = ("loads_key", "loads_value")
+_FAUST_DUMPS = ("dumps_key", "dumps_value", "on_dumps_key_prepare_headers",
+                "on_dumps_value_prepare_headers")
 
 
 class Schema:
@@ -53,6 +77,19 @@ class Schema:
     #: compiled plans by default serializer; reset by ``__setattr__`` (see ``_PLANNED``).
     _key_plans: dict[Any, _Plan]
     _value_plans: dict[Any, _Plan]
+    #: the class overrides Faust's decoding (``loads_key``/``loads_value``) or encoding
+    #: methods, which its topics then call (see the module docstring).
+    faust_loads: bool = False
+    faust_dumps: bool = False
+    #: the app of the last channel made with this schema: what Faust's ``loads_*`` get.
+    _app: Any = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.faust_loads = any(getattr(cls, name) is not getattr(Schema, name)
+                              for name in _FAUST_LOADS)
+        cls.faust_dumps = any(getattr(cls, name) is not getattr(Schema, name)
+                              for name in _FAUST_DUMPS)
 
     def __init__(
         self,
@@ -68,6 +105,49 @@ class Schema:
         self.key_serializer = _check_codec("key_serializer", key_serializer)
         self.value_serializer = _check_codec("value_serializer", value_serializer)
         self.allow_empty = allow_empty
+        self._check_configured()
+
+    def update(
+        self,
+        *,
+        key_type: Any = None,
+        value_type: Any = None,
+        key_serializer: CodecArg = None,
+        value_serializer: CodecArg = None,
+        allow_empty: bool | None = None,
+    ) -> None:
+        """Set the arguments given (not None), as Faust's ``Schema.update``.
+
+        A topic made with ``schema=`` and ``key_type=`` (and so on) updates the schema so.
+        """
+        if key_type is not None:
+            self.key_type = _check_type("key_type", key_type)
+        if value_type is not None:
+            self.value_type = _check_type("value_type", value_type)
+        if key_serializer is not None:
+            self.key_serializer = _check_codec("key_serializer", key_serializer)
+        if value_serializer is not None:
+            self.value_serializer = _check_codec("value_serializer", value_serializer)
+        if allow_empty is not None:
+            self.allow_empty = allow_empty
+        self._check_configured()
+
+    def _check_configured(self) -> None:
+        """Codecs that cannot work here fail now; the unsafe pickle codec is warned about.
+
+        Counts a Record type's ``serializer`` option too, as Faust does.
+        """
+        for explicit, typ in ((self.key_serializer, self.key_type),
+                              (self.value_serializer, self.value_type)):
+            codec = explicit or (typ._options.serializer if is_model_type(typ) else None)
+            if codec:
+                codecs.get_codec(codec).check_usable()
+                codecs.warn_if_unsafe_pickle(codec, stacklevel=None)
+
+    def bind_app(self, app: Any) -> None:
+        """Remember ``app`` for Faust's ``loads_key(app, message)`` (a channel calls it)."""
+        if self.faust_loads:
+            self._app = app
 
     def __setattr__(self, name: str, value: Any) -> None:
         object.__setattr__(self, name, value)
@@ -79,7 +159,8 @@ class Schema:
         # Plans hold closures; a copy or an unpickled schema makes its own.
         return {**self.__dict__, "_key_plans": {}, "_value_plans": {}}
 
-    def dumps_key(self, key: Any, *, default_serializer: CodecArg = None) -> bytes | None:
+    # -- detstream's dialect ------------------------------------------------------------
+    def encode_key(self, key: Any, *, default_serializer: CodecArg = None) -> bytes | None:
         """Encode a message key; raises CodecError if the codec cannot encode it."""
         default = default_serializer or DEFAULT_KEY_SERIALIZER
         if key is None:
@@ -88,7 +169,7 @@ class Schema:
             return _dumps_record(key, self.key_serializer, default)
         return _plan(self._key_plans, self.key_type, self.key_serializer, default).dumps(key)
 
-    def dumps_value(self, value: Any, *, default_serializer: CodecArg = None) -> bytes | None:
+    def encode_value(self, value: Any, *, default_serializer: CodecArg = None) -> bytes | None:
         """Encode a message value; raises CodecError if the codec cannot encode it."""
         default = default_serializer or DEFAULT_VALUE_SERIALIZER
         if value is None:
@@ -97,7 +178,7 @@ class Schema:
             return _dumps_record(value, self.value_serializer, default)
         return _plan(self._value_plans, self.value_type, self.value_serializer, default).dumps(value)
 
-    def loads_key(
+    def decode_key(
         self,
         data: bytes | None,
         *,
@@ -117,7 +198,7 @@ class Schema:
             raise _decode_error(KeyDecodeError, "key", self.key_type, plan.codec, exc,
                                 topic, partition, offset) from exc
 
-    def loads_value(
+    def decode_value(
         self,
         data: bytes | None,
         *,
@@ -137,6 +218,85 @@ class Schema:
             raise _decode_error(ValueDecodeError, "value", self.value_type, plan.codec, exc,
                                 topic, partition, offset) from exc
 
+    # -- Faust's dialect (and detstream's, by the arguments given) ------------------------
+    def loads_key(self, data: Any, message: Any = _NO_MESSAGE, /, *, loads: Any = None,
+                  serializer: CodecArg = None, **options: Any) -> Any:
+        """Faust's ``loads_key(app, message, *, loads=None, serializer=None)``: the key decoded
+        by ``loads`` (default: ``app.serializers.loads_key``) as ``key_type``, with
+        ``serializer`` or the schema's ``key_serializer``.
+
+        Called with one positional argument it is detstream's :meth:`decode_key`.
+        """
+        if message is _NO_MESSAGE:
+            return self.decode_key(data, **options)
+        loads = loads or data.serializers.loads_key
+        return loads(self.key_type, message.key, serializer=serializer or self.key_serializer)
+
+    def loads_value(self, data: Any, message: Any = _NO_MESSAGE, /, *, loads: Any = None,
+                    serializer: CodecArg = None, **options: Any) -> Any:
+        """Faust's ``loads_value(app, message, *, loads=None, serializer=None)``; with one
+        positional argument, detstream's :meth:`decode_value`."""
+        if message is _NO_MESSAGE:
+            return self.decode_value(data, **options)
+        loads = loads or data.serializers.loads_value
+        return loads(self.value_type, message.value,
+                     serializer=serializer or self.value_serializer)
+
+    def dumps_key(self, key_or_app: Any, key: Any = _NO_MESSAGE, /, *,
+                  serializer: CodecArg = None, headers: Any = None,
+                  default_serializer: CodecArg = None) -> Any:
+        """Faust's ``dumps_key(app, key, *, serializer=None, headers)``: ``(bytes, headers)``,
+        the headers as :meth:`on_dumps_key_prepare_headers` made them.
+
+        Called with one positional argument it is detstream's :meth:`encode_key`.
+        """
+        if key is _NO_MESSAGE:
+            return self.encode_key(key_or_app, default_serializer=default_serializer)
+        payload = key_or_app.serializers.dumps_key(
+            self.key_type, key, serializer=serializer or self.key_serializer)
+        return payload, self.on_dumps_key_prepare_headers(key, headers)
+
+    def dumps_value(self, value_or_app: Any, value: Any = _NO_MESSAGE, /, *,
+                    serializer: CodecArg = None, headers: Any = None,
+                    default_serializer: CodecArg = None) -> Any:
+        """Faust's ``dumps_value(app, value, *, serializer=None, headers)``; with one positional
+        argument, detstream's :meth:`encode_value`."""
+        if value is _NO_MESSAGE:
+            return self.encode_value(value_or_app, default_serializer=default_serializer)
+        payload = value_or_app.serializers.dumps_value(
+            self.value_type, value, serializer=serializer or self.value_serializer)
+        return payload, self.on_dumps_value_prepare_headers(value, headers)
+
+    def on_dumps_key_prepare_headers(self, key: Any, headers: Any) -> Any:
+        """The headers of a record whose key is ``key`` (Faust's hook): unchanged here.
+
+        Return the headers, or None after changing them in place (``merge_headers``).
+        """
+        return headers
+
+    def on_dumps_value_prepare_headers(self, value: Any, headers: Any) -> Any:
+        """As :meth:`on_dumps_key_prepare_headers`, for the value."""
+        return headers
+
+    def encode_faust(
+        self, app: Any, key: Any, value: Any, headers: Any,
+        key_serializer: CodecArg, value_serializer: CodecArg,
+    ) -> tuple[bytes | None, bytes | None, Any]:
+        """A send through a subclass's Faust methods: key and value bytes, and the headers.
+
+        ``headers`` is a dict or a list of pairs the hooks may change; a hook returning
+        None changed them in place.
+        """
+        key_bytes: Any = None
+        if key is not None:
+            key_bytes, returned = self.dumps_key(app, key, serializer=key_serializer,
+                                                 headers=headers)
+            headers = headers if returned is None else returned
+        value_bytes, returned = self.dumps_value(app, value, serializer=value_serializer,
+                                                 headers=headers)
+        headers = headers if returned is None else returned
+        return key_bytes, value_bytes, headers
+
     def loads_message(
         self, message: Any, key_serializer: CodecArg, value_serializer: CodecArg
     ) -> tuple[Any, Any]:
@@ -145,6 +305,8 @@ class Schema:
         ``key_serializer``/``value_serializer`` are the app's defaults; a
         failure names the message's topic, partition and offset.
         """
+        if self.faust_loads:
+            return self._loads_faust(message)
         key_data, value_data = message.key, message.value
         key = value = None
         generation = codecs.codecs.generation
@@ -168,6 +330,36 @@ class Schema:
             except Exception as exc:
                 raise _decode_error(ValueDecodeError, "value", self.value_type, plan.codec, exc,
                                     message.topic, message.partition, message.offset) from exc
+        return key, value
+
+    def _loads_faust(self, message: Any) -> tuple[Any, Any]:
+        """A subclass's Faust ``loads_key``/``loads_value``, given the channel's app.
+
+        Their errors that are not DecodeErrors are made ones, naming the message.
+        """
+        app = self._app
+        if app is None:
+            raise ImproperlyConfigured(
+                f"{type(self).__name__} overrides Faust's loads_key/loads_value, which take the "
+                "app: use the schema through app.topic(..., schema=...) or app.channel(...)"
+            )
+        where = (message.topic, message.partition, message.offset)
+        try:
+            key = self.loads_key(app, message)
+        except DecodeError:
+            raise
+        except Exception as exc:
+            raise KeyDecodeError(f"{type(self).__name__}.loads_key: {exc}", topic=where[0],
+                                 partition=where[1], offset=where[2]) from exc
+        if message.value is None and self.allow_empty:
+            return key, None
+        try:
+            value = self.loads_value(app, message)
+        except DecodeError:
+            raise
+        except Exception as exc:
+            raise ValueDecodeError(f"{type(self).__name__}.loads_value: {exc}", topic=where[0],
+                                   partition=where[1], offset=where[2]) from exc
         return key, value
 
     def __repr__(self) -> str:

@@ -19,6 +19,7 @@ from ._types import RecordMetadata
 from .channel import Channel, Item, T
 from .errors import InvalidArgument
 from .produce_hook import hooked_headers
+from .pending import FutureMessage, PendingMessage
 from .serializers import Schema
 
 if TYPE_CHECKING:
@@ -32,6 +33,50 @@ def _seconds(value: float | timedelta | None) -> float | None:
     if value is None:
         return None
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def _as_sent(obj: Any, encode: Any, default: Any) -> bytes | None:
+    """``obj`` as a topic sends it: bytes as they are (as Faust), else encoded."""
+    if type(obj) is bytes:
+        return obj
+    if isinstance(obj, (bytes, bytearray, memoryview)):
+        return bytes(obj)
+    return encode(obj, default_serializer=default)
+
+
+def _header_items(headers: Any) -> tuple[tuple[str, bytes], ...]:
+    """Headers as a dict or a list of pairs, as the (name, bytes) pairs a record carries."""
+    if not headers:
+        return ()
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    return tuple((_text(k), _raw(v)) for k, v in pairs)
+
+
+def _text(name: Any) -> str:
+    return name.decode() if isinstance(name, bytes) else str(name)
+
+
+def _raw(value: Any) -> bytes:
+    return value.encode() if isinstance(value, str) else bytes(value)
+
+
+def _settle(fut: FutureMessage, sent: asyncio.Future[RecordMetadata]) -> None:
+    """Resolve ``fut`` as the producer's future ``sent`` did; then its callback."""
+    if fut.done():
+        return
+    if sent.cancelled():
+        fut.cancel()
+        return
+    error = sent.exception()
+    if error is not None:
+        fut.set_exception(error)
+        return
+    fut.set_result(sent.result())
+    callback = fut.message.callback
+    if callback is not None:
+        result = callback(fut)
+        if asyncio.iscoroutine(result):
+            asyncio.ensure_future(result)
 
 
 class Topic(Channel[T]):
@@ -262,8 +307,8 @@ class Topic(Channel[T]):
         producer added survive the repartition, and the value is not
         decoded and encoded again).
         """
-        key_bytes = key if isinstance(key, bytes) else self.schema.dumps_key(
-            key, default_serializer=self.app.conf.key_serializer)
+        conf = self.app.conf
+        key_bytes = _as_sent(key, self.schema.encode_key, conf.key_serializer)
         header_items = tuple((str(k), bytes(v)) for k, v in headers.items()) if headers else ()
         if value is not None and type(value) is not bytes:
             value = bytes(value)
@@ -280,21 +325,84 @@ class Topic(Channel[T]):
         key_serializer: Any, value_serializer: Any, partition: int | None,
         timestamp: float | None,
     ) -> tuple[str, bytes | None, bytes | None, tuple[tuple[str, bytes], ...]]:
-        """The topic to send to and the record's bytes (headers as ``on_produce_message`` left them)."""
+        """The topic to send to and the record's bytes (headers as ``on_produce_message`` left them).
+
+        As Faust's: a ``bytes`` key or value is sent as it is, whatever the codec.
+        """
         conf = self.app.conf
-        # bytes are sent as they are, whatever the codec (Faust's rule: they are encoded already)
-        key_bytes = key if isinstance(key, bytes) else self.schema.dumps_key(
-            key, default_serializer=key_serializer or conf.key_serializer
-        )
-        value_bytes = value if isinstance(value, bytes) else self.schema.dumps_value(
-            value, default_serializer=value_serializer or conf.value_serializer
-        )
-        header_items = tuple((str(k), bytes(v)) for k, v in headers.items()) if headers else ()
+        schema = self.schema
+        if schema.faust_dumps:  # a Faust Schema subclass: its dumps and header hooks
+            key_bytes, value_bytes, header_items = self._encode_faust(
+                key, value, headers, key_serializer, value_serializer)
+        else:
+            key_bytes = _as_sent(key, schema.encode_key, key_serializer or conf.key_serializer)
+            value_bytes = _as_sent(value, schema.encode_value,
+                                   value_serializer or conf.value_serializer)
+            header_items = tuple((str(k), bytes(v)) for k, v in headers.items()) if headers else ()
         hook = self.app.on_produce_message
         if hook.has_receivers():
             header_items = hooked_headers(hook, key_bytes, value_bytes, partition, timestamp,
                                           header_items)
         return self.get_topic_name(), key_bytes, value_bytes, header_items
+
+    def key_bytes(self, key: Any) -> bytes | None:
+        """``key`` as this topic sends it (what decides its partition)."""
+        if self.schema.faust_dumps:
+            return self._encode_faust(key, None, None, None, None)[0]
+        return _as_sent(key, self.schema.encode_key, self.app.conf.key_serializer)
+
+    def _encode_faust(
+        self, key: Any, value: Any, headers: Any, key_serializer: Any, value_serializer: Any,
+    ) -> tuple[bytes | None, bytes | None, tuple[tuple[str, bytes], ...]]:
+        """Key, value and headers through the schema's Faust ``dumps_*`` and header hooks."""
+        open_headers: Any = list(headers) if isinstance(headers, (list, tuple)) else dict(
+            headers or {})
+        key_bytes, value_bytes, open_headers = self.schema.encode_faust(
+            self.app, key, value, open_headers, key_serializer, value_serializer)
+        return key_bytes, value_bytes, _header_items(open_headers)
+
+    def as_future_message(
+        self,
+        key: Any = None,
+        value: Any = None,
+        partition: int | None = None,
+        timestamp: float | None = None,
+        headers: Any = None,
+        schema: Any = None,
+        key_serializer: Any = None,
+        value_serializer: Any = None,
+        callback: Any = None,
+        eager_partitioning: bool = False,
+    ) -> FutureMessage:
+        """The record, encoded now, as a promise to send it (Faust's): ``publish_message``
+        sends it. (``schema=`` other than the topic's own is not taken.)"""
+        if schema is not None and schema is not self.schema:
+            raise InvalidArgument(
+                f"topic {self.label!r}: as_future_message(schema=...) takes only the topic's "
+                "own schema; make a topic with that schema (app.topic(..., schema=...))"
+            )
+        name, key_bytes, value_bytes, header_items = self._encode(
+            key, value, headers, key_serializer, value_serializer, partition, timestamp)
+        return FutureMessage(PendingMessage(
+            self, key_bytes, value_bytes, partition=partition, timestamp=timestamp,
+            headers=header_items, key_serializer=key_serializer,
+            value_serializer=value_serializer, callback=callback, topic=name,
+        ))
+
+    async def publish_message(self, fut: FutureMessage, wait: bool = True) -> FutureMessage:
+        """Produce a record made by :meth:`as_future_message`; ``fut`` resolves with its
+        RecordMetadata once the broker acknowledged it (then the callback is called)."""
+        app = self.app
+        if app.client_on_demand and app._producer is None:
+            await app.start_client()
+        message = fut.message
+        assert message.topic is not None  # as_future_message named it
+        sent = app.producer.send_soon(
+            message.topic, key=message.key, value=message.value, partition=message.partition,
+            timestamp=message.timestamp, headers=message.headers,
+        )
+        sent.add_done_callback(lambda done: _settle(fut, done))
+        return fut
 
     async def maybe_declare(self) -> None:
         """``declare()`` once per topic description (Faust's name; later calls do nothing)."""

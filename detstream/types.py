@@ -27,7 +27,9 @@ from .channel import Channel
 from .codecs import Codec
 from .events import Event, Message
 from .fixups.base import Fixup
+from .headers import merge_headers, prepare_headers
 from .models import FieldDescriptor, Model, ModelOptions, Record
+from .pending import PendingMessage
 from .serializers import CodecArg, Schema
 from .settings import Settings
 from .stream import Stream
@@ -84,8 +86,8 @@ __all__ = [
     "TP", "AgentT", "AppT", "ChannelT", "CodecArg", "CodecT", "CollectionT", "ConsumerMessage",
     "ConsumerRecord", "EventT", "FieldDescriptorT", "FixupT", "FutureMessage", "HeadersArg", "K", "Message",
     "ModelArg",
-    "ModelOptions", "ModelT", "ProcessingGuarantee", "Processor", "RecordMetadata", "RecordT",
-    "ResourceOptions",
+    "ModelOptions", "ModelT", "PendingMessage", "ProcessingGuarantee", "Processor",
+    "RecordMetadata", "RecordT", "ResourceOptions", "merge_headers", "prepare_headers",
     "SchemaT", "ServiceT", "Settings", "SinkT", "StreamT", "TableT", "TopicT", "V", "WindowRange",
     "WindowT",
 ]

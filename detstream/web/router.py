@@ -83,7 +83,7 @@ class Router:
         table = self._table(table)
         partitions = table.changelog_partitions
         if table.use_partitioner:
-            data = table.changelog_topic.schema.dumps_key(key, default_serializer="json")
+            data = table.changelog_topic.schema.encode_key(key, default_serializer="json")
             return _hashed(data, partitions, table.name)
         source = self._source_topic(table)
         if source is not None:
@@ -96,8 +96,7 @@ class Router:
         name = topic.get_topic_name()
         count = partitions or self.app.partition_count(name) or topic.partitions
         count = count or self.app.conf.topic_partitions
-        data = topic.schema.dumps_key(key, default_serializer=self.app.conf.key_serializer)
-        return _hashed(data, count, name)
+        return _hashed(topic.key_bytes(key), count, name)
 
     def key_store(self, table_name: str, key: Any) -> str:
         """The web URL of the worker holding ``key`` of the table (``ServiceUnavailable``: none)."""
@@ -177,7 +176,9 @@ class Router:
     def _app_key_bytes(self, key: Any) -> bytes | None:
         from detstream.serializers import Schema
 
-        return Schema().dumps_key(key, default_serializer=self.app.conf.key_serializer)
+        if isinstance(key, bytes):  # sent as it is, whatever the codec (as a topic sends it)
+            return key
+        return Schema().encode_key(key, default_serializer=self.app.conf.key_serializer)
 
     def _metadata(self, topics: set[str]) -> dict[str, dict[str, list[int]]]:
         result: dict[str, dict[str, list[int]]] = {}

@@ -117,7 +117,9 @@ def test_channels_and_agents_are_targets_too():
         got.append((await queue.get()).value)
         return result, got
 
-    assert run_on_real_loop(body) == (None, [{"x": 1}])
+    metadata, got = run_on_real_loop(body)
+    assert got == [{"x": 1}]
+    assert (metadata.topic, metadata.partition, metadata.offset) == ("<anon>", -1, -1)
 
 
 def test_send_errors_are_raised_by_the_future():
