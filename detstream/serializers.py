@@ -156,8 +156,10 @@ class Schema:
             object.__setattr__(self, "_value_plans", {})
 
     def __getstate__(self) -> dict[str, Any]:
-        # Plans hold closures; a copy or an unpickled schema makes its own.
-        return {**self.__dict__, "_key_plans": {}, "_value_plans": {}}
+        # Plans hold closures; a copy or an unpickled schema makes its own (and no app).
+        state = {**self.__dict__, "_key_plans": {}, "_value_plans": {}}
+        state.pop("_app", None)
+        return state
 
     # -- detstream's dialect ------------------------------------------------------------
     def encode_key(self, key: Any, *, default_serializer: CodecArg = None) -> bytes | None:
