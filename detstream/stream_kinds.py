@@ -102,6 +102,8 @@ class IterableStream(_NoBuffer[T]):
         source = self.source
         if hasattr(source, "__aiter__"):
             async for raw in source:
+                if isinstance(raw, Event):  # a channel's iterator yields events: their values
+                    raw = raw.value  # (the channel's own stream acks each as this one advances)
                 value = await _apply(self._processors, raw)
                 if value is not _SKIP:
                     self.events_total += 1

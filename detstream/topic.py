@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 from ._types import RecordMetadata
 from .channel import Channel, Item, T
 from .errors import InvalidArgument
-from .produce_hook import hooked_headers
 from .pending import FutureMessage, PendingMessage
+from .produce_hook import hooked_headers
 from .serializers import Schema
 
 if TYPE_CHECKING:
