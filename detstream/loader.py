@@ -22,6 +22,7 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from types import CodeType, ModuleType
 from typing import Any
@@ -32,6 +33,17 @@ from .errors import TargetError
 
 def resolve_target(target: str) -> tuple[str, str | None, str | None]:
     """Split ``target`` into (module name, attribute or None, sys.path entry or None)."""
+    lookups = _lookups.get()
+    if lookups is None:
+        return _resolve_target(target)
+    key = (target, os.getcwd())
+    resolved = lookups.targets.get(key)
+    if resolved is None:
+        resolved = lookups.targets[key] = _resolve_target(target)
+    return resolved
+
+
+def _resolve_target(target: str) -> tuple[str, str | None, str | None]:
     if not isinstance(target, str) or not target.strip():
         raise TargetError("no target given: name a file (proj.py), a module (proj) or module:attr")
     spec, attr = target, None
@@ -93,9 +105,11 @@ _SHARED: set[str] = set()
 
 def _project_modules(tops: set[str]) -> dict[str, ModuleType]:
     """The loaded modules of the packages ``tops``, less the shared ones."""
+    modules, prefixes = sys.modules, tuple(tops)
+    # ``startswith`` sifts the few candidates out in C (this runs per simulated worker start).
+    candidates = [k for k in modules if k.startswith(prefixes)]
     return {
-        k: m for k, m in sys.modules.items()
-        if k.partition(".")[0] in tops and k not in _SHARED
+        k: modules[k] for k in candidates if k.partition(".")[0] in tops and k not in _SHARED
     }
 
 
@@ -154,6 +168,39 @@ def _share(app: Any) -> None:
             _SHARED.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))
 
 
+class _Lookups:
+    """What ``load_isolated`` found on disk, kept while ``cached_lookups`` is on (one run)."""
+
+    def __init__(self) -> None:
+        #: (target, cwd) -> ``resolve_target``'s answer.
+        self.targets: dict[tuple[str, str], tuple[str, str | None, str | None]] = {}
+        #: (module name, search path, sys.path) -> the directories its spec was found in.
+        self.found_in: dict[tuple[str, tuple[str, ...] | None, tuple[str, ...]], list[str]] = {}
+
+
+_lookups: ContextVar[_Lookups | None] = ContextVar("detstream_loader_lookups", default=None)
+
+
+@contextmanager
+def cached_lookups() -> Iterator[None]:
+    """Within the block, ``load_isolated`` looks each target and module up on disk once.
+
+    The simulator loads a project afresh for every worker start (a hundred
+    workers and their restarts: hundreds of loads in one run), and every
+    load resolved the target's path and searched ``sys.path`` for each
+    module again: a namespace package (a directory without ``__init__.py``)
+    is searched for in every entry. Within one run the files do not move,
+    so the second load on looks only where the first found each module
+    (the import itself, and the check that a source is unchanged, still
+    happen each time). Outside the block nothing is kept.
+    """
+    token = _lookups.set(_Lookups())
+    try:
+        yield
+    finally:
+        _lookups.reset(token)
+
+
 #: compiled project sources by (path, mtime, size): ``load_isolated`` runs a project's
 #: modules afresh for every simulated worker (re)start, but compiles each source once.
 _COMPILED: dict[tuple[str, int, int], CodeType] = {}
@@ -192,11 +239,44 @@ class _CompiledOnce(importlib.abc.MetaPathFinder):
     ) -> importlib.machinery.ModuleSpec | None:
         if fullname.partition(".")[0] not in self.tops:
             return None
-        spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
+        spec = _find_spec(fullname, path, target)
         loader = spec.loader if spec is not None else None
         if spec is not None and type(loader) is importlib.machinery.SourceFileLoader:
             spec.loader = _CompiledOnceLoader(loader.name, loader.path)
         return spec
+
+
+def _find_spec(
+    fullname: str, path: Sequence[str] | None, target: ModuleType | None
+) -> importlib.machinery.ModuleSpec | None:
+    """``PathFinder.find_spec``; under ``cached_lookups``, searched only where it was found before.
+
+    A module is found again by searching just the directories that held it
+    (for a namespace package, all of its portions), which gives the spec
+    the full search gave: the same file, or the same portions.
+    """
+    find = importlib.machinery.PathFinder.find_spec
+    lookups = _lookups.get()
+    if lookups is None:
+        return find(fullname, path, target)
+    key = (fullname, tuple(path) if path is not None else None, tuple(sys.path))
+    where = lookups.found_in.get(key)
+    if where is not None:
+        spec = find(fullname, where, target)
+        if spec is not None and _found_in(spec) == where:
+            return spec
+    spec = find(fullname, path, target)
+    if spec is not None:
+        lookups.found_in[key] = _found_in(spec)
+    return spec
+
+
+def _found_in(spec: importlib.machinery.ModuleSpec) -> list[str]:
+    """The directories a spec was found in: its file's, or a namespace package's portions."""
+    if spec.origin is not None and spec.has_location:
+        folder = os.path.dirname(spec.origin)
+        return [os.path.dirname(folder)] if spec.submodule_search_locations is not None else [folder]
+    return [os.path.dirname(p) for p in spec.submodule_search_locations or ()]
 
 
 def load(target: str) -> tuple[ModuleType, Any]:

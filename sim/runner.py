@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from detstream._types import ConsumerRecord
 from detstream.faust_compat import faust_alias
-from detstream.loader import load_isolated
+from detstream.loader import cached_lookups, load_isolated
 
 from . import checks
 from .client_faults import ClientFaults
@@ -189,7 +189,9 @@ def run(
 
     # Made before the sandbox: inside it, tempfile would seed its name generator
     # from the run's seeded randomness and shift every later draw of the process.
-    with tempfile.TemporaryDirectory(prefix="detstream-sim-") as datadir, _faust_alias(options):
+    # The run's worker starts look the project's files up once (``cached_lookups``).
+    with tempfile.TemporaryDirectory(prefix="detstream-sim-") as datadir, _faust_alias(options), \
+            cached_lookups():
 
         async def main() -> SimReport:
             return await Simulation(target, options, Path(datadir), scenario=scenario).run()
