@@ -686,6 +686,10 @@ def _where(record: ConsumerRecord) -> dict[str, Any]:
     return dict(topic=record.topic, partition=record.partition, offset=record.offset)
 
 
+#: key types that are neither Records nor tuples: equality alone says whether they came back.
+_PLAIN_KEYS = frozenset({str, int, float, bool, bytes})
+
+
 def _same_key(back: Any, key: Any) -> bool:
     """Did ``key`` come back from the changelog as the same dict key?
 
@@ -695,6 +699,8 @@ def _same_key(back: Any, key: Any) -> bool:
     the class the registry decodes to may be another incarnation's copy of
     the key's class.
     """
+    if type(key) in _PLAIN_KEYS:  # the common keys, without the import below (a write of a new key)
+        return bool(back == key)
     from detstream.models import Record
 
     if isinstance(key, Record):
