@@ -31,11 +31,11 @@ import heapq
 import math
 import random
 import weakref
-from asyncio import base_events
+from asyncio import base_events, events
 from asyncio.log import logger
 from collections import deque
 from collections.abc import Callable, Coroutine, Generator, Iterator
-from contextvars import Context, ContextVar
+from contextvars import Context, ContextVar, copy_context
 from itertools import count
 from types import FrameType
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
@@ -131,6 +131,10 @@ REFUSED_METHODS: dict[str, tuple[str, str | None]] = {
 }
 
 
+#: makes a handle without running its ``__init__`` (the loop fills its slots).
+_new_object = object.__new__
+
+
 class _TimerHandle(asyncio.TimerHandle):
     """A timer that breaks ties by creation order.
 
@@ -147,10 +151,34 @@ class _TimerHandle(asyncio.TimerHandle):
     # asyncio.TimerHandle's slots (typeshed names them without declaring them).
     _when: float
     _scheduled: bool
+    _cancelled: bool
+    _loop: VirtualEventLoop
+    _callback: Callable[..., object] | None
+    _args: tuple[Any, ...] | None
+    _repr: str | None
+    _source_traceback: Any
+    _context: Context
 
     def __init__(self, seq: int, *args: Any) -> None:
         super().__init__(*args)
         self._seq = seq
+
+    def cancel(self) -> None:
+        """``TimerHandle.cancel`` (and the loop's count of cancelled timers) in one call.
+
+        The same steps as asyncio's three calls: counted as cancelled while
+        still in the heap, then the callback and its arguments dropped.
+        """
+        if self._cancelled:
+            return
+        loop = self._loop
+        if self._scheduled:  # BaseEventLoop._timer_handle_cancelled
+            loop._timer_cancelled_count += 1  # type: ignore[attr-defined]
+        self._cancelled = True
+        if loop.get_debug():
+            self._repr = repr(self)
+        self._callback = None
+        self._args = None
 
     def __lt__(self, other: object) -> bool:
         if type(other) is _TimerHandle:
@@ -187,6 +215,20 @@ class _VirtualSelector:
 
     def close(self) -> None:
         pass
+
+
+#: handles whose ``_run`` is asyncio's ``Handle._run`` (``_run_once`` runs their callback inline).
+_PLAIN_HANDLES = frozenset({events.Handle, asyncio.TimerHandle, _TimerHandle})
+
+
+def _callback_failed(handle: asyncio.Handle, exc: BaseException) -> None:
+    """What asyncio's ``Handle._run`` does when the callback raised: tell the exception handler."""
+    callback, args = handle._callback, handle._args  # type: ignore[attr-defined]
+    source = base_events.format_helpers._format_callback_source(callback, args)  # type: ignore[attr-defined]
+    context = {"message": f"Exception in callback {source}", "exception": exc, "handle": handle}
+    if handle._source_traceback:  # type: ignore[attr-defined]
+        context["source_traceback"] = handle._source_traceback  # type: ignore[attr-defined]
+    handle._loop.call_exception_handler(context)  # type: ignore[attr-defined]
 
 
 def _refuser(name: str, what: str, hint: str | None) -> Callable[..., Any]:
@@ -271,17 +313,71 @@ class VirtualEventLoop(asyncio.BaseEventLoop):
         """Schedule ``callback`` at virtual time ``when``; equal times run FIFO."""
         if when is None:
             raise TypeError("when cannot be None")
+        if self._debug or self._closed:  # type: ignore[attr-defined]
+            return self._call_at_checked(when, callback, args, context)
+        return self._timer(when, callback, args, context)
+
+    def _timer(
+        self, when: float, callback: Callable[..., object], args: tuple[Any, ...], context: Context | None,
+    ) -> _TimerHandle:
+        """A scheduled timer, made as ``_TimerHandle(...)`` would make it outside debug mode.
+
+        The handle's slots are filled here rather than through the three
+        ``__init__`` of its classes: a run makes one per sleep and timeout.
+        """
+        seq = next(self._timer_seq)
+        timer = _new_object(_TimerHandle)
+        timer._context = copy_context() if context is None else context
+        timer._loop = self
+        timer._callback = callback
+        timer._args = args
+        timer._cancelled = False
+        timer._repr = None
+        timer._source_traceback = None
+        timer._when = when
+        timer._seq = seq
+        heapq.heappush(self._scheduled, (when, seq, timer))
+        timer._scheduled = True
+        return timer
+
+    def _call_at_checked(
+        self, when: float, callback: Callable[..., object], args: tuple[Any, ...], context: Context | None,
+    ) -> _TimerHandle:
+        """``call_at`` with asyncio's checks: a closed loop refuses, debug mode checks the call."""
         self._check_closed()  # type: ignore[attr-defined]
         if self._debug:
             self._check_thread()  # type: ignore[attr-defined]
             self._check_callback(callback, "call_at")  # type: ignore[attr-defined]
         seq = next(self._timer_seq)
         timer = _TimerHandle(seq, when, callback, args, self, context)
-        if timer._source_traceback:  # type: ignore[attr-defined]
-            del timer._source_traceback[-1]  # type: ignore[attr-defined]
+        if timer._source_traceback:
+            del timer._source_traceback[-1]
         heapq.heappush(self._scheduled, (when, seq, timer))
         timer._scheduled = True
         return timer
+
+    def call_soon(
+        self, callback: Callable[[Unpack[_Ts]], object], *args: Unpack[_Ts], context: Context | None = None,
+    ) -> asyncio.Handle:
+        """As asyncio's: the callback joins the ready queue (FIFO), in one call.
+
+        Every task step and future callback of a run comes through here, so
+        the handle is made without asyncio's chain of calls (``_call_soon``,
+        ``Handle.__init__``, ``get_debug``); in debug mode, or on a closed
+        loop, asyncio's own path runs.
+        """
+        if self._debug or self._closed:  # type: ignore[attr-defined]
+            return super().call_soon(callback, *args, context=context)
+        handle = _new_object(events.Handle)
+        handle._context = copy_context() if context is None else context
+        handle._loop = self
+        handle._callback = callback
+        handle._args = args
+        handle._cancelled = False
+        handle._repr = None
+        handle._source_traceback = None
+        self._ready.append(handle)
+        return handle
 
     def call_later(
         self,
@@ -303,10 +399,12 @@ class VirtualEventLoop(asyncio.BaseEventLoop):
             raise TypeError("delay must not be None")
         if 0 < delay < self._clock_resolution:
             delay = self._clock_resolution
-        timer = self.call_at(self._now + delay, callback, *args, context=context)
-        if timer._source_traceback:  # type: ignore[attr-defined]
-            del timer._source_traceback[-1]  # type: ignore[attr-defined]
-        return timer
+        if self._debug or self._closed:  # type: ignore[attr-defined]
+            timer = self._call_at_checked(self._now + delay, callback, args, context)
+            if timer._source_traceback:
+                del timer._source_traceback[-1]
+            return timer
+        return self._timer(self._now + delay, callback, args, context)
 
     def pause(self, duration: float) -> None:
         """The current iteration takes ``duration`` more virtual seconds: a busy process.
@@ -438,14 +536,7 @@ class VirtualEventLoop(asyncio.BaseEventLoop):
                     self._now += timeout
                 else:
                     self._now = max(self._now, when)
-        self._process_events([])
-
-        # Handle 'later' callbacks that are ready.
-        end_time = self._now + self._clock_resolution
-        while scheduled and scheduled[0][0] < end_time:
-            handle = heapq.heappop(scheduled)[2]
-            handle._scheduled = False
-            ready.append(handle)
+        self._take_due_timers()
 
         # Run every callback ready now; those they schedule run in the next iteration.
         popleft = ready.popleft
@@ -455,6 +546,14 @@ class VirtualEventLoop(asyncio.BaseEventLoop):
                 continue
             if self._debug:
                 self._run_debug(handle)
+            elif type(handle) in _PLAIN_HANDLES:
+                # ``handle._run()`` without its frame: every callback of a run comes here.
+                try:
+                    handle._context.run(handle._callback, *handle._args)
+                except (SystemExit, KeyboardInterrupt):
+                    raise
+                except BaseException as exc:
+                    _callback_failed(handle, exc)
             else:
                 handle._run()
         handle = None  # Needed to break cycles when an exception occurs.
@@ -476,17 +575,26 @@ class VirtualEventLoop(asyncio.BaseEventLoop):
     # -- the parts of BaseEventLoop that are left to subclasses ----------------
 
     def _process_events(self, event_list: list[Any]) -> None:
-        # Called once per iteration of _run_once, between the wait and the ready callbacks.
+        # asyncio's hook between the wait and the ready callbacks; ``_run_once`` calls
+        # ``_take_due_timers`` itself (this loop has no events to process).
+        self._take_due_timers()
+
+    def _take_due_timers(self) -> None:
+        """Count the iteration (and call its hook), then move the due timers to the ready queue.
+
+        What asyncio's ``_run_once`` does after its ``_process_events``
+        (take the timers due within the clock's resolution), done here for
+        every due timer. Two reasons: (1) asyncio fires timers with ``when <
+        now + resolution``; once ``now`` is so large that adding the
+        resolution rounds away (about 194 virtual days at 1 ns), a timer due
+        exactly now would never fire and the loop would spin; nextafter()
+        keeps it due. (2) With ``shuffle`` the due timers take part in the
+        permutation.
+        """
         self.iterations += 1
         if self._iteration_hook is not None and self.iterations >= self._hook_due:
             self._hook_due += self._hook_every
             self._iteration_hook(self.iterations)
-        # Move due timers to the ready queue here, before _run_once would.
-        # Two reasons: (1) asyncio fires timers with ``when < now +
-        # resolution``; once ``now`` is so large that adding the resolution
-        # rounds away (about 194 virtual days at 1 ns), a timer due exactly
-        # now would never fire and the loop would spin; nextafter() keeps it
-        # due.  (2) With ``shuffle`` the due timers take part in the permutation.
         ready, scheduled = self._ready, self._scheduled
         end = self._now + self._clock_resolution
         if end == self._now:
