@@ -119,6 +119,8 @@ def encode(value: Any) -> bytes | None:
         return value
     if isinstance(value, str):
         return value.encode()
+    if type(value) is int:  # what json.dumps writes for an int, without making an encoder
+        return str(value).encode()
     dumps = getattr(value, "dumps", None)
     if callable(dumps):
         return dumps()
