@@ -27,6 +27,7 @@ or one from before standbys): such members get no standbys.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -204,6 +205,24 @@ def encode_standbys(standbys: Iterable[TP]) -> bytes:
 
 
 def decode_standbys(data: bytes | None) -> frozenset[TP]:
+    """A member's standby partitions, from its assignment's ``user_data``.
+
+    The last few answers are kept by their bytes: every member of a group
+    gets the same routes, and with no standbys (the default) the very same
+    bytes, so in one process of many members (the simulator) the first
+    decodes the whole group's routes and the others find the answer.
+    """
+    if type(data) is bytes:
+        return _standbys_of(data)
+    return _decode_standbys(data)
+
+
+@functools.lru_cache(maxsize=4)
+def _standbys_of(data: bytes) -> frozenset[TP]:
+    return _decode_standbys(data)
+
+
+def _decode_standbys(data: bytes | None) -> frozenset[TP]:
     body = _load(data)
     if body is None:
         return frozenset()

@@ -142,6 +142,14 @@ def test_wire_round_trip_and_foreign_bytes():
     assert encode_subscription(SubscriptionInfo()) == b"" and encode_standbys(()) == b""
 
 
+def test_members_given_the_same_bytes_get_the_same_standbys_and_others_their_own():
+    mine, theirs = encode_standbys({TP(LOG, 0)}), encode_standbys({TP(LOG, 1), TP(LOG, 2)})
+    for _ in range(3):  # answers kept by their bytes are never another's
+        assert decode_standbys(bytes(mine)) == {TP(LOG, 0)}
+        assert decode_standbys(bytes(theirs)) == {TP(LOG, 1), TP(LOG, 2)}
+        assert decode_standbys(bytearray(mine)) == {TP(LOG, 0)}
+
+
 def test_leader_plans_from_what_members_sent():
     subs = {m: frozenset({"src", LOG}) for m in ("m1", "m2")}
     asking = encode_subscription(SubscriptionInfo(frozenset({LOG}), 1))
