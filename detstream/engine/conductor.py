@@ -304,9 +304,10 @@ class Conductor:
             generation = self.consumer.generation
             self.undelivered = set(batch)
             filled: list[SubscriberBuffer[Any]] = []
+            changelogs = tables.changelog_topics if batch else frozenset()
             for tp in sorted(batch):
                 records = batch[tp]
-                if tp.topic in tables.changelog_topics:
+                if tp.topic in changelogs:
                     tables.apply(self.consumer, tp, records)
                 else:
                     delivered = self._deliver(tp, records, generation)
@@ -605,7 +606,8 @@ class Conductor:
         generation = self._generation = consumer.generation
         self._active = set(assigned)
         self._ready = frozenset()
-        sources = {tp for tp in assigned if tp.topic not in self.host.tables.changelog_topics}
+        changelogs = self.host.tables.changelog_topics  # (made per call: once, not per partition)
+        sources = {tp for tp in assigned if tp.topic not in changelogs}
         self._opening = set()
         consumer.pause(*sources)
         standbys = consumer.standby_assignment()

@@ -110,8 +110,9 @@ class TableManager:
         Standbys that became active are handed to their tables first, so that
         recovery continues from where the standby got to.
         """
-        changelogs = {tp for tp in assigned if tp.topic in self.changelog_topics}
-        standbys = {tp for tp in standbys or () if tp.topic in self.changelog_topics}
+        topics = self.changelog_topics  # (a set made per call: once, not per partition)
+        changelogs = {tp for tp in assigned if tp.topic in topics}
+        standbys = {tp for tp in standbys or () if tp.topic in topics}
         self._targets, self._positions = {}, {}
         self.progress.abandon()
         if changelogs or standbys:
