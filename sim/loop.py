@@ -280,10 +280,8 @@ class VirtualEventLoop(asyncio.BaseEventLoop):
         self._hash_seq: Iterator[int] | None = None
         # Creation order of tasks, to report and cancel them deterministically
         # (asyncio.all_tasks() is a set ordered by memory address).
-        self._task_order: weakref.WeakKeyDictionary[asyncio.Task[Any], int] = (
-            weakref.WeakKeyDictionary()
-        )
-        self._task_owner: weakref.WeakKeyDictionary[asyncio.Task[Any], str] = (
+        # Each task's (creation order, owner): one weak entry per task, as tasks come and go.
+        self._task_info: weakref.WeakKeyDictionary[asyncio.Task[Any], tuple[int, str | None]] = (
             weakref.WeakKeyDictionary()
         )
         #: (host, port) -> the simulated broker a connection there reaches (``sim.wire``);
@@ -468,21 +466,21 @@ class VirtualEventLoop(asyncio.BaseEventLoop):
         """
         seq = next(self._task_seq)
         task = super().create_task(coro, name=f"Task-{seq}" if name is None else name, **kwargs)
-        self._task_order[task] = seq
         context = kwargs.get("context")
         owner = context.get(task_owner) if context is not None else task_owner.get()
-        if owner is not None:
-            self._task_owner[task] = owner
+        self._task_info[task] = (seq, owner)
         return task
 
     def tasks_owned_by(self, owner: str) -> list[asyncio.Task[Any]]:
         """Unfinished tasks created (directly or not) under ``task_owner == owner``."""
-        return [t for t in self.pending_tasks() if self._task_owner.get(t) == owner]
+        info = self._task_info
+        return [t for t in self.pending_tasks() if info.get(t, (0, None))[1] == owner]
 
     def pending_tasks(self) -> list[asyncio.Task[Any]]:
         """This loop's unfinished tasks, in creation order."""
         tasks = [t for t in asyncio.all_tasks(self) if not t.done()]
-        return sorted(tasks, key=lambda t: (self._task_order.get(t, 0), t.get_name()))
+        info = self._task_info
+        return sorted(tasks, key=lambda t: (info.get(t, (0, None))[0], t.get_name()))
 
     # -- one iteration ---------------------------------------------------------
 

@@ -114,6 +114,8 @@ class SimProducer:
         #: per partition, the future shared by the records ``forward`` put in the queued batch.
         self._batch_acks: dict[TP, asyncio.Future[None]] = {}
         self._senders: dict[TP, asyncio.Task[None]] = {}
+        #: each partition's sender task name (a lone record's send makes a task for it).
+        self._sender_names: dict[TP, str] = {}
         self._tps: dict[str, dict[int, TP]] = {}
         self._round_robin = itertools.count()
         #: why the sender died, if it did (a transactional producer: ``SenderDeadError``).
@@ -257,9 +259,10 @@ class SimProducer:
             queue.append(pending)
         sender = self._senders.get(tp)
         if sender is None or sender.done():
-            self._senders[tp] = asyncio.get_running_loop().create_task(
-                self._drain(tp), name=f"{self._name}-send-{tp}"
-            )
+            name = self._sender_names.get(tp)
+            if name is None:
+                name = self._sender_names[tp] = f"{self._name}-send-{tp}"
+            self._senders[tp] = asyncio.get_running_loop().create_task(self._drain(tp), name=name)
         return tp
 
     async def _drain(self, tp: TP) -> None:
