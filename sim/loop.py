@@ -175,7 +175,7 @@ class _TimerHandle(asyncio.TimerHandle):
         if self._scheduled:  # BaseEventLoop._timer_handle_cancelled
             loop._timer_cancelled_count += 1  # type: ignore[attr-defined]
         self._cancelled = True
-        if loop.get_debug():
+        if loop._debug:  # (what get_debug() returns)
             self._repr = repr(self)
         self._callback = None
         self._args = None
