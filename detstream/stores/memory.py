@@ -130,10 +130,15 @@ class MemoryStore:
 
     def drop_partitions(self, partitions: AbstractSet[int]) -> None:
         """Park what matches the changelog exactly; forget the rest."""
-        for partition in sorted(partitions):
-            if partition in self._parked:
-                continue  # not served since it was parked (lost, then revoked): keep it
-            keys = [k for k, p in self._partition_of.items() if p == partition]
+        dropped = sorted(partition for partition in partitions if partition not in self._parked)
+        # (a parked partition was not served since it was parked, lost then revoked: kept)
+        keys_of: dict[int, list[Any]] = {partition: [] for partition in dropped}
+        for key, held_in in self._partition_of.items():  # one pass for all of them
+            keys = keys_of.get(held_in)
+            if keys is not None:
+                keys.append(key)
+        for partition in dropped:
+            keys = keys_of[partition]
             exact = (
                 partition in self._offsets
                 and not self._unsettled.get(partition)

@@ -658,10 +658,12 @@ class Table(MutableMapping[KT, VT]):
         self.data.reset_state()
 
     def on_partitions_assigned(self, tps: set[TP]) -> None:
-        self.data.assign_partitions({tp.partition for tp in tps if tp.topic == self.changelog_name})
+        name = self.changelog_name
+        self.data.assign_partitions({tp.partition for tp in tps if tp.topic == name})
 
     def on_partitions_revoked(self, tps: set[TP]) -> None:
-        partitions = {tp.partition for tp in tps if tp.topic == self.changelog_name}
+        name = self.changelog_name
+        partitions = {tp.partition for tp in tps if tp.topic == name}
         if self._changelog_cache is not None:  # flushed by the commit before, unless given up
             self._changelog_cache.drop(partitions, RuntimeError("the partition was given up"))
         self.data.drop_partitions(partitions)
