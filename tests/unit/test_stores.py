@@ -358,6 +358,21 @@ def test_memory_store_parks_a_revoked_partition_and_serves_it_again():
     assert sorted(store.keys()) == ["a", "b", "c"]
 
 
+def test_memory_store_parks_each_of_several_revoked_partitions_with_its_own_keys():
+    store = MemoryStore()
+    store.apply_changelog_batch(
+        [record(0, 0, "a", 1), record(1, 0, "b", 2), record(2, 0, "c", 3), record(0, 1, "d", 4),
+         record(1, 1, "e", 5)], _key, _value,
+    )
+    store.drop_partitions({2})
+    store.drop_partitions({0, 1, 2})  # 2 parked already: kept as it was
+    assert len(store) == 0
+    for partition, keys in ((1, ["b", "e"]), (2, ["c"]), (0, ["a", "d"])):
+        store.assign_partitions({partition})
+        assert sorted(k for k in store.keys() if store.partition_of(k) == partition) == keys
+    assert {k: store.get(k) for k in store.keys()} == {"a": 1, "b": 2, "c": 3, "d": 4, "e": 5}
+
+
 def test_memory_store_forgets_a_partition_whose_writes_did_not_all_reach_the_changelog():
     loop = asyncio.new_event_loop()
     try:
