@@ -87,3 +87,39 @@ def test_past_the_limit_the_dirty_keys_go_out_without_waiting_for_a_commit():
         return before, [r[0] for r in sent.records], len(cache)
 
     assert asyncio.run(body()) == (0, [b"a", b"b", b"c"], 0)
+
+
+def test_a_failed_or_dropped_write_is_never_reported_as_an_unretrieved_error():
+    """Nobody may look at a write's future (a memory store, a dropped partition): its error is
+    the failed commit's, so the future itself never logs "exception was never retrieved"."""
+    reported: list[dict] = []
+
+    async def body():
+        asyncio.get_running_loop().set_exception_handler(lambda loop, context: reported.append(context))
+        cache, sent = cache_and_sends()
+        failed = cache.write(0, b"fox", b"1")
+        dropped = cache.write(1, b"dog", b"2")
+        cache.drop([1], RuntimeError("partition given up"))
+        cache.flush()
+        sent.futures[0].set_exception(RuntimeError("refused"))
+        await asyncio.sleep(0)
+        assert isinstance(failed.exception(), RuntimeError) and isinstance(dropped.exception(), RuntimeError)
+
+    async def unwatched():  # the same, with futures nobody ever looks at
+        asyncio.get_running_loop().set_exception_handler(lambda loop, context: reported.append(context))
+        cache, sent = cache_and_sends()
+        cache.write(0, b"fox", b"1")
+        cache.write(1, b"dog", b"2")
+        cache.drop([1], RuntimeError("partition given up"))
+        cache.flush()
+        sent.futures[0].set_exception(RuntimeError("refused"))
+        sent.futures[0].exception()
+        await asyncio.sleep(0)
+        del cache, sent
+        import gc
+
+        gc.collect()
+
+    asyncio.run(body())
+    asyncio.run(unwatched())
+    assert reported == []
