@@ -534,7 +534,34 @@ class VirtualEventLoop(asyncio.BaseEventLoop):
                     self._now += timeout
                 else:
                     self._now = max(self._now, when)
-        self._take_due_timers()
+        # Count the iteration (and call its hook), then move every due timer to the
+        # ready queue, as asyncio's ``_run_once`` does after its ``_process_events``.
+        # Every due timer, for two reasons: (1) asyncio fires timers with ``when <
+        # now + resolution``; once ``now`` is so large that adding the resolution
+        # rounds away (about 194 virtual days at 1 ns), a timer due exactly now
+        # would never fire and the loop would spin; nextafter() keeps it due.
+        # (2) With ``shuffle`` the due timers take part in the permutation.
+        self.iterations += 1
+        if self._iteration_hook is not None and self.iterations >= self._hook_due:
+            self._hook_due += self._hook_every
+            self._iteration_hook(self.iterations)
+        end = self._now + self._clock_resolution
+        if end == self._now:
+            end = math.nextafter(end, math.inf)
+        while scheduled and scheduled[0][0] < end:
+            timer = heapq.heappop(scheduled)[2]
+            timer._scheduled = False
+            # A timer fired a hair early (within the resolution) moves the clock
+            # to its deadline: otherwise "deadline - now" stays a tiny positive
+            # number and a caller waiting "until the deadline" spins forever.
+            self._now = max(self._now, timer._when)
+            ready.append(timer)
+        timer = None  # (as asyncio's: the last timer moved is not kept alive past here)
+        if self._shuffle is not None and len(ready) > 1:
+            handles = list(ready)
+            self._shuffle.shuffle(handles)
+            ready.clear()
+            ready.extend(handles)
 
         # Run every callback ready now; those they schedule run in the next iteration.
         popleft = ready.popleft
@@ -573,43 +600,9 @@ class VirtualEventLoop(asyncio.BaseEventLoop):
     # -- the parts of BaseEventLoop that are left to subclasses ----------------
 
     def _process_events(self, event_list: list[Any]) -> None:
-        # asyncio's hook between the wait and the ready callbacks; ``_run_once`` calls
-        # ``_take_due_timers`` itself (this loop has no events to process).
-        self._take_due_timers()
-
-    def _take_due_timers(self) -> None:
-        """Count the iteration (and call its hook), then move the due timers to the ready queue.
-
-        What asyncio's ``_run_once`` does after its ``_process_events``
-        (take the timers due within the clock's resolution), done here for
-        every due timer. Two reasons: (1) asyncio fires timers with ``when <
-        now + resolution``; once ``now`` is so large that adding the
-        resolution rounds away (about 194 virtual days at 1 ns), a timer due
-        exactly now would never fire and the loop would spin; nextafter()
-        keeps it due. (2) With ``shuffle`` the due timers take part in the
-        permutation.
-        """
-        self.iterations += 1
-        if self._iteration_hook is not None and self.iterations >= self._hook_due:
-            self._hook_due += self._hook_every
-            self._iteration_hook(self.iterations)
-        ready, scheduled = self._ready, self._scheduled
-        end = self._now + self._clock_resolution
-        if end == self._now:
-            end = math.nextafter(end, math.inf)
-        while scheduled and scheduled[0][0] < end:
-            handle = heapq.heappop(scheduled)[2]
-            handle._scheduled = False
-            # A timer fired a hair early (within the resolution) moves the clock
-            # to its deadline: otherwise "deadline - now" stays a tiny positive
-            # number and a caller waiting "until the deadline" spins forever.
-            self._now = max(self._now, handle._when)
-            ready.append(handle)
-        if self._shuffle is not None and len(ready) > 1:
-            handles = list(ready)
-            self._shuffle.shuffle(handles)
-            ready.clear()
-            ready.extend(handles)
+        # asyncio's hook between the wait and the ready callbacks: this loop has no
+        # events, and its ``_run_once`` takes the due timers itself.
+        pass
 
     def _write_to_self(self) -> None:
         # Nothing to wake: the loop never blocks.
