@@ -154,7 +154,7 @@ class _TimerHandle(asyncio.TimerHandle):
     _cancelled: bool
     _loop: VirtualEventLoop
     _callback: Callable[..., object] | None
-    _args: tuple[Any, ...] | None
+    _args: Any
     _repr: str | None
     _source_traceback: Any
     _context: Context
@@ -173,7 +173,7 @@ class _TimerHandle(asyncio.TimerHandle):
             return
         loop = self._loop
         if self._scheduled:  # BaseEventLoop._timer_handle_cancelled
-            loop._timer_cancelled_count += 1  # type: ignore[attr-defined]
+            loop._timer_cancelled_count += 1
         self._cancelled = True
         if loop._debug:  # (what get_debug() returns)
             self._repr = repr(self)
@@ -366,7 +366,7 @@ class VirtualEventLoop(asyncio.BaseEventLoop):
         """
         if self._debug or self._closed:  # type: ignore[attr-defined]
             return super().call_soon(callback, *args, context=context)
-        handle = _new_object(events.Handle)
+        handle: Any = _new_object(events.Handle)
         handle._context = copy_context() if context is None else context
         handle._loop = self
         handle._callback = callback
@@ -496,6 +496,7 @@ class VirtualEventLoop(asyncio.BaseEventLoop):
         when an object is freed can decide when a finalizer runs.
         """
         handle: Any
+        timer: _TimerHandle | None
         scheduled = self._scheduled
         count = len(scheduled)
         if (count > _MIN_SCHEDULED_TIMER_HANDLES
