@@ -393,7 +393,7 @@ def _codec_for(typ: Any, explicit: CodecArg, default: _DefaultCodec) -> codecs.C
         return codecs.get_codec(explicit)
     if is_model_type(typ):
         return _record_codec(typ._options.serializer, default)
-    if typ is bytes or typ is str:
+    if typ is bytes:
         return codecs.get_codec("raw")
     return codecs.get_codec(default)
 

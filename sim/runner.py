@@ -361,17 +361,21 @@ class Simulation:
         await producer.start()
         await asyncio.sleep(spec.start)
         sent = self.produced.setdefault(spec.topic, [])
+        encode_value = self._client_value_encoder(spec.topic)
         if not spec.every:
-            await self._feed_pipelined(producer, spec, sent)
+            await self._feed_pipelined(producer, spec, sent, encode_value)
             return
         for item in spec.records:
             key, value = item if spec.keyed else (None, item)
-            await producer.send(spec.topic, key=encode(key), value=encode(value))
+            await producer.send(spec.topic, key=encode(key), value=encode_value(value))
             sent.append(value)
             self.client_counts[spec.name] += 1
             await asyncio.sleep(spec.every)
 
-    async def _feed_pipelined(self, producer: SimProducer, spec: ProducerSpec, sent: list[Any]) -> None:
+    async def _feed_pipelined(
+        self, producer: SimProducer, spec: ProducerSpec, sent: list[Any],
+        encode_value: Callable[[Any], bytes | None],
+    ) -> None:
         """``every=0``: as fast as the producer takes them, acks awaited at the end.
 
         An upstream that sends a backlog does not wait for each ack before the
@@ -381,11 +385,33 @@ class Simulation:
         acks = []
         for item in spec.records:
             key, value = item if spec.keyed else (None, item)
-            acks.append(await producer.enqueue(spec.topic, key=encode(key), value=encode(value)))
+            acks.append(await producer.enqueue(spec.topic, key=encode(key), value=encode_value(value)))
             sent.append(value)
             self.client_counts[spec.name] += 1
         for ack in acks:
             await ack
+
+    def _client_value_encoder(self, topic_name: str) -> Callable[[Any], bytes | None]:
+        """How a client writes values to ``topic_name``: text as the app's topic reads it.
+
+        A topic the app reads as ``value_type=str`` decodes its values with its
+        codec, the app's ``value_serializer`` (JSON) unless it names one, as in
+        Faust: an upstream producer of text for it writes ``"text"``, so a str
+        value goes out through that topic's schema. Other values (and text for
+        other topics) are written as :func:`~sim.scenario.encode` writes them.
+        """
+        app = self._any_app
+        for topic in app.topics:
+            if topic_name in topic.topics and topic.schema.value_type is str:
+                schema, default = topic.schema, app.conf.value_serializer
+
+                def encode_text(value: Any) -> bytes | None:
+                    if isinstance(value, str):
+                        return schema.encode_value(value, default_serializer=default)
+                    return encode(value)
+
+                return encode_text
+        return encode
 
     # -- faults ------------------------------------------------------------------
     async def _apply_faults(self) -> None:
