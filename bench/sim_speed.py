@@ -155,8 +155,8 @@ def bench_word_count_cpu(sentences: int = 2000, repeat: int = 3) -> dict[str, ob
     ``words`` topic, then its repartition by text). The peer, in the same
     process, takes the very payloads the run delivered (read back from the
     simulated topics) and does the least any stream processor must do per
-    event: decode it (``json.loads`` for the word records, utf-8 for the raw
-    sentences) and update a dict. Best of ``repeat`` on both sides; the GC
+    event: decode it (``json.loads``: the word records and the sentences,
+    JSON text as a ``value_type=str`` topic carries it) and update a dict. Best of ``repeat`` on both sides; the GC
     share is the cyclic collector's part of the best run's CPU time.
     """
     inputs = _word_count_inputs(sentences)
@@ -186,12 +186,13 @@ def bench_word_count_cpu(sentences: int = 2000, repeat: int = 3) -> dict[str, ob
     def reference() -> None:
         counts: dict[str, int] = {}
         loads = json.loads
-        for is_json, value in payloads:
-            if is_json:
-                text = loads(value)["text"]
+        for is_word, value in payloads:
+            payload = loads(value)
+            if is_word:
+                text = payload["text"]
                 counts[text] = counts.get(text, 0) + 1
             else:
-                for word in value.decode().lower().split():
+                for word in payload.lower().split():
                     counts[word] = counts.get(word, 0) + 1
 
     peer_s = float("inf")
@@ -224,7 +225,8 @@ def _guarantee(target: str) -> str:
 
 
 def _delivered_payloads(report: runner.SimReport, delivered: list[Any]) -> list[tuple[bool, bytes]]:
-    """(is a JSON word record, value bytes) of each delivered event, read back from the final topics."""
+    """(is a word record, not a sentence; value bytes) of each delivered event, read back from the
+    final topics."""
     assert report.cluster is not None
     values: dict[tuple[str, int, int], bytes] = {}
     for topic in {e.fields["tp"].topic for e in delivered}:

@@ -452,6 +452,11 @@ def _decode_error(
         f"cannot decode {what} as {type_name(typ) if typ is not None else 'any'} "
         f"with codec {codec.name!r}: {exc}"
     )
+    if typ is str and not isinstance(codec, codecs.RawCodec):
+        # Faust's rule, easy to miss: text written by a plain producer is not JSON.
+        reason += (f"; a str {what} is read with the {what} serializer ({codec.name!r}), "
+                   f"so if its producers write plain text, give the topic "
+                   f"{what}_serializer='raw'")
     return error(reason, topic=topic, partition=partition, offset=offset)
 
 

@@ -199,6 +199,17 @@ def run(
         return run_sandboxed(main, seed=options.seed, shuffle=options.shuffle)
 
 
+def _text_as(schema: Any, default: Any) -> Callable[[Any], bytes | None]:
+    """:func:`~sim.scenario.encode`, but str values through ``schema`` (its codec, else ``default``)."""
+
+    def encode_value(value: Any) -> bytes | None:
+        if isinstance(value, str):
+            return schema.encode_value(value, default_serializer=default)
+        return encode(value)
+
+    return encode_value
+
+
 def _faust_alias(options: SimOptions) -> contextlib.AbstractContextManager[None]:
     """The Faust alias for the run, if asked (a no-op where the process installed it already)."""
     if not options.faust_compat:
@@ -403,14 +414,7 @@ class Simulation:
         app = self._any_app
         for topic in app.topics:
             if topic_name in topic.topics and topic.schema.value_type is str:
-                schema, default = topic.schema, app.conf.value_serializer
-
-                def encode_text(value: Any) -> bytes | None:
-                    if isinstance(value, str):
-                        return schema.encode_value(value, default_serializer=default)
-                    return encode(value)
-
-                return encode_text
+                return _text_as(topic.schema, app.conf.value_serializer)
         return encode
 
     # -- faults ------------------------------------------------------------------

@@ -16,6 +16,7 @@ is exactly that, and the receipts are exactly the orders.
 """
 
 import asyncio
+import json
 from collections import Counter
 
 import detstream
@@ -56,7 +57,7 @@ def sim_scenario(sim):
 
     @sim.check
     def every_order_has_a_receipt(result):
-        receipted = Counter(r.value.decode() for r in result.records("receipts"))
+        receipted = Counter(json.loads(r.value) for r in result.records("receipts"))
         missing = sorted(set(result.produced("orders")) - set(receipted))
         assert not missing, f"{len(missing)} orders without a receipt, e.g. {missing[:5]}"
         if not _may_redo(result):

@@ -30,7 +30,7 @@ app = detstream.App(
 )
 prices = app.topic("prices", key_type=str, value_type=int, partitions=4, internal=True)
 orders = app.topic("orders", key_type=str, value_type=str, partitions=4, internal=True)
-priced = app.topic("priced", key_type=str, value_type=str, partitions=4, internal=True)
+priced = app.topic("priced", key_type=str, partitions=4, internal=True)
 price_table = app.GlobalTable("prices", key_type=str, value_type=int)
 
 #: when this incarnation started (virtual seconds: the loop's clock under the simulator),
@@ -52,8 +52,8 @@ async def join_orders(stream):
         while (price := price_table.get(product)) is None:
             waits += 1
             await asyncio.sleep(0.1)
-        await priced.send(key=order, value=json.dumps(
-            {"order": order, "price": price, "waits": waits, "started": STARTED}))
+        await priced.send(
+            key=order, value={"order": order, "price": price, "waits": waits, "started": STARTED})
 
 
 PRICES = {f"p{i}": 100 + 7 * i for i in range(40)}

@@ -31,7 +31,7 @@ app = detstream.App(
 )
 questions = app.topic("questions", key_type=str, value_type=int, partitions=4, internal=True)
 requests = app.topic("square-requests", value_type=int, partitions=4, internal=True)
-answers = app.topic("answers", key_type=str, value_type=str, partitions=4, internal=True)
+answers = app.topic("answers", key_type=str, partitions=4, internal=True)
 
 
 @app.agent(requests)
@@ -47,7 +47,7 @@ async def quiz(stream):
             got = sorted([r async for r in square.map([n, n + 1000], timeout=120.0)])
         else:
             got = [await square.ask(n, key=key, timeout=120.0)]
-        await answers.send(key=key, value=json.dumps({"n": n, "answers": got}))
+        await answers.send(key=key, value={"n": n, "answers": got})
 
 
 QUESTIONS = [(f"q{i % 9}", i) for i in range(150)]
