@@ -562,8 +562,9 @@ class Record:
         return hash((type(self).__qualname__, self._values()))
 
     def __repr__(self) -> str:
+        # Faust's form: logs and traces of a migrated project read the same.
         body = ", ".join(f"{name}={value!r}" for name, value in self._field_values().items())
-        return f"{type(self).__name__}({body})"
+        return f"<{type(self).__name__}: {body}>"
 
 
 #: Faust exposes the abstract base as ``Model``; here it is Record itself.

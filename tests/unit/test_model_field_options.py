@@ -88,7 +88,7 @@ def test_nested_records_use_their_own_wire_names() -> None:
 
 def test_repr_and_derive_use_attribute_names() -> None:
     transfer = Transfer("a", "b", 1)
-    assert repr(transfer) == "Transfer(from_='a', to='b', amount=1)"
+    assert repr(transfer) == "<Transfer: from_='a', to='b', amount=1>"
     assert transfer.derive(amount=3) == Transfer("a", "b", 3)
     assert transfer.derive(Transfer("x", "y", 9)).from_ == "x"
 

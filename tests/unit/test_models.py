@@ -177,7 +177,7 @@ def test_subclass_descriptors_belong_to_subclass() -> None:
 
 # -- representation -----------------------------------------------------------------------------
 def test_repr_lists_fields() -> None:
-    assert repr(Point(1)) == "Point(x=1, y=0)"
+    assert repr(Point(1)) == "<Point: x=1, y=0>"  # Faust's form
 
 
 def test_asdict_is_shallow() -> None:
