@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ._types import RecordMetadata
 from .engine.buffer import SubscriberBuffer
-from .events import Event, Message
+from .events import Event, Message, Thrown
 from .pending import FutureMessage, PendingMessage
 from .serializers import Schema
 
@@ -29,8 +29,8 @@ if TYPE_CHECKING:
 #: the type of a channel's values: ``Channel[Order]`` (Faust's ``ChannelT[T]``), for annotations.
 T = TypeVar("T")
 
-#: What a subscriber buffer holds: fetched messages (topics) or ready events.
-Item = Message | Event
+#: What a subscriber buffer holds: fetched messages (topics), ready events, or an exception.
+Item = Message | Event | Thrown
 
 
 class Channel(Generic[T]):
@@ -153,6 +153,15 @@ class Channel(Generic[T]):
             if asyncio.iscoroutine(result):
                 await result
         return fut
+
+    async def throw(self, exc: BaseException) -> None:
+        """Raise ``exc`` in every stream reading this channel, at its next item (Faust's)."""
+        self._throw(exc)
+
+    def _throw(self, exc: BaseException) -> None:
+        """:meth:`throw` for a caller that is not a coroutine."""
+        for queue in self._subscribers:
+            queue.put_nowait(Thrown(exc))
 
     async def _put_event(self, event: Event) -> None:
         for queue in self._subscribers:

@@ -236,3 +236,12 @@ def set_current_agent(agent: Any) -> contextvars.Token[Any]:
 
 def reset_current_agent(token: contextvars.Token[Any]) -> None:
     _current_agent.reset(token)
+
+
+class Thrown:
+    """An exception put in a subscriber buffer: the stream reading it raises it (Faust's ``throw``)."""
+
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc

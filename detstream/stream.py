@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import mutants
 from .errors import DecodeError, InvalidArgument, Skip
-from .events import AckResult, Event, Message, current_event, set_current_event
+from .events import AckResult, Event, Message, Thrown, current_event, set_current_event
 from .mutants import register as register_mutant
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ ACK_BEFORE_PROCESSING = register_mutant(
 
 #: the type of a stream's values: ``Stream[Order]`` (Faust's ``StreamT[T]``), for annotations.
 T = TypeVar("T")
+S = TypeVar("S", bound="Stream[Any]")
 
 #: what ``Stream._iterate`` yields per event.
 _EVENTS, _VALUES, _ITEMS = 0, 1, 2
@@ -105,6 +106,10 @@ class Stream(Generic[T]):
         self._held: list[Event] = []
         #: the channels ``echo`` sends to, per call (an actor restarted calls it again).
         self._echoes: set[tuple[str, ...]] = set()
+        #: the stream this one was derived from, and the last one derived from it
+        #: (``get_root_stream``/``get_active_stream``, Faust's linked list).
+        self._prev: Stream | None = None
+        self._next: Stream | None = None
         owned = stream_owner.get()
         if owned is not None:
             owned.append(self)
@@ -185,6 +190,8 @@ class Stream(Generic[T]):
             else:  # the buffer's next item; no coroutine made while it holds one (the common case)
                 queue = self._queue
                 item = await queue.get() if queue.empty() else queue.get_nowait()
+        if isinstance(item, Thrown):  # Stream.throw / Channel.throw: the reader raises it
+            raise item.exc
         if isinstance(item, Event):  # from an in-memory channel: each subscriber gets the same one
             self.events_total += 1
             event = await self._process(dataclasses.replace(item))
@@ -417,6 +424,63 @@ class Stream(Generic[T]):
         for event in held:
             self._done(event)
 
+    # -- the chain of derived streams (Faust's) ----------------------------------
+    def _derived(self, stream: S) -> S:
+        """``stream``, made from this one, as the next in the chain (what ``get_active_stream`` finds)."""
+        if stream is not self:
+            stream._prev = self
+            self._next = stream
+        return stream
+
+    def get_active_stream(self) -> Stream:
+        """The last stream derived from this one (``group_by``, ``through``, ``filter``,
+        ``noack``, ``combine``), following the chain: the one being consumed."""
+        return _last_of(self, "_next")
+
+    def get_root_stream(self) -> Stream:
+        """The stream this one was derived from, first in the chain (itself if none)."""
+        return _last_of(self, "_prev")
+
+    def info(self) -> dict[str, Any]:
+        """This stream's settings, as keyword arguments of :meth:`clone` (Faust's keys)."""
+        return {
+            "app": self.app,
+            "channel": self.channel,
+            "processors": self._processors,
+            "prefix": self.prefix,
+            "enable_acks": self.enable_acks,
+            "concurrency_index": self.concurrency_index,
+            "prev": self._prev,
+            "active_partitions": self.active_partitions,
+        }
+
+    def clone(self, **changes: Any) -> Stream:
+        """A new stream with this one's :meth:`info`, updated by ``changes``, reading its
+        channel through a buffer of its own.
+
+        Faust's keys that only its runtime has (``on_start``, ``loop``, ``beacon``,
+        ``combined``) are taken and ignored; any other unknown key is refused.
+        """
+        settings = {**self.info(), **changes}
+        for ignored in ("on_start", "loop", "beacon", "combined"):
+            settings.pop(ignored, None)
+        unknown = sorted(set(settings) - set(self.info()))
+        if unknown:
+            raise InvalidArgument(f"Stream.clone(): unknown settings {unknown}; it takes "
+                                  f"{sorted(self.info())}")
+        stream: Stream[Any] = type(self)(
+            settings["channel"], prefix=settings["prefix"], enable_acks=settings["enable_acks"],
+            processors=list(settings["processors"]), app=settings["app"],
+        )
+        stream.concurrency_index = settings["concurrency_index"]
+        stream.active_partitions = settings["active_partitions"]
+        stream._prev = settings["prev"]
+        return stream
+
+    async def throw(self, exc: BaseException) -> None:
+        """Raise ``exc`` in this stream's iteration, at its next item (Faust's ``throw``)."""
+        self._queue.put_nowait(Thrown(exc))
+
     def substreams(self) -> list[Stream]:
         """The streams ``group_by`` and ``through`` made from this one (each reads its own topic)."""
         return list(self._grouped.values())
@@ -424,7 +488,8 @@ class Stream(Generic[T]):
     # -- operators ------------------------------------------------------------
     def noack(self) -> Stream:
         """A stream on the same buffer whose events you ack yourself."""
-        return Stream(self.channel, queue=self._queue, prefix=self.prefix, enable_acks=False)
+        return self._derived(
+            Stream(self.channel, queue=self._queue, prefix=self.prefix, enable_acks=False))
 
     def filter(self, predicate: Callable[[Any], Any]) -> Stream:
         """Only values for which ``predicate`` (sync or async) is true; others are acked."""
@@ -437,7 +502,7 @@ class Stream(Generic[T]):
 
         clone: Stream[Any] = Stream(self.channel, queue=self._queue, prefix=self.prefix, processors=[*self._processors, keep])
         clone._upstream = list(self._upstream)
-        return clone
+        return self._derived(clone)
 
     def group_by(
         self, key: Any, *, name: str | None = None, topic: Topic | None = None,
@@ -514,7 +579,7 @@ class Stream(Generic[T]):
 
         grouped._upstream = [forward]
         self._grouped[name] = grouped
-        return grouped
+        return self._derived(grouped)
 
     def through(self, channel: str | Channel) -> Stream:
         """Forward every event to ``channel`` (a topic name makes an internal
@@ -537,7 +602,7 @@ class Stream(Generic[T]):
 
         through._upstream = [forward]
         self._grouped[name] = through
-        return through
+        return self._derived(through)
 
     def echo(self, *channels: str | Channel) -> Stream:
         """Send every value to ``channels`` as well (topics, channels, or topic names), as Faust.
@@ -617,7 +682,7 @@ class Stream(Generic[T]):
         """
         from .stream_kinds import MergedStream
 
-        return MergedStream(self.app, [self, *nodes])
+        return self._derived(MergedStream(self.app, [self, *nodes]))
 
     def __and__(self, other: Stream) -> MergedStream:
         return self.combine(other)
@@ -636,8 +701,20 @@ class Stream(Generic[T]):
         raise _no_joins("outer_join")
 
 
+def _last_of(stream: Stream, link: str) -> Stream:
+    node, seen = stream, {id(stream)}
+    while (following := getattr(node, link)) is not None:
+        if id(following) in seen:
+            raise RuntimeError(f"a loop in Stream.{link}: {following!r} is in it twice")
+        seen.add(id(following))
+        node = following
+    return node
+
+
 def _release(item: Item) -> None:
     """Ack a buffered item a closing stream never started (its share of the record's refcount)."""
+    if isinstance(item, Thrown):
+        return
     message = item.message if isinstance(item, Event) else item
     if message is not None:
         message.ack()

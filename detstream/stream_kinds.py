@@ -76,6 +76,12 @@ class _NoBuffer(Stream[T]):
     def through(self, channel: str | Channel) -> Stream:
         raise self._no_buffer("through()")
 
+    def clone(self, **changes: Any) -> Stream:
+        raise self._no_buffer("clone()")
+
+    async def throw(self, exc: BaseException) -> None:
+        raise self._no_buffer("throw()")
+
 
 class IterableStream(_NoBuffer[T]):
     """``app.stream(iterable)``: the values of an (async) iterable, through the stream's processors."""
