@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Coroutine
@@ -52,6 +53,9 @@ from .workers import SimWorker
 
 if TYPE_CHECKING:
     from .wire.cluster import WireCluster
+
+#: how a simulated client turns one key or value into bytes.
+Encoder = Callable[[Any], bytes | None]
 
 #: virtual seconds allowed after the main phase for the run to settle.
 SETTLE_BOUND = 300.0
@@ -199,15 +203,13 @@ def run(
         return run_sandboxed(main, seed=options.seed, shuffle=options.shuffle)
 
 
-def _text_as(schema: Any, default: Any) -> Callable[[Any], bytes | None]:
-    """:func:`~sim.scenario.encode`, but str values through ``schema`` (its codec, else ``default``)."""
+def _text_as(encode_text: Callable[[str], bytes | None]) -> Callable[[Any], bytes | None]:
+    """:func:`~sim.scenario.encode`, but str through ``encode_text`` (a topic's schema)."""
 
-    def encode_value(value: Any) -> bytes | None:
-        if isinstance(value, str):
-            return schema.encode_value(value, default_serializer=default)
-        return encode(value)
+    def encode_item(item: Any) -> bytes | None:
+        return encode_text(item) if isinstance(item, str) else encode(item)
 
-    return encode_value
+    return encode_item
 
 
 def _faust_alias(options: SimOptions) -> contextlib.AbstractContextManager[None]:
@@ -372,20 +374,20 @@ class Simulation:
         await producer.start()
         await asyncio.sleep(spec.start)
         sent = self.produced.setdefault(spec.topic, [])
-        encode_value = self._client_value_encoder(spec.topic)
+        encode_key, encode_value = self._client_encoders(spec.topic)
         if not spec.every:
-            await self._feed_pipelined(producer, spec, sent, encode_value)
+            await self._feed_pipelined(producer, spec, sent, encode_key, encode_value)
             return
         for item in spec.records:
             key, value = item if spec.keyed else (None, item)
-            await producer.send(spec.topic, key=encode(key), value=encode_value(value))
+            await producer.send(spec.topic, key=encode_key(key), value=encode_value(value))
             sent.append(value)
             self.client_counts[spec.name] += 1
             await asyncio.sleep(spec.every)
 
     async def _feed_pipelined(
         self, producer: SimProducer, spec: ProducerSpec, sent: list[Any],
-        encode_value: Callable[[Any], bytes | None],
+        encode_key: Callable[[Any], bytes | None], encode_value: Callable[[Any], bytes | None],
     ) -> None:
         """``every=0``: as fast as the producer takes them, acks awaited at the end.
 
@@ -396,26 +398,38 @@ class Simulation:
         acks = []
         for item in spec.records:
             key, value = item if spec.keyed else (None, item)
-            acks.append(await producer.enqueue(spec.topic, key=encode(key), value=encode_value(value)))
+            acks.append(await producer.enqueue(
+                spec.topic, key=encode_key(key), value=encode_value(value)))
             sent.append(value)
             self.client_counts[spec.name] += 1
         for ack in acks:
             await ack
 
-    def _client_value_encoder(self, topic_name: str) -> Callable[[Any], bytes | None]:
-        """How a client writes values to ``topic_name``: text as the app's topic reads it.
+    def _client_encoders(self, topic_name: str) -> tuple[Encoder, Encoder]:
+        """How a client writes keys and values to ``topic_name``: text as the app's topic reads it.
 
         A topic the app reads as ``value_type=str`` decodes its values with its
         codec, the app's ``value_serializer`` (JSON) unless it names one, as in
         Faust: an upstream producer of text for it writes ``"text"``, so a str
-        value goes out through that topic's schema. Other values (and text for
-        other topics) are written as :func:`~sim.scenario.encode` writes them.
+        value goes out through that topic's schema (a str key of a
+        ``key_type=str`` topic likewise: raw under the default
+        ``key_serializer``). Other keys and values (and text for other topics)
+        are written as :func:`~sim.scenario.encode` writes them.
         """
         app = self._any_app
+        encode_key: Encoder = encode
+        encode_value: Encoder = encode
         for topic in app.topics:
-            if topic_name in topic.topics and topic.schema.value_type is str:
-                return _text_as(topic.schema, app.conf.value_serializer)
-        return encode
+            if topic_name not in topic.topics:
+                continue
+            schema = topic.schema
+            if schema.key_type is str and encode_key is encode:
+                encode_key = _text_as(functools.partial(
+                    schema.encode_key, default_serializer=app.conf.key_serializer))
+            if schema.value_type is str and encode_value is encode:
+                encode_value = _text_as(functools.partial(
+                    schema.encode_value, default_serializer=app.conf.value_serializer))
+        return encode_key, encode_value
 
     # -- faults ------------------------------------------------------------------
     async def _apply_faults(self) -> None:

@@ -38,3 +38,4 @@ def test_sim_clients_write_text_as_each_topic_reads_it():
     lines = [r.value.decode() for r in report.cluster.records("lines")]
     assert sorted(notes) == sorted(['buy milk', 'say "hi"', "ünïcode"])
     assert sorted(lines) == ["no quotes", "plain text"]
+    assert [(r.key, r.value) for r in report.cluster.records("tagged")] == [(b'"k1"', b'"one"')]
