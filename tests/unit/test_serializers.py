@@ -1,5 +1,6 @@
 """Schema: which codec applies to keys and values, tombstones, and decode/encode errors."""
 
+import json
 
 import pytest
 from hypothesis import given
@@ -110,10 +111,27 @@ def test_bytes_type_is_raw_passthrough_whatever_the_default() -> None:
     assert schema.loads_value(b"\xffv", default_serializer="json") == b"\xffv"
 
 
-def test_str_type_is_utf8() -> None:
-    schema = Schema(key_type=str)
+def test_str_type_without_a_serializer_takes_the_default_codec_as_faust() -> None:
+    # Faust's Registry falls back to raw for str only when no serializer is set at all;
+    # the app defaults (key raw, value json) are set, so a str value is JSON text.
+    schema = Schema(key_type=str, value_type=str)
     assert schema.dumps_key("ключ") == "ключ".encode()
-    assert schema.loads_key("ключ".encode(), default_serializer="json") == "ключ"
+    assert schema.loads_key("ключ".encode()) == "ключ"
+    assert schema.dumps_value("ключ") == json.dumps("ключ").encode()
+    assert schema.dumps_value("v") == b'"v"'
+    assert schema.loads_value(b'"v"') == "v"
+    assert schema.dumps_key("k", default_serializer="json") == b'"k"'
+    assert schema.loads_key(b'"k"', default_serializer="json") == "k"
+    with pytest.raises(ValueDecodeError, match="as str with codec 'json'"):
+        schema.loads_value(b"v", **WHERE)
+
+
+def test_str_type_with_the_raw_serializer_is_utf8() -> None:
+    schema = Schema(key_type=str, value_type=str, key_serializer="raw", value_serializer="raw")
+    assert schema.dumps_value("ключ", default_serializer="json") == "ключ".encode()
+    assert schema.loads_value("ключ".encode(), default_serializer="json") == "ключ"
+    assert schema.dumps_key("k", default_serializer="json") == b"k"
+    assert schema.loads_key(b"k", default_serializer="json") == "k"
 
 
 def test_str_type_rejects_non_utf8_with_location() -> None:
