@@ -91,13 +91,18 @@ def fold(cluster, topic: str) -> dict[str, int]:
     return table
 
 
+def text_value(text: str) -> bytes:
+    """A str value as a Faust producer writes it: JSON text (the app's default value_serializer)."""
+    return json.dumps(text).encode()
+
+
 def feeder(cluster, every: float) -> asyncio.Future[None]:
     """The input, from a client outside the workers (not restarted with them)."""
     client = SimTransport(cluster=cluster, name="client").create_producer(client_id="client")
 
     async def feed():
         for sentence in SENTENCES:
-            await client.send("sentences", key=None, value=sentence.encode())
+            await client.send("sentences", key=None, value=text_value(sentence))
             await asyncio.sleep(every)
 
     cluster.create_topic("sentences", PARTITIONS, by="test")
@@ -272,13 +277,13 @@ def test_a_stuck_agent_aborts_the_transaction_and_crashes_the_app(tmp_path):
 
         client = SimTransport(cluster=cluster, name="client").create_producer(client_id="client")
         await app.start()
-        await client.send("in", key=None, value=b"ok", partition=0)
+        await client.send("in", key=None, value=text_value("ok"), partition=0)
         await asyncio.sleep(5.0)  # "ok" committed
-        await client.send("in", key=None, value=b"stuck", partition=0)
+        await client.send("in", key=None, value=text_value("stuck"), partition=0)
         await asyncio.sleep(30.0)  # the bound is min(0.95 * 60, 0.5 * 20) = 10 s
         crashed = app.crashed
-        committed = [r.value.decode() for r in cluster.records("out")]
-        uncommitted = [r.value.decode() for r in cluster.records("out", read_committed=False)]
+        committed = [json.loads(r.value) for r in cluster.records("out")]
+        uncommitted = [json.loads(r.value) for r in cluster.records("out", read_committed=False)]
         forever.set()
         await app.stop()
         return crashed, committed, uncommitted, dict(cluster.group("eos-stuck").committed)

@@ -1,6 +1,7 @@
 """SetTable and SetGlobalTable: set operations, full-set changelog records, exact recovery."""
 
 import asyncio
+import json
 
 import pytest
 
@@ -58,7 +59,8 @@ async def feed(cluster, commands):
     producer = SimTransport(cluster=cluster, name="client").create_producer(client_id="client")
     for command in commands:
         key = command.split(":")[1]
-        await producer.send("commands", key=key.encode(), value=command.encode())
+        # the value as a Faust producer writes a str: JSON text (its default value_serializer)
+        await producer.send("commands", key=key.encode(), value=json.dumps(command).encode())
 
 
 COMMANDS = [

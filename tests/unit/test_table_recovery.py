@@ -1,6 +1,7 @@
 """Table recovery on the simulator: rocksdb:// resumes after its offset, memory:// replays all."""
 
 import asyncio
+import json
 import logging
 
 import pytest
@@ -55,10 +56,16 @@ def word_count_app(cluster, name, *, store, datadir, **settings):
     return app, counts
 
 
+def text_value(text):
+    """A str value as a Faust producer writes it: JSON text (the app's default value_serializer)."""
+    return json.dumps(text).encode()
+
+
 async def feed(cluster, words):
+    """Produce ``words`` to the words topic as a Faust app's producer would (raw key, JSON value)."""
     producer = SimTransport(cluster=cluster, name="client").create_producer(client_id="client")
     for word in words:
-        await producer.send("words", key=word.encode(), value=word.encode())
+        await producer.send("words", key=word.encode(), value=text_value(word))
 
 
 async def run_worker(cluster, name, *, store, datadir, words=(), then=None):
