@@ -9,15 +9,23 @@ never quoted. It is parsed only where the topic's declared type is not text:
   of its fields, ``'{"name": "ann"}'``;
 - ``int``/``float``: a number, ``42``; ``bool``, ``dict``, ``list``: JSON of that type;
 - anything else (``str``, ``bytes``, no type, a topic the app does not declare):
-  the text as typed, quotes included, so ``send greetings ann`` sends ``ann``
-  and ``send greetings '"ann"'`` sends the five characters ``"ann"``.
+  the text as typed, quotes included, so ``send greetings ann`` sends the str
+  ``ann`` and ``send greetings '"ann"'`` the five characters ``"ann"``.
 
-The value is then encoded as the target topic's ``send()`` would encode it
-(so ``send @myagent hello`` reaches an agent without a ``value_type`` as
-``"hello"``, as in Faust), with ``--key-serializer``/``--value-serializer``
-when given, and as its UTF-8 bytes for a topic the app does not declare.
-Text that is not valid for the declared type is refused before anything is
-sent, naming the topic, the value and what to type instead.
+The value is then encoded as the target topic's ``send()`` would encode it, so
+the topic's agent reads back what was typed: under the app's default JSON
+``value_serializer`` a ``str`` topic (or one without a type) gets ``ann`` as
+the JSON text ``"ann"``, a topic declared ``value_serializer='raw'`` gets the
+bytes ``ann``. ``--key-serializer``/``--value-serializer`` replace the topic's
+codec; a topic the app does not declare gets the text's UTF-8 bytes. Text
+that is not valid for the declared type is refused before anything is sent,
+naming the topic, the value and what to type instead.
+
+Faust's ``faust send`` differs for text: without ``-V`` it sends the text's
+bytes as they are, whatever the topic (bytes pass every codec untouched), which
+a topic under the JSON default cannot decode; that is why Faust's quickstart
+declares ``value_serializer='raw'``. Encoding as the topic does sends the same
+bytes to a raw topic and readable ones to a JSON topic.
 
 Resolving the target, the model and the codecs needs no broker
 (:func:`plan_send`); :func:`send_records` does the I/O on a client-only app.

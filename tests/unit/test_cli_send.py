@@ -33,6 +33,8 @@ def make_app(**settings):
     app = detstream.App("send-cli", broker="sim://", topic_partitions=3, **settings)
     greetings = app.topic("greetings", value_type=Greeting, internal=True)
     app.topic("plain-words", value_type=str, internal=True)
+    # a plain-text topic, as Faust's quickstart declares one: what is typed goes out as is
+    app.topic("raw-words", value_type=str, value_serializer="raw", internal=True)
     app.topic("external-feed")  # not internal: the app never creates it
     counts = app.topic("counts", key_type=int, value_type=int, internal=True)
     app.topic("flags", value_type=bool, internal=True)
@@ -111,17 +113,24 @@ def test_record_values_are_parsed_as_json_and_validated():
 
 def test_raw_values_are_sent_as_typed_and_serializers_encode_text():
     app = make_app()
-    assert plan_send(app, "plain-words", "hello").value == b"hello"
-    assert plan_send(app, "@shout", '{"not": "parsed"}').value == b'{"not": "parsed"}'
+    assert plan_send(app, "raw-words", "hello").value == b"hello"
+    assert plan_send(app, "raw-words", '{"not": "parsed"}').value == b'{"not": "parsed"}'
+    # a str topic under the app's json default: the text, as JSON text (as its send() writes)
+    assert plan_send(app, "plain-words", "hello").value == b'"hello"'
+    assert plan_send(app, "@shout", '{"not": "parsed"}').value == json.dumps('{"not": "parsed"}').encode()
     assert plan_send(app, "@shout", "hello", value_serializer="json").value == b'"hello"'
+    assert plan_send(app, "plain-words", "hello", value_serializer="raw").value == b"hello"
+    assert plan_send(app, "raw-words", "hello", value_serializer="json").value == b'"hello"'
     assert plan_send(app, "@shout", None).value is None
     assert plan_send(app, "@shout", "x", key="k", key_serializer="json").key == b'"k"'
 
 
 def test_a_value_is_typed_as_text_and_parsed_only_for_a_non_text_type():
     app = make_app()
-    assert plan_send(app, "plain-words", "ann").value == b"ann"
-    assert plan_send(app, "plain-words", '"ann"').value == b'"ann"'  # quotes are text too
+    assert plan_send(app, "raw-words", "ann").value == b"ann"
+    assert plan_send(app, "raw-words", '"ann"').value == b'"ann"'  # quotes are text too
+    assert plan_send(app, "plain-words", "ann").value == b'"ann"'  # the str ann, as JSON text
+    assert json.loads(plan_send(app, "plain-words", '"ann"').value) == '"ann"'
     assert plan_send(app, "counts", " 42", key="7").value == b"42"
     assert plan_send(app, "counts", "42", key="7").key == b"7"
     assert plan_send(app, "counts", "42", value_serializer="raw").value == b"42"
