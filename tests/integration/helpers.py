@@ -1,8 +1,9 @@
 """Plumbing shared by the integration tests that run ``detstream worker`` processes.
 
 ``now()`` (a monotonic clock for the harness), ``WorkerProcess`` (a subprocess with its
-output in files), ``produce()`` (aiokafka producer) and ``fold_topic()`` (read a topic
-from the beginning, folding it, until a condition holds, with a deadline).
+output in files), ``produce()`` (an aiokafka producer writing text as a Faust producer
+does) and ``fold_topic()`` (read a topic from the beginning, folding it, until a
+condition holds, with a deadline).
 """
 
 from __future__ import annotations
@@ -116,13 +117,24 @@ class WorkerProcess:
         return f"--- {self.name} stdout ---\n{self.output()}--- {self.name} stderr (tail) ---\n{log}"
 
 
-async def produce(bootstrap: str, topic: str, values: list[str], *, keyed: bool = False) -> None:
-    """Send ``values`` (utf-8) to ``topic``, acks=all; with ``keyed`` each value is its own key."""
+async def produce(bootstrap: str, topic: str, values: list[str], *, keyed: bool = False,
+                  value_serializer: str = "json") -> None:
+    """Send ``values`` to ``topic``, acks=all; with ``keyed`` each value is its own key (utf-8).
+
+    Values are written as a Faust producer writes text for a ``value_type=str``
+    topic: JSON strings (``"text"``, the app's default ``value_serializer``).
+    ``value_serializer="raw"`` writes them as plain utf-8 text instead, the
+    upstream of a topic declared ``value_serializer="raw"``.
+    """
+    encoders = {"json": lambda v: json.dumps(v).encode(), "raw": str.encode}
+    if value_serializer not in encoders:
+        raise ValueError(f"produce(value_serializer={value_serializer!r}): expected json or raw")
+    encode = encoders[value_serializer]
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
     try:
         await asyncio.gather(*[
-            await producer.send(topic, v.encode(), key=v.encode() if keyed else None)
+            await producer.send(topic, encode(v), key=v.encode() if keyed else None)
             for v in values
         ])
     finally:

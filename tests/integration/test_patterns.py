@@ -15,6 +15,7 @@ def test_a_pattern_subscription_picks_up_a_topic_created_while_running(kafka_boo
     monkeypatch.setattr(conductor, "PATTERN_REFRESH", 1.0)
     prefix = f"it-pat-{secrets.token_hex(3)}"
     app = detstream.App(f"{prefix}-app", broker=f"kafka://{kafka_bootstrap}", web_enabled=False)
+    # a plain-text upstream: its producers write utf-8 text, not JSON
     events = app.topic(pattern=f"{prefix}-events-.*", value_type=str, value_serializer="raw")
     seen: list[tuple[str, str]] = []
 
@@ -36,10 +37,11 @@ def test_a_pattern_subscription_picks_up_a_topic_created_while_running(kafka_boo
         await admin.stop()
         await app.start()
         try:
-            await produce(kafka_bootstrap, f"{prefix}-events-eu", ["e1"])
-            await produce(kafka_bootstrap, f"{prefix}-other", ["o1"])
+            await produce(kafka_bootstrap, f"{prefix}-events-eu", ["e1"], value_serializer="raw")
+            await produce(kafka_bootstrap, f"{prefix}-other", ["o1"], value_serializer="raw")
             await wait_for(1)
-            await produce(kafka_bootstrap, f"{prefix}-events-us", ["u1"])  # auto-created now
+            await produce(kafka_bootstrap, f"{prefix}-events-us", ["u1"],  # auto-created now
+                          value_serializer="raw")
             await wait_for(2)
         finally:
             await app.stop()

@@ -159,10 +159,13 @@ def project(tmp_path: Path, kafka_bootstrap: str, new_topic):
 
 
 def read_values(bootstrap: str, topic: str, done, what: str) -> list[str]:
-    """Values (str: the results topic is raw) of ``topic`` from the beginning, until ``done(values)``."""
+    """Values of ``topic`` from the beginning, until ``done(values)``.
+
+    The results topic is ``value_type=str``: its values are JSON strings.
+    """
     return asyncio.run(fold_topic(
         bootstrap, topic, done, what, state=[], partitions=PARTITIONS,
-        apply=lambda values, r: values.append(r.value.decode()),
+        apply=lambda values, r: values.append(json.loads(r.value)),
     ))
 
 

@@ -61,6 +61,7 @@ def test_an_oversized_output_fails_its_event_and_its_offset_is_not_committed(
         producer_max_request_size=10_000, broker_commit_interval=0.5,
         processing_guarantee=guarantee,
     )
+    # plain text in and out: an upstream that writes utf-8 text, not JSON
     orders = app.topic(f"{prefix}-orders", value_type=str, value_serializer="raw")
     receipts = app.topic(f"{prefix}-receipts", value_type=str, value_serializer="raw")
     errors: list[BaseException] = []
@@ -75,12 +76,13 @@ def test_an_oversized_output_fails_its_event_and_its_offset_is_not_committed(
         await admin.create_topic(orders.get_topic_name(), partitions=1)
         await admin.create_topic(receipts.get_topic_name(), partitions=1)
         await admin.stop()
-        await produce(kafka_bootstrap, orders.get_topic_name(), ORDERS[:HUGE_AT])
+        await produce(kafka_bootstrap, orders.get_topic_name(), ORDERS[:HUGE_AT], value_serializer="raw")
         await app.start()
         try:
             # the events before the huge one are committed as usual ...
             await asyncio.wait_for(_when_committed(app, HUGE_AT).wait(), 60)
-            await produce(kafka_bootstrap, orders.get_topic_name(), ORDERS[HUGE_AT:])
+            await produce(kafka_bootstrap, orders.get_topic_name(), ORDERS[HUGE_AT:],
+                          value_serializer="raw")
             # ... and the huge one fails: the app crashes (mode's crash event)
             await asyncio.wait_for(app._crashed.wait(), 60)
         finally:

@@ -71,10 +71,14 @@ def expected(pairs: list[tuple[str, int]]) -> tuple[dict[str, int], dict[str, li
 
 
 def outputs_of(records) -> dict[str, list[str]]:
-    """Per key, output values in offset order (one key lives in one partition)."""
+    """Per key, output values in offset order (one key lives in one partition).
+
+    Keys are raw text; values JSON strings (``log`` is ``value_type=str``, the app's
+    default value_serializer).
+    """
     by_key: dict[str, list[str]] = {}
     for record in sorted(records, key=lambda r: (r.partition, r.offset)):
-        by_key.setdefault(record.key.decode(), []).append(record.value.decode())
+        by_key.setdefault(record.key.decode(), []).append(json.loads(record.value))
     return by_key
 
 

@@ -22,6 +22,7 @@ Also: two workers given one instance id: the first is fenced and stops with
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import signal
@@ -115,7 +116,7 @@ class Workers:
         wanted = set(values)
         found: Counter[str] = asyncio.run(fold_topic(
             self.bootstrap, f"{self.app_id}-out", lambda c: wanted <= set(c), "the relayed values",
-            state=Counter(), apply=lambda c, r: c.update([r.value.decode().strip('"')]),
+            state=Counter(), apply=lambda c, r: c.update([json.loads(r.value)]),  # value_type=str
             partitions=PARTITIONS, timeout=60,
         ))
         return found
