@@ -67,8 +67,6 @@ IGNORED: dict[str, tuple[Any, str]] = {
                                 "(at most 95% of broker_session_timeout)"),
     "worker_redirect_stdouts": (True, "stdout is left alone"),
     "worker_redirect_stdouts_level": ("WARN", "stdout is left alone"),
-    "logging_config": (None, "configure logging in your entry point; --loglevel, --logfile"),
-    "loghandlers": (None, "configure logging in your entry point; --loglevel, --logfile"),
     "aerospike_retries_on_exception": (60, "there is no aerospike store"),
     "aerospike_sleep_seconds_between_retries_on_exception": (1, "there is no aerospike store"),
     "crash_app_on_aerospike_exception": (True, "there is no aerospike store"),

@@ -7,6 +7,7 @@ suggestion instead of being silently ignored.
 from __future__ import annotations
 
 import difflib
+import logging
 import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -115,6 +116,11 @@ SETTINGS: dict[str, tuple[Any, tuple[type, ...] | type]] = {
     "cache": ("memory://", str),
     #: CORS rules of every page: {origin or "*": ResourceOptions or dict} (detstream.web.cors).
     "web_cors_options": (None, (Mapping, type(None))),
+    #: logging handlers the worker adds to the root logger at start (Faust's).
+    "loghandlers": (None, (list, tuple, type(None))),
+    #: a ``logging.config.dictConfig`` dict the worker applies at start, after its own
+    #: set-up (``--loglevel``, ``--logfile``), as Faust's.
+    "logging_config": (None, (Mapping, type(None))),
     "debug": (False, bool),
     #: serve Faust's statistics (``app.monitor``, every sensor's ``asdict()``) at ``/``;
     #: None: when ``debug`` is on, as Faust.
@@ -237,6 +243,8 @@ def build_settings(app_id: str, given: Mapping[str, Any]) -> Settings:
     apply_aliases(values, given)
     if values["datadir"] is None:
         values["datadir"] = f"{app_id}-data"
+    if values["loghandlers"] is None:  # a list of its own, for Faust's conf.loghandlers.append(h)
+        values["loghandlers"] = []
     return Settings(app_id, values)
 
 
@@ -274,6 +282,12 @@ def _normalize(key: str, value: Any) -> Any:
             return parse_cors_options(value, what="setting 'web_cors_options'")
         except InvalidArgument as exc:
             raise ImproperlyConfigured(str(exc)) from None
+    if key == "loghandlers" and value is not None:
+        bad = [h for h in value if not isinstance(h, logging.Handler)]
+        if bad:
+            raise ImproperlyConfigured(
+                f"setting 'loghandlers' takes logging.Handler objects, got {bad[0]!r}")
+        return list(value)
     if key == "ssl_context" and value is not None and not isinstance(value, ssl.SSLContext):
         raise ImproperlyConfigured(
             f"setting 'ssl_context' must be an ssl.SSLContext or None, got {type(value).__name__} "

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import logging.config
 import os
 import signal
 import socket
@@ -153,6 +154,7 @@ class Worker:
         )
         handler.setFormatter(logging.Formatter(LOG_FORMAT))
         logging.basicConfig(level=self.loglevel.upper(), handlers=[handler], force=True)
+        apply_logging_settings(self.app.conf)
         aiokafka_logs.install()  # aiokafka's repeated errors rate-limited, start-up noise at DEBUG
 
     async def _main(self) -> int:
@@ -501,6 +503,21 @@ def _checked_services(app: Any, services: tuple[Any, ...]) -> list[Any]:
             raise InvalidArgument(f"Worker(app, *services): {service!r} is given twice")
         checked.append(service)
     return checked
+
+
+def apply_logging_settings(conf: Any) -> None:
+    """The app's ``logging_config`` (dictConfig), then its ``loghandlers`` on the root logger.
+
+    As Faust's worker: after the worker's own handler, so a project's
+    Sentry or file handler (``faust.contrib.sentry.setup`` appends one to
+    ``loghandlers``) sees what the worker logs.
+    """
+    if conf.logging_config:
+        logging.config.dictConfig(dict(conf.logging_config))
+    root = logging.getLogger()
+    for handler in conf.loghandlers or ():
+        if handler not in root.handlers:
+            root.addHandler(handler)
 
 
 def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
