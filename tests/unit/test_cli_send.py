@@ -209,7 +209,7 @@ def test_what_an_agent_receives_from_a_send():
         (["greetings", '{"times": 2}'], ["missing required field(s): 'name'"]),
         (["greetings", "{}", "-V", "NoSuchModel"], ["no model named 'NoSuchModel'", "Greeting"]),
         (["plain-words", "x", "-K", "NoSuchKey"], ["no model named 'NoSuchKey'"]),
-        (["plain-words", "x", "--value-serializer", "yaml"], ["unknown codec 'yaml'", "json"]),
+        (["plain-words", "x", "--value-serializer", "toml"], ["unknown codec 'toml'", "json"]),
         (["plain-words", "x", "--partition", "3"], ["has 3 partition(s)", "--partition 3"]),
         (["@local_only", "x"], ["in-memory channel"]),
         (["@", "x"], ["name a topic, or an agent as @name"]),
