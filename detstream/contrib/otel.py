@@ -37,6 +37,8 @@ from typing import Any
 from detstream.errors import ImproperlyConfigured
 from detstream.monitor import Monitor
 
+from .metric_monitors import RebalancePhase
+
 __all__ = ["INSTRUMENTS", "OTelMetrics", "OpenTelemetryMonitor"]
 
 #: (attribute, kind, name, unit, description) of every instrument, Faust's names.
@@ -170,8 +172,8 @@ class OpenTelemetryMonitor(Monitor):
         self.service_name = service_name
         self._meter = meter
         self._metrics = metrics
-        #: where the rebalance in progress is: None, "active" (not returned), "recovering".
-        self._rebalance_phase: str | None = None
+        #: where the rebalance in progress is: none, active (not returned), recovering.
+        self._rebalance = RebalancePhase()
         super().__init__(**kwargs)
 
     @property
@@ -288,29 +290,27 @@ class OpenTelemetryMonitor(Monitor):
     def on_rebalance_start(self, app: Any) -> Any:
         state = super().on_rebalance_start(app)
         metrics = self.metrics
-        if self._rebalance_phase == "recovering":  # replaced before its end
+        replaced_recovering, counted = self._rebalance.start()
+        if replaced_recovering:  # replaced before its end
             metrics.rebalances_recovering.add(-1)
-        if self._rebalance_phase != "active":  # (one replaced before it returned stays counted)
+        if counted:  # (one replaced before it returned stays counted once)
             metrics.rebalances_active.add(1)
-        self._rebalance_phase = "active"
         return state
 
     def on_rebalance_return(self, app: Any, state: Any) -> None:
         super().on_rebalance_return(app, state)
-        if state is None or self._rebalance_phase != "active":
+        if not self._rebalance.returned(state):
             return
         metrics = self.metrics
         metrics.rebalances_active.add(-1)
         metrics.rebalances_recovering.add(1)
-        self._rebalance_phase = "recovering"
         metrics.rebalance_return_latency.record(self.secs_to_ms(state["latency_return"]))
 
     def on_rebalance_end(self, app: Any, state: Any) -> None:
         super().on_rebalance_end(app, state)
-        if state is None or self._rebalance_phase != "recovering":
+        if not self._rebalance.ended(state):
             return
         self.metrics.rebalances_recovering.add(-1)
-        self._rebalance_phase = None
         self.metrics.rebalance_end_latency.record(self.secs_to_ms(state["latency_end"]))
 
     # -- web and the application's own counts ----------------------------------------------
