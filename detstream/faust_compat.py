@@ -128,6 +128,11 @@ FAUST_MODULES: dict[str, list[Source]] = {
     "faust.sensors": [("detstream.sensors", None), ("detstream.monitor", ["Monitor", "TableState"])],
     "faust.sensors.monitor": [("detstream.monitor", ["Monitor", "TableState"])],
     "faust.sensors.otel": [("detstream.contrib.otel", ["OTelMetrics", "OpenTelemetryMonitor"])],
+    "faust.sensors.statsd": [("detstream.contrib.statsd", ["StatsdMonitor"])],
+    "faust.sensors.datadog": [("detstream.contrib.datadog", ["DatadogMonitor",
+                                                             "DatadogStatsClient"])],
+    "faust.sensors.prometheus": [("detstream.contrib.prometheus", [
+        "FaustMetrics", "PrometheusMonitor", "setup_prometheus_sensors", "MS_LATENCY_BUCKETS"])],
     "faust.sensors.metrics": [("detstream.performance", ["performance_metrics"])],
     "faust.sensors.distributed_tracing": [("detstream.contrib.opentracing", ["TracingSensor"])],
     "faust.auth": [("detstream.auth", None)],

@@ -177,6 +177,54 @@ def test_install_is_idempotent_and_uninstall_undoes_it():
         import faust  # noqa: F401,F811
 
 
+def test_faust_metric_monitors_are_detstreams():
+    import detstream.contrib.datadog
+    import detstream.contrib.prometheus
+    import detstream.contrib.statsd
+
+    with faust_compat.faust_alias():
+        from faust.sensors import Monitor
+        from faust.sensors.datadog import DatadogMonitor, DatadogStatsClient
+        from faust.sensors.prometheus import (
+            FaustMetrics,
+            PrometheusMonitor,
+            setup_prometheus_sensors,
+        )
+        from faust.sensors.statsd import StatsdMonitor
+
+        assert StatsdMonitor is detstream.contrib.statsd.StatsdMonitor
+        assert DatadogMonitor is detstream.contrib.datadog.DatadogMonitor
+        assert DatadogStatsClient is detstream.contrib.datadog.DatadogStatsClient
+        assert PrometheusMonitor is detstream.contrib.prometheus.PrometheusMonitor
+        assert FaustMetrics is detstream.contrib.prometheus.FaustMetrics
+        assert setup_prometheus_sensors is detstream.contrib.prometheus.setup_prometheus_sensors
+        assert all(issubclass(m, Monitor) for m in (StatsdMonitor, DatadogMonitor,
+                                                    PrometheusMonitor))
+
+
+#: how a Faust project turns on each metric monitor: (its import, its setup).
+MONITORED = {
+    "statsd": ("from faust.sensors.statsd import StatsdMonitor",
+               "app.monitor = StatsdMonitor(prefix='faustproj')"),
+    "datadog": ("from faust.sensors.datadog import DatadogMonitor",
+                "app.monitor = DatadogMonitor(prefix='faustproj')"),
+    "prometheus": ("from faust.sensors.prometheus import setup_prometheus_sensors",
+                   "setup_prometheus_sensors(app)"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(MONITORED))
+def test_sim_runs_a_faust_project_with_its_metric_monitor(tmp_path, monkeypatch, kind):
+    pytest.importorskip({"prometheus": "prometheus_client"}.get(kind, kind))
+    imports, setup = MONITORED[kind]
+    target = f"faustproj_{kind}.py"  # the CLI loads a module once per process: a name of its own
+    (tmp_path / target).write_text(f"{imports}\n{textwrap.dedent(FAUST_PROJECT)}\n{setup}\n")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["sim", target, "--faust-compat", "--seed", "1"])
+    assert result.exit_code == 0, result.output
+    assert "checks: all passed" in result.output
+
+
 def _project(tmp_path, monkeypatch):
     (tmp_path / "faustproj.py").write_text(textwrap.dedent(FAUST_PROJECT))
     monkeypatch.chdir(tmp_path)
