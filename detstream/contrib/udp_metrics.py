@@ -16,7 +16,7 @@ first time a metric is sent, as Faust's ``cached_property`` did, through a
 Either way the monitor's own statistics (``asdict()``, the stats page,
 ``performance_metrics``) still count. Until a client is made, the monitor's
 ``client`` is a :class:`DroppedMetrics`, which takes every call a client takes and
-does nothing, so an application sending its own metrics through
+does nothing (its timers and pipelines too), so an application sending its own metrics through
 ``app.monitor.client`` goes on too. Under the simulator no packet leaves and no
 random number is drawn for sampling (a ``rate`` below 1 draws one per metric):
 a run takes the same steps with or without the monitor.
@@ -37,19 +37,35 @@ RETRY_AFTER = 30.0
 
 
 class DroppedMetrics:
-    """A client that sends nothing: every method takes any arguments and returns None."""
+    """A client that sends nothing: every method takes any arguments and returns the dropper.
 
-    def __getattr__(self, name: str) -> Callable[..., None]:
+    What a method returns is the dropper again, so the clients' helper objects
+    work as they are used: ``with client.timer("x"):``, ``with client.pipeline()
+    as pipe: pipe.incr(...)``, ``@client.timed("x")`` (as a decorator it gives
+    the function back unchanged).
+    """
+
+    def __getattr__(self, name: str) -> Callable[..., DroppedMetrics]:
         if name.startswith("__"):
             raise AttributeError(name)
-        return _drop
+        return self._drop
+
+    def _drop(self, *args: Any, **kwargs: Any) -> DroppedMetrics:
+        return self
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if len(args) == 1 and not kwargs and callable(args[0]):
+            return args[0]  # used as a decorator (``@client.timer("x")``)
+        return self
+
+    def __enter__(self) -> DroppedMetrics:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        return None
 
     def __repr__(self) -> str:
         return "<DroppedMetrics: no client, metrics are not sent>"
-
-
-def _drop(*args: Any, **kwargs: Any) -> None:
-    return None
 
 
 DROPPED = DroppedMetrics()

@@ -167,3 +167,20 @@ def test_without_statsd_the_error_says_what_to_install(monkeypatch: pytest.Monke
     monkeypatch.setitem(sys.modules, "statsd", None)  # as if not installed
     with pytest.raises(ImproperlyConfigured, match="pip install statsd"):
         StatsdMonitor()
+
+
+def test_the_dropping_client_takes_timers_pipelines_and_decorators() -> None:
+    """What an app does with ``app.monitor.client`` works while metrics are dropped (under sim)."""
+    from detstream.contrib.udp_metrics import DROPPED
+
+    with DROPPED.timer("lookup"):
+        pass
+    with DROPPED.pipeline() as pipe:
+        pipe.incr("a").decr("b")
+
+    @DROPPED.timed("work")
+    def work() -> int:
+        return 7
+
+    assert work() == 7
+    assert DROPPED.incr("x", rate=0.5) is DROPPED
