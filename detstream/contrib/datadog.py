@@ -46,10 +46,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from detstream.errors import ImproperlyConfigured
-from detstream.monitor import Monitor
 
-from .metric_monitors import RebalancePhase, faust_stream_label, web_status_code
-from .udp_metrics import LazyClient
+from .metric_monitors import faust_stream_label, web_status_code
+from .udp_metrics import UdpMetricsMonitor
 
 __all__ = ["DatadogMonitor", "DatadogStatsClient"]
 
@@ -135,7 +134,7 @@ class DatadogStatsClient:
                               sample_rate=self.rate)
 
 
-class DatadogMonitor(Monitor):
+class DatadogMonitor(UdpMetricsMonitor):
     """``app.monitor`` that also sends every number to DogStatsD (see the module).
 
     ``host``, ``port``: the Datadog agent's DogStatsD (UDP). ``prefix``: the
@@ -143,35 +142,18 @@ class DatadogMonitor(Monitor):
     other keyword arguments are the :class:`~detstream.monitor.Monitor`'s.
     """
 
-    host: str
-    port: int
-    prefix: str
-    rate: float
+    server = "DogStatsD"
 
-    def __init__(
-        self,
-        host: str = "localhost",
-        port: int = 8125,
-        prefix: str = "faust-app",
-        rate: float = 1.0,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         _dogstatsd()  # fails now, naming the package, rather than at the first event
-        self.host = host
-        self.port = port
-        self.prefix = prefix
-        self.rate = rate
-        super().__init__(**kwargs)
-        self._rebalance = RebalancePhase()
-        self._client = LazyClient(self._connected_client, owner=type(self).__name__,
-                                  where=f"DogStatsD at {host}:{port}", clock=lambda: self.time())
+        super().__init__(*args, **kwargs)
 
     def _new_datadog_stats_client(self) -> DatadogStatsClient:
         """This monitor's client (Faust's name: a subclass may override it)."""
         return DatadogStatsClient(host=self.host, port=self.port, prefix=self.prefix,
                                   rate=self.rate)
 
-    def _connected_client(self) -> DatadogStatsClient:
+    def _make_client(self) -> DatadogStatsClient:
         """The client with its socket connected now, so that a failure is ours to report.
 
         DogStatsd connects at its first send and logs an error per packet it
@@ -182,11 +164,6 @@ class DatadogMonitor(Monitor):
         if get_socket is not None:
             get_socket()
         return client
-
-    @property
-    def client(self) -> Any:
-        """The :class:`DatadogStatsClient`; one that drops everything while it cannot be made."""
-        return self._client.get()
 
     # -- labels ----------------------------------------------------------------------------
     @staticmethod

@@ -47,10 +47,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from detstream.errors import ImproperlyConfigured
-from detstream.monitor import Monitor
 
-from .metric_monitors import RebalancePhase, faust_stream_label, web_status_code
-from .udp_metrics import LazyClient
+from .metric_monitors import faust_stream_label, web_status_code
+from .udp_metrics import UdpMetricsMonitor
 
 __all__ = ["StatsdMonitor"]
 
@@ -66,7 +65,7 @@ def _statsd() -> Any:
     return statsd
 
 
-class StatsdMonitor(Monitor):
+class StatsdMonitor(UdpMetricsMonitor):
     """``app.monitor`` that also sends every number to statsd (see the module).
 
     ``host``, ``port``: the statsd server (UDP). ``prefix``: put before every
@@ -74,37 +73,18 @@ class StatsdMonitor(Monitor):
     The other keyword arguments are the :class:`~detstream.monitor.Monitor`'s.
     """
 
-    host: str
-    port: int
-    prefix: str
-    rate: float
+    server = "statsd"
 
-    def __init__(
-        self,
-        host: str = "localhost",
-        port: int = 8125,
-        prefix: str = "faust-app",
-        rate: float = 1.0,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         _statsd()  # fails now, naming the package, rather than at the first event
-        self.host = host
-        self.port = port
-        self.prefix = prefix
-        self.rate = rate
-        super().__init__(**kwargs)
-        self._rebalance = RebalancePhase()
-        self._client = LazyClient(self._new_statsd_client, owner=type(self).__name__,
-                                  where=f"statsd at {host}:{port}", clock=lambda: self.time())
+        super().__init__(*args, **kwargs)
+
+    def _make_client(self) -> Any:
+        return self._new_statsd_client()
 
     def _new_statsd_client(self) -> Any:
         """A ``statsd.StatsClient`` for this monitor (Faust's name: a subclass may override it)."""
         return _statsd().StatsClient(host=self.host, port=self.port, prefix=self.prefix)
-
-    @property
-    def client(self) -> Any:
-        """The statsd client; one that drops everything while it cannot be made."""
-        return self._client.get()
 
     # -- messages and events ---------------------------------------------------------------
     def on_message_in(self, tp: Any, offset: int, message: Any) -> None:

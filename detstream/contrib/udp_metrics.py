@@ -28,7 +28,11 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["RETRY_AFTER", "DroppedMetrics", "LazyClient"]
+from detstream.monitor import Monitor
+
+from .metric_monitors import RebalancePhase
+
+__all__ = ["RETRY_AFTER", "DroppedMetrics", "LazyClient", "UdpMetricsMonitor"]
 
 logger = logging.getLogger(__name__)
 
@@ -120,3 +124,47 @@ class LazyClient:
         self._retry_at = None
         self._warned = False
         return client
+
+
+class UdpMetricsMonitor(Monitor):
+    """What the statsd and Datadog monitors share: where they send, and a :class:`LazyClient`.
+
+    ``host``, ``port``: the UDP server; ``prefix``: the metrics' prefix or
+    namespace; ``rate``: their sample rate (1.0: all). The other keyword
+    arguments are the :class:`~detstream.monitor.Monitor`'s. A subclass says
+    how its client is made (:meth:`_make_client`) and names its server in
+    the log (:attr:`server`).
+    """
+
+    #: the server's kind in the log (``statsd``, ``DogStatsD``).
+    server = "metrics"
+
+    host: str
+    port: int
+    prefix: str
+    rate: float
+
+    def __init__(
+        self,
+        host: str = "localhost",
+        port: int = 8125,
+        prefix: str = "faust-app",
+        rate: float = 1.0,
+        **kwargs: Any,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.prefix = prefix
+        self.rate = rate
+        super().__init__(**kwargs)
+        self._rebalance = RebalancePhase()
+        self._client = LazyClient(self._make_client, owner=type(self).__name__,
+                                  where=f"{self.server} at {host}:{port}", clock=lambda: self.time())
+
+    def _make_client(self) -> Any:
+        raise NotImplementedError
+
+    @property
+    def client(self) -> Any:
+        """The client; one that drops everything while it cannot be made (:class:`DroppedMetrics`)."""
+        return self._client.get()
