@@ -368,3 +368,7 @@ class _PutLease:
 
     def finished(self, message: Message) -> None:
         pass
+
+    def done(self, message: Message, ack: bool) -> None:
+        if ack:
+            message.ack()

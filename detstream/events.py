@@ -44,6 +44,9 @@ class Lease(Protocol):
     def acked(self, message: Message) -> None:
         """The last reference to ``message`` was acked."""
 
+    def done(self, message: Message, ack: bool) -> None:
+        """``finished``, then ``message.ack()`` if ``ack``: how a stream ends an event."""
+
 
 class Message:
     """A fetched record plus its acknowledgement state.

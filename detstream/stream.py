@@ -276,9 +276,10 @@ class Stream(Generic[T]):
         message = event.message
         if message is None:
             return
-        if message.lease is not None:
-            message.lease.finished(message)
-        if self.enable_acks:
+        lease = message.lease
+        if lease is not None:
+            lease.done(message, self.enable_acks)
+        elif self.enable_acks:
             message.ack()
 
     def ack(self, event: Event) -> AckResult:

@@ -31,7 +31,6 @@ class OffsetTracker:
         self._acked: dict[TP, set[int]] = {}
         self._committable: dict[TP, int] = {}
         self._committed: dict[TP, int] = {}
-        self.acks_since_commit = 0
 
     def delivered(self, tp: TP, offset: int) -> None:
         self.delivered_batch(tp, (offset,))
@@ -44,7 +43,6 @@ class OffsetTracker:
         pending.extend(offsets)
 
     def acked(self, tp: TP, offset: int) -> None:
-        self.acks_since_commit += 1
         pending = self._pending.get(tp)
         if pending and pending[0] == offset:  # in order, the common case: nothing to remember
             pending.popleft()
@@ -91,7 +89,6 @@ class OffsetTracker:
 
     def committed(self, offsets: dict[TP, int]) -> None:
         self._committed.update(offsets)
-        self.acks_since_commit = 0
 
     def forget(self, tps: set[TP]) -> None:
         """Drop state of revoked partitions (their new owner resumes from the commit)."""

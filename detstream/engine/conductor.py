@@ -35,6 +35,7 @@ from detstream.mutants import register as register_mutant
 
 from .acks import OffsetTracker
 from .committer import Committer, PlainCommitter
+from .lease import PartitionLease
 from .listener_guard import GuardedListener
 from .stats import ConsumerStats
 from .transactions import TransactionalCommitter
@@ -125,22 +126,21 @@ class Conductor:
         self.taken_generation = -1
         #: the last generation ``on_rebalance_complete`` was sent for.
         self._completed = -1
-        self._processing: dict[TP, int] = {}
+        #: the lease of each partition delivered so far (its messages report to it).
+        self._leases: dict[TP, PartitionLease] = {}
         self._idle = asyncio.Event()
         #: ``_wait_idle`` calls waiting on ``_idle`` now (only they need it set).
-        self._idle_waits = 0
+        self.idle_waits = 0
         self._tasks: list[asyncio.Task[None]] = []
         #: clear while an exactly-once commit quiesces: no new event may start.
         self.starting = asyncio.Event()
         self.starting.set()
         #: the same as ``not starting.is_set()`` (the lease's flag, read per event without a call).
         self.quiescing = False
-        #: per partition, messages a stream started that are not fully acked yet.
-        self.unfinished: dict[TP, int] = {}
         #: set at every ack and assignment change (what a quiescing commit waits for).
         self.progress = asyncio.Event()
         #: ``wait_for_progress`` calls waiting now (only they need ``progress`` set per ack).
-        self._progress_waits = 0
+        self.progress_waits = 0
         #: partitions of the batch in hand whose records are not all delivered yet.
         self.undelivered: set[TP] = set()
         #: what a commit is; chosen at start (the guarantee may be configured late).
@@ -250,8 +250,9 @@ class Conductor:
             await _cancel(task)
         await self.host.tables.standbys.stop()
         self._active = set()
+        self._assign_leases()
         self._ready = frozenset()
-        idle = await self._wait_idle(set(self._processing))
+        idle = await self._wait_idle(set(self._leases))
         budget = self.host.stop_budget()  # None: unbounded (the simulator, tests)
         try:
             final = self._commit_on_release(idle=idle)
@@ -353,11 +354,17 @@ class Conductor:
             self._skipped.add(tp)
             return []
         refcount = len(buffers)
-        topic, partition = tp.topic, tp.partition
+        lease = self._leases.get(tp)
+        if lease is None:
+            lease = self._leases[tp] = PartitionLease(
+                tp, self, self.tracker, self.tracer, self.sensors, self._generation,
+                assigned=tp in self._active, quiescing=self.quiescing,
+            )
         messages = [
-            # by position: (..., headers, generation, refcount, acked, started, lease, tp)
-            Message(topic, partition, record.offset, record.timestamp, record.key, record.value,
-                    record.headers, generation, refcount, False, False, self, tp)
+            # by position: a record's seven fields (topic, partition, offset, timestamp, key,
+            # value, headers: Message's first seven), then generation, refcount, acked,
+            # started, lease, tp
+            Message(*record, generation, refcount, False, False, lease, tp)
             for record in records
         ]
         self.tracker.delivered_batch(tp, [record.offset for record in records])
@@ -450,19 +457,20 @@ class Conductor:
         if state is not None and self.sensors.enabled:
             self.sensors.on_assignment_error(assignor, state, exc)
 
-    # -- the lease of every message this conductor delivers (``events.Lease``) -------------
+    # -- the leases' owner (``lease.LeaseOwner``) ------------------------------------------
     def hold_starts(self) -> None:
         """An exactly-once commit quiesces: fresh messages wait (``may_start``) until released."""
-        self.quiescing = True
+        self._set_quiescing(True)
         self.starting.clear()
 
     def release_starts(self) -> None:
-        self.quiescing = False
+        self._set_quiescing(False)
         self.starting.set()
 
-    def is_current(self, message: Message) -> bool:
-        """Whether ``message`` still belongs to this worker's current assignment."""
-        return message.generation == self._generation and message.tp in self._active
+    def _set_quiescing(self, quiescing: bool) -> None:
+        self.quiescing = quiescing
+        for lease in self._leases.values():
+            lease.quiescing = quiescing
 
     async def may_start(self, message: Message) -> None:
         """Return when a stream may start ``message``: not while an exactly-once commit quiesces.
@@ -473,55 +481,42 @@ class Conductor:
         if not message.started and not self.starting.is_set():
             await self.starting.wait()
 
-    def begin(self, message: Message) -> bool:
-        """A stream begins ``message``, if it is still current; whether it was (one call for both)."""
-        tp = message.tp
-        generation = self._generation
-        if message.generation != generation or tp not in self._active:
-            return False
-        kind = "deliver"
-        if not message.started:
-            message.started = True
-            self.unfinished[tp] = self.unfinished.get(tp, 0) + 1
-        else:  # another stream of this worker (a second agent on the topic) started it first
-            kind = "deliver-shared"
-        self._processing[tp] = self._processing.get(tp, 0) + 1
-        if self.tracer.enabled:
-            self.tracer.record(kind, tp=tp, offset=message.offset, key=message.key)
-        return True
+    def wake_idle(self) -> None:
+        self._idle.set()
 
-    def finished(self, message: Message) -> None:
-        tp = message.tp
-        count = self._processing.get(tp, 0) - 1
-        if count > 0:
-            self._processing[tp] = count
-        else:
-            self._processing[tp] = 0
-            if self._idle_waits:  # (no Event.set call per event while nobody waits)
-                self._idle.set()
+    def wake_progress(self) -> None:
+        self.progress.set()
 
-    def acked(self, message: Message) -> None:
-        sensors = self.sensors
-        if sensors.enabled:
-            sensors.on_message_out(message.tp, message.offset, message)
-        if message.generation == self._generation:
-            tp = message.tp
-            self.tracker.acked(tp, message.offset)
-            if message.started:
-                self.unfinished[tp] = self.unfinished.get(tp, 0) - 1
-            if self._progress_waits:  # (no Event.set call per event while nobody waits)
-                self.progress.set()
+    def _assign_leases(self) -> None:
+        """Every lease learns the assignment in force: the generation, and whether its
+        partition is in it (what makes its messages current)."""
+        generation, active = self._generation, self._active
+        for tp, lease in self._leases.items():
+            lease.generation = generation
+            lease.assigned = tp in active
+
+    def _forget_unfinished(self, tps: set[TP]) -> None:
+        """The partitions were given up: their started messages no longer hold up a commit."""
+        for tp in tps:
+            lease = self._leases.get(tp)
+            if lease is not None:
+                lease.unfinished = 0
+
+    def unfinished_in(self, tp: TP) -> int:
+        """Messages of ``tp`` a stream started that are not fully acked yet."""
+        lease = self._leases.get(tp)
+        return 0 if lease is None else lease.unfinished
 
     async def wait_for_progress(self, timeout: float) -> None:
         """Return at the next ack or assignment change, or after ``timeout`` seconds."""
         self.progress.clear()
-        self._progress_waits += 1
+        self.progress_waits += 1
         try:
             await asyncio.wait_for(self.progress.wait(), timeout)
         except asyncio.TimeoutError:
             pass
         finally:
-            self._progress_waits -= 1
+            self.progress_waits -= 1
 
     # -- committing -------------------------------------------------------------
     async def _commit_loop(self) -> None:
@@ -549,7 +544,8 @@ class Conductor:
         bound = 0.95 * float(self.host.conf.broker_session_timeout)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + bound
-        while busy := sorted(str(tp) for tp in tps if self._processing.get(tp, 0)):
+        leases = self._leases
+        while busy := sorted(str(tp) for tp in tps if tp in leases and leases[tp].processing):
             remaining = deadline - loop.time()
             if remaining <= 0:
                 self.tracer.record("wait-idle-timeout", tps=busy)
@@ -560,13 +556,13 @@ class Conductor:
                 )
                 return False
             self._idle.clear()
-            self._idle_waits += 1
+            self.idle_waits += 1
             try:
                 await asyncio.wait_for(self._idle.wait(), remaining)
             except asyncio.TimeoutError:
                 pass
             finally:
-                self._idle_waits -= 1
+                self.idle_waits -= 1
         return True
 
     # -- rebalance listener -------------------------------------------------------
@@ -574,6 +570,7 @@ class Conductor:
         self._rebalance_began()
         self.stats.rebalancing = True
         self._active -= revoked
+        self._assign_leases()
         self._ready = self._ready - revoked
         self._opening -= revoked
         self.progress.set()
@@ -582,8 +579,7 @@ class Conductor:
             self.host.tables.on_revoked(revoked)  # the dirty keys go before the commit flushes them
         await self._commit_on_release(idle=idle)
         self.tracker.forget(revoked)
-        for tp in revoked:
-            self.unfinished.pop(tp, None)
+        self._forget_unfinished(revoked)
         self.host.tables.on_revoked(revoked)
         if revoked:
             self.tracer.record("revoked", tps=sorted(str(tp) for tp in revoked))
@@ -605,6 +601,7 @@ class Conductor:
             self._rebalance_began()
         generation = self._generation = consumer.generation
         self._active = set(assigned)
+        self._assign_leases()
         self._ready = frozenset()
         changelogs = self.host.tables.changelog_topics  # (made per call: once, not per partition)
         sources = {tp for tp in assigned if tp.topic not in changelogs}
@@ -714,12 +711,12 @@ class Conductor:
         lost = set(self._active)
         self.stats.rebalancing = True  # the partitions come back only through a rebalance
         self._active = set()
+        self._assign_leases()
         self._ready = frozenset()
         self._opening = set()
         self.progress.set()
         self.tracker.forget(lost)
-        for tp in lost:
-            self.unfinished.pop(tp, None)
+        self._forget_unfinished(lost)
         self.host.tables.on_revoked(lost)
         if lost:
             self.tracer.record("lost", tps=sorted(str(tp) for tp in lost))

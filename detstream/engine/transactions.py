@@ -156,7 +156,7 @@ class TransactionalCommitter:
         )
         loop = asyncio.get_running_loop()
         deadline = loop.time() + bound
-        while any(conductor.unfinished.get(tp, 0) > 0 for tp in conductor.active_sources()):
+        while any(conductor.unfinished_in(tp) > 0 for tp in conductor.active_sources()):
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return False
