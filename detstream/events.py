@@ -208,9 +208,10 @@ _current_event: contextvars.ContextVar[Event | None] = contextvars.ContextVar(
 )
 
 
-def current_event() -> Event | None:
-    """The event the running stream is processing (Faust's ``faust.current_event``)."""
-    return _current_event.get()
+#: ``current_event() -> Event | None``: the event the running stream is processing (Faust's
+#: ``faust.current_event``); the context variable's own ``get``, as the engine and the
+#: simulator ask for it at every event and every send.
+current_event: Callable[[], Event | None] = _current_event.get
 
 
 #: ``set_current_event(event) -> token``: the context variable's own ``set`` (streams call
@@ -228,9 +229,9 @@ _current_agent: contextvars.ContextVar[Any] = contextvars.ContextVar(
 )
 
 
-def current_agent() -> Any:
-    """The agent whose actor is running (used to refuse concurrent table writes)."""
-    return _current_agent.get()
+#: ``current_agent()``: the agent whose actor is running (used to refuse concurrent table
+#: writes, and to name what a send came from); the context variable's own ``get``.
+current_agent: Callable[[], Any] = _current_agent.get
 
 
 def set_current_agent(agent: Any) -> contextvars.Token[Any]:

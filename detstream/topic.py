@@ -307,8 +307,8 @@ class Topic(Channel[T]):
         producer added survive the repartition, and the value is not
         decoded and encoded again).
         """
-        conf = self.app.conf
-        key_bytes = _as_sent(key, self.schema.encode_key, conf.key_serializer)
+        settings = self.app.conf.values  # (a dict: ``conf.key_serializer`` is a __getattr__)
+        key_bytes = _as_sent(key, self.schema.encode_key, settings["key_serializer"])
         header_items = tuple((str(k), bytes(v)) for k, v in headers.items()) if headers else ()
         if value is not None and type(value) is not bytes:
             value = bytes(value)
@@ -329,15 +329,15 @@ class Topic(Channel[T]):
 
         As Faust's: a ``bytes`` key or value is sent as it is, whatever the codec.
         """
-        conf = self.app.conf
         schema = self.schema
         if schema.faust_dumps:  # a Faust Schema subclass: its dumps and header hooks
             key_bytes, value_bytes, header_items = self._encode_faust(
                 key, value, headers, key_serializer, value_serializer)
         else:
-            key_bytes = _as_sent(key, schema.encode_key, key_serializer or conf.key_serializer)
+            settings = self.app.conf.values  # (a dict: ``conf.key_serializer`` is a __getattr__)
+            key_bytes = _as_sent(key, schema.encode_key, key_serializer or settings["key_serializer"])
             value_bytes = _as_sent(value, schema.encode_value,
-                                   value_serializer or conf.value_serializer)
+                                   value_serializer or settings["value_serializer"])
             header_items = tuple((str(k), bytes(v)) for k, v in headers.items()) if headers else ()
         hook = self.app.on_produce_message
         if hook.has_receivers():
@@ -349,7 +349,7 @@ class Topic(Channel[T]):
         """``key`` as this topic sends it (what decides its partition)."""
         if self.schema.faust_dumps:
             return self._encode_faust(key, None, None, None, None)[0]
-        return _as_sent(key, self.schema.encode_key, self.app.conf.key_serializer)
+        return _as_sent(key, self.schema.encode_key, self.app.conf.values["key_serializer"])
 
     def _encode_faust(
         self, key: Any, value: Any, headers: Any, key_serializer: Any, value_serializer: Any,
