@@ -70,7 +70,10 @@ class WriteHistory:
         self._tps: dict[TP, TP] = {}
         self._producers = itertools.count(1)
         self._attempt_numbers = itertools.count(1)
-        self._attempts: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+        #: id of an event -> (a weak reference to it, its attempt number). Keyed by id with the
+        #: reference to tell a reused id (a new event) from the same event: a WeakKeyDictionary
+        #: did the same in Python code (a keyed reference with a callback per event).
+        self._attempts: dict[int, tuple[weakref.ref[Any], int]] = {}
         #: the last event and agent an origin was made for, and that origin: consecutive
         #: sends of one event (a sentence's words) share it without a weak-dict lookup.
         self._last: tuple[Any, Any, Origin | None] = (None, None, None)
@@ -102,9 +105,12 @@ class WriteHistory:
         last_event, last_agent, origin = self._last
         if event is last_event and agent is last_agent:
             return origin
-        attempt = self._attempts.get(event)
-        if attempt is None:
-            attempt = self._attempts[event] = next(self._attempt_numbers)
+        known = self._attempts.get(id(event))
+        if known is not None and known[0]() is event:
+            attempt = known[1]
+        else:
+            attempt = next(self._attempt_numbers)
+            self._attempts[id(event)] = (weakref.ref(event), attempt)
         message = event.message
         tp = message.tp
         tp = self._tps.get(tp) or self._tps.setdefault(tp, tp)
