@@ -564,7 +564,9 @@ class Simulation:
             recovering = any(app.tables.recovering for app in self._live_apps())
             if stable and everyone_up and taken and not recovering and checks.converged(
                 self.cluster, self._group_id, self._consumed_topics
-            ) is None and all(_nothing_in_flight(app) for app in self._live_apps()):
+            ) is None and all(_nothing_in_flight(app) for app in self._live_apps()) and (
+                not self.cluster.transactions.open_ids()  # a gone producer's: until its timeout
+            ):
                 return
             await asyncio.sleep(0.5)
 

@@ -178,6 +178,16 @@ class TransactionCoordinator:
         if state.open is not None:
             self._end(state, commit=commit, reason=None)
 
+    def open_ids(self) -> list[str]:
+        """Transactional ids with a transaction open now.
+
+        A producer that died or left for good with a transaction open holds
+        it until the coordinator aborts it on its timeout: until then the
+        partitions it wrote are stuck at their last stable offset for
+        read_committed readers (what a run's final read is).
+        """
+        return sorted(name for name, state in self.ids.items() if state.open is not None)
+
     # -- stable offsets ------------------------------------------------------------------
     def pending_offsets(self, group_id: str, tps: Iterable[TP]) -> list[TP]:
         """Partitions of ``tps`` whose offsets an open transaction of ``group_id`` holds."""

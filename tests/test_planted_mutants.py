@@ -67,9 +67,6 @@ PINNED = [
            SimOptions(seed=1, duration=15.0, faults="none"), frozenset({"table-equals-changelog"})),
     Pinned("read-committed-returns-aborted", WORD_COUNT, _chaos(1),
            frozenset({"counts_equal_input", "table-equals-changelog"})),
-    # a stop that let the rebalance in flight run to its listener (rebalance-at-stop)
-    Pinned("assigned-while-stopping-taken", "sim/workloads/take_batches.py", _chaos(33),
-           frozenset({"every_reading_in_exactly_one_batch", "table_counts_committed_batches"})),
     Pinned("fetch-ignores-isolation", WORD_COUNT, _chaos(1),
            frozenset({"counts_equal_input", "table-equals-changelog"})),
     # static membership: a twin's zombie joins late and takes the instance back; the
@@ -110,6 +107,9 @@ ELSEWHERE = {
     "stop-unbounded": "tests/test_regression_mutants.py",
     "admin-gives-up-on-a-down-broker": "tests/test_regression_mutants.py",
     "open-over-dropped": "tests/test_zoo_workloads.py",
+    # no check of the zoo sees harm in it: its one catch (take_batches chaos seed 33) was a
+    # final read inside a gone producer's open transaction, a false alarm fixed since
+    "assigned-while-stopping-taken": "tests/test_settle_waits_for_open_transactions.py",
     "supervisor-restarts-one": "test_supervisor_restarts_one_fails_the_one_for_all_property",
 }
 
