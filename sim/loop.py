@@ -31,7 +31,7 @@ import heapq
 import math
 import random
 import weakref
-from asyncio import base_events, events
+from asyncio import base_events, events, format_helpers
 from asyncio.log import logger
 from collections import deque
 from collections.abc import Callable, Coroutine, Generator, Iterator
@@ -224,7 +224,7 @@ _PLAIN_HANDLES = frozenset({events.Handle, asyncio.TimerHandle, _TimerHandle})
 def _callback_failed(handle: asyncio.Handle, exc: BaseException) -> None:
     """What asyncio's ``Handle._run`` does when the callback raised: tell the exception handler."""
     callback, args = handle._callback, handle._args  # type: ignore[attr-defined]
-    source = base_events.format_helpers._format_callback_source(callback, args)  # type: ignore[attr-defined]
+    source = format_helpers._format_callback_source(callback, args)
     context = {"message": f"Exception in callback {source}", "exception": exc, "handle": handle}
     if handle._source_traceback:  # type: ignore[attr-defined]
         context["source_traceback"] = handle._source_traceback  # type: ignore[attr-defined]

@@ -555,3 +555,27 @@ def test_futures_and_tasks_can_hash_by_creation_order():
 
     hashes, task_hash = run_virtual(main())
     assert hashes == [1, 2, 3] and task_hash == 4
+
+
+def test_a_callback_that_raises_is_reported_to_the_exception_handler_and_the_loop_runs_on():
+    """As asyncio's ``Handle._run``: a done callback that raises (aiokafka's accumulator does, for
+    a batch retried and then failed) is logged, not the end of the run."""
+    reported: list[dict] = []
+
+    async def main() -> list[str]:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda _, context: reported.append(context))
+        ran: list[str] = []
+
+        def fails() -> None:
+            raise KeyError("batch")
+
+        loop.call_soon(fails)
+        loop.call_soon(ran.append, "after")
+        await asyncio.sleep(1.0)
+        return ran
+
+    assert run(main()) == ["after"]
+    assert [type(c["exception"]) for c in reported] == [KeyError]
+    assert reported[0]["message"].startswith("Exception in callback ")
+    assert "fails" in reported[0]["message"]
