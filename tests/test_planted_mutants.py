@@ -39,14 +39,14 @@ def _chaos(seed: int, *, workers: int = 3, duration: float = 20.0) -> SimOptions
 
 
 PINNED = [
-    Pinned("zombie-epoch-accepted", WORD_COUNT, SimOptions(seed=1, duration=20.0, plan=TWIN),
+    Pinned("zombie-epoch-accepted", WORD_COUNT, SimOptions(seed=2, duration=20.0, plan=TWIN),
            frozenset({"final-read-duplicate", "counts_equal_input"})),
     # seed 16: a stall that holds heartbeats only, so the zombie's commits reach the group
     Pinned("fenced-keeps-processing", WORD_COUNT, _chaos(16), frozenset({"no-delivery-after-fenced"})),
     Pinned("commit-fencing-skipped", WORD_COUNT, _chaos(16), frozenset({"no-fenced-commit"})),
     Pinned("commit-past-unacked", "sim/workloads/rpc_ask.py", _chaos(10),
            frozenset({"converged", "no-lost-input", "every_request_got_its_reply"})),
-    Pinned("recovery-starts-one-late", WORD_COUNT, _chaos(5),
+    Pinned("recovery-starts-one-late", WORD_COUNT, _chaos(1),
            frozenset({"table-equals-changelog", "counts_equal_input"})),
     Pinned("retry-appended-twice", WORD_COUNT, _chaos(50), frozenset({"final-read-duplicate"})),
     Pinned("revoke-drops-table-writes", WORD_COUNT, _chaos(10),
@@ -67,7 +67,7 @@ PINNED = [
            SimOptions(seed=1, duration=15.0, faults="none"), frozenset({"table-equals-changelog"})),
     Pinned("read-committed-returns-aborted", WORD_COUNT, _chaos(1),
            frozenset({"counts_equal_input", "table-equals-changelog"})),
-    Pinned("fetch-ignores-isolation", WORD_COUNT, _chaos(1),
+    Pinned("fetch-ignores-isolation", WORD_COUNT, _chaos(2),
            frozenset({"counts_equal_input", "table-equals-changelog"})),
     # static membership: a twin's zombie joins late and takes the instance back; the
     # replacement is told FencedInstanceIdError at its next commit and must stop there

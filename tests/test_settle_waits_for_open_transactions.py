@@ -12,12 +12,14 @@ catch of the ``assigned-while-stopping-taken`` mutant, take_batches chaos seed 3
 
 from __future__ import annotations
 
-import pytest
+import asyncio
 
 from detstream import mutants
-from sim import transactions
+from detstream._types import TP
+from sim.cluster import SimCluster
 from sim.faults import Fault, FaultPlan
 from sim.runner import SimOptions, run
+from sim.testing import simulate
 
 TAKE_BATCHES = "sim/workloads/take_batches.py"
 #: w2 leaves at t=6 s while its host is cut off from the cluster for 70 s.
@@ -33,16 +35,24 @@ def test_the_final_read_comes_after_the_gone_producers_transaction_is_aborted() 
     assert not report.cluster.transactions.open_ids()
 
 
-def test_without_the_wait_the_final_read_falls_inside_the_window(monkeypatch: pytest.MonkeyPatch) -> None:
-    """What the wait prevents (so the test above can fail): the run settled, and read its output,
-    with the gone producer's transaction still open (when the wait was added, in session 28,
-    this run's checks then reported every_reading_in_exactly_one_batch and
-    table_counts_committed_batches: its committed output hidden behind that transaction)."""
-    open_ids = transactions.TransactionCoordinator.open_ids
-    monkeypatch.setattr(transactions.TransactionCoordinator, "open_ids", lambda self: [])
-    report = run(TAKE_BATCHES, OPTIONS)
-    assert open_ids(report.cluster.transactions) == ["take-batches-w2"]
-    assert not [e for e in report.trace.of_kind("txn-abort") if e.fields.get("reason") == "timeout"]
+def test_a_transaction_nobody_ends_stays_open_until_the_coordinator_times_it_out() -> None:
+    """What the settle phase waits for: ``open_ids`` lists a gone producer's transaction until the
+    coordinator aborts it. (When the wait was added, in session 28, the run above read its output
+    inside that window without it and its checks reported every_reading_in_exactly_one_batch and
+    table_counts_committed_batches; the exactly-once idle commit then moved that run's schedule
+    so that its group settles only after the timeout, wait or not.)"""
+
+    async def main(cluster: SimCluster) -> tuple[list[str], list[str], list[str]]:
+        cluster.create_topic("out", 1, by="test")
+        _, epoch = cluster.transactions.init_producer("gone", timeout=60.0)
+        cluster.transactions.add_partitions("gone", epoch, [TP("out", 0)])
+        opened = cluster.transactions.open_ids()
+        await asyncio.sleep(59.0)
+        still = cluster.transactions.open_ids()
+        await asyncio.sleep(2.0)
+        return opened, still, cluster.transactions.open_ids()
+
+    assert simulate(main) == (["gone"], ["gone"], [])
 
 
 def test_a_stopping_worker_does_not_take_the_assignment_its_stop_let_through() -> None:

@@ -81,6 +81,10 @@ ASSIGNED_WHILE_STOPPING = register_mutant(
     "the conductor takes an assignment the listener brings while the consumer stops",
 )
 
+#: exactly-once: seconds without input after which an open transaction holding work is
+#: committed (Kafka Streams' commit interval under exactly-once is 100 ms).
+IDLE_COMMIT_AFTER = 0.1
+
 #: seconds between looks for new topics an ``app.topic(pattern=...)`` matches. Kafka's
 #: clients refresh metadata every 5 minutes; a new topic should be picked up sooner.
 PATTERN_REFRESH = 30.0
@@ -139,6 +143,9 @@ class Conductor:
         self.quiescing = False
         #: set at every ack and assignment change (what a quiescing commit waits for).
         self.progress = asyncio.Event()
+        #: exactly-once: set when a fetch found no input while a transaction holds work, so
+        #: the commit loop commits now, not at the end of its interval (see ``_commit_loop``).
+        self._commit_soon = asyncio.Event()
         #: ``wait_for_progress`` calls waiting now (only they need ``progress`` set per ack).
         self.progress_waits = 0
         #: partitions of the batch in hand whose records are not all delivered yet.
@@ -293,14 +300,19 @@ class Conductor:
         tables = self.host.tables
         while True:
             await self._open_ready()
+            # exactly-once with a transaction holding work: a short fetch, so that running
+            # out of input commits it soon (``_commit_loop``)
+            soon = self.transactions is not None and self._transaction_holds_work()
             try:
-                batch = await self.consumer.getmany(self.fetch_timeout)
+                batch = await self.consumer.getmany(IDLE_COMMIT_AFTER if soon else self.fetch_timeout)
             except FencedInstanceIdError as exc:
                 self.fenced(exc)
                 if not mutant_on(INSTANCE_FENCING_IGNORED):
                     return  # the app is crashing
                 await asyncio.sleep(self.fetch_timeout)
                 continue
+            if not batch and soon:
+                self._commit_soon.set()
             self._between_batches = False
             generation = self.consumer.generation
             self.undelivered = set(batch)
@@ -520,10 +532,36 @@ class Conductor:
 
     # -- committing -------------------------------------------------------------
     async def _commit_loop(self) -> None:
+        """Commit every ``broker_commit_interval``; exactly-once, also when the input ran out.
+
+        Under exactly-once, what this worker wrote in a transaction is visible
+        to read_committed readers (the next agent of a ``group_by``, its own
+        repartition topic included) only once the transaction commits: a
+        pipeline of several stages would wait a commit interval per stage
+        even with nothing else to do. So while the transaction holds records
+        or offsets the fetch loop waits at most ``IDLE_COMMIT_AFTER`` for
+        input, and a fetch that comes back empty commits the transaction
+        then (Kafka Streams shortens its commit interval to 100 ms under
+        exactly-once for the same reason). Under load the interval is the only
+        trigger.
+        """
         interval = float(self.host.conf.broker_commit_interval)
+        if self.transactions is None:
+            while True:
+                await asyncio.sleep(interval)
+                await self.commit()
+        soon = self._commit_soon
         while True:
-            await asyncio.sleep(interval)
+            soon.clear()
+            try:
+                await asyncio.wait_for(soon.wait(), interval)
+            except asyncio.TimeoutError:
+                pass
             await self.commit()
+
+    def _transaction_holds_work(self) -> bool:
+        """Whether the open transaction has records, or acked offsets wait for a commit."""
+        return self.host.producer.in_transaction or bool(self.tracker.to_commit())
 
     async def commit(self) -> bool:
         """Commit the work done so far (see ``committer``); False if fenced or refused."""

@@ -35,11 +35,13 @@ SENTENCES = [
 EXPECTED = Counter(w for s in SENTENCES for w in s.split())
 
 
-def make_app(guarantee: str, store: str, datadir: str, name: str = "w1") -> detstream.App:
+def make_app(
+    guarantee: str, store: str, datadir: str, name: str = "w1", **settings: object
+) -> detstream.App:
     """Word count with a repartition hop: sentences -> words -> table."""
     app = detstream.App(
         "eos-wc", broker="sim://", processing_guarantee=guarantee, store=store,
-        datadir=datadir, topic_partitions=PARTITIONS,
+        datadir=datadir, topic_partitions=PARTITIONS, **settings,
     )
     app.client_name = name  # the transactional id is "eos-wc-{name}"
     sentences = app.topic("sentences", value_type=str)
@@ -160,6 +162,29 @@ def test_exactly_once_run_is_deterministic(tmp_path):
     first = run_kill_scenario("exactly_once", "memory://", str(tmp_path / "a"), seed=3)
     second = run_kill_scenario("exactly_once", "memory://", str(tmp_path / "b"), seed=3)
     assert first[3] == second[3] and first[1] == second[1] == EXPECTED
+
+
+def test_a_backlog_drains_through_the_repartition_hop_without_waiting_for_the_interval(tmp_path):
+    """The words written in a transaction reach the counting stage only at its commit: with a
+    60 s commit interval, the counts are complete long before the first interval ends, because
+    a worker that runs out of input commits its transaction then."""
+
+    async def main(cluster):
+        await feeder(cluster, every=0.0)  # the whole input first: a backlog
+        app = make_app("exactly_once", "memory://", str(tmp_path), broker_commit_interval=60.0)
+        await app.start()
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        while fold(cluster, "eos-wc-counts-changelog") != EXPECTED and loop.time() < began + 120:
+            await asyncio.sleep(0.5)
+        drained = loop.time() - began
+        await app.stop()
+        commits = [e for e in cluster.trace.events if e.kind == "txn-commit"]
+        return drained, commits
+
+    drained, commits = simulate(main, seed=2, config=FAST)
+    assert drained < 20.0, drained  # not a 60 s interval per stage
+    assert len(commits) >= 2  # the split stage's transaction, then the counting stage's
 
 
 def test_a_zombie_is_fenced_by_the_group_generation(tmp_path):
