@@ -102,13 +102,7 @@ class PartitionLease:
 
     def finished(self, message: Message) -> None:
         """A stream is done processing ``message`` (acked or not)."""
-        count = self.processing - 1
-        if count > 0:
-            self.processing = count
-        else:
-            self.processing = 0
-            if self.owner.idle_waits:  # (no call per event while nobody waits)
-                self.owner.wake_idle()
+        self.done(message, False)
 
     def done(self, message: Message, ack: bool) -> None:
         """``finished``, then ``message.ack()`` if ``ack``: the end of every event, one call.
@@ -122,7 +116,7 @@ class PartitionLease:
             self.processing = count
         else:
             self.processing = 0
-            if self.owner.idle_waits:
+            if self.owner.idle_waits:  # (no call per event while nobody waits)
                 self.owner.wake_idle()
         if not ack or message.acked:
             return
