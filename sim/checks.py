@@ -6,10 +6,17 @@ and the trace lines that show it, so a failing seed explains itself.
 
 from __future__ import annotations
 
+import asyncio
+import importlib.util
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, NamedTuple
 
+import mode
+
+import detstream
 from detstream._types import TP, ConsumerRecord
 from detstream.clock import wall_time
 from detstream.errors import DecodeError
@@ -605,3 +612,53 @@ def _log_of(cluster: SimCluster, tp: TP) -> PartitionLog | None:
     if topic is None or tp.partition >= topic.partitions:
         return None
     return topic.logs[tp.partition]
+
+
+#: Where the runtime's plumbing lives (asyncio, mode's services): a task's chain of coroutines
+#: is judged by its first frame outside them.
+_PLUMBING = tuple(os.path.join(Path(str(package.__file__)).parent, "") for package in (asyncio, mode))
+
+
+def _package_dir(name: str) -> list[str]:
+    """Where package ``name`` lives, without importing it (the sim never imports aiokafka)."""
+    spec = importlib.util.find_spec(name)
+    return [os.path.join(where, "") for where in (spec.submodule_search_locations or [])] if spec else []
+
+
+#: What a stopped App must stop: detstream's own tasks and its Kafka client's (the aiokafka
+#: driver's), as opposed to tasks the program started itself.
+_RUNTIME = (os.path.join(Path(str(detstream.__file__)).parent, ""), *_package_dir("aiokafka"))
+
+
+def started_by_the_runtime(files: Iterable[str]) -> bool:
+    """Whether a task whose coroutine chain runs in ``files`` (outermost first) is the runtime's."""
+    for filename in files:
+        if not filename.startswith(_PLUMBING):
+            return filename.startswith(_RUNTIME)
+    return False
+
+
+def stop_left_nothing_running(worker: str, left: list[tuple[str, list[str]]], at: float) -> Violation | None:
+    """``stopped-app-idle``: a graceful stop that returned left none of the runtime's tasks running.
+
+    ``left`` holds each task still running when ``worker``'s stop returned:
+    its description and the files of its coroutine chain. Why a check:
+    ``App.stop`` is where the engine ends its readers, recoveries and
+    loops; one still running afterwards works for a worker that let its
+    partitions go (a standby reader or a recovery started by an assignment
+    the stop let through: the ``assigned-while-stopping-taken`` mutant),
+    and in a process that goes on after the stop (tests, an embedding
+    program) it keeps reading and writing. Tasks the program started itself
+    are its own business (``detstream worker`` exits after the stop either
+    way), so they are not judged.
+    """
+    engine = [description for description, files in left if started_by_the_runtime(files)]
+    if not engine:
+        return None
+    return Violation(
+        "stopped-app-idle",
+        f"{worker}'s graceful stop returned at t={at:.3f}s with {len(engine)} of the runtime's "
+        "tasks still running: a stopped App must end every reader, recovery and loop it started",
+        engine[:5],
+        window=(at, at),
+    )

@@ -703,6 +703,19 @@ def _awaiting(aw: Any) -> Any:
     return None
 
 
+def task_code_files(task: asyncio.Task[Any]) -> list[str]:
+    """The source files of a task's coroutine chain, outermost first (``cr_await`` down)."""
+    files = []
+    aw: Any = task.get_coro()
+    for _ in range(64):  # bounded: never loop on an odd awaitable
+        frame = _frame_of(aw)
+        if frame is None:
+            break
+        files.append(frame.f_code.co_filename)
+        aw = _awaiting(aw)
+    return files
+
+
 def describe_task(task: asyncio.Task[Any]) -> str:
     """``Task 'name' qualname() at file:line -> inner() at file:line ...``.
 

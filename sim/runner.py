@@ -506,7 +506,7 @@ class Simulation:
         loop = asyncio.get_running_loop()
         began = loop.time()
         try:
-            await asyncio.wait_for(worker.stop(), worker.shutdown_timeout)
+            stopped = await asyncio.wait_for(worker.stop(), worker.shutdown_timeout)
         except asyncio.TimeoutError:
             self._check(checks.Violation(
                 "graceful-stop",
@@ -517,6 +517,12 @@ class Simulation:
                 window=(began, began + worker.shutdown_timeout),
             ))
             await worker.crash()
+            return
+        if not stopped:
+            return  # it had crashed: its tasks are killed by the crash
+        left = await worker.exit()
+        if left:
+            self._check(checks.stop_left_nothing_running(worker.name, left, loop.time()))
 
     async def _quiesce(self) -> None:
         """End of the main phase: every worker's tasks, timers and crontabs stop, for good."""

@@ -21,7 +21,7 @@ from detstream.stopping import SHUTDOWN_TIMEOUT, stop_deadline
 
 from .cluster import SimCluster
 from .driver import SimTransport
-from .loop import task_owner
+from .loop import describe_task, task_code_files, task_owner
 from .network import LinkConditions
 from .trace import Trace
 
@@ -198,19 +198,37 @@ class SimWorker:
             self.trace.record(self.actor, "sources-stopped", names=names)
         await app.stop_sources()
 
-    async def stop(self) -> None:
+    async def stop(self) -> bool:
         """Graceful stop: in-flight events finish, offsets are committed, the group is left.
 
         Under the deadline ``detstream worker`` sets: what waits for the cluster
         past it is given up, so the stop ends within ``shutdown_timeout`` even
-        with the brokers unreachable (the runner holds it to that).
+        with the brokers unreachable (the runner holds it to that). False if
+        there was nothing to stop (the process had crashed meanwhile).
         """
         if not self.up:
-            return  # the process is gone already (it crashed meanwhile): nothing gets the SIGTERM
+            return False  # the process is gone already (it crashed meanwhile): nothing gets the SIGTERM
         self.up = False
         self._stop_watching()
         self.app.stop_deadline = stop_deadline(asyncio.get_running_loop().time(), self.shutdown_timeout)
         await self.app.stop()
+        return True
+
+    async def exit(self) -> list[tuple[str, list[str]]]:
+        """The process exits after its graceful stop, as ``detstream worker`` does: what still runs dies.
+
+        Returns each task that was still running (its description and the
+        files of its coroutine chain), for the runner's ``stopped-app-idle``
+        check; traced as ``exit-killed`` when there are any.
+        """
+        left = asyncio.get_running_loop().tasks_owned_by(self.owner)  # type: ignore[attr-defined]
+        if not left:
+            return []
+        found = [(describe_task(task), task_code_files(task)) for task in left]
+        self.trace.record(self.actor, "exit-killed", incarnation=self.incarnation,
+                          tasks=[task.get_name() for task in left])
+        await _kill(left)
+        return found
 
     def _stop_watching(self) -> None:
         watcher, self._watcher = self._watcher, None

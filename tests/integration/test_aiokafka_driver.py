@@ -302,3 +302,22 @@ def test_admin_creates_topics_once_and_describes_without_creating(kafka_bootstra
             await admin.stop()
 
     asyncio.run(run())
+
+
+def test_admin_asked_twice_at_once_starts_one_client_and_stops_all_of_it(kafka_bootstrap: str) -> None:
+    """A worker's start asks the admin client for several topics at once: each first request
+    started a client of its own, and the one overwritten was never closed (its metadata task
+    and connection ran on after the stop). Found by the simulator's ``stopped-app-idle``."""
+    name = f"it-admin-{secrets.token_hex(4)}"
+
+    async def run() -> None:
+        before = asyncio.all_tasks()
+        admin = transport(kafka_bootstrap).create_admin(client_id="it-admin")
+        try:
+            assert await asyncio.gather(admin.partitions_for(name), admin.partitions_for(name)) == [None, None]
+        finally:
+            await admin.stop()
+        left = asyncio.all_tasks() - before
+        await until(lambda: all(task.done() for task in left), "the admin client's tasks to end")
+
+    asyncio.run(run())

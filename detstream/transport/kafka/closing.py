@@ -71,6 +71,7 @@ async def force_close_consumer(consumer: Any) -> None:
         *getattr(fetcher, "_pending_tasks", ()),
     ]
     await _cancel_all(tasks)
+    await _cancel_all(_tasks_of(coordinator, fetcher))  # requests in flight (offset lookups, ...)
     client = getattr(consumer, "_client", None)
     if client is not None:
         await client.close()
@@ -79,10 +80,28 @@ async def force_close_consumer(consumer: Any) -> None:
 async def force_close_producer(producer: Any) -> None:
     """Stop an ``AIOKafkaProducer``'s sender without delivering what it buffered; close it."""
     sender = getattr(producer, "_sender", None)
-    await _cancel_all([getattr(sender, "sender_task", None)])
+    # The sender's routine, cancelled, waits for its requests in flight, which retry until
+    # the delivery timeout: they are cancelled with it (else they ran on after the stop).
+    await _cancel_all([getattr(sender, "sender_task", None), *_tasks_of(sender)])
     client = getattr(producer, "client", None)
     if client is not None:
         await client.close()
+
+
+def _tasks_of(*owners: Any) -> list[asyncio.Task[Any]]:
+    """The running loop's unfinished tasks that run a method of one of ``owners``.
+
+    aiokafka keeps some of its request tasks in local variables only (the
+    sender's produce and transaction requests, the fetcher's offset
+    lookups): a forced close finds them by the object their coroutine runs on.
+    """
+    wanted = {id(owner) for owner in owners if owner is not None}
+    found = []
+    for task in asyncio.all_tasks():
+        frame = getattr(task.get_coro(), "cr_frame", None)
+        if frame is not None and not task.done() and id(frame.f_locals.get("self")) in wanted:
+            found.append(task)
+    return found
 
 
 async def _cancel_all(tasks: Iterable[Any]) -> None:

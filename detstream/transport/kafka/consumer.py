@@ -47,6 +47,7 @@ from detstream.errors import CommitFailedError, FencedInstanceIdError, Improperl
 from detstream.transport.base import GroupMetadata, RebalanceListener
 from detstream.transport.kafka import static_membership
 from detstream.transport.kafka.closing import force_close_consumer, stop_client
+from detstream.transport.kafka.lazy_client import LazyClient
 
 if TYPE_CHECKING:
     from detstream.transport.kafka.driver import AIOKafkaTransport
@@ -175,7 +176,7 @@ class KafkaConsumer:
         self._held: frozenset[TP] = frozenset()
         self._owned: frozenset[TP] = frozenset()
         #: a read_uncommitted consumer (no group) asked for high watermarks, made on first use.
-        self._log_end_reader: AIOKafkaConsumer | None = None
+        self._log_end_reader: LazyClient[AIOKafkaConsumer] = LazyClient(self._start_log_end_reader)
 
     # -- lifecycle ----------------------------------------------------------------
     async def start(self) -> None:
@@ -248,11 +249,11 @@ class KafkaConsumer:
         failing first on a consumer that seems never started.
         """
         consumer = self._consumer
-        reader, self._log_end_reader = self._log_end_reader, None
         self._generation = -1
         self._stopping = True
-        budget = self._transport.stop_budget()
         try:
+            reader = await self._log_end_reader.take()  # (a start in flight is cancelled)
+            budget = self._transport.stop_budget()
             if consumer is not None:
                 await stop_client(f"consumer (group {self._group_id})", consumer.stop,
                                   partial(force_close_consumer, consumer), budget)
@@ -502,15 +503,18 @@ class KafkaConsumer:
         """
         if self._options.get("isolation_level") != "read_committed":
             return await self.end_offsets(tps)
-        if self._log_end_reader is None:
-            options = {k: v for k, v in self._options.items()
-                       if k not in ("partition_assignment_strategy", "group_instance_id")}
-            options.update(group_id=None, isolation_level="read_uncommitted", enable_auto_commit=False)
-            self._log_end_reader = await self._transport.start_client(
-                lambda: AIOKafkaConsumer(**options), "log-end reader"
-            )
-        found = await self._log_end_reader.end_offsets([_ak(tp) for tp in tps])
+        reader = await self._log_end_reader.get()
+        found = await reader.end_offsets([_ak(tp) for tp in tps])
         return {TP(tp.topic, tp.partition): offset for tp, offset in found.items()}
+
+    async def _start_log_end_reader(self) -> AIOKafkaConsumer:
+        options = {k: v for k, v in self._options.items()
+                   if k not in ("partition_assignment_strategy", "group_instance_id")}
+        options.update(group_id=None, isolation_level="read_uncommitted", enable_auto_commit=False)
+        reader: AIOKafkaConsumer = await self._transport.start_client(
+            lambda: AIOKafkaConsumer(**options), "log-end reader"
+        )
+        return reader
 
 
 # -- helpers ---------------------------------------------------------------------

@@ -58,6 +58,7 @@ from detstream.transport.any_broker import to_any_broker
 from detstream.transport.base import Headers, IsolationLevel
 from detstream.transport.kafka.closing import CANCEL_WAIT, force_close_producer, stop_client
 from detstream.transport.kafka.consumer import CopartitionedAssignor, KafkaConsumer, _ms
+from detstream.transport.kafka.lazy_client import LazyClient
 from detstream.transport.kafka.options import (
     admin_options,
     check_settings,
@@ -601,18 +602,16 @@ class KafkaAdmin:
     def __init__(self, transport: AIOKafkaTransport, options: dict[str, Any]) -> None:
         self._transport = transport
         self._options = options
-        self._admin: AIOKafkaAdminClient | None = None
+        self._admin: LazyClient[AIOKafkaAdminClient] = LazyClient(partial(
+            transport.start_client, lambda: AIOKafkaAdminClient(**self._options), "admin client"
+        ))
         self._timeout = options["request_timeout_ms"] / 1000.0
 
     async def _client(self) -> AIOKafkaAdminClient:
-        if self._admin is None:
-            self._admin = await self._transport.start_client(
-                lambda: AIOKafkaAdminClient(**self._options), "admin client"
-            )
-        return self._admin
+        return await self._admin.get()
 
     async def stop(self) -> None:
-        admin, self._admin = self._admin, None
+        admin = await self._admin.take()
         if admin is not None:
             client = getattr(admin, "_client", None)
             await stop_client("admin client", admin.close,
