@@ -272,7 +272,8 @@ class Simulation:
             for spec in scenario.topics:
                 self.cluster.create_topic(spec.name, spec.partitions, spec.config, by="operator")
             await self._start_workers()
-            clients = [asyncio.ensure_future(self._feed(spec)) for spec in scenario.producers]
+            clients = [asyncio.ensure_future(self._feed(spec, self._client_encoders(spec.topic)))
+                       for spec in scenario.producers]
             faults = asyncio.ensure_future(self._apply_faults())
             await asyncio.sleep(self.options.duration)
             await self._quiesce()
@@ -368,13 +369,13 @@ class Simulation:
         await replacement.start()
         return replacement
 
-    async def _feed(self, spec: ProducerSpec) -> None:
+    async def _feed(self, spec: ProducerSpec, encoders: tuple[Encoder, Encoder]) -> None:
         # An upstream system's producer: idempotent, Kafka's default since 3.0.
         producer = SimProducer(self.cluster, spec.name, idempotent=True)
         await producer.start()
         await asyncio.sleep(spec.start)
         sent = self.produced.setdefault(spec.topic, [])
-        encode_key, encode_value = self._client_encoders(spec.topic)
+        encode_key, encode_value = encoders
         if not spec.every:
             await self._feed_pipelined(producer, spec, sent, encode_key, encode_value)
             return
@@ -415,8 +416,15 @@ class Simulation:
         ``key_type=str`` topic likewise: raw under the default
         ``key_serializer``). Other keys and values (and text for other topics)
         are written as :func:`~sim.scenario.encode` writes them.
+
+        Asked once per feed when the workers have started (``run``): an
+        upstream writes the same bytes whatever state a worker is in later.
+        (Asked when a feed began, a feed that began while the first worker
+        restarted, its agents not subscribed yet, wrote plain text to a topic
+        they read as JSON: every order undecodable, global_lookup chaos seed 6
+        under ``--driver aiokafka``.)
         """
-        app = self._any_app
+        app = next((worker.app for worker in self.live_workers()), self._any_app)
         encode_key: Encoder = encode
         encode_value: Encoder = encode
         for topic in app.topics:

@@ -39,3 +39,19 @@ def test_sim_clients_write_text_as_each_topic_reads_it():
     assert sorted(notes) == sorted(['buy milk', 'say "hi"', "ünïcode"])
     assert sorted(lines) == ["no quotes", "plain text"]
     assert [(r.key, r.value) for r in report.cluster.records("tagged")] == [(b'"k1"', b'"one"')]
+
+
+def test_a_client_writes_the_same_bytes_whatever_state_the_first_worker_is_in():
+    """global_lookup, chaos seed 6, production driver: w1 crashes at 3.6 s and restarts at 9 s,
+    while the orders feed begins at 9.6 s. Its encoders were looked up then, on w1's new App,
+    whose agents had not subscribed yet: no topic read as str, so the orders went out as plain
+    text and every one was undecodable. Encoders are now fixed when the feeds are launched."""
+    from dataclasses import replace
+
+    from sim import zoo
+
+    workload = next(w for w in zoo.ZOO if w.name == "global_lookup")
+    options = replace(workload.options(runner.SimOptions(seed=6, faults="chaos")), driver="aiokafka")
+    report = runner.run(workload.path, options)
+    assert report.ok, report.violations
+    assert not [e for e in report.trace.events if e.kind == "decode-error"]
