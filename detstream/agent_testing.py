@@ -335,6 +335,10 @@ class _KeepingProducer:
         ack.set_result(None)
         return ack
 
+    def forward_nowait(self, topic: str, *args: Any) -> None:
+        """Never: ``forward`` keeps records (no record is kept by a call that does not await)."""
+        return None
+
     async def partitions_for(self, topic: str) -> int:
         return 1
 

@@ -220,6 +220,13 @@ class SimProducer:
         headers: Headers = (),
     ) -> asyncio.Future[None]:
         """Queue the record as ``enqueue`` does; the future of the batch it joined (see the seam)."""
+        return self.forward_nowait(topic, key, value, partition, timestamp, headers)
+
+    def forward_nowait(
+        self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None,
+        timestamp: float | None = None, headers: Headers = (),
+    ) -> asyncio.Future[None]:
+        """``forward`` without a coroutine: this client never waits to take a record."""
         tp = self._queue(topic, key, value, partition, timestamp, headers, None)
         ack = self._batch_acks.get(tp)
         if ack is None:

@@ -121,6 +121,10 @@ class ProducerBuffer:
         self._enqueue = _enqueue_of(producer)
         #: the producer's ``forward`` (one future per batch), else its ``enqueue``.
         self._forward = getattr(producer, "forward", None) or self._enqueue
+        #: its ``forward_nowait``, if it has one: a forward without a coroutine when it need not wait.
+        self._forward_nowait: Callable[..., asyncio.Future[None] | None] | None = getattr(
+            producer, "forward_nowait", None
+        )
         #: future of a send in flight (a caller's, or the batch future of forwards) -> the
         #: records (topic, args, origin) whose events fail if it is refused.
         self._unsettled: dict[asyncio.Future[Any], list[tuple[str, dict[str, Any], _Origin]]] = {}
@@ -265,7 +269,7 @@ class ProducerBuffer:
         task is cancelled (the process is torn down), the records not handed
         over are cancelled with it, so nothing waits for them forever.
         """
-        outbox, enqueue, forward = self._outbox, self._enqueue, self._forward
+        outbox, enqueue, forward, nowait = self._outbox, self._enqueue, self._forward, self._forward_nowait
         # The client runs in this task: it sees the sender's event and agent, as a send
         # awaited by the agent itself would (the simulator's history reads them). This
         # task's context is its own, so they are set only when they change.
@@ -283,9 +287,13 @@ class ProducerBuffer:
                         event, agent = origin
                         set_current_event(event)
                         set_current_agent(agent)
-                    ack: asyncio.Future[Any] | Exception
+                    ack: asyncio.Future[Any] | Exception | None = None
                     try:
-                        ack = await (enqueue if future is not None else forward)(topic, **args)
+                        if future is None and nowait is not None:  # the common case: no coroutine
+                            ack = nowait(topic, args["key"], args["value"], args["partition"],
+                                         args["timestamp"], args["headers"])
+                        if ack is None:
+                            ack = await (enqueue if future is not None else forward)(topic, **args)
                     except Exception as exc:
                         ack = exc
                     if isinstance(ack, BaseException):  # refused before queueing: too large, ...

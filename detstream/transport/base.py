@@ -130,6 +130,18 @@ class Producer(Protocol):
         """
         ...
 
+    def forward_nowait(
+        self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None,
+        timestamp: float | None = None, headers: Headers = (),
+    ) -> asyncio.Future[None] | None:
+        """``forward`` where taking the record needs no wait; None where it would (then the
+        caller awaits ``forward``, which queues the record in the same place of the order).
+
+        The engine hands every record over in one task, in call order; this
+        saves it a coroutine per record. Refusals raise here as in ``forward``.
+        """
+        ...
+
     async def partitions_for(self, topic: str) -> int: ...
 
 

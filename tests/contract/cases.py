@@ -243,6 +243,54 @@ async def forwarded_records_share_their_batch_future_and_keep_call_order(backend
     assert got == {TP(topic, 0): [b"f0", b"f1", b"e2", b"f3"], TP(topic, 1): [b"g0"]}
 
 
+async def forward_nowait_takes_a_record_as_forward_does_or_says_to_wait(backend: Backend) -> None:
+    """``forward_nowait`` is ``forward`` without a coroutine where the client need not wait.
+
+    It returns the future ``forward`` would (the batch's), or None where
+    ``forward`` would wait (metadata not known yet, no room): the caller
+    then awaits ``forward``, and the record takes the same place in the
+    order. An oversized record is refused by the call itself.
+    """
+    topic = await backend.topic(1)
+    producer = await backend.producer()
+
+    async def forward(value: bytes) -> asyncio.Future[None]:
+        batch = producer.forward_nowait(topic, None, value, 0)
+        if batch is None:
+            batch = await producer.forward(topic, key=None, value=value, partition=0)
+        return batch
+
+    first = await forward(b"n0")
+    assert await forward(b"n1") is first  # no suspension between them: one batch
+    limit = int(backend.app.conf.producer_max_request_size)
+    try:
+        producer.forward_nowait(topic, None, b"x" * (limit + 1), 0)
+    except ProducerSendError as exc:
+        assert "MessageSizeTooLarge" in f"{type(exc).__name__} {exc}", exc
+    else:
+        raise AssertionError("forward_nowait accepted a record over producer_max_request_size")
+    last = await producer.forward(topic, key=None, value=b"n2", partition=0)
+    for batch in (first, last):
+        assert await batch is None
+    consumer = await backend.consumer()
+    consumer.assign([TP(topic, 0)])
+    await consumer.start()
+    assert [r.value for r in (await read_records(consumer, 3))] == [b"n0", b"n1", b"n2"]
+
+
+async def read_records(consumer: Any, want: int) -> list[Any]:
+    """The next ``want`` records the consumer fetches, in fetch order."""
+    got: list[Any] = []
+
+    async def enough() -> bool:
+        for records in (await consumer.getmany(1.0)).values():
+            got.extend(records)
+        return len(got) >= want
+
+    await until(enough, f"{want} records")
+    return got
+
+
 class Listener:
     """A rebalance listener that notes what it was told."""
 
@@ -336,6 +384,7 @@ CASES = [
     the_broker_refuses_a_batch_over_the_topics_max_message_bytes,
     enqueued_records_keep_call_order_and_ack_later,
     forwarded_records_share_their_batch_future_and_keep_call_order,
+    forward_nowait_takes_a_record_as_forward_does_or_says_to_wait,
     a_restarted_static_member_takes_its_place_without_a_rebalance,
     a_second_member_with_the_instance_id_fences_the_first,
 ]

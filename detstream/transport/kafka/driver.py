@@ -378,9 +378,28 @@ class KafkaProducer:
     ) -> asyncio.Future[None]:
         """As ``enqueue``; the future of the batch the record joined (shared, one per batch)."""
         batch = await self._add(topic, key, value, partition, timestamp, headers, None)
-        if batch.forwarded is None:
-            batch.forwarded = asyncio.get_running_loop().create_future()
-        return batch.forwarded
+        return _forwarded(batch)
+
+    def forward_nowait(
+        self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None,
+        timestamp: float | None = None, headers: Headers = (),
+    ) -> asyncio.Future[None] | None:
+        """``forward`` where it would not suspend; None where it would (call ``forward`` then).
+
+        It would not when nobody waits before it and the partition's open
+        batch takes the record (metadata known, room left): the common case,
+        without a coroutine per record.
+        """
+        if self._waiting:
+            return None
+        producer = self._client()
+        stamp_ms = int(round((wall_time() if timestamp is None else timestamp) * 1000))
+        try:
+            batch = self._append(producer, topic, key, value, partition, stamp_ms,
+                                 list(headers) if headers else _NO_HEADERS, None)
+        except KafkaError as exc:
+            raise self._refused_early(topic, partition, key, value, exc) from exc
+        return None if batch is None else _forwarded(batch)
 
     async def _add(
         self, topic: str, key: bytes | None, value: bytes | None, partition: int | None,
@@ -410,11 +429,18 @@ class KafkaProducer:
             finally:
                 self._waiting -= 1
         except KafkaError as exc:
-            if self._observer is not None:  # refused before it was queued
-                seen = self._observer.sent(topic, -1 if partition is None else partition, key, value,
-                                           **self._kinds)
-                self._observer.refused(seen, exc)
-            raise self._refused(topic, partition, exc) from exc
+            raise self._refused_early(topic, partition, key, value, exc) from exc
+
+    def _refused_early(
+        self, topic: str, partition: int | None, key: bytes | None, value: bytes | None,
+        exc: KafkaError,
+    ) -> Exception:
+        """A record refused before it was queued: the observer is told; the error to raise."""
+        if self._observer is not None:
+            seen = self._observer.sent(topic, -1 if partition is None else partition, key, value,
+                                       **self._kinds)
+            self._observer.refused(seen, exc)
+        return self._refused(topic, partition, exc)
 
     def _known(self, producer: AIOKafkaProducer, topic: str) -> tuple[set[int], list[int], list[int]] | None:
         """The topic's partitions (all, as a set and a list; those with a leader); None if unknown."""
@@ -586,6 +612,13 @@ class KafkaProducer:
 
     async def partitions_for(self, topic: str) -> int:
         return len(await self._client().partitions_for(topic))
+
+
+def _forwarded(batch: _Batch) -> asyncio.Future[None]:
+    """The future the records forwarded into ``batch`` share (made with the first of them)."""
+    if batch.forwarded is None:
+        batch.forwarded = asyncio.get_running_loop().create_future()
+    return batch.forwarded
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:
