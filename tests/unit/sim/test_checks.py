@@ -124,3 +124,21 @@ def test_a_new_assignment_or_another_copy_starts_afresh():
     assert changelog_applied_in_order(promoted, cluster) is None
     other_worker = _trace(_applied(0, 1, 2), _applied(4, 5, 2, actor="w2"))
     assert changelog_applied_in_order(other_worker, cluster) is None
+
+
+def test_the_first_unseen_offset_skips_markers_aborted_records_holes_and_open_transactions():
+    from sim.checks import _first_unseen
+
+    def record(offset):
+        return ConsumerRecord("t", 0, offset, 0.0, None, b"v", ())
+
+    log = PartitionLog(records=[record(0), record(1), ControlMarker(2, 7, True), record(3), None,
+                                record(5), record(6)])
+    log.transactional = True
+    log.aborted = {3}
+    log.open_first = {9: 6}  # an open transaction from offset 6: past the last stable offset
+    assert _first_unseen(log, {0, 1, 5}) is None
+    assert _first_unseen(log, {0, 5}) == 1
+    assert _first_unseen(log, {0, 1}) == 5
+    log.start_offset = 2  # retention deleted 0 and 1
+    assert _first_unseen(log, {5}) is None

@@ -233,3 +233,14 @@ def test_a_cancelled_wait_leaves_no_waiter_behind():
         return task.cancelled(), dict(cluster._fetch_waiters), dict(cluster._waiting_on[TP("t", 0)])
 
     assert simulate(main) == (True, {}, {})
+
+
+def test_record_count_is_the_length_of_what_a_final_read_gets():
+    from sim.runner import SimOptions, run
+
+    report = run("examples/word_count.py", SimOptions(seed=1, workers=2, duration=5.0, faults="chaos"))
+    cluster = report.cluster
+    for topic in sorted(cluster.topics):
+        for committed in (True, False):
+            assert cluster.record_count(topic, read_committed=committed) == len(
+                cluster.records(topic, read_committed=committed)), (topic, committed)
