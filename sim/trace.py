@@ -181,22 +181,19 @@ class Trace:
 
     def record(self, actor: str, kind: str, **fields: Any) -> None:
         """Append one step; field order is the call's keyword order."""
-        events = self.events
-        event = _new_event(TraceEvent, (self.clock(), actor, kind, fields))
-        immutable = _IMMUTABLE
+        tps = self._tps
         early = False
         for key, value in fields.items():
             cls = type(value)
             if cls is TP:
-                tps = self._tps
-                shared = tps.get(value)
-                if shared is None:
-                    tps[value] = value
-                elif shared is not value:
+                shared = tps.setdefault(value, value)
+                if shared is not value:
                     fields[key] = shared  # an existing key: the dict keeps its size and order
-            elif cls not in immutable:
+            elif cls not in _IMMUTABLE:
                 early = True
+        events = self.events
         index = len(events)
+        event = _new_event(TraceEvent, (self.clock(), actor, kind, fields))
         if early:
             self._early[index] = _render(event)
         events.append(event)
