@@ -149,6 +149,38 @@ class RunResult:
         """Every record in ``topic`` at the end (the final full read)."""
         return self._cluster.records(topic)
 
+    def overtaken_keys(self, topic: str) -> set[bytes | None]:
+        """Keys of ``topic`` whose last record is older than the last write of the key known to land.
+
+        A late write: one a gone process sent (a stop that gave up while its
+        host was cut off, a crash), held by the network and appended after the
+        partition's new owner wrote the key. At-least-once cannot fence it, so
+        the key's latest record is stale (a changelog: the table recovered from
+        it loses the newer updates); exactly-once fences it (the new owner's
+        producer bumps the transactional id's epoch). Kafka Streams under
+        at_least_once has the same hole. Checks of at-least-once workloads
+        that count updates allow these keys.
+
+        A key counts when its last record in the log matches no write of the
+        key sent at or after the last one known to have landed (acknowledged,
+        or appended where the history knows its offset): a gone process never
+        hears of its late write, so its offset is not always known.
+        """
+        writes: dict[tuple[int, bytes | None], list[Any]] = {}
+        for write in self._cluster.history.writes:  # in send order
+            if write.tp.topic == topic:
+                writes.setdefault((write.tp.partition, write.key), []).append(write)
+        last: dict[tuple[int, bytes | None], bytes | None] = {}
+        for record in self._cluster.records(topic):  # partition by partition, in offset order
+            last[(record.partition, record.key)] = record.value
+        stale = set()
+        for (partition, key), value in last.items():
+            sent = writes.get((partition, key), [])
+            landed = [i for i, write in enumerate(sent) if write.acked or write.offsets]
+            if landed and all(write.value != value for write in sent[landed[-1]:]):
+                stale.add(key)
+        return stale
+
     def events(self, kind: str) -> list[TraceEvent]:
         """The run's trace events of ``kind``, in order (e.g. ``window-close``)."""
         return list(self._cluster.trace.of_kind(kind))

@@ -62,3 +62,4 @@ def test_the_production_driver_leaves_nothing_running_after_a_stop(name: str, fa
     options = replace(workload.options(SimOptions(seed=seed, faults=faults)), driver="aiokafka")
     report = run(workload.path, options)
     assert report.ok, [(v.check, v.message, v.evidence) for v in report.violations]
+
