@@ -71,10 +71,9 @@ PINNED = [
            frozenset({"counts_equal_input", "table-equals-changelog"})),
     # static membership: a twin's zombie joins late and takes the instance back; the
     # replacement is told FencedInstanceIdError at its next commit and must stop there
-    # w3 restarts during the first join; its stop lets the rebalance in flight reach the
-    # listener, and the stopping worker takes the assignment: its standby reader outlives the stop
-    Pinned("assigned-while-stopping-taken", "sim/workloads/take_batches.py", _chaos(33),
-           frozenset({"stopped-app-idle"})),
+    # a stop lets the rebalance in flight reach the listener, and the stopping worker takes the
+    # assignment: the standby reader it starts outlives the stop (take_batches chaos 33 too)
+    Pinned("assigned-while-stopping-taken", WORD_COUNT, _chaos(7), frozenset({"stopped-app-idle"})),
     Pinned("instance-fencing-ignored", "tests/apps/awaiting_relay.py",
            SimOptions(seed=24, duration=20.0, faults="chaos", static_membership=True),
            frozenset({"no-delivery-after-fenced"})),
