@@ -211,3 +211,24 @@ def instance_fenced(consumer: Any) -> str | None:
     """The group instance id the consumer's group coordinator was fenced as, if it was."""
     coordinator = consumer._coordinator
     return getattr(coordinator, "_detstream_fenced_instance", None) if coordinator is not None else None
+
+
+def bootstrap_connections(exc: BaseException) -> list[Any]:
+    """The connections aiokafka's ``AIOKafkaClient.bootstrap`` had open where ``exc`` left it.
+
+    aiokafka 0.14 closes its bootstrap connection when the metadata request
+    fails with a Kafka error, not when the start is cancelled: the
+    connection then stays open with its reader task running (until the
+    broker drops it as idle, 10 minutes later). Its frame is in the
+    traceback of the cancellation, local ``bootstrap_conn``.
+    """
+    found = []
+    tb = exc.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        if frame.f_code.co_name == "bootstrap":
+            conn = frame.f_locals.get("bootstrap_conn")
+            if conn is not None:
+                found.append(conn)
+        tb = tb.tb_next
+    return found

@@ -4,8 +4,11 @@ The check caught two leaks of the production driver under ``--driver
 aiokafka`` when it was added: two admin clients started at once per worker
 start, one never closed (``transport/kafka/lazy_client.py``), and a stop
 forced under its deadline left aiokafka's request tasks retrying (produce,
-transaction and offset requests, until the delivery timeout). In the sim
-driver it catches the ``assigned-while-stopping-taken`` mutant (pinned in
+transaction and offset requests, until the delivery timeout). Sweeping more
+seeds found two more: the engine's producer drain, after a stop that gave up,
+waited on for metadata the closed client never brings; and a client start
+cancelled in aiokafka's bootstrap left the bootstrap connection open (its
+reader ran on). In the sim driver it catches the ``assigned-while-stopping-taken`` mutant (pinned in
 tests/test_planted_mutants.py).
 """
 
@@ -56,6 +59,8 @@ def test_the_programs_own_tasks_die_with_the_process_unjudged() -> None:
     ("word_count", "default", 1),  # each start made two admin clients; one was never closed
     ("take_batches", "chaos", 1),  # w1 leaves cut off: its forced stop left produce requests retrying
     ("windowed_lists", "chaos", 1),  # ... and a transaction commit waiting for them
+    ("take_batches", "default", 14),  # the engine's drain waited for a closed client's metadata
+    ("proj", "default", 15),  # a start cancelled in aiokafka's bootstrap left its connection open
 ])
 def test_the_production_driver_leaves_nothing_running_after_a_stop(name: str, faults: str, seed: int) -> None:
     workload = next(w for w in zoo.ZOO if w.name == name)

@@ -157,6 +157,20 @@ class ProducerBuffer:
                 await self.flush()
         finally:
             await self._producer.stop()
+            await self._end_drain()
+
+    async def _end_drain(self) -> None:
+        """The client is closed: a drain still handing records over ends, its records cancelled.
+
+        After a stop that gave up on the broker, the drain can be waiting
+        for something the closed client never brings (a topic's metadata):
+        it ran on after the App stopped (found by the simulator's
+        ``stopped-app-idle`` check under ``--driver aiokafka``).
+        """
+        drainer = self._drainer
+        if drainer is not None and not drainer.done():
+            drainer.cancel()
+            await asyncio.wait({drainer})
 
     @property
     def _txn_producer(self) -> TransactionalProducer:

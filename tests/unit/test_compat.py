@@ -68,6 +68,34 @@ def test_the_aiokafka_details_compat_reaches_exist():
     assert all(found.values()), found
     members = GroupCoordinator.__init__.__code__.co_names
     assert "generation" in members and "member_id" in members
+    from aiokafka.client import AIOKafkaClient
+
+    bootstrap = AIOKafkaClient.bootstrap.__code__  # compat.bootstrap_connections reads its frame
+    assert bootstrap.co_name == "bootstrap" and "bootstrap_conn" in bootstrap.co_varnames
+
+
+def test_a_cancelled_bootstrap_hands_over_the_connection_it_left_open():
+    """A start cancelled while aiokafka's bootstrap waits: its connection is found in the
+    cancellation's traceback (``start_client`` closes it; aiokafka 0.14 does not)."""
+    import asyncio
+
+    class Conn:
+        closed = False
+
+    async def bootstrap(bootstrap_conn):
+        await asyncio.sleep(10)
+
+    async def start(conn):
+        task = asyncio.ensure_future(bootstrap(conn))
+        await asyncio.sleep(0)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError as exc:
+            return compat.bootstrap_connections(exc)
+
+    conn = Conn()
+    assert asyncio.run(start(conn)) == [conn]
 
 
 def test_a_join_completing_while_the_kafka_consumer_stops_is_ignored():

@@ -188,7 +188,9 @@ class AIOKafkaTransport:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX)
                 continue
-            except BaseException:
+            except BaseException as exc:
+                for conn in compat.bootstrap_connections(exc):  # left open when cancelled
+                    conn.close()
                 await _close_quietly(client)
                 raise
             finally:
