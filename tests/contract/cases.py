@@ -86,13 +86,21 @@ async def fill(backend: Backend, topic: str, partitions: int, per_partition: int
 async def read(consumer: Any, want: int) -> dict[TP, list[int]]:
     """Offsets returned per partition until ``want`` records came back."""
     got: dict[TP, list[int]] = {}
+    for record in await read_records(consumer, want):
+        got.setdefault(TP(record.topic, record.partition), []).append(record.offset)
+    return got
 
-    async def more() -> bool:
-        for tp, records in (await consumer.getmany(0.5)).items():
-            got.setdefault(tp, []).extend(r.offset for r in records)
-        return sum(map(len, got.values())) >= want
 
-    await until(more, f"{want} records")
+async def read_records(consumer: Any, want: int) -> list[Any]:
+    """The records fetched until ``want`` came back, in fetch order."""
+    got: list[Any] = []
+
+    async def enough() -> bool:
+        for records in (await consumer.getmany(0.5)).values():
+            got.extend(records)
+        return len(got) >= want
+
+    await until(enough, f"{want} records")
     return got
 
 
@@ -276,19 +284,6 @@ async def forward_nowait_takes_a_record_as_forward_does_or_says_to_wait(backend:
     consumer.assign([TP(topic, 0)])
     await consumer.start()
     assert [r.value for r in (await read_records(consumer, 3))] == [b"n0", b"n1", b"n2"]
-
-
-async def read_records(consumer: Any, want: int) -> list[Any]:
-    """The next ``want`` records the consumer fetches, in fetch order."""
-    got: list[Any] = []
-
-    async def enough() -> bool:
-        for records in (await consumer.getmany(1.0)).values():
-            got.extend(records)
-        return len(got) >= want
-
-    await until(enough, f"{want} records")
-    return got
 
 
 class Listener:
