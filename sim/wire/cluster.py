@@ -121,7 +121,11 @@ class WireHistory:
         )
 
     def delivered(self, token: object, offset: int) -> None:
+        """The broker acknowledged the record: acked, as the sim driver's producer marks it (the
+        final read holds acknowledged writes to be readable, and counts an event's acked
+        write as its output)."""
         assert isinstance(token, Write)
+        token.acked = True
         if offset not in token.offsets:
             self.cluster.history.appended(token, offset)
 
