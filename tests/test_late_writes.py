@@ -8,10 +8,7 @@ Guarantees). Exactly-once fences it; at-least-once cannot.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
-from sim import zoo
-from sim.runner import RunResult, SimOptions, run
+from tests.pinned_run import run_pinned
 
 
 def test_a_gone_processs_late_changelog_write_is_named_not_called_lost() -> None:
@@ -20,11 +17,8 @@ def test_a_gone_processs_late_changelog_write_is_named_not_called_lost() -> None
     lands at 73.7 s, after w1 wrote 80 for the key. At-least-once cannot fence that (docs/
     production.md, Guarantees): the workload's count check allows exactly the keys whose last
     record is older than their last landed write (``RunResult.overtaken_keys``)."""
-    workload = next(w for w in zoo.ZOO if w.name == "timer_producer")
-    options = replace(workload.options(SimOptions(seed=9, faults="default")), driver="aiokafka")
-    report = run(workload.path, options)
-    assert report.ok, report.violations
-    result = RunResult(report.cluster, [], {}, [])
-    assert sorted(result.overtaken_keys("timer-producer-tick_counts-changelog")) == [
-        b'"464ef17d2f51"', b'"86f5aea9932a"']
-    assert result.overtaken_keys("ticks") == set()
+    outcome = run_pinned("timer_producer", "default", 9,
+                         topics=("timer-producer-tick_counts-changelog", "ticks"))
+    assert outcome["ok"], outcome["violations"]
+    assert outcome["overtaken"] == {
+        "timer-producer-tick_counts-changelog": ['"464ef17d2f51"', '"86f5aea9932a"'], "ticks": []}

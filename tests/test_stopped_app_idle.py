@@ -14,13 +14,11 @@ tests/test_planted_mutants.py).
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 
-from sim import zoo
 from sim.checks import started_by_the_runtime, stop_left_nothing_running
 from sim.runner import SimOptions, run
+from tests.pinned_run import run_pinned
 
 
 def test_the_runtimes_tasks_are_judged_by_their_first_frame_outside_asyncio_and_mode() -> None:
@@ -63,8 +61,6 @@ def test_the_programs_own_tasks_die_with_the_process_unjudged() -> None:
     ("proj", "default", 15),  # a start cancelled in aiokafka's bootstrap left its connection open
 ])
 def test_the_production_driver_leaves_nothing_running_after_a_stop(name: str, faults: str, seed: int) -> None:
-    workload = next(w for w in zoo.ZOO if w.name == name)
-    options = replace(workload.options(SimOptions(seed=seed, faults=faults)), driver="aiokafka")
-    report = run(workload.path, options)
-    assert report.ok, [(v.check, v.message, v.evidence) for v in report.violations]
-
+    outcome = run_pinned(name, faults, seed)
+    assert outcome["ok"], outcome["violations"]
+    assert "exit-killed" not in outcome["kinds"]

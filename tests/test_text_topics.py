@@ -46,12 +46,8 @@ def test_a_client_writes_the_same_bytes_whatever_state_the_first_worker_is_in():
     while the orders feed begins at 9.6 s. Its encoders were looked up then, on w1's new App,
     whose agents had not subscribed yet: no topic read as str, so the orders went out as plain
     text and every one was undecodable. Encoders are now fixed when the feeds are launched."""
-    from dataclasses import replace
+    from tests.pinned_run import run_pinned
 
-    from sim import zoo
-
-    workload = next(w for w in zoo.ZOO if w.name == "global_lookup")
-    options = replace(workload.options(runner.SimOptions(seed=6, faults="chaos")), driver="aiokafka")
-    report = runner.run(workload.path, options)
-    assert report.ok, report.violations
-    assert not [e for e in report.trace.events if e.kind == "decode-error"]
+    outcome = run_pinned("global_lookup", "chaos", 6)
+    assert outcome["ok"], outcome["violations"]
+    assert "decode-error" not in outcome["kinds"]

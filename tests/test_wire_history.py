@@ -4,10 +4,7 @@ and counts an event's acknowledged write as its output when a zombie's copy was 
 
 from __future__ import annotations
 
-from dataclasses import replace
-
-from sim import zoo
-from sim.runner import SimOptions, run
+from tests.pinned_run import run_pinned
 
 
 def test_acknowledged_writes_are_acked_and_a_redone_events_refused_copy_is_not_called_lost() -> None:
@@ -16,10 +13,6 @@ def test_acknowledged_writes_are_acked_and_a_redone_events_refused_copy_is_not_c
     w1's acknowledged writes for the same events are their output: no output lost. Before the
     wire history marked acknowledged writes, no write counted as acked there, and the final
     read called the refused copies lost (``final-read-refused-committed``)."""
-    workload = next(w for w in zoo.ZOO if w.name == "group_by_chain")
-    options = replace(workload.options(SimOptions(seed=20, faults="chaos")), driver="aiokafka")
-    report = run(workload.path, options)
-    assert report.ok, [(v.check, v.message) for v in report.violations]
-    appended = [w for w in report.cluster.history.writes if w.offsets]
-    assert appended and all(w.acked for w in appended)
-    assert any(w.refused == "ProducerFenced" for w in report.cluster.history.writes)
+    outcome = run_pinned("group_by_chain", "chaos", 20)
+    assert outcome["ok"], outcome["violations"]
+    assert outcome["appended_all_acked"] and "ProducerFenced" in outcome["refused"]
