@@ -392,30 +392,37 @@ class KafkaProducer:
         batch takes the record (metadata known, room left): the common case,
         without a coroutine per record.
         """
+        batch = self._add_nowait(topic, key, value, partition, timestamp, headers, None)
+        return None if batch is None else _forwarded(batch)
+
+    def _add_nowait(
+        self, topic: str, key: bytes | None, value: bytes | None, partition: int | None,
+        timestamp: float | None, headers: Headers, ack: asyncio.Future[RecordMetadata] | None,
+    ) -> _Batch | None:
+        """``_add`` where it need not wait: nobody waits before it and the open batch takes the
+        record. None where it must (then ``_add`` queues behind those waiting)."""
         if self._waiting:
             return None
         producer = self._client()
         stamp_ms = int(round((wall_time() if timestamp is None else timestamp) * 1000))
         try:
-            batch = self._append(producer, topic, key, value, partition, stamp_ms,
-                                 list(headers) if headers else _NO_HEADERS, None)
+            return self._append(producer, topic, key, value, partition, stamp_ms,
+                                list(headers) if headers else _NO_HEADERS, ack)
         except KafkaError as exc:
             raise self._refused_early(topic, partition, key, value, exc) from exc
-        return None if batch is None else _forwarded(batch)
 
     async def _add(
         self, topic: str, key: bytes | None, value: bytes | None, partition: int | None,
         timestamp: float | None, headers: Headers, ack: asyncio.Future[RecordMetadata] | None,
     ) -> _Batch:
         """Put the record in its partition's open batch (waiting for metadata or room if need be)."""
+        batch = self._add_nowait(topic, key, value, partition, timestamp, headers, ack)
+        if batch is not None:  # nobody waited before it and there was room: no suspension
+            return batch
         producer = self._client()
         stamp_ms = int(round((wall_time() if timestamp is None else timestamp) * 1000))
         header_list = list(headers) if headers else _NO_HEADERS
         try:
-            if not self._waiting:  # nobody waits before us: no need to queue, nor to suspend
-                batch = self._append(producer, topic, key, value, partition, stamp_ms, header_list, ack)
-                if batch is not None:
-                    return batch
             self._waiting += 1
             try:
                 async with self._enqueue:
