@@ -46,6 +46,42 @@ def transaction_manager(producer: Any) -> Any:
     return producer._txn_manager
 
 
+def replace_txn_offset_commit_handler(sender_module: Any, handler_class: type) -> None:
+    """Make aiokafka's sender build its TxnOffsetCommit requests with ``handler_class``.
+
+    ``Sender._do_txn_offset_commit`` looks its handler class up in its
+    module when it commits a transaction's offsets. Process-wide, idempotent.
+    """
+    sender_module.TxnOffsetCommitHandler = handler_class
+
+
+def attach_group_metadata(producer: Any, group: Any) -> None:
+    """Note on the producer's sender the group metadata of the offsets it is about to send."""
+    producer._sender._detstream_group_metadata = group
+
+
+def attached_group_metadata(sender: Any) -> Any:
+    """What ``attach_group_metadata`` noted on ``sender`` (None: nothing)."""
+    return getattr(sender, "_detstream_group_metadata", None)
+
+
+def fail_transaction_abortably(sender: Any, exc: BaseException) -> None:
+    """Fail the open transaction of ``sender``'s producer with ``exc``, to be aborted.
+
+    aiokafka's ``error_transaction`` (its abortable error) also forgets the
+    partitions and the consumer group the transaction added at the broker,
+    so the abort that follows takes it for an empty transaction and sends
+    no EndTxn: the broker's transaction stays open, the next transaction's
+    AddPartitionsToTxn joins it, and its commit commits the aborted records
+    too. What was added is kept, so the abort reaches the broker.
+    """
+    manager = sender._txn_manager
+    partitions, group = set(manager._txn_partitions), manager._txn_consumer_group
+    manager.error_transaction(exc)
+    manager._txn_partitions.update(partitions)
+    manager._txn_consumer_group = group
+
+
 def sender_failure(producer: Any) -> BaseException | None:
     """Why the producer's sender routine died, if it did (then it can send nothing more).
 
@@ -205,6 +241,35 @@ def carry_group_instance_id(coordinator_class: Any, rewrite: Any, fenced: Any) -
 
     coordinator_class._send_req = send_req
     coordinator_class._detstream_carries_instance_id = True
+
+
+def fetch_offsets_as(coordinator_class: Any, rewrite: Any, answered: Any) -> None:
+    """Send a marked consumer's group requests through ``rewrite(request)`` and hand
+    aiokafka ``answered(response)`` (see ``require_stable_offsets``).
+
+    Unmarked consumers send their requests as they are. Idempotent; every
+    group coordinator of the process is concerned.
+    """
+    if getattr(coordinator_class, "_detstream_fetches_offsets_as", False):
+        return
+    send = coordinator_class._send_req
+
+    async def send_req(self: Any, request: Any) -> Any:
+        if not getattr(self._client, "_detstream_require_stable", False):
+            return await send(self, request)
+        return answered(await send(self, rewrite(request)))
+
+    coordinator_class._send_req = send_req
+    coordinator_class._detstream_fetches_offsets_as = True
+
+
+def require_stable_offsets(consumer: Any) -> None:
+    """Mark ``consumer`` (before it starts) as one whose offset fetches ask for stable offsets.
+
+    The mark is on its client, which its group coordinator (made in
+    ``start``, which may fetch offsets before it returns) sends through.
+    """
+    consumer._client._detstream_require_stable = True
 
 
 def instance_fenced(consumer: Any) -> str | None:

@@ -552,7 +552,8 @@ class SimConsumer:
         return {tp: (positions[tp], end_of(tp)) for tp in tps if tp in positions and tp in self._assigned}
 
     def group_metadata(self) -> GroupMetadata:
-        return GroupMetadata(self._group_id or "", self.group.generation, self.group.member_id)
+        group = self.group
+        return GroupMetadata(self._group_id or "", group.generation, group.member_id, group.instance_id)
 
     # -- offsets ------------------------------------------------------------
     async def commit(self, offsets: Mapping[TP, int]) -> None:
@@ -608,8 +609,7 @@ class SimConsumer:
     async def committed(self, tp: TP) -> int | None:
         if self._group_id is None:
             return None
-        group = self._cluster.group(self._group_id)
-        return await self.group.request_retrying("offset-fetch", lambda: group.committed.get(tp))
+        return (await self._fetch_committed([tp]))[tp]
 
     async def start_offsets(self, tps: Iterable[TP]) -> dict[TP, int]:
         """Committed offsets (one offset fetch), else the log's beginning (``earliest``)."""
@@ -618,14 +618,35 @@ class SimConsumer:
             return {}
         committed: dict[TP, int | None] = {tp: None for tp in tps}
         if self._group_id is not None:
-            group = self._cluster.group(self._group_id)
-            committed = await self.group.request_retrying(
-                "offset-fetch", lambda: {tp: group.committed.get(tp) for tp in tps}
-            )
+            committed = await self._fetch_committed(tps)
         return {
             tp: offset if offset is not None else self._cluster.beginning_offset(tp)
             for tp, offset in committed.items()
         }
+
+    async def _fetch_committed(self, tps: list[TP]) -> dict[TP, int | None]:
+        """An OffsetFetch of the group's committed offsets of ``tps``.
+
+        Read_committed, it asks for stable offsets (KIP-447's ``require_stable``,
+        as Java's consumer and the Kafka driver do): while an open transaction
+        holds offsets of one of ``tps`` the coordinator answers
+        UNSTABLE_OFFSET_COMMIT, and the consumer asks again after its backoff.
+        """
+        group = self._cluster.group(self._group_id or "")
+        transactions = self._cluster.transactions
+
+        def at_coordinator() -> dict[TP, int | None] | None:
+            if self._read_committed and transactions.pending_offsets(group.group_id, tps):
+                return None
+            return {tp: group.committed.get(tp) for tp in tps}
+
+        while True:
+            committed = await self.group.request_retrying("offset-fetch", at_coordinator)
+            if committed is not None:
+                return committed
+            self._cluster.stats["offsets-unstable"] += 1
+            self._cluster.trace.record(self._name, "offsets-unstable", tps=len(tps))
+            await asyncio.sleep(self._cluster.config.retry_backoff)
 
     async def _list_offsets(self, offset_of: Callable[[TP], int], tps: Iterable[TP]) -> dict[TP, int]:
         """A ListOffsets request: it pays the network (a listener awaiting it lets fetches run).

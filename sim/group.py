@@ -298,9 +298,20 @@ class GroupCoordinator:
     ) -> None:
         """Store offsets; fenced unless sent by a current member of this generation."""
         if member_id is not None:
-            self._check_instance(member_id, instance_id, "offset-commit")
-            self.check_generation(member_id, generation)
+            self.check_committer(member_id, generation, instance_id, "offset-commit")
         self.store(member_id, offsets)
+
+    def check_committer(
+        self, member_id: str | None, generation: int, instance_id: str | None, request: str
+    ) -> None:
+        """Kafka's check of a member committing offsets, plainly or in a transaction (KIP-447).
+
+        ``FencedInstanceIdError`` if another member holds its group instance,
+        else ``CommitFailedError`` unless it is a member of the current generation.
+        """
+        if member_id is not None:
+            self._check_instance(member_id, instance_id, request)
+        self.check_generation(member_id, generation)
 
     def check_generation(self, member_id: str | None, generation: int) -> None:
         """``CommitFailedError`` unless ``member_id`` is a member of the current generation.

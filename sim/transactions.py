@@ -138,7 +138,9 @@ class TransactionCoordinator:
     ) -> None:
         """``send_offsets_to_transaction``: offsets of a current group member join the transaction."""
         state = self.check(name, epoch, "add-offsets")
-        self.cluster.group(group.group_id).check_generation(group.member_id, group.generation)
+        self.cluster.group(group.group_id).check_committer(
+            group.member_id, group.generation, group.group_instance_id, "txn-offset-commit"
+        )
         txn = self._begin(state)
         txn.group = group
         txn.offsets.update(offsets)
@@ -162,11 +164,12 @@ class TransactionCoordinator:
     def add_unchecked_offsets(
         self, name: str, epoch: int, group_id: str, offsets: Mapping[TP, int]
     ) -> None:
-        """``TxnOffsetCommit`` v0-v2: offsets with no member or generation to check.
+        """``TxnOffsetCommit`` v0-v2, or v3 naming no member: offsets with nothing to check.
 
-        KIP-447 added them in v3; aiokafka 0.14 sends v0, so only the
-        producer's epoch fences these offsets: a zombie whose transactional id
-        nobody took over commits them (``detstream.transport.kafka.transactions``).
+        KIP-447 added the member in v3. aiokafka 0.14 alone sends v0, so only
+        the producer's epoch fences these offsets: a zombie whose
+        transactional id nobody took over commits them. The Kafka driver
+        sends v3 with the member (``detstream.transport.kafka.member_offsets``).
         """
         txn = self._begin(self.check(name, epoch, "txn-offset-commit"))
         txn.group = GroupMetadata(group_id, -1, None)

@@ -37,6 +37,10 @@ from sim.wire.broker import serve_cluster
 EARLIEST, LATEST = -2, -1
 #: COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE: a client retries these.
 RETRIABLE = (14, 15)
+#: the previous transaction's markers are still being written: a client retries.
+CONCURRENT_TRANSACTIONS = 51
+#: an open transaction holds offsets of the partition (KIP-447's stable offset fetch).
+UNSTABLE_OFFSET_COMMIT = 88
 
 
 async def exchanges(bootstrap: str, topic: str, group: str) -> dict[str, Any]:
@@ -226,6 +230,84 @@ async def group_exchanges(bootstrap: str, topic: str, group: str) -> list[Any]:
         await client.close()
 
 
+async def member_offset_exchanges(bootstrap: str, topic: str, group: str) -> list[Any]:
+    """Transactional offsets naming their member (TxnOffsetCommit v3, KIP-447, as the Kafka
+    driver sends them): a stale generation, an unknown member, then the member itself; the
+    error codes per partition, a stable offset fetch (OffsetFetch v7) while each transaction
+    is open and once the last one committed, and what that left committed."""
+    from aiokafka.coordinator.protocol import ConsumerProtocolMemberMetadata
+    from aiokafka.protocol.group import JoinGroupRequest
+    from aiokafka.protocol.transaction import (
+        AddOffsetsToTxnRequest,
+        EndTxnRequest,
+        TxnOffsetCommitRequest,
+    )
+
+    from detstream.transport.base import GroupMetadata
+    from detstream.transport.kafka.member_offsets import MemberTxnOffsetCommitRequest
+
+    client = AIOKafkaClient(bootstrap_servers=bootstrap, client_id="wire-vs-broker")
+    await client.bootstrap()
+    try:
+        node = await _coordinator(client, group, 0)
+        metadata = ConsumerProtocolMemberMetadata(0, [topic], b"").encode()
+
+        def join(member: str) -> Any:
+            return JoinGroupRequest(group, 10_000, 10_000, member, None, "consumer", [("range", metadata)])
+
+        member = (await client.send(node, join(""))).member_id
+        generation = (await client.send(node, join(member))).generation_id
+        txn_id = f"{group}-txn"
+        txn_node = await _coordinator(client, txn_id, 1)
+        producer = await client.send(txn_node, InitProducerIdRequest(txn_id, 60_000))
+        while producer.error_code in RETRIABLE:
+            await asyncio.sleep(0.2)
+            producer = await client.send(txn_node, InitProducerIdRequest(txn_id, 60_000))
+        pid, epoch = producer.producer_id, producer.producer_epoch
+        seen: list[Any] = []
+        for name, gen, who in (("stale-generation", generation - 1, member),
+                               ("unknown-member", generation, "nobody"), ("member", generation, member)):
+            added = await client.send(txn_node, AddOffsetsToTxnRequest(txn_id, pid, epoch, group))
+            while added.error_code == CONCURRENT_TRANSACTIONS:  # the last abort's markers: retry
+                await asyncio.sleep(0.05)
+                added = await client.send(txn_node, AddOffsetsToTxnRequest(txn_id, pid, epoch, group))
+            commit = TxnOffsetCommitRequest(txn_id, group, pid, epoch, [(topic, [(0, 11, "")])])
+            sent = MemberTxnOffsetCommitRequest(commit, GroupMetadata(group, gen, who))
+            answer = await client.send(node, sent)
+            held = await _stable_offsets(client, node, group, topic)
+            ended = await client.send(txn_node, EndTxnRequest(txn_id, pid, epoch, name == "member"))
+            seen.append((name, added.error_code, answer.API_VERSION,
+                         [(t, [p[1] for p in parts]) for t, parts, *_ in answer.topics], held,
+                         ended.error_code))
+        after = await _stable_offsets(client, node, group, topic)
+        while after == [[0, -1, UNSTABLE_OFFSET_COMMIT]]:  # the commit's markers are on their way
+            await asyncio.sleep(0.05)
+            after = await _stable_offsets(client, node, group, topic)
+        return seen + [("stable-after-commit", after), ("committed", await _committed(bootstrap, group, topic))]
+    finally:
+        await client.close()
+
+
+async def _stable_offsets(client: AIOKafkaClient, node: int, group: str, topic: str) -> list[Any]:
+    """OffsetFetch v7 with ``require_stable``, as the Kafka driver's read_committed consumers
+    send it: (partition, offset, error) of partition 0."""
+    from aiokafka.protocol.commit import OffsetFetchRequest
+
+    from detstream.transport.kafka.stable_offsets import StableOffsetFetchRequest
+
+    fetched = await client.send(node, StableOffsetFetchRequest(OffsetFetchRequest(group, [(topic, [0])])))
+    return [[p[0], p[1], p[4]] for _, parts, _ in fetched.topics for p in parts]
+
+
+async def _coordinator(client: AIOKafkaClient, key: str, kind: int) -> int:
+    """The node coordinating ``key``: a group (``kind`` 0) or a transactional id (1)."""
+    found = await client.send(client.get_random_node(), FindCoordinatorRequest(key, kind))
+    while found.error_code in RETRIABLE:
+        await asyncio.sleep(0.2)
+        found = await client.send(client.get_random_node(), FindCoordinatorRequest(key, kind))
+    return int(found.coordinator_id)
+
+
 #: Kafka's answers, as ``record`` wrote them.
 RECORDED = Path(__file__).parent / "unit" / "sim" / "wire_exchanges.json"
 
@@ -252,6 +334,7 @@ async def all_exchanges(bootstrap: str, topic: str, group: str) -> dict[str, Any
         "requests": await exchanges(bootstrap, topic, group),
         "transactions": await transaction_exchanges(bootstrap, topic),
         "group": await group_exchanges(bootstrap, topic, f"{group}-members"),
+        "member-offsets": await member_offset_exchanges(bootstrap, topic, f"{group}-txn-members"),
     }
 
 

@@ -36,12 +36,15 @@ class GroupMetadata(NamedTuple):
 
     The generation and member id let the group coordinator refuse the offsets
     of a member that was replaced by a rebalance, which is what fences a
-    zombie when every worker has its own transactional id.
+    zombie when every worker has its own transactional id. A static member
+    names its ``group_instance_id`` too, so that the coordinator can tell it
+    another consumer took its place (FENCED_INSTANCE_ID).
     """
 
     group_id: str
     generation: int
     member_id: str | None
+    group_instance_id: str | None = None
 
 
 @runtime_checkable

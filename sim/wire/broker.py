@@ -14,14 +14,17 @@ ListOffsets v2-v3, Fetch v5-v11 (a long poll waits for an append; transaction
 markers go out as control batches, and a read_committed fetch names the
 aborted transactions its records belong to, so aiokafka's own filter drops
 them; no fetch sessions: aiokafka sends full fetches), FindCoordinator v1,
-OffsetCommit v3 and OffsetFetch v3 (committed offsets of a group, checked
-against its members and generation as the sim driver's are), group
+OffsetCommit v3 and OffsetFetch v3 and v7 (committed offsets of a group,
+checked against its members and generation as the sim driver's are; v7's
+``require_stable`` answers UNSTABLE_OFFSET_COMMIT for a partition whose
+offsets an open transaction holds, KIP-447), group
 membership: JoinGroup v2-v5 (from v4 a member first gets its id with
 MEMBER_ID_REQUIRED, KIP-394), SyncGroup v1-v3, Heartbeat v1, LeaveGroup v1
 (``groups``), transactions: InitProducerId v0, AddPartitionsToTxn v0,
 AddOffsetsToTxn v0, EndTxn v0 (at the transaction coordinator) and
-TxnOffsetCommit v0 (at the group coordinator; v0 carries no member or
-generation, so only the producer epoch fences it, as on Kafka), and topic
+TxnOffsetCommit v0 and v3 (at the group coordinator; v0 carries no member
+or generation, so only the producer epoch fences it, as on Kafka; v3,
+KIP-447, names the member, checked as a plain commit's is), and topic
 administration: CreateTopics v2-v3, DeleteTopics v1-v3 and DescribeConfigs
 v1-v2 (``admin``). Every other API is refused by closing the connection, as
 a broker does with a request it cannot parse.
@@ -57,6 +60,9 @@ from aiokafka.record.util import calc_crc32c
 from detstream._types import TP, ConsumerRecord
 from detstream.clock import wall_time
 from detstream.errors import CommitFailedError, FencedInstanceIdError, ProducerFencedError
+from detstream.transport.base import GroupMetadata
+from detstream.transport.kafka.member_offsets import TxnOffsetCommitResponse_v3
+from detstream.transport.kafka.stable_offsets import UNSTABLE_OFFSET_COMMIT, OffsetFetchResponse_v7
 from sim.brokers import GROUP_COORDINATOR_TOPIC, TXN_COORDINATOR_TOPIC, coordinator_partition
 from sim.cluster import ControlMarker, PartitionLog
 from sim.idempotence import BatchId
@@ -87,10 +93,10 @@ SERVED: dict[int, tuple[int, int]] = {
     24: (0, 0),  # AddPartitionsToTxn
     25: (0, 0),  # AddOffsetsToTxn
     26: (0, 0),  # EndTxn
-    28: (0, 0),  # TxnOffsetCommit
+    28: (0, 3),  # TxnOffsetCommit (v3: naming the committing member, KIP-447; no v1-v2 client)
     10: (1, 1),  # FindCoordinator
     8: (3, 7),  # OffsetCommit (v7: a static member's, naming its group instance)
-    9: (3, 3),  # OffsetFetch
+    9: (3, 7),  # OffsetFetch (v7: require_stable, KIP-447; no v4-v6 client)
     11: (2, 5),  # JoinGroup
     14: (1, 3),  # SyncGroup
     12: (1, 3),  # Heartbeat (v3: a static member's, naming its group instance)
@@ -115,6 +121,13 @@ ERROR_CODES = {
 }
 UNKNOWN_SERVER_ERROR = -1
 LATEST, EARLIEST = -1, -2
+
+
+def _committing_member(body: Any) -> GroupMetadata | None:
+    """The member a TxnOffsetCommit v3 names; None if it names none (generation -1, no id)."""
+    if body.generation_id < 0 and not body.member_id and body.group_instance_id is None:
+        return None
+    return GroupMetadata(body.group_id, body.generation_id, body.member_id, body.group_instance_id)
 
 
 def host_of(broker: int) -> str:
@@ -298,15 +311,31 @@ class WireBroker:
         return AddOffsetsToTxnResponse_v0(0, code)
 
     def txn_offset_commit(self, request: Decoded) -> Any:
-        """At the group coordinator: the offsets join the producer's transaction (epoch checked only)."""
+        """At the group coordinator: the offsets join the producer's transaction.
+
+        v3 (KIP-447) names the committing member, checked as a plain
+        commit's is; v0, or v3 with no member and generation -1, only by
+        the producer's epoch (as Kafka does, for older clients).
+        """
         body = request.body
-        offsets = {TP(topic, p[0]): p[1] for topic, partitions in body.topics for p in partitions}
+        flexible = request.api_version >= 3
+        offsets = {TP(topic[0], p[0]): p[1] for topic in body.topics for p in topic[1]}
         code = self.coordinator_error(body.group_id)
         if code == NO_ERROR:
-            code = self._fenced_as_code(
-                self.cluster.transactions.add_unchecked_offsets, body.transactional_id,
-                body.producer_epoch, body.group_id, offsets,
-            )
+            member = _committing_member(body) if flexible else None
+            if member is None:
+                code = self._fenced_as_code(
+                    self.cluster.transactions.add_unchecked_offsets, body.transactional_id,
+                    body.producer_epoch, body.group_id, offsets,
+                )
+            else:
+                code = self._fenced_as_code(
+                    self.cluster.transactions.add_offsets, body.transactional_id,
+                    body.producer_epoch, offsets, member,
+                )
+        if flexible:
+            tagged: list[Any] = [(topic[0], [(p[0], code, {}) for p in topic[1]], {}) for topic in body.topics]
+            return TxnOffsetCommitResponse_v3(0, tagged, {})
         rows = [(topic, [(p[0], code) for p in partitions]) for topic, partitions in body.topics]
         return TxnOffsetCommitResponse_v0(0, rows)
 
@@ -328,13 +357,23 @@ class WireBroker:
         state = self.cluster.transactions.ids.get(name)
         return NO_ERROR if state is not None and state.producer_id == producer_id else INVALID_PRODUCER_ID_MAPPING
 
-    @staticmethod
-    def _fenced_as_code(call: Any, *args: Any) -> int:
+    def _fenced_as_code(self, call: Any, *args: Any) -> int:
+        """``call``'s refusal as a Kafka error code: a fenced producer, or a replaced member."""
         try:
             call(*args)
         except ProducerFencedError:
             return INVALID_PRODUCER_EPOCH
+        except FencedInstanceIdError:
+            return FENCED_INSTANCE_ID
+        except CommitFailedError:
+            return ILLEGAL_GENERATION if args and self._stale_member(args[-1]) else UNKNOWN_MEMBER_ID
         return NO_ERROR
+
+    def _stale_member(self, member: Any) -> bool:
+        """Whether ``member`` (a ``GroupMetadata``) is in its group, at another generation."""
+        if not isinstance(member, GroupMetadata):
+            return False
+        return member.member_id in self.cluster.group(member.group_id).members
 
     # -- coordinators and committed offsets --------------------------------------------------
     def find_coordinator(self, request: Decoded) -> Any:
@@ -366,21 +405,38 @@ class WireBroker:
         return OffsetCommitResponse_v3(0, topics)
 
     def offset_fetch(self, request: Decoded) -> Any:
-        """Committed offsets; a group-level error is the top-level code with no partitions (v2+)."""
+        """Committed offsets; a group-level error is the top-level code with no partitions (v2+).
+
+        v7 with ``require_stable`` (KIP-447): a partition whose offsets an
+        open transaction holds is answered UNSTABLE_OFFSET_COMMIT, offset -1.
+        """
         body = request.body
-        code = self.coordinator_error(body.consumer_group)
+        flexible = request.api_version >= 7
+        group_id = body.group_id if flexible else body.consumer_group
+        code = self.coordinator_error(group_id)
         if code != NO_ERROR:
-            return OffsetFetchResponse_v3(0, [], code)
-        committed = self.cluster.group(body.consumer_group).committed
-        wanted = body.topics
+            return OffsetFetchResponse_v7(0, [], code, {}) if flexible else OffsetFetchResponse_v3(0, [], code)
+        committed = self.cluster.group(group_id).committed
+        wanted = None if body.topics is None else [(topic[0], topic[1]) for topic in body.topics]
         if wanted is None:  # every partition the group has an offset for
             topics: dict[str, list[int]] = {}
             for tp in sorted(committed):
                 topics.setdefault(tp.topic, []).append(tp.partition)
             wanted = list(topics.items())
-        rows = [(topic, [(p, committed.get(TP(topic, p), -1), "", NO_ERROR) for p in partitions])
-                for topic, partitions in wanted]
-        return OffsetFetchResponse_v3(0, rows, code)
+        unstable: set[TP] = set()
+        if flexible and body.require_stable:
+            every = [TP(topic, p) for topic, partitions in wanted for p in partitions]
+            unstable = set(self.cluster.transactions.pending_offsets(group_id, every))
+        if not flexible:
+            rows = [(topic, [(p, committed.get(TP(topic, p), -1), "", NO_ERROR) for p in partitions])
+                    for topic, partitions in wanted]
+            return OffsetFetchResponse_v3(0, rows, code)
+        tagged: list[Any] = [
+            (topic, [(p, -1, -1, "", UNSTABLE_OFFSET_COMMIT, {}) if TP(topic, p) in unstable
+                     else (p, committed.get(TP(topic, p), -1), -1, "", NO_ERROR, {}) for p in partitions], {})
+            for topic, partitions in wanted
+        ]
+        return OffsetFetchResponse_v7(0, tagged, code, {})
 
     def coordinator_error(self, key: str, topic: str = GROUP_COORDINATOR_TOPIC) -> int:
         """NOT_COORDINATOR unless this broker leads ``key``'s partition of ``topic`` now.

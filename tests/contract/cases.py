@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from detstream._types import TP
-from detstream.errors import FencedInstanceIdError, ProducerSendError
+from detstream.errors import CommitFailedError, FencedInstanceIdError, ProducerSendError
 
 DEADLINE = 30.0
 #: settings of every case's app: a producer that lets records past Kafka's default
@@ -370,6 +370,90 @@ async def a_second_member_with_the_instance_id_fences_the_first(backend: Backend
     await second.commit({TP(topic, 0): 0})
 
 
+async def transactional_producer(backend: Backend) -> Any:
+    producer = backend.transport.create_producer(
+        client_id="contract-txn", transactional_id=f"contract-{secrets.token_hex(4)}",
+        transaction_timeout=30.0,
+    )
+    backend.clients.append(producer)
+    await producer.start()
+    return producer
+
+
+async def transactional_offsets_of_a_replaced_member_are_refused(backend: Backend) -> None:
+    """KIP-447: ``send_offsets_to_transaction`` with the group metadata of a member another
+    consumer replaced is refused (``CommitFailedError``; here ``FencedInstanceIdError``, the
+    static member's instance taken); the abort that follows aborts the transaction at the
+    broker (its record never visible, not even after the next commit), and the offsets of
+    the current member commit with the next transaction."""
+    topic = await backend.topic(1)
+    group = f"contract-{secrets.token_hex(4)}"
+    first, _ = await static_member(backend, group, topic, "instance-1")
+    replaced = first.group_metadata()
+    second, _ = await static_member(backend, group, topic, "instance-1")
+    producer = await transactional_producer(backend)
+    await producer.begin_transaction()
+    await producer.send(topic, key=None, value=b"zombie", partition=0)
+    try:
+        await producer.send_offsets_to_transaction({TP(topic, 0): 1}, replaced)
+    except CommitFailedError:
+        pass
+    else:
+        raise AssertionError("the replaced member's transactional offsets were accepted")
+    await producer.abort_transaction()
+    await producer.begin_transaction()
+    await producer.send(topic, key=None, value=b"owner", partition=0)
+    await producer.send_offsets_to_transaction({TP(topic, 0): 3}, second.group_metadata())
+    await producer.commit_transaction()
+
+    async def committed() -> bool:
+        return await second.committed(TP(topic, 0)) == 3
+
+    await until(committed, "the current member's transactional offsets")
+    reader = backend.transport.create_consumer(
+        client_id="contract-reader", group_id=None, isolation_level="read_committed"
+    )
+    backend.clients.append(reader)
+    reader.assign([TP(topic, 0)])
+    await reader.start()
+    reader.seek(TP(topic, 0), 0)
+    assert [r.value for r in await read_records(reader, 1)] == [b"owner"]
+
+
+async def a_read_committed_offset_lookup_waits_for_an_open_transaction(backend: Backend) -> None:
+    """KIP-447's stable offset fetch: a read_committed consumer's ``committed`` (and where it
+    starts a partition) waits while an open transaction holds offsets of the partition, and
+    then sees the transaction's; a read_uncommitted consumer reads the old offset at once."""
+    topic = await backend.topic(1)
+    group = f"contract-{secrets.token_hex(4)}"
+    tp = TP(topic, 0)
+    owner = await backend.consumer(group)
+    owner.subscribe([topic], Listener())
+    await owner.start()
+
+    async def assigned() -> bool:
+        await owner.getmany(0.1)
+        return tp in owner.assignment()
+
+    await until(assigned, "the owner's assignment")
+    producer = await transactional_producer(backend)
+    await producer.begin_transaction()
+    await producer.send_offsets_to_transaction({tp: 9}, owner.group_metadata())
+    plain = await backend.consumer(group)
+    stable = backend.transport.create_consumer(
+        client_id="contract-stable", group_id=group, isolation_level="read_committed"
+    )
+    backend.clients.append(stable)
+    await plain.start()
+    await stable.start()
+    assert await plain.committed(tp) is None
+    lookup = asyncio.ensure_future(stable.committed(tp))
+    done, _ = await asyncio.wait({lookup}, timeout=2.0)
+    assert not done, "a read_committed offset lookup answered while a transaction held the offset"
+    await producer.commit_transaction()
+    assert await lookup == 9
+
+
 CASES = [
     paused_partitions_return_nothing,
     a_seek_moves_the_next_fetch,
@@ -382,4 +466,6 @@ CASES = [
     forward_nowait_takes_a_record_as_forward_does_or_says_to_wait,
     a_restarted_static_member_takes_its_place_without_a_rebalance,
     a_second_member_with_the_instance_id_fences_the_first,
+    transactional_offsets_of_a_replaced_member_are_refused,
+    a_read_committed_offset_lookup_waits_for_an_open_transaction,
 ]

@@ -15,6 +15,7 @@ from tests.wire_exchanges import (
     all_exchanges,
     exchanges,
     group_exchanges,
+    member_offset_exchanges,
     normalised,
     on_the_wire,
     recorded,
@@ -42,6 +43,16 @@ def test_group_membership_looks_the_same_on_the_wire_as_on_kafka(kafka_bootstrap
     group = f"wire-vs-broker-{secrets.token_hex(4)}"
     kafka = asyncio.run(group_exchanges(kafka_bootstrap, topic, group))
     assert on_the_wire(group_exchanges, topic, group) == kafka
+
+
+def test_transactional_offsets_naming_their_member_are_checked_on_the_wire_as_on_kafka(
+    kafka_bootstrap, new_topic
+):
+    topic = new_topic(1)
+    group = f"wire-vs-broker-{secrets.token_hex(4)}"
+    kafka = asyncio.run(member_offset_exchanges(kafka_bootstrap, topic, group))
+    assert [row[3] for row in kafka[:3]] == [[(topic, [22])], [(topic, [25])], [(topic, [0])]]
+    assert on_the_wire(member_offset_exchanges, topic, group) == kafka
 
 
 def test_kafka_still_answers_as_recorded(kafka_bootstrap, new_topic):

@@ -54,6 +54,8 @@ def test_the_aiokafka_details_compat_reaches_exist():
                 "admin._send_request": callable(admin._send_request),
                 "consumer._subscription": compat.current_assignment(consumer) is None,
                 "consumer._coordinator": not compat.joining_group(consumer),  # not started
+                "consumer._client": compat.require_stable_offsets(consumer) is None
+                and consumer._client._detstream_require_stable,
                 "GroupCoordinator.commit_offsets": callable(GroupCoordinator.commit_offsets),
                 "GroupCoordinator._send_req": callable(GroupCoordinator._send_req),
             }
@@ -68,10 +70,49 @@ def test_the_aiokafka_details_compat_reaches_exist():
     assert all(found.values()), found
     members = GroupCoordinator.__init__.__code__.co_names
     assert "generation" in members and "member_id" in members
+    from aiokafka.consumer.group_coordinator import BaseCoordinator
+
+    # compat.fetch_offsets_as reads the mark require_stable_offsets puts on the consumer's client
+    assert "_client" in BaseCoordinator.__init__.__code__.co_names
     from aiokafka.client import AIOKafkaClient
 
     bootstrap = AIOKafkaClient.bootstrap.__code__  # compat.bootstrap_connections reads its frame
     assert bootstrap.co_name == "bootstrap" and "bootstrap_conn" in bootstrap.co_varnames
+
+
+def test_the_senders_txn_offset_commit_handler_is_looked_up_where_compat_replaces_it():
+    """``Sender._do_txn_offset_commit`` names ``TxnOffsetCommitHandler`` as a module global,
+    and a transactional producer's sender has the transaction manager and the metadata slot."""
+    import asyncio
+
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.producer import sender
+
+    from detstream.transport.base import GroupMetadata
+    from detstream.transport.kafka import member_offsets
+
+    assert "TxnOffsetCommitHandler" in sender.Sender._do_txn_offset_commit.__code__.co_names
+    member_offsets.install()
+    assert sender.TxnOffsetCommitHandler is member_offsets.MemberTxnOffsetCommitHandler
+
+    async def inspect():
+        producer = AIOKafkaProducer(bootstrap_servers="127.0.0.1:9", transactional_id="t")
+        try:
+            group = GroupMetadata("g", 3, "m-1")
+            compat.attach_group_metadata(producer, group)
+            manager = compat.transaction_manager(producer)
+            manager.set_pid_and_epoch(7, 0)
+            manager.begin_transaction()
+            manager._txn_partitions.add("tp")
+            manager.consumer_group_added("g")
+            compat.fail_transaction_abortably(producer._sender, RuntimeError("refused"))
+            kept = (manager.state.name, set(manager.txn_partitions), manager.is_empty_transaction())
+            return compat.attached_group_metadata(producer._sender) is group, kept
+        finally:
+            await producer.client.close()
+
+    # an abortable error that still knows what the broker's transaction holds (its abort sends EndTxn)
+    assert asyncio.run(inspect()) == (True, ("ABORTABLE_ERROR", {"tp"}, False))
 
 
 def test_a_cancelled_bootstrap_hands_over_the_connection_it_left_open():

@@ -45,7 +45,7 @@ from detstream.assignor_wire import (
 )
 from detstream.errors import CommitFailedError, FencedInstanceIdError, ImproperlyConfigured
 from detstream.transport.base import GroupMetadata, RebalanceListener
-from detstream.transport.kafka import static_membership
+from detstream.transport.kafka import stable_offsets, static_membership
 from detstream.transport.kafka.closing import force_close_consumer, stop_client
 from detstream.transport.kafka.lazy_client import LazyClient
 
@@ -58,6 +58,8 @@ log = logging.getLogger("detstream.transport.kafka.driver")
 compat.heed_offset_fetch_errors(GroupCoordinator, aiokafka.errors)
 # a static member's heartbeats and commits name its instance, so a replaced one is fenced
 static_membership.install()
+# a read_committed consumer waits for offsets an open transaction holds (KIP-447)
+stable_offsets.install()
 
 
 class CopartitionedAssignor(AbstractPartitionAssignor):
@@ -189,6 +191,8 @@ class KafkaConsumer:
             if self._group_id is not None:
                 options["partition_assignment_strategy"] = (CopartitionedAssignor(self),)
             consumer = AIOKafkaConsumer(**options)
+            if options.get("isolation_level") == "read_committed":  # as Java's consumer does
+                compat.require_stable_offsets(consumer)
             if self._topics:
                 consumer.subscribe(sorted(self._topics), listener=self._adapter)
             elif self._manual is not None:
@@ -439,15 +443,16 @@ class KafkaConsumer:
         a generation is made while the coordinator accepts it.
         """
         generation, member_id = self._member
-        return GroupMetadata(self._group_id or "", generation, member_id)
+        instance = self._options.get("group_instance_id") if self._group_id is not None else None
+        return GroupMetadata(self._group_id or "", generation, member_id, instance)
 
     def check_member(self, group: GroupMetadata) -> None:
         """``CommitFailedError`` if this consumer knows ``group`` is no longer its membership.
 
-        A client-side stand-in for KIP-447 fencing, which aiokafka's
-        TxnOffsetCommit (v0) does not carry: a member whose heartbeat learned
-        of an expulsion or a new generation resets or rejoins, and refuses
-        here. A zombie that has not heard yet passes (see kafka_transactions).
+        Before the request: a member whose heartbeat learned of an
+        expulsion or a new generation resets or rejoins, and refuses here.
+        One that has not heard yet is refused by the group coordinator, which
+        the TxnOffsetCommit names the member to (``member_offsets``).
         """
         coordinator = self._client()._coordinator
         if coordinator is None or (coordinator.generation, coordinator.member_id) != (

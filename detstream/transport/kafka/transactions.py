@@ -7,28 +7,24 @@ aborts its open transaction; ``begin_transaction`` is local;
 ``commit_transaction`` flushes, then ends the transaction; a fenced producer's
 requests raise ``ProducerFencedError``.
 
-What aiokafka 0.14 does not do (checked in its source; the simulator does
-both, as Kafka >= 2.5 clients do):
+What aiokafka 0.14 does not do:
 
 - **KIP-447 zombie fencing.** ``AIOKafkaProducer.send_offsets_to_transaction``
-  takes only a group id and sends ``TxnOffsetCommit`` v0: transactional id,
-  group id, producer id and epoch, offsets. No generation, member id or
-  group instance id (added in v3), so the broker cannot refuse the offsets
-  of a member a rebalance replaced. With one transactional id per worker
-  (EOS v2 style) the epoch does not fence such a zombie either. detstream
-  narrows the gap client side: ``send_offsets_to_transaction`` first checks
-  that the worker's own consumer still holds the generation and member id
-  the offsets were processed under (``KafkaConsumer.check_member``), which
-  catches a member that learned of its expulsion or of a new generation from
-  a heartbeat. A zombie that has not heard yet (a paused process, a
-  partition from the group coordinator only) can still commit: then the
-  work of its last transaction may be done twice. A crashed worker (kill -9)
-  cannot commit and is not affected.
+  takes only a group id and sends ``TxnOffsetCommit`` v0, without the
+  member: with one transactional id per worker (EOS v2 style) nothing would
+  refuse the offsets of a member a rebalance replaced. ``member_offsets``
+  makes aiokafka's sender send v3 with the member's generation, member id
+  and group instance id, so the group coordinator refuses them (and the
+  transaction is aborted), as with Java's producer. Before the request,
+  ``send_offsets_to_transaction`` also checks that the worker's own consumer
+  still holds that membership (``KafkaConsumer.check_member``): a member
+  that learned of its expulsion from a heartbeat stops there.
 - **Stable offset fetch** (``OffsetFetch`` v7 ``require_stable``): aiokafka's
-  consumer fetches committed offsets with v0-v3, so a new owner can read a
+  consumer fetches committed offsets with v3, so a new owner could read a
   committed offset while the previous owner's transaction holding newer
-  offsets is still open, and start before them. Again only a live zombie
-  (or a commit racing the rebalance) leaves such a transaction open.
+  offsets is still open (its TxnOffsetCommit accepted before the rebalance,
+  its EndTxn still to come), and start before them. The driver's
+  read_committed consumers fetch with v7 (``stable_offsets``) and wait.
 """
 
 from __future__ import annotations
@@ -42,11 +38,14 @@ from detstream import compat
 from detstream._types import TP
 from detstream.errors import ProducerFencedError, ProducerSendError
 from detstream.transport.base import GroupMetadata
+from detstream.transport.kafka import member_offsets
 from detstream.transport.kafka.consumer import _ak
 from detstream.transport.kafka.driver import KafkaProducer
 
 if TYPE_CHECKING:
     from detstream.transport.kafka.driver import AIOKafkaTransport
+
+member_offsets.install()  # TxnOffsetCommit names the member (KIP-447)
 
 
 class KafkaTransactionalProducer(KafkaProducer):
@@ -77,7 +76,7 @@ class KafkaTransactionalProducer(KafkaProducer):
             consumer.check_member(group)
         await self._call(
             "send_offsets_to_transaction",
-            {_ak(tp): offset for tp, offset in offsets.items()}, group.group_id,
+            {_ak(tp): offset for tp, offset in offsets.items()}, group.group_id, offsets_of=group,
         )
 
     async def commit_transaction(self) -> None:
@@ -86,16 +85,19 @@ class KafkaTransactionalProducer(KafkaProducer):
     async def abort_transaction(self) -> None:
         await self._call("abort_transaction")
 
-    async def _call(self, method: str, *args: Any) -> None:
+    async def _call(self, method: str, *args: Any, offsets_of: GroupMetadata | None = None) -> None:
         """An aiokafka transaction call, once every record enqueued before it is in aiokafka's hands.
 
         Records wait in our batches until aiokafka takes them (see ``KafkaProducer``):
-        ending the transaction before would leave them out of it.
+        ending the transaction before would leave them out of it. ``offsets_of``:
+        the member whose offsets the call sends (its TxnOffsetCommit names it).
         """
         try:
             await self._handed_over()
             client = self._client()
             self._check_alive(client, method)
+            if offsets_of is not None:
+                compat.attach_group_metadata(client, offsets_of)
             await getattr(client, method)(*args)
         except ProducerFenced as exc:
             raise self._fenced(exc) from exc

@@ -5,7 +5,12 @@ import asyncio
 import pytest
 
 from detstream._types import TP
-from detstream.errors import CommitFailedError, ProducerFencedError, ProducerSendError
+from detstream.errors import (
+    CommitFailedError,
+    FencedInstanceIdError,
+    ProducerFencedError,
+    ProducerSendError,
+)
 from detstream.transport.base import GroupMetadata
 from sim.cluster import ClusterConfig
 from sim.driver import SimTransport
@@ -173,9 +178,9 @@ def test_sends_outside_a_transaction_are_refused():
     assert simulate(main) == 0
 
 
-async def _join(cluster, name):
+async def _join(cluster, name, instance=None):
     consumer = SimTransport(cluster=cluster, name=name).create_consumer(
-        client_id=name, group_id="g", isolation_level="read_committed"
+        client_id=name, group_id="g", isolation_level="read_committed", group_instance_id=instance
     )
     assigned = asyncio.Event()
 
@@ -246,6 +251,65 @@ def test_offsets_of_a_stale_generation_are_rejected_and_the_transaction_aborts()
     committed, records = simulate(main, config=FAST)
     assert committed == {}
     assert records == []
+
+
+def test_offsets_of_a_replaced_static_member_are_refused_as_fenced():
+    """KIP-447 with KIP-345: the group metadata names the instance; the coordinator tells
+    the member that another consumer took it (FENCED_INSTANCE_ID), as for a plain commit."""
+
+    async def main(cluster):
+        cluster.create_topic("t", 1, by="test")
+        first, first_assigned = await _join(cluster, "c1", instance="w1")
+        await first_assigned.wait()
+        replaced = first.group_metadata()
+        assert replaced.group_instance_id == "w1"
+        second, second_assigned = await _join(cluster, "c2", instance="w1")
+        await second_assigned.wait()
+        producer = _producer(cluster)
+        await producer.start()
+        await producer.begin_transaction()
+        with pytest.raises(FencedInstanceIdError):
+            await producer.send_offsets_to_transaction({T0: 1}, replaced)
+        await producer.abort_transaction()
+        await producer.begin_transaction()
+        await producer.send_offsets_to_transaction({T0: 3}, second.group_metadata())
+        await producer.commit_transaction()
+        committed = dict(cluster.group("g").committed)
+        await second.stop()
+        return committed
+
+    assert simulate(main, config=FAST) == {T0: 3}
+
+
+def test_a_read_committed_offset_lookup_waits_for_a_pending_transaction():
+    """``committed`` asks for stable offsets under read_committed (OffsetFetch v7, as the
+    Kafka driver does); a read_uncommitted consumer reads the old offset at once."""
+
+    async def main(cluster):
+        cluster.create_topic("t", 1, by="test")
+        owner, owner_assigned = await _join(cluster, "owner")
+        await owner_assigned.wait()
+        producer = _producer(cluster)
+        await producer.start()
+        await producer.begin_transaction()
+        await producer.send_offsets_to_transaction({T0: 4}, owner.group_metadata())
+        plain = SimTransport(cluster=cluster, name="plain").create_consumer(client_id="plain", group_id="g")
+        stable = SimTransport(cluster=cluster, name="stable").create_consumer(
+            client_id="stable", group_id="g", isolation_level="read_committed"
+        )
+        await plain.start()
+        await stable.start()
+        at_once = await plain.committed(T0)
+        lookup = asyncio.ensure_future(stable.committed(T0))
+        await asyncio.sleep(5.0)
+        waited = not lookup.done()
+        await producer.commit_transaction()
+        found = await lookup
+        for consumer in (plain, stable, owner):
+            await consumer.stop()
+        return at_once, waited, found, cluster.stats["offsets-unstable"] > 0
+
+    assert simulate(main, config=FAST) == (None, True, 4, True)
 
 
 def test_new_owner_waits_for_a_pending_transaction_before_reading_offsets():
