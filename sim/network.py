@@ -19,6 +19,15 @@ incarnation of a worker):
   closes instead: the client hears after a round trip
   (``ConnectionClosedError``) and retries at once, which is when a retried
   produce whose first attempt was applied meets deduplication.
+- but TCP loses nothing: a request sent into a partition of its host waits
+  in the kernel, retransmitted, and reaches the broker when the partition
+  heals, even after the client gave up on it, even after its process
+  stopped or died (an orphaned connection is retransmitted for a minute or
+  two). A request that may be applied so (``held``: a plain producer's
+  produce, the late write a new owner's output can be overtaken by, which
+  exactly-once fences) is applied at the heal instead of never: in time
+  for its client, which then gets its answer, or late (trace
+  ``request-late``, counter ``request-late``).
 """
 
 from __future__ import annotations
@@ -171,12 +180,13 @@ class Network:
             return False
         return conditions.loss >= 1.0 or self._rng.random() < conditions.loss
 
-    async def request(self, link: Link, what: str, apply: Callable[[], T]) -> T:
+    async def request(self, link: Link, what: str, apply: Callable[[], T], *, held: bool = False) -> T:
         """One request over ``link``: ``apply()`` runs at the broker, its result comes back.
 
         Raises ``ConnectionError`` once the process crashed, and
         ``RequestTimedOutError`` when a drop fault lost the request or its
-        response (then ``apply`` may have run).
+        response (then ``apply`` may have run). ``held``: sent into a
+        partition, the request is applied when it heals (see the module).
         """
         loop = asyncio.get_running_loop()
         sent = loop.time()
@@ -186,11 +196,11 @@ class Network:
             await asyncio.sleep(delay)
         except asyncio.CancelledError:
             if on_the_wire and not link.up:  # killed with the request on the wire: it arrives
-                loop.call_at(sent + delay, self._orphan, link, what, sent, apply)
+                loop.call_at(sent + delay, self._orphan, link, what, sent, apply, held)
             raise
         if not link.up:
             if on_the_wire:
-                self._orphan(link, what, sent, apply)
+                self._orphan(link, what, sent, apply, held)
             link.check()
         if not self.loses(link, sent):
             try:
@@ -206,17 +216,57 @@ class Network:
                 pass
         if self._reset_share and self._rng.random() < self._reset_share:
             raise await self._reset(link, what, applied=applied)
+        if held and not applied and link.conditions.loss >= 1.0:
+            return await self._held(link, what, sent, apply)
         raise await self._timed_out(link, what, sent, applied=applied)
 
-    def _orphan(self, link: Link, what: str, sent: float, apply: Callable[[], object]) -> None:
+    async def _held(self, link: Link, what: str, sent: float, apply: Callable[[], T]) -> T:
+        """A request sent into a partition: it reaches the broker when the partition heals.
+
+        In time, its client gets the answer then; else the client times out,
+        and the request is applied later all the same.
+        """
+        loop = asyncio.get_running_loop()
+        arrival = link.conditions.drop_until + self.latency()
+        if arrival >= sent + self.request_timeout:
+            loop.call_at(arrival, self._late, link, what, apply)
+            raise await self._timed_out(link, what, sent, applied=False)
+        self._stats["request-held"] += 1
+        self.trace.record(link.name, "request-held", request=what)
+        await asyncio.sleep(arrival - loop.time())
+        if not link.up:  # the process died meanwhile: the kernel delivers what it sent
+            self._late(link, what, apply)
+            link.check()
+        try:
+            return apply()
+        except Exception:
+            await self._meet_error(link)
+            raise
+
+    def _late(self, link: Link, what: str, apply: Callable[[], object]) -> None:
+        """A held request reaches the broker after its client gave up (or its process ended)."""
+        self._stats["request-late"] += 1
+        self.trace.record(link.name, "request-late", request=what)
+        try:
+            apply()
+        except Exception:  # the answer goes to nobody
+            pass
+
+    def _orphan(
+        self, link: Link, what: str, sent: float, apply: Callable[[], object], held: bool = False
+    ) -> None:
         """A request whose sender died after sending it reaches the broker all the same.
 
         A kill -9 does not take back what the process wrote to its socket:
         the kernel delivers it, the broker applies it (an offset commit, a
         produce, a transaction's end), and only the response is lost. So a
-        crash loses what a client had not sent yet, never what it had.
+        crash loses what a client had not sent yet, never what it had; sent
+        into a partition, a ``held`` request arrives when the partition heals.
         """
         if self.loses(link, sent):
+            if held and link.conditions.loss >= 1.0:
+                arrival = link.conditions.drop_until + self.latency()
+                asyncio.get_running_loop().call_at(arrival, self._late, link, what, apply)
             return
         self._stats["request-after-crash"] += 1
         self.trace.record(link.name, "request-after-crash", request=what)

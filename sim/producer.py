@@ -90,6 +90,10 @@ class SimProducer:
     """
 
     transactional = False
+    #: whether a produce sent into a partition of the host lands when it heals, even after
+    #: the producer gave up on it (TCP): a transactional one's would be fenced by then
+    #: (Kafka 4's transaction verification, or the epoch the abort bumped), so it never is.
+    late_writes = True
 
     def __init__(
         self, cluster: SimCluster, name: str, link: Link | None = None, *, idempotent: bool = False,
@@ -348,7 +352,9 @@ class SimProducer:
                     self._name, tp, leader, batch, batch=batch_id, transaction=self._transaction()
                 )
 
-            return await self._cluster.network.request(self._link, "produce", at_leader)
+            return await self._cluster.network.request(
+                self._link, "produce", at_leader, held=self.late_writes
+            )
 
         return await self._retry(attempt, "produce", deadline=deadline, tp=tp)
 
@@ -460,6 +466,7 @@ class SimTransactionalProducer(SimProducer):
     """One transactional id's producer (``create_producer(transactional_id=...)``)."""
 
     transactional = True
+    late_writes = False
 
     def __init__(
         self,

@@ -195,6 +195,14 @@ class RunResult:
         table = self.apps[0].tables.tables[name]
         return checks.fold_changelog(table, self._cluster)
 
+    def overtaken_table_keys(self, name: str) -> set[Any]:
+        """Keys of table ``name`` whose changelog value a late write made stale
+        (``overtaken_keys`` of its changelog, decoded as ``table`` decodes them)."""
+        table = self.apps[0].tables.tables[name]
+        schema = table.changelog_topic.schema
+        return {schema.loads_key(key, default_serializer="json")
+                for key in self.overtaken_keys(table.changelog_name)}
+
 
 def _nothing_in_flight(app: Any) -> bool:
     """No record the app sent is unacknowledged, or waits in its open transaction."""

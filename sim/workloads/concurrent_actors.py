@@ -68,9 +68,14 @@ def sim_scenario(sim):
     def counts_cover_receipts(result):
         logged = Counter(r.key.decode() for r in result.records("receipts"))
         table = result.table("receipt_counts")
-        low = {c: (table.get(c, 0), n) for c, n in logged.items() if table.get(c, 0) < n}
+        # a late write (a gone process's changelog record, held by a network partition and
+        # landing after the new owner's): at-least-once cannot fence it, the key's changelog
+        # value is stale (RunResult.overtaken_keys); every other key is held to the receipts.
+        stale = result.overtaken_table_keys("receipt_counts")
+        low = {c: (table.get(c, 0), n) for c, n in logged.items() if table.get(c, 0) < n and c not in stale}
         assert not low, f"customers counted below their receipts (table, log): {low}"
         extra = sorted(set(table) - set(logged))
         assert not extra, f"customers counted without a receipt: {extra}"
         if not _may_redo(result):
-            assert table == dict(logged), f"table {table} != receipts {dict(logged)}"
+            assert {c: n for c, n in table.items() if c not in stale} == {
+                c: n for c, n in logged.items() if c not in stale}, f"table {table} != receipts {dict(logged)}"

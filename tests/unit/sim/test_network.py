@@ -129,3 +129,74 @@ def test_a_lost_request_may_close_its_connection_and_then_fails_after_a_round_tr
         (ConnectionClosedError, 0.02), (RequestTimedOutError, 30.0),
     }
     assert {applied for kind, applied, _ in outcomes if kind is ConnectionClosedError} == {True, False}
+
+
+def _partitioned(loop_time):
+    """A network whose lost requests are lost on their way in (never applied at once)."""
+    trace = Trace(loop_time)
+    stats: Counter[str] = Counter()
+    network = Network(trace, random.Random(1), latency=(0.01, 0.01), request_timeout=30.0,
+                      stats=stats, lost_response_share=0.0)
+    return network, trace, stats
+
+
+@pytest.mark.parametrize(("heal", "answered"), [(10.0, True), (50.0, False)])
+def test_a_held_request_sent_into_a_partition_lands_when_it_heals(heal, answered):
+    """TCP loses nothing: the request waits in the kernel and reaches the broker at the heal,
+    in time for its client (answered) or after the client gave up (a late write)."""
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        network, trace, stats = _partitioned(loop.time)
+        link = Link("w1")
+        link.conditions.drop(until=heal)
+        applied = []
+        try:
+            result = await network.request(link, "produce", lambda: applied.append(loop.time()) or "ok",
+                                           held=True)
+        except RequestTimedOutError:
+            result = ("timed out", loop.time())
+        await asyncio.sleep(100.0)
+        return result, applied, stats["request-late"], [e.kind for e in trace.events]
+
+    result, applied, late, kinds = run(main())
+    assert applied == [pytest.approx(heal + 0.01)]
+    if answered:
+        assert (result, late, kinds) == ("ok", 0, ["request-held"])
+    else:
+        assert result == ("timed out", pytest.approx(30.0)) and late == 1
+        assert kinds == ["request-dropped", "request-late"]
+
+
+def test_a_request_not_held_and_lost_on_its_way_in_is_never_applied():
+    async def main():
+        loop = asyncio.get_running_loop()
+        network, _, _ = _partitioned(loop.time)
+        link = Link("w1")
+        link.conditions.drop(until=10.0)
+        applied = []
+        with pytest.raises(RequestTimedOutError):
+            await network.request(link, "commit", lambda: applied.append(loop.time()))
+        await asyncio.sleep(100.0)
+        return applied
+
+    assert run(main()) == []
+
+
+def test_a_held_request_of_a_killed_process_lands_when_the_partition_heals():
+    async def main():
+        loop = asyncio.get_running_loop()
+        network, trace, _ = _partitioned(loop.time)
+        link = Link("w1")
+        link.conditions.drop(until=20.0)
+        applied = []
+        request = asyncio.ensure_future(
+            network.request(link, "produce", lambda: applied.append(loop.time()), held=True))
+        await asyncio.sleep(0.004)
+        link.up = False
+        request.cancel()
+        await asyncio.sleep(100.0)
+        return applied, [e.kind for e in trace.events]
+
+    applied, kinds = run(main())
+    assert applied == [pytest.approx(20.01)] and kinds == ["request-late"]
