@@ -272,6 +272,39 @@ def require_stable_offsets(consumer: Any) -> None:
     consumer._client._detstream_require_stable = True
 
 
+def on_connection_events(connection_class: Any, connected: Any, closing: Any) -> None:
+    """Call ``connected(connection)`` once aiokafka's connection is up, and ``closing(connection)``
+    as it starts to close, before its socket goes (``close`` sends nothing, it hands the
+    socket to asyncio to close). Idempotent; every aiokafka connection of the process."""
+    if getattr(connection_class, "_detstream_connection_events", False):
+        return
+    connect, close = connection_class.connect, connection_class.close
+
+    async def connect_then(self: Any) -> Any:
+        result = await connect(self)
+        connected(self)
+        return result
+
+    def close_after(self: Any, reason: Any = None, exc: Any = None) -> Any:
+        closing(self)
+        return close(self, reason, exc)
+
+    connection_class.connect = connect_then
+    connection_class.close = close_after
+    connection_class._detstream_connection_events = True
+
+
+def connection_socket(connection: Any) -> Any:
+    """The socket under an open aiokafka connection (None: closed, or a transport without one)."""
+    writer = connection._writer
+    return None if writer is None else writer.transport.get_extra_info("socket")
+
+
+def awaits_responses(connection: Any) -> bool:
+    """Whether an aiokafka connection has requests whose responses it still awaits."""
+    return bool(connection._requests)
+
+
 def instance_fenced(consumer: Any) -> str | None:
     """The group instance id the consumer's group coordinator was fenced as, if it was."""
     coordinator = consumer._coordinator

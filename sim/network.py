@@ -21,13 +21,16 @@ incarnation of a worker):
   produce whose first attempt was applied meets deduplication.
 - but TCP loses nothing: a request sent into a partition of its host waits
   in the kernel, retransmitted, and reaches the broker when the partition
-  heals, even after the client gave up on it, even after its process
-  stopped or died (an orphaned connection is retransmitted for a minute or
-  two). A request that may be applied so (``held``: a plain producer's
-  produce, the late write a new owner's output can be overtaken by, which
-  exactly-once fences) is applied at the heal instead of never: in time
-  for its client, which then gets its answer, or late (trace
-  ``request-late``, counter ``request-late``).
+  heals. A request that may be applied so (``held``: a plain producer's
+  produce) is applied at the heal if its client still waits for it (trace
+  and counter ``request-held``). A client that gave up on it closes the
+  connection, and detstream's Kafka driver closes a connection with
+  requests in flight as an abort, as it does every connection of a process
+  that dies (``detstream.transport.kafka.abortive_close``): the kernel
+  discards the request, which never lands late, after the partition's new
+  owner wrote (an orphaned connection closed the ordinary way would be
+  retransmitted for a minute or two). So it is lost then (trace and counter
+  ``request-discarded``).
 """
 
 from __future__ import annotations
@@ -186,7 +189,8 @@ class Network:
         Raises ``ConnectionError`` once the process crashed, and
         ``RequestTimedOutError`` when a drop fault lost the request or its
         response (then ``apply`` may have run). ``held``: sent into a
-        partition, the request is applied when it heals (see the module).
+        partition, the request is applied when it heals if the client still
+        waits then (see the module).
         """
         loop = asyncio.get_running_loop()
         sent = loop.time()
@@ -196,11 +200,11 @@ class Network:
             await asyncio.sleep(delay)
         except asyncio.CancelledError:
             if on_the_wire and not link.up:  # killed with the request on the wire: it arrives
-                loop.call_at(sent + delay, self._orphan, link, what, sent, apply, held)
+                loop.call_at(sent + delay, self._orphan, link, what, sent, apply)
             raise
         if not link.up:
             if on_the_wire:
-                self._orphan(link, what, sent, apply, held)
+                self._orphan(link, what, sent, apply)
             link.check()
         if not self.loses(link, sent):
             try:
@@ -221,52 +225,37 @@ class Network:
         raise await self._timed_out(link, what, sent, applied=applied)
 
     async def _held(self, link: Link, what: str, sent: float, apply: Callable[[], T]) -> T:
-        """A request sent into a partition: it reaches the broker when the partition heals.
-
-        In time, its client gets the answer then; else the client times out,
-        and the request is applied later all the same.
-        """
+        """A request sent into a partition: it reaches the broker when the partition heals,
+        if its client still waits for it then; else the client's timeout closed the
+        connection, aborting it, and the kernel discarded the request."""
         loop = asyncio.get_running_loop()
         arrival = link.conditions.drop_until + self.latency()
         if arrival >= sent + self.request_timeout:
-            loop.call_at(arrival, self._late, link, what, apply)
-            raise await self._timed_out(link, what, sent, applied=False)
+            error = await self._timed_out(link, what, sent, applied=False)
+            self._stats["request-discarded"] += 1  # the client's close aborts the connection
+            self.trace.record(link.name, "request-discarded", request=what)
+            raise error
         self._stats["request-held"] += 1
         self.trace.record(link.name, "request-held", request=what)
         await asyncio.sleep(arrival - loop.time())
-        if not link.up:  # the process died meanwhile: the kernel delivers what it sent
-            self._late(link, what, apply)
-            link.check()
+        link.check()  # died meanwhile: its connections were aborted, the request discarded
         try:
             return apply()
         except Exception:
             await self._meet_error(link)
             raise
 
-    def _late(self, link: Link, what: str, apply: Callable[[], object]) -> None:
-        """A held request reaches the broker after its client gave up (or its process ended)."""
-        self._stats["request-late"] += 1
-        self.trace.record(link.name, "request-late", request=what)
-        try:
-            apply()
-        except Exception:  # the answer goes to nobody
-            pass
-
-    def _orphan(
-        self, link: Link, what: str, sent: float, apply: Callable[[], object], held: bool = False
-    ) -> None:
+    def _orphan(self, link: Link, what: str, sent: float, apply: Callable[[], object]) -> None:
         """A request whose sender died after sending it reaches the broker all the same.
 
-        A kill -9 does not take back what the process wrote to its socket:
-        the kernel delivers it, the broker applies it (an offset commit, a
+        A kill -9 does not take back what the process wrote to its socket
+        and the network carried: the broker applies it (an offset commit, a
         produce, a transaction's end), and only the response is lost. So a
-        crash loses what a client had not sent yet, never what it had; sent
-        into a partition, a ``held`` request arrives when the partition heals.
+        crash loses what a client had not sent yet, never what it had; but
+        what a partition held in the kernel is discarded with the process's
+        connections (the Kafka driver aborts them).
         """
         if self.loses(link, sent):
-            if held and link.conditions.loss >= 1.0:
-                arrival = link.conditions.drop_until + self.latency()
-                asyncio.get_running_loop().call_at(arrival, self._late, link, what, apply)
             return
         self._stats["request-after-crash"] += 1
         self.trace.record(link.name, "request-after-crash", request=what)

@@ -158,6 +158,16 @@ class WireBroker:
         held = self.network.delay(client, what)
         return held if held < 0 else held + self.network.group_held(client, message)
 
+    def in_flight(self, client: str | None) -> float:
+        if self.network is None:
+            return 0.0
+        conditions = self.network.conditions_of(client)
+        return 0.0 if conditions is None else conditions.extra(asyncio.get_running_loop().time())
+
+    def discarded(self, client: str | None) -> None:
+        self.cluster.stats["request-discarded"] += 1
+        self.cluster.trace.record(actor_of(client) if client else "client", "request-discarded")
+
     def alive(self) -> bool:
         return bool(self.cluster.brokers.up.get(self.number, False))
 

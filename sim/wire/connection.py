@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import socket
 import struct
 from collections import deque
 from collections.abc import Callable
@@ -53,6 +54,13 @@ class Endpoint(Protocol):
     def held(self, client: str | None, what: str, message: bytes = b"") -> float:
         """Seconds the client host's faults add to a message (a request: ``message``), or ``RESET`` (< 0)."""
 
+    def in_flight(self, client: str | None) -> float:
+        """Of the seconds ``held`` adds now, those a message spends travelling (a ``delay``
+        fault's), not waiting in the sender's kernel for a cut to heal."""
+
+    def discarded(self, client: str | None) -> None:
+        """A request the network held was discarded with its aborted connection."""
+
     def alive(self) -> bool:
         """False while the broker is down: its connections close."""
 
@@ -62,6 +70,32 @@ class Endpoint(Protocol):
         May wait (a fetch's long poll): the connection's next request waits for it, as on Kafka.
         ``client`` is the owner of the connection (its host's faults apply to it).
         """
+
+
+class SimSocket:
+    """The socket under a simulated connection: only the options a client sets on it.
+
+    ``SO_LINGER`` on with 0 s makes a close an abort: the kernel discards
+    what the peer has not received (the Kafka driver sets it, see
+    ``detstream.transport.kafka.abortive_close``).
+    """
+
+    def __init__(self) -> None:
+        self.linger = (0, 0)
+
+    def setsockopt(self, level: int, option: int, value: Any) -> None:
+        if level == socket.SOL_SOCKET and option == socket.SO_LINGER:
+            self.linger = struct.unpack("ii", value)
+
+    def getsockopt(self, level: int, option: int, size: int = 0) -> Any:
+        if level == socket.SOL_SOCKET and option == socket.SO_LINGER:
+            return struct.pack("ii", *self.linger)
+        return 0
+
+    @property
+    def aborts(self) -> bool:
+        """Whether closing the connection now aborts it."""
+        return bool(self.linger[0]) and self.linger[1] == 0
 
 
 class MemoryTransport(asyncio.Transport):
@@ -76,6 +110,9 @@ class MemoryTransport(asyncio.Transport):
         self._requests: deque[bytes] = deque()
         self._serving: asyncio.Task[None] | None = None
         self._closed = False
+        self._socket = SimSocket()
+        #: closed as an abort (``SO_LINGER`` 0): what the network still held is discarded.
+        self.aborted = False
         #: when the last response scheduled reaches the client: responses keep their order.
         self._last_arrival = 0.0
         #: the worker process whose task opened it (``sim.loop.task_owner``): its crash closes it.
@@ -105,13 +142,21 @@ class MemoryTransport(asyncio.Transport):
         fails the connection otherwise).
 
         A request written before the connection closed is still served (the
-        kernel delivered it), its response goes nowhere.
+        kernel delivered it), its response goes nowhere; unless the network
+        held it (a partition, a retransmission) and the connection was
+        aborted meanwhile: the kernel discarded it with the abort.
         """
         broker = self._broker
         while self._requests:
             message = self._requests.popleft()
             held = broker.held(self.owner, "request", message)
+            waits_in_kernel = held > broker.in_flight(self.owner)
             await asyncio.sleep(broker.latency() + max(held, 0.0))
+            if waits_in_kernel and self.aborted:  # discarded with the abort, never sent again
+                for _ in range(1 + len(self._requests)):
+                    broker.discarded(self.owner)
+                self._requests.clear()
+                return
             if held < 0 or not broker.alive():  # reset on the way, or nobody to answer
                 self.close()
                 return
@@ -135,6 +180,7 @@ class MemoryTransport(asyncio.Transport):
         if self._closed:
             return
         self._closed = True
+        self.aborted = self._socket.aborts
         connections = getattr(self._loop, "simulated_connections", None)
         if connections is not None:
             connections.pop(self, None)
@@ -155,6 +201,8 @@ class MemoryTransport(asyncio.Transport):
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         if name in ("peername", "sockname"):
             return (self._broker.name, 0)
+        if name == "socket":
+            return self._socket
         return default
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:

@@ -8,7 +8,10 @@ way in, a response on its way back) as TCP would carry it:
 - ``delay``: the message takes the fault's extra latency;
 - ``drop`` with loss 1 (a partition of the host): the message waits until
   the window heals; a client whose request times out meanwhile gives up on
-  the connection itself (aiokafka closes it and reconnects);
+  the connection itself (aiokafka closes it and reconnects), and a
+  connection closed as an abort (the Kafka driver's with requests in
+  flight, and a dead process's) discards what it held
+  (``sim.wire.connection``);
 - ``drop`` with loss below 1: each time the message is lost, TCP sends it
   again after a retransmission timeout;
 - and for a share of lost messages (``ClusterConfig.reset_share``, as the

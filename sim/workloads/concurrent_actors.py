@@ -68,14 +68,9 @@ def sim_scenario(sim):
     def counts_cover_receipts(result):
         logged = Counter(r.key.decode() for r in result.records("receipts"))
         table = result.table("receipt_counts")
-        # a late write (a gone process's changelog record, held by a network partition and
-        # landing after the new owner's): at-least-once cannot fence it, the key's changelog
-        # value is stale (RunResult.overtaken_keys); every other key is held to the receipts.
-        stale = result.overtaken_table_keys("receipt_counts")
-        low = {c: (table.get(c, 0), n) for c, n in logged.items() if table.get(c, 0) < n and c not in stale}
+        low = {c: (table.get(c, 0), n) for c, n in logged.items() if table.get(c, 0) < n}
         assert not low, f"customers counted below their receipts (table, log): {low}"
         extra = sorted(set(table) - set(logged))
         assert not extra, f"customers counted without a receipt: {extra}"
         if not _may_redo(result):
-            assert {c: n for c, n in table.items() if c not in stale} == {
-                c: n for c, n in logged.items() if c not in stale}, f"table {table} != receipts {dict(logged)}"
+            assert table == dict(logged), f"table {table} != receipts {dict(logged)}"

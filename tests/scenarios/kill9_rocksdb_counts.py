@@ -31,12 +31,7 @@ def sim_scenario(sim):
     def no_count_lost(result):
         expected = Counter(result.produced("words"))
         table = result.table("counts")
-        # a late write (a gone process's changelog record, held by a network partition and
-        # landing after the new owner's): at-least-once cannot fence it, the key's changelog
-        # value is stale (RunResult.overtaken_keys); every other key is held to the input.
-        stale = result.overtaken_table_keys("counts")
-        low = {w: (table.get(w, 0), n) for w, n in expected.items() if table.get(w, 0) < n and w not in stale}
+        low = {w: (table.get(w, 0), n) for w, n in expected.items() if table.get(w, 0) < n}
         assert not low, f"lost updates (table, input): {low}"
         if not result.crashes:
-            assert {w: n for w, n in table.items() if w not in stale} == {
-                w: n for w, n in expected.items() if w not in stale}
+            assert table == dict(expected)

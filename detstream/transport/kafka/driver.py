@@ -56,6 +56,7 @@ from detstream.transport import aiokafka_logs
 from detstream.transport.aiokafka_logs import AIOKAFKA_LOGS
 from detstream.transport.any_broker import to_any_broker
 from detstream.transport.base import Headers, IsolationLevel
+from detstream.transport.kafka import abortive_close
 from detstream.transport.kafka.closing import CANCEL_WAIT, force_close_producer, stop_client
 from detstream.transport.kafka.consumer import CopartitionedAssignor, KafkaConsumer, _ms
 from detstream.transport.kafka.lazy_client import LazyClient
@@ -746,6 +747,7 @@ async def _close_quietly(client: Any) -> None:
 
 
 aiokafka_logs.install()  # any process with this driver: the worker, `detstream send`, the wire sim
+abortive_close.install()  # a connection closed in flight, or of a dead process, sends nothing more
 
 
 async def _warn_while_pending(

@@ -363,6 +363,9 @@ def test_responses_come_back_in_the_order_of_their_requests():
         def held(self, client, what, message=b""):
             return 0.0
 
+        def in_flight(self, client):
+            return 0.0
+
         def alive(self):
             return True
 
@@ -385,6 +388,56 @@ def test_responses_come_back_in_the_order_of_their_requests():
         return client.got
 
     assert run(main()) == [(1.0, b"1"), (1.0, b"2")]
+
+
+@pytest.mark.parametrize(("abort", "served"), [(True, ["discarded"]), (False, [(10.0, b"1")])])
+def test_a_request_a_cut_holds_is_discarded_if_its_connection_is_aborted(abort, served):
+    """TCP holds a request sent into a cut until it heals, closed connection or not; but a
+    connection closed as an abort (SO_LINGER 0, as the Kafka driver's are) discards it."""
+    import socket
+    import struct
+
+    from sim.loop import run
+    from sim.wire.connection import MemoryTransport
+
+    class Broker:
+        name = "b1"
+
+        def __init__(self):
+            self.served = []
+
+        def latency(self):
+            return 0.0
+
+        def held(self, client, what, message=b""):
+            return 10.0 if what == "request" else 0.0  # a cut that heals at 10 s
+
+        def in_flight(self, client):
+            return 0.0
+
+        def discarded(self, client):
+            self.served.append("discarded")
+
+        def alive(self):
+            return True
+
+        async def serve(self, message, client):
+            self.served.append((asyncio.get_running_loop().time(), message))
+            return None
+
+    async def main():
+        broker = Broker()
+        transport = MemoryTransport(asyncio.get_running_loop(), asyncio.Protocol(), broker)
+        if abort:
+            transport.get_extra_info("socket").setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport.write(struct.pack(">i", 1) + b"1")
+        await asyncio.sleep(1.0)
+        transport.close()  # the client gave up on it
+        await asyncio.sleep(20.0)
+        return broker.served
+
+    assert run(main()) == served
 
 
 def test_a_group_level_offset_fetch_error_is_retried_not_read_as_nothing_committed(monkeypatch):
