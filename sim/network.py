@@ -21,9 +21,9 @@ incarnation of a worker):
   produce whose first attempt was applied meets deduplication.
 - but TCP loses nothing: a request sent into a partition of its host waits
   in the kernel, retransmitted, and reaches the broker when the partition
-  heals. A request that may be applied so (``held``: a plain producer's
-  produce) is applied at the heal if its client still waits for it (trace
-  and counter ``request-held``). A client that gave up on it closes the
+  heals. A request that may be applied so (``held``: a produce) is applied
+  at the heal if its client still waits for it (trace and counter
+  ``request-held``). A client that gave up on it closes the
   connection, and detstream's Kafka driver closes a connection with
   requests in flight as an abort, as it does every connection of a process
   that dies (``detstream.transport.kafka.abortive_close``): the kernel

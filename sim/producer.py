@@ -90,10 +90,6 @@ class SimProducer:
     """
 
     transactional = False
-    #: whether a produce sent into a partition of the host lands when it heals, even after
-    #: the producer gave up on it (TCP): a transactional one's would be fenced by then
-    #: (Kafka 4's transaction verification, or the epoch the abort bumped), so it never is.
-    late_writes = True
 
     def __init__(
         self, cluster: SimCluster, name: str, link: Link | None = None, *, idempotent: bool = False,
@@ -352,9 +348,8 @@ class SimProducer:
                     self._name, tp, leader, batch, batch=batch_id, transaction=self._transaction()
                 )
 
-            return await self._cluster.network.request(
-                self._link, "produce", at_leader, held=self.late_writes
-            )
+            # sent into a cut, it waits in the kernel: applied at the heal if we still wait
+            return await self._cluster.network.request(self._link, "produce", at_leader, held=True)
 
         return await self._retry(attempt, "produce", deadline=deadline, tp=tp)
 
@@ -466,7 +461,6 @@ class SimTransactionalProducer(SimProducer):
     """One transactional id's producer (``create_producer(transactional_id=...)``)."""
 
     transactional = True
-    late_writes = False
 
     def __init__(
         self,

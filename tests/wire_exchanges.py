@@ -165,11 +165,8 @@ async def _committed(bootstrap: str, group: str, topic: str) -> Any:
     client = AIOKafkaClient(bootstrap_servers=bootstrap, client_id="wire-vs-broker")
     await client.bootstrap()
     try:
-        found = await client.send(client.get_random_node(), FindCoordinatorRequest(group, 0))
-        while found.error_code in RETRIABLE:
-            await asyncio.sleep(0.2)
-            found = await client.send(client.get_random_node(), FindCoordinatorRequest(group, 0))
-        fetched = await client.send(found.coordinator_id, OffsetFetchRequest(group, [(topic, [0])]))
+        node = await _coordinator(client, group, 0)
+        fetched = await client.send(node, OffsetFetchRequest(group, [(topic, [0])]))
         return [(t, [(p[0], p[1], p[3]) for p in parts]) for t, parts in fetched.topics]
     finally:
         await client.close()

@@ -281,18 +281,24 @@ def test_offsets_of_a_replaced_static_member_are_refused_as_fenced():
     assert simulate(main, config=FAST) == {T0: 3}
 
 
+async def _owner_with_offsets_in_an_open_transaction(cluster, offsets):
+    """A member of group "g" and a producer whose open transaction holds its ``offsets``."""
+    owner, owner_assigned = await _join(cluster, "owner")
+    await owner_assigned.wait()
+    producer = _producer(cluster)
+    await producer.start()
+    await producer.begin_transaction()
+    await producer.send_offsets_to_transaction(offsets, owner.group_metadata())
+    return owner, producer
+
+
 def test_a_read_committed_offset_lookup_waits_for_a_pending_transaction():
     """``committed`` asks for stable offsets under read_committed (OffsetFetch v7, as the
     Kafka driver does); a read_uncommitted consumer reads the old offset at once."""
 
     async def main(cluster):
         cluster.create_topic("t", 1, by="test")
-        owner, owner_assigned = await _join(cluster, "owner")
-        await owner_assigned.wait()
-        producer = _producer(cluster)
-        await producer.start()
-        await producer.begin_transaction()
-        await producer.send_offsets_to_transaction({T0: 4}, owner.group_metadata())
+        owner, producer = await _owner_with_offsets_in_an_open_transaction(cluster, {T0: 4})
         plain = SimTransport(cluster=cluster, name="plain").create_consumer(client_id="plain", group_id="g")
         stable = SimTransport(cluster=cluster, name="stable").create_consumer(
             client_id="stable", group_id="g", isolation_level="read_committed"
@@ -315,12 +321,7 @@ def test_a_read_committed_offset_lookup_waits_for_a_pending_transaction():
 def test_new_owner_waits_for_a_pending_transaction_before_reading_offsets():
     async def main(cluster):
         cluster.create_topic("t", 1, by="test")
-        owner, owner_assigned = await _join(cluster, "owner")
-        await owner_assigned.wait()
-        producer = _producer(cluster)
-        await producer.start()
-        await producer.begin_transaction()
-        await producer.send_offsets_to_transaction({T0: 4}, owner.group_metadata())
+        owner, producer = await _owner_with_offsets_in_an_open_transaction(cluster, {T0: 4})
         # The owner leaves with its offsets still in an open transaction.
         await owner.stop()
         heir, heir_assigned = await _join(cluster, "heir")
