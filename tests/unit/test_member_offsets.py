@@ -74,3 +74,19 @@ def test_a_refusal_aborts_the_transaction_with_the_engines_error(code, error):
 def test_a_fenced_instance_without_an_instance_id_is_still_a_refused_commit():
     error = refusal(FENCED_INSTANCE_ID, "g", GroupMetadata("g", 5, "member-1"))
     assert type(error) is CommitFailedError and "FENCED_INSTANCE_ID" in str(error)
+
+
+def test_the_member_attached_for_another_groups_offsets_is_not_sent():
+    """The sender keeps the last attached metadata; offsets of another group go with no member."""
+
+    def member_sent(attached: GroupMetadata) -> tuple[int, str]:
+        sender = SimpleNamespace(
+            _retry_backoff=0.1, _detstream_group_metadata=attached,
+            _txn_manager=SimpleNamespace(transactional_id="txn-1", producer_id=7, producer_epoch=2),
+        )
+        handler = MemberTxnOffsetCommitHandler(sender, {}, "g")
+        sent = handler.create_request().prepare({28: (0, 3)})
+        return sent.generation_id, sent.member_id
+
+    assert member_sent(MEMBER) == (5, "member-1")
+    assert member_sent(GroupMetadata("other", 9, "member-9")) == (-1, "")

@@ -160,9 +160,12 @@ class MemberTxnOffsetCommitHandler(aiokafka_sender.TxnOffsetCommitHandler):
     """aiokafka's handler of TxnOffsetCommit, sending the member and heeding its refusal."""
 
     def create_request(self) -> MemberTxnOffsetCommitRequest:
-        return MemberTxnOffsetCommitRequest(
-            super().create_request(), compat.attached_group_metadata(self._sender)
-        )
+        return MemberTxnOffsetCommitRequest(super().create_request(), self._member())
+
+    def _member(self) -> GroupMetadata | None:
+        """The member the driver attached for these offsets (None: none, or another group's)."""
+        group = compat.attached_group_metadata(self._sender)
+        return group if group is not None and group.group_id == self._group_id else None
 
     def handle_response(self, resp: Any) -> Any:
         if resp.API_VERSION < 3:
@@ -170,8 +173,8 @@ class MemberTxnOffsetCommitHandler(aiokafka_sender.TxnOffsetCommitHandler):
         codes = {code for _, parts, _ in resp.topics for _, code, _ in parts}
         refused = sorted(codes.intersection(REFUSALS))
         if refused:
-            group = compat.attached_group_metadata(self._sender)
-            compat.fail_transaction_abortably(self._sender, refusal(refused[-1], self._group_id, group))
+            error = refusal(refused[-1], self._group_id, self._member())
+            compat.fail_transaction_abortably(self._sender, error)
             return None
         v0 = TxnOffsetCommitResponse_v0(
             resp.throttle_time_ms,
