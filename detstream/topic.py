@@ -36,8 +36,8 @@ def _seconds(value: float | timedelta | None) -> float | None:
 
 
 def _as_sent(obj: Any, encode: Any, default: Any) -> bytes | None:
-    """``obj`` as a topic sends it: bytes as they are (as Faust), else encoded."""
-    if type(obj) is bytes:
+    """``obj`` as a topic sends it: bytes as they are (as Faust), None as None, else encoded."""
+    if type(obj) is bytes or obj is None:  # (``encode(None)`` is None too: no call for it)
         return obj
     if isinstance(obj, (bytes, bytearray, memoryview)):
         return bytes(obj)
@@ -288,9 +288,11 @@ class Topic(Channel[T]):
         name, key_bytes, value_bytes, header_items = self._encode(
             key, value, headers, None, None, None, timestamp
         )
-        await self.app.producer.forward(
-            name, key=key_bytes, value=value_bytes, timestamp=timestamp, headers=header_items,
-        )
+        producer = self.app.producer
+        if not producer.try_forward(name, key_bytes, value_bytes, timestamp, header_items):
+            await producer.forward(
+                name, key=key_bytes, value=value_bytes, timestamp=timestamp, headers=header_items,
+            )
 
     async def forward_value_bytes(
         self,
@@ -315,10 +317,11 @@ class Topic(Channel[T]):
         hook = self.app.on_produce_message
         if hook.has_receivers():
             header_items = hooked_headers(hook, key_bytes, value, None, timestamp, header_items)
-        await self.app.producer.forward(
-            self.get_topic_name(), key=key_bytes, value=value, timestamp=timestamp,
-            headers=header_items,
-        )
+        name, producer = self.get_topic_name(), self.app.producer
+        if not producer.try_forward(name, key_bytes, value, timestamp, header_items):
+            await producer.forward(
+                name, key=key_bytes, value=value, timestamp=timestamp, headers=header_items,
+            )
 
     def _encode(
         self, key: Any, value: Any, headers: Mapping[str, bytes] | None,

@@ -43,7 +43,7 @@ from .history import WriteHistory
 from .idempotence import BatchId, ProducerEntry, duplicate_of, remember
 from .kafka_errors import MessageSizeTooLargeError
 from .network import Network
-from .producer import BATCH_HEADER, record_size
+from .producer import BATCH_HEADER
 from .trace import Trace
 from .transactions import TransactionalId, TransactionCoordinator
 
@@ -115,6 +115,13 @@ class PartitionLog:
             records = self.records[offset : offset + max_records]
             return records, offset + len(records)  # type: ignore[return-value]
         limit = self.last_stable_offset if read_committed else self.end_offset
+        if limit - offset <= max_records:  # all of it (a fetch that catches up, the final read)
+            aborted = self.aborted if read_committed else ()
+            window = self.records[offset:limit]
+            return [
+                entry for entry in window  # type: ignore[misc]
+                if entry is not None and type(entry) is not ControlMarker and entry[2] not in aborted
+            ], max(limit, offset)
         found: list[ConsumerRecord] = []
         position = offset
         while position < limit and len(found) < max_records:
@@ -232,6 +239,9 @@ class OutgoingRecord(Protocol):
     def headers(self) -> Headers: ...
     @property
     def write(self) -> Write | None: ...
+    @property
+    def size(self) -> int:
+        """Its ``record_size``: measured once, by the client that sends it."""
 
 
 class SimCluster:
@@ -350,7 +360,7 @@ class SimCluster:
             offsets = duplicate_of(log.producers, batch, len(records))
             if offsets is not None:
                 return self._deduplicated(by, tp, log, batch, offsets, records)
-        metas = [self._append(by, tp, log, record, state) for record in records]
+        metas = self._append(by, tp, log, records, state)
         if batch is not None:
             remember(log.producers, batch, tuple(meta.offset for meta in metas))
         self.wake_fetchers(tp)
@@ -361,7 +371,7 @@ class SimCluster:
         limit = self.topics[tp.topic].setting("max.message.bytes")
         if limit is None:
             return
-        size = BATCH_HEADER + sum(record_size(r.key, r.value, r.headers) - BATCH_HEADER for r in records)
+        size = BATCH_HEADER + sum([r.size for r in records]) - BATCH_HEADER * len(records)
         if size > int(limit):
             self.trace.record(by, "produce-refused", tp=tp, size=size, limit=int(limit))
             raise MessageSizeTooLargeError(
@@ -382,33 +392,44 @@ class SimCluster:
     ) -> RecordMetadata:
         """Append one record directly (no leader or sequence checks: tools and tests)."""
         state = self.transactions.check(*transaction, "produce") if transaction else None
-        meta = self._append(by, tp, self._log(tp), _Direct(key, value, timestamp, headers), state)
+        meta = self._append(by, tp, self._log(tp), [_Direct(key, value, timestamp, headers)], state)[0]
         self.wake_fetchers(tp)
         return meta
 
     def _append(
-        self, by: str, tp: TP, log: PartitionLog, record: OutgoingRecord, state: TransactionalId | None
-    ) -> RecordMetadata:
-        records = log.records
-        offset = len(records)  # log.end_offset
-        key, value = record.key, record.value
-        timestamp = record.timestamp
-        records.append(_new_tuple(ConsumerRecord, (
-            tp.topic, tp.partition, offset, timestamp, key, value, record.headers,
-        )))
-        if record.write is not None:
-            self.history.appended(record.write, offset)
-        if state is None:
-            self.trace.record(by, "produce", tp=tp, offset=offset, key=key, value=value)
-        else:
+        self, by: str, tp: TP, log: PartitionLog, records: Sequence[OutgoingRecord],
+        state: TransactionalId | None,
+    ) -> list[RecordMetadata]:
+        """Append ``records`` to ``log`` (one produce request's batch): their metadata, in order."""
+        entries = log.records
+        first = len(entries)  # log.end_offset
+        offsets = range(first, first + len(records))
+        if state is not None:
             log.transactional = True
-            log.open_first.setdefault(state.producer_id, offset)
-            log.txn_producers[offset] = state.producer_id
-            self.transactions.appended(state, tp, offset)
-            self.trace.record(
-                by, "produce", tp=tp, offset=offset, key=key, value=value, txn=state.name
-            )
-        return _new_tuple(RecordMetadata, (tp.topic, tp.partition, offset, timestamp))
+            log.open_first.setdefault(state.producer_id, first)
+            log.txn_producers.update(dict.fromkeys(offsets, state.producer_id))
+            self.transactions.appended(state, tp, offsets)  # (may trace the txn-begin first)
+        topic, partition = tp
+        trace = self.trace
+        shared = trace.shared_tp(tp)
+        metas = []
+        for offset, record in enumerate(records, first):
+            key, value, timestamp = record.key, record.value, record.timestamp
+            entries.append(_new_tuple(ConsumerRecord, (
+                topic, partition, offset, timestamp, key, value, record.headers,
+            )))
+            write = record.write
+            if write is not None:
+                write.offsets += (offset,)  # (``WriteHistory.appended``, inline: per record)
+            fields = {"tp": shared, "offset": offset, "key": key, "value": value}
+            if state is not None:
+                fields["txn"] = state.name
+            if (key is None or type(key) is bytes) and (value is None or type(value) is bytes):
+                trace.record_atoms(by, "produce", fields)
+            else:
+                trace.record(by, "produce", **fields)  # (a client's bytearray: rendered now)
+            metas.append(_new_tuple(RecordMetadata, (topic, partition, offset, timestamp)))
+        return metas
 
     def _deduplicated(
         self, by: str, tp: TP, log: PartitionLog, batch: BatchId, offsets: tuple[int, ...],
@@ -628,6 +649,7 @@ class _Direct(NamedTuple):
     timestamp: float
     headers: Headers
     write: Write | None = None
+    size: int = 0  # (unread: a direct append is not a produce request, nothing checks its size)
 
 
 def _resolve(waiter: asyncio.Future[None]) -> None:

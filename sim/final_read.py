@@ -47,7 +47,7 @@ from detstream._types import TP, ConsumerRecord
 from .checks import Violation, first_steps
 from .cleaner import cleanup_policies
 from .cluster import ControlMarker, PartitionLog, SimCluster
-from .history import Write, WriteHistory
+from .history import Origin, Write, WriteHistory
 
 #: examples listed in a violation's evidence.
 EXAMPLES = 5
@@ -139,18 +139,23 @@ class Visible:
 
     def __init__(self, cluster: SimCluster) -> None:
         self._cluster = cluster
-        #: partition -> (its log, log start offset, read_committed limit); None: no such partition.
-        self._bounds: dict[TP, tuple[PartitionLog, int, int] | None] = {}
+        #: partition -> (its log, log start offset, read_committed limit); () for no such
+        #: partition. Filled by ``bounds_of``.
+        self.bounds: dict[TP, tuple[PartitionLog, int, int] | tuple[()]] = {}
+
+    def bounds_of(self, tp: TP) -> tuple[PartitionLog, int, int] | tuple[()]:
+        """(log, start offset, read_committed limit) of ``tp``; () if there is no such partition."""
+        bounds = self.bounds.get(tp)
+        if bounds is None:
+            found = _log(self._cluster, tp)
+            bounds = self.bounds[tp] = (
+                () if found is None else (found, found.start_offset, found.last_stable_offset)
+            )
+        return bounds
 
     def get(self, tp: TP, offset: int) -> ConsumerRecord | None:
-        try:
-            bounds = self._bounds[tp]
-        except KeyError:
-            found = _log(self._cluster, tp)
-            bounds = self._bounds[tp] = (
-                None if found is None else (found, found.start_offset, found.last_stable_offset)
-            )
-        if bounds is None:
+        bounds = self.bounds.get(tp) or self.bounds_of(tp)
+        if not bounds:
             return None
         log, start, limit = bounds
         if not start <= offset < limit:
@@ -181,16 +186,26 @@ def _visible_offsets_of(history: WriteHistory, visible: Visible) -> list[tuple[i
     Computed once for every check: almost every write has one offset, read as it was sent.
     """
     shown: list[tuple[int, ...]] = []
+    show = shown.append
     empty: tuple[int, ...] = ()
-    get = visible.get
+    known = visible.bounds
     for write in history.writes:
         offsets = write.offsets
-        if not offsets:
-            shown.append(empty)
-        elif len(offsets) == 1:
-            shown.append(offsets if _shows(get(write.tp, offsets[0]), write) else empty)
+        if len(offsets) == 1:  # ``_shows(visible.get(...), write)``, inline: once per write
+            bounds, offset = known.get(write.tp) or visible.bounds_of(write.tp), offsets[0]
+            if bounds and bounds[1] <= offset < bounds[2]:
+                log = bounds[0]
+                record = log.records[offset]
+                seen = (record is not None and not isinstance(record, ControlMarker)
+                        and record.value == write.value and record.key == write.key
+                        and offset not in log.aborted)
+            else:
+                seen = False
+            show(offsets if seen else empty)
+        elif not offsets:
+            show(empty)
         else:
-            shown.append(tuple(_visible_offsets(write, visible)))
+            show(tuple(_visible_offsets(write, visible)))
     return shown
 
 
@@ -339,9 +354,11 @@ def _duplicate_results(
     """Input events (partition, offset, agent) whose visible output comes from several attempts."""
     first: dict[tuple[TP, int, str], int] = {}  # the attempt of an event's first visible write
     attempts: dict[tuple[TP, int, str], set[int]] = defaultdict(set)  # events of several attempts
+    last: Origin | None = None
     for write, at in zip(history.writes, shown, strict=True):
         origin = write.origin
-        if origin is not None and at:
+        if origin is not None and at and origin is not last:  # (one event's writes share theirs)
+            last = origin
             event = (origin.tp, origin.offset, origin.agent)
             attempt = first.setdefault(event, origin.attempt)
             if attempt != origin.attempt:

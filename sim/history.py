@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from detstream._types import TP
+from detstream.events import current_agent, current_event
 
 
 class Origin(NamedTuple):
@@ -88,23 +89,24 @@ class WriteHistory:
     ) -> Write:
         """A send starts (in the sender's context, so its origin is the event being processed)."""
         tp = self._tps.get(tp) or self._tps.setdefault(tp, tp)
-        write = Write(producer, tp, key, value, idempotent, transactional, self._origin(),
-                      sent_at=self._clock())
+        event = current_event()
+        if event is None or event.message is None:
+            origin = None
+        elif event is self._last[0] and current_agent() is self._last[1]:
+            origin = self._last[2]  # another send of the same event (a sentence's words)
+        else:
+            origin = self._origin(event)
+        write = Write(producer, tp, key, value, idempotent, transactional, origin, (), False, None,
+                      self._clock())  # (by position: one per record)
         self.writes.append(write)
         return write
 
     def appended(self, write: Write, offset: int) -> None:
         write.offsets += (offset,)
 
-    def _origin(self) -> Origin | None:
-        current_event, current_agent = _engine_context()
-        event = current_event()
-        if event is None or event.message is None:
-            return None
+    def _origin(self, event: Any) -> Origin:
+        """The origin of a send made while ``event`` (a consumed one) is processed."""
         agent = current_agent()
-        last_event, last_agent, origin = self._last
-        if event is last_event and agent is last_agent:
-            return origin
         known = self._attempts.get(id(event))
         if known is not None and known[0]() is event:
             attempt = known[1]
@@ -117,16 +119,3 @@ class WriteHistory:
         origin = Origin(tp, message.offset, agent.name if agent else "-", attempt)
         self._last = (event, agent, origin)
         return origin
-
-
-def _engine_context() -> tuple[Callable[[], Any], Callable[[], Any]]:
-    """The engine's ``current_event`` and ``current_agent`` (imported on first use, then kept)."""
-    global _CONTEXT
-    if _CONTEXT is None:
-        from detstream.events import current_agent, current_event
-
-        _CONTEXT = (current_event, current_agent)
-    return _CONTEXT
-
-
-_CONTEXT: tuple[Callable[[], Any], Callable[[], Any]] | None = None

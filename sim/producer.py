@@ -239,8 +239,9 @@ class SimProducer:
     ) -> TP:
         """Put the record in its partition's next batch (a sender task drains it); its partition."""
         self._check_can_send()
+        state = self._cluster.topics.get(topic)  # (``_partition_count``'s common case, inline)
         try:
-            count = self._partition_count(topic)
+            count = len(state.logs) if state is not None else self._partition_count(topic)
         except UnknownTopicOrPartitionError as exc:
             raise self._refuse_early(topic, partition, key, value, exc) from None
         size = record_size(key, value, headers)
@@ -253,12 +254,12 @@ class SimProducer:
             partition = (
                 partition_for_key(key, count) if key is not None else next(self._round_robin) % count
             )
-        tp = self._tp(topic, partition)
+        tp = self._tps.get(topic, _NO_TPS).get(partition) or self._tp(topic, partition)
         stamp = wall_time() if timestamp is None else timestamp
         write = self._cluster.history.sent(
             self._label, tp, key, value, idempotent=self.idempotent, transactional=self.transactional
         )
-        pending = _new_pending(_Pending, (key, value, stamp, headers, future, write))
+        pending = _new_pending(_Pending, (key, value, stamp, headers, future, write, size))
         queue = self._queued.get(tp)
         if queue is None:
             self._queued[tp] = [pending]
@@ -447,6 +448,10 @@ class SimProducer:
 _new_pending = tuple.__new__
 
 
+#: (``self._tps.get(topic, _NO_TPS).get(partition)``: a topic sent to for the first time)
+_NO_TPS: dict[int, TP] = {}
+
+
 class _Pending(NamedTuple):
     key: bytes | None
     value: bytes | None
@@ -455,6 +460,8 @@ class _Pending(NamedTuple):
     #: the ack of an ``enqueue``d record (None: forwarded; its batch's future says).
     future: asyncio.Future[RecordMetadata] | None
     write: Write
+    #: ``record_size`` (the broker sums a batch's from it).
+    size: int
 
 
 class SimTransactionalProducer(SimProducer):
@@ -503,8 +510,9 @@ class SimTransactionalProducer(SimProducer):
         self._in_transaction = True
 
     def _check_can_send(self) -> None:
-        self._check_alive()
-        self._require_transaction("send")
+        if self._sender_dead is not None or not self._in_transaction:  # (per record: one test)
+            self._check_alive()
+            self._require_transaction("send")
 
     async def _ensure_producer_id(self) -> int:
         if self._producer_id is None:

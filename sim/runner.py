@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import operator
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Coroutine
@@ -43,6 +44,7 @@ from .fault_effects import apply_fault
 from .faults import BROKER_KINDS, Fault, FaultPlan, plan_faults
 from .final_read import final_read
 from .group import member_client
+from .loop import clock_of
 from .producer import SimProducer
 from .sandbox import EPOCH
 from .scenario import ProducerSpec, Scenario, encode, load_scenario_file
@@ -211,6 +213,9 @@ def _nothing_in_flight(app: Any) -> bool:
 
 
 #: fault kinds after which an at-least-once app may process some input twice.
+#: a trace event's actor (``Counter(map(_ACTOR, events))``: counted in C).
+_ACTOR = operator.attrgetter("actor")
+
 _REPROCESSING_KINDS = frozenset(
     {"crash", "stall", "twin", "drop", "delay", "refuse", "deny_reads", *BROKER_KINDS}
 )
@@ -268,7 +273,7 @@ class Simulation:
         self.options = options
         self.datadir = datadir
         self._scenario_hook = scenario
-        self.trace = Trace(asyncio.get_running_loop().time)
+        self.trace = Trace(clock_of(asyncio.get_running_loop()))
         seed = options.seed
         streams = SeedStreams(seed)
         self.cluster = SimCluster(
@@ -672,25 +677,15 @@ class Simulation:
         for spec in scenario.producers:
             count = self.client_counts[spec.name]
             lines.append(f"client {spec.name}: produced {count} records to {spec.topic!r}")
-        # One pass over the trace for every count below (a long run has many events).
-        kinds: Counter[str] = Counter()
-        delivered: Counter[str] = Counter()
-        app_crashes: Counter[str] = Counter()
-        agent_errors: Counter[str] = Counter()
-        listener_failed = sought_back = 0
-        for e in self.trace.events:
-            kind = e.kind
-            kinds[kind] += 1
-            if kind == "deliver":
-                delivered[e.actor] += 1
-            elif kind == "app-crashed":
-                app_crashes[e.actor] += 1
-            elif kind == "agent-error":
-                agent_errors[e.actor] += 1
-            elif kind == "engine-error":
-                listener_failed += "step" in e.fields
-            elif kind == "opened":
-                sought_back += bool(e.fields.get("sought"))
+        # Counted from the trace's index by kind (a long run has many events): no Python
+        # step per event.
+        trace = self.trace
+        kinds = trace.kind_counts()
+        delivered = Counter(map(_ACTOR, trace.of_kind("deliver")))
+        app_crashes = Counter(map(_ACTOR, trace.of_kind("app-crashed")))
+        agent_errors = Counter(map(_ACTOR, trace.of_kind("agent-error")))
+        listener_failed = sum(1 for e in trace.of_kind("engine-error") if "step" in e.fields)
+        sought_back = sum(1 for e in trace.of_kind("opened") if e.fields.get("sought"))
         for name in sorted({w.actor for w in [*self.workers.values(), *self.retired]}):
             raised = f"; its agents raised {agent_errors[name]} times" if agent_errors[name] else ""
             crashed = f"; its App crashed {app_crashes[name]} times" if app_crashes[name] else ""

@@ -14,9 +14,9 @@ of an immutable type (a list of partitions, a table value the app may mutate
 in place later) is rendered at once, as before.
 
 A run keeps every event until its report is dropped, and the collector walks
-them, so a field that is a ``TP`` is stored as the one ``TP`` object of its
-partition (the engine makes a new one per message: a named tuple, which the
-collector never untracks). The checks read events by kind: ``of_kind`` and
+them, so a step's ``tp`` field (where every step names its partition) is
+stored as the one ``TP`` object of that partition (the engine makes a new one
+per message: a named tuple, which the collector never untracks). The checks read events by kind: ``of_kind`` and
 ``of_kinds`` use an index by kind, built once over the events so far.
 """
 
@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import heapq
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import chain
 from pathlib import Path
 from typing import Any, NamedTuple, overload
 
@@ -181,21 +182,42 @@ class Trace:
 
     def record(self, actor: str, kind: str, **fields: Any) -> None:
         """Append one step; field order is the call's keyword order."""
-        tps = self._tps
+        tp = fields.get("tp")
+        if tp is not None and type(tp) is TP:  # (a partition is always a step's ``tp`` field)
+            shared = self._tps.setdefault(tp, tp)
+            if shared is not tp:
+                fields["tp"] = shared  # an existing key: the dict keeps its size and order
         early = False
-        for key, value in fields.items():
-            cls = type(value)
-            if cls is TP:
-                shared = tps.setdefault(value, value)
-                if shared is not value:
-                    fields[key] = shared  # an existing key: the dict keeps its size and order
-            elif cls not in _IMMUTABLE:
+        immutable = _IMMUTABLE
+        for value in fields.values():
+            if type(value) not in immutable:
                 early = True
+                break
         events = self.events
         index = len(events)
         event = _new_event(TraceEvent, (self.clock(), actor, kind, fields))
         if early:
             self._early[index] = _render(event)
+        events.append(event)
+        positions = self._by_kind.get(kind)
+        if positions is None:
+            self._by_kind[kind] = [index]
+        else:
+            positions.append(index)
+        if self._waiters:
+            self._wake(event)
+
+    def shared_tp(self, tp: TP) -> TP:
+        """The one ``TP`` object of ``tp``'s partition that steps hold (see ``record``)."""
+        return self._tps.setdefault(tp, tp)
+
+    def record_atoms(self, actor: str, kind: str, fields: dict[str, Any]) -> None:
+        """``record`` of a step the caller vouches for: every value is of an immutable type
+        (bytes, str, int, None, ...) and its ``tp`` is ``shared_tp``'s (a produce request's
+        records: one check per batch, not one per record)."""
+        events = self.events
+        index = len(events)
+        event = _new_event(TraceEvent, (self.clock(), actor, kind, fields))
         events.append(event)
         positions = self._by_kind.get(kind)
         if positions is None:
@@ -241,19 +263,27 @@ class Trace:
         """kind -> indexes of its events, in order."""
         return self._by_kind
 
+    def kind_counts(self) -> Counter[str]:
+        """How many events of each kind were recorded so far."""
+        return Counter({kind: len(indexes) for kind, indexes in self._kind_index().items()})
+
     def of_kind(self, kind: str) -> Iterator[TraceEvent]:
-        """The events of ``kind``, in order (those recorded before the first item is taken)."""
-        events = self.events
-        for index in self._kind_index().get(kind, ()):
-            yield events[index]
+        """The events of ``kind``, in order.
+
+        An iterator made in C (the checks walk every delivery of a run
+        through these): no Python step per event.
+        """
+        return map(self.events.__getitem__, self._kind_index().get(kind, ()))
 
     def of_kinds(self, *kinds: str) -> Iterator[TraceEvent]:
-        """The events of any of ``kinds``, in trace order (as ``of_kind``)."""
-        by_kind, events = self._kind_index(), self.events
+        """The events of any of ``kinds`` recorded so far, in trace order (as ``of_kind``).
+
+        The indexes of each kind are sorted runs: ``sorted`` merges them in C.
+        """
+        by_kind = self._kind_index()
         lists = [by_kind[kind] for kind in dict.fromkeys(kinds) if kind in by_kind]
-        indexes: Iterable[int] = lists[0] if len(lists) == 1 else heapq.merge(*lists)
-        for index in indexes:
-            yield events[index]
+        indexes: Iterable[int] = lists[0] if len(lists) == 1 else sorted(chain.from_iterable(lists))
+        return map(self.events.__getitem__, indexes)
 
     def index_of(self, event: TraceEvent) -> int:
         """The position of ``event`` (one of ``events``, by identity): its line number, from 0.

@@ -128,10 +128,10 @@ class TransactionCoordinator:
         return state
 
     # -- inside a transaction ----------------------------------------------------------
-    def appended(self, state: TransactionalId, tp: TP, offset: int) -> None:
-        """A record of ``state``'s transaction went to ``tp`` at ``offset``."""
+    def appended(self, state: TransactionalId, tp: TP, offsets: Iterable[int]) -> None:
+        """Records of ``state``'s transaction went to ``tp`` at ``offsets``."""
         txn = self._begin(state)
-        txn.partitions.setdefault(tp, []).append(offset)
+        txn.partitions.setdefault(tp, []).extend(offsets)
 
     def add_offsets(
         self, name: str, epoch: int, offsets: Mapping[TP, int], group: GroupMetadata

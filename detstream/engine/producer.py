@@ -62,8 +62,13 @@ OUTBOX_ROOM = 10_000
 
 #: the event a send was made for (None outside any) and the agent making it, if any.
 _Origin = tuple["Event | None", Any]
-#: an outbox entry: send number, topic, arguments, the caller's future (None: a forward), origin.
-_Outgoing = tuple[int, str, dict[str, Any], "asyncio.Future[RecordMetadata] | None", _Origin]
+#: what a send hands the client: key, value, partition, timestamp, headers (one tuple per
+#: record, in the order of the client's ``forward_nowait`` arguments).
+_Record = tuple["bytes | None", "bytes | None", "int | None", "float | None", "Headers"]
+#: an outbox entry: send number, topic, record, the caller's future (None: a forward), origin.
+_Outgoing = tuple[int, str, _Record, "asyncio.Future[RecordMetadata] | None", _Origin]
+#: the names of a ``_Record``'s fields (what a sensor's ``on_send_initiated`` reads).
+_RECORD_FIELDS = ("key", "value", "partition", "timestamp", "headers")
 #: a send of a table write and the future its store waits on.
 _Durable = tuple["asyncio.Future[RecordMetadata]", "asyncio.Future[RecordMetadata]"]
 
@@ -101,8 +106,8 @@ class ProducerBuffer:
         self._sent = self.stats.sent
         #: told of each send and its outcome while a sensor is registered (the App's sensors).
         self.sensors: SensorHooks | None = None
-        #: id of a send's ``args`` -> what ``on_send_initiated`` returned, until it settles.
-        #: The args dict lives in the send's records until then, so its id stays its own.
+        #: id of a send's record -> what ``on_send_initiated`` returned, until it settles.
+        #: The record lives in the send's entries until then, so its id stays its own.
         self._sensor_states: dict[int, Any] = {}
         #: (send number, future) of sends not known to be settled; a send's future is the
         #: caller's, or for forwards the producer's ack of their batch once handed over (with
@@ -126,12 +131,12 @@ class ProducerBuffer:
             producer, "forward_nowait", None
         )
         #: future of a send in flight (a caller's, or the batch future of forwards) -> the
-        #: records (topic, args, origin) whose events fail if it is refused.
-        self._unsettled: dict[asyncio.Future[Any], list[tuple[str, dict[str, Any], _Origin]]] = {}
+        #: records (topic, record, origin) whose events fail if it is refused.
+        self._unsettled: dict[asyncio.Future[Any], list[tuple[str, _Record, _Origin]]] = {}
         #: exactly-once: writes of the open transaction waiting for its commit.
         self._durable: list[_Durable] = []
         #: exactly-once, while a commit is in progress: sends for the next transaction.
-        self._deferred: list[tuple[str, dict[str, Any], asyncio.Future[RecordMetadata] | None]] | None = None
+        self._deferred: list[tuple[str, _Record, asyncio.Future[RecordMetadata] | None]] | None = None
         self._next_durable: list[_Durable] = []
         #: whether the open transaction has records.
         self._sent_in_transaction = False
@@ -196,12 +201,12 @@ class ProducerBuffer:
         timestamp: float | None = None,
         headers: Headers = (),
     ) -> asyncio.Future[RecordMetadata]:
-        args = dict(key=key, value=value, partition=partition, timestamp=timestamp, headers=headers)
+        record = (key, value, partition, timestamp, headers)
         if self._deferred is not None:
             later: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
-            self._deferred.append((topic, args, later))
+            self._deferred.append((topic, record, later))
             return later
-        future = self._start_send(topic, args, with_future=True)
+        future = self._start_send(topic, record, with_future=True)
         assert future is not None
         return future
 
@@ -225,11 +230,31 @@ class ProducerBuffer:
         """
         if len(self._outbox) >= OUTBOX_ROOM:
             await self._room_in_outbox()
-        args = dict(key=key, value=value, partition=partition, timestamp=timestamp, headers=headers)
+        self._take_forward(topic, key, value, partition, timestamp, headers)
+
+    def try_forward(
+        self, topic: str, key: bytes | None, value: bytes | None,
+        timestamp: float | None = None, headers: Headers = (),
+    ) -> bool:
+        """``forward`` without a coroutine if the outbox has room; whether it took the record.
+
+        A caller forwarding for every event (``group_by``, sinks) tries this
+        first and awaits ``forward`` only when it returns False.
+        """
+        if len(self._outbox) >= OUTBOX_ROOM:
+            return False
+        self._take_forward(topic, key, value, None, timestamp, headers)
+        return True
+
+    def _take_forward(
+        self, topic: str, key: bytes | None, value: bytes | None, partition: int | None,
+        timestamp: float | None, headers: Headers,
+    ) -> None:
+        record = (key, value, partition, timestamp, headers)
         if self._deferred is not None:
-            self._deferred.append((topic, args, None))
+            self._deferred.append((topic, record, None))
             return
-        self._start_send(topic, args, with_future=False)
+        self._start_send(topic, record, with_future=False)
 
     async def _room_in_outbox(self) -> None:
         while len(self._outbox) >= OUTBOX_ROOM:
@@ -244,7 +269,7 @@ class ProducerBuffer:
                 waiter.set_result(None)
 
     def _start_send(
-        self, topic: str, args: dict[str, Any], *, with_future: bool
+        self, topic: str, record: _Record, *, with_future: bool
     ) -> asyncio.Future[RecordMetadata] | None:
         """Put the record in the outbox (call order) and make sure the drain task runs."""
         self._sent_in_transaction = True
@@ -252,25 +277,33 @@ class ProducerBuffer:
         sent[topic] = sent.get(topic, 0) + 1
         sensors = self.sensors
         if sensors is not None and sensors.enabled:
-            key, value = args["key"], args["value"]
-            self._sensor_states[id(args)] = sensors.on_send_initiated(
-                self, topic, args, len(key) if key else 0, len(value) if value else 0
-            )
-        origin = _origin()
+            record = self._tell_initiated(sensors, topic, record)
+        origin = (current_event(), current_agent())  # (``_origin()``, inline: per record)
         number = self._queued
         self._queued = number + 1
         future: asyncio.Future[RecordMetadata] | None = None
         if with_future:
             future = asyncio.get_running_loop().create_future()
             if not mutants.on(SEND_FAILURE_IGNORED):
-                self._unsettled[future] = [(topic, args, origin)]
+                self._unsettled[future] = [(topic, record, origin)]
                 future.add_done_callback(self._send_done)
             self._trim_pending()
             self._pending.append((number, future))
-        self._outbox.append((number, topic, args, future, origin))
+        self._outbox.append((number, topic, record, future, origin))
         if self._drainer is None or self._drainer.done():
             self._drainer = asyncio.ensure_future(self._drain())
         return future
+
+    def _tell_initiated(self, sensors: SensorHooks, topic: str, record: _Record) -> _Record:
+        """Sensors: a send starts. They see the record as Faust's do (a mapping of its fields,
+        ``headers`` replaceable: a tracer adds its own); the record as they left it."""
+        fields = dict(zip(_RECORD_FIELDS, record, strict=True))
+        key, value = record[0], record[1]
+        state = sensors.on_send_initiated(self, topic, fields, len(key) if key else 0,
+                                          len(value) if value else 0)
+        record = tuple(fields[name] for name in _RECORD_FIELDS)  # type: ignore[assignment]
+        self._sensor_states[id(record)] = state
+        return record
 
     async def _drain(self) -> None:
         """Hand the outbox to the producer, one record after the other, in call order.
@@ -284,6 +317,7 @@ class ProducerBuffer:
         over are cancelled with it, so nothing waits for them forever.
         """
         outbox, enqueue, forward, nowait = self._outbox, self._enqueue, self._forward, self._forward_nowait
+        unsettled = self._unsettled
         # The client runs in this task: it sees the sender's event and agent, as a send
         # awaited by the agent itself would (the simulator's history reads them). This
         # task's context is its own, so they are set only when they change.
@@ -291,7 +325,7 @@ class ProducerBuffer:
         agent: Any = None
         try:
             while outbox:
-                number, topic, args, future, origin = outbox.popleft()
+                number, topic, record, future, origin = outbox.popleft()
                 if self._room_waiters and len(outbox) < OUTBOX_ROOM:
                     self._wake_room_waiters()
                 try:
@@ -304,10 +338,13 @@ class ProducerBuffer:
                     ack: asyncio.Future[Any] | Exception | None = None
                     try:
                         if future is None and nowait is not None:  # the common case: no coroutine
-                            ack = nowait(topic, args["key"], args["value"], args["partition"],
-                                         args["timestamp"], args["headers"])
+                            ack = nowait(topic, *record)
                         if ack is None:
-                            ack = await (enqueue if future is not None else forward)(topic, **args)
+                            key, value, partition, timestamp, headers = record
+                            ack = await (enqueue if future is not None else forward)(
+                                topic, key=key, value=value, partition=partition,
+                                timestamp=timestamp, headers=headers,
+                            )
                     except Exception as exc:
                         ack = exc
                     if isinstance(ack, BaseException):  # refused before queueing: too large, ...
@@ -315,13 +352,17 @@ class ProducerBuffer:
                             if not future.done():
                                 future.set_exception(ack)
                         elif not mutants.on(SEND_FAILURE_IGNORED):
-                            self._report(ack, topic, args, origin)
+                            self._report(ack, topic, record, origin)
                     elif future is not None:
                         complete_as(ack, future)
                         if not ack.done():
                             future.add_done_callback(partial(self._outlive, number, ack))
                     else:
-                        self._track(number, ack, topic, args, origin)
+                        riding = unsettled.get(ack)  # a batch's later forwards: ``_track``, inline
+                        if riding is not None:
+                            riding.append((topic, record, origin))
+                        else:
+                            self._track(number, ack, topic, record, origin)
                 finally:
                     self._handed += 1
                     if self._handover_waiters:
@@ -349,7 +390,7 @@ class ProducerBuffer:
 
     def _track(
         self, number: int, ack: asyncio.Future[Any], topic: str,
-        args: dict[str, Any], origin: _Origin,
+        record: _Record, origin: _Origin,
     ) -> None:
         """Follow a forward's ack (its batch's): flushes wait for it, a refusal fails its event.
 
@@ -363,9 +404,9 @@ class ProducerBuffer:
         """
         riding = self._unsettled.get(ack)
         if riding is not None:
-            riding.append((topic, args, origin))
+            riding.append((topic, record, origin))
             return
-        records = [(topic, args, origin)]
+        records = [(topic, record, origin)]
         if ack.done():
             if not mutants.on(SEND_FAILURE_IGNORED):
                 self._settled(ack, records)
@@ -398,7 +439,7 @@ class ProducerBuffer:
             self._send_done(future)
 
     def _settled(
-        self, future: asyncio.Future[Any], records: list[tuple[str, dict[str, Any], _Origin]]
+        self, future: asyncio.Future[Any], records: list[tuple[str, _Record, _Origin]]
     ) -> None:
         """A send (or a batch of forwards) ended: if it failed, the event of each record failed
         (remembered in ``failed``, and reported at once).
@@ -414,17 +455,17 @@ class ProducerBuffer:
             return
         error = future.exception()
         assert error is not None
-        for topic, args, origin in records:
-            self._report(error, topic, args, origin)
+        for topic, record, origin in records:
+            self._report(error, topic, record, origin)
 
     def _tell_sent(
-        self, future: asyncio.Future[Any], records: list[tuple[str, dict[str, Any], _Origin]]
+        self, future: asyncio.Future[Any], records: list[tuple[str, _Record, _Origin]]
     ) -> None:
         """Sensors: the records of ``future`` were acknowledged (or given up, if cancelled)."""
         states, sensors = self._sensor_states, self.sensors
         metadata = None if future.cancelled() else future.result()
-        for _, args, _ in records:
-            state = states.pop(id(args), None)
+        for _, record, _ in records:
+            state = states.pop(id(record), None)
             if state is not None and sensors is not None and metadata is not None:
                 sensors.on_send_completed(self, state, metadata)
 
@@ -439,16 +480,16 @@ class ProducerBuffer:
         self._handover_waiters = waiting
 
     def _report(
-        self, error: BaseException, topic: str, args: dict[str, Any], origin: _Origin
+        self, error: BaseException, topic: str, record: _Record, origin: _Origin
     ) -> None:
         self.stats.errors += 1
         if self._sensor_states:
-            state = self._sensor_states.pop(id(args), None)
+            state = self._sensor_states.pop(id(record), None)
             if state is not None and self.sensors is not None:
                 self.sensors.on_send_error(self, error, state)
         event, agent = origin
         message = event.message if event is not None else None
-        failure = SendFailed(error, topic, args.get("partition"), message, agent)
+        failure = SendFailed(error, topic, record[2], message, agent)
         if message is not None and self.failed is None:
             self.failed = failure
         if self.on_failure is not None:
@@ -554,15 +595,15 @@ class ProducerBuffer:
         if failure is not None:
             _fail(self._durable, failure)
             self._durable = []
-        for topic, args, later in deferred:
+        for topic, record, later in deferred:
             if later is None:  # a forward: nobody waits for it
                 if failure is None:
-                    self._start_send(topic, args, with_future=False)
+                    self._start_send(topic, record, with_future=False)
             elif failure is not None:
                 later.set_exception(failure)
                 later.exception()  # reported by the commit that failed; no "never retrieved"
             else:
-                sent = self._start_send(topic, args, with_future=True)
+                sent = self._start_send(topic, record, with_future=True)
                 assert sent is not None
                 complete_as(sent, later)
 

@@ -66,6 +66,7 @@ from detstream.transport.kafka.stable_offsets import UNSTABLE_OFFSET_COMMIT, Off
 from sim.brokers import GROUP_COORDINATOR_TOPIC, TXN_COORDINATOR_TOPIC, coordinator_partition
 from sim.cluster import ControlMarker, PartitionLog
 from sim.idempotence import BatchId
+from sim.producer import record_size
 
 from . import admin, groups
 from .codec import Decoded, decode_request, encode_response
@@ -543,11 +544,12 @@ MAX_FETCH_RECORDS = 500
 class _Record:
     """A record of a produce request, as the cluster appends it (no history entry: not a sim client)."""
 
-    __slots__ = ("key", "value", "timestamp", "headers", "write")
+    __slots__ = ("key", "value", "timestamp", "headers", "write", "size")
 
     def __init__(self, key: bytes | None, value: bytes | None, timestamp: float, headers: Any) -> None:
         self.key, self.value, self.timestamp, self.headers = key, value, timestamp, headers
         self.write = None
+        self.size = record_size(key, value, headers)
 
 
 def _fetch_response(version: int, topics: list[tuple[str, list[tuple[Any, ...]]]]) -> Any:

@@ -8,6 +8,7 @@ from sim.driver import SimTransport
 from sim.idempotence import BatchId
 from sim.kafka_errors import InvalidProducerEpochError, OutOfOrderSequenceError
 from sim.network import LinkConditions
+from sim.producer import record_size
 from sim.testing import simulate
 
 T0 = TP("t", 0)
@@ -18,6 +19,7 @@ RESPONSES_LOST = ClusterConfig(lost_response_share=1.0)
 class Rec:
     def __init__(self, value):
         self.key, self.value, self.timestamp, self.headers, self.write = None, value, 0.0, (), None
+        self.size = record_size(None, value)
 
 
 def produce(cluster, values, batch):
