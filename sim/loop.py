@@ -284,11 +284,11 @@ class VirtualEventLoop(asyncio.BaseEventLoop):
         #: set by ``hash_by_creation_order``: futures and tasks made here hash by this count.
         self._hash_seq: Iterator[int] | None = None
         # Creation order of tasks, to report and cancel them deterministically
-        # (asyncio.all_tasks() is a set ordered by memory address).
-        # Each task's (creation order, owner): one weak entry per task, as tasks come and go.
-        self._task_info: weakref.WeakKeyDictionary[asyncio.Task[Any], tuple[int, str | None]] = (
-            weakref.WeakKeyDictionary()
-        )
+        # (asyncio.all_tasks() is a set ordered by memory address), per owner: a worker
+        # that exits finds its own tasks without a walk over every task of the run (one
+        # per worker exit, with thousands of tasks at 100 workers). Weak: a task leaves
+        # its owner's map when it is gone. Tasks made under no owner are under None.
+        self._owned: dict[str | None, weakref.WeakValueDictionary[int, asyncio.Task[Any]]] = {}
         #: (host, port) -> the simulated broker a connection there reaches (``sim.wire``);
         #: ``create_connection`` to any other address is refused as real I/O.
         self.simulated_endpoints: dict[tuple[str, int], Callable[[], Any]] = {}
@@ -479,19 +479,24 @@ class VirtualEventLoop(asyncio.BaseEventLoop):
         task = super().create_task(coro, name=f"Task-{seq}" if name is None else name, **kwargs)
         context = kwargs.get("context")
         owner = context.get(task_owner) if context is not None else task_owner.get()
-        self._task_info[task] = (seq, owner)
+        owned = self._owned.get(owner)
+        if owned is None:
+            owned = self._owned[owner] = weakref.WeakValueDictionary()
+        owned[seq] = task
         return task
 
     def tasks_owned_by(self, owner: str) -> list[asyncio.Task[Any]]:
-        """Unfinished tasks created (directly or not) under ``task_owner == owner``."""
-        info = self._task_info
-        return [t for t in self.pending_tasks() if info.get(t, (0, None))[1] == owner]
+        """Unfinished tasks created (directly or not) under ``task_owner == owner``, in creation order."""
+        owned = self._owned.get(owner)
+        if not owned:
+            return []
+        return [task for _, task in sorted(owned.items()) if not task.done()]
 
     def pending_tasks(self) -> list[asyncio.Task[Any]]:
         """This loop's unfinished tasks, in creation order."""
         tasks = [t for t in asyncio.all_tasks(self) if not t.done()]
-        info = self._task_info
-        return sorted(tasks, key=lambda t: (info.get(t, (0, None))[0], t.get_name()))
+        seqs = {task: seq for owned in self._owned.values() for seq, task in owned.items()}
+        return sorted(tasks, key=lambda t: (seqs.get(t, 0), t.get_name()))
 
     # -- one iteration ---------------------------------------------------------
 
