@@ -50,7 +50,7 @@ from .tables.recovery import TableManager
 from .tables.set_table import SetGlobalTable, SetTable
 from .tables.table import Table
 from .topic import Topic
-from .tracing import TraceHook, Tracer
+from .tracing import AtomsHook, TraceHook, Tracer
 from .transport import driver_class
 from .transport.base import Transport
 from .web import Router, Web
@@ -719,6 +719,16 @@ class App(Service):
     @trace_hook.setter
     def trace_hook(self, hook: TraceHook | None) -> None:
         self.tracer.hook = hook
+
+    @property
+    def trace_atoms_hook(self) -> AtomsHook | None:
+        """Called as ``hook(client_name, kind, fields)`` with the hottest steps (their values
+        immutable: see ``Tracer.record_atoms``); set by the simulator with ``trace_hook``."""
+        return self.tracer.atoms_hook
+
+    @trace_atoms_hook.setter
+    def trace_atoms_hook(self, hook: AtomsHook | None) -> None:
+        self.tracer.atoms_hook = hook
 
     # -- lifecycle -------------------------------------------------------------------
     async def on_start(self) -> None:

@@ -411,7 +411,6 @@ class SimCluster:
             self.transactions.appended(state, tp, offsets)  # (may trace the txn-begin first)
         topic, partition = tp
         trace = self.trace
-        shared = trace.shared_tp(tp)
         metas = []
         for offset, record in enumerate(records, first):
             key, value, timestamp = record.key, record.value, record.timestamp
@@ -421,7 +420,7 @@ class SimCluster:
             write = record.write
             if write is not None:
                 write.offsets += (offset,)  # (``WriteHistory.appended``, inline: per record)
-            fields = {"tp": shared, "offset": offset, "key": key, "value": value}
+            fields = {"tp": tp, "offset": offset, "key": key, "value": value}
             if state is not None:
                 fields["txn"] = state.name
             if (key is None or type(key) is bytes) and (value is None or type(value) is bytes):

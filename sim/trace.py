@@ -207,14 +207,13 @@ class Trace:
         if self._waiters:
             self._wake(event)
 
-    def shared_tp(self, tp: TP) -> TP:
-        """The one ``TP`` object of ``tp``'s partition that steps hold (see ``record``)."""
-        return self._tps.setdefault(tp, tp)
-
     def record_atoms(self, actor: str, kind: str, fields: dict[str, Any]) -> None:
         """``record`` of a step the caller vouches for: every value is of an immutable type
-        (bytes, str, int, None, ...) and its ``tp`` is ``shared_tp``'s (a produce request's
-        records: one check per batch, not one per record)."""
+        (``detstream.tracing.ATOMS``), so none is checked (a produce request's records, the
+        engine's deliveries and table writes)."""
+        tp = fields.get("tp")
+        if tp is not None:
+            fields["tp"] = self._tps.setdefault(tp, tp)
         events = self.events
         index = len(events)
         event = _new_event(TraceEvent, (self.clock(), actor, kind, fields))

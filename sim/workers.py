@@ -121,7 +121,10 @@ class SimWorker:
             self.wire.host(self.actor, self.network)
             app.transport = self.wire.transport_for(app)
         app.client_name = self.name  # its transactional id: the same for a twin's two processes
-        app.trace_hook = self.trace.record if self.actor == self.name else self._record_as_actor
+        if self.actor == self.name:
+            app.trace_hook, app.trace_atoms_hook = self.trace.record, self.trace.record_atoms
+        else:
+            app.trace_hook, app.trace_atoms_hook = self._record_as_actor, self._record_atoms_as_actor
         app.conf.datadir = str(self.datadir)
         if self.static_membership:  # the slot's name: the same for a restart and for a twin
             app.conf.consumer_group_instance_id = self.name
@@ -143,6 +146,10 @@ class SimWorker:
     def _record_as_actor(self, _client_name: str, kind: str, **fields: Any) -> None:
         """The app's trace hook when its client name is shared with a twin: lines name the actor."""
         self.trace.record(self.actor, kind, **fields)
+
+    def _record_atoms_as_actor(self, _client_name: str, kind: str, fields: dict[str, Any]) -> None:
+        """``_record_as_actor`` for the app's atoms hook."""
+        self.trace.record_atoms(self.actor, kind, fields)
 
     async def _start_failed(self, error: BaseException | None) -> None:
         """``app.start()`` raised (a table it must read first is refused to it, say).

@@ -97,7 +97,11 @@ class PartitionLease:
         self.processing += 1
         tracer = self.tracer
         if tracer.enabled:
-            tracer.record(kind, tp=message.tp, offset=message.offset, key=message.key)
+            key = message.key
+            if key is None or type(key) is bytes:
+                tracer.record_atoms(kind, {"tp": message.tp, "offset": message.offset, "key": key})
+            else:
+                tracer.record(kind, tp=message.tp, offset=message.offset, key=key)
         return True
 
     def finished(self, message: Message) -> None:

@@ -51,6 +51,7 @@ from detstream.mutants import register as register_mutant
 from detstream.partitioner import partition_for_key
 from detstream.produce_hook import hooked_headers
 from detstream.stores import StoreSpec, store_for_url
+from detstream.tracing import ATOMS, Tracer
 
 from .changelog_cache import ChangelogCache, SendRecord
 from .codecs import TableKeyCodec
@@ -169,6 +170,8 @@ class Table(MutableMapping[KT, VT]):
         self._values_read_back: set[bytes] = set()
         #: str key -> its changelog bytes, checked to read back as the key (same schema).
         self._str_key_bytes: dict[str, bytes | None] = {}
+        #: int value -> its changelog bytes, checked to decode (same schema): a counter's.
+        self._int_value_bytes: dict[int, bytes | None] = {}
         self._setup_changelog_schema()
         #: built after the changelog topic: a persistent store encodes with its schema.
         self.data = store_for_url(self.store_url)(url=self.store_url, spec=self.store_spec())
@@ -283,7 +286,7 @@ class Table(MutableMapping[KT, VT]):
         (see ``changelog_cache``).
         """
         key_bytes, value_bytes = self._changelog_bytes(key, value)
-        self.app.tracer.record("table-write", table=self.name, partition=partition, key=key, value=value)
+        _trace_write(self.app.tracer, self.name, partition, key, value)
         return self.changelog_cache.write(partition, key_bytes, value_bytes)
 
     @property
@@ -401,7 +404,7 @@ class Table(MutableMapping[KT, VT]):
         serializers (the app's default key serializer is raw).
         """
         key_bytes, value_bytes = self._changelog_bytes(key, value)
-        self.app.tracer.record("table-write", table=self.name, partition=partition, key=key, value=value)
+        _trace_write(self.app.tracer, self.name, partition, key, value)
         return self._changelog_sender()(key_bytes, value_bytes, partition)
 
     def _changelog_bytes(self, key: Any, value: Any) -> tuple[bytes | None, bytes | None]:
@@ -414,18 +417,29 @@ class Table(MutableMapping[KT, VT]):
         schema = self.changelog_topic.schema
         name = self.changelog_name
         known: Any = _UNKNOWN
-        if type(key) is str and schema is self._keys_read_back_schema:
-            known = self._str_key_bytes.get(key, _UNKNOWN)  # a counter writes few keys often
+        known_value: Any = _UNKNOWN
+        if schema is self._keys_read_back_schema:  # a counter writes few keys, and values, often
+            if type(key) is str:
+                known = self._str_key_bytes.get(key, _UNKNOWN)
+            if type(value) is int:
+                known_value = self._int_value_bytes.get(value, _UNKNOWN)
         try:
             key_bytes = schema.dumps_key(key, default_serializer="json") if known is _UNKNOWN else known
-            value_bytes = schema.dumps_value(value, default_serializer="json")
+            value_bytes = (schema.dumps_value(value, default_serializer="json")
+                           if known_value is _UNKNOWN else known_value)
         except CodecError as exc:
             raise TableWriteError(
                 f"table {self.name!r}: cannot write key {key!r} to its changelog {name!r}: {exc}"
             ) from exc
         if known is _UNKNOWN:
             self._check_key_reads_back(schema, key, key_bytes, name)
-        return key_bytes, self._checked_value_bytes(schema, key, value_bytes, name)
+        if known_value is _UNKNOWN:
+            value_bytes = self._checked_value_bytes(schema, key, value_bytes, name)
+            if type(value) is int and schema is self._keys_read_back_schema:
+                if len(self._int_value_bytes) >= _READ_BACK_KEYS:
+                    self._int_value_bytes.clear()
+                self._int_value_bytes[value] = value_bytes
+        return key_bytes, value_bytes
 
     def _check_key_reads_back(self, schema: Any, key: Any, key_bytes: bytes | None, name: str) -> None:
         """Refuse a key recovery would not decode to the same key; remember a str key's bytes."""
@@ -476,6 +490,7 @@ class Table(MutableMapping[KT, VT]):
             known.clear()
             self._values_read_back.clear()
             self._str_key_bytes.clear()
+            self._int_value_bytes.clear()
             self._keys_read_back_schema = schema
         if key_bytes in known:
             return known[key_bytes]
@@ -733,3 +748,15 @@ def _move_offsets_past_skipped(
         stored = store.persisted_offset(partition)
         if stored is None or offset > stored:
             store.set_persisted_offset(partition, offset)
+
+
+def _trace_write(tracer: Tracer, table: str, partition: int, key: Any, value: Any) -> None:
+    """The ``table-write`` step (the atoms path when key and value are immutable atoms)."""
+    if not tracer.enabled:
+        return
+    if type(key) in ATOMS and type(value) in ATOMS:
+        tracer.record_atoms(
+            "table-write", {"table": table, "partition": partition, "key": key, "value": value}
+        )
+    else:
+        tracer.record("table-write", table=table, partition=partition, key=key, value=value)

@@ -361,3 +361,28 @@ def test_random_scalars_round_trip_like_the_generic_path(n: int, s: str, f: floa
                  _reference_values(Scalars, args, {}, not loose))
     decoded = Scalars.loads(Scalars(*args).dumps())
     assert _same(decoded.__dict__, {"n": n, "s": s, "f": f})
+
+
+@pytest.mark.parametrize(("cls", "data"), [
+    (Pt, {"x": 1}),
+    (Pt, {"x": 1, "y": 2, "unknown": 9}),
+    (Cat, {"name": "c"}),
+    (Dog, {"name": "d", "barks": False}),
+    (Defaults, {"a": 1}),
+])
+def test_a_second_decode_of_a_dict_gives_what_the_first_gave(cls: type[Record], data: dict) -> None:
+    """The first decode compiles the class's plan; later ones bind on the plain path."""
+    first, second = cls.from_data(dict(data)), cls.from_data(dict(data))
+    assert type(first) is type(second) is cls
+    assert _same(first.__dict__, second.__dict__)
+    assert _same(second.__dict__, cls(**data, __strict__=False).__dict__)
+
+
+def test_the_plain_path_decodes_to_the_model_the_payload_names() -> None:
+    payload = Cat(name="c", lives=3).to_representation()
+    for _ in range(2):
+        decoded = Pet.from_data(dict(payload))
+        assert type(decoded) is Cat and decoded.lives == 3
+    unknown = {"x": 1, "__faust": {"ns": "no.such.Model"}}
+    assert [type(Pt.from_data(dict(unknown))) for _ in range(2)] == [Pt, Pt]
+    assert type(Pt.from_data({"name": "c"}, preferred_type=Cat)) is Cat

@@ -328,6 +328,27 @@ def test_a_forward_waits_while_the_outbox_is_full_and_goes_on_as_it_drains(monke
     (waited, buffered), logged = run(body)
     assert waited  # the agent waited instead of piling up records
     assert buffered == [b"1", b"2", b"3", b"4"]
+
+
+def test_try_forward_takes_a_record_only_while_the_outbox_has_room(monkeypatch):
+    """The coroutine-free forward: False (nothing taken) where ``forward`` would wait."""
+    from detstream.engine import producer as producer_module
+
+    monkeypatch.setattr(producer_module, "OUTBOX_ROOM", 2)
+
+    async def body():
+        client = EnqueueingProducer()
+        buffer = ProducerBuffer(client)
+        taken = [buffer.try_forward("out", None, value) for value in (b"1", b"2", b"3")]
+        await buffer.forward("out", key=None, value=b"3")  # waits for room, then takes it
+        await asyncio.sleep(0)
+        client.ack_all()
+        await buffer.flush()
+        return taken, [value for value, _ in client.buffered]
+
+    (taken, buffered), logged = run(body)
+    assert taken == [True, True, False]
+    assert buffered == [b"1", b"2", b"3"]
     assert not logged, logged
 
 

@@ -80,6 +80,20 @@ def test_a_str_key_refused_once_is_refused_again_and_a_good_one_keeps_its_bytes(
         typed._changelog_bytes("word", "x")  # a remembered key: its value is still checked
 
 
+def test_int_values_keep_their_bytes_and_are_not_confused_with_equal_values_of_other_types():
+    """A counter writes the same int values often: their bytes are remembered, per type."""
+    t = table()
+    writes = [1, 2, 1, True, 1.0, 1, False, 0]
+    assert [t._changelog_bytes("k", value)[1] for value in writes] == [
+        b"1", b"2", b"1", b"true", b"1.0", b"1", b"false", b"0"
+    ]
+    typed = table(value_type=str)
+    with pytest.raises(TableWriteError, match="cannot decode"):
+        typed._changelog_bytes("k", 5)
+    with pytest.raises(TableWriteError, match="cannot decode"):
+        typed._changelog_bytes("k", 5)  # refused again: only checked bytes are remembered
+
+
 def test_a_value_the_changelog_cannot_encode_or_decode_is_refused():
     with pytest.raises(TableWriteError, match="table 't': cannot write key 'k'"):
         table()._changelog_bytes("k", object())
