@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import dataclasses
+import operator
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from . import mutants
 from .errors import DecodeError, InvalidArgument, Skip
 from .events import AckResult, Event, Message, Thrown, current_event, set_current_event
+from .models import FieldDescriptor
 from .mutants import register as register_mutant
 
 if TYPE_CHECKING:
@@ -763,6 +765,8 @@ _SKIP = _Skip()
 def _key_getter(key: Any, name: str | None) -> tuple[Callable[[Any], Any], str]:
     field = getattr(key, "field", None)
     if field is not None and hasattr(key, "getattr"):
+        if type(key).getattr is FieldDescriptor.getattr:  # its path, read in C (per event)
+            return operator.attrgetter(".".join(node.field for node in key._path())), name or field
         return key.getattr, name or field
     if callable(key):
         if not name:
