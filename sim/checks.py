@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import operator
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -69,6 +70,9 @@ def first_steps(trace: Trace, kind: str, wanted: Iterable[tuple[TP, int]]) -> di
     return found
 
 
+_FIELDS = operator.attrgetter("fields")
+_TP_AND_OFFSET = operator.itemgetter("tp", "offset")
+
 #: trace kinds of a worker's stream starting a record (the first stream, another stream).
 _STARTS = ("deliver", "deliver-shared")
 
@@ -84,20 +88,20 @@ def partition_order(trace: Trace) -> Violation | None:
     """
     last: dict[tuple[str, TP], int] = {}
     for event in trace.of_kinds("assigned", "deliver"):
-        if event.kind == "assigned":
-            for key in [k for k in last if k[0] == event.actor]:
+        _, actor, kind, fields = event
+        if kind == "assigned":
+            for key in [k for k in last if k[0] == actor]:
                 del last[key]
-        elif event.kind == "deliver":
-            key = (event.actor, event.fields["tp"])
-            offset = event.fields["offset"]
-            previous = last.get(key)
-            if previous is not None and offset <= previous:
-                return citing(
-                    "partition-order",
-                    f"{event.actor} processed {key[1]} offset {offset} after {previous}",
-                    trace, event,
-                )
-            last[key] = offset
+            continue
+        key = (actor, fields["tp"])
+        offset = fields["offset"]
+        previous = last.get(key)
+        if previous is not None and offset <= previous:
+            return citing(
+                "partition-order", f"{actor} processed {key[1]} offset {offset} after {previous}",
+                trace, event,
+            )
+        last[key] = offset
     return None
 
 
@@ -160,12 +164,11 @@ def opened_after_listener(trace: Trace) -> Violation | None:
 def no_lost_input(trace: Trace, cluster: SimCluster, topics: Iterable[str]) -> Violation | None:
     """Every record of every consumed topic was processed (or reported undecodable) at least once."""
     delivered: dict[TP, set[int]] = {}
-    for e in trace.of_kinds("deliver", "decode-error"):
-        fields = e.fields
-        offsets = delivered.get(fields["tp"])
+    for tp, offset in map(_TP_AND_OFFSET, map(_FIELDS, trace.of_kinds("deliver", "decode-error"))):
+        offsets = delivered.get(tp)
         if offsets is None:
-            offsets = delivered[fields["tp"]] = set()
-        offsets.add(fields["offset"])
+            offsets = delivered[tp] = set()
+        offsets.add(offset)
     for topic in sorted(topics):
         state = cluster.topics.get(topic)
         if state is None:
