@@ -20,6 +20,7 @@ import asyncio
 import json
 import secrets
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -176,28 +177,16 @@ async def group_exchanges(bootstrap: str, topic: str, group: str) -> list[Any]:
     """One member's life in a group, request by request as aiokafka negotiates them (JoinGroup
     v5: first MEMBER_ID_REQUIRED, KIP-394), with the refusals a zombie meets: error codes,
     generations and what was assigned and committed."""
-    from aiokafka.coordinator.protocol import (
-        ConsumerProtocolMemberAssignment,
-        ConsumerProtocolMemberMetadata,
-    )
+    from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
     from aiokafka.protocol.commit import OffsetCommitRequest
-    from aiokafka.protocol.group import (
-        HeartbeatRequest,
-        JoinGroupRequest,
-        LeaveGroupRequest,
-        SyncGroupRequest,
-    )
+    from aiokafka.protocol.group import HeartbeatRequest, LeaveGroupRequest, SyncGroupRequest
 
     client = AIOKafkaClient(bootstrap_servers=bootstrap, client_id="wire-vs-broker")
     await client.bootstrap()
     try:
         found = await client.send(client.get_random_node(), FindCoordinatorRequest(group, 0))
         node = found.coordinator_id
-        metadata = ConsumerProtocolMemberMetadata(0, [topic], b"").encode()
-
-        def join(member: str) -> Any:
-            return JoinGroupRequest(group, 10_000, 10_000, member, None, "consumer", [("range", metadata)])
-
+        join = _joining(group, topic)
         seen: list[Any] = []
         first = await client.send(node, join(""))
         seen.append(("join-without-id", first.error_code, bool(first.member_id)))
@@ -232,8 +221,6 @@ async def member_offset_exchanges(bootstrap: str, topic: str, group: str) -> lis
     driver sends them): a stale generation, an unknown member, then the member itself; the
     error codes per partition, a stable offset fetch (OffsetFetch v7) while each transaction
     is open and once the last one committed, and what that left committed."""
-    from aiokafka.coordinator.protocol import ConsumerProtocolMemberMetadata
-    from aiokafka.protocol.group import JoinGroupRequest
     from aiokafka.protocol.transaction import (
         AddOffsetsToTxnRequest,
         EndTxnRequest,
@@ -247,11 +234,7 @@ async def member_offset_exchanges(bootstrap: str, topic: str, group: str) -> lis
     await client.bootstrap()
     try:
         node = await _coordinator(client, group, 0)
-        metadata = ConsumerProtocolMemberMetadata(0, [topic], b"").encode()
-
-        def join(member: str) -> Any:
-            return JoinGroupRequest(group, 10_000, 10_000, member, None, "consumer", [("range", metadata)])
-
+        join = _joining(group, topic)
         member = (await client.send(node, join(""))).member_id
         generation = (await client.send(node, join(member))).generation_id
         txn_id = f"{group}-txn"
@@ -283,6 +266,20 @@ async def member_offset_exchanges(bootstrap: str, topic: str, group: str) -> lis
         return seen + [("stable-after-commit", after), ("committed", await _committed(bootstrap, group, topic))]
     finally:
         await client.close()
+
+
+def _joining(group: str, topic: str) -> Callable[[str], Any]:
+    """``join(member_id)``: the JoinGroup request (v5) of a consumer of ``topic`` in ``group``
+    ("" for the first, which the broker answers with MEMBER_ID_REQUIRED and an id)."""
+    from aiokafka.coordinator.protocol import ConsumerProtocolMemberMetadata
+    from aiokafka.protocol.group import JoinGroupRequest
+
+    metadata = ConsumerProtocolMemberMetadata(0, [topic], b"").encode()
+
+    def join(member: str) -> Any:
+        return JoinGroupRequest(group, 10_000, 10_000, member, None, "consumer", [("range", metadata)])
+
+    return join
 
 
 async def _stable_offsets(client: AIOKafkaClient, node: int, group: str, topic: str) -> list[Any]:
