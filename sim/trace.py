@@ -181,39 +181,27 @@ class Trace:
         self._positions: dict[int, int] = {}
 
     def record(self, actor: str, kind: str, **fields: Any) -> None:
-        """Append one step; field order is the call's keyword order."""
-        tp = fields.get("tp")
-        if tp is not None and type(tp) is TP:  # (a partition is always a step's ``tp`` field)
-            shared = self._tps.setdefault(tp, tp)
-            if shared is not tp:
-                fields["tp"] = shared  # an existing key: the dict keeps its size and order
-        early = False
+        """Append one step; field order is the call's keyword order.
+
+        A step with a value that may change later (a list, a table value the
+        app mutates in place) is rendered now, as it is when it happens.
+        """
         immutable = _IMMUTABLE
         for value in fields.values():
             if type(value) not in immutable:
-                early = True
-                break
-        events = self.events
-        index = len(events)
-        event = _new_event(TraceEvent, (self.clock(), actor, kind, fields))
-        if early:
-            self._early[index] = _render(event)
-        events.append(event)
-        positions = self._by_kind.get(kind)
-        if positions is None:
-            self._by_kind[kind] = [index]
-        else:
-            positions.append(index)
-        if self._waiters:
-            self._wake(event)
+                index = len(self.events)
+                self.record_atoms(actor, kind, fields)
+                self._early[index] = _render(self.events[index])
+                return
+        self.record_atoms(actor, kind, fields)
 
     def record_atoms(self, actor: str, kind: str, fields: dict[str, Any]) -> None:
         """``record`` of a step the caller vouches for: every value is of an immutable type
         (``detstream.tracing.ATOMS``), so none is checked (a produce request's records, the
         engine's deliveries and table writes)."""
         tp = fields.get("tp")
-        if tp is not None:
-            fields["tp"] = self._tps.setdefault(tp, tp)
+        if tp is not None and type(tp) is TP:  # (a partition is always a step's ``tp`` field)
+            fields["tp"] = self._tps.setdefault(tp, tp)  # an existing key: order is kept
         events = self.events
         index = len(events)
         event = _new_event(TraceEvent, (self.clock(), actor, kind, fields))

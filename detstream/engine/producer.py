@@ -278,7 +278,7 @@ class ProducerBuffer:
         sensors = self.sensors
         if sensors is not None and sensors.enabled:
             record = self._tell_initiated(sensors, topic, record)
-        origin = (current_event(), current_agent())  # (``_origin()``, inline: per record)
+        origin = (current_event(), current_agent())  # the event and agent making the send
         number = self._queued
         self._queued = number + 1
         future: asyncio.Future[RecordMetadata] | None = None
@@ -623,11 +623,6 @@ def _enqueue_of(producer: Any) -> Callable[..., Awaitable[asyncio.Future[RecordM
         return asyncio.ensure_future(producer.send(topic, **args))
 
     return send_in_a_task
-
-
-def _origin() -> _Origin:
-    """The event being processed and the agent processing it, if any (captured at send time)."""
-    return current_event(), current_agent()
 
 
 def _fail(waiting: list[_Durable], reason: BaseException) -> None:
