@@ -36,7 +36,6 @@ from .admin import SimAdmin
 from .cluster import ReadInterest, SimCluster
 from .group_member import GroupMember
 from .kafka_errors import ConsumerStoppedError, RetriableError, TopicAuthorizationFailedError
-from .loop import clock_of
 from .metadata import ClientMetadata
 from .network import LinkConditions
 from .producer import MAX_REQUEST_SIZE, Link, SimProducer, SimTransactionalProducer
@@ -68,7 +67,7 @@ def standalone_cluster() -> SimCluster:
     loop = asyncio.get_running_loop()
     cluster = _standalone.get(loop)
     if cluster is None:
-        cluster = SimCluster(Trace(clock_of(loop)), rng=random.Random(0))
+        cluster = SimCluster(Trace(loop.time), rng=random.Random(0))
         _standalone[loop] = cluster
     return cluster
 

@@ -154,7 +154,7 @@ class Visible:
         return bounds
 
     def get(self, tp: TP, offset: int) -> ConsumerRecord | None:
-        bounds = self.bounds.get(tp) or self.bounds_of(tp)
+        bounds = self.bounds_of(tp)
         if not bounds:
             return None
         log, start, limit = bounds

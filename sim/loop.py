@@ -27,10 +27,8 @@ overhead is a large share of a simulation with many workers.
 from __future__ import annotations
 
 import asyncio
-import functools
 import heapq
 import math
-import operator
 import random
 import weakref
 from asyncio import base_events, events, format_helpers
@@ -220,9 +218,6 @@ class _VirtualSelector:
 
 
 #: handles whose ``_run`` is asyncio's ``Handle._run`` (``_run_once`` runs their callback inline).
-#: a loop's virtual time (``VirtualEventLoop.clock``).
-_NOW = operator.attrgetter("_now")
-
 _PLAIN_HANDLES = frozenset({events.Handle, asyncio.TimerHandle, _TimerHandle})
 
 
@@ -305,12 +300,6 @@ class VirtualEventLoop(asyncio.BaseEventLoop):
     def time(self) -> float:
         """Virtual seconds; moves only when the loop jumps to the next timer."""
         return self._now
-
-    @functools.cached_property
-    def clock(self) -> Callable[[], float]:
-        """``time``, called without a Python frame (C-level ``partial`` of an ``attrgetter``):
-        the trace stamps every step of a run with it."""
-        return functools.partial(_NOW, self)
 
     def call_at(
         self,
@@ -799,7 +788,3 @@ def _cancel_leftovers(loop: VirtualEventLoop) -> None:
                 }
             )
 
-
-def clock_of(loop: asyncio.AbstractEventLoop) -> Callable[[], float]:
-    """``loop``'s time as the trace reads it: ``clock`` of a virtual loop, else ``time``."""
-    return loop.clock if isinstance(loop, VirtualEventLoop) else loop.time

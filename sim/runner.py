@@ -44,7 +44,6 @@ from .fault_effects import apply_fault
 from .faults import BROKER_KINDS, Fault, FaultPlan, plan_faults
 from .final_read import final_read
 from .group import member_client
-from .loop import clock_of
 from .producer import SimProducer
 from .sandbox import EPOCH
 from .scenario import ProducerSpec, Scenario, encode, load_scenario_file
@@ -273,7 +272,7 @@ class Simulation:
         self.options = options
         self.datadir = datadir
         self._scenario_hook = scenario
-        self.trace = Trace(clock_of(asyncio.get_running_loop()))
+        self.trace = Trace(asyncio.get_running_loop().time)
         seed = options.seed
         streams = SeedStreams(seed)
         self.cluster = SimCluster(

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from .cluster import ClusterConfig, SimCluster
 from .driver import current_cluster
 from .gc_policy import SimGcPolicy
-from .loop import VirtualEventLoop, clock_of
+from .loop import VirtualEventLoop
 from .sandbox import Sandbox
 from .seeds import SeedStreams
 from .trace import Trace
@@ -70,7 +70,7 @@ def simulate(
 
     async def with_cluster() -> Any:
         loop = asyncio.get_running_loop()
-        cluster = SimCluster(Trace(clock_of(loop)), rng=SeedStreams(seed).network(), config=config)
+        cluster = SimCluster(Trace(loop.time), rng=SeedStreams(seed).network(), config=config)
         token = current_cluster.set(cluster)
         try:
             return await main(cluster)
