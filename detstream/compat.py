@@ -13,6 +13,7 @@ Nothing here imports aiokafka: the functions take its objects as given.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import mode
@@ -102,6 +103,35 @@ def max_request_size(producer: Any) -> int:
 def check_record_size(producer: Any, key: bytes | None, value: bytes | None, headers: Any) -> None:
     """Raise aiokafka's ``MessageSizeTooLargeError`` for a record past ``max_request_size``."""
     producer._serialize(key, value, headers)
+
+
+def batch_appender(builder: Any) -> Callable[[int, bytes | None, bytes | None, Any], bool]:
+    """``builder.append`` (aiokafka's ``BatchBuilder``) without its keyword call and serializer
+    hop per record: whether the record fit (a full batch closes itself, as there).
+
+    For a builder without serializers (ours: the producer is made without
+    them); one with serializers gets its own ``append``.
+    """
+    if builder._key_serializer is not None or builder._value_serializer is not None:
+        return lambda ms, key, value, headers: builder.append(
+            timestamp=ms, key=key, value=value, headers=headers) is not None
+    inner = builder._builder.append
+
+    def append(ms: int, key: bytes | None, value: bytes | None, headers: Any) -> bool:
+        if builder._closed:
+            return False
+        if inner(builder._relative_offset, ms, key=key, value=value, headers=headers) is None:
+            builder.close()
+            return False
+        builder._relative_offset += 1
+        return True
+
+    return append
+
+
+def uses_default_partitioner(producer: Any) -> bool:
+    """Whether ``producer`` partitions keyed records with aiokafka's ``DefaultPartitioner``."""
+    return _is_aiokafka_default(type(producer._partitioner))
 
 
 def default_partition(producer: Any, key: bytes | None, every: list[int], available: list[int]) -> int:

@@ -214,3 +214,32 @@ def test_a_partitions_fetch_state_is_read_without_a_request():
     assert before == unassigned == (None, None, None)
     assert unfetched == (None, None, None)
     assert fetched == (5, 9, 7)
+
+
+def test_a_batch_appender_builds_the_bytes_aiokafkas_append_builds():
+    """``batch_appender``: the same batch as ``BatchBuilder.append`` record by record, and a
+    full batch closes itself and takes nothing more, as there."""
+    from aiokafka.producer.message_accumulator import BatchBuilder
+
+    def builder():
+        return BatchBuilder(200, 0)
+
+    ours, theirs = builder(), builder()
+    append = compat.batch_appender(ours)
+    records = [(1000 + i, b"k%d" % i, b"v" * (i * 7), [("h", b"x")] if i % 2 else []) for i in range(12)]
+    taken = [append(ms, key, value, headers) for ms, key, value, headers in records]
+    expected = [theirs.append(timestamp=ms, key=key, value=value, headers=headers) is not None
+                for ms, key, value, headers in records]
+    assert taken == expected and False in taken  # some fit, then the batch was full
+    assert ours._closed and theirs._closed
+    assert not append(1, b"late", b"v", [])
+    assert ours.record_count() == theirs.record_count()
+    assert bytes(ours._build()) == bytes(theirs._build())
+
+
+def test_a_batch_with_serializers_appends_through_them():
+    from aiokafka.producer.message_accumulator import BatchBuilder
+
+    batch = BatchBuilder(1000, 0, value_serializer=lambda v: v.encode())
+    assert compat.batch_appender(batch)(1, None, "text", [])
+    assert batch.record_count() == 1

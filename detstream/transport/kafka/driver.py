@@ -51,6 +51,7 @@ from detstream import compat
 from detstream._types import RecordMetadata
 from detstream.clock import wall_time
 from detstream.errors import ImproperlyConfigured, ProducerSendError
+from detstream.partitioner import murmur2
 from detstream.settings import SETTINGS
 from detstream.transport import aiokafka_logs
 from detstream.transport.aiokafka_logs import AIOKAFKA_LOGS
@@ -227,10 +228,12 @@ class _Batch:
     offset + ``i``.
     """
 
-    __slots__ = ("acks", "born", "builder", "filled", "forwarded", "full", "seen", "stamps")
+    __slots__ = ("acks", "append", "born", "builder", "filled", "forwarded", "full", "seen", "stamps")
 
     def __init__(self, builder: Any, born: float) -> None:
         self.builder = builder
+        #: ``builder``'s append (``compat.batch_appender``): whether the record fit.
+        self.append = compat.batch_appender(builder)
         self.born = born
         self.full = False
         #: each record's ack (None for a record forwarded: ``forwarded`` answers for those).
@@ -289,6 +292,8 @@ class KafkaProducer:
         #: callbacks of the batches' futures need no context variables: one shared context.
         self._context = contextvars.Context()
         self._observer: SendObserver | None = transport.send_observer
+        #: ``_facts_of`` the current client (None in first place: none read yet).
+        self._client_facts: tuple[Any, Any, int, bool] = (None, None, 0, False)
         self._kinds = dict(
             idempotent=bool(options.get("enable_idempotence") or options.get("transactional_id")),
             transactional=options.get("transactional_id") is not None,
@@ -393,8 +398,19 @@ class KafkaProducer:
         batch takes the record (metadata known, room left): the common case,
         without a coroutine per record.
         """
-        batch = self._add_nowait(topic, key, value, partition, timestamp, headers, None)
-        return None if batch is None else _forwarded(batch)
+        if self._waiting:
+            return None
+        producer = self._client()
+        stamp_ms = int(round((wall_time() if timestamp is None else timestamp) * 1000))
+        try:
+            batch = self._append(producer, topic, key, value, partition, stamp_ms,
+                                 list(headers) if headers else _NO_HEADERS, None)
+        except KafkaError as exc:
+            raise self._refused_early(topic, partition, key, value, exc) from exc
+        if batch is None:
+            return None
+        forwarded = batch.forwarded
+        return forwarded if forwarded is not None else _forwarded(batch)
 
     def _add_nowait(
         self, topic: str, key: bytes | None, value: bytes | None, partition: int | None,
@@ -474,20 +490,24 @@ class KafkaProducer:
 
         Refuses what aiokafka's ``send`` refuses before queueing, with the same errors.
         """
-        known = self._known(producer, topic)
+        known = self._partitions.get(topic) or self._known(producer, topic)
         if known is None:
             return None
-        txn = compat.transaction_manager(producer)
-        if txn is not None and txn.transactional_id is not None and not txn.is_in_transaction():
+        client = self._client_facts if self._client_facts[0] is producer else self._facts_of(producer)
+        _, txn, max_size, murmur = client
+        if txn is not None and not txn.is_in_transaction():
             raise IllegalOperation("Can't send messages while not in transaction")
         size = (len(key) if key is not None else 0) + (len(value) if value is not None else 0)
         for name, data in headers:
             size += len(name) * 4 + len(data or b"")
-        if size + _RECORD_OVERHEAD > compat.max_request_size(producer):  # maybe too large
+        if size + _RECORD_OVERHEAD > max_size:  # maybe too large
             compat.check_record_size(producer, key, value, headers)
         every, ordered, available = known
         if partition is None:
-            partition = compat.default_partition(producer, key, ordered, available)
+            if key is not None and murmur:
+                partition = ordered[(murmur2(key) & 0x7FFFFFFF) % len(ordered)]
+            else:
+                partition = compat.default_partition(producer, key, ordered, available)
         else:
             assert partition >= 0
             assert partition in every, "Unrecognized partition"
@@ -496,9 +516,7 @@ class KafkaProducer:
         if batches is None:
             batches = self._batches[where] = deque()
         batch = batches[-1] if batches and not batches[-1].full else None
-        if batch is None or batch.builder.append(
-            timestamp=stamp_ms, key=key, value=value, headers=headers
-        ) is None:
+        if batch is None or not batch.append(stamp_ms, key, value, headers):
             if batch is not None:  # full: aiokafka's builder closed itself
                 batch.full = True
                 if batch.filled is not None and not batch.filled.done():
@@ -510,13 +528,25 @@ class KafkaProducer:
             batch = _Batch(producer.create_batch(), loop.time())
             batches.append(batch)
             # the first record of a batch always fits (a large one travels alone)
-            batch.builder.append(timestamp=stamp_ms, key=key, value=value, headers=headers)
+            batch.append(stamp_ms, key, value, headers)
         batch.acks.append(ack)
         batch.stamps.append(stamp_ms)
         if self._observer is not None:
             batch.seen.append(self._observer.sent(topic, partition, key, value, **self._kinds))
-        self._pumping(producer, topic, partition, batches)
+        if where not in self._pumps:
+            self._pumping(producer, topic, partition, batches)
         return batch
+
+    def _facts_of(self, producer: AIOKafkaProducer) -> tuple[Any, Any, int, bool]:
+        """What each record's append reads of the client, read once per client: (the client,
+        its transaction state if transactional, its max request size, whether keyed records
+        take aiokafka's default partitioner, answered here by the remembered murmur2)."""
+        txn = compat.transaction_manager(producer)
+        if txn is not None and txn.transactional_id is None:
+            txn = None
+        self._client_facts = (producer, txn, compat.max_request_size(producer),
+                              compat.uses_default_partitioner(producer))
+        return self._client_facts
 
     def _pumping(
         self, producer: AIOKafkaProducer, topic: str, partition: int, batches: deque[_Batch]
