@@ -388,11 +388,12 @@ class SimConsumer:
                 await self._refresh_metadata()
             batch, moved = self._read_available()
             if batch:
-                if self._cluster.network.loses(self._link, loop.time()):
+                held = self._held_for(loop.time())
+                if held is None:
                     self._fetch_lost()
                     continue
                 await asyncio.sleep(
-                    self._cluster.latency() + self._link.conditions.extra(loop.time())
+                    self._cluster.latency() + self._link.conditions.extra(loop.time()) + held
                 )
                 # Records of a partition seeked or reassigned meanwhile are stale: drop them.
                 batch = self._current_records(batch, moved)
@@ -444,8 +445,20 @@ class SimConsumer:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
+    def _held_for(self, now: float) -> float | None:
+        """How long a drop window holds the fetch's response, as TCP would (0: none); None if
+        that outlasts the request timeout: the fetch is lost."""
+        network = self._cluster.network
+        if not network.loses(self._link, now):
+            return 0.0
+        held = network.hold_for(self._link, now)
+        if held >= self._cluster.config.request_timeout:
+            return None
+        network.note_held(self._link, "fetch", applied=True)
+        return held
+
     def _fetch_lost(self) -> None:
-        """A drop fault lost the fetch: nothing comes back until the request timeout."""
+        """A drop window held the fetch past its timeout: nothing comes back until then."""
         self._cluster.network.lost(self._link, "fetch")
         now = asyncio.get_running_loop().time()
         self._fetch_blocked_until = now + self._cluster.config.request_timeout

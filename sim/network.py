@@ -7,30 +7,31 @@ faults of its host's network (``LinkConditions``, shared by every
 incarnation of a worker):
 
 - ``delay``: for a period, every request takes extra latency;
-- ``drop``: for a period, each request is lost with probability ``loss``
-  (1: all of them, a network partition). The client hears nothing and
-  gives up after the request timeout (``RequestTimedOutError``, retriable).
-  A coin from the network stream decides whether the request was lost on
-  its way in (never applied) or its response on the way back (applied: a
-  produce retried after that appends again, unless idempotent);
-  ``ClusterConfig.lost_response_share`` is the chance of the latter. Long
-  polls (join, sync) and fetches are only ever lost on the way in. For a
-  share of lost requests (``ClusterConfig.reset_share``) the connection
-  closes instead: the client hears after a round trip
-  (``ConnectionClosedError``) and retries at once, which is when a retried
-  produce whose first attempt was applied meets deduplication.
-- but TCP loses nothing: a request sent into a partition of its host waits
-  in the kernel, retransmitted, and reaches the broker when the partition
-  heals. A request that may be applied so (``held``: a produce) is applied
-  at the heal if its client still waits for it (trace and counter
-  ``request-held``). A client that gave up on it closes the
-  connection, and detstream's Kafka driver closes a connection with
-  requests in flight as an abort, as it does every connection of a process
-  that dies (``detstream.transport.kafka.abortive_close``): the kernel
-  discards the request, which never lands late, after the partition's new
-  owner wrote (an orphaned connection closed the ordinary way would be
-  retransmitted for a minute or two). So it is lost then (trace and counter
-  ``request-discarded``).
+- ``drop``: for a period, each message is lost with probability ``loss``
+  (1: all of them, a network partition), and TCP carries it all the same
+  (``Network.hold_for``): in a partition it waits in the kernel until the
+  partition heals; in a lossy window each loss costs a retransmission
+  timeout. A coin from the network stream decides whether the window caught
+  the request (applied when it gets through) or its response (applied at
+  once, answered late); ``ClusterConfig.lost_response_share`` is the chance
+  of the latter. The client gets its answer late (trace and counter
+  ``request-held``), unless the hold outlasts its request timeout: then it
+  hears ``RequestTimedOutError`` (retriable) at the timeout, and a produce
+  retried after a held response appends again, unless idempotent. A client
+  that gave up closes the connection, and detstream's Kafka driver closes a
+  connection with requests in flight as an abort, as it does every
+  connection of a process that dies
+  (``detstream.transport.kafka.abortive_close``): the kernel discards a held
+  request, which never lands late, after the partition's new owner wrote
+  (an orphaned connection closed the ordinary way would be retransmitted
+  for a minute or two). So it is lost then (trace and counter
+  ``request-discarded``). For a share of caught messages
+  (``ClusterConfig.reset_share``) the connection closes instead: the client
+  hears after a round trip (``ConnectionClosedError``) and retries at once,
+  which is when a retried produce whose first attempt was applied meets
+  deduplication. Fetches and long polls (join, sync) are held the same way
+  (the sim driver's fetch: ``SimConsumer._held_for``). The wire
+  (``sim.wire.network``) carries each message of a connection so too.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ import asyncio
 import random
 from collections import Counter
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .kafka_errors import ConnectionClosedError, RequestTimedOutError
 
@@ -47,6 +48,24 @@ if TYPE_CHECKING:
     from .trace import Trace
 
 T = TypeVar("T")
+
+
+#: seconds before TCP sends a lost segment again (its retransmission timeout, 200 ms at least).
+RETRANSMIT = (0.2, 1.0)
+
+
+def _answer(result: T) -> Callable[[], T]:
+    return lambda: result
+
+
+def _raise(exc: Exception) -> Callable[[], Any]:
+    def again() -> Any:
+        raise exc
+    return again
+
+
+def _nothing() -> None:
+    return None
 
 
 class LinkConditions:
@@ -183,14 +202,15 @@ class Network:
             return False
         return conditions.loss >= 1.0 or self._rng.random() < conditions.loss
 
-    async def request(self, link: Link, what: str, apply: Callable[[], T], *, held: bool = False) -> T:
+    async def request(self, link: Link, what: str, apply: Callable[[], T]) -> T:
         """One request over ``link``: ``apply()`` runs at the broker, its result comes back.
 
-        Raises ``ConnectionError`` once the process crashed, and
-        ``RequestTimedOutError`` when a drop fault lost the request or its
-        response (then ``apply`` may have run). ``held``: sent into a
-        partition, the request is applied when it heals if the client still
-        waits then (see the module).
+        Raises ``ConnectionError`` once the process crashed. A drop window
+        that catches the request (or, as the stream's coin decides, its
+        response) holds it as TCP would (``_held``): the client gets its
+        answer late, or ``RequestTimedOutError`` if the hold outlasts the
+        request timeout (then ``apply`` ran only if it was the response
+        that was held).
         """
         loop = asyncio.get_running_loop()
         sent = loop.time()
@@ -212,38 +232,68 @@ class Network:
             except Exception:
                 await self._meet_error(link)
                 raise
-        applied = self._rng.random() < self._lost_response_share
-        if applied:
+        if self._rng.random() < self._lost_response_share:  # the window caught the response
             try:
-                apply()
-            except Exception:  # the answer is lost with the response anyway
-                pass
+                answer: Callable[[], T] = _answer(apply())
+            except Exception as exc:
+                answer = _raise(exc)
+            return await self._held(link, what, sent, answer, applied=True)
+        return await self._held(link, what, sent, apply, applied=False)
+
+    async def _held(
+        self, link: Link, what: str, sent: float, then: Callable[[], T], *, applied: bool
+    ) -> T:
+        """A request (``applied`` False) or its response (True) caught by a drop window: TCP
+        holds it until it gets through, retransmitted (``hold_for``).
+
+        If that is before the client's request timeout, the request is
+        applied then (or the answer arrives then): late, not lost. Else the
+        client gives up first: it closes the connection, as an abort (the
+        Kafka driver's close of a connection with requests in flight), and
+        a held request is discarded with it, never to land late. For a
+        share of losses (``reset_share``) the connection is reset instead.
+        """
+        loop = asyncio.get_running_loop()
         if self._reset_share and self._rng.random() < self._reset_share:
             raise await self._reset(link, what, applied=applied)
-        if held and not applied and link.conditions.loss >= 1.0:
-            return await self._held(link, what, sent, apply)
-        raise await self._timed_out(link, what, sent, applied=applied)
-
-    async def _held(self, link: Link, what: str, sent: float, apply: Callable[[], T]) -> T:
-        """A request sent into a partition: it reaches the broker when the partition heals,
-        if its client still waits for it then; else the client's timeout closed the
-        connection, aborting it, and the kernel discarded the request."""
-        loop = asyncio.get_running_loop()
-        arrival = link.conditions.drop_until + self.latency()
-        if arrival >= sent + self.request_timeout:
-            error = await self._timed_out(link, what, sent, applied=False)
-            self._stats["request-discarded"] += 1  # the client's close aborts the connection
-            self.trace.record(link.name, "request-discarded", request=what)
+        through = loop.time() + self.hold_for(link, loop.time())
+        if through >= sent + self.request_timeout:
+            error = await self._timed_out(link, what, sent, applied=applied)
+            if not applied:
+                self._stats["request-discarded"] += 1  # the client's close aborts the connection
+                self.trace.record(link.name, "request-discarded", request=what)
             raise error
-        self._stats["request-held"] += 1
-        self.trace.record(link.name, "request-held", request=what)
-        await asyncio.sleep(arrival - loop.time())
-        link.check()  # died meanwhile: its connections were aborted, the request discarded
+        self.note_held(link, what, applied=applied)
+        await asyncio.sleep(through - loop.time())
+        link.check()  # died meanwhile: its connections were aborted, what they held discarded
         try:
-            return apply()
+            return then()
         except Exception:
             await self._meet_error(link)
             raise
+
+    def note_held(self, link: Link, what: str, *, applied: bool = False) -> None:
+        """Record a message a drop window held (callers that wait it out themselves)."""
+        self._stats["request-held"] += 1
+        self.trace.record(link.name, "request-held", request=what, applied=applied)
+
+    def hold_for(self, link: Link, now: float) -> float:
+        """How long TCP takes to carry a message a drop window of ``link`` lost at ``now``.
+
+        In a partition (``loss`` 1) until it heals, then a latency; in a
+        lossy window, a retransmission timeout per loss (each retransmission
+        lost again with the window's ``loss``, while the window lasts), as
+        ``sim.wire.network`` carries a message on the wire.
+        """
+        conditions = link.conditions
+        extra = 0.0
+        while True:
+            if conditions.loss >= 1.0:
+                extra = conditions.drop_until - now + self.latency()
+            else:
+                extra += self._rng.uniform(*RETRANSMIT)
+            if not self.loses(link, now + extra):
+                return extra
 
     def _orphan(self, link: Link, what: str, sent: float, apply: Callable[[], object]) -> None:
         """A request whose sender died after sending it reaches the broker all the same.
@@ -291,13 +341,14 @@ class Network:
         link.check()
 
     async def arrive(self, link: Link, what: str) -> None:
-        """The way in of a long poll or fetch: latency, or a timeout if a drop fault lost it."""
+        """The way in of a long poll: latency, and a drop window's hold (``_held``): late, or a
+        timeout if the hold outlasts the request timeout."""
         loop = asyncio.get_running_loop()
         sent = loop.time()
         await asyncio.sleep(self.latency() + link.conditions.extra(sent))
         link.check()
         if self.loses(link, sent):
-            raise await self._timed_out(link, what, sent, applied=False)
+            await self._held(link, what, sent, _nothing, applied=False)
 
     def lost(self, link: Link, what: str, *, applied: bool = False, reset: bool = False) -> None:
         """Record a request a drop fault lost (callers that wait for the timeout themselves)."""

@@ -350,7 +350,7 @@ class SimProducer:
                 )
 
             # sent into a cut, it waits in the kernel: applied at the heal if we still wait
-            return await self._cluster.network.request(self._link, "produce", at_leader, held=True)
+            return await self._cluster.network.request(self._link, "produce", at_leader)
 
         return await self._retry(attempt, "produce", deadline=deadline, tp=tp)
 

@@ -73,7 +73,7 @@ PINNED = [
     # replacement is told FencedInstanceIdError at its next commit and must stop there
     # a stop lets the rebalance in flight reach the listener, and the stopping worker takes the
     # assignment: the standby reader it starts outlives the stop (take_batches chaos 33 too)
-    Pinned("assigned-while-stopping-taken", WORD_COUNT, _chaos(7), frozenset({"stopped-app-idle"})),
+    Pinned("assigned-while-stopping-taken", WORD_COUNT, _chaos(11), frozenset({"stopped-app-idle"})),
     Pinned("instance-fencing-ignored", "tests/apps/awaiting_relay.py",
            SimOptions(seed=24, duration=20.0, faults="chaos", static_membership=True),
            frozenset({"no-delivery-after-fenced"})),

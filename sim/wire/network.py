@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from sim.network import Link, LinkConditions
+from sim.network import RETRANSMIT, Link, LinkConditions
 
 if TYPE_CHECKING:
     from sim.cluster import SimCluster
@@ -38,8 +38,6 @@ __all__ = ["RESET", "WireNetwork"]
 
 #: ``WireNetwork.delay``'s answer when the connection is reset instead.
 RESET = -1.0
-#: TCP's retransmission timeout range (s): a lost segment is sent again after this.
-RETRANSMIT = (0.2, 1.0)
 #: the APIs a consumer sends its group coordinator: OffsetCommit, OffsetFetch, JoinGroup,
 #: Heartbeat, LeaveGroup, SyncGroup, TxnOffsetCommit.
 GROUP_APIS = frozenset({8, 9, 11, 12, 13, 14, 28})

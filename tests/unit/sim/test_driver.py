@@ -2,6 +2,8 @@
 
 import asyncio
 
+import pytest
+
 from detstream._types import TP
 from sim.brokers import GROUP_COORDINATOR_TOPIC, coordinator_partition
 from sim.cluster import ClusterConfig
@@ -89,7 +91,11 @@ def test_commit_retries_while_the_group_coordinator_is_down():
     assert retried[0]["error"] == "CoordinatorNotAvailableError"
 
 
-def test_dropped_fetch_returns_nothing_until_the_request_timeout():
+@pytest.mark.parametrize(("cut", "held"), [(1.0, True), (8.0, False)])
+def test_a_fetch_caught_by_a_partition_is_held_until_it_heals_or_lost_past_its_timeout(cut, held):
+    """TCP holds the fetch's response while the host is cut off: the records arrive at the
+    heal. A cut longer than the request timeout loses the fetch: nothing until the timeout;
+    the next fetch, still cut off, is held until the heal."""
     async def main(cluster):
         cluster.create_topic("t", 1, by="test")
         await fill(cluster, [TP("t", 0)], 2)
@@ -99,13 +105,17 @@ def test_dropped_fetch_returns_nothing_until_the_request_timeout():
         )
         consumer.assign([TP("t", 0)])
         loop = asyncio.get_running_loop()
-        conditions.drop(until=loop.time() + 1.0)
+        conditions.drop(until=loop.time() + cut)
         start = loop.time()
         got = await read_until(consumer, 2)
-        return loop.time() - start, got, cluster.stats["request-dropped"]
+        return loop.time() - start, got, cluster.stats["request-dropped"], cluster.stats["request-held"]
 
-    waited, got, dropped = simulate(main, config=ClusterConfig(request_timeout=5.0))
-    assert 5.0 <= waited < 6.1 and got == {TP("t", 0): [b"0", b"1"]} and dropped == 1
+    waited, got, dropped, was_held = simulate(main, config=ClusterConfig(request_timeout=5.0))
+    assert got == {TP("t", 0): [b"0", b"1"]}
+    if held:
+        assert 1.0 <= waited < 1.2 and (dropped, was_held) == (0, 1)
+    else:
+        assert 8.0 <= waited < 8.2 and (dropped, was_held) == (1, 1)
 
 
 # -- a waiting fetch wakes for its own partitions ---------------------------------------

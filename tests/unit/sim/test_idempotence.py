@@ -12,7 +12,7 @@ from sim.producer import record_size
 from sim.testing import simulate
 
 T0 = TP("t", 0)
-#: every request a drop fault loses is applied by the broker; only its response is lost.
+#: every request a drop fault catches is applied by the broker; only its response is held.
 RESPONSES_LOST = ClusterConfig(lost_response_share=1.0)
 
 
@@ -68,7 +68,9 @@ def _run_with_drop(idempotent):
         producer.idempotent = idempotent
         await producer.start()
         await producer.send("t", key=None, value=b"before", partition=0)
-        conditions.drop(until=1.0)  # the next request's response is lost
+        # the next request's response is held past the request timeout (30 s): the client
+        # retries, and its retry is answered once the partition heals
+        conditions.drop(until=45.0)
         meta = await producer.send("t", key=None, value=b"retried", partition=0)
         return meta.offset, [r.value for r in cluster.records("t")], [e.kind for e in cluster.trace.events]
 
@@ -95,7 +97,7 @@ def test_transactional_producer_is_idempotent_too():
         producer = transport.create_producer(client_id="w1", transactional_id="tx")
         await producer.start()
         await producer.begin_transaction()
-        conditions.drop(until=1.0)
+        conditions.drop(until=45.0)  # the response is held past the request timeout: a retry
         await producer.send("t", key=None, value=b"once", partition=0)
         await producer.commit_transaction()
         return [r.value for r in cluster.records("t")], [e.kind for e in cluster.trace.events]

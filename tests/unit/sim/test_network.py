@@ -155,8 +155,7 @@ def test_a_held_request_sent_into_a_partition_lands_when_it_heals_if_its_client_
         link.conditions.drop(until=heal)
         applied = []
         try:
-            result = await network.request(link, "produce", lambda: applied.append(loop.time()) or "ok",
-                                           held=True)
+            result = await network.request(link, "produce", lambda: applied.append(loop.time()) or "ok")
         except RequestTimedOutError:
             result = ("timed out", loop.time())
         await asyncio.sleep(100.0)
@@ -171,19 +170,66 @@ def test_a_held_request_sent_into_a_partition_lands_when_it_heals_if_its_client_
         assert (held, kinds) == (0, ["request-dropped", "request-discarded"])
 
 
-def test_a_request_not_held_and_lost_on_its_way_in_is_never_applied():
+@pytest.mark.parametrize("what", ["commit", "heartbeat", "end-txn", "metadata"])
+def test_every_request_sent_into_a_partition_is_held_not_only_produce(what):
+    """TCP holds a commit as it holds a produce: it reaches the coordinator at the heal."""
     async def main():
         loop = asyncio.get_running_loop()
-        network, _, _ = _partitioned(loop.time)
+        network, trace, _ = _partitioned(loop.time)
         link = Link("w1")
         link.conditions.drop(until=10.0)
         applied = []
-        with pytest.raises(RequestTimedOutError):
-            await network.request(link, "commit", lambda: applied.append(loop.time()))
-        await asyncio.sleep(100.0)
-        return applied
+        result = await network.request(link, what, lambda: applied.append(loop.time()) or "ok")
+        return result, applied, [e.kind for e in trace.events]
 
-    assert run(main()) == []
+    assert run(main()) == ("ok", [pytest.approx(10.01)], ["request-held"])
+
+
+@pytest.mark.parametrize(("heal", "answered"), [(10.0, True), (50.0, False)])
+def test_a_response_caught_by_a_partition_is_held_too_the_request_applied_at_once(heal, answered):
+    """The window caught the answer, not the request: applied on arrival, answered at the
+    heal, or a timeout (applied all the same) when the heal comes too late."""
+    async def main():
+        loop = asyncio.get_running_loop()
+        trace = Trace(loop.time)
+        network = Network(trace, random.Random(1), latency=(0.01, 0.01), request_timeout=30.0,
+                          stats=Counter(), lost_response_share=1.0)
+        link = Link("w1")
+        link.conditions.drop(until=heal)
+        applied = []
+        try:
+            result = await network.request(link, "commit", lambda: applied.append(loop.time()) or "ok")
+        except RequestTimedOutError:
+            result = "timed out"
+        return result, applied, loop.time(), [e.kind for e in trace.events]
+
+    result, applied, now, kinds = run(main())
+    assert applied == [pytest.approx(0.01)]
+    if answered:
+        assert (result, now, kinds) == ("ok", pytest.approx(heal + 0.01), ["request-held"])
+    else:
+        assert (result, now, kinds) == ("timed out", pytest.approx(30.0), ["request-dropped"])
+
+
+def test_a_lossy_window_delays_a_request_by_retransmissions_and_loses_nothing():
+    """Loss below 1: each lost segment is sent again after a retransmission timeout, so
+    requests arrive late (never time out while the delays stay short), in order of arrival."""
+    async def main():
+        loop = asyncio.get_running_loop()
+        network, trace, _ = _partitioned(loop.time)
+        link = Link("w1")
+        link.conditions.drop(until=3.0, loss=0.5)
+        times = []
+        for _ in range(20):
+            sent = loop.time()
+            await network.request(link, "commit", lambda: None)
+            times.append(loop.time() - sent)
+        return times, [e.kind for e in trace.events]
+
+    times, kinds = run(main())
+    assert all(t == pytest.approx(0.01) or t >= 0.21 for t in times)
+    assert any(t >= 0.21 for t in times) and "request-dropped" not in kinds
+    assert kinds.count("request-held") == sum(1 for t in times if t >= 0.21)
 
 
 def test_a_held_request_of_a_process_that_dies_is_discarded_with_its_connections():
@@ -194,7 +240,7 @@ def test_a_held_request_of_a_process_that_dies_is_discarded_with_its_connections
         link.conditions.drop(until=20.0)
         applied = []
         request = asyncio.ensure_future(
-            network.request(link, "produce", lambda: applied.append(loop.time()), held=True))
+            network.request(link, "produce", lambda: applied.append(loop.time())))
         await asyncio.sleep(5.0)
         link.up = False
         request.cancel()
