@@ -62,6 +62,10 @@ OUTBOX_ROOM = 10_000
 
 #: the event a send was made for (None outside any) and the agent making it, if any.
 _Origin = tuple["Event | None", Any]
+#: what a refused send fails: the message of its event (None outside any) and the agent. A
+#: send in flight keeps this, not its event: the event's decoded key and value are freed
+#: when the stream is done with them, not when the send's batch is acknowledged.
+_Blame = tuple["Message | None", Any]
 #: what a send hands the client: key, value, partition, timestamp, headers (one tuple per
 #: record, in the order of the client's ``forward_nowait`` arguments).
 _Record = tuple["bytes | None", "bytes | None", "int | None", "float | None", "Headers"]
@@ -131,8 +135,8 @@ class ProducerBuffer:
             producer, "forward_nowait", None
         )
         #: future of a send in flight (a caller's, or the batch future of forwards) -> the
-        #: records (topic, record, origin) whose events fail if it is refused.
-        self._unsettled: dict[asyncio.Future[Any], list[tuple[str, _Record, _Origin]]] = {}
+        #: records (topic, record, blame) whose events fail if it is refused.
+        self._unsettled: dict[asyncio.Future[Any], list[tuple[str, _Record, _Blame]]] = {}
         #: exactly-once: writes of the open transaction waiting for its commit.
         self._durable: list[_Durable] = []
         #: exactly-once, while a commit is in progress: sends for the next transaction.
@@ -281,24 +285,26 @@ class ProducerBuffer:
         sent[topic] = sent.get(topic, 0) + 1
         number = self._queued
         self._queued = self._handed = number + 1
-        self._forwarded(number, topic, record, (current_event(), current_agent()), ack)
+        event = current_event()
+        self._forwarded(number, topic, record,
+                        (event.message if event is not None else None, current_agent()), ack)
         return True
 
     def _forwarded(
-        self, number: int, topic: str, record: _Record, origin: _Origin,
+        self, number: int, topic: str, record: _Record, blame: _Blame,
         ack: asyncio.Future[Any] | Exception,
     ) -> None:
         """A forward was handed over: its ack joins its batch's (or is tracked), a refusal
         before queueing fails its event at once."""
         if isinstance(ack, BaseException):
             if not mutants.on(SEND_FAILURE_IGNORED):
-                self._report(ack, topic, record, origin)
+                self._report(ack, topic, record, blame)
             return
         riding = self._unsettled.get(ack)  # a batch's later forwards: ``_track``, inline
         if riding is not None:
-            riding.append((topic, record, origin))
+            riding.append((topic, record, blame))
         else:
-            self._track(number, ack, topic, record, origin)
+            self._track(number, ack, topic, record, blame)
 
     async def _room_in_outbox(self) -> None:
         while len(self._outbox) >= OUTBOX_ROOM:
@@ -322,14 +328,16 @@ class ProducerBuffer:
         sensors = self.sensors
         if sensors is not None and sensors.enabled:
             record = self._tell_initiated(sensors, topic, record)
-        origin = (current_event(), current_agent())  # the event and agent making the send
+        event = current_event()
+        origin = (event, current_agent())  # the event and agent making the send
         number = self._queued
         self._queued = number + 1
         future: asyncio.Future[RecordMetadata] | None = None
         if with_future:
             future = asyncio.get_running_loop().create_future()
             if not mutants.on(SEND_FAILURE_IGNORED):
-                self._unsettled[future] = [(topic, record, origin)]
+                blame = (event.message if event is not None else None, origin[1])
+                self._unsettled[future] = [(topic, record, blame)]
                 future.add_done_callback(self._send_done)
             self._trim_pending()
             self._pending.append((number, future))
@@ -391,7 +399,8 @@ class ProducerBuffer:
                     except Exception as exc:
                         ack = exc
                     if future is None:
-                        self._forwarded(number, topic, record, origin, ack)
+                        self._forwarded(number, topic, record,
+                                        (event.message if event is not None else None, agent), ack)
                     elif isinstance(ack, BaseException):  # refused before queueing: too large, ...
                         if not future.done():
                             future.set_exception(ack)
@@ -426,7 +435,7 @@ class ProducerBuffer:
 
     def _track(
         self, number: int, ack: asyncio.Future[Any], topic: str,
-        record: _Record, origin: _Origin,
+        record: _Record, blame: _Blame,
     ) -> None:
         """Follow a forward's ack (its batch's): flushes wait for it, a refusal fails its event.
 
@@ -440,9 +449,9 @@ class ProducerBuffer:
         """
         riding = self._unsettled.get(ack)
         if riding is not None:
-            riding.append((topic, record, origin))
+            riding.append((topic, record, blame))
             return
-        records = [(topic, record, origin)]
+        records = [(topic, record, blame)]
         if ack.done():
             if not mutants.on(SEND_FAILURE_IGNORED):
                 self._settled(ack, records)
@@ -475,7 +484,7 @@ class ProducerBuffer:
             self._send_done(future)
 
     def _settled(
-        self, future: asyncio.Future[Any], records: list[tuple[str, _Record, _Origin]]
+        self, future: asyncio.Future[Any], records: list[tuple[str, _Record, _Blame]]
     ) -> None:
         """A send (or a batch of forwards) ended: if it failed, the event of each record failed
         (remembered in ``failed``, and reported at once).
@@ -491,11 +500,11 @@ class ProducerBuffer:
             return
         error = future.exception()
         assert error is not None
-        for topic, record, origin in records:
-            self._report(error, topic, record, origin)
+        for topic, record, blame in records:
+            self._report(error, topic, record, blame)
 
     def _tell_sent(
-        self, future: asyncio.Future[Any], records: list[tuple[str, _Record, _Origin]]
+        self, future: asyncio.Future[Any], records: list[tuple[str, _Record, _Blame]]
     ) -> None:
         """Sensors: the records of ``future`` were acknowledged (or given up, if cancelled)."""
         states, sensors = self._sensor_states, self.sensors
@@ -516,15 +525,14 @@ class ProducerBuffer:
         self._handover_waiters = waiting
 
     def _report(
-        self, error: BaseException, topic: str, record: _Record, origin: _Origin
+        self, error: BaseException, topic: str, record: _Record, blame: _Blame
     ) -> None:
         self.stats.errors += 1
         if self._sensor_states:
             state = self._sensor_states.pop(id(record), None)
             if state is not None and self.sensors is not None:
                 self.sensors.on_send_error(self, error, state)
-        event, agent = origin
-        message = event.message if event is not None else None
+        message, agent = blame
         failure = SendFailed(error, topic, record[2], message, agent)
         if message is not None and self.failed is None:
             self.failed = failure
