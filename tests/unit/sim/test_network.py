@@ -131,12 +131,13 @@ def test_a_lost_request_may_close_its_connection_and_then_fails_after_a_round_tr
     assert {applied for kind, applied, _ in outcomes if kind is ConnectionClosedError} == {True, False}
 
 
-def _partitioned(loop_time):
-    """A network whose lost requests are lost on their way in (never applied at once)."""
+def _partitioned(loop_time, lost_response_share=0.0):
+    """A network whose drop windows catch requests on their way in (``lost_response_share``
+    0: never applied at once) or, at 1, their responses (applied at once)."""
     trace = Trace(loop_time)
     stats: Counter[str] = Counter()
     network = Network(trace, random.Random(1), latency=(0.01, 0.01), request_timeout=30.0,
-                      stats=stats, lost_response_share=0.0)
+                      stats=stats, lost_response_share=lost_response_share)
     return network, trace, stats
 
 
@@ -191,9 +192,7 @@ def test_a_response_caught_by_a_partition_is_held_too_the_request_applied_at_onc
     heal, or a timeout (applied all the same) when the heal comes too late."""
     async def main():
         loop = asyncio.get_running_loop()
-        trace = Trace(loop.time)
-        network = Network(trace, random.Random(1), latency=(0.01, 0.01), request_timeout=30.0,
-                          stats=Counter(), lost_response_share=1.0)
+        network, trace, _ = _partitioned(loop.time, lost_response_share=1.0)
         link = Link("w1")
         link.conditions.drop(until=heal)
         applied = []
