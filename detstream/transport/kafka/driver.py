@@ -398,15 +398,7 @@ class KafkaProducer:
         batch takes the record (metadata known, room left): the common case,
         without a coroutine per record.
         """
-        if self._waiting:
-            return None
-        producer = self._client()
-        stamp_ms = int(round((wall_time() if timestamp is None else timestamp) * 1000))
-        try:
-            batch = self._append(producer, topic, key, value, partition, stamp_ms,
-                                 list(headers) if headers else _NO_HEADERS, None)
-        except KafkaError as exc:
-            raise self._refused_early(topic, partition, key, value, exc) from exc
+        batch = self._add_nowait(topic, key, value, partition, timestamp, headers, None)
         if batch is None:
             return None
         forwarded = batch.forwarded
