@@ -196,6 +196,27 @@ def fetch_state(consumer: Any, tp: Any) -> tuple[int | None, int | None, int | N
     return position, state.highwater, state.lso
 
 
+def build_fetched_records_with(consumer: Any, make: Callable[[Any, Any], Any]) -> None:
+    """Have the records ``consumer`` fetched and has not returned yet made by ``make(tp, record)``
+    (aiokafka's ``TopicPartition`` and its record of a batch) instead of its ``ConsumerRecord``.
+
+    aiokafka turns every fetched record into a dataclass that the caller
+    would only convert again, field by field: one Python construction per
+    record that ``make`` saves. Its iterator looks the maker up on each
+    partition's record set per record, so setting it there takes effect for
+    what is not iterated yet; record sets fetched later still make aiokafka's
+    records (the caller converts those). ``make`` receives no deserialized key
+    or value: for a consumer made without deserializers (ours) that is the same.
+    """
+    fetcher = getattr(consumer, "_fetcher", None)
+    if fetcher is None:  # not started
+        return
+    for result in fetcher._records.values():
+        records = getattr(result, "_partition_records", None)  # a FetchError has none
+        if records is not None and "_consumer_record" not in records.__dict__:
+            records._consumer_record = make
+
+
 async def commit_for_assignment(consumer: Any, assignment: Any, offsets: Any) -> None:
     """Commit ``offsets`` as a member of the generation ``assignment`` belongs to.
 

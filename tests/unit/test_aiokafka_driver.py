@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 
@@ -174,3 +175,25 @@ def test_a_static_members_start_says_the_wait_is_another_members(monkeypatch):
     notice = consumer._join_wait(object())
     assert notice is not None and "static member 'worker-1'" in notice, notice
     assert "another worker's" in notice, notice
+
+
+def test_fetched_records_become_ours_whichever_way_aiokafka_made_them():
+    """A batch aiokafka iterated with our maker passes as it is; one it made its own records
+    for (fetched while ``getmany`` waited) is converted: the same records either way."""
+    from aiokafka import TopicPartition
+    from aiokafka.structs import ConsumerRecord as AiokafkaRecord
+
+    from detstream._types import ConsumerRecord
+    from detstream.transport.kafka.consumer import _record, _records
+
+    tp = TopicPartition("t", 2)
+    raw = [SimpleNamespace(offset=i, timestamp=1500 * i, key=b"k", value=b"v%d" % i,
+                           headers=[("h", b"x")] if i else []) for i in range(2)]
+    ours = [_record(tp, r) for r in raw]
+    theirs = [AiokafkaRecord("t", 2, r.offset, r.timestamp, 0, r.key, r.value, None, 1, 2,
+                             tuple(r.headers)) for r in raw]
+    expected = [ConsumerRecord("t", 2, 0, 0.0, b"k", b"v0", ()),
+                ConsumerRecord("t", 2, 1, 1.5, b"k", b"v1", (("h", b"x"),))]
+    assert ours == expected and all(type(r) is ConsumerRecord for r in ours)
+    assert _records(tp, ours) is ours
+    assert _records(tp, theirs) == expected

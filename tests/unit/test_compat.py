@@ -243,3 +243,52 @@ def test_a_batch_with_serializers_appends_through_them():
     batch = BatchBuilder(1000, 0, value_serializer=lambda v: v.encode())
     assert compat.batch_appender(batch)(1, None, "text", [])
     assert batch.record_count() == 1
+
+
+def test_fetched_records_are_made_by_the_given_maker_from_then_on():
+    """``build_fetched_records_with``: the records a fetch result still holds come out of
+    aiokafka's iterator as ``make`` builds them (offsets, keys and values as aiokafka reads
+    them); a fetch error and a consumer not started are left alone."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.consumer.fetcher import Fetcher, FetchError, FetchResult, PartitionRecords
+    from aiokafka.record.default_records import DefaultRecordBatchBuilder
+    from aiokafka.record.memory_records import MemoryRecords
+
+    builder = DefaultRecordBatchBuilder(magic=2, compression_type=0, is_transactional=0,
+                                        producer_id=-1, producer_epoch=-1, base_sequence=-1,
+                                        batch_size=1 << 16)
+    for i in range(4):
+        builder.append(i, timestamp=1000 + i, key=b"k%d" % i, value=b"v%d" % i,
+                       headers=[("h", b"x")] if i == 3 else [])
+    tp = TopicPartition("t", 0)
+
+    def fetched() -> PartitionRecords:
+        return PartitionRecords(tp, MemoryRecords(bytes(builder.build())), [], 0, None, None, True,
+                                0)
+
+    records = fetched()
+    first = next(records)  # aiokafka's own record, made before the maker was set
+    error = FetchError(error=RuntimeError("x"), backoff=0)
+    consumer = SimpleNamespace(_fetcher=SimpleNamespace(_records={
+        tp: FetchResult(tp, assignment=None, partition_records=records, backoff=0),
+        TopicPartition("t", 1): error,
+    }))
+    compat.build_fetched_records_with(consumer, lambda where, r: (where, r.offset, r.key, r.value,
+                                                                  tuple(r.headers)))
+    assert (first.offset, first.key) == (0, b"k0")
+    assert list(records) == [(tp, 1, b"k1", b"v1", ()), (tp, 2, b"k2", b"v2", ()),
+                             (tp, 3, b"k3", b"v3", (("h", b"x"),))]
+    assert [(r.offset, r.timestamp) for r in fetched()] == [(i, 1000 + i) for i in range(4)]
+    assert "_records" in Fetcher.__init__.__code__.co_names
+
+    async def not_started() -> None:
+        consumer = AIOKafkaConsumer(bootstrap_servers="127.0.0.1:9")
+        try:
+            compat.build_fetched_records_with(consumer, lambda where, r: None)  # nothing to reach
+        finally:
+            await consumer._client.close()
+
+    asyncio.run(not_started())

@@ -332,6 +332,7 @@ class KafkaConsumer:
     # -- fetching -----------------------------------------------------------------
     async def getmany(self, timeout: float) -> dict[TP, list[ConsumerRecord]]:
         consumer = self._client()
+        compat.build_fetched_records_with(consumer, _record)
         try:
             batch = await consumer.getmany(timeout_ms=_ms(timeout), max_records=self.max_records)
         except KafkaError as exc:
@@ -526,12 +527,25 @@ class KafkaConsumer:
 _new_tuple = tuple.__new__
 
 
-def _records(tp: TopicPartition, fetched: list[Any]) -> list[ConsumerRecord]:
-    """aiokafka's records of one partition as ours (the engine's hottest conversion).
+def _record(tp: TopicPartition, record: Any) -> ConsumerRecord:
+    """One record of a fetched batch as ours, made while aiokafka iterates the batch (see
+    ``compat.build_fetched_records_with``): the engine's hottest conversion.
 
-    ``ConsumerRecord(...)`` made as its NamedTuple ``__new__`` makes it, without a
-    Python call per record; headers (rare) converted only when a record has some.
+    Made as its NamedTuple ``__new__`` makes it, without a Python call; headers (rare)
+    converted only when the record has some.
     """
+    headers = record.headers
+    return _new_tuple(ConsumerRecord, (
+        tp.topic, tp.partition, record.offset, record.timestamp / 1000.0, record.key, record.value,
+        tuple([(str(k), bytes(v)) for k, v in headers]) if headers else (),
+    ))
+
+
+def _records(tp: TopicPartition, fetched: list[Any]) -> list[ConsumerRecord]:
+    """The records of one partition as ours: made so already, or aiokafka's converted (a
+    batch that arrived while ``getmany`` waited)."""
+    if type(fetched[0]) is ConsumerRecord:
+        return fetched
     topic, partition = tp.topic, tp.partition
     new, cls = _new_tuple, ConsumerRecord
     return [
