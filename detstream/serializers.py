@@ -33,7 +33,7 @@ from detstream.errors import (
     KeyDecodeError,
     ValueDecodeError,
 )
-from detstream.models import Record, current_registry
+from detstream.models import Record, current_registry, record_decoder
 
 __all__ = ["Schema"]
 
@@ -167,18 +167,28 @@ class Schema:
         default = default_serializer or DEFAULT_KEY_SERIALIZER
         if key is None:
             return None
+        plan = self._key_plans.get(default)  # (``_plan`` inlined: this runs per record sent)
+        if plan is None or plan.generation != codecs.codecs.generation:
+            plan = _plan(self._key_plans, self.key_type, self.key_serializer, default)
+        if type(key) is plan.record_type:  # the declared Record class: its codec is the plan's
+            return plan.codec.dumps(key.to_representation())
         if isinstance(key, Record):
             return _dumps_record(key, self.key_serializer, default)
-        return _plan(self._key_plans, self.key_type, self.key_serializer, default).dumps(key)
+        return plan.dumps(key)
 
     def encode_value(self, value: Any, *, default_serializer: CodecArg = None) -> bytes | None:
         """Encode a message value; raises CodecError if the codec cannot encode it."""
         default = default_serializer or DEFAULT_VALUE_SERIALIZER
         if value is None:
             return None
+        plan = self._value_plans.get(default)
+        if plan is None or plan.generation != codecs.codecs.generation:
+            plan = _plan(self._value_plans, self.value_type, self.value_serializer, default)
+        if type(value) is plan.record_type:
+            return plan.codec.dumps(value.to_representation())
         if isinstance(value, Record):
             return _dumps_record(value, self.value_serializer, default)
-        return _plan(self._value_plans, self.value_type, self.value_serializer, default).dumps(value)
+        return plan.dumps(value)
 
     def decode_key(
         self,
@@ -413,12 +423,15 @@ class _Plan:
     plan is made instead of per message.
     """
 
-    __slots__ = ("generation", "codec", "decode", "raw_numbers")
+    __slots__ = ("generation", "codec", "decode", "raw_numbers", "record_type")
 
     def __init__(self, typ: Any, explicit: CodecArg, default: _DefaultCodec) -> None:
         self.generation = codecs.codecs.generation
         self.codec = _codec_for(typ, explicit, default)
         self.decode = _decoder(typ, self.codec)
+        #: the declared Record class when its instances encode as ``_dumps_record`` would
+        #: with this plan's codec (it keeps ``Record.dumps``): one call for them, not five.
+        self.record_type = typ if is_model_type(typ) and typ.dumps is Record.dumps else None
         #: raw carries int/float as their text, read back by _to_number.
         self.raw_numbers = typ in (int, float) and isinstance(self.codec, codecs.RawCodec)
 
@@ -466,7 +479,7 @@ def _decoder(typ: Any, codec: codecs.Codec) -> Callable[[bytes], Any]:
     if typ is None:
         return _any_decoder(loads)
     if is_model_type(typ):
-        return lambda data: typ.from_data(loads(data))
+        return record_decoder(typ, loads)
     if typ is str or typ is bytes:
         return _text_decoder(typ, codec)
     if typ is int or typ is float:

@@ -327,3 +327,47 @@ def test_raw_number_keys_keep_their_text_form() -> None:
     with pytest.raises(CodecError, match="codec 'raw' cannot encode bool"):  # not a number here
         schema.dumps_key(True, default_serializer="raw")
     assert schema.dumps_key("3", default_serializer="raw") == b"3"
+
+
+class Stamped(Record):
+    """Encodes itself its own way: ``dumps`` overridden."""
+
+    n: int
+
+    def dumps(self, *, serializer=None) -> bytes:
+        return b"stamped:%d" % self.n
+
+
+class Tagged(Account, serializer="json|binary"):
+    """A subclass of a declared type with a serializer of its own."""
+
+
+class Counted(Record):
+    n: int
+    decoded = 0
+
+    @classmethod
+    def from_data(cls, data, *, preferred_type=None):
+        cls.decoded += 1
+        return super().from_data(data, preferred_type=preferred_type)
+
+
+def test_a_record_of_the_declared_type_encodes_as_the_generic_path_does() -> None:
+    """The declared Record class takes the plan's codec in one step; a subclass with its own
+    serializer, or a class that overrides ``dumps``, still encodes its own way."""
+    schema = Schema(key_type=Account, value_type=Account)
+    account = Account(id="a", balance=2.5)
+    expected = json.dumps({"id": "a", "balance": 2.5, "__faust": {"ns": Account._options.namespace}},
+                          separators=(",", ":")).encode()
+    assert schema.encode_key(account) == schema.encode_value(account) == expected
+    tagged = Tagged(id="t")
+    assert schema.encode_value(tagged) == codecs.get_codec("json|binary").dumps(tagged.to_representation())
+    assert Schema(value_type=Stamped).encode_value(Stamped(n=3)) == b"stamped:3"
+    assert Schema(key_type=Stamped).encode_key(Stamped(n=4)) == b"stamped:4"
+
+
+def test_a_record_class_overriding_from_data_decodes_through_it() -> None:
+    schema = Schema(value_type=Counted)
+    before = Counted.decoded
+    assert schema.decode_value(schema.encode_value(Counted(n=5))) == Counted(n=5)
+    assert Counted.decoded == before + 1
