@@ -292,3 +292,19 @@ def test_fetched_records_are_made_by_the_given_maker_from_then_on():
             await consumer._client.close()
 
     asyncio.run(not_started())
+
+
+def test_a_record_without_a_key_goes_where_aiokafkas_default_partitioner_draws_it():
+    """The Kafka driver draws a keyless record's partition itself, as aiokafka's
+    ``DefaultPartitioner`` does: ``random.choice`` of the available partitions, else of all."""
+    import random
+
+    from aiokafka.partitioner import DefaultPartitioner
+
+    every, available = [0, 1, 2, 3, 4, 5], [1, 3, 4]
+    for partitions in (available, []):
+        random.seed(7)
+        theirs = [DefaultPartitioner()(None, every, partitions) for _ in range(50)]
+        random.seed(7)
+        ours = [random.choice(partitions or every) for _ in range(50)]
+        assert ours == theirs and len(set(ours)) > 1

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import random
 from collections import deque
 from collections.abc import Callable, Mapping
 from functools import partial
@@ -496,10 +497,12 @@ class KafkaProducer:
             compat.check_record_size(producer, key, value, headers)
         every, ordered, available = known
         if partition is None:
-            if key is not None and murmur:
-                partition = ordered[(murmur2(key) & 0x7FFFFFFF) % len(ordered)]
-            else:
+            if not murmur:  # a partitioner of the user's
                 partition = compat.default_partition(producer, key, ordered, available)
+            elif key is not None:
+                partition = ordered[(murmur2(key) & 0x7FFFFFFF) % len(ordered)]
+            else:  # as aiokafka's DefaultPartitioner draws it: the global random (test_compat.py)
+                partition = random.choice(available or ordered)
         else:
             assert partition >= 0
             assert partition in every, "Unrecognized partition"
