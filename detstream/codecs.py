@@ -218,6 +218,13 @@ class RawCodec(Codec):
     def _loads(self, data: bytes) -> bytes:
         return bytes(data)
 
+    def decoder(self) -> Callable[[bytes], Any]:
+        """``bytes`` itself when this is the plain raw codec (no subclass): what ``loads``
+        returns, and ``bytes`` of the bytes a consumer hands it never fails (no wrapper)."""
+        if type(self).loads is not Codec.loads or type(self)._loads is not RawCodec._loads:
+            return self.loads
+        return bytes
+
 
 class JSONCodec(Codec):
     """JSON with Faust's bytes: dict order as given, compact separators, non-ASCII escaped.

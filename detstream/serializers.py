@@ -477,9 +477,11 @@ def _decoder(typ: Any, codec: codecs.Codec) -> Callable[[bytes], Any]:
     """Bytes -> the declared type through ``codec``: the per-type steps chosen once."""
     loads = codec.decoder()
     if typ is None:
-        return _any_decoder(loads)
+        return bytes if loads is bytes else _any_decoder(loads)  # raw: bytes are no Record
     if is_model_type(typ):
         return record_decoder(typ, loads)
+    if typ is bytes and loads is bytes:
+        return bytes
     if typ is str or typ is bytes:
         return _text_decoder(typ, codec)
     if typ is int or typ is float:

@@ -295,3 +295,19 @@ def test_json_writes_the_bytes_faust_streaming_writes() -> None:
         b'"s":"\\u00e9\\u2028x","q":[1,2],"c":{"a":1,"b":1}}'
     )
     assert codecs.loads("json", codecs.dumps("json", {"s": "é"})) == {"s": "é"}
+
+
+def test_the_raw_codecs_decoder_is_bytes_itself_unless_a_subclass_decodes() -> None:
+    """A consumer decodes raw keys and values with ``bytes``: what ``loads`` returns for
+    every bytes-like it may be handed; a subclass's own ``_loads`` is kept."""
+    raw = codecs.get_codec("raw")
+    decode = raw.decoder()
+    assert decode is bytes
+    for data in (b"k\x00", bytearray(b"k\x00"), memoryview(b"k\x00")):
+        assert decode(data) == raw.loads(data) == b"k\x00" and type(decode(data)) is bytes
+
+    class Upper(codecs.RawCodec):
+        def _loads(self, data: bytes) -> bytes:
+            return bytes(data).upper()
+
+    assert Upper().decoder()(b"k") == b"K"

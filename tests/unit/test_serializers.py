@@ -371,3 +371,10 @@ def test_a_record_class_overriding_from_data_decodes_through_it() -> None:
     before = Counted.decoded
     assert schema.decode_value(schema.encode_value(Counted(n=5))) == Counted(n=5)
     assert Counted.decoded == before + 1
+
+
+def test_raw_keys_and_bytes_values_decode_to_the_bytes_themselves() -> None:
+    message = type("M", (), {"key": b"word", "value": b"\x00v", "topic": "t", "partition": 0,
+                             "offset": 0})()
+    assert Schema().loads_message(message, "raw", "raw") == (b"word", b"\x00v")
+    assert Schema(value_type=bytes).loads_message(message, "raw", "json") == (b"word", b"\x00v")
