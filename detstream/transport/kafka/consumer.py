@@ -546,15 +546,7 @@ def _records(tp: TopicPartition, fetched: list[Any]) -> list[ConsumerRecord]:
     batch that arrived while ``getmany`` waited)."""
     if type(fetched[0]) is ConsumerRecord:
         return fetched
-    topic, partition = tp.topic, tp.partition
-    new, cls = _new_tuple, ConsumerRecord
-    return [
-        new(cls, (
-            topic, partition, r.offset, r.timestamp / 1000.0, r.key, r.value,
-            tuple([(str(k), bytes(v)) for k, v in r.headers]) if r.headers else (),
-        ))
-        for r in fetched
-    ]
+    return [_record(tp, record) for record in fetched]
 
 
 def _ms(seconds: float) -> int:
