@@ -374,6 +374,8 @@ class ProducerBuffer:
         # task's context is its own, so they are set only when they change.
         event: Event | None = None
         agent: Any = None
+        blame: _Blame = (None, None)  # what a refusal of the current origin's forwards fails
+        unsettled = self._unsettled
         try:
             while outbox:
                 number, topic, record, future, origin = outbox.popleft()
@@ -386,6 +388,7 @@ class ProducerBuffer:
                         event, agent = origin
                         set_current_event(event)
                         set_current_agent(agent)
+                        blame = (event.message if event is not None else None, agent)
                     ack: asyncio.Future[Any] | Exception | None = None
                     try:
                         if future is None and nowait is not None:  # the common case: no coroutine
@@ -399,8 +402,11 @@ class ProducerBuffer:
                     except Exception as exc:
                         ack = exc
                     if future is None:
-                        self._forwarded(number, topic, record,
-                                        (event.message if event is not None else None, agent), ack)
+                        riding = unsettled.get(ack)  # type: ignore[arg-type]  # ``_forwarded``, inline
+                        if riding is not None:
+                            riding.append((topic, record, blame))
+                        else:
+                            self._forwarded(number, topic, record, blame, ack)
                     elif isinstance(ack, BaseException):  # refused before queueing: too large, ...
                         if not future.done():
                             future.set_exception(ack)
