@@ -23,7 +23,7 @@ import functools
 import inspect
 import os
 import sys
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import mode
@@ -35,12 +35,13 @@ from .clock import new_uuid
 from .compat import widen_restart_budget
 from .engine.buffer import SubscriberBuffer
 from .errors import DecodeError, ImproperlyConfigured, InvalidArgument
-from .events import Message, set_current_agent
+from .events import Message, current_event, set_current_agent
 from .events import current_agent as current_agent  # re-exported: agents own the idea
 from .mutants import on as mutant_on
 from .mutants import register as register_mutant
 from .rpc.agent_rpc import AgentRPC, ReplyPromise, request_headers, topic_name
 from .stream import Stream, stream_owner
+from .topic import Topic
 
 if TYPE_CHECKING:
     from .agent_testing import AgentTestContext
@@ -94,9 +95,14 @@ class Actor(Service):
         try:
             result = self.agent.fun(self.stream)
             if _yields(result):
+                agent = self.agent
                 async for value in result:
-                    self.agent.rpc.answer(value)  # the event had a reply-to: answer it
-                    await self.agent._forward(value)
+                    event = current_event()
+                    if event is not None and event.headers:  # (no call per value without headers)
+                        agent.rpc.answer(value)  # the event had a reply-to: answer it
+                    waiting = agent._forward_or_wait(value)
+                    if waiting is not None:
+                        await waiting
             else:
                 _check_awaited(self.agent, result)
                 await result
@@ -407,8 +413,24 @@ class Agent(Generic[T]):
         return await self.rpc.join(values, key, reply_to, timeout=timeout)
 
     # -- internals ------------------------------------------------------------
-    async def _forward(self, value: Any) -> None:
-        for sink in self.sinks:
+    def _forward_or_wait(self, value: Any) -> Awaitable[None] | None:
+        """Send a yielded value to the sinks: None if the topics took it at once (the common
+        case, no coroutine per value), else what the actor awaits to finish, in sink order."""
+        for index, sink in enumerate(self.sinks):
+            if not isinstance(sink, Topic):
+                return self._forward(value, index)
+            waiting = sink.forward_or_wait(value=value)
+            if waiting is not None:
+                return self._forward(value, index + 1, waiting)
+        return None
+
+    async def _forward(
+        self, value: Any, start: int = 0, waiting: Awaitable[None] | None = None
+    ) -> None:
+        """The sinks from ``start`` on, after ``waiting`` (the forward to the sink before)."""
+        if waiting is not None:
+            await waiting
+        for sink in self.sinks[start:]:
             if isinstance(sink, Agent):
                 await sink.send(value=value)
             elif isinstance(sink, Channel):

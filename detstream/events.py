@@ -234,8 +234,9 @@ _current_agent: contextvars.ContextVar[Any] = contextvars.ContextVar(
 current_agent: Callable[[], Any] = _current_agent.get
 
 
-def set_current_agent(agent: Any) -> contextvars.Token[Any]:
-    return _current_agent.set(agent)
+#: ``set_current_agent(agent) -> token``: the context variable's own ``set`` (no Python call
+#: around it: the producer's drain sets it for every run of sends from another agent).
+set_current_agent: Callable[[Any], contextvars.Token[Any]] = _current_agent.set
 
 
 def reset_current_agent(token: contextvars.Token[Any]) -> None:

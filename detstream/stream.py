@@ -170,7 +170,15 @@ class Stream(Generic[T]):
                         yield event
                 finally:
                     set_current_event(None)
-                    self._done(event)
+                    # ``self._done(event)``, inline (once per event)
+                    self.current_event = None
+                    message = event.message
+                    if message is not None:
+                        lease = message.lease
+                        if lease is not None:
+                            lease.done(message, self.enable_acks)
+                        elif self.enable_acks:
+                            message.ack()
                     if sensed is not None:
                         sensors.on_stream_event_out(tp, offset, self, event, sensed)
         finally:
@@ -562,23 +570,26 @@ class Stream(Generic[T]):
             as_fetched = not upstream._processors and target.schema is source.schema
             async for event in upstream.events():
                 new_key = getter(event.value)
-                if asyncio.iscoroutine(new_key):
+                if type(new_key) not in _NEVER_AWAITED and asyncio.iscoroutine(new_key):
                     new_key = await new_key
                 # keep the event time: windowed tables downstream of a group_by
                 # must window by when the event happened, not when it was forwarded
                 message = event.message
                 if message is None:
-                    await target.forward(key=new_key, value=event.value, headers=event.headers)
+                    waiting = target.forward_or_wait(
+                        key=new_key, value=event.value, headers=event.headers)
                 elif as_fetched:
-                    await target.forward_value_bytes(
+                    waiting = target.forward_value_bytes(
                         key=new_key, value=message.value, headers=event.headers,
                         timestamp=message.timestamp,
                     )
                 else:
-                    await target.forward(
+                    waiting = target.forward_or_wait(
                         key=new_key, value=event.value, headers=event.headers,
                         timestamp=message.timestamp,
                     )
+                if waiting is not None:  # the producer's outbox is full: wait for room
+                    await waiting
 
         grouped._upstream = [forward]
         self._grouped[name] = grouped
@@ -760,6 +771,11 @@ class _Skip:
 
 
 _SKIP = _Skip()
+
+
+#: types a ``group_by`` key may have that are never a coroutine: ``asyncio.iscoroutine``
+#: asks abc for them (two more calls per event).
+_NEVER_AWAITED = frozenset({str, bytes, int, float, bool, type(None), tuple})
 
 
 def _key_getter(key: Any, name: str | None) -> tuple[Callable[[Any], Any], str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -285,43 +285,67 @@ class Topic(Channel[T]):
         As ``send``, without a result future: nobody reads it, and making
         one per event costs. A refused record still fails the event.
         """
+        waiting = self.forward_or_wait(key=key, value=value, timestamp=timestamp, headers=headers)
+        if waiting is not None:
+            await waiting
+
+    def forward_or_wait(
+        self,
+        *,
+        key: Any = None,
+        value: Any = None,
+        timestamp: float | None = None,
+        headers: Mapping[str, bytes] | None = None,
+    ) -> Awaitable[None] | None:
+        """``forward`` without a coroutine when the producer takes the record at once: None then;
+        else what the caller awaits to forward it once the outbox has room.
+
+        A sink or ``group_by`` forwards once per event: the common case (room
+        in the outbox) makes no coroutine for it.
+        """
         name, key_bytes, value_bytes, header_items = self._encode(
             key, value, headers, None, None, None, timestamp
         )
         producer = self.app.producer
-        if not producer.try_forward(name, key_bytes, value_bytes, timestamp, header_items):
-            await producer.forward(
-                name, key=key_bytes, value=value_bytes, timestamp=timestamp, headers=header_items,
-            )
+        if producer.try_forward(name, key_bytes, value_bytes, timestamp, header_items):
+            return None
+        return producer.forward(
+            name, key=key_bytes, value=value_bytes, timestamp=timestamp, headers=header_items,
+        )
 
-    async def forward_value_bytes(
+    def forward_value_bytes(
         self,
         *,
         key: Any,
         value: bytes | None,
         timestamp: float | None = None,
         headers: Mapping[str, bytes] | None = None,
-    ) -> None:
-        """``forward`` of a value already encoded with this topic's schema: only the key is encoded.
+    ) -> Awaitable[None] | None:
+        """``forward_or_wait`` of a value already encoded with this topic's schema: only the key
+        is encoded. None if the producer took it, else what to await.
 
         ``group_by`` re-keys a message whose value it does not change; as
         Faust, it forwards the value's bytes as they came (fields a newer
         producer added survive the repartition, and the value is not
         decoded and encoded again).
         """
-        settings = self.app.conf.values  # (a dict: ``conf.key_serializer`` is a __getattr__)
+        app = self.app
+        settings = app.conf.values  # (a dict: ``conf.key_serializer`` is a __getattr__)
         key_bytes = _as_sent(key, self.schema.encode_key, settings["key_serializer"])
         header_items = tuple((str(k), bytes(v)) for k, v in headers.items()) if headers else ()
         if value is not None and type(value) is not bytes:
             value = bytes(value)
-        hook = self.app.on_produce_message
+        hook = app.on_produce_message
         if hook.has_receivers():
             header_items = hooked_headers(hook, key_bytes, value, None, timestamp, header_items)
-        name, producer = self.get_topic_name(), self.app.producer
-        if not producer.try_forward(name, key_bytes, value, timestamp, header_items):
-            await producer.forward(
-                name, key=key_bytes, value=value, timestamp=timestamp, headers=header_items,
-            )
+        topics = self.topics
+        name = topics[0] if len(topics) == 1 else self.get_topic_name()
+        producer = app.producer
+        if producer.try_forward(name, key_bytes, value, timestamp, header_items):
+            return None
+        return producer.forward(
+            name, key=key_bytes, value=value, timestamp=timestamp, headers=header_items,
+        )
 
     def _encode(
         self, key: Any, value: Any, headers: Mapping[str, bytes] | None,
@@ -338,7 +362,8 @@ class Topic(Channel[T]):
                 key, value, headers, key_serializer, value_serializer)
         else:
             settings = self.app.conf.values  # (a dict: ``conf.key_serializer`` is a __getattr__)
-            key_bytes = _as_sent(key, schema.encode_key, key_serializer or settings["key_serializer"])
+            key_bytes = None if key is None else _as_sent(  # (a sink's records have no key)
+                key, schema.encode_key, key_serializer or settings["key_serializer"])
             value_bytes = _as_sent(value, schema.encode_value,
                                    value_serializer or settings["value_serializer"])
             header_items = tuple((str(k), bytes(v)) for k, v in headers.items()) if headers else ()
@@ -346,7 +371,9 @@ class Topic(Channel[T]):
         if hook.has_receivers():
             header_items = hooked_headers(hook, key_bytes, value_bytes, partition, timestamp,
                                           header_items)
-        return self.get_topic_name(), key_bytes, value_bytes, header_items
+        topics = self.topics  # (``get_topic_name``, without its call for the usual one name)
+        name = topics[0] if len(topics) == 1 else self.get_topic_name()
+        return name, key_bytes, value_bytes, header_items
 
     def key_bytes(self, key: Any) -> bytes | None:
         """``key`` as this topic sends it (what decides its partition)."""

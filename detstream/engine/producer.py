@@ -234,11 +234,11 @@ class ProducerBuffer:
         """
         if len(self._outbox) >= OUTBOX_ROOM:
             await self._room_in_outbox()
-        self._take_forward(topic, key, value, partition, timestamp, headers)
+        self.try_forward(topic, key, value, timestamp, headers, partition)  # room now: takes it
 
     def try_forward(
         self, topic: str, key: bytes | None, value: bytes | None,
-        timestamp: float | None = None, headers: Headers = (),
+        timestamp: float | None = None, headers: Headers = (), partition: int | None = None,
     ) -> bool:
         """``forward`` without a coroutine if the outbox has room; whether it took the record.
 
@@ -247,22 +247,14 @@ class ProducerBuffer:
         """
         if len(self._outbox) >= OUTBOX_ROOM:
             return False
-        self._take_forward(topic, key, value, None, timestamp, headers)
-        return True
-
-    def _take_forward(
-        self, topic: str, key: bytes | None, value: bytes | None, partition: int | None,
-        timestamp: float | None, headers: Headers,
-    ) -> None:
         record = (key, value, partition, timestamp, headers)
         if self._deferred is not None:
             self._deferred.append((topic, record, None))
-            return
-        if self._handed == self._queued and self._forward_nowait is not None and (
+        elif not (self._handed == self._queued and self._forward_nowait is not None and (
             self.sensors is None or not self.sensors.enabled
-        ) and self._hand_over_now(topic, record):
-            return
-        self._start_send(topic, record, with_future=False)
+        ) and self._hand_over_now(topic, record)):
+            self._start_send(topic, record, with_future=False)
+        return True
 
     def _hand_over_now(self, topic: str, record: _Record) -> bool:
         """Give a forward to the client in the caller's step when nothing is before it; whether

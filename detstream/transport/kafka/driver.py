@@ -399,7 +399,16 @@ class KafkaProducer:
         batch takes the record (metadata known, room left): the common case,
         without a coroutine per record.
         """
-        batch = self._add_nowait(topic, key, value, partition, timestamp, headers, None)
+        # ``_add_nowait(..., ack=None)``, inline (once per forwarded record)
+        if self._waiting:
+            return None
+        producer = self._producer or self._client()
+        stamp_ms = int(round((wall_time() if timestamp is None else timestamp) * 1000))
+        try:
+            batch = self._append(producer, topic, key, value, partition, stamp_ms,
+                                 list(headers) if headers else _NO_HEADERS, None)
+        except KafkaError as exc:
+            raise self._refused_early(topic, partition, key, value, exc) from exc
         if batch is None:
             return None
         forwarded = batch.forwarded
@@ -413,7 +422,7 @@ class KafkaProducer:
         record. None where it must (then ``_add`` queues behind those waiting)."""
         if self._waiting:
             return None
-        producer = self._client()
+        producer = self._producer or self._client()
         stamp_ms = int(round((wall_time() if timestamp is None else timestamp) * 1000))
         try:
             return self._append(producer, topic, key, value, partition, stamp_ms,
