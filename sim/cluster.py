@@ -362,7 +362,7 @@ class SimCluster:
                 return self._deduplicated(by, tp, log, batch, offsets, records)
         metas = self._append(by, tp, log, records, state)
         if batch is not None:
-            remember(log.producers, batch, tuple(meta.offset for meta in metas))
+            remember(log.producers, batch, tuple([meta.offset for meta in metas]))
         self.wake_fetchers(tp)
         return metas
 

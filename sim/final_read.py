@@ -271,8 +271,10 @@ def _failed_outputs(
     for group in cluster.groups.values():
         for tp, offset in group.committed.items():
             committed[tp] = max(committed.get(tp, 0), offset)
-    if not any(not write.acked and not write.offsets and write.origin is not None
-               for write in history.writes):
+    for write in history.writes:  # (a loop, not ``any`` of a generator: a step per write)
+        if not write.acked and not write.offsets and write.origin is not None:
+            break
+    else:
         return [], [], []
     written: set[tuple[TP, int, str, str]] = set()  # (input tp, offset, agent, topic) of acked writes
     for write in history.writes:

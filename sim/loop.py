@@ -36,7 +36,9 @@ from asyncio.log import logger
 from collections import deque
 from collections.abc import Callable, Coroutine, Generator, Iterator
 from contextvars import Context, ContextVar, copy_context
+from functools import partial
 from itertools import count
+from operator import attrgetter
 from types import FrameType
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -50,6 +52,8 @@ __all__ = ["VirtualEventLoop", "run", "task_owner"]
 task_owner: ContextVar[str | None] = ContextVar("sim_task_owner", default=None)
 
 T = TypeVar("T")
+#: reads a virtual loop's clock in C (``VirtualEventLoop.clock``).
+_read_now = attrgetter("_now")
 
 if TYPE_CHECKING:
     from typing_extensions import TypeVarTuple, Unpack
@@ -300,6 +304,12 @@ class VirtualEventLoop(asyncio.BaseEventLoop):
     def time(self) -> float:
         """Virtual seconds; moves only when the loop jumps to the next timer."""
         return self._now
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """``time`` as a callable made of C parts (a partial of a reader of ``_now``): what
+        the trace and the write history stamp every step with, a Python call less each."""
+        return partial(_read_now, self)
 
     def call_at(
         self,

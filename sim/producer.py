@@ -244,7 +244,8 @@ class SimProducer:
             count = len(state.logs) if state is not None else self._partition_count(topic)
         except UnknownTopicOrPartitionError as exc:
             raise self._refuse_early(topic, partition, key, value, exc) from None
-        size = record_size(key, value, headers)
+        size = (record_size(key, value, headers) if headers else  # (its common case, inline)
+                BATCH_HEADER + RECORD_OVERHEAD + len(key or b"") + len(value or b""))
         if size > self.max_request_size:
             raise self._refuse_early(topic, partition, key, value, MessageSizeTooLargeError(
                 f"the record for {topic!r} is {size} bytes when serialized, more than the "

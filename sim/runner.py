@@ -44,6 +44,7 @@ from .fault_effects import apply_fault
 from .faults import BROKER_KINDS, Fault, FaultPlan, plan_faults
 from .final_read import final_read
 from .group import member_client
+from .loop import VirtualEventLoop
 from .producer import SimProducer
 from .sandbox import EPOCH
 from .scenario import ProducerSpec, Scenario, encode, load_scenario_file
@@ -272,7 +273,8 @@ class Simulation:
         self.options = options
         self.datadir = datadir
         self._scenario_hook = scenario
-        self.trace = Trace(asyncio.get_running_loop().time)
+        loop = asyncio.get_running_loop()
+        self.trace = Trace(loop.clock if isinstance(loop, VirtualEventLoop) else loop.time)
         seed = options.seed
         streams = SeedStreams(seed)
         self.cluster = SimCluster(
