@@ -302,6 +302,8 @@ def _source_name(agent: Agent) -> str:
 class _KeepingProducer:
     """A producer that keeps the records it is given (``AgentTestContext.sent``)."""
 
+    reads_sender_context = False  # it keeps records, not where they came from
+
     def __init__(self, kept: list[ConsumerRecord]) -> None:
         self.kept = kept
         self._offsets: dict[tuple[str, int], int] = {}

@@ -47,12 +47,16 @@ class OffsetTracker:
         if pending and pending[0] == offset:  # in order, the common case: nothing to remember
             pending.popleft()
             committable = offset + 1
-            acked = self._acked.get(tp)
+            # (``_acked`` holds only partitions with offsets acked out of order: no lookup
+            # per ack while there are none)
+            acked = self._acked.get(tp) if self._acked else None
             if acked:  # later offsets acked before this one may follow it now
                 while pending and pending[0] in acked:
                     done = pending.popleft()
                     acked.discard(done)
                     committable = done + 1
+                if not acked:
+                    del self._acked[tp]
             self._committable[tp] = committable
             return
         self._acked.setdefault(tp, set()).add(offset)

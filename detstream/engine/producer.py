@@ -361,12 +361,13 @@ class ProducerBuffer:
         over are cancelled with it, so nothing waits for them forever.
         """
         outbox, enqueue, forward, nowait = self._outbox, self._enqueue, self._forward, self._forward_nowait
-        # The client runs in this task: it sees the sender's event and agent, as a send
-        # awaited by the agent itself would (the simulator's history reads them). This
-        # task's context is its own, so they are set only when they change.
+        # The client runs in this task: a client that reads them (the simulator's history)
+        # sees the sender's event and agent, as a send awaited by the agent itself would.
+        # This task's context is its own, so they are set only when they change.
         event: Event | None = None
         agent: Any = None
         blame: _Blame = (None, None)  # what a refusal of the current origin's forwards fails
+        in_context = getattr(self._producer, "reads_sender_context", True)
         unsettled = self._unsettled
         try:
             while outbox:
@@ -378,8 +379,9 @@ class ProducerBuffer:
                         continue
                     if origin[0] is not event or origin[1] is not agent:
                         event, agent = origin
-                        set_current_event(event)
-                        set_current_agent(agent)
+                        if in_context:
+                            set_current_event(event)
+                            set_current_agent(agent)
                         blame = (event.message if event is not None else None, agent)
                     ack: asyncio.Future[Any] | Exception | None = None
                     try:

@@ -78,6 +78,12 @@ class AssignmentObserver(Protocol):
 class Producer(Protocol):
     """Sends records; ``send`` returns once the broker acknowledged the record."""
 
+    #: whether taking a record reads the sender's context (``current_event()`` and
+    #: ``current_agent()``: the simulator's write history records each send's origin). The
+    #: engine's hand-over task sets them for such a producer only, before each run of records
+    #: from another event.
+    reads_sender_context: bool
+
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...

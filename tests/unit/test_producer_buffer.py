@@ -372,6 +372,33 @@ class BatchingProducer(EnqueueingProducer):
         self._open = None
 
 
+class ContextBlindProducer(BatchingProducer):
+    """Says it does not read the sender's context (the Kafka driver without a send observer)."""
+
+    reads_sender_context = False
+
+
+def test_a_producer_that_reads_no_context_gets_the_same_records_and_a_refusal_blames_each_event():
+    async def body(producer):
+        buffer = ProducerBuffer(producer)
+        failures = []
+        buffer.on_failure = failures.append
+        for offset in range(3):
+            in_event(offset=offset)
+            await buffer.forward("out", key=None, value=b"%d" % offset)
+        set_current_event(None)
+        await asyncio.sleep(0)  # handed over by the drain task: one batch
+        producer.batches[0].set_exception(RuntimeError("refused"))
+        await asyncio.sleep(0)
+        return [value for value, _ in producer.buffered], [f.offset for f in failures], producer.buffered
+
+    (values, blamed, seen), _ = run(lambda: body(BatchingProducer()))
+    (blind_values, blind_blamed, blind_seen), _ = run(lambda: body(ContextBlindProducer()))
+    assert seen == [(b"0", 0), (b"1", 1), (b"2", 2)]  # a producer that reads it sees each event
+    assert blind_values == values == [b"0", b"1", b"2"]  # the same records, in the same order
+    assert blind_blamed == blamed == [0, 1, 2]  # each record's own event fails, either way
+
+
 def test_forwards_of_one_batch_share_one_future_and_a_flush_waits_for_it():
     async def body():
         producer = BatchingProducer()

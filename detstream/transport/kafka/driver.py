@@ -340,6 +340,11 @@ class KafkaProducer:
         while self._pumps:
             await asyncio.wait(list(self._pumps.values()))
 
+    @property
+    def reads_sender_context(self) -> bool:
+        """Only a send observer (the simulator's history, under ``--driver aiokafka``) reads it."""
+        return self._observer is not None
+
     def _client(self) -> AIOKafkaProducer:
         if self._producer is None:
             raise ProducerSendError("the Kafka producer is not started (call start() first)")
