@@ -90,6 +90,11 @@ __all__ = [
 ]
 
 
+#: ``Codec.decoder_parts()``: (first, refused, then), see there.
+DecoderParts = tuple[Callable[[bytes], Any], type[Exception] | tuple[type[Exception], ...],
+                     Callable[[bytes], Any]]
+
+
 class Codec:
     """Base class: subclasses implement ``_dumps``/``_loads``; users call ``dumps``/``loads``.
 
@@ -127,9 +132,7 @@ class Codec:
         except CodecError:
             raise
         except Exception as exc:
-            raise CodecError(
-                f"codec {self.name!r} cannot encode {type(obj).__qualname__}: {exc}"
-            ) from exc
+            raise _cannot_encode(self, obj, exc) from exc
 
     def loads(self, data: bytes) -> Any:
         """Decode bytes produced by :meth:`dumps`; raises CodecError if they are malformed.
@@ -164,6 +167,26 @@ class Codec:
         function than the bound method (``JSONCodec``: its C decoder first).
         """
         return self.loads
+
+    def decoder_parts(self) -> DecoderParts:
+        """``decoder()`` taken apart, for a hot path to inline: ``(first, refused, then)``.
+
+        ``first(data)``, or ``then(data)`` when ``first`` raises one of ``refused``,
+        decodes as ``decoder()(data)`` does. A caller writing ``try: first(data)
+        except refused: then(data)`` saves the call to a wrapper where the decoder is
+        one (``JSONCodec``: msgspec's method itself, then ``loads`` for what it refuses).
+        Here: ``decoder()`` and nothing refused (``except ()`` catches nothing).
+        """
+        return self.decoder(), (), self.loads
+
+    def encoder(self) -> Callable[[Any], bytes]:
+        """``dumps`` as one callable, for a hot path that encodes with this codec per message.
+
+        The same bytes and errors as ``dumps``; a codec may return a quicker function
+        than the bound method (``JSONCodec``, ``RawCodec``: without the calls to
+        ``_dumps`` and what it calls).
+        """
+        return self.dumps
 
     @property
     def stages(self) -> tuple[Codec, ...]:
@@ -225,6 +248,27 @@ class RawCodec(Codec):
             return self.loads
         return bytes
 
+    def encoder(self) -> Callable[[Any], bytes]:
+        """``dumps`` without its two calls for a str or bytes, when this is the plain raw
+        codec (no subclass): what ``_want_bytes`` does for them, inline. The rest (other
+        types, a str UTF-8 cannot carry) goes through ``dumps``, which words the error."""
+        dumps = self.dumps
+        if type(self).dumps is not Codec.dumps or type(self)._dumps is not RawCodec._dumps:
+            return dumps
+
+        def encode(obj: Any) -> bytes:
+            cls = type(obj)
+            if cls is str:
+                try:
+                    return obj.encode("utf-8")
+                except UnicodeEncodeError:  # a lone surrogate: encoding it again fails alike
+                    return dumps(obj)
+            if cls is bytes:
+                return obj  # what bytes(obj) returns for exactly bytes
+            return dumps(obj)
+
+        return encode
+
 
 class JSONCodec(Codec):
     """JSON with Faust's bytes: dict order as given, compact separators, non-ASCII escaped.
@@ -246,14 +290,41 @@ class JSONCodec(Codec):
     def _dumps(self, obj: Any) -> bytes:
         return _ENCODE(obj).encode("utf-8")
 
+    def encoder(self) -> Callable[[Any], bytes]:
+        """``dumps`` in one call when this is the plain JSON codec (no subclass): the C
+        encoder's chunks joined here, not three calls down (``dumps``, ``_dumps``, ``_ENCODE``).
+
+        The same bytes; an error is the CodecError ``dumps`` raises: one of ours
+        (``_json_default``'s) as it is, the rest (a cycle, as ``_ENCODE`` words it)
+        wrapped by :func:`_cannot_encode`, as ``dumps`` wraps them.
+        """
+        chunks = _CHUNKS
+        if (chunks is None or type(self).dumps is not Codec.dumps
+                or type(self)._dumps is not JSONCodec._dumps):
+            return self.dumps
+        join = "".join
+
+        def encode(obj: Any) -> bytes:
+            try:
+                return join(chunks(obj, 0)).encode("utf-8")
+            except CodecError:
+                raise
+            except RecursionError:
+                error = ValueError(_CIRCULAR)
+                raise _cannot_encode(self, obj, error) from error
+            except Exception as exc:
+                raise _cannot_encode(self, obj, exc) from exc
+
+        return encode
+
     def decoder(self) -> Callable[[bytes], Any]:
         """msgspec's decoder called directly when this is the plain JSON codec (no subclass).
 
         What msgspec refuses goes through ``loads``, which decides as
         ``json.loads`` does and words the error: two calls fewer per message.
         """
-        fast, refused, loads = _FAST_DECODE, _FAST_DECODE_ERRORS, self.loads
-        if fast is None or type(self).loads is not Codec.loads or type(self)._loads is not JSONCodec._loads:
+        fast, refused, loads = self._msgspec_parts()
+        if not refused:
             return loads
 
         def decode(data: bytes) -> Any:
@@ -263,6 +334,21 @@ class JSONCodec(Codec):
                 return loads(data)
 
         return decode
+
+    def decoder_parts(self) -> DecoderParts:
+        """msgspec's ``Decoder.decode`` itself, its DecodeError and ``loads``: what ``decoder()``
+        wraps in a closure, for a caller to inline (one call fewer per message still)."""
+        if type(self).decoder is not JSONCodec.decoder:  # a subclass's own decoder() decides
+            return super().decoder_parts()
+        return self._msgspec_parts()
+
+    def _msgspec_parts(self) -> DecoderParts:
+        """(msgspec's decode, what it refuses, ``loads``) for the plain JSON codec with msgspec
+        installed; else ``(loads, (), loads)``: a subclass's ``loads``/``_loads`` decide."""
+        fast, refused, loads = _FAST_DECODE, _FAST_DECODE_ERRORS, self.loads
+        if fast is None or type(self).loads is not Codec.loads or type(self)._loads is not JSONCodec._loads:
+            return loads, (), loads
+        return fast, refused, loads
 
     def _loads(self, data: bytes) -> Any:
         if _FAST_DECODE is not None:
@@ -745,6 +831,11 @@ def _sorted_stably(items: Any) -> list[Any]:
         return sorted(items, key=lambda v: _json.dumps(to_json_ready(v), sort_keys=True))
 
 
+def _cannot_encode(codec: Codec, obj: Any, exc: Exception) -> CodecError:
+    """What ``Codec.dumps`` raises when encoding ``obj`` failed with ``exc``."""
+    return CodecError(f"codec {codec.name!r} cannot encode {type(obj).__qualname__}: {exc}")
+
+
 def _want_bytes(obj: Any, codec_name: str) -> bytes:
     if isinstance(obj, (bytes, bytearray, memoryview)):
         return bytes(obj)
@@ -770,27 +861,41 @@ def _describe(data: Any) -> str:
 _ENCODER = _json.JSONEncoder(default=_json_default, separators=(",", ":"))
 
 
-def _compiled_encode() -> Callable[[Any], str]:
-    """``_ENCODER.encode``, with the C encoder made once instead of at every call.
+def _c_encoder() -> Callable[[Any, int], Any] | None:
+    """``_ENCODER``'s C encoder, made once instead of at every call (None without the C
+    accelerator, on other Pythons): ``"".join(chunks(obj, 0))`` is ``_ENCODER.encode(obj)``.
 
     ``JSONEncoder.encode`` builds a C encoder per call, with a fresh dict of
     the containers it is inside of to detect cycles; that is half its cost on
     a small record. This one is made once without the dict: a cycle then
-    recurses until Python's recursion limit, reported as the same error.
-    Without the C accelerator (other Pythons) it is ``_ENCODER.encode``.
+    recurses until Python's recursion limit, reported as the same error
+    (``_CIRCULAR``, by ``_ENCODE`` and ``JSONCodec.encoder()``).
     """
     make = getattr(_json_encoder, "c_make_encoder", None)
     if make is None:
+        return None
+    chunks: Callable[[Any, int], Any] = make(
+        None, _json_default, _json_encoder.encode_basestring_ascii, None, ":", ",",
+        False, False, True)
+    return chunks
+
+
+_CHUNKS = _c_encoder()
+#: What a cycle (or too deep a nesting) is reported as when the C encoder recursed too far.
+_CIRCULAR = "Circular reference detected (or nesting deeper than the recursion limit)"
+
+
+def _compiled_encode() -> Callable[[Any], str]:
+    """``_ENCODER.encode`` through ``_CHUNKS`` (``_ENCODER.encode`` itself without them)."""
+    chunks = _CHUNKS
+    if chunks is None:
         return _ENCODER.encode
-    chunks = make(None, _json_default, _json_encoder.encode_basestring_ascii, None, ":", ",",
-                  False, False, True)
 
     def encode(obj: Any) -> str:
         try:
             return "".join(chunks(obj, 0))
         except RecursionError:
-            raise ValueError("Circular reference detected (or nesting deeper than the "
-                             "recursion limit)") from None
+            raise ValueError(_CIRCULAR) from None
 
     return encode
 

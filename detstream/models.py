@@ -935,21 +935,49 @@ def _chain(first: Converter | None, then: Converter | None) -> Converter | None:
     return both
 
 
-def record_decoder(cls: type[Record], loads: Callable[[bytes], Any]) -> Callable[[bytes], Record]:
-    """``lambda data: cls.from_data(loads(data))``, with ``from_data``'s plain case called
-    directly (a consumer's hot path: once per record of a topic of Records).
+def record_decoder(cls: type[Record], codec: codecs.Codec) -> Callable[[bytes], Record]:
+    """``lambda data: cls.from_data(codec.decoder()(data))``, in one call per record (a
+    consumer's hot path: once per record of a topic of Records).
 
-    A class overriding ``from_data`` gets its own, called as it is.
+    The codec's decoder is taken apart inline (``Codec.decoder_parts``: msgspec's method
+    itself for plain JSON), and so is :func:`_plain_decode` (``from_data``'s plain case,
+    ``preferred_type`` None): the payload's class bound by its compiled binder, whose
+    ``__faust`` parameter takes the namespace. What is not plain goes to ``from_data``,
+    which decides and words errors as always. ``test_models_compiled`` pins that both
+    give the same records and errors. A class overriding ``from_data`` gets its own,
+    called as it is.
     """
     from_data = cls.from_data
     if getattr(from_data, "__func__", None) is not getattr(Record.from_data, "__func__", None):
+        loads = codec.decoder()
         return lambda data: from_data(loads(data))
+    first, refused, then = codec.decoder_parts()
+    registry = current_registry
 
     def decode(data: bytes) -> Record:
-        obj = loads(data)
-        if type(obj) is dict:
-            record = _plain_decode(cls, obj, None)
-            if record is not None:
+        try:
+            obj = first(data)
+        except refused:
+            obj = then(data)
+        if type(obj) is not dict:
+            return from_data(obj)
+        meta = obj.get(BLESSED_KEY)
+        if meta is None:
+            target = cls
+        elif type(meta) is dict:
+            ns = meta.get("ns")
+            target = (registry().get(ns) if type(ns) is str else None) or cls
+        else:
+            return from_data(obj)
+        plan = target._plan
+        if plan is not None and plan.plain_decode:
+            try:
+                values = plan.bind(False, **obj)
+            except TypeError:
+                pass  # from_data raises it, worded by Python
+            else:
+                record = _object_new(target)
+                record.__dict__.update(values)
                 return record
         return from_data(obj)
 
@@ -963,7 +991,8 @@ def _plain_decode(
 
     The same class as ``from_data`` picks (the registered model of the payload's namespace,
     else ``preferred_type`` or ``cls``), the same binding as ``_from_mapping``; without the
-    calls between them, once per consumed record.
+    calls between them, once per consumed record. ``record_decoder`` repeats it inline
+    (``preferred_type`` None): a change here goes there too.
     """
     meta = data.get(BLESSED_KEY)
     if meta is None:
@@ -1016,11 +1045,18 @@ def _constructs_plainly(cls: type[Record]) -> bool:
 
 
 def _compile_binder(cls: type[Record]) -> Callable[..., dict[str, Any]]:
-    """``def bind(strict, /, x, y=0, **extra)`` for fields ``x: int; y: int = 0``.
+    """``def bind(strict, /, x, y=0, *, __faust=None, **extra)`` for fields ``x: int; y: int = 0``.
 
     Python binds the arguments; a mutable default is copied when it is used; unknown
     keywords are checked as :func:`_bind` does. Falls back to a binder that always
     defers to :func:`_bind` when a field name cannot be a parameter.
+
+    The blessed key (``__faust``, which every Record payload carries and every binding
+    ignores) is a keyword-only parameter of its own, so that a payload of the fields and
+    the namespace binds with ``extra`` empty, without the call to :func:`_check_extra`.
+    The name is legal because the source is executed at module level: only inside a class
+    body would Python mangle it (to ``_Record__faust``). Keyword-only, so that a surplus
+    positional argument still fails as one.
     """
     fields = cls._fields
     if not all(name.isidentifier() and not keyword.iskeyword(name) for name in fields):
@@ -1040,7 +1076,8 @@ def _compile_binder(cls: type[Record]) -> Callable[..., dict[str, Any]]:
             params.append(f"{name}=_default{i}")
     result = ", ".join(f"{name!r}: {name}" for name in fields)
     source = (
-        f"def bind(_strict, /, {''.join(p + ', ' for p in params)}**_extra):\n"
+        f"def bind(_strict, /, {''.join(p + ', ' for p in params)}*, {BLESSED_KEY}=None, "
+        "**_extra):\n"
         "    if _extra:\n"
         "        _check_extra(_strict, _extra)\n"
         f"{''.join(copies)}"

@@ -171,7 +171,7 @@ class Schema:
         if plan is None or plan.generation != codecs.codecs.generation:
             plan = _plan(self._key_plans, self.key_type, self.key_serializer, default)
         if type(key) is plan.record_type:  # the declared Record class: its codec is the plan's
-            return plan.codec.dumps(key.to_representation())
+            return plan.encode(key.to_representation())
         if isinstance(key, Record):
             return _dumps_record(key, self.key_serializer, default)
         return plan.dumps(key)
@@ -185,7 +185,7 @@ class Schema:
         if plan is None or plan.generation != codecs.codecs.generation:
             plan = _plan(self._value_plans, self.value_type, self.value_serializer, default)
         if type(value) is plan.record_type:
-            return plan.codec.dumps(value.to_representation())
+            return plan.encode(value.to_representation())
         if isinstance(value, Record):
             return _dumps_record(value, self.value_serializer, default)
         return plan.dumps(value)
@@ -420,25 +420,32 @@ class _Plan:
     """The codec of one side (key or value) of a Schema under one default, and what follows.
 
     ``dumps``/``decode`` are :func:`_codec_for` plus the per-type steps, decided when the
-    plan is made instead of per message.
+    plan is made instead of per message: ``dumps`` is the codec's ``encoder()`` itself
+    (one call for a str key under raw or a plain value under json, not four) unless raw
+    numbers need their text first.
     """
 
-    __slots__ = ("generation", "codec", "decode", "raw_numbers", "record_type")
+    __slots__ = ("generation", "codec", "decode", "encode", "dumps", "raw_numbers",
+                 "record_type")
 
     def __init__(self, typ: Any, explicit: CodecArg, default: _DefaultCodec) -> None:
         self.generation = codecs.codecs.generation
         self.codec = _codec_for(typ, explicit, default)
         self.decode = _decoder(typ, self.codec)
+        #: ``codec.dumps``, as one quick callable (``Codec.encoder``).
+        self.encode = self.codec.encoder()
         #: the declared Record class when its instances encode as ``_dumps_record`` would
-        #: with this plan's codec (it keeps ``Record.dumps``): one call for them, not five.
+        #: with this plan's codec (it keeps ``Record.dumps``): encoded in one step.
         self.record_type = typ if is_model_type(typ) and typ.dumps is Record.dumps else None
         #: raw carries int/float as their text, read back by _to_number.
         self.raw_numbers = typ in (int, float) and isinstance(self.codec, codecs.RawCodec)
+        #: an object that is not of the declared Record class, encoded.
+        self.dumps = self._dumps_number if self.raw_numbers else self.encode
 
-    def dumps(self, obj: Any) -> bytes:
-        if self.raw_numbers and _is_number(obj):
+    def _dumps_number(self, obj: Any) -> bytes:
+        if _is_number(obj):
             obj = repr(obj)
-        return self.codec.dumps(obj)
+        return self.encode(obj)
 
 
 def _plan(plans: dict[Any, _Plan], typ: Any, explicit: CodecArg, default: _DefaultCodec) -> _Plan:
@@ -474,27 +481,36 @@ def _decode_error(
 
 
 def _decoder(typ: Any, codec: codecs.Codec) -> Callable[[bytes], Any]:
-    """Bytes -> the declared type through ``codec``: the per-type steps chosen once."""
+    """Bytes -> the declared type through ``codec``: the per-type steps chosen once.
+
+    The steps after decoding call the codec's ``decoder_parts()`` inline (msgspec's
+    method itself for plain JSON), rather than the one callable ``decoder()`` wraps
+    them in: a call fewer per message.
+    """
     loads = codec.decoder()
     if typ is None:
-        return bytes if loads is bytes else _any_decoder(loads)  # raw: bytes are no Record
+        return bytes if loads is bytes else _any_decoder(codec)  # raw: bytes are no Record
     if is_model_type(typ):
-        return record_decoder(typ, loads)
+        return record_decoder(typ, codec)
     if typ is bytes and loads is bytes:
         return bytes
     if typ is str or typ is bytes:
         return _text_decoder(typ, codec)
     if typ is int or typ is float:
-        return lambda data: _to_number(loads(data), typ)
+        return _number_decoder(typ, codec)
     return loads
 
 
-def _any_decoder(loads: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+def _any_decoder(codec: codecs.Codec) -> Callable[[bytes], Any]:
     """No declared type: the payload as decoded, or the Record it names (``_maybe_record``)."""
     not_mappings = _NOT_MAPPINGS
+    first, refused, then = codec.decoder_parts()
 
     def decode(data: bytes) -> Any:
-        obj = loads(data)
+        try:
+            obj = first(data)
+        except refused:
+            obj = then(data)
         cls = type(obj)
         if cls in not_mappings or (cls is dict and "__faust" not in obj):
             return obj  # the common payloads, without a call
@@ -503,9 +519,27 @@ def _any_decoder(loads: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
     return decode
 
 
-def _text_decoder(typ: type, codec: codecs.Codec) -> Callable[[bytes], Any]:
+def _number_decoder(typ: type, codec: codecs.Codec) -> Callable[[bytes], Any]:
+    first, refused, then = codec.decoder_parts()
+
     def decode(data: bytes) -> Any:
-        obj = codec.loads(data)
+        try:
+            obj = first(data)
+        except refused:
+            obj = then(data)
+        return _to_number(obj, typ)
+
+    return decode
+
+
+def _text_decoder(typ: type, codec: codecs.Codec) -> Callable[[bytes], Any]:
+    first, refused, then = codec.decoder_parts()
+
+    def decode(data: bytes) -> Any:
+        try:
+            obj = first(data)
+        except refused:
+            obj = then(data)
         if type(obj) is typ:
             return obj
         if typ is str:

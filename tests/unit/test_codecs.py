@@ -311,3 +311,82 @@ def test_the_raw_codecs_decoder_is_bytes_itself_unless_a_subclass_decodes() -> N
             return bytes(data).upper()
 
     assert Upper().decoder()(b"k") == b"K"
+
+
+class _Opaque:
+    pass
+
+
+class _Jsonable:
+    def __json__(self) -> dict:
+        return {"j": [1, {2}]}
+
+
+def _cycle() -> list:
+    looped: list = []
+    looped.append(looped)
+    return looped
+
+
+ENCODER_CASES = [
+    b"\x00\xff", bytearray(b"ba"), memoryview(b"mv"), "h\xe9llo", "\ud800", "", 0, 2.5, True, None,
+    {"a": [1, 2.5, None]}, ["\u2028", float("nan")], {1: "x"}, Decimal("1.10"), UUID(int=3),
+    dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc), {"s": {3, 1}}, _Jsonable(), _Opaque(),
+    {"o": _Opaque()}, b"\xff\xfe", {"b": b"\xff"}, _cycle(), type("Str", (str,), {})("sub"),
+]
+
+
+def _encoded(fn: object, obj: object) -> tuple:
+    try:
+        return "ok", fn(obj)
+    except Exception as exc:  # compared by type and wording
+        return "raised", type(exc), str(exc)
+
+
+@pytest.mark.parametrize("name", ["json", "raw"])
+@pytest.mark.parametrize("obj", ENCODER_CASES, ids=repr)
+def test_the_encoder_gives_what_dumps_gives(name: str, obj: object) -> None:
+    """``encoder()`` is ``dumps`` in fewer calls (the one topics send with): the same bytes,
+    the same CodecError for what the codec cannot encode, whatever the object."""
+    codec = codecs.get_codec(name)
+    assert codec.encoder() is not codec.dumps  # the quick one, or this pins nothing
+    got, expected = _encoded(codec.encoder(), obj), _encoded(codec.dumps, obj)
+    assert got == expected
+    if got[0] == "raised":
+        assert got[1] is CodecError
+
+
+def test_a_codec_subclass_encodes_with_its_own_dumps() -> None:
+    class Loud(codecs.JSONCodec):
+        def _dumps(self, obj: object) -> bytes:
+            return super()._dumps(obj).upper()
+
+    class Tagged(codecs.RawCodec):
+        def dumps(self, obj: object) -> bytes:
+            return b"t:" + super().dumps(obj)
+
+    assert Loud().encoder()({"a": "b"}) == b'{"A":"B"}'
+    assert Tagged().encoder()("x") == b"t:x"
+    assert codecs.get_codec("json|binary").encoder()({"a": 1}) == b"eyJhIjoxfQ=="
+
+
+@pytest.mark.parametrize("name", ["json", "raw", "json|binary"])
+@pytest.mark.parametrize("data", [
+    b'{"a":[1,2.5,null]}', b"NaN", b"1e400", b'"\\ud800"', b"\xef\xbb\xbf{}", b"{", b"", b"[1,]",
+    b"18446744073709551616", b'"\xff"', b"eyJhIjoxfQ==",
+])
+def test_the_decoder_parts_decode_as_the_decoder_does(name: str, data: bytes) -> None:
+    """``decoder_parts()`` inline (as the record, number and text decoders use them) is
+    ``decoder()``: the same values (NaN by its repr), the same errors."""
+    codec = codecs.get_codec(name)
+    first, refused, then = codec.decoder_parts()
+
+    def inline(data: bytes) -> object:
+        try:
+            return first(data)
+        except refused:
+            return then(data)
+
+    assert repr(_encoded(inline, data)) == repr(_encoded(codec.decoder(), data))
+    if name == "json" and codecs._FAST_DECODE is not None:
+        assert first is codecs._FAST_DECODE  # msgspec's method itself: no wrapper to call

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from detstream import codecs
 from detstream._annotations import compile_converter, convert, convert_field
 from detstream.errors import ValidationError
-from detstream.models import ModelOptions, Record, _bind
+from detstream.models import ModelOptions, Record, _bind, _Plan, record_decoder
 
 
 class Pt(Record):
@@ -386,3 +386,46 @@ def test_the_plain_path_decodes_to_the_model_the_payload_names() -> None:
     unknown = {"x": 1, "__faust": {"ns": "no.such.Model"}}
     assert [type(Pt.from_data(dict(unknown))) for _ in range(2)] == [Pt, Pt]
     assert type(Pt.from_data({"name": "c"}, preferred_type=Cat)) is Cat
+
+
+DECODED: list[tuple[type[Record], Any]] = [
+    (Pt, {"x": 1, "__faust": {"ns": Pt._options.namespace}}), (Pt, {"x": 1}), (Pt, {"y": 2}),
+    (Pt, {"x": 1, "y": 2, "z": 3}), (Pt, {"x": 1, "__strict__": True}), (Pt, {"x": 1, "_strict": 0}),
+    (Pt, {"x": 1, "_extra": 0}), (Pt, {"x": 1, "__faust": None}), (Pt, {"x": 1, "__faust": []}),
+    (Pt, {"x": 1, "__faust": {"ns": 5}}), (Pt, {"x": 1, "__faust": {}}), (Pt, CAT),
+    (Pt, {"x": 1, "__faust": {"ns": "no.such.Model"}}), (Pt, [1]), (Pt, "x"), (Pt, None),
+    (Pet, CAT), (Pet, {"name": "p"}), (Pet, {"name": "d", "__faust": {"ns": Dog._options.namespace}}),
+    (Dog, {"name": "d", "barks": False}), (Cat, {"name": "c", "__faust": {"ns": "test.compiled.Cat"}}),
+    (Loose, {"n": "5", "at": "2024-01-01T00:00:00", "p": {"x": 2}}), (Defaults, {"a": 1}),
+    (Dated, {"at": "2024-05-01T12:00:00Z", "amount": "1.10"}), (Keywordish, {"match": 1, "case": 2}),
+]
+
+
+@pytest.mark.parametrize(("cls", "data"), DECODED, ids=repr)
+def test_the_record_decoder_decodes_as_from_data(cls: type[Record], data: Any) -> None:
+    """A consumer's ``record_decoder`` (``_plain_decode`` and the JSON decoder inline) gives
+    what ``from_data`` of the decoded payload gives: the same class and values, the same
+    errors; a second time (the plans compiled by then), and through a codec pipeline."""
+    for name in ("json", "json", "json|binary"):
+        codec = codecs.get_codec(name)
+        payload = codec.dumps(data)
+        expected = _outcome(lambda: cls.from_data(codec.loads(payload)))  # noqa: B023
+        got = _outcome(lambda: record_decoder(cls, codec)(payload))  # noqa: B023
+        assert got[0] == expected[0], (got, expected)
+        if got[0] == "raised":
+            assert got[1] == expected[1]
+        else:
+            assert type(got[1]) is type(expected[1]) and _same(got[1], expected[1])
+
+
+def test_the_binder_takes_the_blessed_key_as_a_keyword_only_parameter() -> None:
+    """``__faust`` binds without the call to ``_check_extra`` (a payload's usual extra key),
+    ignored as ``_bind`` ignores it; it is no positional parameter, and the refusals stay."""
+    bind = (Pt._plan or _Plan.of(Pt)).bind
+    assert bind(True, 1, __faust={"ns": "x"}) == {"x": 1, "y": 0}
+    assert bind(False, **{"x": 1, "__faust": None}) == {"x": 1, "y": 0}
+    for args, kwargs in [((True, 1, 2, 3), {}), ((True, 1), {"z": 1}),
+                         ((False, 1), {"__strict__": False})]:
+        with pytest.raises(TypeError):
+            bind(*args, **kwargs)
+    assert bind(False, 1, z=1) == {"x": 1, "y": 0}

@@ -378,3 +378,43 @@ def test_raw_keys_and_bytes_values_decode_to_the_bytes_themselves() -> None:
                              "offset": 0})()
     assert Schema().loads_message(message, "raw", "raw") == (b"word", b"\x00v")
     assert Schema(value_type=bytes).loads_message(message, "raw", "json") == (b"word", b"\x00v")
+
+
+class _Opaque:
+    pass
+
+
+def _result(fn: object) -> tuple:
+    try:
+        return "ok", fn()
+    except Exception as exc:  # compared by type and wording
+        return "raised", type(exc), str(exc)
+
+
+@pytest.mark.parametrize(("schema", "side", "obj", "codec"), [
+    (Schema(key_type=str), "key", "w\xf6rd", "raw"),
+    (Schema(key_type=str), "key", "\ud800", "raw"),
+    (Schema(key_type=str), "key", {"a": 1}, "raw"),
+    (Schema(), "key", bytearray(b"k"), "raw"),
+    (Schema(key_type=int), "key", 5, "raw"),
+    (Schema(), "value", {"a": [1, "\xe9"]}, "json"),
+    (Schema(), "value", {"o": _Opaque()}, "json"),
+    (Schema(value_type=int), "value", 7, "json"),
+    (Schema(value_type=str, value_serializer="raw"), "value", "t", "raw"),
+    (Schema(value_type=Account), "value", Account(id="a", balance=_Opaque()), "json"),
+    (Schema(key_type=Account), "key", Account(id="\u2028"), "json"),
+    (Schema(value_type=Wrapped), "value", Wrapped(n=1), "json|binary"),
+])
+def test_a_schema_encodes_as_its_codecs_dumps_does(schema: Schema, side: str, obj: object,
+                                                     codec: str) -> None:
+    """A plan encodes with its codec's ``encoder()`` (one call for a str under raw, a value
+    under json, a Record of the declared type after its representation): the bytes and the
+    CodecError of ``dumps`` (raw numbers as their text, Records as ``Record.dumps``)."""
+    encode = schema.encode_key if side == "key" else schema.encode_value
+    if isinstance(obj, Record):
+        expected = _result(lambda: obj.dumps(serializer=codec))
+    elif isinstance(obj, int):
+        expected = _result(lambda: codecs.dumps(codec, repr(obj) if codec == "raw" else obj))
+    else:
+        expected = _result(lambda: codecs.dumps(codec, obj))
+    assert _result(lambda: encode(obj)) == expected
