@@ -13,7 +13,7 @@ instead of the whole changelog.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -30,9 +30,14 @@ class MemoryStore:
     #: the data is gone when the process is: standby copies must be copied into the table.
     durable = False
 
+    #: ``get(key)``: the value, or KeyError. The dict's own ``__getitem__`` (``_data`` is
+    #: never rebound), so a table read, once or twice per event, is no Python call.
+    get: Callable[[Any], Any]
+
     def __init__(self, *, url: str = "memory://", spec: StoreSpec | None = None) -> None:
         self.url = url
         self._data: dict[Any, Any] = {}
+        self.get = self._data.__getitem__
         self._partition_of: dict[Any, int] = {}
         #: partition -> last changelog offset its data reflects.
         self._offsets: dict[int, int] = {}
@@ -47,16 +52,14 @@ class MemoryStore:
         #: bumped when a partition is dropped or reset, so late send callbacks are ignored.
         self._epoch: dict[int, int] = {}
 
-    def get(self, key: Any) -> Any:
-        return self._data[key]
-
     def set(
         self, key: Any, value: Any, partition: int,
         sent: asyncio.Future[RecordMetadata] | None = None,
     ) -> None:
         self._data[key] = value
         self._partition_of[key] = partition
-        self._track(partition, sent)
+        if sent is not None and sent not in self._waiting:  # (_track's test: most writes share one)
+            self._track(partition, sent)
 
     def delete(
         self, key: Any, partition: int | None = None,

@@ -358,6 +358,21 @@ def test_memory_store_parks_a_revoked_partition_and_serves_it_again():
     assert sorted(store.keys()) == ["a", "b", "c"]
 
 
+def test_memory_store_get_sees_its_data_through_resets_and_parking():
+    """``get`` is the dict's own lookup, bound once: every change of the data must show."""
+    store = MemoryStore()
+    store.set("a", 1, 0)
+    store.reset_state()
+    with pytest.raises(KeyError):
+        store.get("a")
+    store.apply_changelog_batch([record(0, 0, "a", 2), record(1, 0, "b", 3)], _key, _value)
+    store.drop_partitions({0})
+    with pytest.raises(KeyError):
+        store.get("a")
+    store.assign_partitions({0})
+    assert (store.get("a"), store.get("b")) == (2, 3)
+
+
 def test_memory_store_parks_each_of_several_revoked_partitions_with_its_own_keys():
     store = MemoryStore()
     store.apply_changelog_batch(
