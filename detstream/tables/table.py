@@ -99,17 +99,12 @@ class Table(MutableMapping[KT, VT]):
     # patched onto a class or an instance after the class was made is not seen).
     #: ``_get`` is Table's (``data.get``): a read calls ``data.get`` itself.
     _plain_get: ClassVar[bool] = True
-    #: ``on_key_get``/``on_key_set`` are overridden: call them (Table's do nothing).
-    _calls_on_key_get: ClassVar[bool] = False
-    _calls_on_key_set: ClassVar[bool] = False
     #: no step of a write (``_WRITE_STEPS``) is overridden: see ``_write_plain``.
     _plain_write: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._plain_get = cls._get is Table._get
-        cls._calls_on_key_get = cls.on_key_get is not Table.on_key_get
-        cls._calls_on_key_set = cls.on_key_set is not Table.on_key_set
         cls._plain_write = all(getattr(cls, step) is getattr(Table, step) for step in _WRITE_STEPS)
 
     def __init__(
@@ -226,8 +221,7 @@ class Table(MutableMapping[KT, VT]):
             if self.default is None:
                 raise
             value = self.default()
-        if self._calls_on_key_get:
-            self.on_key_get(key)
+        self.on_key_get(key)  # (always: a user's hook may be patched onto the instance)
         sensors = self.app.sensors
         if sensors.enabled:
             sensors.on_table_get(self, key)
@@ -248,8 +242,7 @@ class Table(MutableMapping[KT, VT]):
             self._write_plain(key, value)
         else:
             self._write(key, value, self._partition_for_write("set", key))
-        if self._calls_on_key_set:
-            self.on_key_set(key, value)
+        self.on_key_set(key, value)
         sensors = self.app.sensors
         if sensors.enabled:
             sensors.on_table_set(self, key, value)
