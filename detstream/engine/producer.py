@@ -57,8 +57,11 @@ FLUSH_BEFORE_SETTLING = mutants.register(
     "a flush skips sends that completed but whose settling callback has not run yet",
 )
 
-#: records in the outbox (not yet taken by the client) past which a forward waits.
+#: records in the outbox (not yet taken by the client) past which a forward waits, ...
 OUTBOX_ROOM = 10_000
+#: ... and bytes of their keys and values past which it waits, however few they are (as the
+#: Java client's ``buffer.memory``, 32 MiB): 10,000 records of 1 MB would be 10 GB.
+OUTBOX_BYTES = 32 * 1024 * 1024
 
 #: the event a send was made for (None outside any) and the agent making it, if any.
 _Origin = tuple["Event | None", Any]
@@ -69,8 +72,9 @@ _Blame = tuple["Message | None", Any]
 #: what a send hands the client: key, value, partition, timestamp, headers (one tuple per
 #: record, in the order of the client's ``forward_nowait`` arguments).
 _Record = tuple["bytes | None", "bytes | None", "int | None", "float | None", "Headers"]
-#: an outbox entry: send number, topic, record, the caller's future (None: a forward), origin.
-_Outgoing = tuple[int, str, _Record, "asyncio.Future[RecordMetadata] | None", _Origin]
+#: an outbox entry: send number, topic, record, the caller's future (None: a forward), origin,
+#: the size of the record's key and value.
+_Outgoing = tuple[int, str, _Record, "asyncio.Future[RecordMetadata] | None", _Origin, int]
 #: the names of a ``_Record``'s fields (what a sensor's ``on_send_initiated`` reads).
 _RECORD_FIELDS = ("key", "value", "partition", "timestamp", "headers")
 #: a send of a table write and the future its store waits on.
@@ -119,13 +123,15 @@ class ProducerBuffer:
         self._pending: deque[tuple[int, asyncio.Future[Any]]] = deque()
         #: sends not yet handed to the producer, in call order, and the task handing them over.
         self._outbox: deque[_Outgoing] = deque()
+        #: bytes of the keys and values in the outbox.
+        self._outbox_bytes = 0
         self._drainer: asyncio.Future[None] | None = None
         #: sends made so far, and how many of them the drain handed over (or gave up).
         self._queued = 0
         self._handed = 0
         #: flushes waiting for the drain to hand over the sends made before them.
         self._handover_waiters: list[tuple[int, asyncio.Future[None]]] = []
-        #: forwards waiting for the outbox to drop below ``OUTBOX_ROOM``.
+        #: forwards waiting for the outbox to drop below ``OUTBOX_ROOM`` and ``OUTBOX_BYTES``.
         self._room_waiters: list[asyncio.Future[None]] = []
         self._enqueue = _enqueue_of(producer)
         #: the producer's ``forward`` (one future per batch), else its ``enqueue``.
@@ -229,10 +235,11 @@ class ProducerBuffer:
         Same order, same flush and failure tracking; no future is made for
         the caller (one per forwarded event adds up: ``group_by``, sinks).
         Unlike ``send_soon`` it may wait: while the outbox holds ``OUTBOX_ROOM``
-        records the client has not taken yet (the broker is slower than the
-        agents), the agent forwarding waits, instead of memory growing.
+        records or ``OUTBOX_BYTES`` the client has not taken yet (the broker is
+        slower than the agents), the agent forwarding waits, instead of memory
+        growing.
         """
-        if len(self._outbox) >= OUTBOX_ROOM:
+        if len(self._outbox) >= OUTBOX_ROOM or self._outbox_bytes >= OUTBOX_BYTES:
             await self._room_in_outbox()
         self.try_forward(topic, key, value, timestamp, headers, partition)  # room now: takes it
 
@@ -245,7 +252,7 @@ class ProducerBuffer:
         A caller forwarding for every event (``group_by``, sinks) tries this
         first and awaits ``forward`` only when it returns False.
         """
-        if len(self._outbox) >= OUTBOX_ROOM:
+        if len(self._outbox) >= OUTBOX_ROOM or self._outbox_bytes >= OUTBOX_BYTES:
             return False
         record = (key, value, partition, timestamp, headers)
         if self._deferred is not None:
@@ -299,7 +306,7 @@ class ProducerBuffer:
             self._track(number, ack, topic, record, blame)
 
     async def _room_in_outbox(self) -> None:
-        while len(self._outbox) >= OUTBOX_ROOM:
+        while len(self._outbox) >= OUTBOX_ROOM or self._outbox_bytes >= OUTBOX_BYTES:
             waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._room_waiters.append(waiter)
             await waiter
@@ -333,7 +340,10 @@ class ProducerBuffer:
                 future.add_done_callback(self._send_done)
             self._trim_pending()
             self._pending.append((number, future))
-        self._outbox.append((number, topic, record, future, origin))
+        key, value = record[0], record[1]
+        size = (len(key) if key else 0) + (len(value) if value else 0)
+        self._outbox_bytes += size
+        self._outbox.append((number, topic, record, future, origin, size))
         if self._drainer is None or self._drainer.done():
             self._drainer = asyncio.ensure_future(self._drain())
         return future
@@ -371,8 +381,11 @@ class ProducerBuffer:
         unsettled = self._unsettled
         try:
             while outbox:
-                number, topic, record, future, origin = outbox.popleft()
-                if self._room_waiters and len(outbox) < OUTBOX_ROOM:
+                number, topic, record, future, origin, size = outbox.popleft()
+                self._outbox_bytes -= size
+                if self._room_waiters and len(outbox) < OUTBOX_ROOM and (
+                    self._outbox_bytes < OUTBOX_BYTES
+                ):
                     self._wake_room_waiters()
                 try:
                     if future is not None and future.done():  # cancelled by its caller meanwhile
@@ -418,6 +431,7 @@ class ProducerBuffer:
                 if future is not None:
                     future.cancel()
                 self._handed += 1
+            self._outbox_bytes = 0
             self._wake_handover()
             self._wake_room_waiters()
             raise

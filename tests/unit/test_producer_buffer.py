@@ -330,6 +330,45 @@ def test_a_forward_waits_while_the_outbox_is_full_and_goes_on_as_it_drains(monke
     assert buffered == [b"1", b"2", b"3", b"4"]
 
 
+def test_a_forward_waits_while_the_outbox_holds_its_bytes_however_few_records(monkeypatch):
+    """Large records: the bound in bytes stops the agent long before the bound in records."""
+    from detstream.engine import producer as producer_module
+
+    monkeypatch.setattr(producer_module, "OUTBOX_BYTES", 10)
+
+    class Slow(EnqueueingProducer):
+        def __init__(self) -> None:
+            super().__init__()
+            self.room = asyncio.Event()
+
+        async def enqueue(self, topic, **record):
+            await self.room.wait()  # the client's buffer is full until the test says
+            return await super().enqueue(topic, **record)
+
+    async def body():
+        client = Slow()
+        buffer = ProducerBuffer(client)
+        await buffer.forward("out", key=b"k", value=b"first")
+        await asyncio.sleep(0)  # the drain took the first; the client's buffer is full
+        taken = buffer.try_forward("out", b"k", b"123456789")  # the outbox was empty: taken
+        refused = buffer.try_forward("out", b"k", b"x")  # it holds 10 bytes now: no room
+        third = asyncio.ensure_future(buffer.forward("out", key=b"k", value=b"x"))
+        await asyncio.sleep(0)
+        waited = not third.done()
+        client.room.set()
+        await third
+        await asyncio.sleep(0)
+        client.ack_all()
+        await buffer.flush()
+        return taken, refused, waited, [value for value, _ in client.buffered], buffer._outbox_bytes
+
+    (taken, refused, waited, buffered, left), logged = run(body)
+    assert taken and not refused and waited
+    assert buffered == [b"first", b"123456789", b"x"]
+    assert left == 0  # what the drain handed over no longer counts
+    assert not logged, logged
+
+
 def test_try_forward_takes_a_record_only_while_the_outbox_has_room(monkeypatch):
     """The coroutine-free forward: False (nothing taken) where ``forward`` would wait."""
     from detstream.engine import producer as producer_module
