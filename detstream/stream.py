@@ -138,6 +138,12 @@ class Stream(Generic[T]):
         its key and value), so iterating a stream costs one async generator
         per event, not two. A fetched message that may start at once (the
         common case) is opened without a coroutine per event.
+
+        ``current_event()`` is the event from when it is yielded until the
+        next one replaces it, the stream waits for one, or the stream ends
+        (then None): between two events ready one after the other it is not
+        set to None and back, a step per event fewer. Sensors, when there are
+        any, see it None once the event is done, as before.
         """
         tasks = [asyncio.ensure_future(run()) for run in self._upstream]
         queue = self._queue
@@ -146,12 +152,14 @@ class Stream(Generic[T]):
             while True:
                 item = None if self._held or self._stash else queue.pop_nowait()
                 if item is None:
+                    set_current_event(None)  # no event is being processed while it waits
                     event = await self._next_event()
                 elif type(item) is Message and not self._processors and (
                     item.lease is None or item.started or not item.lease.quiescing
                 ):  # it may start now: no exactly-once commit is quiescing
                     event = self._open(item)
                 else:
+                    set_current_event(None)
                     event = await self._next_event(item)
                 if event is None:
                     continue
@@ -169,7 +177,8 @@ class Stream(Generic[T]):
                     else:
                         yield event
                 finally:
-                    set_current_event(None)
+                    if sensors.enabled:
+                        set_current_event(None)
                     # ``self._done(event)``, inline (once per event)
                     self.current_event = None
                     message = event.message
@@ -182,6 +191,7 @@ class Stream(Generic[T]):
                     if sensed is not None:
                         sensors.on_stream_event_out(tp, offset, self, event, sensed)
         finally:
+            set_current_event(None)
             for task in tasks:
                 task.cancel()
 

@@ -90,6 +90,8 @@ class SimProducer:
     """
 
     transactional = False
+    #: the write history reads each send's origin (the sender's event and agent).
+    reads_sender_context = True
 
     def __init__(
         self, cluster: SimCluster, name: str, link: Link | None = None, *, idempotent: bool = False,

@@ -282,3 +282,26 @@ def test_group_by_forwards_the_value_bytes_as_they_came():
     assert forwarded["clicks"] == [sent]
     (processed,) = forwarded["views"]
     assert json.loads(processed)["user"] == "ann" and b"page" not in processed
+
+
+def test_current_event_is_the_yielded_one_and_none_while_the_next_one_is_prepared():
+    """A processor runs between two events (none is current); the body sees its own event."""
+    app = detstream.App("current-event", broker="sim://")
+    topic = app.topic("in", partitions=1, internal=True, value_type=str)
+    seen = []
+
+    @app.agent(topic)
+    async def consume(stream):
+        stream.add_processor(lambda value: seen.append(("processor", value, current_event())) or value)
+        async for value in stream:
+            seen.append(("body", value, current_event().value))
+
+    async def body(cluster):
+        await asyncio.sleep(1)
+        for value in ("a", "b", "c"):  # sent back to back: fetched, and ready, together
+            await topic.send(value=value)
+        await asyncio.sleep(5)
+
+    run_app(app, body)
+    assert seen == [step for value in "abc"
+                    for step in (("processor", value, None), ("body", value, value))]
