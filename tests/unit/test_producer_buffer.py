@@ -294,22 +294,25 @@ def test_a_forward_refused_before_queueing_fails_its_event():
     assert failed is not None and failed.offset == 4
 
 
+class FullClient(EnqueueingProducer):
+    """A client whose buffer is full (``enqueue`` waits) until the test sets ``room``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.room = asyncio.Event()
+
+    async def enqueue(self, topic, **record):
+        await self.room.wait()
+        return await super().enqueue(topic, **record)
+
+
 def test_a_forward_waits_while_the_outbox_is_full_and_goes_on_as_it_drains(monkeypatch):
     from detstream.engine import producer as producer_module
 
     monkeypatch.setattr(producer_module, "OUTBOX_ROOM", 2)
 
-    class Slow(EnqueueingProducer):
-        def __init__(self) -> None:
-            super().__init__()
-            self.room = asyncio.Event()
-
-        async def enqueue(self, topic, **record):
-            await self.room.wait()  # the client's buffer is full until the test says
-            return await super().enqueue(topic, **record)
-
     async def body():
-        client = Slow()
+        client = FullClient()
         buffer = ProducerBuffer(client)
         await buffer.forward("out", key=None, value=b"1")
         await asyncio.sleep(0)  # the drain took "1"; the client's buffer is full
@@ -336,17 +339,8 @@ def test_a_forward_waits_while_the_outbox_holds_its_bytes_however_few_records(mo
 
     monkeypatch.setattr(producer_module, "OUTBOX_BYTES", 10)
 
-    class Slow(EnqueueingProducer):
-        def __init__(self) -> None:
-            super().__init__()
-            self.room = asyncio.Event()
-
-        async def enqueue(self, topic, **record):
-            await self.room.wait()  # the client's buffer is full until the test says
-            return await super().enqueue(topic, **record)
-
     async def body():
-        client = Slow()
+        client = FullClient()
         buffer = ProducerBuffer(client)
         await buffer.forward("out", key=b"k", value=b"first")
         await asyncio.sleep(0)  # the drain took the first; the client's buffer is full
