@@ -43,9 +43,9 @@ def test_values_reach_every_sink_in_order_without_waiting():
 
     async def main():
         waiting = agent._forward_or_wait(1)
-        taken_at_once = waiting is not None  # a plain callable sink: the rest is awaited
+        to_await = waiting is not None  # a plain callable sink: the rest is awaited
         await waiting
-        return taken_at_once
+        return to_await
 
     assert asyncio.run(main())
     assert log == [("a", 1), ("b", 1), 1]
