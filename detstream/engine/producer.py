@@ -58,9 +58,13 @@ FLUSH_BEFORE_SETTLING = mutants.register(
 )
 
 #: records in the outbox (not yet taken by the client) past which a forward waits, ...
-OUTBOX_ROOM = 10_000
+#: Enough to keep the client's batches full while the broker answers; more only keeps more
+#: events alive between a forward and its hand-over (each entry holds its event): word
+#: count on Kafka took 6% more CPU per sentence and ran 8% slower with 10,000 (4 pairs,
+#: bench/throughput.py, session 35), its peak RSS 10 MB higher.
+OUTBOX_ROOM = 1_000
 #: ... and bytes of their keys and values past which it waits, however few they are (as the
-#: Java client's ``buffer.memory``, 32 MiB): 10,000 records of 1 MB would be 10 GB.
+#: Java client's ``buffer.memory``, 32 MiB): 1,000 records of 1 MB would be 1 GB.
 OUTBOX_BYTES = 32 * 1024 * 1024
 
 #: the event a send was made for (None outside any) and the agent making it, if any.
