@@ -197,3 +197,46 @@ def test_fetched_records_become_ours_whichever_way_aiokafka_made_them():
     assert ours == expected and all(type(r) is ConsumerRecord for r in ours)
     assert _records(tp, ours) is ours
     assert _records(tp, theirs) == expected
+
+
+def test_a_keyless_record_goes_where_aiokafkas_default_partitioner_draws_it():
+    """The driver draws a keyless record's partition inline: the partitions it picks are
+    those ``DefaultPartitioner`` picks from the same global random (the available ones,
+    else all), and a topic listing no partitions is refused, not drawn from forever."""
+    import asyncio
+    import random
+
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.partitioner import DefaultPartitioner
+
+    every, available = [0, 1, 2, 3, 4, 5], [1, 3, 4]
+
+    class Observer:
+        def __init__(self) -> None:
+            self.partitions: list[int] = []
+
+        def sent(self, topic, partition, key, value, **kinds):
+            self.partitions.append(partition)
+            return partition
+
+    async def drawn(partitions: list[int]) -> list[int]:
+        app = detstream.App("keyless", broker="kafka://a:1")
+        producer = app.transport.create_producer(client_id="p")
+        producer._producer = client = AIOKafkaProducer(bootstrap_servers="a:1")
+        producer._pumping = lambda *args: None  # nothing is sent: only the draws are looked at
+        producer._observer = observer = Observer()
+        producer._partitions["t"] = (set(every), every, partitions)
+        for _ in range(50):
+            assert producer.forward_nowait("t", None, b"v") is not None
+        producer._partitions["none"] = (set(), [], [])
+        with pytest.raises(IndexError, match="'none' has no partitions"):
+            producer.forward_nowait("none", None, b"v")
+        await client.stop()  # never started: nothing to close but the object
+        return observer.partitions
+
+    for partitions in (available, []):
+        random.seed(7)
+        theirs = [DefaultPartitioner()(None, every, partitions) for _ in range(50)]
+        random.seed(7)
+        ours = asyncio.run(drawn(partitions))
+        assert ours == theirs and len(set(ours)) > 1

@@ -29,10 +29,10 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-import random
 from collections import deque
 from collections.abc import Callable, Mapping
 from functools import partial
+from random import getrandbits
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
@@ -218,6 +218,12 @@ class SendObserver(Protocol):
 
     def refused(self, token: object, error: BaseException) -> None:
         """The record failed for good."""
+
+
+def _no_partitions(topic: str) -> int:
+    """A keyless record for a topic that lists no partitions: refused, as ``random.choice``
+    refused an empty list (the draw would never end)."""
+    raise IndexError(f"topic {topic!r} has no partitions to send a record to")
 
 
 class _Batch:
@@ -515,8 +521,16 @@ class KafkaProducer:
                 partition = compat.default_partition(producer, key, ordered, available)
             elif key is not None:
                 partition = ordered[(murmur2(key) & 0x7FFFFFFF) % len(ordered)]
-            else:  # as aiokafka's DefaultPartitioner draws it: the global random (test_compat.py)
-                partition = random.choice(available or ordered)
+            else:  # ``random.choice(available or ordered)``, aiokafka's DefaultPartitioner's
+                # draw from the global random, inline: the same bits drawn the same way
+                # (``Random._randbelow``), two Python calls fewer per keyless record
+                choices = available or ordered
+                count = len(choices) or _no_partitions(topic)
+                bits = count.bit_length()
+                drawn = getrandbits(bits)
+                while drawn >= count:
+                    drawn = getrandbits(bits)
+                partition = choices[drawn]
         else:
             assert partition >= 0
             assert partition in every, "Unrecognized partition"
