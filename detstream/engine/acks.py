@@ -43,6 +43,11 @@ class OffsetTracker:
         pending.extend(offsets)
 
     def acked(self, tp: TP, offset: int) -> None:
+        """``offset`` of ``tp`` was acked: the commit point moves over the acked prefix.
+
+        ``PartitionLease.done`` repeats the in-order case (no out-of-order acks
+        remembered) inline, once per event: a change here goes there too.
+        """
         pending = self._pending.get(tp)
         if pending and pending[0] == offset:  # in order, the common case: nothing to remember
             pending.popleft()

@@ -132,7 +132,16 @@ class PartitionLease:
         if self.sensors.enabled:
             self.sensors.on_message_out(message.tp, message.offset, message)
         if message.generation == self.generation:
-            self.tracker.acked(message.tp, message.offset)
+            # ``self.tracker.acked(tp, offset)``'s in-order case, inline (once per event): the
+            # partition's oldest pending offset while no offset anywhere was acked out of
+            # order moves the commit point past it; any other ack is the tracker's own
+            tracker, tp, offset = self.tracker, message.tp, message.offset
+            pending = tracker._pending.get(tp)
+            if pending and pending[0] == offset and not tracker._acked:
+                pending.popleft()
+                tracker._committable[tp] = offset + 1
+            else:
+                tracker.acked(tp, offset)
             if message.started:
                 self.unfinished -= 1
             if self.owner.progress_waits:  # (no call per event while nobody waits)

@@ -108,3 +108,23 @@ def test_an_ack_from_an_earlier_generation_does_not_move_the_commit_point():
     lease.generation = 6  # a new assignment came meanwhile
     lease.done(message, True)
     assert message.acked and tracker.to_commit() == {}
+
+
+def test_acks_out_of_order_through_done_move_the_commit_point_as_the_tracker_does():
+    # ``done`` moves the commit point itself for an in-order ack, and leaves any other
+    # ack to the tracker: both interleaved give the tracker's commit points
+    lease, _, tracker = lease_of()
+    other = TP("t", 1)
+    messages = [delivered(lease, tracker, offset) for offset in range(5)]
+    tracker.delivered(other, 0)
+    for message in messages:
+        lease.begin(message)
+    commits = []
+    for offset in (0, 2, 1, 4):
+        lease.done(messages[offset], True)
+        commits.append(tracker.to_commit())
+    tracker.acked(other, 0)  # in order, while offset 4 of TP0 waits for 3
+    lease.done(messages[3], True)
+    commits.append(tracker.to_commit())
+    assert commits == [{TP0: 1}, {TP0: 1}, {TP0: 3}, {TP0: 3}, {TP0: 5, other: 1}]
+    assert tracker.in_flight(TP0) == 0 and lease.unfinished == 0
