@@ -84,6 +84,17 @@ class ChangelogCache:
         #: (partition, key bytes) -> latest write; insertion order is flush order.
         self._dirty: dict[tuple[int, bytes | None], _Dirty] = {}
 
+    @property
+    def limit(self) -> int:
+        """Dirty keys at which a write flushes (0: every write flushes at once)."""
+        return self._limit
+
+    @limit.setter
+    def limit(self, limit: int) -> None:
+        self._limit = limit
+        #: the dirty keys a write flushes at: ``max(limit, 1)``, once, not per write.
+        self._flush_at = max(limit, 1)
+
     def __len__(self) -> int:
         return len(self._dirty)
 
@@ -93,15 +104,24 @@ class ChangelogCache:
         """Mark ``key`` dirty with ``value`` (None: deleted); the future the store waits on.
 
         Writes of one key before a flush share that future: the one record
-        the flush sends mirrors all of them.
+        the flush sends mirrors all of them. The write is the current event's
+        and agent's.
         """
-        event, agent = current_event(), current_agent()
-        entry = self._dirty.get((partition, key))
+        return self.write_by(partition, key, value, current_event(), current_agent())
+
+    def write_by(
+        self, partition: int, key: bytes | None, value: bytes | None, event: Event | None,
+        agent: Any,
+    ) -> asyncio.Future[RecordMetadata]:
+        """``write``, by ``event`` and ``agent``: a table's write, which has read them
+        already, passes them (not read again per write)."""
+        dirty = self._dirty
+        entry = dirty.get((partition, key))
         if entry is None:
-            entry = self._dirty[(partition, key)] = _Dirty(value, event, agent)
+            entry = dirty[(partition, key)] = _Dirty(value, event, agent)
         else:
             entry.value, entry.event, entry.agent = value, event, agent
-        if len(self._dirty) >= max(self.limit, 1):
+        if len(dirty) >= self._flush_at:
             self.flush()
         return entry.durable
 

@@ -337,7 +337,9 @@ class Table(MutableMapping[KT, VT]):
         cache = self._changelog_cache
         if cache is None:
             cache = self.changelog_cache
-        self.data.set(key, value, partition, sent=cache.write(partition, key_bytes, value_bytes))
+        # (``write_by``: the event and agent read above, not read again by the cache)
+        self.data.set(key, value, partition,
+                      sent=cache.write_by(partition, key_bytes, value_bytes, event, agent))
 
     def _remove(self, key: Any, partition: int) -> None:
         self.data.delete(key, partition, sent=self._cache_changelog(key, None, partition))
@@ -350,7 +352,8 @@ class Table(MutableMapping[KT, VT]):
         """
         key_bytes, value_bytes = self._changelog_bytes(key, value)
         _trace_write(self.app.tracer, self.name, partition, key, value)
-        return self.changelog_cache.write(partition, key_bytes, value_bytes)
+        return self.changelog_cache.write_by(partition, key_bytes, value_bytes, current_event(),
+                                             current_agent())
 
     @property
     def changelog_cache(self) -> ChangelogCache:

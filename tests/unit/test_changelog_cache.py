@@ -123,3 +123,18 @@ def test_a_failed_or_dropped_write_is_never_reported_as_an_unretrieved_error():
     asyncio.run(body())
     asyncio.run(unwatched())
     assert reported == []
+
+
+def test_a_write_by_an_event_is_sent_under_it_and_a_zero_limit_flushes_every_write():
+    async def body():
+        cache, sent = cache_and_sends(limit=100)
+        processing(3)
+        writer = current_event()
+        set_current_event(None)
+        cache.write_by(0, b"fox", b"1", writer, None)  # (a table passes the event it read)
+        before = len(sent.records)
+        cache.limit = 0  # a limit set later counts too
+        cache.write(1, b"dog", b"2")
+        return before, sent.records, len(cache)
+
+    assert asyncio.run(body()) == (0, [(b"fox", b"1", 0, 3), (b"dog", b"2", 1, None)], 0)
