@@ -306,7 +306,9 @@ class Topic(Channel[T]):
         name, key_bytes, value_bytes, header_items = self._encode(
             key, value, headers, None, None, None, timestamp
         )
-        producer = self.app.producer
+        producer = self.app._producer  # ``app.producer`` without its property call (per forward)
+        if producer is None:  # not started: the property raises
+            producer = self.app.producer
         if producer.try_forward(name, key_bytes, value_bytes, timestamp, header_items):
             return None
         return producer.forward(
@@ -330,7 +332,10 @@ class Topic(Channel[T]):
         decoded and encoded again).
         """
         app = self.app
-        settings = app.conf.values  # (a dict: ``conf.key_serializer`` is a __getattr__)
+        conf = app._conf  # ``app.conf`` without its property call (per forward)
+        if conf is None:  # not configured yet: the property configures it
+            conf = app.conf
+        settings = conf.values  # (a dict: ``conf.key_serializer`` is a __getattr__)
         key_bytes = _as_sent(key, self.schema.encode_key, settings["key_serializer"])
         header_items = tuple((str(k), bytes(v)) for k, v in headers.items()) if headers else ()
         if value is not None and type(value) is not bytes:
@@ -340,7 +345,9 @@ class Topic(Channel[T]):
             header_items = hooked_headers(hook, key_bytes, value, None, timestamp, header_items)
         topics = self.topics
         name = topics[0] if len(topics) == 1 else self.get_topic_name()
-        producer = app.producer
+        producer = app._producer  # ``app.producer`` without its property call (per forward)
+        if producer is None:  # not started: the property raises
+            producer = app.producer
         if producer.try_forward(name, key_bytes, value, timestamp, header_items):
             return None
         return producer.forward(
@@ -361,7 +368,10 @@ class Topic(Channel[T]):
             key_bytes, value_bytes, header_items = self._encode_faust(
                 key, value, headers, key_serializer, value_serializer)
         else:
-            settings = self.app.conf.values  # (a dict: ``conf.key_serializer`` is a __getattr__)
+            conf = self.app._conf  # ``app.conf`` without its property call (per send)
+            if conf is None:  # not configured yet: the property configures it
+                conf = self.app.conf
+            settings = conf.values  # (a dict: ``conf.key_serializer`` is a __getattr__)
             key_bytes = None if key is None else _as_sent(  # (a sink's records have no key)
                 key, schema.encode_key, key_serializer or settings["key_serializer"])
             value_bytes = _as_sent(value, schema.encode_value,
