@@ -264,7 +264,23 @@ class ProducerBuffer:
         elif not (self._handed == self._queued and self._forward_nowait is not None and (
             self.sensors is None or not self.sensors.enabled
         ) and self._hand_over_now(topic, record)):
-            self._start_send(topic, record, with_future=False)
+            sensors = self.sensors
+            if sensors is not None and sensors.enabled:  # they see the record first
+                self._start_send(topic, record, with_future=False)
+                return True
+            # ``self._start_send(topic, record, with_future=False)``, inline (once per forward
+            # the outbox takes: the common case while the drain task is behind)
+            self._sent_in_transaction = True
+            sent = self._sent
+            sent[topic] = sent.get(topic, 0) + 1
+            origin = (current_event(), current_agent())  # the event and agent making the send
+            number = self._queued
+            self._queued = number + 1
+            size = (len(key) if key else 0) + (len(value) if value else 0)
+            self._outbox_bytes += size
+            self._outbox.append((number, topic, record, None, origin, size))
+            if self._drainer is None or self._drainer.done():
+                self._drainer = asyncio.ensure_future(self._drain())
         return True
 
     def _hand_over_now(self, topic: str, record: _Record) -> bool:
@@ -324,7 +340,11 @@ class ProducerBuffer:
     def _start_send(
         self, topic: str, record: _Record, *, with_future: bool
     ) -> asyncio.Future[RecordMetadata] | None:
-        """Put the record in the outbox (call order) and make sure the drain task runs."""
+        """Put the record in the outbox (call order) and make sure the drain task runs.
+
+        ``try_forward`` repeats the case of a forward without sensors inline (once per
+        forward): a change here goes there too.
+        """
         self._sent_in_transaction = True
         sent = self._sent
         sent[topic] = sent.get(topic, 0) + 1
