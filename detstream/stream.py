@@ -147,10 +147,18 @@ class Stream(Generic[T]):
         """
         tasks = [asyncio.ensure_future(run()) for run in self._upstream]
         queue = self._queue
+        items = queue._items  # (the buffer's deque: it is never replaced)
         sensors = self.app.sensors
         try:
             while True:
-                item = None if self._held or self._stash else queue.pop_nowait()
+                # ``queue.pop_nowait()``, inline (once per event): its next item, by the
+                # buffer's own call only when a put waits for room (it wakes them)
+                if self._held or self._stash or not items:
+                    item = None
+                elif queue._room_waiters:
+                    item = queue.pop_nowait()
+                else:
+                    item = items.popleft()
                 if item is None:
                     set_current_event(None)  # no event is being processed while it waits
                     event = await self._next_event()

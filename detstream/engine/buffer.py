@@ -41,6 +41,7 @@ class SubscriberBuffer(Generic[T]):
     def __init__(self, bound: int = 0) -> None:
         #: items beyond which ``put`` and ``wait_for_room`` wait (0: unbounded).
         self.bound = bound
+        #: the items, oldest first (never replaced: ``Stream._iterate`` holds on to it).
         self._items: deque[T] = deque()
         self._getters: deque[asyncio.Future[None]] = deque()
         self._room_waiters: list[asyncio.Future[None]] = []
@@ -123,7 +124,11 @@ class SubscriberBuffer(Generic[T]):
         return self._take()
 
     def pop_nowait(self) -> T | None:
-        """The next item, or None if there is none (one call per item on a stream's hot path)."""
+        """The next item, or None if there is none (one call per item on a stream's hot path).
+
+        ``Stream._iterate`` repeats it inline while no put waits for room: a change here
+        goes there too.
+        """
         items = self._items
         if not items:
             return None
