@@ -420,7 +420,16 @@ class Record:
             values = plan.bind(__strict__, *args, **kwargs)
         except TypeError:  # a wrong call: the generic binder words the error as Python would
             values = _bind(cls, args, kwargs, strict=__strict__)
-        _finish(self, plan, values, __strict__)
+        # ``_finish(self, plan, values, __strict__)``, inline (once per record constructed)
+        converters = plan.strict if __strict__ else plan.loose
+        if converters:
+            _convert(cls, values, converters)
+        self.__dict__.update(values)
+        if plan.validation:
+            self.validate_or_raise()
+        post_init = getattr(self, "__post_init__", None)
+        if post_init is not None:
+            post_init()
 
     # -- representation -----------------------------------------------------------------
     def asdict(self) -> dict[str, Any]:
@@ -1015,7 +1024,11 @@ def _plain_decode(
 
 
 def _finish(record: Record, plan: _Plan, values: dict[str, Any], strict: bool) -> None:
-    """The rest of ``__init__`` once arguments are bound: convert, store, validate, post-init."""
+    """The rest of ``__init__`` once arguments are bound: convert, store, validate, post-init.
+
+    ``Record.__init__`` repeats it inline (once per record constructed): a change here
+    goes there too.
+    """
     converters = plan.strict if strict else plan.loose
     if converters:
         _convert(type(record), values, converters)
