@@ -64,7 +64,8 @@ class _Dirty:
         self.event = event
         self.agent = agent
         self.durable: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
-        # A memory store never looks at it; a failure is the failed commit's, which reports it.
+        # Marked seen for a store that never looks at it (the built-in ones do: the memory
+        # store notes the offset); a failure is the failed commit's, which reports it.
         self.durable.add_done_callback(_retrieved)
 
 
