@@ -9,6 +9,9 @@ import os
 import detstream
 
 PARTITIONS = int(os.environ.get("SCALE_PARTITIONS", "1000"))
+#: the scenario's feed: this many keyed records, one every FEED_EVERY virtual seconds.
+RECORDS = 4 * PARTITIONS
+FEED_EVERY = 0.005
 
 app = detstream.App("scale", broker="kafka://localhost:9092", topic_partitions=PARTITIONS,
                     table_standby_replicas=0)
@@ -23,6 +26,6 @@ async def count(stream):
 
 
 def sim_scenario(sim):
-    keys = [f"k{i}" for i in range(4 * PARTITIONS)]
+    keys = [f"k{i}" for i in range(RECORDS)]
     sim.topic("clicks", partitions=PARTITIONS)
-    sim.producer("clicks", [(key, 1) for key in keys], keyed=True, every=0.005, name="feed")
+    sim.producer("clicks", [(key, 1) for key in keys], keyed=True, every=FEED_EVERY, name="feed")
