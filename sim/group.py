@@ -354,6 +354,8 @@ class GroupCoordinator:
 
     def _begin_round(self) -> None:
         initial = self.generation == 0 or self.state == "empty"
+        if self.state == "awaiting-sync":  # the last round's members still wait for their assignment
+            self._stats["rebalance-interrupted"] += 1
         self.state = "preparing"
         self._round = _Round(initial=initial)
         self._fail_sync_waiters()

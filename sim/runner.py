@@ -216,6 +216,25 @@ def _nothing_in_flight(app: Any) -> bool:
 #: a trace event's actor (``Counter(map(_ACTOR, events))``: counted in C).
 _ACTOR = operator.attrgetter("actor")
 
+
+def recoveries_interrupted(trace: Trace) -> int:
+    """Table recoveries whose worker lost partitions to a rebalance before they ended.
+
+    A window the membership faults must reach: a worker still rebuilding its
+    tables for one assignment is told to give partitions up for the next. A
+    crash ends a recovery too, but that is counted as a crash.
+    """
+    recovering: set[str] = set()
+    interrupted = 0
+    for event in trace.of_kinds("recovery-start", "recovery-done", "revoked", "crash"):
+        if event.kind == "recovery-start":
+            recovering.add(event.actor)
+        elif event.actor in recovering:
+            recovering.discard(event.actor)
+            interrupted += event.kind == "revoked"
+    return interrupted
+
+
 _REPROCESSING_KINDS = frozenset(
     {"crash", "stall", "twin", "drop", "delay", "refuse", "deny_reads", *BROKER_KINDS}
 )
@@ -696,6 +715,7 @@ class Simulation:
         coverage = self.report.coverage
         coverage["rebalance"] += kinds["rebalance"]
         coverage["recovery"] += kinds["recovery-start"]
+        coverage["recovery-interrupted"] += recoveries_interrupted(trace)
         coverage["commit-rejected"] += kinds["commit-rejected"]
         coverage["crash"] += sum(1 for f in self.applied if f.kind == "crash")
         coverage["stall"] += sum(1 for f in self.applied if f.kind == "stall")
