@@ -24,7 +24,7 @@ INTERESTING = (
     "crash", "crash-with-uncommitted-work", "rebalance", "recovery",
     "rebalance-during-commit", "crash-mid-batch", "txn-aborted", "broker-failover",
     "request-dropped", "batch-deduped", "standby-promoted", "fetch-before-listener",
-    "send-refused",
+    "send-refused", "rebalance-interrupted", "recovery-interrupted",
 )
 
 
