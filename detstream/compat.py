@@ -161,6 +161,14 @@ def group_membership(consumer: Any) -> tuple[int, str]:
     return coordinator.generation, coordinator.member_id
 
 
+def membership_reset(consumer: Any) -> bool:
+    """Whether the group consumer forgot its membership, as aiokafka does when its group
+    answered a heartbeat or commit with an unknown member id or a stale generation
+    (``reset_generation``: generation -1, member id empty, rejoin requested)."""
+    coordinator = consumer._coordinator
+    return coordinator is not None and coordinator.generation == -1 and coordinator.member_id == ""
+
+
 def joining_group(consumer: Any) -> bool:
     """Whether the group consumer is connected and waits for its group's assignment.
 

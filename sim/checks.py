@@ -24,6 +24,7 @@ from detstream.errors import DecodeError
 from detstream.models import Record
 
 from .cluster import ControlMarker, PartitionLog, SimCluster
+from .history import Write
 from .trace import Trace, TraceEvent
 
 
@@ -514,6 +515,49 @@ def no_delivery_after_fenced(trace: Trace) -> Violation | None:
                 "group refused its offsets (its partitions are another member's now)",
                 trace, refused[actor], event,
             )
+    return None
+
+
+def no_changelog_write_after_refusal(trace: Trace, writes: Iterable[Write]) -> Violation | None:
+    """A worker told its offsets were refused sends no table write to a changelog until it is
+    assigned again (at-least-once; a transaction's writes are aborted with it).
+
+    Its partitions' new owner recovers their tables from those changelogs:
+    a write the old member sends after it knows (what its cache held since
+    its last commit, flushed at the revoke aiokafka calls before rejoining)
+    lands after the new owner's and overwrites newer values. ``no-delivery-
+    after-fenced`` stops new events; this stops old writes. A write sent
+    before the refusal reached the worker may still land after it: only the
+    send time counts (``Write.sent_at``). The worker knows from its
+    consumer's ``expulsion-learned`` (the sim driver: a heartbeat or commit
+    answered with an unknown member or a stale generation) or the engine's
+    own ``commit-refused`` and ``expelled``, whichever comes first.
+    """
+    windows: dict[str, list[tuple[float, float, TraceEvent]]] = {}
+    told: dict[str, TraceEvent] = {}
+    told_kinds = ("expulsion-learned", "commit-refused", "expelled")
+    for event in trace.of_kinds(*told_kinds, "assigned", "crash", "start"):
+        if event.kind in told_kinds:
+            told.setdefault(event.actor, event)
+        elif event.actor in told:
+            since = told.pop(event.actor)
+            windows.setdefault(event.actor, []).append((since.time, event.time, since))
+    for actor, since in told.items():
+        windows.setdefault(actor, []).append((since.time, float("inf"), since))
+    if not windows:
+        return None
+    for write in writes:
+        if write.transactional or not write.tp.topic.endswith("-changelog"):
+            continue
+        for start, end, since in windows.get(write.producer.partition("/")[0], ()):
+            if start < write.sent_at < end:
+                return citing(
+                    "no-changelog-write-after-refusal",
+                    f"{write.producer} sent a table write to {write.tp} at "
+                    f"t={write.sent_at:.6f}, after the group refused its offsets (its partitions' "
+                    "new owner recovered from that changelog)",
+                    trace, since,
+                )
     return None
 
 

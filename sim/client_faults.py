@@ -19,6 +19,13 @@ decision of the run shifts.
   aiokafka's sender routine dies when the connection of its FindCoordinator
   closes (aio-libs/aiokafka#1151), and the producer can send, commit or
   abort nothing any more.
+- ``revoke_before_refusal`` (stream ``refusals``, one draw per commit the
+  group refuses for its member or generation): aiokafka forgets the
+  membership in the commit's answer and its coordinator task rejoins on the
+  same step, calling the revoke listener with the old assignment, while the
+  commit raises ``CommitFailedError`` to its caller. Which the engine meets
+  first is not fixed: with this draw the revoke has begun before the commit
+  raises (``--driver aiokafka`` met it so, standby_takeover chaos seed 3117).
 """
 
 from __future__ import annotations
@@ -33,6 +40,9 @@ STALL_HOLD_SHARE = 0.5
 #: outage of its broker, drawn once per outage), the share that kills the producer's sender.
 #: Low enough that the common path (retries outlast the outage) stays common.
 SENDER_DEATH_SHARE = 0.25
+#: of the commits the group refuses for their member or generation, the share whose rejoin
+#: (the revoke listener) begins before the commit raises to the engine.
+REVOKE_FIRST_SHARE = 0.5
 
 
 class ClientFaults:
@@ -40,12 +50,16 @@ class ClientFaults:
 
     def __init__(
         self, *, stalls: random.Random | None = None, senders: random.Random | None = None,
+        refusals: random.Random | None = None,
         stall_hold_share: float = STALL_HOLD_SHARE, sender_death_share: float = SENDER_DEATH_SHARE,
+        revoke_first_share: float = REVOKE_FIRST_SHARE,
     ) -> None:
         self._stalls = stalls
         self._senders = senders
+        self._refusals = refusals
         self.stall_hold_share = stall_hold_share
         self.sender_death_share = sender_death_share
+        self.revoke_first_share = revoke_first_share
 
     def stall_holds_group(self) -> bool:
         """Whether a stall beginning now also holds the worker's group coordinator requests."""
@@ -54,6 +68,11 @@ class ClientFaults:
     def sender_dies(self) -> bool:
         """Whether a transactional producer's sender dies on the coordinator lookup just lost."""
         return _draw(self._senders, self.sender_death_share)
+
+
+    def revoke_before_refusal(self) -> bool:
+        """Whether the rejoin after a refused commit reaches the engine before the refusal does."""
+        return _draw(self._refusals, self.revoke_first_share)
 
 
 def _draw(rng: random.Random | None, share: float) -> bool:

@@ -29,7 +29,7 @@ from typing import Any
 
 from detstream import mutants
 from detstream._types import TP, ConsumerRecord
-from detstream.errors import FencedInstanceIdError
+from detstream.errors import CommitFailedError, FencedInstanceIdError
 from detstream.transport.base import GroupMetadata, IsolationLevel, RebalanceListener
 
 from .admin import SimAdmin
@@ -358,6 +358,10 @@ class SimConsumer:
     def generation(self) -> int:
         return self.group.generation
 
+    @property
+    def expelled(self) -> bool:
+        return self.group.expelled
+
     # -- fetching -----------------------------------------------------------
     async def getmany(self, timeout: float) -> dict[TP, list[ConsumerRecord]]:
         """Records fetched; positions move when they are returned, as aiokafka's do.
@@ -594,6 +598,10 @@ class SimConsumer:
         except FencedInstanceIdError as exc:
             self.group.fence(exc)
             raise self._fenced(exc, "commit") from None
+        except CommitFailedError:
+            if member is not None:  # the group no longer knows the membership: rejoin at once
+                await self.group.commit_refused(self._cluster.client_faults.revoke_before_refusal())
+            raise
 
     def _fenced(self, error: FencedInstanceIdError, told: str) -> FencedInstanceIdError:
         """``error``, to raise to the engine; the first time, traced (what the engine knows now)."""

@@ -27,9 +27,10 @@ from detstream.assignor_wire import (
     plan_observed,
 )
 from detstream.errors import FencedInstanceIdError
+from detstream.futures import current_task_cancelling
 
 from .brokers import GROUP_COORDINATOR_TOPIC, coordinator_partition
-from .group import GroupProtocolError, UnknownMemberIdError
+from .group import GroupProtocolError, IllegalGenerationError, UnknownMemberIdError
 from .kafka_errors import RetriableError
 
 if TYPE_CHECKING:
@@ -112,6 +113,10 @@ class GroupMember:
         self.instance_id: str | None = None
         #: another member joined with our instance id: the group fenced us, for good (no rejoin).
         self.fenced: FencedInstanceIdError | None = None
+        #: the group answered an unknown member id or a stale generation; until we join again.
+        self.expelled = False
+        #: set when a rejoin is about to call the revoke listener (``commit_refused`` waits on it).
+        self._revoking = asyncio.Event()
 
     # -- what the consumer asks ------------------------------------------------
     def subscribe(self, topics: frozenset[str], listener: RebalanceListener) -> None:
@@ -237,6 +242,8 @@ class GroupMember:
                 await asyncio.wait_for(self._wakeup.wait(), self._consumer.heartbeat_interval)
             except asyncio.TimeoutError:
                 pass
+            if current_task_cancelling():  # 3.11's wait_for returns if woken as it is cancelled
+                raise asyncio.CancelledError
             if self.member_id is None or self._needs_join or self._stalled_until > loop.time():
                 continue
             member, generation = self.member_id, self.generation
@@ -245,12 +252,54 @@ class GroupMember:
                     coordinator.heartbeat, member, generation, self.instance_id
                 ))
             except UnknownMemberIdError:
-                self.member_id = None
+                self._forget_membership("heartbeat")  # as aiokafka's reset_generation
+            except IllegalGenerationError:  # a rebalance went on without us: the partitions are lost
+                self._learned_expulsion("heartbeat")
                 self._needs_join = True
             except GroupProtocolError:
                 self._needs_join = True
             except RetriableError:
                 await self._find_coordinator()  # the next heartbeat goes to the one found
+
+    def _forget_membership(self, how: str) -> None:
+        """The group no longer knows our membership: join again as a new member, as aiokafka
+        does on an unknown member id or a stale generation (``reset_generation``)."""
+        self.member_id = None
+        self._learned_expulsion(how)
+        self._needs_join = True
+
+    def _learned_expulsion(self, how: str) -> None:
+        """From now on the consumer knows its partitions are lost (trace ``expulsion-learned``,
+        which ``no-changelog-write-after-refusal`` holds the worker's writes to)."""
+        if not self.expelled:
+            self.expelled = True
+            self._cluster.trace.record(self._name, "expulsion-learned", told_by=how)
+
+    async def commit_refused(self, revoke_first: bool) -> None:
+        """The group refused a commit of ours: forget the membership and rejoin at once.
+
+        aiokafka resets its generation in the commit's answer and wakes its
+        coordinator task, which rejoins, calling the revoke listener with the
+        old assignment, on the same step as the commit raises
+        ``CommitFailedError`` to its caller: either may reach the engine
+        first. With ``revoke_first`` the revoke listener has begun when this
+        returns (if the coordination loop can run now: not while stalled).
+        """
+        if self.closing:  # aiokafka's coordinator task ends once the consumer closes: no rejoin
+            self.member_id = None
+            self._learned_expulsion("commit")
+            return
+        self._forget_membership("commit")
+        self._revoking.clear()
+        self._wakeup.set()
+        if revoke_first and self._stalled_until <= asyncio.get_running_loop().time():
+            # (not ``wait_for``: on 3.11 it can swallow a cancellation of the caller that
+            # comes as the event is set, and the engine cancels this commit's task at a stop)
+            revoking = asyncio.ensure_future(self._revoking.wait())
+            try:
+                await asyncio.wait({revoking}, timeout=self._consumer.heartbeat_interval)
+            finally:
+                revoking.cancel()
 
     async def _rebalance(self) -> None:
         self.rebalancing = True
@@ -269,6 +318,7 @@ class GroupMember:
         assert self._listener is not None
         coordinator = self._cluster.group(self._group_id or "")
         revoked = self._consumer.revoke_assignment()
+        self._revoking.set()  # (its waiter resumes after the listener's first step)
         await self._listener.on_partitions_revoked(revoked)
         while True:
             self._needs_join = False
@@ -313,6 +363,7 @@ class GroupMember:
                 continue
             break
         self.generation = joined.generation
+        self.expelled = False
         await self._take_assignment(assigned, set(standbys))
 
     def _subscription_user_data(self) -> bytes:

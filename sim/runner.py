@@ -300,7 +300,8 @@ class Simulation:
             self.trace, rng=streams.network(), errors=streams.errors(), members=streams.members(),
             admin=streams.admin(), stops=streams.stops(),
             config=ClusterConfig(brokers=options.brokers),
-            client_faults=ClientFaults(stalls=streams.stalls(), senders=streams.client_faults()),
+            client_faults=ClientFaults(stalls=streams.stalls(), senders=streams.client_faults(),
+                                       refusals=streams.refusals()),
         )
         self.plan = options.plan or plan_faults(
             seed, options.faults, options.workers, options.duration, options.brokers
@@ -676,6 +677,7 @@ class Simulation:
         self._check(checks.no_fenced_commit_accepted(self.trace))
         self._check(checks.no_stale_generation_commit(self.trace))
         self._check(checks.no_delivery_after_fenced(self.trace))
+        self._check(checks.no_changelog_write_after_refusal(self.trace, self.cluster.history.writes))
         self._check(checks.no_crash_on_a_down_broker(self.trace))
         self._check(checks.changelog_applied_in_order(self.trace, self.cluster))
         apps = [w.app for _, w in sorted(self.workers.items())]

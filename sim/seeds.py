@@ -59,6 +59,10 @@ class SeedStreams:
         """Which transactional producers' senders die on a lost coordinator lookup (aiokafka#1151)."""
         return self.stream("client-faults")
 
+    def refusals(self) -> random.Random:
+        """Whether a refused commit's rejoin reaches the engine before the refusal (aiokafka)."""
+        return self.stream("refusals")
+
     def admin(self) -> random.Random:
         """Which known broker each admin metadata request goes to (aiokafka picks at random)."""
         return self.stream("admin")

@@ -67,6 +67,14 @@ FENCED_KEEPS_PROCESSING = register_mutant(
     "a member whose offsets the group refused goes on processing its partitions",
 )
 
+#: re-opens what ``--driver aiokafka`` found (standby_takeover, chaos seed 3117): a member the
+#: group expelled flushes its cached table writes at the revoke aiokafka calls before rejoining,
+#: into changelogs whose new owner recovered from them and wrote since.
+EXPELLED_REVOKE_FLUSHES = register_mutant(
+    "expelled-revoke-flushes",
+    "an expelled member's revoke flushes its cached table writes and commits, as a live one's",
+)
+
 #: a worker whose group instance another process took (static membership: FENCED_INSTANCE_ID)
 #: goes on with what it holds, as after any refused commit, instead of stopping for good.
 INSTANCE_FENCING_IGNORED = register_mutant(
@@ -605,6 +613,9 @@ class Conductor:
 
     # -- rebalance listener -------------------------------------------------------
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        if revoked and self._expelled():
+            await self._partitions_lost(revoked)
+            return
         self._rebalance_began()
         self.stats.rebalancing = True
         self._active -= revoked
@@ -622,6 +633,35 @@ class Conductor:
         if revoked:
             self.tracer.record("revoked", tps=sorted(str(tp) for tp in revoked))
         await self.host.on_partitions_revoked.send(revoked=set(revoked))
+
+    def _expelled(self) -> bool:
+        """At-least-once, a revoke after the group expelled us: the partitions are lost.
+
+        Under exactly-once the revoke's commit is a transaction the group
+        refuses (its TxnOffsetCommit names the member), so what it flushed
+        is aborted with it; nothing needs to be skipped there.
+        """
+        consumer = self.consumer
+        return (self.transactions is None and consumer is not None and consumer.expelled
+                and not mutant_on(EXPELLED_REVOKE_FLUSHES))
+
+    async def _partitions_lost(self, lost: set[TP]) -> None:
+        """The group expelled this member (its session expired, or a rebalance went on without
+        it), and aiokafka revokes before rejoining: Kafka's ``onPartitionsLost``.
+
+        The partitions are another member's already, which recovered their
+        tables from the changelogs: the table writes cached here since the
+        last commit must not be flushed there (they would overwrite newer
+        values), and no offset is committed. The partitions are lost as
+        after a refused commit (``lose_partitions``): their new owner redoes
+        the uncommitted work. The app's ``on_partitions_revoked`` signal is
+        still sent, as Java's default ``onPartitionsLost`` calls the revoke
+        callback.
+        """
+        self._rebalance_began()
+        self.tracer.record("expelled", tps=sorted(str(tp) for tp in lost))
+        self.lose_partitions()
+        await self.host.on_partitions_revoked.send(revoked=set(lost))
 
     async def on_partitions_assigned(self, assigned: set[TP]) -> None:
         """Take a new assignment: recover its tables, then open its source partitions.

@@ -263,6 +263,20 @@ class Consumer(PartitionReader, Protocol):
     @property
     def generation(self) -> int: ...
 
+    @property
+    def expelled(self) -> bool:
+        """Whether the consumer learned that its group no longer knows its membership.
+
+        An unknown member id or a stale generation, answered to a heartbeat or
+        a commit: the session expired, or a rebalance went on without it. The
+        consumer then joins again as a new member, and aiokafka (0.14) calls
+        ``on_partitions_revoked`` with the old assignment first, where Kafka's
+        Java consumer calls ``onPartitionsLost``: those partitions are another
+        member's already, so nothing may be committed, or written to their
+        changelogs, for them. False again once the consumer joined.
+        """
+        ...
+
     def group_metadata(self) -> GroupMetadata:
         """This member's group, generation and member id, for transactional offsets."""
         ...

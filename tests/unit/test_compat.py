@@ -308,3 +308,21 @@ def test_a_record_without_a_key_goes_where_aiokafkas_default_partitioner_draws_i
         random.seed(7)
         ours = [random.choice(partitions or every) for _ in range(50)]
         assert ours == theirs and len(set(ours)) > 1
+
+
+def test_an_expulsion_resets_the_coordinator_the_way_compat_reads_it():
+    """aiokafka's answer to an unknown member id or a stale generation (``reset_generation``)
+    leaves generation -1 and an empty member id: what ``compat.membership_reset`` (and so
+    ``KafkaConsumer.expelled``) looks for. Before that, a joined member is not reset."""
+    from types import SimpleNamespace
+
+    from aiokafka.consumer.group_coordinator import GroupCoordinator
+
+    coordinator = GroupCoordinator.__new__(GroupCoordinator)  # no client, no task
+    coordinator.generation, coordinator.member_id = 3, "w1-5e3a"
+    coordinator._rejoin_needed_fut = SimpleNamespace(done=lambda: True)  # rejoin requested already
+    consumer = SimpleNamespace(_coordinator=coordinator)
+    assert not compat.membership_reset(consumer)
+    coordinator.reset_generation()
+    assert compat.membership_reset(consumer)
+    assert not compat.membership_reset(SimpleNamespace(_coordinator=None))

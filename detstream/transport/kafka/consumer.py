@@ -329,6 +329,14 @@ class KafkaConsumer:
         """Generation of the assignment in force; -1 before the first and during rebalances."""
         return self._generation
 
+    @property
+    def expelled(self) -> bool:
+        """The group told aiokafka it no longer knows this member (see the seam): aiokafka
+        forgot its member id and generation, after having joined."""
+        client = self._consumer
+        joined = bool(self._member[1])
+        return client is not None and joined and compat.membership_reset(client)
+
     # -- fetching -----------------------------------------------------------------
     async def getmany(self, timeout: float) -> dict[TP, list[ConsumerRecord]]:
         consumer = self._client()
