@@ -518,7 +518,9 @@ def no_delivery_after_fenced(trace: Trace) -> Violation | None:
     return None
 
 
-def no_changelog_write_after_refusal(trace: Trace, writes: Iterable[Write]) -> Violation | None:
+def no_changelog_write_after_refusal(
+    trace: Trace, writes: Iterable[Write], changelogs: set[str]
+) -> Violation | None:
     """A worker told its offsets were refused sends no table write to a changelog until it is
     assigned again (at-least-once; a transaction's writes are aborted with it).
 
@@ -547,7 +549,7 @@ def no_changelog_write_after_refusal(trace: Trace, writes: Iterable[Write]) -> V
     if not windows:
         return None
     for write in writes:
-        if write.transactional or not write.tp.topic.endswith("-changelog"):
+        if write.transactional or write.tp.topic not in changelogs:
             continue
         for start, end, since in windows.get(write.producer.partition("/")[0], ()):
             if start < write.sent_at < end:

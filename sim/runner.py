@@ -677,10 +677,12 @@ class Simulation:
         self._check(checks.no_fenced_commit_accepted(self.trace))
         self._check(checks.no_stale_generation_commit(self.trace))
         self._check(checks.no_delivery_after_fenced(self.trace))
-        self._check(checks.no_changelog_write_after_refusal(self.trace, self.cluster.history.writes))
+        apps = [w.app for _, w in sorted(self.workers.items())]
+        changelogs = {name for app in apps for name in app.tables.changelog_topics}
+        self._check(checks.no_changelog_write_after_refusal(
+            self.trace, self.cluster.history.writes, changelogs))
         self._check(checks.no_crash_on_a_down_broker(self.trace))
         self._check(checks.changelog_applied_in_order(self.trace, self.cluster))
-        apps = [w.app for _, w in sorted(self.workers.items())]
         result = RunResult(self.cluster, apps, self.produced, self.applied)
         read = final_read(self.cluster, exactly_once=result.exactly_once)
         self.report.violations.extend(read.violations)
