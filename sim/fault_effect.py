@@ -24,6 +24,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
+from detstream.cli.sim import parse_seed_range
+
 from .faults import PROFILES, Fault, plan_faults
 from .runner import SimOptions, SimReport, run
 
@@ -97,19 +99,11 @@ def _row(name: str, counts: Counter[str]) -> str:
     return f"  {name:<14}{sum(counts.values()):>7}" + "".join(f"{counts[v]:>11}" for v in VERDICTS)
 
 
-def _seed_range(text: str) -> range:
-    first, sep, last = text.partition("..")
-    try:
-        return range(int(first), int(last if sep else first) + 1)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a seed range such as 1..20") from None
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m sim.fault_effect", description=__doc__.split("\n\n")[0])
     parser.add_argument("target", help="what `detstream sim` runs: a file, module or module:attr")
-    parser.add_argument("--seeds", type=_seed_range, default=range(1, 11), help="e.g. 1..20")
+    parser.add_argument("--seeds", type=parse_seed_range, default=range(1, 11), help="e.g. 1..20")
     parser.add_argument("--faults", choices=tuple(p for p in PROFILES if p != "none"), default="chaos")
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--duration", type=float, default=30.0)
