@@ -126,6 +126,7 @@ class KafkaTransactionalProducer(KafkaProducer):
     def _fenced(self, exc: BaseException) -> ProducerFencedError:
         return ProducerFencedError(
             f"producer {self.transactional_id!r} was fenced ({exc}): another worker with the "
-            "same transactional id started, or the broker aborted a transaction idle for "
-            "longer than producer_transaction_timeout"
+            "same transactional id started, or the broker aborted a transaction open for "
+            "longer than producer_transaction_timeout (a worker paused or blocked that long); "
+            "the app stops and its restart redoes that transaction's events"
         )
