@@ -13,6 +13,7 @@ Nothing here imports aiokafka: the functions take its objects as given.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -167,6 +168,31 @@ def membership_reset(consumer: Any) -> bool:
     (``reset_generation``: generation -1, member id empty, rejoin requested)."""
     coordinator = consumer._coordinator
     return coordinator is not None and coordinator.generation == -1 and coordinator.member_id == ""
+
+
+def watch_heartbeats(consumer: Any, answered: Callable[[float], object]) -> None:
+    """Call ``answered(sent_at)`` (loop time) for each heartbeat of the group consumer that
+    its group answered as one of a member it still knows.
+
+    aiokafka keeps the time of its last successful heartbeat in a local of
+    its heartbeat routine; the routine calls ``_do_heartbeat`` afresh each
+    time (True: answered with no error, or "rebalancing", which it counts
+    as success too), so the coordinator's method is wrapped, once.
+    """
+    coordinator = consumer._coordinator
+    if coordinator is None or getattr(coordinator, "_detstream_heartbeats", False):
+        return
+    heartbeat = coordinator._do_heartbeat
+
+    async def do_heartbeat() -> bool:
+        sent_at = asyncio.get_running_loop().time()
+        ok = await heartbeat()
+        if ok:
+            answered(sent_at)
+        return bool(ok)
+
+    coordinator._do_heartbeat = do_heartbeat
+    coordinator._detstream_heartbeats = True
 
 
 def joining_group(consumer: Any) -> bool:

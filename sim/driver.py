@@ -362,6 +362,10 @@ class SimConsumer:
     def expelled(self) -> bool:
         return self.group.expelled
 
+    @property
+    def membership_in_doubt(self) -> bool:
+        return self.group.membership_in_doubt()
+
     # -- fetching -----------------------------------------------------------
     async def getmany(self, timeout: float) -> dict[TP, list[ConsumerRecord]]:
         """Records fetched; positions move when they are returned, as aiokafka's do.

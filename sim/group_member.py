@@ -30,7 +30,12 @@ from detstream.errors import FencedInstanceIdError
 from detstream.futures import current_task_cancelling
 
 from .brokers import GROUP_COORDINATOR_TOPIC, coordinator_partition
-from .group import GroupProtocolError, IllegalGenerationError, UnknownMemberIdError
+from .group import (
+    GroupProtocolError,
+    IllegalGenerationError,
+    RebalanceInProgressError,
+    UnknownMemberIdError,
+)
 from .kafka_errors import RetriableError
 
 if TYPE_CHECKING:
@@ -115,6 +120,9 @@ class GroupMember:
         self.fenced: FencedInstanceIdError | None = None
         #: the group answered an unknown member id or a stale generation; until we join again.
         self.expelled = False
+        #: when the last heartbeat the group answered was sent (or the join's sync): the
+        #: group expels us no sooner than a session timeout after it received it.
+        self.answered_at = 0.0
         #: set when a rejoin is about to call the revoke listener (``commit_refused`` waits on it).
         self._revoking = asyncio.Event()
 
@@ -247,19 +255,32 @@ class GroupMember:
             if self.member_id is None or self._needs_join or self._stalled_until > loop.time():
                 continue
             member, generation = self.member_id, self.generation
+            sent_at = loop.time()
             try:
                 await self.request("heartbeat", functools.partial(
                     coordinator.heartbeat, member, generation, self.instance_id
                 ))
+                self.answered_at = max(self.answered_at, sent_at)
             except UnknownMemberIdError:
                 self._forget_membership("heartbeat")  # as aiokafka's reset_generation
             except IllegalGenerationError:  # a rebalance went on without us: the partitions are lost
                 self._learned_expulsion("heartbeat")
                 self._needs_join = True
+            except RebalanceInProgressError:  # still a member: aiokafka counts it as answered
+                self.answered_at = max(self.answered_at, sent_at)
+                self._needs_join = True
             except GroupProtocolError:
                 self._needs_join = True
             except RetriableError:
                 await self._find_coordinator()  # the next heartbeat goes to the one found
+
+    def membership_in_doubt(self) -> bool:
+        """Joined, not known expelled, and no heartbeat answered within half a session
+        timeout (``Consumer.membership_in_doubt``)."""
+        if self.member_id is None or self.expelled:
+            return False
+        now = asyncio.get_running_loop().time()
+        return now - self.answered_at > self._consumer.session_timeout / 2
 
     def _forget_membership(self, how: str) -> None:
         """The group no longer knows our membership: join again as a new member, as aiokafka
@@ -338,6 +359,7 @@ class GroupMember:
                 if joined.leader_id == joined.member_id:
                     plan = self._plan_assignment(joined.members, joined.user_data)
                 await self._reach_coordinator("sync-group")
+                sync_sent = asyncio.get_running_loop().time()
                 assigned = await coordinator.sync(
                     joined.member_id, joined.generation,
                     {m: set(p.active) for m, p in plan.items()} or None,
@@ -364,6 +386,7 @@ class GroupMember:
             break
         self.generation = joined.generation
         self.expelled = False
+        self.answered_at = sync_sent  # the sync's answer: the group knows us as of then
         await self._take_assignment(assigned, set(standbys))
 
     def _subscription_user_data(self) -> bytes:

@@ -35,6 +35,14 @@ COMMIT_BEFORE_FLUSH = register_mutant(
     "the at-least-once commit sends the offsets before the producer flush, not after it",
 )
 
+#: commits while the group may have expelled this member unbeknown to it: a zombie's cached
+#: table writes then land after its partitions' new owner's, and counts go back.
+COMMIT_IN_DOUBT = register_mutant(
+    "commit-in-doubt",
+    "the at-least-once commit flushes table writes while the membership is in doubt",
+)
+
+
 class Log(Protocol):
     """The part of a logger a committer uses (the app's ``mode`` logger, or ``logging``'s)."""
 
@@ -63,6 +71,17 @@ class PlainCommitter:
     it; the app is crashing (``send_failures``) and the event is redone
     from the last commit. Checked after the flush, which settles every
     send of the events whose offsets were taken.
+
+    Not while the group may have expelled this member without its knowing
+    (``Consumer.membership_in_doubt``: a paused process, a blocked loop, a
+    cut from the group coordinator): the table writes cached since the last
+    commit stay cached, and no offset is sent, until a heartbeat is
+    answered (the next commit flushes them) or the consumer learns it was
+    expelled (they are dropped with the partitions, which their next owner
+    redoes from the last commit). A zombie's flush would land in changelogs
+    the partitions' new owner writes too, after its writes, and a count
+    would go back. Outputs other than changelogs are still sent meanwhile:
+    at least once allows them twice.
     """
 
     def __init__(
@@ -74,6 +93,7 @@ class PlainCommitter:
         flush_tables: Callable[[], object],
         log: Log,
         on_fenced: Callable[[CommitFailedError], object] = lambda error: None,
+        on_doubt: Callable[[], object] = lambda: None,
         stats: ConsumerStats | None = None,
         sensors: SensorHooks | None = None,
     ) -> None:
@@ -86,12 +106,22 @@ class PlainCommitter:
         #: us, or another process took our group instance): stop processing the partitions,
         #: which are another member's now.
         self.on_fenced = on_fenced
+        #: commits began to be held back: the membership is in doubt (once per such time).
+        self.on_doubt = on_doubt
+        #: the last commit was held back.
+        self.held = False
         #: commits and their latency (``/metrics``).
         self.stats = stats if stats is not None else ConsumerStats()
         #: told when a commit with offsets begins and when it succeeded.
         self.sensors = sensors
 
     async def commit(self) -> bool:
+        if self.in_doubt():
+            if not self.held:
+                self.held = True
+                self.on_doubt()
+            return False
+        self.held = False
         offsets = self.tracker.to_commit()
         self.flush_tables()  # also with no offset to commit: timers write tables
         if not offsets:
@@ -118,6 +148,10 @@ class PlainCommitter:
         else:
             self.stats.commit_failed()
         return done
+
+    def in_doubt(self) -> bool:
+        """Whether commits, and the table writes they flush, wait: the membership is in doubt."""
+        return self.consumer.membership_in_doubt and not mutant_on(COMMIT_IN_DOUBT)
 
     async def _flush_and_commit(self, offsets: dict[TP, int]) -> bool:
         producer = self.producer

@@ -228,8 +228,10 @@ class Conductor:
             self.committer = PlainCommitter(
                 tracker=self.tracker, consumer=self.consumer, producer=host.producer,
                 flush_tables=host.tables.flush_changelogs, log=host.log,
-                on_fenced=self.fenced, stats=self.stats, sensors=self.sensors,
+                on_fenced=self.fenced, on_doubt=self._commit_held, stats=self.stats,
+                sensors=self.sensors,
             )
+            host.tables.changelogs_held = self.committer.in_doubt
         self._request_standbys()
         conf = host.conf  # where this worker's web views answer: app.router sends requests there
         self.consumer.advertise_url(conf.canonical_url if conf.web_enabled else None)
@@ -566,6 +568,17 @@ class Conductor:
             except asyncio.TimeoutError:
                 pass
             await self.commit()
+
+    def _commit_held(self) -> None:
+        """At-least-once, commits wait from now: the group may have expelled us (``PlainCommitter``)."""
+        self.tracer.record("commit-held", reason="membership-in-doubt")
+        self.host.log.warning(
+            "not committing: no heartbeat answered for more than half of "
+            "broker_session_timeout (%ss); the group may have expelled this worker "
+            "(a paused process, a blocked event loop, a cut from the group coordinator). "
+            "Table writes stay cached until a heartbeat is answered",
+            self.host.conf.broker_session_timeout,
+        )
 
     def _transaction_holds_work(self) -> bool:
         """Whether the open transaction has records, or acked offsets wait for a commit."""

@@ -11,7 +11,7 @@ reaches into the App: a new need is a new member here, visible in review.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -91,6 +91,9 @@ class EngineTables(Protocol):
     ) -> Awaitable[None]: ...
 
     def flush_changelogs(self) -> int: ...
+
+    #: whether table writes must stay cached, not flushed early (the membership is in doubt).
+    changelogs_held: Callable[[], bool]
 
     def apply(self, consumer: Consumer, tp: TP, records: list[ConsumerRecord]) -> None:
         """Apply a fetched changelog batch of a partition being recovered."""

@@ -4,7 +4,8 @@ A table write updates the store at once (reads see it) and marks its key
 dirty here; the changelog record is sent when the conductor commits (inside
 the transaction under exactly-once), or sooner once the table holds
 ``table_changelog_cache_size`` dirty keys (default 10,000; 0 sends every
-write at once). A counter updated a thousand times between
+write at once), except while the worker's membership is in doubt (see
+``PlainCommitter``), when nothing is sent before the commit that follows it. A counter updated a thousand times between
 two commits costs one changelog record, not a thousand: what Kafka Streams'
 record cache does for its state stores.
 
@@ -78,10 +79,16 @@ def _retrieved(future: asyncio.Future[Any]) -> None:
 class ChangelogCache:
     """Dirty keys of one table, per partition, waiting for the next flush."""
 
-    def __init__(self, sender: SenderOfFlush, durable: Durable, limit: int) -> None:
+    def __init__(
+        self, sender: SenderOfFlush, durable: Durable, limit: int,
+        held: Callable[[], bool] = lambda: False,
+    ) -> None:
         self._sender = sender
         self._durable = durable
         self.limit = limit
+        #: True while no write may flush early: the worker's membership is in doubt, and its
+        #: commits, which flush, wait too (``PlainCommitter``). The cache grows past its limit.
+        self._held = held
         #: (partition, key bytes) -> latest write; insertion order is flush order.
         self._dirty: dict[tuple[int, bytes | None], _Dirty] = {}
 
@@ -122,7 +129,7 @@ class ChangelogCache:
             entry = dirty[(partition, key)] = _Dirty(value, event, agent)
         else:
             entry.value, entry.event, entry.agent = value, event, agent
-        if len(dirty) >= self._flush_at:
+        if len(dirty) >= self._flush_at and not self._held():
             self.flush()
         return entry.durable
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from detstream._types import TP, ConsumerRecord
@@ -77,6 +78,9 @@ class TableManager:
         #: this worker's standby partitions, read in the background.
         self.standbys = StandbyReader(self)
         self.progress = RecoveryProgress()
+        #: whether table writes must stay cached (not flushed early): set by the conductor
+        #: under at-least-once to its consumer's ``membership_in_doubt``.
+        self.changelogs_held: Callable[[], bool] = lambda: False
 
     def add(self, table: Table) -> None:
         if table.name in self.tables:

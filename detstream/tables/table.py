@@ -359,9 +359,11 @@ class Table(MutableMapping[KT, VT]):
     def changelog_cache(self) -> ChangelogCache:
         """Dirty keys waiting for the conductor's next commit (made on the first write)."""
         if self._changelog_cache is None:
+            tables = self.app.tables
             self._changelog_cache = ChangelogCache(
                 self._changelog_sender, lambda sent: self.app.producer.durable(sent),
                 limit=int(self.app.conf.table_changelog_cache_size),
+                held=lambda: tables.changelogs_held(),
             )
         return self._changelog_cache
 

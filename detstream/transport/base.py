@@ -277,6 +277,24 @@ class Consumer(PartitionReader, Protocol):
         """
         ...
 
+    @property
+    def membership_in_doubt(self) -> bool:
+        """Whether the group may have expelled this member without its knowing yet.
+
+        True while joined (not ``expelled``) when no heartbeat sent in the
+        last half session timeout was answered (the join's own answer counts
+        as one): the process was paused, its loop blocked, or it is cut off
+        from its group coordinator. The group expels a member a session
+        timeout after the last heartbeat it *received*, so a write sent
+        before half of that has passed since the last answered one has the
+        other half to land while the member still owns its partitions. At
+        least once, a zombie's table writes would land in changelogs its
+        partitions' new owner writes too, and a count would go back: the
+        engine holds them until the doubt ends (a heartbeat answered, or
+        ``expelled``).
+        """
+        ...
+
     def group_metadata(self) -> GroupMetadata:
         """This member's group, generation and member id, for transactional offsets."""
         ...

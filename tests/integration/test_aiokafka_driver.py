@@ -321,3 +321,37 @@ def test_admin_asked_twice_at_once_starts_one_client_and_stops_all_of_it(kafka_b
         await until(lambda: all(task.done() for task in left), "the admin client's tasks to end")
 
     asyncio.run(run())
+
+
+def test_membership_is_in_doubt_after_a_blocked_loop_until_a_heartbeat_is_answered(
+    kafka_bootstrap: str, new_topic
+) -> None:
+    """``Consumer.membership_in_doubt``: a joined member whose heartbeats are answered is not in
+    doubt, past half its 6 s session too; once its loop was blocked for longer than that (the
+    fault: as a paused process or a long GC), it is, until aiokafka's next heartbeat is
+    answered, which the driver hears through ``compat.watch_heartbeats``."""
+    import time
+
+    topic = new_topic(partitions=1)
+    group = f"it-doubt-{secrets.token_hex(4)}"
+
+    async def run() -> tuple[bool, bool, bool]:
+        consumer = transport(kafka_bootstrap).create_consumer(client_id="c", group_id=group)
+        consumer.subscribe([topic], Recorder("c"))
+        await consumer.start()
+        loop = asyncio.get_running_loop()
+        try:
+            healthy_until = loop.time() + 4.5  # past half the session, beating every second
+            doubted = False
+            while loop.time() < healthy_until:
+                doubted = doubted or consumer.membership_in_doubt
+                await asyncio.sleep(0.1)  # polls the property while heartbeats run
+            time.sleep(3.5)  # the fault: the event loop is blocked this long
+            after_block = consumer.membership_in_doubt
+            await until(lambda: not consumer.membership_in_doubt, "a heartbeat answered")
+            return doubted, after_block, consumer.expelled
+        finally:
+            await consumer.stop()
+
+    doubted, after_block, expelled = asyncio.run(run())
+    assert not doubted and after_block and not expelled

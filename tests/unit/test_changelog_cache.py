@@ -89,6 +89,24 @@ def test_past_the_limit_the_dirty_keys_go_out_without_waiting_for_a_commit():
     assert asyncio.run(body()) == (0, [b"a", b"b", b"c"], 0)
 
 
+def test_while_held_the_cache_grows_past_its_limit_and_the_next_write_after_sends_all():
+    """Held (the worker's membership is in doubt): a zombie's early flush would land in
+    changelogs its partitions' new owner writes too, so nothing goes out until it is not."""
+    async def body():
+        held = [True]
+        sent = Sent()
+        cache = ChangelogCache(lambda: sent.send, lambda future: future, limit=2,
+                               held=lambda: held[0])
+        for key in (b"a", b"b", b"c"):
+            cache.write(0, key, b"1")
+        while_held = (len(sent.records), len(cache))
+        held[0] = False
+        cache.write(0, b"d", b"1")
+        return while_held, [r[0] for r in sent.records], len(cache)
+
+    assert asyncio.run(body()) == ((0, 3), [b"a", b"b", b"c", b"d"], 0)
+
+
 def test_a_failed_or_dropped_write_is_never_reported_as_an_unretrieved_error():
     """Nobody may look at a write's future (a memory store, a dropped partition): its error is
     the failed commit's, so the future itself never logs "exception was never retrieved"."""

@@ -5,6 +5,7 @@ An upgrade of either library that moves one fails here, naming it.
 
 from __future__ import annotations
 
+import asyncio
 from importlib.metadata import version
 
 import mode
@@ -58,6 +59,9 @@ def test_the_aiokafka_details_compat_reaches_exist():
                 and consumer._client._detstream_require_stable,
                 "GroupCoordinator.commit_offsets": callable(GroupCoordinator.commit_offsets),
                 "GroupCoordinator._send_req": callable(GroupCoordinator._send_req),
+                # compat.watch_heartbeats wraps it; the routine looks it up at every beat
+                "GroupCoordinator._do_heartbeat": callable(GroupCoordinator._do_heartbeat)
+                and "_do_heartbeat" in GroupCoordinator._heartbeat_routine.__code__.co_names,
             }
             with pytest.raises(Exception, match="(?i)too large|size"):
                 compat.check_record_size(producer, None, b"x" * (2 << 20), [])
@@ -326,3 +330,44 @@ def test_an_expulsion_resets_the_coordinator_the_way_compat_reads_it():
     coordinator.reset_generation()
     assert compat.membership_reset(consumer)
     assert not compat.membership_reset(SimpleNamespace(_coordinator=None))
+
+
+def test_watched_heartbeats_report_the_send_time_of_those_the_group_answered():
+    """``compat.watch_heartbeats`` wraps aiokafka's own ``_do_heartbeat`` (which its heartbeat
+    routine looks up at each beat): an answer with no error, or "rebalancing" (aiokafka counts
+    both as success), reports when that heartbeat was sent; an unknown member id does not."""
+    from types import SimpleNamespace
+
+    from aiokafka.consumer.group_coordinator import GroupCoordinator
+    from aiokafka.errors import RebalanceInProgressError, UnknownMemberIdError
+
+    coordinator = GroupCoordinator.__new__(GroupCoordinator)  # no client, no task
+    coordinator.group_id, coordinator.generation, coordinator.member_id = "g", 3, "w1-5e3a"
+    coordinator._rejoin_needed_fut = SimpleNamespace(done=lambda: True)
+    coordinator.request_rejoin = lambda: None
+    answers = []
+
+    async def send(request):
+        await asyncio.sleep(0.25)  # the round trip: the report names the send, not the answer
+        return SimpleNamespace(error_code=answers.pop(0))
+
+    coordinator._send_req = send
+    reported: list[float] = []
+    consumer = SimpleNamespace(_coordinator=coordinator)
+    compat.watch_heartbeats(consumer, reported.append)
+    compat.watch_heartbeats(consumer, reported.append)  # once: not wrapped twice
+
+    async def beats():
+        loop = asyncio.get_running_loop()
+        results = []
+        for code in (0, RebalanceInProgressError.errno, UnknownMemberIdError.errno):
+            answers.append(code)
+            sent = loop.time()
+            results.append((await coordinator._do_heartbeat(), sent))
+        return results
+
+    results = asyncio.run(beats())
+    assert [ok for ok, _ in results] == [True, True, False]
+    assert len(reported) == 2  # the send's time, not the answer's 0.25 s later
+    assert all(sent <= at < sent + 0.2 for at, (_, sent) in zip(reported, results[:2], strict=True))
+    assert compat.membership_reset(consumer)  # the unknown member id reset it, as aiokafka does

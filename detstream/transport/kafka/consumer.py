@@ -139,6 +139,8 @@ class _ListenerAdapter(ConsumerRebalanceListener):
         owner._transport.start_up.end()  # joined: coordinator trouble from now on is news
         owner._member = compat.group_membership(client)
         owner._generation = owner._member[0]
+        owner._heartbeat_answered(asyncio.get_running_loop().time())  # (the sync's answer)
+        compat.watch_heartbeats(client, owner._heartbeat_answered)
         owner._last_assignment = compat.current_assignment(client)
         if owner._listener is not None:
             await owner._listener.on_partitions_assigned(_tps(assigned))
@@ -166,6 +168,8 @@ class KafkaConsumer:
         self._generation = -1
         #: (generation, member id) of the assignment in force (kept while revoking).
         self._member: tuple[int, str | None] = (-1, None)
+        #: loop time the last heartbeat the group answered was sent (or the join's answer came).
+        self._answered_at = 0.0
         self._last_assignment: Any = None
         self._fetch_errors = 0
         #: standby copies asked for (``request_standbys``), and this member's share of them.
@@ -336,6 +340,17 @@ class KafkaConsumer:
         client = self._consumer
         joined = bool(self._member[1])
         return client is not None and joined and compat.membership_reset(client)
+
+    @property
+    def membership_in_doubt(self) -> bool:
+        """Joined, not ``expelled``, and no heartbeat answered in half a session (see the seam)."""
+        if self._consumer is None or not self._member[1] or self.expelled:
+            return False
+        session = self._options["session_timeout_ms"] / 1000.0
+        return asyncio.get_running_loop().time() - self._answered_at > session / 2
+
+    def _heartbeat_answered(self, sent_at: float) -> None:
+        self._answered_at = max(self._answered_at, sent_at)
 
     # -- fetching -----------------------------------------------------------------
     async def getmany(self, timeout: float) -> dict[TP, list[ConsumerRecord]]:

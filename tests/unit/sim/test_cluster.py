@@ -244,3 +244,35 @@ def test_record_count_is_the_length_of_what_a_final_read_gets():
         for committed in (True, False):
             assert cluster.record_count(topic, read_committed=committed) == len(
                 cluster.records(topic, read_committed=committed)), (topic, committed)
+
+
+def test_a_member_is_in_doubt_while_its_heartbeats_go_unanswered_for_half_a_session():
+    """``membership_in_doubt`` (the seam): answered heartbeats keep a member out of doubt; a
+    stall of its heartbeats longer than half the session puts it in doubt, and the first one
+    answered after it takes it out (the group did not expel it: the stall was shorter than
+    the session). Past the session the member stays in doubt until it is told, and joins
+    again as a new member."""
+    async def main(cluster):
+        cluster.create_topic("t", 2, by="test")
+        consumers, _ = _members(cluster, 1)
+        consumer = consumers[0]
+        consumer.session_timeout, consumer.heartbeat_interval = 6.0, 1.0
+        await consumer.start()
+        await asyncio.sleep(5)  # past half the session, heartbeats answered
+        seen = [consumer.membership_in_doubt]
+        consumer.stall(4.0)
+        await asyncio.sleep(2.5)  # 2.5 s unanswered (+ at most one interval before): not yet
+        seen.append(consumer.membership_in_doubt)
+        await asyncio.sleep(1.0)
+        seen.append(consumer.membership_in_doubt)
+        await asyncio.sleep(2.0)  # the stall ended; the next heartbeat was answered
+        seen += [consumer.membership_in_doubt, consumer.expelled]
+        generation = consumer.generation
+        consumer.stall(12.0)
+        await asyncio.sleep(8.0)  # expelled by now, but it does not know
+        seen += [consumer.membership_in_doubt, consumer.expelled]
+        await asyncio.sleep(6.0)  # told at its next heartbeat; it joined again since
+        seen += [consumer.membership_in_doubt, consumer.generation > generation]
+        return seen
+
+    assert simulate(main, config=FAST) == [False, False, True, False, False, True, False, False, True]
