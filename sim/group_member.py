@@ -276,8 +276,9 @@ class GroupMember:
 
     def membership_in_doubt(self) -> bool:
         """Joined, not known expelled, and no heartbeat answered within half a session
-        timeout (``Consumer.membership_in_doubt``)."""
-        if self.member_id is None or self.expelled:
+        timeout (``Consumer.membership_in_doubt``). Not while joining again: aiokafka goes on
+        heartbeating then, and the group answers "rebalancing", which counts as answered."""
+        if self.member_id is None or self.expelled or self.rebalancing:
             return False
         now = asyncio.get_running_loop().time()
         return now - self.answered_at > self._consumer.session_timeout / 2

@@ -5,9 +5,10 @@ dirty here; the changelog record is sent when the conductor commits (inside
 the transaction under exactly-once), or sooner once the table holds
 ``table_changelog_cache_size`` dirty keys (default 10,000; 0 sends every
 write at once), except while the worker's membership is in doubt (see
-``PlainCommitter``), when nothing is sent before the commit that follows it. A counter updated a thousand times between
-two commits costs one changelog record, not a thousand: what Kafka Streams'
-record cache does for its state stores.
+``PlainCommitter``), when nothing is sent before the commit that ends the
+doubt. A counter updated a thousand times between two commits costs one
+changelog record, not a thousand: what Kafka Streams' record cache does for
+its state stores.
 
 Nothing is weakened by the wait. An offset is committed only after the
 records of the events it covers are on the broker, and those include the
