@@ -278,7 +278,18 @@ class GroupCoordinator:
         return await pending
 
     def heartbeat(self, member_id: str, generation: int, instance_id: str | None = None) -> None:
+        """A member's heartbeat keeps its session alive, also while a rebalance is prepared.
+
+        As Kafka's coordinator (``classicGroupHeartbeat``): a member of the
+        current generation heartbeating while the group prepares a rebalance
+        has its session rescheduled, and is answered REBALANCE_IN_PROGRESS
+        (join again). Expiring it there would expel a member that did hear
+        from the group, and whose flush before rejoining may still be landing.
+        """
         self._check_instance(member_id, instance_id, "heartbeat")
+        member = self.members.get(member_id)
+        if member is not None and self.state == "preparing" and generation == self.generation:
+            self._touch(member)
         self._check_member(member_id, generation)
         self._touch(self.members[member_id])
 

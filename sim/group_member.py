@@ -276,9 +276,10 @@ class GroupMember:
 
     def membership_in_doubt(self) -> bool:
         """Joined, not known expelled, and no heartbeat answered within half a session
-        timeout (``Consumer.membership_in_doubt``). Not while joining again: aiokafka goes on
-        heartbeating then, and the group answers "rebalancing", which counts as answered."""
-        if self.member_id is None or self.expelled or self.rebalancing:
+        timeout (``Consumer.membership_in_doubt``). Also while joining again, as the Kafka
+        driver's: aiokafka heartbeats through the revoke (a "rebalancing" answer counts), not
+        through the join and sync, whose answer ends the doubt."""
+        if self.member_id is None or self.expelled:
             return False
         now = asyncio.get_running_loop().time()
         return now - self.answered_at > self._consumer.session_timeout / 2

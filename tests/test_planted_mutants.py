@@ -44,8 +44,6 @@ PINNED = [
     # seed 16: a stall that holds heartbeats only, so the zombie's commits reach the group
     Pinned("fenced-keeps-processing", WORD_COUNT, _chaos(16), frozenset({"no-delivery-after-fenced"})),
     Pinned("commit-fencing-skipped", WORD_COUNT, _chaos(16), frozenset({"no-fenced-commit"})),
-    Pinned("commit-past-unacked", "sim/workloads/rpc_ask.py", _chaos(13),
-           frozenset({"converged", "no-lost-input", "every_request_got_its_reply"})),
     Pinned("recovery-starts-one-late", WORD_COUNT, _chaos(1),
            frozenset({"table-equals-changelog", "counts_equal_input"})),
     Pinned("retry-appended-twice", WORD_COUNT, _chaos(50), frozenset({"final-read-duplicate"})),
@@ -106,6 +104,17 @@ def test_supervisor_restarts_one_fails_the_one_for_all_property() -> None:
         test_one_for_all_restarts_every_actor()
 
 
+def test_commit_past_unacked_fails_the_commit_point_property() -> None:
+    """No zoo seed of 1..50 catches it since session 38 (the sim's coordinator keeps a member
+    that heartbeats through a rebalance, which moved rpc_ask seed 13's schedule); the
+    offset tracker's own property does, on every run (the ci profile is derandomized)."""
+    from properties.test_offsets import test_commit_point_never_passes_an_unacked_message
+
+    test_commit_point_never_passes_an_unacked_message()
+    with mutants.enabled("commit-past-unacked"), pytest.raises(AssertionError):
+        test_commit_point_never_passes_an_unacked_message()
+
+
 #: mutants pinned by other tests, and where.
 ELSEWHERE = {
     "delivery-before-recovery": "tests/test_regression_mutants.py",
@@ -119,6 +128,7 @@ ELSEWHERE = {
     "admin-gives-up-on-a-down-broker": "tests/test_regression_mutants.py",
     "open-over-dropped": "tests/test_zoo_workloads.py",
     "supervisor-restarts-one": "test_supervisor_restarts_one_fails_the_one_for_all_property",
+    "commit-past-unacked": "test_commit_past_unacked_fails_the_commit_point_property",
 }
 
 
