@@ -80,6 +80,10 @@ PINNED = [
     # owner's: held while its membership is in doubt
     Pinned("commit-in-doubt", "tests/scenarios/short_session_counter.py", _chaos(78),
            frozenset({"no_count_below_input", "table-equals-changelog"})),
+    # a worker restarted while cut off waited 40 s for its final commit, then left the group
+    # with its flush pending: the client's retry landed after the new owner's counts
+    Pinned("stop-waits-in-doubt", "tests/scenarios/short_session_counter.py", _chaos(128),
+           frozenset({"no_count_below_input", "table-equals-changelog"})),
     Pinned("instance-fencing-ignored", "tests/apps/awaiting_relay.py",
            SimOptions(seed=24, duration=20.0, faults="chaos", static_membership=True),
            frozenset({"no-delivery-after-fenced"})),

@@ -32,6 +32,7 @@ from detstream.events import Message
 from detstream.futures import current_task_cancelling
 from detstream.mutants import on as mutant_on
 from detstream.mutants import register as register_mutant
+from detstream.stopping import DONE, IN_DOUBT, TIMED_OUT, finish_unless_in_doubt
 
 from .acks import OffsetTracker
 from .committer import Committer, PlainCommitter
@@ -87,6 +88,14 @@ INSTANCE_FENCING_IGNORED = register_mutant(
 ASSIGNED_WHILE_STOPPING = register_mutant(
     "assigned-while-stopping-taken",
     "the conductor takes an assignment the listener brings while the consumer stops",
+)
+
+#: re-opens what short_session_counter found (chaos seed 128): a worker stopping while cut off
+#: from its group waits for its final commit until the stop budget, then leaves the group with
+#: its changelog writes still pending, and a retry lands after the partitions' new owner wrote.
+STOP_WAITS_IN_DOUBT = register_mutant(
+    "stop-waits-in-doubt",
+    "a stopping member waits for its final commit while its membership is in doubt",
 )
 
 #: exactly-once: seconds without input after which an open transaction holding work is
@@ -270,23 +279,63 @@ class Conductor:
         self._assign_leases()
         self._ready = frozenset()
         idle = await self._wait_idle(set(self._leases))
-        budget = self.host.stop_budget()  # None: unbounded (the simulator, tests)
-        try:
-            final = self._commit_on_release(idle=idle)
-            await (final if budget is None else asyncio.wait_for(final, budget))
-        except asyncio.TimeoutError:
-            self.tracer.record("stop-gave-up", step="final-commit")
-            self.host.log.error(
-                "final commit not done within %.1fs while stopping (is the broker reachable?): "
-                "given up; the partitions' next owner redoes the uncommitted work", budget,
-            )
-        except Exception as exc:  # stopping must finish even when the broker is failing
-            self.host.log.error("final commit failed while stopping: %r", exc)
+        if not await self._final_commit(idle) and not self.host.exactly_once:
+            # at least once nothing fences a pending changelog write: none may land after
+            # the group is left (exactly-once, the producer's stop aborts the transaction)
+            await self.host.give_up_stopping()
         for task in self._tasks[1:]:
             await _cancel(task)
         self._tasks = []
         if self.consumer is not None:
             await self.consumer.stop()
+
+    async def _final_commit(self, idle: bool) -> bool:
+        """The stop's commit, within the stop budget and while the membership is not in doubt.
+
+        False if it was given up: the broker did not answer within the budget,
+        or, at least once, no heartbeat was answered for half a session (the
+        process is cut off from its group coordinator, and the group may soon
+        expel it: ``_stop_in_doubt``). Its work is then redone by the
+        partitions' next owner, as after a crash. A commit that failed is not
+        given up: the broker answered, and the rest of the stop (aborting the
+        open transaction, leaving the group) can talk to it.
+        """
+        budget = self.host.stop_budget()  # None: unbounded (tests running an App in-process)
+        poll = float(self.host.conf.broker_heartbeat_interval)
+        try:
+            how = await finish_unless_in_doubt(
+                self._commit_on_release(idle=idle), budget, self._stop_in_doubt, poll
+            )
+        except Exception as exc:  # stopping must finish even when the broker is failing
+            self.host.log.error("final commit failed while stopping: %r", exc)
+            return True
+        if how == TIMED_OUT:
+            self.tracer.record("stop-gave-up", step="final-commit")
+            self.host.log.error(
+                "final commit not done within %.1fs while stopping (is the broker reachable?): "
+                "given up; the partitions' next owner redoes the uncommitted work", budget,
+            )
+        elif how == IN_DOUBT:
+            self.tracer.record("stop-gave-up", step="final-commit", reason="membership-in-doubt")
+            self.host.log.error(
+                "final commit given up while stopping: no heartbeat answered for half the "
+                "session timeout (is the group coordinator reachable?), so the group may give "
+                "the partitions to another member at any moment; nothing more is written, and "
+                "their next owner redoes the uncommitted work",
+            )
+        return how == DONE
+
+    def _stop_in_doubt(self) -> bool:
+        """At least once, whether the stop's final commit is given up for the doubt.
+
+        Exactly-once needs no haste: the group refuses a zombie's transactional
+        offsets and its transaction aborts, while a commit given up would leave
+        the transaction open until the broker's timeout, holding up its
+        read_committed readers.
+        """
+        consumer = self.consumer
+        return (not self.host.exactly_once and consumer is not None
+                and consumer.membership_in_doubt and not mutant_on(STOP_WAITS_IN_DOUBT))
 
     async def _guard(self, engine_loop: Callable[[], Awaitable[None]]) -> None:
         """Run an engine loop; if it fails, crash the app loudly instead of dying unseen.

@@ -179,6 +179,17 @@ class EngineHost(Protocol):
         """Seconds the final commit may take while stopping (None: unbounded)."""
         ...
 
+    def give_up_stopping(self) -> Awaitable[None]:
+        """At least once, the stop's final commit was given up: close the producer at once,
+        as an abort.
+
+        Called before the consumer leaves the group: the writes still pending
+        belong to work nobody committed, and a retry landing after the
+        partitions' next owner wrote would undo its writes. The rest of the
+        stop then has no time left either.
+        """
+        ...
+
     def crash(self, reason: BaseException) -> Awaitable[None]:
         """Stop the application because the engine failed (mode's ``Service.crash``)."""
         ...

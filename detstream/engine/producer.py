@@ -178,6 +178,14 @@ class ProducerBuffer:
             await self._producer.stop()
             await self._end_drain()
 
+    async def close(self) -> None:
+        """Close the client without flushing or aborting: what is pending fails, and requests
+        in flight are discarded with the connections (a stop that gave up on the broker)."""
+        try:
+            await self._producer.stop()
+        finally:
+            await self._end_drain()
+
     async def _end_drain(self) -> None:
         """The client is closed: a drain still handing records over ends, its records cancelled.
 

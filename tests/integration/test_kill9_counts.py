@@ -36,7 +36,10 @@ and its transaction aborts. A pause longer than ``producer_transaction_timeout``
 (5 s here) also lets the broker abort the open transaction and fence the
 producer; the worker then crashes (exit 1, as Faust's does on ``ProducerFenced``)
 and the test restarts it, as a process supervisor would. Any other exit fails
-the test.
+the test. Half of the pauses end with a SIGTERM sent while the worker is stopped: it
+wakes to a graceful stop with its membership in doubt, gives its final commit and its
+producer's flush up at once (a write landing after the new owner's would undo it), must
+exit cleanly within TERM_EXIT_S, and is started again.
 
 ``DETSTREAM_KILL9_SEED`` picks another kill schedule (the seed is printed).
 Under at_least_once with pauses the zombie must not flush the table writes it
@@ -77,6 +80,11 @@ KILL_EVERY_S = (2.0, 5.0)
 PAUSE_S = (7.0, 10.0)  # a SIGSTOP lasts longer than the app's 6 s broker_session_timeout
 #: the crash of a worker whose transaction the broker aborted while it was paused
 FENCED = "ProducerFencedError: producer"
+#: a worker TERMed while paused exits within this (its shutdown timeout is 60 s; in doubt
+#: its stop gives up the broker at once)
+TERM_EXIT_S = 20.0
+#: what a worker logs when its stop gave its final commit up because it was in doubt
+DOUBT_GIVE_UP = "final commit given up while stopping: no heartbeat answered"
 DRAIN_S = 90.0  # bound on the wait for the committed offsets to reach the input's end
 
 
@@ -107,6 +115,9 @@ class Cluster:
     kills: list[tuple[float, str]] = field(default_factory=list)
     pauses: list[tuple[float, str, float]] = field(default_factory=list)
     crashes: list[tuple[float, str]] = field(default_factory=list)
+    #: pauses ended by a TERM: (t, worker, seconds to exit, exit code, final commit given up
+    #: for the doubt)
+    terms: list[tuple[float, str, float, int, bool]] = field(default_factory=list)
 
     def start(self, slot: Slot) -> None:
         slot.starts += 1
@@ -134,17 +145,35 @@ class Cluster:
             self.crashes.append((round(at, 1), slot.name))
             self.start(slot)
 
-    async def pause(self, slot: Slot, at: float, seconds: float) -> None:
-        """SIGSTOP ``slot``'s worker for ``seconds`` (past its session timeout), then SIGCONT."""
-        assert slot.process is not None
+    async def pause(self, slot: Slot, at: float, seconds: float, *, term: bool = False) -> None:
+        """SIGSTOP ``slot``'s worker for ``seconds`` (past its session timeout), then SIGCONT.
+
+        With ``term``, a SIGTERM comes during the pause: the worker wakes to a
+        graceful stop with its membership in doubt (no heartbeat answered for
+        half its session), so it gives its final commit and its producer's
+        flush up at once; it must exit cleanly (or, under exactly_once, as
+        fenced) well within its shutdown timeout, and it is started again.
+        """
+        process = slot.process
+        assert process is not None
         slot.paused = True
-        slot.process.proc.send_signal(signal.SIGSTOP)
+        process.proc.send_signal(signal.SIGSTOP)
         self.pauses.append((round(at, 1), slot.name, round(seconds, 1)))
         try:
             await asyncio.sleep(seconds)  # the length of the pause is the fault itself
+            if term:
+                process.proc.send_signal(signal.SIGTERM)
         finally:
-            slot.process.proc.send_signal(signal.SIGCONT)
-            slot.paused = False
+            process.proc.send_signal(signal.SIGCONT)
+        if term:
+            woke = now()
+            code = await asyncio.to_thread(process.wait, TERM_EXIT_S)
+            assert code == 0 or FENCED in process.log(), (
+                f"{slot.name} exited {code} after TERM during a pause:\n{process.tail()}")
+            gave_up = DOUBT_GIVE_UP in process.log()
+            self.terms.append((round(at, 1), slot.name, round(now() - woke, 1), code, gave_up))
+            self.start(slot)
+        slot.paused = False
 
 
 @dataclass
@@ -204,7 +233,8 @@ async def produce_and_kill(bootstrap: str, topic: str, records: list[tuple[str, 
             running = [slot for slot in cluster.slots if not slot.paused]
             slot, at = rng.choice(running), loop.time() - start
             if pause and len(running) > 1:  # one worker at least keeps running
-                pauses.append(asyncio.ensure_future(cluster.pause(slot, at, rng.uniform(*PAUSE_S))))
+                seconds, term = rng.uniform(*PAUSE_S), rng.random() < 0.5
+                pauses.append(asyncio.ensure_future(cluster.pause(slot, at, seconds, term=term)))
             else:
                 cluster.kill_and_restart(slot, at)
         await asyncio.gather(*pauses)
@@ -358,6 +388,8 @@ def test_kill9_every_few_seconds_keeps_every_count(
         print(f"pauses: {len(cluster.pauses)} (t, worker, s): {cluster.pauses}")
         print(f"crashed (fenced) and restarted: {len(cluster.crashes)} (t, worker): "
               f"{cluster.crashes}")
+        print(f"TERMed while paused, restarted: {len(cluster.terms)} (t, worker, exit s, code, "
+              f"gave up in doubt): {cluster.terms}")
         print(f"records: {RECORDS} in, output read_committed: {sum(output.values())} "
               f"({len(duplicates)} duplicated, {len(lost)} lost, {len(unknown)} unknown): "
               f"duplicated {first(duplicates)}; lost {first(lost)}")
