@@ -4,7 +4,7 @@ Each exercises something the others do not (an agent that awaits per
 event, output forwarded without awaiting and refused by the leader, windows
 that expire, standbys, RocksDB tables under kill -9, concurrent actors,
 ``take`` batches, agent RPC, a producing timer, a GlobalTable join, chained
-``group_by``, static group membership), and each has exact checks. ``detstream sim --zoo --seeds
+``group_by``, static group membership, zombies of a short session at least once), and each has exact checks. ``detstream sim --zoo --seeds
 A..B`` sweeps them all; ``scripts/mutation-score`` runs every planted bug
 against them.
 
@@ -64,6 +64,8 @@ ZOO: tuple[Workload, ...] = (
     Workload("timer_producer", "sim/workloads/timer_producer.py"),
     Workload("global_lookup", "sim/workloads/global_lookup.py"),
     Workload("group_by_chain", "sim/workloads/group_by_chain.py"),
+    # at least once with a 6 s session: zombies (commits held in doubt, stops that give up)
+    Workload("short_session_counter", "tests/scenarios/short_session_counter.py"),
     # static membership (KIP-345): restarts rejoin in place, stops do not leave, and a
     # twin's two processes share one group instance id, so one of them is fenced
     Workload("awaiting_relay_static", "tests/apps/awaiting_relay.py", static_membership=True),
