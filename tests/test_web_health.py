@@ -188,7 +188,7 @@ def test_ready_is_503_while_a_second_worker_joins_and_both_count_the_rebalance()
         for sentence in module.SENTENCES[:10]:
             await module.sentences.send(value=sentence)
         await asyncio.sleep(5)
-        during = scrape_at(w1, "assigned", ("/ready/", "/metrics"))  # its second one
+        during = scrape_at(w1, "assigned", ("/ready/", "/metrics", "/"))  # its second one
         _, w2, _ = word_count(cluster, "w2")
         await w2.start()
         await asyncio.sleep(10)
@@ -197,8 +197,10 @@ def test_ready_is_503_while_a_second_worker_joins_and_both_count_the_rebalance()
         await w1.stop()
         return [await f for f in during], after
 
-    (ready, mid), after = simulate(main, seed=3, config=CONFIG)
+    (ready, mid, index), after = simulate(main, seed=3, config=CONFIG)
     assert (ready.status, ready.json()["status"]) == (503, "rebalancing")
+    # the index page too (it said "running": kill9 read a restarted worker's stale table there)
+    assert index.json()["status"] == "rebalancing"
     assert ready.json()["reason"] == "rebalancing: waiting for the group's next assignment"
     assert metrics(mid.text)["detstream_rebalancing"] == {"": 1.0}
     (ready1, text1), (ready2, text2) = after

@@ -55,7 +55,9 @@ class Status(View):
         if app.conf.web_stats_enabled:
             return self.json(sensor_stats(app.sensors))
         status = app.state
-        if status == "running" and app.tables.recovering:
+        if status == "running" and app.conductor.stats.rebalancing:
+            status = "rebalancing"  # as ``/ready/``: what it holds may not be recovered yet
+        elif status == "running" and app.tables.recovering:
             status = "recovering"
         return self.json({
             "app": app.conf.id,

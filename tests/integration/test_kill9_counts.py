@@ -276,12 +276,18 @@ def wait_for_committed_end(bootstrap: str, group: str, topic: str, cluster: Clus
 
 
 def web_assignment(cluster: Cluster, topic: str) -> dict[str, list[int]]:
-    """Each worker's active partitions of ``topic``, once every worker says it is running."""
+    """Each worker's active partitions of ``topic``, once every worker says it is ready.
+
+    Ready (``/ready/``): it took an assignment and recovered its tables. (The
+    index page said "running" in between too, until session 38: a worker
+    restarted just before the check served its RocksDB store's older counts
+    while it was still looking up the changelog offsets to recover from.)
+    """
     owned = {}
     for slot in cluster.slots:
         assert slot.process is not None
         base = f"http://127.0.0.1:{slot.port}"
-        slot.process.get(f"{base}/", until=lambda s, b: s == 200 and b["status"] == "running")
+        slot.process.get(f"{base}/ready/", until=lambda s, b: s == 200 and b["status"] == "ready")
         _, _, body = slot.process.get(f"{base}/assignment/", until=lambda s, b: s == 200)
         owned[slot.name] = sorted(body["actives"].get(topic, []))
     return owned
