@@ -136,7 +136,6 @@ class App(Service):
         #: a transport object given as ``broker=`` is used as is (tests, the sim).
         self._transport: Any = None if isinstance(broker, (str, list, tuple, type(None))) else broker
         self._producer: ProducerBuffer | None = None
-        self._producer_stopped = False
         #: records sent per topic and refused sends, over every start of this app (``/metrics``).
         self.send_stats = SendStats()
         self.admin: Any = None
@@ -751,7 +750,6 @@ class App(Service):
             )
         if conf.web_stats_enabled and not self.client_only:
             _ = self.monitor  # served at `/`: counting from the start
-        self._producer_stopped = False
         self._producer.on_failure = failure_handler(self)  # a refused send fails its event
         self._producer.sensors = self.sensors
         await self._producer.start()
@@ -858,16 +856,14 @@ class App(Service):
         """The final commit was given up (``EngineHost.give_up_stopping``): the deadline is now,
         and the producer closes at once, its pending sends failed and its requests discarded."""
         self.stop_deadline = asyncio.get_running_loop().time()
-        if self._producer is not None and not self._producer_stopped:
-            self._producer_stopped = True
+        if self._producer is not None:
             await self._producer.close()
 
     async def _stop_producer(self) -> None:
         """Flush and close the producer; past ``stop_deadline`` the flush is given up."""
         assert self._producer is not None
-        if self._producer_stopped:  # closed already when the stop gave up its final commit
+        if self._producer.closed:  # closed already when the stop gave up its final commit
             return
-        self._producer_stopped = True
         budget = self.stop_budget()
         if budget is None:
             await self._producer.stop()

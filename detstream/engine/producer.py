@@ -158,6 +158,8 @@ class ProducerBuffer:
         self.failed: SendFailed | None = None
         #: told of every refused send as it happens (the app: log, ``on_error``, crash).
         self.on_failure: Callable[[SendFailed], None] | None = None
+        #: stopped or closed: the client is closed (or closing), and is not stopped again.
+        self.closed = False
 
     async def start(self) -> None:
         await self._producer.start()
@@ -165,7 +167,13 @@ class ProducerBuffer:
             await self._txn_producer.begin_transaction()
 
     async def stop(self) -> None:
-        """Flush (or abort the open transaction), then close the client even if that failed."""
+        """Flush (or abort the open transaction), then close the client even if that failed.
+
+        Once: a stop that gave up on the broker closed it already (``close``).
+        """
+        if self.closed:
+            return
+        self.closed = True
         try:
             if self.transactional:
                 # The last commit (the conductor's, while stopping) is done: what was
@@ -181,6 +189,9 @@ class ProducerBuffer:
     async def close(self) -> None:
         """Close the client without flushing or aborting: what is pending fails, and requests
         in flight are discarded with the connections (a stop that gave up on the broker)."""
+        if self.closed:
+            return
+        self.closed = True
         try:
             await self._producer.stop()
         finally:

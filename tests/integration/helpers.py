@@ -117,6 +117,16 @@ class WorkerProcess:
         return f"--- {self.name} stdout ---\n{self.output()}--- {self.name} stderr (tail) ---\n{log}"
 
 
+async def committed_offset(bootstrap: str, group: str, topic: str) -> int | None:
+    """The offset ``group`` committed for ``topic``'s partition 0 (None: nothing committed)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        return await consumer.committed(TopicPartition(topic, 0))
+    finally:
+        await consumer.stop()
+
+
 async def produce(bootstrap: str, topic: str, values: list[str], *, keyed: bool = False,
                   value_serializer: str = "json") -> None:
     """Send ``values`` to ``topic``, acks=all; with ``keyed`` each value is its own key (utf-8).

@@ -15,24 +15,14 @@ import logging
 import secrets
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 import detstream
 from detstream.engine.producer import SendFailed
 
-from .helpers import produce
+from .helpers import committed_offset, produce
 
 ORDERS = ["tea", "cake", "huge", "scone", "jam"]
 HUGE_AT = ORDERS.index("huge")
-
-
-async def _committed(bootstrap: str, group: str, topic: str) -> int | None:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        return await consumer.committed(TopicPartition(topic, 0))
-    finally:
-        await consumer.stop()
 
 
 def _when_committed(app: detstream.App, offset: int) -> asyncio.Event:
@@ -89,7 +79,7 @@ def test_an_oversized_output_fails_its_event_and_its_offset_is_not_committed(
             await app.stop()
         gc.collect()  # an unretrieved failed future would log "never retrieved" now
         await asyncio.sleep(0)
-        return await _committed(kafka_bootstrap, app.conf.id, orders.get_topic_name())
+        return await committed_offset(kafka_bootstrap, app.conf.id, orders.get_topic_name())
 
     with caplog.at_level(logging.ERROR):
         committed = asyncio.run(run())

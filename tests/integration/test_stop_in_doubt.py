@@ -21,19 +21,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 import detstream
 
-from .helpers import produce
+from .helpers import committed_offset, produce
 from .test_aiokafka_driver import until
 
 EVENTS = ["a", "b", "a", "c", "a"]
-
-
-async def _committed(bootstrap: str, group: str, topic: str) -> int | None:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        return await consumer.committed(TopicPartition(topic, 0))
-    finally:
-        await consumer.stop()
 
 
 async def _records_in(bootstrap: str, topic: str) -> int:
@@ -87,7 +78,7 @@ def test_a_stop_in_doubt_gives_its_final_commit_up_and_flushes_nothing(
                 assert not consumer.membership_in_doubt
         finally:
             await app.stop()
-        committed = await _committed(kafka_bootstrap, app.conf.id, clicks.get_topic_name())
+        committed = await committed_offset(kafka_bootstrap, app.conf.id, clicks.get_topic_name())
         return committed, await _records_in(kafka_bootstrap, f"{app.conf.id}-counts-changelog")
 
     with caplog.at_level(logging.WARNING):
