@@ -173,6 +173,17 @@ class CommitFailedError(DetstreamError):
     """An offset commit was rejected, e.g. by a newer group generation."""
 
 
+class MembershipInDoubtError(DetstreamError):
+    """At least once, a commit's writes were still unacknowledged when the membership went in doubt.
+
+    The group may give the partitions to another member half a session
+    later, and nothing fences an at-least-once write: one landing after the
+    new owner's would undo its writes. The app crashes so that the process
+    ends and its connections abort, taking the writes with them; the
+    partitions' next owner redoes the uncommitted work.
+    """
+
+
 class FencedInstanceIdError(CommitFailedError):
     """Another consumer joined the group with this one's group instance id (static membership).
 

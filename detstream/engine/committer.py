@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
-from detstream.errors import CommitFailedError, FencedInstanceIdError
+from detstream.errors import CommitFailedError, FencedInstanceIdError, MembershipInDoubtError
 from detstream.mutants import on as mutant_on
 from detstream.mutants import register as register_mutant
 
@@ -40,6 +40,14 @@ COMMIT_BEFORE_FLUSH = register_mutant(
 COMMIT_IN_DOUBT = register_mutant(
     "commit-in-doubt",
     "the at-least-once commit flushes table writes while the membership is in doubt",
+)
+
+#: re-opens what short_session_counter found (chaos seed 2224): a commit's flush, stuck behind a
+#: crashed leader while the group coordinator is unreachable too, lands after the partitions'
+#: new owner wrote, the member expelled meanwhile without knowing it.
+FLUSH_WAITS_IN_DOUBT = register_mutant(
+    "flush-waits-in-doubt",
+    "an at-least-once commit goes on waiting for its flush after its membership went in doubt",
 )
 
 
@@ -96,6 +104,7 @@ class PlainCommitter:
         on_doubt: Callable[[], object] = lambda: None,
         stats: ConsumerStats | None = None,
         sensors: SensorHooks | None = None,
+        doubt_poll: float = 1.0,
     ) -> None:
         self.tracker = tracker
         self.consumer = consumer
@@ -114,6 +123,8 @@ class PlainCommitter:
         self.stats = stats if stats is not None else ConsumerStats()
         #: told when a commit with offsets begins and when it succeeded.
         self.sensors = sensors
+        #: seconds between looks at the doubt while a commit's flush waits (the heartbeat interval).
+        self.doubt_poll = doubt_poll
 
     async def commit(self) -> bool:
         if self.in_doubt():
@@ -156,7 +167,7 @@ class PlainCommitter:
     async def _flush_and_commit(self, offsets: dict[TP, int]) -> bool:
         producer = self.producer
         generation = self.consumer.generation
-        await producer.flush()
+        await self._flush_unless_in_doubt()
         if producer.failed is not None:
             taken = ", ".join(f"{tp.topic}[{tp.partition}]@{o}" for tp, o in sorted(offsets.items()))
             self.log.error("not committing %s: %s", taken, producer.failed)
@@ -179,6 +190,33 @@ class PlainCommitter:
             return False
         self.tracker.committed(offsets)
         return True
+
+    async def _flush_unless_in_doubt(self) -> None:
+        """The commit's flush, unless the membership goes in doubt before it is acknowledged.
+
+        Then ``MembershipInDoubtError``: the app crashes, and the process's
+        end aborts its connections, so that no write of the flush lands after
+        the partitions' next owner wrote (a send stuck behind a crashed leader
+        while the group coordinator is unreachable too: short_session_counter
+        chaos seed 2224). The doubt must hold at two looks in a row: a process
+        woken from a pause finds its acknowledgements and its heartbeat's
+        answer in its socket, and is not caught by its first look.
+        """
+        looks = [False]
+
+        def still_in_doubt() -> bool:
+            now = self.in_doubt() and not mutant_on(FLUSH_WAITS_IN_DOUBT)
+            before, looks[0] = looks[0], now
+            return before and now
+
+        if not await self.producer.flush(unless=still_in_doubt, poll=self.doubt_poll):
+            raise MembershipInDoubtError(
+                "changelog and output writes of a commit still unacknowledged while no "
+                "heartbeat was answered for half of broker_session_timeout: the group may give "
+                "the partitions to another worker, and a write landing after its writes would "
+                "undo them; the app stops so that the writes die with its connections (their "
+                "events are redone from the last commit)"
+            )
 
     async def _commit_then_flush(self, offsets: dict[TP, int]) -> bool:
         """The ``commit-before-flush`` mutant's commit (never in normal runs)."""

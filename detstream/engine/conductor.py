@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from detstream._types import TP, ConsumerRecord
-from detstream.errors import CommitFailedError, FencedInstanceIdError
+from detstream.errors import CommitFailedError, FencedInstanceIdError, MembershipInDoubtError
 from detstream.events import Message
 from detstream.futures import current_task_cancelling
 from detstream.mutants import on as mutant_on
@@ -238,7 +238,7 @@ class Conductor:
                 tracker=self.tracker, consumer=self.consumer, producer=host.producer,
                 flush_tables=host.tables.flush_changelogs, log=host.log,
                 on_fenced=self.fenced, on_doubt=self._commit_held, stats=self.stats,
-                sensors=self.sensors,
+                sensors=self.sensors, doubt_poll=float(host.conf.broker_heartbeat_interval),
             )
             host.tables.changelogs_held = self.committer.in_doubt
         self._request_standbys()
@@ -306,6 +306,11 @@ class Conductor:
             how = await finish_unless_in_doubt(
                 self._commit_on_release(idle=idle), budget, self._stop_in_doubt, poll
             )
+        except MembershipInDoubtError as exc:  # its flush saw the doubt before the stop did
+            if mutant_on(STOP_WAITS_IN_DOUBT):
+                self.host.log.error("final commit failed while stopping: %r", exc)
+                return True
+            how = IN_DOUBT
         except Exception as exc:  # stopping must finish even when the broker is failing
             self.host.log.error("final commit failed while stopping: %r", exc)
             return True

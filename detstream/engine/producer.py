@@ -596,7 +596,7 @@ class ProducerBuffer:
         if self.on_failure is not None:
             self.on_failure(failure)
 
-    async def flush(self) -> None:
+    async def flush(self, unless: Callable[[], bool] | None = None, poll: float = 1.0) -> bool:
         """Wait until every record sent before the flush began is settled (acked or refused).
 
         Only those: under load, new sends arrive all the time, and a flush
@@ -605,6 +605,12 @@ class ProducerBuffer:
         their events are all in the snapshot. The snapshot includes sends an
         earlier, still running flush waits for. A flush does not raise for a
         refused send (as aiokafka's): ``failed`` tells the commit.
+
+        With ``unless``, the wait for acknowledgements is given up (False) as
+        soon as ``unless()`` holds, asked before the wait and every ``poll``
+        seconds: a commit gives its flush up when the membership goes in
+        doubt. The flush runs in its caller's task, so a flush that needs no
+        wait takes the same loop steps with or without it.
         """
         target = self._queued
         if self._handed < target:  # sends made before this flush, still in the outbox
@@ -613,9 +619,15 @@ class ProducerBuffer:
             await waiter
         if not mutants.on(FLUSH_BEFORE_SETTLING):
             self._settle_completed()
-        snapshot = [future for number, future in self._pending if number < target and not future.done()]
-        if snapshot:
-            await asyncio.wait(snapshot)
+        waiting = {future for number, future in self._pending if number < target and not future.done()}
+        while waiting:
+            if unless is None:
+                await asyncio.wait(waiting)
+                break
+            if unless():
+                return False
+            _, waiting = await asyncio.wait(waiting, timeout=poll)
+        return True
 
     # -- exactly-once ---------------------------------------------------------------
     def durable(self, sent: asyncio.Future[RecordMetadata]) -> asyncio.Future[RecordMetadata]:

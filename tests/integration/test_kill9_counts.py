@@ -35,7 +35,9 @@ coordinator refuses the zombie's transactional offsets (TxnOffsetCommit v3, KIP-
 and its transaction aborts. A pause longer than ``producer_transaction_timeout``
 (5 s here) also lets the broker abort the open transaction and fence the
 producer; the worker then crashes (exit 1, as Faust's does on ``ProducerFenced``)
-and the test restarts it, as a process supervisor would. Any other exit fails
+and the test restarts it, as a process supervisor would. At least once, a worker
+woken with a commit's writes unacknowledged and its membership still in doubt
+crashes too (``MembershipInDoubtError``) and is restarted. Any other exit fails
 the test. Half of the pauses end with a SIGTERM sent while the worker is stopped: it
 wakes to a graceful stop with its membership in doubt, gives its final commit and its
 producer's flush up at once (a write landing after the new owner's would undo it), must
@@ -80,6 +82,9 @@ KILL_EVERY_S = (2.0, 5.0)
 PAUSE_S = (7.0, 10.0)  # a SIGSTOP lasts longer than the app's 6 s broker_session_timeout
 #: the crash of a worker whose transaction the broker aborted while it was paused
 FENCED = "ProducerFencedError: producer"
+#: the crash of an at-least-once worker woken with a commit's writes unacknowledged and its
+#: membership still in doubt (it ends so that they die with its connections)
+IN_DOUBT = "MembershipInDoubtError"
 #: a worker TERMed while paused exits within this (its shutdown timeout is 60 s; in doubt
 #: its stop gives up the broker at once)
 TERM_EXIT_S = 20.0
@@ -136,11 +141,13 @@ class Cluster:
 
     def restart_crashed(self, at: float) -> None:
         """The process supervisor: restart a worker that exited, if its log says its
-        producer was fenced (the only crash a pause may cause); fail on any other exit."""
+        producer was fenced or its commit's writes were unacknowledged in doubt (the only
+        crashes a pause may cause); fail on any other exit."""
         for slot in self.slots:
             if slot.paused or slot.process is None or slot.process.proc.poll() is None:
                 continue
-            assert FENCED in slot.process.log(), (
+            log = slot.process.log()
+            assert FENCED in log or IN_DOUBT in log, (
                 f"{slot.name} exited {slot.process.proc.returncode}, not fenced:\n{slot.process.tail()}")
             self.crashes.append((round(at, 1), slot.name))
             self.start(slot)
@@ -168,7 +175,7 @@ class Cluster:
         if term:
             woke = now()
             code = await asyncio.to_thread(process.wait, TERM_EXIT_S)
-            assert code == 0 or FENCED in process.log(), (
+            assert code == 0 or FENCED in process.log() or IN_DOUBT in process.log(), (
                 f"{slot.name} exited {code} after TERM during a pause:\n{process.tail()}")
             gave_up = DOUBT_GIVE_UP in process.log()
             self.terms.append((round(at, 1), slot.name, round(now() - woke, 1), code, gave_up))

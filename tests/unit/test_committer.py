@@ -6,8 +6,11 @@ import asyncio
 
 import pytest
 
+from detstream._types import RecordMetadata
 from detstream.engine.committer import PlainCommitter
+from detstream.engine.producer import ProducerBuffer
 from detstream.engine.transactions import TransactionalCommitter
+from detstream.errors import MembershipInDoubtError
 from sim.testing import simulate
 from tests.unit.test_table_recovery import feed, word_count_app
 
@@ -61,8 +64,9 @@ class _Producer:
     def __init__(self) -> None:
         self.flushes = 0
 
-    async def flush(self) -> None:
+    async def flush(self, unless=None, poll=1.0) -> bool:
         self.flushes += 1
+        return True
 
 
 def test_an_at_least_once_commit_waits_while_the_membership_is_in_doubt():
@@ -93,3 +97,62 @@ def test_an_at_least_once_commit_waits_while_the_membership_is_in_doubt():
 
     assert asyncio.run(commits()) == (False, False, True)
     assert tables == ["flushed"] and producer.flushes == 1 and consumer.commits == [{tp: 2}]
+
+
+class _UnackedClient:
+    """A producer client whose sends are acknowledged once ``acked`` is set."""
+
+    def __init__(self) -> None:
+        self.acked = asyncio.Event()
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def send(self, topic, *, key, value, partition=None, timestamp=None, headers=()):
+        await self.acked.wait()
+        return RecordMetadata(topic, 0, 0, 0.0)
+
+
+def _stuck_commit(doubt_for: float):
+    """A commit whose flush is stuck; the membership goes in doubt 0.5 s in, for ``doubt_for`` s,
+    then the writes are acknowledged 5 s in. What the commit did, and when it ended."""
+    from detstream._types import TP
+    from detstream.engine.acks import OffsetTracker
+
+    tp = TP("words", 0)
+    tracker = OffsetTracker()
+    tracker.delivered_batch(tp, [0])
+    tracker.acked(tp, 0)
+    consumer, client = _Consumer(), _UnackedClient()
+
+    async def main(cluster):
+        producer = ProducerBuffer(client)
+        producer.send_soon("counts-changelog", key=b"k", value=b"1")  # the event's table write
+        committer = PlainCommitter(tracker=tracker, consumer=consumer, producer=producer,
+                                   flush_tables=lambda: None, log=None, doubt_poll=1.0)
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.5, setattr, consumer, "membership_in_doubt", True)
+        loop.call_later(0.5 + doubt_for, setattr, consumer, "membership_in_doubt", False)
+        loop.call_later(5.0, client.acked.set)
+        try:
+            done = await committer.commit()
+        except MembershipInDoubtError:
+            return "crashed", loop.time(), consumer.commits
+        return done, loop.time(), consumer.commits
+
+    return simulate(main)
+
+
+def test_a_commit_whose_flush_is_unacknowledged_when_the_doubt_holds_crashes_the_app():
+    """At least once, writes still in flight when the group may expel the member would land after
+    the new owner's (short_session_counter chaos seed 2224): the commit raises, at the second
+    look in doubt (1 s and 2 s in), so that the process ends and takes them with it."""
+    assert _stuck_commit(doubt_for=60.0) == ("crashed", 2.0, [])
+
+
+def test_a_doubt_gone_by_the_next_look_lets_the_commit_finish():
+    """A woken paused process sees its doubt once, then its heartbeat is answered: no crash."""
+    from detstream._types import TP
+
+    assert _stuck_commit(doubt_for=0.8) == (True, 5.0, [{TP("words", 0): 1}])

@@ -546,3 +546,29 @@ def test_a_send_whose_waiter_gave_up_after_hand_over_is_still_waited_for():
 
     (settled_early, flush_waited, settled_after), _ = run(body)
     assert not settled_early and flush_waited and settled_after
+
+
+def test_a_flush_told_to_give_up_asks_before_each_wait_and_returns_whether_it_settled():
+    """A commit gives its flush up when the membership goes in doubt: the flush asks
+    ``unless`` before waiting and every ``poll`` seconds, never when nothing is pending."""
+
+    async def body():
+        producer = GatedProducer()
+        buffer = ProducerBuffer(producer)
+        asked: list[int] = []
+
+        def unless() -> bool:
+            asked.append(len(asked))
+            return len(asked) == 3
+
+        idle = await buffer.flush(unless=unless, poll=0.01)
+        buffer.send_soon("out", key=None, value=b"stuck")
+        stuck = await buffer.flush(unless=unless, poll=0.01)
+        asked_while_stuck = len(asked)
+        producer.release(b"stuck")
+        asked.clear()
+        settled = await buffer.flush(unless=lambda: False, poll=0.01)
+        return idle, stuck, asked_while_stuck, settled
+
+    (idle, stuck, asked_while_stuck, settled), _ = run(body)
+    assert (idle, stuck, asked_while_stuck, settled) == (True, False, 3, True)
