@@ -622,11 +622,15 @@ class ProducerBuffer:
         waiting = {future for number, future in self._pending if number < target and not future.done()}
         while waiting:
             if unless is None:
-                await asyncio.wait(waiting)
+                await asyncio.wait(waiting)  # woken after the sends' own callbacks: all settled
                 break
             if unless():
                 return False
             _, waiting = await asyncio.wait(waiting, timeout=poll)
+            # Woken by its timer, the wait may find sends done whose callbacks have not run
+            # yet (they complete in the timer's iteration): the commit must see a refusal.
+            if not mutants.on(FLUSH_BEFORE_SETTLING):
+                self._settle_completed()
         return True
 
     # -- exactly-once ---------------------------------------------------------------

@@ -572,3 +572,32 @@ def test_a_flush_told_to_give_up_asks_before_each_wait_and_returns_whether_it_se
 
     (idle, stuck, asked_while_stuck, settled), _ = run(body)
     assert (idle, stuck, asked_while_stuck, settled) == (True, False, 3, True)
+
+
+def test_a_flush_woken_by_its_poll_timer_sees_a_refusal_whose_callback_has_not_run():
+    """A flush that looks at a give-up test every ``poll`` seconds wakes by its timer too. A
+    batch refused in the timer's iteration is done when the flush resumes, its callback not
+    run yet: the flush must settle it, so that the commit behind it sees the refusal (found by
+    short_session_counter chaos seed 1787, a commit that passed 7 refused events)."""
+    from sim.testing import simulate
+
+    async def main(cluster):
+        producer = BatchingProducer()
+        buffer = ProducerBuffer(producer)
+        in_event(offset=11)
+        await buffer.forward("out", key=None, value=b"f")
+        set_current_event(None)
+        await asyncio.sleep(0)  # handed over
+        loop = asyncio.get_running_loop()
+
+        async def commit() -> tuple[bool, bool]:  # what the commit sees right after its flush
+            settled = await buffer.flush(unless=lambda: False, poll=1.0)
+            return settled, buffer.failed is not None
+
+        committing = asyncio.ensure_future(commit())
+        await asyncio.sleep(0)  # the flush waits, its timer due in 1 s
+        refusal = ProducerSendError("Kafka refused the batch")
+        loop.call_at(loop.time() + 1.0, producer.batches[0].set_exception, refusal)  # after it
+        return await committing
+
+    assert simulate(main) == (True, True)
