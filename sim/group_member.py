@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from detstream.transport.base import RebalanceListener
 
     from .cluster import SimCluster
+    from .group import GroupCoordinator
     from .metadata import ClientMetadata
     from .network import Link
 
@@ -254,25 +255,47 @@ class GroupMember:
                 raise asyncio.CancelledError
             if self.member_id is None or self._needs_join or self._stalled_until > loop.time():
                 continue
-            member, generation = self.member_id, self.generation
-            sent_at = loop.time()
-            try:
-                await self.request("heartbeat", functools.partial(
-                    coordinator.heartbeat, member, generation, self.instance_id
-                ))
-                self.answered_at = max(self.answered_at, sent_at)
-            except UnknownMemberIdError:
-                self._forget_membership("heartbeat")  # as aiokafka's reset_generation
-            except IllegalGenerationError:  # a rebalance went on without us: the partitions are lost
-                self._learned_expulsion("heartbeat")
-                self._needs_join = True
-            except RebalanceInProgressError:  # still a member: aiokafka counts it as answered
-                self.answered_at = max(self.answered_at, sent_at)
-                self._needs_join = True
-            except GroupProtocolError:
-                self._needs_join = True
-            except RetriableError:
-                await self._find_coordinator()  # the next heartbeat goes to the one found
+            await self._heartbeat(coordinator)
+
+    async def _heartbeat(self, coordinator: GroupCoordinator) -> bool:
+        """One heartbeat and what its answer means; whether the group answered it (a
+        "rebalancing" answer counts, as aiokafka counts it). Only while a member."""
+        member, generation = self.member_id, self.generation
+        assert member is not None
+        sent_at = asyncio.get_running_loop().time()
+        try:
+            await self.request("heartbeat", functools.partial(
+                coordinator.heartbeat, member, generation, self.instance_id
+            ))
+            self.answered_at = max(self.answered_at, sent_at)
+            return True
+        except UnknownMemberIdError:
+            self._forget_membership("heartbeat")  # as aiokafka's reset_generation
+        except IllegalGenerationError:  # a rebalance went on without us: the partitions are lost
+            self._learned_expulsion("heartbeat")
+            self._needs_join = True
+        except RebalanceInProgressError:  # still a member: aiokafka counts it as answered
+            self.answered_at = max(self.answered_at, sent_at)
+            self._needs_join = True
+            return True
+        except GroupProtocolError:
+            self._needs_join = True
+        except RetriableError:
+            await self._find_coordinator()  # the next heartbeat goes to the one found
+        return False
+
+    async def _heartbeats_while_revoking(self, coordinator: GroupCoordinator) -> None:
+        """Heartbeat every interval while the revoke listener runs, as aiokafka's heartbeat
+        task does (it is stopped only before the join): the group keeps a member that is
+        still revoking, up to the rebalance timeout, instead of expelling it a session after
+        its last heartbeat. Counter ``revoke-heartbeat``: answered ones."""
+        loop = asyncio.get_running_loop()
+        while self.member_id is not None:  # as aiokafka's, it ends once the membership is forgotten
+            await asyncio.sleep(self._consumer.heartbeat_interval)
+            if self._stalled_until > loop.time() or self.member_id is None:
+                continue
+            if await self._heartbeat(coordinator):
+                self._cluster.stats["revoke-heartbeat"] += 1
 
     def membership_in_doubt(self) -> bool:
         """Joined, not known expelled, and no heartbeat answered within half a session
@@ -342,7 +365,11 @@ class GroupMember:
         coordinator = self._cluster.group(self._group_id or "")
         revoked = self._consumer.revoke_assignment()
         self._revoking.set()  # (its waiter resumes after the listener's first step)
-        await self._listener.on_partitions_revoked(revoked)
+        beating = asyncio.ensure_future(self._heartbeats_while_revoking(coordinator))
+        try:
+            await self._listener.on_partitions_revoked(revoked)
+        finally:
+            beating.cancel()
         while True:
             self._needs_join = False
             try:
