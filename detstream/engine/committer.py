@@ -42,9 +42,9 @@ COMMIT_IN_DOUBT = register_mutant(
     "the at-least-once commit flushes table writes while the membership is in doubt",
 )
 
-#: re-opens what short_session_counter found (chaos seed 2224): a commit's flush, stuck behind a
-#: crashed leader while the group coordinator is unreachable too, lands after the partitions'
-#: new owner wrote, the member expelled meanwhile without knowing it.
+#: re-opens a commit's flush held while the member is cut off (its host's network down): the
+#: group expels it, the partitions' new owner writes, and the held writes land on top when the
+#: network heals (short_session_counter with a host cut off for 11 s).
 FLUSH_WAITS_IN_DOUBT = register_mutant(
     "flush-waits-in-doubt",
     "an at-least-once commit goes on waiting for its flush after its membership went in doubt",
@@ -196,9 +196,9 @@ class PlainCommitter:
 
         Then ``MembershipInDoubtError``: the app crashes, and the process's
         end aborts its connections, so that no write of the flush lands after
-        the partitions' next owner wrote (a send stuck behind a crashed leader
-        while the group coordinator is unreachable too: short_session_counter
-        chaos seed 2224). The doubt must hold at two looks in a row: a process
+        the partitions' next owner wrote (writes held by a network cut of the
+        worker's host, which also holds its heartbeats; they would land when
+        it heals). The doubt must hold at two looks in a row: a process
         woken from a pause finds its acknowledgements and its heartbeat's
         answer in its socket, and is not caught by its first look.
         """

@@ -17,8 +17,8 @@ group (mutant ``stop-waits-in-doubt``): before that, about 6% of this
 scenario's chaos seeds lost counts to a changelog send its client retried
 after the partitions moved (docs/production.md, Guarantees).
 A running worker whose commit's writes are still unacknowledged when the
-doubt begins crashes instead (mutant ``flush-waits-in-doubt``, seed 2224 at
-30 s). tests/test_planted_mutants.py pins ``commit-in-doubt``,
+doubt begins crashes instead (mutant ``flush-waits-in-doubt``, pinned with a
+network cut of w1's host for 11 s). tests/test_planted_mutants.py pins ``commit-in-doubt``,
 ``stop-waits-in-doubt`` and ``flush-waits-in-doubt`` here.
 """
 

@@ -146,7 +146,7 @@ def _stuck_commit(doubt_for: float):
 
 def test_a_commit_whose_flush_is_unacknowledged_when_the_doubt_holds_crashes_the_app():
     """At least once, writes still in flight when the group may expel the member would land after
-    the new owner's (short_session_counter chaos seed 2224): the commit raises, at the second
+    the new owner's (a host cut off from the network): the commit raises, at the second
     look in doubt (1 s and 2 s in), so that the process ends and takes them with it."""
     assert _stuck_commit(doubt_for=60.0) == ("crashed", 2.0, [])
 
