@@ -2,8 +2,9 @@
 
 ``now()`` (a monotonic clock for the harness), ``WorkerProcess`` (a subprocess with its
 output in files), ``produce()`` (an aiokafka producer writing text as a Faust producer
-does) and ``fold_topic()`` (read a topic from the beginning, folding it, until a
-condition holds, with a deadline).
+does), ``fold_topic()`` (read a topic from the beginning, folding it, until a
+condition holds, with a deadline) and ``click_counter()`` (an in-process app with a
+short session, for the tests of a membership in doubt).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -205,3 +207,48 @@ async def fold_topic(
                     apply(state, r)
     finally:
         await consumer.stop()
+
+
+@dataclass
+class ClickCounter:
+    """An in-process at-least-once app counting page clicks in a one-partition table."""
+
+    app: Any
+    clicks: Any
+    #: the pages counted so far, in order
+    seen: list[str] = field(default_factory=list)
+    #: set once the expected number of clicks was counted
+    counted: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def start_with(self, bootstrap: str, pages: list[str]) -> None:
+        """Create the clicks topic (one partition), write ``pages`` to it, start the app."""
+        admin = self.app.transport.create_admin(client_id=f"{self.app.conf.id}-admin")
+        await admin.create_topic(self.clicks.get_topic_name(), partitions=1)
+        await admin.stop()
+        await produce(bootstrap, self.clicks.get_topic_name(), pages)
+        await self.app.start()
+
+
+def click_counter(bootstrap: str, prefix: str, expected: int, *, commit_interval: float) -> ClickCounter:
+    """A click counter with a 6 s session and a heartbeat every second: its membership goes in
+    doubt 3 s after the last answered heartbeat, and the group expels it 6 s after."""
+    import detstream
+
+    app = detstream.App(
+        f"{prefix}-app", broker=f"kafka://{bootstrap}", web_enabled=False,
+        broker_session_timeout=6.0, broker_heartbeat_interval=1.0,
+        broker_commit_interval=commit_interval, table_standby_replicas=0,
+    )
+    clicks = app.topic(f"{prefix}-clicks", value_type=str)
+    counts = app.Table("counts", default=int, partitions=1)
+    counter = ClickCounter(app, clicks)
+
+    @app.agent(clicks)
+    async def count(stream):
+        async for page in stream:
+            counts[page] += 1
+            counter.seen.append(page)
+            if len(counter.seen) == expected:
+                counter.counted.set()
+
+    return counter

@@ -22,10 +22,9 @@ import secrets
 import pytest
 from aiokafka import TopicPartition
 
-import detstream
 from detstream.errors import MembershipInDoubtError
 
-from .helpers import committed_offset, produce
+from .helpers import click_counter, committed_offset
 from .test_aiokafka_driver import until
 
 EVENTS = ["a", "b", "a"]
@@ -35,54 +34,35 @@ EVENTS = ["a", "b", "a"]
 def test_a_commit_whose_writes_are_unacknowledged_in_doubt_crashes_the_app(
     kafka_bootstrap: str, caplog, starved: bool
 ) -> None:
-    prefix = f"it-doubt-flush-{secrets.token_hex(3)}"
-    app = detstream.App(
-        f"{prefix}-app", broker=f"kafka://{kafka_bootstrap}", web_enabled=False,
-        broker_session_timeout=6.0, broker_heartbeat_interval=1.0,
-        broker_commit_interval=0.5, table_standby_replicas=0,
-    )
-    clicks = app.topic(f"{prefix}-clicks", value_type=str)
-    counts = app.Table("counts", default=int, partitions=1)
-    processed = asyncio.Event()
-    seen: list[str] = []
+    counter = click_counter(kafka_bootstrap, f"it-doubt-flush-{secrets.token_hex(3)}", len(EVENTS),
+                            commit_interval=0.5)
+    app, clicks, seen = counter.app, counter.clicks, counter.seen
 
-    @app.agent(clicks)
-    async def count(stream):
-        async for page in stream:
-            counts[page] += 1
-            seen.append(page)
-            if len(seen) == len(EVENTS):
-                processed.set()
-
-    async def run() -> tuple[BaseException | None, int | None]:
-        admin = app.transport.create_admin(client_id=f"{prefix}-admin")
-        await admin.create_topic(clicks.get_topic_name(), partitions=1)
-        await admin.stop()
-        await produce(kafka_bootstrap, clicks.get_topic_name(), EVENTS)
-        await app.start()
+    async def run() -> BaseException | None:
+        await counter.start_with(kafka_bootstrap, EVENTS)
         # the changelog's writes wait in the client: their acknowledgement never comes
         muted = app.producer._producer._producer._sender._muted_partitions
         changelog = TopicPartition(f"{app.conf.id}-counts-changelog", 0)
         muted.add(changelog)
         try:
-            await asyncio.wait_for(processed.wait(), 60)
+            await asyncio.wait_for(counter.counted.wait(), 60)
             await until(lambda: not app.producer.settled, "the commit's flush of the changelog to begin")
             consumer = app.conductor.consumer
             if starved:  # the fault: aiokafka's heartbeats stop, processing would go on
                 await consumer._consumer._coordinator._stop_heartbeat_task()
                 await until(lambda: app.crashed, "the crash (3 s to the doubt, 1 s to its second look)")
-                return app.crash_reason, None
+                return app.crash_reason
             await asyncio.sleep(6.0)  # a whole session: the doubt would have come and gone
             assert not consumer.membership_in_doubt and not app.crashed
             muted.discard(changelog)
             await clicks.send(value="d")  # wakes aiokafka's sender: the changelog write goes out
             await until(lambda: len(seen) == len(EVENTS) + 1, "the fourth event")
-            return None, None
+            return None
         finally:
             await app.stop()
 
     with caplog.at_level(logging.WARNING):
-        reason, _ = asyncio.run(run())
+        reason = asyncio.run(run())
     committed = asyncio.run(committed_offset(kafka_bootstrap, app.conf.id, clicks.get_topic_name()))
 
     if starved:

@@ -19,9 +19,7 @@ import secrets
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-import detstream
-
-from .helpers import committed_offset, produce
+from .helpers import click_counter, committed_offset
 from .test_aiokafka_driver import until
 
 EVENTS = ["a", "b", "a", "c", "a"]
@@ -42,34 +40,14 @@ async def _records_in(bootstrap: str, topic: str) -> int:
 def test_a_stop_in_doubt_gives_its_final_commit_up_and_flushes_nothing(
     kafka_bootstrap: str, caplog, starved: bool
 ) -> None:
-    prefix = f"it-doubt-stop-{secrets.token_hex(3)}"
-    app = detstream.App(
-        f"{prefix}-app", broker=f"kafka://{kafka_bootstrap}", web_enabled=False,
-        broker_session_timeout=6.0, broker_heartbeat_interval=1.0,
-        broker_commit_interval=600.0,  # nothing committed but by the stop
-        table_standby_replicas=0,
-    )
-    clicks = app.topic(f"{prefix}-clicks", value_type=str)
-    counts = app.Table("counts", default=int, partitions=1)
-    processed = asyncio.Event()
-    seen: list[str] = []
-
-    @app.agent(clicks)
-    async def count(stream):
-        async for page in stream:
-            counts[page] += 1
-            seen.append(page)
-            if len(seen) == len(EVENTS):
-                processed.set()
+    counter = click_counter(kafka_bootstrap, f"it-doubt-stop-{secrets.token_hex(3)}", len(EVENTS),
+                            commit_interval=600.0)  # nothing committed but by the stop
+    app, clicks = counter.app, counter.clicks
 
     async def run() -> tuple[int | None, int]:
-        admin = app.transport.create_admin(client_id=f"{prefix}-admin")
-        await admin.create_topic(clicks.get_topic_name(), partitions=1)
-        await admin.stop()
-        await produce(kafka_bootstrap, clicks.get_topic_name(), EVENTS)
-        await app.start()
+        await counter.start_with(kafka_bootstrap, EVENTS)
         try:
-            await asyncio.wait_for(processed.wait(), 60)
+            await asyncio.wait_for(counter.counted.wait(), 60)
             consumer = app.conductor.consumer
             if starved:  # the fault: aiokafka's heartbeats stop, processing would go on
                 await consumer._consumer._coordinator._stop_heartbeat_task()
