@@ -288,13 +288,25 @@ class GroupMember:
         """Heartbeat every interval while the revoke listener runs, as aiokafka's heartbeat
         task does (it is stopped only before the join): the group keeps a member that is
         still revoking, up to the rebalance timeout, instead of expelling it a session after
-        its last heartbeat. Counter ``revoke-heartbeat``: answered ones."""
+        its last heartbeat. Counter ``revoke-heartbeat``: answered ones.
+
+        Its errors end it here, not in a task nobody awaits: a fenced static
+        member is fenced for good (as the coordination loop does), a crashed
+        process sends nothing more.
+        """
         loop = asyncio.get_running_loop()
         while self.member_id is not None:  # as aiokafka's, it ends once the membership is forgotten
             await asyncio.sleep(self._consumer.heartbeat_interval)
             if self._stalled_until > loop.time() or self.member_id is None:
                 continue
-            if await self._heartbeat(coordinator):
+            try:
+                answered = await self._heartbeat(coordinator)
+            except FencedInstanceIdError as exc:
+                self.fence(exc)
+                return
+            except ConnectionError:  # the process crashed
+                return
+            if answered:
                 self._cluster.stats["revoke-heartbeat"] += 1
 
     def membership_in_doubt(self) -> bool:
