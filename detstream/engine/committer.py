@@ -202,11 +202,12 @@ class PlainCommitter:
         woken from a pause finds its acknowledgements and its heartbeat's
         answer in its socket, and is not caught by its first look.
         """
-        looks = [False]
+        in_doubt_before = False
 
         def still_in_doubt() -> bool:
+            nonlocal in_doubt_before
             now = self.in_doubt() and not mutant_on(FLUSH_WAITS_IN_DOUBT)
-            before, looks[0] = looks[0], now
+            before, in_doubt_before = in_doubt_before, now
             return before and now
 
         if not await self.producer.flush(unless=still_in_doubt, poll=self.doubt_poll):
