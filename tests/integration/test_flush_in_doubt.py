@@ -10,7 +10,8 @@ and the group may give its partitions to another member soon; a write sent
 after that would land on top of the new owner's. So the commit raises
 ``MembershipInDoubtError`` and the app crashes: its stop, in doubt, closes
 the producer as an abort, and a process's end takes the writes with it.
-With heartbeats flowing the same commit waits.
+With heartbeats flowing the same commit waits (a whole session of answered
+heartbeats, with no crash).
 """
 
 from __future__ import annotations
@@ -52,7 +53,12 @@ def test_a_commit_whose_writes_are_unacknowledged_in_doubt_crashes_the_app(
                 await consumer._consumer._coordinator._stop_heartbeat_task()
                 await until(lambda: app.crashed, "the crash (3 s to the doubt, 1 s to its second look)")
                 return app.crash_reason
-            await asyncio.sleep(6.0)  # a whole session: the doubt would have come and gone
+            # a whole session of answered heartbeats since the flush began: in doubt, the
+            # crash would have come by then (half a session, then a heartbeat interval)
+            began = asyncio.get_running_loop().time()
+            session = app.conf.broker_session_timeout
+            await until(lambda: consumer._answered_at > began + session or app.crashed,
+                        "a heartbeat answered a whole session after the flush began")
             assert not consumer.membership_in_doubt and not app.crashed
             muted.discard(changelog)
             await clicks.send(value="d")  # wakes aiokafka's sender: the changelog write goes out
