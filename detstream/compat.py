@@ -84,6 +84,22 @@ def fail_transaction_abortably(sender: Any, exc: BaseException) -> None:
     manager._txn_consumer_group = group
 
 
+def read_transaction_error(producer: Any) -> BaseException | None:
+    """The error the producer's open transaction failed with, marked as read (None: none).
+
+    aiokafka's ``error_transaction`` sets the error on the transaction's
+    waiter, and ``aborting_transaction`` replaces a waiter that is done with
+    a new one without reading it: when the old one is collected asyncio logs
+    "Future exception was never retrieved" for an error that the send or the
+    call that met it already reported. Read before an abort, it is not logged.
+    """
+    manager = producer._txn_manager
+    waiter = manager._transaction_waiter if manager is not None else None
+    if waiter is None or not waiter.done() or waiter.cancelled():
+        return None
+    return waiter.exception()
+
+
 def sender_failure(producer: Any) -> BaseException | None:
     """Why the producer's sender routine died, if it did (then it can send nothing more).
 

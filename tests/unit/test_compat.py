@@ -371,3 +371,30 @@ def test_watched_heartbeats_report_the_send_time_of_those_the_group_answered():
     assert len(reported) == 2  # the send's time, not the answer's 0.25 s later
     assert all(sent <= at < sent + 0.2 for at, (_, sent) in zip(reported, results[:2], strict=True))
     assert compat.membership_reset(consumer)  # the unknown member id reset it, as aiokafka does
+
+
+def test_an_abort_after_an_abortable_error_leaves_no_unread_future_exception_behind():
+    """aiokafka's abort replaces the failed transaction's waiter without reading its error;
+    read first (as the transactional producer's abort does), asyncio has nothing to log."""
+    import gc
+
+    from aiokafka import AIOKafkaProducer
+
+    async def abort_after_error(read_first: bool) -> list[str]:
+        logged: list[str] = []
+        asyncio.get_running_loop().set_exception_handler(lambda _, ctx: logged.append(ctx["message"]))
+        producer = AIOKafkaProducer(bootstrap_servers="127.0.0.1:9", transactional_id="t")
+        try:
+            manager = compat.transaction_manager(producer)
+            manager.set_pid_and_epoch(7, 0)
+            manager.begin_transaction()
+            manager.error_transaction(RuntimeError("CommitFailedError"))
+            read = compat.read_transaction_error(producer) if read_first else None
+            manager.aborting_transaction()  # what AIOKafkaProducer.abort_transaction does first
+            gc.collect()
+            return logged + ([repr(read)] if read_first else [])
+        finally:
+            await producer.client.close()
+
+    assert asyncio.run(abort_after_error(False)) == ["Future exception was never retrieved"]
+    assert asyncio.run(abort_after_error(True)) == ["RuntimeError('CommitFailedError')"]

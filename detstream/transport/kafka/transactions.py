@@ -98,6 +98,8 @@ class KafkaTransactionalProducer(KafkaProducer):
             self._check_alive(client, method)
             if offsets_of is not None:
                 compat.attach_group_metadata(client, offsets_of)
+            if method == "abort_transaction":  # the error it aborts was reported where it was met
+                compat.read_transaction_error(client)
             await getattr(client, method)(*args)
         except ProducerFenced as exc:
             raise self._fenced(exc) from exc
