@@ -219,12 +219,13 @@ _LINK_ACTIONS: dict[str, Callable[[Any, Fault, float], None]] = {
     "drop": lambda network, fault, until: network.drop(until, fault.loss),
     "refuse": lambda network, fault, until: network.refuse(until),
     "deny_reads": lambda network, fault, until: network.deny_reads(until),
+    "cut": lambda network, fault, until: network.drop(until, 1.0),
 }
 
 
 @_effect(*_LINK_ACTIONS)
 async def _link(fault: Fault, run: FaultTarget) -> bool:
-    """Delay, drop or refuse the requests of a worker's host for ``downtime`` seconds.
+    """Delay, drop, cut off or refuse the requests of a worker's host for ``downtime`` seconds.
 
     A host outlives its worker's crashes, so a worker that is down still
     takes the fault (it meets it when it comes back).

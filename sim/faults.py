@@ -48,7 +48,12 @@ LINK_KINDS = ("delay", "drop")
 #: deny_reads: the brokers refuse its fetches and offset commits non-retriably (authorization);
 #: aiokafka raises that from getmany/commit, the engine crashes the app and the work is redone.
 REFUSAL_KINDS = ("refuse", "deny_reads")
-KINDS = WORKER_KINDS + TWIN_KINDS + BROKER_KINDS + LINK_KINDS + REFUSAL_KINDS
+#: cut: the worker's host is cut off from the network (every request and response lost)
+#: for ``downtime`` seconds, as a ``drop`` of them all: often past the session timeout,
+#: so the group expels a worker that never stopped, with its requests held until the
+#: link heals (a commit's writes then land after the partitions' next owner wrote).
+CUT_KINDS = ("cut",)
+KINDS = WORKER_KINDS + TWIN_KINDS + BROKER_KINDS + LINK_KINDS + REFUSAL_KINDS + CUT_KINDS
 
 #: how long a drawn stall lasts (virtual s): past the 60 s session timeout of the sim consumer.
 STALL_RANGE = (65.0, 90.0)
@@ -64,6 +69,9 @@ DOWNTIME_RANGES = {
     "refuse": (0.5, 5.0),
     "deny_reads": (0.5, 5.0),
 }
+#: how long a drawn cut lasts (virtual s), one range drawn per cut: past a short session
+#: (the zoo's 6 s one), or past the sim consumer's default 60 s session.
+CUT_RANGES = ((4.0, 15.0), (62.0, 80.0))
 #: extra latency (virtual s) a delay fault adds to each request.
 DELAY_RANGE = (0.05, 2.0)
 #: share of requests a drop fault loses (1.0: a partition of the worker's host).
@@ -94,7 +102,7 @@ PROFILES: dict[str, tuple[tuple[int, int, tuple[str, ...]], ...]] = {
 #: profile -> groups drawn after every other fault (and after the unreachable stops), so that
 #: adding them left the plans of every seed as they were.
 LATE_GROUPS: dict[str, tuple[tuple[int, int, tuple[str, ...]], ...]] = {
-    "chaos": ((0, 1, ("deny_reads",)), (0, 1, TWIN_KINDS)),
+    "chaos": ((0, 1, ("deny_reads",)), (0, 1, TWIN_KINDS), (0, 1, CUT_KINDS)),
 }
 
 
@@ -153,7 +161,7 @@ class Fault(_PasteableRepr):
             return text + f" (+{self.latency:.3f}s for {self.downtime:.3f}s)"
         if self.kind == "drop":
             return text + f" ({self.loss:.0%} for {self.downtime:.3f}s)"
-        if self.kind in ("stall", "twin", "refuse", "deny_reads"):
+        if self.kind in ("stall", "twin", "refuse", "deny_reads", "cut"):
             return text + f" (for {self.downtime:.3f}s)"
         return text
 
@@ -229,6 +237,18 @@ class FaultPlan(_PasteableRepr):
 
     def without(self, index: int) -> FaultPlan:
         return FaultPlan(self.profile, self.kinds, self.faults[:index] + self.faults[index + 1 :])
+
+    def without_kinds(self, kinds: tuple[str, ...]) -> FaultPlan:
+        """The plan with no fault of ``kinds``: a seed's plan as drawn before they were added.
+
+        A kind added in a late group is drawn after every other fault of the
+        seed, so what is left is the plan the seed drew before (and the same
+        run, fault for fault): what a test pinned to a schedule it found runs.
+        """
+        return FaultPlan(
+            self.profile, tuple(k for k in self.kinds if k not in kinds),
+            tuple(f for f in self.faults if f.kind not in kinds),
+        )
 
 
 def plan_faults(
@@ -313,7 +333,7 @@ class _Drawer:
         return Fault(at, kind, target, downtime, latency, loss, after_commit, at_assignment)
 
     def _worker(self, kind: str) -> str:
-        if kind in LINK_KINDS or kind in REFUSAL_KINDS:  # a starting worker's host: always there
+        if kind in LINK_KINDS or kind in REFUSAL_KINDS or kind in CUT_KINDS:  # a starting worker's host
             return f"w{1 + self.rng.randrange(self.workers)}"
         if kind == "join":
             worker = f"w{self.next_index}"
@@ -333,5 +353,5 @@ class _Drawer:
         return self.rng.choice(up)
 
     def _downtime(self, kind: str) -> float:
-        bounds = DOWNTIME_RANGES.get(kind)
+        bounds = self.rng.choice(CUT_RANGES) if kind == "cut" else DOWNTIME_RANGES.get(kind)
         return round(self.rng.uniform(*bounds), 3) if bounds else 0.0

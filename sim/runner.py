@@ -236,7 +236,7 @@ def recoveries_interrupted(trace: Trace) -> int:
 
 
 _REPROCESSING_KINDS = frozenset(
-    {"crash", "stall", "twin", "drop", "delay", "refuse", "deny_reads", *BROKER_KINDS}
+    {"crash", "stall", "twin", "drop", "delay", "refuse", "deny_reads", "cut", *BROKER_KINDS}
 )
 
 

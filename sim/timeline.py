@@ -79,7 +79,7 @@ QUIET = frozenset({
 #: the step a lane of each role counts in its histogram.
 ACTIVITY = {"worker": "deliver", "client": "produce"}
 #: fault kinds that act on a host's network or permissions for their downtime: drawn as spans.
-_WINDOW_FAULTS = frozenset({"delay", "drop", "refuse", "deny_reads"})
+_WINDOW_FAULTS = frozenset({"delay", "drop", "refuse", "deny_reads", "cut"})
 #: the order of lanes by role, top to bottom.
 _ROLE_ORDER = ("checks", "worker", "group", "broker", "client", "cluster")
 

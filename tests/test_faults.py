@@ -324,3 +324,36 @@ def test_a_short_cut_makes_a_workers_requests_late_not_lost():
     assert {e.fields["request"] for e in held} >= {"fetch", "heartbeat", "txn-offset-commit"}, held
     assert all(e.fields.get("reset") for e in dropped), dropped  # no timeout
     assert all(4.0 <= e.time < 9.0 for e in held)
+
+
+def test_chaos_draws_host_cuts_last_so_every_other_fault_of_a_seed_stays(monkeypatch):
+    """A cut (the host off the network) is drawn in a late group: half the chaos seeds get one,
+    lasting past a short session or past the default 60 s one, and without it a seed's plan
+    is the plan it drew before cuts existed (``FaultPlan.without_kinds``)."""
+    from sim import faults
+
+    plans = {seed: plan_faults(seed, "chaos", 3, 20.0) for seed in range(1, 41)}
+    cuts = [f for plan in plans.values() for f in plan.faults if f.kind == "cut"]
+    assert 10 <= len(cuts) <= 30
+    assert all(any(low <= cut.downtime <= high for low, high in faults.CUT_RANGES) for cut in cuts)
+    assert {cut.downtime > 60.0 for cut in cuts} == {True, False}
+
+    late = tuple(g for g in faults.LATE_GROUPS["chaos"] if g[2] != faults.CUT_KINDS)
+    monkeypatch.setitem(faults.LATE_GROUPS, "chaos", late)
+    for seed, plan in plans.items():
+        assert plan.without_kinds(("cut",)) == plan_faults(seed, "chaos", 3, 20.0), seed
+
+
+def test_a_cut_past_the_session_expels_the_worker_and_it_crashes_in_doubt_not_late():
+    """short_session_counter (a 6 s session, at least once), w1 cut off for 11 s: its commit's
+    writes are held, the worker goes in doubt and crashes (MembershipInDoubtError) before the
+    group expels it, so nothing it wrote lands after the new owner's writes."""
+    plan = FaultPlan("file", ("cut",), (Fault(14.0, "cut", "w1", 11.0),))
+    report = run("tests/scenarios/short_session_counter.py", SimOptions(seed=1, duration=30.0, plan=plan))
+    assert report.ok, report.violations
+    crashed = [e.time for e in report.trace.of_kind("app-crashed")
+               if e.actor == "w1" and e.fields["error"] == "MembershipInDoubtError"]
+    expired = [e.time for e in report.trace.of_kind("member-expired")
+               if "w1" in e.fields["member"] and e.fields["reason"] == "session-timeout"]
+    held = {e.fields["request"] for e in report.trace.of_kind("request-held") if e.actor == "w1"}
+    assert crashed and expired and crashed[0] < expired[0] and {"produce", "heartbeat"} <= held
