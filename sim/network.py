@@ -219,8 +219,9 @@ class Network:
         try:
             await asyncio.sleep(delay)
         except asyncio.CancelledError:
-            if on_the_wire and not link.up:  # killed with the request on the wire: it arrives
-                loop.call_at(sent + delay, self._orphan, link, what, sent, apply)
+            # on the wire, it arrives whether its sender was killed, closed or stopped waiting
+            if on_the_wire:
+                loop.call_at(sent + delay, self._orphan, link, what, sent, apply, not link.up)
             raise
         if not link.up:
             if on_the_wire:
@@ -295,20 +296,27 @@ class Network:
             if not self.loses(link, now + extra):
                 return extra
 
-    def _orphan(self, link: Link, what: str, sent: float, apply: Callable[[], object]) -> None:
-        """A request whose sender died after sending it reaches the broker all the same.
+    def _orphan(
+        self, link: Link, what: str, sent: float, apply: Callable[[], object], crashed: bool = True
+    ) -> None:
+        """A request whose sender died, or stopped waiting for it, reaches the broker all the same.
 
         A kill -9 does not take back what the process wrote to its socket
         and the network carried: the broker applies it (an offset commit, a
         produce, a transaction's end), and only the response is lost. So a
         crash loses what a client had not sent yet, never what it had; but
         what a partition held in the kernel is discarded with the process's
-        connections (the Kafka driver aborts them).
+        connections (the Kafka driver aborts them). The same holds for a
+        live client that closed, or gave up waiting (a stop's budget, a
+        timeout): its request was sent (``crashed`` False: trace and counter
+        ``request-abandoned``; a JoinGroup so sent makes a member the group
+        waits for).
         """
         if self.loses(link, sent):
             return
-        self._stats["request-after-crash"] += 1
-        self.trace.record(link.name, "request-after-crash", request=what)
+        kind = "request-after-crash" if crashed else "request-abandoned"
+        self._stats[kind] += 1
+        self.trace.record(link.name, kind, request=what)
         try:
             apply()
         except Exception:  # the answer goes to a dead process

@@ -67,7 +67,7 @@ CATEGORY: dict[str, str] = {
         "produce-denied", "offset-lookup-denied",
     ), "error"),
     **dict.fromkeys((
-        "request-dropped", "retried", "request-after-crash", "group-request-held",
+        "request-dropped", "retried", "request-after-crash", "request-abandoned", "group-request-held",
         "produce-deduped", "listener-lag", "admin-node-not-ready",
     ), "network"),
 }

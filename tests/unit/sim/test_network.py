@@ -248,3 +248,24 @@ def test_a_held_request_of_a_process_that_dies_is_discarded_with_its_connections
 
     applied, kinds = run(main())
     assert applied == [] and kinds == ["request-held"]
+
+
+def test_a_request_its_live_sender_stopped_waiting_for_still_reaches_the_broker():
+    """A client that closes, or gives up waiting (a stop's budget), does not take back what it
+    sent: the broker applies it on arrival; only a request held in the kernel dies with an
+    aborted connection."""
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        network, trace, stats = _network(loop.time)
+        link = Link("w1")
+        applied = []
+        request = asyncio.ensure_future(network.request(link, "leave-group", lambda: applied.append(loop.time())))
+        await asyncio.sleep(0.004)  # sent, not arrived
+        request.cancel()  # the client stops waiting; the process lives
+        await asyncio.sleep(1.0)
+        return applied, stats["request-abandoned"], [e.kind for e in trace.events]
+
+    applied, abandoned, kinds = run(main())
+    assert applied == [pytest.approx(0.01)]
+    assert abandoned == 1 and kinds == ["request-abandoned"]
