@@ -98,8 +98,9 @@ class KafkaTransactionalProducer(KafkaProducer):
             self._check_alive(client, method)
             if offsets_of is not None:
                 compat.attach_group_metadata(client, offsets_of)
-            if method == "abort_transaction":  # the error it aborts was reported where it was met
-                compat.read_transaction_error(client)
+            # aiokafka may replace a failed transaction's waiter unread (an abort does): its
+            # error was reported where it was met, so it is marked read before every call
+            compat.read_transaction_error(client)
             await getattr(client, method)(*args)
         except ProducerFenced as exc:
             raise self._fenced(exc) from exc
