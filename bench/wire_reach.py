@@ -1,6 +1,7 @@
 """The sim driver next to the production driver on the wire: speed and what each run reaches.
 
-Run: ``.venv/bin/python bench/wire_reach.py --seeds 5 --faults chaos --jobs 2``.
+Run: ``.venv/bin/python bench/wire_reach.py --seeds 5 --faults chaos --jobs 2`` (seeds 1..5;
+``--seeds 11..30`` looks at seeds an earlier run did not).
 
 Every workload of the zoo, the same seeds and fault profile, once with
 ``--driver sim`` and once with ``--driver aiokafka`` (aiokafka in the loop on
@@ -28,6 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from detstream.cli.sim import parse_seed_range  # noqa: E402
 from sim.runner import SimOptions, run  # noqa: E402
 from sim.zoo import ROOT, ZOO  # noqa: E402
 
@@ -55,14 +57,20 @@ def reach_of(workload: str, seed: int, faults: str, driver: str) -> tuple[str, f
     return driver, cpu, failed and f"{workload} seed {seed} --driver {driver}: {failed}", kinds
 
 
+def _seeds(text: str) -> range:
+    """``N`` (seeds 1..N) or a range ``A..B``."""
+    return range(1, int(text) + 1) if text.isdigit() else parse_seed_range(text)
+
+
 def main(argv: list[str] | None = None) -> dict[str, Counter[str]]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", type=int, default=3, help="seeds 1..N of each workload")
+    parser.add_argument("--seeds", type=_seeds, default=range(1, 4),
+                        help="N (seeds 1..N) or a range A..B, of each workload")
     parser.add_argument("--faults", default="chaos", choices=["none", "default", "chaos"])
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args(argv)
     os.environ.setdefault("PYTHONHASHSEED", "0")
-    jobs = [(w.name, seed, args.faults, driver) for w in ZOO for seed in range(1, args.seeds + 1)
+    jobs = [(w.name, seed, args.faults, driver) for w in ZOO for seed in args.seeds
             for driver in DRIVERS]
     reached = {driver: Counter[str]() for driver in DRIVERS}
     cpu, failures = Counter[str](), Counter[str]()
