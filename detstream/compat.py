@@ -14,6 +14,8 @@ Nothing here imports aiokafka: the functions take its objects as given.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -309,6 +311,56 @@ def heed_offset_fetch_errors(coordinator_class: Any, errors: Any) -> None:
 
     coordinator_class._send_req = send_req
     coordinator_class._detstream_heeds_offset_fetch_errors = True
+
+
+#: the per-broker requests of the offset lookup running in this context (see below).
+_LOOKUP_REQUESTS: contextvars.ContextVar[set[asyncio.Task[Any]] | None] = contextvars.ContextVar(
+    "detstream_offset_lookup_requests", default=None
+)
+
+
+def cancel_orphaned_offset_requests(fetcher_class: Any) -> None:
+    """Make a failed offset lookup of aiokafka's fetcher cancel its requests to the other brokers.
+
+    ``beginning_offsets``, ``end_offsets`` and ``offsets_for_times`` send one
+    ListOffsets request per partition leader and ``asyncio.gather`` them;
+    when one fails (a broker down, a connection closed), gather fails at once
+    and leaves the others running, and the lookup retries with new ones. A
+    request to a broker the host cannot reach then waits out its request
+    timeout, past the consumer's stop, and a connection it completes after
+    the stop lands in a closed client. Found by the simulator running aiokafka
+    on the wire (``stopped-app-idle``: standby_takeover, chaos seed 14, a
+    standby reader's lookup during a broker crash and a host cut). Idempotent.
+    """
+    if getattr(fetcher_class, "_detstream_cancels_orphaned_offset_requests", False):
+        return
+    lookup, request = fetcher_class._proc_offset_requests, fetcher_class._proc_offset_request
+
+    @functools.wraps(lookup)
+    async def lookup_all(self: Any, timestamps: Any) -> Any:
+        requests: set[asyncio.Task[Any]] = set()
+        token = _LOOKUP_REQUESTS.set(requests)  # gather's tasks start in a copy of this context
+        try:
+            return await lookup(self, timestamps)
+        finally:
+            _LOOKUP_REQUESTS.reset(token)
+            for task in requests:  # failed or cancelled: the others are of no use now
+                task.cancel()
+
+    @functools.wraps(request)
+    async def lookup_one(self: Any, node_id: Any, topic_data: Any) -> Any:
+        requests, task = _LOOKUP_REQUESTS.get(), asyncio.current_task()
+        if requests is None or task is None:
+            return await request(self, node_id, topic_data)
+        requests.add(task)
+        try:
+            return await request(self, node_id, topic_data)
+        finally:
+            requests.discard(task)
+
+    fetcher_class._proc_offset_requests = lookup_all
+    fetcher_class._proc_offset_request = lookup_one
+    fetcher_class._detstream_cancels_orphaned_offset_requests = True
 
 
 def register_broker_error(errors: Any, error_class: Any) -> None:

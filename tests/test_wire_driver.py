@@ -228,6 +228,19 @@ def test_production_only_engine_errors_found_on_the_wire_stay_fixed(target, seed
     assert error not in errors, errors
 
 
+def test_a_stop_leaves_no_offset_request_of_a_failed_lookup_running():
+    """standby_takeover, chaos seed 14 on the wire (bench/wire_reach.py --seeds 11..22): w3's
+    standby reader looked offsets up on two brokers while one was down; aiokafka's lookup
+    failed on it and left its request to the other broker running (w3's host was cut off),
+    and w3's graceful stop returned with it still running (``stopped-app-idle``)."""
+    from sim.runner import SimOptions, run
+
+    options = SimOptions(seed=14, duration=15.0, faults="chaos", driver="aiokafka")
+    report = run("tests/scenarios/standby_takeover.py", options)
+    assert report.ok, report.violations
+    assert not list(report.trace.of_kind("exit-killed"))
+
+
 def test_a_run_whose_faults_block_every_tick_is_not_a_false_alarm():
     """timer_producer, chaos seed 3 on the wire: a broker down, then w1's sends refused, w2 off
     for 65 s and w3 crashed: no tick was ever acknowledged, so none can be lost. The workload's

@@ -398,3 +398,57 @@ def test_an_abort_after_an_abortable_error_leaves_no_unread_future_exception_beh
 
     assert asyncio.run(abort_after_error(False)) == ["Future exception was never retrieved"]
     assert asyncio.run(abort_after_error(True)) == ["RuntimeError('CommitFailedError')"]
+
+
+def test_a_failed_offset_lookup_cancels_its_requests_to_the_other_brokers():
+    """aiokafka's lookup gathers one ListOffsets request per leader; when one fails, the
+    others ran on (a broker the host cannot reach: until its request timeout, past the
+    consumer's stop). Driven through aiokafka's own lookup code, with a client whose
+    broker 1 fails and whose broker 2 never answers."""
+    from aiokafka import TopicPartition
+    from aiokafka.consumer.fetcher import Fetcher
+    from aiokafka.errors import KafkaConnectionError
+
+    import detstream.transport.kafka.consumer  # noqa: F401 - installs the cancelling lookup
+
+    class Client:
+        def __init__(self) -> None:
+            self.cluster = self
+            self.waiting: list[asyncio.Task[object]] = []
+
+        async def _maybe_wait_metadata(self) -> None:
+            return None
+
+        def leader_for_partition(self, tp: TopicPartition) -> int:
+            return 1 + tp.partition
+
+        async def send(self, node_id: int, request: object) -> object:
+            if node_id == 1:
+                await asyncio.sleep(0)
+                raise KafkaConnectionError("broker 1 closed the connection")
+            self.waiting.append(asyncio.current_task())  # type: ignore[arg-type]
+            return await asyncio.get_running_loop().create_future()  # never answered
+
+    class Lookup:  # aiokafka's own methods (as they were), on an object with what they read
+        _isolation_level = 0
+        _proc_offset_requests = Fetcher._proc_offset_requests.__wrapped__
+        _proc_offset_request = Fetcher._proc_offset_request.__wrapped__
+
+        def __init__(self) -> None:
+            self._client = Client()
+
+    async def lookup(cancel_orphans: bool) -> bool:
+        if cancel_orphans:
+            compat.cancel_orphaned_offset_requests(Lookup)
+        fetcher = Lookup()
+        with pytest.raises(KafkaConnectionError):
+            await fetcher._proc_offset_requests({TopicPartition("t", 0): -2, TopicPartition("t", 1): -2})
+        for _ in range(3):
+            await asyncio.sleep(0)
+        (orphan,) = fetcher._client.waiting
+        running = not orphan.done()
+        orphan.cancel()
+        return running
+
+    assert asyncio.run(lookup(cancel_orphans=False))  # aiokafka alone leaves it running
+    assert not asyncio.run(lookup(cancel_orphans=True))

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import aiokafka.errors
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.consumer.fetcher import Fetcher
 from aiokafka.consumer.group_coordinator import GroupCoordinator
 from aiokafka.coordinator.assignors.abstract import AbstractPartitionAssignor
 from aiokafka.coordinator.protocol import (
@@ -56,6 +57,8 @@ log = logging.getLogger("detstream.transport.kafka.driver")
 
 # aiokafka reads a failed OffsetFetch as "nothing committed": see the function's docstring
 compat.heed_offset_fetch_errors(GroupCoordinator, aiokafka.errors)
+# a failed offset lookup leaves its requests to other brokers running: see the docstring
+compat.cancel_orphaned_offset_requests(Fetcher)
 # a static member's heartbeats and commits name its instance, so a replaced one is fenced
 static_membership.install()
 # a read_committed consumer waits for offsets an open transaction holds (KIP-447)
