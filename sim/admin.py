@@ -1,5 +1,9 @@
 """The sim driver's admin client: topics created at the controller, metadata from any broker.
 
+A CreateTopics request that a drop fault loses (its connection reset, or held past the
+request timeout) fails as aiokafka's does, and is asked again by the engine
+(``detstream.transport.any_broker.to_the_controller``).
+
 aiokafka's admin sends a metadata request (describe a topic, list topics) to
 a random known broker and raises ``NodeNotReadyError`` at once when that one
 is down. A crashed broker stays known until the controller notices
@@ -12,16 +16,15 @@ production driver). Counter and trace line ``admin-node-not-ready``.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from collections.abc import Callable, Mapping
 from typing import TypeVar
 
-from detstream.transport.any_broker import to_any_broker
+from detstream.transport.any_broker import to_any_broker, to_the_controller
 
 from .brokers import broker_name
 from .cluster import SimCluster
-from .kafka_errors import NodeNotReadyError, RetriableError
+from .kafka_errors import ConnectionClosedError, NodeNotReadyError, RequestTimedOutError
 from .network import Link
 
 T = TypeVar("T")
@@ -43,15 +46,18 @@ class SimAdmin:
         replication_factor: int = 1,
         config: Mapping[str, str] | None = None,
     ) -> bool:
-        """Create ``name`` at the controller (aiokafka waits there until it answers)."""
-        while True:  # a retry after a lost response finds the topic there: False, as Kafka says
-            try:
-                return await self._cluster.network.request(
-                    self._link, "create-topics",
-                    lambda: self._cluster.create_topic(name, partitions, config, by=self._name),
-                )
-            except RetriableError:
-                await asyncio.sleep(self._cluster.config.retry_backoff)
+        """Create ``name`` at the controller; asked again while the request is lost (the engine's
+        ``to_the_controller``, as in production: aiokafka raises a connection closed
+        mid-request or a request timeout). A retry after a lost response finds the topic
+        there: False, as Kafka says."""
+        return await to_the_controller(
+            functools.partial(
+                self._cluster.network.request, self._link, "create-topics",
+                lambda: self._cluster.create_topic(name, partitions, config, by=self._name),
+            ),
+            unreachable=(ConnectionClosedError, RequestTimedOutError),
+            timeout=self._cluster.config.request_timeout, what=f"create-topics {name}",
+        )
 
     async def partitions_for(self, name: str) -> int | None:
         return await self._metadata(

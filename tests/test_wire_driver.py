@@ -211,18 +211,24 @@ def test_a_transactional_producer_aiokafka_gave_up_on_crashes_the_app_with_the_r
     assert "ProducerSendError" in crashes and "AssertionError" not in crashes, crashes
 
 
-@pytest.mark.parametrize("target,seed,error", [
+@pytest.mark.parametrize("target,seed,duration,error", [
     # a worker starting while a broker restarts: aiokafka's NodeNotReadyError failed the start
-    ("examples/word_count.py", 2, "NodeNotReadyError"),
+    ("examples/word_count.py", 2, 20.0, "NodeNotReadyError"),
     # a graceful stop racing the rebalance listener: the stopping consumer looked never started
-    ("examples/word_count.py", 3, "ImproperlyConfigured"),
-    ("examples/proj", 1, "ImproperlyConfigured"),
+    ("examples/word_count.py", 3, 20.0, "ImproperlyConfigured"),
+    ("examples/proj", 1, 20.0, "ImproperlyConfigured"),
+    # a restarting worker declaring its topics as the controller crashed: the connection
+    # closed mid-CreateTopics and the start failed (now asked again: to_the_controller)
+    ("sim/workloads/global_lookup.py", 31, 20.0, "KafkaConnectionError"),
+    # an exactly-once worker starting as a broker crashed: aiokafka raised the connection
+    # lost during its producer's FindCoordinator as a plain KafkaError, and the start failed
+    ("tests/scenarios/windowed_lists.py", 31, 15.0, "KafkaError"),
 ])
-def test_production_only_engine_errors_found_on_the_wire_stay_fixed(target, seed, error):
+def test_production_only_engine_errors_found_on_the_wire_stay_fixed(target, seed, duration, error):
     """Found by bench/wire_reach.py: trace kinds only the wire reached, each a production bug."""
     from sim.runner import SimOptions, run
 
-    report = run(target, SimOptions(seed=seed, duration=20.0, faults="chaos", driver="aiokafka"))
+    report = run(target, SimOptions(seed=seed, duration=duration, faults="chaos", driver="aiokafka"))
     assert report.ok, report.violations
     errors = {e.fields.get("error") for e in report.trace.events if e.kind in ("engine-error", "app-crashed")}
     assert error not in errors, errors

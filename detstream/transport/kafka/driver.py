@@ -56,7 +56,7 @@ from detstream.partitioner import murmur2
 from detstream.settings import SETTINGS
 from detstream.transport import aiokafka_logs
 from detstream.transport.aiokafka_logs import AIOKAFKA_LOGS
-from detstream.transport.any_broker import to_any_broker
+from detstream.transport.any_broker import to_any_broker, to_the_controller
 from detstream.transport.base import Headers, IsolationLevel
 from detstream.transport.kafka import abortive_close
 from detstream.transport.kafka.closing import CANCEL_WAIT, force_close_producer, stop_client
@@ -166,6 +166,7 @@ class AIOKafkaTransport:
         aiokafka fails fast when no bootstrap server answers; a worker started
         before its broker (a common deploy race) should wait for it, saying so
         in the log with ever rarer lines instead of crashing or hanging mute.
+        A connection lost later in the start counts the same (``_connection_lost``).
         ``waiting_for(client)`` (a group consumer's) says, once the start has
         taken ``JOIN_NOTICE_AFTER`` seconds, what the client waits for (None
         while it does not know yet); that line is logged once.
@@ -179,28 +180,43 @@ class AIOKafkaTransport:
                 aiokafka_logs.starting(self.start_up)  # aiokafka's tasks made now inherit it
                 with AIOKAFKA_LOGS.bootstrap_errors() as reasons:
                     await client.start()
-            except KafkaConnectionError as exc:
+            except BaseException as exc:
+                for conn in compat.bootstrap_connections(exc):  # left open when cancelled
+                    conn.close()
                 await _close_quietly(client)
+                if not _connection_lost(exc):
+                    raise
                 attempt += 1
                 log.warning(
                     "%s cannot reach Kafka at %s (%s); retrying in %.1fs (attempt %d). "
                     "Is the broker running, and is the broker setting %r right?",
-                    what, ";".join(self.servers), "; ".join(reasons) or exc, delay, attempt,
+                    what, ";".join(self.servers), "; ".join(dict.fromkeys(reasons)) or exc, delay, attempt,
                     self.url,
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX)
                 continue
-            except BaseException as exc:
-                for conn in compat.bootstrap_connections(exc):  # left open when cancelled
-                    conn.close()
-                await _close_quietly(client)
-                raise
             finally:
                 watchdog.cancel()
             if attempt:
                 log.warning("%s connected to Kafka at %s", what, ";".join(self.servers))
             return client
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    """Whether a client's start failed because a connection was lost (worth starting again).
+
+    A ``KafkaConnectionError``, or an error caused by one: a transactional
+    producer's start looks its coordinator up, and aiokafka raises a
+    connection lost there as a plain ``KafkaError`` from it (a broker crashed
+    as the worker started: found on the wire, windowed_lists chaos seed 31).
+    """
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, KafkaConnectionError):
+            return True
+        seen = seen.__cause__
+    return False
 
 
 class SendObserver(Protocol):
@@ -725,7 +741,11 @@ class KafkaAdmin:
         """Create ``name`` and wait until every partition has a leader; False if it existed."""
         admin = await self._client()
         topic = NewTopic(name, partitions, replication_factor, topic_configs=dict(config or {}))
-        response = await admin.create_topics([topic], timeout_ms=_ms(self._timeout))
+        response = await to_the_controller(
+            partial(admin.create_topics, [topic], timeout_ms=_ms(self._timeout)),
+            unreachable=(NodeNotReadyError, KafkaConnectionError, RequestTimedOutError),
+            timeout=self._timeout, what=f"CreateTopics {name}",
+        )
         for _, code, *rest in response.topic_errors:
             if code == TopicAlreadyExistsError.errno:
                 return False

@@ -10,9 +10,10 @@ import pytest
 from detstream import mutants
 from detstream.transport.any_broker import ADMIN_GIVES_UP, ADMIN_RETRY_BACKOFF
 from sim.admin import SimAdmin
-from sim.cluster import SimCluster
-from sim.kafka_errors import NodeNotReadyError
+from sim.cluster import ClusterConfig, SimCluster
+from sim.kafka_errors import ConnectionClosedError, NodeNotReadyError
 from sim.loop import run
+from sim.network import Link
 from sim.seeds import SeedStreams
 from sim.trace import Trace
 
@@ -107,3 +108,41 @@ def test_the_picks_are_the_seeds():
 
     assert run(picks(1)) == run(picks(1))
     assert {tuple(run(picks(seed))) for seed in range(1, 6)} != {tuple(run(picks(1)))}
+
+
+def _cutting_resets(seed: int = 1) -> SimCluster:
+    """A cluster whose lost requests all close their connection (aiokafka: KafkaConnectionError)."""
+    loop = asyncio.get_running_loop()
+    return SimCluster(
+        Trace(loop.time), rng=random.Random(0), admin=SeedStreams(seed).admin(),
+        config=ClusterConfig(reset_share=1.0),
+    )
+
+
+def test_a_create_topics_whose_connection_closes_is_asked_again_by_the_engine():
+    """CreateTopics to the controller, its connection reset while the host's link drops: aiokafka
+    raises (found on the wire: a worker's start failed), and ``to_the_controller`` asks again."""
+
+    async def main():
+        cluster = _cutting_resets()
+        link = Link("w1")
+        link.conditions.drop(until=1.0)
+        admin = SimAdmin(cluster, "w1", link)
+        await admin.create_topic("orders", partitions=3)  # (False if a reset try was applied)
+        return cluster.partitions_for("orders", by="operator"), cluster.stats["connection-reset"]
+
+    partitions, resets = run(main())
+    assert partitions == 3 and resets > 0
+
+
+def test_the_closed_connection_reaches_the_caller_where_the_engine_gives_up():
+    async def main():
+        cluster = _cutting_resets()
+        link = Link("w1")
+        link.conditions.drop(until=1.0)
+        admin = SimAdmin(cluster, "w1", link)
+        with mutants.enabled(ADMIN_GIVES_UP):
+            with pytest.raises(ConnectionClosedError):
+                await admin.create_topic("orders", partitions=3)
+
+    run(main())
