@@ -204,6 +204,8 @@ class SimConsumer:
     ) -> None:
         #: the future of the fetch waiting in ``getmany`` (resolved to wake it early), if any.
         self._fetch_waiter: asyncio.Future[None] | None = None
+        #: resolved when the next fetch that returns records is sent (``fetch_sent``).
+        self._sent_waiter: asyncio.Future[None] | None = None
         self._link = link or Link(name)
         #: how long ``stop`` may wait for the cluster (the app's stop budget; None: unbounded).
         self._stop_budget = stop_budget
@@ -396,6 +398,7 @@ class SimConsumer:
                 await self._refresh_metadata()
             batch, moved = self._read_available()
             if batch:
+                self._note_sent()
                 held = self._held_for(loop.time())
                 if held is None:
                     self._fetch_lost()
@@ -446,6 +449,18 @@ class SimConsumer:
             await self._cluster.wait_for_append(timeout, waiter=waiter, interest=self._interest)
         finally:
             self._fetch_waiter = None
+
+    def fetch_sent(self) -> asyncio.Future[None]:
+        """Resolved when this consumer next sends a fetch that returns records (on its way back)."""
+        waiter = self._sent_waiter
+        if waiter is None or waiter.done():
+            waiter = self._sent_waiter = asyncio.get_running_loop().create_future()
+        return waiter
+
+    def _note_sent(self) -> None:
+        waiter = self._sent_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def wake_fetch(self) -> None:
         """Wake this consumer's waiting fetch (not other consumers': nothing changed for them)."""

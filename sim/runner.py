@@ -738,7 +738,8 @@ class Simulation:
         always = ("rebalance-during-commit", "broker-failover", "request-dropped", "batch-deduped",
                   "fetch-before-listener", "commit-stale-generation", "fetch-stale-after-seek",
                   "connection-reset", "admin-node-not-ready", "rebalance-at-stop",
-                  "stall-holds-group", "producer-sender-dead", "revoke-heartbeat", "request-abandoned")
+                  "stall-holds-group", "producer-sender-dead", "revoke-heartbeat", "request-abandoned",
+                  "listener-race")
         for name in sorted(set(always) | set(self.cluster.stats)):
             coverage[name] += self.cluster.stats[name]
         shown = " ".join(f"{k}={coverage[k]}" for k in sorted(coverage))

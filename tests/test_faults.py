@@ -302,8 +302,9 @@ def test_a_crash_during_a_restart_leaves_one_incarnation_running():
 
 
 def test_the_client_faults_are_drawn_from_the_seed():
-    # chaos seed 31 of word count meets both: stalls that hold the group, and dead senders
-    options = SimOptions(seed=31, duration=20.0, faults="chaos")
+    # chaos seed 56 of word count meets both: stalls that hold the group, and dead senders
+    # (seed 31 did until session 41, when listeners began to race fetches)
+    options = SimOptions(seed=56, duration=20.0, faults="chaos")
     first, second = run(WORD_COUNT, options), run(WORD_COUNT, options)
     assert first.ok, first.violations
     assert first.coverage["stall-holds-group"] > 0 and first.coverage["producer-sender-dead"] > 0

@@ -44,3 +44,15 @@ def test_rocksdb_takeover_with_listener_lag_is_exact(tmp_path):
     table, cluster = takeover(tmp_path, "rocksdb://")
     assert table == EXPECTED
     assert no_delivery_during_recovery(cluster.trace) is None
+
+
+def test_the_listener_races_a_fetch_of_its_new_assignment(tmp_path):
+    """With a lag drawn, the listener is mostly called as the consumer's first, second or third
+    fetch of the new assignment is on its way back (``GroupMember._lag``): in the step that
+    fetch went out, so its records come back while the listener awaits."""
+    _, cluster = takeover(tmp_path, "memory://")
+    races = list(cluster.trace.of_kind("listener-race"))
+    assert races and cluster.stats["listener-race"] == len(races)
+    for race in races:  # (one consumer at a time here: the next assignment taken is its own)
+        assigned = next(e for e in cluster.trace.of_kind("assigned") if e.time >= race.time)
+        assert assigned.time == race.time and 1 <= race.fields["fetches"] <= 3
