@@ -458,6 +458,10 @@ class SimCluster:
         if not commit:
             log.aborted.update(offsets)
         log.open_first.pop(producer_id, None)
+        # A transaction may have added the partition and appended nothing to it (on the wire
+        # AddPartitionsToTxn comes first; the produce was then refused): the marker is the
+        # log's first transactional entry, and reads must skip it.
+        log.transactional = True
         log.records.append(ControlMarker(log.end_offset, producer_id, commit))
         self.wake_fetchers(tp)
 

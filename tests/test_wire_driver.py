@@ -247,6 +247,18 @@ def test_a_stop_leaves_no_offset_request_of_a_failed_lookup_running():
     assert not list(report.trace.of_kind("exit-killed"))
 
 
+def test_a_transaction_that_wrote_nothing_to_a_partition_leaves_no_record_there():
+    """windowed_hopping, chaos seed 57 on the wire (bench/wire_reach.py --seeds 53..66): a
+    transaction added a partition and its produce was refused (w3's refuse fault), so its
+    abort's marker was the partition's first transactional entry; the simulated log handed
+    the marker out as a record and a check reading the topic raised on it."""
+    from sim.runner import SimOptions, run
+
+    options = SimOptions(seed=57, duration=15.0, faults="chaos", driver="aiokafka")
+    report = run("tests/scenarios/windowed_hopping.py", options)
+    assert report.ok, report.violations
+
+
 def test_a_run_whose_faults_block_every_tick_is_not_a_false_alarm():
     """timer_producer, chaos seed 3 on the wire: a broker down, then w1's sends refused, w2 off
     for 65 s and w3 crashed: no tick was ever acknowledged, so none can be lost. The workload's

@@ -334,3 +334,28 @@ def test_new_owner_waits_for_a_pending_transaction_before_reading_offsets():
         return waited, position
 
     assert simulate(main, config=FAST) == (True, 4)
+
+
+def test_a_partition_added_to_a_transaction_that_wrote_nothing_to_it_reads_no_marker():
+    """On the wire AddPartitionsToTxn comes before the produce, which may be refused: the abort's
+    marker is then the partition's first transactional entry. A plain log's fast read used to
+    hand the marker out as a record (found on the wire: windowed_hopping chaos seed 57, a check
+    reading the input topic met a ControlMarker)."""
+
+    async def main(cluster):
+        cluster.create_topic("t", 1, by="test")
+        plain = SimTransport(cluster=cluster, name="plain").create_producer(client_id="plain")
+        await _send(plain, b"before")  # offset 0, a plain record
+        _, epoch = cluster.transactions.init_producer("tx", timeout=60.0)
+        cluster.transactions.add_partitions("tx", epoch, [T0])
+        cluster.transactions.end("tx", epoch, commit=False)  # marker at offset 1
+        await _send(plain, b"after")  # offset 2
+        return (
+            [(r.offset, r.value) for r in cluster.records("t")],
+            [(r.offset, r.value) for r in cluster.records("t", read_committed=False)],
+            cluster.record_count("t"), await _read_all(_reader(cluster, "read_uncommitted")),
+        )
+
+    committed, uncommitted, count, fetched = simulate(main)
+    assert committed == uncommitted == fetched == [(0, b"before"), (2, b"after")]
+    assert count == 2
