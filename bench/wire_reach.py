@@ -9,7 +9,8 @@ the simulated brokers' wire). For each driver: seeds per CPU-minute and
 failures; then, per trace kind (an ``error=``, ``reason=`` or ``step=``
 field's type is part of the kind: ``app-crashed error=NodeNotReadyError``),
 how many runs reached it under each driver. A kind only one driver reaches
-is a behaviour the other never shows: when only the wire reaches it, aiokafka
+is a behaviour the other never shows (the row names the first run that
+reached it, to run again with ``--trace``): when only the wire reaches it, aiokafka
 did something the sim driver's contract does not produce yet (a gap to add to
 docs/transport-contract.md and to the sim driver), or the engine met a
 production-only path (a bug to fix, as ``KafkaAdmin._to_any_broker`` was).
@@ -73,12 +74,16 @@ def main(argv: list[str] | None = None) -> dict[str, Counter[str]]:
     jobs = [(w.name, seed, args.faults, driver) for w in ZOO for seed in args.seeds
             for driver in DRIVERS]
     reached = {driver: Counter[str]() for driver in DRIVERS}
+    first_run: dict[str, dict[str, str]] = {driver: {} for driver in DRIVERS}
     cpu, failures = Counter[str](), Counter[str]()
     with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        for driver, seconds, failed, kinds in pool.map(reach_of, *zip(*jobs, strict=True)):
+        results = pool.map(reach_of, *zip(*jobs, strict=True))
+        for (workload, seed, _, _), (driver, seconds, failed, kinds) in zip(jobs, results, strict=True):
             cpu[driver] += seconds
             failures[driver] += bool(failed)
             reached[driver].update(kinds)
+            for kind in kinds:
+                first_run[driver].setdefault(kind, f"{workload} seed {seed}")
             if failed:
                 print("FAILED", failed, flush=True)
     runs = len(jobs) // len(DRIVERS)
@@ -89,7 +94,8 @@ def main(argv: list[str] | None = None) -> dict[str, Counter[str]]:
     print(f"\n{'trace kind':62s} {'sim':>5s} {'wire':>5s}  (runs reaching it, of {runs})")
     for kind in sorted(set(reached["sim"]) | set(reached["aiokafka"])):
         sim, wire = reached["sim"][kind], reached["aiokafka"][kind]
-        only = "  only wire" if not sim else "  only sim" if not wire else ""
+        only = (f"  only wire (first: {first_run['aiokafka'][kind]})" if not sim
+                else f"  only sim (first: {first_run['sim'][kind]})" if not wire else "")
         print(f"{kind:62s} {sim:5d} {wire:5d}{only}")
     return reached
 
