@@ -176,7 +176,7 @@ class App(Service):
             self.on_before_configured.send()
             source, silent = self._config_source or (None, False)
             conf = resolve(self._settings, source, silent=silent)
-            self.on_configured.send(conf=conf)
+            self.on_configured.send(conf)
             self._conf = conf
             self._serializers = None
             warn_if_unsafe_pickle(conf.key_serializer, stacklevel=None)

@@ -2,11 +2,17 @@
 
 Handlers run in the order they were connected (class handlers first), which
 keeps runs deterministic; mode's signals keep receivers in a set, whose order
-depends on memory addresses. Handlers are called as ``handler(sender, **kw)``.
+depends on memory addresses. Handlers are called as mode and Faust call
+them, ``handler(sender, *args, signal=signal, **kwargs)``: the payload goes
+positionally (``on_partitions_revoked.send(revoked)``), so a handler may
+name its parameters as it likes. A handler without ``**kwargs`` (which the
+Faust guide asks for) is called without ``signal=`` rather than made to
+crash the worker.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -91,18 +97,34 @@ def _connect(receivers: list[Callable[..., Any]], fun: Callable[..., Any] | None
     return fun
 
 
+@functools.cache  # per receiver, once: on_produce_message sends per record
+def _takes_signal(fun: Callable[..., Any]) -> bool:
+    """Whether ``fun`` can be given mode's ``signal=`` keyword (it has ``**kwargs``, or names it)."""
+    try:
+        parameters = inspect.signature(fun).parameters.values()
+    except (TypeError, ValueError):  # a builtin without a signature: call it as mode would
+        return True
+    return any(p.kind is p.VAR_KEYWORD or p.name == "signal" for p in parameters)
+
+
 class _BoundAsyncSignal(_BoundSignal):
-    async def send(self, **kwargs: Any) -> None:
+    async def send(self, *args: Any, **kwargs: Any) -> None:
         for receiver in self.receivers():
-            result = receiver(self._sender, **kwargs)
+            if _takes_signal(receiver):
+                result = receiver(self._sender, *args, signal=self, **kwargs)
+            else:
+                result = receiver(self._sender, *args, **kwargs)
             if inspect.isawaitable(result):
                 await result
 
 
 class _BoundSyncSignal(_BoundSignal):
-    def send(self, **kwargs: Any) -> None:
+    def send(self, *args: Any, **kwargs: Any) -> None:
         for receiver in self.receivers():
-            receiver(self._sender, **kwargs)
+            if _takes_signal(receiver):
+                receiver(self._sender, *args, signal=self, **kwargs)
+            else:
+                receiver(self._sender, *args, **kwargs)
 
 
 class Signal(BaseSignal):

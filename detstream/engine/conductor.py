@@ -699,7 +699,7 @@ class Conductor:
         self.host.tables.on_revoked(revoked)
         if revoked:
             self.tracer.record("revoked", tps=sorted(str(tp) for tp in revoked))
-        await self.host.on_partitions_revoked.send(revoked=set(revoked))
+        await self.host.on_partitions_revoked.send(set(revoked))
 
     def _expelled(self) -> bool:
         """At-least-once, a revoke after the group expelled us: the partitions are lost.
@@ -728,7 +728,7 @@ class Conductor:
         self._rebalance_began()
         self.tracer.record("expelled", tps=sorted(str(tp) for tp in lost))
         self.lose_partitions()
-        await self.host.on_partitions_revoked.send(revoked=set(lost))
+        await self.host.on_partitions_revoked.send(set(lost))
 
     async def on_partitions_assigned(self, assigned: set[TP]) -> None:
         """Take a new assignment: recover its tables, then open its source partitions.
@@ -760,7 +760,7 @@ class Conductor:
         if mutant_on(DELIVERY_BEFORE_RECOVERY):
             self._opening = sources  # opened by the fetch loop whatever recovery is doing
         await self.host.tables.on_assigned(consumer, assigned, standbys)
-        await self.host.on_partitions_assigned.send(assigned=set(assigned))
+        await self.host.on_partitions_assigned.send(set(assigned))
         self.tracer.record("taken", generation=generation)
         self.taken_generation = generation
         self._rebalance_returned(generation)

@@ -139,3 +139,27 @@ def test_on_worker_init_is_sent_by_app_main(tmp_path):
     out = python("myapp.py", "agents", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[0] == "Working starting for app <App: myapp>"
+
+
+def test_handlers_take_the_payload_positionally_and_the_signal_by_keyword():
+    """"Signals accept positional arguments" and handlers take ``**kwargs``: as mode calls them,
+    ``handler(sender, *args, signal=signal)``, so a handler names its parameters as it likes."""
+    app = faust.App("signals", broker="sim://")
+    calls = []
+
+    @app.on_partitions_revoked.connect
+    async def renamed(sender, partitions, **kwargs):
+        calls.append((sender, partitions, kwargs["signal"]))
+
+    @app.on_configured.connect
+    def settings_named_otherwise(sender, settings, **kwargs):
+        calls.append(("configured", settings.id))
+
+    @app.on_partitions_revoked.connect
+    async def without_kwargs(sender, partitions):  # the guide asks for **kwargs; not fatal
+        calls.append(("no kwargs", partitions))
+
+    _ = app.conf
+    asyncio.run(app.on_partitions_revoked.send({TP("in", 1)}))
+    assert calls == [("configured", "signals"), (app, {TP("in", 1)}, app.on_partitions_revoked),
+                     ("no kwargs", {TP("in", 1)})]

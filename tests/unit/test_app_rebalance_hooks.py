@@ -31,7 +31,7 @@ class HookedApp(detstream.App):
         self.on_rebalance_complete.connect(self._note_signal("complete"))
 
     def _note_signal(self, name: str) -> Any:
-        async def note(sender: Any, **kwargs: Any) -> None:
+        async def note(sender: Any, *args: Any, **kwargs: Any) -> None:
             self.seen.append((name,))
 
         return note
