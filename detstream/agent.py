@@ -175,10 +175,10 @@ class Agent(Generic[T]):
         return f"<Agent: {self.name}>"
 
     def _make_channel(self, channel: Channel | str | None, options: dict[str, Any]) -> Channel:
-        if channel is None:
-            return self.app.topic(f"{self.app.conf.id}-{self.name}", internal=True, **options)
-        if isinstance(channel, str):
-            return self.app.topic(channel, internal=True, **options)
+        if channel is None or isinstance(channel, str):
+            # the agent's own topic is internal (declared by the app) unless it says otherwise
+            name = channel if channel is not None else f"{self.app.conf.id}-{self.name}"
+            return self.app.topic(name, **{"internal": True, **options})
         if options:
             raise InvalidArgument(
                 f"agent {self.name}: topic options {sorted(options)} apply only when the "

@@ -248,3 +248,21 @@ def test_extra_keyword_arguments_configure_the_automatic_topic():
     assert topic.partitions == 3
     assert topic.schema.value_type is int
     assert topic.retention == 3600.0
+    assert topic.internal  # the agent's own topic is declared by the app
+
+
+def test_internal_is_a_topic_argument_the_agent_passes_on():
+    """"the same arguments as @topic": ``internal`` too (its default for an agent's own topic is True)."""
+    app = faust.App("agent-internal", broker="sim://")
+
+    @app.agent(internal=False)
+    async def anonymous(stream):
+        async for _ in stream:
+            pass
+
+    @app.agent("named", internal=False)
+    async def named(stream):
+        async for _ in stream:
+            pass
+
+    assert not anonymous.channel.internal and not named.channel.internal
