@@ -14,7 +14,7 @@ import asyncio
 import concurrent.futures
 import logging
 import sys
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
 from mode import Service
@@ -96,6 +96,9 @@ class App(Service):
     #: bytes) pairs, which a handler may extend (LiveCheck does). See ``produce_hook``.
     on_produce_message = SyncSignal()
 
+    #: awaited once the app is operational, after its tasks and timers started (Faust's
+    #: hook, which its Worker sets to say it is ready): ``async def`` taking no argument.
+    on_startup_finished: Callable[[], Awaitable[Any]] | None = None
     #: the LiveCheck app testing this one (``app.LiveCheck()``), or None.
     livecheck: Any = None
     #: True from ``on_rebalance_start`` until ``on_rebalance_end`` (Faust's flag).
@@ -768,7 +771,19 @@ class App(Service):
         await self._check_copartitioning()
         await self.conductor.start()
         await maybe_start_replies(self)
+        self._spawn_background(self._start_sources_when_operational())
+
+    async def _start_sources_when_operational(self) -> None:
+        """Start tasks, timers and crontabs once the first assignment's tables are recovered.
+
+        Faust starts them then ("once the app is fully operational"), so a task
+        that reads a table at start sees it recovered, and a timer's first
+        interval counts from there.
+        """
+        await self.conductor.operational.wait()
         self.sources.start(self._spawn_background)
+        if self.on_startup_finished is not None:
+            await self.on_startup_finished()
 
     async def _check_copartitioning(self) -> None:
         """Note the partition counts of consumed topics and changelogs; warn about a table

@@ -1,7 +1,7 @@
 """Tasks, timers and crontabs: the App's ``@app.task``, ``@app.timer`` and ``@app.crontab``.
 
 They are registered when the module is imported and started once the app is
-operational (after the consumer group is joined), each as a background task
+operational (its first assignment's tables recovered, as Faust's), each as a background task
 the app cancels when it stops. A timer or crontab that raises is logged and
 traced, and keeps its schedule: one bad run must not end a periodic job.
 

@@ -163,6 +163,9 @@ class Conductor:
         #: exactly-once: set when a fetch found no input while a transaction holds work, so
         #: the commit loop commits now, not at the end of its interval (see ``_commit_loop``).
         self._commit_soon = asyncio.Event()
+        #: set once the first assignment's tables are recovered and its partitions open:
+        #: the app is operational (Faust starts tasks and timers then).
+        self.operational = asyncio.Event()
         #: ``wait_for_progress`` calls waiting now (only they need ``progress`` set per ack).
         self.progress_waits = 0
         #: partitions of the batch in hand whose records are not all delivered yet.
@@ -494,6 +497,7 @@ class Conductor:
         if self._opening or generation != self._generation or self._completed == generation:
             return
         self._completed = generation
+        self.operational.set()
         try:
             await self.host.on_rebalance_complete.send()
         except Exception:

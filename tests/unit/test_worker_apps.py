@@ -151,19 +151,24 @@ def test_bad_services_are_refused(services, error, match):
 
 
 SCRIPT = textwrap.dedent("""
+    import asyncio
+
     import detstream
     from detstream.worker import Worker
 
     app1 = detstream.App('demo1', broker='sim://', web_enabled=False)
     app2 = detstream.App('demo2', broker='sim://', web_enabled=False)
     worker = Worker(app1, app2, loglevel='warning')
+    first_ran = asyncio.Event()  # each app starts its tasks once its own group took it in
 
     @app1.task
     async def first():
         print('demo1 task ran', flush=True)
+        first_ran.set()
 
     @app2.task
     async def second():
+        await first_ran.wait()
         print('demo2 task ran', flush=True)
         worker.request_stop()
 
