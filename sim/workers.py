@@ -274,9 +274,10 @@ class SimWorker:
         (the work at-least-once will redo, and a lost-update bug would lose),
         and whether a batch was in the middle of being produced or processed.
         """
-        uncommitted = self.app.conductor.uncommitted()
+        app = self.app  # this incarnation's: a restart may make the next one while its tasks die
+        uncommitted = app.conductor.uncommitted()
         busy = self.transport.busy() if self.transport is not None else False
-        mid_batch = busy or _processing_a_batch(self.app.conductor)
+        mid_batch = busy or _processing_a_batch(app.conductor)
         self.trace.record(self.actor, "crash", incarnation=self.incarnation, uncommitted=uncommitted)
         self.up = False
         self._stop_watching()
@@ -285,7 +286,9 @@ class SimWorker:
         if self.wire is not None:  # the process's sockets close; what it sent still arrives
             self.wire.sever(self.owner)
         await _kill(asyncio.get_running_loop().tasks_owned_by(self.owner))  # type: ignore[attr-defined]
-        self.app.tables.close()  # writes not yet on disk are lost, as in a real crash
+        # writes not yet on disk are lost, as in a real crash, and the process's file locks
+        # go with it (a RocksDB partition's LOCK, which the next incarnation takes)
+        app.tables.close()
         return CrashReport(uncommitted, mid_batch)
 
 
