@@ -146,6 +146,7 @@ ELSEWHERE = {
     "stop-unbounded": "tests/test_regression_mutants.py",
     "admin-gives-up-on-a-down-broker": "tests/test_regression_mutants.py",
     "open-over-dropped": "tests/test_zoo_workloads.py",
+    "handover-ignores-doubt": "tests/unit/test_producer_buffer.py",
     "supervisor-restarts-one": "test_supervisor_restarts_one_fails_the_one_for_all_property",
     "commit-past-unacked": "test_commit_past_unacked_fails_the_commit_point_property",
 }

@@ -56,6 +56,13 @@ FLUSH_BEFORE_SETTLING = mutants.register(
     "flush-before-settling",
     "a flush skips sends that completed but whose settling callback has not run yet",
 )
+#: re-opens session 42's bug: a commit's flush waits blindly while its sends wait for metadata.
+HANDOVER_IGNORES_DOUBT = mutants.register(
+    "handover-ignores-doubt",
+    "a commit's flush waits for sends still in the outbox (the client's send waiting for a "
+    "topic's metadata, its host cut off) without looking at the membership's doubt, so they "
+    "are handed over and land when the cut heals, after the partitions' new owner wrote",
+)
 
 #: records in the outbox (not yet taken by the client) past which a forward waits, ...
 #: Enough to keep the client's batches full while the broker answers; more only keeps more
@@ -606,17 +613,24 @@ class ProducerBuffer:
         earlier, still running flush waits for. A flush does not raise for a
         refused send (as aiokafka's): ``failed`` tells the commit.
 
-        With ``unless``, the wait for acknowledgements is given up (False) as
-        soon as ``unless()`` holds, asked before the wait and every ``poll``
-        seconds: a commit gives its flush up when the membership goes in
-        doubt. The flush runs in its caller's task, so a flush that needs no
-        wait takes the same loop steps with or without it.
+        With ``unless``, the wait is given up (False) as soon as ``unless()``
+        holds, asked before the wait and every ``poll`` seconds: a commit
+        gives its flush up when the membership goes in doubt. That covers
+        both waits: for the sends still in the outbox to be handed to the
+        client (whose ``send`` may block while its host is cut off, metadata
+        unreachable) and for their acknowledgements. The flush runs in its
+        caller's task, so a flush that needs no wait takes the same loop
+        steps with or without ``unless``.
         """
         target = self._queued
+        looks = _Looks(unless, poll)
         if self._handed < target:  # sends made before this flush, still in the outbox
             waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._handover_waiters.append((target, waiter))
-            await waiter
+            if mutants.ACTIVE and mutants.on(HANDOVER_IGNORES_DOUBT):
+                await waiter
+            elif not await looks.wait_for({waiter}):
+                return False
         if not mutants.on(FLUSH_BEFORE_SETTLING):
             self._settle_completed()
         waiting = {future for number, future in self._pending if number < target and not future.done()}
@@ -624,7 +638,7 @@ class ProducerBuffer:
             if unless is None:
                 await asyncio.wait(waiting)  # woken after the sends' own callbacks: all settled
                 break
-            if unless():
+            if looks.give_up():
                 return False
             _, waiting = await asyncio.wait(waiting, timeout=poll)
             # Woken by its timer, the wait may find sends done whose callbacks have not run
@@ -723,6 +737,41 @@ class ProducerBuffer:
                 sent = self._start_send(topic, record, with_future=True)
                 assert sent is not None
                 complete_as(sent, later)
+
+
+class _Looks:
+    """A flush's looks at ``unless``: the first at once, then one per ``poll`` seconds.
+
+    A look sooner than ``poll`` after the last one is skipped: the commit's
+    doubt must hold at looks a heartbeat interval apart (a process woken from
+    a pause finds its heartbeat's answer in its socket), also when the
+    handover ends just after a look and the wait for acknowledgements begins.
+    """
+
+    def __init__(self, unless: Callable[[], bool] | None, poll: float) -> None:
+        self.unless, self.poll = unless, poll
+        self.last: float | None = None
+
+    def give_up(self) -> bool:
+        """Whether to give the flush up now (a look that holds)."""
+        if self.unless is None:
+            return False
+        now = asyncio.get_running_loop().time()
+        if self.last is not None and now - self.last < self.poll:
+            return False
+        self.last = now
+        return self.unless()
+
+    async def wait_for(self, futures: set[asyncio.Future[Any]]) -> bool:
+        """Wait for ``futures``, looking every ``poll`` seconds; False if a look held first."""
+        if self.unless is None:
+            await asyncio.wait(futures)
+            return True
+        while not all(f.done() for f in futures):
+            if self.give_up():
+                return False
+            await asyncio.wait(futures, timeout=self.poll)
+        return True
 
 
 def _enqueue_of(producer: Any) -> Callable[..., Awaitable[asyncio.Future[RecordMetadata]]]:

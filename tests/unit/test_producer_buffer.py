@@ -601,3 +601,51 @@ def test_a_flush_woken_by_its_poll_timer_sees_a_refusal_whose_callback_has_not_r
         return await committing
 
     assert simulate(main) == (True, True)
+
+
+def test_a_flush_told_to_give_up_looks_while_its_sends_wait_to_be_handed_over():
+    """aiokafka's ``send`` waits for a topic's metadata at a process's first write to it, for as
+    long as its host is cut off: the commit's flush must look at the doubt meanwhile too, and
+    give up with the records still unsent (short_session_counter, chaos seed 112 on the wire:
+    they went out when the cut healed, after the new owner's writes). The looks keep their
+    ``poll`` spacing across the two waits."""
+    from detstream.engine.producer import HANDOVER_IGNORES_DOUBT
+
+    async def body():
+        client = FullClient()  # its enqueue waits: metadata unknown
+        buffer = ProducerBuffer(client)
+        loop = asyncio.get_running_loop()
+        looks: list[float] = []
+
+        def unless() -> bool:
+            looks.append(loop.time())
+            return len(looks) == 3
+
+        buffer.send_soon("changelog", key=None, value=b"3")
+        await asyncio.sleep(0)
+        gave_up = not await buffer.flush(unless=unless, poll=0.01)
+        unsent = [value for value, _ in client.buffered]
+        client.room.set()
+        await asyncio.sleep(0)
+        client.ack_all()
+        return gave_up, unsent, looks
+
+    (gave_up, unsent, looks), _ = run(body)
+    assert gave_up and unsent == [] and len(looks) == 3
+    assert all(later - earlier >= 0.01 for earlier, later in zip(looks, looks[1:], strict=False))
+
+    async def blind():
+        client = FullClient()
+        buffer = ProducerBuffer(client)
+        buffer.send_soon("changelog", key=None, value=b"3")
+        await asyncio.sleep(0)
+        flush = asyncio.ensure_future(buffer.flush(unless=lambda: True, poll=0.01))
+        await asyncio.sleep(0.05)
+        waiting = not flush.done()
+        client.room.set()
+        await asyncio.sleep(0)
+        return waiting, flush
+
+    with mutants.enabled(HANDOVER_IGNORES_DOUBT):
+        (waiting, flush), _ = run(blind)
+    assert waiting  # the bug: no look until the client took the record
