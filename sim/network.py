@@ -170,6 +170,11 @@ class Network:
         self._reset_share = reset_share
         self._listener_lag = listener_lag
 
+    @property
+    def max_latency(self) -> float:
+        """The longest a request takes on a link no fault touches."""
+        return self._latency[1]
+
     def latency(self) -> float:
         low, high = self._latency
         return self._rng.uniform(low, high)

@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from detstream._types import TP, RecordMetadata
@@ -49,6 +50,7 @@ from .kafka_errors import (
     DeliveryTimeoutError,
     MessageSizeTooLargeError,
     ProducerClosedError,
+    RequestTimedOutError,
     RetriableError,
     SenderDeadError,
     TopicAuthorizationFailedError,
@@ -124,6 +126,11 @@ class SimProducer:
         self._sender_dead: str | None = None
         #: brokers whose outage this producer's coordinator requests met (drawn once each).
         self._outages_met: set[int | None] = set()
+        #: topics whose metadata this client has. None at start: aiokafka's bootstrap asks
+        #: for no topic (an empty list, which Metadata v1 and later answer with none).
+        self._known_topics: set[str] = set()
+        #: per topic, the metadata wait every send to it shares until it is known.
+        self._learning: dict[str, asyncio.Future[None]] = {}
 
     async def start(self) -> None:
         if self.idempotent:
@@ -136,12 +143,13 @@ class SimProducer:
         with the cluster unreachable, retrying until the delivery timeout
         would outlast the worker's shutdown timeout.
         """
-        senders = [t for _, t in sorted(self._senders.items()) if not t.done()]
+        senders: list[asyncio.Future[None]] = [t for _, t in sorted(self._senders.items()) if not t.done()]
+        senders += [t for _, t in sorted(self._learning.items()) if not t.done()]  # metadata waits
         if not senders:
             return
         budget = self._stop_budget()
         if budget is None:
-            await asyncio.gather(*senders)
+            await asyncio.gather(*senders, return_exceptions=True)
             return
         await asyncio.wait(senders, timeout=budget)
         self._closed_unsent = True
@@ -155,6 +163,9 @@ class SimProducer:
         return any(self._queued.values()) or any(not t.done() for t in self._senders.values())
 
     async def partitions_for(self, topic: str) -> int:
+        """The topic's partition count; from its metadata, waited for if not known (aiokafka's)."""
+        if topic not in self._known_topics:
+            await self._metadata_for(topic)
         return self._partition_count(topic)
 
     def _partition_count(self, topic: str) -> int:
@@ -205,8 +216,12 @@ class SimProducer:
         """Queue the record behind those enqueued before it; the future of its ack or refusal.
 
         A record the client refuses before queueing (too large, unknown
-        topic) raises here, as aiokafka's ``send`` does.
+        topic) raises here, as aiokafka's ``send`` does. The client's first
+        send to a topic waits for the topic's metadata first (``_learn``), as
+        aiokafka's does.
         """
+        if topic not in self._known_topics:
+            await self._learn(topic, key, value, partition)
         future: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
         self._queue(topic, key, value, partition, timestamp, headers, future)
         return future
@@ -222,18 +237,84 @@ class SimProducer:
         headers: Headers = (),
     ) -> asyncio.Future[None]:
         """Queue the record as ``enqueue`` does; the future of the batch it joined (see the seam)."""
-        return self.forward_nowait(topic, key, value, partition, timestamp, headers)
+        if topic not in self._known_topics:
+            await self._learn(topic, key, value, partition)
+        return self._forward_now(topic, key, value, partition, timestamp, headers)
 
     def forward_nowait(
         self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None,
         timestamp: float | None = None, headers: Headers = (),
+    ) -> asyncio.Future[None] | None:
+        """``forward`` without a coroutine; None if it would wait (the topic's metadata)."""
+        if topic not in self._known_topics:
+            return None
+        return self._forward_now(topic, key, value, partition, timestamp, headers)
+
+    def _forward_now(
+        self, topic: str, key: bytes | None, value: bytes | None, partition: int | None,
+        timestamp: float | None, headers: Headers,
     ) -> asyncio.Future[None]:
-        """``forward`` without a coroutine: this client never waits to take a record."""
         tp = self._queue(topic, key, value, partition, timestamp, headers, None)
         ack = self._batch_acks.get(tp)
         if ack is None:
             ack = self._batch_acks[tp] = asyncio.get_running_loop().create_future()
         return ack
+
+    async def _learn(self, topic: str, key: bytes | None, value: bytes | None, partition: int | None) -> None:
+        """A send's wait for ``topic``'s metadata (``_metadata_for``); a send it ends is refused."""
+        try:
+            await self._metadata_for(topic)
+        except (UnknownTopicOrPartitionError, ProducerClosedError) as exc:
+            raise self._refuse_early(topic, partition, key, value, exc) from None
+
+    async def _metadata_for(self, topic: str) -> None:
+        """Wait for ``topic``'s metadata, as aiokafka's ``send`` does for a topic it does not know.
+
+        Metadata requests over the client's link, one after the other (a
+        backoff between them), until one is answered: a cut off host holds
+        them, so a send waits for as long as the cut lasts, with nothing
+        queued yet (what a commit's flush must not wait for blindly). Past
+        the request timeout, ``UnknownTopicOrPartitionError`` as aiokafka's;
+        ``ProducerClosedError`` if a stop under a budget gave the wait up.
+        Concurrent waits for the topic share one and go on in the order
+        they came.
+        """
+        learning = self._learning.get(topic)
+        if learning is None:
+            learning = self._learning[topic] = asyncio.ensure_future(self._fetch_metadata(topic))
+            learning.add_done_callback(partial(self._learned, topic))
+        try:
+            await asyncio.shield(learning)
+        except asyncio.CancelledError:
+            if not (learning.cancelled() and self._closed_unsent):
+                raise  # this caller was cancelled, not the wait
+            raise ProducerClosedError(f"{self._name} closed with a send to {topic!r} unsent, "
+                                      "still waiting for the topic's metadata") from None
+
+    def _learned(self, topic: str, learning: asyncio.Future[None]) -> None:
+        """The wait is over: the next unknown-topic send asks again. Its error is taken here,
+        as every sender waiting on it may have died first (a crash)."""
+        self._learning.pop(topic, None)
+        if not learning.cancelled():
+            learning.exception()
+
+    async def _fetch_metadata(self, topic: str) -> None:
+        network = self._cluster.network
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        while True:
+            try:
+                await network.request(self._link, "metadata", _nothing)
+                break
+            except (RequestTimedOutError, ConnectionClosedError):
+                if loop.time() - began > network.request_timeout:
+                    raise UnknownTopicOrPartitionError(
+                        f"no metadata for topic {topic!r} in {network.request_timeout:g}s"
+                    ) from None
+                await asyncio.sleep(self._cluster.config.retry_backoff)
+        if loop.time() - began > 2 * network.max_latency:
+            self._cluster.stats["send-waited-metadata"] += 1  # held: a fault reached the wait
+        self._known_topics.add(topic)
 
     def _queue(
         self, topic: str, key: bytes | None, value: bytes | None, partition: int | None,
@@ -651,3 +732,7 @@ class SimTransactionalProducer(SimProducer):
                 f"{self.transactional_id}: {what} outside a transaction "
                 "(call begin_transaction() first)"
             )
+
+
+def _nothing() -> None:
+    """A metadata request at the broker: the answer is the cluster's state, read at the client."""

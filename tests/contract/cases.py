@@ -286,6 +286,26 @@ async def forward_nowait_takes_a_record_as_forward_does_or_says_to_wait(backend:
     assert [r.value for r in (await read_records(consumer, 3))] == [b"n0", b"n1", b"n2"]
 
 
+async def a_clients_first_send_to_a_topic_waits_for_its_metadata(backend: Backend) -> None:
+    """A client knows no topic until it asks: its first send to one waits for the topic's metadata.
+
+    aiokafka's bootstrap asks for no topic, and its ``send`` waits for the
+    topic's metadata (a request to a broker, which a host cut off from the
+    brokers holds). So ``forward_nowait`` says to wait at a producer's first
+    record for a topic, and not at the next one: the engine's flush must not
+    wait blindly for a send still waiting there (docs/transport-contract.md,
+    Producing).
+    """
+    topic = await backend.topic(1)
+    producer = await backend.producer()
+    assert producer.forward_nowait(topic, None, b"m0", 0) is None
+    first = await producer.forward(topic, key=None, value=b"m0", partition=0)
+    second = producer.forward_nowait(topic, None, b"m1", 0)
+    assert second is not None  # known now: no wait
+    for batch in (first, second):
+        assert await batch is None
+
+
 class Listener:
     """A rebalance listener that notes what it was told."""
 
@@ -464,6 +484,7 @@ CASES = [
     enqueued_records_keep_call_order_and_ack_later,
     forwarded_records_share_their_batch_future_and_keep_call_order,
     forward_nowait_takes_a_record_as_forward_does_or_says_to_wait,
+    a_clients_first_send_to_a_topic_waits_for_its_metadata,
     a_restarted_static_member_takes_its_place_without_a_rebalance,
     a_second_member_with_the_instance_id_fences_the_first,
     transactional_offsets_of_a_replaced_member_are_refused,

@@ -31,8 +31,10 @@ def counting_app():
 
 
 async def send_to(topic, partitions):
+    """One event per partition named, processed in that order (each its own fetch)."""
     for partition in partitions:
         await topic.send(value="x", partition=partition)
+        await asyncio.sleep(0.2)  # virtual time: the event is processed before the next is sent
 
 
 def test_a_key_held_as_its_last_partition_wrote_it_passes():
