@@ -15,6 +15,7 @@ import concurrent.futures
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from datetime import timedelta
 from typing import Any
 
 from mode import Service
@@ -40,7 +41,7 @@ from .mutants import register as register_mutant
 from .rpc.agent_rpc import maybe_start_replies
 from .sensors import Sensor, SensorDelegate
 from .serializer_registry import Registry
-from .settings import Settings, build_settings
+from .settings import Settings, build_settings, url_text
 from .signals import Signal, SyncSignal
 from .stopping import stop_each
 from .stream import Stream
@@ -135,7 +136,7 @@ class App(Service):
         self._declaring: dict[str, asyncio.Future[None]] = {}
         #: partition counts of consumed topics and changelogs, as found at start.
         self._partition_counts: dict[str, int] = {}
-        broker = settings.get("broker")
+        broker = url_text(settings.get("broker"))
         #: a transport object given as ``broker=`` is used as is (tests, the sim).
         self._transport: Any = None if isinstance(broker, (str, list, tuple, type(None))) else broker
         self._producer: ProducerBuffer | None = None
@@ -628,22 +629,27 @@ class App(Service):
     # -- tasks, timers and crontabs (app_tasks.AppSources) ----------------------
     # Faust's ``@app.timer``/``@app.crontab`` deliberately replace mode's Service
     # class decorators of those names, with another signature.
-    def task(self, fun: Callable[..., Any] | None = None) -> Any:  # type: ignore[override]
-        """Run ``fun`` once the app is operational (``fun()`` or ``fun(app)``)."""
-        return self.sources.task(fun)
+    def task(  # type: ignore[override]
+        self, fun: Callable[..., Any] | None = None, *, on_leader: bool = False, traced: bool = True,
+    ) -> Any:
+        """Run ``fun`` once the app is operational (``fun()`` or ``fun(app)``); see AppSources."""
+        return self.sources.task(fun, on_leader=on_leader, traced=traced)
 
     def timer(  # type: ignore[override]
-        self, interval: float, *, on_leader: bool = False, name: str | None = None
+        self, interval: float | timedelta, *, on_leader: bool = False, name: str | None = None,
+        traced: bool = True, max_drift_correction: float = 0.1,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Run the decorated function every ``interval`` seconds (first run after one interval)."""
-        return self.sources.timer(interval, on_leader=on_leader, name=name)
+        return self.sources.timer(interval, on_leader=on_leader, name=name, traced=traced,
+                                  max_drift_correction=max_drift_correction)
 
     def crontab(  # type: ignore[override]
         self, cron_format: str, *, timezone: Any = None, on_leader: bool = False,
-        name: str | None = None,
+        name: str | None = None, traced: bool = True,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Run the decorated function at the times of ``cron_format`` (5 fields, ``timezone``)."""
-        return self.sources.crontab(cron_format, timezone=timezone, on_leader=on_leader, name=name)
+        return self.sources.crontab(cron_format, timezone=timezone, on_leader=on_leader, name=name,
+                                    traced=traced)
 
     def source_names(self) -> list[str]:
         """Labels of the tasks, timers and crontabs this app runs (``timer:mod.fun``, ...)."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Callable, Coroutine
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import InvalidArgument
@@ -58,7 +59,8 @@ class AppSources:
 
     def __init__(self, host: SourcesHost) -> None:
         self._host = host
-        self._task_funs: list[Callable[..., Any]] = []
+        #: (fun, on_leader): an ``on_leader`` task starts only on the worker that leads then.
+        self._task_funs: list[tuple[Callable[..., Any], bool]] = []
         self._timer_specs: list[tuple[Callable[..., Any], float, bool, str]] = []
         #: (cron, timezone or None = conf.timezone, fun, on_leader, label); see crontab().
         self._crontab_specs: list[tuple[Any, Any, Callable[..., Any], bool, str]] = []
@@ -67,22 +69,41 @@ class AppSources:
         #: set by stop(): tasks, timers and crontabs no longer run, nor start.
         self.stopped = False
 
-    def task(self, fun: Callable[..., Any] | None = None) -> Any:
-        """Run ``fun`` once the app is operational (``fun()`` or ``fun(app)``)."""
+    def task(
+        self, fun: Callable[..., Any] | None = None, *, on_leader: bool = False, traced: bool = True,
+    ) -> Any:
+        """Run ``fun`` once the app is operational (``fun()`` or ``fun(app)``).
+
+        ``on_leader``: only on the worker that leads the group then (Faust's).
+        ``traced`` is Faust's OpenTracing switch: taken, and nothing to do here
+        (every source is in the trace).
+        """
 
         def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
             _require_async(f, "@app.task")
-            self._task_funs.append(f)
+            self._task_funs.append((f, on_leader))
             return f
 
         return decorate(fun) if fun is not None else decorate
 
     def timer(
-        self, interval: float, *, on_leader: bool = False, name: str | None = None
+        self, interval: float | timedelta, *, on_leader: bool = False, name: str | None = None,
+        traced: bool = True, max_drift_correction: float = 0.1,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-        """Run the decorated function every ``interval`` seconds (first run after one interval)."""
+        """Run the decorated function every ``interval`` seconds (first run after one interval).
+
+        ``interval`` is Faust's ``Seconds``: a number or a ``timedelta``. The
+        runs keep to the schedule (each is due one interval after the last
+        was due, whatever the previous run took), so there is no drift for
+        ``max_drift_correction`` to correct; it and ``traced`` are taken for
+        Faust's signature.
+        """
+        if isinstance(interval, timedelta):
+            interval = interval.total_seconds()
         if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval <= 0:
-            raise InvalidArgument(f"@app.timer() interval must be a number > 0, got {interval!r}")
+            raise InvalidArgument(
+                f"@app.timer() interval must be a number of seconds > 0 or a timedelta, got {interval!r}"
+            )
 
         def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
             _require_async(f, "@app.timer")
@@ -94,7 +115,7 @@ class AppSources:
 
     def crontab(
         self, cron_format: str, *, timezone: Any = None, on_leader: bool = False,
-        name: str | None = None,
+        name: str | None = None, traced: bool = True,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Run the decorated function at the times of ``cron_format`` (5 fields).
 
@@ -120,7 +141,9 @@ class AppSources:
         if self.stopped:
             return
         host = self._host
-        for fun in self._task_funs:
+        for fun, on_leader in self._task_funs:
+            if on_leader and not host.is_leader():
+                continue
             self._running.append(spawn(_closing_its_streams(_call_with_app(fun, host))))
         for fun, interval, on_leader, label in self._timer_specs:
             self._running.append(spawn(_closing_its_streams(
@@ -134,7 +157,7 @@ class AppSources:
 
     def names(self) -> list[str]:
         """Labels of the tasks, timers and crontabs this app runs (``timer:mod.fun``, ...)."""
-        names = [f"task:{fun.__qualname__}" for fun in self._task_funs]
+        names = [f"task:{fun.__qualname__}" for fun, _ in self._task_funs]
         names += [f"timer:{label}" for *_, label in self._timer_specs]
         names += [f"crontab:{label}" for *_, label in self._crontab_specs]
         return names

@@ -83,3 +83,51 @@ def test_on_leader_timers_run_on_one_worker_at_a_time():
     for name, at in ran:
         by_second.setdefault(int(at), set()).add(name)
     assert all(len(names) == 1 for names in by_second.values())  # never two at once
+
+
+def test_faust_timer_and_task_arguments_are_taken():
+    """Faust's signatures: ``timer(interval: Seconds, on_leader, traced, name,
+    max_drift_correction)`` (a timedelta is Seconds too) and ``task(on_leader, traced)``."""
+    from datetime import timedelta
+
+    app = faust.App("faust-arguments", broker="sim://")
+    fired, ran = [], []
+
+    @app.timer(timedelta(seconds=10), traced=False, max_drift_correction=0.2)
+    async def every_ten():
+        fired.append(asyncio.get_running_loop().time())
+
+    @app.task(traced=False)
+    async def once():
+        ran.append(True)
+
+    run_app(app, lambda cluster: asyncio.sleep(35))
+    assert len(fired) == 3 and ran == [True]
+    assert [round(b - a, 6) for a, b in zip(fired, fired[1:], strict=False)] == [10.0, 10.0]
+
+
+def test_an_on_leader_task_runs_on_the_leader_only():
+    ran = []
+
+    def make(name):
+        app = faust.App("leader-task", broker="sim://")
+
+        @app.task(on_leader=True)
+        async def once_in_the_cluster():
+            ran.append(name)
+
+        return app
+
+    first, second = make("w1"), make("w2")
+
+    async def main(cluster):
+        await start_worker(first, cluster, "w1")
+        await start_worker(second, cluster, "w2")
+        await asyncio.sleep(10)
+        leaders = [app.conf.id for app in (first, second) if app.is_leader()]
+        await second.stop()
+        await first.stop()
+        return leaders
+
+    leaders = simulate(main, seed=3)
+    assert len(ran) == 1 and len(leaders) == 1
