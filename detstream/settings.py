@@ -254,8 +254,36 @@ def apply_aliases(values: dict[str, Any], given: Mapping[str, Any]) -> None:
         values["producer_linger"] = values["producer_linger_ms"] / 1000.0
 
 
+def url_text(value: Any) -> Any:
+    """A ``yarl.URL`` (or a list of them) as text; anything else as it is.
+
+    Faust takes ``str`` or ``yarl.URL`` wherever it takes a URL (``broker``,
+    ``store``, ``web``, ``cache``, a Table's ``store``); detstream's settings
+    keep text. Compared by type name: yarl comes with aiohttp, and settings
+    need not import it.
+    """
+    if _is_yarl_url(value):
+        return _text_of(value)
+    if isinstance(value, (list, tuple)) and value and all(_is_yarl_url(v) for v in value):
+        return [_text_of(v) for v in value]
+    return value
+
+
+def _is_yarl_url(value: Any) -> bool:
+    return type(value).__name__ == "URL" and type(value).__module__.startswith("yarl")
+
+
+def _text_of(url: Any) -> str:
+    """yarl writes ``URL("rocksdb://")`` as ``rocksdb:``: the ``//`` goes back in."""
+    text, scheme = str(url), url.scheme
+    if scheme and not text.startswith(f"{scheme}://"):
+        text = f"{scheme}://{text[len(scheme) + 1:]}"
+    return text
+
+
 def _normalize(key: str, value: Any) -> Any:
     """The canonical form of a value Faust accepts in several spellings."""
+    value = url_text(value)
     if key == "producer_acks" and isinstance(value, str):
         text = value.strip().lower()
         if text == "all":

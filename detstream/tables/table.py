@@ -50,6 +50,7 @@ from detstream.mutants import on as mutant_on
 from detstream.mutants import register as register_mutant
 from detstream.partitioner import partition_for_key
 from detstream.produce_hook import hooked_headers
+from detstream.settings import url_text
 from detstream.stores import MemoryStore, StoreSpec, store_for_url
 from detstream.tracing import ATOMS, Tracer
 
@@ -156,7 +157,7 @@ class Table(MutableMapping[KT, VT]):
         self.window: Window | None = None
         #: windowed: the newest window end written per partition (what ``.now()`` reads).
         self.window_latest: dict[int, float] = {}
-        self.store_url = store or app.conf.store
+        self.store_url = url_text(store) or app.conf.store  # Faust's ``str`` or ``yarl.URL``
         if key_serializer is None:
             # no key_type: keys of any type, bytes included, must come back as they were
             key_serializer = TableKeyCodec() if key_type is None else "json"

@@ -48,3 +48,16 @@ def test_settings_are_keyword_arguments_and_typos_fail():
         faust.App("s", topic_partition=3)
     with pytest.raises(ImproperlyConfigured, match="non-empty str"):
         faust.App("")
+
+
+def test_urls_may_be_yarl_urls():
+    """The guide's ``store`` is "``str`` or ``~yarl.URL``" (a Table's too), and Faust takes a
+    URL for ``broker``: each is kept as its text (yarl writes ``rocksdb://`` as ``rocksdb:``)."""
+    from yarl import URL
+
+    app = faust.App("urls", broker=URL("kafka://localhost:9092"), store=URL("memory://"))
+    assert (app.conf.broker, app.conf.store) == ("kafka://localhost:9092", "memory://")
+    assert type(app.transport).__name__ == "AIOKafkaTransport"  # not taken for a transport object
+    assert app.Table("counts", store=URL("rocksdb://")).store_url == "rocksdb://"
+    several = faust.App("urls2", broker=[URL("kafka://a:9092"), URL("kafka://b:9092")])
+    assert several.conf.broker == ["kafka://a:9092", "kafka://b:9092"]
