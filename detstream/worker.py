@@ -78,6 +78,7 @@ class Worker:
         stdout: TextIO | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
         daemon: bool = True,
+        workdir: str | os.PathLike[str] | None = None,
     ) -> None:
         if str(loglevel).lower() not in LOGLEVELS:
             raise ValueError(f"loglevel must be one of {', '.join(LOGLEVELS)}, got {loglevel!r}")
@@ -106,6 +107,10 @@ class Worker:
         self.console_port = console_port
         self.console: Any = None
         self.quiet = quiet
+        #: the directory to change to when the worker starts (Faust's ``workdir``; ``-W``).
+        self.workdir = workdir
+        if workdir is not None and not os.path.isdir(workdir):
+            raise ValueError(f"workdir {os.fspath(workdir)!r} is not a directory: give an existing one")
         self.shutdown_timeout = shutdown_timeout
         self.stdout = stdout or sys.stdout
         self._stop_requested: asyncio.Event | None = None
@@ -265,6 +270,9 @@ class Worker:
         """
         if self._stop_requested is None:
             self._stop_requested = asyncio.Event()
+        if self.workdir is not None:
+            os.chdir(self.workdir)  # before autodiscovery and the datadir are looked up
+        _set_process_title(self.app)
         for app in self.apps:
             init_worker(app)  # autodiscover, then on_worker_init (once per app)
         self.apply_options(self.app)
@@ -540,6 +548,15 @@ def _is_config_error(exc: BaseException) -> bool:
 #: allocations between two young collections (CPython's default: 700), and how many young
 #: collections make a middle one, and middle ones a full one.
 GC_THRESHOLDS = (20_000, 20, 10)
+
+
+def _set_process_title(app: Any) -> None:
+    """``detstream worker: <app id>`` in ps and top, when setproctitle is installed (as Faust)."""
+    try:
+        from setproctitle import setproctitle  # type: ignore[import-not-found]
+    except ImportError:
+        return
+    setproctitle(f"detstream worker: {app.conf.id}")
 
 
 def _freeze_startup_heap() -> None:

@@ -178,3 +178,28 @@ def test_the_app_as_a_dependency_of_a_mode_service():
 
     assert simulate(main) == (True, True)
     assert len(ticks) == 3
+
+
+def test_a_worker_changes_to_its_workdir_when_it_starts(tmp_path, monkeypatch):
+    """The guide's Worker: "Changing the directory when the ``workdir`` argument is set"."""
+    import os
+
+    import pytest
+
+    monkeypatch.chdir(os.getcwd())  # restored after the test
+    app = faust.App("workdir", broker="sim://", web_enabled=False)
+    seen = []
+
+    @app.on_worker_init.connect
+    def where(app, **kwargs):
+        seen.append(os.getcwd())
+
+    async def main(cluster):
+        worker = faust.Worker(app, stdout=io.StringIO(), daemon=False, workdir=tmp_path)
+        await worker.start()
+        await worker.stop()
+
+    simulate(main)
+    assert seen == [str(tmp_path)]
+    with pytest.raises(ValueError, match="not a directory"):
+        faust.Worker(app, workdir=tmp_path / "missing")
