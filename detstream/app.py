@@ -24,7 +24,7 @@ from . import faust_settings
 from ._types import TP, RecordMetadata
 from .agent import Agent
 from .app_tasks import AppSources
-from .autodiscover import defining_module
+from .autodiscover import defining_module, init_worker
 from .channel import Channel
 from .codecs import warn_if_unsafe_pickle
 from .engine.buffer import SubscriberBuffer
@@ -91,6 +91,9 @@ class App(Service):
     #: sent once per rebalance, when the new assignment's tables are recovered and its
     #: partitions open to the agents (Faust's signal of the same name).
     on_rebalance_complete = Signal()
+    #: sent once when the app stops, after its consumer and agents stopped and before its
+    #: producer's final flush (Faust's signal of the same name).
+    on_before_shutdown = Signal()
     #: sent for every record the app sends (topics, table changelogs, agent replies), before
     #: it goes into the producer, as ``handler(app, key=, value=, partition=, timestamp=,
     #: headers=)`` (key and value as bytes): ``headers`` is the record's list of (name,
@@ -109,7 +112,9 @@ class App(Service):
     #: what the sensors' ``on_rebalance_start`` returned, for their return and end hooks.
     _rebalancing_sensor_state: Any = None
 
-    def __init__(self, id: str, *, monitor: Monitor | None = None, **settings: Any) -> None:
+    def __init__(
+        self, id: str, *, monitor: Monitor | None = None, config_source: Any = None, **settings: Any,
+    ) -> None:
         self._settings = build_settings(id, settings)
         #: the id and keyword arguments this App was made with (``LiveCheck.for_app`` copies them).
         self._default_options: tuple[str, dict[str, Any]] = (id, dict(settings))
@@ -122,8 +127,11 @@ class App(Service):
         self.global_tables = GlobalTableManager(self)
         #: the app's tasks, timers and crontabs (``@app.task``, ``@app.timer``, ``@app.crontab``).
         self.sources = AppSources(self)
-        #: ``config_from_object`` source and its ``silent`` flag, read when configured.
-        self._config_source: tuple[Any, bool] | None = None
+        #: ``config_from_object`` source and its ``silent`` flag, read when configured
+        #: (``config_source=`` is the same as ``config_from_object(config_source)``).
+        self._config_source: tuple[Any, bool] | None = (
+            None if config_source is None else (config_source, False)
+        )
         #: ``app.finalize()`` was called (Faust's flag; the worker and ``main()`` need not).
         self.finalized = False
         #: ``app.topics``: the topics the worker consumes for its streams (Faust's Conductor).
@@ -626,6 +634,32 @@ class App(Service):
         """True on the one worker holding the leader topic's partition."""
         return TP(self.leader_topic_name, 0) in self.conductor.assignment()
 
+    @property
+    def in_recovery(self) -> bool:
+        """True while the tables of this worker's assignment are being recovered (Faust's flag)."""
+        return self.tables.recovering
+
+    async def commit(self, topics: Any = None) -> bool:
+        """Commit the offsets of every event processed so far (Faust's ``app.commit``).
+
+        Faust's ``topics`` narrows the commit to some topics; detstream commits
+        every acked offset at once (under exactly-once, with the open
+        transaction), so it is taken and all are committed. False if the
+        commit was held back or refused (the worker's membership in doubt,
+        or the group moved on).
+        """
+        return await self.conductor.commit()
+
+    def worker_init(self) -> None:
+        """What a worker does first (Faust's): autodiscovery, then ``on_worker_init``; once."""
+        init_worker(self)
+
+    def Worker(self, *services: Any, **options: Any) -> Any:  # noqa: N802 - Faust's factory
+        """A ``detstream.Worker`` for this app (Faust's ``app.Worker(**kw)``)."""
+        from .worker import Worker
+
+        return Worker(self, *services, **options)
+
     # -- tasks, timers and crontabs (app_tasks.AppSources) ----------------------
     # Faust's ``@app.timer``/``@app.crontab`` deliberately replace mode's Service
     # class decorators of those names, with another signature.
@@ -859,6 +893,7 @@ class App(Service):
         self._background = []
         steps: list[tuple[str, Callable[[], Any]]] = [("the consumer", self.conductor.stop)]
         steps += [(f"agent {agent.name}", agent.stop) for agent in reversed(list(self.agents.values()))]
+        steps.append(("an on_before_shutdown handler", self.on_before_shutdown.send))
         if self._producer is not None:
             steps.append(("the producer", self._stop_producer))
         steps.append(("global tables", self.global_tables.stop))
@@ -921,7 +956,6 @@ class App(Service):
 
     def main(self) -> None:
         """Run the ``detstream`` CLI for this app (``python proj.py worker -l info``)."""
-        from .autodiscover import init_worker
         from .cli.main import run_for_app
         from .errors import AutodiscoverError
 

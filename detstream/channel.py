@@ -69,6 +69,16 @@ class Channel(Generic[T]):
         return f"<{type(self).__name__}: {self.label}>"
 
     @property
+    def key_serializer(self) -> Any:
+        """The codec of keys (Faust's attribute: the schema's; None means the app's default)."""
+        return self.schema.key_serializer
+
+    @property
+    def value_serializer(self) -> Any:
+        """The codec of values (Faust's attribute: the schema's; None means the app's default)."""
+        return self.schema.value_serializer
+
+    @property
     def label(self) -> str:
         return f"channel@{self.value_type.__name__ if self.value_type else 'any'}"
 

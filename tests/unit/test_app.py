@@ -420,3 +420,42 @@ def test_an_internal_topic_made_after_the_app_stopped_is_made():
     run_app(app, body)
     topic = app.topic("later", internal=True)
     assert topic in app._topics
+
+
+def test_fausts_other_app_members():
+    """``config_source=``, ``on_before_shutdown`` (after the consumer stopped, before the
+    producer's flush), ``commit()``, ``in_recovery``, ``Worker()``, ``worker_init()`` and a
+    topic's ``key_serializer``/``value_serializer``: faust-inventory.md, section 2."""
+    from detstream.worker import Worker
+
+    app = detstream.App("members", broker="sim://", config_source={"topic_partitions": 3})
+    assert app.conf.topic_partitions == 3
+    seen = []
+
+    @app.on_before_shutdown.connect
+    async def before_shutdown(sender, **kwargs):
+        seen.append(("shutdown", sender.conductor.consumer is None or sender.conductor.stopping))
+
+    @app.on_worker_init.connect
+    def init(sender, **kwargs):
+        seen.append(("init",))
+
+    topic = app.topic("in", internal=True, value_serializer="raw")
+    assert (topic.key_serializer, topic.value_serializer) == (None, "raw")
+
+    @app.agent(topic)
+    async def agent(stream):
+        async for _ in stream:
+            pass
+
+    async def body(cluster):
+        await topic.send(value=b"x")
+        await asyncio.sleep(1)
+        return await app.commit(), app.in_recovery
+
+    app.worker_init()
+    app.worker_init()  # once
+    committed, recovering = run_app(app, body)
+    assert (committed, recovering) == (True, False)
+    assert seen == [("init",), ("shutdown", True)]
+    assert isinstance(app.Worker(loglevel="info"), Worker)
