@@ -30,6 +30,10 @@ if TYPE_CHECKING:
 __all__ = ["ReplyConsumer", "maybe_start_replies", "replies_for"]
 
 
+#: the longest wait before reading replies again after failed reads (seconds).
+REREAD_BACKOFF_MAX = 10.0
+
+
 class ReplyConsumer(Service):
     """Reads the app's reply topics (manually assigned) and fulfils waiting promises."""
 
@@ -152,21 +156,35 @@ class ReplyConsumer(Service):
 
     # -- reading ------------------------------------------------------------------------
     async def _drain(self) -> None:
+        """Read replies until stopped; a failed read is tried again after a backoff.
+
+        An error of the fetch (an ACL being changed refuses the reply topic,
+        a broker gone) must not end the reading for good: every later ask of
+        the process would fail, and a web process has no restart to heal it.
+        The position is kept, so no reply is missed; a reply that does not
+        come in time fails its ask by the ask's own timeout.
+        """
         await self._assigned.wait()
-        try:
-            while True:
+        failures = 0
+        while True:
+            try:
                 batch = await self._reader().getmany(self.poll_timeout)
-                for tp in sorted(batch):
-                    for record in batch[tp]:
-                        self._positions[tp] = max(self._positions.get(tp, 0), record.offset + 1)
-                        self._on_reply(record.topic, record.offset, record.value)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # nothing will fulfil the promises: fail them loudly
-            self.log.exception("reading replies failed: %r", exc)
-            self.app.tracer.record("engine-error", error=type(exc).__name__)
-            self._failed = failure = exc
-            self._fail_all(lambda p: RuntimeError(f"reading replies failed: {failure!r}"))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any fetch error: read again later
+                failures += 1
+                delay = min(2.0 ** (failures - 1), REREAD_BACKOFF_MAX)
+                self.app.tracer.record("reply-read-failed", error=type(exc).__name__)
+                if failures & (failures - 1) == 0:  # the 1st, 2nd, 4th, 8th... in a row
+                    self.log.warning("reading replies failed (%r); reading again in %gs (%d in a row)",
+                                     exc, delay, failures)
+                await asyncio.sleep(delay)
+                continue
+            failures = 0
+            for tp in sorted(batch):
+                for record in batch[tp]:
+                    self._positions[tp] = max(self._positions.get(tp, 0), record.offset + 1)
+                    self._on_reply(record.topic, record.offset, record.value)
 
     def _on_reply(self, topic: str, offset: int, value: bytes | None) -> None:
         try:

@@ -366,3 +366,23 @@ def test_barrier_is_done_once_finalized_and_every_reply_is_in():
         return [item async for item in barrier.iterate()]
 
     assert asyncio.run(main()) == [("a", 1)]
+
+
+def test_the_reply_reader_reads_again_after_a_refused_fetch():
+    """A reply topic refused for a while (an ACL being changed) must not end the reading for
+    good: every later ask of the process failed ("reading replies failed"), found on the wire
+    (rpc_ask, chaos seed 125). The reader tries again, and the asks go on."""
+    async def body(cluster, workers, make_client):
+        client = make_client()
+        await client.start_client()
+        double = agent(client, "double")
+        first = await double.ask(1, timeout=30)
+        conditions = client.transport.link.conditions
+        loop = asyncio.get_running_loop()
+        conditions.deny_reads(until=loop.time() + 2.0)
+        await asyncio.sleep(2.5)
+        later = await double.ask(2, timeout=30)
+        return first, later, cluster.stats["fetch-denied"]
+
+    first, later, failed = run(body)
+    assert (first, later) == (2, 4) and failed >= 1
