@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import itertools
 import random
 import weakref
 from collections.abc import Callable, Iterable, Mapping
@@ -189,6 +190,10 @@ class SimTransport:
         return SimAdmin(self.cluster, self.name, self.link)
 
 
+#: numbers consumers in the order they are made (a run makes them in the same order each time).
+_CONSUMERS_MADE = itertools.count()
+
+
 class SimConsumer:
     """A consumer; group-managed after ``subscribe``, manual after ``assign``."""
 
@@ -207,6 +212,9 @@ class SimConsumer:
         #: resolved when the next fetch that returns records is sent (``fetch_sent``).
         self._sent_waiter: asyncio.Future[None] | None = None
         self._link = link or Link(name)
+        #: the order the host's consumers are woken in (``LinkConditions.deny_reads``).
+        self.fetcher_order = next(_CONSUMERS_MADE)
+        self._link.conditions.fetchers.add(self)
         #: how long ``stop`` may wait for the cluster (the app's stop budget; None: unbounded).
         self._stop_budget = stop_budget
         self._metadata = ClientMetadata(cluster, self._link)

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import weakref
 from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -80,6 +81,9 @@ class LinkConditions:
         self.refuse_until = 0.0
         #: until then the brokers refuse this host's fetches and offset commits (``deny_reads``).
         self.deny_reads_until = 0.0
+        #: the host's consumers, woken when a ``deny_reads`` window opens (weakly: a crashed
+        #: incarnation's go with it).
+        self.fetchers: weakref.WeakSet[Any] = weakref.WeakSet()
 
     def delay(self, extra: float, until: float) -> None:
         self.extra_latency, self.delay_until = extra, until
@@ -91,7 +95,15 @@ class LinkConditions:
         self.refuse_until = until
 
     def deny_reads(self, until: float) -> None:
+        """Refuse the host's fetches until ``until``; its fetches waiting for data hear it now.
+
+        aiokafka's fetcher sends fetch requests without pause (each waits at
+        most ``fetch_max_wait_ms``, 500 ms, at the broker), so the refusal
+        reaches a consumer that is idle waiting for records too.
+        """
         self.deny_reads_until = until
+        for fetcher in sorted(self.fetchers, key=lambda f: f.fetcher_order):
+            fetcher.wake_fetch()
 
     def denying_reads(self, now: float) -> bool:
         """Whether the brokers refuse this host's fetches and offset commits now (not retriable)."""

@@ -274,3 +274,31 @@ def test_a_deny_reads_window_refuses_fetches_and_commits_not_retriably():
     assert [text.split(" (")[0] for text in refused] == ["c may not fetch ['t']", "c may not commit ['t']"]
     assert committed == 1
     assert stats["fetch-denied"] == 1 and stats["commit-denied"] == 1
+
+
+def test_a_deny_reads_window_reaches_a_fetch_waiting_for_data():
+    """aiokafka's fetcher asks without pause, so an idle consumer hears the refusal when the
+    window opens, not at its next look (its fetch wait is up to a heartbeat interval)."""
+    async def main(cluster):
+        from sim.kafka_errors import TopicAuthorizationFailedError
+
+        cluster.create_topic("t", 1, by="test")
+        conditions = LinkConditions()
+        transport = SimTransport(cluster=cluster, name="c", conditions=conditions)
+        reader = transport.create_consumer(client_id="c", group_id=None)
+        reader.assign([TP("t", 0)])
+        await reader.start()
+        loop = asyncio.get_running_loop()
+        fetch = asyncio.ensure_future(reader.getmany(30.0))  # nothing to read: it waits
+        await asyncio.sleep(0.5)
+        opened = loop.time()
+        conditions.deny_reads(until=opened + 1.0)
+        try:
+            await fetch
+        except TopicAuthorizationFailedError:
+            return loop.time() - opened
+        finally:
+            await reader.stop()
+        return None
+
+    assert simulate(main, config=FAST) == 0.0
