@@ -2,7 +2,8 @@
 
 The mapping names modules lazily so that importing detstream never imports
 the simulator or aiokafka; a dotted ``package.module:Class`` path may be given
-instead of a scheme for a custom driver.
+instead of a URL for a custom driver, or ``package.module.Class://host`` as the
+URL's scheme (Faust's form: the driver gets the whole URL).
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ def driver_class(url: str) -> Any:
     path = DRIVERS.get(scheme.lower()) if sep else None
     if path is None and ":" in url and not sep:
         path = url
+    if path is None and sep and "." in scheme:  # Faust: the scheme may be a class's dotted path
+        module_name, _, attr = scheme.rpartition(".")
+        path = f"{module_name}:{attr}"
     if path is None:
         known = ", ".join(f"{s}://" for s in sorted(DRIVERS))
         raise ImproperlyConfigured(

@@ -67,6 +67,15 @@ def test_kafka_and_aiokafka_schemes_pick_the_driver():
     assert driver_class("confluent://") is cls
 
 
+def test_a_broker_scheme_may_be_a_drivers_dotted_class_path():
+    """The guide: the scheme "can also be the fully qualified path to a Python class"."""
+    from sim.driver import SimTransport
+
+    assert driver_class("sim.driver.SimTransport://") is SimTransport
+    with pytest.raises(ImproperlyConfigured, match="could not be imported"):
+        driver_class("no_such_pkg.Transport://host:9092")
+
+
 def test_faust_confluent_scheme_runs_on_the_aiokafka_driver_and_says_so(caplog):
     app = detstream.App("confluent-url", broker="confluent://h1:9092;h2")
     with caplog.at_level(logging.WARNING, logger="detstream.transport.kafka.driver"):
