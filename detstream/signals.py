@@ -97,14 +97,28 @@ def _connect(receivers: list[Callable[..., Any]], fun: Callable[..., Any] | None
     return fun
 
 
-@functools.cache  # per receiver, once: on_produce_message sends per record
 def _takes_signal(fun: Callable[..., Any]) -> bool:
-    """Whether ``fun`` can be given mode's ``signal=`` keyword (it has ``**kwargs``, or names it)."""
+    """Whether ``fun`` can be given mode's ``signal=`` keyword (it has ``**kwargs``, or names it).
+
+    Looked up once per receiver (``on_produce_message`` sends per record), in
+    a bounded cache: receivers come and go with agents; one that cannot be
+    hashed is looked at each time.
+    """
+    try:
+        return _takes_signal_cached(fun)
+    except TypeError:  # unhashable
+        return _signature_takes_signal(fun)
+
+
+def _signature_takes_signal(fun: Callable[..., Any]) -> bool:
     try:
         parameters = inspect.signature(fun).parameters.values()
     except (TypeError, ValueError):  # a builtin without a signature: call it as mode would
         return True
     return any(p.kind is p.VAR_KEYWORD or p.name == "signal" for p in parameters)
+
+
+_takes_signal_cached = functools.lru_cache(maxsize=1024)(_signature_takes_signal)
 
 
 class _BoundAsyncSignal(_BoundSignal):
