@@ -50,7 +50,6 @@ from .kafka_errors import (
     DeliveryTimeoutError,
     MessageSizeTooLargeError,
     ProducerClosedError,
-    RequestTimedOutError,
     RetriableError,
     SenderDeadError,
     TopicAuthorizationFailedError,
@@ -126,9 +125,8 @@ class SimProducer:
         self._sender_dead: str | None = None
         #: brokers whose outage this producer's coordinator requests met (drawn once each).
         self._outages_met: set[int | None] = set()
-        #: topics whose metadata this client has. None at start: aiokafka's bootstrap asks
-        #: for no topic (an empty list, which Metadata v1 and later answer with none).
-        self._known_topics: set[str] = set()
+        #: topics whose metadata this client has (``ClientMetadata.learn``).
+        self._known_topics = self._metadata.topics
         #: per topic, the metadata wait every send to it shares until it is known.
         self._learning: dict[str, asyncio.Future[None]] = {}
 
@@ -281,7 +279,7 @@ class SimProducer:
         """
         learning = self._learning.get(topic)
         if learning is None:
-            learning = self._learning[topic] = asyncio.ensure_future(self._fetch_metadata(topic))
+            learning = self._learning[topic] = asyncio.ensure_future(self._metadata.learn(topic))
             learning.add_done_callback(partial(self._learned, topic))
         try:
             await asyncio.shield(learning)
@@ -297,24 +295,6 @@ class SimProducer:
         self._learning.pop(topic, None)
         if not learning.cancelled():
             learning.exception()
-
-    async def _fetch_metadata(self, topic: str) -> None:
-        network = self._cluster.network
-        loop = asyncio.get_running_loop()
-        began = loop.time()
-        while True:
-            try:
-                await network.request(self._link, "metadata", _nothing)
-                break
-            except (RequestTimedOutError, ConnectionClosedError):
-                if loop.time() - began > network.request_timeout:
-                    raise UnknownTopicOrPartitionError(
-                        f"no metadata for topic {topic!r} in {network.request_timeout:g}s"
-                    ) from None
-                await asyncio.sleep(self._cluster.config.retry_backoff)
-        if loop.time() - began > 2 * network.max_latency:
-            self._cluster.stats["send-waited-metadata"] += 1  # held: a fault reached the wait
-        self._known_topics.add(topic)
 
     def _queue(
         self, topic: str, key: bytes | None, value: bytes | None, partition: int | None,
@@ -733,6 +713,3 @@ class SimTransactionalProducer(SimProducer):
                 "(call begin_transaction() first)"
             )
 
-
-def _nothing() -> None:
-    """A metadata request at the broker: the answer is the cluster's state, read at the client."""
