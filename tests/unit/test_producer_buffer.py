@@ -623,7 +623,7 @@ def test_a_flush_told_to_give_up_looks_while_its_sends_wait_to_be_handed_over():
 
         buffer.send_soon("changelog", key=None, value=b"3")
         await asyncio.sleep(0)
-        gave_up = not await buffer.flush(unless=unless, poll=0.01)
+        gave_up = not await asyncio.wait_for(buffer.flush(unless=unless, poll=0.01), 5.0)
         unsent = [value for value, _ in client.buffered]
         client.room.set()
         await asyncio.sleep(0)
